@@ -1,0 +1,552 @@
+#include "config/config_loader.h"
+
+#include <cstdlib>
+#include <map>
+#include <set>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include <fmt/format.h>
+#include <toml++/toml.h>
+
+#include "util/duration.h"
+#include "util/fs.h"
+#include "util/strings.h"
+#include "util/subprocess.h"
+
+namespace mailshard {
+
+EnvLookup process_env() {
+  return [](const std::string& name) -> std::optional<std::string> {
+    const char* v = std::getenv(name.c_str());
+    if (!v) return std::nullopt;
+    return std::string(v);
+  };
+}
+
+std::string resolve_config_path(const std::string& cli_value, const EnvLookup& env) {
+  if (!cli_value.empty()) return cli_value;
+  if (auto v = env("MAILSHARD_CONFIG"); v && !v->empty()) return *v;
+  return kDefaultConfigPath;
+}
+
+namespace {
+
+struct Problem {
+  int line;
+  std::string message;
+};
+
+// Collects problems; the earliest (by line) is reported.
+struct Problems {
+  std::string file;
+  std::vector<Problem> list;
+  void add(int line, std::string key, std::string what) {
+    list.push_back({line, fmt::format("{}:{}: {}: {}", file, line, key, what)});
+  }
+};
+
+int line_of(const toml::node& n) { return static_cast<int>(n.source().begin.line); }
+
+std::string_view type_name(const toml::node& n) {
+  switch (n.type()) {
+    case toml::node_type::string: return "a string";
+    case toml::node_type::integer: return "an integer";
+    case toml::node_type::floating_point: return "a number";
+    case toml::node_type::boolean: return "a boolean";
+    case toml::node_type::array: return "an array";
+    case toml::node_type::table: return "a table";
+    default: return "a date/time";
+  }
+}
+
+// Reads the keys of one table, remembers which were consumed, and reports the
+// rest as unknown keys with a suggestion.
+class TableReader {
+ public:
+  TableReader(const toml::table& table, std::string prefix, Problems& problems)
+      : t_(table), prefix_(std::move(prefix)), p_(problems) {}
+
+  int line() const { return line_of(t_); }
+  std::string key_name(std::string_view key) const { return prefix_ + "." + std::string(key); }
+
+  const toml::node* get(std::string_view key) {
+    known_.emplace_back(key);
+    return t_.get(key);
+  }
+
+  void missing(std::string_view key) { p_.add(line(), key_name(key), "missing required key"); }
+
+  bool str(std::string_view key, std::string& out, bool required = false) {
+    const toml::node* n = get(key);
+    if (!n) {
+      if (required) missing(key);
+      return false;
+    }
+    if (auto v = n->value<std::string>(); v && n->is_string()) {
+      out = *v;
+      if (required && out.empty()) {
+        p_.add(line_of(*n), key_name(key), "must not be empty");
+        return false;
+      }
+      return true;
+    }
+    wrong_type(key, *n, "a string");
+    return false;
+  }
+
+  bool integer(std::string_view key, int64_t& out, int64_t min = 0) {
+    const toml::node* n = get(key);
+    if (!n) return false;
+    if (!n->is_integer()) {
+      wrong_type(key, *n, "an integer");
+      return false;
+    }
+    int64_t v = *n->value<int64_t>();
+    if (v < min) {
+      p_.add(line_of(*n), key_name(key), fmt::format("must be at least {}, got {}", min, v));
+      return false;
+    }
+    out = v;
+    return true;
+  }
+
+  bool integer(std::string_view key, int& out, int min, int max) {
+    int64_t v = out;
+    if (!integer(key, v, min)) return false;
+    if (v > max) {
+      p_.add(line_of(*t_.get(key)), key_name(key), fmt::format("must be at most {}, got {}", max, v));
+      return false;
+    }
+    out = static_cast<int>(v);
+    return true;
+  }
+
+  bool number(std::string_view key, double& out, double min, double max) {
+    const toml::node* n = get(key);
+    if (!n) return false;
+    if (!n->is_number()) {
+      wrong_type(key, *n, "a number");
+      return false;
+    }
+    double v = *n->value<double>();
+    if (!(v >= min && v <= max)) {
+      p_.add(line_of(*n), key_name(key), fmt::format("must be between {} and {}, got {}", min, max, v));
+      return false;
+    }
+    out = v;
+    return true;
+  }
+
+  bool boolean(std::string_view key, bool& out) {
+    const toml::node* n = get(key);
+    if (!n) return false;
+    if (!n->is_boolean()) {
+      wrong_type(key, *n, "true or false");
+      return false;
+    }
+    out = *n->value<bool>();
+    return true;
+  }
+
+  bool duration(std::string_view key, int64_t& out_ms) {
+    const toml::node* n = get(key);
+    if (!n) return false;
+    if (n->is_integer()) {  // a bare integer is seconds
+      out_ms = *n->value<int64_t>() * 1000;
+      return true;
+    }
+    if (!n->is_string()) {
+      wrong_type(key, *n, "a duration string such as \"10m\"");
+      return false;
+    }
+    auto d = parse_duration_ms(*n->value<std::string>());
+    if (!d.ok()) {
+      p_.add(line_of(*n), key_name(key), d.error().message());
+      return false;
+    }
+    out_ms = *d;
+    return true;
+  }
+
+  bool bytes(std::string_view key, int64_t& out) {
+    const toml::node* n = get(key);
+    if (!n) return false;
+    if (n->is_integer()) {
+      int64_t v = *n->value<int64_t>();
+      if (v < 0) {
+        p_.add(line_of(*n), key_name(key), fmt::format("must not be negative, got {}", v));
+        return false;
+      }
+      out = v;
+      return true;
+    }
+    if (!n->is_string()) {
+      wrong_type(key, *n, "a byte count such as 1073741824 or \"1GiB\"");
+      return false;
+    }
+    auto b = parse_bytes(*n->value<std::string>());
+    if (!b.ok()) {
+      p_.add(line_of(*n), key_name(key), b.error().message());
+      return false;
+    }
+    out = *b;
+    return true;
+  }
+
+  // A command: a string (split like a command line, no shell) or an array of strings.
+  bool argv(std::string_view key, std::vector<std::string>& out) {
+    const toml::node* n = get(key);
+    if (!n) return false;
+    if (n->is_string()) {
+      auto v = split_command_line(*n->value<std::string>());
+      if (!v.ok()) {
+        p_.add(line_of(*n), key_name(key), v.error().message());
+        return false;
+      }
+      out = std::move(*v);
+      return true;
+    }
+    if (const auto* arr = n->as_array()) {
+      std::vector<std::string> v;
+      for (const auto& el : *arr) {
+        if (!el.is_string()) {
+          p_.add(line_of(*n), key_name(key), "every element must be a string");
+          return false;
+        }
+        v.push_back(*el.value<std::string>());
+      }
+      out = std::move(v);
+      return true;
+    }
+    wrong_type(key, *n, "a string or an array of strings");
+    return false;
+  }
+
+  template <typename E>
+  bool choice(std::string_view key, E& out, const std::vector<std::pair<std::string, E>>& options) {
+    std::string v;
+    if (!str(key, v)) return false;
+    std::vector<std::string> names;
+    for (const auto& [name, value] : options) {
+      if (name == v) {
+        out = value;
+        return true;
+      }
+      names.push_back(name);
+    }
+    std::string hint = closest_match(v, names);
+    p_.add(line_of(*t_.get(key)), key_name(key),
+           fmt::format("unknown value '{}' (expected one of: {}){}", printable(v, 60), join(names, ", "),
+                       hint.empty() ? "" : fmt::format("; did you mean '{}'?", hint)));
+    return false;
+  }
+
+  // A secret given inline is refused: secrets live in files or the environment.
+  void refuse_inline_secret(std::string_view key, std::string_view use_instead) {
+    if (const toml::node* n = get(key))
+      p_.add(line_of(*n), key_name(key),
+             fmt::format("secrets are not read from the config file; use {}", use_instead));
+  }
+
+  void finish() {
+    for (const auto& [k, v] : t_) {
+      std::string key(k.str());
+      bool is_known = false;
+      for (const auto& known : known_) is_known |= known == key;
+      if (is_known) continue;
+      std::string hint = closest_match(key, known_);
+      p_.add(static_cast<int>(k.source().begin.line ? k.source().begin.line : v.source().begin.line),
+             key_name(key),
+             hint.empty() ? std::string("unknown key") : fmt::format("unknown key (did you mean '{}'?)", hint));
+    }
+  }
+
+ private:
+  void wrong_type(std::string_view key, const toml::node& n, std::string_view want) {
+    p_.add(line_of(n), key_name(key), fmt::format("expected {}, got {}", want, type_name(n)));
+  }
+
+  const toml::table& t_;
+  std::string prefix_;
+  Problems& p_;
+  std::vector<std::string> known_;
+};
+
+// Reads a secret from `file` (trailing newlines stripped) or from the
+// environment variable `env_name`; the environment wins when set.
+void load_secret(TableReader& r, Problems& p, std::string_view file_key, const std::string& file,
+                 const std::string& env_name, const EnvLookup& env, Secret& out, bool required) {
+  if (auto v = env(env_name); v && !v->empty()) {
+    out = Secret(*v);
+    return;
+  }
+  if (file.empty()) {
+    if (required) p.add(r.line(), r.key_name(file_key), fmt::format("missing (or set {})", env_name));
+    return;
+  }
+  auto text = read_file(file, 64 * 1024);
+  const toml::node* n = r.get(file_key);
+  int line = n ? line_of(*n) : r.line();
+  if (!text.ok()) {
+    p.add(line, r.key_name(file_key), text.error().message());
+    return;
+  }
+  std::string s = std::move(*text);
+  while (!s.empty() && (s.back() == '\n' || s.back() == '\r')) s.pop_back();
+  if (s.empty()) {
+    p.add(line, r.key_name(file_key), fmt::format("secret file '{}' is empty", printable(file)));
+    return;
+  }
+  out = Secret(std::move(s));
+}
+
+bool valid_url(const std::string& u, std::initializer_list<std::string_view> schemes) {
+  for (auto s : schemes)
+    if (starts_with(u, s) && u.size() > s.size()) return true;
+  return false;
+}
+
+void read_journal(const toml::table* t, Config& c, Problems& p) {
+  if (!t) return;
+  TableReader r(*t, "journal", p);
+  r.str("path", c.journal.path);
+  if (c.journal.path.empty()) p.add(r.line(), "journal.path", "must not be empty");
+  r.finish();
+}
+
+void read_ldap(const toml::table* t, Config& c, Problems& p, const EnvLookup& env) {
+  LdapConfig& l = c.ldap;
+  if (!t) {
+    p.add(1, "ldap", "missing required section [ldap]");
+    return;
+  }
+  TableReader r(*t, "ldap", p);
+  l.line = r.line();
+  if (r.str("uri", l.uri, true) && !valid_url(l.uri, {"ldap://", "ldaps://", "ldapi://"}))
+    p.add(line_of(*t->get("uri")), "ldap.uri", fmt::format("'{}' must start with ldap://, ldaps:// or ldapi://", printable(l.uri)));
+  r.str("bind_dn", l.bind_dn);
+  r.str("bind_password_file", l.bind_password_file);
+  r.refuse_inline_secret("bind_password", "bind_password_file or MAILSHARD_LDAP_PASSWORD");
+  r.str("base_dn", l.base_dn, true);
+  if (r.str("filter", l.filter) && (l.filter.empty() || l.filter.front() != '(' || l.filter.back() != ')'))
+    p.add(line_of(*t->get("filter")), "ldap.filter", fmt::format("'{}' must be an LDAP filter in parentheses", printable(l.filter)));
+  for (auto [key, field] : {std::pair{"user_attribute", &l.user_attribute}, std::pair{"host_attribute", &l.host_attribute},
+                            std::pair{"home_attribute", &l.home_attribute}}) {
+    if (r.str(key, *field) && field->empty()) p.add(line_of(*t->get(key)), r.key_name(key), "must not be empty");
+  }
+  r.str("activity_attribute", l.activity_attribute);
+  r.boolean("starttls", l.starttls);
+  r.str("ca_file", l.ca_file);
+  r.duration("timeout", l.timeout_ms);
+  r.integer("page_size", l.page_size, 1, 100000);
+  if (l.starttls && starts_with(l.uri, "ldaps://"))
+    p.add(r.line(), "ldap.starttls", "cannot be used with an ldaps:// uri (it is already TLS)");
+  load_secret(r, p, "bind_password_file", l.bind_password_file, "MAILSHARD_LDAP_PASSWORD", env, l.bind_password,
+              !l.bind_dn.empty());
+  r.finish();
+}
+
+void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLookup& env) {
+  if (!node) {
+    p.add(1, "server", "no [[server]] defined (add one [[server]] table per storage server)");
+    return;
+  }
+  const toml::array* arr = node->as_array();
+  if (!arr || !arr->is_array_of_tables()) {
+    p.add(line_of(*node), "server", "must be an array of tables: write each server as [[server]]");
+    return;
+  }
+  std::map<std::string, int> seen;
+  for (size_t i = 0; i < arr->size(); ++i) {
+    const toml::table& t = *arr->get(i)->as_table();
+    ServerConfig s;
+    TableReader r(t, fmt::format("server[{}]", i), p);
+    s.line = r.line();
+    r.str("name", s.name, true);
+    if (!s.name.empty()) {
+      if (auto it = seen.find(s.name); it != seen.end())
+        p.add(line_of(*t.get("name")), r.key_name("name"),
+              fmt::format("server '{}' is defined twice (first at line {})", printable(s.name), it->second));
+      else
+        seen[s.name] = line_of(*t.get("name"));
+    }
+    if (r.str("mail_root", s.mail_root, true) && s.mail_root.front() != '/')
+      p.add(line_of(*t.get("mail_root")), r.key_name("mail_root"),
+            fmt::format("'{}' must be an absolute path", printable(s.mail_root)));
+    while (s.mail_root.size() > 1 && s.mail_root.back() == '/') s.mail_root.pop_back();
+    r.bytes("capacity_bytes", s.capacity_bytes);
+    if (r.str("metrics_url", s.metrics_url) && !s.metrics_url.empty() &&
+        !valid_url(s.metrics_url, {"http://", "https://"}))
+      p.add(line_of(*t.get("metrics_url")), r.key_name("metrics_url"),
+            fmt::format("'{}' must be an http:// or https:// URL", printable(s.metrics_url)));
+    if (r.str("doveadm_url", s.doveadm_url) && !s.doveadm_url.empty() &&
+        !valid_url(s.doveadm_url, {"http://", "https://"}))
+      p.add(line_of(*t.get("doveadm_url")), r.key_name("doveadm_url"),
+            fmt::format("'{}' must be an http:// or https:// URL", printable(s.doveadm_url)));
+    r.str("doveadm_user", s.doveadm_user);
+    r.str("doveadm_password_file", s.doveadm_password_file);
+    r.refuse_inline_secret("doveadm_password", "doveadm_password_file or MAILSHARD_DOVEADM_PASSWORD");
+    r.choice("transport", s.transport, {{"local", TransportKind::kLocal}, {"agent", TransportKind::kAgent}});
+    r.str("agent_command", s.agent_command);
+    if (s.transport == TransportKind::kAgent && s.agent_command.empty())
+      p.add(s.line, r.key_name("agent_command"), "required when transport = \"agent\"");
+    if (!s.agent_command.empty()) {
+      auto argv = split_command_line(s.agent_command);
+      if (!argv.ok()) p.add(line_of(*t.get("agent_command")), r.key_name("agent_command"), argv.error().message());
+    }
+    if (r.str("class", s.server_class) && s.server_class.empty())
+      p.add(line_of(*t.get("class")), r.key_name("class"), "must not be empty");
+    if (s.server_class.find(',') != std::string::npos)
+      p.add(line_of(*t.get("class")), r.key_name("class"), "must not contain a comma");
+    r.boolean("draining", s.draining);
+    r.number("load_capacity", s.load_capacity, 0, 1e6);
+    r.integer("max_concurrent_moves", s.max_concurrent_moves, 1, 64);
+    load_secret(r, p, "doveadm_password_file", s.doveadm_password_file, "MAILSHARD_DOVEADM_PASSWORD", env,
+                s.doveadm_password, !s.doveadm_url.empty());
+    r.finish();
+    c.servers.push_back(std::move(s));
+  }
+}
+
+void read_freeze(const toml::table* t, Config& c, Problems& p, const EnvLookup& env) {
+  if (!t) return;
+  FreezeConfig& f = c.freeze;
+  TableReader r(*t, "freeze", p);
+  f.line = r.line();
+  r.choice("method", f.method,
+           {{"ldap-attribute", FreezeMethod::kLdapAttribute}, {"http", FreezeMethod::kHttp},
+            {"command", FreezeMethod::kCommand}, {"none", FreezeMethod::kNone}});
+  r.str("attribute", f.attribute);
+  r.str("frozen_value", f.frozen_value);
+  r.str("active_value", f.active_value);
+  if (r.duration("max_duration", f.max_duration_ms) && f.max_duration_ms <= 0)
+    p.add(line_of(*t->get("max_duration")), "freeze.max_duration", "must be positive (a freeze always expires)");
+  r.str("url", f.url);
+  r.str("token_file", f.token_file);
+  r.refuse_inline_secret("token", "token_file or MAILSHARD_FREEZE_TOKEN");
+  r.argv("command", f.command);
+  switch (f.method) {
+    case FreezeMethod::kLdapAttribute:
+      if (f.attribute.empty()) p.add(f.line, "freeze.attribute", "required when method = \"ldap-attribute\"");
+      if (f.frozen_value.empty() || f.active_value.empty() || f.frozen_value == f.active_value)
+        p.add(f.line, "freeze.frozen_value", "frozen_value and active_value must be set and differ");
+      break;
+    case FreezeMethod::kHttp:
+      if (!valid_url(f.url, {"http://", "https://"}))
+        p.add(f.line, "freeze.url", "an http:// or https:// URL is required when method = \"http\"");
+      load_secret(r, p, "token_file", f.token_file, "MAILSHARD_FREEZE_TOKEN", env, f.token, false);
+      break;
+    case FreezeMethod::kCommand:
+      if (f.command.empty()) p.add(f.line, "freeze.command", "required when method = \"command\"");
+      break;
+    case FreezeMethod::kNone: break;
+  }
+  r.finish();
+}
+
+void read_kick(const toml::table* t, Config& c, Problems& p) {
+  if (!t) return;
+  KickConfig& k = c.kick;
+  TableReader r(*t, "kick", p);
+  k.line = r.line();
+  r.choice("method", k.method, {{"doveadm", KickMethod::kDoveadm}, {"command", KickMethod::kCommand}, {"none", KickMethod::kNone}});
+  r.argv("command", k.command);
+  r.duration("wait", k.wait_ms);
+  if (k.method == KickMethod::kCommand && k.command.empty())
+    p.add(k.line, "kick.command", "required when method = \"command\"");
+  r.finish();
+}
+
+void read_inventory(const toml::table* t, Config& c, Problems& p) {
+  if (!t) return;
+  InventoryConfig& i = c.inventory;
+  TableReader r(*t, "inventory", p);
+  i.line = r.line();
+  r.choice("size_source", i.size_source,
+           {{"scan", SizeSource::kScan}, {"maildirsize", SizeSource::kMaildirsize}, {"doveadm", SizeSource::kDoveadm}});
+  r.integer("threads", i.threads, 1, 256);
+  r.duration("metrics_timeout", i.metrics_timeout_ms);
+  r.integer("metrics_retries", i.metrics_retries, 0, 10);
+  r.finish();
+}
+
+void read_move(const toml::table* t, Config& c, Problems& p) {
+  if (!t) return;
+  MoveConfig& m = c.move;
+  TableReader r(*t, "move", p);
+  m.line = r.line();
+  r.integer("precopy_max_passes", m.precopy_max_passes, 1, 100);
+  r.bytes("precopy_threshold", m.precopy_threshold_bytes);
+  r.bytes("headroom", m.headroom_bytes);
+  r.duration("max_clock_skew", m.max_clock_skew_ms);
+  r.duration("grace_period", m.grace_period_ms);
+  r.bytes("bwlimit", m.bwlimit_bytes_per_s);
+  r.finish();
+}
+
+void read_plan(const toml::table* t, Config& c, Problems& p) {
+  if (!t) return;
+  PlanConfig& pl = c.plan;
+  TableReader r(*t, "plan", p);
+  pl.line = r.line();
+  r.number("band", pl.band, 0.0, 1.0);
+  r.number("hard_cap", pl.hard_cap, 0.0, 1.0);
+  r.bytes("min_free", pl.min_free_bytes);
+  r.finish();
+}
+
+}  // namespace
+
+Result<Config> parse_config(const std::string& text, const std::string& path, const EnvLookup& env) {
+  toml::table root;
+  try {
+    root = toml::parse(text, path);
+  } catch (const toml::parse_error& e) {
+    const auto& b = e.source().begin;
+    return Error::invalid(fmt::format("{}:{}:{}: {}", path, b.line, b.column, e.description()));
+  }
+  Config c;
+  c.path = path;
+  Problems p{path, {}};
+  static const std::vector<std::string> kSections = {"journal", "ldap", "server", "freeze", "kick", "inventory", "move", "plan"};
+  for (const auto& [k, v] : root) {
+    std::string key(k.str());
+    bool known = false;
+    for (const auto& s : kSections) known |= s == key;
+    if (!known) {
+      std::string hint = closest_match(key, kSections);
+      p.add(static_cast<int>(k.source().begin.line), key,
+            hint.empty() ? "unknown section" : fmt::format("unknown section (did you mean '{}'?)", hint));
+      continue;
+    }
+    if (key != "server" && !v.is_table())
+      p.add(line_of(v), key, fmt::format("must be a table: write it as [{}]", key));
+  }
+  read_journal(root["journal"].as_table(), c, p);
+  read_ldap(root["ldap"].as_table(), c, p, env);
+  read_servers(root.get("server"), c, p, env);
+  read_freeze(root["freeze"].as_table(), c, p, env);
+  read_kick(root["kick"].as_table(), c, p);
+  read_inventory(root["inventory"].as_table(), c, p);
+  read_move(root["move"].as_table(), c, p);
+  read_plan(root["plan"].as_table(), c, p);
+  if (!p.list.empty()) {
+    const Problem* first = &p.list.front();
+    for (const auto& pr : p.list)
+      if (pr.line < first->line) first = &pr;
+    return Error::invalid(first->message);
+  }
+  return c;
+}
+
+Result<Config> load_config(const std::string& path, const EnvLookup& env) {
+  auto text = read_file(path, 4u << 20);
+  if (!text.ok())
+    return Error::invalid(fmt::format("cannot read config: {} (give one with -c FILE or MAILSHARD_CONFIG)",
+                                      text.error().message()));
+  return parse_config(*text, path, env);
+}
+
+}  // namespace mailshard

@@ -1,0 +1,131 @@
+// What the operator configured: the typed form of mailshard.toml. The TOML
+// loader lives in src/config/; backends take the section they need from here,
+// so they never depend on the loader.
+//
+// Every attribute name is configurable (real directories differ). Secrets are
+// held as Secret and never printed.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "util/secret.h"
+
+namespace mailshard {
+
+struct JournalConfig {
+  std::string path = "/var/lib/mailshard/journal.sqlite";
+};
+
+struct LdapConfig {
+  std::string uri;                  // ldap://, ldaps:// or ldapi://
+  std::string bind_dn;              // "" = anonymous
+  std::string bind_password_file;   // or $MAILSHARD_LDAP_PASSWORD
+  Secret bind_password;             // loaded from the file or the environment
+  std::string base_dn;
+  std::string filter = "(objectClass=*)";
+  std::string user_attribute = "mail";
+  std::string host_attribute = "mailHost";
+  std::string home_attribute = "mailMessageStore";
+  std::string activity_attribute;   // optional per-user load figure; "" = none
+  bool starttls = false;
+  std::string ca_file;              // CA bundle for ldaps/StartTLS; "" = system default
+  int64_t timeout_ms = 10'000;      // per operation and for connecting
+  int page_size = 500;              // paged-results page size (slapd's default size limit)
+  int line = 0;                     // where [ldap] starts in the config file
+};
+
+enum class TransportKind { kLocal, kAgent };
+
+struct ServerConfig {
+  std::string name;                 // the host attribute value
+  std::string mail_root;            // absolute path on that server
+  int64_t capacity_bytes = 0;       // 0 = from metrics or statvfs
+  std::string metrics_url;          // node_exporter /metrics; "" = statvfs(mail_root)
+  std::string doveadm_url;          // doveadm HTTP API base, e.g. http://host:8080/doveadm/v1
+  std::string doveadm_user = "doveadm";
+  std::string doveadm_password_file;  // or $MAILSHARD_DOVEADM_PASSWORD
+  Secret doveadm_password;
+  TransportKind transport = TransportKind::kLocal;
+  std::string agent_command;        // e.g. "ssh -T store1 mailshard agent --stdio --root /srv/mail"
+  std::string server_class = "std";
+  bool draining = false;
+  double load_capacity = 0;         // 0 = number of CPUs reported by metrics, else 1
+  int max_concurrent_moves = 4;     // per-server slots for the executor
+  int line = 0;
+};
+
+enum class FreezeMethod { kLdapAttribute, kHttp, kCommand, kNone };
+
+struct FreezeConfig {
+  FreezeMethod method = FreezeMethod::kLdapAttribute;
+  std::string attribute = "mailAccountStatus";
+  std::string frozen_value = "frozen";
+  std::string active_value = "active";
+  int64_t max_duration_ms = 10 * 60'000;  // a freeze always expires
+  std::string url;                  // http: POST {"user","action","until"} here
+  std::string token_file;           // http: bearer token file, or $MAILSHARD_FREEZE_TOKEN
+  Secret token;
+  // command: argv of one program, run without a shell as
+  //   <command...> freeze USER EXPIRY_EPOCH_SECONDS   and   <command...> thaw USER
+  std::vector<std::string> command;
+  int line = 0;
+};
+
+enum class KickMethod { kDoveadm, kCommand, kNone };
+
+struct KickConfig {
+  KickMethod method = KickMethod::kDoveadm;
+  std::vector<std::string> command;  // command: argv; run as <command...> USER SERVER
+  int64_t wait_ms = 30'000;          // bound on waiting for sessions and tmp/ to drain
+  int line = 0;
+};
+
+enum class SizeSource { kScan, kMaildirsize, kDoveadm };
+
+struct InventoryConfig {
+  SizeSource size_source = SizeSource::kScan;
+  int threads = 4;                   // parallel mailbox scans
+  int64_t metrics_timeout_ms = 5'000;
+  int metrics_retries = 2;
+  int line = 0;
+};
+
+struct MoveConfig {
+  int precopy_max_passes = 5;
+  int64_t precopy_threshold_bytes = 8ll << 20;  // stop warm passes below this
+  int64_t headroom_bytes = 1ll << 30;           // free space kept on the destination
+  int64_t max_clock_skew_ms = 1'000;            // Maildir names and caches depend on clocks
+  int64_t grace_period_ms = 7ll * 86'400'000;   // source copy kept this long before purge
+  int64_t bwlimit_bytes_per_s = 0;              // 0 = unlimited
+  int line = 0;
+};
+
+struct PlanConfig {
+  double band = 0.05;
+  double hard_cap = 0.85;
+  int64_t min_free_bytes = 0;
+  int line = 0;
+};
+
+struct Config {
+  std::string path;  // the file it was read from
+  JournalConfig journal;
+  LdapConfig ldap;
+  std::vector<ServerConfig> servers;
+  FreezeConfig freeze;
+  KickConfig kick;
+  InventoryConfig inventory;
+  MoveConfig move;
+  PlanConfig plan;
+
+  // nullptr if no server has this name.
+  const ServerConfig* find_server(const std::string& name) const {
+    for (const auto& s : servers)
+      if (s.name == name) return &s;
+    return nullptr;
+  }
+};
+
+}  // namespace mailshard

@@ -1,0 +1,54 @@
+#include "core/journal.h"
+
+#include <array>
+#include <utility>
+
+#include <fmt/format.h>
+
+namespace mailshard {
+namespace {
+constexpr std::array<std::pair<MoveState, std::string_view>, 14> kStates = {{
+    {MoveState::kPlanned, "planned"},
+    {MoveState::kPrecopy, "precopy"},
+    {MoveState::kFrozen, "frozen"},
+    {MoveState::kFinalSync, "final_sync"},
+    {MoveState::kVerified, "verified"},
+    {MoveState::kFlipped, "flipped"},
+    {MoveState::kThawed, "thawed"},
+    {MoveState::kSwept, "swept"},
+    {MoveState::kDone, "done"},
+    {MoveState::kPurged, "purged"},
+    {MoveState::kRollingBack, "rolling_back"},
+    {MoveState::kRolledBack, "rolled_back"},
+    {MoveState::kFailed, "failed"},
+    {MoveState::kDryRun, "dry_run"},
+}};
+}  // namespace
+
+std::string_view move_state_name(MoveState s) {
+  for (const auto& [state, name] : kStates)
+    if (state == s) return name;
+  return "unknown";
+}
+
+Result<MoveState> parse_move_state(std::string_view name) {
+  for (const auto& [state, n] : kStates)
+    if (n == name) return state;
+  return Error::corrupt(fmt::format("unknown move state '{}'", name));
+}
+
+bool is_terminal(MoveState s) {
+  return s == MoveState::kDone || s == MoveState::kPurged || s == MoveState::kRolledBack || s == MoveState::kFailed ||
+         s == MoveState::kDryRun;
+}
+
+std::string_view step_phase_name(StepPhase p) {
+  switch (p) {
+    case StepPhase::kBegin: return "begin";
+    case StepPhase::kEnd: return "end";
+    case StepPhase::kError: return "error";
+  }
+  return "begin";
+}
+
+}  // namespace mailshard

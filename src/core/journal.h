@@ -1,0 +1,136 @@
+// Journal: the durable record of runs, snapshots, plans, moves and every step
+// of every move. A move step is journaled before it runs ("begin") and after
+// ("end" or "error"), so `mailshard resume` knows where a crashed move was.
+//
+// Contracts:
+//  - Every write is durable when the call returns (SQLite WAL, synchronous=FULL).
+//  - claim_move is the fleet-wide "one move per user" lock: it fails with
+//    kConflict while another move of the same user is active (not terminal).
+//  - Times are epoch ms from the injected Clock.
+// Thread-safety: one Journal per thread (SQLite handles cross-process locking).
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "util/result.h"
+
+namespace mailshard {
+
+// Move states, in protocol order (design.md §4). Terminal: done, purged,
+// rolled_back, failed, dry_run.
+enum class MoveState {
+  kPlanned,
+  kPrecopy,
+  kFrozen,
+  kFinalSync,
+  kVerified,
+  kFlipped,
+  kThawed,
+  kSwept,
+  kDone,
+  kPurged,
+  kRollingBack,
+  kRolledBack,
+  kFailed,
+  kDryRun,
+};
+std::string_view move_state_name(MoveState s);
+Result<MoveState> parse_move_state(std::string_view name);
+bool is_terminal(MoveState s);
+
+struct MoveRecord {
+  int64_t id = 0;
+  int64_t plan_id = 0;        // 0 = an on-demand move
+  std::string user;           // user_attribute value
+  std::string dn;
+  std::string from_server, to_server;
+  std::string from_home, to_home;  // home attribute before / after the flip
+  MoveState state = MoveState::kPlanned;
+  std::string step;           // the step in progress or last finished
+  int64_t bytes_planned = 0;
+  int64_t bytes_transferred = 0;
+  int64_t lockout_ms = -1;    // freeze -> thaw; -1 while unknown
+  int64_t frozen_at_ms = 0, thawed_at_ms = 0, flipped_at_ms = 0;
+  int64_t freeze_expires_at_ms = 0;
+  int64_t started_at_ms = 0, finished_at_ms = 0, updated_at_ms = 0;
+  std::string error;          // last error message, "" if none
+  std::string detail_json;    // step-specific state (pass stats, manifest summary, ...)
+};
+
+enum class StepPhase { kBegin, kEnd, kError };
+std::string_view step_phase_name(StepPhase p);
+
+struct StepRecord {
+  int64_t id = 0;
+  int64_t move_id = 0;
+  std::string step;
+  StepPhase phase = StepPhase::kBegin;
+  int64_t at_ms = 0;
+  std::string detail;  // JSON or free text
+};
+
+struct PlanRecord {
+  int64_t id = 0;
+  std::string hash;          // hex digest of plan_json; identifies the plan
+  int64_t created_at_ms = 0;
+  std::string strategy;
+  std::string plan_json;
+  std::string status;        // "planned", "executing", "done", "partial"
+};
+
+struct RunRecord {
+  int64_t id = 0;
+  std::string kind;          // "inventory", "plan", "move", "rebalance", ...
+  int64_t started_at_ms = 0, finished_at_ms = 0;
+  std::string status;        // "running", "ok", "failed", "interrupted"
+  std::string args_json, summary_json;
+};
+
+struct MoveFilter {
+  std::optional<std::string> user;
+  std::optional<int64_t> id;
+  bool active_only = false;  // non-terminal states only
+  int limit = 0;             // 0 = no limit; newest first
+};
+
+class Journal {
+ public:
+  virtual ~Journal() = default;
+
+  virtual Result<int64_t> begin_run(const std::string& kind, const std::string& args_json) = 0;
+  virtual Status finish_run(int64_t run_id, const std::string& status, const std::string& summary_json) = 0;
+  virtual Result<std::vector<RunRecord>> list_runs(int limit) = 0;
+
+  // Records a snapshot summary (not the CSVs): where it was saved and counts.
+  virtual Result<int64_t> record_snapshot(int64_t run_id, int64_t taken_at_ms, const std::string& path,
+                                          const std::string& summary_json) = 0;
+
+  // Stores a plan under its hash; storing the same hash again returns the
+  // existing id (idempotent).
+  virtual Result<int64_t> store_plan(const PlanRecord& plan) = 0;
+  // kNotFound if no plan has this hash (a unique hex prefix of >= 8 digits also matches).
+  virtual Result<PlanRecord> find_plan(const std::string& hash) = 0;
+  virtual Status set_plan_status(int64_t plan_id, const std::string& status) = 0;
+
+  // Inserts a move and claims the user. kConflict ("user X is already being
+  // moved by move N") if the user has a non-terminal move. Returns the id.
+  virtual Result<int64_t> claim_move(const MoveRecord& move) = 0;
+  // Overwrites the mutable fields of move `move.id` (state, step, times, bytes,
+  // error, detail). kNotFound if it does not exist.
+  virtual Status update_move(const MoveRecord& move) = 0;
+  virtual Result<MoveRecord> get_move(int64_t id) = 0;
+  virtual Result<std::vector<MoveRecord>> list_moves(const MoveFilter& filter) = 0;
+
+  virtual Status log_step(int64_t move_id, const std::string& step, StepPhase phase, const std::string& detail) = 0;
+  virtual Result<std::vector<StepRecord>> list_steps(int64_t move_id) = 0;
+
+  // Small key/value blobs per move (e.g. the last pass's listing, the
+  // verification manifest). put overwrites.
+  virtual Status put_blob(int64_t move_id, const std::string& key, const std::string& value) = 0;
+  virtual Result<std::optional<std::string>> get_blob(int64_t move_id, const std::string& key) = 0;
+};
+
+}  // namespace mailshard

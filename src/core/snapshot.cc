@@ -1,0 +1,315 @@
+#include "core/snapshot.h"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <array>
+#include <charconv>
+#include <cmath>
+#include <map>
+#include <string_view>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "util/fs.h"
+#include "util/strings.h"
+
+namespace mailshard {
+
+void Snapshot::reserve_users(size_t n) {
+  user_server.reserve(n);
+  user_size.reserve(n);
+  user_activity.reserve(n);
+  user_pinned.reserve(n);
+}
+
+void Snapshot::add_user(int32_t server, int64_t size, double activity, bool pinned, std::string name) {
+  user_server.push_back(server);
+  user_size.push_back(size);
+  user_activity.push_back(activity);
+  user_pinned.push_back(pinned ? 1 : 0);
+  if (!name.empty() || !user_names.empty()) {
+    user_names.resize(user_server.size() - 1);
+    user_names.push_back(std::move(name));
+  }
+}
+
+std::string Snapshot::server_label(int32_t id) const {
+  if (id >= 0 && static_cast<size_t>(id) < servers.size() && !servers[id].name.empty()) return servers[id].name;
+  return std::to_string(id);
+}
+
+std::string Snapshot::user_label(int64_t id) const {
+  if (id >= 0 && static_cast<size_t>(id) < user_names.size() && !user_names[id].empty()) return user_names[id];
+  return std::to_string(id);
+}
+
+namespace {
+
+constexpr std::array<std::string_view, 6> kServerColumns = {"server_id",        "class",         "capacity_bytes",
+                                                            "other_used_bytes", "load_capacity", "draining"};
+constexpr std::array<std::string_view, 6> kUserColumns = {"user_id",    "server_id", "class",
+                                                          "size_bytes", "activity",  "pinned"};
+
+// A read-only mapping of a whole file.
+class MappedFile {
+ public:
+  ~MappedFile() {
+    if (data_ && size_) munmap(const_cast<char*>(data_), size_);
+  }
+  Status open(const std::string& path) {
+    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot read '{}'", printable(path)));
+    struct stat st;
+    if (fstat(fd.get(), &st) != 0) return Error::from_errno(errno, fmt::format("cannot stat '{}'", printable(path)));
+    size_ = static_cast<size_t>(st.st_size);
+    if (size_ == 0) return {};
+    void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
+    if (p == MAP_FAILED) return Error::from_errno(errno, fmt::format("cannot map '{}'", printable(path)));
+    madvise(p, size_, MADV_SEQUENTIAL);
+    data_ = static_cast<const char*>(p);
+    return {};
+  }
+  std::string_view view() const { return {data_ ? data_ : "", size_}; }
+
+ private:
+  const char* data_ = nullptr;
+  size_t size_ = 0;
+};
+
+// Splits one CSV line (no quoting: our fields never contain commas) into at
+// most N fields; returns the number of fields found.
+template <size_t N>
+size_t split_fields(std::string_view line, std::array<std::string_view, N>& out) {
+  size_t n = 0, start = 0;
+  while (true) {
+    size_t pos = line.find(',', start);
+    if (n == N) return N + 1;  // too many
+    if (pos == std::string_view::npos) {
+      out[n++] = line.substr(start);
+      return n;
+    }
+    out[n++] = line.substr(start, pos - start);
+    start = pos + 1;
+  }
+}
+
+template <size_t N>
+Result<std::array<size_t, N>> map_header(std::string_view header, const std::array<std::string_view, N>& want,
+                                         std::string_view file) {
+  std::vector<std::string> have = split(trim(header), ',');
+  std::array<size_t, N> idx{};
+  std::string expected;
+  for (size_t i = 0; i < N; ++i) expected += (i ? "," : "") + std::string(want[i]);
+  for (size_t i = 0; i < N; ++i) {
+    bool found = false;
+    for (size_t j = 0; j < have.size(); ++j)
+      if (trim(have[j]) == want[i]) {
+        idx[i] = j;
+        found = true;
+      }
+    if (!found)
+      return Error::invalid(fmt::format("{}:1: missing column '{}' (expected {})", file, want[i], expected));
+  }
+  if (have.size() != N) return Error::invalid(fmt::format("{}:1: expected {} columns ({}), found {}", file, N, expected, have.size()));
+  return idx;
+}
+
+template <typename T>
+bool parse_num(std::string_view s, T& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+bool parse_double_fast(std::string_view s, double& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty();
+}
+
+bool parse_flag(std::string_view s, bool& out) {
+  if (s == "0" || s == "false") {
+    out = false;
+    return true;
+  }
+  if (s == "1" || s == "true") {
+    out = true;
+    return true;
+  }
+  return false;
+}
+
+// Iterates lines of a mapped file; strips a trailing '\r'; skips the header.
+template <typename F>
+Status for_each_line(std::string_view data, F&& fn) {
+  size_t pos = 0;
+  size_t line_no = 0;
+  while (pos < data.size()) {
+    size_t end = data.find('\n', pos);
+    if (end == std::string_view::npos) end = data.size();
+    std::string_view line = data.substr(pos, end - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    ++line_no;
+    pos = end + 1;
+    if (line_no == 1 || line.empty()) continue;
+    MS_CHECK(fn(line, line_no));
+  }
+  return {};
+}
+
+}  // namespace
+
+Result<Snapshot> read_snapshot(const std::string& dir) {
+  Snapshot snap;
+  const std::string servers_file = "servers.csv", users_file = "users.csv";
+  std::map<std::string, size_t> class_of_name;
+
+  // meta.json is optional; it carries names and provenance.
+  std::vector<std::string> server_names, user_names;
+  if (auto meta_text = read_file(dir + "/meta.json"); meta_text.ok()) {
+    auto meta = nlohmann::json::parse(*meta_text, nullptr, false);
+    if (meta.is_discarded() || !meta.is_object())
+      return Error::invalid("meta.json: not a JSON object");
+    if (meta.contains("server_names") && meta["server_names"].is_array())
+      for (auto& n : meta["server_names"]) server_names.push_back(n.is_string() ? n.get<std::string>() : "");
+    if (meta.contains("user_names") && meta["user_names"].is_array())
+      for (auto& n : meta["user_names"]) user_names.push_back(n.is_string() ? n.get<std::string>() : "");
+    if (meta.contains("taken_at_ms") && meta["taken_at_ms"].is_number_integer()) snap.taken_at_ms = meta["taken_at_ms"];
+    if (meta.contains("generator") && meta["generator"].is_string()) snap.source = meta["generator"];
+    if (meta.contains("source") && meta["source"].is_string()) snap.source = meta["source"];
+  }
+
+  {
+    MappedFile f;
+    MS_CHECK(f.open(dir + "/" + servers_file));
+    std::string_view data = f.view();
+    std::string_view header = data.substr(0, data.find('\n'));
+    auto idx = MS_TRY(map_header(header, kServerColumns, servers_file));
+    MS_CHECK(for_each_line(data, [&](std::string_view line, size_t ln) -> Status {
+      std::array<std::string_view, 6> raw;
+      if (split_fields(line, raw) != 6)
+        return Error::invalid(fmt::format("{}:{}: expected 6 fields", servers_file, ln));
+      std::array<std::string_view, 6> fld;
+      for (size_t i = 0; i < 6; ++i) fld[i] = raw[idx[i]];
+      SnapshotServer s;
+      int64_t id;
+      if (!parse_num(fld[0], id) || id != static_cast<int64_t>(snap.servers.size()))
+        return Error::invalid(fmt::format("{}:{}: server_id '{}' must be {} (ids are 0..n-1 in order)", servers_file,
+                                          ln, printable(fld[0], 40), snap.servers.size()));
+      s.server_class = std::string(fld[1]);
+      if (s.server_class.empty()) return Error::invalid(fmt::format("{}:{}: empty class", servers_file, ln));
+      if (!parse_num(fld[2], s.capacity_bytes) || s.capacity_bytes <= 0)
+        return Error::invalid(fmt::format("{}:{}: capacity_bytes '{}' must be a positive integer", servers_file, ln,
+                                          printable(fld[2], 40)));
+      if (!parse_num(fld[3], s.other_used_bytes) || s.other_used_bytes < 0)
+        return Error::invalid(fmt::format("{}:{}: other_used_bytes '{}' must be a non-negative integer", servers_file,
+                                          ln, printable(fld[3], 40)));
+      if (!parse_double_fast(fld[4], s.load_capacity) || !(s.load_capacity >= 0) || std::isinf(s.load_capacity))
+        return Error::invalid(fmt::format("{}:{}: load_capacity '{}' must be a non-negative number", servers_file, ln,
+                                          printable(fld[4], 40)));
+      if (!parse_flag(fld[5], s.draining))
+        return Error::invalid(fmt::format("{}:{}: draining '{}' must be 0 or 1", servers_file, ln, printable(fld[5], 40)));
+      if (snap.servers.size() < server_names.size()) s.name = server_names[snap.servers.size()];
+      snap.servers.push_back(std::move(s));
+      return {};
+    }));
+    if (snap.servers.empty()) return Error::invalid(fmt::format("{}: no servers", servers_file));
+  }
+
+  {
+    MappedFile f;
+    MS_CHECK(f.open(dir + "/" + users_file));
+    std::string_view data = f.view();
+    std::string_view header = data.substr(0, data.find('\n'));
+    auto idx = MS_TRY(map_header(header, kUserColumns, users_file));
+    // Rough row count for reserve: ~36 bytes per row in generated fleets.
+    snap.reserve_users(data.size() / 32 + 1);
+    const int64_t nservers = static_cast<int64_t>(snap.servers.size());
+    MS_CHECK(for_each_line(data, [&](std::string_view line, size_t ln) -> Status {
+      std::array<std::string_view, 6> raw;
+      if (split_fields(line, raw) != 6) return Error::invalid(fmt::format("{}:{}: expected 6 fields", users_file, ln));
+      std::array<std::string_view, 6> fld;
+      for (size_t i = 0; i < 6; ++i) fld[i] = raw[idx[i]];
+      int64_t uid, sid, size;
+      double act;
+      bool pinned;
+      size_t n = snap.user_count();
+      if (!parse_num(fld[0], uid) || uid != static_cast<int64_t>(n))
+        return Error::invalid(fmt::format("{}:{}: user_id '{}' must be {} (ids are 0..n-1 in order)", users_file, ln,
+                                          printable(fld[0], 40), n));
+      if (!parse_num(fld[1], sid))
+        return Error::invalid(fmt::format("{}:{}: server_id '{}' is not an integer", users_file, ln, printable(fld[1], 40)));
+      if (sid < 0 || sid >= nservers)
+        return Error::invalid(fmt::format("{}:{}: server_id {} is not in {}", users_file, ln, sid, servers_file));
+      if (!parse_num(fld[3], size))
+        return Error::invalid(fmt::format("{}:{}: size_bytes '{}' is not an integer", users_file, ln, printable(fld[3], 40)));
+      if (size < 0) return Error::invalid(fmt::format("{}:{}: size_bytes '{}' is negative", users_file, ln, size));
+      if (!parse_double_fast(fld[4], act) || !(act >= 0) || std::isinf(act))
+        return Error::invalid(fmt::format("{}:{}: activity '{}' must be a non-negative number", users_file, ln,
+                                          printable(fld[4], 40)));
+      if (!parse_flag(fld[5], pinned))
+        return Error::invalid(fmt::format("{}:{}: pinned '{}' must be 0 or 1", users_file, ln, printable(fld[5], 40)));
+      const auto& srv = snap.servers[static_cast<size_t>(sid)];
+      if (fld[2] != srv.server_class) {
+        pinned = true;
+        snap.notes.push_back(fmt::format("{}:{}: user {} is class '{}' but server {} is '{}'; treated as pinned",
+                                         users_file, ln, uid, printable(fld[2], 40), sid, srv.server_class));
+      }
+      snap.user_server.push_back(static_cast<int32_t>(sid));
+      snap.user_size.push_back(size);
+      snap.user_activity.push_back(act);
+      snap.user_pinned.push_back(pinned ? 1 : 0);
+      return {};
+    }));
+  }
+  if (!user_names.empty()) {
+    if (user_names.size() != snap.user_count())
+      return Error::invalid(fmt::format("meta.json: user_names has {} entries but users.csv has {} users",
+                                        user_names.size(), snap.user_count()));
+    snap.user_names = std::move(user_names);
+  }
+  return snap;
+}
+
+Status write_snapshot(const Snapshot& snap, const std::string& dir, const std::string& extra_meta_json) {
+  MS_CHECK(make_dirs(dir));
+  std::string servers = "server_id,class,capacity_bytes,other_used_bytes,load_capacity,draining\n";
+  for (size_t i = 0; i < snap.servers.size(); ++i) {
+    const auto& s = snap.servers[i];
+    servers += fmt::format("{},{},{},{},{},{}\n", i, s.server_class, s.capacity_bytes, s.other_used_bytes,
+                           s.load_capacity, s.draining ? 1 : 0);
+  }
+  std::string users = "user_id,server_id,class,size_bytes,activity,pinned\n";
+  users.reserve(users.size() + snap.user_count() * 40);
+  for (size_t u = 0; u < snap.user_count(); ++u) {
+    int32_t s = snap.user_server[u];
+    users += fmt::format("{},{},{},{},{:.4f},{}\n", u, s, snap.servers[static_cast<size_t>(s)].server_class,
+                         snap.user_size[u], snap.user_activity[u], snap.user_pinned[u] ? 1 : 0);
+  }
+  nlohmann::ordered_json meta = nlohmann::ordered_json::object();
+  meta["generator"] = snap.source.empty() ? "mailshard" : snap.source;
+  meta["source"] = snap.source;
+  meta["taken_at_ms"] = snap.taken_at_ms;
+  meta["n_servers"] = snap.servers.size();
+  meta["n_users"] = snap.user_count();
+  auto names = nlohmann::ordered_json::array();
+  for (const auto& s : snap.servers) names.push_back(s.name);
+  meta["server_names"] = names;
+  if (!snap.user_names.empty()) meta["user_names"] = snap.user_names;
+  meta["draining"] = nlohmann::ordered_json::array();
+  for (size_t i = 0; i < snap.servers.size(); ++i)
+    if (snap.servers[i].draining) meta["draining"].push_back(i);
+  if (!extra_meta_json.empty()) {
+    auto extra = nlohmann::ordered_json::parse(extra_meta_json, nullptr, false);
+    if (extra.is_discarded() || !extra.is_object()) return Error::internal("extra snapshot metadata is not a JSON object");
+    for (auto& [k, v] : extra.items()) meta[k] = v;
+  }
+  MS_CHECK(write_file_atomic(dir + "/servers.csv", servers));
+  MS_CHECK(write_file_atomic(dir + "/users.csv", users));
+  MS_CHECK(write_file_atomic(dir + "/meta.json", meta.dump(2) + "\n"));
+  return {};
+}
+
+}  // namespace mailshard

@@ -1,0 +1,405 @@
+#include "journal/sqlite_journal.h"
+
+#include <sqlite3.h>
+
+#include <fmt/format.h>
+
+#include "util/fs.h"
+#include "util/strings.h"
+
+namespace mailshard {
+namespace {
+
+// Forward-only migrations; entry i brings the schema from version i to i+1.
+const char* const kMigrations[] = {
+    // v1: runs, snapshots, plans, moves, steps, per-move blobs.
+    R"sql(
+CREATE TABLE runs(
+  id INTEGER PRIMARY KEY,
+  kind TEXT NOT NULL,
+  started_at INTEGER NOT NULL,
+  finished_at INTEGER,
+  status TEXT NOT NULL,
+  args TEXT,
+  summary TEXT);
+CREATE TABLE snapshots(
+  id INTEGER PRIMARY KEY,
+  run_id INTEGER REFERENCES runs(id),
+  taken_at INTEGER NOT NULL,
+  path TEXT,
+  summary TEXT);
+CREATE TABLE plans(
+  id INTEGER PRIMARY KEY,
+  hash TEXT NOT NULL UNIQUE,
+  created_at INTEGER NOT NULL,
+  strategy TEXT,
+  status TEXT NOT NULL,
+  plan TEXT NOT NULL);
+CREATE TABLE moves(
+  id INTEGER PRIMARY KEY,
+  plan_id INTEGER,
+  user TEXT NOT NULL,
+  dn TEXT,
+  from_server TEXT, to_server TEXT,
+  from_home TEXT, to_home TEXT,
+  state TEXT NOT NULL,
+  step TEXT,
+  bytes_planned INTEGER NOT NULL DEFAULT 0,
+  bytes_transferred INTEGER NOT NULL DEFAULT 0,
+  lockout_ms INTEGER NOT NULL DEFAULT -1,
+  frozen_at INTEGER, thawed_at INTEGER, flipped_at INTEGER, freeze_expires_at INTEGER,
+  started_at INTEGER, finished_at INTEGER, updated_at INTEGER,
+  error TEXT,
+  detail TEXT,
+  active INTEGER NOT NULL);
+-- The fleet-wide claim: at most one non-terminal move per user.
+CREATE UNIQUE INDEX moves_one_active_per_user ON moves(user) WHERE active = 1;
+CREATE INDEX moves_by_user ON moves(user);
+CREATE TABLE move_steps(
+  id INTEGER PRIMARY KEY,
+  move_id INTEGER NOT NULL REFERENCES moves(id),
+  step TEXT NOT NULL,
+  phase TEXT NOT NULL,
+  at INTEGER NOT NULL,
+  detail TEXT);
+CREATE INDEX move_steps_by_move ON move_steps(move_id);
+CREATE TABLE move_blobs(
+  move_id INTEGER NOT NULL REFERENCES moves(id),
+  key TEXT NOT NULL,
+  value BLOB,
+  PRIMARY KEY(move_id, key));
+)sql",
+};
+constexpr int kLatest = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
+static_assert(kLatest == SqliteJournal::kSchemaVersion);
+
+// RAII prepared statement with typed binds and column reads.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &s_, nullptr); }
+  ~Stmt() { sqlite3_finalize(s_); }
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt& bind(int i, int64_t v) {
+    sqlite3_bind_int64(s_, i, v);
+    return *this;
+  }
+  Stmt& bind(int i, const std::string& v) {
+    sqlite3_bind_text(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& bind_blob(int i, const std::string& v) {
+    sqlite3_bind_blob(s_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  int step() { return sqlite3_step(s_); }
+  int64_t i64(int c) const { return sqlite3_column_int64(s_, c); }
+  std::string text(int c) const {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(s_, c));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, c))) : std::string();
+  }
+  std::string blob(int c) const {
+    const auto* p = static_cast<const char*>(sqlite3_column_blob(s_, c));
+    return p ? std::string(p, static_cast<size_t>(sqlite3_column_bytes(s_, c))) : std::string();
+  }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* s_ = nullptr;
+  int rc_;
+};
+
+constexpr const char* kMoveColumns =
+    "id, plan_id, user, dn, from_server, to_server, from_home, to_home, state, step, bytes_planned, "
+    "bytes_transferred, lockout_ms, frozen_at, thawed_at, flipped_at, freeze_expires_at, started_at, finished_at, "
+    "updated_at, error, detail";
+
+Result<MoveRecord> read_move(const Stmt& s) {
+  MoveRecord m;
+  m.id = s.i64(0);
+  m.plan_id = s.i64(1);
+  m.user = s.text(2);
+  m.dn = s.text(3);
+  m.from_server = s.text(4);
+  m.to_server = s.text(5);
+  m.from_home = s.text(6);
+  m.to_home = s.text(7);
+  m.state = MS_TRY(parse_move_state(s.text(8)));
+  m.step = s.text(9);
+  m.bytes_planned = s.i64(10);
+  m.bytes_transferred = s.i64(11);
+  m.lockout_ms = s.i64(12);
+  m.frozen_at_ms = s.i64(13);
+  m.thawed_at_ms = s.i64(14);
+  m.flipped_at_ms = s.i64(15);
+  m.freeze_expires_at_ms = s.i64(16);
+  m.started_at_ms = s.i64(17);
+  m.finished_at_ms = s.i64(18);
+  m.updated_at_ms = s.i64(19);
+  m.error = s.text(20);
+  m.detail_json = s.text(21);
+  return m;
+}
+
+}  // namespace
+
+Error SqliteJournal::db_error(std::string_view what) const {
+  int code = sqlite3_errcode(db_);
+  std::string msg = fmt::format("journal '{}': {}: {}", printable(path_), what, sqlite3_errmsg(db_));
+  if (code == SQLITE_BUSY || code == SQLITE_LOCKED) return Error::unavailable(msg);
+  if (code == SQLITE_CORRUPT || code == SQLITE_NOTADB) return Error::corrupt(msg);
+  if (code == SQLITE_FULL) return Error::no_space(msg);
+  if (code == SQLITE_READONLY || code == SQLITE_PERM || code == SQLITE_CANTOPEN) return Error::permission(msg);
+  if (code == SQLITE_CONSTRAINT) return Error::conflict(msg);
+  return Error::internal(msg);
+}
+
+Result<std::unique_ptr<SqliteJournal>> SqliteJournal::open(const std::string& path, Clock& clock) {
+  if (auto slash = path.rfind('/'); slash != std::string::npos && slash > 0)
+    MS_CHECK_CTX(make_dirs(path.substr(0, slash), 0750), fmt::format("journal '{}'", printable(path)));
+  sqlite3* db = nullptr;
+  int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    std::string msg = db ? sqlite3_errmsg(db) : sqlite3_errstr(rc);
+    sqlite3_close(db);
+    return Error::permission(fmt::format("cannot open journal '{}': {}", printable(path), msg));
+  }
+  std::unique_ptr<SqliteJournal> j(new SqliteJournal(db, path, clock));
+  sqlite3_busy_timeout(db, 10'000);
+  MS_CHECK(j->exec("PRAGMA foreign_keys=ON"));
+  // WAL: readers (status) never block the mover; FULL: a journaled step
+  // survives a power cut, which is what resume relies on.
+  {
+    Stmt s(db, "PRAGMA journal_mode=WAL");
+    if (!s.ok() || s.step() != SQLITE_ROW) return j->db_error("cannot enable WAL");
+  }
+  MS_CHECK(j->exec("PRAGMA synchronous=FULL"));
+  MS_CHECK(j->migrate());
+  return j;
+}
+
+SqliteJournal::~SqliteJournal() { sqlite3_close(db_); }
+
+Status SqliteJournal::exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string m = err ? err : "unknown error";
+    sqlite3_free(err);
+    Error e = db_error("sql");
+    return Error(e.code(), fmt::format("journal '{}': {}", printable(path_), m));
+  }
+  return {};
+}
+
+Status SqliteJournal::migrate() {
+  {
+    Stmt s(db_, "PRAGMA user_version");
+    if (!s.ok() || s.step() != SQLITE_ROW) return db_error("cannot read schema version");
+    version_ = static_cast<int>(s.i64(0));
+  }
+  if (version_ > kLatest)
+    return Error::unsupported(fmt::format(
+        "journal '{}' has schema version {}, newer than this mailshard supports ({}); use a newer mailshard",
+        printable(path_), version_, kLatest));
+  while (version_ < kLatest) {
+    MS_CHECK(exec("BEGIN IMMEDIATE"));
+    // Re-read under the write lock: another process may have migrated meanwhile.
+    Stmt s(db_, "PRAGMA user_version");
+    s.step();
+    int v = static_cast<int>(s.i64(0));
+    if (v >= kLatest) {
+      MS_CHECK(exec("COMMIT"));
+      version_ = v;
+      break;
+    }
+    auto st = exec(kMigrations[v]);
+    if (st.ok()) st = exec(fmt::format("PRAGMA user_version={}", v + 1).c_str());
+    if (!st.ok()) {
+      (void)exec("ROLLBACK");
+      return std::move(st).error().context(fmt::format("migrating to schema {}", v + 1));
+    }
+    MS_CHECK(exec("COMMIT"));
+    version_ = v + 1;
+  }
+  return {};
+}
+
+Result<int64_t> SqliteJournal::begin_run(const std::string& kind, const std::string& args_json) {
+  Stmt s(db_, "INSERT INTO runs(kind, started_at, status, args) VALUES(?, ?, 'running', ?)");
+  s.bind(1, kind).bind(2, clock_.now_ms()).bind(3, args_json);
+  if (s.step() != SQLITE_DONE) return db_error("begin run");
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+Status SqliteJournal::finish_run(int64_t run_id, const std::string& status, const std::string& summary_json) {
+  Stmt s(db_, "UPDATE runs SET finished_at = ?, status = ?, summary = ? WHERE id = ?");
+  s.bind(1, clock_.now_ms()).bind(2, status).bind(3, summary_json).bind(4, run_id);
+  if (s.step() != SQLITE_DONE) return db_error("finish run");
+  return {};
+}
+
+Result<std::vector<RunRecord>> SqliteJournal::list_runs(int limit) {
+  Stmt s(db_,
+         "SELECT id, kind, started_at, COALESCE(finished_at, 0), status, COALESCE(args, ''), COALESCE(summary, '') "
+         "FROM runs ORDER BY id DESC LIMIT ?");
+  s.bind(1, static_cast<int64_t>(limit > 0 ? limit : -1));
+  std::vector<RunRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW)
+    out.push_back({s.i64(0), s.text(1), s.i64(2), s.i64(3), s.text(4), s.text(5), s.text(6)});
+  if (rc != SQLITE_DONE) return db_error("list runs");
+  return out;
+}
+
+Result<int64_t> SqliteJournal::record_snapshot(int64_t run_id, int64_t taken_at_ms, const std::string& path,
+                                               const std::string& summary_json) {
+  Stmt s(db_, "INSERT INTO snapshots(run_id, taken_at, path, summary) VALUES(?, ?, ?, ?)");
+  if (run_id > 0) s.bind(1, run_id);
+  s.bind(2, taken_at_ms).bind(3, path).bind(4, summary_json);
+  if (s.step() != SQLITE_DONE) return db_error("record snapshot");
+  return static_cast<int64_t>(sqlite3_last_insert_rowid(db_));
+}
+
+Result<int64_t> SqliteJournal::store_plan(const PlanRecord& plan) {
+  Stmt s(db_,
+         "INSERT INTO plans(hash, created_at, strategy, status, plan) VALUES(?, ?, ?, ?, ?) "
+         "ON CONFLICT(hash) DO NOTHING");
+  s.bind(1, plan.hash)
+      .bind(2, plan.created_at_ms ? plan.created_at_ms : clock_.now_ms())
+      .bind(3, plan.strategy)
+      .bind(4, plan.status.empty() ? std::string("planned") : plan.status)
+      .bind(5, plan.plan_json);
+  if (s.step() != SQLITE_DONE) return db_error("store plan");
+  Stmt q(db_, "SELECT id FROM plans WHERE hash = ?");
+  q.bind(1, plan.hash);
+  if (q.step() != SQLITE_ROW) return db_error("store plan");
+  return q.i64(0);
+}
+
+Result<PlanRecord> SqliteJournal::find_plan(const std::string& hash) {
+  if (hash.size() < 8) return Error::invalid(fmt::format("plan hash '{}' is too short (give at least 8 hex digits)", printable(hash)));
+  Stmt s(db_, "SELECT id, hash, created_at, strategy, plan, status FROM plans WHERE hash = ? OR hash LIKE ? || '%' LIMIT 2");
+  s.bind(1, hash).bind(2, hash);
+  std::vector<PlanRecord> found;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) found.push_back({s.i64(0), s.text(1), s.i64(2), s.text(3), s.text(4), s.text(5)});
+  if (rc != SQLITE_DONE) return db_error("find plan");
+  if (found.empty()) return Error::not_found(fmt::format("no plan with hash '{}' in the journal", printable(hash)));
+  if (found.size() > 1 && found[0].hash != hash)
+    return Error::invalid(fmt::format("plan hash prefix '{}' is ambiguous", printable(hash)));
+  return found[0];
+}
+
+Status SqliteJournal::set_plan_status(int64_t plan_id, const std::string& status) {
+  Stmt s(db_, "UPDATE plans SET status = ? WHERE id = ?");
+  s.bind(1, status).bind(2, plan_id);
+  if (s.step() != SQLITE_DONE) return db_error("set plan status");
+  return {};
+}
+
+Result<int64_t> SqliteJournal::claim_move(const MoveRecord& m) {
+  MS_CHECK(exec("BEGIN IMMEDIATE"));
+  auto rollback = [&](Error e) -> Error {
+    (void)exec("ROLLBACK");
+    return e;
+  };
+  if (!is_terminal(m.state)) {
+    Stmt q(db_, "SELECT id, state FROM moves WHERE user = ? AND active = 1");
+    q.bind(1, m.user);
+    if (q.step() == SQLITE_ROW)
+      return rollback(Error::conflict(fmt::format("user {} is already being moved (move {}, state {})",
+                                                  printable(m.user), q.i64(0), q.text(1))));
+  }
+  int64_t now = clock_.now_ms();
+  Stmt s(db_,
+         "INSERT INTO moves(plan_id, user, dn, from_server, to_server, from_home, to_home, state, step, "
+         "bytes_planned, started_at, updated_at, error, detail, active) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)");
+  s.bind(1, m.plan_id).bind(2, m.user).bind(3, m.dn).bind(4, m.from_server).bind(5, m.to_server);
+  s.bind(6, m.from_home).bind(7, m.to_home).bind(8, std::string(move_state_name(m.state))).bind(9, m.step);
+  s.bind(10, m.bytes_planned).bind(11, m.started_at_ms ? m.started_at_ms : now).bind(12, now);
+  s.bind(13, m.error).bind(14, m.detail_json).bind(15, static_cast<int64_t>(is_terminal(m.state) ? 0 : 1));
+  if (s.step() != SQLITE_DONE) return rollback(db_error("claim move"));
+  int64_t id = sqlite3_last_insert_rowid(db_);
+  MS_CHECK(exec("COMMIT"));
+  return id;
+}
+
+Status SqliteJournal::update_move(const MoveRecord& m) {
+  Stmt s(db_,
+         "UPDATE moves SET state=?, step=?, from_home=?, to_home=?, bytes_planned=?, bytes_transferred=?, "
+         "lockout_ms=?, frozen_at=?, thawed_at=?, flipped_at=?, freeze_expires_at=?, finished_at=?, updated_at=?, "
+         "error=?, detail=?, active=?, dn=? WHERE id=?");
+  s.bind(1, std::string(move_state_name(m.state))).bind(2, m.step).bind(3, m.from_home).bind(4, m.to_home);
+  s.bind(5, m.bytes_planned).bind(6, m.bytes_transferred).bind(7, m.lockout_ms).bind(8, m.frozen_at_ms);
+  s.bind(9, m.thawed_at_ms).bind(10, m.flipped_at_ms).bind(11, m.freeze_expires_at_ms).bind(12, m.finished_at_ms);
+  s.bind(13, clock_.now_ms()).bind(14, m.error).bind(15, m.detail_json);
+  s.bind(16, static_cast<int64_t>(is_terminal(m.state) ? 0 : 1)).bind(17, m.dn).bind(18, m.id);
+  if (s.step() != SQLITE_DONE) return db_error(fmt::format("update move {}", m.id));
+  if (sqlite3_changes(db_) == 0) return Error::not_found(fmt::format("move {} is not in the journal", m.id));
+  return {};
+}
+
+Result<MoveRecord> SqliteJournal::get_move(int64_t id) {
+  Stmt s(db_, fmt::format("SELECT {} FROM moves WHERE id = ?", kMoveColumns).c_str());
+  s.bind(1, id);
+  int rc = s.step();
+  if (rc == SQLITE_ROW) return read_move(s);
+  if (rc == SQLITE_DONE) return Error::not_found(fmt::format("move {} is not in the journal", id));
+  return db_error("get move");
+}
+
+Result<std::vector<MoveRecord>> SqliteJournal::list_moves(const MoveFilter& f) {
+  std::string sql = fmt::format("SELECT {} FROM moves WHERE 1=1", kMoveColumns);
+  if (f.user) sql += " AND user = ?1";
+  if (f.id) sql += " AND id = ?2";
+  if (f.active_only) sql += " AND active = 1";
+  sql += " ORDER BY id DESC";
+  if (f.limit > 0) sql += fmt::format(" LIMIT {}", f.limit);
+  Stmt s(db_, sql.c_str());
+  if (f.user) s.bind(1, *f.user);
+  if (f.id) s.bind(2, *f.id);
+  std::vector<MoveRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back(MS_TRY(read_move(s)));
+  if (rc != SQLITE_DONE) return db_error("list moves");
+  return out;
+}
+
+Status SqliteJournal::log_step(int64_t move_id, const std::string& step, StepPhase phase, const std::string& detail) {
+  Stmt s(db_, "INSERT INTO move_steps(move_id, step, phase, at, detail) VALUES(?, ?, ?, ?, ?)");
+  s.bind(1, move_id).bind(2, step).bind(3, std::string(step_phase_name(phase))).bind(4, clock_.now_ms()).bind(5, detail);
+  if (s.step() != SQLITE_DONE) return db_error(fmt::format("log step {} of move {}", step, move_id));
+  return {};
+}
+
+Result<std::vector<StepRecord>> SqliteJournal::list_steps(int64_t move_id) {
+  Stmt s(db_, "SELECT id, move_id, step, phase, at, COALESCE(detail, '') FROM move_steps WHERE move_id = ? ORDER BY id");
+  s.bind(1, move_id);
+  std::vector<StepRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) {
+    std::string ph = s.text(3);
+    StepPhase phase = ph == "end" ? StepPhase::kEnd : ph == "error" ? StepPhase::kError : StepPhase::kBegin;
+    out.push_back({s.i64(0), s.i64(1), s.text(2), phase, s.i64(4), s.text(5)});
+  }
+  if (rc != SQLITE_DONE) return db_error("list steps");
+  return out;
+}
+
+Status SqliteJournal::put_blob(int64_t move_id, const std::string& key, const std::string& value) {
+  Stmt s(db_, "INSERT INTO move_blobs(move_id, key, value) VALUES(?, ?, ?) "
+              "ON CONFLICT(move_id, key) DO UPDATE SET value = excluded.value");
+  s.bind(1, move_id).bind(2, key).bind_blob(3, value);
+  if (s.step() != SQLITE_DONE) return db_error(fmt::format("store {} of move {}", key, move_id));
+  return {};
+}
+
+Result<std::optional<std::string>> SqliteJournal::get_blob(int64_t move_id, const std::string& key) {
+  Stmt s(db_, "SELECT value FROM move_blobs WHERE move_id = ? AND key = ?");
+  s.bind(1, move_id).bind(2, key);
+  int rc = s.step();
+  if (rc == SQLITE_ROW) return std::optional<std::string>(s.blob(0));
+  if (rc == SQLITE_DONE) return std::optional<std::string>();
+  return db_error("get blob");
+}
+
+}  // namespace mailshard

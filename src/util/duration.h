@@ -1,0 +1,18 @@
+// Durations as written in the config and on the command line: "10m", "7d",
+// "1h30m", "500ms", "30s". Values are int64 milliseconds.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "util/result.h"
+
+namespace mailshard {
+
+// Parses a non-negative duration. A bare number is seconds.
+Result<int64_t> parse_duration_ms(std::string_view text);
+// "1h30m", "2.5s", "120ms": short, for logs and reports.
+std::string format_duration_ms(int64_t ms);
+
+}  // namespace mailshard

@@ -1,0 +1,40 @@
+// Small string helpers shared by every layer. Pure functions; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "util/result.h"
+
+namespace mailshard {
+
+std::vector<std::string> split(std::string_view s, char sep);
+std::string_view trim(std::string_view s);
+bool starts_with(std::string_view s, std::string_view prefix);
+bool ends_with(std::string_view s, std::string_view suffix);
+std::string join(const std::vector<std::string>& parts, std::string_view sep);
+std::string to_lower(std::string_view s);
+
+// Levenshtein distance; used for "did you mean" suggestions.
+size_t edit_distance(std::string_view a, std::string_view b);
+// The candidate closest to `word` if it is close enough to be a plausible typo,
+// else "".
+std::string closest_match(std::string_view word, const std::vector<std::string>& candidates);
+
+// "1.5 GiB", "512 B": binary units, one decimal.
+std::string human_bytes(int64_t bytes);
+// Parses "123", "10k", "10KiB", "1.5G", "2TiB" (binary multiples) into bytes.
+Result<int64_t> parse_bytes(std::string_view text);
+
+// Parses strict decimal integers / doubles (whole string, no trailing junk).
+Result<int64_t> parse_int(std::string_view text);
+Result<double> parse_double(std::string_view text);
+
+// Quotes a string for safe display in an error message: printable ASCII is kept,
+// anything else (control bytes, non-UTF-8) is shown as \xNN, and the result is
+// cut to `max_len` characters with "..." so a 4 KB hostile name stays one line.
+std::string printable(std::string_view s, size_t max_len = 200);
+
+}  // namespace mailshard

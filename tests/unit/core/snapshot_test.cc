@@ -1,0 +1,117 @@
+#include "core/snapshot.h"
+
+#include <gtest/gtest.h>
+
+#include "util/fs.h"
+
+namespace mailshard {
+namespace {
+
+std::string make_dir(const std::string& name) {
+  std::string d = ::testing::TempDir() + "/snapshot_test_" + name;
+  EXPECT_TRUE(make_dirs(d).ok());
+  return d;
+}
+
+void write(const std::string& dir, const std::string& servers, const std::string& users) {
+  ASSERT_TRUE(write_file_atomic(dir + "/servers.csv", servers).ok());
+  ASSERT_TRUE(write_file_atomic(dir + "/users.csv", users).ok());
+  ::unlink((dir + "/meta.json").c_str());
+}
+
+const char* kServers =
+    "server_id,class,capacity_bytes,other_used_bytes,load_capacity,draining\n"
+    "0,std,1000,10,16.0,0\n"
+    "1,std,2000,20,32.0,1\n"
+    "2,ssd,500,5,8.0,0\n";
+
+TEST(Snapshot, RoundTripKeepsNamesAndColumns) {
+  Snapshot s;
+  s.servers = {{"store1", "std", 1000, 10, 16, false}, {"store2", "std", 2000, 20, 32, true}};
+  s.add_user(0, 100, 1.5, false, "alice@example.org");
+  s.add_user(1, 200, 0.25, true, "bob@example.org");
+  s.taken_at_ms = 1700000000000;
+  s.source = "inventory";
+  std::string dir = make_dir("roundtrip");
+  ASSERT_TRUE(write_snapshot(s, dir, R"({"how":"test"})").ok());
+  auto r = read_snapshot(dir);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_EQ(r->servers.size(), 2u);
+  EXPECT_EQ(r->servers[1].name, "store2");
+  EXPECT_TRUE(r->servers[1].draining);
+  EXPECT_EQ(r->servers[0].load_capacity, 16);
+  ASSERT_EQ(r->user_count(), 2u);
+  EXPECT_EQ(r->user_size[1], 200);
+  EXPECT_EQ(r->user_activity[0], 1.5);
+  EXPECT_EQ(r->user_pinned[1], 1);
+  EXPECT_EQ(r->user_label(0), "alice@example.org");
+  EXPECT_EQ(r->server_label(0), "store1");
+  EXPECT_EQ(r->taken_at_ms, 1700000000000);
+  EXPECT_EQ(r->source, "inventory");
+  auto text = read_file(dir + "/users.csv");
+  EXPECT_EQ(*text, "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,100,1.5000,0\n1,1,std,200,0.2500,1\n");
+}
+
+TEST(Snapshot, ReadsGeneratedFleetWithoutNames) {
+  std::string dir = make_dir("plain");
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,5,0.1,0\n1,2,ssd,7,0.0,1\n");
+  auto r = read_snapshot(dir);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->user_count(), 2u);
+  EXPECT_EQ(r->user_label(1), "1");
+  EXPECT_EQ(r->server_label(2), "2");
+  EXPECT_TRUE(r->notes.empty());
+}
+
+TEST(Snapshot, MissingColumnIsNamed) {
+  std::string dir = make_dir("missing");
+  write(dir, kServers, "user_id,server_id,class,size_bytes,pinned\n0,0,std,5,0\n");
+  auto r = read_snapshot(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(),
+            "users.csv:1: missing column 'activity' (expected user_id,server_id,class,size_bytes,activity,pinned)");
+}
+
+TEST(Snapshot, NegativeSizeIsRejected) {
+  std::string dir = make_dir("negative");
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,5,0.1,0\n1,0,std,-5,0.1,0\n");
+  auto r = read_snapshot(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "users.csv:3: size_bytes '-5' is negative");
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
+}
+
+TEST(Snapshot, UnknownServerIsRejected) {
+  std::string dir = make_dir("unknown_server");
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n0,7,std,5,0.1,0\n");
+  auto r = read_snapshot(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "users.csv:2: server_id 7 is not in servers.csv");
+}
+
+TEST(Snapshot, ClassMismatchPinsTheUserWithANote) {
+  std::string dir = make_dir("class");
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n0,2,std,5,0.1,0\n");
+  auto r = read_snapshot(dir);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->user_pinned[0], 1);
+  ASSERT_EQ(r->notes.size(), 1u);
+  EXPECT_EQ(r->notes[0], "users.csv:2: user 0 is class 'std' but server 2 is 'ssd'; treated as pinned");
+}
+
+TEST(Snapshot, MissingFolderNamesTheFile) {
+  auto r = read_snapshot("/nonexistent/snapshot");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "cannot read '/nonexistent/snapshot/servers.csv': No such file or directory");
+}
+
+TEST(Snapshot, OutOfOrderIdsAreRejected) {
+  std::string dir = make_dir("order");
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n1,0,std,5,0.1,0\n");
+  auto r = read_snapshot(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "users.csv:2: user_id '1' must be 0 (ids are 0..n-1 in order)");
+}
+
+}  // namespace
+}  // namespace mailshard

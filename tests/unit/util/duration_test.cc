@@ -1,0 +1,34 @@
+#include "util/duration.h"
+
+#include <gtest/gtest.h>
+
+namespace mailshard {
+namespace {
+
+TEST(Duration, Parse) {
+  EXPECT_EQ(*parse_duration_ms("30s"), 30'000);
+  EXPECT_EQ(*parse_duration_ms("10m"), 600'000);
+  EXPECT_EQ(*parse_duration_ms("1h30m"), 5'400'000);
+  EXPECT_EQ(*parse_duration_ms("7d"), 604'800'000);
+  EXPECT_EQ(*parse_duration_ms("500ms"), 500);
+  EXPECT_EQ(*parse_duration_ms("45"), 45'000);
+}
+
+TEST(Duration, RejectsGarbageWithExample) {
+  auto r = parse_duration_ms("10 minutes-ish");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "not a duration: '10 minutes-ish' (examples: 30s, 10m, 1h30m, 7d, 500ms)");
+  EXPECT_FALSE(parse_duration_ms("").ok());
+  EXPECT_FALSE(parse_duration_ms("5m3").ok());
+  EXPECT_FALSE(parse_duration_ms("-5s").ok());
+}
+
+TEST(Duration, Format) {
+  EXPECT_EQ(format_duration_ms(120), "120ms");
+  EXPECT_EQ(format_duration_ms(2500), "2.5s");
+  EXPECT_EQ(format_duration_ms(5'400'000), "1h30m");
+  EXPECT_EQ(format_duration_ms(90'000), "1m30s");
+}
+
+}  // namespace
+}  // namespace mailshard
