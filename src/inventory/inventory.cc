@@ -176,7 +176,10 @@ Result<Inventory> take_inventory(const Config& config, Directory& directory, Met
     if (dropped) {
       size_t w = 0;
       for (size_t r = 0; r < inv.users.size(); ++r)
-        if (!drop[r]) inv.users[w++] = std::move(inv.users[r]);
+        if (!drop[r]) {
+          if (w != r) inv.users[w] = std::move(inv.users[r]);
+          ++w;
+        }
       inv.users.resize(w);
     }
   }

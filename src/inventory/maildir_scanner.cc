@@ -157,7 +157,11 @@ Result<int> open_home(const std::string& mail_root, const std::string& home_rel)
     if (next < 0) {
       int err = errno;
       if (err == ENOENT) return -1;
-      if (err == ELOOP)
+      // O_NOFOLLOW|O_DIRECTORY on a symlink fails with ELOOP or ENOTDIR
+      // depending on the kernel: lstat tells which it was.
+      struct stat sb;
+      if ((err == ELOOP || err == ENOTDIR) && fstatat(fd.get(), part.c_str(), &sb, AT_SYMLINK_NOFOLLOW) == 0 &&
+          S_ISLNK(sb.st_mode))
         return Error::invalid(fmt::format("'{}' under mail_root '{}' is a symbolic link (never followed)",
                                           printable(walked), printable(mail_root)));
       if (err == ENOTDIR)

@@ -3,12 +3,14 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <fstream>
+#include <sstream>
+
 #include <fmt/format.h>
 
 #include "doveadm/http_client.h"
 #include "inventory/node_exporter.h"
 #include "inventory/prometheus_parser.h"
-#include "util/fs.h"
 #include "util/strings.h"
 
 namespace mailshard {
@@ -20,6 +22,14 @@ constexpr int64_t kRetryBackoffMs = 250;
 
 // node_exporter pages are ~100-300 KB; 16 MiB means something else answered.
 constexpr size_t kMaxMetricsBytes = 16u << 20;
+
+// /proc files report size 0, so they are read to EOF rather than by size.
+std::string read_proc(const char* path) {
+  std::ifstream in(path);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
 
 }  // namespace
 
@@ -68,14 +78,14 @@ Result<ServerMetrics> StatvfsMetricsSource::fetch(const ServerConfig& server) {
   m.fs_free_bytes = static_cast<int64_t>(vfs.f_bfree) * static_cast<int64_t>(vfs.f_frsize);
   m.source = "statvfs";
   m.cpus = static_cast<int>(sysconf(_SC_NPROCESSORS_ONLN));
-  if (auto load = read_file("/proc/loadavg", 4096); load.ok()) {
-    auto first = split(trim(*load), ' ');
+  if (std::string load = read_proc("/proc/loadavg"); !load.empty()) {
+    auto first = split(trim(load), ' ');
     if (!first.empty())
       if (auto v = parse_double(first[0]); v.ok()) m.load1 = *v;
   }
   // The mount holding mail_root, for the report (longest mountpoint prefix).
-  if (auto mounts = read_file("/proc/self/mounts", 4u << 20); mounts.ok()) {
-    for (const auto& line : split(*mounts, '\n')) {
+  if (std::string mounts = read_proc("/proc/self/mounts"); !mounts.empty()) {
+    for (const auto& line : split(mounts, '\n')) {
       auto f = split(line, ' ');
       if (f.size() < 3) continue;
       // /proc/mounts writes spaces in paths as \040.
