@@ -183,8 +183,9 @@ wait_port() { # NAME PORT
 
 set_ports() {
   BASE=${LAB_PORT_BASE:-10000}
-  [[ $BASE =~ ^[0-9]+$ ]] && ((BASE >= 1024 && BASE <= 62000)) ||
+  if ! [[ $BASE =~ ^[0-9]+$ ]] || ((BASE < 1024 || BASE > 62000)); then
     die "LAB_PORT_BASE='$BASE' must be an integer in 1024..62000"
+  fi
   LDAP_PORT=$((BASE + 389)); NGINX_PORT=$((BASE + 143))
   AUTH_PORT=$((BASE + 80)); NODE_PORT=$((BASE + 100))
 }
@@ -528,7 +529,7 @@ do_start() {
   trap on_exit EXIT
   mkdir -p "$DIR"
   echo "mailshard test lab; lab.sh start re-creates its contents" >"$DIR/$MARKER"
-  rm -rf "$DIR"/{ldap,store1,store2,store3,nginx,node_exporter,secrets,pids,bin,logs} \
+  rm -rf "${DIR:?}"/{ldap,store1,store2,store3,nginx,node_exporter,secrets,pids,bin,logs} \
          "$DIR"/{lab.env,mailshard.toml} "$DIR"/journal.sqlite*
   mkdir -p "$DIR"/{pids,logs,bin,secrets,node_exporter/textfile}
   chmod 755 "$DIR"
