@@ -39,10 +39,13 @@ struct DirectoryAnomaly {
   std::string reason;  // one line, e.g. "mailHost 'store9' is not a configured server"
 };
 
-// The expected current values for a flip; both must still match.
+// The expected current values for a flip; all must still hold.
 struct FlipExpectation {
   std::string host;
   std::string home;
+  // An extra RFC 4515 filter ANDed into the assertion, already escaped, e.g.
+  // FreezeBackend::flip_assertion() "(mailAccountStatus=frozen)"; "" = none.
+  std::string also;
 };
 
 class Directory {

@@ -110,9 +110,8 @@ Result<RawEntry> read_entry(LDAP* ld, LDAPMessage* e, const AccountValidator& v)
   return out;
 }
 
-std::string assertion_for(const std::string& host_attr, const std::string& host, const std::string& home_attr,
-                          const std::string& home) {
-  return fmt::format("(&{}{})", equality_filter(host_attr, host), equality_filter(home_attr, home));
+std::string assertion_for(const std::string& host_attr, const std::string& home_attr, const FlipExpectation& e) {
+  return fmt::format("(&{}{}{})", equality_filter(host_attr, e.host), equality_filter(home_attr, e.home), e.also);
 }
 
 }  // namespace
@@ -424,7 +423,7 @@ Status LdapDirectory::flip(const std::string& dn, const FlipExpectation& expecte
   const std::string& home_attr = validator_.home_attribute();
   std::vector<std::pair<std::string, std::string>> replace = {{host_attr, new_host}};
   if (new_home) replace.emplace_back(home_attr, *new_home);
-  const std::string assertion = assertion_for(host_attr, expected.host, home_attr, expected.home);
+  const std::string assertion = assertion_for(host_attr, home_attr, expected);
 
   auto st = with_reconnect([&] { return modify(dn, replace, assertion); });
   if (st.ok() || st.error().code() != ErrorCode::kConflict) return st;
@@ -445,8 +444,9 @@ Status LdapDirectory::flip(const std::string& dn, const FlipExpectation& expecte
                  (*home_now)[0] == (new_home ? *new_home : expected.home);
   if (already) return {};
   return Error::conflict(fmt::format(
-      "entry changed underneath us: '{}' was expected to hold {}={} {}={} but holds {}={} {}={}", printable(dn),
-      host_attr, printable(expected.host, 120), home_attr, printable(expected.home, 120), host_attr, shown(*host_now),
+      "entry changed underneath us: '{}' was expected to hold {}={} {}={}{} but holds {}={} {}={}", printable(dn),
+      host_attr, printable(expected.host, 120), home_attr, printable(expected.home, 120),
+      expected.also.empty() ? "" : " and match " + printable(expected.also, 120), host_attr, shown(*host_now),
       home_attr, shown(*home_now)));
 }
 

@@ -81,14 +81,12 @@ Result<HttpResponse> http_request(const HttpRequest& req) {
 
   HttpResponse resp;
   Sink sink{&resp.body, req.max_response_bytes};
-  char errbuf[CURL_ERROR_SIZE] = {0};
   int64_t connect_ms = req.connect_timeout_ms > 0 ? req.connect_timeout_ms : std::min<int64_t>(req.timeout_ms, 3'000);
 
   curl_easy_setopt(c, CURLOPT_URL, req.url.c_str());
   curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);  // threads: no SIGALRM for DNS timeouts
   curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, static_cast<long>(req.timeout_ms));
   curl_easy_setopt(c, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(connect_ms));
-  curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
   curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, write_cb);
   curl_easy_setopt(c, CURLOPT_WRITEDATA, &sink);
   curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 0L);
@@ -111,8 +109,10 @@ Result<HttpResponse> http_request(const HttpRequest& req) {
 
   CURLcode rc = curl_easy_perform(c);
   if (rc != CURLE_OK) {
-    std::string detail = errbuf[0] ? std::string(errbuf) : std::string(curl_easy_strerror(rc));
-    while (!detail.empty() && (detail.back() == '\n' || detail.back() == ' ')) detail.pop_back();
+    // curl_easy_strerror, not the error buffer: the buffer adds timings
+    // ("after 3001 ms") that make messages differ from run to run, and the
+    // URL is already in `what`.
+    std::string detail = curl_easy_strerror(rc);
     if (sink.overflow)
       return Error::corrupt(fmt::format("{}: response larger than {} bytes", what, req.max_response_bytes));
     switch (rc) {

@@ -168,7 +168,7 @@ TEST(DoveadmClient, UnreachableIsUnavailable) {
   auto r = DoveadmClient(o).quota_get("alice");
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
-  EXPECT_EQ(r.error().message().rfind("doveadm quotaGet: POST " + o.url + ": ", 0), 0u) << r.error().message();
+  EXPECT_EQ(r.error().message(), "doveadm quotaGet: POST " + o.url + ": Couldn't connect to server");
 }
 
 TEST(DoveadmClient, ServerWithoutUrlIsAConfigError) {
@@ -205,8 +205,7 @@ TEST(HttpClient, SlowServerTimesOut) {
   auto r = http_request(req);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kTimeout);
-  EXPECT_EQ(r.error().message().rfind("GET " + srv.url("/metrics") + ": Operation timed out", 0), 0u)
-      << r.error().message();
+  EXPECT_EQ(r.error().message(), "GET " + srv.url("/metrics") + ": Timeout was reached");
 }
 
 }  // namespace

@@ -63,8 +63,7 @@ TEST(PrometheusMetricsSource, UnreachableIsRetriedThenFails) {
   auto m = source.fetch(server_with(url));
   ASSERT_FALSE(m.ok());
   EXPECT_EQ(m.error().code(), ErrorCode::kUnavailable);
-  EXPECT_EQ(m.error().message().rfind("metrics " + url + ": GET " + url + ": ", 0), 0u) << m.error().message();
-  EXPECT_NE(m.error().message().find("(3 attempts)"), std::string::npos) << m.error().message();
+  EXPECT_EQ(m.error().message(), "metrics " + url + ": GET " + url + ": Couldn't connect to server (3 attempts)");
   EXPECT_EQ(clock.sleeps(), (std::vector<int64_t>{250, 500}));
 }
 
