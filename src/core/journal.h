@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -96,6 +97,14 @@ struct MoveFilter {
   int limit = 0;             // 0 = no limit; newest first
 };
 
+// Exclusive ownership of one move by one process (a mover, resume, abort or
+// the freeze guard). Released when destroyed or when the process dies, even
+// by kill -9, so a crashed mover never blocks its own recovery.
+class MoveLease {
+ public:
+  virtual ~MoveLease() = default;
+};
+
 class Journal {
  public:
   virtual ~Journal() = default;
@@ -123,6 +132,10 @@ class Journal {
   virtual Status update_move(const MoveRecord& move) = 0;
   virtual Result<MoveRecord> get_move(int64_t id) = 0;
   virtual Result<std::vector<MoveRecord>> list_moves(const MoveFilter& filter) = 0;
+
+  // Takes the move's lease without waiting. kConflict ("move N is being run
+  // by another process") while another process holds it.
+  virtual Result<std::unique_ptr<MoveLease>> lease_move(int64_t move_id) = 0;
 
   virtual Status log_step(int64_t move_id, const std::string& step, StepPhase phase, const std::string& detail) = 0;
   virtual Result<std::vector<StepRecord>> list_steps(int64_t move_id) = 0;

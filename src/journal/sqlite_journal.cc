@@ -1,6 +1,9 @@
 #include "journal/sqlite_journal.h"
 
+#include <fcntl.h>
 #include <sqlite3.h>
+#include <sys/file.h>
+#include <unistd.h>
 
 #include <fmt/format.h>
 
@@ -362,6 +365,30 @@ Result<std::vector<MoveRecord>> SqliteJournal::list_moves(const MoveFilter& f) {
   while ((rc = s.step()) == SQLITE_ROW) out.push_back(MS_TRY(read_move(s)));
   if (rc != SQLITE_DONE) return db_error("list moves");
   return out;
+}
+
+namespace {
+class FlockLease final : public MoveLease {
+ public:
+  explicit FlockLease(UniqueFd fd) : fd_(std::move(fd)) {}
+  ~FlockLease() override { ::flock(fd_.get(), LOCK_UN); }
+
+ private:
+  UniqueFd fd_;
+};
+}  // namespace
+
+Result<std::unique_ptr<MoveLease>> SqliteJournal::lease_move(int64_t move_id) {
+  std::string dir = path_ + ".locks";
+  MS_CHECK_CTX(make_dirs(dir, 0750), "move lease");
+  std::string file = fmt::format("{}/move-{}.lock", dir, move_id);
+  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+  if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot open lock '{}'", printable(file)));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
+    if (errno == EWOULDBLOCK) return Error::conflict(fmt::format("move {} is being run by another process", move_id));
+    return Error::from_errno(errno, fmt::format("cannot lock '{}'", printable(file)));
+  }
+  return std::unique_ptr<MoveLease>(new FlockLease(std::move(fd)));
 }
 
 Status SqliteJournal::log_step(int64_t move_id, const std::string& step, StepPhase phase, const std::string& detail) {

@@ -43,6 +43,8 @@ class SqliteJournal final : public Journal {
   Status update_move(const MoveRecord& move) override;
   Result<MoveRecord> get_move(int64_t id) override;
   Result<std::vector<MoveRecord>> list_moves(const MoveFilter& filter) override;
+  // flock() on "<journal path>.locks/move-<id>.lock".
+  Result<std::unique_ptr<MoveLease>> lease_move(int64_t move_id) override;
   Status log_step(int64_t move_id, const std::string& step, StepPhase phase, const std::string& detail) override;
   Result<std::vector<StepRecord>> list_steps(int64_t move_id) override;
   Status put_blob(int64_t move_id, const std::string& key, const std::string& value) override;

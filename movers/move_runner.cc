@@ -1,0 +1,939 @@
+#include "movers/move_runner.h"
+
+#include <algorithm>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "movers/maildir_rules.h"
+#include "movers/sync_state.h"
+#include "util/duration.h"
+#include "util/interrupt.h"
+#include "util/strings.h"
+
+namespace mailshard {
+
+using json = nlohmann::json;
+
+std::string staging_home(const std::string& home_rel, int64_t move_id) {
+  return fmt::format("{}.mailshard-incoming-{}", home_rel, move_id);
+}
+
+namespace {
+
+// A freeze must have this much life left when the flip starts: the flip and
+// the thaw then happen while the gate still holds (ms).
+constexpr int64_t kFreezeSafetyMs = 15'000;
+// Poll interval while waiting for sessions and deliveries to drain (ms).
+constexpr int64_t kDrainPollMs = 100;
+// Ops per Transport::apply() call when deleting a tree.
+constexpr size_t kOpsPerBatch = 4000;
+// Thaw attempts before the move is left for resume (one second apart).
+constexpr int kThawAttempts = 3;
+
+std::string dirname_of(const std::string& rel) {
+  auto p = rel.rfind('/');
+  return p == std::string::npos ? std::string() : rel.substr(0, p);
+}
+
+// Bytes of a home from one listing: Maildir message names carry ",S=<size>";
+// everything else is stat'ed (a home has few non-message files).
+Result<int64_t> home_bytes(Transport& t, const std::string& home) {
+  auto listing = t.list_tree(home);
+  if (!listing.ok()) return std::move(listing).error();
+  int64_t total = 0;
+  std::vector<StatRequest> unknown;
+  for (const auto& dir : *listing) {
+    for (const auto& e : dir.entries) {
+      if (e.type == EntryType::kDir) continue;
+      std::string_view base = message_base(e.name);
+      auto s = base.find(",S=");
+      if (s != std::string_view::npos) {
+        int64_t v = 0;
+        size_t i = s + 3;
+        while (i < base.size() && base[i] >= '0' && base[i] <= '9') v = v * 10 + (base[i++] - '0');
+        if (i > s + 3) {
+          total += v;
+          continue;
+        }
+      }
+      unknown.push_back({join_path(join_path(home, dir.path), e.name), {}});
+    }
+  }
+  if (!unknown.empty()) {
+    auto st = t.stat(unknown);
+    if (!st.ok()) return std::move(st).error();
+    for (const auto& r : *st)
+      if (!r.error) total += r.attrs.size;
+  }
+  return total;
+}
+
+}  // namespace
+
+// Everything one move works with.
+struct MoveRunner::Ctx {
+  MoveRecord rec;
+  Account account;
+  const ServerConfig* from = nullptr;
+  const ServerConfig* to = nullptr;
+  Transport* src = nullptr;
+  Transport* dst = nullptr;
+  std::string src_home;     // relative to the source mail root
+  std::string dst_final;    // relative to the destination mail root
+  std::string dst_staging;  // where the copy is built before the flip
+  std::optional<std::string> new_home;  // home attribute after the flip (absolute homes only)
+  bool empty_source = false;            // the user has no mailbox yet: nothing to copy
+  SyncState state;
+  bool state_loaded = false;
+  std::unique_ptr<MoveLease> lease;
+  int64_t frozen_mono = -1;
+  bool flip_unknown = false;  // the flip's modify may have been applied: resume decides
+  json detail = json::object();
+  FreezeTarget target() const { return {rec.user, rec.dn}; }
+};
+
+template <typename F>
+Status MoveRunner::step(Ctx& c, const std::string& name, F&& fn) {
+  c.rec.step = name;
+  MS_CHECK(save(c));
+  MS_CHECK(d_.journal.log_step(c.rec.id, name, StepPhase::kBegin, ""));
+  d_.env.step_boundary(name, StepPhase::kBegin);
+  Status st = fn();
+  if (!st.ok()) {
+    (void)d_.journal.log_step(c.rec.id, name, StepPhase::kError, st.error().message());
+    return st;
+  }
+  MS_CHECK(save(c));
+  MS_CHECK(d_.journal.log_step(c.rec.id, name, StepPhase::kEnd, ""));
+  d_.env.step_boundary(name, StepPhase::kEnd);
+  return {};
+}
+
+Status MoveRunner::save(Ctx& c) {
+  c.rec.detail_json = c.detail.dump();
+  return d_.journal.update_move(c.rec);
+}
+
+Status MoveRunner::save_state(Ctx& c) { return d_.journal.put_blob(c.rec.id, "sync_state", c.state.serialize()); }
+
+Status MoveRunner::load_state(Ctx& c) {
+  if (c.state_loaded) return {};
+  auto blob = d_.journal.get_blob(c.rec.id, "sync_state");
+  if (!blob.ok()) return std::move(blob).error();
+  if (blob->has_value()) {
+    auto st = SyncState::deserialize(**blob);
+    if (!st.ok()) return std::move(st).error().context("sync state in the journal");
+    c.state = std::move(*st);
+    // A pass may have been cut short: list the destination before trusting it.
+    c.state.dirty = true;
+  } else {
+    c.state = SyncState::fresh();
+  }
+  c.state_loaded = true;
+  return {};
+}
+
+Result<bool> MoveRunner::exists(Transport& t, const std::string& path) {
+  auto st = t.stat({{path, {}}});
+  if (!st.ok()) return std::move(st).error();
+  const auto& r = (*st)[0];
+  if (!r.error) return true;
+  if (r.error->code() == ErrorCode::kNotFound) return false;
+  return *r.error;
+}
+
+Status MoveRunner::remove_tree(Transport& t, const std::string& dir) {
+  auto listing = t.list_tree(dir);
+  if (!listing.ok()) {
+    if (listing.error().code() == ErrorCode::kNotFound) return {};
+    return std::move(listing).error().context(fmt::format("remove {}", printable(dir)));
+  }
+  std::vector<TreeOp> ops;
+  auto flush = [&]() -> Status {
+    if (ops.empty()) return {};
+    auto res = t.apply(ops);
+    if (!res.ok()) return std::move(res).error();
+    for (size_t i = 0; i < res->size(); ++i)
+      if (!(*res)[i].ok() && (*res)[i].error().code() != ErrorCode::kNotFound)
+        return Error((*res)[i].error().code(), fmt::format("remove '{}': {}", printable(ops[i].path),
+                                                           (*res)[i].error().message()));
+    ops.clear();
+    return {};
+  };
+  for (auto it = listing->rbegin(); it != listing->rend(); ++it) {
+    std::string base = join_path(dir, it->path);
+    for (const auto& e : it->entries) {
+      if (e.type == EntryType::kDir) continue;
+      TreeOp op;
+      op.kind = TreeOp::Kind::kUnlink;
+      op.path = join_path(base, e.name);
+      ops.push_back(std::move(op));
+      if (ops.size() >= kOpsPerBatch) MS_CHECK(flush());
+    }
+    MS_CHECK(flush());  // a directory is removed only after its files
+    TreeOp rm;
+    rm.kind = TreeOp::Kind::kRmdir;
+    rm.path = base;
+    ops.push_back(std::move(rm));
+    MS_CHECK(flush());
+  }
+  TreeOp sync;
+  sync.kind = TreeOp::Kind::kSyncDir;
+  sync.path = dirname_of(dir);
+  ops.push_back(sync);
+  return flush();
+}
+
+// Creates the directories above `rel` on the destination that it lacks, with
+// the source's owner and mode (Dovecot needs "example.org/" owned by its user).
+Status MoveRunner::ensure_parents(Ctx& c, const std::string& rel) {
+  std::vector<std::string> parents;
+  for (std::string p = dirname_of(rel); !p.empty(); p = dirname_of(p)) parents.push_back(p);
+  std::reverse(parents.begin(), parents.end());
+  for (const auto& p : parents) {
+    auto here = exists(*c.dst, p);
+    if (!here.ok()) return std::move(here).error();
+    if (*here) continue;
+    auto src_attrs = c.src->stat({{p, {}}});
+    if (!src_attrs.ok()) return std::move(src_attrs).error();
+    TreeOp op;
+    op.kind = TreeOp::Kind::kMkdir;
+    op.path = p;
+    if (!(*src_attrs)[0].error) {
+      op.attrs = (*src_attrs)[0].attrs;
+      op.attr_mask = TreeOp::kOwner | TreeOp::kMode;
+    }
+    auto res = c.dst->apply({op});
+    if (!res.ok()) return std::move(res).error();
+    if (!(*res)[0].ok()) return (*res)[0].error();
+  }
+  return {};
+}
+
+Status MoveRunner::open_sides(Ctx& c) {
+  c.from = d_.config.find_server(c.rec.from_server);
+  c.to = d_.config.find_server(c.rec.to_server);
+  if (!c.from || !c.to)
+    return Error::invalid(fmt::format("move {}: server {} is no longer configured", c.rec.id,
+                                      c.from ? c.rec.to_server : c.rec.from_server));
+  c.src = MS_TRY_CTX(d_.env.transport(c.from->name), c.from->name);
+  c.dst = MS_TRY_CTX(d_.env.transport(c.to->name), c.to->name);
+  if (c.detail.contains("src_home")) c.src_home = c.detail["src_home"];
+  c.dst_final = c.src_home;
+  c.dst_staging = staging_home(c.src_home, c.rec.id);
+  if (c.detail.contains("new_home")) c.new_home = c.detail["new_home"].get<std::string>();
+  c.empty_source = c.detail.value("empty_source", false);
+  return {};
+}
+
+// ---------------------------------------------------------------------------
+// The move, as a list of steps.
+
+Result<MoveRecord> MoveRunner::move(const std::string& user, const std::string& to, const MoveOptions& options) {
+  Ctx c;
+  c.rec.user = user;
+  c.rec.to_server = to;
+  c.rec.plan_id = options.plan_id;
+  c.rec.bytes_planned = options.bytes_planned;
+  // Preflight checks what can be checked without side effects; a dry run
+  // stops after it, with one journal record.
+  MS_CHECK(preflight(c, options));
+  if (options.dry_run) return c.rec;
+  return run_from(c);
+}
+
+Result<MoveRecord> MoveRunner::run_from(Ctx& c) {
+  auto pre_flip = [&](const char* name, auto fn) -> Status {
+    if (interrupted()) return Error::interrupted("interrupted before " + std::string(name));
+    return step(c, name, fn);
+  };
+  // Before the flip: any failure rolls back and the source stays authoritative.
+  Status st = pre_flip("precopy", [&] { return precopy(c); });
+  if (st.ok()) st = pre_flip("freeze", [&] { return freeze(c); });
+  if (st.ok()) st = pre_flip("kick", [&] { return kick(c); });
+  if (st.ok()) st = pre_flip("final_sync", [&] { return final_sync(c); });
+  if (st.ok()) st = pre_flip("verify", [&] { return verify(c); });
+  if (st.ok()) st = pre_flip("flip", [&] { return flip(c); });
+  if (!st.ok()) {
+    Error why = st.error();
+    if (c.flip_unknown) {
+      // LDAP may or may not have applied the modify: only resume, reading
+      // LDAP once it answers, may decide. Nothing is deleted meanwhile.
+      c.rec.error = fmt::format("{} (cannot tell whether the flip happened; 'mailshard resume' decides once LDAP "
+                                "answers)", why.message());
+      (void)save(c);
+      return c.rec;
+    }
+    auto rb = roll_back(c, why);
+    if (!rb.ok()) {
+      // Still active (rolling_back): resume retries the rollback.
+      c.rec.error = fmt::format("{}; rollback incomplete: {}", why.message(), rb.error().message());
+      (void)save(c);
+    }
+    return c.rec;
+  }
+  // After the flip: only forward. Errors leave the move for resume.
+  for (auto [name, fn] : std::initializer_list<std::pair<const char*, Status (MoveRunner::*)(Ctx&)>>{
+           {"thaw", &MoveRunner::thaw}, {"sweep", &MoveRunner::sweep}, {"done", &MoveRunner::finish}}) {
+    Status s = step(c, name, [&] { return (this->*fn)(c); });
+    if (!s.ok()) {
+      c.rec.error = fmt::format("{} (the move has flipped; 'mailshard resume' finishes it)", s.error().message());
+      (void)save(c);
+      return c.rec;
+    }
+    // Ctrl-C after the flip: the thaw always runs (nobody stays frozen); the
+    // sweep can wait for resume.
+    if (interrupted() && std::string(name) == "thaw") {
+      c.rec.error = "interrupted after the flip; 'mailshard resume' sweeps and finishes it";
+      (void)save(c);
+      return c.rec;
+    }
+  }
+  return c.rec;
+}
+
+Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
+  const Config& cfg = d_.config;
+  std::vector<std::string> names;
+  for (const auto& s : cfg.servers) names.push_back(s.name);
+  c.to = cfg.find_server(c.rec.to_server);
+  if (!c.to)
+    return Error::invalid(fmt::format("unknown server '{}' (configured: {})", printable(c.rec.to_server), join(names, ", ")));
+  if (d_.freeze.name() == "none" && !options.no_freeze)
+    return Error::invalid(
+        "[freeze] method is \"none\": pass --no-freeze to move without holding logins and deliveries");
+
+  auto account = d_.directory.find_account(c.rec.user);
+  if (!account.ok()) {
+    if (account.error().code() == ErrorCode::kNotFound)
+      return Error::invalid(fmt::format("unknown user '{}': {}", printable(c.rec.user), account.error().message()));
+    return std::move(account).error().context(fmt::format("user {}", printable(c.rec.user)));
+  }
+  c.account = std::move(*account);
+  c.from = cfg.find_server(c.account.host);
+  if (!c.from) return Error::invalid(fmt::format("user {} is on unknown server '{}'", printable(c.rec.user), c.account.host));
+  if (c.from == c.to)
+    return Error::invalid(fmt::format("user {} is already on {}", printable(c.rec.user), c.to->name));
+  if (c.to->draining) return Error::invalid(fmt::format("server {} is draining; it receives no users", c.to->name));
+  if (c.to->server_class != c.from->server_class)
+    spdlog::warn("move {}: {} is class '{}' but {} is '{}'", printable(c.rec.user), c.from->name,
+                 c.from->server_class, c.to->name, c.to->server_class);
+  if (options.no_freeze)
+    spdlog::warn("move {}: no freeze: the user stays online during the final pass; late deliveries are swept, "
+                 "but flag changes made during the final pass may be lost",
+                 printable(c.rec.user));
+
+  c.rec.dn = c.account.dn;
+  c.rec.from_server = c.from->name;
+  c.rec.from_home = c.account.home;
+  c.src_home = c.account.home_rel;
+  c.dst_final = c.src_home;
+  if (!c.account.home.empty() && c.account.home.front() == '/') c.new_home = c.to->mail_root + "/" + c.src_home;
+  c.rec.to_home = c.new_home.value_or(c.account.home);
+  c.detail["src_home"] = c.src_home;
+  if (c.new_home) c.detail["new_home"] = *c.new_home;
+
+  if (options.dry_run) {
+    MoveFilter f;
+    f.user = c.rec.user;
+    f.active_only = true;
+    auto active = d_.journal.list_moves(f);
+    if (!active.ok()) return std::move(active).error();
+    if (!active->empty())
+      return Error::conflict(fmt::format("user {} is already being moved (move {}, state {})", printable(c.rec.user),
+                                         active->front().id, move_state_name(active->front().state)));
+  } else {
+    c.rec.state = MoveState::kPlanned;
+    c.rec.step = "preflight";
+    c.rec.detail_json = c.detail.dump();
+    c.rec.id = MS_TRY(d_.journal.claim_move(c.rec));
+    c.lease = MS_TRY(d_.journal.lease_move(c.rec.id));
+    MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kBegin, ""));
+  }
+
+  // Checks with the servers. A failure here ends the move before anything
+  // was written anywhere.
+  auto checks = [&]() -> Status {
+    c.src = MS_TRY_CTX(d_.env.transport(c.from->name), c.from->name);
+    c.dst = MS_TRY_CTX(d_.env.transport(c.to->name), c.to->name);
+    c.dst_staging = staging_home(c.src_home, c.rec.id);
+    // Clocks: Maildir names and Dovecot's caches carry timestamps.
+    int64_t skew = 0;
+    {
+      auto a = c.src->now_ms();
+      auto b = c.dst->now_ms();
+      if (!a.ok()) return std::move(a).error().context(c.from->name);
+      if (!b.ok()) return std::move(b).error().context(c.to->name);
+      skew = *a - *b;
+      if (std::llabs(skew) > cfg.move.max_clock_skew_ms)
+        return Error::invalid(fmt::format("clocks of {} and {} differ by {} (max_clock_skew is {})", c.from->name,
+                                          c.to->name, format_duration_ms(std::llabs(skew)),
+                                          format_duration_ms(cfg.move.max_clock_skew_ms)));
+    }
+    auto src_there = MS_TRY_CTX(exists(*c.src, c.src_home), c.from->name);
+    c.empty_source = !src_there;
+    c.detail["empty_source"] = c.empty_source;
+    auto dst_there = MS_TRY_CTX(exists(*c.dst, c.dst_final), c.to->name);
+    if (dst_there) {
+      if (options.dry_run)
+        return Error::conflict(fmt::format("{} already has a mailbox at {}", c.to->name, printable(c.dst_final)));
+      MS_CHECK(purge_stale_copy(c));
+    }
+    int64_t need = c.empty_source ? 0 : MS_TRY_CTX(home_bytes(*c.src, c.src_home), c.from->name);
+    if (c.rec.bytes_planned == 0) c.rec.bytes_planned = need;
+    auto space = MS_TRY_CTX(c.dst->space(dirname_of(c.dst_final)), c.to->name);
+    if (space.avail_bytes < need + cfg.move.headroom_bytes)
+      return Error::no_space(fmt::format("{} has {} free; the mailbox needs {} plus {} headroom", c.to->name,
+                                         human_bytes(space.avail_bytes), human_bytes(need),
+                                         human_bytes(cfg.move.headroom_bytes)));
+    c.detail["clock_skew_ms"] = skew;
+    return {};
+  };
+  Status st = checks();
+  if (options.dry_run) {
+    c.rec.state = MoveState::kDryRun;
+    c.rec.step = "preflight";
+    c.rec.error = st.ok() ? "" : st.error().message();
+    c.rec.detail_json = c.detail.dump();
+    c.rec.finished_at_ms = d_.clock.now_ms();
+    c.rec.id = MS_TRY(d_.journal.claim_move(c.rec));
+    if (!st.ok()) return st;
+    return {};
+  }
+  if (!st.ok()) {
+    (void)d_.journal.log_step(c.rec.id, "preflight", StepPhase::kError, st.error().message());
+    c.rec.state = MoveState::kRolledBack;
+    c.rec.error = st.error().message();
+    c.rec.finished_at_ms = d_.clock.now_ms();
+    (void)save(c);
+    return st;
+  }
+  c.rec.state = MoveState::kPrecopy;
+  MS_CHECK(save(c));
+  MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kEnd, c.detail.dump()));
+  d_.env.step_boundary("preflight", StepPhase::kEnd);
+  return {};
+}
+
+// A done move's source copy at the destination path (the user moves back
+// before purge): sweep and delete it, so the path is free. Anything else at
+// that path is not ours and stops the move.
+Result<MoveRecord> MoveRunner::purge_stale_copy(Ctx& c) {
+  MoveFilter f;
+  f.user = c.rec.user;
+  auto moves = MS_TRY(d_.journal.list_moves(f));
+  for (const auto& m : moves) {
+    if (m.state == MoveState::kDone && m.from_server == c.to->name && m.id != c.rec.id) {
+      spdlog::info("move {}: {} still holds the source copy of move {}; purging it first", printable(c.rec.user),
+                   c.to->name, m.id);
+      return purge(m.id, 0);
+    }
+  }
+  return Error::conflict(fmt::format("{} already has a mailbox at {} that no mailshard move left there; move it "
+                                     "aside or remove it first",
+                                     c.to->name, printable(c.dst_final)));
+}
+
+Status MoveRunner::precopy(Ctx& c) {
+  c.rec.state = MoveState::kPrecopy;
+  if (c.empty_source) return {};
+  MS_CHECK(ensure_parents(c, c.dst_staging));
+  MS_CHECK(load_state(c));
+  SyncEngine engine(*c.src, c.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
+  json passes = json::array();
+  for (int pass = 1; pass <= d_.config.move.precopy_max_passes; ++pass) {
+    if (interrupted()) return Error::interrupted(fmt::format("interrupted after precopy pass {}", pass - 1));
+    // The second pass also audits everything (lstat + hash on both sides):
+    // outside the freeze, where it costs nothing but time.
+    bool audit = pass == 2;
+    auto stats = engine.warm_pass(c.state, audit);
+    if (!stats.ok()) return std::move(stats).error().context(fmt::format("precopy pass {}", pass));
+    MS_CHECK(save_state(c));
+    c.rec.bytes_transferred += stats->bytes_sent;
+    passes.push_back(stats->to_json());
+    c.detail["precopy"] = passes;
+    MS_CHECK(save(c));
+    d_.env.progress(c.rec.user, fmt::format("precopy pass {}: {} files, {} sent", pass, stats->files_copied,
+                                            human_bytes(stats->bytes_sent)));
+    if (pass >= 2 && stats->bytes_sent < d_.config.move.precopy_threshold_bytes) break;
+  }
+  return {};
+}
+
+Status MoveRunner::freeze(Ctx& c) {
+  int64_t until = d_.clock.now_ms() + d_.config.freeze.max_duration_ms;
+  c.detail["freeze_requested"] = true;  // from here on, a rollback thaws
+  c.rec.freeze_expires_at_ms = until;
+  MS_CHECK(save(c));
+  MS_CHECK(d_.freeze.freeze(c.target(), until));
+  c.frozen_mono = d_.clock.monotonic_ms();
+  c.rec.frozen_at_ms = d_.clock.now_ms();
+  c.rec.state = MoveState::kFrozen;
+  d_.env.arm_freeze_guard(c.rec.id, until);
+  d_.env.progress(c.rec.user, fmt::format("frozen ({}) until {}", d_.freeze.name(), format_time_ms(until)));
+  return {};
+}
+
+Status MoveRunner::kick(Ctx& c) {
+  MS_CHECK(d_.kicker.kick(c.rec.user, c.from->name));
+  // Wait, bounded, until no session is left and no delivery is in flight
+  // (a file in a Maildir tmp/).
+  int64_t deadline = d_.clock.monotonic_ms() + d_.config.kick.wait_ms;
+  std::string why;
+  while (true) {
+    int sessions = 0;
+    auto n = d_.kicker.sessions(c.rec.user, c.from->name);
+    if (n.ok()) sessions = *n;
+    else if (n.error().code() != ErrorCode::kUnsupported) return std::move(n).error();
+    int in_flight = 0;
+    if (!c.empty_source) {
+      auto listing = c.src->list_tree(c.src_home);
+      if (!listing.ok()) return std::move(listing).error().context(c.from->name);
+      for (const auto& dir : *listing) {
+        std::string_view p = dir.path;
+        bool is_tmp = p == "tmp" || ends_with(p, "/tmp");
+        if (!is_tmp) continue;
+        for (const auto& e : dir.entries)
+          if (!starts_with(e.name, kTempPrefix)) ++in_flight;
+      }
+    }
+    if (sessions == 0 && in_flight == 0) break;
+    why = fmt::format("{} session(s) and {} delivery file(s) in tmp/ remain", sessions, in_flight);
+    if (d_.clock.monotonic_ms() > deadline)
+      return Error::timeout(fmt::format("{} on {} after waiting {}", why, c.from->name,
+                                        format_duration_ms(d_.config.kick.wait_ms)));
+    if (sessions > 0) (void)d_.kicker.kick(c.rec.user, c.from->name);
+    d_.clock.sleep_ms(kDrainPollMs);
+  }
+  return {};
+}
+
+Status MoveRunner::final_sync(Ctx& c) {
+  c.rec.state = MoveState::kFinalSync;
+  if (c.empty_source) {
+    // A delivery may have created the mailbox since preflight: copy it then.
+    auto there = MS_TRY(exists(*c.src, c.src_home));
+    if (!there) return {};
+    c.empty_source = false;
+    c.detail["empty_source"] = false;
+    MS_CHECK(ensure_parents(c, c.dst_staging));
+    MS_CHECK(load_state(c));
+  }
+  if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms)
+    return Error::timeout("the freeze expires before the final pass could finish; raise [freeze] max_duration");
+  auto space = MS_TRY_CTX(c.dst->space(dirname_of(c.dst_final)), c.to->name);
+  if (space.avail_bytes < d_.config.move.headroom_bytes)
+    return Error::no_space(fmt::format("{} has only {} free (headroom {})", c.to->name, human_bytes(space.avail_bytes),
+                                       human_bytes(d_.config.move.headroom_bytes)));
+  MS_CHECK(load_state(c));
+  SyncEngine engine(*c.src, c.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
+  auto stats = engine.final_pass(c.state);
+  if (!stats.ok()) return std::move(stats).error();
+  MS_CHECK(save_state(c));
+  c.rec.bytes_transferred += stats->bytes_sent;
+  c.detail["final_pass"] = stats->to_json();
+  d_.env.progress(c.rec.user, fmt::format("final pass: {} files, {} renames, {} sent in {:.2f}s",
+                                          stats->files_copied, stats->renames, human_bytes(stats->bytes_sent),
+                                          stats->seconds));
+  return {};
+}
+
+Status MoveRunner::verify(Ctx& c) {
+  if (!c.empty_source) {
+    MS_CHECK(load_state(c));
+    SyncEngine engine(*c.src, c.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
+    auto report = engine.verify(c.state, VerifyScope::kWritten);
+    if (!report.ok()) return std::move(report).error();
+    c.detail["verify"] = report->to_json();
+  }
+  c.rec.state = MoveState::kVerified;
+  return {};
+}
+
+// doveadm's view of the source against its view of the destination copy,
+// once the copy sits at the home path and before LDAP points anyone at it.
+Status MoveRunner::compare_mailbox_status(Ctx& c) {
+  if (!d_.mailbox_status || c.from->doveadm_url.empty() || c.to->doveadm_url.empty() || c.empty_source) return {};
+  auto a = d_.mailbox_status->mailbox_status(c.rec.user, c.from->name);
+  if (!a.ok()) return std::move(a).error();
+  auto b = d_.mailbox_status->mailbox_status(c.rec.user, c.to->name);
+  if (!b.ok()) return std::move(b).error();
+  std::map<std::string, MailboxStatusInfo> dst;
+  for (auto& m : *b) dst[m.mailbox] = m;
+  std::vector<std::string> diffs;
+  for (const auto& m : *a) {
+    auto it = dst.find(m.mailbox);
+    if (it == dst.end()) {
+      diffs.push_back(fmt::format("{}: missing on {}", m.mailbox, c.to->name));
+      continue;
+    }
+    const auto& o = it->second;
+    if (m.messages != o.messages || m.uidvalidity != o.uidvalidity || m.uidnext != o.uidnext)
+      diffs.push_back(fmt::format("{}: messages/uidvalidity/uidnext {}/{}/{} on {} but {}/{}/{} on {}", m.mailbox,
+                                  m.messages, m.uidvalidity, m.uidnext, c.from->name, o.messages, o.uidvalidity,
+                                  o.uidnext, c.to->name));
+  }
+  if (!diffs.empty())
+    return Error::verify_failed(fmt::format("doveadm mailbox status differs: {}{}", diffs.front(),
+                                            diffs.size() > 1 ? fmt::format(" (and {} more)", diffs.size() - 1) : ""));
+  c.detail["doveadm_mailboxes_compared"] = a->size();
+  return {};
+}
+
+Status MoveRunner::flip(Ctx& c) {
+  // 1. The copy takes the home path on the destination. Before the flip
+  //    nobody is routed there, and the freeze holds the user.
+  if (!c.empty_source) {
+    bool staging = MS_TRY(exists(*c.dst, c.dst_staging));
+    bool final_there = MS_TRY(exists(*c.dst, c.dst_final));
+    if (staging) {
+      if (final_there)
+        return Error::conflict(fmt::format("{} has a mailbox at {} that appeared during the move", c.to->name,
+                                           printable(c.dst_final)));
+      TreeOp op;
+      op.kind = TreeOp::Kind::kRename;
+      op.from = c.dst_staging;
+      op.path = c.dst_final;
+      TreeOp sync;
+      sync.kind = TreeOp::Kind::kSyncDir;
+      sync.path = dirname_of(c.dst_final);
+      auto res = c.dst->apply({op, sync});
+      if (!res.ok()) return std::move(res).error();
+      for (auto& r : *res)
+        if (!r.ok()) return r.error();
+    } else if (!final_there) {
+      return Error::not_found(fmt::format("the copy on {} is gone (neither {} nor {} exists)", c.to->name,
+                                          printable(c.dst_staging), printable(c.dst_final)));
+    }
+    c.detail["renamed"] = true;
+    MS_CHECK(save(c));
+  }
+  // 2. doveadm cross-check, now that the destination copy is where Dovecot looks.
+  MS_CHECK(compare_mailbox_status(c));
+  // 3. The commit point: one LDAP modify, guarded by an assertion on what we
+  //    expect (host, home, and the freeze still holding).
+  if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms && c.detail.value("freeze_requested", false))
+    return Error::timeout("the freeze is about to expire; not flipping");
+  FlipExpectation expected{c.from->name, c.rec.from_home, d_.freeze.flip_assertion()};
+  Status st = d_.directory.flip(c.rec.dn, expected, c.to->name, c.new_home);
+  if (!st.ok() && (st.error().code() == ErrorCode::kUnavailable || st.error().code() == ErrorCode::kTimeout)) {
+    // Unknown outcome: read back what LDAP holds.
+    auto now = d_.directory.find_account(c.rec.user);
+    if (now.ok() && now->host == c.to->name) st = {};
+    else if (!now.ok()) c.flip_unknown = true;
+  }
+  if (!st.ok()) return st;
+  c.rec.state = MoveState::kFlipped;
+  c.rec.flipped_at_ms = d_.clock.now_ms();
+  d_.env.progress(c.rec.user, fmt::format("flipped {} -> {}", c.from->name, c.to->name));
+  return {};
+}
+
+Status MoveRunner::thaw(Ctx& c) {
+  Status st;
+  for (int attempt = 1; attempt <= kThawAttempts; ++attempt) {
+    st = d_.freeze.thaw(c.target());
+    if (st.ok()) break;
+    spdlog::warn("thaw {}: attempt {}: {}", printable(c.rec.user), attempt, st.error().message());
+    if (attempt < kThawAttempts) d_.clock.sleep_ms(1000);
+  }
+  if (!st.ok()) return st;
+  c.rec.thawed_at_ms = d_.clock.now_ms();
+  if (c.frozen_mono >= 0) c.rec.lockout_ms = d_.clock.monotonic_ms() - c.frozen_mono;
+  else if (c.rec.frozen_at_ms > 0) c.rec.lockout_ms = c.rec.thawed_at_ms - c.rec.frozen_at_ms;
+  if (c.rec.state == MoveState::kFlipped) c.rec.state = MoveState::kThawed;
+  if (c.rec.lockout_ms >= 0)
+    d_.env.progress(c.rec.user, fmt::format("thawed; lockout {}", format_duration_ms(c.rec.lockout_ms)));
+  return {};
+}
+
+// Copies the source's late deliveries (not in the final-pass state, not
+// swept before) into the destination's new/. The names already swept are
+// kept in the journal, so a later sweep (resume, purge) never re-delivers a
+// message the user has deleted since.
+Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_home, int64_t& swept) {
+  MS_CHECK(load_state(c));
+  std::set<std::string> done;
+  auto blob = MS_TRY(d_.journal.get_blob(c.rec.id, "swept"));
+  if (blob)
+    for (auto& line : split(*blob, '\n'))
+      if (!line.empty()) done.insert(line);
+  SyncEngine engine(*c.src, c.src_home, dst, dst_home, d_.sync_options, d_.clock);
+  auto late = engine.late_deliveries(c.state);
+  if (!late.ok()) return std::move(late).error();
+  for (const auto& rel : *late) {
+    // Folder + base name: the same message whether it sits in new/ or cur/.
+    std::string dir = dirname_of(rel);
+    std::string key = dirname_of(dir) + "|" + std::string(message_base(rel.substr(dir.empty() ? 0 : dir.size() + 1)));
+    if (done.count(key)) continue;
+    MS_CHECK(engine.deliver_to_new(rel));
+    done.insert(key);
+    MS_CHECK(d_.journal.put_blob(c.rec.id, "swept", join(std::vector<std::string>(done.begin(), done.end()), "\n")));
+    ++swept;
+  }
+  return {};
+}
+
+Status MoveRunner::sweep(Ctx& c) {
+  int64_t swept = 0;
+  if (MS_TRY(exists(*c.src, c.src_home))) MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
+  c.detail["swept"] = c.detail.value("swept", 0) + swept;
+  c.rec.state = MoveState::kSwept;
+  if (swept) d_.env.progress(c.rec.user, fmt::format("swept {} late deliveries", swept));
+  return {};
+}
+
+Status MoveRunner::finish(Ctx& c) {
+  c.rec.state = MoveState::kDone;
+  c.rec.finished_at_ms = d_.clock.now_ms();
+  c.rec.error.clear();
+  return {};
+}
+
+Status MoveRunner::roll_back(Ctx& c, const Error& why) {
+  spdlog::warn("move {}: rolling back: {}", printable(c.rec.user), why.message());
+  c.rec.state = MoveState::kRollingBack;
+  c.rec.error = why.message();
+  MS_CHECK(save(c));
+  MS_CHECK(d_.journal.log_step(c.rec.id, "rollback", StepPhase::kBegin, why.message()));
+  d_.env.step_boundary("rollback", StepPhase::kBegin);
+  // 1. Nobody stays frozen. Thawing is safe on either side of the commit point.
+  if (c.detail.value("freeze_requested", false)) {
+    MS_CHECK_CTX(d_.freeze.thaw(c.target()), "rollback");
+    c.rec.thawed_at_ms = d_.clock.now_ms();
+    if (c.frozen_mono >= 0) c.rec.lockout_ms = d_.clock.monotonic_ms() - c.frozen_mono;
+    else if (c.rec.frozen_at_ms > 0) c.rec.lockout_ms = c.rec.thawed_at_ms - c.rec.frozen_at_ms;
+    MS_CHECK(save(c));
+  }
+  // 2. Drop our copy: the staging directory, or the home path once renamed.
+  //    The home path is deleted only while LDAP still points at the source,
+  //    read now: deleting the copy LDAP points at would lose the mailbox.
+  if (c.dst) {
+    bool staging = MS_TRY_CTX(exists(*c.dst, c.dst_staging), "rollback");
+    if (staging) {
+      MS_CHECK_CTX(remove_tree(*c.dst, c.dst_staging), "rollback");
+    } else if (c.detail.value("renamed", false) || c.rec.step == "flip") {
+      auto account = d_.directory.find_account(c.rec.user);
+      if (!account.ok())
+        return std::move(account).error().context("rollback: cannot confirm that the flip did not happen");
+      if (account->host == c.rec.to_server)
+        return Error::conflict(fmt::format("rollback: LDAP already points {} at {}; run 'mailshard resume'",
+                                           printable(c.rec.user), c.rec.to_server));
+      if (account->host == c.rec.from_server) {
+        MS_CHECK_CTX(remove_tree(*c.dst, c.dst_final), "rollback");
+      } else {
+        spdlog::warn("move {}: LDAP says '{}'; the copy at {}:{} is left for an operator", printable(c.rec.user),
+                     account->host, c.rec.to_server, printable(c.dst_final));
+      }
+    }
+  }
+  c.rec.state = MoveState::kRolledBack;
+  c.rec.finished_at_ms = d_.clock.now_ms();
+  MS_CHECK(save(c));
+  MS_CHECK(d_.journal.log_step(c.rec.id, "rollback", StepPhase::kEnd, ""));
+  d_.env.step_boundary("rollback", StepPhase::kEnd);
+  return {};
+}
+
+// ---------------------------------------------------------------------------
+// Recovery.
+
+Result<MoveRecord> MoveRunner::resume(int64_t move_id) {
+  Ctx c;
+  c.lease = MS_TRY(d_.journal.lease_move(move_id));
+  c.rec = MS_TRY(d_.journal.get_move(move_id));
+  if (is_terminal(c.rec.state)) return c.rec;
+  c.detail = json::parse(c.rec.detail_json.empty() ? "{}" : c.rec.detail_json, nullptr, false);
+  if (c.detail.is_discarded()) c.detail = json::object();
+  MS_CHECK_CTX(open_sides(c), fmt::format("resume move {}", move_id));
+  MS_CHECK(d_.journal.log_step(c.rec.id, "resume", StepPhase::kBegin, std::string(move_state_name(c.rec.state))));
+
+  // LDAP, not the journal, says which side of the commit point we are on: a
+  // crash can fall between the modify and its journal line.
+  auto account = d_.directory.find_account(c.rec.user);
+  if (!account.ok()) return std::move(account).error().context(fmt::format("resume move {}", move_id));
+  bool flipped = account->host == c.rec.to_server;
+  bool at_source = account->host == c.rec.from_server;
+
+  if (flipped) {
+    if (c.rec.state < MoveState::kFlipped || c.rec.state == MoveState::kRollingBack) {
+      c.rec.state = MoveState::kFlipped;
+      if (!c.rec.flipped_at_ms) c.rec.flipped_at_ms = d_.clock.now_ms();
+    }
+    for (auto [name, fn] : std::initializer_list<std::pair<const char*, Status (MoveRunner::*)(Ctx&)>>{
+             {"thaw", &MoveRunner::thaw}, {"sweep", &MoveRunner::sweep}, {"done", &MoveRunner::finish}}) {
+      if (std::string(name) == "thaw" && c.rec.state >= MoveState::kThawed) continue;
+      if (std::string(name) == "sweep" && c.rec.state >= MoveState::kSwept) continue;
+      Status s = step(c, name, [&] { return (this->*fn)(c); });
+      if (!s.ok()) {
+        c.rec.error = s.error().message();
+        (void)save(c);
+        return std::move(s).error().context(fmt::format("resume move {}", move_id));
+      }
+    }
+    return c.rec;
+  }
+  if (c.rec.state >= MoveState::kFlipped && c.rec.state != MoveState::kRollingBack) {
+    // The journal says flipped but LDAP does not: someone changed the entry.
+    c.rec.state = MoveState::kFailed;
+    c.rec.error = fmt::format("the move flipped to {} but LDAP now says '{}'; left for an operator", c.rec.to_server,
+                              account->host);
+    MS_CHECK(d_.freeze.thaw(c.target()));
+    MS_CHECK(save(c));
+    return c.rec;
+  }
+  Error why = at_source ? Error::interrupted(fmt::format("interrupted during {}; rolled back by resume", c.rec.step))
+                        : Error::conflict(fmt::format("LDAP moved the user to '{}' meanwhile; rolled back by resume",
+                                                      account->host));
+  MS_CHECK(roll_back(c, why));
+  return c.rec;
+}
+
+Result<MoveRecord> MoveRunner::abort(int64_t move_id) {
+  Ctx c;
+  c.lease = MS_TRY(d_.journal.lease_move(move_id));
+  c.rec = MS_TRY(d_.journal.get_move(move_id));
+  if (is_terminal(c.rec.state))
+    return Error::invalid(fmt::format("move {} is already {}", move_id, move_state_name(c.rec.state)));
+  if (c.rec.state >= MoveState::kFlipped && c.rec.state != MoveState::kRollingBack)
+    return Error::conflict(fmt::format("move {} has flipped; it can only roll forward: run 'mailshard resume'", move_id));
+  c.detail = json::parse(c.rec.detail_json.empty() ? "{}" : c.rec.detail_json, nullptr, false);
+  if (c.detail.is_discarded()) c.detail = json::object();
+  MS_CHECK_CTX(open_sides(c), fmt::format("abort move {}", move_id));
+  // The flip may have happened just before a crash: LDAP decides.
+  auto account = d_.directory.find_account(c.rec.user);
+  if (!account.ok()) return std::move(account).error().context(fmt::format("abort move {}", move_id));
+  if (account->host == c.rec.to_server)
+    return Error::conflict(fmt::format("move {} has flipped (LDAP says {}); run 'mailshard resume'", move_id,
+                                       c.rec.to_server));
+  MS_CHECK(roll_back(c, Error::interrupted(fmt::format("aborted by the operator during {}", c.rec.step))));
+  return c.rec;
+}
+
+Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
+  Ctx c;
+  c.lease = MS_TRY(d_.journal.lease_move(move_id));
+  c.rec = MS_TRY(d_.journal.get_move(move_id));
+  if (c.rec.state == MoveState::kPurged) return c.rec;
+  if (c.rec.state != MoveState::kDone)
+    return Error::invalid(fmt::format("move {} is {}; only done (verified) moves are purged", move_id,
+                                      move_state_name(c.rec.state)));
+  int64_t age = d_.clock.now_ms() - c.rec.finished_at_ms;
+  if (age < older_than_ms)
+    return Error::invalid(fmt::format("move {} finished {} ago, inside its grace period of {}", move_id,
+                                      format_duration_ms(age), format_duration_ms(older_than_ms)));
+  c.detail = json::parse(c.rec.detail_json.empty() ? "{}" : c.rec.detail_json, nullptr, false);
+  if (c.detail.is_discarded()) c.detail = json::object();
+  MS_CHECK_CTX(open_sides(c), fmt::format("purge move {}", move_id));
+  auto account = d_.directory.find_account(c.rec.user);
+  if (!account.ok()) return std::move(account).error().context(fmt::format("purge move {}", move_id));
+  if (account->host == c.rec.from_server)
+    return Error::conflict(fmt::format("move {}: {} lives on {} again; its mailbox there is not a stale copy",
+                                       move_id, printable(c.rec.user), c.rec.from_server));
+  bool src_there = MS_TRY(exists(*c.src, c.src_home));
+  if (src_there) {
+    // Last sweep into wherever the user lives now.
+    const ServerConfig* now_on = d_.config.find_server(account->host);
+    if (!now_on) return Error::invalid(fmt::format("user {} is on unknown server '{}'", printable(c.rec.user), account->host));
+    Transport* cur = MS_TRY_CTX(d_.env.transport(now_on->name), now_on->name);
+    auto run = [&]() -> Status {
+      int64_t swept = 0;
+      MS_CHECK(sweep_into(c, *cur, account->home_rel, swept));
+      c.detail["purge_swept"] = swept;
+      return {};
+    };
+    MS_CHECK(step(c, "purge_sweep", run));
+    MS_CHECK(step(c, "purge", [&] { return remove_tree(*c.src, c.src_home); }));
+  }
+  c.rec.state = MoveState::kPurged;
+  MS_CHECK(save(c));
+  return c.rec;
+}
+
+Result<std::string> MoveRunner::verify_user(const std::string& user) {
+  auto account = d_.directory.find_account(user);
+  if (!account.ok()) {
+    if (account.error().code() == ErrorCode::kNotFound)
+      return Error::invalid(fmt::format("unknown user '{}': {}", printable(user), account.error().message()));
+    return std::move(account).error();
+  }
+  MoveFilter f;
+  f.user = user;
+  auto moves = MS_TRY(d_.journal.list_moves(f));
+  const MoveRecord* last = nullptr;
+  for (const auto& m : moves)
+    if (m.state == MoveState::kDone || m.state == MoveState::kPurged) {
+      last = &m;
+      break;
+    }
+  if (!last) return Error::not_found(fmt::format("user {} has no finished move to verify against", printable(user)));
+  if (account->host != last->to_server)
+    return Error::conflict(fmt::format("user {} is on {} now, not on {} where move {} put them", printable(user),
+                                       account->host, last->to_server, last->id));
+  auto blob = MS_TRY(d_.journal.get_blob(last->id, "sync_state"));
+  if (!blob) return fmt::format("user {}: move {} copied an empty mailbox; nothing to check", printable(user), last->id);
+  SyncState manifest = MS_TRY(SyncState::deserialize(*blob));
+  Transport* t = MS_TRY(d_.env.transport(account->host));
+  auto listing = t->list_tree(account->home_rel);
+  if (!listing.ok()) return std::move(listing).error().context(account->host);
+
+  // Messages by folder and base name, now.
+  std::map<std::string, std::map<std::string, std::string>> now;  // folder dir -> base -> path
+  for (const auto& dir : *listing) {
+    std::string_view p = dir.path;
+    bool msg_dir = p == "cur" || p == "new" || ends_with(p, "/cur") || ends_with(p, "/new");
+    if (!msg_dir) continue;
+    std::string folder = dirname_of(dir.path);
+    for (const auto& e : dir.entries)
+      if (e.type == EntryType::kFile)
+        now[folder][std::string(message_base(e.name))] = join_path(join_path(account->home_rel, dir.path), e.name);
+  }
+  std::vector<std::string> missing;
+  std::vector<StatRequest> to_hash;
+  std::vector<Hash128> expected;
+  int64_t checked = 0;
+  for (const auto& [dpath, dstate] : manifest.dirs) {
+    std::string_view p = dpath;
+    bool msg_dir = p == "cur" || p == "new" || ends_with(p, "/cur") || ends_with(p, "/new");
+    if (!msg_dir) continue;
+    std::string folder = dirname_of(dpath);
+    for (const auto& [name, e] : dstate.entries) {
+      if (e.type != EntryType::kFile) continue;
+      ++checked;
+      auto fit = now.find(folder);
+      std::string base(message_base(name));
+      if (fit == now.end() || !fit->second.count(base)) {
+        missing.push_back(join_path(dpath, name));
+        continue;
+      }
+      if (e.has_hash) {
+        to_hash.push_back({fit->second[base], HashSpec{true, -1}});
+        expected.push_back(e.hash);
+      }
+    }
+  }
+  std::vector<std::string> differ;
+  if (!to_hash.empty()) {
+    auto hashed = t->stat(to_hash);
+    if (!hashed.ok()) return std::move(hashed).error();
+    for (size_t i = 0; i < hashed->size(); ++i) {
+      const auto& r = (*hashed)[i];
+      if (r.error) continue;  // expunged between the listing and now
+      if (r.hash && !(*r.hash == expected[i])) differ.push_back(to_hash[i].path);
+    }
+  }
+  // Expunges are legitimate after a move; a verify cannot tell them from loss
+  // on its own, so it reports them and fails only on content differences.
+  if (!differ.empty())
+    return Error::verify_failed(fmt::format("user {}: {} message(s) differ from the copy move {} made, e.g. {}",
+                                            printable(user), differ.size(), last->id, printable(differ.front())));
+  return fmt::format("user {} on {}: {} messages of move {} checked: {} present with identical content, {} gone "
+                     "since (expunged or lost)",
+                     printable(user), account->host, checked, last->id, checked - missing.size(), missing.size());
+}
+
+}  // namespace mailshard

@@ -1,0 +1,140 @@
+// MoveRunner: moves one user's mailbox from the server LDAP names to another,
+// following the protocol of design.md §4 (docs/ARCHITECTURE.md, "the life of
+// a move"): preflight, precopy, freeze, kick, final_sync, verify, flip, thaw,
+// sweep, done. It also recovers interrupted moves (resume), rolls back on
+// request (abort) and deletes old source copies (purge).
+//
+// Every step is journaled before it runs and after it ends, and every step is
+// idempotent, so a move killed at any point is finished (after the flip) or
+// rolled back (before it) by resume(), which reads LDAP to learn which side of
+// the commit point the crash fell on.
+//
+// Everything outside this process goes through core interfaces: Directory,
+// FreezeBackend, SessionKicker, MailboxStatusSource, Journal, Transport (via
+// MoveEnvironment) and Clock, so each step is tested with fakes and with
+// injected faults.
+//
+// Thread-safety: one runner per thread; a move is owned by the process that
+// holds its journal lease.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "core/clock.h"
+#include "core/config.h"
+#include "core/directory.h"
+#include "core/freeze_backend.h"
+#include "core/journal.h"
+#include "core/mailbox_status.h"
+#include "core/transport.h"
+#include "movers/sync_engine.h"
+
+namespace mailshard {
+
+// What the runner needs from the process around it.
+class MoveEnvironment {
+ public:
+  virtual ~MoveEnvironment() = default;
+  // The transport of a configured server (opened once, owned by the environment).
+  virtual Result<Transport*> transport(const std::string& server) = 0;
+  // Called right after a freeze: arranges for the freeze to be lifted at
+  // until_ms even if this process dies (the CLI starts a guard process).
+  virtual void arm_freeze_guard(int64_t move_id, int64_t until_ms) {}
+  // One line of progress ("precopy pass 2: 1,204 files, 35.2 MiB").
+  virtual void progress(const std::string& user, const std::string& line) {}
+  // Test hook: called after each journaled step boundary ("flip.begin",
+  // "flip.end"); the CLI uses it for MAILSHARD_TEST_CRASH_AT.
+  virtual void step_boundary(const std::string& step, StepPhase phase) {}
+};
+
+struct MoveDeps {
+  const Config& config;
+  Directory& directory;
+  FreezeBackend& freeze;
+  SessionKicker& kicker;
+  MailboxStatusSource* mailbox_status = nullptr;  // optional doveadm cross-check
+  Journal& journal;
+  Clock& clock;
+  MoveEnvironment& env;
+  SyncOptions sync_options;
+};
+
+struct MoveOptions {
+  bool dry_run = false;
+  bool no_freeze = false;  // the operator accepts moving without a freeze backend
+  int64_t plan_id = 0;
+  int64_t bytes_planned = 0;
+};
+
+class MoveRunner {
+ public:
+  explicit MoveRunner(MoveDeps deps) : d_(deps) {}
+
+  // Moves `user` to server `to`. Returns the final record: state done,
+  // rolled_back (the error says why), failed (needs an operator), dry_run, or
+  // thawed/flipped when interrupted after the commit point (resume finishes it).
+  // An Error means the move never started: kInvalidInput (unknown user or
+  // server, same server, draining destination, --no-freeze missing),
+  // kConflict (the user is already moving), kNoSpace, or the directory's error.
+  Result<MoveRecord> move(const std::string& user, const std::string& to, const MoveOptions& options);
+
+  // Finishes (after the flip) or rolls back (before it) an interrupted move.
+  // kConflict if another process holds the move. A terminal move is returned as is.
+  Result<MoveRecord> resume(int64_t move_id);
+
+  // Rolls back a move that has not flipped. kConflict if it flipped already
+  // (it can only roll forward) or another process holds it.
+  Result<MoveRecord> abort(int64_t move_id);
+
+  // Last sweep, then deletes the source copy of a done move whose grace
+  // period (`older_than_ms` since it finished) has passed. Returns the record
+  // (state purged). kConflict when the source copy is the user's live mailbox
+  // again; kInvalidInput when the move is not done or still in its grace period.
+  Result<MoveRecord> purge(int64_t move_id, int64_t older_than_ms);
+
+  // Checks the user's current copy against the manifest of their last done
+  // move: every message copied is still there (by base name) with the same
+  // content hash. Returns a one-line summary; kVerifyFailed names what is
+  // missing or different.
+  Result<std::string> verify_user(const std::string& user);
+
+ private:
+  struct Ctx;
+  Status preflight(Ctx& c, const MoveOptions& options);
+  Status precopy(Ctx& c);
+  Status freeze(Ctx& c);
+  Status kick(Ctx& c);
+  Status final_sync(Ctx& c);
+  Status verify(Ctx& c);
+  Status flip(Ctx& c);
+  Status thaw(Ctx& c);
+  Status sweep(Ctx& c);
+  Status sweep_into(Ctx& c, Transport& dst, const std::string& dst_home, int64_t& swept);
+  Status finish(Ctx& c);
+  Status roll_back(Ctx& c, const Error& why);
+  Result<MoveRecord> run_from(Ctx& c);
+
+  // Journaled step: log begin, run fn, log end or error.
+  template <typename F>
+  Status step(Ctx& c, const std::string& name, F&& fn);
+  Status save(Ctx& c);
+  Status open_sides(Ctx& c);
+  Status load_state(Ctx& c);
+  Status save_state(Ctx& c);
+  Status remove_tree(Transport& t, const std::string& dir);
+  Status ensure_parents(Ctx& c, const std::string& rel);
+  Result<bool> exists(Transport& t, const std::string& path);
+  Result<MoveRecord> purge_stale_copy(Ctx& c);
+  Status compare_mailbox_status(Ctx& c);
+
+  MoveDeps d_;
+};
+
+// The staging directory a move copies into before the flip:
+// "<home>.mailshard-incoming-<move id>" next to the home on the destination.
+std::string staging_home(const std::string& home_rel, int64_t move_id);
+
+}  // namespace mailshard

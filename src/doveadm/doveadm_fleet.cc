@@ -1,0 +1,50 @@
+#include "doveadm/doveadm_fleet.h"
+
+#include <fmt/format.h>
+
+namespace mailshard {
+
+DoveadmFleet::DoveadmFleet(const Config& config, int64_t timeout_ms) {
+  for (const auto& s : config.servers) {
+    if (s.doveadm_url.empty())
+      clients_.emplace(s.name, Error::unsupported(fmt::format("server {} has no doveadm_url", s.name)));
+    else
+      clients_.emplace(s.name, DoveadmClient::for_server(s, timeout_ms));
+  }
+}
+
+Result<const DoveadmClient*> DoveadmFleet::client(const std::string& server) {
+  auto it = clients_.find(server);
+  if (it == clients_.end()) return Error::not_found(fmt::format("unknown server '{}'", server));
+  if (!it->second.ok()) return it->second.error();
+  return &it->second.value();
+}
+
+Status DoveadmFleet::kick(const std::string& user, const std::string& server) {
+  const DoveadmClient* c = MS_TRY_CTX(client(server), fmt::format("kick on {}", server));
+  auto r = c->kick(user);
+  if (!r.ok()) return std::move(r).error().context(fmt::format("kick on {}", server));
+  return {};
+}
+
+Result<int> DoveadmFleet::sessions(const std::string& user, const std::string& server) {
+  const DoveadmClient* c = MS_TRY_CTX(client(server), fmt::format("who on {}", server));
+  auto who = c->who(user);
+  if (!who.ok()) return std::move(who).error().context(fmt::format("who on {}", server));
+  int n = 0;
+  for (const auto& s : *who)
+    if (s.user == user) n += s.connections > 0 ? s.connections : 1;
+  return n;
+}
+
+Result<std::vector<MailboxStatusInfo>> DoveadmFleet::mailbox_status(const std::string& user,
+                                                                    const std::string& server) {
+  const DoveadmClient* c = MS_TRY_CTX(client(server), fmt::format("mailbox status on {}", server));
+  auto st = c->mailbox_status(user);
+  if (!st.ok()) return std::move(st).error().context(fmt::format("mailbox status on {}", server));
+  std::vector<MailboxStatusInfo> out;
+  for (const auto& m : *st) out.push_back({m.mailbox, m.messages, m.uidvalidity, m.uidnext});
+  return out;
+}
+
+}  // namespace mailshard

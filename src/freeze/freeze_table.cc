@@ -1,0 +1,29 @@
+#include "freeze/freeze_table.h"
+
+#include "doveadm/doveadm_fleet.h"
+#include "freeze/command_freeze.h"
+#include "freeze/http_freeze.h"
+#include "freeze/ldap_attribute_freeze.h"
+
+namespace mailshard {
+
+std::unique_ptr<FreezeBackend> make_freeze_backend(const Config& config, Directory& directory) {
+  switch (config.freeze.method) {
+    case FreezeMethod::kLdapAttribute: return std::make_unique<LdapAttributeFreeze>(config.freeze, directory);
+    case FreezeMethod::kHttp: return std::make_unique<HttpFreeze>(config.freeze);
+    case FreezeMethod::kCommand: return std::make_unique<CommandFreeze>(config.freeze.command);
+    case FreezeMethod::kNone: return std::make_unique<NoFreeze>();
+  }
+  return std::make_unique<NoFreeze>();
+}
+
+std::unique_ptr<SessionKicker> make_session_kicker(const Config& config) {
+  switch (config.kick.method) {
+    case KickMethod::kDoveadm: return std::make_unique<DoveadmFleet>(config);
+    case KickMethod::kCommand: return std::make_unique<CommandKicker>(config.kick.command);
+    case KickMethod::kNone: return std::make_unique<NoKick>();
+  }
+  return std::make_unique<NoKick>();
+}
+
+}  // namespace mailshard

@@ -1,0 +1,32 @@
+// Freeze through an LDAP attribute (freeze.attribute, e.g. mailAccountStatus):
+// frozen_value while a move holds the user, active_value otherwise. The
+// proxy's auth_http and the MTA's routing honour it; the flip asserts it.
+//
+// Every write is a compare-and-swap, so the backend never overrides an
+// operator's decision: it freezes only an active (or attribute-less) account,
+// and thaws only an account it finds frozen. A disabled account stays disabled.
+// LDAP cannot expire the value by itself: the expiry is enforced by the
+// mover's guard process and by `mailshard resume` (docs/operations.md).
+#pragma once
+
+#include "core/config.h"
+#include "core/directory.h"
+#include "core/freeze_backend.h"
+
+namespace mailshard {
+
+class LdapAttributeFreeze final : public FreezeBackend {
+ public:
+  LdapAttributeFreeze(const FreezeConfig& config, Directory& directory) : config_(config), directory_(directory) {}
+  std::string_view name() const override { return "ldap-attribute"; }
+  // Errors: kConflict when the account holds another value (e.g. disabled).
+  Status freeze(const FreezeTarget& target, int64_t until_ms) override;
+  Status thaw(const FreezeTarget& target) override;
+  std::string flip_assertion() const override;
+
+ private:
+  const FreezeConfig& config_;
+  Directory& directory_;
+};
+
+}  // namespace mailshard
