@@ -143,27 +143,69 @@ class PassRunner {
     bool list_dst = kind_ == PassKind::kWarm || st_.dirty;
     st_.dirty = true;
 
-    // 1. Listings.
-    TreeListing src = MS_TRY(e_.src_.list_tree(e_.src_home_).context("list source " + e_.src_.describe()));
+    // The metadata files the state knows are checked and sent by a thread of
+    // their own, overlapping the listing and the message work: the batch
+    // reads a copy of their state entries and touches nothing shared; its
+    // outcome is merged afterwards. (When the destination is listed, the
+    // thread starts after that listing removed stale temps.)
+    std::vector<MetaItem> known_items;
+    Known known;
+    MetaOutcome meta_out;
+    std::thread meta_thread;
+    struct JoinOnExit {
+      std::thread& t;
+      ~JoinOnExit() {
+        if (t.joinable()) t.join();
+      }
+    } join_on_exit{meta_thread};
+    auto start_meta = [&] {
+      known_metadata(known_items, known);
+      meta_thread = std::thread([&] {
+        auto t0 = Steady::now();
+        if (auto st = metadata_batch(known_items, known, meta_out); !st.ok()) meta_out.error = std::move(st).error();
+        meta_out.stats.seconds = secs(Steady::now() - t0);
+      });
+    };
+    auto join_meta = [&]() -> Status {
+      if (!meta_thread.joinable()) return {};
+      meta_thread.join();
+      stats_.phases.emplace_back("metadata_parallel", meta_out.stats.seconds);
+      return merge_metadata(meta_out);
+    };
+    if (!list_dst) start_meta();
+
+    // 1. Listings: source and destination in parallel.
     DstExtras extras;
-    if (list_dst) MS_CHECK(reconcile_with_destination(extras));
+    Status dst_listed;
+    std::thread dst_thread;
+    if (list_dst) dst_thread = std::thread([&] { dst_listed = reconcile_with_destination(extras); });
+    auto src = e_.src_.list_tree(e_.src_home_);
+    if (dst_thread.joinable()) dst_thread.join();
+    if (!src.ok()) return std::move(src).error().context("list source " + e_.src_.describe());
+    MS_CHECK(dst_listed);
+    if (list_dst) start_meta();
     timer.mark("scan");
 
     // 2. Diff.
-    TreePlan plan = diff_tree(src, st_, list_dst ? &extras : nullptr, audit_ && kind_ == PassKind::kWarm);
+    TreePlan plan = diff_tree(*src, st_, list_dst ? &extras : nullptr, audit_ && kind_ == PassKind::kWarm);
     stats_.dirs = static_cast<int64_t>(plan.dirs.size());
     stats_.entries = static_cast<int64_t>(plan.entries);
+    // Metadata not handled by the thread: new files, and any the state did not list.
+    std::vector<MetaItem> meta;
+    for (auto& m : plan.mutable_files)
+      if (!known.count(m.path)) meta.push_back({m.path, m.cls, true, false});
+    std::vector<std::pair<std::string, EntryType>> file_deletes, dir_deletes;
+    for (auto& d : plan.deletes) (d.second == EntryType::kDir ? dir_deletes : file_deletes).push_back(std::move(d));
     timer.mark("diff");
 
     if (kind_ == PassKind::kMetadata) {
       MS_CHECK(check_interrupt());
       MS_CHECK(ensure_home(plan));
       MS_CHECK(run_mkdirs(plan.mkdirs));
-      std::vector<MetaItem> meta;
-      for (auto& m : plan.mutable_files) meta.push_back({m.path, m.cls, true, false});
       for (auto& n : plan.new_entries)
         if (n.type == EntryType::kFile && n.cls != FileClass::kMessage && n.cls != FileClass::kImmutable)
           meta.push_back({n.path, n.cls, false, n.on_dst});
+      MS_CHECK(join_meta());
       MS_CHECK(run_metadata(meta));
       timer.mark("metadata");
       MS_CHECK(run_sync_dirs());
@@ -183,9 +225,7 @@ class PassRunner {
     // 4. Stat new names only.
     std::vector<CopyJob> copies;
     std::vector<LinkJob> links;
-    std::vector<MetaItem> meta;
     std::vector<std::string> symlinks = std::move(plan.symlinks);
-    for (auto& m : plan.mutable_files) meta.push_back({m.path, m.cls, true, false});
     MS_CHECK(stat_new(fresh, copies, links, meta, symlinks));
     timer.mark("stat");
 
@@ -195,22 +235,23 @@ class PassRunner {
       timer.mark("audit");
     }
 
-    // 6. New files through parallel streams, then links and symlinks.
+    // 6. New files through parallel streams, hard links, expunges.
     MS_CHECK(check_interrupt());
     MS_CHECK(run_copies(copies));
     timer.mark("copy");
     MS_CHECK(run_links(links));
-    MS_CHECK(run_symlinks(symlinks));
-    timer.mark("links");
+    MS_CHECK(run_deletes(std::move(file_deletes), "delete"));
+    timer.mark("links+delete");
 
-    // 7. The metadata set, published together.
+    // 7. The metadata set: the thread's batch, then new metadata files.
+    MS_CHECK(join_meta());
     MS_CHECK(check_interrupt());
+    MS_CHECK(run_symlinks(symlinks));
     MS_CHECK(run_metadata(meta));
     timer.mark("metadata");
 
-    // 8. Expunges, removed folders, directory attributes, durability.
-    MS_CHECK(run_deletes(plan.deletes, "delete"));
-    timer.mark("delete");
+    // 8. Removed folders, directory attributes, durability.
+    MS_CHECK(run_deletes(std::move(dir_deletes), "delete"));
     MS_CHECK(run_dir_attrs(plan.dirs));
     MS_CHECK(run_sync_dirs());
     timer.mark("sync");
@@ -778,27 +819,45 @@ class PassRunner {
   // How one metadata file travels.
   enum class Method { kWhole, kTail, kBlocks, kDelta };
 
-  Status run_metadata(std::vector<MetaItem>& items) {
+  // What a metadata batch did, applied to the pass by merge_metadata(): the
+  // batch runs in its own thread and touches none of the pass' shared state.
+  struct MetaOutcome {
+    PassStats stats;  // counters only
+    std::vector<std::pair<std::string, EntryState>> puts;
+    std::vector<std::pair<std::string, EntryType>> vanished;
+    std::vector<std::pair<std::string, Hash128>> written;
+    std::vector<std::string> touched;
+    std::optional<Error> error;
+  };
+
+  // The state entries of the metadata files, copied for a batch.
+  using Known = std::unordered_map<std::string, EntryState>;
+
+  Status metadata_batch(std::vector<MetaItem>& items, const Known& known, MetaOutcome& out) {
+    auto entry = [&](const std::string& rel) -> const EntryState* {
+      auto it = known.find(rel);
+      return it == known.end() ? nullptr : &it->second;
+    };
     if (items.empty()) return {};
     auto meta_t0 = Steady::now();
     std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.rel < b.rel; });
-    stats_.metadata_checked += static_cast<int64_t>(items.size());
+    out.stats.metadata_checked += static_cast<int64_t>(items.size());
     // Step 1: lstat only. Step 2 hashes what stat cannot decide: a file
     // whose size, mtime and ctime match the state is hashed to confirm it
-    // (in-place writers can keep all three); a grown append-only file gets
+    // (in-place writers can keep all three); a grown file gets
     // the hash of its old length (is it an append?). Everything else changed
     // for sure and is read once, by the transfer, which hashes it anyway.
     std::vector<StatRequest> rq;
     rq.reserve(items.size());
     for (const auto& it : items) rq.push_back({S(it.rel), {}});
     auto res = MS_TRY(e_.src_.stat(rq).context("stat source " + e_.src_.describe()));
-    stats_.stat_calls += static_cast<int64_t>(rq.size());
+    out.stats.stat_calls += static_cast<int64_t>(rq.size());
     {
       std::vector<StatRequest> hq;
       std::vector<size_t> hi;
       for (size_t i = 0; i < items.size(); ++i) {
         const StatResult& r = res[i];
-        EntryState* se = items[i].in_state ? entry(items[i].rel) : nullptr;
+        const EntryState* se = items[i].in_state ? entry(items[i].rel) : nullptr;
         if (r.error || r.attrs.type != EntryType::kFile) continue;
         StatRequest h{S(items[i].rel), {}};
         if (!se || !se->has_hash) {
@@ -806,8 +865,8 @@ class PassRunner {
         } else if (se->attrs.size == r.attrs.size && se->attrs.mtime_ns == r.attrs.mtime_ns &&
                    se->attrs.ctime_ns == r.attrs.ctime_ns) {
           h.hash.whole = true;
-        } else if (r.attrs.size > se->attrs.size && items[i].cls == FileClass::kAppendLog) {
-          h.hash.prefix_len = se->attrs.size;
+        } else if (r.attrs.size > se->attrs.size) {
+          h.hash.prefix_len = se->attrs.size;  // appended? (logs, uidlists, mbox deliveries)
         } else if (r.attrs.size == se->attrs.size) {
           h.hash.whole = true;  // maybe only touched: then only the attributes change
         }
@@ -851,7 +910,7 @@ class PassRunner {
       StatResult& r = res[i];
       if (r.error) {
         if (r.error->code() == ErrorCode::kNotFound) {
-          ++stats_.vanished;
+          ++out.stats.vanished;
           if (it.in_state) vanished.emplace_back(it.rel, EntryType::kFile);
           continue;
         }
@@ -859,10 +918,10 @@ class PassRunner {
       }
       if (r.attrs.type != EntryType::kFile) {
         if (frozen_) return Error::conflict(fmt::format("'{}' changed type during the frozen pass", printable(it.rel)));
-        ++stats_.unstable;
+        ++out.stats.unstable;
         continue;
       }
-      EntryState* se = it.in_state ? entry(it.rel) : nullptr;
+      const EntryState* se = it.in_state ? entry(it.rel) : nullptr;
       const StatResult* dr = nullptr;
       if (auto d = dres.find(i); d != dres.end() && !d->second.error && d->second.attrs.type == EntryType::kFile)
         dr = &d->second;
@@ -876,7 +935,7 @@ class PassRunner {
         es.has_hash = true;
         es.hash = *r.hash;
         es.attrs = r.attrs;
-        if (!se) ++stats_.adopted;
+        if (!se) ++out.stats.adopted;
         if (!same_kept_attrs(have, r.attrs)) {
           TreeOp op;
           op.kind = TreeOp::Kind::kSetAttrs;
@@ -886,7 +945,7 @@ class PassRunner {
           attr_ops.push_back(std::move(op));
           attr_items.push_back(i);
         }
-        put(it.rel, std::move(es));
+        out.puts.emplace_back(it.rel, std::move(es));
         continue;
       }
       Transfer t{i, Method::kWhole, whole_spec(S(it.rel)), WriteSpec::Kind::kNew};
@@ -917,7 +976,7 @@ class PassRunner {
     if (!attr_ops.empty())
       MS_CHECK(apply(attr_ops, [&](size_t, const Status& s) -> Status {
         if (!s.ok()) return Error(s.error()).context("set attributes");
-        ++stats_.attrs_fixed;
+        ++out.stats.attrs_fixed;
         return {};
       }));
 
@@ -936,7 +995,7 @@ class PassRunner {
         t.kind = WriteSpec::Kind::kNew;
         continue;
       }
-      stats_.signature_bytes += static_cast<int64_t>(sig->bytes.size());
+      out.stats.signature_bytes += static_cast<int64_t>(sig->bytes.size());
       t.spec.signature = std::move(sig->bytes);
     }
 
@@ -948,52 +1007,98 @@ class PassRunner {
       return w;
     };
     spdlog::debug("metadata: signatures done at {:.3f}s", secs(Steady::now() - meta_t0));
-    // One batch: every changed metadata file is staged, then all are
-    // published together by one commit.
+    // Every changed metadata file is staged, then published by the commit of
+    // its stream; the streams (up to SyncOptions::streams, balanced by size)
+    // share the CPU work of diffs and hashes, and all commit before this
+    // returns.
+    struct Done {
+      size_t t;
+      FileAttrs attrs;
+      SourceTrailer trailer;
+      WriteResult result;
+    };
+    int streams = std::max(1, std::min({e_.options_.streams, e_.src_.max_streams(), e_.dst_.max_streams()}));
     for (int round = 0; !transfers.empty(); ++round) {
-      std::vector<ReadSpec> specs;
-      for (auto& t : transfers) specs.push_back(t.spec);
-      auto reader = MS_TRY(e_.src_.open_reader(std::move(specs)).context("read source " + e_.src_.describe()));
-      auto writer = MS_TRY(e_.dst_.open_writer(wopts_).context("write destination " + e_.dst_.describe()));
-      struct Done {
-        size_t t;
-        FileAttrs attrs;
-        SourceTrailer trailer;
+      size_t groups = std::min<size_t>(static_cast<size_t>(streams), transfers.size());
+      std::vector<std::vector<size_t>> part(groups);
+      {
+        std::vector<size_t> order(transfers.size());
+        for (size_t k = 0; k < order.size(); ++k) order[k] = k;
+        std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+          return res[transfers[a].item].attrs.size > res[transfers[b].item].attrs.size;
+        });
+        std::vector<int64_t> load(groups, 0);
+        for (size_t k : order) {
+          size_t g = static_cast<size_t>(std::min_element(load.begin(), load.end()) - load.begin());
+          part[g].push_back(k);
+          load[g] += res[transfers[k].item].attrs.size;
+        }
+      }
+      struct StreamOut {
+        std::vector<Done> done;
+        std::vector<std::pair<std::string, EntryType>> vanished;
+        int64_t vanished_n = 0, unstable = 0;
+        Status status;
       };
+      std::vector<StreamOut> outs(groups);
+      auto stream = [&](size_t g) -> Status {
+        StreamOut& so = outs[g];
+        std::vector<ReadSpec> specs;
+        for (size_t k : part[g]) specs.push_back(transfers[k].spec);
+        auto reader = MS_TRY(e_.src_.open_reader(std::move(specs)).context("read source " + e_.src_.describe()));
+        auto writer = MS_TRY(e_.dst_.open_writer(wopts_).context("write destination " + e_.dst_.describe()));
+        std::vector<Done> staged;
+        for (size_t k : part[g]) {
+          const std::string& rel = items[transfers[k].item].rel;
+          auto item = MS_TRY(reader->next().context("read source " + e_.src_.describe()));
+          if (item.status == ReadStatus::kVanished) {
+            ++so.vanished_n;
+            if (items[transfers[k].item].in_state) so.vanished.emplace_back(rel, EntryType::kFile);
+            continue;
+          }
+          if (item.status == ReadStatus::kNotRegular) {
+            if (frozen_) return Error::conflict(fmt::format("'{}' changed type during the frozen pass", printable(rel)));
+            ++so.unstable;
+            continue;
+          }
+          if (item.status == ReadStatus::kFailed)
+            return Error(item.error ? *item.error : Error::internal("read failed")).context(fmt::format("read '{}'", printable(rel)));
+          WriteSpec ws;
+          ws.path = D(rel);
+          ws.kind = transfers[k].kind;
+          ws.attrs = item.file->attrs();
+          MS_CHECK(writer->write(ws, *item.file).context(fmt::format("copy '{}'", printable(rel))));
+          auto trailer = MS_TRY(item.file->finish());
+          staged.push_back({k, item.file->attrs(), std::move(trailer), {}});
+        }
+        auto results = MS_TRY(writer->commit().context("write destination " + e_.dst_.describe()));
+        if (results.size() != staged.size()) return Error::internal("writer returned the wrong number of results");
+        for (size_t n = 0; n < staged.size(); ++n) staged[n].result = std::move(results[n]);
+        so.done = std::move(staged);
+        return {};
+      };
+      if (groups == 1) {
+        outs[0].status = stream(0);
+      } else {
+        std::vector<std::thread> threads;
+        for (size_t g = 0; g < groups; ++g) threads.emplace_back([&, g] { outs[g].status = stream(g); });
+        for (auto& th : threads) th.join();
+      }
+      spdlog::debug("metadata: committed at {:.3f}s", secs(Steady::now() - meta_t0));
       std::vector<Done> done;
       std::vector<Transfer> retry;
-      for (size_t k = 0; k < transfers.size(); ++k) {
-        const std::string& rel = items[transfers[k].item].rel;
-        auto item = MS_TRY(reader->next().context("read source " + e_.src_.describe()));
-        if (item.status == ReadStatus::kVanished) {
-          ++stats_.vanished;
-          if (items[transfers[k].item].in_state) vanished.emplace_back(rel, EntryType::kFile);
-          continue;
-        }
-        if (item.status == ReadStatus::kNotRegular) {
-          if (frozen_) return Error::conflict(fmt::format("'{}' changed type during the frozen pass", printable(rel)));
-          ++stats_.unstable;
-          continue;
-        }
-        if (item.status == ReadStatus::kFailed)
-          return Error(item.error ? *item.error : Error::internal("read failed")).context(fmt::format("read '{}'", printable(rel)));
-        WriteSpec ws;
-        ws.path = D(rel);
-        ws.kind = transfers[k].kind;
-        ws.attrs = item.file->attrs();
-        MS_CHECK(writer->write(ws, *item.file).context(fmt::format("copy '{}'", printable(rel))));
-        auto trailer = MS_TRY(item.file->finish());
-        done.push_back({k, item.file->attrs(), std::move(trailer)});
+      for (auto& so : outs) {
+        if (!so.status.ok()) return so.status;
+        out.stats.vanished += so.vanished_n;
+        out.stats.unstable += so.unstable;
+        for (auto& v : so.vanished) vanished.push_back(std::move(v));
+        for (auto& d : so.done) done.push_back(std::move(d));
       }
-      spdlog::debug("metadata: staged at {:.3f}s", secs(Steady::now() - meta_t0));
-      auto results = MS_TRY(writer->commit().context("write destination " + e_.dst_.describe()));
-      spdlog::debug("metadata: committed at {:.3f}s", secs(Steady::now() - meta_t0));
-      if (results.size() != done.size()) return Error::internal("writer returned the wrong number of results");
       for (size_t n = 0; n < done.size(); ++n) {
         Transfer& t = transfers[done[n].t];
         const MetaItem& it = items[t.item];
-        WriteResult& w = results[n];
-        stats_.bytes_sent += w.body_bytes;
+        WriteResult& w = done[n].result;
+        out.stats.bytes_sent += w.body_bytes;
         switch (w.status) {
           case WriteStatus::kOk: {
             EntryState es;
@@ -1004,15 +1109,15 @@ class PassRunner {
               es.block_size = t.spec.block_size;
               es.blocks = std::move(done[n].trailer.new_blocks);
             }
-            put(it.rel, std::move(es));
-            written_.emplace_back(it.rel, w.hash);
-            touch(parent_of(it.rel));
-            ++stats_.metadata_sent;
+            out.puts.emplace_back(it.rel, std::move(es));
+            out.written.emplace_back(it.rel, w.hash);
+            out.touched.push_back(parent_of(it.rel));
+            ++out.stats.metadata_sent;
             switch (t.method) {
-              case Method::kWhole: ++stats_.whole; break;
-              case Method::kTail: ++stats_.tails; break;
-              case Method::kBlocks: ++stats_.block_patches; break;
-              case Method::kDelta: ++stats_.deltas; break;
+              case Method::kWhole: ++out.stats.whole; break;
+              case Method::kTail: ++out.stats.tails; break;
+              case Method::kBlocks: ++out.stats.block_patches; break;
+              case Method::kDelta: ++out.stats.deltas; break;
             }
             break;
           }
@@ -1024,7 +1129,7 @@ class PassRunner {
             break;
           case WriteStatus::kSourceChanged:
             if (!frozen_) {
-              ++stats_.unstable;
+              ++out.stats.unstable;
               break;
             }
             if (round >= e_.options_.frozen_retries)
@@ -1032,6 +1137,12 @@ class PassRunner {
             retry.push_back(whole_again(t));
             break;
           case WriteStatus::kFailed:
+            // A warm pass racing a destination directory that went away:
+            // the next pass recreates it.
+            if (!frozen_ && w.error && w.error->code() == ErrorCode::kNotFound) {
+              ++out.stats.unstable;
+              break;
+            }
             return Error(w.error ? *w.error : Error::internal("write failed"))
                 .context(fmt::format("copy '{}'", printable(it.rel)));
         }
@@ -1039,7 +1150,59 @@ class PassRunner {
       transfers = std::move(retry);
     }
     // Metadata gone from the source meanwhile: its stale copy goes too.
-    return run_deletes(vanished, "delete");
+    out.vanished = std::move(vanished);
+    return {};
+  }
+
+  // Applies a batch's outcome to the pass (main thread).
+  Status merge_metadata(MetaOutcome& out) {
+    const PassStats& m = out.stats;
+    stats_.metadata_checked += m.metadata_checked;
+    stats_.stat_calls += m.stat_calls;
+    stats_.vanished += m.vanished;
+    stats_.unstable += m.unstable;
+    stats_.adopted += m.adopted;
+    stats_.attrs_fixed += m.attrs_fixed;
+    stats_.bytes_sent += m.bytes_sent;
+    stats_.signature_bytes += m.signature_bytes;
+    stats_.metadata_sent += m.metadata_sent;
+    stats_.whole += m.whole;
+    stats_.tails += m.tails;
+    stats_.block_patches += m.block_patches;
+    stats_.deltas += m.deltas;
+    for (auto& [rel, es] : out.puts) put(rel, std::move(es));
+    for (auto& w : out.written) written_.push_back(std::move(w));
+    for (auto& t : out.touched) touch(t);
+    if (out.error) return std::move(*out.error);
+    return run_deletes(std::move(out.vanished), "delete");
+  }
+
+  // The metadata files the state knows (what the previous pass copied).
+  void known_metadata(std::vector<MetaItem>& items, Known& known) {
+    for (const auto& [dpath, ds] : st_.dirs) {
+      std::string parent = parent_of(dpath);
+      bool folder = st_.dirs.count(join_path(parent, "cur")) && st_.dirs.count(join_path(parent, "new"));
+      DirInfo info = dpath.empty() ? DirInfo{} : classify_dir(last_of(dpath), folder);
+      if (info.maildir_sub || info.maildir_tmp) continue;
+      for (const auto& [name, es] : ds.entries) {
+        if (es.type != EntryType::kFile) continue;
+        FileClass cls = classify_file(info, name);
+        if (cls == FileClass::kSkip || cls == FileClass::kMessage || cls == FileClass::kImmutable) continue;
+        std::string rel = join_path(dpath, name);
+        items.push_back({rel, cls, true, false});
+        known.emplace(std::move(rel), es);
+      }
+    }
+  }
+
+  // Runs one metadata batch here and now.
+  Status run_metadata(std::vector<MetaItem>& items) {
+    Known known;
+    for (const auto& it : items)
+      if (const EntryState* se = it.in_state ? entry(it.rel) : nullptr) known.emplace(it.rel, *se);
+    MetaOutcome out;
+    if (auto st = metadata_batch(items, known, out); !st.ok()) out.error = std::move(st).error();
+    return merge_metadata(out);
   }
 
   // lstat + hash of every kept file on both sides; content drift is copied
