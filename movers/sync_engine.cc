@@ -140,7 +140,11 @@ class PassRunner {
 
   Result<PassStats> run() {
     PhaseTimer timer(stats_);
-    bool list_dst = kind_ == PassKind::kWarm || st_.dirty;
+    // The destination is listed (readdir only) when the state may not
+    // describe it: the first pass (adopt what is there), after a pass that
+    // did not finish (stale temps, half-applied changes), and for an audit.
+    // Otherwise the state is the truth and the destination is not scanned.
+    bool list_dst = st_.dirty || st_.dirs.empty() || (audit_ && kind_ == PassKind::kWarm);
     st_.dirty = true;
 
     // The metadata files the state knows are checked and sent by a thread of

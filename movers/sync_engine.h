@@ -5,9 +5,9 @@
 // late_deliveries() + deliver_to_new() sweep what an MTA put on the source.
 //
 // A pass (design.md §5, notes/mover-notes.md):
-//   1. readdir the source home (no stat); warm passes (or after a failed
-//      pass) also readdir the destination to drop stale temps and to notice
-//      what the state does not know;
+//   1. readdir the source home (no stat); the first pass, a pass after one
+//      that did not finish, and an audit also readdir the destination, to
+//      drop stale temps and adopt or remove what the state does not know;
 //   2. diff against the SyncState (movers/tree_diff.h);
 //   3. mkdir, renames (flag changes), stat only new names, copy new files
 //      through parallel streams (temp + batch-durable + rename), hard links

@@ -516,9 +516,11 @@ TEST_F(SyncEngineTest, TmpContentsLocksAndStaleTempsAreSkipped) {
   EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/tmp/1.M1P1.inflight"));
   EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/dovecot-uidlist.lock"));
   EXPECT_TRUE(fs::is_directory(dst_home() + "/Maildir/tmp"));
-  // A crashed pass left a temp behind: the next warm pass removes it.
+  // A crashed pass (the state says it did not finish) left a temp behind:
+  // the next pass lists the destination and removes it.
   testing::write_file(dst_home() + "/Maildir/cur/.mailshard-tmp-deadbeef-7", "partial");
-  auto r = e.warm_pass(state);
+  state.dirty = true;
+  auto r = e.final_pass(state);
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->temps_removed, 1);
   EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/cur/.mailshard-tmp-deadbeef-7"));
