@@ -403,6 +403,7 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
     r.boolean("draining", s.draining);
     r.number("load_capacity", s.load_capacity, 0, 1e6);
     r.integer("max_concurrent_moves", s.max_concurrent_moves, 1, 64);
+    r.integer("sync_streams", s.sync_streams, 1, 64);
     load_secret(r, p, "doveadm_password_file", s.doveadm_password_file, "MAILSHARD_DOVEADM_PASSWORD", env,
                 s.doveadm_password, !s.doveadm_url.empty());
     r.finish();

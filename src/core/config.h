@@ -53,6 +53,7 @@ struct ServerConfig {
   bool draining = false;
   double load_capacity = 0;         // 0 = number of CPUs reported by metrics, else 1
   int max_concurrent_moves = 4;     // per-server slots for the executor
+  int sync_streams = 2;             // parallel copy streams one sync opens here (agent processes / threads)
   int line = 0;
 };
 

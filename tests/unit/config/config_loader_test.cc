@@ -53,6 +53,19 @@ TEST(ConfigLoader, ExampleConfigDocumentsAndParses) {
   EXPECT_EQ(c->move.headroom_bytes, 1ll << 30);
   EXPECT_EQ(c->ldap.home_attribute, "mailMessageStore");
   EXPECT_EQ(c->ldap.bind_password.reveal(), "x");
+  EXPECT_EQ(c->servers[0].sync_streams, 2);
+}
+
+TEST(ConfigLoader, SyncStreamsDefaultAndRange) {
+  auto c = parse(base_config());
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->servers[0].sync_streams, 2);
+  auto set = parse(base_config("sync_streams = 4\n"));
+  ASSERT_TRUE(set.ok()) << set.error().message();
+  EXPECT_EQ(set->servers[0].sync_streams, 4);
+  auto bad = parse(base_config("sync_streams = 0\n"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(), "mailshard.toml:11: server[0].sync_streams: must be at least 1, got 0");
 }
 
 TEST(ConfigLoader, MinimalConfigGetsDefaults) {

@@ -1,0 +1,68 @@
+#include "movers/maildir_rules.h"
+
+namespace mailshard {
+
+namespace {
+bool starts(std::string_view s, std::string_view p) { return s.substr(0, p.size()) == p; }
+bool ends(std::string_view s, std::string_view p) { return s.size() >= p.size() && s.substr(s.size() - p.size()) == p; }
+}  // namespace
+
+std::string_view file_class_name(FileClass c) {
+  switch (c) {
+    case FileClass::kSkip: return "skip";
+    case FileClass::kMessage: return "message";
+    case FileClass::kImmutable: return "immutable";
+    case FileClass::kAppendLog: return "append-log";
+    case FileClass::kInPlace: return "in-place";
+    case FileClass::kRewritten: return "rewritten";
+  }
+  return "?";
+}
+
+std::string_view message_base(std::string_view name) {
+  auto i = name.find(":2,");
+  return i == std::string_view::npos ? name : name.substr(0, i);
+}
+
+DirInfo classify_dir(std::string_view dir_name, bool parent_has_cur_new) {
+  DirInfo d;
+  if (parent_has_cur_new) {
+    d.maildir_sub = dir_name == "cur" || dir_name == "new";
+    d.maildir_tmp = dir_name == "tmp";
+  }
+  d.dbox_mails = dir_name == "dbox-Mails" || dir_name == "dbox-alt-Mails";
+  return d;
+}
+
+bool is_skipped_name(std::string_view name) {
+  // Dotlocks (dovecot-uidlist.lock, *.lock) belong to a running writer; our
+  // own temps are half-written by definition.
+  return ends(name, ".lock") || starts(name, kTempPrefix);
+}
+
+FileClass classify_file(const DirInfo& dir, std::string_view name) {
+  if (is_skipped_name(name) || dir.maildir_tmp) return FileClass::kSkip;
+  if (dir.maildir_sub) return FileClass::kMessage;
+  if (dir.dbox_mails && starts(name, "u.")) return FileClass::kImmutable;
+  if (starts(name, "dovecot.index.log") || starts(name, "dovecot.list.index.log") || name == "dovecot.mailbox.log" ||
+      name == "maildirsize" || name == "dovecot-uidlist" || name == "courierimapuiddb" ||
+      (starts(name, "m.") && name.size() > 2 && name.find_first_not_of("0123456789", 2) == std::string_view::npos))
+    return FileClass::kAppendLog;
+  if (ends(name, ".cache")) return FileClass::kInPlace;
+  return FileClass::kRewritten;
+}
+
+uint32_t signature_block_len(std::string_view name, int64_t size) {
+  if (starts(name, "dovecot.") || starts(name, "dovecot-")) return size > (256ll << 20) ? 0 : 1024;
+  return 0;
+}
+
+uint32_t diff_block_size(int64_t size) {
+  uint32_t bs = 4096;
+  while (static_cast<int64_t>(bs) * 65536 < size && bs < (1u << 24)) bs <<= 1;
+  return bs;
+}
+
+bool is_uid_list(std::string_view name) { return name == "dovecot-uidlist" || name == "courierimapuiddb"; }
+
+}  // namespace mailshard

@@ -1,0 +1,60 @@
+// What the sync engine knows about mail storage files (design.md §5,
+// notes/mover-notes.md §2): which names are immutable Maildir messages
+// matched by base name, which are the mutable metadata set, which are
+// append-only, which are rewritten in place, and which are never copied.
+// Pure functions of names; no I/O.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "core/transport.h"
+
+namespace mailshard {
+
+enum class FileClass : uint8_t {
+  kSkip,       // never copied, never deleted: tmp/ contents, *.lock, our temps
+  kMessage,    // Maildir message in <folder>/cur or <folder>/new: immutable, matched by base name
+  kImmutable,  // other write-once files (sdbox dbox-Mails/u.*): matched by name, never re-checked
+  kAppendLog,  // append-only: dovecot.index.log*, dovecot.mailbox.log, maildirsize, mdbox m.*, uidlists
+  kInPlace,    // rewritten in place (pwrite): dovecot.index.cache, *.cache
+  kRewritten,  // every other regular file: replaced whole or edited (index, keywords, sieve, mbox)
+};
+std::string_view file_class_name(FileClass c);
+
+// The base name of a Maildir message: the text before ":2," (or the whole
+// name). "123.M1P2.host,S=5:2,FS" -> "123.M1P2.host,S=5".
+std::string_view message_base(std::string_view name);
+
+// Describes one directory of a listing for classification.
+struct DirInfo {
+  bool maildir_sub = false;  // a cur/ or new/ directory of a Maildir folder
+  bool maildir_tmp = false;  // a tmp/ directory of a Maildir folder
+  bool dbox_mails = false;   // an sdbox "dbox-Mails" directory
+};
+
+// dir_name: the directory's own last component; parent_has_cur_new: its
+// parent holds both cur/ and new/ directories (it is a Maildir folder).
+DirInfo classify_dir(std::string_view dir_name, bool parent_has_cur_new);
+
+// The class of a regular file `name` in a directory described by `dir`.
+FileClass classify_file(const DirInfo& dir, std::string_view name);
+
+// True for names the engine never copies or deletes in any directory.
+bool is_skipped_name(std::string_view name);
+
+// Block length for librsync signatures of this file: index-like files want
+// small blocks (scattered record updates cost one block each); others take
+// librsync's size-based recommendation (0).
+uint32_t signature_block_len(std::string_view name, int64_t size);
+// Block size for the state's block hashes of kInPlace files (at most ~64k
+// blocks per file, at least 4 KiB).
+uint32_t diff_block_size(int64_t size);
+// Files below this are copied whole: a signature round trip costs more.
+inline constexpr int64_t kDeltaMinBytes = 64 * 1024;
+
+// The uidlist-like files whose first line carries UIDVALIDITY/next UID/GUID.
+bool is_uid_list(std::string_view name);
+
+}  // namespace mailshard

@@ -1,0 +1,241 @@
+// The agent wire protocol (docs/agent-protocol.md): length-prefixed frames
+// over a byte stream (a pipe to `mailshard agent --stdio`, usually through
+// ssh), and the encoding of every message. Shared by the agent (server) and
+// the agent transport (client).
+//
+// Frame: u32 little-endian length L (of what follows), u8 type, L-1 bytes of
+// payload. L is at least 1 and at most kMaxFrameBytes; anything else is a
+// corrupt stream. Integers are little-endian fixed width; a string is a u32
+// length and that many bytes. Decoders never trust a length: every read is
+// bounds-checked and a malformed payload is kCorrupt, never a crash.
+//
+// Thread-safety: a FrameChannel is used by one thread at a time.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "core/transport.h"
+#include "util/result.h"
+
+namespace mailshard::wire {
+
+inline constexpr uint32_t kProtocolVersion = 1;
+inline constexpr char kMagic[4] = {'M', 'S', 'A', 'G'};
+// 4 MiB: DATA frames carry 256 KiB; listing and result frames are cut well below this.
+inline constexpr uint32_t kMaxFrameBytes = 4u << 20;
+// Listing/result frames are closed at about this size.
+inline constexpr size_t kSoftFrameBytes = 256u << 10;
+
+enum class MsgType : uint8_t {
+  kHello = 0x01,         // c->s: magic, version, max_frame
+  kHelloOk = 0x02,       // s->c: magic, version, max_frame, server description
+  kBye = 0x03,           // c->s: end of session
+  kList = 0x10,          // c->s: home
+  kStat = 0x11,          // c->s: requests..., last
+  kHead = 0x12,          // c->s: max_bytes, paths..., last
+  kApply = 0x13,         // c->s: ops..., last
+  kSignature = 0x14,     // c->s: path, block_len, strong_len
+  kSpace = 0x15,         // c->s: path
+  kReadSpec = 0x16,      // c->s: one ReadSpec header (blob lengths); its blobs follow
+  kBlob = 0x17,          // both: raw bytes of the blob announced before
+  kReadGo = 0x18,        // c->s: start streaming the specs sent so far
+  kWriteBegin = 0x20,    // c->s: durability
+  kFileBegin = 0x21,     // c->s: WriteSpec + source attrs
+  kData = 0x22,          // both: i64 offset, bytes
+  kFileEnd = 0x23,       // both: SourceTrailer (blocks follow as blobs)
+  kCommit = 0x24,        // c->s
+  kCommitResult = 0x25,  // s->c: WriteResults..., last
+  kListDir = 0x30,       // s->c: one directory (or a continuation of it)
+  kListEnd = 0x31,       // s->c: u64 directory count
+  kStatResult = 0x32,    // s->c: StatResults..., last
+  kHeadResult = 0x33,    // s->c: results..., last
+  kApplyResult = 0x34,   // s->c: statuses..., last
+  kSigEnd = 0x35,        // s->c: basis attrs, u64 signature length (bytes came as blobs)
+  kSpaceResult = 0x36,   // s->c: total, avail
+  kFileMeta = 0x37,      // s->c: ReadStatus, error?, attrs
+  kReadEnd = 0x38,       // s->c: all files of the read were sent
+  kWriteAbort = 0x39,    // s->c: the write session failed; frames are ignored until COMMIT
+  kError = 0x7F,         // s->c: code, message (answers any request)
+};
+std::string_view msg_type_name(MsgType t);
+
+struct Frame {
+  MsgType type = MsgType::kError;
+  std::string payload;
+};
+
+// ---------------------------------------------------------------------------
+// Encoding
+
+class Encoder {
+ public:
+  void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
+  void u32(uint32_t v);
+  void u64(uint64_t v);
+  void i64(int64_t v) { u64(static_cast<uint64_t>(v)); }
+  void str(std::string_view s);
+  void raw(std::string_view s) { out_.append(s); }
+  void hash(const Hash128& h);
+  void attrs(const FileAttrs& a);
+  void error(const Error& e);
+  void status(const Status& s);
+
+  size_t size() const { return out_.size(); }
+  std::string take() { return std::move(out_); }
+  const std::string& bytes() const { return out_; }
+
+ private:
+  std::string out_;
+};
+
+// An Error as a decoded value (Result<Error> would be ambiguous).
+struct ErrorValue {
+  Error error;
+};
+
+class Decoder {
+ public:
+  explicit Decoder(std::string_view in) : in_(in) {}
+  Result<uint8_t> u8();
+  Result<uint32_t> u32();
+  Result<uint64_t> u64();
+  Result<int64_t> i64();
+  Result<std::string> str();
+  Result<Hash128> hash();
+  Result<FileAttrs> attrs();
+  Result<ErrorValue> error();
+  Result<Status> status();
+  // A count of items each at least min_item_bytes long: refuses counts the
+  // rest of the payload cannot hold (no huge reserve() from a hostile count).
+  Result<uint32_t> count(size_t min_item_bytes);
+  std::string_view rest() const { return in_; }
+  // kCorrupt if bytes are left over.
+  Status done() const;
+
+ private:
+  Result<std::string_view> take(size_t n);
+  std::string_view in_;
+};
+
+// ---------------------------------------------------------------------------
+// Message bodies (each encode_x has a decode_x; decode refuses trailing bytes)
+
+struct Hello {
+  uint32_t version = kProtocolVersion;
+  uint32_t max_frame = kMaxFrameBytes;
+  std::string server;  // HELLO_OK only: the server's description
+};
+std::string encode_hello(const Hello& h, bool with_server);
+Result<Hello> decode_hello(std::string_view p, bool with_server);
+
+std::string encode_error(const Error& e);
+Result<ErrorValue> decode_error(std::string_view p);
+
+// kStat: requests + last flag.
+std::string encode_stat_requests(const std::vector<StatRequest>& r, size_t begin, size_t end, bool last);
+Status decode_stat_requests(std::string_view p, std::vector<StatRequest>& out, bool& last);
+std::string encode_stat_results(const std::vector<StatResult>& r, size_t begin, size_t end, bool last);
+Status decode_stat_results(std::string_view p, std::vector<StatResult>& out, bool& last);
+
+std::string encode_head_request(uint32_t max_bytes, const std::vector<std::string>& paths, size_t begin, size_t end,
+                                bool last);
+Status decode_head_request(std::string_view p, uint32_t& max_bytes, std::vector<std::string>& out, bool& last);
+std::string encode_head_results(const std::vector<Result<std::string>>& r, size_t begin, size_t end, bool last);
+Status decode_head_results(std::string_view p, std::vector<Result<std::string>>& out, bool& last);
+
+std::string encode_ops(const std::vector<TreeOp>& ops, size_t begin, size_t end, bool last);
+Status decode_ops(std::string_view p, std::vector<TreeOp>& out, bool& last);
+std::string encode_statuses(const std::vector<Status>& r, size_t begin, size_t end, bool last);
+Status decode_statuses(std::string_view p, std::vector<Status>& out, bool& last);
+
+std::string encode_signature_request(const SignatureRequest& r);
+Result<SignatureRequest> decode_signature_request(std::string_view p);
+std::string encode_sig_end(const FileAttrs& basis, uint64_t length);
+Status decode_sig_end(std::string_view p, FileAttrs& basis, uint64_t& length);
+
+std::string encode_space(const FsSpace& s);
+Result<FsSpace> decode_space(std::string_view p);
+
+// kListDir: one directory's entries[begin, end); continuation = more of the
+// previous frame's directory.
+std::string encode_list_dir(const DirListing& d, size_t begin, size_t end, bool continuation);
+// Appends to out (a new DirListing, or entries of out.back() for a continuation).
+Status decode_list_dir(std::string_view p, TreeListing& out);
+
+// kReadSpec: the spec without its blobs, and the blob lengths that follow.
+std::string encode_read_spec(const ReadSpec& s);
+Status decode_read_spec(std::string_view p, ReadSpec& s, uint64_t& signature_len, uint64_t& block_count);
+
+std::string encode_file_meta(ReadStatus status, const std::optional<Error>& error, const FileAttrs& attrs);
+Status decode_file_meta(std::string_view p, ReadStatus& status, std::optional<Error>& error, FileAttrs& attrs);
+
+std::string encode_trailer(const SourceTrailer& t);  // blocks are sent as blobs after it
+Status decode_trailer(std::string_view p, SourceTrailer& t, uint64_t& block_count);
+
+std::string encode_file_begin(const WriteSpec& w, const FileAttrs& source);
+Status decode_file_begin(std::string_view p, WriteSpec& w, FileAttrs& source);
+
+std::string encode_write_results(const std::vector<WriteResult>& r, size_t begin, size_t end, bool last);
+Status decode_write_results(std::string_view p, std::vector<WriteResult>& out, bool& last);
+
+// kData header: i64 offset, then the bytes.
+Status decode_data(std::string_view p, int64_t& offset, std::string_view& bytes);
+
+// Blobs of hashes: 16 bytes each (hi, lo little-endian).
+std::string encode_hashes(const std::vector<Hash128>& h, size_t begin, size_t end);
+Status decode_hashes(std::string_view p, std::vector<Hash128>& out);
+
+// ---------------------------------------------------------------------------
+// Framed, buffered I/O on a pair of fds.
+
+class FrameChannel {
+ public:
+  // Does not own the fds.
+  FrameChannel(int in_fd, int out_fd, std::string peer) : in_(in_fd), out_(out_fd), peer_(std::move(peer)) {}
+
+  // Queues a frame; flushed when the buffer passes 256 KiB or on flush().
+  Status send(MsgType type, std::string_view payload);
+  // A DATA frame without copying the payload twice.
+  Status send_data(int64_t offset, const char* data, size_t size);
+  // Sends a blob as one or more BLOB frames.
+  Status send_blob(std::string_view bytes);
+  Status flush();
+
+  // The next frame. Errors: kUnavailable if the peer closed the stream
+  // ("<peer> closed the connection", or "... in the middle of a frame"),
+  // kCorrupt for a frame length of 0 or above kMaxFrameBytes.
+  Result<Frame> recv();
+  // Receives a blob of exactly `length` bytes sent with send_blob().
+  Result<std::string> recv_blob(uint64_t length, uint64_t max_length);
+  // True if a frame (or EOF) is ready to be read without blocking.
+  bool readable_now();
+  // Forgets the fds (they are about to be closed): later I/O fails with EBADF.
+  void detach() {
+    in_ = out_ = -1;
+    obuf_.clear();
+  }
+
+  // The peer closed the stream at a frame boundary (a clean end).
+  bool closed() const { return closed_; }
+  uint64_t bytes_out() const { return bytes_out_; }
+  uint64_t bytes_in() const { return bytes_in_; }
+
+ private:
+  Status fill(size_t need);
+  int in_, out_;
+  std::string peer_;
+  std::string obuf_;
+  std::string ibuf_;
+  size_t ipos_ = 0;
+  bool closed_ = false;
+  uint64_t bytes_out_ = 0, bytes_in_ = 0;
+};
+
+// "expected <want> from <peer>, got <type>" (kCorrupt), or the error an
+// ERROR frame carries (with its code) when the peer sent one.
+Error unexpected(const Frame& f, std::string_view want, std::string_view peer);
+
+}  // namespace mailshard::wire

@@ -1,0 +1,604 @@
+// The sync engine end to end on real directories, through both transports:
+// initial + mutate + incremental + mutate + final must leave an identical
+// copy (names, content, owner, mode, mtime ns, hard links, symlinks), and
+// every bad input ends in a clear error or a correct retry with nothing
+// half-written under a final name and nothing outside the root touched.
+#include <fcntl.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <mutex>
+#include <set>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "core/clock.h"
+#include "movers/sync_engine.h"
+#include "movers/token_bucket.h"
+#include "tests/unit/movers/maildir_gen.h"
+#include "transport/agent_transport.h"
+#include "transport/transport_factory.h"
+
+namespace mailshard {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::compare_trees;
+using testing::GenOptions;
+using testing::MutateOptions;
+
+class FakeClock final : public Clock {
+ public:
+  int64_t now_ms() const override { return mono_; }
+  int64_t monotonic_ms() const override { return mono_; }
+  void sleep_ms(int64_t ms) override {
+    std::lock_guard lock(mu_);
+    mono_ += ms;
+    slept_ += ms;
+  }
+  int64_t slept() const { return slept_; }
+
+ private:
+  std::mutex mu_;
+  int64_t mono_ = 1000;
+  int64_t slept_ = 0;
+};
+
+// A scratch directory per test: <tmp>/sync_engine_<test>/{src,dst}root.
+class SyncEngineTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    base_ = fs::path(::testing::TempDir()) /
+            ("sync_engine_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+    fs::remove_all(base_);
+    fs::create_directories(base_ / "srcroot");
+    fs::create_directories(base_ / "dstroot");
+    src_root_ = (base_ / "srcroot").string();
+    dst_root_ = (base_ / "dstroot").string();
+    if (::geteuid() == 0) {
+      gen_.uid = 1234;
+      gen_.gid = 2345;
+    }
+  }
+  void TearDown() override {
+    if (!HasFailure()) fs::remove_all(base_);
+  }
+
+  std::string src_home() const { return src_root_ + "/example.org/alice"; }
+  std::string dst_home() const { return dst_root_ + "/staging/alice"; }
+
+  std::unique_ptr<Transport> local(const std::string& root) {
+    auto t = make_local_transport(root, 2);
+    EXPECT_TRUE(t.ok()) << t.error().message();
+    return std::move(*t);
+  }
+  std::unique_ptr<Transport> agent(const std::string& root) {
+    AgentOptions o;
+    o.argv = {MAILSHARD_BIN, "agent", "--stdio", "--root", root};
+    o.name = "agent:" + root;
+    o.max_streams = 2;
+    auto t = make_agent_transport(o);
+    EXPECT_TRUE(t.ok()) << t.error().message();
+    return std::move(*t);
+  }
+
+  SyncEngine engine(Transport& src, Transport& dst, SyncOptions o = {}) {
+    return SyncEngine(src, "example.org/alice", dst, "staging/alice", o, clock_);
+  }
+
+  void expect_identical() {
+    auto diffs = compare_trees(src_home(), dst_home());
+    EXPECT_TRUE(diffs.empty()) << ::testing::PrintToString(diffs);
+  }
+
+  void round_trip(Transport& src, Transport& dst) {
+    testing::generate_home(src_home(), gen_);
+    SyncState state = SyncState::fresh();
+    SyncEngine e = engine(src, dst);
+    auto initial = e.warm_pass(state);
+    ASSERT_TRUE(initial.ok()) << initial.error().message();
+    EXPECT_GT(initial->files_copied, 250);
+    EXPECT_GT(initial->hard_links, 0);  // Dovecot COPYs stay links
+    EXPECT_EQ(initial->symlinks, 1);
+    expect_identical();
+
+    MutateOptions m1;
+    m1.day = 1;
+    m1.add_folder = true;
+    testing::mutate_home(src_home(), m1, gen_);
+    auto incr = e.warm_pass(state);
+    ASSERT_TRUE(incr.ok()) << incr.error().message();
+    EXPECT_GT(incr->renames, 0);      // flag changes are renames, not copies
+    EXPECT_GT(incr->deletes, 0);      // expunges
+    EXPECT_GT(incr->tails, 0);        // dovecot.index.log / uidlist appends
+    EXPECT_GT(incr->block_patches, 0);  // dovecot.index.cache rewritten in place
+    EXPECT_LT(incr->files_copied, 40);  // only the new mail, not the renamed
+    expect_identical();
+    auto v1 = e.verify(state, VerifyScope::kWritten);
+    ASSERT_TRUE(v1.ok()) << v1.error().message();
+    EXPECT_GT(v1->uidlists_checked, 3);
+
+    MutateOptions m2;
+    m2.day = 2;
+    m2.remove_folder = true;
+    testing::mutate_home(src_home(), m2, gen_);
+    auto fin = e.final_pass(state);
+    ASSERT_TRUE(fin.ok()) << fin.error().message();
+    EXPECT_GT(fin->dirs_removed, 0);
+    expect_identical();
+    auto v2 = e.verify(state, VerifyScope::kFull);
+    ASSERT_TRUE(v2.ok()) << v2.error().message();
+    EXPECT_GT(v2->files_hashed, 250);
+  }
+
+  fs::path base_;
+  std::string src_root_, dst_root_;
+  GenOptions gen_;
+  FakeClock clock_;
+};
+
+TEST_F(SyncEngineTest, LocalInitialIncrementalFinalIsIdentical) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  round_trip(*src, *dst);
+}
+
+TEST_F(SyncEngineTest, AgentInitialIncrementalFinalIsIdentical) {
+  auto src = agent(src_root_);
+  auto dst = agent(dst_root_);
+  round_trip(*src, *dst);
+}
+
+TEST_F(SyncEngineTest, MixedLocalToAgentIsIdentical) {
+  auto src = local(src_root_);
+  auto dst = agent(dst_root_);
+  round_trip(*src, *dst);
+}
+
+// Wraps a transport and records what was stat'ed and read.
+class RecordingTransport final : public Transport {
+ public:
+  explicit RecordingTransport(Transport& t) : t_(t) {}
+  std::string describe() const override { return t_.describe(); }
+  int max_streams() const override { return t_.max_streams(); }
+  Result<TreeListing> list_tree(const std::string& h) override { return t_.list_tree(h); }
+  Result<std::vector<StatResult>> stat(const std::vector<StatRequest>& r) override {
+    std::lock_guard lock(mu_);
+    for (const auto& q : r) stat_paths.push_back(q.path);
+    return t_.stat(r);
+  }
+  Result<std::vector<Result<std::string>>> head(const std::vector<std::string>& p, uint32_t m) override {
+    return t_.head(p, m);
+  }
+  Result<std::vector<Status>> apply(const std::vector<TreeOp>& ops) override { return t_.apply(ops); }
+  Result<Signature> signature(const SignatureRequest& r) override { return t_.signature(r); }
+  Result<FsSpace> space(const std::string& p) override { return t_.space(p); }
+  Result<std::unique_ptr<FileReader>> open_reader(std::vector<ReadSpec> specs) override {
+    {
+      std::lock_guard lock(mu_);
+      for (const auto& s : specs) read_paths.push_back(s.path);
+    }
+    if (hook_reader) return hook_reader(std::move(specs));
+    return t_.open_reader(std::move(specs));
+  }
+  Result<std::unique_ptr<FileWriter>> open_writer(const WriterOptions& o) override { return t_.open_writer(o); }
+
+  std::vector<std::string> stat_paths, read_paths;
+  std::function<Result<std::unique_ptr<FileReader>>(std::vector<ReadSpec>)> hook_reader;
+  Transport& t_;
+
+ private:
+  std::mutex mu_;
+};
+
+TEST_F(SyncEngineTest, FrozenPassStatsOnlyNewNamesAndMetadata) {
+  auto src_real = local(src_root_);
+  auto dst = local(dst_root_);
+  RecordingTransport src(*src_real);
+  gen_.messages = 400;
+  testing::generate_home(src_home(), gen_);
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(src, *dst);
+  ASSERT_TRUE(e.warm_pass(state).ok());
+  MutateOptions m;
+  m.deliveries = 5;
+  m.flag_changes = 5;
+  m.expunges = 0;
+  m.copies = 0;
+  m.moves = 0;
+  testing::mutate_home(src_home(), m, gen_);
+  src.stat_paths.clear();
+  auto fin = e.final_pass(state);
+  ASSERT_TRUE(fin.ok()) << fin.error().message();
+  EXPECT_EQ(fin->renames, 5);
+  EXPECT_EQ(fin->files_copied, 5);
+  // No Maildir message was stat'ed except the 5 new ones: the renamed and
+  // the unchanged ones are known from the previous listing.
+  int message_stats = 0;
+  for (const auto& p : src.stat_paths)
+    if (p.find("/cur/") != std::string::npos || p.find("/new/") != std::string::npos) ++message_stats;
+  EXPECT_EQ(message_stats, 5);
+  expect_identical();
+}
+
+TEST_F(SyncEngineTest, StateSurvivesSerializationAndNextPassIsIncremental) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  testing::generate_home(src_home(), gen_);
+  SyncState state = SyncState::fresh();
+  {
+    SyncEngine e = engine(*src, *dst);
+    ASSERT_TRUE(e.warm_pass(state).ok());
+  }
+  auto blob = state.serialize();
+  auto back = SyncState::deserialize(blob);
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back->entry_count(), state.entry_count());
+  EXPECT_EQ(back->block_seed, state.block_seed);
+  EXPECT_EQ(back->serialize(), blob);
+  SyncEngine e = engine(*src, *dst);
+  auto again = e.warm_pass(*back);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_EQ(again->files_copied, 0);
+  EXPECT_EQ(again->bytes_sent, 0);
+  EXPECT_EQ(again->metadata_sent, 0);
+  expect_identical();
+}
+
+TEST_F(SyncEngineTest, SymlinksOutOfTheMailboxAreCopiedAsSymlinksAndNeverFollowed) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  testing::generate_home(src_home(), gen_);
+  fs::create_symlink("/etc/shadow", src_home() + "/Maildir/dovecot-keywords-evil");
+  fs::create_symlink("/etc/shadow", src_home() + "/Maildir/cur/1.M1P1.evil,S=5:2,S");
+  fs::create_symlink("/etc", src_home() + "/Maildir/.Evil");
+  fs::create_symlink("../../../../../../etc/passwd", src_home() + "/sieve/escape.sieve");
+  fs::create_symlink("loop_b", src_home() + "/loop_a");
+  fs::create_symlink("loop_a", src_home() + "/loop_b");
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst);
+  auto r = e.warm_pass(state);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  for (const auto& [p, t] : std::vector<std::pair<std::string, std::string>>{
+           {"/Maildir/dovecot-keywords-evil", "/etc/shadow"},
+           {"/Maildir/cur/1.M1P1.evil,S=5:2,S", "/etc/shadow"},
+           {"/Maildir/.Evil", "/etc"},
+           {"/sieve/escape.sieve", "../../../../../../etc/passwd"},
+           {"/loop_a", "loop_b"},
+           {"/loop_b", "loop_a"}}) {
+    ASSERT_TRUE(fs::is_symlink(dst_home() + p)) << p;
+    EXPECT_EQ(fs::read_symlink(dst_home() + p).string(), t) << p;
+  }
+  // Nothing was read through them: no regular file on the destination holds
+  // what /etc/passwd holds, and the symlinked directory was not descended.
+  std::string passwd = testing::read_whole("/etc/passwd");
+  for (const auto& f : fs::recursive_directory_iterator(dst_home())) {
+    if (f.is_symlink()) continue;
+    if (f.is_regular_file()) {
+      EXPECT_NE(testing::read_whole(f.path()), passwd) << f.path();
+    }
+  }
+  expect_identical();
+  auto v = e.verify(state, VerifyScope::kFull);
+  EXPECT_TRUE(v.ok()) << v.error().message();
+}
+
+TEST_F(SyncEngineTest, DotDotAndAbsoluteHomesAreRefused) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  SyncState state = SyncState::fresh();
+  SyncEngine up(*src, "example.org/../../etc", *dst, "x", {}, clock_);
+  auto r = up.warm_pass(state);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
+  EXPECT_EQ(r.error().message(),
+            "warm pass: list source " + src->describe() + ": invalid path 'example.org/../../etc': '..' component");
+  SyncEngine abs(*src, "/etc", *dst, "x", {}, clock_);
+  auto a = abs.warm_pass(state);
+  ASSERT_FALSE(a.ok());
+  EXPECT_EQ(a.error().message(),
+            "warm pass: list source " + src->describe() + ": invalid path '/etc': absolute paths are not allowed");
+}
+
+// A reader that runs `before(i)` just before the i-th file is opened, and
+// `after(i)` once it is open (before its body is read).
+class HookReader final : public FileReader {
+ public:
+  HookReader(std::unique_ptr<FileReader> r, std::vector<ReadSpec> specs, std::function<void(const std::string&)> before,
+             std::function<void(const std::string&)> after)
+      : r_(std::move(r)), specs_(std::move(specs)), before_(std::move(before)), after_(std::move(after)) {}
+  Result<Item> next() override {
+    if (i_ < specs_.size() && before_) before_(specs_[i_].path);
+    auto item = r_->next();
+    if (item.ok() && item->file && after_) after_(specs_[i_].path);
+    ++i_;
+    return item;
+  }
+
+ private:
+  std::unique_ptr<FileReader> r_;
+  std::vector<ReadSpec> specs_;
+  std::function<void(const std::string&)> before_, after_;
+  size_t i_ = 0;
+};
+
+TEST_F(SyncEngineTest, FileVanishingMidCopyIsAnExpungeNotAnError) {
+  auto src_real = local(src_root_);
+  auto dst = local(dst_root_);
+  RecordingTransport src(*src_real);
+  testing::generate_home(src_home(), gen_);
+  std::string victim;
+  for (const auto& e : fs::directory_iterator(src_home() + "/Maildir/.Sent/cur")) victim = e.path().filename();
+  src.hook_reader = [&](std::vector<ReadSpec> specs) -> Result<std::unique_ptr<FileReader>> {
+    auto r = src.t_.open_reader(specs);
+    if (!r.ok()) return r;
+    auto before = [&](const std::string& p) {
+      if (p.size() >= victim.size() && p.substr(p.size() - victim.size()) == victim)
+        fs::remove(src_root_ + "/" + p);  // expunged just before we open it
+    };
+    return std::unique_ptr<FileReader>(std::make_unique<HookReader>(std::move(*r), specs, before, nullptr));
+  };
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(src, *dst);
+  auto r = e.warm_pass(state);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->vanished, 1);
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/.Sent/cur/" + victim));
+  src.hook_reader = nullptr;
+  auto again = e.final_pass(state);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  expect_identical();
+}
+
+TEST_F(SyncEngineTest, FileGrowingMidCopyIsRetriedAndNeverPublishedHalfWay) {
+  auto src_real = local(src_root_);
+  auto dst = local(dst_root_);
+  RecordingTransport src(*src_real);
+  testing::generate_home(src_home(), gen_);
+  std::string victim;
+  for (const auto& e : fs::directory_iterator(src_home() + "/Maildir/.Archive/cur"))
+    if (fs::hard_link_count(e.path()) == 1) victim = e.path().filename();
+  int grown = 0;
+  auto install = [&](bool forever) {
+    src.hook_reader = [&, forever](std::vector<ReadSpec> specs) -> Result<std::unique_ptr<FileReader>> {
+      auto r = src.t_.open_reader(specs);
+      if (!r.ok()) return r;
+      auto after = [&, forever](const std::string& p) {
+        if (p.size() < victim.size() || p.substr(p.size() - victim.size()) != victim) return;
+        if (!forever && grown > 0) return;
+        ++grown;  // a writer appends while we copy
+        int fd = ::open((src_root_ + "/" + p).c_str(), O_WRONLY | O_APPEND);
+        ASSERT_GE(fd, 0);
+        ASSERT_EQ(::write(fd, "more\n", 5), 5);
+        ::close(fd);
+      };
+      return std::unique_ptr<FileReader>(std::make_unique<HookReader>(std::move(*r), specs, nullptr, after));
+    };
+  };
+  install(false);
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(src, *dst);
+  auto r = e.warm_pass(state);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->unstable, 1);  // left for the next pass
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/.Archive/cur/" + victim));
+  auto r2 = e.warm_pass(state);  // it stopped growing: copied now
+  ASSERT_TRUE(r2.ok()) << r2.error().message();
+  expect_identical();
+
+  // In the frozen pass nothing may change: a file that keeps growing is an error.
+  install(true);
+  grown = 0;
+  testing::write_file(src_home() + "/Maildir/.Archive/cur/" + victim, "changed again\n", 1'700'000'000'000'000'000);
+  fs::rename(src_home() + "/Maildir/.Archive/cur/" + victim, src_home() + "/Maildir/.Archive/cur/9.M9P9.grow,S=14");
+  victim = "9.M9P9.grow,S=14";
+  auto fin = e.final_pass(state);
+  ASSERT_FALSE(fin.ok());
+  EXPECT_EQ(fin.error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(fin.error().message(),
+            "final pass: 'Maildir/.Archive/cur/9.M9P9.grow,S=14' kept changing during the frozen pass");
+  EXPECT_EQ(grown, 3);  // first read + frozen_retries
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/.Archive/cur/" + victim));
+}
+
+TEST_F(SyncEngineTest, FullDestinationFailsCleanlyWithNothingHalfWritten) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a small tmpfs";
+  fs::create_directories(dst_root_ + "/staging");
+  ASSERT_EQ(::mount("tmpfs", (dst_root_ + "/staging").c_str(), "tmpfs", 0, "size=2m"), 0) << std::strerror(errno);
+  struct Unmount {
+    std::string p;
+    ~Unmount() { ::umount2(p.c_str(), MNT_DETACH); }
+  } unmount{dst_root_ + "/staging"};
+  gen_.messages = 1500;  // ~2.5 MB of mail: more than fits
+  testing::generate_home(src_home(), gen_);
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst);
+  auto r = e.warm_pass(state);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kNoSpace);
+  EXPECT_THAT(r.error().message(), HasSubstr("No space left on device"));
+  EXPECT_THAT(r.error().message(), ::testing::StartsWith("warm pass: copy 'Maildir/"));
+  // Every file under a final name is complete; no temp is left.
+  int complete = 0;
+  for (const auto& f : fs::recursive_directory_iterator(dst_home())) {
+    std::string name = f.path().filename();
+    EXPECT_EQ(name.rfind(".mailshard-tmp-", 0), std::string::npos) << f.path();
+    if (!f.is_regular_file() || f.is_symlink()) continue;
+    std::string rel = f.path().string().substr(dst_home().size());
+    EXPECT_EQ(testing::read_whole(f.path()), testing::read_whole(src_home() + rel)) << rel;
+    ++complete;
+  }
+  EXPECT_GT(complete, 10);
+  // The state still describes what made it: a later pass with room goes on from there.
+  EXPECT_TRUE(state.dirty);
+  EXPECT_GT(state.entry_count(), 10u);
+}
+
+TEST_F(SyncEngineTest, PermissionErrorIsReportedWithThePath) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root for chattr +i";
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  testing::generate_home(src_home(), gen_);
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst);
+  ASSERT_TRUE(e.warm_pass(state).ok());
+  std::string locked = dst_home() + "/Maildir/new";
+  if (std::system(("chattr +i '" + locked + "' 2>/dev/null").c_str()) != 0)
+    GTEST_SKIP() << "chattr +i not supported on this filesystem";
+  struct Unlock {
+    std::string p;
+    ~Unlock() { (void)std::system(("chattr -i '" + p + "'").c_str()); }
+  } unlock{locked};
+  MutateOptions m;
+  m.deliveries = 3;
+  m.flag_changes = 0;
+  m.expunges = 0;
+  m.copies = 0;
+  m.moves = 0;
+  testing::mutate_home(src_home(), m, gen_);
+  // Deliveries at 80% INBOX: make sure one went to INBOX/new.
+  testing::write_file(src_home() + "/Maildir/new/2.M2P2.perm,S=3", "abc", 1'700'000'000'000'000'000);
+  auto r = e.warm_pass(state);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kPermission);
+  EXPECT_THAT(r.error().message(), HasSubstr("Operation not permitted"));
+  EXPECT_THAT(r.error().message(), HasSubstr("Maildir/new/"));
+}
+
+TEST_F(SyncEngineTest, VerifyFindsEveryKindOfDifference) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  testing::generate_home(src_home(), gen_);
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst);
+  ASSERT_TRUE(e.final_pass(state).ok());
+  ASSERT_TRUE(e.verify(state, VerifyScope::kWritten).ok());
+  // A changed UIDVALIDITY in the copy's uidlist (same size).
+  std::string ul = dst_home() + "/Maildir/.Sent/dovecot-uidlist";
+  std::string text = testing::read_whole(ul);
+  text[3] = text[3] == '1' ? '2' : '1';
+  struct stat st;
+  ::stat(ul.c_str(), &st);
+  testing::write_file(ul, text, st.st_mtim.tv_sec * 1'000'000'000ll + st.st_mtim.tv_nsec);
+  auto v = e.verify(state, VerifyScope::kWritten);
+  ASSERT_FALSE(v.ok());
+  EXPECT_EQ(v.error().code(), ErrorCode::kVerifyFailed);
+  EXPECT_THAT(v.error().message(), HasSubstr("uidlist header of 'Maildir/.Sent/dovecot-uidlist' differs"));
+  EXPECT_THAT(v.error().message(), HasSubstr("'Maildir/.Sent/dovecot-uidlist' differs: content hash"));
+  // A missing message, an extra file and a wrong mode.
+  std::string one = (*fs::directory_iterator(dst_home() + "/Maildir/.Lists.dev/cur")).path();
+  fs::remove(one);
+  testing::write_file(dst_home() + "/Maildir/stray", "x");
+  ::chmod((dst_home() + "/sieve/main.sieve").c_str(), 0644);
+  auto v2 = e.verify(state, VerifyScope::kFull);
+  ASSERT_FALSE(v2.ok());
+  EXPECT_THAT(v2.error().message(), HasSubstr("missing on the destination: 'Maildir/.Lists.dev/cur/"));
+  EXPECT_THAT(v2.error().message(), HasSubstr("extra on the destination: 'Maildir/stray'"));
+  EXPECT_THAT(v2.error().message(), HasSubstr("'sieve/main.sieve' differs: mode 600 != 644"));
+}
+
+TEST_F(SyncEngineTest, TmpContentsLocksAndStaleTempsAreSkipped) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  testing::generate_home(src_home(), gen_);
+  testing::write_file(src_home() + "/Maildir/tmp/1.M1P1.inflight", "half a delivery");
+  testing::write_file(src_home() + "/Maildir/dovecot-uidlist.lock", "123");
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst);
+  ASSERT_TRUE(e.warm_pass(state).ok());
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/tmp/1.M1P1.inflight"));
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/dovecot-uidlist.lock"));
+  EXPECT_TRUE(fs::is_directory(dst_home() + "/Maildir/tmp"));
+  // A crashed pass (the state says it did not finish) left a temp behind:
+  // the next pass lists the destination and removes it.
+  testing::write_file(dst_home() + "/Maildir/cur/.mailshard-tmp-deadbeef-7", "partial");
+  state.dirty = true;
+  auto r = e.final_pass(state);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->temps_removed, 1);
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/cur/.mailshard-tmp-deadbeef-7"));
+}
+
+TEST_F(SyncEngineTest, RestartWithoutStateAdoptsWhatIsAlreadyThere) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  testing::generate_home(src_home(), gen_);
+  {
+    SyncState lost = SyncState::fresh();
+    SyncEngine e = engine(*src, *dst);
+    ASSERT_TRUE(e.warm_pass(lost).ok());
+  }
+  // The state was lost (crash before it was saved): nothing is copied again.
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst);
+  auto r = e.warm_pass(state);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->files_copied, 0);
+  EXPECT_GT(r->adopted, 250);
+  expect_identical();
+}
+
+TEST_F(SyncEngineTest, LateDeliveriesAreListedAndSweptIntoNew) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  testing::generate_home(src_home(), gen_);
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst);
+  ASSERT_TRUE(e.final_pass(state).ok());
+  testing::write_file(src_home() + "/Maildir/new/5.M5P5.late,S=4", "late", 1'800'000'000'000'000'001);
+  testing::write_file(src_home() + "/Maildir/.Sent/cur/6.M6P6.late,S=5:2,S", "later", 1'800'000'000'000'000'002);
+  auto late = e.late_deliveries(state);
+  ASSERT_TRUE(late.ok()) << late.error().message();
+  EXPECT_EQ(*late, (std::vector<std::string>{"Maildir/.Sent/cur/6.M6P6.late,S=5:2,S", "Maildir/new/5.M5P5.late,S=4"}));
+  for (const auto& p : *late) ASSERT_TRUE(e.deliver_to_new(p).ok());
+  EXPECT_EQ(testing::read_whole(dst_home() + "/Maildir/new/5.M5P5.late,S=4"), "late");
+  EXPECT_EQ(testing::read_whole(dst_home() + "/Maildir/.Sent/new/6.M6P6.late,S=5"), "later");
+  struct stat st;
+  ASSERT_EQ(::stat((dst_home() + "/Maildir/.Sent/new/6.M6P6.late,S=5").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_nsec, 2);
+  // Idempotent: a second sweep finds it there and copies nothing.
+  ASSERT_TRUE(e.deliver_to_new("Maildir/new/5.M5P5.late,S=4").ok());
+  auto bad = e.deliver_to_new("Maildir/dovecot-uidlist");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(), "'Maildir/dovecot-uidlist' is not a Maildir message (not in cur/ or new/)");
+}
+
+TEST_F(SyncEngineTest, BandwidthLimitSleepsOnTheInjectedClock) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  gen_.messages = 200;
+  testing::generate_home(src_home(), gen_);
+  SyncOptions o;
+  o.bwlimit_bytes_per_s = 100 * 1024;
+  o.streams = 1;  // one sleeper, so the fake clock's total is the wall time
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst, o);
+  auto r = e.warm_pass(state);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  // bytes / rate, less the initial burst of a tenth of a second.
+  double expect_ms = static_cast<double>(r->bytes_sent) * 1000.0 / o.bwlimit_bytes_per_s - 100;
+  EXPECT_GT(clock_.slept(), expect_ms * 0.9);
+  EXPECT_LT(clock_.slept(), expect_ms * 1.1 + 400);  // + 1 ms rounding per call
+  expect_identical();
+}
+
+TEST(TokenBucket, AverageRateHoldsAcrossCalls) {
+  FakeClock clock;
+  TokenBucket b(1000, clock);  // 1000 B/s, burst 100 B
+  b.consume(100);
+  EXPECT_EQ(clock.slept(), 0);
+  b.consume(500);  // 500 B of debt: half a second
+  EXPECT_EQ(clock.slept(), 501);
+  b.consume(1000);
+  EXPECT_NEAR(clock.slept(), 1502, 2);
+}
+
+}  // namespace
+}  // namespace mailshard

@@ -1,0 +1,163 @@
+// tree_diff: pure diff of a readdir listing against the state. Maildir names
+// are matched by base name: flag change = rename, unmatched source = new,
+// unmatched state = expunged. Plus the Maildir file classes.
+#include <gtest/gtest.h>
+
+#include "movers/maildir_rules.h"
+#include "movers/sync_state.h"
+#include "movers/tree_diff.h"
+
+namespace mailshard {
+namespace {
+
+DirListing dir(std::string path, std::vector<std::pair<std::string, EntryType>> entries) {
+  DirListing d;
+  d.path = std::move(path);
+  d.attrs.type = EntryType::kDir;
+  d.attrs.mode = 0700;
+  for (auto& [n, t] : entries) d.entries.push_back({n, t});
+  return d;
+}
+
+constexpr auto F = EntryType::kFile;
+constexpr auto D = EntryType::kDir;
+constexpr auto L = EntryType::kSymlink;
+
+// The state as left by a pass that copied `listing` (no content details).
+SyncState state_of(const TreeListing& listing) {
+  SyncState s;
+  for (const auto& d : listing) {
+    DirState& ds = s.dirs[d.path];
+    ds.attrs = d.attrs;
+    for (const auto& e : d.entries)
+      if (e.type != EntryType::kDir) ds.entries[e.name].type = e.type;
+  }
+  return s;
+}
+
+TreeListing maildir(std::vector<std::pair<std::string, EntryType>> cur, std::vector<std::pair<std::string, EntryType>> neu,
+                    std::vector<std::pair<std::string, EntryType>> tmp = {}) {
+  return {dir("", {{"Maildir", D}, {".dovecot.sieve", L}}),
+          dir("Maildir", {{"cur", D}, {"new", D}, {"tmp", D}, {"dovecot-uidlist", F}, {"dovecot.index.cache", F}}),
+          dir("Maildir/cur", std::move(cur)), dir("Maildir/new", std::move(neu)), dir("Maildir/tmp", std::move(tmp))};
+}
+
+TEST(TreeDiff, FlagChangesAreRenamesNewAndExpungedAreToldApart) {
+  TreeListing before = maildir({{"1.a,S=5:2,S", F}, {"2.b,S=6:2,", F}, {"3.c,S=7:2,S", F}}, {{"4.d,S=8", F}});
+  SyncState state = state_of(before);
+  TreeListing after = maildir({{"1.a,S=5:2,FS", F}, {"2.b,S=6:2,", F}, {"4.d,S=8:2,S", F}}, {{"5.e,S=9", F}},
+                              {{"6.f,S=1", F}});
+  TreePlan p = diff_tree(after, state, nullptr, true);
+  ASSERT_EQ(p.renames.size(), 2u);
+  EXPECT_EQ(p.renames[0], std::make_pair(std::string("Maildir/cur/1.a,S=5:2,S"), std::string("Maildir/cur/1.a,S=5:2,FS")));
+  EXPECT_EQ(p.renames[1], std::make_pair(std::string("Maildir/new/4.d,S=8"), std::string("Maildir/cur/4.d,S=8:2,S")));
+  ASSERT_EQ(p.new_entries.size(), 1u);
+  EXPECT_EQ(p.new_entries[0].path, "Maildir/new/5.e,S=9");
+  EXPECT_EQ(p.new_entries[0].cls, FileClass::kMessage);
+  ASSERT_EQ(p.deletes.size(), 1u);
+  EXPECT_EQ(p.deletes[0].first, "Maildir/cur/3.c,S=7:2,S");
+  EXPECT_EQ(p.kept_files, (std::vector<std::string>{"Maildir/cur/2.b,S=6:2,"}));
+  EXPECT_EQ(p.mutable_files.size(), 2u);  // uidlist and cache are always re-checked
+  EXPECT_EQ(p.symlinks, (std::vector<std::string>{".dovecot.sieve"}));
+  EXPECT_EQ(p.skipped, 1u);  // the delivery in progress in tmp/
+  EXPECT_TRUE(p.mkdirs.empty());
+}
+
+TEST(TreeDiff, EmptyStateMakesEverythingNewParentsFirst) {
+  TreeListing l = maildir({{"1.a:2,S", F}}, {});
+  TreePlan p = diff_tree(l, SyncState{}, nullptr);
+  ASSERT_EQ(p.mkdirs.size(), 5u);
+  EXPECT_EQ(p.mkdirs[0].path, "");
+  EXPECT_EQ(p.mkdirs[1].path, "Maildir");
+  EXPECT_EQ(p.new_entries.size(), 4u);  // message, uidlist, cache, symlink
+  EXPECT_TRUE(p.kept_files.empty());
+}
+
+TEST(TreeDiff, RemovedFolderAndTypeChanges) {
+  TreeListing before = {dir("", {{"Maildir", D}, {"x", F}, {"y", D}}), dir("Maildir", {{".Old", D}}),
+                        dir("Maildir/.Old", {{"cur", D}, {"new", D}}), dir("Maildir/.Old/cur", {{"1:2,S", F}}),
+                        dir("Maildir/.Old/new", {}), dir("y", {{"inner", F}})};
+  SyncState state = state_of(before);
+  TreeListing after = {dir("", {{"Maildir", D}, {"x", D}, {"y", F}}), dir("Maildir", {}), dir("x", {})};
+  TreePlan p = diff_tree(after, state, nullptr);
+  // x: file -> directory, y: directory -> file: removed before creating.
+  ASSERT_EQ(p.early_deletes.size(), 3u);
+  EXPECT_EQ(p.early_deletes[0], std::make_pair(std::string("x"), F));
+  EXPECT_EQ(p.early_deletes[1], std::make_pair(std::string("y/inner"), F));
+  EXPECT_EQ(p.early_deletes[2], std::make_pair(std::string("y"), D));
+  // The folder: its message, then its directories, deepest first.
+  std::vector<std::pair<std::string, EntryType>> want = {
+      {"Maildir/.Old/cur/1:2,S", F}, {"Maildir/.Old/new", D}, {"Maildir/.Old/cur", D}, {"Maildir/.Old", D}};
+  EXPECT_EQ(p.deletes, want);
+}
+
+TEST(TreeDiff, DestinationExtrasAreAdoptedOrRemoved) {
+  TreeListing l = maildir({{"1.a:2,S", F}}, {});
+  DstExtras extras = {{"Maildir/cur/1.a:2,S", F}, {"Maildir/cur/9.z:2,S", F}};
+  TreePlan p = diff_tree(l, SyncState{}, &extras);
+  bool adopted = false;
+  for (const auto& e : p.new_entries)
+    if (e.path == "Maildir/cur/1.a:2,S") adopted = e.on_dst;
+  EXPECT_TRUE(adopted);
+  ASSERT_EQ(p.deletes.size(), 1u);
+  EXPECT_EQ(p.deletes[0].first, "Maildir/cur/9.z:2,S");
+}
+
+TEST(MaildirRules, ClassesAndBaseNames) {
+  DirInfo cur = classify_dir("cur", true);
+  DirInfo tmp = classify_dir("tmp", true);
+  DirInfo plain = classify_dir("Maildir", false);
+  EXPECT_EQ(classify_file(cur, "1.M2P3.host,S=4:2,FS"), FileClass::kMessage);
+  EXPECT_EQ(classify_file(tmp, "1.M2P3.host"), FileClass::kSkip);
+  EXPECT_EQ(classify_file(plain, "dovecot-uidlist.lock"), FileClass::kSkip);
+  EXPECT_EQ(classify_file(plain, ".mailshard-tmp-0a1b2c3d-4"), FileClass::kSkip);
+  EXPECT_EQ(classify_file(plain, "dovecot.index.log"), FileClass::kAppendLog);
+  EXPECT_EQ(classify_file(plain, "dovecot.index.log.2"), FileClass::kAppendLog);
+  EXPECT_EQ(classify_file(plain, "maildirsize"), FileClass::kAppendLog);
+  EXPECT_EQ(classify_file(plain, "dovecot-uidlist"), FileClass::kAppendLog);
+  EXPECT_EQ(classify_file(plain, "m.17"), FileClass::kAppendLog);
+  EXPECT_EQ(classify_file(plain, "m.x"), FileClass::kRewritten);
+  EXPECT_EQ(classify_file(plain, "dovecot.index.cache"), FileClass::kInPlace);
+  EXPECT_EQ(classify_file(plain, "dovecot.index"), FileClass::kRewritten);
+  EXPECT_EQ(classify_file(classify_dir("dbox-Mails", false), "u.12"), FileClass::kImmutable);
+  // cur/ only counts inside a Maildir folder (a parent with cur/ and new/).
+  EXPECT_EQ(classify_file(classify_dir("cur", false), "x"), FileClass::kRewritten);
+  EXPECT_EQ(message_base("1.M2P3.host,S=4:2,FS"), "1.M2P3.host,S=4");
+  EXPECT_EQ(message_base("1.M2P3.host,S=4"), "1.M2P3.host,S=4");
+  EXPECT_EQ(signature_block_len("dovecot.index", 2 << 20), 1024u);
+  EXPECT_EQ(signature_block_len("INBOX", 1 << 30), 0u);  // mbox: librsync's sqrt rule
+  EXPECT_EQ(diff_block_size(40 << 20), 4096u);
+  EXPECT_EQ(diff_block_size(1ll << 30), 16384u);
+}
+
+TEST(SyncState, RoundTripAndCorruptBlobs) {
+  SyncState s = SyncState::fresh();
+  s.passes = 3;
+  s.dirs[""].attrs.mode = 0700;
+  EntryState e;
+  e.attrs.size = 42;
+  e.attrs.mtime_ns = -7;
+  e.has_hash = true;
+  e.hash = hash_bytes("x");
+  e.block_size = 4096;
+  e.blocks = {hash_bytes("a"), hash_bytes("b")};
+  s.dirs["Maildir"].entries["dovecot.index.cache"] = e;
+  s.last_written.emplace_back("Maildir/dovecot.index.cache", e.hash);
+  std::string blob = s.serialize();
+  auto back = SyncState::deserialize(blob);
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back->serialize(), blob);
+  EXPECT_EQ(back->dirs["Maildir"].entries["dovecot.index.cache"].blocks.size(), 2u);
+  auto cut = SyncState::deserialize(blob.substr(0, blob.size() - 3));
+  ASSERT_FALSE(cut.ok());
+  EXPECT_EQ(cut.error().code(), ErrorCode::kCorrupt);
+  EXPECT_EQ(cut.error().message(), "sync state: truncated");
+  EXPECT_EQ(SyncState::deserialize("nonsense").error().message(), "sync state: bad magic");
+  std::string newer = blob;
+  newer[4] = 9;
+  EXPECT_EQ(SyncState::deserialize(newer).error().message(),
+            "sync state version 9 is not supported (this mailshard reads 1)");
+}
+
+}  // namespace
+}  // namespace mailshard
