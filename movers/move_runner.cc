@@ -1,6 +1,7 @@
 #include "movers/move_runner.h"
 
 #include <algorithm>
+#include <atomic>
 #include <map>
 #include <set>
 
@@ -73,6 +74,30 @@ Result<int64_t> home_bytes(Transport& t, const std::string& home) {
 }
 
 }  // namespace
+
+Result<int64_t> clock_offset(Transport& t, Clock& clock) {
+  // The server's clock, read the way Maildir sees it: the mtime its kernel
+  // (or NFS server) gives a directory we create in the mail root.
+  static std::atomic<int> counter{0};
+  std::string probe = fmt::format(".mailshard-clock-{}-{}", clock.now_ms(), counter++);
+  TreeOp mk;
+  mk.kind = TreeOp::Kind::kMkdir;
+  mk.path = probe;
+  int64_t before = clock.now_ms();
+  auto made = t.apply({mk});
+  if (!made.ok()) return std::move(made).error().context("clock probe");
+  if (!(*made)[0].ok()) return Error((*made)[0].error()).context("clock probe");
+  auto st = t.stat({{probe, {}}});
+  int64_t after = clock.now_ms();
+  TreeOp rm;
+  rm.kind = TreeOp::Kind::kRmdir;
+  rm.path = probe;
+  (void)t.apply({rm});
+  if (!st.ok()) return std::move(st).error().context("clock probe");
+  if ((*st)[0].error) return Error(*(*st)[0].error).context("clock probe");
+  int64_t server_ms = (*st)[0].attrs.mtime_ns / 1'000'000;
+  return server_ms - (before + after) / 2;
+}
 
 // Everything one move works with.
 struct MoveRunner::Ctx {
@@ -364,8 +389,8 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     // Clocks: Maildir names and Dovecot's caches carry timestamps.
     int64_t skew = 0;
     {
-      auto a = c.src->now_ms();
-      auto b = c.dst->now_ms();
+      auto a = clock_offset(*c.src, d_.clock);
+      auto b = clock_offset(*c.dst, d_.clock);
       if (!a.ok()) return std::move(a).error().context(c.from->name);
       if (!b.ok()) return std::move(b).error().context(c.to->name);
       skew = *a - *b;

@@ -133,6 +133,10 @@ class MoveRunner {
   MoveDeps d_;
 };
 
+// How far the server behind `t` is ahead of `clock` (ms, negative = behind),
+// from the mtime of a directory created and removed in its root.
+Result<int64_t> clock_offset(Transport& t, Clock& clock);
+
 // The staging directory a move copies into before the flip:
 // "<home>.mailshard-incoming-<move id>" next to the home on the destination.
 std::string staging_home(const std::string& home_rel, int64_t move_id);

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "cli/move_wiring.h"
+#include "util/strings.h"
 
 namespace mailshard::cli {
 
