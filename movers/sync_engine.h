@@ -129,6 +129,16 @@ class SyncEngine {
   // only when everything matched.
   Result<VerifyReport> verify(const SyncState& state, VerifyScope scope);
 
+  // The frozen pass's verification when an MTA may still deliver to the
+  // source (one that ignores the freeze): the destination must hold exactly
+  // what the state says was copied (names, types, attributes, and the content
+  // hashes recorded at copy time of everything the last pass wrote and of every
+  // uidlist), and the source may have changed since only by new message files
+  // (late deliveries, which the sweep copies after the flip). A flag change or
+  // an expunge on the source after the pass is a mismatch: someone used the
+  // mailbox during the freeze. kVerifyFailed names the first differences.
+  Result<VerifyReport> verify_frozen_copy(const SyncState& state);
+
   // Sweep: source message files (relative to the source home) whose base
   // name the state does not know in their folder: mail delivered to the
   // source after the final pass.

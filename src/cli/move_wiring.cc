@@ -19,14 +19,24 @@
 #include "util/duration.h"
 #include "util/interrupt.h"
 #include "util/strings.h"
+#include "util/subprocess.h"
 
 namespace mailshard::cli {
 
 CliMoveEnvironment::CliMoveEnvironment(const Config& config, std::string config_path, bool guard)
     : config_(config), config_path_(std::move(config_path)), guard_(guard) {
-  // Test hook: "flip.begin" kills this process with SIGKILL at that boundary,
-  // so the crash tests can stop a move at every step (docs/operations.md).
-  if (const char* v = std::getenv("MAILSHARD_TEST_CRASH_AT")) crash_at_ = v;
+  // Test hook (docs/operations.md): MAILSHARD_TEST_AT="<step>.<begin|end>:<action>"
+  // with action "kill" (SIGKILL: a crash), "int" (SIGINT: Ctrl-C) or
+  // "run:<command>" (run it, no shell, and wait), so the tests can crash,
+  // interrupt or disturb a move at every step boundary.
+  if (const char* v = std::getenv("MAILSHARD_TEST_AT")) {
+    std::string spec = v;
+    auto colon = spec.find(':');
+    if (colon != std::string::npos) {
+      test_point_ = spec.substr(0, colon);
+      test_action_ = spec.substr(colon + 1);
+    }
+  }
 }
 
 Result<Transport*> CliMoveEnvironment::transport(const std::string& server) {
@@ -87,11 +97,18 @@ void CliMoveEnvironment::progress(const std::string& user, const std::string& li
 }
 
 void CliMoveEnvironment::step_boundary(const std::string& step, StepPhase phase) {
-  if (crash_at_.empty()) return;
-  if (crash_at_ == step + "." + std::string(step_phase_name(phase))) {
-    spdlog::warn("MAILSHARD_TEST_CRASH_AT={}: killing myself", crash_at_);
-    spdlog::default_logger()->flush();
-    ::raise(SIGKILL);
+  if (test_point_.empty() || test_point_ != step + "." + std::string(step_phase_name(phase))) return;
+  spdlog::warn("MAILSHARD_TEST_AT: {} at {}", test_action_, test_point_);
+  spdlog::default_logger()->flush();
+  if (test_action_ == "kill") ::raise(SIGKILL);
+  if (test_action_ == "int") ::raise(SIGINT);
+  if (starts_with(test_action_, "run:")) {
+    auto argv = split_command_line(test_action_.substr(4));
+    if (argv.ok() && !argv->empty()) {
+      auto r = run_process(*argv, "", 120'000);
+      if (!r.ok() || r->exit_code != 0)
+        spdlog::warn("MAILSHARD_TEST_AT command failed: {}", r.ok() ? r->err : r.error().message());
+    }
   }
 }
 

@@ -27,7 +27,7 @@ class CliMoveEnvironment final : public MoveEnvironment {
   const Config& config_;
   std::string config_path_;
   bool guard_;
-  std::string crash_at_;
+  std::string test_point_, test_action_;
   std::map<std::string, std::unique_ptr<Transport>> transports_;
 };
 

@@ -1,0 +1,41 @@
+// Someone changes the user's entry by hand in the middle of a move: the flip's
+// assertion fails and the move rolls back cleanly.
+#include "tests/integration/move_test_util.h"
+
+namespace mailshard::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(MoveConflict, EntryChangedMidMoveAbortsCleanly) {
+  Lab& lab = Lab::get();
+  const std::string cfg = lab.dir() + "/mailshard.toml";
+  const std::string user = lab.add_user("store1");
+  lab.fill_mailbox(user, 80, 31);
+  nlohmann::json before = lab.imap_state(user, "nginx", true);
+  const std::string dn = lab.user_dn(user);
+  // After verify, an operator points the user at store3 by hand.
+  std::string ldif = "dn: " + dn + "\nchangetype: modify\nreplace: mailHost\nmailHost: store3\n";
+  std::string script = lab.dir() + "/conflict_edit.sh";
+  lab.run({"sh", "-c", "printf '%s' '" + ldif + "' > " + script + ".ldif"});
+  lab.run({"sh", "-c",
+           "printf '#!/bin/sh\\nexec ldapmodify -x -H " + lab.env("LDAP_URI") + " -D " + lab.env("LDAP_ADMIN_DN") +
+               " -y " + lab.env("LDAP_ADMIN_PW_FILE") + " -f " + script + ".ldif\\n' > " + script + "; chmod +x " + script});
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"}, {"MAILSHARD_TEST_AT=verify.end:run:" + script});
+  EXPECT_EQ(r.rc, 1) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr("rolled_back"));
+  EXPECT_THAT(r.out, HasSubstr("changed underneath us"));
+  EXPECT_EQ(lab.ldap_get(user, "mailHost"), "store3") << "the operator's change stands";
+  EXPECT_EQ(lab.ldap_get(user, "mailAccountStatus"), "active");
+  nlohmann::json m = latest_move(cfg, user);
+  EXPECT_EQ(m["state"], "rolled_back");
+  EXPECT_THAT(m["error"].get<std::string>(), HasSubstr("changed underneath us"));
+  EXPECT_FALSE(path_exists(lab.home_path("store2", user)));
+  EXPECT_TRUE(staging_dirs(lab.home_path("store2", user)).empty());
+  // The source copy is untouched: pointing the user back finds every message.
+  ASSERT_EQ(lab.ldap_modify_assert(dn, "replace: mailHost\nmailHost: store1\n", "(mailHost=store3)"), 0);
+  expect_same_imap_state(before, lab.imap_state(user, "nginx", true));
+}
+
+}  // namespace
+}  // namespace mailshard::testing

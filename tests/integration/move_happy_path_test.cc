@@ -1,0 +1,89 @@
+// A user with 2,000 messages, folders, flags, keywords, expunge gaps, a sieve
+// script and subscriptions moves from store1 to store2. Through nginx the IMAP
+// state is identical; mailHost is flipped; the status is active; the move is
+// journaled with its lockout; verify and purge work on it.
+#include "tests/integration/move_test_util.h"
+
+namespace mailshard::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+TEST(MoveHappyPath, TwoThousandMessagesKeepEveryUidFlagAndDate) {
+  Lab& lab = Lab::get();
+  const std::string cfg = lab.dir() + "/mailshard.toml";
+  const std::string user = lab.add_user("store1");
+  nlohmann::json fill = lab.fill_mailbox(user, 2000, 7);
+  ASSERT_EQ(fill["appended"], 2000);
+  lab.deliver(user, 10, "before");
+  const std::string src = lab.home_path("store1", user), dst = lab.home_path("store2", user);
+  nlohmann::json before = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(before["store"], "store1");
+  EXPECT_GE(before["folders"].size(), 10u);
+
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr(user + " store1 -> store2: done"));
+
+  EXPECT_EQ(lab.ldap_get(user, "mailHost"), "store2");
+  EXPECT_EQ(lab.ldap_get(user, "mailAccountStatus"), "active");
+  nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
+  EXPECT_EQ(after["store"], "store2");
+  expect_same_imap_state(before, after);
+
+  // The copy keeps Dovecot's owner, the sieve symlink and no staging directory.
+  struct stat st {};
+  ASSERT_EQ(::stat((dst + "/Maildir").c_str(), &st), 0);
+  EXPECT_EQ(std::to_string(st.st_uid), lab.env("MAIL_UID"));
+  EXPECT_EQ(std::filesystem::read_symlink(dst + "/.dovecot.sieve"), "sieve/main.sieve");
+  EXPECT_TRUE(staging_dirs(dst).empty());
+  EXPECT_TRUE(path_exists(src)) << "the source copy is kept for the grace period";
+
+  nlohmann::json m = latest_move(cfg, user);
+  EXPECT_EQ(m["state"], "done");
+  EXPECT_EQ(m["from"], "store1");
+  EXPECT_EQ(m["to"], "store2");
+  EXPECT_TRUE(m["lockout_ms"].is_number());
+  EXPECT_LT(m["lockout_ms"].get<int64_t>(), 10'000);
+  EXPECT_GT(m["bytes_transferred"].get<int64_t>(), 1'000'000);
+  for (const char* k : {"user", "started_at", "finished_at", "error"}) EXPECT_TRUE(m.contains(k)) << k;
+
+  // New mail follows mailHost, and the copy matches the move's manifest.
+  nlohmann::json late = lab.deliver(user, 1, "after");
+  EXPECT_EQ(late["messages"][0]["store"], "store2");
+  RunResult v = mailshard(cfg, {"verify", user});
+  EXPECT_EQ(v.rc, 0) << v.describe();
+  EXPECT_THAT(v.out, HasSubstr("0 gone since"));
+
+  // Purge: nothing inside the grace period; with it over, the source copy goes.
+  RunResult p0 = mailshard(cfg, {"purge", "--user", user});
+  EXPECT_EQ(p0.rc, 0) << p0.describe();
+  EXPECT_THAT(p0.out, HasSubstr("nothing to purge"));
+  EXPECT_TRUE(path_exists(src));
+  RunResult p1 = mailshard(cfg, {"purge", "--user", user, "--older-than", "0s"});
+  EXPECT_EQ(p1.rc, 0) << p1.describe();
+  EXPECT_FALSE(path_exists(src));
+  EXPECT_EQ(latest_move(cfg, user)["state"], "purged");
+  nlohmann::json purged = lab.imap_state(user);
+  EXPECT_EQ(purged["store"], "store2");
+  EXPECT_EQ(purged["folders"]["INBOX"]["messages"].get<int>(), after["folders"]["INBOX"]["messages"].get<int>() + 1);
+}
+
+TEST(MoveHappyPath, MoveBackBeforePurgeReplacesTheStaleCopy) {
+  Lab& lab = Lab::get();
+  const std::string cfg = lab.dir() + "/mailshard.toml";
+  const std::string user = lab.add_user("store1");
+  lab.fill_mailbox(user, 200, 3);
+  ASSERT_EQ(mailshard(cfg, {"move", user, "--to", "store2"}).rc, 0);
+  lab.deliver(user, 5, "on2");  // lands on store2 only
+  nlohmann::json before = lab.imap_state(user, "nginx", true);
+  // store1 still holds the old copy; moving back must not merge into it or fail.
+  RunResult back = mailshard(cfg, {"move", user, "--to", "store1"});
+  ASSERT_EQ(back.rc, 0) << back.describe();
+  nlohmann::json after = lab.imap_state(user, "nginx", true);
+  EXPECT_EQ(after["store"], "store1");
+  expect_same_imap_state(before, after);
+}
+
+}  // namespace
+}  // namespace mailshard::testing

@@ -1,0 +1,119 @@
+// Helpers shared by the move scenarios (one scenario per file): running the
+// mailshard binary against the lab, comparing IMAP states, looking at homes.
+#pragma once
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <regex>
+#include <string>
+#include <vector>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "tests/support/lab.h"
+
+namespace mailshard::testing {
+
+inline std::string mailshard_bin() {
+  const char* b = std::getenv("MAILSHARD_BIN");
+  if (!b) throw LabError("MAILSHARD_BIN is not set (run the test through ctest)");
+  return b;
+}
+
+// The lab's config with `edits` applied (regex -> replacement, line by line),
+// written next to it under a new name. Returns its path.
+inline std::string lab_config(const std::string& name, const std::vector<std::pair<std::string, std::string>>& edits = {},
+                              const std::string& append = {}) {
+  Lab& lab = Lab::get();
+  std::ifstream in(lab.dir() + "/mailshard.toml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  for (const auto& [re, rep] : edits) text = std::regex_replace(text, std::regex(re), rep);
+  text += append;
+  std::string path = lab.dir() + "/" + name + ".toml";
+  std::ofstream(path) << text;
+  return path;
+}
+
+// mailshard -c CONFIG ARGS..., with extra environment ("K=V") through env(1).
+inline RunResult mailshard(const std::string& config, std::vector<std::string> args,
+                           std::vector<std::string> env = {}, int timeout_s = 300) {
+  std::vector<std::string> argv = {"env"};
+  for (auto& e : env) argv.push_back(e);
+  argv.push_back(mailshard_bin());
+  argv.push_back("-c");
+  argv.push_back(config);
+  for (auto& a : args) argv.push_back(a);
+  return Lab::get().run(argv, {}, timeout_s);
+}
+
+// The JSON record of the user's latest move (mailshard status USER --json).
+inline nlohmann::json latest_move(const std::string& config, const std::string& user) {
+  RunResult r = mailshard(config, {"--json", "status", user, "--limit", "1"});
+  if (r.rc != 0) throw LabError("mailshard status failed: " + r.describe());
+  auto j = nlohmann::json::parse(r.out);
+  if (!j.is_array() || j.empty()) throw LabError("no move for " + user);
+  return j[0];
+}
+
+// Per-folder UIDVALIDITY, UIDNEXT, count, hash and (uid, flags, INTERNALDATE,
+// size, Message-ID) details, plus subscriptions: everything a client sees.
+inline void expect_same_imap_state(const nlohmann::json& before, const nlohmann::json& after) {
+  ASSERT_EQ(before["folders"].size(), after["folders"].size());
+  for (const auto& [name, f] : before["folders"].items()) {
+    SCOPED_TRACE("folder " + name);
+    ASSERT_TRUE(after["folders"].contains(name));
+    const auto& g = after["folders"][name];
+    EXPECT_EQ(f["uidvalidity"], g["uidvalidity"]);
+    EXPECT_EQ(f["uidnext"], g["uidnext"]);
+    EXPECT_EQ(f["messages"], g["messages"]);
+    EXPECT_EQ(f["hash"], g["hash"]);
+    if (f.contains("detail")) {
+      EXPECT_EQ(f["detail"], g["detail"]);
+    }
+  }
+  if (before.contains("subscriptions")) {
+    EXPECT_EQ(before["subscriptions"], after["subscriptions"]);
+  }
+}
+
+inline bool path_exists(const std::string& p) {
+  struct stat st;
+  return ::lstat(p.c_str(), &st) == 0;
+}
+
+// Staging directories ("<home>.mailshard-incoming-<id>") left next to a home.
+inline std::vector<std::string> staging_dirs(const std::string& home) {
+  std::vector<std::string> out;
+  std::filesystem::path h(home);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(h.parent_path(), ec)) {
+    std::string n = e.path().filename().string();
+    if (n.rfind(h.filename().string() + ".mailshard-incoming-", 0) == 0) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+// How many times each Message-ID occurs over all folders of an IMAP state
+// taken with detail (detail rows are [uid, flags, internaldate, size, message-id]
+// or objects with a "message_id" key).
+inline std::map<std::string, int> message_id_counts(const nlohmann::json& state) {
+  std::map<std::string, int> counts;
+  for (const auto& [name, f] : state["folders"].items()) {
+    if (!f.contains("detail")) continue;
+    for (const auto& row : f["detail"]) {
+      std::string id;
+      if (row.is_object() && row.contains("message_id")) id = row["message_id"].get<std::string>();
+      else if (row.is_array() && !row.empty() && row.back().is_string()) id = row.back().get<std::string>();
+      if (!id.empty()) ++counts[id];
+    }
+  }
+  return counts;
+}
+
+}  // namespace mailshard::testing
