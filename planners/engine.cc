@@ -1,0 +1,532 @@
+#include "planners/engine.h"
+
+#include <algorithm>
+#include <cmath>
+#include <queue>
+
+#include <fmt/format.h>
+
+#include "planners/capacity.h"
+#include "planners/lower_bounds.h"
+#include "planners/ordering.h"
+#include "planners/outcome.h"
+#include "planners/selection.h"
+#include "planners/user_index.h"
+#include "util/strings.h"
+
+namespace mailshard::planner {
+
+namespace {
+
+// Repair margins cost bytes on the side of the class that sets LB_bytes (the
+// other side is free: its bytes move anyway). They get at most this share of
+// LB_bytes, half of the 2 % the issue allows over the bound; the other half
+// absorbs mailbox granularity.
+constexpr double kMarginAllowance = 0.01;
+// Receivers tried from the top of the need heap before a wider search.
+constexpr int kHeapTries = 8;
+
+enum class Role : uint8_t { kNone, kDonor, kReceiver };
+enum Trigger : uint8_t { kDrain = 1, kOver = 2, kUnder = 4, kLoadHot = 8, kHardCap = 16 };
+
+// Urgency ranks for night packing (lower first): relieve a hard cap, finish
+// drains, then the band, then load, then the rest.
+int urgency(uint8_t donor_trig, uint8_t receiver_trig, bool swap) {
+  if (donor_trig & kHardCap) return 0;
+  if (donor_trig & kDrain) return 1;
+  if (donor_trig & kOver) return 2;
+  if (receiver_trig & kUnder) return 3;
+  if (donor_trig & kLoadHot) return 4;
+  return swap ? 5 : 6;
+}
+
+MoveReason reason_of(uint8_t donor_trig, uint8_t receiver_trig, bool swap) {
+  if (swap) return MoveReason::kSwap;
+  if (donor_trig & kDrain) return MoveReason::kDrain;
+  if (donor_trig & (kOver | kHardCap)) return MoveReason::kOverBand;
+  if (receiver_trig & kUnder) return MoveReason::kUnderBand;
+  if (donor_trig & kLoadHot) return MoveReason::kLoad;
+  return MoveReason::kSpread;
+}
+
+struct Item {
+  int32_t user;
+  int32_t from;
+  int32_t to;  // -1 while unplaced
+  bool swap;
+};
+
+class Engine {
+ public:
+  Engine(const Snapshot& snap, const Constraints& c, const Policy& p)
+      : snap_(snap), c_(c), policy_(p), index_(snap, c.max_move_bytes) {
+    const size_t S = snap.servers.size();
+    draining_.assign(S, 0);
+    for (size_t s = 0; s < S; ++s) draining_[s] = snap.servers[s].draining ? 1 : 0;
+    for (int32_t s : c.drain) draining_[static_cast<size_t>(s)] = 1;
+    used_ = used_bytes(snap);
+    load_ = server_load(snap);
+    lim_ = compute_limits(snap, draining_, used_, load_, c);
+    incoming_.assign(S, 0);
+    role_.assign(S, Role::kNone);
+    trig_.assign(S, 0);
+    out_min_.assign(S, 0);
+    out_plan_.assign(S, 0);
+    in_min_.assign(S, 0);
+    in_plan_.assign(S, 0);
+    act_need_.assign(S, 0);
+    src_margin_.assign(S, 0);
+    rcv_margin_.assign(S, 0);
+    taken_.assign(snap.user_count(), 0);
+  }
+
+  Plan run() {
+    for (const auto& cl : lim_.classes) plan_class(cl);
+    return finish();
+  }
+
+ private:
+  const ServerLimits& L(int32_t s) const { return lim_.servers[static_cast<size_t>(s)]; }
+  size_t ix(int32_t s) const { return static_cast<size_t>(s); }
+  int64_t size_of(int32_t u) const { return snap_.user_size[static_cast<size_t>(u)]; }
+  double act_of(int32_t u) const { return snap_.user_activity[static_cast<size_t>(u)]; }
+  // The most a receiver may hold: inside the band by its margin, under the hard ceiling.
+  int64_t ceiling(int32_t s) const { return std::min(L(s).upper - L(s).margin, L(s).cap); }
+  // The least a water-filled donor keeps: inside the band by its margin.
+  int64_t floor_of(int32_t s) const { return std::min(L(s).lower + L(s).margin, L(s).mid); }
+
+  // Can `s` take `w` more bytes while staying under `limit` and keeping
+  // start + all incoming under the hard ceiling?
+  bool fits(int32_t s, int64_t w, int64_t limit) const {
+    return used_[ix(s)] + w <= limit && L(s).used + incoming_[ix(s)] + w <= L(s).cap;
+  }
+  bool load_ok(int32_t s, double a) const { return load_[ix(s)] + a <= L(s).load_target; }
+
+  void take(int32_t u, int32_t from, bool swap = false) {
+    taken_[static_cast<size_t>(u)] = 1;
+    used_[ix(from)] -= size_of(u);
+    load_[ix(from)] -= act_of(u);
+    items_.push_back({u, from, -1, swap});
+  }
+  void untake(Item& it) {
+    taken_[static_cast<size_t>(it.user)] = 0;
+    used_[ix(it.from)] += size_of(it.user);
+    load_[ix(it.from)] += act_of(it.user);
+    it.from = -1;  // marks a dead item
+  }
+  void place(Item& it, int32_t to) {
+    it.to = to;
+    used_[ix(to)] += size_of(it.user);
+    load_[ix(to)] += act_of(it.user);
+    incoming_[ix(to)] += size_of(it.user);
+    if (role_[ix(to)] == Role::kNone) role_[ix(to)] = Role::kReceiver;
+  }
+
+  void plan_class(const ClassLimits& cl);
+  void find_triggers(const ClassLimits& cl);
+  void allocate(const ClassLimits& cl);
+  void select_donors(const ClassLimits& cl);
+  void assign(const ClassLimits& cl, size_t first_item);
+  void top_up(const ClassLimits& cl);
+  void push_out(const ClassLimits& cl);
+  int32_t best_overflow(const ClassLimits& cl, int64_t w, bool margin) const;
+  Plan finish();
+
+  const Snapshot& snap_;
+  const Constraints& c_;
+  Policy policy_;
+  UserIndex index_;
+  std::vector<uint8_t> draining_;
+  FleetLimits lim_;
+  std::vector<int64_t> used_;      // bytes per server as planned so far
+  std::vector<double> load_;
+  std::vector<int64_t> incoming_;  // bytes planned into each server
+  std::vector<Role> role_;
+  std::vector<uint8_t> trig_;
+  std::vector<int64_t> out_min_, out_plan_, in_min_, in_plan_;
+  std::vector<double> act_need_;
+  std::vector<int64_t> src_margin_, rcv_margin_;  // margins after the allowance
+  std::vector<uint8_t> taken_;     // per user
+  std::vector<Item> items_;
+  std::vector<std::string> reasons_;  // partial reasons found while planning
+};
+
+void Engine::plan_class(const ClassLimits& cl) {
+  if (!std::isfinite(cl.mean)) {
+    reasons_.push_back(fmt::format("class '{}' has no server that is not draining: nothing can receive its users",
+                                   cl.name));
+    return;
+  }
+  const size_t first_item = items_.size();
+  find_triggers(cl);
+  allocate(cl);
+  select_donors(cl);
+  assign(cl, first_item);
+  top_up(cl);
+  push_out(cl);
+}
+
+void Engine::find_triggers(const ClassLimits& cl) {
+  int64_t excess = 0, deficit = 0, src_m = 0, rcv_m = 0;
+  for (int32_t s : cl.servers) {
+    const ServerLimits& l = L(s);
+    if (l.draining) {
+      if (policy_.drain && index_.movable_bytes(s) > 0) {
+        role_[ix(s)] = Role::kDonor;
+        trig_[ix(s)] = kDrain;
+        out_min_[ix(s)] = out_plan_[ix(s)] = index_.movable_bytes(s);
+        excess += index_.movable_bytes(s);
+      }
+      continue;
+    }
+    const int64_t u = used_[ix(s)];
+    const bool hard = u > l.cap;
+    if (u > l.upper && (policy_.shed_over || hard)) {
+      role_[ix(s)] = Role::kDonor;
+      trig_[ix(s)] = kOver | (hard ? kHardCap : 0);
+      excess += u - l.upper;
+      src_m += l.margin;
+    } else if (u < l.lower && policy_.fill_under) {
+      role_[ix(s)] = Role::kReceiver;
+      trig_[ix(s)] = kUnder;
+      deficit += l.lower - u;
+      rcv_m += l.margin;
+    }
+    if (policy_.load && load_[ix(s)] > l.load_limit && role_[ix(s)] != Role::kReceiver) {
+      trig_[ix(s)] |= kLoadHot;
+      role_[ix(s)] = Role::kDonor;
+    }
+    // A donor sheds enough activity to end at its load target too: load
+    // triggers only above the load band, but a server we act on anyway is
+    // repaired well inside it, like its bytes.
+    if (policy_.load && role_[ix(s)] == Role::kDonor && load_[ix(s)] > l.load_target)
+      act_need_[ix(s)] = load_[ix(s)] - l.load_target;
+  }
+  // Margins: free on the side that does not set LB_bytes, capped on the other.
+  const double lb = static_cast<double>(std::max(excess, deficit));
+  const double budget = lb * (1 + kMarginAllowance);
+  auto factor = [&](int64_t side, int64_t margins) {
+    if (margins <= 0) return 0.0;
+    return std::clamp((budget - static_cast<double>(side)) / static_cast<double>(margins), 0.0, 1.0);
+  };
+  const double fs = factor(excess, src_m), fr = factor(deficit, rcv_m);
+  for (int32_t s : cl.servers) {
+    const ServerLimits& l = L(s);
+    src_margin_[ix(s)] = static_cast<int64_t>(fs * static_cast<double>(l.margin));
+    rcv_margin_[ix(s)] = static_cast<int64_t>(fr * static_cast<double>(l.margin));
+    if (trig_[ix(s)] & kOver) out_min_[ix(s)] = used_[ix(s)] - (l.upper - src_margin_[ix(s)]);
+    if (trig_[ix(s)] & kUnder)
+      in_min_[ix(s)] = std::max<int64_t>(0, std::min(l.lower + rcv_margin_[ix(s)], ceiling(s)) - used_[ix(s)]);
+    out_plan_[ix(s)] = std::max(out_plan_[ix(s)], out_min_[ix(s)]);
+    in_plan_[ix(s)] = in_min_[ix(s)];
+  }
+}
+
+void Engine::allocate(const ClassLimits& cl) {
+  int64_t supply = 0, need = 0;
+  for (int32_t s : cl.servers) {
+    supply += out_min_[ix(s)];
+    need += in_min_[ix(s)];
+  }
+  if (need > supply) {
+    // More must arrive than must leave: the fullest servers give, down to a
+    // common utilisation level tau (never below their floor).
+    auto shed_at = [&](int32_t s, double tau) -> int64_t {
+      int64_t level = std::max(static_cast<int64_t>(std::ceil(tau * static_cast<double>(L(s).capacity))), floor_of(s));
+      return std::max(out_min_[ix(s)], used_[ix(s)] - level);
+    };
+    auto candidate = [&](int32_t s) { return !L(s).draining && role_[ix(s)] != Role::kReceiver; };
+    auto total_at = [&](double tau) {
+      int64_t t = 0;
+      for (int32_t s : cl.servers) t += candidate(s) ? shed_at(s, tau) : out_min_[ix(s)];
+      return t;
+    };
+    // Two rounds: a hot donor whose share cannot shed its activity excess
+    // gives as much as its floor allows; the others then give less.
+    for (int round = 0; round < 2; ++round) {
+      double lo = 0, hi = 1;
+      for (int32_t s : cl.servers)
+        hi = std::max(hi, static_cast<double>(used_[ix(s)]) / static_cast<double>(L(s).capacity));
+      if (total_at(lo) > need)
+        for (int i = 0; i < 64; ++i) {
+          double mid = (lo + hi) / 2;
+          (total_at(mid) >= need ? lo : hi) = mid;
+        }
+      bool again = false;
+      for (int32_t s : cl.servers) {
+        if (!candidate(s)) continue;
+        out_plan_[ix(s)] = shed_at(s, lo);
+        if (out_plan_[ix(s)] > 0 && role_[ix(s)] == Role::kNone) role_[ix(s)] = Role::kDonor;
+        if (round == 0 && act_need_[ix(s)] > 0) {
+          const int64_t most = used_[ix(s)] - floor_of(s);
+          if (out_plan_[ix(s)] >= most) continue;
+          ShedRequest req{out_plan_[ix(s)], out_min_[ix(s)], used_[ix(s)] - L(s).lower, act_need_[ix(s)]};
+          Shed trial = choose_shed(snap_, index_.users(s), index_.sizes(s), taken_, req);
+          if (trial.activity < act_need_[ix(s)]) {
+            out_min_[ix(s)] = most;
+            again = true;
+          }
+        }
+      }
+      if (!again) break;
+    }
+  } else if (supply > need) {
+    // More must leave than must arrive: the emptiest servers take, up to a
+    // common level (never above their ceiling).
+    auto recv_at = [&](int32_t s, double tau) -> int64_t {
+      int64_t level = std::min(static_cast<int64_t>(std::floor(tau * static_cast<double>(L(s).capacity))), ceiling(s));
+      return std::max(in_min_[ix(s)], level - used_[ix(s)]);
+    };
+    auto candidate = [&](int32_t s) { return !L(s).draining && role_[ix(s)] != Role::kDonor; };
+    auto total_at = [&](double tau) {
+      int64_t t = 0;
+      for (int32_t s : cl.servers) t += candidate(s) ? recv_at(s, tau) : in_min_[ix(s)];
+      return t;
+    };
+    double lo = 0, hi = 1;
+    if (total_at(hi) >= supply)
+      for (int i = 0; i < 64; ++i) {
+        double mid = (lo + hi) / 2;
+        (total_at(mid) >= supply ? hi : lo) = mid;
+      }
+    for (int32_t s : cl.servers) {
+      if (!candidate(s)) continue;
+      in_plan_[ix(s)] = recv_at(s, hi);
+      if (in_plan_[ix(s)] > 0 && role_[ix(s)] == Role::kNone) role_[ix(s)] = Role::kReceiver;
+    }
+  }
+}
+
+void Engine::select_donors(const ClassLimits& cl) {
+  for (int32_t s : cl.servers) {
+    if (role_[ix(s)] != Role::kDonor) continue;
+    auto users = index_.users(s);
+    if (trig_[ix(s)] & kDrain) {
+      for (int32_t u : users) take(u, s);
+      continue;
+    }
+    if (out_plan_[ix(s)] <= 0 && act_need_[ix(s)] <= 0) continue;
+    ShedRequest req{out_plan_[ix(s)], out_min_[ix(s)], std::max<int64_t>(0, used_[ix(s)] - L(s).lower),
+                    act_need_[ix(s)]};
+    req.target = std::min(req.target, req.max);
+    req.min = std::min(req.min, req.target);
+    Shed sh = choose_shed(snap_, users, index_.sizes(s), taken_, req);
+    for (int32_t u : sh.users) take(u, s);
+  }
+}
+
+void Engine::assign(const ClassLimits& cl, size_t first_item) {
+  std::vector<size_t> order;
+  for (size_t i = first_item; i < items_.size(); ++i)
+    if (items_[i].to < 0) order.push_back(i);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) {
+    int64_t wa = size_of(items_[a].user), wb = size_of(items_[b].user);
+    return wa != wb ? wa > wb : items_[a].user < items_[b].user;
+  });
+  std::vector<int32_t> receivers;
+  std::vector<int64_t> remaining(snap_.servers.size(), 0);
+  for (int32_t s : cl.servers)
+    if (role_[ix(s)] == Role::kReceiver && in_plan_[ix(s)] > 0) {
+      receivers.push_back(s);
+      remaining[ix(s)] = in_plan_[ix(s)];
+    }
+  // Max-heap of (remaining need, -id); an entry whose need is no longer the
+  // receiver's current need is stale and skipped.
+  using Entry = std::pair<int64_t, int32_t>;
+  std::priority_queue<Entry> heap;
+  for (int32_t r : receivers) heap.emplace(remaining[ix(r)], -r);
+
+  std::vector<Entry> popped;
+  for (size_t i : order) {
+    Item& it = items_[i];
+    const int64_t w = size_of(it.user);
+    const double a = act_of(it.user);
+    int32_t chosen = -1;
+    popped.clear();
+    int tries = 0;
+    while (!heap.empty() && chosen < 0 && tries < kHeapTries) {
+      Entry e = heap.top();
+      heap.pop();
+      int32_t r = -e.second;
+      if (e.first != remaining[ix(r)]) continue;  // stale
+      ++tries;
+      if (fits(r, w, ceiling(r)) && load_ok(r, a))
+        chosen = r;
+      else
+        popped.push_back(e);
+    }
+    for (const auto& e : popped) heap.push(e);
+    if (chosen < 0) {
+      // Any receiver with room, the most need first, load aside.
+      for (int32_t r : receivers)
+        if (fits(r, w, ceiling(r)) && (chosen < 0 || remaining[ix(r)] > remaining[ix(chosen)])) chosen = r;
+    }
+    if (chosen < 0) chosen = best_overflow(cl, w, true);
+    if (chosen < 0) chosen = best_overflow(cl, w, false);
+    if (chosen < 0) {
+      untake(it);
+      continue;
+    }
+    place(it, chosen);
+    if (in_plan_[ix(chosen)] > 0) {  // one of `receivers`: update its heap entry
+      remaining[ix(chosen)] -= w;
+      heap.emplace(remaining[ix(chosen)], -chosen);
+    }
+  }
+}
+
+int32_t Engine::best_overflow(const ClassLimits& cl, int64_t w, bool margin) const {
+  int32_t best = -1;
+  double best_util = 0;
+  for (int32_t s : cl.servers) {
+    if (L(s).draining || role_[ix(s)] == Role::kDonor) continue;
+    int64_t limit = margin ? ceiling(s) : std::min(L(s).upper, L(s).cap);
+    if (!fits(s, w, limit)) continue;
+    double util = static_cast<double>(used_[ix(s)]) / static_cast<double>(L(s).capacity);
+    if (best < 0 || util < best_util) {
+      best = s;
+      best_util = util;
+    }
+  }
+  return best;
+}
+
+void Engine::top_up(const ClassLimits& cl) {
+  for (int32_t r : cl.servers) {
+    if (L(r).draining || role_[ix(r)] == Role::kDonor) continue;
+    if (used_[ix(r)] >= L(r).lower || !policy_.fill_under) continue;
+    while (used_[ix(r)] < L(r).lower) {
+      const int64_t gap = L(r).lower + rcv_margin_[ix(r)] - used_[ix(r)];
+      // Donors with the most room above their floor first.
+      std::vector<int32_t> donors;
+      for (int32_t d : cl.servers)
+        if (!L(d).draining && role_[ix(d)] != Role::kReceiver && used_[ix(d)] > floor_of(d)) donors.push_back(d);
+      std::sort(donors.begin(), donors.end(), [&](int32_t a, int32_t b) {
+        double sa = static_cast<double>(used_[ix(a)] - floor_of(a)) / static_cast<double>(L(a).capacity);
+        double sb = static_cast<double>(used_[ix(b)] - floor_of(b)) / static_cast<double>(L(b).capacity);
+        return sa != sb ? sa > sb : a < b;
+      });
+      int32_t pick_u = -1, pick_d = -1;
+      // The smallest single user that closes the gap...
+      for (int32_t d : donors) {
+        const int64_t limit = std::min(used_[ix(d)] - floor_of(d), ceiling(r) - used_[ix(r)]);
+        auto sizes = index_.sizes(d);
+        auto users = index_.users(d);
+        auto k = static_cast<ptrdiff_t>(std::upper_bound(sizes.begin(), sizes.end(), gap, std::greater<>()) - sizes.begin());
+        for (ptrdiff_t i = k - 1; i >= 0; --i) {
+          auto iu = static_cast<size_t>(i);
+          if (sizes[iu] > limit) break;
+          if (!taken_[static_cast<size_t>(users[iu])] && fits(r, sizes[iu], ceiling(r))) {
+            pick_u = users[iu];
+            break;
+          }
+        }
+        if (pick_u >= 0) {
+          pick_d = d;
+          break;
+        }
+      }
+      // ...else the largest that fits, and loop.
+      if (pick_u < 0)
+        for (int32_t d : donors) {
+          const int64_t limit = std::min({used_[ix(d)] - floor_of(d), ceiling(r) - used_[ix(r)], gap});
+          auto sizes = index_.sizes(d);
+          auto users = index_.users(d);
+          for (size_t i = 0; i < sizes.size(); ++i)
+            if (sizes[i] <= limit && sizes[i] > 0 && !taken_[static_cast<size_t>(users[i])] && fits(r, sizes[i], ceiling(r))) {
+              pick_u = users[i];
+              break;
+            }
+          if (pick_u >= 0) {
+            pick_d = d;
+            break;
+          }
+        }
+      if (pick_u < 0) break;
+      if (role_[ix(pick_d)] == Role::kNone) role_[ix(pick_d)] = Role::kDonor;
+      take(pick_u, pick_d);
+      place(items_.back(), r);
+      if (role_[ix(r)] == Role::kNone) role_[ix(r)] = Role::kReceiver;
+    }
+  }
+}
+
+void Engine::push_out(const ClassLimits& cl) {
+  for (int32_t s : cl.servers) {
+    if (role_[ix(s)] != Role::kDonor) continue;
+    std::vector<int32_t> out;
+    if (trig_[ix(s)] & kDrain) {
+      for (int32_t u : index_.users(s))
+        if (!taken_[static_cast<size_t>(u)]) out.push_back(u);
+    } else if (used_[ix(s)] > L(s).upper) {
+      ShedRequest req{used_[ix(s)] - (L(s).upper - src_margin_[ix(s)]), used_[ix(s)] - L(s).upper,
+                      std::max<int64_t>(0, used_[ix(s)] - L(s).lower), 0};
+      out = choose_shed(snap_, index_.users(s), index_.sizes(s), taken_, req).users;
+    }
+    for (int32_t u : out) {
+      const int64_t w = size_of(u);
+      int32_t to = best_overflow(cl, w, true);
+      if (to < 0) to = best_overflow(cl, w, false);
+      if (to < 0) continue;
+      take(u, s);
+      place(items_.back(), to);
+    }
+  }
+}
+
+Plan Engine::finish() {
+  Plan plan;
+  plan.constraints = c_;
+  plan.strategy = c_.strategy;
+  plan.snapshot_users = static_cast<int64_t>(snap_.user_count());
+  plan.snapshot_servers = static_cast<int32_t>(snap_.servers.size());
+  plan.snapshot_taken_at_ms = snap_.taken_at_ms;
+  plan.snapshot_source = snap_.source;
+
+  std::vector<PlannedMove> moves;
+  std::vector<int> rank;
+  for (const Item& it : items_) {
+    if (it.from < 0 || it.to < 0) continue;
+    PlannedMove m;
+    m.user = it.user;
+    if (!snap_.user_names.empty()) m.user_name = snap_.user_names[static_cast<size_t>(it.user)];
+    m.from = it.from;
+    m.to = it.to;
+    m.bytes = size_of(it.user);
+    m.activity = act_of(it.user);
+    m.reason = reason_of(trig_[ix(it.from)], trig_[ix(it.to)], it.swap);
+    rank.push_back(urgency(trig_[ix(it.from)], trig_[ix(it.to)], it.swap));
+    moves.push_back(std::move(m));
+  }
+  Schedule sched = schedule_moves(std::move(moves), rank, c_, snap_.servers.size());
+  plan.moves = std::move(sched.moves);
+  if (!sched.dropped.empty()) {
+    int64_t bytes = 0;
+    for (const auto& m : sched.dropped) bytes += m.bytes;
+    std::vector<std::string> limits;
+    if (c_.max_bytes > 0) limits.push_back(fmt::format("--max-bytes {}", human_bytes(c_.max_bytes)));
+    if (c_.max_moves > 0) limits.push_back(fmt::format("--max-moves {}", c_.max_moves));
+    if (c_.max_moves_per_server > 0) limits.push_back(fmt::format("--max-moves-per-server {}", c_.max_moves_per_server));
+    if (c_.nights > 1) limits.push_back(fmt::format("a {:g} h window", c_.execution.night_hours));
+    reasons_.push_back(fmt::format(
+        "budget too small to reach the band: {} per night over {} night{} leaves {} move{} ({}) unplanned",
+        limits.empty() ? std::string("the limits") : join(limits, ", "), c_.nights, c_.nights == 1 ? "" : "s",
+        sched.dropped.size(), sched.dropped.size() == 1 ? "" : "s", human_bytes(bytes)));
+  }
+  for (const auto& n : snap_.notes) plan.warnings.push_back("snapshot: " + n);
+  if (!snap_.notes.empty())
+    reasons_.push_back(fmt::format("the snapshot has {} problem{} (see the warnings); the users concerned stay where they are",
+                                   snap_.notes.size(), snap_.notes.size() == 1 ? "" : "s"));
+  plan.partial_reasons = reasons_;
+  plan.bounds = lower_bounds(snap_, lim_, c_);
+  fill_outcome(plan, snap_, lim_, index_, c_);
+  return plan;
+}
+
+}  // namespace
+
+Plan run_engine(const Snapshot& snapshot, const Constraints& constraints, const Policy& policy) {
+  return Engine(snapshot, constraints, policy).run();
+}
+
+}  // namespace mailshard::planner

@@ -1,0 +1,43 @@
+// The movable users of every server, grouped by server and sorted by size,
+// largest first (ties: lower user id first, so the order is deterministic).
+// "Movable" = not pinned and not larger than Constraints::max_move_bytes.
+//
+// Columnar (one id array + one size array, CSR offsets) so 10 M users cost
+// 12 bytes each and no per-user heap object exists.
+// Thread-safety: immutable after construction.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "core/snapshot.h"
+
+namespace mailshard::planner {
+
+class UserIndex {
+ public:
+  UserIndex(const Snapshot& snapshot, int64_t max_move_bytes);
+
+  // Movable users of `server`, largest first, and their sizes (same order).
+  std::span<const int32_t> users(int32_t server) const { return {ids_.data() + begin(server), count(server)}; }
+  std::span<const int64_t> sizes(int32_t server) const { return {sizes_.data() + begin(server), count(server)}; }
+  int64_t movable_bytes(int32_t server) const { return movable_bytes_[static_cast<size_t>(server)]; }
+  // Users that may not move (pinned or too large) and their bytes.
+  int64_t fixed_count(int32_t server) const { return fixed_count_[static_cast<size_t>(server)]; }
+  int64_t fixed_bytes(int32_t server) const { return fixed_bytes_[static_cast<size_t>(server)]; }
+  int64_t pinned_count(int32_t server) const { return pinned_count_[static_cast<size_t>(server)]; }
+
+ private:
+  size_t begin(int32_t s) const { return static_cast<size_t>(offsets_[static_cast<size_t>(s)]); }
+  size_t count(int32_t s) const {
+    return static_cast<size_t>(offsets_[static_cast<size_t>(s) + 1] - offsets_[static_cast<size_t>(s)]);
+  }
+
+  std::vector<int64_t> offsets_;  // servers + 1
+  std::vector<int32_t> ids_;
+  std::vector<int64_t> sizes_;
+  std::vector<int64_t> movable_bytes_, fixed_count_, fixed_bytes_, pinned_count_;
+};
+
+}  // namespace mailshard::planner
