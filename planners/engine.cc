@@ -25,6 +25,14 @@ namespace {
 constexpr double kMarginAllowance = 0.01;
 // Receivers tried from the top of the need heap before a wider search.
 constexpr int kHeapTries = 8;
+// Load swaps: a partner's user may differ in size by this fraction from the
+// user it replaces (bytes stay nearly put, both servers stay in band)...
+constexpr double kSwapSizeTolerance = 0.10;
+// ...and the search is bounded: the hot server's most active users, the
+// coolest partners, the users of a partner in the size window.
+constexpr size_t kSwapCandidates = 256;
+constexpr size_t kSwapPartners = 8;
+constexpr size_t kSwapWindow = 64;
 
 enum class Role : uint8_t { kNone, kDonor, kReceiver };
 enum Trigger : uint8_t { kDrain = 1, kOver = 2, kUnder = 4, kLoadHot = 8, kHardCap = 16 };
@@ -123,13 +131,31 @@ class Engine {
   }
 
   void plan_class(const ClassLimits& cl);
+  // Adds a partial reason when the class cannot reach its band whatever moves.
+  void explain_infeasible(const ClassLimits& cl);
   void find_triggers(const ClassLimits& cl);
   void allocate(const ClassLimits& cl);
+  // Completes the smaller side by water-filling; true when receivers need
+  // more than donors must give (the deficit sets LB_bytes).
+  bool water_fill(const ClassLimits& cl);
   void select_donors(const ClassLimits& cl);
   void assign(const ClassLimits& cl, size_t first_item);
   void top_up(const ClassLimits& cl);
+  // Moves the destination of one planned user of this class from another
+  // receiver (which stays at or above its own target) to r. The smallest such
+  // user that closes `gap`, else the largest. False if none fits.
+  bool reroute_into(int32_t r, int64_t gap);
   void push_out(const ClassLimits& cl);
-  int32_t best_overflow(const ClassLimits& cl, int64_t w, bool margin) const;
+  // A receiver pushed above its load band by active users planned into it
+  // trades destinations with a receiver that got a colder user of about the
+  // same size: no byte more moves.
+  void exchange_destinations(const ClassLimits& cl);
+  void swap_load(const ClassLimits& cl);
+  bool try_swap(const ClassLimits& cl, int32_t hot, int32_t u, const std::vector<int32_t>& partners);
+  void undo_last_item();
+  // The emptiest non-donor that fits w (inside its margin, or just inside the
+  // band), and, when activity >= 0 is given, stays under its load target.
+  int32_t best_overflow(const ClassLimits& cl, int64_t w, bool margin, double activity = -1) const;
   Plan finish();
 
   const Snapshot& snap_;
@@ -148,6 +174,7 @@ class Engine {
   std::vector<int64_t> src_margin_, rcv_margin_;  // margins after the allowance
   std::vector<uint8_t> taken_;     // per user
   std::vector<Item> items_;
+  size_t class_first_item_ = 0;  // items_ of the class being planned start here
   std::vector<std::string> reasons_;  // partial reasons found while planning
 };
 
@@ -158,12 +185,43 @@ void Engine::plan_class(const ClassLimits& cl) {
     return;
   }
   const size_t first_item = items_.size();
+  class_first_item_ = first_item;
+  explain_infeasible(cl);
   find_triggers(cl);
   allocate(cl);
   select_donors(cl);
   assign(cl, first_item);
   top_up(cl);
   push_out(cl);
+  if (policy_.load) {
+    exchange_destinations(cl);
+    swap_load(cl);
+  }
+}
+
+void Engine::explain_infeasible(const ClassLimits& cl) {
+  int64_t room = 0, floor = 0, fixed_on_drains = 0;
+  int active = 0;
+  for (int32_t s : cl.servers) {
+    const ServerLimits& l = L(s);
+    if (l.draining) {
+      fixed_on_drains += l.used - (policy_.drain ? index_.movable_bytes(s) : 0);
+      continue;
+    }
+    ++active;
+    room += std::min(l.upper, l.cap);
+    floor += l.lower;
+  }
+  if (cl.used_total > room)
+    reasons_.push_back(fmt::format(
+        "class '{}' does not fit its band: it holds {} and its {} active server{} can hold {} below the band's upper "
+        "edge and the hard cap",
+        cl.name, human_bytes(cl.used_total), active, active == 1 ? "" : "s", human_bytes(room)));
+  else if (cl.used_total - fixed_on_drains < floor)
+    reasons_.push_back(fmt::format(
+        "class '{}' cannot bring every server up to the band's lower edge: that needs {} and only {} is not fixed on "
+        "draining servers",
+        cl.name, human_bytes(floor), human_bytes(cl.used_total - fixed_on_drains)));
 }
 
 void Engine::find_triggers(const ClassLimits& cl) {
@@ -223,10 +281,59 @@ void Engine::find_triggers(const ClassLimits& cl) {
 }
 
 void Engine::allocate(const ClassLimits& cl) {
+  // Activity shed has to land somewhere: cap what donors try to shed at what
+  // the other servers can take under their load targets, or the hot spot
+  // only moves.
+  double room = 0, wanted = 0;
+  for (int32_t s : cl.servers) {
+    if (!L(s).draining && role_[ix(s)] != Role::kDonor && std::isfinite(L(s).load_target))
+      room += std::max(0.0, L(s).load_target - load_[ix(s)]);
+    wanted += act_need_[ix(s)];
+  }
+  if (wanted > room)
+    for (int32_t s : cl.servers) act_need_[ix(s)] *= room / wanted;
+
+  // Two rounds: a donor whose byte share cannot shed its activity excess
+  // gives more (for free when the receivers need more anyway, else only as
+  // much more as its load needs), and the amounts are balanced again.
+  for (int round = 0; round < 2; ++round) {
+    const bool deficit_case = water_fill(cl);
+    if (round == 1) break;
+    bool again = false;
+    for (int32_t s : cl.servers) {
+      if (role_[ix(s)] != Role::kDonor || act_need_[ix(s)] <= 0 || (trig_[ix(s)] & kDrain)) continue;
+      const int64_t most = used_[ix(s)] - floor_of(s);
+      auto sheds_enough = [&](int64_t bytes) {
+        ShedRequest req{bytes, std::min(bytes, out_min_[ix(s)]), used_[ix(s)] - L(s).lower, act_need_[ix(s)]};
+        return choose_shed(snap_, index_.users(s), index_.sizes(s), taken_, req).activity >= act_need_[ix(s)];
+      };
+      if (out_plan_[ix(s)] >= most || sheds_enough(out_plan_[ix(s)])) continue;
+      if (deficit_case) {
+        out_min_[ix(s)] = most;
+        again = true;
+        continue;
+      }
+      // Bytes cost here: the least that sheds enough activity, if any does.
+      if (!sheds_enough(most)) continue;
+      int64_t lo = out_plan_[ix(s)], hi = most;
+      while (hi - lo > std::max<int64_t>(1, L(s).margin / 4)) {
+        int64_t mid = lo + (hi - lo) / 2;
+        (sheds_enough(mid) ? hi : lo) = mid;
+      }
+      out_min_[ix(s)] = hi;
+      again = true;
+    }
+    if (!again) break;
+  }
+}
+
+bool Engine::water_fill(const ClassLimits& cl) {
   int64_t supply = 0, need = 0;
   for (int32_t s : cl.servers) {
     supply += out_min_[ix(s)];
     need += in_min_[ix(s)];
+    out_plan_[ix(s)] = out_min_[ix(s)];
+    in_plan_[ix(s)] = in_min_[ix(s)];
   }
   if (need > supply) {
     // More must arrive than must leave: the fullest servers give, down to a
@@ -241,36 +348,21 @@ void Engine::allocate(const ClassLimits& cl) {
       for (int32_t s : cl.servers) t += candidate(s) ? shed_at(s, tau) : out_min_[ix(s)];
       return t;
     };
-    // Two rounds: a hot donor whose share cannot shed its activity excess
-    // gives as much as its floor allows; the others then give less.
-    for (int round = 0; round < 2; ++round) {
-      double lo = 0, hi = 1;
-      for (int32_t s : cl.servers)
-        hi = std::max(hi, static_cast<double>(used_[ix(s)]) / static_cast<double>(L(s).capacity));
-      if (total_at(lo) > need)
-        for (int i = 0; i < 64; ++i) {
-          double mid = (lo + hi) / 2;
-          (total_at(mid) >= need ? lo : hi) = mid;
-        }
-      bool again = false;
-      for (int32_t s : cl.servers) {
-        if (!candidate(s)) continue;
-        out_plan_[ix(s)] = shed_at(s, lo);
-        if (out_plan_[ix(s)] > 0 && role_[ix(s)] == Role::kNone) role_[ix(s)] = Role::kDonor;
-        if (round == 0 && act_need_[ix(s)] > 0) {
-          const int64_t most = used_[ix(s)] - floor_of(s);
-          if (out_plan_[ix(s)] >= most) continue;
-          ShedRequest req{out_plan_[ix(s)], out_min_[ix(s)], used_[ix(s)] - L(s).lower, act_need_[ix(s)]};
-          Shed trial = choose_shed(snap_, index_.users(s), index_.sizes(s), taken_, req);
-          if (trial.activity < act_need_[ix(s)]) {
-            out_min_[ix(s)] = most;
-            again = true;
-          }
-        }
+    double lo = 0, hi = 1;
+    for (int32_t s : cl.servers) hi = std::max(hi, static_cast<double>(used_[ix(s)]) / static_cast<double>(L(s).capacity));
+    if (total_at(lo) > need)
+      for (int i = 0; i < 64; ++i) {
+        double mid = (lo + hi) / 2;
+        (total_at(mid) >= need ? lo : hi) = mid;
       }
-      if (!again) break;
+    for (int32_t s : cl.servers) {
+      if (!candidate(s)) continue;
+      out_plan_[ix(s)] = shed_at(s, lo);
+      if (out_plan_[ix(s)] > 0 && role_[ix(s)] == Role::kNone) role_[ix(s)] = Role::kDonor;
     }
-  } else if (supply > need) {
+    return true;
+  }
+  if (supply > need) {
     // More must leave than must arrive: the emptiest servers take, up to a
     // common level (never above their ceiling).
     auto recv_at = [&](int32_t s, double tau) -> int64_t {
@@ -295,6 +387,7 @@ void Engine::allocate(const ClassLimits& cl) {
       if (in_plan_[ix(s)] > 0 && role_[ix(s)] == Role::kNone) role_[ix(s)] = Role::kReceiver;
     }
   }
+  return false;
 }
 
 void Engine::select_donors(const ClassLimits& cl) {
@@ -356,6 +449,7 @@ void Engine::assign(const ClassLimits& cl, size_t first_item) {
         popped.push_back(e);
     }
     for (const auto& e : popped) heap.push(e);
+    if (chosen < 0 && a > 0) chosen = best_overflow(cl, w, true, a);
     if (chosen < 0) {
       // Any receiver with room, the most need first, load aside.
       for (int32_t r : receivers)
@@ -375,13 +469,14 @@ void Engine::assign(const ClassLimits& cl, size_t first_item) {
   }
 }
 
-int32_t Engine::best_overflow(const ClassLimits& cl, int64_t w, bool margin) const {
+int32_t Engine::best_overflow(const ClassLimits& cl, int64_t w, bool margin, double activity) const {
   int32_t best = -1;
   double best_util = 0;
   for (int32_t s : cl.servers) {
     if (L(s).draining || role_[ix(s)] == Role::kDonor) continue;
     int64_t limit = margin ? ceiling(s) : std::min(L(s).upper, L(s).cap);
     if (!fits(s, w, limit)) continue;
+    if (activity >= 0 && !load_ok(s, activity)) continue;
     double util = static_cast<double>(used_[ix(s)]) / static_cast<double>(L(s).capacity);
     if (best < 0 || util < best_util) {
       best = s;
@@ -391,12 +486,45 @@ int32_t Engine::best_overflow(const ClassLimits& cl, int64_t w, bool margin) con
   return best;
 }
 
+bool Engine::reroute_into(int32_t r, int64_t gap) {
+  ptrdiff_t above = -1, below = -1;  // smallest >= gap, largest < gap
+  for (size_t i = class_first_item_; i < items_.size(); ++i) {
+    const Item& it = items_[i];
+    if (it.from < 0 || it.to < 0 || it.to == r || it.swap || role_[ix(it.to)] != Role::kReceiver) continue;
+    const int64_t w = size_of(it.user);
+    if (w <= 0 || used_[ix(it.to)] - w < L(it.to).lower + rcv_margin_[ix(it.to)] || !fits(r, w, ceiling(r))) continue;
+    auto better = [&](ptrdiff_t cur, bool want_small) {
+      if (cur < 0) return true;
+      int64_t wc = size_of(items_[static_cast<size_t>(cur)].user);
+      return want_small ? w < wc : w > wc;
+    };
+    if (w >= gap) {
+      if (better(above, true)) above = static_cast<ptrdiff_t>(i);
+    } else if (better(below, false)) {
+      below = static_cast<ptrdiff_t>(i);
+    }
+  }
+  ptrdiff_t pick = above >= 0 ? above : below;
+  if (pick < 0) return false;
+  Item& it = items_[static_cast<size_t>(pick)];
+  const int64_t w = size_of(it.user);
+  const double a = act_of(it.user);
+  used_[ix(it.to)] -= w;
+  load_[ix(it.to)] -= a;
+  incoming_[ix(it.to)] -= w;
+  place(it, r);
+  return true;
+}
+
 void Engine::top_up(const ClassLimits& cl) {
   for (int32_t r : cl.servers) {
     if (L(r).draining || role_[ix(r)] == Role::kDonor) continue;
     if (used_[ix(r)] >= L(r).lower || !policy_.fill_under) continue;
     while (used_[ix(r)] < L(r).lower) {
       const int64_t gap = L(r).lower + rcv_margin_[ix(r)] - used_[ix(r)];
+      // First re-route a user already planned into a receiver that can spare
+      // it: the band is reached without moving one byte more.
+      if (reroute_into(r, gap)) continue;
       // Donors with the most room above their floor first.
       std::vector<int32_t> donors;
       for (int32_t d : cl.servers)
@@ -471,6 +599,146 @@ void Engine::push_out(const ClassLimits& cl) {
       take(u, s);
       place(items_.back(), to);
     }
+  }
+}
+
+void Engine::undo_last_item() {
+  Item it = items_.back();
+  items_.pop_back();
+  const int64_t w = size_of(it.user);
+  const double a = act_of(it.user);
+  if (it.to >= 0) {
+    used_[ix(it.to)] -= w;
+    load_[ix(it.to)] -= a;
+    incoming_[ix(it.to)] -= w;
+  }
+  taken_[static_cast<size_t>(it.user)] = 0;
+  used_[ix(it.from)] += w;
+  load_[ix(it.from)] += a;
+}
+
+bool Engine::try_swap(const ClassLimits& cl, int32_t hot, int32_t u, const std::vector<int32_t>& partners) {
+  const int64_t wu = size_of(u);
+  const double au = act_of(u);
+  for (int32_t c : partners) {
+    auto sizes = index_.sizes(c);
+    auto users = index_.users(c);
+    const auto hi_w = static_cast<int64_t>(static_cast<double>(wu) * (1 + kSwapSizeTolerance));
+    const auto lo_w = static_cast<int64_t>(static_cast<double>(wu) * (1 - kSwapSizeTolerance));
+    // sizes descending: the window [lo_w, hi_w] starts at the first size <= hi_w.
+    auto first = static_cast<size_t>(std::lower_bound(sizes.begin(), sizes.end(), hi_w, std::greater<>()) - sizes.begin());
+    int32_t best = -1;
+    double best_a = au;
+    for (size_t i = first, seen = 0; i < sizes.size() && sizes[i] >= lo_w && seen < kSwapWindow; ++i) {
+      int32_t v = users[i];
+      if (taken_[static_cast<size_t>(v)]) continue;
+      ++seen;
+      if (act_of(v) < best_a) {
+        best = v;
+        best_a = act_of(v);
+      }
+    }
+    if (best < 0) continue;
+    const int64_t wv = size_of(best);
+    // Both ends stay inside their band and under their ceilings, and the
+    // partner stays under its load target.
+    auto band_ok = [&](int32_t s, int64_t after) { return after >= L(s).lower && after <= std::min(L(s).upper, L(s).cap); };
+    if (!band_ok(hot, used_[ix(hot)] - wu + wv) || !band_ok(c, used_[ix(c)] - wv + wu)) continue;
+    if (L(hot).used + incoming_[ix(hot)] + wv > L(hot).cap || L(c).used + incoming_[ix(c)] + wu > L(c).cap) continue;
+    if (load_[ix(c)] + au - best_a > L(c).load_target) continue;
+    take(u, hot, true);
+    place(items_.back(), c);
+    take(best, c, true);
+    place(items_.back(), hot);
+    return true;
+  }
+  return false;
+}
+
+void Engine::exchange_destinations(const ClassLimits& cl) {
+  std::vector<int32_t> hot;
+  for (int32_t s : cl.servers)
+    if (!L(s).draining && load_[ix(s)] > L(s).load_limit && incoming_[ix(s)] > 0) hot.push_back(s);
+  if (hot.empty()) return;
+  // Planned items of this class by size, for the size-window search.
+  std::vector<size_t> by_size;
+  for (size_t i = class_first_item_; i < items_.size(); ++i)
+    if (items_[i].from >= 0 && items_[i].to >= 0 && !items_[i].swap) by_size.push_back(i);
+  std::sort(by_size.begin(), by_size.end(), [&](size_t a, size_t b) {
+    int64_t wa = size_of(items_[a].user), wb = size_of(items_[b].user);
+    return wa != wb ? wa < wb : a < b;
+  });
+  std::vector<int64_t> sizes;
+  for (size_t i : by_size) sizes.push_back(size_of(items_[i].user));
+  auto band_ok = [&](int32_t s, int64_t after) { return after >= L(s).lower && after <= std::min(L(s).upper, L(s).cap); };
+  for (int32_t h : hot) {
+    std::vector<size_t> in;
+    for (size_t i : by_size)
+      if (items_[i].to == h) in.push_back(i);
+    std::stable_sort(in.begin(), in.end(), [&](size_t a, size_t b) { return act_of(items_[a].user) > act_of(items_[b].user); });
+    for (size_t x : in) {
+      if (load_[ix(h)] <= L(h).load_target) break;
+      const int64_t wx = size_of(items_[x].user);
+      const double ax = act_of(items_[x].user);
+      auto lo = static_cast<int64_t>(static_cast<double>(wx) * (1 - kSwapSizeTolerance));
+      auto hi = static_cast<int64_t>(static_cast<double>(wx) * (1 + kSwapSizeTolerance));
+      size_t k = static_cast<size_t>(std::lower_bound(sizes.begin(), sizes.end(), lo) - sizes.begin());
+      ptrdiff_t best = -1;
+      double best_a = ax;
+      for (size_t seen = 0; k < sizes.size() && sizes[k] <= hi && seen < kSwapWindow; ++k, ++seen) {
+        const Item& y = items_[by_size[k]];
+        const int32_t r = y.to;
+        if (r == h || y.from < 0 || act_of(y.user) >= best_a) continue;
+        const int64_t wy = size_of(y.user);
+        const double ay = act_of(y.user);
+        if (!band_ok(h, used_[ix(h)] - wx + wy) || !band_ok(r, used_[ix(r)] - wy + wx)) continue;
+        if (L(h).used + incoming_[ix(h)] - wx + wy > L(h).cap || L(r).used + incoming_[ix(r)] - wy + wx > L(r).cap) continue;
+        if (load_[ix(r)] - ay + ax > L(r).load_target) continue;
+        best = static_cast<ptrdiff_t>(by_size[k]);
+        best_a = ay;
+      }
+      if (best < 0) continue;
+      Item& y = items_[static_cast<size_t>(best)];
+      Item& xi = items_[x];
+      const int32_t r = y.to;
+      for (Item* it : {&xi, &y}) {  // take both out of their destinations...
+        used_[ix(it->to)] -= size_of(it->user);
+        load_[ix(it->to)] -= act_of(it->user);
+        incoming_[ix(it->to)] -= size_of(it->user);
+      }
+      place(xi, r);  // ...and put them back crossed
+      place(y, h);
+    }
+  }
+}
+
+void Engine::swap_load(const ClassLimits& cl) {
+  std::vector<int32_t> hot;
+  for (int32_t s : cl.servers)
+    if (!L(s).draining && load_[ix(s)] > L(s).load_limit) hot.push_back(s);
+  auto ratio = [&](int32_t s) { return load_[ix(s)] / L(s).load_capacity; };
+  std::sort(hot.begin(), hot.end(), [&](int32_t a, int32_t b) { return ratio(a) != ratio(b) ? ratio(a) > ratio(b) : a < b; });
+  for (int32_t h : hot) {
+    // Partners: the coolest servers with load room, re-ranked per swap.
+    std::vector<int32_t> cool;
+    for (int32_t s : cl.servers)
+      if (s != h && !L(s).draining && L(s).load_capacity > 0 && load_[ix(s)] < L(s).load_target) cool.push_back(s);
+    std::vector<int32_t> cand;
+    for (int32_t u : index_.users(h))
+      if (!taken_[static_cast<size_t>(u)]) cand.push_back(u);
+    std::stable_sort(cand.begin(), cand.end(), [&](int32_t a, int32_t b) { return act_of(a) > act_of(b); });
+    if (cand.size() > kSwapCandidates) cand.resize(kSwapCandidates);
+    const size_t checkpoint = items_.size();
+    for (int32_t u : cand) {
+      if (load_[ix(h)] <= L(h).load_target) break;
+      std::sort(cool.begin(), cool.end(), [&](int32_t a, int32_t b) { return ratio(a) != ratio(b) ? ratio(a) < ratio(b) : a < b; });
+      std::vector<int32_t> partners(cool.begin(), cool.begin() + static_cast<ptrdiff_t>(std::min(kSwapPartners, cool.size())));
+      try_swap(cl, h, u, partners);
+    }
+    // Half a repair would be redone by the next run (and undone by the one
+    // after): keep the swaps only if they bring the server inside its band.
+    if (load_[ix(h)] > L(h).load_limit)
+      while (items_.size() > checkpoint) undo_last_item();
   }
 }
 

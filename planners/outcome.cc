@@ -177,6 +177,11 @@ void fill_outcome(Plan& plan, const Snapshot& snap, const FleetLimits& f, const 
       continue;
     }
     BandState st = band_state(l, used[s]);
+    if (st == BandState::kAbove && l.other + index.fixed_bytes(id) > l.upper)
+      plan.partial_reasons.push_back(fmt::format(
+          "server {} cannot get inside its band: its pinned or too-large mailboxes and other bytes alone take {} "
+          "(upper edge {})",
+          snap.server_label(id), human_bytes(l.other + index.fixed_bytes(id)), human_bytes(l.upper)));
     if (st == BandState::kAbove) above.push_back(id);
     if (st == BandState::kBelow) below.push_back(id);
     if (load[s] > l.load_limit) load_hot.push_back(id);
@@ -186,11 +191,11 @@ void fill_outcome(Plan& plan, const Snapshot& snap, const FleetLimits& f, const 
                                           percent(static_cast<double>(l.cap) / l.capacity)));
   }
   if (!above.empty())
-    plan.partial_reasons.push_back(fmt::format("{} server{} stay above the band: {}", above.size(),
-                                               above.size() == 1 ? "" : "s", name_list(snap, above)));
+    plan.partial_reasons.push_back(fmt::format("{} {} above the band: {}", above.size(),
+                                               above.size() == 1 ? "server stays" : "servers stay", name_list(snap, above)));
   if (!below.empty())
-    plan.partial_reasons.push_back(fmt::format("{} server{} stay below the band: {}", below.size(),
-                                               below.size() == 1 ? "" : "s", name_list(snap, below)));
+    plan.partial_reasons.push_back(fmt::format("{} {} below the band: {}", below.size(),
+                                               below.size() == 1 ? "server stays" : "servers stay", name_list(snap, below)));
   for (int32_t s : load_hot) {
     const ServerLimits& l = f.servers[static_cast<size_t>(s)];
     const ClassLimits& cl = f.classes[static_cast<size_t>(l.cls)];

@@ -17,6 +17,12 @@ const std::vector<Strategy>& strategies() {
   return table;
 }
 
+Snapshot apply_plan(const Snapshot& snap, const Plan& plan) {
+  Snapshot out = snap;
+  for (const auto& m : plan.moves) out.user_server[static_cast<size_t>(m.user)] = m.to;
+  return out;
+}
+
 Result<int32_t> find_server(const Snapshot& snap, std::string_view name) {
   for (size_t s = 0; s < snap.servers.size(); ++s)
     if (snap.servers[s].name == name) return static_cast<int32_t>(s);

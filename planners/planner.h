@@ -36,6 +36,10 @@ const std::vector<Strategy>& strategies();
 // and the reasons; it never breaks a hard constraint.
 Result<Plan> plan(const Snapshot& snapshot, const Constraints& constraints);
 
+// The fleet after every move of `plan` (all nights): re-planning it is the
+// stability check (hysteresis: a complete plan leaves nothing to do).
+Snapshot apply_plan(const Snapshot& snapshot, const Plan& plan);
+
 // Resolves a server given by name or id ("store3", "17") to its id.
 Result<int32_t> find_server(const Snapshot& snapshot, std::string_view name_or_id);
 

@@ -5,9 +5,10 @@
 // sheds its largest users keeps its load. So users are ranked by
 //     score = size + lambda * kappa * activity
 // (kappa = the donor's bytes per unit of activity, so both terms are bytes) and
-// taken greedily, best score first, while they fit the byte target. lambda = 0
-// is "largest first" (fewest moves); the smallest lambda that sheds the
-// activity the donor must lose is found by bisection. This is the Lagrangian
+// taken greedily, best score first, while they fit the byte target and the
+// activity is short; the remaining bytes then go largest first. lambda = 0 is
+// "largest first" (fewest moves); the smallest lambda that sheds the activity
+// the donor must lose is found by bisection. This is the Lagrangian
 // relaxation of "fewest users such that bytes ~= B and activity >= R".
 //
 // Thread-safety: pure functions.
@@ -41,9 +42,11 @@ struct Shed {
 Shed choose_shed(const Snapshot& snapshot, std::span<const int32_t> users, std::span<const int64_t> sizes,
                  const std::vector<uint8_t>& taken, const ShedRequest& request);
 
-// Beyond this the selection is mostly small, very active users: many moves
-// for little load. At 16 a user of average activity counts 17x its own size.
-constexpr double kMaxLambda = 16.0;
+// The weights searched. At 1/64 activity barely breaks ties between sizes; at
+// 1024 it outranks any size difference in a mail fleet (a 100 GiB mailbox
+// with activity 0.1 ranks below a 1 GiB one with activity 8).
+constexpr double kMinLambda = 1.0 / 64;
+constexpr double kMaxLambda = 1024.0;
 
 // The byte target is "reached" when the gap is below this: closing the last
 // GiB with ever smaller mailboxes costs moves and buys nothing (a median

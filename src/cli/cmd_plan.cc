@@ -8,7 +8,10 @@
 //
 // --snapshot works without a config file: then the [plan] defaults apply and
 // nothing is journaled.
+#include <unistd.h>
+
 #include <fmt/format.h>
+#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "cli/cli.h"
@@ -37,6 +40,7 @@ struct PlanOptions {
   double night_hours = 6;
   std::string output, csv, report;
   bool no_journal = false;
+  bool replan_check = false;
 };
 
 // The live fleet comes from the inventory, which lands separately; until it
@@ -154,8 +158,19 @@ Result<int> run_plan(Context& ctx, const PlanOptions& o) {
     spdlog::info("plan {} stored in the journal as plan {}", hash, id);
   }
 
+  std::string summary = planner::render_summary(p, hash);
+  if (o.replan_check) {
+    // Hysteresis check: plan again on the fleet as this plan leaves it.
+    Plan again = MS_TRY(planner::plan(planner::apply_plan(snap, p), c));
+    auto j = nlohmann::ordered_json::parse(summary);
+    j["replan_moves"] = again.estimate.moves;
+    j["replan_bytes"] = again.estimate.bytes;
+    summary = j.dump(2) + "\n";
+    if (!ctx.global.json)
+      fmt::print("re-plan after applying this plan: {} moves, {}\n", again.estimate.moves, human_bytes(again.estimate.bytes));
+  }
   if (ctx.global.json)
-    fmt::print("{}", planner::render_summary(p, hash));
+    fmt::print("{}", summary);
   else
     print_human(p, hash);
   return kExitOk;
@@ -188,6 +203,8 @@ Command register_plan(CLI::App& root, Context& ctx) {
   cmd->add_option("--csv", o->csv, "write user_id,from_server,to_server,size_bytes[,night] here, in execution order");
   cmd->add_option("--report", o->report, "write a report for a person: FILE.md or FILE.html");
   cmd->add_flag("--no-journal", o->no_journal, "do not store the plan in the journal");
+  cmd->add_flag("--replan-check", o->replan_check,
+                "also plan again on the fleet as the plan leaves it and report what that would move (should be 0)");
   cmd->footer(
       "Nothing moves: this is the dry run. The plan is stored in the journal under its hash (unless --no-journal or\n"
       "there is no config); 'mailshard rebalance' can execute exactly that plan. A partial plan (the goals cannot be\n"
