@@ -27,6 +27,7 @@ constexpr double kChartHeight = 260;  // 100 % utilisation
 constexpr double kTop = 16, kLeft = 44, kBottom = 28;
 constexpr double kMaxGroup = 28, kMinGroup = 3;  // width of one server's pair of bars
 constexpr size_t kLabelledServers = 40;          // above this, names only in tooltips
+constexpr double kMaxPixelHeight = 360;          // a chart never takes more than this of the page
 
 // One SVG per class: for every server a grey "before" and a blue "after" bar
 // (red when still outside the band), the band and the hard cap as lines.
@@ -46,9 +47,10 @@ std::string class_chart(const Plan& p, const ClassOutcome& c) {
   auto out = std::back_inserter(o);
   fmt::format_to(out,
                  "<svg class=\"chart\" data-class=\"{}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {:.0f} {:.0f}\" "
-                 "width=\"100%\" preserveAspectRatio=\"xMinYMin meet\" role=\"img\" aria-label=\"utilisation of class {} "
+                 "width=\"100%\" style=\"max-height:{:.0f}px\" preserveAspectRatio=\"xMinYMin meet\" role=\"img\" "
+                 "aria-label=\"utilisation of class {} "
                  "before and after\">\n",
-                 esc(c.name), width, height, esc(c.name));
+                 esc(c.name), width, height, kMaxPixelHeight, esc(c.name));
   for (int pct = 0; pct <= 100; pct += 20)
     fmt::format_to(out,
                    "<line x1=\"{:.0f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e2e8f0\"/>"

@@ -128,11 +128,12 @@ void print_human(const Plan& p, const std::string& hash) {
 }
 
 Result<int> run_plan(Context& ctx, const PlanOptions& o) {
-  const bool from_snapshot = !o.snapshot_dir.empty();
-  const Config* cfg = MS_TRY(optional_config(ctx, !from_snapshot));
-  Snapshot snap = from_snapshot ? MS_TRY_CTX(read_snapshot(o.snapshot_dir), o.snapshot_dir) : MS_TRY(live_snapshot(ctx));
   if (!o.report.empty() && !ends_with(o.report, ".md") && !ends_with(o.report, ".html") && !ends_with(o.report, ".htm"))
     return Error::invalid(fmt::format("--report {}: the file name must end in .md or .html", o.report));
+  // Any source of a Snapshot will do; the rest of the command does not care.
+  const bool from_snapshot = !o.snapshot_dir.empty();
+  Snapshot snap = from_snapshot ? MS_TRY_CTX(read_snapshot(o.snapshot_dir), o.snapshot_dir) : MS_TRY(live_snapshot(ctx));
+  const Config* cfg = MS_TRY(optional_config(ctx, !from_snapshot));
   Constraints c = MS_TRY(build_constraints(o, cfg, snap));
   Plan p = MS_TRY(planner::plan(snap, c));
   const std::string hash = plan_hash(p);
