@@ -12,35 +12,97 @@ namespace {
 // ceil(x - 1e-9) as metrics.py writes it (the epsilon forgives float noise).
 int64_t ceil_loose(double x) { return static_cast<int64_t>(std::ceil(x - 1e-9)); }
 
-// Prefix sums of the class's largest movable sizes, long enough to answer
-// "fewest mailboxes reaching d" for every d up to `need` (or all of them).
-std::vector<int64_t> largest_prefix(std::vector<int64_t> sizes, double need) {
-  size_t k = std::min<size_t>(sizes.size(), 1024);
-  while (true) {
-    std::partial_sort(sizes.begin(), sizes.begin() + static_cast<std::ptrdiff_t>(k), sizes.end(), std::greater<>());
-    std::vector<int64_t> pre(k);
-    int64_t acc = 0;
-    for (size_t i = 0; i < k; ++i) pre[i] = acc += sizes[i];
-    if (k == sizes.size() || (k > 0 && static_cast<double>(pre[k - 1]) >= need)) return pre;
-    k = std::min(sizes.size(), k * 4);
-  }
-}
-
 }  // namespace
 
 LowerBounds lower_bounds(const Snapshot& snap, const FleetLimits& f, const Constraints& c) {
   const size_t S = snap.servers.size();
   const int64_t max_move = c.max_move_bytes;
-  std::vector<std::vector<int64_t>> per_server(S);
   LowerBounds lb;
+
+  // Real-valued limits, operation for operation as metrics.limits().
+  auto upper = [&](size_t s) {
+    const ServerLimits& l = f.servers[s];
+    if (l.draining) return static_cast<double>(l.other);
+    const ClassLimits& cl = f.classes[static_cast<size_t>(l.cls)];
+    return std::min(cl.mean + c.band, c.hard_cap) * static_cast<double>(l.capacity) - static_cast<double>(c.min_free_bytes);
+  };
+  auto lower = [&](size_t s) {
+    const ServerLimits& l = f.servers[s];
+    if (l.draining) return 0.0;
+    const ClassLimits& cl = f.classes[static_cast<size_t>(l.cls)];
+    return std::max(0.0, cl.mean - c.band) * static_cast<double>(l.capacity);
+  };
+
+  // One pass over the users collects what the bounds need: the movable bytes
+  // and count of draining servers, the own sizes of servers above their
+  // upper limit (for k_s), and each class's largest sizes (for k'_s).
+  std::vector<uint8_t> over(S, 0);
+  std::vector<double> max_d(f.classes.size(), 0.0);
+  for (size_t s = 0; s < S; ++s) {
+    const ServerLimits& l = f.servers[s];
+    if (l.draining) continue;
+    over[s] = static_cast<double>(l.used) - upper(s) > 0;
+    max_d[static_cast<size_t>(l.cls)] = std::max(max_d[static_cast<size_t>(l.cls)], lower(s) - static_cast<double>(l.used));
+  }
+  std::vector<int64_t> drain_sum(S, 0), drain_count(S, 0), class_movable(f.classes.size(), 0);
+  std::vector<std::vector<int64_t>> own(S);
+  // The k largest sizes of each class (a min-heap each), k doubling until
+  // the largest deficit is covered.
+  size_t k = 1024;
+  std::vector<std::vector<int64_t>> top(f.classes.size());
+  auto movable = [&](size_t u, size_t s) {
+    return !snap.user_pinned[u] && !(max_move > 0 && snap.user_size[u] > max_move && !f.servers[s].draining);
+  };
   for (size_t u = 0; u < snap.user_count(); ++u) {
     auto s = static_cast<size_t>(snap.user_server[u]);
-    if (snap.user_pinned[u]) {
-      if (f.servers[s].draining) ++lb.pinned_on_draining;
-      continue;
+    if (snap.user_pinned[u] && f.servers[s].draining) ++lb.pinned_on_draining;
+    if (!movable(u, s)) continue;
+    const int64_t w = snap.user_size[u];
+    if (f.servers[s].draining) {
+      drain_sum[s] += w;
+      ++drain_count[s];
     }
-    if (max_move > 0 && snap.user_size[u] > max_move && !f.servers[s].draining) continue;
-    per_server[s].push_back(snap.user_size[u]);
+    if (over[s]) own[s].push_back(w);
+    auto ci = static_cast<size_t>(f.servers[s].cls);
+    ++class_movable[ci];
+    auto& h = top[ci];
+    if (h.size() < k) {
+      h.push_back(w);
+      std::push_heap(h.begin(), h.end(), std::greater<>());
+    } else if (w > h.front()) {
+      std::pop_heap(h.begin(), h.end(), std::greater<>());
+      h.back() = w;
+      std::push_heap(h.begin(), h.end(), std::greater<>());
+    }
+  }
+  std::vector<std::vector<int64_t>> prefix(f.classes.size());
+  for (size_t ci = 0; ci < f.classes.size(); ++ci) {
+    while (true) {
+      std::vector<int64_t> v = top[ci];
+      std::sort(v.begin(), v.end(), std::greater<>());
+      prefix[ci].assign(v.size(), 0);
+      int64_t acc = 0;
+      for (size_t i = 0; i < v.size(); ++i) prefix[ci][i] = acc += v[i];
+      const bool complete = static_cast<int64_t>(v.size()) == class_movable[ci];
+      if (complete || (!v.empty() && static_cast<double>(acc) >= max_d[ci])) break;
+      // Rare: a deficit larger than the k largest mailboxes. Collect more.
+      const size_t want = v.size() * 4;
+      top[ci].clear();
+      for (size_t u = 0; u < snap.user_count(); ++u) {
+        auto s = static_cast<size_t>(snap.user_server[u]);
+        if (static_cast<size_t>(f.servers[s].cls) != ci || !movable(u, s)) continue;
+        auto& h = top[ci];
+        const int64_t w = snap.user_size[u];
+        if (h.size() < want) {
+          h.push_back(w);
+          std::push_heap(h.begin(), h.end(), std::greater<>());
+        } else if (w > h.front()) {
+          std::pop_heap(h.begin(), h.end(), std::greater<>());
+          h.back() = w;
+          std::push_heap(h.begin(), h.end(), std::greater<>());
+        }
+      }
+    }
   }
 
   // metrics.py walks the classes in name order.
@@ -53,27 +115,7 @@ LowerBounds lower_bounds(const Snapshot& snap, const FleetLimits& f, const Const
   double t_lb = 0;
   for (size_t ci : order) {
     const ClassLimits& cl = f.classes[ci];
-    // Real-valued limits, operation for operation as metrics.limits().
-    auto upper = [&](size_t s) {
-      const ServerLimits& l = f.servers[s];
-      if (l.draining) return static_cast<double>(l.other);
-      return std::min(cl.mean + c.band, c.hard_cap) * static_cast<double>(l.capacity) -
-             static_cast<double>(c.min_free_bytes);
-    };
-    auto lower = [&](size_t s) {
-      const ServerLimits& l = f.servers[s];
-      if (l.draining) return 0.0;
-      return std::max(0.0, cl.mean - c.band) * static_cast<double>(l.capacity);
-    };
-    double max_d = 0;
-    std::vector<int64_t> class_sizes;
-    for (int32_t s32 : cl.servers) {
-      auto s = static_cast<size_t>(s32);
-      class_sizes.insert(class_sizes.end(), per_server[s].begin(), per_server[s].end());
-      if (!f.servers[s].draining) max_d = std::max(max_d, lower(s) - static_cast<double>(f.servers[s].used));
-    }
-    std::vector<int64_t> pre = largest_prefix(std::move(class_sizes), max_d);
-
+    const std::vector<int64_t>& pre = prefix[ci];
     ClassBounds cb;
     cb.name = cl.name;
     double E = 0, D = 0, CE = 0, CD = 0;
@@ -81,21 +123,19 @@ LowerBounds lower_bounds(const Snapshot& snap, const FleetLimits& f, const Const
       auto s = static_cast<size_t>(s32);
       const ServerLimits& l = f.servers[s];
       double e;
-      int64_t k = 0;
+      int64_t k_s = 0;
       if (l.draining) {
-        int64_t sum = 0;
-        for (int64_t w : per_server[s]) sum += w;
-        e = static_cast<double>(sum);
-        k = static_cast<int64_t>(per_server[s].size());
+        e = static_cast<double>(drain_sum[s]);
+        k_s = drain_count[s];
       } else {
         e = std::max(0.0, static_cast<double>(l.used) - upper(s));
         if (e > 0) {
-          std::vector<int64_t> ws = per_server[s];
+          std::vector<int64_t>& ws = own[s];
           std::sort(ws.begin(), ws.end(), std::greater<>());
           int64_t acc = 0;
           for (int64_t w : ws) {
             acc += w;
-            ++k;
+            ++k_s;
             if (static_cast<double>(acc) >= e) break;
           }
           if (static_cast<double>(acc) < e) ++lb.infeasible_servers;
@@ -115,14 +155,14 @@ LowerBounds lower_bounds(const Snapshot& snap, const FleetLimits& f, const Const
       }
       E += e;
       D += d;
-      cb.k_src += k;
+      cb.k_src += k_s;
       cb.k_recv += kd;
-      CE += e + alpha * static_cast<double>(k);
+      CE += e + alpha * static_cast<double>(k_s);
       CD += d + alpha * static_cast<double>(kd);
-      double ts = std::max(e / rate + static_cast<double>(k) * overhead, d / rate + static_cast<double>(kd) * overhead) /
+      double ts = std::max(e / rate + static_cast<double>(k_s) * overhead, d / rate + static_cast<double>(kd) * overhead) /
                   slots;
       t_lb = std::max(t_lb, ts);
-      lb.max_server_moves_lb = std::max({lb.max_server_moves_lb, k, kd});
+      lb.max_server_moves_lb = std::max({lb.max_server_moves_lb, k_s, kd});
     }
     cb.excess_bytes = static_cast<int64_t>(E);
     cb.deficit_bytes = static_cast<int64_t>(D);

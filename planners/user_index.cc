@@ -5,7 +5,7 @@
 
 namespace mailshard::planner {
 
-UserIndex::UserIndex(const Snapshot& snap, int64_t max_move_bytes) {
+UserIndex::UserIndex(const Snapshot& snap, int64_t max_move_bytes) : snap_(snap) {
   const size_t S = snap.servers.size();
   const size_t n = snap.user_count();
   offsets_.assign(S + 1, 0);
@@ -37,21 +37,25 @@ UserIndex::UserIndex(const Snapshot& snap, int64_t max_move_bytes) {
     auto s = static_cast<size_t>(snap.user_server[u]);
     ids_[static_cast<size_t>(fill[s]++)] = static_cast<int32_t>(u);
   }
-  // Sort each group through a small (size, id) buffer: the group fits in
-  // cache, random reads of the snapshot columns would not.
+  sorted_.assign(S, 0);
+}
+
+// Sorts one group through a small (size, id) buffer: the group fits in
+// cache, random reads of the snapshot columns would not.
+void UserIndex::sort_group(int32_t server) const {
+  const auto s = static_cast<size_t>(server);
+  const auto b = static_cast<size_t>(offsets_[s]), e = static_cast<size_t>(offsets_[s + 1]);
   std::vector<std::pair<int64_t, int32_t>> buf;
-  for (size_t s = 0; s < S; ++s) {
-    auto b = static_cast<size_t>(offsets_[s]), e = static_cast<size_t>(offsets_[s + 1]);
-    buf.clear();
-    for (size_t i = b; i < e; ++i) buf.emplace_back(snap.user_size[static_cast<size_t>(ids_[i])], ids_[i]);
-    std::sort(buf.begin(), buf.end(), [](const auto& x, const auto& y) {
-      return x.first != y.first ? x.first > y.first : x.second < y.second;
-    });
-    for (size_t i = b; i < e; ++i) {
-      sizes_[i] = buf[i - b].first;
-      ids_[i] = buf[i - b].second;
-    }
+  buf.reserve(e - b);
+  for (size_t i = b; i < e; ++i) buf.emplace_back(snap_.user_size[static_cast<size_t>(ids_[i])], ids_[i]);
+  std::sort(buf.begin(), buf.end(), [](const auto& x, const auto& y) {
+    return x.first != y.first ? x.first > y.first : x.second < y.second;
+  });
+  for (size_t i = b; i < e; ++i) {
+    sizes_[i] = buf[i - b].first;
+    ids_[i] = buf[i - b].second;
   }
+  sorted_[s] = 1;
 }
 
 }  // namespace mailshard::planner

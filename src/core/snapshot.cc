@@ -8,6 +8,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <string_view>
 
@@ -159,6 +160,53 @@ Status for_each_line(std::string_view data, F&& fn) {
   return {};
 }
 
+// The fast path for users.csv in the canonical column order (what
+// gen_fleet.py and write_snapshot produce): one pass, no field splitting.
+// It accepts only perfectly regular rows; on anything else it returns false
+// and the caller re-reads the file with the general parser, which reports
+// the exact error (or note). 10 M rows: ~1 s instead of ~2.5 s.
+bool parse_digits(const char*& p, const char* end, int64_t& v) {
+  const char* start = p;
+  v = 0;
+  while (p < end && *p >= '0' && *p <= '9' && p - start < 18) v = v * 10 + (*p++ - '0');
+  return p > start && (p == end || *p < '0' || *p > '9');
+}
+
+bool read_users_fast(std::string_view data, Snapshot& snap) {
+  const char* p = data.data();
+  const char* end = p + data.size();
+  const char* nl = static_cast<const char*>(memchr(p, '\n', data.size()));
+  if (!nl) return true;  // header only
+  p = nl + 1;
+  const auto nservers = static_cast<int64_t>(snap.servers.size());
+  int64_t expect = 0;
+  while (p < end) {
+    if (*p == '\n' || *p == '\r') return false;  // blank lines: general path
+    int64_t uid, sid, size;
+    if (!parse_digits(p, end, uid) || uid != expect || p == end || *p++ != ',') return false;
+    if (!parse_digits(p, end, sid) || sid >= nservers || p == end || *p++ != ',') return false;
+    const std::string& cls = snap.servers[static_cast<size_t>(sid)].server_class;
+    if (static_cast<size_t>(end - p) <= cls.size() || memcmp(p, cls.data(), cls.size()) != 0 || p[cls.size()] != ',')
+      return false;
+    p += cls.size() + 1;
+    if (!parse_digits(p, end, size) || p == end || *p++ != ',') return false;
+    double act;
+    auto [q, ec] = std::from_chars(p, end, act);
+    if (ec != std::errc() || !(act >= 0) || std::isinf(act) || q == end || *q != ',') return false;
+    p = q + 1;
+    if (p == end || (*p != '0' && *p != '1')) return false;
+    const bool pinned = *p++ == '1';
+    if (p < end && *p == '\r') ++p;
+    if (p < end && *p++ != '\n') return false;
+    snap.user_server.push_back(static_cast<int32_t>(sid));
+    snap.user_size.push_back(size);
+    snap.user_activity.push_back(act);
+    snap.user_pinned.push_back(pinned ? 1 : 0);
+    ++expect;
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<Snapshot> read_snapshot(const std::string& dir) {
@@ -227,7 +275,15 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
     // Rough row count for reserve: ~36 bytes per row in generated fleets.
     snap.reserve_users(data.size() / 32 + 1);
     const int64_t nservers = static_cast<int64_t>(snap.servers.size());
-    MS_CHECK(for_each_line(data, [&](std::string_view line, size_t ln) -> Status {
+    const bool canonical = idx == std::array<size_t, 6>{0, 1, 2, 3, 4, 5};
+    const bool fast = canonical && read_users_fast(data, snap);
+    if (!fast) {
+      snap.user_server.clear();
+      snap.user_size.clear();
+      snap.user_activity.clear();
+      snap.user_pinned.clear();
+    }
+    if (!fast) MS_CHECK(for_each_line(data, [&](std::string_view line, size_t ln) -> Status {
       std::array<std::string_view, 6> raw;
       if (split_fields(line, raw) != 6) return Error::invalid(fmt::format("{}:{}: expected 6 fields", users_file, ln));
       std::array<std::string_view, 6> fld;

@@ -99,6 +99,26 @@ TEST(Snapshot, ClassMismatchPinsTheUserWithANote) {
   EXPECT_EQ(r->notes[0], "users.csv:2: user 0 is class 'std' but server 2 is 'ssd'; treated as pinned");
 }
 
+// Canonical column order takes the fast path; any other order the general
+// one. Both must read the same fleet.
+TEST(Snapshot, FastAndGeneralReadersAgree) {
+  std::string fast = make_dir("fast"), general = make_dir("general");
+  write(fast, kServers,
+        "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,5,0.125,0\n1,2,ssd,7,3e-2,1\n2,1,std,0,12,0\n");
+  write(general, kServers,
+        "server_id,user_id,class,size_bytes,activity,pinned\n0,0,std,5,0.125,0\n2,1,ssd,7,3e-2,1\n1,2,std,0,12,0\n");
+  auto a = read_snapshot(fast), b = read_snapshot(general);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  EXPECT_EQ(a->user_server, (std::vector<int32_t>{0, 2, 1}));
+  EXPECT_EQ(a->user_server, b->user_server);
+  EXPECT_EQ(a->user_size, b->user_size);
+  EXPECT_EQ(a->user_activity, b->user_activity);
+  EXPECT_EQ(a->user_activity[1], 0.03);
+  EXPECT_EQ(a->user_pinned, b->user_pinned);
+  EXPECT_TRUE(a->notes.empty());
+}
+
 TEST(Snapshot, MissingFolderNamesTheFile) {
   auto r = read_snapshot("/nonexistent/snapshot");
   ASSERT_FALSE(r.ok());
