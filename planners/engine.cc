@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <optional>
 #include <queue>
 
 #include <fmt/format.h>
@@ -86,6 +87,7 @@ class Engine {
     src_margin_.assign(S, 0);
     rcv_margin_.assign(S, 0);
     taken_.assign(snap.user_count(), 0);
+    shed_cache_.resize(S);
   }
 
   Plan run() {
@@ -173,6 +175,9 @@ class Engine {
   std::vector<double> act_need_;
   std::vector<int64_t> src_margin_, rcv_margin_;  // margins after the allowance
   std::vector<uint8_t> taken_;     // per user
+  // The last selection allocate() made for a donor, reused by
+  // select_donors() when it asks the same question (same free users).
+  std::vector<std::optional<std::pair<ShedRequest, Shed>>> shed_cache_;
   std::vector<Item> items_;
   size_t class_first_item_ = 0;  // items_ of the class being planned start here
   std::vector<std::string> reasons_;  // partial reasons found while planning
@@ -305,9 +310,18 @@ void Engine::allocate(const ClassLimits& cl) {
       const int64_t most = used_[ix(s)] - floor_of(s);
       auto sheds_enough = [&](int64_t bytes) {
         ShedRequest req{bytes, std::min(bytes, out_min_[ix(s)]), used_[ix(s)] - L(s).lower, act_need_[ix(s)]};
-        return choose_shed(snap_, index_.users(s), index_.sizes(s), taken_, req).activity >= act_need_[ix(s)];
+        return can_shed(index_.users(s), index_.sizes(s), index_.activities(s), taken_, req);
       };
-      if (out_plan_[ix(s)] >= most || sheds_enough(out_plan_[ix(s)])) continue;
+      if (out_plan_[ix(s)] >= most) continue;
+      {
+        // The share as planned: choose now and keep the choice, selection
+        // will ask the very same question if nothing changes.
+        ShedRequest req{out_plan_[ix(s)], out_min_[ix(s)], used_[ix(s)] - L(s).lower, act_need_[ix(s)]};
+        Shed sh = choose_shed(index_.users(s), index_.sizes(s), index_.activities(s), taken_, req);
+        const bool enough = sh.activity >= act_need_[ix(s)];
+        shed_cache_[ix(s)] = {req, std::move(sh)};
+        if (enough) continue;
+      }
       if (deficit_case) {
         out_min_[ix(s)] = most;
         again = true;
@@ -403,7 +417,10 @@ void Engine::select_donors(const ClassLimits& cl) {
                     act_need_[ix(s)]};
     req.target = std::min(req.target, req.max);
     req.min = std::min(req.min, req.target);
-    Shed sh = choose_shed(snap_, users, index_.sizes(s), taken_, req);
+    auto& cached = shed_cache_[ix(s)];
+    Shed sh = cached && cached->first == req ? std::move(cached->second)
+                                              : choose_shed(users, index_.sizes(s), index_.activities(s), taken_, req);
+    cached.reset();
     for (int32_t u : sh.users) take(u, s);
   }
 }
@@ -589,7 +606,7 @@ void Engine::push_out(const ClassLimits& cl) {
     } else if (used_[ix(s)] > L(s).upper) {
       ShedRequest req{used_[ix(s)] - (L(s).upper - src_margin_[ix(s)]), used_[ix(s)] - L(s).upper,
                       std::max<int64_t>(0, used_[ix(s)] - L(s).lower), 0};
-      out = choose_shed(snap_, index_.users(s), index_.sizes(s), taken_, req).users;
+      out = choose_shed(index_.users(s), index_.sizes(s), index_.activities(s), taken_, req).users;
     }
     for (int32_t u : out) {
       const int64_t w = size_of(u);
@@ -786,7 +803,7 @@ Plan Engine::finish() {
     reasons_.push_back(fmt::format("the snapshot has {} problem{} (see the warnings); the users concerned stay where they are",
                                    snap_.notes.size(), snap_.notes.size() == 1 ? "" : "s"));
   plan.partial_reasons = reasons_;
-  plan.bounds = lower_bounds(snap_, lim_, c_);
+  plan.bounds = lower_bounds(snap_, lim_, index_, c_);
   fill_outcome(plan, snap_, lim_, index_, c_);
   return plan;
 }

@@ -14,7 +14,7 @@ int64_t ceil_loose(double x) { return static_cast<int64_t>(std::ceil(x - 1e-9));
 
 }  // namespace
 
-LowerBounds lower_bounds(const Snapshot& snap, const FleetLimits& f, const Constraints& c) {
+LowerBounds lower_bounds(const Snapshot& snap, const FleetLimits& f, const UserIndex& index, const Constraints& c) {
   const size_t S = snap.servers.size();
   const int64_t max_move = c.max_move_bytes;
   LowerBounds lb;
@@ -34,18 +34,16 @@ LowerBounds lower_bounds(const Snapshot& snap, const FleetLimits& f, const Const
   };
 
   // One pass over the users collects what the bounds need: the movable bytes
-  // and count of draining servers, the own sizes of servers above their
-  // upper limit (for k_s), and each class's largest sizes (for k'_s).
-  std::vector<uint8_t> over(S, 0);
+  // and count of draining servers and each class's largest sizes (for k'_s).
+  // The own sizes of a server above its upper limit (for k_s) come sorted
+  // from the index.
   std::vector<double> max_d(f.classes.size(), 0.0);
   for (size_t s = 0; s < S; ++s) {
     const ServerLimits& l = f.servers[s];
     if (l.draining) continue;
-    over[s] = static_cast<double>(l.used) - upper(s) > 0;
     max_d[static_cast<size_t>(l.cls)] = std::max(max_d[static_cast<size_t>(l.cls)], lower(s) - static_cast<double>(l.used));
   }
   std::vector<int64_t> drain_sum(S, 0), drain_count(S, 0), class_movable(f.classes.size(), 0);
-  std::vector<std::vector<int64_t>> own(S);
   // The k largest sizes of each class (a min-heap each), k doubling until
   // the largest deficit is covered.
   size_t k = 1024;
@@ -62,7 +60,6 @@ LowerBounds lower_bounds(const Snapshot& snap, const FleetLimits& f, const Const
       drain_sum[s] += w;
       ++drain_count[s];
     }
-    if (over[s]) own[s].push_back(w);
     auto ci = static_cast<size_t>(f.servers[s].cls);
     ++class_movable[ci];
     auto& h = top[ci];
@@ -130,10 +127,8 @@ LowerBounds lower_bounds(const Snapshot& snap, const FleetLimits& f, const Const
       } else {
         e = std::max(0.0, static_cast<double>(l.used) - upper(s));
         if (e > 0) {
-          std::vector<int64_t>& ws = own[s];
-          std::sort(ws.begin(), ws.end(), std::greater<>());
           int64_t acc = 0;
-          for (int64_t w : ws) {
+          for (int64_t w : index.sizes(s32)) {
             acc += w;
             ++k_s;
             if (static_cast<double>(acc) >= e) break;

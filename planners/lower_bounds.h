@@ -21,9 +21,13 @@
 #include "core/plan.h"
 #include "core/snapshot.h"
 #include "planners/capacity.h"
+#include "planners/user_index.h"
 
 namespace mailshard::planner {
 
-LowerBounds lower_bounds(const Snapshot& snapshot, const FleetLimits& limits, const Constraints& c);
+// `index` must have been built with c.max_move_bytes: its groups are the
+// movable users of non-draining servers in metrics.py's sense.
+LowerBounds lower_bounds(const Snapshot& snapshot, const FleetLimits& limits, const UserIndex& index,
+                         const Constraints& c);
 
 }  // namespace mailshard::planner

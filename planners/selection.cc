@@ -11,7 +11,7 @@ namespace {
 // repeated greedy passes of the lambda search stay in cache.
 class Selector {
  public:
-  Selector(const Snapshot& snap, std::span<const int32_t> users, std::span<const int64_t> sizes,
+  Selector(std::span<const int32_t> users, std::span<const int64_t> sizes, std::span<const double> acts,
            const std::vector<uint8_t>& taken, const ShedRequest& req)
       : req_(req) {
     double bytes = 0, act = 0;
@@ -19,7 +19,7 @@ class Selector {
       if (taken[static_cast<size_t>(users[i])]) continue;
       ids_.push_back(users[i]);
       size_.push_back(sizes[i]);
-      act_.push_back(snap.user_activity[static_cast<size_t>(users[i])]);
+      act_.push_back(acts[i]);
       bytes += static_cast<double>(sizes[i]);
       act += act_.back();
     }
@@ -99,7 +99,7 @@ class Selector {
   size_t order_at(size_t j) {
     if (j >= sorted_) {
       auto better = [](const Entry& a, const Entry& b) { return a.key != b.key ? a.key > b.key : a.index < b.index; };
-      size_t upto = std::min(order_.size(), std::max<size_t>(j + 1, sorted_ == 0 ? 512 : sorted_ * 2));
+      size_t upto = std::min(order_.size(), std::max<size_t>(j + 1, sorted_ == 0 ? 128 : sorted_ * 2));
       auto first = order_.begin() + static_cast<ptrdiff_t>(sorted_), mid = order_.begin() + static_cast<ptrdiff_t>(upto);
       std::nth_element(first, mid - 1, order_.end(), better);
       std::sort(first, mid, better);
@@ -121,29 +121,42 @@ class Selector {
 
 }  // namespace
 
-Shed choose_shed(const Snapshot& snap, std::span<const int32_t> users, std::span<const int64_t> sizes,
+bool can_shed(std::span<const int32_t> users, std::span<const int64_t> sizes, std::span<const double> acts,
+              const std::vector<uint8_t>& taken, const ShedRequest& req) {
+  Selector sel(users, sizes, acts, taken, req);
+  if (req.activity <= 0 || sel.greedy(0).activity >= req.activity) return true;
+  return sel.kappa() > 0 && sel.greedy(kMaxLambda).activity >= req.activity;
+}
+
+Shed choose_shed(std::span<const int32_t> users, std::span<const int64_t> sizes, std::span<const double> acts,
                  const std::vector<uint8_t>& taken, const ShedRequest& req) {
-  Selector sel(snap, users, sizes, taken, req);
+  Selector sel(users, sizes, acts, taken, req);
   Shed best = sel.greedy(0);
   if (req.activity <= 0 || best.activity >= req.activity || sel.kappa() == 0) return best;
   Shed hi = sel.greedy(kMaxLambda);
   if (hi.activity < req.activity) return hi.activity > best.activity ? hi : best;
-  Shed low = sel.greedy(kMinLambda);
-  if (low.activity >= req.activity) return low;
-  // Bisection on log(lambda) between kMinLambda and kMaxLambda: the useful
-  // weights span orders of magnitude (2 on the benchmark fleets, 30 when one
-  // mailbox is 30x the others); 8 halvings of 16 octaves resolve lambda to
-  // 4 %, finer than the moves it could save.
-  best = std::move(hi);
+  // Search log(lambda) between kMinLambda and kMaxLambda: the useful weights
+  // span orders of magnitude (2 on the benchmark fleets, 30 when one mailbox
+  // is 30x the others). The shed activity grows smoothly with log(lambda),
+  // so each step interpolates (regula falsi, kept at least 10 % inside the
+  // bracket so it always shrinks), until lambda is known to 1/8 octave (9 %):
+  // finer than the moves it could save, usually in 3 or 4 passes.
   double lo = std::log2(kMinLambda), up = std::log2(kMaxLambda);
-  for (int i = 0; i < 8; ++i) {
-    double mid = (lo + up) / 2;
-    Shed s = sel.greedy(std::exp2(mid));
+  // The pass at lambda = 0 stands for kMinLambda: at 1/64 activity only
+  // breaks ties between sizes.
+  double a_lo = best.activity, a_up = hi.activity;
+  best = std::move(hi);
+  for (int i = 0; i < 8 && up - lo > 0.125; ++i) {
+    double t = lo + (req.activity - a_lo) / (a_up - a_lo) * (up - lo);
+    t = std::clamp(t, lo + 0.1 * (up - lo), up - 0.1 * (up - lo));
+    Shed s = sel.greedy(std::exp2(t));
     if (s.activity >= req.activity) {
-      up = mid;
+      up = t;
+      a_up = s.activity;
       best = std::move(s);
     } else {
-      lo = mid;
+      lo = t;
+      a_lo = s.activity;
     }
   }
   return best;

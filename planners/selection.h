@@ -8,7 +8,7 @@
 // taken greedily, best score first, while they fit the byte target and the
 // activity is short; the remaining bytes then go largest first. lambda = 0 is
 // "largest first" (fewest moves); the smallest lambda that sheds the activity
-// the donor must lose is found by bisection. This is the Lagrangian
+// the donor must lose is found by a bracketed search. This is the Lagrangian
 // relaxation of "fewest users such that bytes ~= B and activity >= R".
 //
 // Thread-safety: pure functions.
@@ -18,7 +18,6 @@
 #include <span>
 #include <vector>
 
-#include "core/snapshot.h"
 
 namespace mailshard::planner {
 
@@ -27,6 +26,7 @@ struct ShedRequest {
   int64_t min = 0;        // at least this many (the band needs it); <= target
   int64_t max = 0;        // never more (the donor must stay above its floor); >= target
   double activity = 0;    // activity to shed at least; 0 = bytes only
+  bool operator==(const ShedRequest&) const = default;
 };
 
 struct Shed {
@@ -36,11 +36,16 @@ struct Shed {
   double lambda = 0;      // the weight that was needed (0 = largest first)
 };
 
-// Chooses users among `users` (largest first, with their `sizes`) that are not
-// yet `taken`. Meets min whenever the donor's free users allow it; meets the
+// Chooses users among `users` (largest first, with their `sizes` and
+// `activities`) that are not yet `taken`. Meets min whenever the donor's free users allow it; meets the
 // activity when some lambda <= kMaxLambda does (check Shed::activity).
-Shed choose_shed(const Snapshot& snapshot, std::span<const int32_t> users, std::span<const int64_t> sizes,
+Shed choose_shed(std::span<const int32_t> users, std::span<const int64_t> sizes, std::span<const double> activities,
                  const std::vector<uint8_t>& taken, const ShedRequest& request);
+
+// Whether some lambda <= kMaxLambda sheds req.activity: two greedy passes
+// instead of choose_shed's search.
+bool can_shed(std::span<const int32_t> users, std::span<const int64_t> sizes, std::span<const double> activities,
+              const std::vector<uint8_t>& taken, const ShedRequest& request);
 
 // The weights searched. At 1/64 activity barely breaks ties between sizes; at
 // 1024 it outranks any size difference in a mail fleet (a 100 GiB mailbox

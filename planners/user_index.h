@@ -2,8 +2,8 @@
 // largest first (ties: lower user id first, so the order is deterministic).
 // "Movable" = not pinned and not larger than Constraints::max_move_bytes.
 //
-// Columnar (one id array + one size array, CSR offsets) so 10 M users cost
-// 12 bytes each and no per-user heap object exists. A group is sorted the
+// Columnar (id, size and activity arrays, CSR offsets) so 10 M users cost
+// 20 bytes each and no per-user heap object exists. A group is sorted the
 // first time it is read: most servers are never looked into.
 // Thread-safety: not thread-safe (reads sort lazily); the planner is single-threaded.
 #pragma once
@@ -29,6 +29,11 @@ class UserIndex {
     ensure_sorted(server);
     return {sizes_.data() + begin(server), count(server)};
   }
+  // Their activities (same order).
+  std::span<const double> activities(int32_t server) const {
+    ensure_sorted(server);
+    return {acts_.data() + begin(server), count(server)};
+  }
   int64_t movable_bytes(int32_t server) const { return movable_bytes_[static_cast<size_t>(server)]; }
   // Users that may not move (pinned or too large) and their bytes.
   int64_t fixed_count(int32_t server) const { return fixed_count_[static_cast<size_t>(server)]; }
@@ -50,6 +55,7 @@ class UserIndex {
   std::vector<int64_t> offsets_;  // servers + 1
   mutable std::vector<int32_t> ids_;
   mutable std::vector<int64_t> sizes_;
+  mutable std::vector<double> acts_;
   mutable std::vector<uint8_t> sorted_;
   std::vector<int64_t> movable_bytes_, fixed_count_, fixed_bytes_, pinned_count_;
 };

@@ -119,6 +119,20 @@ TEST(Snapshot, FastAndGeneralReadersAgree) {
   EXPECT_TRUE(a->notes.empty());
 }
 
+// The fast reader's activity parse must give the very double from_chars
+// (and Python's float()) gives, for every form gen_fleet.py writes.
+TEST(Snapshot, FastActivityParseIsExact) {
+  std::string users = "user_id,server_id,class,size_bytes,activity,pinned\n";
+  const std::vector<std::string> acts = {"0.0000", "0.1000", "2.7183", "123.4567", "0.0009", "99999999999.9999",
+                                         "5", "1e-3", "7.25e2", "0.30000000000000004"};
+  for (size_t i = 0; i < acts.size(); ++i) users += std::to_string(i) + ",0,std,1," + acts[i] + ",0\n";
+  std::string dir = make_dir("acts");
+  write(dir, kServers, users);
+  auto r = read_snapshot(dir);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  for (size_t i = 0; i < acts.size(); ++i) EXPECT_EQ(r->user_activity[i], std::strtod(acts[i].c_str(), nullptr)) << acts[i];
+}
+
 TEST(Snapshot, MissingFolderNamesTheFile) {
   auto r = read_snapshot("/nonexistent/snapshot");
   ASSERT_FALSE(r.ok());

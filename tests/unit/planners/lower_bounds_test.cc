@@ -36,7 +36,8 @@ LowerBounds bounds(const Snapshot& snap, const Constraints& c) {
   for (const auto& s : snap.servers) draining.push_back(s.draining);
   auto used = used_bytes(snap);
   auto load = server_load(snap);
-  return lower_bounds(snap, compute_limits(snap, draining, used, load, c), c);
+  UserIndex index(snap, c.max_move_bytes);
+  return lower_bounds(snap, compute_limits(snap, draining, used, load, c), index, c);
 }
 
 TEST(LowerBounds, AsMetricsDefinesThem) {
