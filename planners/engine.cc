@@ -804,7 +804,7 @@ Plan Engine::finish() {
                                    snap_.notes.size(), snap_.notes.size() == 1 ? "" : "s"));
   plan.partial_reasons = reasons_;
   plan.bounds = lower_bounds(snap_, lim_, index_, c_);
-  fill_outcome(plan, snap_, lim_, index_, c_);
+  fill_outcome(plan, snap_, lim_, index_, c_, sched.night_makespan_s);
   return plan;
 }
 

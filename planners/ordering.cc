@@ -17,8 +17,11 @@ using Event = std::pair<double, size_t>;  // (end time, move index), earliest fi
 using EventQueue = std::priority_queue<Event, std::vector<Event>, std::greater<>>;
 
 // Execution order of one night's moves (see the header).
-std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const ExecutionModel& model, size_t S) {
+// Also sets `makespan` to the simulated end of the night's last move.
+std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const ExecutionModel& model, size_t S,
+                                     double& makespan) {
   const size_t K = moves.size();
+  makespan = K == 1 ? move_seconds(moves[0].bytes, model) : 0.0;
   if (K < 2) return moves;
   std::vector<double> dur(K);
   std::vector<double> work(S, 0.0);
@@ -38,8 +41,11 @@ std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const Execu
   std::vector<size_t> out;
   out.reserve(K);
   EventQueue running;
-  constexpr size_t kScanLimit = 512;  // pending moves a server looks at per try
+  // Pending moves a server looks at per try. A move blocked by a busy partner
+  // is started by that partner when it frees a slot, so a short look suffices.
+  constexpr size_t kScanLimit = 64;
   double now = 0;
+  double last_end = 0;
 
   // Server s fills its free slots with its longest pending moves whose other
   // end has a free slot too.
@@ -60,6 +66,7 @@ std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const Execu
       work[b] -= dur[m];
       out.push_back(m);
       running.emplace(now + dur[m], m);
+      last_end = std::max(last_end, now + dur[m]);
     }
   };
   // The servers with the most remaining work choose first.
@@ -95,6 +102,7 @@ std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const Execu
     }
     std::sort(touched.begin(), touched.end());
   }
+  makespan = last_end;
   // Anything the loop could not start (slots < 1) keeps its given order.
   for (size_t i = 0; i < K; ++i)
     if (!started[i]) out.push_back(i);
@@ -105,59 +113,6 @@ std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const Execu
 }
 
 }  // namespace
-
-double list_schedule_makespan(std::span<const PlannedMove> moves, const ExecutionModel& model, size_t S) {
-  const size_t K = moves.size();
-  if (K == 0) return 0;
-  constexpr size_t kScanLimit = 256;  // as metrics.py
-  std::vector<double> dur(K);
-  std::vector<std::vector<size_t>> touch(S);
-  for (size_t i = 0; i < K; ++i) {
-    dur[i] = move_seconds(moves[i].bytes, model);
-    touch[static_cast<size_t>(moves[i].from)].push_back(i);
-    touch[static_cast<size_t>(moves[i].to)].push_back(i);
-  }
-  std::vector<size_t> head(S, 0);
-  std::vector<int> free_slots(S, model.slots_per_server);
-  std::vector<uint8_t> started(K, 0);
-  EventQueue ev;
-  double now = 0;
-  auto try_start = [&](size_t s) {
-    const auto& lst = touch[s];
-    size_t h = head[s];
-    while (h < lst.size() && started[lst[h]]) ++h;
-    head[s] = h;
-    size_t scanned = 0;
-    for (size_t i = h; i < lst.size() && free_slots[s] > 0 && scanned < kScanLimit; ++i) {
-      size_t m = lst[i];
-      if (started[m]) continue;
-      ++scanned;
-      auto a = static_cast<size_t>(moves[m].from), b = static_cast<size_t>(moves[m].to);
-      if (free_slots[a] > 0 && free_slots[b] > 0) {
-        started[m] = 1;
-        --free_slots[a];
-        --free_slots[b];
-        ev.emplace(now + dur[m], m);
-      }
-    }
-  };
-  for (size_t s = 0; s < S; ++s) try_start(s);
-  size_t done = 0;
-  while (!ev.empty()) {
-    auto [t, m] = ev.top();
-    ev.pop();
-    now = t;
-    ++done;
-    auto a = static_cast<size_t>(moves[m].from), b = static_cast<size_t>(moves[m].to);
-    ++free_slots[a];
-    ++free_slots[b];
-    try_start(a);
-    try_start(b);
-    if (ev.empty() && done < K)
-      for (size_t s = 0; s < S; ++s) try_start(s);
-  }
-  return now;
-}
 
 Schedule schedule_moves(std::vector<PlannedMove> moves, const std::vector<int>& rank, const Constraints& c, size_t S) {
   const size_t K = moves.size();
@@ -227,8 +182,10 @@ Schedule schedule_moves(std::vector<PlannedMove> moves, const std::vector<int>& 
     moves[i].night = night_of[i];
     by_night[static_cast<size_t>(night_of[i])].push_back(std::move(moves[i]));
   }
-  for (auto& n : by_night) {
-    auto ordered = order_night(std::move(n), model, S);
+  for (size_t night = 1; night < by_night.size(); ++night) {
+    double makespan = 0;
+    auto ordered = order_night(std::move(by_night[night]), model, S, makespan);
+    out.night_makespan_s.push_back(makespan);
     for (auto& m : ordered) out.moves.push_back(std::move(m));
   }
   return out;

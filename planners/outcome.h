@@ -17,8 +17,9 @@ namespace mailshard::planner {
 
 // Fills plan.servers, plan.classes and plan.estimate from plan.moves, and
 // appends to plan.warnings / plan.partial_reasons (setting plan.partial).
+// `night_makespan_s` is the scheduler's estimate per night (ordering.h).
 void fill_outcome(Plan& plan, const Snapshot& snapshot, const FleetLimits& limits, const UserIndex& index,
-                  const Constraints& c);
+                  const Constraints& c, const std::vector<double>& night_makespan_s);
 
 // "12.3 %" for a fraction.
 std::string percent(double fraction);

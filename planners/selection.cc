@@ -123,9 +123,11 @@ class Selector {
 
 bool can_shed(std::span<const int32_t> users, std::span<const int64_t> sizes, std::span<const double> acts,
               const std::vector<uint8_t>& taken, const ShedRequest& req) {
+  // Activity first sheds at least as much activity as largest first: one
+  // pass at the largest weight answers.
   Selector sel(users, sizes, acts, taken, req);
-  if (req.activity <= 0 || sel.greedy(0).activity >= req.activity) return true;
-  return sel.kappa() > 0 && sel.greedy(kMaxLambda).activity >= req.activity;
+  if (req.activity <= 0) return true;
+  return sel.greedy(sel.kappa() > 0 ? kMaxLambda : 0).activity >= req.activity;
 }
 
 Shed choose_shed(std::span<const int32_t> users, std::span<const int64_t> sizes, std::span<const double> acts,
@@ -133,33 +135,49 @@ Shed choose_shed(std::span<const int32_t> users, std::span<const int64_t> sizes,
   Selector sel(users, sizes, acts, taken, req);
   Shed best = sel.greedy(0);
   if (req.activity <= 0 || best.activity >= req.activity || sel.kappa() == 0) return best;
-  Shed hi = sel.greedy(kMaxLambda);
-  if (hi.activity < req.activity) return hi.activity > best.activity ? hi : best;
-  // Search log(lambda) between kMinLambda and kMaxLambda: the useful weights
-  // span orders of magnitude (2 on the benchmark fleets, 30 when one mailbox
-  // is 30x the others). The shed activity grows smoothly with log(lambda),
-  // so each step interpolates (regula falsi, kept at least 10 % inside the
-  // bracket so it always shrinks), until lambda is known to 1/8 octave (9 %):
-  // finer than the moves it could save, usually in 3 or 4 passes.
-  double lo = std::log2(kMinLambda), up = std::log2(kMaxLambda);
-  // The pass at lambda = 0 stands for kMinLambda: at 1/64 activity only
-  // breaks ties between sizes.
-  double a_lo = best.activity, a_up = hi.activity;
-  best = std::move(hi);
-  for (int i = 0; i < 8 && up - lo > 0.125; ++i) {
-    double t = lo + (req.activity - a_lo) / (a_up - a_lo) * (up - lo);
-    t = std::clamp(t, lo + 0.1 * (up - lo), up - 0.1 * (up - lo));
+  // Search log2(lambda). The useful weights span orders of magnitude (~2 on
+  // the benchmark fleets, 30 when one mailbox is 30x the others): walk a
+  // ladder of factor 4 from lambda = 1 to the first rung on the other side,
+  // then halve that bracket twice (lambda known to a factor 1.4, finer than
+  // the moves it could save). Typically five passes.
+  const double t_min = std::log2(kMinLambda), t_max = std::log2(kMaxLambda);
+  auto try_at = [&](double t, Shed& out) {
     Shed s = sel.greedy(std::exp2(t));
-    if (s.activity >= req.activity) {
-      up = t;
-      a_up = s.activity;
-      best = std::move(s);
-    } else {
-      lo = t;
-      a_lo = s.activity;
+    if (s.activity < req.activity) return false;
+    out = std::move(s);
+    return true;
+  };
+  Shed found;
+  double t_ok, t_fail;
+  if (try_at(0, found)) {
+    t_ok = 0;
+    t_fail = t_ok - 2;
+    while (t_fail >= t_min && try_at(t_fail, found)) {
+      t_ok = t_fail;
+      t_fail -= 2;
+    }
+    if (t_fail < t_min) return found;  // even the smallest weight is enough
+  } else {
+    t_fail = 0;
+    t_ok = 2;
+    while (t_ok <= t_max && !try_at(t_ok, found)) {
+      t_fail = t_ok;
+      t_ok += 2;
+    }
+    if (t_ok > t_max) {  // no weight sheds enough: the most active choice
+      Shed hi = sel.greedy(kMaxLambda);
+      return hi.activity > best.activity ? hi : best;
     }
   }
-  return best;
+  for (int i = 0; i < 2; ++i) {
+    double mid = (t_ok + t_fail) / 2;
+    if (try_at(mid, found))
+      t_ok = mid;
+    else
+      t_fail = mid;
+  }
+  return found;  // try_at keeps only successes: this is the pass at t_ok
+
 }
 
 }  // namespace mailshard::planner

@@ -8,7 +8,7 @@
 // taken greedily, best score first, while they fit the byte target and the
 // activity is short; the remaining bytes then go largest first. lambda = 0 is
 // "largest first" (fewest moves); the smallest lambda that sheds the activity
-// the donor must lose is found by a bracketed search. This is the Lagrangian
+// the donor must lose is found by bisection on log(lambda). This is the Lagrangian
 // relaxation of "fewest users such that bytes ~= B and activity >= R".
 //
 // Thread-safety: pure functions.
