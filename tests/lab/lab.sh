@@ -1,0 +1,626 @@
+#!/bin/bash
+# lab.sh — the real mail lab for mailshard's integration tests, on 127.0.0.1.
+#
+# slapd + three Dovecot stores (Maildir, IMAP, LMTP, doveadm HTTP/TCP) + nginx mail
+# proxy with our auth_http responder + prometheus-node-exporter, all started from
+# Debian's binaries with configs generated under one directory. Nothing here uses
+# the system daemons, /etc/dovecot, /etc/ldap/slapd.d or /var/lib/*.
+# See tests/lab/README.md for ports, credentials and the gotchas behind the settings.
+set -euo pipefail
+
+LAB_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+PY=/usr/bin/python3                       # not `python3`: the PATH one is a slow shim here
+STORES=(store1 store2 store3)
+DAEMONS=(slapd store1 store2 store3 auth_http nginx node_exporter)
+PORT_WAIT_S=20                            # bounded wait for each daemon's port
+TERM_WAIT_S=15                            # Dovecot's master lingers after SIGTERM (gotcha 2)
+KILL_WAIT_S=5
+MARKER=.mailshard-lab                     # marks a directory lab.sh may clean
+
+usage() {
+  cat <<'EOF'
+usage: lab.sh COMMAND DIR [options]
+
+  start DIR      build a fresh lab under DIR and start every daemon (ports from
+                 $LAB_PORT_BASE, default 10000); writes DIR/lab.env, DIR/mailshard.toml
+  stop DIR       stop the daemons recorded in DIR/pids (idempotent)
+  restart DIR    stop, then start
+  status DIR     list each daemon and whether it runs; exit 0 only if all run
+  env DIR        print DIR/lab.env
+  populate DIR --users N [--first K] [--stores store1,store2,store3] [--domain example.org]
+                 add users userNNNNN (password "secret"), mailHost round-robin over --stores
+
+Environment: LAB_PORT_BASE (start), LAB_SLAPD_DEBUG (slapd -d level, default "stats";
+set 0 to keep slapd.out quiet).
+EOF
+}
+
+die() { echo "lab.sh: $*" >&2; exit 1; }
+
+# --- small helpers (no forks in the polling paths: forks are slow on this VM) -------------
+
+# DIR must be absolute-able and free of characters that would need quoting in the
+# generated dovecot/nginx/slapd configs.
+lab_dir() {
+  [[ -n ${1:-} ]] || die "missing DIR argument (try: lab.sh --help)"
+  local d=$1
+  [[ $d == /* ]] || d=$PWD/$d
+  d=${d%/}
+  [[ $d =~ ^/[A-Za-z0-9._/+-]+$ ]] || die "lab directory '$d' may contain only letters, digits and ._/+-"
+  DIR=$d
+}
+
+# alive PID: the process exists and is not a zombie (killed daemons linger as <defunct>
+# under PID 1 in this VM, gotcha 3).
+alive() {
+  local s
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+  s=${s##*) }
+  [[ ${s:0:1} != [ZX] ]]
+}
+
+# port_open PORT: something accepts connections on 127.0.0.1:PORT.
+port_open() {
+  local fd
+  { exec {fd}<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null || return 1
+  exec {fd}>&-
+  return 0
+}
+
+pid_of() { # NAME -> PID in $REPLY, or fails
+  REPLY=
+  [[ -r $DIR/pids/$1.pid ]] || return 1
+  read -r REPLY <"$DIR/pids/$1.pid" || true
+  [[ $REPLY =~ ^[0-9]+$ ]]
+}
+
+# owned_session PID: PID still is the session leader we started for this lab (guards
+# against a recycled pid in a stale pid file).
+owned_session() {
+  local s cmd
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+  s=${s##*) }
+  read -r _ _ _ s _ <<<"$s"
+  [[ $s == "$1" ]] || return 1
+  local -a argv
+  { mapfile -d '' argv <"/proc/$1/cmdline"; } 2>/dev/null || return 1
+  cmd=" ${argv[*]} "
+  [[ $cmd == *"$DIR/"* || $cmd == *" $DIR "* ]]
+}
+
+# live_in_sessions SID...: sets LIVE to the non-zombie pids whose session is one of SID.
+live_in_sessions() {
+  local f s st sid want
+  LIVE=()
+  for f in /proc/[0-9]*/stat; do
+    { read -r s <"$f"; } 2>/dev/null || continue
+    s=${s##*) }
+    read -r st _ _ sid _ <<<"$s"
+    [[ $st == [ZX] ]] && continue
+    for want in "$@"; do
+      if [[ $sid == "$want" ]]; then
+        f=${f#/proc/}; LIVE+=("${f%/stat}"); break
+      fi
+    done
+  done
+}
+
+log_tail() { # NAME: show what the daemon said before dying
+  local f
+  for f in "$DIR/logs/$1".*; do
+    [[ -s $f ]] || continue
+    echo "--- last lines of $f:" >&2
+    tail -n 15 "$f" >&2
+  done
+}
+
+# --- stop -------------------------------------------------------------------------------------
+
+do_stop() {
+  local name sid sids=() names=() deadline
+  [[ -d $DIR/pids ]] || return 0
+  for name in "${DAEMONS[@]}"; do
+    pid_of "$name" || { rm -f "$DIR/pids/$name.pid"; continue; }
+    # A dead leader whose session still has members (orphaned children) counts too:
+    # Linux does not reuse a pid while it names a live session.
+    if alive "$REPLY"; then
+      owned_session "$REPLY" || { echo "lab.sh: $name: pid $REPLY is not ours any more, skipping" >&2
+                                  rm -f "$DIR/pids/$name.pid"; continue; }
+      kill -TERM "$REPLY" 2>/dev/null || true
+    fi
+    sids+=("$REPLY"); names+=("$name")
+  done
+  ((${#sids[@]})) || return 0
+
+  deadline=$((SECONDS + TERM_WAIT_S))
+  live_in_sessions "${sids[@]}"
+  while ((${#LIVE[@]})) && ((SECONDS < deadline)); do
+    sleep 0.05
+    live_in_sessions "${sids[@]}"
+  done
+  if ((${#LIVE[@]})); then
+    echo "lab.sh: still running after ${TERM_WAIT_S}s, sending SIGKILL: ${LIVE[*]}" >&2
+    for sid in "${sids[@]}"; do kill -KILL -- "-$sid" 2>/dev/null || true; done
+    kill -KILL "${LIVE[@]}" 2>/dev/null || true
+    deadline=$((SECONDS + KILL_WAIT_S))
+    live_in_sessions "${sids[@]}"
+    while ((${#LIVE[@]})) && ((SECONDS < deadline)); do
+      sleep 0.05
+      live_in_sessions "${sids[@]}"
+    done
+    ((${#LIVE[@]} == 0)) || die "could not stop processes ${LIVE[*]} of lab $DIR"
+  fi
+  for name in "${names[@]}"; do rm -f "$DIR/pids/$name.pid"; done
+}
+
+# --- start ------------------------------------------------------------------------------------
+
+# spawn NAME CMD...: run CMD in the foreground of its own session, logs in DIR/logs/NAME.out.
+# bash's background child is not a process-group leader, so setsid execs in place and $!
+# is the daemon's own pid.
+spawn() {
+  local name=$1; shift
+  setsid "$@" </dev/null >>"$DIR/logs/$name.out" 2>&1 &
+  echo "$!" >"$DIR/pids/$name.pid"
+}
+
+wait_port() { # NAME PORT
+  local name=$1 port=$2 pid deadline=$((SECONDS + PORT_WAIT_S))
+  pid_of "$name" || die "$name: no pid file"
+  pid=$REPLY
+  until port_open "$port"; do
+    if ! alive "$pid"; then
+      log_tail "$name"
+      die "$name exited during start (port $port never opened); logs in $DIR/logs/"
+    fi
+    if ((SECONDS >= deadline)); then
+      log_tail "$name"
+      die "$name did not open port 127.0.0.1:$port within ${PORT_WAIT_S}s; logs in $DIR/logs/"
+    fi
+    sleep 0.05
+  done
+}
+
+set_ports() {
+  BASE=${LAB_PORT_BASE:-10000}
+  if ! [[ $BASE =~ ^[0-9]+$ ]] || ((BASE < 1024 || BASE > 62000)); then
+    die "LAB_PORT_BASE='$BASE' must be an integer in 1024..62000"
+  fi
+  LDAP_PORT=$((BASE + 389)); NGINX_PORT=$((BASE + 143))
+  AUTH_PORT=$((BASE + 80)); NODE_PORT=$((BASE + 100))
+}
+store_port() { # STORE-NAME OFFSET -> REPLY
+  local n=${1#store}
+  REPLY=$((BASE + n * 1000 + $2))
+}
+
+write_slapd_conf() {
+  mkdir -p "$DIR/ldap/db"
+  cp "$LAB_SCRIPTS/mlab.schema" "$DIR/ldap/mlab.schema"
+  cat >"$DIR/ldap/slapd.conf" <<EOF
+# generated by lab.sh — slapd for the mailshard lab in $DIR
+include     /etc/ldap/schema/core.schema
+include     /etc/ldap/schema/cosine.schema
+include     /etc/ldap/schema/inetorgperson.schema
+include     /etc/ldap/schema/nis.schema
+include     /etc/ldap/schema/misc.schema
+include     $DIR/ldap/mlab.schema
+pidfile     $DIR/ldap/slapd.pid
+argsfile    $DIR/ldap/slapd.args
+modulepath  /usr/lib/ldap
+moduleload  back_mdb
+# Plain searches stop at 500 entries; the paged-results control lifts it.
+sizelimit   size.soft=500 size.hard=500 size.prtotal=unlimited
+
+database    mdb
+suffix      "dc=example,dc=org"
+rootdn      "cn=admin,dc=example,dc=org"
+rootpw      adminsecret
+directory   $DIR/ldap/db
+maxsize     1073741824
+# No fsync per write: 10k adds take ~5 s instead of ~54 s (gotcha 5). Lab only.
+dbnosync
+index       objectClass eq
+index       uid,mail,mailHost,mailAccountStatus eq
+# limits is per database: placed above "database mdb" it is silently ignored (gotcha 4).
+# Dovecot's user iteration binds as the reader and does not page.
+limits      dn.exact="cn=reader,dc=example,dc=org" size=unlimited time=unlimited
+access to attrs=userPassword
+    by dn.exact="cn=reader,dc=example,dc=org" read
+    by anonymous auth
+    by * none
+access to *
+    by * read
+EOF
+  chmod 600 "$DIR/ldap/slapd.conf"
+}
+
+write_dovecot_conf() { # STORE
+  local s=$1 d=$DIR/$1 imap lmtp http tcp
+  store_port "$s" 143; imap=$REPLY
+  store_port "$s" 24; lmtp=$REPLY
+  store_port "$s" 80; http=$REPLY
+  store_port "$s" 425; tcp=$REPLY
+  mkdir -p "$d/run" "$d/state" "$d/mail"
+  chown "$MAIL_UID:$MAIL_GID" "$d/mail"
+  chmod 755 "$d/mail"
+  cat >"$d/dovecot-ldap.conf.ext" <<EOF
+# generated by lab.sh — LDAP passdb/userdb of $s
+uris = $LDAP_URI
+dn = cn=reader,dc=example,dc=org
+dnpass = readersecret
+ldap_version = 3
+base = ou=people,dc=example,dc=org
+scope = onelevel
+auth_bind = no
+default_pass_scheme = SSHA
+pass_filter = (&(objectClass=mlabMailAccount)(mailMessageStore=*)(|(mail=%u)(uid=%u)))
+pass_attrs = mail=user, userPassword=password
+user_filter = (&(objectClass=mlabMailAccount)(mailMessageStore=*)(|(mail=%u)(uid=%u)))
+user_attrs = mail=user, =home=$d/mail/%{ldap:mailMessageStore}
+iterate_filter = (objectClass=mlabMailAccount)
+iterate_attrs = mail=user
+EOF
+  chown "root:$MAIL_GID" "$d/dovecot-ldap.conf.ext"
+  chmod 640 "$d/dovecot-ldap.conf.ext"
+  cat >"$d/dovecot.conf" <<EOF
+# generated by lab.sh — $s of the mailshard lab in $DIR. Standalone: no /etc/dovecot.
+instance_name = mlab-$s
+base_dir = $d/run
+state_dir = $d/state
+log_path = $DIR/logs/$s.log
+info_log_path = $DIR/logs/$s.log
+debug_log_path = $DIR/logs/$s.log
+protocols = imap lmtp
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+auth_mechanisms = plain login
+# A mailHost/status change must count at the very next login.
+auth_cache_size = 0
+login_trusted_networks = 127.0.0.1/32
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+# Dovecot refuses mail as root (gotcha 1): mail belongs to the packaged dovecot user.
+mail_uid = $MAIL_UID
+mail_gid = $MAIL_GID
+first_valid_uid = $MAIL_UID
+first_valid_gid = $MAIL_GID
+mail_location = maildir:~/Maildir
+# Lab speed; only matters if the machine crashes.
+mail_fsync = never
+mail_plugins = \$mail_plugins quota
+# IMAP ID tells a client (imap_state.py) which store it really landed on.
+imap_id_send = name * x-mlab-store $s
+doveadm_password = doveadmsecret
+doveadm_api_key = doveadmkey
+doveadm_port = $tcp
+
+namespace inbox {
+  inbox = yes
+  separator = /
+  mailbox Drafts {
+    special_use = \\Drafts
+    auto = subscribe
+  }
+  mailbox Sent {
+    special_use = \\Sent
+    auto = subscribe
+  }
+  mailbox Trash {
+    special_use = \\Trash
+    auto = subscribe
+  }
+}
+
+passdb {
+  driver = ldap
+  args = $d/dovecot-ldap.conf.ext
+}
+userdb {
+  driver = ldap
+  args = $d/dovecot-ldap.conf.ext
+}
+
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $imap
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+service lmtp {
+  inet_listener lmtp {
+    address = 127.0.0.1
+    port = $lmtp
+  }
+}
+service doveadm {
+  inet_listener {
+    address = 127.0.0.1
+    port = $tcp
+  }
+  inet_listener http {
+    address = 127.0.0.1
+    port = $http
+  }
+}
+protocol lmtp {
+  postmaster_address = postmaster@example.org
+}
+plugin {
+  quota = count:User quota
+  quota_rule = *:storage=1G
+  quota_vsizes = yes
+}
+EOF
+  printf '#!/bin/sh\nexec doveadm -c %s "$@"\n' "$d/dovecot.conf" >"$DIR/bin/doveadm-$s"
+  chmod 755 "$DIR/bin/doveadm-$s"
+}
+
+write_nginx_conf() {
+  mkdir -p "$DIR/nginx"
+  cat >"$DIR/nginx/nginx.conf" <<EOF
+# generated by lab.sh — nginx mail proxy of the mailshard lab in $DIR (no http block)
+load_module /usr/lib/nginx/modules/ngx_mail_module.so;
+user nobody nogroup;
+daemon off;
+worker_processes 1;
+pid $DIR/nginx/nginx.pid;
+error_log $DIR/logs/nginx.log info;
+events {
+  worker_connections 512;
+}
+mail {
+  server_name mlab-nginx;
+  auth_http 127.0.0.1:$AUTH_PORT/auth;
+  proxy_pass_error_message on;
+  server {
+    listen 127.0.0.1:$NGINX_PORT;
+    protocol imap;
+    imap_auth plain login;
+  }
+}
+EOF
+}
+
+write_lab_env() {
+  local s u imap lmtp http tcp
+  {
+    echo "# generated by lab.sh start; KEY=VALUE, shell-sourceable"
+    echo "LAB_DIR=$DIR"
+    echo "LAB_PORT_BASE=$BASE"
+    echo "LAB_SCRIPTS=$LAB_SCRIPTS"
+    echo "LDAP_URI=$LDAP_URI"
+    echo "LDAP_PORT=$LDAP_PORT"
+    echo "LDAP_BASE=dc=example,dc=org"
+    echo "LDAP_PEOPLE=ou=people,dc=example,dc=org"
+    echo "LDAP_ADMIN_DN=cn=admin,dc=example,dc=org"
+    echo "LDAP_ADMIN_PW=adminsecret"
+    echo "LDAP_ADMIN_PW_FILE=$DIR/secrets/ldap.secret"
+    echo "LDAP_READER_DN=cn=reader,dc=example,dc=org"
+    echo "LDAP_READER_PW=readersecret"
+    echo "LDAP_READER_PW_FILE=$DIR/secrets/reader.secret"
+    echo "NGINX_IMAP_PORT=$NGINX_PORT"
+    echo "AUTH_HTTP_PORT=$AUTH_PORT"
+    echo "AUTH_HTTP_LOG=$DIR/logs/auth_http.out"
+    echo "NODE_EXPORTER_PORT=$NODE_PORT"
+    echo "NODE_EXPORTER_URL=http://127.0.0.1:$NODE_PORT/metrics"
+    echo "NODE_EXPORTER_TEXTFILE_DIR=$DIR/node_exporter/textfile"
+    echo "DOVEADM_USER=doveadm"
+    echo "DOVEADM_PW=doveadmsecret"
+    echo "DOVEADM_PW_FILE=$DIR/secrets/doveadm.secret"
+    echo "DOVEADM_KEY=doveadmkey"
+    echo "MAIL_UID=$MAIL_UID"
+    echo "MAIL_GID=$MAIL_GID"
+    echo "MAIL_DOMAIN=example.org"
+    echo "USER_PASSWORD=secret"
+    echo "MAILSHARD_CONFIG=$DIR/mailshard.toml"
+    echo "STORES=\"${STORES[*]}\""
+    for s in "${STORES[@]}"; do
+      u=${s^^}
+      store_port "$s" 143; imap=$REPLY
+      store_port "$s" 24; lmtp=$REPLY
+      store_port "$s" 80; http=$REPLY
+      store_port "$s" 425; tcp=$REPLY
+      echo "${u}_MAIL_ROOT=$DIR/$s/mail"
+      echo "${u}_IMAP_PORT=$imap"
+      echo "${u}_LMTP_PORT=$lmtp"
+      echo "${u}_DOVEADM_PORT=$http"
+      echo "${u}_DOVEADM_TCP_PORT=$tcp"
+      echo "${u}_DOVEADM_URL=http://127.0.0.1:$http/doveadm/v1"
+      echo "${u}_CONF=$DIR/$s/dovecot.conf"
+      echo "${u}_DOVEADM=$DIR/bin/doveadm-$s"
+    done
+  } >"$DIR/lab.env"
+}
+
+write_mailshard_toml() {
+  local s
+  {
+    cat <<EOF
+# generated by lab.sh start — mailshard config for the lab in $DIR
+[journal]
+path = "$DIR/journal.sqlite"
+
+[ldap]
+uri = "$LDAP_URI"
+bind_dn = "cn=admin,dc=example,dc=org"
+bind_password_file = "$DIR/secrets/ldap.secret"
+base_dn = "ou=people,dc=example,dc=org"
+filter = "(objectClass=mlabMailAccount)"
+user_attribute = "mail"
+host_attribute = "mailHost"
+home_attribute = "mailMessageStore"
+EOF
+    for s in "${STORES[@]}"; do
+      store_port "$s" 80
+      cat <<EOF
+
+[[server]]
+name = "$s"
+mail_root = "$DIR/$s/mail"
+capacity_bytes = 10737418240     # 10 GiB each: the stores share one disk
+metrics_url = "http://127.0.0.1:$NODE_PORT/metrics"
+doveadm_url = "http://127.0.0.1:$REPLY/doveadm/v1"
+doveadm_password_file = "$DIR/secrets/doveadm.secret"
+transport = "local"
+class = "std"
+EOF
+    done
+    cat <<EOF
+
+[freeze]
+method = "ldap-attribute"
+attribute = "mailAccountStatus"
+frozen_value = "frozen"
+active_value = "active"
+max_duration = "10m"
+EOF
+  } >"$DIR/mailshard.toml"
+}
+
+STARTING=0
+on_exit() {
+  local rc=$?
+  if ((STARTING && rc != 0)); then
+    echo "lab.sh: start failed, stopping what was started in $DIR" >&2
+    do_stop || true
+  fi
+}
+
+do_start() {
+  local name t0=${EPOCHREALTIME/[.,]/} s p
+  set_ports
+  [[ -x /usr/sbin/slapd && -x /usr/sbin/dovecot && -x /usr/sbin/nginx && -x /usr/bin/prometheus-node-exporter ]] ||
+    die "lab packages missing (slapd, dovecot, nginx, prometheus-node-exporter): run tests/lab/install-deps.sh as root"
+  [[ -e /usr/lib/nginx/modules/ngx_mail_module.so ]] || die "nginx mail module missing: install libnginx-mod-mail"
+  [[ -x $PY ]] || die "$PY not found: install python3"
+  ((EUID == 0)) || die "start needs root (Dovecot's master and mail_uid switching)"
+  MAIL_UID=$(id -u dovecot 2>/dev/null) || die "no 'dovecot' user: install dovecot-core"
+  MAIL_GID=$(id -g dovecot)
+
+  if [[ -d $DIR/pids ]]; then
+    for name in "${DAEMONS[@]}"; do
+      if pid_of "$name" && alive "$REPLY"; then
+        die "lab in $DIR is already running ($name pid $REPLY); run: lab.sh stop $DIR"
+      fi
+    done
+  fi
+  for p in "$LDAP_PORT" "$NGINX_PORT" "$AUTH_PORT" "$NODE_PORT"; do
+    if port_open "$p"; then die "port 127.0.0.1:$p is already in use (LAB_PORT_BASE=$BASE)"; fi
+  done
+  for s in "${STORES[@]}"; do
+    for p in 143 24 80 425; do
+      store_port "$s" "$p"
+      if port_open "$REPLY"; then die "port 127.0.0.1:$REPLY ($s) is already in use (LAB_PORT_BASE=$BASE)"; fi
+    done
+  done
+
+  # A fresh lab every time: remove what an earlier start created, but never clean a directory
+  # that is not a lab (think `lab.sh start /usr`).
+  if [[ -d $DIR && ! -e $DIR/$MARKER && -n $(ls -A "$DIR") ]]; then
+    die "$DIR exists, is not empty and is not a lab directory (no $MARKER); pick a new or empty one"
+  fi
+  STARTING=1
+  trap on_exit EXIT
+  mkdir -p "$DIR"
+  echo "mailshard test lab; lab.sh start re-creates its contents" >"$DIR/$MARKER"
+  rm -rf "${DIR:?}"/{ldap,store1,store2,store3,nginx,node_exporter,secrets,pids,bin,logs} \
+         "$DIR"/{lab.env,mailshard.toml} "$DIR"/journal.sqlite*
+  mkdir -p "$DIR"/{pids,logs,bin,secrets,node_exporter/textfile}
+  chmod 755 "$DIR"
+  chmod 700 "$DIR/secrets"
+  printf %s adminsecret >"$DIR/secrets/ldap.secret"
+  printf %s readersecret >"$DIR/secrets/reader.secret"
+  printf %s doveadmsecret >"$DIR/secrets/doveadm.secret"
+  chmod 600 "$DIR"/secrets/*.secret
+  LDAP_URI=ldap://127.0.0.1:$LDAP_PORT
+
+  write_slapd_conf
+  for s in "${STORES[@]}"; do write_dovecot_conf "$s"; done
+  write_nginx_conf
+  write_lab_env
+  write_mailshard_toml
+  # The dovecot user must reach the mail roots through every parent of DIR.
+  setpriv --reuid="$MAIL_UID" --regid="$MAIL_GID" --clear-groups test -w "$DIR/store1/mail" ||
+    die "user dovecot cannot write $DIR/store1/mail: a parent directory of $DIR is not traversable (chmod o+x)"
+
+  spawn slapd /usr/sbin/slapd -d "${LAB_SLAPD_DEBUG:-stats}" -f "$DIR/ldap/slapd.conf" -h "$LDAP_URI/"
+  for s in "${STORES[@]}"; do spawn "$s" /usr/sbin/dovecot -F -c "$DIR/$s/dovecot.conf"; done
+  spawn auth_http "$PY" "$LAB_SCRIPTS/auth_http.py" --lab "$DIR"
+  spawn nginx /usr/sbin/nginx -p "$DIR/nginx/" -c "$DIR/nginx/nginx.conf" -e "$DIR/logs/nginx.log"
+  spawn node_exporter /usr/bin/prometheus-node-exporter \
+    "--web.listen-address=127.0.0.1:$NODE_PORT" \
+    "--collector.textfile.directory=$DIR/node_exporter/textfile" \
+    --no-collector.systemd
+
+  wait_port slapd "$LDAP_PORT"
+  slappasswd -h '{SSHA}' -T "$DIR/secrets/reader.secret" >"$DIR/ldap/reader.hash"
+  ldapadd -x -H "$LDAP_URI" -D cn=admin,dc=example,dc=org -y "$DIR/secrets/ldap.secret" \
+    >>"$DIR/logs/ldapadd.out" 2>&1 <<EOF || { log_tail ldapadd; die "could not add the base entries to slapd"; }
+dn: dc=example,dc=org
+objectClass: dcObject
+objectClass: organization
+dc: example
+o: mailshard lab
+
+dn: ou=people,dc=example,dc=org
+objectClass: organizationalUnit
+ou: people
+
+dn: cn=reader,dc=example,dc=org
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: reader
+description: read-only service account (reads userPassword, no size limit)
+userPassword: $(<"$DIR/ldap/reader.hash")
+EOF
+  for s in "${STORES[@]}"; do store_port "$s" 143; wait_port "$s" "$REPLY"; done
+  wait_port auth_http "$AUTH_PORT"
+  wait_port nginx "$NGINX_PORT"
+  wait_port node_exporter "$NODE_PORT"
+  STARTING=0
+  t0=$(( (${EPOCHREALTIME/[.,]/} - t0) / 1000 ))
+  echo "lab started in $DIR (LAB_PORT_BASE=$BASE) in ${t0} ms; env: $DIR/lab.env"
+}
+
+# --- status / env / populate ------------------------------------------------------------------
+
+do_status() {
+  local name ok=0
+  [[ -f $DIR/lab.env ]] || die "no lab in $DIR (no lab.env; run: lab.sh start $DIR)"
+  for name in "${DAEMONS[@]}"; do
+    if pid_of "$name" && alive "$REPLY"; then
+      printf '%-14s running  pid %s\n' "$name" "$REPLY"
+    else
+      printf '%-14s stopped\n' "$name"; ok=1
+    fi
+  done
+  return $ok
+}
+
+main() {
+  local cmd=${1:-}
+  case $cmd in
+    -h|--help|help) usage; exit 0 ;;
+    "") usage >&2; exit 2 ;;
+  esac
+  shift
+  if [[ ${1:-} == -h || ${1:-} == --help ]]; then usage; exit 0; fi
+  lab_dir "${1:-}"; shift
+  case $cmd in
+    start)   (($# == 0)) || die "start: unexpected argument '$1'"; do_start ;;
+    stop)    (($# == 0)) || die "stop: unexpected argument '$1'"; do_stop; echo "lab in $DIR stopped" ;;
+    restart) (($# == 0)) || die "restart: unexpected argument '$1'"; do_stop; do_start ;;
+    status)  do_status ;;
+    env)     [[ -f $DIR/lab.env ]] || die "no lab.env in $DIR (run: lab.sh start $DIR)"; cat "$DIR/lab.env" ;;
+    populate) exec "$PY" "$LAB_SCRIPTS/populate.py" --lab "$DIR" "$@" ;;
+    *) die "unknown command '$cmd' (try: lab.sh --help)" ;;
+  esac
+}
+
+main "$@"

@@ -1,0 +1,161 @@
+"""Helpers shared by the lab scripts: reading lab.env, talking to slapd through
+ldap-utils (no python-ldap), one-line errors. Python stdlib only."""
+
+import base64
+import hashlib
+import json
+import os
+import subprocess
+import sys
+
+
+class LabError(Exception):
+    """A problem worth one clear line on stderr (missing lab.env, unknown user...)."""
+
+
+class LdapError(LabError):
+    def __init__(self, rc, message):
+        super().__init__(message)
+        self.rc = rc
+
+
+# ldapsearch/ldapwhoami exit with 255 (LDAP_SERVER_DOWN as -1) when slapd is unreachable.
+LDAP_RC_SERVER_DOWN = 255
+
+
+def die(prog, message, code=1):
+    print(f"{prog}: {message}", file=sys.stderr)
+    sys.exit(code)
+
+
+def print_json(obj):
+    """JSON on stdout; a reader that went away (| head) is not an error."""
+    try:
+        json.dump(obj, sys.stdout, indent=1, sort_keys=True)
+        sys.stdout.write("\n")
+        sys.stdout.flush()
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+
+
+def load_env(lab_dir):
+    """Parse DIR/lab.env (KEY=VALUE; a value with spaces is double-quoted)."""
+    path = os.path.join(lab_dir, "lab.env")
+    try:
+        with open(path, encoding="utf-8") as f:
+            lines = f.read().splitlines()
+    except FileNotFoundError:
+        raise LabError(f"no lab.env in {lab_dir} (is the lab started? run: tests/lab/lab.sh start {lab_dir})")
+    env = {}
+    for line in lines:
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise LabError(f"{path}: malformed line '{line}'")
+        if len(value) >= 2 and value[0] == value[-1] == '"':
+            value = value[1:-1]
+        env[key] = value
+    return env
+
+
+def stores(env):
+    return env["STORES"].split()
+
+
+def store_port(env, store, kind):
+    """kind: IMAP_PORT, LMTP_PORT, DOVEADM_PORT ..."""
+    key = f"{store.upper()}_{kind}"
+    if store not in stores(env) or key not in env:
+        raise LabError(f"unknown store '{store}' (this lab has: {env['STORES']})")
+    return int(env[key])
+
+
+def ssha(password, salt=None):
+    """{SSHA} as slapd checks it: base64(sha1(password + salt) + salt)."""
+    salt = os.urandom(8) if salt is None else salt
+    digest = hashlib.sha1(password.encode() + salt).digest()
+    return "{SSHA}" + base64.b64encode(digest + salt).decode()
+
+
+def filter_escape(value):
+    """RFC 4515 escaping for a value inside an LDAP filter."""
+    out = []
+    for ch in value:
+        out.append("\\%02x" % ord(ch) if ch in "\\*()\0" else ch)
+    return "".join(out)
+
+
+def parse_ldif(text):
+    """ldapsearch -LLL output -> [{'dn': str, attr_lowercase: [values]}]."""
+    entries, cur = [], None
+    for raw in text.replace("\n ", "").split("\n"):  # unfold first (RFC 2849)
+        if not raw.strip():
+            if cur is not None:
+                entries.append(cur)
+            cur = None
+            continue
+        if raw.startswith("#"):
+            continue
+        name, _, value = raw.partition(":")
+        if value.startswith(":"):
+            value = base64.b64decode(value[1:].strip()).decode("utf-8", "replace")
+        elif value.startswith(" "):
+            value = value[1:]
+        cur = {} if cur is None else cur
+        if name.lower() == "dn":
+            cur["dn"] = value
+        else:
+            cur.setdefault(name.lower(), []).append(value)
+    if cur is not None:
+        entries.append(cur)
+    return entries
+
+
+def _bind_args(env, bind):
+    if bind == "admin":
+        return ["-D", env["LDAP_ADMIN_DN"], "-y", env["LDAP_ADMIN_PW_FILE"]]
+    if bind == "reader":
+        return ["-D", env["LDAP_READER_DN"], "-y", env["LDAP_READER_PW_FILE"]]
+    return []  # anonymous
+
+
+def ldapsearch(env, flt, attrs, bind="reader", base=None, timeout=10):
+    cmd = ["ldapsearch", "-x", "-LLL", "-o", "ldif-wrap=no", "-o", "nettimeout=5",
+           "-H", env["LDAP_URI"], *_bind_args(env, bind),
+           "-b", base or env["LDAP_PEOPLE"], flt, *attrs]
+    try:
+        r = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise LdapError(LDAP_RC_SERVER_DOWN, f"ldapsearch {flt}: no answer from {env['LDAP_URI']} in {timeout}s")
+    if r.returncode == 32:  # noSuchObject: the base is missing
+        return []
+    if r.returncode != 0:
+        msg = " ".join(r.stderr.split()) or f"exit {r.returncode}"
+        raise LdapError(r.returncode, f"ldapsearch {flt} on {env['LDAP_URI']}: {msg}")
+    return parse_ldif(r.stdout)
+
+
+USER_ATTRS = ["mail", "uid", "mailHost", "mailAccountStatus", "mailMessageStore"]
+
+
+def find_user(env, login, attrs=USER_ATTRS, bind="reader"):
+    """The mlabMailAccount whose mail or uid is LOGIN; None if there is none."""
+    v = filter_escape(login)
+    found = ldapsearch(env, f"(&(objectClass=mlabMailAccount)(|(mail={v})(uid={v})))", list(attrs), bind=bind)
+    if len(found) > 1:
+        raise LabError(f"login '{login}' matches {len(found)} LDAP entries")
+    return found[0] if found else None
+
+
+def first(entry, attr, default=None):
+    values = entry.get(attr.lower())
+    return values[0] if values else default
+
+
+def user_home(env, store, entry):
+    rel = first(entry, "mailMessageStore")
+    if not rel or rel.startswith("/") or ".." in rel.split("/"):
+        raise LabError(f"{entry['dn']}: bad mailMessageStore '{rel}'")
+    return os.path.join(env[f"{store.upper()}_MAIL_ROOT"], rel)
