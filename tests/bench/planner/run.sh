@@ -18,7 +18,7 @@
 #   1. generates the fleet with gen_fleet.py (fixed seeds; cached),
 #   2. runs `mailshard plan --snapshot FLEET --csv` under /usr/bin/time -v
 #      (whole process: CSV read, plan, JSON hash, CSV write; wall time and
-#      peak RSS; best of 3 runs, 1 for F), then once more with --replan-check
+#      peak RSS; best of 3 runs, 7 for the small A, 1 for F), then once more with --replan-check
 #      (same plan hash and CSV bytes = determinism; planning the applied plan
 #      again = hysteresis),
 #   3. runs baseline_planner.py on the same fleet the same way,
@@ -131,7 +131,7 @@ ours() {  # run our planner with env that has no config: --snapshot needs none
 
 for sc in "${SCENARIOS[@]}"; do
   scenario "$sc"
-  runs=3; [ "$sc" = F ] && runs=1
+  runs=3; [ "$sc" = A ] && runs=7; [ "$sc" = F ] && runs=1
   log "$sc: mailshard plan (${OURS[*]}), best of $runs"
   timed "$sc.ours" "$runs" "$RES/$sc.ours.summary.json" "$BIN" --log-level warn --json plan \
       --snapshot "$WORK/$FLEET" "${OURS[@]}" --csv "$RES/$sc.ours.csv"
