@@ -165,7 +165,49 @@ Status for_each_line(std::string_view data, F&& fn) {
 // It accepts only perfectly regular rows; on anything else it returns false
 // and the caller re-reads the file with the general parser, which reports
 // the exact error (or note). 10 M rows: ~1 s instead of ~2.5 s.
+// Up to 8 leading ASCII digits of the 8 bytes at p, as a number; `n` gets
+// how many there were. SWAR: a byte is a digit iff its high nibble is 3 and
+// adding 6 keeps it there; the digits are then combined pairwise (Lemire's
+// eight-digit conversion), with the missing ones as leading zeros.
+[[gnu::always_inline]] inline uint64_t swar_digits(const char* p, int& n) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+  const uint64_t hi = 0xF0F0F0F0F0F0F0F0ull, threes = 0x3030303030303030ull;
+  const uint64_t bad = ((w & hi) ^ threes) | (((w + 0x0606060606060606ull) & hi) ^ threes);
+  n = bad ? __builtin_ctzll(bad) / 8 : 8;
+  if (n == 0) return 0;
+  uint64_t v = (w - threes) << (8 * (8 - n));  // the n digits, leading zeros below them
+  v = (v * 10) + (v >> 8);
+  v = (((v & 0x000000FF000000FFull) * (100 + (1000000ull << 32))) +
+       (((v >> 16) & 0x000000FF000000FFull) * (1 + (10000ull << 32)))) >>
+      32;
+  return v;
+}
+
+// A decimal integer of at most 18 digits followed by a non-digit (or the end).
 [[gnu::always_inline]] inline bool parse_digits(const char*& p, const char* end, int64_t& v) {
+  static constexpr uint64_t kPow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+  if (end - p >= 24) {  // two chunks readable, plus the byte after them
+    int n;
+    uint64_t x = swar_digits(p, n);
+    if (n == 0) return false;
+    if (n == 8) {
+      int m;
+      uint64_t y = swar_digits(p + 8, m);
+      x = x * kPow10[m] + y;
+      n += m;
+      if (m == 8 && static_cast<unsigned>(static_cast<unsigned char>(p[16]) - '0') <= 9) {
+        int k;
+        uint64_t z = swar_digits(p + 16, k);
+        if (k > 2) return false;  // more than 18 digits
+        x = x * kPow10[k] + z;
+        n += k;
+      }
+    }
+    p += n;
+    v = static_cast<int64_t>(x);
+    return p == end || static_cast<unsigned>(static_cast<unsigned char>(*p) - '0') > 9;
+  }
   const char* start = p;
   const char* lim = end - p > 18 ? p + 18 : end;
   uint64_t x = 0;

@@ -17,8 +17,9 @@
 # For every scenario it
 #   1. generates the fleet with gen_fleet.py (fixed seeds; cached),
 #   2. runs `mailshard plan --snapshot FLEET --csv` under /usr/bin/time -v
-#      (whole process: CSV read, plan, JSON hash, CSV write; wall time and
-#      peak RSS; best of 3 runs, 7 for the small A, 1 for F), then once more with --replan-check
+#      (whole process: CSV read, plan, JSON hash, CSV write; wall time, CPU
+#      time and peak RSS; best of 3 runs, 7 for the small A, 1 for F), then
+#      once more with --replan-check
 #      (same plan hash and CSV bytes = determinism; planning the applied plan
 #      again = hysteresis),
 #   3. runs baseline_planner.py on the same fleet the same way,
@@ -72,23 +73,12 @@ mkdir -p "$WORK" "$RES"
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
 # timed NAME RUNS OUT CMD...: runs CMD (stdout to OUT) RUNS times under
-# /usr/bin/time -v; keeps the best wall time in NAME.wall (seconds, from
-# bash's microsecond clock: /usr/bin/time prints only centiseconds) and the
-# largest peak RSS in NAME.time. Best of several runs, for ours and the
-# baseline alike, because the machine is shared.
+# /usr/bin/time -v (measure.py): best wall time, best CPU time (user +
+# system, microsecond rusage) and the peak RSS. Best of several runs, for
+# ours and the baseline alike, because the machine is shared.
 timed() {
   local name="$1" runs="$2" out="$3"; shift 3
-  local best="" rss=0 i t0 t1 r
-  for ((i = 0; i < runs; i++)); do
-    t0=$EPOCHREALTIME
-    /usr/bin/time -v -o "$RES/$name.time.$i" "$@" > "$out"
-    t1=$EPOCHREALTIME
-    best=$("$PY" -c "import sys; a=float(sys.argv[1])-float(sys.argv[2]); b=sys.argv[3]; print(a if b=='' else min(a, float(b)))" "$t1" "$t0" "$best")
-    r=$(sed -n 's/.*Maximum resident set size (kbytes): //p' "$RES/$name.time.$i")
-    if [ "$r" -gt "$rss" ]; then rss=$r; cp "$RES/$name.time.$i" "$RES/$name.time"; fi
-    rm -f "$RES/$name.time.$i"
-  done
-  echo "$best" > "$RES/$name.wall"
+  "$PY" "$HERE/measure.py" "$RES/$name" "$runs" "$out" -- "$@"
 }
 
 # gen NAME USERS SERVERS SEED DRAIN: the fleet, unless cached with the same arguments.

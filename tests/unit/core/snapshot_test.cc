@@ -133,6 +133,32 @@ TEST(Snapshot, FastActivityParseIsExact) {
   for (size_t i = 0; i < acts.size(); ++i) EXPECT_EQ(r->user_activity[i], std::strtod(acts[i].c_str(), nullptr)) << acts[i];
 }
 
+// The fast reader parses integers eight digits at a time: every length and
+// every digit position must come out right, 1 to 18 digits.
+TEST(Snapshot, FastIntegerParseIsExact) {
+  std::string users = "user_id,server_id,class,size_bytes,activity,pinned\n";
+  std::vector<int64_t> sizes = {0, 7, 10, 99, 100, 12345678, 99999999, 100000000, 123456789, 1234567890123,
+                                999999999999999999};
+  uint64_t x = 88172645463325252ull;  // xorshift: many digit patterns, deterministic
+  for (int i = 0; i < 200; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    sizes.push_back(static_cast<int64_t>(x % 1000000000000000000ull) >> (i % 60));
+  }
+  for (size_t i = 0; i < sizes.size(); ++i) users += std::to_string(i) + ",0,std," + std::to_string(sizes[i]) + ",0.5,0\n";
+  std::string dir = make_dir("ints");
+  write(dir, kServers, users);
+  auto r = read_snapshot(dir);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->user_size, sizes);
+  // 19 digits do not fit the fast path; the general reader names the problem.
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,99999999999999999999,0.5,0\n");
+  auto big = read_snapshot(dir);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().message(), "users.csv:2: size_bytes '99999999999999999999' is not an integer");
+}
+
 TEST(Snapshot, MissingFolderNamesTheFile) {
   auto r = read_snapshot("/nonexistent/snapshot");
   ASSERT_FALSE(r.ok());
