@@ -495,6 +495,12 @@ void read_plan(const toml::table* t, Config& c, Problems& p) {
   r.number("band", pl.band, 0.0, 1.0);
   r.number("hard_cap", pl.hard_cap, 0.0, 1.0);
   r.bytes("min_free", pl.min_free_bytes);
+  r.number("load_band", pl.load_band, 0.0, 10.0);
+  r.bytes("max_bytes", pl.max_bytes);
+  r.integer("max_moves", pl.max_moves, 0);
+  r.integer("max_moves_per_server", pl.max_moves_per_server, 0);
+  r.bytes("max_move_size", pl.max_move_bytes);
+  r.integer("nights", pl.nights, 1, 366);
   r.finish();
 }
 

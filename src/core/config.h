@@ -107,6 +107,13 @@ struct PlanConfig {
   double band = 0.05;
   double hard_cap = 0.85;
   int64_t min_free_bytes = 0;
+  double load_band = 0.20;             // load stays within mean x (1 + load_band)
+  // Per-night budgets; 0 = unlimited.
+  int64_t max_bytes = 0;
+  int64_t max_moves = 0;
+  int64_t max_moves_per_server = 0;
+  int64_t max_move_bytes = 0;          // larger mailboxes never move
+  int nights = 1;                      // a plan may span this many nights
   int line = 0;
 };
 

@@ -8,6 +8,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <map>
 #include <string_view>
 
@@ -159,6 +160,135 @@ Status for_each_line(std::string_view data, F&& fn) {
   return {};
 }
 
+// The fast path for users.csv in the canonical column order (what
+// gen_fleet.py and write_snapshot produce): one pass, no field splitting.
+// It accepts only perfectly regular rows; on anything else it returns false
+// and the caller re-reads the file with the general parser, which reports
+// the exact error (or note). 10 M rows: ~1 s instead of ~2.5 s.
+// Up to 8 leading ASCII digits of the 8 bytes at p, as a number; `n` gets
+// how many there were. SWAR: a byte is a digit iff its high nibble is 3 and
+// adding 6 keeps it there; the digits are then combined pairwise (Lemire's
+// eight-digit conversion), with the missing ones as leading zeros.
+[[gnu::always_inline]] inline uint64_t swar_digits(const char* p, int& n) {
+  uint64_t w;
+  memcpy(&w, p, 8);
+  const uint64_t hi = 0xF0F0F0F0F0F0F0F0ull, threes = 0x3030303030303030ull;
+  const uint64_t bad = ((w & hi) ^ threes) | (((w + 0x0606060606060606ull) & hi) ^ threes);
+  n = bad ? __builtin_ctzll(bad) / 8 : 8;
+  if (n == 0) return 0;
+  uint64_t v = (w - threes) << (8 * (8 - n));  // the n digits, leading zeros below them
+  v = (v * 10) + (v >> 8);
+  v = (((v & 0x000000FF000000FFull) * (100 + (1000000ull << 32))) +
+       (((v >> 16) & 0x000000FF000000FFull) * (1 + (10000ull << 32)))) >>
+      32;
+  return v;
+}
+
+// A decimal integer of at most 18 digits followed by a non-digit (or the end).
+[[gnu::always_inline]] inline bool parse_digits(const char*& p, const char* end, int64_t& v) {
+  static constexpr uint64_t kPow10[] = {1, 10, 100, 1000, 10000, 100000, 1000000, 10000000, 100000000};
+  if (end - p >= 24) {  // two chunks readable, plus the byte after them
+    int n;
+    uint64_t x = swar_digits(p, n);
+    if (n == 0) return false;
+    if (n == 8) {
+      int m;
+      uint64_t y = swar_digits(p + 8, m);
+      x = x * kPow10[m] + y;
+      n += m;
+      if (m == 8 && static_cast<unsigned>(static_cast<unsigned char>(p[16]) - '0') <= 9) {
+        int k;
+        uint64_t z = swar_digits(p + 16, k);
+        if (k > 2) return false;  // more than 18 digits
+        x = x * kPow10[k] + z;
+        n += k;
+      }
+    }
+    p += n;
+    v = static_cast<int64_t>(x);
+    return p == end || static_cast<unsigned>(static_cast<unsigned char>(*p) - '0') > 9;
+  }
+  const char* start = p;
+  const char* lim = end - p > 18 ? p + 18 : end;
+  uint64_t x = 0;
+  while (p < lim) {
+    unsigned d = static_cast<unsigned char>(*p) - '0';
+    if (d > 9) break;
+    x = x * 10 + d;
+    ++p;
+  }
+  v = static_cast<int64_t>(x);
+  return p > start && (p == end || static_cast<unsigned>(static_cast<unsigned char>(*p) - '0') > 9);
+}
+
+// "123.4567" without sign or exponent and at most 15 digits: the integer of
+// all digits divided by a power of ten. Both are exact doubles, so the one
+// IEEE division is correctly rounded -- the same value from_chars gives
+// (Clinger's fast path). Anything else goes to from_chars.
+[[gnu::always_inline]] inline bool parse_activity(const char*& p, const char* end, double& out) {
+  static constexpr double kPow10[] = {1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15};
+  const char* q = p;
+  uint64_t m = 0;
+  int digits = 0, frac = 0;
+  bool dot = false;
+  for (; q < end && digits <= 15; ++q) {
+    unsigned d = static_cast<unsigned char>(*q) - '0';
+    if (d <= 9) {
+      m = m * 10 + d;
+      ++digits;
+      frac += dot;
+    } else if (*q == '.' && !dot) {
+      dot = true;
+    } else {
+      break;
+    }
+  }
+  if (digits > 0 && digits <= 15 && (q == end || *q == ',') && q[-1] != '.') {
+    out = static_cast<double>(m) / kPow10[frac];
+    p = q;
+    return true;
+  }
+  auto [r, ec] = std::from_chars(p, end, out);
+  if (ec != std::errc()) return false;
+  p = r;
+  return true;
+}
+
+bool read_users_fast(std::string_view data, Snapshot& snap) {
+  const char* p = data.data();
+  const char* end = p + data.size();
+  const char* nl = static_cast<const char*>(memchr(p, '\n', data.size()));
+  if (!nl) return true;  // header only
+  p = nl + 1;
+  const auto nservers = static_cast<int64_t>(snap.servers.size());
+  int64_t expect = 0;
+  while (p < end) {
+    if (*p == '\n' || *p == '\r') return false;  // blank lines: general path
+    int64_t uid, sid, size;
+    if (!parse_digits(p, end, uid) || uid != expect || p == end || *p++ != ',') return false;
+    if (!parse_digits(p, end, sid) || sid >= nservers || p == end || *p++ != ',') return false;
+    const std::string& cls = snap.servers[static_cast<size_t>(sid)].server_class;
+    const size_t cn = cls.size();
+    if (static_cast<size_t>(end - p) <= cn || p[cn] != ',') return false;
+    for (size_t i = 0; i < cn; ++i)
+      if (p[i] != cls[i]) return false;
+    p += cn + 1;
+    if (!parse_digits(p, end, size) || p == end || *p++ != ',') return false;
+    double act;
+    if (!parse_activity(p, end, act) || !(act >= 0) || std::isinf(act) || p == end || *p++ != ',') return false;
+    if (p == end || (*p != '0' && *p != '1')) return false;
+    const bool pinned = *p++ == '1';
+    if (p < end && *p == '\r') ++p;
+    if (p < end && *p++ != '\n') return false;
+    snap.user_server.push_back(static_cast<int32_t>(sid));
+    snap.user_size.push_back(size);
+    snap.user_activity.push_back(act);
+    snap.user_pinned.push_back(pinned ? 1 : 0);
+    ++expect;
+  }
+  return true;
+}
+
 }  // namespace
 
 Result<Snapshot> read_snapshot(const std::string& dir) {
@@ -227,7 +357,15 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
     // Rough row count for reserve: ~36 bytes per row in generated fleets.
     snap.reserve_users(data.size() / 32 + 1);
     const int64_t nservers = static_cast<int64_t>(snap.servers.size());
-    MS_CHECK(for_each_line(data, [&](std::string_view line, size_t ln) -> Status {
+    const bool canonical = idx == std::array<size_t, 6>{0, 1, 2, 3, 4, 5};
+    const bool fast = canonical && read_users_fast(data, snap);
+    if (!fast) {
+      snap.user_server.clear();
+      snap.user_size.clear();
+      snap.user_activity.clear();
+      snap.user_pinned.clear();
+    }
+    if (!fast) MS_CHECK(for_each_line(data, [&](std::string_view line, size_t ln) -> Status {
       std::array<std::string_view, 6> raw;
       if (split_fields(line, raw) != 6) return Error::invalid(fmt::format("{}:{}: expected 6 fields", users_file, ln));
       std::array<std::string_view, 6> fld;

@@ -53,6 +53,11 @@ TEST(ConfigLoader, ExampleConfigDocumentsAndParses) {
   EXPECT_EQ(c->move.headroom_bytes, 1ll << 30);
   EXPECT_EQ(c->ldap.home_attribute, "mailMessageStore");
   EXPECT_EQ(c->ldap.bind_password.reveal(), "x");
+  EXPECT_EQ(c->plan.max_bytes, 20ll << 40);
+  EXPECT_EQ(c->plan.max_moves_per_server, 150);
+  EXPECT_EQ(c->plan.max_move_bytes, 10ll << 30);
+  EXPECT_EQ(c->plan.nights, 14);
+  EXPECT_DOUBLE_EQ(c->plan.load_band, 0.20);
   EXPECT_EQ(c->servers[0].sync_streams, 2);
 }
 
@@ -206,6 +211,26 @@ TEST(ConfigLoader, CommandAcceptsStringOrArray) {
   auto d = parse(base_config() + "[freeze]\nmethod = \"command\"\ncommand = [\"/bin/gate\", \"a b\"]\n");
   ASSERT_TRUE(d.ok());
   EXPECT_EQ(d->freeze.command, (std::vector<std::string>{"/bin/gate", "a b"}));
+}
+
+TEST(ConfigLoader, PlanBudgetsParseAndAreChecked) {
+  auto c = parse(base_config() + "[plan]\nband = 0.02\nload_band = 0.1\nmax_bytes = \"2TiB\"\nmax_moves = 500\n"
+                                 "max_moves_per_server = 20\nmax_move_size = \"5GiB\"\nnights = 3\n");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_DOUBLE_EQ(c->plan.band, 0.02);
+  EXPECT_DOUBLE_EQ(c->plan.load_band, 0.1);
+  EXPECT_EQ(c->plan.max_bytes, 2ll << 40);
+  EXPECT_EQ(c->plan.max_moves, 500);
+  EXPECT_EQ(c->plan.max_moves_per_server, 20);
+  EXPECT_EQ(c->plan.max_move_bytes, 5ll << 30);
+  EXPECT_EQ(c->plan.nights, 3);
+  auto d = parse(base_config());
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->plan.max_bytes, 0);  // unlimited unless configured
+  EXPECT_EQ(d->plan.nights, 1);
+  auto bad = parse(base_config() + "[plan]\nnights = 0\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(), "mailshard.toml:12: plan.nights: must be at least 1, got 0");
 }
 
 }  // namespace

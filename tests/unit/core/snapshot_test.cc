@@ -99,6 +99,66 @@ TEST(Snapshot, ClassMismatchPinsTheUserWithANote) {
   EXPECT_EQ(r->notes[0], "users.csv:2: user 0 is class 'std' but server 2 is 'ssd'; treated as pinned");
 }
 
+// Canonical column order takes the fast path; any other order the general
+// one. Both must read the same fleet.
+TEST(Snapshot, FastAndGeneralReadersAgree) {
+  std::string fast = make_dir("fast"), general = make_dir("general");
+  write(fast, kServers,
+        "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,5,0.125,0\n1,2,ssd,7,3e-2,1\n2,1,std,0,12,0\n");
+  write(general, kServers,
+        "server_id,user_id,class,size_bytes,activity,pinned\n0,0,std,5,0.125,0\n2,1,ssd,7,3e-2,1\n1,2,std,0,12,0\n");
+  auto a = read_snapshot(fast), b = read_snapshot(general);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  EXPECT_EQ(a->user_server, (std::vector<int32_t>{0, 2, 1}));
+  EXPECT_EQ(a->user_server, b->user_server);
+  EXPECT_EQ(a->user_size, b->user_size);
+  EXPECT_EQ(a->user_activity, b->user_activity);
+  EXPECT_EQ(a->user_activity[1], 0.03);
+  EXPECT_EQ(a->user_pinned, b->user_pinned);
+  EXPECT_TRUE(a->notes.empty());
+}
+
+// The fast reader's activity parse must give the very double from_chars
+// (and Python's float()) gives, for every form gen_fleet.py writes.
+TEST(Snapshot, FastActivityParseIsExact) {
+  std::string users = "user_id,server_id,class,size_bytes,activity,pinned\n";
+  const std::vector<std::string> acts = {"0.0000", "0.1000", "2.7183", "123.4567", "0.0009", "99999999999.9999",
+                                         "5", "1e-3", "7.25e2", "0.30000000000000004"};
+  for (size_t i = 0; i < acts.size(); ++i) users += std::to_string(i) + ",0,std,1," + acts[i] + ",0\n";
+  std::string dir = make_dir("acts");
+  write(dir, kServers, users);
+  auto r = read_snapshot(dir);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  for (size_t i = 0; i < acts.size(); ++i) EXPECT_EQ(r->user_activity[i], std::strtod(acts[i].c_str(), nullptr)) << acts[i];
+}
+
+// The fast reader parses integers eight digits at a time: every length and
+// every digit position must come out right, 1 to 18 digits.
+TEST(Snapshot, FastIntegerParseIsExact) {
+  std::string users = "user_id,server_id,class,size_bytes,activity,pinned\n";
+  std::vector<int64_t> sizes = {0, 7, 10, 99, 100, 12345678, 99999999, 100000000, 123456789, 1234567890123,
+                                999999999999999999};
+  uint64_t x = 88172645463325252ull;  // xorshift: many digit patterns, deterministic
+  for (int i = 0; i < 200; ++i) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    sizes.push_back(static_cast<int64_t>(x % 1000000000000000000ull) >> (i % 60));
+  }
+  for (size_t i = 0; i < sizes.size(); ++i) users += std::to_string(i) + ",0,std," + std::to_string(sizes[i]) + ",0.5,0\n";
+  std::string dir = make_dir("ints");
+  write(dir, kServers, users);
+  auto r = read_snapshot(dir);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->user_size, sizes);
+  // 19 digits do not fit the fast path; the general reader names the problem.
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,99999999999999999999,0.5,0\n");
+  auto big = read_snapshot(dir);
+  ASSERT_FALSE(big.ok());
+  EXPECT_EQ(big.error().message(), "users.csv:2: size_bytes '99999999999999999999' is not an integer");
+}
+
 TEST(Snapshot, MissingFolderNamesTheFile) {
   auto r = read_snapshot("/nonexistent/snapshot");
   ASSERT_FALSE(r.ok());

@@ -1,0 +1,194 @@
+#include "planners/ordering.h"
+
+#include <algorithm>
+#include <numeric>
+#include <queue>
+#include <utility>
+
+namespace mailshard::planner {
+
+double move_seconds(int64_t bytes, const ExecutionModel& m) {
+  return static_cast<double>(bytes) / m.rate_bytes_per_s + m.overhead_s;
+}
+
+namespace {
+
+using Event = std::pair<double, size_t>;  // (end time, move index), earliest first
+using EventQueue = std::priority_queue<Event, std::vector<Event>, std::greater<>>;
+
+// Execution order of one night's moves (see the header).
+// Also sets `makespan` to the simulated end of the night's last move.
+std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const ExecutionModel& model, size_t S,
+                                     double& makespan) {
+  const size_t K = moves.size();
+  makespan = K == 1 ? move_seconds(moves[0].bytes, model) : 0.0;
+  if (K < 2) return moves;
+  std::vector<double> dur(K);
+  std::vector<double> work(S, 0.0);
+  std::vector<std::vector<size_t>> pending(S);
+  for (size_t i = 0; i < K; ++i) {
+    dur[i] = move_seconds(moves[i].bytes, model);
+    for (int32_t s : {moves[i].from, moves[i].to}) {
+      work[static_cast<size_t>(s)] += dur[i];
+      pending[static_cast<size_t>(s)].push_back(i);
+    }
+  }
+  for (auto& p : pending)
+    std::stable_sort(p.begin(), p.end(), [&](size_t a, size_t b) { return dur[a] > dur[b]; });
+  std::vector<size_t> head(S, 0);
+  std::vector<int> free_slots(S, model.slots_per_server);
+  std::vector<uint8_t> started(K, 0);
+  std::vector<size_t> out;
+  out.reserve(K);
+  EventQueue running;
+  // Pending moves a server looks at per try. A move blocked by a busy partner
+  // is started by that partner when it frees a slot, so a short look suffices.
+  constexpr size_t kScanLimit = 64;
+  double now = 0;
+  double last_end = 0;
+
+  // Server s fills its free slots with its longest pending moves whose other
+  // end has a free slot too.
+  auto try_start = [&](size_t s) {
+    auto& p = pending[s];
+    while (head[s] < p.size() && started[p[head[s]]]) ++head[s];
+    size_t scanned = 0;
+    for (size_t j = head[s]; j < p.size() && free_slots[s] > 0 && scanned < kScanLimit; ++j) {
+      size_t m = p[j];
+      if (started[m]) continue;
+      ++scanned;
+      auto a = static_cast<size_t>(moves[m].from), b = static_cast<size_t>(moves[m].to);
+      if (free_slots[a] <= 0 || free_slots[b] <= 0) continue;
+      started[m] = 1;
+      --free_slots[a];
+      --free_slots[b];
+      work[a] -= dur[m];
+      work[b] -= dur[m];
+      out.push_back(m);
+      running.emplace(now + dur[m], m);
+      last_end = std::max(last_end, now + dur[m]);
+    }
+  };
+  // The servers with the most remaining work choose first.
+  auto by_work = [&](std::vector<size_t>& v) {
+    std::sort(v.begin(), v.end(), [&](size_t a, size_t b) { return work[a] != work[b] ? work[a] > work[b] : a < b; });
+    v.erase(std::unique(v.begin(), v.end()), v.end());
+  };
+  std::vector<size_t> touched(S);
+  std::iota(touched.begin(), touched.end(), size_t{0});
+  while (true) {
+    by_work(touched);
+    for (size_t s : touched) try_start(s);
+    touched.clear();
+    if (running.empty()) {
+      if (out.size() == K) break;
+      // Everything blocked by the scan limit: let every server look again.
+      size_t before = out.size();
+      for (size_t s = 0; s < S; ++s) touched.push_back(s);
+      by_work(touched);
+      for (size_t s : touched) try_start(s);
+      touched.clear();
+      if (out.size() == before) break;  // slots < 1: nothing can ever start
+      continue;
+    }
+    now = running.top().first;
+    while (!running.empty() && running.top().first <= now) {
+      size_t m = running.top().second;
+      running.pop();
+      for (int32_t s : {moves[m].from, moves[m].to}) {
+        ++free_slots[static_cast<size_t>(s)];
+        touched.push_back(static_cast<size_t>(s));
+      }
+    }
+    std::sort(touched.begin(), touched.end());
+  }
+  makespan = last_end;
+  // Anything the loop could not start (slots < 1) keeps its given order.
+  for (size_t i = 0; i < K; ++i)
+    if (!started[i]) out.push_back(i);
+  std::vector<PlannedMove> ordered;
+  ordered.reserve(K);
+  for (size_t i : out) ordered.push_back(std::move(moves[i]));
+  return ordered;
+}
+
+}  // namespace
+
+Schedule schedule_moves(std::vector<PlannedMove> moves, const std::vector<int>& rank, const Constraints& c, size_t S) {
+  const size_t K = moves.size();
+  const ExecutionModel& model = c.execution;
+  // How many moves touch each server over the whole plan: the busiest
+  // servers decide the nights, so their moves are packed first.
+  std::vector<int64_t> touching(S, 0);
+  for (const auto& m : moves) {
+    ++touching[static_cast<size_t>(m.from)];
+    ++touching[static_cast<size_t>(m.to)];
+  }
+  std::vector<size_t> idx(K);
+  std::iota(idx.begin(), idx.end(), size_t{0});
+  auto crit = [&](size_t i) {
+    return std::max(touching[static_cast<size_t>(moves[i].from)], touching[static_cast<size_t>(moves[i].to)]);
+  };
+  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
+    if (rank[a] != rank[b]) return rank[a] < rank[b];
+    if (crit(a) != crit(b)) return crit(a) > crit(b);
+    if (moves[a].bytes != moves[b].bytes) return moves[a].bytes > moves[b].bytes;
+    return moves[a].user < moves[b].user;
+  });
+
+  const bool multi = c.nights > 1;
+  const double window = kWindowFill * model.night_hours * 3600.0 * model.slots_per_server;
+  std::vector<int32_t> night_of(K, 0);
+  std::vector<size_t> left = idx;
+  for (int night = 1; night <= std::max(1, c.nights) && !left.empty(); ++night) {
+    int64_t bytes = 0, count = 0;
+    std::vector<int64_t> per_server(S, 0);
+    std::vector<double> busy(S, 0.0);
+    std::vector<size_t> next;
+    for (size_t i : left) {
+      const auto& m = moves[i];
+      auto a = static_cast<size_t>(m.from), b = static_cast<size_t>(m.to);
+      double d = move_seconds(m.bytes, model);
+      bool fits = (c.max_bytes <= 0 || bytes + m.bytes <= c.max_bytes) && (c.max_moves <= 0 || count < c.max_moves) &&
+                  (c.max_moves_per_server <= 0 ||
+                   (per_server[a] < c.max_moves_per_server && per_server[b] < c.max_moves_per_server)) &&
+                  (!multi || (busy[a] + d <= window && busy[b] + d <= window) || (busy[a] == 0 && busy[b] == 0));
+      if (!fits) {
+        next.push_back(i);
+        continue;
+      }
+      night_of[i] = night;
+      bytes += m.bytes;
+      ++count;
+      ++per_server[a];
+      ++per_server[b];
+      busy[a] += d;
+      busy[b] += d;
+    }
+    if (next.size() == left.size()) break;  // nothing fits any more: the rest is dropped
+    left = std::move(next);
+  }
+
+  Schedule out;
+  int32_t last = 0;
+  for (size_t i = 0; i < K; ++i) last = std::max(last, night_of[i]);
+  std::vector<std::vector<PlannedMove>> by_night(static_cast<size_t>(last) + 1);
+  // Keep the packing order inside a night as the tie order of the scheduler.
+  for (size_t i : idx) {
+    if (night_of[i] == 0) {
+      out.dropped.push_back(std::move(moves[i]));
+      continue;
+    }
+    moves[i].night = night_of[i];
+    by_night[static_cast<size_t>(night_of[i])].push_back(std::move(moves[i]));
+  }
+  for (size_t night = 1; night < by_night.size(); ++night) {
+    double makespan = 0;
+    auto ordered = order_night(std::move(by_night[night]), model, S, makespan);
+    out.night_makespan_s.push_back(makespan);
+    for (auto& m : ordered) out.moves.push_back(std::move(m));
+  }
+  return out;
+}
+
+}  // namespace mailshard::planner

@@ -1,0 +1,453 @@
+#include "core/plan.h"
+
+#include <array>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "util/hash.h"
+
+namespace mailshard {
+
+namespace {
+
+// nlohmann::json keeps object keys in a std::map: sorted, hence canonical.
+using Json = nlohmann::json;
+
+constexpr std::array<std::pair<MoveReason, std::string_view>, 6> kReasons = {{
+    {MoveReason::kDrain, "drain"},
+    {MoveReason::kOverBand, "over_band"},
+    {MoveReason::kUnderBand, "under_band"},
+    {MoveReason::kLoad, "load"},
+    {MoveReason::kSwap, "swap"},
+    {MoveReason::kSpread, "spread"},
+}};
+
+constexpr std::array<std::pair<BandState, std::string_view>, 3> kBandStates = {{
+    {BandState::kBelow, "below"},
+    {BandState::kInside, "inside"},
+    {BandState::kAbove, "above"},
+}};
+
+Result<BandState> parse_band_state(std::string_view name) {
+  for (const auto& [s, n] : kBandStates)
+    if (n == name) return s;
+  return Error::invalid(fmt::format("unknown band state '{}'", name));
+}
+
+Json constraints_json(const Constraints& c) {
+  Json drain = Json::array();
+  for (int32_t s : c.drain) drain.push_back(s);
+  return Json{{"strategy", c.strategy},
+              {"band", c.band},
+              {"hard_cap", c.hard_cap},
+              {"min_free_bytes", c.min_free_bytes},
+              {"headroom_bytes", c.headroom_bytes},
+              {"load_band", c.load_band},
+              {"drain", drain},
+              {"max_bytes", c.max_bytes},
+              {"max_moves", c.max_moves},
+              {"max_moves_per_server", c.max_moves_per_server},
+              {"max_move_bytes", c.max_move_bytes},
+              {"nights", c.nights},
+              {"cost_alpha_bytes", c.cost_alpha_bytes},
+              {"execution",
+               {{"slots_per_server", c.execution.slots_per_server},
+                {"rate_bytes_per_s", c.execution.rate_bytes_per_s},
+                {"overhead_s", c.execution.overhead_s},
+                {"night_hours", c.execution.night_hours}}}};
+}
+
+Json move_json(const PlannedMove& m) {
+  return Json{{"user_id", m.user},
+              {"user", m.user_name.empty() ? std::to_string(m.user) : m.user_name},
+              {"from", m.from},
+              {"to", m.to},
+              {"bytes", m.bytes},
+              {"activity", m.activity},
+              {"reason", move_reason_name(m.reason)},
+              {"night", m.night}};
+}
+
+Json server_json(const ServerOutcome& s) {
+  return Json{{"id", s.id},
+              {"name", s.name.empty() ? std::to_string(s.id) : s.name},
+              {"class", s.server_class},
+              {"draining", s.draining},
+              {"capacity_bytes", s.capacity_bytes},
+              {"other_bytes", s.other_bytes},
+              {"lower_bytes", s.lower_bytes},
+              {"upper_bytes", s.upper_bytes},
+              {"cap_bytes", s.cap_bytes},
+              {"used_before", s.used_before},
+              {"used_after", s.used_after},
+              {"load_capacity", s.load_capacity},
+              {"load_before", s.load_before},
+              {"load_after", s.load_after},
+              {"moves_in", s.moves_in},
+              {"moves_out", s.moves_out},
+              {"bytes_in", s.bytes_in},
+              {"bytes_out", s.bytes_out},
+              {"band_before", band_state_name(s.before)},
+              {"band_after", band_state_name(s.after)}};
+}
+
+Json class_json(const ClassOutcome& c) {
+  return Json{{"name", c.name},
+              {"servers", c.servers},
+              {"mean_util", c.mean_util},
+              {"load_mean", c.load_mean},
+              {"max_minus_mean_before", c.max_minus_mean_before},
+              {"max_minus_mean_after", c.max_minus_mean_after},
+              {"std_before", c.std_before},
+              {"std_after", c.std_after},
+              {"load_max_over_mean_before", c.load_max_over_mean_before},
+              {"load_max_over_mean_after", c.load_max_over_mean_after},
+              {"out_of_band_before", c.out_of_band_before},
+              {"out_of_band_after", c.out_of_band_after},
+              {"above_load_band_after", c.above_load_band_after}};
+}
+
+Json bounds_json(const LowerBounds& b) {
+  Json classes = Json::array();
+  for (const auto& c : b.classes)
+    classes.push_back({{"name", c.name},
+                       {"excess_bytes", c.excess_bytes},
+                       {"deficit_bytes", c.deficit_bytes},
+                       {"lb_bytes", c.lb_bytes},
+                       {"k_src", c.k_src},
+                       {"k_recv", c.k_recv},
+                       {"lb_moves", c.lb_moves},
+                       {"lb_cost", c.lb_cost}});
+  return Json{{"classes", classes},
+              {"lb_bytes", b.lb_bytes},
+              {"lb_moves", b.lb_moves},
+              {"lb_cost", b.lb_cost},
+              {"t_lb_s", b.t_lb_s},
+              {"max_server_moves_lb", b.max_server_moves_lb},
+              {"nights_lb", b.nights_lb},
+              {"infeasible_servers", b.infeasible_servers},
+              {"pinned_on_draining", b.pinned_on_draining}};
+}
+
+Json estimate_json(const PlanEstimate& e) {
+  Json nights = Json::array();
+  for (const auto& n : e.per_night)
+    nights.push_back({{"night", n.night}, {"bytes", n.bytes}, {"moves", n.moves}, {"makespan_s", n.makespan_s}});
+  return Json{{"bytes", e.bytes},         {"moves", e.moves},   {"makespan_s", e.makespan_s},
+              {"plan_lb_s", e.plan_lb_s}, {"nights", e.nights}, {"per_night", nights}};
+}
+
+// Ratios a reader wants next to the bounds; null when the bound is 0.
+Json ratios_json(const Plan& p) {
+  auto ratio = [](double a, double b) -> Json { return b > 0 ? Json(a / b) : Json(nullptr); };
+  double cost = static_cast<double>(p.estimate.bytes) +
+                static_cast<double>(p.constraints.cost_alpha_bytes) * static_cast<double>(p.estimate.moves);
+  return Json{{"bytes_over_lb", ratio(static_cast<double>(p.estimate.bytes), static_cast<double>(p.bounds.lb_bytes))},
+              {"moves_over_lb", ratio(static_cast<double>(p.estimate.moves), static_cast<double>(p.bounds.lb_moves))},
+              {"cost_over_lb", ratio(cost, p.bounds.lb_cost)},
+              {"makespan_over_t_lb", ratio(p.estimate.makespan_s, p.bounds.t_lb_s)},
+              {"nights_minus_lb", p.estimate.nights - p.bounds.nights_lb}};
+}
+
+Json plan_document(const Plan& p, bool with_moves = true) {
+  Json moves = Json::array();
+  if (with_moves)
+    for (const auto& m : p.moves) moves.push_back(move_json(m));
+  Json servers = Json::array();
+  for (const auto& s : p.servers) servers.push_back(server_json(s));
+  Json classes = Json::array();
+  for (const auto& c : p.classes) classes.push_back(class_json(c));
+  return Json{{"format", "mailshard-plan/1"},
+              {"strategy", p.strategy},
+              {"snapshot",
+               {{"users", p.snapshot_users},
+                {"servers", p.snapshot_servers},
+                {"taken_at_ms", p.snapshot_taken_at_ms},
+                {"source", p.snapshot_source}}},
+              {"constraints", constraints_json(p.constraints)},
+              {"moves", moves},
+              {"servers", servers},
+              {"classes", classes},
+              {"lower_bounds", bounds_json(p.bounds)},
+              {"estimate", estimate_json(p.estimate)},
+              {"ratios", ratios_json(p)},
+              {"warnings", p.warnings},
+              {"partial", p.partial},
+              {"partial_reasons", p.partial_reasons}};
+}
+
+// Typed field access with errors that name the field.
+template <typename T>
+Status get(const Json& j, const char* key, T& out, std::string_view where) {
+  auto it = j.find(key);
+  if (it == j.end()) return Error::invalid(fmt::format("plan JSON: {}: missing '{}'", where, key));
+  try {
+    out = it->template get<T>();
+  } catch (const Json::exception&) {
+    return Error::invalid(fmt::format("plan JSON: {}: '{}' has the wrong type", where, key));
+  }
+  return {};
+}
+
+}  // namespace
+
+std::string_view move_reason_name(MoveReason r) {
+  for (const auto& [reason, name] : kReasons)
+    if (reason == r) return name;
+  return "?";
+}
+
+Result<MoveReason> parse_move_reason(std::string_view name) {
+  for (const auto& [reason, n] : kReasons)
+    if (n == name) return reason;
+  return Error::invalid(fmt::format("unknown move reason '{}'", name));
+}
+
+std::string_view band_state_name(BandState s) {
+  for (const auto& [state, name] : kBandStates)
+    if (state == s) return name;
+  return "?";
+}
+
+namespace {
+
+// JSON string escaping for the hand-written moves array: quotes, backslash
+// and control bytes; other bytes pass through (names are UTF-8).
+void append_json_string(std::string& out, std::string_view s) {
+  out += '"';
+  for (char ch : s) {
+    switch (ch) {
+      case '"': out += "\\\""; break;
+      case '\\': out += "\\\\"; break;
+      case '\n': out += "\\n"; break;
+      case '\r': out += "\\r"; break;
+      case '\t': out += "\\t"; break;
+      default:
+        if (static_cast<unsigned char>(ch) < 0x20)
+          fmt::format_to(std::back_inserter(out), "\\u{:04x}", static_cast<unsigned char>(ch));
+        else
+          out += ch;
+    }
+  }
+  out += '"';
+}
+
+// The moves array, written directly: at 50 000 moves building it as a JSON
+// DOM costs ten times more than the plan took to compute. Keys in sorted
+// order like the rest of the canonical document; numbers as fmt writes them
+// (shortest text that reads back to the same double).
+std::string moves_json(const std::vector<PlannedMove>& moves) {
+  std::string out = "[";
+  out.reserve(moves.size() * 120 + 2);
+  for (size_t i = 0; i < moves.size(); ++i) {
+    const PlannedMove& m = moves[i];
+    if (i) out += ',';
+    fmt::format_to(std::back_inserter(out), "{{\"activity\":{},\"bytes\":{},\"from\":{},\"night\":{},\"reason\":\"{}\",\"to\":{},\"user\":",
+                   m.activity, m.bytes, m.from, m.night, move_reason_name(m.reason), m.to);
+    if (m.user_name.empty())
+      fmt::format_to(std::back_inserter(out), "\"{}\"", m.user);
+    else
+      append_json_string(out, m.user_name);
+    fmt::format_to(std::back_inserter(out), ",\"user_id\":{}}}", m.user);
+  }
+  out += ']';
+  return out;
+}
+
+}  // namespace
+
+std::string plan_to_json(const Plan& plan) {
+  // The document minus its moves, with an empty array where they go; the
+  // key "moves" with an array value exists only at the top level.
+  Json doc = plan_document(plan, /*with_moves=*/false);
+  // Invalid UTF-8 in a name (directories are not always clean) becomes U+FFFD
+  // rather than an exception.
+  std::string text = doc.dump(-1, ' ', false, Json::error_handler_t::replace);
+  const std::string slot = "\"moves\":[]";
+  size_t at = text.find(slot);
+  return text.substr(0, at + slot.size() - 2) + moves_json(plan.moves) + text.substr(at + slot.size());
+}
+
+std::string plan_to_pretty_json(const Plan& plan, const std::string& hash) {
+  std::string canonical = plan_to_json(plan);
+  Json doc = Json::parse(canonical, nullptr, /*allow_exceptions=*/false);
+  if (doc.is_discarded())  // a name with invalid UTF-8: keep the canonical text, hash first
+    return "{\"plan_hash\":\"" + hash + "\"," + canonical.substr(1) + "\n";
+  doc["plan_hash"] = hash;
+  return doc.dump(1, ' ', false, Json::error_handler_t::replace) + "\n";
+}
+
+std::string plan_hash(const Plan& plan) { return hash_bytes(plan_to_json(plan)).hex(); }
+
+Result<Plan> plan_from_json(std::string_view text) {
+  Json doc = Json::parse(text, nullptr, false);
+  if (doc.is_discarded() || !doc.is_object()) return Error::invalid("plan JSON: not a JSON object");
+  std::string format;
+  MS_CHECK(get(doc, "format", format, "plan"));
+  if (format != "mailshard-plan/1")
+    return Error::invalid(fmt::format("plan JSON: unsupported format '{}' (expected mailshard-plan/1)", format));
+  Plan p;
+  MS_CHECK(get(doc, "strategy", p.strategy, "plan"));
+  MS_CHECK(get(doc, "partial", p.partial, "plan"));
+  MS_CHECK(get(doc, "partial_reasons", p.partial_reasons, "plan"));
+  MS_CHECK(get(doc, "warnings", p.warnings, "plan"));
+
+  Json snap;
+  MS_CHECK(get(doc, "snapshot", snap, "plan"));
+  MS_CHECK(get(snap, "users", p.snapshot_users, "snapshot"));
+  MS_CHECK(get(snap, "servers", p.snapshot_servers, "snapshot"));
+  MS_CHECK(get(snap, "taken_at_ms", p.snapshot_taken_at_ms, "snapshot"));
+  MS_CHECK(get(snap, "source", p.snapshot_source, "snapshot"));
+
+  Json c;
+  MS_CHECK(get(doc, "constraints", c, "plan"));
+  Constraints& k = p.constraints;
+  MS_CHECK(get(c, "strategy", k.strategy, "constraints"));
+  MS_CHECK(get(c, "band", k.band, "constraints"));
+  MS_CHECK(get(c, "hard_cap", k.hard_cap, "constraints"));
+  MS_CHECK(get(c, "min_free_bytes", k.min_free_bytes, "constraints"));
+  MS_CHECK(get(c, "headroom_bytes", k.headroom_bytes, "constraints"));
+  MS_CHECK(get(c, "load_band", k.load_band, "constraints"));
+  MS_CHECK(get(c, "drain", k.drain, "constraints"));
+  MS_CHECK(get(c, "max_bytes", k.max_bytes, "constraints"));
+  MS_CHECK(get(c, "max_moves", k.max_moves, "constraints"));
+  MS_CHECK(get(c, "max_moves_per_server", k.max_moves_per_server, "constraints"));
+  MS_CHECK(get(c, "max_move_bytes", k.max_move_bytes, "constraints"));
+  MS_CHECK(get(c, "nights", k.nights, "constraints"));
+  MS_CHECK(get(c, "cost_alpha_bytes", k.cost_alpha_bytes, "constraints"));
+  Json e;
+  MS_CHECK(get(c, "execution", e, "constraints"));
+  MS_CHECK(get(e, "slots_per_server", k.execution.slots_per_server, "constraints.execution"));
+  MS_CHECK(get(e, "rate_bytes_per_s", k.execution.rate_bytes_per_s, "constraints.execution"));
+  MS_CHECK(get(e, "overhead_s", k.execution.overhead_s, "constraints.execution"));
+  MS_CHECK(get(e, "night_hours", k.execution.night_hours, "constraints.execution"));
+
+  Json moves;
+  MS_CHECK(get(doc, "moves", moves, "plan"));
+  if (!moves.is_array()) return Error::invalid("plan JSON: plan: 'moves' has the wrong type");
+  p.moves.reserve(moves.size());
+  for (size_t i = 0; i < moves.size(); ++i) {
+    const Json& j = moves[i];
+    std::string where = fmt::format("moves[{}]", i);
+    PlannedMove m;
+    std::string reason, label;
+    MS_CHECK(get(j, "user_id", m.user, where));
+    MS_CHECK(get(j, "user", label, where));
+    MS_CHECK(get(j, "from", m.from, where));
+    MS_CHECK(get(j, "to", m.to, where));
+    MS_CHECK(get(j, "bytes", m.bytes, where));
+    MS_CHECK(get(j, "activity", m.activity, where));
+    MS_CHECK(get(j, "reason", reason, where));
+    MS_CHECK(get(j, "night", m.night, where));
+    m.reason = MS_TRY_CTX(parse_move_reason(reason), "plan JSON: " + where);
+    if (label != std::to_string(m.user)) m.user_name = label;
+    p.moves.push_back(std::move(m));
+  }
+
+  Json servers;
+  MS_CHECK(get(doc, "servers", servers, "plan"));
+  if (!servers.is_array()) return Error::invalid("plan JSON: plan: 'servers' has the wrong type");
+  for (size_t i = 0; i < servers.size(); ++i) {
+    const Json& j = servers[i];
+    std::string where = fmt::format("servers[{}]", i);
+    ServerOutcome s;
+    std::string name, before, after;
+    MS_CHECK(get(j, "id", s.id, where));
+    MS_CHECK(get(j, "name", name, where));
+    MS_CHECK(get(j, "class", s.server_class, where));
+    MS_CHECK(get(j, "draining", s.draining, where));
+    MS_CHECK(get(j, "capacity_bytes", s.capacity_bytes, where));
+    MS_CHECK(get(j, "other_bytes", s.other_bytes, where));
+    MS_CHECK(get(j, "lower_bytes", s.lower_bytes, where));
+    MS_CHECK(get(j, "upper_bytes", s.upper_bytes, where));
+    MS_CHECK(get(j, "cap_bytes", s.cap_bytes, where));
+    MS_CHECK(get(j, "used_before", s.used_before, where));
+    MS_CHECK(get(j, "used_after", s.used_after, where));
+    MS_CHECK(get(j, "load_capacity", s.load_capacity, where));
+    MS_CHECK(get(j, "load_before", s.load_before, where));
+    MS_CHECK(get(j, "load_after", s.load_after, where));
+    MS_CHECK(get(j, "moves_in", s.moves_in, where));
+    MS_CHECK(get(j, "moves_out", s.moves_out, where));
+    MS_CHECK(get(j, "bytes_in", s.bytes_in, where));
+    MS_CHECK(get(j, "bytes_out", s.bytes_out, where));
+    MS_CHECK(get(j, "band_before", before, where));
+    MS_CHECK(get(j, "band_after", after, where));
+    s.before = MS_TRY_CTX(parse_band_state(before), "plan JSON: " + where);
+    s.after = MS_TRY_CTX(parse_band_state(after), "plan JSON: " + where);
+    if (name != std::to_string(s.id)) s.name = name;
+    p.servers.push_back(std::move(s));
+  }
+
+  Json classes;
+  MS_CHECK(get(doc, "classes", classes, "plan"));
+  for (size_t i = 0; i < classes.size(); ++i) {
+    const Json& j = classes[i];
+    std::string where = fmt::format("classes[{}]", i);
+    ClassOutcome o;
+    MS_CHECK(get(j, "name", o.name, where));
+    MS_CHECK(get(j, "servers", o.servers, where));
+    MS_CHECK(get(j, "mean_util", o.mean_util, where));
+    MS_CHECK(get(j, "load_mean", o.load_mean, where));
+    MS_CHECK(get(j, "max_minus_mean_before", o.max_minus_mean_before, where));
+    MS_CHECK(get(j, "max_minus_mean_after", o.max_minus_mean_after, where));
+    MS_CHECK(get(j, "std_before", o.std_before, where));
+    MS_CHECK(get(j, "std_after", o.std_after, where));
+    MS_CHECK(get(j, "load_max_over_mean_before", o.load_max_over_mean_before, where));
+    MS_CHECK(get(j, "load_max_over_mean_after", o.load_max_over_mean_after, where));
+    MS_CHECK(get(j, "out_of_band_before", o.out_of_band_before, where));
+    MS_CHECK(get(j, "out_of_band_after", o.out_of_band_after, where));
+    MS_CHECK(get(j, "above_load_band_after", o.above_load_band_after, where));
+    p.classes.push_back(std::move(o));
+  }
+
+  Json b;
+  MS_CHECK(get(doc, "lower_bounds", b, "plan"));
+  LowerBounds& lb = p.bounds;
+  MS_CHECK(get(b, "lb_bytes", lb.lb_bytes, "lower_bounds"));
+  MS_CHECK(get(b, "lb_moves", lb.lb_moves, "lower_bounds"));
+  MS_CHECK(get(b, "lb_cost", lb.lb_cost, "lower_bounds"));
+  MS_CHECK(get(b, "t_lb_s", lb.t_lb_s, "lower_bounds"));
+  MS_CHECK(get(b, "max_server_moves_lb", lb.max_server_moves_lb, "lower_bounds"));
+  MS_CHECK(get(b, "nights_lb", lb.nights_lb, "lower_bounds"));
+  MS_CHECK(get(b, "infeasible_servers", lb.infeasible_servers, "lower_bounds"));
+  MS_CHECK(get(b, "pinned_on_draining", lb.pinned_on_draining, "lower_bounds"));
+  Json bc;
+  MS_CHECK(get(b, "classes", bc, "lower_bounds"));
+  for (size_t i = 0; i < bc.size(); ++i) {
+    const Json& j = bc[i];
+    std::string where = fmt::format("lower_bounds.classes[{}]", i);
+    ClassBounds cb;
+    MS_CHECK(get(j, "name", cb.name, where));
+    MS_CHECK(get(j, "excess_bytes", cb.excess_bytes, where));
+    MS_CHECK(get(j, "deficit_bytes", cb.deficit_bytes, where));
+    MS_CHECK(get(j, "lb_bytes", cb.lb_bytes, where));
+    MS_CHECK(get(j, "k_src", cb.k_src, where));
+    MS_CHECK(get(j, "k_recv", cb.k_recv, where));
+    MS_CHECK(get(j, "lb_moves", cb.lb_moves, where));
+    MS_CHECK(get(j, "lb_cost", cb.lb_cost, where));
+    lb.classes.push_back(std::move(cb));
+  }
+
+  Json est;
+  MS_CHECK(get(doc, "estimate", est, "plan"));
+  MS_CHECK(get(est, "bytes", p.estimate.bytes, "estimate"));
+  MS_CHECK(get(est, "moves", p.estimate.moves, "estimate"));
+  MS_CHECK(get(est, "makespan_s", p.estimate.makespan_s, "estimate"));
+  MS_CHECK(get(est, "plan_lb_s", p.estimate.plan_lb_s, "estimate"));
+  MS_CHECK(get(est, "nights", p.estimate.nights, "estimate"));
+  Json nights;
+  MS_CHECK(get(est, "per_night", nights, "estimate"));
+  for (size_t i = 0; i < nights.size(); ++i) {
+    std::string where = fmt::format("estimate.per_night[{}]", i);
+    NightEstimate n;
+    MS_CHECK(get(nights[i], "night", n.night, where));
+    MS_CHECK(get(nights[i], "bytes", n.bytes, where));
+    MS_CHECK(get(nights[i], "moves", n.moves, where));
+    MS_CHECK(get(nights[i], "makespan_s", n.makespan_s, where));
+    p.estimate.per_night.push_back(n);
+  }
+  return p;
+}
+
+}  // namespace mailshard
