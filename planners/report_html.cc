@@ -24,7 +24,7 @@ std::string esc(std::string_view s) {
 
 // Chart geometry, in SVG user units (the SVG scales to the page width).
 constexpr double kChartHeight = 260;  // 100 % utilisation
-constexpr double kTop = 16, kLeft = 44, kBottom = 28;
+constexpr double kTop = 16, kLeft = 44, kBottom = 48;  // room below for slanted names
 constexpr double kMaxGroup = 28, kMinGroup = 3;  // width of one server's pair of bars
 constexpr size_t kLabelledServers = 40;          // above this, names only in tooltips
 constexpr double kMaxPixelHeight = 360;          // a chart never takes more than this of the page
@@ -77,8 +77,10 @@ std::string class_chart(const Plan& p, const ClassOutcome& c) {
                    s.id, x, y(ub), bw, y(0) - y(ub), name, s.draining ? " (draining)" : "", 100 * ub, x + bw, y(ua), bw,
                    y(0) - y(ua), after_colour, name, s.draining ? " (draining)" : "", 100 * ua, s.moves_in, s.moves_out);
     if (srv.size() <= kLabelledServers)
-      fmt::format_to(out, "<text x=\"{:.1f}\" y=\"{:.1f}\" font-size=\"9\" text-anchor=\"middle\" fill=\"#2d3748\">{}</text>",
-                     x + bw, kTop + kChartHeight + 12, name);
+      fmt::format_to(out,
+                     "<text transform=\"translate({:.1f} {:.1f}) rotate(-40)\" font-size=\"9\" text-anchor=\"end\" "
+                     "fill=\"#2d3748\">{}</text>",
+                     x + bw, kTop + kChartHeight + 10, name);
     o += "</g>\n";
   }
   fmt::format_to(out,
