@@ -352,6 +352,9 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
   c.account = std::move(*account);
   c.from = cfg.find_server(c.account.host);
   if (!c.from) return Error::invalid(fmt::format("user {} is on unknown server '{}'", printable(c.rec.user), c.account.host));
+  if (!options.expected_from.empty() && c.from->name != options.expected_from)
+    return Error::conflict(fmt::format("user {} is on {} now, not on {} as planned", printable(c.rec.user), c.from->name,
+                                       options.expected_from));
   if (c.from == c.to)
     return Error::invalid(fmt::format("user {} is already on {}", printable(c.rec.user), c.to->name));
   if (c.to->draining) return Error::invalid(fmt::format("server {} is draining; it receives no users", c.to->name));

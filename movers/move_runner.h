@@ -67,6 +67,9 @@ struct MoveOptions {
   bool no_freeze = false;  // the operator accepts moving without a freeze backend
   int64_t plan_id = 0;
   int64_t bytes_planned = 0;
+  // A planned move expects the user on this server; if LDAP says otherwise
+  // (the user moved since the plan) the move does not start (kConflict).
+  std::string expected_from;
 };
 
 class MoveRunner {

@@ -18,6 +18,7 @@
 #include <spdlog/spdlog.h>
 
 #include "cli/cli.h"
+#include "cli/live_plan.h"
 #include "core/plan.h"
 #include "core/snapshot.h"
 #include "planners/planner.h"
@@ -46,12 +47,6 @@ struct PlanOptions {
   bool replan_check = false;
 };
 
-// The live fleet comes from the inventory, which lands separately; until it
-// is wired in, planning needs a snapshot folder.
-Result<Snapshot> live_snapshot(Context&) {
-  return Error::invalid("plan without --snapshot needs the live inventory (not implemented yet)");
-}
-
 // The config is optional with --snapshot: an explicit -c / $MAILSHARD_CONFIG
 // must load, the default path only if it exists.
 Result<const Config*> optional_config(Context& ctx, bool required) {
@@ -69,20 +64,8 @@ Result<int64_t> bytes_option(const std::string& text, const char* flag) {
 }
 
 Result<Constraints> build_constraints(const PlanOptions& o, const Config* cfg, const Snapshot& snap) {
-  Constraints c;
+  Constraints c = cfg ? constraints_from_config(*cfg) : Constraints{};
   c.strategy = o.strategy;
-  if (cfg) {
-    c.band = cfg->plan.band;
-    c.hard_cap = cfg->plan.hard_cap;
-    c.min_free_bytes = cfg->plan.min_free_bytes;
-    c.load_band = cfg->plan.load_band;
-    c.max_bytes = cfg->plan.max_bytes;
-    c.max_moves = cfg->plan.max_moves;
-    c.max_moves_per_server = cfg->plan.max_moves_per_server;
-    c.max_move_bytes = cfg->plan.max_move_bytes;
-    c.nights = cfg->plan.nights;
-    c.headroom_bytes = cfg->move.headroom_bytes;
-  }
   if (o.band) c.band = *o.band;
   if (o.hard_cap) c.hard_cap = *o.hard_cap;
   if (o.load_band) c.load_band = *o.load_band;

@@ -1,0 +1,59 @@
+#include "cli/live_plan.h"
+
+#include <fmt/format.h>
+#include <spdlog/spdlog.h>
+
+#include "inventory/inventory.h"
+#include "planners/planner.h"
+
+namespace mailshard::cli {
+
+Result<Snapshot> live_snapshot(Context& ctx) {
+  const Config* cfg = MS_TRY(ctx.config());
+  InventoryOptions io;
+  Inventory inv = MS_TRY_CTX(take_inventory(*cfg, ctx.clock(), io), "inventory");
+  for (const auto& s : inv.servers)
+    if (s.failed) spdlog::warn("server {} is left out of the plan: {}", s.name, s.error);
+  for (const auto& n : inv.notes) spdlog::info("inventory: {}", n);
+  if (!inv.anomalies.empty())
+    spdlog::warn("{} directory entries were skipped as untrustworthy (see 'mailshard inventory')", inv.anomalies.size());
+  return std::move(inv.snapshot);
+}
+
+Constraints constraints_from_config(const Config& cfg) {
+  Constraints c;
+  c.band = cfg.plan.band;
+  c.hard_cap = cfg.plan.hard_cap;
+  c.min_free_bytes = cfg.plan.min_free_bytes;
+  c.load_band = cfg.plan.load_band;
+  c.max_bytes = cfg.plan.max_bytes;
+  c.max_moves = cfg.plan.max_moves;
+  c.max_moves_per_server = cfg.plan.max_moves_per_server;
+  c.max_move_bytes = cfg.plan.max_move_bytes;
+  c.nights = cfg.plan.nights;
+  c.headroom_bytes = cfg.move.headroom_bytes;
+  return c;
+}
+
+Result<LivePlan> plan_live_fleet(Context& ctx, const std::string& strategy) {
+  const Config* cfg = MS_TRY(ctx.config());
+  Snapshot snap = MS_TRY(live_snapshot(ctx));
+  Constraints c = constraints_from_config(*cfg);
+  c.strategy = strategy;
+  LivePlan out;
+  out.plan = MS_TRY(planner::plan(snap, c));
+  out.hash = plan_hash(out.plan);
+  Journal* j = MS_TRY(ctx.journal());
+  PlanRecord rec;
+  rec.hash = out.hash;
+  rec.strategy = out.plan.strategy;
+  rec.plan_json = plan_to_json(out.plan);
+  rec.status = out.plan.partial ? "partial" : "planned";
+  out.plan_id = MS_TRY_CTX(j->store_plan(rec), "journal");
+  spdlog::info("plan {} ({} moves, {}) stored as plan {}", out.hash, out.plan.estimate.moves,
+               out.plan.estimate.bytes, out.plan_id);
+  for (const auto& r : out.plan.partial_reasons) spdlog::warn("partial plan: {}", r);
+  return out;
+}
+
+}  // namespace mailshard::cli
