@@ -17,6 +17,9 @@ class Selector {
     double bytes = 0, act = 0;
     for (size_t i = 0; i < users.size(); ++i) {
       if (taken[static_cast<size_t>(users[i])]) continue;
+      // A user with no bytes and no activity (an account that never received
+      // mail) changes neither dimension: moving it only costs a move.
+      if (sizes[i] == 0 && !(acts[i] > 0)) continue;
       ids_.push_back(users[i]);
       size_.push_back(sizes[i]);
       act_.push_back(acts[i]);

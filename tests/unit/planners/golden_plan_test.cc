@@ -64,6 +64,20 @@ TEST(GoldenPlan, ShedsToTheEmptyServer) {
   EXPECT_EQ(p->bounds.lb_moves, 2);
 }
 
+// The same fleet plus accounts that never received mail (0 B, no activity)
+// on the over-full server: moving them changes nothing, so the plan is the
+// same three moves (a greedy that walks "largest first" down to 0 B took
+// every one of them).
+TEST(GoldenPlan, EmptyAccountsNeverMove) {
+  auto f = three_servers();
+  for (int i = 0; i < 20; ++i) f.user(0, 0, 0);
+  auto p = plan(f.snap, Constraints{});
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  expect_moves(*p, {{1, 0, 2, 200, MoveReason::kOverBand},
+                    {3, 0, 2, 100, MoveReason::kOverBand},
+                    {4, 1, 2, 100, MoveReason::kOverBand}});
+}
+
 // s0 drains 100+80+60 = 240; s1 = 300, s2 = 200 (1000 B each).
 // mean = 740/2000 = 0.37: U = 420, L = 320, margin 5. Excess 240 (the drain)
 // > deficit 20 + 120: the receivers water-fill up to a common level X:
