@@ -10,7 +10,8 @@ namespace {
 class CommandFreezeTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    dir_ = ::testing::TempDir() + "/command_freeze_test";
+    // One directory per test: ctest runs the tests of this binary as parallel processes.
+    dir_ = ::testing::TempDir() + "/command_freeze_test_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     ASSERT_TRUE(make_dirs(dir_).ok());
     log_ = dir_ + "/calls";
     ::unlink(log_.c_str());

@@ -1,0 +1,301 @@
+// MoveRunner with fakes that record effects: an in-memory directory whose flip
+// can lose its reply or fail, a recording freeze backend and kicker, real local
+// transports on temp dirs, the real SQLite journal and a fake clock. These are
+// the paths the lab cannot hit on demand (an LDAP reply lost after the modify
+// was applied, a thaw that fails during a rollback); the lab tests cover the
+// rest with the real servers.
+#include "movers/move_runner.h"
+
+#include <unistd.h>
+
+#include <filesystem>
+#include <map>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "journal/sqlite_journal.h"
+#include "tests/unit/movers/maildir_gen.h"
+#include "transport/transport_factory.h"
+
+namespace mailshard {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+class FakeClock : public Clock {
+ public:
+  int64_t now = 1'800'000'000'000;
+  int64_t now_ms() const override { return now; }
+  int64_t monotonic_ms() const override { return now; }
+  void sleep_ms(int64_t ms) override { now += ms; }
+};
+
+// One account; flip and set_attribute are compare-and-swaps like LDAP's.
+class FakeDirectory : public Directory {
+ public:
+  Account account;
+  enum class FlipFault { kNone, kLostReplyAfterApply, kUnreachable, kConflict } flip_fault = FlipFault::kNone;
+  bool find_fails = false;
+  int flips = 0;
+
+  Status for_each_account(const std::function<Status(Account&&)>& fn, std::vector<DirectoryAnomaly>*) override {
+    Account a = account;
+    return fn(std::move(a));
+  }
+  Result<Account> find_account(const std::string& user) override {
+    if (find_fails) return Error::unavailable("LDAP ldap://fake: cannot connect");
+    if (user != account.user) return Error::not_found("no entry");
+    return account;
+  }
+  Status flip(const std::string& dn, const FlipExpectation& expected, const std::string& new_host,
+              const std::optional<std::string>& new_home) override {
+    ++flips;
+    if (flip_fault == FlipFault::kUnreachable) {
+      find_fails = true;
+      return Error::unavailable("LDAP ldap://fake: Can't contact LDAP server");
+    }
+    if (flip_fault == FlipFault::kConflict || account.host != expected.host || account.home != expected.home)
+      return Error::conflict("entry changed underneath us");
+    account.host = new_host;
+    if (new_home) account.home = *new_home;
+    if (flip_fault == FlipFault::kLostReplyAfterApply) return Error::timeout("LDAP modify: timed out");
+    return {};
+  }
+  Status set_attribute(const std::string&, const std::string&, const std::string& value,
+                       const std::optional<std::string>&) override {
+    account.status = value;
+    return {};
+  }
+  Result<std::optional<std::string>> get_attribute(const std::string&, const std::string&) override {
+    return std::optional<std::string>(account.status);
+  }
+};
+
+class RecordingFreeze : public FreezeBackend {
+ public:
+  std::vector<std::string> calls;
+  int fail_thaws = 0;  // this many thaws fail first
+  std::string_view name() const override { return "recording"; }
+  Status freeze(const FreezeTarget& t, int64_t until) override {
+    calls.push_back("freeze " + t.user);
+    return {};
+  }
+  Status thaw(const FreezeTarget& t) override {
+    if (fail_thaws > 0) {
+      --fail_thaws;
+      calls.push_back("thaw-failed " + t.user);
+      return Error::unavailable("gate unreachable");
+    }
+    calls.push_back("thaw " + t.user);
+    return {};
+  }
+  bool frozen() const {
+    int n = 0;
+    for (const auto& c : calls) n += c.rfind("freeze", 0) == 0 ? 1 : c.rfind("thaw ", 0) == 0 ? -1 : 0;
+    return n > 0;
+  }
+};
+
+class RecordingKicker : public SessionKicker {
+ public:
+  int kicks = 0;
+  std::string_view name() const override { return "recording"; }
+  Status kick(const std::string&, const std::string&) override {
+    ++kicks;
+    return {};
+  }
+  Result<int> sessions(const std::string&, const std::string&) override { return 0; }
+};
+
+class LocalEnv : public MoveEnvironment {
+ public:
+  std::map<std::string, std::unique_ptr<Transport>> t;
+  Result<Transport*> transport(const std::string& server) override {
+    auto it = t.find(server);
+    if (it == t.end()) return Error::invalid("unknown server " + server);
+    return it->second.get();
+  }
+};
+
+class MoveRunnerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = ::testing::TempDir() + "/move_runner_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(root_);
+    for (const char* s : {"store1", "store2"}) {
+      fs::create_directories(root_ + "/" + s + "/example.org");
+      ServerConfig sc;
+      sc.name = s;
+      sc.mail_root = root_ + "/" + s;
+      config_.servers.push_back(sc);
+      auto t = make_local_transport(sc.mail_root, 2, s);
+      ASSERT_TRUE(t.ok()) << t.error().message();
+      env_.t[s] = std::move(t).value();
+    }
+    config_.move.headroom_bytes = 0;
+    config_.move.max_clock_skew_ms = 60'000;
+    testing::GenOptions g;
+    g.messages = 60;
+    testing::generate_home(src_home(), g);
+    dir_.account = {"uid=alice,ou=people", "alice", "store1", "example.org/alice", "example.org/alice", "active", 0};
+    auto j = SqliteJournal::open(root_ + "/journal.sqlite", clock_);
+    ASSERT_TRUE(j.ok()) << j.error().message();
+    journal_ = std::move(*j);
+  }
+  std::string src_home() const { return root_ + "/store1/example.org/alice"; }
+  std::string dst_home() const { return root_ + "/store2/example.org/alice"; }
+  MoveRunner runner() {
+    return MoveRunner(MoveDeps{config_, dir_, freeze_, kicker_, nullptr, *journal_, clock_, env_, SyncOptions{}});
+  }
+  bool any_staging() const {
+    for (const auto& e : fs::directory_iterator(root_ + "/store2/example.org"))
+      if (e.path().filename().string().find(".mailshard-incoming-") != std::string::npos) return true;
+    return false;
+  }
+
+  std::string root_;
+  Config config_;
+  FakeDirectory dir_;
+  RecordingFreeze freeze_;
+  RecordingKicker kicker_;
+  LocalEnv env_;
+  FakeClock clock_;
+  std::unique_ptr<SqliteJournal> journal_;
+};
+
+TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(dir_.account.host, "store2");
+  EXPECT_EQ(freeze_.calls, (std::vector<std::string>{"freeze alice", "thaw alice"}));
+  EXPECT_EQ(kicker_.kicks, 1);
+  EXPECT_TRUE(testing::compare_trees(src_home(), dst_home()).empty());
+  EXPECT_FALSE(any_staging());
+  EXPECT_EQ(rec->lockout_ms, 0);  // the fake clock did not move between freeze and thaw
+  auto steps = *journal_->list_steps(rec->id);
+  std::vector<std::string> order;
+  for (const auto& s : steps)
+    if (s.phase == StepPhase::kBegin) order.push_back(s.step);
+  EXPECT_EQ(order, (std::vector<std::string>{"preflight", "precopy", "freeze", "kick", "final_sync", "verify", "flip",
+                                             "thaw", "sweep", "done"}));
+}
+
+TEST_F(MoveRunnerTest, LostFlipReplyIsReadBackAndTheMoveFinishes) {
+  dir_.flip_fault = FakeDirectory::FlipFault::kLostReplyAfterApply;
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(dir_.account.host, "store2");
+  EXPECT_TRUE(fs::exists(dst_home()));
+  EXPECT_FALSE(freeze_.frozen());
+}
+
+TEST_F(MoveRunnerTest, UnknownFlipOutcomeDeletesNothingAndResumeDecides) {
+  dir_.flip_fault = FakeDirectory::FlipFault::kUnreachable;
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok());
+  EXPECT_FALSE(is_terminal(rec->state)) << move_state_name(rec->state);
+  EXPECT_THAT(rec->error, HasSubstr("cannot tell whether the flip happened"));
+  EXPECT_TRUE(fs::exists(dst_home())) << "the copy LDAP may point at must survive";
+  // LDAP answers again and says the flip did not happen: resume rolls back.
+  dir_.find_fails = false;
+  dir_.flip_fault = FakeDirectory::FlipFault::kNone;
+  auto res = runner().resume(rec->id);
+  ASSERT_TRUE(res.ok()) << res.error().message();
+  EXPECT_EQ(res->state, MoveState::kRolledBack);
+  EXPECT_FALSE(fs::exists(dst_home()));
+  EXPECT_FALSE(freeze_.frozen());
+  EXPECT_EQ(dir_.account.host, "store1");
+}
+
+TEST_F(MoveRunnerTest, UnknownFlipOutcomeThatHadAppliedRollsForward) {
+  dir_.flip_fault = FakeDirectory::FlipFault::kUnreachable;
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok());
+  // The modify had in fact been applied before the connection died.
+  dir_.find_fails = false;
+  dir_.account.host = "store2";
+  auto res = runner().resume(rec->id);
+  ASSERT_TRUE(res.ok()) << res.error().message();
+  EXPECT_EQ(res->state, MoveState::kDone);
+  EXPECT_TRUE(fs::exists(dst_home()));
+  EXPECT_FALSE(freeze_.frozen());
+}
+
+TEST_F(MoveRunnerTest, RollbackWhoseThawFailsStaysActiveUntilResume) {
+  dir_.flip_fault = FakeDirectory::FlipFault::kConflict;
+  freeze_.fail_thaws = 1;
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok());
+  EXPECT_EQ(rec->state, MoveState::kRollingBack);
+  EXPECT_THAT(rec->error, HasSubstr("entry changed underneath us; rollback incomplete: rollback: gate unreachable"));
+  EXPECT_TRUE(freeze_.frozen()) << "the failed thaw left the freeze";
+  EXPECT_FALSE(is_terminal(rec->state)) << "an unfinished rollback stays for resume";
+  auto res = runner().resume(rec->id);
+  ASSERT_TRUE(res.ok()) << res.error().message();
+  EXPECT_EQ(res->state, MoveState::kRolledBack);
+  EXPECT_FALSE(freeze_.frozen());
+  EXPECT_FALSE(fs::exists(dst_home()));
+  EXPECT_FALSE(any_staging());
+  EXPECT_EQ(dir_.account.host, "store1");
+}
+
+TEST_F(MoveRunnerTest, DryRunWritesNothingButOneRecord) {
+  MoveOptions o;
+  o.dry_run = true;
+  auto rec = runner().move("alice", "store2", o);
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDryRun);
+  EXPECT_FALSE(fs::exists(dst_home()));
+  EXPECT_TRUE(fs::is_empty(root_ + "/store2/example.org"));
+  EXPECT_TRUE(freeze_.calls.empty());
+  EXPECT_EQ(dir_.flips, 0);
+  EXPECT_EQ(journal_->list_moves({})->size(), 1u);
+  EXPECT_TRUE(journal_->list_steps(rec->id)->empty());
+}
+
+TEST_F(MoveRunnerTest, PlannedMoveOfAUserWhoMovedMeanwhileDoesNotStart) {
+  MoveOptions o;
+  o.expected_from = "store2";
+  auto rec = runner().move("alice", "store1", o);
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(rec.error().message(), "user alice is on store1 now, not on store2 as planned");
+  EXPECT_TRUE(journal_->list_moves({})->empty());
+}
+
+TEST_F(MoveRunnerTest, PurgeNeverDeletesTheLiveMailbox) {
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok());
+  ASSERT_EQ(rec->state, MoveState::kDone);
+  // An operator points the user back at store1 by hand: its copy is live again.
+  dir_.account.host = "store1";
+  auto p = runner().purge(rec->id, 0);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().code(), ErrorCode::kConflict);
+  EXPECT_TRUE(fs::exists(src_home()));
+  // Back on store2, the purge deletes the old copy.
+  dir_.account.host = "store2";
+  auto q = runner().purge(rec->id, 0);
+  ASSERT_TRUE(q.ok()) << q.error().message();
+  EXPECT_EQ(q->state, MoveState::kPurged);
+  EXPECT_FALSE(fs::exists(src_home()));
+  EXPECT_TRUE(fs::exists(dst_home()));
+}
+
+TEST_F(MoveRunnerTest, PurgeRespectsTheGracePeriod) {
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok());
+  auto p = runner().purge(rec->id, 7 * 86'400'000ll);
+  ASSERT_FALSE(p.ok());
+  EXPECT_EQ(p.error().message(), "move 1 finished 0ms ago, inside its grace period of 7d");
+  clock_.now += 8 * 86'400'000ll;
+  EXPECT_TRUE(runner().purge(rec->id, 7 * 86'400'000ll).ok());
+}
+
+}  // namespace
+}  // namespace mailshard
