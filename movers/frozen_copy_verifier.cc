@@ -16,17 +16,22 @@ Result<VerifyReport> SyncEngine::verify_frozen_copy(const SyncState& state) {
   auto t0 = std::chrono::steady_clock::now();
   VerifyReport rep;
   std::vector<std::string>& bad = rep.mismatches;
+  // Each side is listed and diffed against the state in its own thread.
   Result<TreeListing> sl = Error::internal("unset"), dl = Error::internal("unset");
+  TreePlan d, s;
   {
-    std::thread t([&] { dl = dst_.list_tree(dst_home_); });
+    std::thread t([&] {
+      dl = dst_.list_tree(dst_home_);
+      if (dl.ok()) d = diff_tree(*dl, state, nullptr);
+    });
     sl = src_.list_tree(src_home_);
+    if (sl.ok()) s = diff_tree(*sl, state, nullptr);
     t.join();
   }
   if (!sl.ok()) return std::move(sl).error().context("verify: list source " + src_.describe());
   if (!dl.ok()) return std::move(dl).error().context("verify: list destination " + dst_.describe());
 
   // 1. Names and types on the destination are exactly the state's.
-  TreePlan d = diff_tree(*dl, state, nullptr);
   rep.entries_compared = static_cast<int64_t>(d.entries);
   for (const auto& m : d.mkdirs) bad.push_back(fmt::format("extra directory on the destination: '{}'", printable(m.path)));
   for (const auto& [from, to] : d.renames)
@@ -83,7 +88,6 @@ Result<VerifyReport> SyncEngine::verify_frozen_copy(const SyncState& state) {
   }
 
   // 3. The source since the pass: only new messages (late deliveries) are fine.
-  TreePlan s = diff_tree(*sl, state, nullptr);
   for (const auto& [from, to] : s.renames)
     bad.push_back(fmt::format("'{}' was renamed to '{}' on the source after the final pass (a flag change during "
                               "the freeze)",

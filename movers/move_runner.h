@@ -132,6 +132,7 @@ class MoveRunner {
   Result<bool> exists(Transport& t, const std::string& path);
   Result<MoveRecord> purge_stale_copy(Ctx& c);
   Status compare_mailbox_status(Ctx& c);
+  Result<int> files_in_tmp(Ctx& c);
 
   MoveDeps d_;
 };

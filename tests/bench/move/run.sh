@@ -5,8 +5,9 @@
 #   2. lockout of a 2k-message user, same changes (target <= 0.3 s, median);
 #   3. the whole move of a 20k-message user against `rsync -a` of the same tree, warm cache
 #      (target <= 1.5 x rsync + 2 s).
-# Mailboxes come from ../shared/bench/gen_maildir.py (generate / mutate), owned by dovecot, with
-# Dovecot's own indexes built once (doveadm mailbox status) as on a live server.
+# Mailboxes come from ../shared/bench/gen_maildir.py generate, owned by dovecot, with Dovecot's
+# own indexes built once (doveadm mailbox status) as on a live server; the changes between the
+# last warm pass and the freeze are made through Dovecot (LMTP deliveries, doveadm flags).
 #
 # Usage: tests/bench/move/run.sh [BUILD_DIR]   env: RUNS (default 5), LAB_PORT_BASE (default 45000),
 #        BENCH_DIR (default /tmp/mailshard-bench-move), SHARED (default ../shared next to the repo)
@@ -46,8 +47,10 @@ lockouts() {  # user-local-part runs -> one lockout in ms per line
   for r in $(seq "$n"); do
     local src; src=$(home $from "$u")
     # The day's changes arrive right after the last warm pass, before the freeze.
-    # As the mail user, like Dovecot's own writes (root-owned files would lock Dovecot out).
-    local hook="precopy.end:run:setpriv --reuid=$MAIL_UID --regid=$MAIL_GID --clear-groups $GEN mutate $src --new 50 --flag-changes 50 --deletions 0 --day $((r + 10))"
+    # The day's changes go through Dovecot, as a user's and an MTA's do: 50 LMTP deliveries
+    # and 50 flag changes (renames), so Dovecot's own index stays current.
+    local first=$((r * 50 + 1))
+    local hook="precopy.end:run:sh -c '/usr/bin/python3 $ROOT/tests/lab/deliver.py --lab $LAB --user $u@example.org --count 50 --tag r$r >/dev/null && $LAB/bin/doveadm-$from flags add -u $u@example.org \\\\Flagged mailbox INBOX $first:$((first + 49))'"
     MAILSHARD_TEST_AT=$hook "$MS" -c "$CFG" --log-level warn move "$u@example.org" --to $to >/dev/null
     "$MS" -c "$CFG" --json status "$u@example.org" --limit 1 | /usr/bin/python3 -c \
       'import json,sys; m=json.load(sys.stdin)[0]; assert m["state"]=="done", m; print(m["lockout_ms"])'
