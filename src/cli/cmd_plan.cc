@@ -149,12 +149,7 @@ Result<int> run_plan(Context& ctx, const PlanOptions& o) {
     spdlog::info("plan {} not stored in the journal: no config file (give one with -c to journal plans)", hash);
   } else {
     Journal* j = MS_TRY(ctx.journal());
-    PlanRecord rec;
-    rec.hash = hash;
-    rec.strategy = p.strategy;
-    rec.plan_json = plan_to_json(p);
-    rec.status = p.partial ? "partial" : "planned";
-    int64_t id = MS_TRY_CTX(j->store_plan(rec), "journal");
+    int64_t id = MS_TRY(journal_plan(*j, p, hash));
     spdlog::info("plan {} stored in the journal as plan {}", hash, id);
   }
 

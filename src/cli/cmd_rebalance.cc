@@ -54,12 +54,7 @@ Result<std::pair<Plan, int64_t>> load_plan(Context& ctx, const Args& a) {
   if (!doc.is_discarded() && doc.contains("plan_hash") && doc["plan_hash"] != hash)
     return Error::invalid(fmt::format("{}: plan_hash {} does not match its content ({}); the file was edited",
                                       a.plan, doc["plan_hash"].get<std::string>(), hash));
-  PlanRecord rec;
-  rec.hash = hash;
-  rec.strategy = p.strategy;
-  rec.plan_json = plan_to_json(p);
-  rec.status = p.partial ? "partial" : "planned";
-  int64_t id = MS_TRY_CTX(j->store_plan(rec), "journal");
+  int64_t id = MS_TRY(journal_plan(*j, p, hash));
   return std::pair{std::move(p), id};
 }
 

@@ -35,6 +35,15 @@ Constraints constraints_from_config(const Config& cfg) {
   return c;
 }
 
+Result<int64_t> journal_plan(Journal& journal, const Plan& plan, const std::string& hash) {
+  PlanRecord rec;
+  rec.hash = hash;
+  rec.strategy = plan.strategy;
+  rec.plan_json = plan_to_json(plan);
+  rec.status = plan.partial ? "partial" : "planned";
+  return journal.store_plan(rec).context("journal");
+}
+
 Result<LivePlan> plan_live_fleet(Context& ctx, const std::string& strategy) {
   const Config* cfg = MS_TRY(ctx.config());
   Snapshot snap = MS_TRY(live_snapshot(ctx));
@@ -44,12 +53,7 @@ Result<LivePlan> plan_live_fleet(Context& ctx, const std::string& strategy) {
   out.plan = MS_TRY(planner::plan(snap, c));
   out.hash = plan_hash(out.plan);
   Journal* j = MS_TRY(ctx.journal());
-  PlanRecord rec;
-  rec.hash = out.hash;
-  rec.strategy = out.plan.strategy;
-  rec.plan_json = plan_to_json(out.plan);
-  rec.status = out.plan.partial ? "partial" : "planned";
-  out.plan_id = MS_TRY_CTX(j->store_plan(rec), "journal");
+  out.plan_id = MS_TRY(journal_plan(*j, out.plan, out.hash));
   spdlog::info("plan {} ({} moves, {}) stored as plan {}", out.hash, out.plan.estimate.moves,
                out.plan.estimate.bytes, out.plan_id);
   for (const auto& r : out.plan.partial_reasons) spdlog::warn("partial plan: {}", r);

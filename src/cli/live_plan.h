@@ -18,6 +18,9 @@ Result<Snapshot> live_snapshot(Context& ctx);
 // Constraints from the config's [plan] and [move] sections.
 Constraints constraints_from_config(const Config& config);
 
+// Stores `plan` in the journal under its hash (idempotent); returns its id.
+Result<int64_t> journal_plan(Journal& journal, const Plan& plan, const std::string& hash);
+
 struct LivePlan {
   Plan plan;
   std::string hash;

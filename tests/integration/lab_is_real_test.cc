@@ -47,22 +47,6 @@ int remove_dovecot_indexes(const fs::path& dir) {
   return static_cast<int>(doomed.size());
 }
 
-void expect_same_imap_state(const nlohmann::json& before, const nlohmann::json& after) {
-  ASSERT_EQ(before["folders"].size(), after["folders"].size());
-  for (const auto& [name, f] : before["folders"].items()) {
-    SCOPED_TRACE("folder " + name);
-    ASSERT_TRUE(after["folders"].contains(name));
-    const auto& g = after["folders"][name];
-    EXPECT_EQ(f["uidvalidity"], g["uidvalidity"]);
-    EXPECT_EQ(f["uidnext"], g["uidnext"]);
-    EXPECT_EQ(f["messages"], g["messages"]);
-    EXPECT_EQ(f["hash"], g["hash"]);
-    EXPECT_EQ(f["detail"], g["detail"]);  // uid, flags, INTERNALDATE (file mtime), size, Message-ID
-  }
-  EXPECT_EQ(before["subscriptions"], after["subscriptions"]);
-  EXPECT_EQ(before["hash"], after["hash"]);
-}
-
 TEST(LabIsReal, MailboxCopiedByHandAndFlippedKeepsImapStateAndRoutesToNewStore) {
   Lab& lab = Lab::get();
   const std::string user = lab.add_user("store1");

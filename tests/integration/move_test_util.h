@@ -61,27 +61,6 @@ inline nlohmann::json latest_move(const std::string& config, const std::string& 
   return j[0];
 }
 
-// Per-folder UIDVALIDITY, UIDNEXT, count, hash and (uid, flags, INTERNALDATE,
-// size, Message-ID) details, plus subscriptions: everything a client sees.
-inline void expect_same_imap_state(const nlohmann::json& before, const nlohmann::json& after) {
-  ASSERT_EQ(before["folders"].size(), after["folders"].size());
-  for (const auto& [name, f] : before["folders"].items()) {
-    SCOPED_TRACE("folder " + name);
-    ASSERT_TRUE(after["folders"].contains(name));
-    const auto& g = after["folders"][name];
-    EXPECT_EQ(f["uidvalidity"], g["uidvalidity"]);
-    EXPECT_EQ(f["uidnext"], g["uidnext"]);
-    EXPECT_EQ(f["messages"], g["messages"]);
-    EXPECT_EQ(f["hash"], g["hash"]);
-    if (f.contains("detail")) {
-      EXPECT_EQ(f["detail"], g["detail"]);
-    }
-  }
-  if (before.contains("subscriptions")) {
-    EXPECT_EQ(before["subscriptions"], after["subscriptions"]);
-  }
-}
-
 inline bool path_exists(const std::string& p) {
   struct stat st;
   return ::lstat(p.c_str(), &st) == 0;

@@ -1,6 +1,8 @@
 // tests/support/lab.cc — see lab.h.
 #include "tests/support/lab.h"
 
+#include <gtest/gtest.h>
+
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
@@ -431,6 +433,28 @@ std::string Lab::last_auth_decision(const std::string& user) const {
     if (line.find(needle) != std::string::npos) last = line;
   }
   return last;
+}
+
+void expect_same_imap_state(const nlohmann::json& before, const nlohmann::json& after) {
+  ASSERT_EQ(before["folders"].size(), after["folders"].size());
+  for (const auto& [name, f] : before["folders"].items()) {
+    SCOPED_TRACE("folder " + name);
+    ASSERT_TRUE(after["folders"].contains(name));
+    const auto& g = after["folders"][name];
+    EXPECT_EQ(f["uidvalidity"], g["uidvalidity"]);
+    EXPECT_EQ(f["uidnext"], g["uidnext"]);
+    EXPECT_EQ(f["messages"], g["messages"]);
+    EXPECT_EQ(f["hash"], g["hash"]);
+    if (f.contains("detail")) {
+      EXPECT_EQ(f["detail"], g["detail"]);  // uid, flags, INTERNALDATE (file mtime), size, Message-ID
+    }
+  }
+  if (before.contains("subscriptions")) {
+    EXPECT_EQ(before["subscriptions"], after["subscriptions"]);
+  }
+  if (before.contains("hash")) {
+    EXPECT_EQ(before["hash"], after["hash"]);
+  }
 }
 
 }  // namespace mailshard::testing

@@ -125,4 +125,9 @@ class Lab {
   std::map<std::string, std::string> env_;
 };
 
+// GoogleTest expectations that two imap_state() results show a client the same mailbox: per
+// folder UIDVALIDITY, UIDNEXT, message count, the (UID, flags, Message-ID) hash and, when taken
+// with detail, every message's uid, flags, INTERNALDATE and size; and the subscriptions.
+void expect_same_imap_state(const nlohmann::json& before, const nlohmann::json& after);
+
 }  // namespace mailshard::testing
