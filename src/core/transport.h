@@ -292,6 +292,9 @@ class Transport {
   virtual Result<std::vector<Status>> apply(const std::vector<TreeOp>& ops) = 0;
   // The librsync signature of the file at path (the delta basis).
   virtual Result<Signature> signature(const SignatureRequest& request) = 0;
+  // Several signatures in one go (the agent pipelines them); one result per
+  // request. The default calls signature() for each.
+  virtual Result<std::vector<Result<Signature>>> signatures(const std::vector<SignatureRequest>& requests);
   // Free space of the filesystem holding path.
   virtual Result<FsSpace> space(const std::string& path) = 0;
 

@@ -104,7 +104,7 @@ for N in $SIZES; do
   while IFS= read -r rel; do
     a="$B/base/$rel"; b="$B/src/$rel"
     if [ -f "$a" ] && ! cmp -s "$a" "$b"; then
-      rdiff signature "$a" "$W/.sig" && rdiff delta "$W/.sig" "$b" "$W/.delta"
+      rdiff -f signature "$a" "$W/.sig" && rdiff -f delta "$W/.sig" "$b" "$W/.delta"
       ref_meta=$((ref_meta + $(stat -c %s "$W/.delta")))
     elif [ ! -f "$a" ]; then
       ref_meta=$((ref_meta + $(stat -c %s "$b")))
@@ -159,11 +159,13 @@ if [ "${SKIP_MBOX:-0}" != 1 ]; then
   head -c $((MBOX_MB << 20)) /dev/urandom > "$M/src/mail/INBOX"
   "$MS" --json sync "$M/src" "$M/ours" --state "$M/ours.state" > "$M/init.json"
   cp -a "$M/ours" "$M/rs"
+  sleep 1.1  # a new mtime second: rsync's quick check compares whole seconds
   head -c $((1 << 20)) /dev/urandom >> "$M/src/mail/INBOX"
   T mbox_append_ours "$MS" --json sync "$M/src" "$M/ours" --state "$M/ours.state"
   cp "$W/.out" "$M/append.json"
   T mbox_append_rsync rsync -a --no-whole-file --stats "$M/src/" "$M/rs/"
   cp "$W/.out" "$M/append_rsync.txt"
+  sleep 1.1
   dd if=/dev/urandom of="$M/src/mail/INBOX" bs=1M count=1 seek=$((MBOX_MB / 2)) conv=notrunc status=none
   T mbox_mid_ours "$MS" --json sync "$M/src" "$M/ours" --state "$M/ours.state" --verify
   cp "$W/.out" "$M/mid.json"
