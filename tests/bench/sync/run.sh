@@ -60,7 +60,12 @@ median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {if (NR==0
 med_of() { grep "^$1 " "$RES" | awk '{print $2}' | median; }
 max_rss() { grep "^$1 " "$RES" | awk '{print $3}' | sort -g | tail -1; }
 warm() { tar cf /dev/null "$1" 2>/dev/null; }
-fresh() { rm -rf "$1"; sync; }
+# Old copies go to a trash directory emptied after the table: deleting 100k
+# files takes minutes here (the disk is mounted with discard), and doing it
+# between timed runs would load the disk under the next run.
+TRASH=$W/trash
+mkdir -p "$TRASH"
+fresh() { [ -e "$1" ] && mv "$1" "$TRASH/$(basename "$1").$RANDOM$RANDOM"; sync; }
 rsync_bytes() { grep "Total bytes sent" "$1" | tr -d ',' | awk '{print $4}'; }
 
 ROWS=()
@@ -73,7 +78,7 @@ note "# binary $MS ($(git -C "$REPO" rev-parse --short HEAD 2>/dev/null)) runs=$
 
 for N in $SIZES; do
   B=$W/n$N
-  rm -rf "$B"; mkdir -p "$B"
+  fresh "$B"; mkdir -p "$B"
   note "## generate $N"
   $PY "$GEN" generate "$B/src" --messages "$N" > "$B/gen.json"
   sync
@@ -147,14 +152,14 @@ for N in $SIZES; do
       && note "frozen pass verified: $(tail -1 "$B/frozen_verify.txt")" || note "frozen pass FAILED to verify: $(cat "$B/frozen_verify.txt")"
     fresh "$B/run"
   fi
-  rm -rf "$B/base" "$B/base2" "$B/run"
-  [ "$N" = 20000 ] || rm -rf "$B/src"
+  fresh "$B/base"; fresh "$B/base2"; fresh "$B/run"
+  [ "$N" = 20000 ] || fresh "$B/src"
 done
 
 # --- mbox: 1 GiB, 1 MiB appended, then 1 MiB changed in the middle ----------
 if [ "${SKIP_MBOX:-0}" != 1 ]; then
   M=$W/mbox
-  rm -rf "$M"; mkdir -p "$M/src/mail"
+  fresh "$M"; mkdir -p "$M/src/mail"
   note "## mbox ${MBOX_MB} MiB"
   head -c $((MBOX_MB << 20)) /dev/urandom > "$M/src/mail/INBOX"
   "$MS" --json sync "$M/src" "$M/ours" --state "$M/ours.state" > "$M/init.json"
@@ -176,7 +181,7 @@ if [ "${SKIP_MBOX:-0}" != 1 ]; then
   ra=$(rsync_bytes "$M/append_rsync.txt"); rm_=$(rsync_bytes "$M/mid_rsync.txt")
   note "mbox: ours append=$ma mid=$mm (signatures back: $sa + $sm); rsync append=$ra mid=$rm_"
   echo "mbox_bytes $ma $mm $ra $rm_ $sa $sm" >> "$RES"
-  rm -rf "$M"
+  fresh "$M"
 fi
 
 # --- table -------------------------------------------------------------------
@@ -212,3 +217,4 @@ if grep -q "^mbox_bytes" "$RES"; then
 fi
 printf '%s\n' "${ROWS[@]}" | tee -a "$LOG"
 note "# load at end: $(cut -d' ' -f1-3 /proc/loadavg); raw: $RES, log: $LOG"
+rm -rf "$TRASH"
