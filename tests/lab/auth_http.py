@@ -52,7 +52,7 @@ class Responder:
             raise labcommon.LdapError(r.returncode, " ".join(r.stderr.split()))
         return True
 
-    def decide(self, login, password, protocol, client):
+    def decide(self, login, password, protocol):
         """-> (headers dict, log fields)"""
         if not login or not password:
             return {"Auth-Status": FAILED, "Auth-Wait": WAIT_S}, {"decision": "failed", "why": "empty-login"}
@@ -91,7 +91,7 @@ class Handler(http.server.BaseHTTPRequestHandler):
         protocol = h.get("Auth-Protocol", "imap")
         client = h.get("Client-IP", "-")
         attempt = h.get("Auth-Login-Attempt", "1")
-        headers, fields = self.responder.decide(login, password, protocol, client)
+        headers, fields = self.responder.decide(login, password, protocol)
         self.responder.log(user=login or "-", client=client, attempt=attempt, protocol=protocol, **fields)
         self.send_response(200)
         for k, v in headers.items():

@@ -15,6 +15,7 @@ DAEMONS=(slapd store1 store2 store3 auth_http nginx node_exporter)
 PORT_WAIT_S=20                            # bounded wait for each daemon's port
 TERM_WAIT_S=15                            # Dovecot's master lingers after SIGTERM (gotcha 2)
 KILL_WAIT_S=5
+MARKER=.mailshard-lab                     # marks a directory lab.sh may clean
 
 usage() {
   cat <<'EOF'
@@ -116,7 +117,7 @@ log_tail() { # NAME: show what the daemon said before dying
 # --- stop -------------------------------------------------------------------------------------
 
 do_stop() {
-  local name sids=() names=() deadline
+  local name sid sids=() names=() deadline
   [[ -d $DIR/pids ]] || return 0
   for name in "${DAEMONS[@]}"; do
     pid_of "$name" || { rm -f "$DIR/pids/$name.pid"; continue; }
@@ -139,7 +140,7 @@ do_stop() {
   done
   if ((${#LIVE[@]})); then
     echo "lab.sh: still running after ${TERM_WAIT_S}s, sending SIGKILL: ${LIVE[*]}" >&2
-    for name in "${sids[@]}"; do kill -KILL -- "-$name" 2>/dev/null || true; done
+    for sid in "${sids[@]}"; do kill -KILL -- "-$sid" 2>/dev/null || true; done
     kill -KILL "${LIVE[@]}" 2>/dev/null || true
     deadline=$((SECONDS + KILL_WAIT_S))
     live_in_sessions "${sids[@]}"
@@ -182,8 +183,9 @@ wait_port() { # NAME PORT
 
 set_ports() {
   BASE=${LAB_PORT_BASE:-10000}
-  [[ $BASE =~ ^[0-9]+$ ]] && ((BASE >= 1024 && BASE <= 62000)) ||
+  if ! [[ $BASE =~ ^[0-9]+$ ]] || ((BASE < 1024 || BASE > 62000)); then
     die "LAB_PORT_BASE='$BASE' must be an integer in 1024..62000"
+  fi
   LDAP_PORT=$((BASE + 389)); NGINX_PORT=$((BASE + 143))
   AUTH_PORT=$((BASE + 80)); NODE_PORT=$((BASE + 100))
 }
@@ -503,24 +505,31 @@ do_start() {
 
   if [[ -d $DIR/pids ]]; then
     for name in "${DAEMONS[@]}"; do
-      pid_of "$name" && alive "$REPLY" && die "lab in $DIR is already running ($name pid $REPLY); run: lab.sh stop $DIR"
+      if pid_of "$name" && alive "$REPLY"; then
+        die "lab in $DIR is already running ($name pid $REPLY); run: lab.sh stop $DIR"
+      fi
     done
   fi
   for p in "$LDAP_PORT" "$NGINX_PORT" "$AUTH_PORT" "$NODE_PORT"; do
-    port_open "$p" && die "port 127.0.0.1:$p is already in use (LAB_PORT_BASE=$BASE)"
+    if port_open "$p"; then die "port 127.0.0.1:$p is already in use (LAB_PORT_BASE=$BASE)"; fi
   done
   for s in "${STORES[@]}"; do
     for p in 143 24 80 425; do
       store_port "$s" "$p"
-      port_open "$REPLY" && die "port 127.0.0.1:$REPLY ($s) is already in use (LAB_PORT_BASE=$BASE)"
+      if port_open "$REPLY"; then die "port 127.0.0.1:$REPLY ($s) is already in use (LAB_PORT_BASE=$BASE)"; fi
     done
   done
 
+  # A fresh lab every time: remove what an earlier start created, but never clean a directory
+  # that is not a lab (think `lab.sh start /usr`).
+  if [[ -d $DIR && ! -e $DIR/$MARKER && -n $(ls -A "$DIR") ]]; then
+    die "$DIR exists, is not empty and is not a lab directory (no $MARKER); pick a new or empty one"
+  fi
   STARTING=1
   trap on_exit EXIT
   mkdir -p "$DIR"
-  # A fresh lab every time: remove only what an earlier start created.
-  rm -rf "$DIR"/{ldap,store1,store2,store3,nginx,node_exporter,secrets,pids,bin,logs} \
+  echo "mailshard test lab; lab.sh start re-creates its contents" >"$DIR/$MARKER"
+  rm -rf "${DIR:?}"/{ldap,store1,store2,store3,nginx,node_exporter,secrets,pids,bin,logs} \
          "$DIR"/{lab.env,mailshard.toml} "$DIR"/journal.sqlite*
   mkdir -p "$DIR"/{pids,logs,bin,secrets,node_exporter/textfile}
   chmod 755 "$DIR"

@@ -259,11 +259,19 @@ RunResult Lab::run(std::vector<std::string> argv, std::string stdin_data, int ti
   for (int fd : {in_fd, out_fd, err_fd}) {
     if (fd >= 0) close(fd);
   }
-  if (!exited) {
-    if (result.timed_out) {
-      kill(-pid, SIGKILL);
-      kill(pid, SIGKILL);
+  // Its pipes are closed; it may still be running (or have closed them early).
+  while (!exited && !result.timed_out) {
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      exited = true;
+    } else if (std::chrono::steady_clock::now() >= deadline) {
+      result.timed_out = true;
+    } else {
+      usleep(10'000);
     }
+  }
+  if (!exited) {
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
     }
   }

@@ -1,0 +1,324 @@
+#include "inventory/inventory.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <thread>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+
+#include "directory/ldap_directory.h"
+#include "inventory/mailbox_sizers.h"
+#include "inventory/metrics_sources.h"
+#include "util/interrupt.h"
+#include "util/progress.h"
+#include "util/strings.h"
+
+namespace mailshard {
+namespace {
+
+// Runs fn(i) for i in [0, n) on at most `threads` threads; stops handing out
+// work after Ctrl-C.
+template <typename Fn>
+void parallel_for(size_t n, int threads, Fn&& fn) {
+  std::atomic<size_t> next{0};
+  auto worker = [&] {
+    while (!interrupted()) {
+      size_t i = next.fetch_add(1, std::memory_order_relaxed);
+      if (i >= n) return;
+      fn(i);
+    }
+  };
+  size_t t = std::min<size_t>(static_cast<size_t>(std::max(threads, 1)), n);
+  if (t <= 1) {
+    worker();
+    return;
+  }
+  std::vector<std::thread> pool;
+  for (size_t k = 0; k < t; ++k) pool.emplace_back(worker);
+  for (auto& th : pool) th.join();
+}
+
+bool sizes_from_disk(SizeSource s) { return s == SizeSource::kScan || s == SizeSource::kMaildirsize; }
+
+void fill_capacity(ServerReport& s, const ServerConfig& cfg) {
+  const ServerMetrics& m = s.metrics;
+  s.capacity_overridden = cfg.capacity_bytes > 0;
+  if (s.capacity_overridden) {
+    // Several servers may share one disk (the lab does): the disk's used bytes
+    // are not this server's, so only its own mail counts as used.
+    s.capacity_bytes = cfg.capacity_bytes;
+    s.used_bytes = s.mail_bytes;
+    s.free_bytes = std::max<int64_t>(0, std::min(s.capacity_bytes - s.used_bytes, m.fs_avail_bytes));
+  } else {
+    s.capacity_bytes = m.fs_size_bytes;
+    s.used_bytes = std::max<int64_t>(0, m.fs_size_bytes - m.fs_avail_bytes);
+    s.free_bytes = m.fs_avail_bytes;
+  }
+  s.other_used_bytes = std::max<int64_t>(0, s.used_bytes - s.mail_bytes);
+  s.utilisation = s.capacity_bytes > 0 ? static_cast<double>(s.used_bytes) / static_cast<double>(s.capacity_bytes) : 0;
+  s.load_capacity = cfg.load_capacity > 0 ? cfg.load_capacity : (m.cpus > 0 ? m.cpus : 1);
+}
+
+}  // namespace
+
+int Inventory::failed_servers() const {
+  int n = 0;
+  for (const auto& s : servers) n += s.failed ? 1 : 0;
+  return n;
+}
+
+int64_t Inventory::user_errors() const {
+  int64_t n = 0;
+  for (const auto& u : users) n += u.error.empty() ? 0 : 1;
+  return n;
+}
+
+Result<Inventory> take_inventory(const Config& config, Directory& directory, MetricsSource& metrics,
+                                 MailboxSizer& sizer, Clock& clock, const InventoryOptions& options) {
+  Inventory inv;
+  inv.taken_at_ms = clock.now_ms();
+  const int64_t started = clock.monotonic_ms();
+  const int threads = std::max(1, config.inventory.threads);
+  inv.size_source = options.size_mailboxes ? std::string(size_source_name(config.inventory.size_source)) : "none";
+
+  // 1. Disk and load of every server.
+  inv.servers.resize(config.servers.size());
+  {
+    Progress progress("reading server metrics", static_cast<int64_t>(config.servers.size()));
+    parallel_for(config.servers.size(), threads, [&](size_t i) {
+      const ServerConfig& cfg = config.servers[i];
+      ServerReport& s = inv.servers[i];
+      s.name = cfg.name;
+      s.server_class = cfg.server_class;
+      s.draining = cfg.draining;
+      auto m = metrics.fetch(cfg);
+      if (m.ok()) {
+        s.metrics = std::move(*m);
+      } else {
+        s.failed = true;
+        s.error = m.error().message();
+      }
+      if (options.progress) progress.add();
+    });
+  }
+  if (interrupted()) return Error::interrupted("inventory interrupted while reading server metrics");
+
+  // 2. Mail roots, when sizes come from the disk.
+  if (options.size_mailboxes && sizes_from_disk(config.inventory.size_source)) {
+    for (size_t i = 0; i < config.servers.size(); ++i) {
+      const ServerConfig& cfg = config.servers[i];
+      ServerReport& s = inv.servers[i];
+      if (s.failed) continue;
+      if (cfg.transport != TransportKind::kLocal) {
+        s.failed = true;
+        s.error = fmt::format("mail_root '{}' is behind the agent transport, which cannot size mailboxes yet; "
+                              "set [inventory] size_source = \"doveadm\"",
+                              printable(cfg.mail_root));
+        continue;
+      }
+      int fd = open(cfg.mail_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (fd < 0) {
+        s.failed = true;
+        s.error = Error::from_errno(errno, fmt::format("mail_root '{}'", printable(cfg.mail_root))).message();
+      } else {
+        close(fd);
+      }
+    }
+  }
+
+  // 3. Accounts.
+  std::map<std::string, int32_t, std::less<>> server_index;
+  for (size_t i = 0; i < config.servers.size(); ++i) server_index.emplace(config.servers[i].name, static_cast<int32_t>(i));
+  MS_CHECK_CTX(directory.for_each_account(
+                   [&](Account&& a) -> Status {
+                     if (interrupted()) return Error::interrupted("inventory interrupted while reading the directory");
+                     auto it = server_index.find(a.host);
+                     if (it == server_index.end())  // the directory validated it; be safe anyway
+                       return Error::internal(fmt::format("account on unknown server '{}'", printable(a.host)));
+                     UserReport u;
+                     u.user = std::move(a.user);
+                     u.dn = std::move(a.dn);
+                     u.home_rel = std::move(a.home_rel);
+                     u.server = it->second;
+                     u.status = std::move(a.status);
+                     u.activity = a.activity;
+                     inv.users.push_back(std::move(u));
+                     return {};
+                   },
+                   &inv.anomalies),
+               "LDAP");
+  {
+    // A user name seen twice: keep the first entry (directory order), report the others.
+    std::vector<uint32_t> order(inv.users.size());
+    std::iota(order.begin(), order.end(), 0u);
+    std::stable_sort(order.begin(), order.end(),
+                     [&](uint32_t a, uint32_t b) { return inv.users[a].user < inv.users[b].user; });
+    std::vector<uint8_t> drop(inv.users.size(), 0);
+    size_t dropped = 0;
+    for (size_t k = 1; k < order.size(); ++k) {
+      const UserReport& prev = inv.users[order[k - 1]];
+      UserReport& cur = inv.users[order[k]];
+      if (cur.user != prev.user) continue;
+      size_t first = k - 1;
+      while (first > 0 && inv.users[order[first - 1]].user == cur.user) --first;
+      inv.anomalies.push_back({printable(cur.dn), fmt::format("user '{}' is also at '{}'; this entry is skipped",
+                                                             printable(cur.user, 80), printable(inv.users[order[first]].dn))});
+      drop[order[k]] = 1;
+      ++dropped;
+    }
+    if (dropped) {
+      size_t w = 0;
+      for (size_t r = 0; r < inv.users.size(); ++r)
+        if (!drop[r]) {
+          if (w != r) inv.users[w] = std::move(inv.users[r]);
+          ++w;
+        }
+      inv.users.resize(w);
+    }
+  }
+
+  // 4. Mailbox sizes.
+  std::vector<size_t> to_size;
+  for (size_t i = 0; i < inv.users.size(); ++i)
+    if (!inv.servers[static_cast<size_t>(inv.users[i].server)].failed) to_size.push_back(i);
+  std::vector<std::vector<std::string>> user_notes(inv.users.size());
+  if (options.size_mailboxes) {
+    Progress progress("sizing mailboxes", static_cast<int64_t>(to_size.size()));
+    parallel_for(to_size.size(), threads, [&](size_t k) {
+      UserReport& u = inv.users[to_size[k]];
+      const ServerConfig& cfg = config.servers[static_cast<size_t>(u.server)];
+      auto sz = sizer.size(cfg, MailboxRef{u.user, u.home_rel});
+      if (sz.ok()) {
+        u.size_bytes = sz->bytes;
+        u.messages = sz->messages;
+        u.exists = sz->exists;
+        user_notes[to_size[k]] = std::move(sz->notes);
+      } else {
+        u.error = sz.error().message();
+      }
+      if (options.progress) progress.add();
+    });
+    if (interrupted()) return Error::interrupted("inventory interrupted while sizing mailboxes");
+  }
+  for (size_t i = 0; i < inv.users.size(); ++i)
+    for (auto& n : user_notes[i]) inv.notes.push_back(fmt::format("{}: {}", printable(inv.users[i].user, 120), n));
+
+  // 5. Totals, classes, snapshot.
+  for (auto& s : inv.servers) s.messages = inv.size_source == "none" ? -1 : 0;
+  for (const auto& u : inv.users) {
+    ServerReport& s = inv.servers[static_cast<size_t>(u.server)];
+    ++s.users;
+    s.mail_bytes += u.size_bytes;
+    if (u.messages >= 0 && s.messages >= 0) s.messages += u.messages;
+    else if (u.error.empty()) s.messages = -1;
+    if (!u.error.empty()) ++s.user_errors;
+  }
+  Snapshot& snap = inv.snapshot;
+  snap.taken_at_ms = inv.taken_at_ms;
+  snap.source = "mailshard inventory";
+  for (size_t i = 0; i < inv.servers.size(); ++i) {
+    ServerReport& s = inv.servers[i];
+    if (s.failed) continue;
+    fill_capacity(s, config.servers[i]);
+    if (s.capacity_bytes <= 0) {
+      s.failed = true;
+      s.error = "capacity is 0 (set capacity_bytes)";
+      continue;
+    }
+    s.snapshot_id = static_cast<int32_t>(snap.servers.size());
+    snap.servers.push_back({s.name, s.server_class, s.capacity_bytes, s.other_used_bytes, s.load_capacity, s.draining});
+  }
+  std::map<std::string, std::vector<const ServerReport*>> by_class;
+  for (const auto& s : inv.servers)
+    if (!s.failed) by_class[s.server_class].push_back(&s);
+  for (const auto& [name, list] : by_class) {
+    ClassSummary c;
+    c.name = name;
+    c.servers = static_cast<int>(list.size());
+    double used = 0, cap = 0;
+    std::vector<double> utils;
+    for (const auto* s : list) {
+      used += static_cast<double>(s->used_bytes);
+      if (!s->draining) {
+        cap += static_cast<double>(s->capacity_bytes);
+        utils.push_back(s->utilisation);
+      }
+    }
+    c.mean_utilisation = cap > 0 ? used / cap : 0;
+    double var = 0;
+    for (double u : utils) var += (u - c.mean_utilisation) * (u - c.mean_utilisation);
+    c.stddev_utilisation = utils.empty() ? 0 : std::sqrt(var / static_cast<double>(utils.size()));
+    inv.classes.push_back(c);
+    bool known = false;
+    for (const char* k : kBenchmarkClasses) known |= name == k;
+    if (!known)
+      inv.notes.push_back(fmt::format("class '{}' is not one the benchmark tools know (std, ssd); mailshard's own "
+                                      "planner reads it fine",
+                                      printable(name, 40)));
+  }
+  int64_t skipped_users = 0;
+  snap.reserve_users(inv.users.size());
+  for (const auto& u : inv.users) {
+    const ServerReport& s = inv.servers[static_cast<size_t>(u.server)];
+    if (s.failed) {
+      ++skipped_users;
+      continue;
+    }
+    // A user being frozen is mid-move (or held by an operator): never planned.
+    bool pinned = !u.error.empty() ||
+                  (config.freeze.method == FreezeMethod::kLdapAttribute && !u.status.empty() &&
+                   u.status == config.freeze.frozen_value);
+    snap.add_user(s.snapshot_id, u.error.empty() ? u.size_bytes : 0, u.activity, pinned, u.user);
+  }
+  for (const auto& s : inv.servers)
+    if (s.failed) snap.notes.push_back(fmt::format("server {} left out: {}", s.name, s.error));
+  if (skipped_users) snap.notes.push_back(fmt::format("{} users on failed servers left out", skipped_users));
+  if (!inv.anomalies.empty()) snap.notes.push_back(fmt::format("{} directory entries skipped as anomalies", inv.anomalies.size()));
+  if (int64_t e = inv.user_errors()) snap.notes.push_back(fmt::format("{} users could not be sized (pinned, size 0)", e));
+  inv.elapsed_ms = clock.monotonic_ms() - started;
+  return inv;
+}
+
+Result<Inventory> take_inventory(const Config& config, Clock& clock, const InventoryOptions& options) {
+  auto directory = MS_TRY(LdapDirectory::connect(config));
+  ServerMetricsSource metrics(config.inventory.metrics_timeout_ms, config.inventory.metrics_retries, clock);
+  auto sizer = make_mailbox_sizer(config.inventory.size_source, config.inventory.metrics_timeout_ms);
+  return take_inventory(config, *directory, metrics, *sizer, clock, options);
+}
+
+std::string snapshot_meta_json(const Inventory& inv, const Config& config) {
+  nlohmann::ordered_json how;
+  how["config"] = config.path;
+  how["ldap_uri"] = config.ldap.uri;
+  how["ldap_base_dn"] = config.ldap.base_dn;
+  how["ldap_filter"] = config.ldap.filter;
+  how["size_source"] = inv.size_source;
+  how["elapsed_ms"] = inv.elapsed_ms;
+  auto servers = nlohmann::ordered_json::array();
+  for (const auto& s : inv.servers) {
+    nlohmann::ordered_json j;
+    j["name"] = s.name;
+    j["failed"] = s.failed;
+    if (s.failed) j["error"] = s.error;
+    j["metrics_source"] = s.metrics.source;
+    j["capacity_overridden"] = s.capacity_overridden;
+    servers.push_back(std::move(j));
+  }
+  how["servers"] = std::move(servers);
+  how["anomalies"] = inv.anomalies.size();
+  how["user_errors"] = inv.user_errors();
+  nlohmann::ordered_json meta;
+  meta["taken_at"] = format_time_ms(inv.taken_at_ms);
+  meta["how"] = std::move(how);
+  meta["notes"] = inv.snapshot.notes;
+  return meta.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+}  // namespace mailshard

@@ -1,0 +1,96 @@
+#include "inventory/node_exporter.h"
+
+#include <cmath>
+#include <set>
+
+#include <fmt/format.h>
+
+#include "util/strings.h"
+
+namespace mailshard {
+namespace {
+
+size_t depth(std::string_view path) {
+  size_t n = 0;
+  for (auto& part : split(path, '/'))
+    if (!part.empty()) ++n;
+  return n;
+}
+
+std::string_view strip_trailing_slashes(std::string_view p) {
+  while (p.size() > 1 && p.back() == '/') p.remove_suffix(1);
+  return p;
+}
+
+struct Mount {
+  std::string device, fstype, mountpoint;
+  double size = NAN, avail = NAN, free = NAN;
+  bool device_error = false;
+  size_t order = 0;  // first appearance, for a stable choice
+};
+
+}  // namespace
+
+bool mount_holds(std::string_view mountpoint, std::string_view path) {
+  mountpoint = strip_trailing_slashes(mountpoint);
+  path = strip_trailing_slashes(path);
+  if (mountpoint == "/") return !path.empty() && path.front() == '/';
+  if (!starts_with(path, mountpoint)) return false;
+  return path.size() == mountpoint.size() || path[mountpoint.size()] == '/';
+}
+
+Result<ServerMetrics> node_metrics_for(const std::vector<PromSample>& samples, std::string_view mail_root) {
+  std::vector<Mount> mounts;
+  auto mount_of = [&](const PromSample& s) -> Mount& {
+    std::string_view dev = s.label("device"), fs = s.label("fstype"), mp = s.label("mountpoint");
+    for (auto& m : mounts)
+      if (m.device == dev && m.fstype == fs && m.mountpoint == mp) return m;
+    mounts.push_back({std::string(dev), std::string(fs), std::string(mp)});
+    mounts.back().order = mounts.size() - 1;
+    return mounts.back();
+  };
+  ServerMetrics out;
+  std::set<std::string> cpus;
+  for (const auto& s : samples) {
+    if (s.name == "node_filesystem_size_bytes") mount_of(s).size = s.value;
+    else if (s.name == "node_filesystem_avail_bytes") mount_of(s).avail = s.value;
+    else if (s.name == "node_filesystem_free_bytes") mount_of(s).free = s.value;
+    else if (s.name == "node_filesystem_device_error") mount_of(s).device_error = s.value == 1;
+    else if (s.name == "node_load1" && std::isfinite(s.value)) out.load1 = s.value;
+    else if (s.name == "node_cpu_seconds_total") cpus.insert(std::string(s.label("cpu")));
+  }
+  out.cpus = static_cast<int>(cpus.size());
+
+  const Mount* best = nullptr;
+  std::set<std::string> seen;
+  for (const auto& m : mounts) {
+    if (std::isnan(m.size)) continue;
+    seen.insert(m.mountpoint);
+    if (m.device_error || !mount_holds(m.mountpoint, mail_root)) continue;
+    if (!best) {
+      best = &m;
+      continue;
+    }
+    size_t d = depth(m.mountpoint), bd = depth(best->mountpoint);
+    if (d > bd || (d == bd && best->fstype == "rootfs" && m.fstype != "rootfs")) best = &m;
+  }
+  if (!best) {
+    std::vector<std::string> mp(seen.begin(), seen.end());
+    return Error::corrupt(fmt::format("no node_filesystem_size_bytes sample covers '{}' (mountpoints: {})",
+                                      printable(mail_root), mp.empty() ? "none" : printable(join(mp, ", "), 300)));
+  }
+  auto usable = [](double v) { return std::isfinite(v) && v >= 0; };
+  if (!usable(best->size) || !usable(best->avail))
+    return Error::corrupt(fmt::format("mountpoint '{}': node_filesystem_size_bytes {} / node_filesystem_avail_bytes {} "
+                                      "are not usable byte counts",
+                                      printable(best->mountpoint), best->size, best->avail));
+  out.fs_size_bytes = static_cast<int64_t>(best->size);
+  out.fs_avail_bytes = static_cast<int64_t>(best->avail);
+  out.fs_free_bytes = usable(best->free) ? static_cast<int64_t>(best->free) : -1;
+  out.mountpoint = best->mountpoint;
+  out.device = best->device;
+  out.fstype = best->fstype;
+  return out;
+}
+
+}  // namespace mailshard

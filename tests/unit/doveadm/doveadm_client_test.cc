@@ -1,0 +1,212 @@
+#include "doveadm/doveadm_client.h"
+
+#include <gtest/gtest.h>
+
+#include "doveadm/http_client.h"
+#include "tests/unit/doveadm/tiny_http_server.h"
+
+namespace mailshard {
+namespace {
+
+using testing::TinyHttpServer;
+using testing::TinyRequest;
+using testing::TinyResponse;
+
+TEST(DoveadmParse, ReturnsThePayloadOfTheTaggedEntry) {
+  auto r = parse_doveadm_response(R"([["doveadmResponse",[],"a"],["doveadmResponse",[{"x":"1"}],"b"]])", "who", "b");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->dump(), R"([{"x":"1"}])");
+}
+
+TEST(DoveadmParse, ExitCode68IsNotFound) {
+  auto r = parse_doveadm_response(R"([["error",{"type":"exitCode","exitCode":68},"k1"]])", "kick", "k1");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(r.error().message(), "doveadm kick: exit code 68 (not found)");
+}
+
+TEST(DoveadmParse, ExitCodesMapToWhatTheCallerDoesNext) {
+  struct Case {
+    int code;
+    ErrorCode want;
+    const char* text;
+  } cases[] = {
+      {67, ErrorCode::kNotFound, "doveadm quotaGet: exit code 67 (unknown user)"},
+      {75, ErrorCode::kUnavailable, "doveadm quotaGet: exit code 75 (temporary failure)"},
+      {77, ErrorCode::kPermission, "doveadm quotaGet: exit code 77 (permission denied)"},
+      {64, ErrorCode::kInvalidInput, "doveadm quotaGet: exit code 64 (invalid parameters)"},
+      {70, ErrorCode::kInternal, "doveadm quotaGet: exit code 70"},
+  };
+  for (const auto& c : cases) {
+    auto body = R"([["error",{"type":"exitCode", "exitCode":)" + std::to_string(c.code) + R"(},"q"]])";
+    auto r = parse_doveadm_response(body, "quotaGet", "q");
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error().code(), c.want) << c.code;
+    EXPECT_EQ(r.error().message(), c.text);
+  }
+}
+
+TEST(DoveadmParse, UnknownMethodIsInvalidInput) {
+  auto r = parse_doveadm_response(R"([["error",{"type":"unknownMethod", "exitCode":0},"w"]])", "nosuch", "w");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
+  EXPECT_EQ(r.error().message(), "doveadm nosuch: error 'unknownMethod'");
+}
+
+TEST(DoveadmParse, GarbageIsCorrupt) {
+  auto r = parse_doveadm_response("<html>login</html>", "who", "w");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt);
+  EXPECT_EQ(r.error().message(), "doveadm who: reply is not JSON: '<html>login</html>'");
+
+  r = parse_doveadm_response(R"({"a":1})", "who", "w");
+  EXPECT_EQ(r.error().message(), R"(doveadm who: reply is not a JSON array: '{"a":1}')");
+  r = parse_doveadm_response(R"([["doveadmResponse",[]]])", "who", "w");
+  EXPECT_EQ(r.error().message(), R"(doveadm who: malformed reply entry '["doveadmResponse",[]]')");
+  r = parse_doveadm_response(R"([["doveadmResponse",[],"other"]])", "who", "w");
+  EXPECT_EQ(r.error().message(), R"(doveadm who: no reply tagged 'w' in '[["doveadmResponse",[],"other"]]')");
+}
+
+TEST(DoveadmParse, Who) {
+  auto payload = nlohmann::json::parse(
+      R"J([{"username":"user00001@example.org","connections":"2","service":"imap","pids":"(20808 20809)","ips":"(127.0.0.1 10.0.0.2)"}])J");
+  auto r = parse_who(payload);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].user, "user00001@example.org");
+  EXPECT_EQ((*r)[0].service, "imap");
+  EXPECT_EQ((*r)[0].connections, 2);
+  EXPECT_EQ((*r)[0].ips, (std::vector<std::string>{"127.0.0.1", "10.0.0.2"}));
+}
+
+TEST(DoveadmParse, QuotaGetReportsKibAndMessages) {
+  auto payload = nlohmann::json::parse(
+      R"([{"root":"User quota","type":"STORAGE","value":"2","limit":"1048576","percent":"0"},
+          {"root":"User quota","type":"MESSAGE","value":"3","limit":"-","percent":"0"}])");
+  auto r = parse_quota(payload);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].root, "User quota");
+  EXPECT_EQ((*r)[0].storage_kib, 2);
+  EXPECT_EQ((*r)[0].storage_limit_kib, 1048576);
+  EXPECT_EQ((*r)[0].messages, 3);
+  EXPECT_EQ((*r)[0].message_limit, -1);
+
+  auto bad = parse_quota(nlohmann::json::parse(R"([{"type":"STORAGE","value":"lots"}])"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(), R"(doveadm quotaGet: STORAGE value '"lots"' is not a number)");
+}
+
+TEST(DoveadmParse, MailboxStatus) {
+  auto payload = nlohmann::json::parse(
+      R"([{"mailbox":"INBOX","messages":"3","recent":"3","uidnext":"4","uidvalidity":"1795748738","unseen":"3",
+           "highestmodseq":"4","vsize":"1884","guid":"2013463182f3086b6b50000083ecc375"},
+          {"mailbox":"Sent","messages":"0","uidnext":"1","uidvalidity":"1795748739"}])");
+  auto r = parse_mailbox_status(payload);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].mailbox, "INBOX");
+  EXPECT_EQ((*r)[0].messages, 3);
+  EXPECT_EQ((*r)[0].uidnext, 4);
+  EXPECT_EQ((*r)[0].uidvalidity, 1795748738);
+  EXPECT_EQ((*r)[0].vsize, 1884);
+  EXPECT_EQ((*r)[0].guid, "2013463182f3086b6b50000083ecc375");
+  EXPECT_EQ((*r)[1].vsize, -1);
+}
+
+DoveadmClient client_for(const TinyHttpServer& srv, const std::string& password = "doveadmsecret") {
+  DoveadmOptions o;
+  o.url = srv.url("/doveadm/v1");
+  o.user = "doveadm";
+  o.password = Secret(password);
+  o.timeout_ms = 2000;
+  return DoveadmClient(o);
+}
+
+TEST(DoveadmClient, PostsTheCommandWithBasicAuth) {
+  TinyHttpServer srv([](const TinyRequest&) {
+    return TinyResponse{200, R"([["doveadmResponse",[{"result":"alice@example.org"}],"mailshard"]])", "application/json"};
+  });
+  auto r = client_for(srv).kick("alice@example.org");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->had_sessions);
+  EXPECT_EQ(r->kicked, std::vector<std::string>{"alice@example.org"});
+  auto reqs = srv.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].method, "POST");
+  EXPECT_EQ(reqs[0].path, "/doveadm/v1");
+  EXPECT_EQ(reqs[0].body, R"([["kick",{"mask":"alice@example.org"},"mailshard"]])");
+  // base64("doveadm:doveadmsecret")
+  EXPECT_NE(reqs[0].headers.find("Authorization: Basic ZG92ZWFkbTpkb3ZlYWRtc2VjcmV0"), std::string::npos);
+  EXPECT_NE(reqs[0].headers.find("Content-Type: application/json"), std::string::npos);
+}
+
+TEST(DoveadmClient, KickWithNobodyToKickIsSuccess) {
+  TinyHttpServer srv([](const TinyRequest&) {
+    return TinyResponse{200, R"([["error",{"type":"exitCode","exitCode":68},"mailshard"]])", "application/json"};
+  });
+  auto r = client_for(srv).kick("bob@example.org");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_FALSE(r->had_sessions);
+  EXPECT_TRUE(r->kicked.empty());
+}
+
+TEST(DoveadmClient, WrongPasswordIsPermissionAndTheSecretIsNotShown) {
+  TinyHttpServer srv([](const TinyRequest&) { return TinyResponse{401, "", "text/plain"}; });
+  auto r = client_for(srv, "s3cr3t-value").who();
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kPermission);
+  EXPECT_EQ(r.error().message(),
+            "doveadm who: POST " + srv.url("/doveadm/v1") + ": HTTP 401 Unauthorized (check the credentials)");
+  EXPECT_EQ(r.error().message().find("s3cr3t"), std::string::npos);
+}
+
+TEST(DoveadmClient, UnreachableIsUnavailable) {
+  DoveadmOptions o;
+  o.url = "http://127.0.0.1:" + std::to_string(TinyHttpServer::closed_port()) + "/doveadm/v1";
+  o.timeout_ms = 2000;
+  auto r = DoveadmClient(o).quota_get("alice");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(r.error().message(), "doveadm quotaGet: POST " + o.url + ": Couldn't connect to server");
+}
+
+TEST(DoveadmClient, ServerWithoutUrlIsAConfigError) {
+  ServerConfig s;
+  s.name = "store1";
+  auto r = DoveadmClient::for_server(s, 1000);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
+  EXPECT_EQ(r.error().message(), "server 'store1' has no doveadm_url");
+}
+
+TEST(HttpClient, RedactsUserinfoInUrls) {
+  EXPECT_EQ(redact_url("http://user:pw@host:8080/x?a=b"), "http://host:8080/x?a=b");
+  EXPECT_EQ(redact_url("http://host/p@th"), "http://host/p@th");
+  EXPECT_EQ(redact_url("https://host"), "https://host");
+}
+
+TEST(HttpClient, OversizedResponseIsCorrupt) {
+  TinyHttpServer srv([](const TinyRequest&) { return TinyResponse{200, std::string(5000, 'x')}; });
+  HttpRequest req;
+  req.url = srv.url("/metrics");
+  req.max_response_bytes = 1000;
+  auto r = http_request(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt);
+  EXPECT_EQ(r.error().message(), "GET " + srv.url("/metrics") + ": response larger than 1000 bytes");
+}
+
+TEST(HttpClient, SlowServerTimesOut) {
+  TinyHttpServer srv([](const TinyRequest&) { return TinyResponse{200, "late", "text/plain", 1500}; });
+  HttpRequest req;
+  req.url = srv.url("/metrics");
+  req.timeout_ms = 200;
+  auto r = http_request(req);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kTimeout);
+  EXPECT_EQ(r.error().message(), "GET " + srv.url("/metrics") + ": Timeout was reached");
+}
+
+}  // namespace
+}  // namespace mailshard

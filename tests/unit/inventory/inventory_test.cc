@@ -1,0 +1,289 @@
+#include "inventory/inventory.h"
+
+#include <algorithm>
+#include <cmath>
+#include <map>
+
+#include <gtest/gtest.h>
+
+#include "tests/unit/inventory/fake_clock.h"
+#include "tests/unit/inventory/maildir_test_util.h"
+
+namespace mailshard {
+namespace {
+
+using testing::FakeClock;
+using testing::TempTree;
+
+constexpr int64_t GiB = 1ll << 30;
+
+class FakeDirectory final : public Directory {
+ public:
+  std::vector<Account> accounts;
+  std::vector<DirectoryAnomaly> anomalies;
+  std::optional<Error> failure;
+
+  Status for_each_account(const std::function<Status(Account&&)>& fn, std::vector<DirectoryAnomaly>* out) override {
+    if (failure) return *failure;
+    for (auto a : accounts) MS_CHECK(fn(std::move(a)));
+    if (out) out->insert(out->end(), anomalies.begin(), anomalies.end());
+    return {};
+  }
+  Result<Account> find_account(const std::string&) override { return Error::unsupported("fake"); }
+  Status flip(const std::string&, const FlipExpectation&, const std::string&, const std::optional<std::string>&) override {
+    return Error::unsupported("fake");
+  }
+  Status set_attribute(const std::string&, const std::string&, const std::string&,
+                       const std::optional<std::string>&) override {
+    return Error::unsupported("fake");
+  }
+  Result<std::optional<std::string>> get_attribute(const std::string&, const std::string&) override {
+    return Error::unsupported("fake");
+  }
+};
+
+class FakeMetrics final : public MetricsSource {
+ public:
+  std::map<std::string, Result<ServerMetrics>> by_server;
+  Result<ServerMetrics> fetch(const ServerConfig& s) override {
+    auto it = by_server.find(s.name);
+    if (it == by_server.end()) return Error::internal("no fake metrics for " + s.name);
+    return it->second;
+  }
+};
+
+class FakeSizer final : public MailboxSizer {
+ public:
+  std::map<std::string, Result<MailboxSize>> by_user;
+  std::mutex mu;
+  std::vector<std::string> asked;
+  Result<MailboxSize> size(const ServerConfig&, const MailboxRef& m) override {
+    std::lock_guard lock(mu);
+    asked.push_back(m.user);
+    auto it = by_user.find(m.user);
+    if (it == by_user.end()) return Error::internal("no fake size for " + m.user);
+    return it->second;
+  }
+};
+
+ServerMetrics disk(int64_t size, int64_t avail, double load = 0.5, int cpus = 8) {
+  ServerMetrics m;
+  m.fs_size_bytes = size;
+  m.fs_avail_bytes = avail;
+  m.load1 = load;
+  m.cpus = cpus;
+  m.source = "fake";
+  return m;
+}
+
+MailboxSize mailbox(int64_t bytes, int64_t messages) {
+  MailboxSize s;
+  s.bytes = bytes;
+  s.messages = messages;
+  return s;
+}
+
+Account account(const std::string& user, const std::string& host, const std::string& status = "active",
+                double activity = 0) {
+  Account a;
+  a.dn = "uid=" + user + ",ou=people,dc=example,dc=org";
+  a.user = user;
+  a.host = host;
+  a.home = "example.org/" + user;
+  a.home_rel = a.home;
+  a.status = status;
+  a.activity = activity;
+  return a;
+}
+
+class InventoryTest : public ::testing::Test {
+ protected:
+  InventoryTest() {
+    for (const char* name : {"store1", "store2", "store3"}) {
+      t_.dir(name);
+      ServerConfig s;
+      s.name = name;
+      s.mail_root = t_.path(name);
+      config_.servers.push_back(s);
+    }
+    config_.inventory.threads = 3;
+    metrics_.by_server.emplace("store1", disk(100 * GiB, 60 * GiB, 1.5, 8));
+    metrics_.by_server.emplace("store2", disk(200 * GiB, 180 * GiB, 0.5, 16));
+    metrics_.by_server.emplace("store3", disk(100 * GiB, 90 * GiB));
+    dir_.accounts = {account("alice", "store1", "active", 3), account("bob", "store1"), account("carol", "store2"),
+                     account("dave", "store3", "frozen")};
+    sizer_.by_user.emplace("alice", mailbox(10 * GiB, 1000));
+    sizer_.by_user.emplace("bob", mailbox(5 * GiB, 500));
+    sizer_.by_user.emplace("carol", mailbox(20 * GiB, 2000));
+    sizer_.by_user.emplace("dave", mailbox(1 * GiB, 10));
+  }
+
+  Result<Inventory> run() {
+    InventoryOptions o;
+    o.progress = false;
+    return take_inventory(config_, dir_, metrics_, sizer_, clock_, o);
+  }
+
+  TempTree t_;
+  Config config_;
+  FakeDirectory dir_;
+  FakeMetrics metrics_;
+  FakeSizer sizer_;
+  FakeClock clock_;
+};
+
+TEST_F(InventoryTest, AddsUpPerServerAndBuildsTheSnapshot) {
+  auto inv = run();
+  ASSERT_TRUE(inv.ok()) << inv.error().message();
+  EXPECT_TRUE(inv->complete());
+  EXPECT_EQ(inv->size_source, "scan");
+  EXPECT_EQ(inv->taken_at_ms, clock_.now_ms());
+  ASSERT_EQ(inv->servers.size(), 3u);
+  const auto& s1 = inv->servers[0];
+  EXPECT_EQ(s1.users, 2);
+  EXPECT_EQ(s1.mail_bytes, 15 * GiB);
+  EXPECT_EQ(s1.messages, 1500);
+  EXPECT_EQ(s1.capacity_bytes, 100 * GiB);
+  EXPECT_EQ(s1.used_bytes, 40 * GiB);
+  EXPECT_EQ(s1.free_bytes, 60 * GiB);
+  EXPECT_EQ(s1.other_used_bytes, 25 * GiB);
+  EXPECT_DOUBLE_EQ(s1.utilisation, 0.4);
+  EXPECT_EQ(s1.load_capacity, 8);
+  // store2: 20 GiB used in all, all of it mail -> other_used is 0, never negative.
+  EXPECT_EQ(inv->servers[1].other_used_bytes, 0);
+
+  ASSERT_EQ(inv->classes.size(), 1u);
+  EXPECT_EQ(inv->classes[0].name, "std");
+  EXPECT_DOUBLE_EQ(inv->classes[0].mean_utilisation, (40.0 + 20 + 10) / 400);
+  // utilisations 0.4, 0.1, 0.1 around 0.175
+  EXPECT_NEAR(inv->classes[0].stddev_utilisation, std::sqrt((0.225 * 0.225 + 2 * 0.075 * 0.075) / 3), 1e-12);
+
+  const Snapshot& snap = inv->snapshot;
+  ASSERT_EQ(snap.servers.size(), 3u);
+  EXPECT_EQ(snap.servers[0].name, "store1");
+  EXPECT_EQ(snap.servers[0].other_used_bytes, 25 * GiB);
+  EXPECT_EQ(snap.servers[1].load_capacity, 16);
+  ASSERT_EQ(snap.user_count(), 4u);
+  EXPECT_EQ(snap.user_names, (std::vector<std::string>{"alice", "bob", "carol", "dave"}));
+  EXPECT_EQ(snap.user_server, (std::vector<int32_t>{0, 0, 1, 2}));
+  EXPECT_EQ(snap.user_size[2], 20 * GiB);
+  EXPECT_EQ(snap.user_activity[0], 3);
+  EXPECT_EQ(snap.user_pinned, (std::vector<uint8_t>{0, 0, 0, 1}));  // dave is frozen: mid-move
+}
+
+TEST_F(InventoryTest, CapacityOverrideCountsOnlyTheServersOwnMail) {
+  config_.servers[0].capacity_bytes = 50 * GiB;
+  auto inv = run();
+  ASSERT_TRUE(inv.ok());
+  const auto& s1 = inv->servers[0];
+  EXPECT_TRUE(s1.capacity_overridden);
+  EXPECT_EQ(s1.capacity_bytes, 50 * GiB);
+  EXPECT_EQ(s1.used_bytes, 15 * GiB);
+  EXPECT_EQ(s1.free_bytes, 35 * GiB);
+  EXPECT_EQ(s1.other_used_bytes, 0);
+  // Never more free than the shared disk still has.
+  config_.servers[0].capacity_bytes = 500 * GiB;
+  inv = run();
+  ASSERT_TRUE(inv.ok());
+  EXPECT_EQ(inv->servers[0].free_bytes, 60 * GiB);
+}
+
+TEST_F(InventoryTest, ADeadServerIsReportedAndLeftOutOfTheSnapshot) {
+  metrics_.by_server.erase("store2");
+  metrics_.by_server.emplace("store2", Error::unavailable("metrics http://store2:9100/metrics: connection refused"));
+  auto inv = run();
+  ASSERT_TRUE(inv.ok()) << inv.error().message();
+  EXPECT_FALSE(inv->complete());
+  EXPECT_EQ(inv->failed_servers(), 1);
+  EXPECT_TRUE(inv->servers[1].failed);
+  EXPECT_EQ(inv->servers[1].error, "metrics http://store2:9100/metrics: connection refused");
+  EXPECT_EQ(inv->servers[1].users, 1);  // still counted from LDAP
+  const Snapshot& snap = inv->snapshot;
+  ASSERT_EQ(snap.servers.size(), 2u);
+  EXPECT_EQ(snap.servers[1].name, "store3");
+  EXPECT_EQ(snap.user_names, (std::vector<std::string>{"alice", "bob", "dave"}));
+  EXPECT_EQ(snap.user_server, (std::vector<int32_t>{0, 0, 1}));
+  EXPECT_EQ(snap.notes, (std::vector<std::string>{
+                            "server store2 left out: metrics http://store2:9100/metrics: connection refused",
+                            "1 users on failed servers left out"}));
+  // Its mailboxes were not even sized.
+  EXPECT_EQ(std::count(sizer_.asked.begin(), sizer_.asked.end(), "carol"), 0);
+}
+
+TEST_F(InventoryTest, AMissingMailRootFailsThatServer) {
+  config_.servers[2].mail_root = t_.path("nowhere");
+  auto inv = run();
+  ASSERT_TRUE(inv.ok());
+  EXPECT_TRUE(inv->servers[2].failed);
+  EXPECT_EQ(inv->servers[2].error, "mail_root '" + t_.path("nowhere") + "': No such file or directory");
+  EXPECT_EQ(inv->snapshot.servers.size(), 2u);
+}
+
+TEST_F(InventoryTest, AMailboxThatCannotBeSizedIsPinnedAtZero) {
+  sizer_.by_user.erase("bob");
+  sizer_.by_user.emplace("bob", Error::permission("scan 'example.org/bob/Maildir/cur': Permission denied"));
+  auto inv = run();
+  ASSERT_TRUE(inv.ok());
+  EXPECT_FALSE(inv->complete());
+  EXPECT_EQ(inv->user_errors(), 1);
+  EXPECT_EQ(inv->users[1].error, "scan 'example.org/bob/Maildir/cur': Permission denied");
+  EXPECT_EQ(inv->servers[0].user_errors, 1);
+  EXPECT_EQ(inv->snapshot.user_size[1], 0);
+  EXPECT_EQ(inv->snapshot.user_pinned[1], 1);
+  // The rest still came out.
+  EXPECT_EQ(inv->snapshot.user_size[0], 10 * GiB);
+  EXPECT_EQ(inv->snapshot.notes, std::vector<std::string>{"1 users could not be sized (pinned, size 0)"});
+}
+
+TEST_F(InventoryTest, AnomaliesAndDuplicateUsersAreSkipped) {
+  dir_.anomalies = {{"uid=eve,ou=people,dc=example,dc=org", "mailHost 'store9' is not a configured server"}};
+  Account dup = account("alice", "store2");
+  dup.dn = "uid=alice2,ou=people,dc=example,dc=org";
+  dir_.accounts.push_back(dup);
+  auto inv = run();
+  ASSERT_TRUE(inv.ok());
+  EXPECT_TRUE(inv->complete());  // anomalies are data problems, not failures of the run
+  ASSERT_EQ(inv->anomalies.size(), 2u);
+  EXPECT_EQ(inv->anomalies[0].reason, "mailHost 'store9' is not a configured server");
+  EXPECT_EQ(inv->anomalies[1].dn, "uid=alice2,ou=people,dc=example,dc=org");
+  EXPECT_EQ(inv->anomalies[1].reason,
+            "user 'alice' is also at 'uid=alice,ou=people,dc=example,dc=org'; this entry is skipped");
+  EXPECT_EQ(inv->users.size(), 4u);
+  EXPECT_EQ(inv->servers[1].users, 1);
+}
+
+TEST_F(InventoryTest, DirectoryFailureFailsTheRun) {
+  dir_.failure = Error::permission("LDAP bind as 'cn=admin' to ldap://x: Invalid credentials");
+  auto inv = run();
+  ASSERT_FALSE(inv.ok());
+  EXPECT_EQ(inv.error().code(), ErrorCode::kPermission);
+  EXPECT_EQ(inv.error().message(), "LDAP: LDAP bind as 'cn=admin' to ldap://x: Invalid credentials");
+}
+
+TEST_F(InventoryTest, UnknownClassGetsANote) {
+  for (auto& s : config_.servers) s.server_class = "gold";
+  auto inv = run();
+  ASSERT_TRUE(inv.ok());
+  EXPECT_EQ(inv->notes, std::vector<std::string>{
+                            "class 'gold' is not one the benchmark tools know (std, ssd); mailshard's own planner "
+                            "reads it fine"});
+}
+
+TEST_F(InventoryTest, SavedSnapshotReadsBack) {
+  auto inv = run();
+  ASSERT_TRUE(inv.ok());
+  std::string dir = t_.path("snap");
+  ASSERT_TRUE(write_snapshot(inv->snapshot, dir, snapshot_meta_json(*inv, config_)).ok());
+  auto back = read_snapshot(dir);
+  ASSERT_TRUE(back.ok()) << back.error().message();
+  EXPECT_EQ(back->servers.size(), 3u);
+  EXPECT_EQ(back->servers[2].name, "store3");
+  EXPECT_EQ(back->user_names, inv->snapshot.user_names);
+  EXPECT_EQ(back->user_size, inv->snapshot.user_size);
+  EXPECT_EQ(back->user_pinned, inv->snapshot.user_pinned);
+  EXPECT_EQ(back->taken_at_ms, inv->taken_at_ms);
+  EXPECT_EQ(back->source, "mailshard inventory");
+}
+
+}  // namespace
+}  // namespace mailshard
