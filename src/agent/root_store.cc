@@ -637,7 +637,12 @@ class RootWriter final : public FileWriter {
   }
 
   Result<Hash128> write_new(Pending& p, const WriteSpec& spec, SourceFile& src) {
-    int in = src.native_fd();
+    // Both ends in this process: big files are copied by the kernel
+    // (copy_file_range; a reflink where the filesystem can) and the temp is
+    // re-read to hash it. Small files (most mail: median ~8 KiB) go through
+    // one buffer that is hashed as it is written: one copy less and two
+    // syscalls less per file, and the hash is of the very bytes written.
+    int in = src.attrs().size >= kKernelCopyMin ? src.native_fd() : -1;
     if (in >= 0) {
       // Both ends in this process: let the kernel copy (and reflink where it can).
       int64_t left = src.attrs().size;
@@ -659,7 +664,10 @@ class RootWriter final : public FileWriter {
         left -= n;
       }
       p.result.body_bytes = off_out;
-      if (!fallback) return hash_temp(p.fd.get());
+      if (!fallback) {
+        start_writeback(p.fd.get());
+        return hash_temp(p.fd.get());
+      }
     }
     ContentHasher h;
     Chunk c;
@@ -677,8 +685,13 @@ class RootWriter final : public FileWriter {
       expect += static_cast<int64_t>(c.size);
       p.result.body_bytes += static_cast<int64_t>(c.size);
     }
+    start_writeback(p.fd.get());
     return h.digest();
   }
+
+  // Starts the write-out now (no waiting), so the batch's syncfs/fsync
+  // finds most data already on disk: the device works while we copy on.
+  static void start_writeback(int fd) { ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); }
 
   // Opens the current file at the final name as a basis ("" if none).
   Result<UniqueFd> open_basis(Pending& p, int64_t* size) {
