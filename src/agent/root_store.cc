@@ -664,10 +664,7 @@ class RootWriter final : public FileWriter {
         left -= n;
       }
       p.result.body_bytes = off_out;
-      if (!fallback) {
-        start_writeback(p.fd.get());
-        return hash_temp(p.fd.get());
-      }
+      if (!fallback) return hash_temp(p.fd.get());
     }
     ContentHasher h;
     Chunk c;
@@ -685,13 +682,8 @@ class RootWriter final : public FileWriter {
       expect += static_cast<int64_t>(c.size);
       p.result.body_bytes += static_cast<int64_t>(c.size);
     }
-    start_writeback(p.fd.get());
     return h.digest();
   }
-
-  // Starts the write-out now (no waiting), so the batch's syncfs/fsync
-  // finds most data already on disk: the device works while we copy on.
-  static void start_writeback(int fd) { ::sync_file_range(fd, 0, 0, SYNC_FILE_RANGE_WRITE); }
 
   // Opens the current file at the final name as a basis ("" if none).
   Result<UniqueFd> open_basis(Pending& p, int64_t* size) {
