@@ -1338,13 +1338,23 @@ class PassRunner {
     });
   }
 
-  // Makes every namespace change of the pass durable before it returns.
+  // Makes every namespace change of the pass durable before it returns:
+  // one syncfs (one journal commit) with syncfs durability, else an fsync of
+  // every directory touched.
   Status run_sync_dirs() {
     std::vector<TreeOp> ops;
     std::set<std::string> dirs;
     for (const auto& d : touched_)
       if (st_.dirs.count(d)) dirs.insert(D(d));
     for (const auto& p : parents_created_) dirs.insert(p);
+    if (dirs.empty()) return {};
+    if (e_.options_.durability == Durability::kSyncfs && st_.dirs.count("")) {
+      TreeOp op;
+      op.kind = TreeOp::Kind::kSyncFs;
+      op.path = e_.dst_home_;
+      ops.push_back(std::move(op));
+      dirs.clear();
+    }
     for (const auto& d : dirs) {
       TreeOp op;
       op.kind = TreeOp::Kind::kSyncDir;

@@ -1005,10 +1005,14 @@ Result<std::vector<Result<std::string>>> RootStore::head(const std::vector<std::
 }
 
 Status RootStore::apply_one(const TreeOp& op) {
-  if (op.kind == TreeOp::Kind::kSyncDir) {
+  if (op.kind == TreeOp::Kind::kSyncDir || op.kind == TreeOp::Kind::kSyncFs) {
     auto fd = fs_.open_dir(op.path);
     if (!fd.ok()) return std::move(fd).error();
-    if (::fsync(fd->get()) != 0) return errno_error(errno, "cannot fsync directory", op.path);
+    if (op.kind == TreeOp::Kind::kSyncFs) {
+      if (::syncfs(fd->get()) != 0) return errno_error(errno, "cannot syncfs", op.path);
+    } else if (::fsync(fd->get()) != 0) {
+      return errno_error(errno, "cannot fsync directory", op.path);
+    }
     return {};
   }
   if (op.path.empty()) {
@@ -1113,7 +1117,8 @@ Status RootStore::apply_one(const TreeOp& op) {
       return {};
     }
     case TreeOp::Kind::kSetAttrs: return set_attrs(dfd, name, op.attr_mask);
-    case TreeOp::Kind::kSyncDir: break;
+    case TreeOp::Kind::kSyncDir:
+    case TreeOp::Kind::kSyncFs: break;
   }
   return Error::invalid("unknown tree operation");
 }

@@ -106,6 +106,7 @@ struct TreeOp {
     kLink = 6,      // hard link: existing `from` -> new path (replaces a file at path)
     kSetAttrs = 7,  // path; the attrs selected by attr_mask
     kSyncDir = 8,   // fsync the directory `path` (durability of earlier renames/unlinks)
+    kSyncFs = 9,    // syncfs() of the filesystem holding `path`: everything before it is durable
   };
   static constexpr uint8_t kOwner = 1, kMode = 2, kMtime = 4, kAllAttrs = 7;
 
