@@ -1,5 +1,8 @@
 #include "movers/maildir_rules.h"
 
+#include <algorithm>
+#include <cmath>
+
 namespace mailshard {
 
 namespace {
@@ -53,12 +56,19 @@ FileClass classify_file(const DirInfo& dir, std::string_view name) {
 }
 
 uint32_t signature_block_len(std::string_view name, int64_t size) {
-  if (starts(name, "dovecot.") || starts(name, "dovecot-")) return size > (256ll << 20) ? 0 : 1024;
-  return 0;
+  // Index-like files change in scattered small records (a flag word, a
+  // removed uidlist line): each change costs about one block of literal
+  // data, so blocks are small: librsync's sqrt(size) rule, kept within
+  // [256, 512]. The signature (4 + 32 bytes per block) flows back.
+  if ((starts(name, "dovecot.") || starts(name, "dovecot-")) && size <= (256ll << 20)) {
+    uint32_t rule = static_cast<uint32_t>(std::sqrt(static_cast<double>(size))) & ~127u;
+    return std::clamp<uint32_t>(rule, 256, 512);
+  }
+  return 0;  // mbox and others: librsync's recommendation
 }
 
 uint32_t diff_block_size(int64_t size) {
-  uint32_t bs = 4096;
+  uint32_t bs = 1024;
   while (static_cast<int64_t>(bs) * 65536 < size && bs < (1u << 24)) bs <<= 1;
   return bs;
 }

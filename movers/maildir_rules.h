@@ -48,11 +48,12 @@ bool is_skipped_name(std::string_view name);
 // small blocks (scattered record updates cost one block each); others take
 // librsync's size-based recommendation (0).
 uint32_t signature_block_len(std::string_view name, int64_t size);
-// Block size for the state's block hashes of kInPlace files (at most ~64k
-// blocks per file, at least 4 KiB).
+// Block size for the state's block hashes of kInPlace files: 1 KiB (a
+// header rewrite costs one block), doubled until a file has at most 64k
+// blocks (1 MiB of hashes in the state).
 uint32_t diff_block_size(int64_t size);
-// Files below this are copied whole: a signature round trip costs more.
-inline constexpr int64_t kDeltaMinBytes = 64 * 1024;
+// Files below this are sent whole: the delta would not be smaller.
+inline constexpr int64_t kDeltaMinBytes = 8 * 1024;
 
 // The uidlist-like files whose first line carries UIDVALIDITY/next UID/GUID.
 bool is_uid_list(std::string_view name);

@@ -985,24 +985,36 @@ class PassRunner {
       }));
 
     spdlog::debug("metadata: stat+hash done at {:.3f}s", secs(Steady::now() - meta_t0));
-    // Signatures of the destination copies for the delta transfers.
-    for (auto& t : transfers) {
-      if (t.method != Method::kDelta) continue;
-      const std::string& rel = items[t.item].rel;
-      SignatureRequest sr{D(rel), signature_block_len(last_of(rel), res[t.item].attrs.size), 0};
-      auto sig = e_.dst_.signature(sr);
-      if (!sig.ok()) {
-        if (sig.error().code() != ErrorCode::kNotFound && sig.error().code() != ErrorCode::kInvalidInput)
-          return std::move(sig).error().context(fmt::format("signature of '{}'", printable(rel)));
-        t.method = Method::kWhole;  // no basis after all
-        t.spec.mode = ReadSpec::Mode::kWhole;
-        t.kind = WriteSpec::Kind::kNew;
-        continue;
+    // Signatures of the destination copies for the delta transfers (one
+    // batch: the agent pipelines them).
+    {
+      std::vector<SignatureRequest> sq;
+      std::vector<Transfer*> st;
+      for (auto& t : transfers) {
+        if (t.method != Method::kDelta) continue;
+        const std::string& rel = items[t.item].rel;
+        sq.push_back({D(rel), signature_block_len(last_of(rel), res[t.item].attrs.size), 0});
+        st.push_back(&t);
       }
-      out.stats.signature_bytes += static_cast<int64_t>(sig->bytes.size());
-      t.spec.signature = std::move(sig->bytes);
+      if (!sq.empty()) {
+        auto sigs = MS_TRY(e_.dst_.signatures(sq).context("signatures " + e_.dst_.describe()));
+        for (size_t k = 0; k < sigs.size(); ++k) {
+          Transfer& t = *st[k];
+          if (!sigs[k].ok()) {
+            ErrorCode c = sigs[k].error().code();
+            if (c != ErrorCode::kNotFound && c != ErrorCode::kInvalidInput)
+              return Error(sigs[k].error()).context(fmt::format("signature of '{}'", printable(items[t.item].rel)));
+            t.method = Method::kWhole;  // no basis after all
+            t.spec.mode = ReadSpec::Mode::kWhole;
+            t.kind = WriteSpec::Kind::kNew;
+            continue;
+          }
+          out.stats.signature_bytes += static_cast<int64_t>(sigs[k]->bytes.size());
+          t.spec.signature = std::move(sigs[k]->bytes);
+        }
+      }
     }
-
+    spdlog::debug("metadata: signatures done at {:.3f}s", secs(Steady::now() - meta_t0));
     auto whole_again = [&](const Transfer& t) {
       Transfer w{t.item, Method::kWhole, whole_spec(S(items[t.item].rel)), WriteSpec::Kind::kNew};
       w.spec.want_blocks = t.spec.want_blocks;
@@ -1010,7 +1022,6 @@ class PassRunner {
       w.spec.block_seed = t.spec.block_seed;
       return w;
     };
-    spdlog::debug("metadata: signatures done at {:.3f}s", secs(Steady::now() - meta_t0));
     // Every changed metadata file is staged, then published by the commit of
     // its stream; the streams (up to SyncOptions::streams, balanced by size)
     // share the CPU work of diffs and hashes, and all commit before this
@@ -1117,6 +1128,7 @@ class PassRunner {
             out.written.emplace_back(it.rel, w.hash);
             out.touched.push_back(parent_of(it.rel));
             ++out.stats.metadata_sent;
+            spdlog::debug("metadata '{}': method {}, {} bytes sent", it.rel, static_cast<int>(t.method), w.body_bytes);
             switch (t.method) {
               case Method::kWhole: ++out.stats.whole; break;
               case Method::kTail: ++out.stats.tails; break;
@@ -1326,13 +1338,23 @@ class PassRunner {
     });
   }
 
-  // Makes every namespace change of the pass durable before it returns.
+  // Makes every namespace change of the pass durable before it returns:
+  // one syncfs (one journal commit) with syncfs durability, else an fsync of
+  // every directory touched.
   Status run_sync_dirs() {
     std::vector<TreeOp> ops;
     std::set<std::string> dirs;
     for (const auto& d : touched_)
       if (st_.dirs.count(d)) dirs.insert(D(d));
     for (const auto& p : parents_created_) dirs.insert(p);
+    if (dirs.empty()) return {};
+    if (e_.options_.durability == Durability::kSyncfs && st_.dirs.count("")) {
+      TreeOp op;
+      op.kind = TreeOp::Kind::kSyncFs;
+      op.path = e_.dst_home_;
+      ops.push_back(std::move(op));
+      dirs.clear();
+    }
     for (const auto& d : dirs) {
       TreeOp op;
       op.kind = TreeOp::Kind::kSyncDir;

@@ -54,8 +54,8 @@ struct SyncOptions {
   // here, which costs a journal commit each) or an fsync of every file
   // (scoped to our files: for a filesystem shared with heavy other writers).
   Durability durability = Durability::kSyncfs;
-  size_t batch_files = 2000;         // files per durable batch
-  int64_t batch_bytes = 128ll << 20; // bytes per durable batch
+  size_t batch_files = 10000;        // files per reader/writer batch (made durable in sub-batches of 1000)
+  int64_t batch_bytes = 512ll << 20; // bytes per reader/writer batch
   int frozen_retries = 2;            // re-reads of a file that changed during the frozen pass
 };
 

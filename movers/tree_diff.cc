@@ -1,5 +1,7 @@
 #include "movers/tree_diff.h"
 
+#include <xxhash.h>
+
 #include <algorithm>
 #include <string_view>
 #include <unordered_set>
@@ -23,6 +25,57 @@ bool under(std::string_view path, std::string_view dir) {
   if (dir.empty()) return true;
   return path.size() > dir.size() && path.substr(0, dir.size()) == dir && path[dir.size()] == '/';
 }
+
+// A message of a folder on the source, found by its base name.
+struct Src {
+  std::string_view base;
+  const std::string* dir;
+  const std::string* name;
+  bool matched = false;
+};
+
+// Base name -> Src, open addressing over one flat array: a 45k-message cur/
+// is matched without an allocation per message.
+class BaseIndex {
+ public:
+  void reserve(size_t n) {
+    size_t cap = 16;
+    while (cap < n * 2) cap <<= 1;
+    slots_.assign(cap, kEmpty);
+    items_.reserve(n);
+  }
+  // False if the base is already there.
+  bool insert(std::string_view base, const std::string* dir, const std::string* name) {
+    if (items_.size() * 2 >= slots_.size()) grow();
+    size_t i = probe(base);
+    if (slots_[i] != kEmpty) return false;
+    slots_[i] = static_cast<uint32_t>(items_.size());
+    items_.push_back(Src{base, dir, name});
+    return true;
+  }
+  Src* find(std::string_view base) {
+    if (slots_.empty()) return nullptr;
+    size_t i = probe(base);
+    return slots_[i] == kEmpty ? nullptr : &items_[slots_[i]];
+  }
+  std::vector<Src>& items() { return items_; }
+
+ private:
+  static constexpr uint32_t kEmpty = UINT32_MAX;
+  size_t probe(std::string_view base) const {
+    size_t mask = slots_.size() - 1;
+    size_t i = XXH3_64bits(base.data(), base.size()) & mask;
+    while (slots_[i] != kEmpty && items_[slots_[i]].base != base) i = (i + 1) & mask;
+    return i;
+  }
+  void grow() {
+    std::vector<Src> keep = std::move(items_);
+    reserve(std::max<size_t>(keep.size() * 2, 16));
+    for (const auto& s : keep) insert(s.base, s.dir, s.name);
+  }
+  std::vector<uint32_t> slots_;
+  std::vector<Src> items_;
+};
 
 }  // namespace
 
@@ -158,12 +211,7 @@ TreePlan diff_tree(const TreeListing& src, const SyncState& state, const DstExtr
     // Handle each folder once, from its cur/ (or new/ if it has no cur/ in the listing).
     std::string folder(parent_of(dl.path));
     if (last_of(dl.path) == "new" && src_dirs.count(join_path(folder, "cur"))) continue;
-    struct Src {
-      const std::string* dir;
-      const std::string* name;
-      bool matched = false;
-    };
-    std::unordered_map<std::string_view, Src> by_base;
+    BaseIndex by_base;
     std::vector<const DirListing*> subs;
     size_t total = 0;
     for (const char* sub : {"cur", "new"}) {
@@ -199,8 +247,7 @@ TreePlan diff_tree(const TreeListing& src, const SyncState& state, const DstExtr
           }
           continue;
         }
-        auto [it, fresh] = by_base.emplace(message_base(e.name), Src{&s->path, &e.name});
-        if (!fresh) {
+        if (!by_base.insert(message_base(e.name), &s->path, &e.name)) {
           // Two names with one base (should not happen): the second is new by its own name.
           std::string path = join_path(s->path, e.name);
           plan.new_entries.push_back({path, EntryType::kFile, FileClass::kMessage, on_dst(path, EntryType::kFile)});
@@ -215,9 +262,9 @@ TreePlan diff_tree(const TreeListing& src, const SyncState& state, const DstExtr
       for (const auto& [name, se] : sit->second.entries) {
         if (se.type == EntryType::kFile) {
           // The common case first, without building a path: same name, same place.
-          auto it = by_base.find(message_base(name));
-          if (it != by_base.end() && !it->second.matched && *it->second.dir == p && *it->second.name == name) {
-            it->second.matched = true;
+          Src* it = by_base.find(message_base(name));
+          if (it && !it->matched && *it->dir == p && *it->name == name) {
+            it->matched = true;
             if (with_kept) plan.kept_files.push_back(join_path(p, name));
             continue;
           }
@@ -233,18 +280,18 @@ TreePlan diff_tree(const TreeListing& src, const SyncState& state, const DstExtr
           if (!present) plan.deletes.emplace_back(std::move(old_path), se.type);
           continue;
         }
-        auto it = by_base.find(message_base(name));
-        if (it == by_base.end() || it->second.matched) {
+        Src* it = by_base.find(message_base(name));
+        if (!it || it->matched) {
           plan.deletes.emplace_back(std::move(old_path), EntryType::kFile);  // expunged
           continue;
         }
-        it->second.matched = true;
-        std::string new_path = join_path(*it->second.dir, *it->second.name);
+        it->matched = true;
+        std::string new_path = join_path(*it->dir, *it->name);
         if (new_path != old_path) plan.renames.emplace_back(std::move(old_path), std::move(new_path));
         else if (with_kept) plan.kept_files.push_back(std::move(new_path));
       }
     }
-    for (auto& [base, s] : by_base) {
+    for (auto& s : by_base.items()) {
       if (s.matched) continue;
       std::string path = join_path(*s.dir, *s.name);
       bool has = on_dst(path, EntryType::kFile);

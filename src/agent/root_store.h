@@ -26,6 +26,8 @@ namespace mailshard::agent {
 
 // Reads up to 256 KiB at a time; also the chunk size of the agent's DATA frames.
 inline constexpr size_t kIoChunk = 256 * 1024;
+// Local copies of files at least this big use copy_file_range (see write_new).
+inline constexpr int64_t kKernelCopyMin = 256 * 1024;
 
 class RootStore final : public Transport {
  public:

@@ -118,14 +118,12 @@ Command register_sync(CLI::App& root, Context& ctx) {
             SyncOptions so;
             so.streams = o->streams;
             so.durability = o->durability == "fsync" ? Durability::kFsyncEach : Durability::kSyncfs;
-            if (!o->bwlimit.empty()) {
-              so.bwlimit_bytes_per_s = MS_TRY(parse_bytes(o->bwlimit).context("--bwlimit"));
-            } else if (o->src.front() != '/' && o->src.rfind("agent:", 0) != 0) {
-              const Config* c = MS_TRY(ctx.config());
-              so.bwlimit_bytes_per_s = c->move.bwlimit_bytes_per_s;
-            }
+            if (!o->bwlimit.empty()) so.bwlimit_bytes_per_s = MS_TRY(parse_bytes(o->bwlimit).context("--bwlimit"));
             Endpoint src = MS_TRY(open_endpoint(o->src, ctx, so.streams, "SRC"));
             Endpoint dst = MS_TRY(open_endpoint(o->dst, ctx, so.streams, "DST"));
+            // A server endpoint means a config: its [move] bwlimit is the default.
+            bool configured = o->src.front() != '/' && o->src.rfind("agent:", 0) != 0;
+            if (o->bwlimit.empty() && configured) so.bwlimit_bytes_per_s = MS_TRY(ctx.config())->move.bwlimit_bytes_per_s;
 
             SyncState state = SyncState::fresh();
             if (!o->state.empty() && ::access(o->state.c_str(), F_OK) == 0) {

@@ -28,6 +28,13 @@ Status check_relative_path(const std::string& path) {
   return {};
 }
 
+Result<std::vector<Result<Signature>>> Transport::signatures(const std::vector<SignatureRequest>& requests) {
+  std::vector<Result<Signature>> out;
+  out.reserve(requests.size());
+  for (const auto& r : requests) out.push_back(signature(r));
+  return out;
+}
+
 std::string join_path(const std::string& a, const std::string& b) {
   if (a.empty()) return b;
   if (b.empty()) return a;

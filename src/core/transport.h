@@ -106,6 +106,7 @@ struct TreeOp {
     kLink = 6,      // hard link: existing `from` -> new path (replaces a file at path)
     kSetAttrs = 7,  // path; the attrs selected by attr_mask
     kSyncDir = 8,   // fsync the directory `path` (durability of earlier renames/unlinks)
+    kSyncFs = 9,    // syncfs() of the filesystem holding `path`: everything before it is durable
   };
   static constexpr uint8_t kOwner = 1, kMode = 2, kMtime = 4, kAllAttrs = 7;
 
@@ -292,6 +293,9 @@ class Transport {
   virtual Result<std::vector<Status>> apply(const std::vector<TreeOp>& ops) = 0;
   // The librsync signature of the file at path (the delta basis).
   virtual Result<Signature> signature(const SignatureRequest& request) = 0;
+  // Several signatures in one go (the agent pipelines them); one result per
+  // request. The default calls signature() for each.
+  virtual Result<std::vector<Result<Signature>>> signatures(const std::vector<SignatureRequest>& requests);
   // Free space of the filesystem holding path.
   virtual Result<FsSpace> space(const std::string& path) = 0;
 

@@ -124,9 +124,10 @@ TEST(MaildirRules, ClassesAndBaseNames) {
   EXPECT_EQ(classify_file(classify_dir("cur", false), "x"), FileClass::kRewritten);
   EXPECT_EQ(message_base("1.M2P3.host,S=4:2,FS"), "1.M2P3.host,S=4");
   EXPECT_EQ(message_base("1.M2P3.host,S=4"), "1.M2P3.host,S=4");
-  EXPECT_EQ(signature_block_len("dovecot.index", 2 << 20), 1024u);
+  EXPECT_EQ(signature_block_len("dovecot.index", 2 << 20), 512u);
+  EXPECT_EQ(signature_block_len("dovecot-uidlist", 20000), 256u);
   EXPECT_EQ(signature_block_len("INBOX", 1 << 30), 0u);  // mbox: librsync's sqrt rule
-  EXPECT_EQ(diff_block_size(40 << 20), 4096u);
+  EXPECT_EQ(diff_block_size(40 << 20), 1024u);
   EXPECT_EQ(diff_block_size(1ll << 30), 16384u);
 }
 
