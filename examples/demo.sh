@@ -3,7 +3,7 @@
 #   installs what mailshard needs, builds it, starts a loopback mail lab (slapd, three Dovecot
 #   stores, nginx mail proxy, node_exporter on 127.0.0.1), fills it with an uneven fleet, and runs
 #   the main job on it: config check, inventory, a dry-run plan with its report, the nightly
-#   rebalance that executes the plan, and the status of the moves.
+#   rebalance that executes the plan, one on-demand move, and the status of the moves.
 #
 # Usage: bash examples/demo.sh [--keep]
 #   --keep    leave the lab running afterwards (stop it with: bash tests/lab/lab.sh stop DIR)
@@ -65,14 +65,17 @@ echo "report: $LAB/plan.html"
 say "mailshard rebalance (executes exactly the plan above, within its budgets)"
 "$MS" rebalance --plan "$LAB/plan.json"
 
+say "mailshard move (one user, on demand)"
+"$MS" move user00002@example.org --to store3
+
 say "mailshard status"
-"$MS" status
+"$MS" status --limit 10
 
 say "mailshard inventory (after)"
 "$MS" inventory
 
 if [[ $KEEP == 1 ]]; then
   echo
-  echo "The lab keeps running. Try: MAILSHARD_CONFIG=$LAB/demo.toml $MS move user00002@example.org --to store3"
+  echo "The lab keeps running. Try: MAILSHARD_CONFIG=$LAB/demo.toml $MS move user00005@example.org --to store3"
   echo "Stop it with: bash tests/lab/lab.sh stop $LAB"
 fi

@@ -33,7 +33,8 @@ Command register_config(CLI::App& root, Context& ctx) {
   check->add_flag("--connect", *connect,
                   "also bind to LDAP and read one entry, scrape each metrics_url, call each doveadm_url and "
                   "check each mail_root");
-  check->footer("Exit codes: 0 valid (and reachable with --connect), 1 a --connect check failed, 2 invalid config.");
+  check->footer("Exit codes: 0 valid (and reachable with --connect); 2 invalid, or a --connect check failed (the\n"
+                "config does not work against these servers: the FAIL lines say which and why).");
 
   return {config, [&ctx, connect]() -> Result<int> {
             const Config* c = MS_TRY(ctx.config());
@@ -57,7 +58,9 @@ Command register_config(CLI::App& root, Context& ctx) {
                          c->servers.size() == 1 ? "" : "s", freeze_method_name(c->freeze.method));
               for (const auto& r : results) fmt::print("{:<4} {}: {}\n", r.ok ? "ok" : "FAIL", r.target, r.detail);
             }
-            return all_ok ? kExitOk : kExitFailure;
+            // A config that cannot reach its servers is a config error (exit 2),
+            // like one that does not parse.
+            return all_ok ? kExitOk : kExitUsage;
           }};
 }
 

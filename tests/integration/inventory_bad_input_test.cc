@@ -53,7 +53,7 @@ TEST(InventoryBadInput, LdapDown) {
   EXPECT_EQ(r.rc, 1) << r.describe();
   EXPECT_EQ(r.err, "mailshard: inventory: LDAP " + dead + ": cannot connect: Can't contact LDAP server\n");
   RunResult c = run_mailshard(lab, {"config", "check", "--connect"}, cfg);
-  EXPECT_EQ(c.rc, 1) << c.describe();
+  EXPECT_EQ(c.rc, 2) << c.describe();
   EXPECT_THAT(c.out, HasSubstr("\nFAIL ldap: LDAP " + dead + ": cannot connect: Can't contact LDAP server\n"));
   EXPECT_THAT(c.out, HasSubstr("ok   store1 metrics:"));  // the other checks still ran
 }
@@ -71,7 +71,7 @@ TEST(InventoryBadInput, WrongLdapPassword) {
   EXPECT_EQ(r.err, "mailshard: inventory: " + expected + "\n");
   EXPECT_THAT(r.err, ::testing::Not(HasSubstr("not-the-password")));
   RunResult c = run_mailshard(lab, {"config", "check", "--connect"}, cfg);
-  EXPECT_EQ(c.rc, 1);
+  EXPECT_EQ(c.rc, 2);
   EXPECT_THAT(c.out, HasSubstr("\nFAIL ldap: " + expected + "\n"));
 }
 
@@ -101,7 +101,7 @@ TEST(InventoryBadInput, DeadMetricsEndpointFailsOnlyThatServer) {
   EXPECT_EQ(text.rc, 1);
   EXPECT_THAT(text.out, ::testing::ContainsRegex("\nstore2  std    FAILED: " + std::string("metrics http://127\\.0\\.0\\.1:[0-9]+/metrics: GET ")));
   RunResult c = run_mailshard(lab, {"config", "check", "--connect"}, cfg);
-  EXPECT_EQ(c.rc, 1);
+  EXPECT_EQ(c.rc, 2);
   EXPECT_THAT(c.out, HasSubstr("\nFAIL store2 metrics: " + expected + "\n"));
 }
 
@@ -139,7 +139,7 @@ TEST(InventoryBadInput, MissingMailRoot) {
   EXPECT_EQ((*s3)["error"], "mail_root '" + missing + "': No such file or directory");
   EXPECT_FALSE((*server_in(report, "store2"))["failed"].get<bool>());
   RunResult c = run_mailshard(lab, {"config", "check", "--connect"}, cfg);
-  EXPECT_EQ(c.rc, 1);
+  EXPECT_EQ(c.rc, 2);
   EXPECT_THAT(c.out, HasSubstr("\nFAIL store3 mail_root: '" + missing + "': No such file or directory\n"));
 }
 
