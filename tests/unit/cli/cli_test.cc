@@ -1,5 +1,6 @@
 // Runs the real binary: exit codes and the exact one-line errors a script or
 // an operator sees.
+#include <algorithm>
 #include <cstdlib>
 
 #include <gtest/gtest.h>
@@ -53,6 +54,23 @@ TEST(Cli, MissingConfigIsOneLineExit2) {
             "mailshard: cannot read config: cannot read '/nonexistent/m.toml': No such file or directory (give one "
             "with -c FILE or MAILSHARD_CONFIG)\n");
   EXPECT_EQ(r.out, "");
+}
+
+TEST(Cli, UnreadableConfigIsOneLineExit2) {
+  std::string dir = ::testing::TempDir() + "/cli_test_config_dir";
+  ASSERT_TRUE(make_dirs(dir).ok());
+  auto r = run({"-c", dir, "config", "check"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "mailshard: cannot read config: cannot read '" + dir +
+                       "': not a regular file (give one with -c FILE or MAILSHARD_CONFIG)\n");
+}
+
+TEST(Cli, InvalidTomlIsOneLineExit2) {
+  std::string path = write_config("badtoml", "[ldap]\nuri = \"ldap://x\"\nbase_dn = \n");
+  auto r = run({"-c", path, "config", "check"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("mailshard: " + path + ":3:", 0), 0u) << r.err;
+  EXPECT_EQ(std::count(r.err.begin(), r.err.end(), '\n'), 1) << "one line";
 }
 
 TEST(Cli, ConfigFromEnvironmentVariable) {
