@@ -83,7 +83,7 @@ TEST(HttpFreeze, Non2xxIsAnErrorNamingTheStatus) {
   auto st = f.thaw({"bob", ""});
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code(), ErrorCode::kUnavailable);
-  EXPECT_EQ(st.error().message(), "freeze webhook thaw " + server.url() + ": HTTP 500: nope here");
+  EXPECT_EQ(st.error().message(), "freeze webhook thaw: POST " + server.url() + ": HTTP 500: nope here");
 }
 
 TEST(HttpFreeze, ForbiddenIsPermission) {
@@ -103,7 +103,7 @@ TEST(HttpFreeze, DeadEndpointIsUnavailable) {
   auto st = f.freeze({"bob", ""}, 1);
   ASSERT_FALSE(st.ok());
   EXPECT_EQ(st.error().code(), ErrorCode::kUnavailable);
-  EXPECT_EQ(st.error().message().rfind("freeze webhook freeze http://127.0.0.1:1/gate: ", 0), 0u);
+  EXPECT_EQ(st.error().message().rfind("freeze webhook freeze: POST http://127.0.0.1:1/gate: ", 0), 0u);
 }
 
 }  // namespace
