@@ -354,8 +354,10 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
     std::string_view data = f.view();
     std::string_view header = data.substr(0, data.find('\n'));
     auto idx = MS_TRY(map_header(header, kUserColumns, users_file));
-    // Rough row count for reserve: ~36 bytes per row in generated fleets.
-    snap.reserve_users(data.size() / 32 + 1);
+    // A row takes at least 12 bytes ("0,0,c,0,0,0\n"): reserving for that many
+    // never reallocates (a reallocation copies every column into fresh
+    // pages), and pages reserved but never written cost no memory.
+    snap.reserve_users(data.size() / 12 + 1);
     const int64_t nservers = static_cast<int64_t>(snap.servers.size());
     const bool canonical = idx == std::array<size_t, 6>{0, 1, 2, 3, 4, 5};
     const bool fast = canonical && read_users_fast(data, snap);

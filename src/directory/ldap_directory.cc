@@ -8,6 +8,7 @@
 #include <fmt/format.h>
 
 #include "directory/ldap_filter.h"
+#include "directory/ldap_lazy.h"
 #include "util/strings.h"
 
 namespace mailshard {
@@ -137,6 +138,7 @@ Result<std::unique_ptr<LdapDirectory>> LdapDirectory::connect(const Config& conf
 Status LdapDirectory::open() {
   close();
   const std::string where = fmt::format("LDAP {}", printable(cfg_.uri));
+  MS_CHECK(load_ldap().context(where));
   int rc = ldap_initialize(&ld_, cfg_.uri.c_str());
   if (rc != LDAP_SUCCESS || !ld_) {
     ld_ = nullptr;

@@ -8,14 +8,17 @@
 
 #include <fmt/format.h>
 
+#include "doveadm/curl_lazy.h"
 #include "util/strings.h"
 
 namespace mailshard {
 namespace {
 
-void global_init_once() {
+Status global_init_once() {
+  MS_CHECK(load_curl());
   static std::once_flag once;
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
+  return {};
 }
 
 struct Sink {
@@ -73,8 +76,8 @@ std::string redact_url(std::string_view url) {
 }
 
 Result<HttpResponse> http_request(const HttpRequest& req) {
-  global_init_once();
   const std::string what = fmt::format("{} {}", method_name(req.method), redact_url(req.url));
+  MS_CHECK(global_init_once().context(what));
   std::unique_ptr<CURL, CurlDeleter> curl(curl_easy_init());
   if (!curl) return Error::internal(what + ": curl_easy_init failed");
   CURL* c = curl.get();
