@@ -791,7 +791,20 @@ Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_hom
 Status MoveRunner::sweep(Ctx& c) {
   if (c.state_loaded) MS_CHECK(save_state(c));  // the final pass's state (see final_sync)
   int64_t swept = 0;
-  if (MS_TRY(exists(*c.src, c.src_home))) MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
+  if (MS_TRY(exists(*c.src, c.src_home))) {
+    MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
+    // Stragglers: a delivery routed to the source just before the flip can
+    // land there just after the first sweep. Sweep again after a pause, and
+    // again while a round still finds mail (bounded); purge sweeps last.
+    const int64_t settle = d_.config.move.sweep_settle_ms;
+    for (int round = 0; settle > 0 && round < 3; ++round) {
+      if (interrupted()) return Error::interrupted("interrupted");
+      d_.clock.sleep_ms(settle);
+      const int64_t before = swept;
+      MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
+      if (swept == before) break;
+    }
+  }
   c.detail["swept"] = c.detail.value("swept", 0) + swept;
   c.rec.state = MoveState::kSwept;
   if (swept) d_.env.progress(c.rec.user, fmt::format("swept {} late deliveries", swept));

@@ -483,6 +483,7 @@ void read_move(const toml::table* t, Config& c, Problems& p) {
   r.bytes("headroom", m.headroom_bytes);
   r.duration("max_clock_skew", m.max_clock_skew_ms);
   r.duration("grace_period", m.grace_period_ms);
+  r.duration("sweep_settle", m.sweep_settle_ms);
   r.bytes("bwlimit", m.bwlimit_bytes_per_s);
   r.finish();
 }

@@ -99,6 +99,11 @@ struct MoveConfig {
   int64_t headroom_bytes = 1ll << 30;           // free space kept on the destination
   int64_t max_clock_skew_ms = 1'000;            // Maildir names and caches depend on clocks
   int64_t grace_period_ms = 7ll * 86'400'000;   // source copy kept this long before purge
+  // After the thaw: sweep, wait this long, sweep again (repeated while a
+  // round finds mail, at most 3 rounds). Catches an MTA that looked up the
+  // old host just before the flip and delivers there just after the first
+  // sweep. 0 = one sweep only. Later stragglers wait for purge's last sweep.
+  int64_t sweep_settle_ms = 2'000;
   int64_t bwlimit_bytes_per_s = 0;              // 0 = unlimited
   int line = 0;
 };
