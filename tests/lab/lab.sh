@@ -31,7 +31,8 @@ usage: lab.sh COMMAND DIR [options]
                  add users userNNNNN (password "secret"), mailHost round-robin over --stores
 
 Environment: LAB_PORT_BASE (start), LAB_SLAPD_DEBUG (slapd -d level, default "stats";
-set 0 to keep slapd.out quiet).
+set 0 to keep slapd.out quiet), LAB_QUOTA (Dovecot's per-user storage quota, default 1G;
+benchmarks with multi-GB mailboxes raise it).
 EOF
 }
 
@@ -353,7 +354,7 @@ protocol lmtp {
 }
 plugin {
   quota = count:User quota
-  quota_rule = *:storage=1G
+  quota_rule = *:storage=${LAB_QUOTA:-1G}
   quota_vsizes = yes
 }
 EOF

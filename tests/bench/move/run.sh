@@ -17,6 +17,9 @@ BUILD=$(cd "${1:-$ROOT/build}" && pwd)
 MS=$BUILD/mailshard
 RUNS=${RUNS:-5}
 export LAB_PORT_BASE=${LAB_PORT_BASE:-45000}
+# The 100k-message mailbox is ~2.2 GB: above the lab's default 1G quota, the
+# deliveries made between the last warm pass and the freeze would be refused.
+export LAB_QUOTA=${LAB_QUOTA:-100G}
 W=${BENCH_DIR:-/tmp/mailshard-bench-move}
 SHARED=${SHARED:-$ROOT/../shared}
 GEN="/usr/bin/python3 $SHARED/bench/gen_maildir.py"
@@ -51,7 +54,13 @@ lockouts() {  # user-local-part runs -> one lockout in ms per line
     # and 50 flag changes (renames), so Dovecot's own index stays current.
     local first=$((r * 50 + 1))
     local hook="precopy.end:run:sh -c '/usr/bin/python3 $ROOT/tests/lab/deliver.py --lab $LAB --user $u@example.org --count 50 --tag r$r >/dev/null && $LAB/bin/doveadm-$from flags add -u $u@example.org \\\\Flagged mailbox INBOX $first:$((first + 49))'"
-    MAILSHARD_TEST_AT=$hook "$MS" -c "$CFG" --log-level warn move "$u@example.org" --to $to >/dev/null
+    MAILSHARD_TEST_AT=$hook "$MS" -c "$CFG" --log-level warn move "$u@example.org" --to $to >/dev/null 2>"$W/move.err"
+    # A figure without the day's changes would measure an idle final pass: stop instead.
+    if grep -q "MAILSHARD_TEST_AT command failed" "$W/move.err"; then
+      cat "$W/move.err" >&2
+      touch "$W/no_changes"  # this runs in a pipeline's subshell: the main script stops on it
+      return 1
+    fi
     "$MS" -c "$CFG" --json status "$u@example.org" --limit 1 | /usr/bin/python3 -c \
       'import json,sys; m=json.load(sys.stdin)[0]; assert m["state"]=="done", m; print(m["lockout_ms"])'
     local t=$from; from=$to; to=$t
@@ -63,10 +72,15 @@ v = sorted(int(x) for x in sys.stdin.read().split())
 p95 = v[min(len(v) - 1, int(round(0.95 * (len(v) - 1))))]
 print(statistics.median(v), p95, " ".join(map(str, v)))'; }
 
+rm -f "$W/no_changes"
 echo "# lockout, 100k messages, $RUNS moves"
 read -r L100_MED L100_P95 L100_ALL < <(lockouts user00001 "$RUNS" | stats)
 echo "# lockout, 2k messages, $RUNS moves"
 read -r L2_MED L2_P95 L2_ALL < <(lockouts user00002 "$RUNS" | stats)
+if [ -e "$W/no_changes" ]; then
+  echo "run.sh: the changes before a freeze were not made (see above); no figures" >&2
+  exit 1
+fi
 
 echo "# whole move of 20k messages vs rsync -a (warm cache)"
 SRC20=$(home store1 user00003)
