@@ -8,113 +8,12 @@
 
 #include <fmt/format.h>
 
+#include "core/codec.h"
+
 namespace mailshard {
 namespace {
 
 constexpr char kMagic[4] = {'M', 'S', 'S', 'T'};
-
-class Out {
- public:
-  void u8(uint8_t v) { s_.push_back(static_cast<char>(v)); }
-  void u32(uint32_t v) { put(&v, 4); }
-  void u64(uint64_t v) { put(&v, 8); }
-  void i64(int64_t v) { put(&v, 8); }
-  void str(const std::string& v) {
-    u32(static_cast<uint32_t>(v.size()));
-    s_.append(v);
-  }
-  void hash(const Hash128& h) {
-    u64(h.hi);
-    u64(h.lo);
-  }
-  void attrs(const FileAttrs& a) {
-    u8(static_cast<uint8_t>(a.type));
-    u32(a.mode);
-    u32(a.uid);
-    u32(a.gid);
-    u32(a.nlink);
-    i64(a.size);
-    i64(a.mtime_ns);
-    i64(a.ctime_ns);
-    u64(a.ino);
-  }
-  std::string take() { return std::move(s_); }
-
- private:
-  // The blob is read back on the same architecture (little-endian x86/arm).
-  void put(const void* p, size_t n) { s_.append(static_cast<const char*>(p), n); }
-  std::string s_;
-};
-
-class In {
- public:
-  explicit In(std::string_view s) : s_(s) {}
-  Result<uint8_t> u8() {
-    uint8_t v;
-    MS_CHECK(get(&v, 1));
-    return v;
-  }
-  Result<uint32_t> u32() {
-    uint32_t v;
-    MS_CHECK(get(&v, 4));
-    return v;
-  }
-  Result<uint64_t> u64() {
-    uint64_t v;
-    MS_CHECK(get(&v, 8));
-    return v;
-  }
-  Result<int64_t> i64() {
-    int64_t v;
-    MS_CHECK(get(&v, 8));
-    return v;
-  }
-  Result<std::string> str() {
-    uint32_t n = MS_TRY(u32());
-    if (n > s_.size()) return truncated();
-    std::string v(s_.substr(0, n));
-    s_.remove_prefix(n);
-    return v;
-  }
-  Result<Hash128> hash() {
-    Hash128 h;
-    h.hi = MS_TRY(u64());
-    h.lo = MS_TRY(u64());
-    return h;
-  }
-  Result<FileAttrs> attrs() {
-    FileAttrs a;
-    uint8_t t = MS_TRY(u8());
-    if (t > static_cast<uint8_t>(EntryType::kOther)) return Error::corrupt("sync state: bad entry type");
-    a.type = static_cast<EntryType>(t);
-    a.mode = MS_TRY(u32());
-    a.uid = MS_TRY(u32());
-    a.gid = MS_TRY(u32());
-    a.nlink = MS_TRY(u32());
-    a.size = MS_TRY(i64());
-    a.mtime_ns = MS_TRY(i64());
-    a.ctime_ns = MS_TRY(i64());
-    a.ino = MS_TRY(u64());
-    return a;
-  }
-  // A count whose items take at least `min` bytes each must fit the rest.
-  Result<uint64_t> count(size_t min) {
-    uint64_t n = MS_TRY(u64());
-    if (min && n > s_.size() / min) return truncated();
-    return n;
-  }
-  bool empty() const { return s_.empty(); }
-
- private:
-  static Error truncated() { return Error::corrupt("sync state: truncated"); }
-  Status get(void* p, size_t n) {
-    if (s_.size() < n) return truncated();
-    std::memcpy(p, s_.data(), n);
-    s_.remove_prefix(n);
-    return {};
-  }
-  std::string_view s_;
-};
 
 }  // namespace
 
@@ -132,9 +31,11 @@ size_t SyncState::entry_count() const {
   return n;
 }
 
+// The blob: magic, version, then the state in the project's binary codec
+// (core/codec.h; counts are u64).
 std::string SyncState::serialize() const {
-  Out o;
-  for (char c : kMagic) o.u8(static_cast<uint8_t>(c));
+  Encoder o;
+  o.raw(std::string_view(kMagic, 4));
   o.u32(kVersion);
   o.u64(block_seed);
   o.u8(dirty ? 1 : 0);
@@ -173,7 +74,7 @@ std::string SyncState::serialize() const {
 
 Result<SyncState> SyncState::deserialize(std::string_view blob) {
   if (blob.size() < 8 || std::memcmp(blob.data(), kMagic, 4) != 0) return Error::corrupt("sync state: bad magic");
-  In in(blob.substr(4));
+  Decoder in(blob.substr(4), "sync state");
   uint32_t version = MS_TRY(in.u32());
   if (version != kVersion)
     return Error::unsupported(fmt::format("sync state version {} is not supported (this mailshard reads {})", version,
@@ -182,38 +83,38 @@ Result<SyncState> SyncState::deserialize(std::string_view blob) {
   s.block_seed = MS_TRY(in.u64());
   s.dirty = MS_TRY(in.u8()) != 0;
   s.passes = MS_TRY(in.i64());
-  uint64_t ndirs = MS_TRY(in.count(4 + 49 + 8));
+  uint64_t ndirs = MS_TRY(in.count64(4 + 49 + 8));
   for (uint64_t i = 0; i < ndirs; ++i) {
     std::string path = MS_TRY(in.str());
     DirState d;
     d.attrs = MS_TRY(in.attrs());
-    uint64_t n = MS_TRY(in.count(4 + 1 + 49 + 4 + 1 + 4 + 8));
+    uint64_t n = MS_TRY(in.count64(4 + 1 + 49 + 4 + 1 + 4 + 8));
     d.entries.reserve(n);
     for (uint64_t j = 0; j < n; ++j) {
       std::string name = MS_TRY(in.str());
       EntryState e;
       uint8_t t = MS_TRY(in.u8());
-      if (t > static_cast<uint8_t>(EntryType::kOther)) return Error::corrupt("sync state: bad entry type");
+      if (t > static_cast<uint8_t>(EntryType::kOther)) return in.corrupt("bad entry type");
       e.type = static_cast<EntryType>(t);
       e.attrs = MS_TRY(in.attrs());
       e.link_target = MS_TRY(in.str());
       e.has_hash = MS_TRY(in.u8()) != 0;
       if (e.has_hash) e.hash = MS_TRY(in.hash());
       e.block_size = MS_TRY(in.u32());
-      uint64_t nb = MS_TRY(in.count(16));
+      uint64_t nb = MS_TRY(in.count64(16));
       e.blocks.reserve(nb);
       for (uint64_t k = 0; k < nb; ++k) e.blocks.push_back(MS_TRY(in.hash()));
       d.entries.emplace(std::move(name), std::move(e));
     }
     s.dirs.emplace(std::move(path), std::move(d));
   }
-  uint64_t nw = MS_TRY(in.count(4 + 16));
+  uint64_t nw = MS_TRY(in.count64(4 + 16));
   for (uint64_t i = 0; i < nw; ++i) {
     std::string p = MS_TRY(in.str());
     Hash128 h = MS_TRY(in.hash());
     s.last_written.emplace_back(std::move(p), h);
   }
-  if (!in.empty()) return Error::corrupt("sync state: trailing bytes");
+  MS_CHECK(in.done());
   return s;
 }
 

@@ -17,6 +17,7 @@
 #include <string_view>
 #include <vector>
 
+#include "core/codec.h"
 #include "core/transport.h"
 #include "util/result.h"
 
@@ -70,54 +71,14 @@ struct Frame {
 // ---------------------------------------------------------------------------
 // Encoding
 
-class Encoder {
+// Payloads use the project's one binary codec (core/codec.h); a malformed
+// payload reads "malformed frame: <what>".
+using mailshard::Encoder;
+using mailshard::ErrorValue;
+
+class Decoder : public mailshard::Decoder {
  public:
-  void u8(uint8_t v) { out_.push_back(static_cast<char>(v)); }
-  void u32(uint32_t v);
-  void u64(uint64_t v);
-  void i64(int64_t v) { u64(static_cast<uint64_t>(v)); }
-  void str(std::string_view s);
-  void raw(std::string_view s) { out_.append(s); }
-  void hash(const Hash128& h);
-  void attrs(const FileAttrs& a);
-  void error(const Error& e);
-  void status(const Status& s);
-
-  size_t size() const { return out_.size(); }
-  std::string take() { return std::move(out_); }
-  const std::string& bytes() const { return out_; }
-
- private:
-  std::string out_;
-};
-
-// An Error as a decoded value (Result<Error> would be ambiguous).
-struct ErrorValue {
-  Error error;
-};
-
-class Decoder {
- public:
-  explicit Decoder(std::string_view in) : in_(in) {}
-  Result<uint8_t> u8();
-  Result<uint32_t> u32();
-  Result<uint64_t> u64();
-  Result<int64_t> i64();
-  Result<std::string> str();
-  Result<Hash128> hash();
-  Result<FileAttrs> attrs();
-  Result<ErrorValue> error();
-  Result<Status> status();
-  // A count of items each at least min_item_bytes long: refuses counts the
-  // rest of the payload cannot hold (no huge reserve() from a hostile count).
-  Result<uint32_t> count(size_t min_item_bytes);
-  std::string_view rest() const { return in_; }
-  // kCorrupt if bytes are left over.
-  Status done() const;
-
- private:
-  Result<std::string_view> take(size_t n);
-  std::string_view in_;
+  explicit Decoder(std::string_view in) : mailshard::Decoder(in, "malformed frame") {}
 };
 
 // ---------------------------------------------------------------------------

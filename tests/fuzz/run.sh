@@ -15,6 +15,6 @@ cp -n "$HERE"/corpus/* "$WORK/corpus/" 2>/dev/null || true
 "$CXX" -std=gnu++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all \
   -I"$SRC" -I"$ROOT" "$HERE/agent_protocol_fuzz.cc" \
   "$SRC/transport/wire.cc" "$SRC/core/transport.cc" "$SRC/util/result.cc" "$SRC/util/strings.cc" \
-  "$SRC/util/hash.cc" "$SRC/util/fs.cc" -lfmt -lxxhash -o "$WORK/agent_protocol_fuzz"
+  "$SRC/core/codec.cc" "$SRC/util/hash.cc" "$SRC/util/fs.cc" -lfmt -lxxhash -o "$WORK/agent_protocol_fuzz"
 cd "$WORK"
 exec ./agent_protocol_fuzz -max_total_time="$SECONDS_TO_RUN" -rss_limit_mb=1024 corpus

@@ -152,7 +152,7 @@ TEST(SyncState, RoundTripAndCorruptBlobs) {
   auto cut = SyncState::deserialize(blob.substr(0, blob.size() - 3));
   ASSERT_FALSE(cut.ok());
   EXPECT_EQ(cut.error().code(), ErrorCode::kCorrupt);
-  EXPECT_EQ(cut.error().message(), "sync state: truncated");
+  EXPECT_EQ(cut.error().message(), "sync state: truncated payload");
   EXPECT_EQ(SyncState::deserialize("nonsense").error().message(), "sync state: bad magic");
   std::string newer = blob;
   newer[4] = 9;
