@@ -115,6 +115,24 @@ std::string assertion_for(const std::string& host_attr, const std::string& home_
   return fmt::format("(&{}{}{})", equality_filter(host_attr, e.host), equality_filter(home_attr, e.home), e.also);
 }
 
+// The attributes every account search asks for, as the NULL-terminated
+// char* array libldap takes (pointing into `names`, so not copyable).
+struct AccountAttributes {
+  explicit AccountAttributes(const AccountValidator& v)
+      : names{v.user_attribute(), v.host_attribute(), v.home_attribute()} {
+    if (!v.status_attribute().empty()) names.push_back(v.status_attribute());
+    if (!v.activity_attribute().empty()) names.push_back(v.activity_attribute());
+    for (auto& n : names) ptrs.push_back(n.data());
+    ptrs.push_back(nullptr);
+  }
+  AccountAttributes(const AccountAttributes&) = delete;
+  AccountAttributes& operator=(const AccountAttributes&) = delete;
+  char** data() { return ptrs.data(); }
+
+  std::vector<std::string> names;
+  std::vector<char*> ptrs;
+};
+
 }  // namespace
 
 LdapDirectory::LdapDirectory(LdapConfig ldap, AccountValidator validator)
@@ -209,13 +227,7 @@ auto LdapDirectory::with_reconnect(Op&& op) -> decltype(op()) {
 
 Status LdapDirectory::search_paged(const std::function<Status(Account&&)>& fn,
                                    std::vector<DirectoryAnomaly>* anomalies) {
-  std::vector<std::string> names = {validator_.user_attribute(), validator_.host_attribute(),
-                                    validator_.home_attribute()};
-  if (!validator_.status_attribute().empty()) names.push_back(validator_.status_attribute());
-  if (!validator_.activity_attribute().empty()) names.push_back(validator_.activity_attribute());
-  std::vector<char*> attrs;
-  for (auto& n : names) attrs.push_back(n.data());
-  attrs.push_back(nullptr);
+  AccountAttributes attrs(validator_);
 
   const std::string what = fmt::format("LDAP search '{}' under '{}'", printable(cfg_.filter), printable(cfg_.base_dn));
   berval cookie{0, nullptr};
@@ -326,13 +338,7 @@ Status LdapDirectory::for_each_account(const std::function<Status(Account&&)>& f
 
 Result<std::vector<RawEntry>> LdapDirectory::search_entries(const std::string& base, int scope,
                                                             const std::string& filter, int size_limit) {
-  std::vector<std::string> names = {validator_.user_attribute(), validator_.host_attribute(),
-                                    validator_.home_attribute()};
-  if (!validator_.status_attribute().empty()) names.push_back(validator_.status_attribute());
-  if (!validator_.activity_attribute().empty()) names.push_back(validator_.activity_attribute());
-  std::vector<char*> attrs;
-  for (auto& n : names) attrs.push_back(n.data());
-  attrs.push_back(nullptr);
+  AccountAttributes attrs(validator_);
   const std::string what = fmt::format("LDAP search '{}' under '{}'", printable(filter), printable(base));
   LDAPMessage* raw = nullptr;
   timeval tv = to_timeval(cfg_.timeout_ms);

@@ -431,25 +431,8 @@ class AgentTransport final : public Transport {
   }
 
   Result<Signature> signature(const SignatureRequest& request) override {
-    auto lease = MS_TRY(pool_.acquire());
-    MS_CHECK(lease.check(lease.io().send(MsgType::kSignature, wire::encode_signature_request(request))));
-    Signature sig;
-    while (true) {
-      Frame f = MS_TRY(lease.recv());
-      if (f.type == MsgType::kBlob) {
-        if (sig.bytes.size() + f.payload.size() > kMaxSignature)
-          return lease.broke(Error::corrupt("signature too large"));
-        sig.bytes += f.payload;
-        continue;
-      }
-      if (f.type == MsgType::kSigEnd) {
-        uint64_t len = 0;
-        MS_CHECK(lease.check(wire::decode_sig_end(f.payload, sig.basis, len)));
-        if (len != sig.bytes.size()) return lease.broke(Error::corrupt("protocol error: signature length"));
-        return sig;
-      }
-      return lease.refuse(f, "SIG_END", name_);
-    }
+    auto all = MS_TRY(signatures({request}));
+    return std::move(all.front());
   }
 
   // Pipelined: a round of small SIGNATURE requests (well below a pipe
