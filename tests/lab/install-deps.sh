@@ -8,7 +8,7 @@ set -euo pipefail
 
 BUILD=(cmake g++ make pkg-config librsync-dev libldap-dev libsqlite3-dev libcurl4-openssl-dev
        libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libxxhash-dev
-       libgtest-dev libgmock-dev libbenchmark-dev libpng-dev clang libclang-rt-14-dev)
+       libgtest-dev libgmock-dev libbenchmark-dev libpng-dev clang libclang-rt-14-dev ccache)
 LAB=(slapd ldap-utils dovecot-core dovecot-imapd dovecot-lmtpd dovecot-ldap dovecot-auth-lua
      nginx libnginx-mod-mail prometheus-node-exporter)
 TOOLS=(python3 rsync rdiff time procps sqlite3 ca-certificates curl chromium)
