@@ -20,6 +20,7 @@
 #include "movers/sync_engine.h"
 #include "movers/token_bucket.h"
 #include "tests/unit/movers/maildir_gen.h"
+#include "tests/unit/movers/sync_fixture.h"
 #include "transport/agent_transport.h"
 #include "transport/transport_factory.h"
 
@@ -29,73 +30,12 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 using testing::compare_trees;
+using testing::FakeClock;
 using testing::GenOptions;
 using testing::MutateOptions;
 
-class FakeClock final : public Clock {
- public:
-  int64_t now_ms() const override { return mono_; }
-  int64_t monotonic_ms() const override { return mono_; }
-  void sleep_ms(int64_t ms) override {
-    std::lock_guard lock(mu_);
-    mono_ += ms;
-    slept_ += ms;
-  }
-  int64_t slept() const { return slept_; }
-
- private:
-  std::mutex mu_;
-  int64_t mono_ = 1000;
-  int64_t slept_ = 0;
-};
-
-// A scratch directory per test: <tmp>/sync_engine_<test>/{src,dst}root.
-class SyncEngineTest : public ::testing::Test {
+class SyncEngineTest : public testing::SyncEngineFixture {
  protected:
-  void SetUp() override {
-    base_ = fs::path(::testing::TempDir()) /
-            ("sync_engine_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
-    fs::remove_all(base_);
-    fs::create_directories(base_ / "srcroot");
-    fs::create_directories(base_ / "dstroot");
-    src_root_ = (base_ / "srcroot").string();
-    dst_root_ = (base_ / "dstroot").string();
-    if (::geteuid() == 0) {
-      gen_.uid = 1234;
-      gen_.gid = 2345;
-    }
-  }
-  void TearDown() override {
-    if (!HasFailure()) fs::remove_all(base_);
-  }
-
-  std::string src_home() const { return src_root_ + "/example.org/alice"; }
-  std::string dst_home() const { return dst_root_ + "/staging/alice"; }
-
-  std::unique_ptr<Transport> local(const std::string& root) {
-    auto t = make_local_transport(root, 2);
-    EXPECT_TRUE(t.ok()) << t.error().message();
-    return std::move(*t);
-  }
-  std::unique_ptr<Transport> agent(const std::string& root) {
-    AgentOptions o;
-    o.argv = {MAILSHARD_BIN, "agent", "--stdio", "--root", root};
-    o.name = "agent:" + root;
-    o.max_streams = 2;
-    auto t = make_agent_transport(o);
-    EXPECT_TRUE(t.ok()) << t.error().message();
-    return std::move(*t);
-  }
-
-  SyncEngine engine(Transport& src, Transport& dst, SyncOptions o = {}) {
-    return SyncEngine(src, "example.org/alice", dst, "staging/alice", o, clock_);
-  }
-
-  void expect_identical() {
-    auto diffs = compare_trees(src_home(), dst_home());
-    EXPECT_TRUE(diffs.empty()) << ::testing::PrintToString(diffs);
-  }
-
   void round_trip(Transport& src, Transport& dst) {
     testing::generate_home(src_home(), gen_);
     SyncState state = SyncState::fresh();
@@ -135,11 +75,6 @@ class SyncEngineTest : public ::testing::Test {
     ASSERT_TRUE(v2.ok()) << v2.error().message();
     EXPECT_GT(v2->files_hashed, 250);
   }
-
-  fs::path base_;
-  std::string src_root_, dst_root_;
-  GenOptions gen_;
-  FakeClock clock_;
 };
 
 TEST_F(SyncEngineTest, LocalInitialIncrementalFinalIsIdentical) {
