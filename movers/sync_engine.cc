@@ -170,11 +170,12 @@ class PassRunner {
         meta_out.stats.seconds = secs(Steady::now() - t0);
       });
     };
+    std::unordered_set<std::string> listed_files;  // the plan's mutable files, filled after the diff
     auto join_meta = [&]() -> Status {
       if (!meta_thread.joinable()) return {};
       meta_thread.join();
       stats_.phases.emplace_back("metadata_parallel", meta_out.stats.seconds);
-      return merge_metadata(meta_out);
+      return merge_metadata(meta_out, &listed_files);
     };
     if (!list_dst) start_meta();
 
@@ -196,8 +197,10 @@ class PassRunner {
     stats_.entries = static_cast<int64_t>(plan.entries);
     // Metadata not handled by the thread: new files, and any the state did not list.
     std::vector<MetaItem> meta;
-    for (auto& m : plan.mutable_files)
+    for (auto& m : plan.mutable_files) {
       if (!known.count(m.path)) meta.push_back({m.path, m.cls, true, false});
+      listed_files.insert(m.path);
+    }
     std::vector<std::pair<std::string, EntryType>> file_deletes, dir_deletes;
     for (auto& d : plan.deletes) (d.second == EntryType::kDir ? dir_deletes : file_deletes).push_back(std::move(d));
     timer.mark("diff");
@@ -511,17 +514,18 @@ class PassRunner {
     std::sort(files.begin(), files.end(), [](const auto& a, const auto& b) { return a.path < b.path; });
     std::vector<StatRequest> rq;
     rq.reserve(files.size());
-    for (const auto& f : files) rq.push_back({S(f.path), {}});
+    // Files the destination already has but the state does not know (a
+    // restart without state) are hashed on both sides: the same size, mtime
+    // and content hash means the same file, adopted without a copy.
+    for (const auto& f : files) rq.push_back({S(f.path), HashSpec{f.on_dst, -1}});
     auto res = MS_TRY(e_.src_.stat(rq).context("stat source " + e_.src_.describe()));
     stats_.stat_calls += static_cast<int64_t>(rq.size());
-    // Files the destination already has but the state does not know: same
-    // size and mtime (messages never change) means the same file.
     std::vector<size_t> on_dst_idx;
     std::vector<StatRequest> dq;
     for (size_t i = 0; i < files.size(); ++i)
       if (files[i].on_dst && res[i].attrs.type == EntryType::kFile && !res[i].error) {
         on_dst_idx.push_back(i);
-        dq.push_back({D(files[i].path), {}});
+        dq.push_back({D(files[i].path), HashSpec{true, -1}});
       }
     std::unordered_map<size_t, StatResult> dst_stat;
     if (!dq.empty()) {
@@ -550,10 +554,13 @@ class PassRunner {
       }
       if (auto d = dst_stat.find(i); d != dst_stat.end() && !d->second.error &&
                                      d->second.attrs.type == EntryType::kFile &&
-                                     d->second.attrs.size == r.attrs.size && d->second.attrs.mtime_ns == r.attrs.mtime_ns) {
+                                     d->second.attrs.size == r.attrs.size && d->second.attrs.mtime_ns == r.attrs.mtime_ns &&
+                                     r.hash && d->second.hash && *r.hash == *d->second.hash) {
         ++stats_.adopted;
         EntryState es;
         es.attrs = r.attrs;
+        es.has_hash = true;
+        es.hash = *r.hash;
         if (!same_kept_attrs(d->second.attrs, r.attrs)) {
           TreeOp op;
           op.kind = TreeOp::Kind::kSetAttrs;
@@ -576,8 +583,9 @@ class PassRunner {
               if (es.type == EntryType::kFile) ino_state.emplace(es.attrs.ino, std::make_pair(join_path(dpath, name), &es));
           ino_index_built = true;
         }
-        // The same inode, size and mtime as a file already copied: a hard
-        // link (Dovecot's COPY), not a new file.
+        // The same inode, size and mtime as a file copied earlier: probably a
+        // hard link (Dovecot's COPY). Only a hint (the inode may have been
+        // freed and reused since): run_links() checks the content first.
         if (auto it = ino_state.find(r.attrs.ino); it != ino_state.end() && it->second.second->attrs.size == r.attrs.size &&
                                                     it->second.second->attrs.mtime_ns == r.attrs.mtime_ns) {
           links.push_back({it->second.first, rel, r.attrs});
@@ -740,18 +748,52 @@ class PassRunner {
     return {};
   }
 
-  Status run_links(const std::vector<LinkJob>& links) {
+  // Hard links. A link is made only to content this pass copied or
+  // verified: the source name is hashed now and must hash to what the link
+  // target holds (its hash recorded when it was copied), with the same inode
+  // it had when stat'ed. Otherwise (an inode freed and reused, a target
+  // copied without a hash, a target that is not there) the file is copied.
+  // Links go into the pass's written set, so verify() checks them too.
+  Status run_links(const std::vector<LinkJob>& links, bool retry = false) {
+    if (links.empty()) return {};
+    std::vector<StatRequest> rq;
+    rq.reserve(links.size());
+    for (const auto& l : links) rq.push_back({S(l.to), HashSpec{true, -1}});
+    auto res = MS_TRY(e_.src_.stat(rq).context("hash source " + e_.src_.describe()));
+    stats_.stat_calls += static_cast<int64_t>(rq.size());
     std::vector<TreeOp> ops;
-    for (const auto& l : links) {
+    std::vector<size_t> linked;
+    std::vector<CopyJob> fallback;
+    // Names refused a link to their target: the first of each inode is
+    // copied, the others are linked to that copy (checked the same way).
+    std::unordered_map<uint64_t, std::string> copied_ino;
+    std::vector<LinkJob> relinks;
+    for (size_t i = 0; i < links.size(); ++i) {
+      const LinkJob& l = links[i];
+      const StatResult& r = res[i];
+      if (r.error && r.error->code() == ErrorCode::kNotFound) {
+        ++stats_.vanished;
+        continue;
+      }
+      const EntryState* from = entry(l.from);
+      bool same = !r.error && r.hash && r.attrs.type == EntryType::kFile && r.attrs.ino == l.attrs.ino && from &&
+                  from->type == EntryType::kFile && from->has_hash && from->hash == *r.hash &&
+                  from->attrs.size == r.attrs.size;
+      if (!same) {
+        auto [c, first] = copied_ino.emplace(l.attrs.ino, l.to);
+        if (first || retry) fallback.push_back(copy_job(l.to, l.attrs));
+        else relinks.push_back({c->second, l.to, l.attrs});
+        continue;
+      }
       TreeOp op;
       op.kind = TreeOp::Kind::kLink;
       op.from = D(l.from);
       op.path = D(l.to);
       ops.push_back(std::move(op));
+      linked.push_back(i);
     }
-    std::vector<CopyJob> fallback;
-    MS_CHECK(apply(ops, [&](size_t i, const Status& s) -> Status {
-      const LinkJob& l = links[i];
+    MS_CHECK(apply(ops, [&](size_t k, const Status& s) -> Status {
+      const LinkJob& l = links[linked[k]];
       if (!s.ok()) {
         // The link source is not on the destination (the copy vanished or
         // was left for the next pass): copy the file itself.
@@ -759,15 +801,16 @@ class PassRunner {
         fallback.push_back(copy_job(l.to, l.attrs));
         return {};
       }
-      EntryState es;
-      if (EntryState* from = entry(l.from)) es = *from;
+      EntryState es = *entry(l.from);
       es.attrs = l.attrs;
+      written_.emplace_back(l.to, es.hash);
       put(l.to, std::move(es));
       ++stats_.hard_links;
       touch(parent_of(l.to));
       return {};
     }));
-    return run_copies(fallback);
+    MS_CHECK(run_copies(fallback));
+    return run_links(relinks, true);
   }
 
   // New and existing symlinks: stat on the source, (re)create when different.
@@ -831,6 +874,7 @@ class PassRunner {
     std::vector<std::pair<std::string, EntryType>> vanished;
     std::vector<std::pair<std::string, Hash128>> written;
     std::vector<std::string> touched;
+    std::vector<std::string> type_changed;  // no longer regular files when stat'ed
     std::optional<Error> error;
   };
 
@@ -921,8 +965,7 @@ class PassRunner {
         return Error(*r.error).context("stat source");
       }
       if (r.attrs.type != EntryType::kFile) {
-        if (frozen_) return Error::conflict(fmt::format("'{}' changed type during the frozen pass", printable(it.rel)));
-        ++out.stats.unstable;
+        out.type_changed.push_back(it.rel);  // merge_metadata() decides: a change the listing saw, or a race
         continue;
       }
       const EntryState* se = it.in_state ? entry(it.rel) : nullptr;
@@ -1171,7 +1214,18 @@ class PassRunner {
   }
 
   // Applies a batch's outcome to the pass (main thread).
-  Status merge_metadata(MetaOutcome& out) {
+  // listed_files: the metadata files the pass's listing saw as regular
+  // files, for a batch that ran on the state's list alongside the listing
+  // (nullptr: the batch's items came from the listing). A file that became
+  // a directory or symlink before the listing was replaced by the diff; one
+  // that changed after it changed during the pass.
+  Status merge_metadata(MetaOutcome& out, const std::unordered_set<std::string>* listed_files = nullptr) {
+    for (const auto& rel : out.type_changed) {
+      if (listed_files && !listed_files->count(rel)) continue;
+      if (frozen_ && !out.error)
+        out.error = Error::conflict(fmt::format("'{}' changed type during the frozen pass", printable(rel)));
+      ++stats_.unstable;
+    }
     const PassStats& m = out.stats;
     stats_.metadata_checked += m.metadata_checked;
     stats_.stat_calls += m.stat_calls;

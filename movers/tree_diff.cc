@@ -222,6 +222,12 @@ TreePlan diff_tree(const TreeListing& src, const SyncState& state, const DstExtr
     }
     for (const DirListing* s : subs) total += s->entries.size();
     by_base.reserve(total);
+    // Source names whose base another name of the folder already has. Dovecot
+    // tolerates such duplicates; each keeps its own content, matched by its
+    // full name only, and its base is never used to pair names (a rename could
+    // give one name the other's content).
+    std::vector<Src> dups;
+    std::unordered_set<std::string_view> ambiguous;
     for (const DirListing* s : subs) {
       for (const auto& e : s->entries) {
         ++plan.entries;
@@ -244,59 +250,89 @@ TreePlan diff_tree(const TreeListing& src, const SyncState& state, const DstExtr
               if (se) plan.early_deletes.emplace_back(path, se->type);
               plan.new_entries.push_back({path, e.type, FileClass::kRewritten, on_dst(path, e.type)});
             }
+          } else if (e.type == EntryType::kDir && se) {
+            plan.early_deletes.emplace_back(path, se->type);  // a message became a directory
           }
           continue;
         }
-        if (!by_base.insert(message_base(e.name), &s->path, &e.name)) {
-          // Two names with one base (should not happen): the second is new by its own name.
-          std::string path = join_path(s->path, e.name);
-          plan.new_entries.push_back({path, EntryType::kFile, FileClass::kMessage, on_dst(path, EntryType::kFile)});
+        std::string_view base = message_base(e.name);
+        if (!by_base.insert(base, &s->path, &e.name)) {
+          dups.push_back(Src{base, &s->path, &e.name});
+          ambiguous.insert(base);
         }
       }
     }
-    // The state's messages of this folder.
+    // The state's messages of this folder. First every name that is still
+    // there under the same name (the common case, no path built), then the
+    // rest by base name: renames (flag changes, new/ -> cur/) and expunges.
+    struct Rest {
+      const std::string* dir;
+      const std::string* name;
+      const EntryState* se;
+    };
+    std::vector<Rest> rest;
     for (const char* sub : {"cur", "new"}) {
       std::string p = join_path(folder, sub);
       auto sit = state.dirs.find(p);
       if (sit == state.dirs.end()) continue;
       for (const auto& [name, se] : sit->second.entries) {
         if (se.type == EntryType::kFile) {
-          // The common case first, without building a path: same name, same place.
           Src* it = by_base.find(message_base(name));
           if (it && !it->matched && *it->dir == p && *it->name == name) {
             it->matched = true;
             if (with_kept) plan.kept_files.push_back(join_path(p, name));
             continue;
           }
+          bool dup_match = false;
+          for (auto& d : dups)
+            if (!d.matched && *d.dir == p && *d.name == name) {
+              d.matched = dup_match = true;
+              if (with_kept) plan.kept_files.push_back(join_path(p, name));
+              break;
+            }
+          if (dup_match) continue;
         }
-        std::string old_path = join_path(p, name);
-        if (se.type != EntryType::kFile) {
-          // Non-message entries of cur/new were handled by name above; delete if gone.
-          bool present = false;
-          for (const DirListing* s : subs)
-            if (s->path == p)
-              for (const auto& e : s->entries)
-                if (e.name == name && e.type == se.type) present = true;
-          if (!present) plan.deletes.emplace_back(std::move(old_path), se.type);
-          continue;
-        }
-        Src* it = by_base.find(message_base(name));
-        if (!it || it->matched) {
-          plan.deletes.emplace_back(std::move(old_path), EntryType::kFile);  // expunged
-          continue;
-        }
-        it->matched = true;
-        std::string new_path = join_path(*it->dir, *it->name);
-        if (new_path != old_path) plan.renames.emplace_back(std::move(old_path), std::move(new_path));
-        else if (with_kept) plan.kept_files.push_back(std::move(new_path));
+        rest.push_back({&sit->first, &name, &se});
       }
     }
-    for (auto& s : by_base.items()) {
-      if (s.matched) continue;
-      std::string path = join_path(*s.dir, *s.name);
-      bool has = on_dst(path, EntryType::kFile);
-      if (has) claimed_extras.insert(path);
-      plan.new_entries.push_back({std::move(path), EntryType::kFile, FileClass::kMessage, has});
+    // Two state names left with one base: which one became the source's name
+    // cannot be told, so neither is renamed.
+    {
+      std::unordered_map<std::string_view, int> bases;
+      for (const auto& r : rest)
+        if (r.se->type == EntryType::kFile && ++bases[message_base(*r.name)] == 2) ambiguous.insert(message_base(*r.name));
+    }
+    for (const auto& r : rest) {
+      std::string old_path = join_path(*r.dir, *r.name);
+      if (r.se->type != EntryType::kFile) {
+        // Non-message entries of cur/new were handled by name above; delete if gone.
+        bool present = false;
+        for (const DirListing* s : subs)
+          if (s->path == *r.dir)
+            for (const auto& e : s->entries)
+              if (e.name == *r.name && e.type == r.se->type) present = true;
+        if (!present) plan.deletes.emplace_back(std::move(old_path), r.se->type);
+        continue;
+      }
+      std::string_view base = message_base(*r.name);
+      Src* it = ambiguous.count(base) ? nullptr : by_base.find(base);
+      if (!it || it->matched) {
+        plan.deletes.emplace_back(std::move(old_path), EntryType::kFile);  // expunged (or ambiguous: copied anew)
+        continue;
+      }
+      it->matched = true;
+      std::string new_path = join_path(*it->dir, *it->name);
+      if (new_path != old_path) plan.renames.emplace_back(std::move(old_path), std::move(new_path));
+      else if (with_kept) plan.kept_files.push_back(std::move(new_path));
+    }
+    for (auto* items : {&by_base.items(), &dups}) {
+      for (auto& s : *items) {
+        if (s.matched) continue;
+        std::string path = join_path(*s.dir, *s.name);
+        bool has = on_dst(path, EntryType::kFile);
+        if (has) claimed_extras.insert(path);
+        plan.new_entries.push_back({std::move(path), EntryType::kFile, FileClass::kMessage, has});
+      }
     }
   }
 
@@ -347,6 +383,48 @@ TreePlan diff_tree(const TreeListing& src, const SyncState& state, const DstExtr
       (clash ? plan.early_deletes : plan.deletes).push_back(std::move(f));
     }
     for (auto& d : dirs) plan.deletes.push_back(std::move(d));
+  }
+
+  // Whatever the pass creates must find nothing of another type in its place
+  // on the destination (a file that became a directory or the other way
+  // round, a stray file or symlink where a folder goes): that goes first, in
+  // the early deletes, and only there.
+  {
+    auto state_type = [&](const std::string& path) {
+      if (state.dirs.count(path)) return EntryType::kDir;
+      auto d = state.dirs.find(std::string(parent_of(path)));
+      if (d != state.dirs.end()) {
+        auto it = d->second.entries.find(std::string(last_of(path)));
+        if (it != d->second.entries.end()) return it->second.type;
+      }
+      return EntryType::kUnknown;
+    };
+    auto extra_type = [&](const std::string& path) {
+      if (!extras) return EntryType::kUnknown;
+      auto it = extras->find(path);
+      return it == extras->end() ? EntryType::kUnknown : it->second;
+    };
+    auto not_dir = [](EntryType t) { return t == EntryType::kFile || t == EntryType::kSymlink; };
+    std::vector<std::pair<std::string, EntryType>>& early = plan.early_deletes;
+    for (const auto& m : plan.mkdirs) {
+      if (EntryType t = state_type(m.path); not_dir(t)) early.emplace_back(m.path, t);
+      if (EntryType t = extra_type(m.path); not_dir(t)) early.emplace_back(m.path, t);
+    }
+    for (const auto& n : plan.new_entries) {
+      if (state_type(n.path) == EntryType::kDir) delete_state_tree(n.path, early);
+      if (extra_type(n.path) == EntryType::kDir)
+        for (const auto& [q, t] : *extras)
+          if (q == n.path || under(q, n.path)) early.emplace_back(q, t);
+    }
+    // Once each; files and symlinks first, then directories deepest first.
+    std::unordered_set<std::string> once;
+    std::vector<std::pair<std::string, EntryType>> files, dirs;
+    for (auto& e : early)
+      if (once.insert(e.first).second) (e.second == EntryType::kDir ? dirs : files).push_back(std::move(e));
+    std::stable_sort(dirs.begin(), dirs.end(), [](const auto& a, const auto& b) { return depth(a.first) > depth(b.first); });
+    early = std::move(files);
+    early.insert(early.end(), std::make_move_iterator(dirs.begin()), std::make_move_iterator(dirs.end()));
+    std::erase_if(plan.deletes, [&](const auto& d) { return once.count(d.first) > 0; });
   }
   return plan;
 }

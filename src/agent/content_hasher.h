@@ -8,6 +8,7 @@
 
 #include <xxhash.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -47,6 +48,16 @@ class ContentHasher {
       size -= head;
     }
     feed(data, size);
+  }
+
+  // n zero bytes: a hole of a sparse file, which reads as zeros.
+  void update_zeros(int64_t n) {
+    static const char zeros[64 * 1024] = {};
+    while (n > 0) {
+      size_t k = static_cast<size_t>(std::min<int64_t>(n, sizeof zeros));
+      update(zeros, k);
+      n -= static_cast<int64_t>(k);
+    }
   }
 
   int64_t fed() const { return fed_; }

@@ -148,6 +148,8 @@ class RootSourceFile final : public SourceFile {
     if (spec_.want_blocks || spec_.mode == ReadSpec::Mode::kBlockDiff)
       hasher_.set_blocks(spec_.block_size, spec_.block_seed);
     pos_ = spec_.mode == ReadSpec::Mode::kWhole ? std::min(spec_.offset, size_) : 0;
+    // Fewer blocks than bytes: holes, which the body skips (the hash covers them as zeros).
+    sparse_ = static_cast<int64_t>(st.st_blocks) * 512 < st.st_size;
   }
 
   const FileAttrs& attrs() const override { return attrs_; }
@@ -224,7 +226,20 @@ class RootSourceFile final : public SourceFile {
   Result<bool> next_whole(Chunk& out) {
     if (hasher_.fed() < pos_) MS_CHECK(hash_range(fd_.get(), hasher_.fed(), pos_, hasher_, buf_));  // tail: prefix
     if (pos_ >= size_) return false;
-    size_t n = MS_TRY(read_at(pos_, static_cast<size_t>(size_ - pos_)));
+    int64_t end = size_;
+    if (sparse_) {
+      // Only the data extents travel; a chunk offset past the previous end
+      // is a hole, and the writer leaves one too.
+      off_t data = ::lseek(fd_.get(), pos_, SEEK_DATA);
+      if (data < 0 && errno != ENXIO) return Error::from_errno(errno, "lseek SEEK_DATA");
+      int64_t next = data < 0 ? size_ : std::min<int64_t>(data, size_);  // ENXIO: a hole to the end
+      hasher_.update_zeros(next - pos_);
+      pos_ = next;
+      if (pos_ >= size_) return false;
+      off_t hole = ::lseek(fd_.get(), pos_, SEEK_HOLE);
+      if (hole > pos_) end = std::min<int64_t>(hole, size_);
+    }
+    size_t n = MS_TRY(read_at(pos_, static_cast<size_t>(end - pos_)));
     if (n == 0) {
       short_read_ = true;
       return false;
@@ -322,6 +337,7 @@ class RootSourceFile final : public SourceFile {
   int64_t pos_ = 0;
   bool chunked_ = false;
   bool short_read_ = false;
+  bool sparse_ = false;
   ContentHasher hasher_;
   // block diff
   std::vector<std::pair<size_t, size_t>> runs_;
@@ -675,28 +691,48 @@ class RootWriter final : public FileWriter {
     // one buffer that is hashed as it is written: one copy less and two
     // syscalls less per file, and the hash is of the very bytes written.
     int in = src.attrs().size >= kKernelCopyMin ? src.native_fd() : -1;
+    const int64_t size = src.attrs().size;
     if (in >= 0) {
-      // Both ends in this process: let the kernel copy (and reflink where it can).
-      int64_t left = src.attrs().size;
-      loff_t off_in = 0, off_out = 0;
+      // Both ends in this process: let the kernel copy (and reflink where
+      // it can) the data extents; holes stay holes.
+      loff_t off = 0;
       bool fallback = false;
-      while (left > 0) {
-        size_t want = static_cast<size_t>(std::min<int64_t>(left, options_.throttle ? (1 << 20) : (1ll << 30)));
-        throttle(want);
-        ssize_t n = ::copy_file_range(in, &off_in, p.fd.get(), &off_out, want, 0);
-        if (n < 0) {
-          if (errno == EINTR) continue;
-          if ((errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) && off_out == 0) {
-            fallback = true;
+      while (off < size) {
+        off_t data = ::lseek(in, off, SEEK_DATA);
+        if (data < 0) {
+          if (errno == ENXIO) break;  // a hole to the end
+          return Error::from_errno(errno, "lseek SEEK_DATA");
+        }
+        off_t hole = ::lseek(in, data, SEEK_HOLE);
+        int64_t end = hole > data ? std::min<int64_t>(hole, size) : size;
+        loff_t off_in = data, off_out = data;
+        bool shrank = false;
+        while (off_in < end) {
+          size_t want = static_cast<size_t>(std::min<int64_t>(end - off_in, options_.throttle ? (1 << 20) : (1ll << 30)));
+          throttle(want);
+          ssize_t n = ::copy_file_range(in, &off_in, p.fd.get(), &off_out, want, 0);
+          if (n < 0) {
+            if (errno == EINTR) continue;
+            if ((errno == EXDEV || errno == EINVAL || errno == ENOSYS || errno == EOPNOTSUPP) &&
+                p.result.body_bytes == 0) {
+              fallback = true;
+              break;
+            }
+            return Error::from_errno(errno, "copy_file_range");
+          }
+          if (n == 0) {
+            shrank = true;  // finish() reports it as changed
             break;
           }
-          return Error::from_errno(errno, "copy_file_range");
+          p.result.body_bytes += n;
         }
-        if (n == 0) break;  // the source shrank: finish() reports it as changed
-        left -= n;
+        if (fallback || shrank) break;
+        off = end;
       }
-      p.result.body_bytes = off_out;
-      if (!fallback) return hash_temp(p.fd.get());
+      if (!fallback) {
+        if (::ftruncate(p.fd.get(), size) != 0) return Error::from_errno(errno, "ftruncate");
+        return hash_temp(p.fd.get());
+      }
     }
     ContentHasher h;
     Chunk c;
@@ -704,15 +740,20 @@ class RootWriter final : public FileWriter {
     while (true) {
       bool more = MS_TRY(pull(src, c));
       if (!more) break;
-      if (c.offset != expect) {
+      if (c.offset < expect || c.offset > size - static_cast<int64_t>(c.size)) {
         stream_broken_ = true;
-        return Error::corrupt(fmt::format("chunk at offset {} where {} was expected", c.offset, expect));
+        return Error::corrupt(fmt::format("chunk {}+{} where offset {}..{} was expected", c.offset, c.size, expect, size));
       }
+      h.update_zeros(c.offset - expect);  // a hole of a sparse source: left unwritten
       throttle(c.size);
       MS_CHECK(write_all_at(p.fd.get(), c.data, c.size, c.offset));
       h.update(c.data, c.size);
-      expect += static_cast<int64_t>(c.size);
+      expect = c.offset + static_cast<int64_t>(c.size);
       p.result.body_bytes += static_cast<int64_t>(c.size);
+    }
+    if (expect < size) {  // the source ends in a hole
+      h.update_zeros(size - expect);
+      if (::ftruncate(p.fd.get(), size) != 0) return Error::from_errno(errno, "ftruncate");
     }
     return h.digest();
   }

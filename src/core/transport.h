@@ -144,8 +144,10 @@ enum class ReadStatus : uint8_t {
   kFailed = 3,      // could not be read: see error
 };
 
-// One piece of a source file's body. For kWhole the offsets are contiguous
-// from ReadSpec::offset; for kBlockDiff they are the changed ranges in
+// One piece of a source file's body. For kWhole the offsets ascend from
+// ReadSpec::offset, contiguous except where the source file has a hole (a gap
+// reads as zeros; the writer leaves a hole, and extends the file to the
+// source's size if it ends in one); for kBlockDiff they are the changed ranges in
 // ascending order; for kDelta they are positions in the delta stream.
 struct Chunk {
   int64_t offset = 0;

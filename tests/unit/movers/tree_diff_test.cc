@@ -103,6 +103,57 @@ TEST(TreeDiff, DestinationExtrasAreAdoptedOrRemoved) {
   EXPECT_EQ(p.deletes[0].first, "Maildir/cur/9.z:2,S");
 }
 
+// Two names with one base in a folder are matched by their full names and
+// never paired by base: pairing could give one the other's content.
+TEST(TreeDiff, DuplicateBaseNamesAreMatchedByFullNameOnly) {
+  TreeListing l = maildir({{"1.M1.h:2,S", F}, {"1.M1.h:2,RS", F}}, {});
+  SyncState state = state_of(l);
+  TreePlan same = diff_tree(l, state, nullptr);
+  EXPECT_TRUE(same.renames.empty());
+  EXPECT_TRUE(same.new_entries.empty());
+  EXPECT_TRUE(same.deletes.empty());
+  // First pass: both are new.
+  TreePlan first = diff_tree(l, SyncState{}, nullptr);
+  int messages = 0;
+  for (const auto& e : first.new_entries) messages += e.cls == FileClass::kMessage;
+  EXPECT_EQ(messages, 2);
+  // A flag change on one: which state name it was cannot be told by base.
+  TreeListing changed = maildir({{"1.M1.h:2,S", F}, {"1.M1.h:2,RST", F}}, {});
+  TreePlan p = diff_tree(changed, state, nullptr);
+  EXPECT_TRUE(p.renames.empty());
+  ASSERT_EQ(p.new_entries.size(), 1u);
+  EXPECT_EQ(p.new_entries[0].path, "Maildir/cur/1.M1.h:2,RST");
+  EXPECT_EQ(p.deletes, (std::vector<std::pair<std::string, EntryType>>{{"Maildir/cur/1.M1.h:2,RS", F}}));
+  // Two state names left with one base and one source name: no rename either.
+  TreeListing one = maildir({{"1.M1.h:2,T", F}}, {});
+  TreePlan q = diff_tree(one, state, nullptr);
+  EXPECT_TRUE(q.renames.empty());
+  EXPECT_EQ(q.deletes.size(), 2u);
+  ASSERT_EQ(q.new_entries.size(), 1u);
+}
+
+// A message that became a directory (and a stray file where a folder goes on
+// the destination) is removed before the directory is made, and only then.
+TEST(TreeDiff, TypeChangesInsideCurAndOnTheDestinationGoFirst) {
+  TreeListing before = maildir({{"7.M7:2,S", F}}, {});
+  SyncState state = state_of(before);
+  TreeListing after = maildir({{"7.M7:2,S", D}}, {});
+  after.push_back(dir("Maildir/cur/7.M7:2,S", {}));
+  TreePlan p = diff_tree(after, state, nullptr);
+  EXPECT_EQ(p.early_deletes, (std::vector<std::pair<std::string, EntryType>>{{"Maildir/cur/7.M7:2,S", F}}));
+  EXPECT_TRUE(p.deletes.empty());
+  ASSERT_EQ(p.mkdirs.size(), 1u);
+  EXPECT_EQ(p.mkdirs[0].path, "Maildir/cur/7.M7:2,S");
+
+  DstExtras extras = {{"Maildir", D}, {"Maildir/cur", F}, {"Maildir/new", L}, {"sieve", D}, {"sieve/x", F}};
+  TreeListing home = maildir({}, {});
+  home[0].entries.push_back({"sieve", F});
+  TreePlan q = diff_tree(home, SyncState{}, &extras);
+  EXPECT_EQ(q.early_deletes, (std::vector<std::pair<std::string, EntryType>>{
+                                 {"Maildir/cur", F}, {"Maildir/new", L}, {"sieve/x", F}, {"sieve", D}}));
+  EXPECT_TRUE(q.deletes.empty());
+}
+
 TEST(MaildirRules, ClassesAndBaseNames) {
   DirInfo cur = classify_dir("cur", true);
   DirInfo tmp = classify_dir("tmp", true);
