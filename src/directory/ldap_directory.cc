@@ -169,7 +169,23 @@ Status LdapDirectory::open() {
   ldap_set_option(ld_, LDAP_OPT_NETWORK_TIMEOUT, &tv);
   ldap_set_option(ld_, LDAP_OPT_TIMEOUT, &tv);
 
-  if (starts_with(cfg_.uri, "ldaps://") || cfg_.starttls) {
+  const bool tls = starts_with(cfg_.uri, "ldaps://") || cfg_.starttls;
+  // A refused certificate looks like a lost connection; libldap leaves the
+  // TLS reason in the diagnostic message. The error says what to check.
+  auto tls_failure = [&](Error e) {
+    char* msg = nullptr;
+    if (!tls || ldap_get_option(ld_, LDAP_OPT_DIAGNOSTIC_MESSAGE, &msg) != LDAP_OPT_SUCCESS || !msg) return e;
+    std::string diag = msg;
+    ldap_memfree(msg);
+    if (diag.empty()) return e;  // not a TLS failure: the server is down or unreachable
+    if (diag == "(unknown error code)") diag.clear();  // GnuTLS says no more than that
+    return Error::permission(fmt::format(
+        "{}: TLS: the server's certificate was not accepted{} (check ldap.ca_file{} and that the certificate "
+        "names the host of ldap.uri)",
+        where, diag.empty() ? "" : " (" + printable(diag) + ")",
+        cfg_.ca_file.empty() ? ", unset: the system CAs" : " '" + printable(cfg_.ca_file) + "'"));
+  };
+  if (tls) {
     int demand = LDAP_OPT_X_TLS_DEMAND;  // never talk TLS to an unverified server
     ldap_set_option(ld_, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
     if (!cfg_.ca_file.empty() &&
@@ -186,7 +202,7 @@ Status LdapDirectory::open() {
   if (cfg_.starttls) {
     rc = ldap_start_tls_s(ld_, nullptr, nullptr);
     if (rc != LDAP_SUCCESS) {
-      Error e = ldap_failure(ld_, rc, where + ": StartTLS");
+      Error e = tls_failure(ldap_failure(ld_, rc, where + ": StartTLS"));
       close();
       return e;
     }
@@ -199,7 +215,7 @@ Status LdapDirectory::open() {
                         nullptr, nullptr);
   if (rc != LDAP_SUCCESS) {
     Error e = connection_lost(rc)
-                  ? ldap_failure(ld_, rc, where + ": cannot connect")
+                  ? tls_failure(ldap_failure(ld_, rc, where + ": cannot connect"))
                   : ldap_failure(ld_, rc,
                                  cfg_.bind_dn.empty()
                                      ? where + ": anonymous bind"

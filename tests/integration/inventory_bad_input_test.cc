@@ -35,7 +35,7 @@ TEST(InventoryBadInput, ConnectCheckPassesOnTheLab) {
   Lab& lab = Lab::get();
   RunResult r = run_mailshard(lab, {"config", "check", "--connect"});
   ASSERT_EQ(r.rc, 0) << r.describe() << r.out;
-  EXPECT_THAT(r.out, HasSubstr("ok   ldap: bound as 'cn=admin,dc=example,dc=org' to " + lab.env("LDAP_URI") + "; read '"));
+  EXPECT_THAT(r.out, HasSubstr("ok   ldap: bound as '" + lab.env("LDAP_MAILSHARD_DN") + "' to " + lab.env("LDAP_URI") + "; read '"));
   for (const auto& s : lab.stores()) {
     EXPECT_THAT(r.out, HasSubstr("ok   " + s + " metrics: " + lab.env("NODE_EXPORTER_URL") + ": filesystem '"));
     EXPECT_THAT(r.out, HasSubstr("ok   " + s + " doveadm: " + lab.store_env(s, "DOVEADM_URL") + ": "));
@@ -62,8 +62,8 @@ TEST(InventoryBadInput, WrongLdapPassword) {
   Lab& lab = Lab::get();
   TempDir tmp;
   write_text(tmp.path + "/wrong.secret", "not-the-password\n");
-  std::string cfg = edited_config(lab, tmp.path, {{"[ldap]", lab.env("LDAP_ADMIN_PW_FILE"), tmp.path + "/wrong.secret"}});
-  const std::string expected = "LDAP bind as 'cn=admin,dc=example,dc=org' to " + lab.env("LDAP_URI") +
+  std::string cfg = edited_config(lab, tmp.path, {{"[ldap]", lab.env("LDAP_MAILSHARD_PW_FILE"), tmp.path + "/wrong.secret"}});
+  const std::string expected = "LDAP bind as '" + lab.env("LDAP_MAILSHARD_DN") + "' to " + lab.env("LDAP_URI") +
                                ": Invalid credentials (check ldap.bind_dn and the password in bind_password_file or "
                                "$MAILSHARD_LDAP_PASSWORD)";
   RunResult r = run_mailshard(lab, {"inventory"}, cfg);

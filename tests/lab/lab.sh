@@ -187,12 +187,33 @@ set_ports() {
   if ! [[ $BASE =~ ^[0-9]+$ ]] || ((BASE < 1024 || BASE > 62000)); then
     die "LAB_PORT_BASE='$BASE' must be an integer in 1024..62000"
   fi
-  LDAP_PORT=$((BASE + 389)); NGINX_PORT=$((BASE + 143))
+  LDAP_PORT=$((BASE + 389)); LDAPS_PORT=$((BASE + 636)); NGINX_PORT=$((BASE + 143))
   AUTH_PORT=$((BASE + 80)); NODE_PORT=$((BASE + 100))
 }
 store_port() { # STORE-NAME OFFSET -> REPLY
   local n=${1#store}
   REPLY=$((BASE + n * 1000 + $2))
+}
+
+# The lab's own CA and a certificate for IP 127.0.0.1 only (so ldaps://localhost fails the
+# host name check, as it must: libldap checks "localhost" as this machine's FQDN), plus a
+# second CA that signed nothing (a wrong CA for tests).
+write_tls() {
+  local t=$DIR/tls
+  mkdir -p "$t"
+  (
+    cd "$t"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=mailshard lab CA" \
+      -keyout ca.key -out ca.pem
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=some other CA" \
+      -keyout other-ca.key -out other-ca.pem
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
+      -keyout slapd.key -out slapd.csr
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >slapd.ext
+    openssl x509 -req -in slapd.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile slapd.ext \
+      -out slapd.pem
+  ) >>"$DIR/logs/tls.out" 2>&1 || { log_tail tls; die "could not make the lab's TLS certificates (openssl)"; }
+  chmod 600 "$t"/*.key
 }
 
 write_slapd_conf() {
@@ -206,6 +227,10 @@ include     /etc/ldap/schema/inetorgperson.schema
 include     /etc/ldap/schema/nis.schema
 include     /etc/ldap/schema/misc.schema
 include     $DIR/ldap/mlab.schema
+# TLS (ldaps:// on LDAPS_PORT and StartTLS on LDAP_PORT), with the lab's own CA.
+TLSCACertificateFile   $DIR/tls/ca.pem
+TLSCertificateFile     $DIR/tls/slapd.pem
+TLSCertificateKeyFile  $DIR/tls/slapd.key
 pidfile     $DIR/ldap/slapd.pid
 argsfile    $DIR/ldap/slapd.args
 modulepath  /usr/lib/ldap
@@ -226,10 +251,15 @@ index       uid,mail,mailHost,mailAccountStatus eq
 # limits is per database: placed above "database mdb" it is silently ignored (gotcha 4).
 # Dovecot's user iteration binds as the reader and does not page.
 limits      dn.exact="cn=reader,dc=example,dc=org" size=unlimited time=unlimited
+# mailshard binds as cn=mailshard (least privilege, docs/operations.md): it reads the
+# accounts but not their passwords, and writes only the host, home and freeze attributes.
 access to attrs=userPassword
     by dn.exact="cn=reader,dc=example,dc=org" read
     by anonymous auth
     by * none
+access to dn.subtree="ou=people,dc=example,dc=org" attrs=mailHost,mailMessageStore,mailAccountStatus
+    by dn.exact="cn=mailshard,dc=example,dc=org" write
+    by * read
 access to *
     by * read
 EOF
@@ -405,6 +435,12 @@ write_lab_env() {
     echo "LDAP_READER_DN=cn=reader,dc=example,dc=org"
     echo "LDAP_READER_PW=readersecret"
     echo "LDAP_READER_PW_FILE=$DIR/secrets/reader.secret"
+    echo "LDAP_MAILSHARD_DN=cn=mailshard,dc=example,dc=org"
+    echo "LDAP_MAILSHARD_PW_FILE=$DIR/secrets/mailshard.secret"
+    echo "LDAPS_PORT=$LDAPS_PORT"
+    echo "LAB_CA_FILE=$DIR/tls/ca.pem"
+    echo "LAB_OTHER_CA_FILE=$DIR/tls/other-ca.pem"
+    echo "LDAPS_URI=ldaps://127.0.0.1:$LDAPS_PORT"
     echo "NGINX_IMAP_PORT=$NGINX_PORT"
     echo "AUTH_HTTP_PORT=$AUTH_PORT"
     echo "AUTH_HTTP_LOG=$DIR/logs/auth_http.out"
@@ -449,8 +485,8 @@ path = "$DIR/journal.sqlite"
 
 [ldap]
 uri = "$LDAP_URI"
-bind_dn = "cn=admin,dc=example,dc=org"
-bind_password_file = "$DIR/secrets/ldap.secret"
+bind_dn = "cn=mailshard,dc=example,dc=org"
+bind_password_file = "$DIR/secrets/mailshard.secret"
 base_dn = "ou=people,dc=example,dc=org"
 filter = "(objectClass=mlabMailAccount)"
 user_attribute = "mail"
@@ -511,7 +547,7 @@ do_start() {
       fi
     done
   fi
-  for p in "$LDAP_PORT" "$NGINX_PORT" "$AUTH_PORT" "$NODE_PORT"; do
+  for p in "$LDAP_PORT" "$LDAPS_PORT" "$NGINX_PORT" "$AUTH_PORT" "$NODE_PORT"; do
     if port_open "$p"; then die "port 127.0.0.1:$p is already in use (LAB_PORT_BASE=$BASE)"; fi
   done
   for s in "${STORES[@]}"; do
@@ -530,7 +566,7 @@ do_start() {
   trap on_exit EXIT
   mkdir -p "$DIR"
   echo "mailshard test lab; lab.sh start re-creates its contents" >"$DIR/$MARKER"
-  rm -rf "${DIR:?}"/{ldap,store1,store2,store3,nginx,node_exporter,secrets,pids,bin,logs} \
+  rm -rf "${DIR:?}"/{ldap,tls,store1,store2,store3,nginx,node_exporter,secrets,pids,bin,logs} \
          "$DIR"/{lab.env,mailshard.toml} "$DIR"/journal.sqlite*
   mkdir -p "$DIR"/{pids,logs,bin,secrets,node_exporter/textfile}
   chmod 755 "$DIR"
@@ -538,9 +574,11 @@ do_start() {
   printf %s adminsecret >"$DIR/secrets/ldap.secret"
   printf %s readersecret >"$DIR/secrets/reader.secret"
   printf %s doveadmsecret >"$DIR/secrets/doveadm.secret"
+  printf %s mailshardsecret >"$DIR/secrets/mailshard.secret"
   chmod 600 "$DIR"/secrets/*.secret
   LDAP_URI=ldap://127.0.0.1:$LDAP_PORT
 
+  write_tls
   write_slapd_conf
   for s in "${STORES[@]}"; do write_dovecot_conf "$s"; done
   write_nginx_conf
@@ -550,7 +588,8 @@ do_start() {
   setpriv --reuid="$MAIL_UID" --regid="$MAIL_GID" --clear-groups test -w "$DIR/store1/mail" ||
     die "user dovecot cannot write $DIR/store1/mail: a parent directory of $DIR is not traversable (chmod o+x)"
 
-  spawn slapd /usr/sbin/slapd -d "${LAB_SLAPD_DEBUG:-stats}" -f "$DIR/ldap/slapd.conf" -h "$LDAP_URI/"
+  spawn slapd /usr/sbin/slapd -d "${LAB_SLAPD_DEBUG:-stats}" -f "$DIR/ldap/slapd.conf" \
+    -h "$LDAP_URI/ ldaps://127.0.0.1:$LDAPS_PORT/"
   for s in "${STORES[@]}"; do spawn "$s" /usr/sbin/dovecot -F -c "$DIR/$s/dovecot.conf"; done
   spawn auth_http "$PY" "$LAB_SCRIPTS/auth_http.py" --lab "$DIR"
   spawn nginx /usr/sbin/nginx -p "$DIR/nginx/" -c "$DIR/nginx/nginx.conf" -e "$DIR/logs/nginx.log"
@@ -561,6 +600,7 @@ do_start() {
 
   wait_port slapd "$LDAP_PORT"
   slappasswd -h '{SSHA}' -T "$DIR/secrets/reader.secret" >"$DIR/ldap/reader.hash"
+  slappasswd -h '{SSHA}' -T "$DIR/secrets/mailshard.secret" >"$DIR/ldap/mailshard.hash"
   ldapadd -x -H "$LDAP_URI" -D cn=admin,dc=example,dc=org -y "$DIR/secrets/ldap.secret" \
     >>"$DIR/logs/ldapadd.out" 2>&1 <<EOF || { log_tail ldapadd; die "could not add the base entries to slapd"; }
 dn: dc=example,dc=org
@@ -579,6 +619,13 @@ objectClass: simpleSecurityObject
 cn: reader
 description: read-only service account (reads userPassword, no size limit)
 userPassword: $(<"$DIR/ldap/reader.hash")
+
+dn: cn=mailshard,dc=example,dc=org
+objectClass: organizationalRole
+objectClass: simpleSecurityObject
+cn: mailshard
+description: mailshard: reads accounts, writes mailHost, mailMessageStore, mailAccountStatus
+userPassword: $(<"$DIR/ldap/mailshard.hash")
 EOF
   for s in "${STORES[@]}"; do store_port "$s" 143; wait_port "$s" "$REPLY"; done
   wait_port auth_http "$AUTH_PORT"
