@@ -56,40 +56,58 @@ Result<RootFs> RootFs::open(const std::string& root, Resolver resolver) {
 // Returns an fd of path opened with flags, or -errno.
 Result<int> RootFs::resolve(const std::string& path, int flags) const {
   flags |= O_NOFOLLOW | O_CLOEXEC;
-  if (path.empty()) {
-    int fd = ::openat(root_fd_.get(), ".", flags);
-    return fd >= 0 ? fd : -errno;
-  }
-  if (openat2_) {
-    int fd;
-    do fd = sys_openat2(root_fd_.get(), path.c_str(), flags, kResolve);
-    while (fd < 0 && errno == EAGAIN);
-    return fd >= 0 ? fd : -errno;
-  }
-  // Component-wise walk: every directory on the way opened with O_NOFOLLOW.
-  int dir = root_fd_.get();
-  UniqueFd owned;
-  size_t start = 0;
-  while (true) {
-    size_t slash = path.find('/', start);
-    std::string comp = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
-    if (slash == std::string::npos) {
-      int fd = ::openat(dir, comp.c_str(), flags);
+  auto once = [&](int fl) -> int {
+    if (path.empty()) {
+      int fd = ::openat(root_fd_.get(), ".", fl);
       return fd >= 0 ? fd : -errno;
     }
-    int next = ::openat(dir, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (next < 0) {
-      int e = errno;
-      // A symlink on the way: report it as such, not as "not a directory".
-      struct stat st;
-      if (e == ENOTDIR && ::fstatat(dir, comp.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
-        e = ELOOP;
-      return -e;
+    if (openat2_) {
+      int fd;
+      do fd = sys_openat2(root_fd_.get(), path.c_str(), fl, kResolve);
+      while (fd < 0 && errno == EAGAIN);
+      return fd >= 0 ? fd : -errno;
     }
-    owned.reset(next);
-    dir = next;
-    start = slash + 1;
+    // Component-wise walk: every directory on the way opened with O_NOFOLLOW.
+    int dir = root_fd_.get();
+    UniqueFd owned;
+    size_t start = 0;
+    while (true) {
+      size_t slash = path.find('/', start);
+      std::string comp = path.substr(start, slash == std::string::npos ? std::string::npos : slash - start);
+      if (slash == std::string::npos) {
+        int fd = ::openat(dir, comp.c_str(), fl);
+        return fd >= 0 ? fd : -errno;
+      }
+      int next = ::openat(dir, comp.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+      if (next < 0) {
+        int e = errno;
+        // A symlink on the way: report it as such, not as "not a directory".
+        struct stat st;
+        if (e == ENOTDIR && ::fstatat(dir, comp.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode))
+          e = ELOOP;
+        return -e;
+      }
+      owned.reset(next);
+      dir = next;
+      start = slash + 1;
+    }
+  };
+  int fd = once(flags);
+  // O_DIRECTORY|O_NOFOLLOW on a final symlink fails with ENOTDIR, not ELOOP
+  // (both resolvers): look at the entry itself, so that a symlinked parent
+  // of an APPLY or SIGNATURE path reads "path crosses a symlink", never a
+  // not-found that the engine would take as "already gone".
+  if (fd == -ENOTDIR && (flags & O_DIRECTORY)) {
+    int link = once(O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    if (link == -ELOOP) return -ELOOP;
+    if (link >= 0) {
+      struct stat st;
+      const bool is_link = ::fstat(link, &st) == 0 && S_ISLNK(st.st_mode);
+      ::close(link);
+      if (is_link) return -ELOOP;
+    }
   }
+  return fd;
 }
 
 Result<UniqueFd> RootFs::open_path(const std::string& path, int flags) const {

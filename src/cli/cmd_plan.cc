@@ -86,22 +86,11 @@ Result<Constraints> build_constraints(const PlanOptions& o, const Config* cfg, c
   return c;
 }
 
-// Output files are written to a temp file and renamed into place (a reader
-// never sees half a plan) but not fsynced: they are reports, the durable copy
-// of a plan is the journal's, and an fsync can cost more than planning a
-// 100k-user fleet.
+// Output files are written atomically (a reader never sees half a plan) but
+// not fsynced: they are reports, the durable copy of a plan is the journal's,
+// and an fsync can cost more than planning a 100k-user fleet.
 Status write_output(const std::string& path, const std::string& text, const char* what) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
-  if (!fd.valid()) return Error::from_errno(errno, fmt::format("{}: cannot create '{}'", what, printable(tmp)));
-  Status st = write_all(fd.get(), text.data(), text.size());
-  if (st.ok() && ::close(fd.release()) != 0) st = Error::from_errno(errno, fmt::format("cannot write '{}'", printable(tmp)));
-  if (st.ok() && ::rename(tmp.c_str(), path.c_str()) != 0)
-    st = Error::from_errno(errno, fmt::format("cannot rename '{}' to '{}'", printable(tmp), printable(path)));
-  if (!st.ok()) {
-    ::unlink(tmp.c_str());
-    return std::move(st).error().context(what);
-  }
+  MS_CHECK_CTX(write_file_atomic(path, text, 0600, FileSync::kNoSync), what);
   spdlog::info("wrote {} to {}", what, path);
   return {};
 }

@@ -47,13 +47,10 @@ Result<std::pair<Plan, int64_t>> load_plan(Context& ctx, const Args& a) {
     return std::pair{std::move(p), rec.id};
   }
   std::string text = MS_TRY_CTX(read_file(a.plan), "--plan");
-  Plan p = MS_TRY_CTX(plan_from_json(text), a.plan);
-  // "Execute exactly what was reviewed": the file's hash must be the plan's.
-  auto doc = nlohmann::json::parse(text, nullptr, false);
+  // "Execute exactly what was reviewed": the file carries its hash, and all of
+  // it is checked before anything (the dry-run listing, the journal) uses it.
+  Plan p = MS_TRY_CTX(plan_from_file_json(text), fmt::format("--plan {}", a.plan));
   std::string hash = plan_hash(p);
-  if (!doc.is_discarded() && doc.contains("plan_hash") && doc["plan_hash"] != hash)
-    return Error::invalid(fmt::format("{}: plan_hash {} does not match its content ({}); the file was edited",
-                                      a.plan, doc["plan_hash"].get<std::string>(), hash));
   int64_t id = MS_TRY(journal_plan(*j, p, hash));
   return std::pair{std::move(p), id};
 }

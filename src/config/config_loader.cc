@@ -1,7 +1,9 @@
 #include "config/config_loader.h"
 
+#include <cctype>
 #include <cstdlib>
 #include <map>
+#include <optional>
 #include <set>
 #include <string_view>
 #include <utility>
@@ -32,6 +34,9 @@ std::string resolve_config_path(const std::string& cli_value, const EnvLookup& e
 }
 
 namespace {
+
+// A config is a few KiB; 1 MiB is generous and bounds the parse.
+constexpr size_t kMaxConfigBytes = 1u << 20;
 
 struct Problem {
   int line;
@@ -154,7 +159,16 @@ class TableReader {
     const toml::node* n = get(key);
     if (!n) return false;
     if (n->is_integer()) {  // a bare integer is seconds
-      out_ms = *n->value<int64_t>() * 1000;
+      const int64_t v = *n->value<int64_t>();
+      if (v < 0) {
+        p_.add(line_of(*n), key_name(key), fmt::format("must not be negative, got {}", v));
+        return false;
+      }
+      if (v > kMaxDurationMs / 1000) {
+        p_.add(line_of(*n), key_name(key), fmt::format("{} seconds is too long (at most 100 years)", v));
+        return false;
+      }
+      out_ms = v * 1000;
       return true;
     }
     if (!n->is_string()) {
@@ -177,6 +191,10 @@ class TableReader {
       int64_t v = *n->value<int64_t>();
       if (v < 0) {
         p_.add(line_of(*n), key_name(key), fmt::format("must not be negative, got {}", v));
+        return false;
+      }
+      if (v > kMaxByteSize) {
+        p_.add(line_of(*n), key_name(key), fmt::format("{} bytes is too large (at most 8 PiB)", v));
         return false;
       }
       out = v;
@@ -277,7 +295,7 @@ class TableReader {
 // Reads a secret from `file` (trailing newlines stripped) or from the
 // environment variable `env_name`; the environment wins when set.
 void load_secret(TableReader& r, Problems& p, std::string_view file_key, const std::string& file,
-                 const std::string& env_name, const EnvLookup& env, Secret& out, bool required) {
+                 const std::string& env_name, const EnvLookup& env, Secret& out, bool required, const Config& c) {
   if (auto v = env(env_name); v && !v->empty()) {
     out = Secret(*v);
     return;
@@ -286,11 +304,15 @@ void load_secret(TableReader& r, Problems& p, std::string_view file_key, const s
     if (required) p.add(r.line(), r.key_name(file_key), fmt::format("missing (or set {})", env_name));
     return;
   }
-  auto text = read_file(file, 64 * 1024);
+  auto text = read_secret_file(file, c.security.allow_group_readable_secrets ? GroupReadable::kAllow
+                                                                             : GroupReadable::kRefuse);
   const toml::node* n = r.get(file_key);
   int line = n ? line_of(*n) : r.line();
   if (!text.ok()) {
-    p.add(line, r.key_name(file_key), text.error().message());
+    p.add(line, r.key_name(file_key),
+          text.error().code() == ErrorCode::kPermission && !c.security.allow_group_readable_secrets
+              ? text.error().message() + " or set [security] allow_group_readable_secrets = true"
+              : text.error().message());
     return;
   }
   std::string s = std::move(*text);
@@ -344,7 +366,7 @@ void read_ldap(const toml::table* t, Config& c, Problems& p, const EnvLookup& en
   if (l.starttls && starts_with(l.uri, "ldaps://"))
     p.add(r.line(), "ldap.starttls", "cannot be used with an ldaps:// uri (it is already TLS)");
   load_secret(r, p, "bind_password_file", l.bind_password_file, "MAILSHARD_LDAP_PASSWORD", env, l.bind_password,
-              !l.bind_dn.empty());
+              !l.bind_dn.empty(), c);
   r.finish();
 }
 
@@ -394,7 +416,21 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
       p.add(s.line, r.key_name("agent_command"), "required when transport = \"agent\"");
     if (!s.agent_command.empty()) {
       auto argv = split_command_line(s.agent_command);
-      if (!argv.ok()) p.add(line_of(*t.get("agent_command")), r.key_name("agent_command"), argv.error().message());
+      const int line = line_of(*t.get("agent_command"));
+      if (!argv.ok()) p.add(line, r.key_name("agent_command"), argv.error().message());
+      // Request paths are relative to the agent's --root and mean paths under
+      // mail_root: a root above mail_root would let a sync read a sibling tree.
+      std::optional<std::string> root;
+      for (size_t a = 0; argv.ok() && a < argv->size(); ++a) {
+        const std::string& arg = (*argv)[a];
+        if (arg == "--root" && a + 1 < argv->size()) root = (*argv)[a + 1];
+        else if (starts_with(arg, "--root=")) root = arg.substr(7);
+      }
+      while (root && root->size() > 1 && root->back() == '/') root->pop_back();
+      if (root && !s.mail_root.empty() && *root != s.mail_root)
+        p.add(line, r.key_name("agent_command"),
+              fmt::format("--root '{}' is not this server's mail_root '{}'; the agent must serve exactly the mail root",
+                          printable(*root), printable(s.mail_root)));
     }
     if (r.str("class", s.server_class) && s.server_class.empty())
       p.add(line_of(*t.get("class")), r.key_name("class"), "must not be empty");
@@ -405,7 +441,7 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
     r.integer("max_concurrent_moves", s.max_concurrent_moves, 1, 64);
     r.integer("sync_streams", s.sync_streams, 1, 64);
     load_secret(r, p, "doveadm_password_file", s.doveadm_password_file, "MAILSHARD_DOVEADM_PASSWORD", env,
-                s.doveadm_password, !s.doveadm_url.empty());
+                s.doveadm_password, !s.doveadm_url.empty(), c);
     r.finish();
     c.servers.push_back(std::move(s));
   }
@@ -437,7 +473,7 @@ void read_freeze(const toml::table* t, Config& c, Problems& p, const EnvLookup& 
     case FreezeMethod::kHttp:
       if (!valid_url(f.url, {"http://", "https://"}))
         p.add(f.line, "freeze.url", "an http:// or https:// URL is required when method = \"http\"");
-      load_secret(r, p, "token_file", f.token_file, "MAILSHARD_FREEZE_TOKEN", env, f.token, false);
+      load_secret(r, p, "token_file", f.token_file, "MAILSHARD_FREEZE_TOKEN", env, f.token, false, c);
       break;
     case FreezeMethod::kCommand:
       if (f.command.empty()) p.add(f.line, "freeze.command", "required when method = \"command\"");
@@ -505,9 +541,84 @@ void read_plan(const toml::table* t, Config& c, Problems& p) {
   r.finish();
 }
 
+void read_security(const toml::table* t, Config& c, Problems& p) {
+  if (!t) return;
+  SecurityConfig& sec = c.security;
+  TableReader r(*t, "security", p);
+  sec.line = r.line();
+  r.boolean("allow_group_readable_secrets", sec.allow_group_readable_secrets);
+  r.finish();
+}
+
+// toml++ recurses once per level of a dotted key, table header or nested
+// array/inline table: a 100,000-deep key overflows the stack. Before parsing,
+// estimate the depth of every line -- brackets and braces open across lines,
+// plus the dots of keys on the line (a dot inside a quoted string or a number
+// such as 1.5 does not count) -- and refuse anything deeper than this. Our
+// deepest key is 2 levels; 32 leaves room and no stack risk.
+constexpr int kMaxConfigDepth = 32;
+
+bool is_bare_key_char(char ch) {
+  return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '+';
+}
+
+Status check_nesting(std::string_view text, const std::string& path) {
+  int open = 0;  // brackets/braces open, carried across lines (arrays may span lines)
+  int line = 1;
+  int dots = 0;
+  size_t i = 0;
+  auto deep = [&] {
+    return Error::invalid(fmt::format("{}:{}: keys or values nested deeper than {} levels", path, line, kMaxConfigDepth));
+  };
+  while (i < text.size()) {
+    char ch = text[i];
+    if (ch == '\n') {
+      ++line;
+      dots = 0;
+      ++i;
+    } else if (ch == '#') {
+      while (i < text.size() && text[i] != '\n') ++i;
+    } else if (ch == '"' || ch == '\'') {
+      // A string: basic or literal, single or triple quoted. Escapes only in basic strings.
+      const std::string_view close = text.substr(i, 3) == (ch == '"' ? "\"\"\"" : "'''") ? text.substr(i, 3) : text.substr(i, 1);
+      const bool triple = close.size() == 3;
+      i += close.size();
+      while (i < text.size()) {
+        if (text.substr(i, close.size()) == close) {
+          i += close.size();
+          break;
+        }
+        if (ch == '"' && text[i] == '\\' && i + 1 < text.size()) ++i;
+        if (text[i] == '\n') {
+          if (!triple) break;  // unterminated: toml++ reports it
+          ++line;
+        }
+        ++i;
+      }
+    } else if (ch == '[' || ch == '{') {
+      if (++open + dots > kMaxConfigDepth) return deep();
+      ++i;
+    } else if (ch == ']' || ch == '}') {
+      if (open > 0) --open;
+      ++i;
+    } else if (is_bare_key_char(ch) || ch == '.') {
+      // A bare token: a key ("a.b.c", "1.2.3"), a number ("1.5", "1e6") or true/false.
+      size_t start = i, n_dots = 0;
+      while (i < text.size() && (is_bare_key_char(text[i]) || text[i] == '.')) n_dots += text[i++] == '.';
+      const std::string_view tok = text.substr(start, i - start);
+      const bool number = n_dots == 1 && tok.front() != '.' && tok.back() != '.';  // 1.5 (or a.b: one level)
+      if (!number && (dots += static_cast<int>(n_dots)) + open > kMaxConfigDepth) return deep();
+    } else {
+      ++i;
+    }
+  }
+  return {};
+}
+
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& path, const EnvLookup& env) {
+  MS_CHECK(check_nesting(text, path));
   toml::table root;
   try {
     root = toml::parse(text, path);
@@ -518,7 +629,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   Config c;
   c.path = path;
   Problems p{path, {}};
-  static const std::vector<std::string> kSections = {"journal", "ldap", "server", "freeze", "kick", "inventory", "move", "plan"};
+  static const std::vector<std::string> kSections = {"journal", "ldap", "server", "freeze", "kick", "inventory", "move", "plan", "security"};
   for (const auto& [k, v] : root) {
     std::string key(k.str());
     bool known = false;
@@ -532,6 +643,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
     if (key != "server" && !v.is_table())
       p.add(line_of(v), key, fmt::format("must be a table: write it as [{}]", key));
   }
+  // [security] first: it decides how the secret files are checked.
+  read_security(root["security"].as_table(), c, p);
   read_journal(root["journal"].as_table(), c, p);
   read_ldap(root["ldap"].as_table(), c, p, env);
   read_servers(root.get("server"), c, p, env);
@@ -550,7 +663,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
 }
 
 Result<Config> load_config(const std::string& path, const EnvLookup& env) {
-  auto text = read_file(path, 4u << 20);
+  auto text = read_file(path, kMaxConfigBytes);
   if (!text.ok())
     return Error::invalid(fmt::format("cannot read config: {} (give one with -c FILE or MAILSHARD_CONFIG)",
                                       text.error().message()));

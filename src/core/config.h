@@ -122,6 +122,13 @@ struct PlanConfig {
   int line = 0;
 };
 
+struct SecurityConfig {
+  // Secret files (*_file) readable by their group are refused unless this is
+  // set (files readable by others are always refused), as ssh does.
+  bool allow_group_readable_secrets = false;
+  int line = 0;
+};
+
 struct Config {
   std::string path;  // the file it was read from
   JournalConfig journal;
@@ -132,6 +139,7 @@ struct Config {
   InventoryConfig inventory;
   MoveConfig move;
   PlanConfig plan;
+  SecurityConfig security;
 
   // nullptr if no server has this name.
   const ServerConfig* find_server(const std::string& name) const {

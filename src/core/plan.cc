@@ -1,11 +1,15 @@
 #include "core/plan.h"
 
 #include <array>
+#include <cmath>
+#include <limits>
+#include <type_traits>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "util/hash.h"
+#include "util/strings.h"
 
 namespace mailshard {
 
@@ -178,14 +182,106 @@ Json plan_document(const Plan& p, bool with_moves = true) {
 }
 
 // Typed field access with errors that name the field.
+// Typed reads: a value of the wrong JSON type, or an integer that does not
+// fit its field (2^40 in an int32 server index), is an error -- never a
+// silent conversion or an exception.
+bool convert(const Json& v, std::string& out) {
+  if (!v.is_string()) return false;
+  out = v.get_ref<const std::string&>();
+  return true;
+}
+bool convert(const Json& v, bool& out) {
+  if (!v.is_boolean()) return false;
+  out = v.get<bool>();
+  return true;
+}
+bool convert(const Json& v, double& out) {
+  if (!v.is_number()) return false;
+  out = v.get<double>();
+  return std::isfinite(out);
+}
+template <typename T>
+  requires std::is_integral_v<T>
+bool convert(const Json& v, T& out) {
+  if (v.is_number_unsigned()) {
+    const auto u = v.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<T>::max())) return false;
+    out = static_cast<T>(u);
+    return true;
+  }
+  if (!v.is_number_integer()) return false;
+  const auto i = v.get<int64_t>();
+  if (i < std::numeric_limits<T>::min() || i > std::numeric_limits<T>::max()) return false;
+  out = static_cast<T>(i);
+  return true;
+}
+template <typename T>
+bool convert(const Json& v, std::vector<T>& out) {
+  if (!v.is_array()) return false;
+  out.clear();
+  for (const Json& el : v) {
+    T x{};
+    if (!convert(el, x)) return false;
+    out.push_back(std::move(x));
+  }
+  return true;
+}
+
 template <typename T>
 Status get(const Json& j, const char* key, T& out, std::string_view where) {
   auto it = j.find(key);
   if (it == j.end()) return Error::invalid(fmt::format("plan JSON: {}: missing '{}'", where, key));
-  try {
-    out = it->template get<T>();
-  } catch (const Json::exception&) {
-    return Error::invalid(fmt::format("plan JSON: {}: '{}' has the wrong type", where, key));
+  if (!convert(*it, out)) return Error::invalid(fmt::format("plan JSON: {}: '{}' has the wrong type or is out of range", where, key));
+  return {};
+}
+
+enum class Shape { kObject, kArray };
+
+// A nested object or array, by reference.
+Result<const Json*> get_node(const Json& j, const char* key, Shape shape, std::string_view where) {
+  auto it = j.find(key);
+  if (it == j.end()) return Error::invalid(fmt::format("plan JSON: {}: missing '{}'", where, key));
+  if (shape == Shape::kObject ? !it->is_object() : !it->is_array())
+    return Error::invalid(fmt::format("plan JSON: {}: '{}' has the wrong type (expected {})", where, key,
+                                      shape == Shape::kObject ? "an object" : "an array"));
+  return &*it;
+}
+
+Status range(bool ok, std::string_view where, std::string_view key, std::string_view what) {
+  if (ok) return {};
+  return Error::invalid(fmt::format("plan JSON: {}: '{}' {}", where, key, what));
+}
+
+// What the executor and the reports rely on, checked once before anything
+// uses the plan: every index in range, counts and sizes not negative.
+Status validate(const Plan& p) {
+  const auto n_servers = static_cast<int64_t>(p.servers.size());
+  const std::string servers_range = fmt::format("must be a server of the plan (0..{})", n_servers - 1);
+  MS_CHECK(range(p.snapshot_users >= 0, "snapshot", "users", "must not be negative"));
+  MS_CHECK(range(p.snapshot_servers == n_servers, "snapshot", "servers",
+                 fmt::format("must equal the number of entries in 'servers' ({})", n_servers)));
+  const Constraints& k = p.constraints;
+  for (auto [key, v] : {std::pair{"min_free_bytes", k.min_free_bytes}, std::pair{"headroom_bytes", k.headroom_bytes},
+                        std::pair{"max_bytes", k.max_bytes}, std::pair{"max_moves", k.max_moves},
+                        std::pair{"max_moves_per_server", k.max_moves_per_server},
+                        std::pair{"max_move_bytes", k.max_move_bytes}, std::pair{"cost_alpha_bytes", k.cost_alpha_bytes}})
+    MS_CHECK(range(v >= 0, "constraints", key, "must not be negative"));
+  MS_CHECK(range(k.nights >= 1, "constraints", "nights", "must be at least 1"));
+  for (int32_t d : k.drain) MS_CHECK(range(d >= 0 && d < n_servers, "constraints", "drain", servers_range));
+  for (size_t i = 0; i < p.servers.size(); ++i)
+    MS_CHECK(range(p.servers[i].id == static_cast<int32_t>(i), fmt::format("servers[{}]", i), "id",
+                   fmt::format("must be {} (ids are 0..n-1 in order)", i)));
+  for (size_t i = 0; i < p.moves.size(); ++i) {
+    const PlannedMove& m = p.moves[i];
+    const std::string where = fmt::format("moves[{}]", i);
+    MS_CHECK(range(m.from >= 0 && m.from < n_servers, where, "from", servers_range));
+    MS_CHECK(range(m.to >= 0 && m.to < n_servers, where, "to", servers_range));
+    MS_CHECK(range(m.from != m.to, where, "to", "must differ from 'from'"));
+    MS_CHECK(range(m.user >= 0 && (p.snapshot_users == 0 || m.user < p.snapshot_users), where, "user_id",
+                   fmt::format("must be a user of the snapshot (0..{})", p.snapshot_users - 1)));
+    MS_CHECK(range(m.bytes >= 0, where, "bytes", "must not be negative"));
+    MS_CHECK(range(m.activity >= 0, where, "activity", "must not be negative"));
+    MS_CHECK(range(m.night >= 1, where, "night", "must be at least 1"));
   }
   return {};
 }
@@ -293,15 +389,13 @@ Result<Plan> plan_from_json(std::string_view text) {
   MS_CHECK(get(doc, "partial_reasons", p.partial_reasons, "plan"));
   MS_CHECK(get(doc, "warnings", p.warnings, "plan"));
 
-  Json snap;
-  MS_CHECK(get(doc, "snapshot", snap, "plan"));
+  const Json& snap = *MS_TRY(get_node(doc, "snapshot", Shape::kObject, "plan"));
   MS_CHECK(get(snap, "users", p.snapshot_users, "snapshot"));
   MS_CHECK(get(snap, "servers", p.snapshot_servers, "snapshot"));
   MS_CHECK(get(snap, "taken_at_ms", p.snapshot_taken_at_ms, "snapshot"));
   MS_CHECK(get(snap, "source", p.snapshot_source, "snapshot"));
 
-  Json c;
-  MS_CHECK(get(doc, "constraints", c, "plan"));
+  const Json& c = *MS_TRY(get_node(doc, "constraints", Shape::kObject, "plan"));
   Constraints& k = p.constraints;
   MS_CHECK(get(c, "strategy", k.strategy, "constraints"));
   MS_CHECK(get(c, "band", k.band, "constraints"));
@@ -316,20 +410,18 @@ Result<Plan> plan_from_json(std::string_view text) {
   MS_CHECK(get(c, "max_move_bytes", k.max_move_bytes, "constraints"));
   MS_CHECK(get(c, "nights", k.nights, "constraints"));
   MS_CHECK(get(c, "cost_alpha_bytes", k.cost_alpha_bytes, "constraints"));
-  Json e;
-  MS_CHECK(get(c, "execution", e, "constraints"));
+  const Json& e = *MS_TRY(get_node(c, "execution", Shape::kObject, "constraints"));
   MS_CHECK(get(e, "slots_per_server", k.execution.slots_per_server, "constraints.execution"));
   MS_CHECK(get(e, "rate_bytes_per_s", k.execution.rate_bytes_per_s, "constraints.execution"));
   MS_CHECK(get(e, "overhead_s", k.execution.overhead_s, "constraints.execution"));
   MS_CHECK(get(e, "night_hours", k.execution.night_hours, "constraints.execution"));
 
-  Json moves;
-  MS_CHECK(get(doc, "moves", moves, "plan"));
-  if (!moves.is_array()) return Error::invalid("plan JSON: plan: 'moves' has the wrong type");
+  const Json& moves = *MS_TRY(get_node(doc, "moves", Shape::kArray, "plan"));
   p.moves.reserve(moves.size());
   for (size_t i = 0; i < moves.size(); ++i) {
-    const Json& j = moves[i];
     std::string where = fmt::format("moves[{}]", i);
+    if (!moves[i].is_object()) return Error::invalid(fmt::format("plan JSON: {}: not an object", where));
+    const Json& j = moves[i];
     PlannedMove m;
     std::string reason, label;
     MS_CHECK(get(j, "user_id", m.user, where));
@@ -345,12 +437,11 @@ Result<Plan> plan_from_json(std::string_view text) {
     p.moves.push_back(std::move(m));
   }
 
-  Json servers;
-  MS_CHECK(get(doc, "servers", servers, "plan"));
-  if (!servers.is_array()) return Error::invalid("plan JSON: plan: 'servers' has the wrong type");
+  const Json& servers = *MS_TRY(get_node(doc, "servers", Shape::kArray, "plan"));
   for (size_t i = 0; i < servers.size(); ++i) {
-    const Json& j = servers[i];
     std::string where = fmt::format("servers[{}]", i);
+    if (!servers[i].is_object()) return Error::invalid(fmt::format("plan JSON: {}: not an object", where));
+    const Json& j = servers[i];
     ServerOutcome s;
     std::string name, before, after;
     MS_CHECK(get(j, "id", s.id, where));
@@ -379,11 +470,11 @@ Result<Plan> plan_from_json(std::string_view text) {
     p.servers.push_back(std::move(s));
   }
 
-  Json classes;
-  MS_CHECK(get(doc, "classes", classes, "plan"));
+  const Json& classes = *MS_TRY(get_node(doc, "classes", Shape::kArray, "plan"));
   for (size_t i = 0; i < classes.size(); ++i) {
-    const Json& j = classes[i];
     std::string where = fmt::format("classes[{}]", i);
+    if (!classes[i].is_object()) return Error::invalid(fmt::format("plan JSON: {}: not an object", where));
+    const Json& j = classes[i];
     ClassOutcome o;
     MS_CHECK(get(j, "name", o.name, where));
     MS_CHECK(get(j, "servers", o.servers, where));
@@ -401,8 +492,7 @@ Result<Plan> plan_from_json(std::string_view text) {
     p.classes.push_back(std::move(o));
   }
 
-  Json b;
-  MS_CHECK(get(doc, "lower_bounds", b, "plan"));
+  const Json& b = *MS_TRY(get_node(doc, "lower_bounds", Shape::kObject, "plan"));
   LowerBounds& lb = p.bounds;
   MS_CHECK(get(b, "lb_bytes", lb.lb_bytes, "lower_bounds"));
   MS_CHECK(get(b, "lb_moves", lb.lb_moves, "lower_bounds"));
@@ -412,11 +502,11 @@ Result<Plan> plan_from_json(std::string_view text) {
   MS_CHECK(get(b, "nights_lb", lb.nights_lb, "lower_bounds"));
   MS_CHECK(get(b, "infeasible_servers", lb.infeasible_servers, "lower_bounds"));
   MS_CHECK(get(b, "pinned_on_draining", lb.pinned_on_draining, "lower_bounds"));
-  Json bc;
-  MS_CHECK(get(b, "classes", bc, "lower_bounds"));
+  const Json& bc = *MS_TRY(get_node(b, "classes", Shape::kArray, "lower_bounds"));
   for (size_t i = 0; i < bc.size(); ++i) {
-    const Json& j = bc[i];
     std::string where = fmt::format("lower_bounds.classes[{}]", i);
+    if (!bc[i].is_object()) return Error::invalid(fmt::format("plan JSON: {}: not an object", where));
+    const Json& j = bc[i];
     ClassBounds cb;
     MS_CHECK(get(j, "name", cb.name, where));
     MS_CHECK(get(j, "excess_bytes", cb.excess_bytes, where));
@@ -429,17 +519,16 @@ Result<Plan> plan_from_json(std::string_view text) {
     lb.classes.push_back(std::move(cb));
   }
 
-  Json est;
-  MS_CHECK(get(doc, "estimate", est, "plan"));
+  const Json& est = *MS_TRY(get_node(doc, "estimate", Shape::kObject, "plan"));
   MS_CHECK(get(est, "bytes", p.estimate.bytes, "estimate"));
   MS_CHECK(get(est, "moves", p.estimate.moves, "estimate"));
   MS_CHECK(get(est, "makespan_s", p.estimate.makespan_s, "estimate"));
   MS_CHECK(get(est, "plan_lb_s", p.estimate.plan_lb_s, "estimate"));
   MS_CHECK(get(est, "nights", p.estimate.nights, "estimate"));
-  Json nights;
-  MS_CHECK(get(est, "per_night", nights, "estimate"));
+  const Json& nights = *MS_TRY(get_node(est, "per_night", Shape::kArray, "estimate"));
   for (size_t i = 0; i < nights.size(); ++i) {
     std::string where = fmt::format("estimate.per_night[{}]", i);
+    if (!nights[i].is_object()) return Error::invalid(fmt::format("plan JSON: {}: not an object", where));
     NightEstimate n;
     MS_CHECK(get(nights[i], "night", n.night, where));
     MS_CHECK(get(nights[i], "bytes", n.bytes, where));
@@ -447,6 +536,22 @@ Result<Plan> plan_from_json(std::string_view text) {
     MS_CHECK(get(nights[i], "makespan_s", n.makespan_s, where));
     p.estimate.per_night.push_back(n);
   }
+  MS_CHECK(validate(p));
+  return p;
+}
+
+Result<Plan> plan_from_file_json(std::string_view text) {
+  Plan p = MS_TRY(plan_from_json(text));
+  // plan_from_json parsed it already; a second parse is cheap next to a plan.
+  Json doc = Json::parse(text, nullptr, false);
+  auto it = doc.find("plan_hash");
+  if (it == doc.end())
+    return Error::invalid("plan JSON: missing 'plan_hash' (a plan file must carry the hash it was reviewed under)");
+  if (!it->is_string()) return Error::invalid("plan JSON: plan: 'plan_hash' has the wrong type or is out of range");
+  const std::string hash = plan_hash(p);
+  if (it->get_ref<const std::string&>() != hash)
+    return Error::invalid(fmt::format("plan_hash {} does not match its content ({}); the file was edited",
+                                      printable(it->get_ref<const std::string&>(), 40), hash));
   return p;
 }
 

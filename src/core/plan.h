@@ -180,5 +180,9 @@ std::string plan_hash(const Plan& plan);
 // Parses plan_to_json / plan_to_pretty_json output ("plan_hash" is ignored).
 // kInvalidInput naming the first bad field.
 Result<Plan> plan_from_json(std::string_view text);
+// A plan file to execute (`rebalance --plan FILE`): plan_from_json, and the
+// file must carry "plan_hash" equal to plan_hash() of its content, so what
+// runs is exactly what was reviewed. Errors (kInvalidInput) are one line.
+Result<Plan> plan_from_file_json(std::string_view text);
 
 }  // namespace mailshard

@@ -50,6 +50,17 @@ std::string Snapshot::user_label(int64_t id) const {
 
 namespace {
 
+// Bounds that keep every sum the planners take inside int64: one size at most
+// 2^53 bytes (8 PiB, and exact as a double), and all capacities together, as
+// all used bytes together, at most 2^62 bytes (4 EiB).
+constexpr int64_t kMaxSizeBytes = int64_t{1} << 53;
+constexpr int64_t kMaxTotalBytes = int64_t{1} << 62;
+
+// Adds v to total; false when the total would pass kMaxTotalBytes.
+bool add_bounded(int64_t& total, int64_t v) {
+  return !__builtin_add_overflow(total, v, &total) && total <= kMaxTotalBytes;
+}
+
 constexpr std::array<std::string_view, 6> kServerColumns = {"server_id",        "class",         "capacity_bytes",
                                                             "other_used_bytes", "load_capacity", "draining"};
 constexpr std::array<std::string_view, 6> kUserColumns = {"user_id",    "server_id", "class",
@@ -62,13 +73,10 @@ class MappedFile {
     if (data_ && size_) munmap(const_cast<char*>(data_), size_);
   }
   Status open(const std::string& path) {
-    UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot read '{}'", printable(path)));
-    struct stat st;
-    if (fstat(fd.get(), &st) != 0) return Error::from_errno(errno, fmt::format("cannot stat '{}'", printable(path)));
-    size_ = static_cast<size_t>(st.st_size);
+    RegularFile f = MS_TRY(open_regular_file(path));  // never a FIFO: it would hang
+    size_ = static_cast<size_t>(f.st.st_size);
     if (size_ == 0) return {};
-    void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, fd.get(), 0);
+    void* p = mmap(nullptr, size_, PROT_READ, MAP_PRIVATE | MAP_POPULATE, f.fd.get(), 0);
     if (p == MAP_FAILED) return Error::from_errno(errno, fmt::format("cannot map '{}'", printable(path)));
     madvise(p, size_, MADV_SEQUENTIAL);
     data_ = static_cast<const char*>(p);
@@ -254,7 +262,7 @@ Status for_each_line(std::string_view data, F&& fn) {
   return true;
 }
 
-bool read_users_fast(std::string_view data, Snapshot& snap) {
+bool read_users_fast(std::string_view data, Snapshot& snap, int64_t used_total) {
   const char* p = data.data();
   const char* end = p + data.size();
   const char* nl = static_cast<const char*>(memchr(p, '\n', data.size()));
@@ -273,7 +281,9 @@ bool read_users_fast(std::string_view data, Snapshot& snap) {
     for (size_t i = 0; i < cn; ++i)
       if (p[i] != cls[i]) return false;
     p += cn + 1;
-    if (!parse_digits(p, end, size) || p == end || *p++ != ',') return false;
+    if (!parse_digits(p, end, size) || size > kMaxSizeBytes || !add_bounded(used_total, size) || p == end ||
+        *p++ != ',')
+      return false;
     double act;
     if (!parse_activity(p, end, act) || !(act >= 0) || std::isinf(act) || p == end || *p++ != ',') return false;
     if (p == end || (*p != '0' && *p != '1')) return false;
@@ -298,7 +308,9 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
 
   // meta.json is optional; it carries names and provenance.
   std::vector<std::string> server_names, user_names;
-  if (auto meta_text = read_file(dir + "/meta.json"); meta_text.ok()) {
+  auto meta_text = read_file(dir + "/meta.json");
+  if (!meta_text.ok() && meta_text.error().code() != ErrorCode::kNotFound) return std::move(meta_text).error();
+  if (meta_text.ok()) {
     auto meta = nlohmann::json::parse(*meta_text, nullptr, false);
     if (meta.is_discarded() || !meta.is_object())
       return Error::invalid("meta.json: not a JSON object");
@@ -311,6 +323,7 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
     if (meta.contains("source") && meta["source"].is_string()) snap.source = meta["source"];
   }
 
+  int64_t capacity_total = 0, used_total = 0;
   {
     MappedFile f;
     MS_CHECK(f.open(dir + "/" + servers_file));
@@ -330,12 +343,16 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
                                           ln, printable(fld[0], 40), snap.servers.size()));
       s.server_class = std::string(fld[1]);
       if (s.server_class.empty()) return Error::invalid(fmt::format("{}:{}: empty class", servers_file, ln));
-      if (!parse_num(fld[2], s.capacity_bytes) || s.capacity_bytes <= 0)
-        return Error::invalid(fmt::format("{}:{}: capacity_bytes '{}' must be a positive integer", servers_file, ln,
-                                          printable(fld[2], 40)));
-      if (!parse_num(fld[3], s.other_used_bytes) || s.other_used_bytes < 0)
-        return Error::invalid(fmt::format("{}:{}: other_used_bytes '{}' must be a non-negative integer", servers_file,
-                                          ln, printable(fld[3], 40)));
+      if (!parse_num(fld[2], s.capacity_bytes) || s.capacity_bytes <= 0 || s.capacity_bytes > kMaxSizeBytes)
+        return Error::invalid(fmt::format("{}:{}: capacity_bytes '{}' must be a positive integer of at most 2^53",
+                                          servers_file, ln, printable(fld[2], 40)));
+      if (!parse_num(fld[3], s.other_used_bytes) || s.other_used_bytes < 0 || s.other_used_bytes > kMaxSizeBytes)
+        return Error::invalid(fmt::format("{}:{}: other_used_bytes '{}' must be a non-negative integer of at most 2^53",
+                                          servers_file, ln, printable(fld[3], 40)));
+      if (!add_bounded(capacity_total, s.capacity_bytes))
+        return Error::invalid(fmt::format("{}:{}: the capacities add up to more than 2^62 bytes", servers_file, ln));
+      if (!add_bounded(used_total, s.other_used_bytes))
+        return Error::invalid(fmt::format("{}:{}: the used bytes add up to more than 2^62", servers_file, ln));
       if (!parse_double_fast(fld[4], s.load_capacity) || !(s.load_capacity >= 0) || std::isinf(s.load_capacity))
         return Error::invalid(fmt::format("{}:{}: load_capacity '{}' must be a non-negative number", servers_file, ln,
                                           printable(fld[4], 40)));
@@ -360,7 +377,7 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
     snap.reserve_users(data.size() / 12 + 1);
     const int64_t nservers = static_cast<int64_t>(snap.servers.size());
     const bool canonical = idx == std::array<size_t, 6>{0, 1, 2, 3, 4, 5};
-    const bool fast = canonical && read_users_fast(data, snap);
+    const bool fast = canonical && read_users_fast(data, snap, used_total);
     if (!fast) {
       snap.user_server.clear();
       snap.user_size.clear();
@@ -386,6 +403,10 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
       if (!parse_num(fld[3], size))
         return Error::invalid(fmt::format("{}:{}: size_bytes '{}' is not an integer", users_file, ln, printable(fld[3], 40)));
       if (size < 0) return Error::invalid(fmt::format("{}:{}: size_bytes '{}' is negative", users_file, ln, size));
+      if (size > kMaxSizeBytes)
+        return Error::invalid(fmt::format("{}:{}: size_bytes {} is larger than 2^53", users_file, ln, size));
+      if (!add_bounded(used_total, size))
+        return Error::invalid(fmt::format("{}:{}: the used bytes add up to more than 2^62", users_file, ln));
       if (!parse_double_fast(fld[4], act) || !(act >= 0) || std::isinf(act))
         return Error::invalid(fmt::format("{}:{}: activity '{}' must be a non-negative number", users_file, ln,
                                           printable(fld[4], 40)));

@@ -1,7 +1,9 @@
 #include "inventory/node_exporter.h"
 
 #include <cmath>
+#include <map>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 
@@ -41,22 +43,27 @@ bool mount_holds(std::string_view mountpoint, std::string_view path) {
 
 Result<ServerMetrics> node_metrics_for(const std::vector<PromSample>& samples, std::string_view mail_root) {
   std::vector<Mount> mounts;
+  // By (device, fstype, mountpoint): a page with many mounts stays linear-ish.
+  std::map<std::tuple<std::string_view, std::string_view, std::string_view>, size_t> index;
   auto mount_of = [&](const PromSample& s) -> Mount& {
-    std::string_view dev = s.label("device"), fs = s.label("fstype"), mp = s.label("mountpoint");
-    for (auto& m : mounts)
-      if (m.device == dev && m.fstype == fs && m.mountpoint == mp) return m;
-    mounts.push_back({std::string(dev), std::string(fs), std::string(mp)});
-    mounts.back().order = mounts.size() - 1;
-    return mounts.back();
+    auto key = std::tuple{s.label("device"), s.label("fstype"), s.label("mountpoint")};
+    auto [it, fresh] = index.emplace(key, mounts.size());
+    if (fresh) {
+      mounts.push_back({std::string(std::get<0>(key)), std::string(std::get<1>(key)), std::string(std::get<2>(key))});
+      mounts.back().order = mounts.size() - 1;
+    }
+    return mounts[it->second];
   };
   ServerMetrics out;
   std::set<std::string> cpus;
   for (const auto& s : samples) {
+    if (s.name == "node_load1" && !(std::isfinite(s.value) && s.value >= 0))
+      return Error::corrupt(fmt::format("node_load1 {} is not a load average (a finite number >= 0)", s.value));
     if (s.name == "node_filesystem_size_bytes") mount_of(s).size = s.value;
     else if (s.name == "node_filesystem_avail_bytes") mount_of(s).avail = s.value;
     else if (s.name == "node_filesystem_free_bytes") mount_of(s).free = s.value;
     else if (s.name == "node_filesystem_device_error") mount_of(s).device_error = s.value == 1;
-    else if (s.name == "node_load1" && std::isfinite(s.value)) out.load1 = s.value;
+    else if (s.name == "node_load1") out.load1 = s.value;
     else if (s.name == "node_cpu_seconds_total") cpus.insert(std::string(s.label("cpu")));
   }
   out.cpus = static_cast<int>(cpus.size());
@@ -79,14 +86,20 @@ Result<ServerMetrics> node_metrics_for(const std::vector<PromSample>& samples, s
     return Error::corrupt(fmt::format("no node_filesystem_size_bytes sample covers '{}' (mountpoints: {})",
                                       printable(mail_root), mp.empty() ? "none" : printable(join(mp, ", "), 300)));
   }
-  auto usable = [](double v) { return std::isfinite(v) && v >= 0; };
+  // A byte count as int64 can hold, and then some room: at most 2^53 (8 PiB,
+  // exact in a double). 1e30 used to wrap to a negative int64 ("-8192.0 PiB").
+  auto usable = [](double v) { return std::isfinite(v) && v >= 0 && v <= static_cast<double>(int64_t{1} << 53); };
   if (!usable(best->size) || !usable(best->avail))
     return Error::corrupt(fmt::format("mountpoint '{}': node_filesystem_size_bytes {} / node_filesystem_avail_bytes {} "
                                       "are not usable byte counts",
                                       printable(best->mountpoint), best->size, best->avail));
+  if (best->avail > best->size)
+    return Error::corrupt(fmt::format("mountpoint '{}': node_filesystem_avail_bytes {} is larger than "
+                                      "node_filesystem_size_bytes {}",
+                                      printable(best->mountpoint), best->avail, best->size));
   out.fs_size_bytes = static_cast<int64_t>(best->size);
   out.fs_avail_bytes = static_cast<int64_t>(best->avail);
-  out.fs_free_bytes = usable(best->free) ? static_cast<int64_t>(best->free) : -1;
+  out.fs_free_bytes = usable(best->free) && best->free <= best->size ? static_cast<int64_t>(best->free) : -1;
   out.mountpoint = best->mountpoint;
   out.device = best->device;
   out.fstype = best->fstype;

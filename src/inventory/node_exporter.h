@@ -24,7 +24,9 @@ bool mount_holds(std::string_view mountpoint, std::string_view path);
 //  - cpus = distinct "cpu" labels of node_cpu_seconds_total (0 if absent);
 //  - a missing node_load1 reads as 0.
 // Errors: kCorrupt ("no node_filesystem_size_bytes sample covers '/srv/mail'
-// (mountpoints: /boot, /data)", or a size/avail that is missing, negative or not finite).
+// (mountpoints: /boot, /data)"; a size/avail that is missing, negative, not
+// finite or over 2^53; avail larger than size; a node_load1 that is negative
+// or not finite).
 Result<ServerMetrics> node_metrics_for(const std::vector<PromSample>& samples, std::string_view mail_root);
 
 }  // namespace mailshard

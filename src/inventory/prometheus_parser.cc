@@ -11,6 +11,11 @@
 namespace mailshard {
 namespace {
 
+// Bounds that keep a hostile or broken page cheap to reject: node_exporter's
+// longest lines are a few hundred bytes with under 10 labels.
+constexpr size_t kMaxLineBytes = 64u << 10;
+constexpr size_t kMaxLabels = 128;
+
 bool name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':'; }
 bool name_char(char c) { return name_start(c) || (c >= '0' && c <= '9'); }
 bool label_start(char c) { return name_start(c) && c != ':'; }
@@ -127,6 +132,8 @@ class LineParser {
         }
       }
       if (!closed) return err(fmt::format("unterminated value of label '{}'", key));
+      // The duplicate check is quadratic in the label count, hence the bound.
+      if (out.labels.size() == kMaxLabels) return err(fmt::format("more than {} labels", kMaxLabels));
       for (const auto& [k, v] : out.labels)
         if (k == key) return err(fmt::format("label '{}' given twice", key));
       out.labels.emplace_back(std::move(key), std::move(value));
@@ -185,6 +192,8 @@ Result<std::vector<PromSample>> parse_prometheus_text(std::string_view text) {
     pos = end + 1;
     ++line_no;
     if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.size() > kMaxLineBytes)
+      return Error::corrupt(fmt::format("line {}: longer than {} bytes", line_no, kMaxLineBytes));
     std::string_view t = trim(line);
     if (t.empty()) continue;
     if (t.front() == '#') {

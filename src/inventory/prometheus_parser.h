@@ -33,8 +33,10 @@ struct PromSample {
   std::string_view label(std::string_view key) const;
 };
 
-// Parses a whole document. Errors: kCorrupt, "line N: <what is wrong>"
-// ("line 3: unterminated label value", "line 1: invalid metric name '<html>'").
+// Parses a whole document in time linear in its size. Errors: kCorrupt,
+// "line N: <what is wrong>" ("line 3: unterminated label value", "line 1:
+// invalid metric name '<html>'"); a line over 64 KiB or a sample with more
+// than 128 labels is refused ("line 1: more than 128 labels").
 Result<std::vector<PromSample>> parse_prometheus_text(std::string_view text);
 
 }  // namespace mailshard

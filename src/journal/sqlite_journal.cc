@@ -159,6 +159,14 @@ Error SqliteJournal::db_error(std::string_view what) const {
 Result<std::unique_ptr<SqliteJournal>> SqliteJournal::open(const std::string& path, Clock& clock) {
   if (auto slash = path.rfind('/'); slash != std::string::npos && slash > 0)
     MS_CHECK_CTX(make_dirs(path.substr(0, slash), 0750), fmt::format("journal '{}'", printable(path)));
+  // Create the file ourselves, private: SQLite would create it 0644 (less the
+  // umask), and it gives the -wal and -shm files the mode of the database.
+  // (Not umask(077): that is process-wide, and workers open journals on threads.)
+  {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
+    if (!fd.valid() && errno != EEXIST)
+      return Error::from_errno(errno, fmt::format("cannot create journal '{}'", printable(path)));
+  }
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {
@@ -382,7 +390,7 @@ Result<std::unique_ptr<MoveLease>> SqliteJournal::lease_move(int64_t move_id) {
   std::string dir = path_ + ".locks";
   MS_CHECK_CTX(make_dirs(dir, 0750), "move lease");
   std::string file = fmt::format("{}/move-{}.lock", dir, move_id);
-  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640));
+  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot open lock '{}'", printable(file)));
   if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
     if (errno == EWOULDBLOCK) return Error::conflict(fmt::format("move {} is being run by another process", move_id));

@@ -358,6 +358,7 @@ Status decode_read_spec(std::string_view p, ReadSpec& s, uint64_t& signature_len
   s.want_blocks = MS_TRY(flag(d));
   signature_len = MS_TRY(d.u64());
   block_count = MS_TRY(d.u64());
+  if (block_count > kMaxBlockHashes) return corrupt(fmt::format("READ_SPEC: {} block hashes (at most {})", block_count, kMaxBlockHashes));
   return d.done();
 }
 
@@ -396,6 +397,7 @@ Status decode_trailer(std::string_view p, SourceTrailer& t, uint64_t& block_coun
   t.stable = MS_TRY(flag(d));
   t.size = MS_TRY(d.i64());
   block_count = MS_TRY(d.u64());
+  if (block_count > kMaxBlockHashes) return corrupt(fmt::format("trailer: {} block hashes (at most {})", block_count, kMaxBlockHashes));
   return d.done();
 }
 

@@ -126,7 +126,13 @@ std::string encode_list_dir(const DirListing& d, size_t begin, size_t end, bool 
 // Appends to out (a new DirListing, or entries of out.back() for a continuation).
 Status decode_list_dir(std::string_view p, TreeListing& out);
 
+// Block hashes travel as one blob of 16 bytes each, at most as large as the
+// largest signature (256 MiB). A larger count is a malformed frame: 2^60
+// blocks would make the blob length wrap to 0.
+inline constexpr uint64_t kMaxBlockHashes = (uint64_t{256} << 20) / 16;
+
 // kReadSpec: the spec without its blobs, and the blob lengths that follow.
+// A block count over kMaxBlockHashes is kCorrupt.
 std::string encode_read_spec(const ReadSpec& s);
 Status decode_read_spec(std::string_view p, ReadSpec& s, uint64_t& signature_len, uint64_t& block_count);
 

@@ -10,7 +10,12 @@
 
 namespace mailshard {
 
-// Parses a non-negative duration. A bare number is seconds.
+// The longest duration accepted anywhere: 100 years. Longer is a typo, and
+// now + kMaxDurationMs stays far inside int64 milliseconds.
+inline constexpr int64_t kMaxDurationMs = 36'525ll * 86'400'000;  // 36525 days
+
+// Parses a non-negative duration. A bare number is seconds. Longer than
+// kMaxDurationMs: "duration too long: '...' (at most 100 years)".
 Result<int64_t> parse_duration_ms(std::string_view text);
 // "1h30m", "2.5s", "120ms": short, for logs and reports.
 std::string format_duration_ms(int64_t ms);

@@ -1,6 +1,7 @@
 #include "util/fs.h"
 
 #include <fcntl.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -18,19 +19,28 @@ void UniqueFd::reset(int fd) {
   fd_ = fd;
 }
 
-Result<std::string> read_file(const std::string& path, size_t max_bytes) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC));
+Result<RegularFile> open_regular_file(const std::string& path) {
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer
+  // (and SIGTERM cannot end the wait). It does not matter for regular files.
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC));
   if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot read '{}'", printable(path)));
-  struct stat st;
-  if (fstat(fd.get(), &st) != 0) return Error::from_errno(errno, fmt::format("cannot stat '{}'", printable(path)));
-  if (!S_ISREG(st.st_mode)) return Error::invalid(fmt::format("cannot read '{}': not a regular file", printable(path)));
-  if (static_cast<size_t>(st.st_size) > max_bytes)
+  RegularFile f;
+  if (fstat(fd.get(), &f.st) != 0) return Error::from_errno(errno, fmt::format("cannot stat '{}'", printable(path)));
+  if (!S_ISREG(f.st.st_mode)) return Error::invalid(fmt::format("cannot read '{}': not a regular file", printable(path)));
+  f.fd = std::move(fd);
+  return f;
+}
+
+namespace {
+
+Result<std::string> read_open_file(const RegularFile& f, const std::string& path, size_t max_bytes) {
+  if (static_cast<size_t>(f.st.st_size) > max_bytes)
     return Error::invalid(fmt::format("cannot read '{}': larger than {} bytes", printable(path), max_bytes));
   std::string out;
-  out.resize(static_cast<size_t>(st.st_size));
+  out.resize(static_cast<size_t>(f.st.st_size));
   size_t got = 0;
   while (got < out.size()) {
-    ssize_t n = ::read(fd.get(), out.data() + got, out.size() - got);
+    ssize_t n = ::read(f.fd.get(), out.data() + got, out.size() - got);
     if (n < 0) {
       if (errno == EINTR) continue;
       return Error::from_errno(errno, fmt::format("cannot read '{}'", printable(path)));
@@ -40,6 +50,23 @@ Result<std::string> read_file(const std::string& path, size_t max_bytes) {
   }
   out.resize(got);
   return out;
+}
+
+}  // namespace
+
+Result<std::string> read_file(const std::string& path, size_t max_bytes) {
+  RegularFile f = MS_TRY(open_regular_file(path));
+  return read_open_file(f, path, max_bytes);
+}
+
+Result<std::string> read_secret_file(const std::string& path, GroupReadable group) {
+  RegularFile f = MS_TRY(open_regular_file(path));
+  const mode_t readable_by = group == GroupReadable::kAllow ? S_IROTH : (S_IRGRP | S_IROTH);
+  if (f.st.st_mode & readable_by)
+    return Error::permission(fmt::format("secret file '{}' is readable by {} (mode {:04o}); chmod 600 it", printable(path),
+                                         group == GroupReadable::kAllow ? "others" : "group or others",
+                                         f.st.st_mode & 07777));
+  return read_open_file(f, path, 64 * 1024);
 }
 
 Status write_all(int fd, const void* data, size_t len) {
@@ -71,28 +98,42 @@ Status read_exact(int fd, void* data, size_t len) {
   return {};
 }
 
-Status write_file_atomic(const std::string& path, const std::string& data, int mode) {
+Status write_file_atomic(const std::string& path, std::string_view data, int mode, FileSync sync) {
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
-  std::string tmp = fmt::format("{}.tmp.{}", path, ::getpid());
-  {
-    UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode));
-    if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot create '{}'", printable(tmp)));
-    auto st = write_all(fd.get(), data.data(), data.size());
-    if (!st.ok() || ::fsync(fd.get()) != 0) {
-      int e = st.ok() ? errno : EIO;
-      ::unlink(tmp.c_str());
-      return st.ok() ? Error::from_errno(e, fmt::format("cannot write '{}'", printable(tmp)))
-                     : std::move(st).error().context(fmt::format("cannot write '{}'", printable(tmp)));
-    }
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return Error::from_errno(e, fmt::format("cannot rename '{}' to '{}'", printable(tmp), printable(path)));
-  }
+  std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
+  if (base.empty()) return Error::invalid(fmt::format("cannot write '{}': not a file name", printable(path)));
   UniqueFd dfd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
-  if (dfd.valid()) ::fsync(dfd.get());
+  if (!dfd.valid()) return Error::from_errno(errno, fmt::format("cannot open directory '{}'", printable(dir)));
+  // A random name (never <path>.tmp.<pid>, which another user could plant a
+  // symlink at) created exclusively: EEXIST on a collision, retried.
+  std::string tmp;
+  UniqueFd fd;
+  int err = 0;
+  for (int attempt = 0; attempt < 16 && !fd.valid(); ++attempt) {
+    uint64_t r = 0;
+    if (::getrandom(&r, sizeof r, 0) != static_cast<ssize_t>(sizeof r))
+      return Error::from_errno(errno, "getrandom");
+    tmp = fmt::format(".{}.tmp.{:016x}", base.size() > 64 ? base.substr(0, 64) : base, r);
+    fd.reset(::openat(dfd.get(), tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC,
+                      static_cast<mode_t>(mode)));
+    err = fd.valid() ? 0 : errno;
+    if (err != 0 && err != EEXIST) break;
+  }
+  const std::string tmp_path = dir + "/" + tmp;
+  if (!fd.valid()) return Error::from_errno(err, fmt::format("cannot create '{}'", printable(tmp_path)));
+  auto fail = [&](Error e) -> Status {
+    ::unlinkat(dfd.get(), tmp.c_str(), 0);
+    return e;
+  };
+  if (auto st = write_all(fd.get(), data.data(), data.size()); !st.ok())
+    return fail(std::move(st).error().context(fmt::format("cannot write '{}'", printable(tmp_path))));
+  if (sync == FileSync::kSync && ::fsync(fd.get()) != 0)
+    return fail(Error::from_errno(errno, fmt::format("cannot write '{}'", printable(tmp_path))));
+  if (::close(fd.release()) != 0) return fail(Error::from_errno(errno, fmt::format("cannot write '{}'", printable(tmp_path))));
+  if (::renameat(dfd.get(), tmp.c_str(), dfd.get(), base.c_str()) != 0)
+    return fail(Error::from_errno(errno, fmt::format("cannot rename '{}' to '{}'", printable(tmp_path), printable(path))));
+  if (sync == FileSync::kSync) ::fsync(dfd.get());
   return {};
 }
 

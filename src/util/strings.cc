@@ -113,21 +113,49 @@ Result<double> parse_double(std::string_view text) {
   return v;
 }
 
+ScaleStatus scale_decimal(std::string_view number, int64_t unit, int64_t max, int64_t& out) {
+  size_t dot = number.find('.');
+  std::string_view whole = number.substr(0, dot);
+  std::string_view frac = dot == std::string_view::npos ? std::string_view() : number.substr(dot + 1);
+  if (whole.empty() && frac.empty()) return ScaleStatus::kMalformed;
+  int64_t w = 0;
+  bool too_large = false;
+  for (char ch : whole) {
+    if (ch < '0' || ch > '9') return ScaleStatus::kMalformed;
+    too_large = too_large || __builtin_mul_overflow(w, 10, &w) || __builtin_add_overflow(w, ch - '0', &w);
+  }
+  for (char ch : frac)
+    if (ch < '0' || ch > '9') return ScaleStatus::kMalformed;
+  if (too_large || __builtin_mul_overflow(w, unit, &w)) return ScaleStatus::kTooLarge;
+  // The fraction adds less than one unit; a double is exact enough for that.
+  double f = 0, scale = 0.1;
+  for (size_t i = 0; i < frac.size() && i < 18; ++i, scale /= 10) f += (frac[i] - '0') * scale;
+  if (__builtin_add_overflow(w, static_cast<int64_t>(std::llround(f * static_cast<double>(unit))), &w) || w > max)
+    return ScaleStatus::kTooLarge;
+  out = w;
+  return ScaleStatus::kOk;
+}
+
 Result<int64_t> parse_bytes(std::string_view text) {
   std::string_view t = trim(text);
   size_t i = 0;
   while (i < t.size() && (std::isdigit(static_cast<unsigned char>(t[i])) || t[i] == '.')) ++i;
-  auto num = parse_double(t.substr(0, i));
-  if (!num.ok() || *num < 0) return Error::invalid(fmt::format("not a byte size: '{}'", printable(text, 40)));
   std::string unit = to_lower(trim(t.substr(i)));
-  double mult = 1;
+  int64_t mult = 1;
   if (unit.empty() || unit == "b") mult = 1;
-  else if (unit == "k" || unit == "kib" || unit == "kb") mult = 1024.0;
-  else if (unit == "m" || unit == "mib" || unit == "mb") mult = 1024.0 * 1024;
-  else if (unit == "g" || unit == "gib" || unit == "gb") mult = 1024.0 * 1024 * 1024;
-  else if (unit == "t" || unit == "tib" || unit == "tb") mult = 1024.0 * 1024 * 1024 * 1024;
-  else return Error::invalid(fmt::format("unknown byte unit in '{}' (use B, KiB, MiB, GiB, TiB)", printable(text, 40)));
-  return static_cast<int64_t>(std::llround(*num * mult));
+  else if (unit == "k" || unit == "kib" || unit == "kb") mult = int64_t{1} << 10;
+  else if (unit == "m" || unit == "mib" || unit == "mb") mult = int64_t{1} << 20;
+  else if (unit == "g" || unit == "gib" || unit == "gb") mult = int64_t{1} << 30;
+  else if (unit == "t" || unit == "tib" || unit == "tb") mult = int64_t{1} << 40;
+  else if (i > 0) return Error::invalid(fmt::format("unknown byte unit in '{}' (use B, KiB, MiB, GiB, TiB)", printable(text, 40)));
+  int64_t v = 0;
+  switch (i == 0 ? ScaleStatus::kMalformed : scale_decimal(t.substr(0, i), mult, kMaxByteSize, v)) {
+    case ScaleStatus::kOk: return v;
+    case ScaleStatus::kTooLarge:
+      return Error::invalid(fmt::format("byte size too large: '{}' (at most 8 PiB)", printable(text, 40)));
+    case ScaleStatus::kMalformed: break;
+  }
+  return Error::invalid(fmt::format("not a byte size: '{}'", printable(text, 40)));
 }
 
 std::string printable(std::string_view s, size_t max_len) {

@@ -25,8 +25,17 @@ std::string closest_match(std::string_view word, const std::vector<std::string>&
 
 // "1.5 GiB", "512 B": binary units, one decimal.
 std::string human_bytes(int64_t bytes);
+// The largest byte size parse_bytes accepts: 2^53 bytes (8 PiB), so sums of
+// sizes and budgets stay far inside int64.
+inline constexpr int64_t kMaxByteSize = int64_t{1} << 53;
 // Parses "123", "10k", "10KiB", "1.5G", "2TiB" (binary multiples) into bytes.
+// Larger than kMaxByteSize: "byte size too large: '...' (at most 8 PiB)".
 Result<int64_t> parse_bytes(std::string_view text);
+
+// A plain decimal ("12", "1.5") times a positive integer unit, rounded, with
+// checked arithmetic. kMalformed: not digits[.digits]; kTooLarge: past max.
+enum class ScaleStatus { kOk, kMalformed, kTooLarge };
+ScaleStatus scale_decimal(std::string_view number, int64_t unit, int64_t max, int64_t& out);
 
 // Parses strict decimal integers / doubles (whole string, no trailing junk).
 Result<int64_t> parse_int(std::string_view text);

@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <string_view>
 
 #include <fmt/format.h>
 
@@ -28,17 +29,33 @@ int decode_status(int status) {
   return -1;
 }
 
-// Exec helper run in the child. Reports exec failure through `errpipe`.
-[[noreturn]] void exec_child(const std::vector<std::string>& argv, int errpipe) {
+// argv and environment of a child, built before fork: between fork and exec
+// a multithreaded parent's child may not allocate.
+struct ExecArgs {
   std::vector<char*> args;
-  args.reserve(argv.size() + 1);
-  for (const auto& a : argv) args.push_back(const_cast<char*>(a.c_str()));
-  args.push_back(nullptr);
+  std::vector<char*> env;  // our environment minus the secrets
+};
+
+ExecArgs prepare_exec(const std::vector<std::string>& argv) {
+  ExecArgs x;
+  x.args.reserve(argv.size() + 1);
+  for (const auto& a : argv) x.args.push_back(const_cast<char*>(a.c_str()));
+  x.args.push_back(nullptr);
+  for (char** e = environ; e && *e; ++e) {
+    std::string_view entry(*e);
+    if (!is_secret_env_name(entry.substr(0, entry.find('=')))) x.env.push_back(*e);
+  }
+  x.env.push_back(nullptr);
+  return x;
+}
+
+// Exec helper run in the child. Reports exec failure through `errpipe`.
+[[noreturn]] void exec_child(const ExecArgs& x, int errpipe) {
   // Children get default signal dispositions; SIGPIPE must kill them normally.
   signal(SIGPIPE, SIG_DFL);
   signal(SIGINT, SIG_DFL);
   signal(SIGTERM, SIG_DFL);
-  execvp(args[0], args.data());
+  execvpe(x.args[0], x.args.data(), x.env.data());
   int e = errno;
   (void)!write(errpipe, &e, sizeof e);
   _exit(127);
@@ -56,9 +73,17 @@ int exec_status(int errpipe_read) {
 
 }  // namespace
 
+bool is_secret_env_name(std::string_view name) {
+  if (name.substr(0, 10) != "MAILSHARD_") return false;
+  for (std::string_view word : {"PASSWORD", "TOKEN", "SECRET"})
+    if (name.find(word) != std::string_view::npos) return true;
+  return false;
+}
+
 Result<ProcessResult> run_process(const std::vector<std::string>& argv, const std::string& stdin_data,
                                   int64_t timeout_ms) {
   if (argv.empty()) return Error::invalid("empty command");
+  const ExecArgs x = prepare_exec(argv);
   int in[2], out[2], err[2], ep[2];
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(err, O_CLOEXEC) || pipe2(ep, O_CLOEXEC))
     return Error::from_errno(errno, "pipe");
@@ -69,7 +94,7 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const st
     dup2(in[0], 0);
     dup2(out[1], 1);
     dup2(err[1], 2);
-    exec_child(argv, ep[1]);
+    exec_child(x, ep[1]);
   }
   setpgid(pid, pid);
   close(in[0]);
@@ -148,6 +173,7 @@ Result<ProcessResult> run_process(const std::vector<std::string>& argv, const st
 
 Result<ChildProcess> spawn_piped(const std::vector<std::string>& argv) {
   if (argv.empty()) return Error::invalid("empty command");
+  const ExecArgs x = prepare_exec(argv);
   int in[2], out[2], ep[2];
   if (pipe2(in, O_CLOEXEC) || pipe2(out, O_CLOEXEC) || pipe2(ep, O_CLOEXEC)) return Error::from_errno(errno, "pipe");
   pid_t pid = fork();
@@ -155,7 +181,7 @@ Result<ChildProcess> spawn_piped(const std::vector<std::string>& argv) {
   if (pid == 0) {
     dup2(in[0], 0);
     dup2(out[1], 1);
-    exec_child(argv, ep[1]);
+    exec_child(x, ep[1]);
   }
   close(in[0]);
   close(out[1]);

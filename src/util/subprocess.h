@@ -8,11 +8,18 @@
 
 #include <cstdint>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "util/result.h"
 
 namespace mailshard {
+
+// Children (agent, freeze and kick commands, ssh) never see our secrets: the
+// environment they get is ours minus every MAILSHARD_* variable whose name
+// holds PASSWORD, TOKEN or SECRET (MAILSHARD_LDAP_PASSWORD,
+// MAILSHARD_DOVEADM_PASSWORD, MAILSHARD_FREEZE_TOKEN, ...).
+bool is_secret_env_name(std::string_view name);
 
 struct ProcessResult {
   int exit_code = -1;     // exit status, or 128+signal if killed by a signal
@@ -21,7 +28,8 @@ struct ProcessResult {
   bool timed_out = false;
 };
 
-// Runs argv[0] (looked up in PATH) with the given stdin, waits at most
+// Runs argv[0] (looked up in PATH) with the given stdin and the scrubbed
+// environment (is_secret_env_name), waits at most
 // timeout_ms (0 = no limit; on timeout the process group is killed and
 // timed_out is set). Success means the program ran; check exit_code.
 // Errors: kNotFound if the program does not exist, kInternal on fork/pipe failure.

@@ -304,6 +304,30 @@ TEST_P(RootStoreTest, ListingHasTypesWithoutStatAndSkipsNothing) {
   EXPECT_EQ(missing.error().code(), ErrorCode::kNotFound);
 }
 
+// APPLY and SIGNATURE through a symlinked parent must say so (kInvalidInput),
+// never not_found: the engine takes a not_found unlink as already done.
+TEST_P(RootStoreTest, ApplyAndSignatureThroughASymlinkedParentSaySo) {
+  fs::create_symlink(base_ / "nowhere", base_ / "root/home/dangling_dir");
+  for (const std::string& path : {std::string("home/link_dir/secret"), std::string("home/link_dir/gone/x"),
+                                  std::string("home/dangling_dir/x")}) {
+    TreeOp op;
+    op.kind = TreeOp::Kind::kUnlink;
+    op.path = path;
+    auto r = store_->apply({op});
+    ASSERT_TRUE(r.ok());
+    ASSERT_FALSE((*r)[0].ok()) << path;
+    EXPECT_EQ((*r)[0].error().code(), ErrorCode::kInvalidInput) << (*r)[0].error().message();
+    EXPECT_NE((*r)[0].error().message().find("path crosses a symlink"), std::string::npos) << (*r)[0].error().message();
+    SignatureRequest req;
+    req.path = path;
+    auto sig = store_->signature(req);
+    ASSERT_FALSE(sig.ok()) << path;
+    EXPECT_EQ(sig.error().code(), ErrorCode::kInvalidInput) << sig.error().message();
+    EXPECT_NE(sig.error().message().find("path crosses a symlink"), std::string::npos) << sig.error().message();
+  }
+  EXPECT_TRUE(fs::exists(base_ / "outside/secret"));
+}
+
 INSTANTIATE_TEST_SUITE_P(Resolvers, RootStoreTest,
                          ::testing::Values(RootFs::Resolver::kOpenat2, RootFs::Resolver::kWalk),
                          [](const auto& info) { return info.param == RootFs::Resolver::kWalk ? "Walk" : "Openat2"; });

@@ -1,6 +1,12 @@
 #include "config/config_loader.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
 #include <cstdlib>
+#include <future>
 #include <map>
 
 #include <gtest/gtest.h>
@@ -231,6 +237,138 @@ TEST(ConfigLoader, PlanBudgetsParseAndAreChecked) {
   auto bad = parse(base_config() + "[plan]\nnights = 0\n");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().message(), "mailshard.toml:12: plan.nights: must be at least 1, got 0");
+}
+
+// Runs fn on a thread and waits at most 10 s for it. A call that blocks on the
+// FIFO at `fifo` fails the test instead of hanging it: the FIFO is then opened
+// for writing and closed, which ends the blocked read with EOF.
+template <typename F>
+auto returns_promptly(const std::string& fifo, F fn) {
+  auto fut = std::async(std::launch::async, fn);
+  if (fut.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    ADD_FAILURE() << "blocked on the FIFO " << fifo;
+    int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+  }
+  return fut.get();
+}
+
+std::string make_fifo(const std::string& name) {
+  std::string path = ::testing::TempDir() + "/cfgtest_fifo_" + name;
+  ::unlink(path.c_str());
+  EXPECT_EQ(::mkfifo(path.c_str(), 0600), 0);
+  return path;
+}
+
+TEST(ConfigLoader, DeepDottedKeyIsRefusedBeforeTomlParsesIt) {
+  // 100,000 levels overflowed toml++'s stack (SIGSEGV).
+  std::string key = "a";
+  for (int i = 0; i < 100'000; ++i) key += ".a";
+  auto c = parse(base_config() + key + " = 1\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message(), "mailshard.toml:11: keys or values nested deeper than 32 levels");
+  // Numbers, dotted keys of normal depth and dots inside strings are fine.
+  auto ok = parse(base_config("load_capacity = 16.5\nagent_command = \"a.b.c.d.e.f.g.h.i.j.k.l.m.n.o.p.q.r.s.t.u.v.w.x.y.z.1.2.3.4.5.6.7\"\n"));
+  EXPECT_TRUE(ok.ok()) << ok.error().message();
+  auto deep_header = parse(base_config() + "[" + key.substr(0, 80) + "]\n");
+  ASSERT_FALSE(deep_header.ok());
+  EXPECT_EQ(deep_header.error().message(), "mailshard.toml:11: keys or values nested deeper than 32 levels");
+}
+
+TEST(ConfigLoader, OversizeConfigFileIsRefused) {
+  std::string path = ::testing::TempDir() + "/cfgtest_big.toml";
+  ASSERT_TRUE(write_file_atomic(path, base_config() + "#" + std::string(2u << 20, 'x') + "\n").ok());
+  auto c = load_config(path, env_of({}));
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message(), "cannot read config: cannot read '" + path +
+                                     "': larger than 1048576 bytes (give one with -c FILE or MAILSHARD_CONFIG)");
+}
+
+TEST(ConfigLoader, FifoAsConfigIsRefusedWithoutBlocking) {
+  std::string fifo = make_fifo("config");
+  auto c = returns_promptly(fifo, [&] { return load_config(fifo, env_of({})); });
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message(), "cannot read config: cannot read '" + fifo +
+                                     "': not a regular file (give one with -c FILE or MAILSHARD_CONFIG)");
+}
+
+TEST(ConfigLoader, FifoAsPasswordFileIsRefusedWithoutBlocking) {
+  std::string fifo = make_fifo("secret");
+  std::string text = base_config();
+  auto pos = text.find("bind_password_file = \"");
+  text.replace(pos, text.find('\n', pos) - pos, "bind_password_file = \"" + fifo + "\"");
+  auto c = returns_promptly(fifo, [&] { return parse(text); });
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message(), "mailshard.toml:6: ldap.bind_password_file: cannot read '" + fifo + "': not a regular file");
+}
+
+TEST(ConfigLoader, NegativeOrHugeIntegerDurationIsRefused) {
+  auto neg = parse(base_config() + "[move]\ngrace_period = -604800\n");
+  ASSERT_FALSE(neg.ok());
+  EXPECT_EQ(neg.error().message(), "mailshard.toml:12: move.grace_period: must not be negative, got -604800");
+  auto huge = parse(base_config() + "[move]\ngrace_period = 9223372036854775\n");
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.error().message(),
+            "mailshard.toml:12: move.grace_period: 9223372036854775 seconds is too long (at most 100 years)");
+  auto text = parse(base_config() + "[move]\ngrace_period = \"99999999999999999999d\"\n");
+  ASSERT_FALSE(text.ok());
+  EXPECT_EQ(text.error().message(),
+            "mailshard.toml:12: move.grace_period: duration too long: '99999999999999999999d' (at most 100 years)");
+  auto ok = parse(base_config() + "[move]\ngrace_period = 604800\n");
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(ok->move.grace_period_ms, 604'800'000);
+}
+
+TEST(ConfigLoader, HugeByteCountIsRefused) {
+  auto c = parse(base_config() + "[move]\nheadroom = 9223372036854775807\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message(), "mailshard.toml:12: move.headroom: 9223372036854775807 bytes is too large (at most 8 PiB)");
+  auto s = parse(base_config() + "[plan]\nmax_bytes = \"99999999999TiB\"\n");
+  ASSERT_FALSE(s.ok());
+  EXPECT_EQ(s.error().message(), "mailshard.toml:12: plan.max_bytes: byte size too large: '99999999999TiB' (at most 8 PiB)");
+}
+
+TEST(ConfigLoader, GroupReadableSecretIsRefusedUnlessAllowed) {
+  std::string text = base_config();
+  std::string secret = ::testing::TempDir() + "/cfgtest_ldap.secret";  // what base_config wrote, 0600
+  ASSERT_EQ(::chmod(secret.c_str(), 0640), 0);
+  auto c = parse(text);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().code(), ErrorCode::kInvalidInput);
+  EXPECT_EQ(c.error().message(), "mailshard.toml:6: ldap.bind_password_file: secret file '" + secret +
+                                     "' is readable by group or others (mode 0640); chmod 600 it or set [security] "
+                                     "allow_group_readable_secrets = true");
+  auto allowed = parse("[security]\nallow_group_readable_secrets = true\n" + text);
+  ASSERT_TRUE(allowed.ok()) << allowed.error().message();
+  EXPECT_TRUE(allowed->security.allow_group_readable_secrets);
+  EXPECT_EQ(allowed->ldap.bind_password.reveal(), "adminsecret");
+  ASSERT_EQ(::chmod(secret.c_str(), 0644), 0);
+  auto others = parse("[security]\nallow_group_readable_secrets = true\n" + text);
+  ASSERT_FALSE(others.ok());
+  EXPECT_EQ(others.error().message(), "mailshard.toml:8: ldap.bind_password_file: secret file '" + secret +
+                                          "' is readable by others (mode 0644); chmod 600 it");
+  ASSERT_EQ(::chmod(secret.c_str(), 0600), 0);
+  auto typo = parse("[security]\nallow_group_readable_secret = true\n" + text);
+  ASSERT_FALSE(typo.ok());
+  EXPECT_EQ(typo.error().message(),
+            "mailshard.toml:2: security.allow_group_readable_secret: unknown key (did you mean "
+            "'allow_group_readable_secrets'?)");
+}
+
+// An agent rooted above mail_root lets `sync store1:x` read a sibling tree.
+TEST(ConfigLoader, AgentRootMustBeTheMailRoot) {
+  auto above = parse(base_config("transport = \"agent\"\nagent_command = \"ssh -T store1 mailshard agent --stdio --root /srv\"\n"));
+  ASSERT_FALSE(above.ok());
+  EXPECT_EQ(above.error().message(),
+            "mailshard.toml:12: server[0].agent_command: --root '/srv' is not this server's mail_root '/srv/mail1'; "
+            "the agent must serve exactly the mail root");
+  auto sibling = parse(base_config("transport = \"agent\"\nagent_command = \"ssh store1 mailshard agent --stdio --root=/srv/mail2\"\n"));
+  ASSERT_FALSE(sibling.ok());
+  EXPECT_EQ(sibling.error().message(),
+            "mailshard.toml:12: server[0].agent_command: --root '/srv/mail2' is not this server's mail_root '/srv/mail1'; "
+            "the agent must serve exactly the mail root");
+  auto ok = parse(base_config("transport = \"agent\"\nagent_command = \"ssh -T store1 mailshard agent --stdio --root=/srv/mail1/\"\n"));
+  EXPECT_TRUE(ok.ok()) << ok.error().message();
 }
 
 }  // namespace

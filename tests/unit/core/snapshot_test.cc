@@ -1,5 +1,12 @@
 #include "core/snapshot.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <future>
+
 #include <gtest/gtest.h>
 
 #include "util/fs.h"
@@ -134,17 +141,18 @@ TEST(Snapshot, FastActivityParseIsExact) {
 }
 
 // The fast reader parses integers eight digits at a time: every length and
-// every digit position must come out right, 1 to 18 digits.
+// every digit position must come out right, 1 to 16 digits (a size is at most
+// 2^53, 9007199254740992; longer ones are refused).
 TEST(Snapshot, FastIntegerParseIsExact) {
   std::string users = "user_id,server_id,class,size_bytes,activity,pinned\n";
   std::vector<int64_t> sizes = {0, 7, 10, 99, 100, 12345678, 99999999, 100000000, 123456789, 1234567890123,
-                                999999999999999999};
+                                9007199254740992};
   uint64_t x = 88172645463325252ull;  // xorshift: many digit patterns, deterministic
   for (int i = 0; i < 200; ++i) {
     x ^= x << 13;
     x ^= x >> 7;
     x ^= x << 17;
-    sizes.push_back(static_cast<int64_t>(x % 1000000000000000000ull) >> (i % 60));
+    sizes.push_back(static_cast<int64_t>(x % 9007199254740993ull) >> (i % 53));
   }
   for (size_t i = 0; i < sizes.size(); ++i) users += std::to_string(i) + ",0,std," + std::to_string(sizes[i]) + ",0.5,0\n";
   std::string dir = make_dir("ints");
@@ -152,6 +160,11 @@ TEST(Snapshot, FastIntegerParseIsExact) {
   auto r = read_snapshot(dir);
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->user_size, sizes);
+  // 17 and 18 digits parse, and are refused as too large.
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,999999999999999999,0.5,0\n");
+  auto eighteen = read_snapshot(dir);
+  ASSERT_FALSE(eighteen.ok());
+  EXPECT_EQ(eighteen.error().message(), "users.csv:2: size_bytes 999999999999999999 is larger than 2^53");
   // 19 digits do not fit the fast path; the general reader names the problem.
   write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,99999999999999999999,0.5,0\n");
   auto big = read_snapshot(dir);
@@ -171,6 +184,71 @@ TEST(Snapshot, OutOfOrderIdsAreRejected) {
   auto r = read_snapshot(dir);
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().message(), "users.csv:2: user_id '1' must be 0 (ids are 0..n-1 in order)");
+}
+
+// Sizes near 2^63 used to overflow the planners' sums (UBSan in capacity.cc,
+// lower_bounds.cc, user_index.cc). One value is bounded by 2^53, every sum by 2^62.
+TEST(Snapshot, SizeNear2To63IsRejectedByBothReaders) {
+  std::string dir = make_dir("huge_size");
+  // Canonical order: the fast reader declines, the general one names the line.
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,5,0.1,0\n1,0,std,9223372036854775000,0.1,0\n");
+  auto r = read_snapshot(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "users.csv:3: size_bytes 9223372036854775000 is larger than 2^53");
+}
+
+TEST(Snapshot, SizesWhoseSumWouldOverflowAreRejected) {
+  std::string dir = make_dir("huge_sum");
+  std::string users = "user_id,server_id,class,size_bytes,activity,pinned\n";
+  for (int u = 0; u < 600; ++u) users += std::to_string(u) + ",0,std,9007199254740992,0.1,0\n";  // 600 x 2^53
+  write(dir, kServers, users);
+  auto r = read_snapshot(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "users.csv:513: the used bytes add up to more than 2^62");
+}
+
+TEST(Snapshot, CapacityPast2To53IsRejected) {
+  std::string dir = make_dir("huge_capacity");
+  write(dir,
+        "server_id,class,capacity_bytes,other_used_bytes,load_capacity,draining\n0,std,9223372036854775807,0,1.0,0\n",
+        "user_id,server_id,class,size_bytes,activity,pinned\n");
+  auto r = read_snapshot(dir);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(),
+            "servers.csv:2: capacity_bytes '9223372036854775807' must be a positive integer of at most 2^53");
+}
+
+// Reads the snapshot on a thread and waits at most 10 s: a reader blocked on
+// the FIFO fails the test (and is released by opening the FIFO for writing).
+Result<Snapshot> read_promptly(const std::string& dir, const std::string& fifo) {
+  auto fut = std::async(std::launch::async, [&] { return read_snapshot(dir); });
+  if (fut.wait_for(std::chrono::seconds(10)) != std::future_status::ready) {
+    ADD_FAILURE() << "blocked on the FIFO " << fifo;
+    int fd = ::open(fifo.c_str(), O_WRONLY | O_NONBLOCK);
+    if (fd >= 0) ::close(fd);
+  }
+  return fut.get();
+}
+
+// A FIFO as users.csv used to block in open() for ever.
+TEST(Snapshot, FifoAsUsersCsvIsRefusedWithoutBlocking) {
+  std::string dir = make_dir("fifo");
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n");
+  ::unlink((dir + "/users.csv").c_str());
+  ASSERT_EQ(::mkfifo((dir + "/users.csv").c_str(), 0600), 0);
+  auto r = read_promptly(dir, dir + "/users.csv");
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "cannot read '" + dir + "/users.csv': not a regular file");
+}
+
+TEST(Snapshot, FifoAsMetaJsonIsRefusedNotSkipped) {
+  std::string dir = make_dir("fifo_meta");
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n");
+  ASSERT_EQ(::mkfifo((dir + "/meta.json").c_str(), 0600), 0);
+  auto r = read_promptly(dir, dir + "/meta.json");
+  ::unlink((dir + "/meta.json").c_str());
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), "cannot read '" + dir + "/meta.json': not a regular file");
 }
 
 }  // namespace

@@ -93,5 +93,31 @@ TEST(NodeExporter, MountHolds) {
   EXPECT_FALSE(mount_holds("/srv/mail/x", "/srv/mail"));
 }
 
+// 1e30 bytes used to wrap to a negative int64 and print as "-8192.0 PiB".
+TEST(NodeExporter, SizesPastInt64AreRejected) {
+  auto m = node_metrics_for(parse("node_filesystem_size_bytes{mountpoint=\"/\"} 1e30\n"
+                                  "node_filesystem_avail_bytes{mountpoint=\"/\"} 100\n"),
+                            "/srv/mail");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().code(), ErrorCode::kCorrupt);
+  EXPECT_EQ(m.error().message(),
+            "mountpoint '/': node_filesystem_size_bytes 1e+30 / node_filesystem_avail_bytes 100 are not usable byte counts");
+}
+
+TEST(NodeExporter, AvailLargerThanSizeIsRejected) {
+  auto m = node_metrics_for(parse("node_filesystem_size_bytes{mountpoint=\"/\"} 1000\n"
+                                  "node_filesystem_avail_bytes{mountpoint=\"/\"} 5000\n"),
+                            "/srv/mail");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().message(),
+            "mountpoint '/': node_filesystem_avail_bytes 5000 is larger than node_filesystem_size_bytes 1000");
+}
+
+TEST(NodeExporter, NegativeLoadIsRejected) {
+  auto m = node_metrics_for(parse(std::string(kTwoDisks) + "node_load1 -3\n"), "/srv/mail");
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().message(), "node_load1 -3 is not a load average (a finite number >= 0)");
+}
+
 }  // namespace
 }  // namespace mailshard

@@ -100,5 +100,29 @@ TEST(PrometheusParser, GarbageGetsALineNumberedError) {
   EXPECT_EQ(error_of(std::string("x 1\n\0\0", 6)), "binary data (a NUL byte), not Prometheus text");
 }
 
+// A sample with 60k labels took 3.75 s to parse (the duplicate check is
+// quadratic); labels and line length are bounded now.
+TEST(PrometheusParser, TooManyLabelsIsRejectedQuickly) {
+  std::string line = "node_load1{";
+  for (int i = 0; i < 60'000; ++i) line += "l" + std::to_string(i) + "=\"v\",";
+  line += "} 1\n";
+  auto r = parse_prometheus_text("node_load1 0.5\n" + line);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kCorrupt);
+  EXPECT_EQ(r.error().message(), "line 2: longer than 65536 bytes");
+  std::string short_line = "node_load1{";
+  for (int i = 0; i < 129; ++i) short_line += "l" + std::to_string(i) + "=\"v\",";
+  short_line += "} 1\n";
+  auto many = parse_prometheus_text(short_line);
+  ASSERT_FALSE(many.ok());
+  EXPECT_EQ(many.error().message(), "line 1: more than 128 labels");
+  std::string ok_line = "node_load1{";
+  for (int i = 0; i < 128; ++i) ok_line += "l" + std::to_string(i) + "=\"v\",";
+  ok_line += "} 1\n";
+  auto ok = parse_prometheus_text(ok_line);
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ((*ok)[0].labels.size(), 128u);
+}
+
 }  // namespace
 }  // namespace mailshard

@@ -1,6 +1,7 @@
 #include "journal/sqlite_journal.h"
 
 #include <sqlite3.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -164,6 +165,22 @@ TEST_F(JournalTest, RunsAndSnapshots) {
   ASSERT_EQ(runs.size(), 1u);
   EXPECT_EQ(runs[0].status, "ok");
   EXPECT_EQ(runs[0].kind, "inventory");
+}
+
+// The journal holds user names, hosts and plans: it and its -wal/-shm and lock
+// files are private (SQLite created them 0644 under the usual umask 022).
+TEST_F(JournalTest, FilesArePrivate) {
+  ::umask(022);
+  ASSERT_TRUE(j_->begin_run("test", "{}").ok());  // the WAL and shm exist once written
+  auto id = j_->claim_move(move_of("alice@example.org"));
+  ASSERT_TRUE(id.ok()) << id.error().message();
+  auto lease = j_->lease_move(*id);
+  ASSERT_TRUE(lease.ok()) << lease.error().message();
+  for (const std::string& f : {path_, path_ + "-wal", path_ + "-shm", path_ + ".locks/move-" + std::to_string(*id) + ".lock"}) {
+    struct stat st;
+    ASSERT_EQ(::stat(f.c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
 }
 
 }  // namespace

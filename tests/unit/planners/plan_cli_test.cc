@@ -1,6 +1,7 @@
 // `mailshard plan` end to end: the real binary on small snapshot folders.
 // Exit codes, the exact one-line errors for bad input, the outputs, the
 // journal copy and determinism.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <gtest/gtest.h>
@@ -196,6 +197,38 @@ TEST(PlanCli, BadOptionsAreExact) {
   auto bytes = run({"plan", "--snapshot", d, "--max-bytes", "lots"});
   EXPECT_EQ(bytes.exit_code, 2);
   EXPECT_EQ(bytes.err.rfind("mailshard: --max-bytes: ", 0), 0u) << bytes.err;
+}
+
+// 99999999999 TiB overflowed int64 (UBSan in capacity.cc); sizes are bounded by 8 PiB.
+TEST(PlanCli, HugeMaxBytesIsExact) {
+  std::string d = dir_with("huge_bytes", kServers, kUsers);
+  auto r = run({"plan", "--snapshot", d, "--max-bytes", "99999999999TiB"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "mailshard: --max-bytes: byte size too large: '99999999999TiB' (at most 8 PiB)\n");
+}
+
+TEST(PlanCli, SnapshotSizeNear2To63IsExact) {
+  std::string d = dir_with("huge_size", kServers,
+                           "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,9223372036854775000,0.0,0\n");
+  auto r = run({"plan", "--snapshot", d});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err, "mailshard: " + d + ": users.csv:2: size_bytes 9223372036854775000 is larger than 2^53\n");
+}
+
+// Everything mailshard writes is private: plan outputs were created 0644.
+// (The temp-file safety of the one writer is tested in util/fs_test.cc.)
+TEST(PlanCli, OutputsAreCreatedPrivate) {
+  std::string d = dir_with("private_out", kServers, kUsers);
+  for (const char* f : {"/plan.json", "/plan.csv", "/report.md"}) ::unlink((d + f).c_str());
+  auto r = run({"plan", "--snapshot", d, "--output", d + "/plan.json", "--csv", d + "/plan.csv", "--report",
+                d + "/report.md"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  for (const char* f : {"/plan.json", "/plan.csv", "/report.md"}) {
+    struct stat st;
+    ASSERT_EQ(::lstat((d + f).c_str(), &st), 0) << f;
+    EXPECT_TRUE(S_ISREG(st.st_mode)) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
 }
 
 // Infeasible constraints: the plan says exactly why, plans what it can and is

@@ -11,6 +11,10 @@ namespace {
 Plan small_plan() {
   Plan p;
   p.strategy = "balance";
+  p.snapshot_users = 10;
+  p.snapshot_servers = 3;
+  p.servers.resize(3);
+  for (int32_t i = 0; i < 3; ++i) p.servers[static_cast<size_t>(i)].id = i;
   p.moves.push_back({7, "", 0, 2, 1 << 20, 0.5, MoveReason::kOverBand, 1});
   p.moves.push_back({9, "o'brien \"the\" \\ name\t\x01", 1, 2, 3, 1e-5, MoveReason::kUnderBand, 2});
   p.warnings = {"a warning"};
@@ -55,6 +59,91 @@ TEST(PlanJson, BadDocumentsNameTheField) {
   ASSERT_FALSE(v.ok());
   EXPECT_EQ(v.error().message(), "plan JSON: unsupported format 'other/9' (expected mailshard-plan/1)");
   EXPECT_EQ(plan_from_json("[1,2]").error().message(), "plan JSON: not a JSON object");
+}
+
+// A plan file is validated completely before anything uses it: wrong JSON
+// types (which threw nlohmann::json::type_error, exit 134), integers that do
+// not fit (2^40 cut to int32), and indexes outside the plan's servers.
+nlohmann::json valid_doc() { return nlohmann::json::parse(plan_to_json(small_plan())); }
+
+std::string error_of(const nlohmann::json& doc) {
+  auto r = plan_from_json(doc.dump());
+  return r.ok() ? "accepted" : r.error().message();
+}
+
+TEST(PlanJson, WrongTypesAreOneLineErrors) {
+  auto d = valid_doc();
+  d["classes"] = "x";
+  EXPECT_EQ(error_of(d), "plan JSON: plan: 'classes' has the wrong type (expected an array)");
+  d = valid_doc();
+  d["moves"][0]["from"] = "0";
+  EXPECT_EQ(error_of(d), "plan JSON: moves[0]: 'from' has the wrong type or is out of range");
+  d = valid_doc();
+  d["moves"][1] = 5;
+  EXPECT_EQ(error_of(d), "plan JSON: moves[1]: not an object");
+  d = valid_doc();
+  d["estimate"]["per_night"] = {1, 2};
+  EXPECT_EQ(error_of(d), "plan JSON: estimate.per_night[0]: not an object");
+  d = valid_doc();
+  d["snapshot"] = nullptr;
+  EXPECT_EQ(error_of(d), "plan JSON: plan: 'snapshot' has the wrong type (expected an object)");
+  d = valid_doc();
+  d["constraints"]["band"] = true;
+  EXPECT_EQ(error_of(d), "plan JSON: constraints: 'band' has the wrong type or is out of range");
+}
+
+TEST(PlanJson, IntegersThatDoNotFitAreRefusedNotTruncated) {
+  auto d = valid_doc();
+  d["moves"][0]["to"] = (int64_t{1} << 40) + 2;  // was read as server 2
+  EXPECT_EQ(error_of(d), "plan JSON: moves[0]: 'to' has the wrong type or is out of range");
+  d = valid_doc();
+  d["moves"][0]["night"] = 1.5;
+  EXPECT_EQ(error_of(d), "plan JSON: moves[0]: 'night' has the wrong type or is out of range");
+  d = valid_doc();
+  d["moves"][0]["bytes"] = 18446744073709551615ull;
+  EXPECT_EQ(error_of(d), "plan JSON: moves[0]: 'bytes' has the wrong type or is out of range");
+}
+
+TEST(PlanJson, IndexesOutsideThePlanAreRefused) {
+  auto d = valid_doc();
+  d["moves"][0]["from"] = 3;
+  EXPECT_EQ(error_of(d), "plan JSON: moves[0]: 'from' must be a server of the plan (0..2)");
+  d = valid_doc();
+  d["moves"][1]["to"] = -1;
+  EXPECT_EQ(error_of(d), "plan JSON: moves[1]: 'to' must be a server of the plan (0..2)");
+  d = valid_doc();
+  d["moves"][0]["user_id"] = 10;
+  EXPECT_EQ(error_of(d), "plan JSON: moves[0]: 'user_id' must be a user of the snapshot (0..9)");
+  d = valid_doc();
+  d["moves"][0]["bytes"] = -1;
+  EXPECT_EQ(error_of(d), "plan JSON: moves[0]: 'bytes' must not be negative");
+  d = valid_doc();
+  d["snapshot"]["servers"] = 4;
+  EXPECT_EQ(error_of(d), "plan JSON: snapshot: 'servers' must equal the number of entries in 'servers' (3)");
+  d = valid_doc();
+  d["constraints"]["drain"] = {7};
+  EXPECT_EQ(error_of(d), "plan JSON: constraints: 'drain' must be a server of the plan (0..2)");
+}
+
+TEST(PlanJson, AFileMustCarryItsHash) {
+  Plan p = small_plan();
+  auto pretty = plan_to_pretty_json(p, plan_hash(p));
+  ASSERT_TRUE(plan_from_file_json(pretty).ok());
+  auto d = nlohmann::json::parse(pretty);
+  d.erase("plan_hash");
+  EXPECT_EQ(plan_from_file_json(d.dump()).error().message(),
+            "plan JSON: missing 'plan_hash' (a plan file must carry the hash it was reviewed under)");
+  d["plan_hash"] = nullptr;
+  EXPECT_EQ(plan_from_file_json(d.dump()).error().message(),
+            "plan JSON: plan: 'plan_hash' has the wrong type or is out of range");
+  d["plan_hash"] = 5;
+  EXPECT_EQ(plan_from_file_json(d.dump()).error().message(),
+            "plan JSON: plan: 'plan_hash' has the wrong type or is out of range");
+  d["plan_hash"] = plan_hash(p);
+  d["moves"][0]["bytes"] = 1;
+  EXPECT_EQ(plan_from_file_json(d.dump()).error().message(),
+            "plan_hash " + plan_hash(p) + " does not match its content (" +
+                plan_hash(*plan_from_json(d.dump())) + "); the file was edited");
 }
 
 }  // namespace

@@ -30,5 +30,15 @@ TEST(Duration, Format) {
   EXPECT_EQ(format_duration_ms(90'000), "1m30s");
 }
 
+// "99999999999999999999d" overflowed int64 through a double (llround of 8.6e27).
+TEST(Duration, HugeOrOverflowingIsRefused) {
+  EXPECT_EQ(parse_duration_ms("99999999999999999999d").error().message(),
+            "duration too long: '99999999999999999999d' (at most 100 years)");
+  EXPECT_EQ(parse_duration_ms("36526d").error().message(), "duration too long: '36526d' (at most 100 years)");
+  EXPECT_EQ(parse_duration_ms("36000d1000d").error().message(), "duration too long: '36000d1000d' (at most 100 years)");
+  EXPECT_EQ(*parse_duration_ms("36525d"), 36'525ll * 86'400'000);
+  EXPECT_EQ(*parse_duration_ms("1.5s"), 1'500);
+}
+
 }  // namespace
 }  // namespace mailshard

@@ -49,5 +49,15 @@ TEST(Strings, ParseNumbersStrictly) {
   EXPECT_FALSE(parse_double("").ok());
 }
 
+// 99999999999 TiB overflowed int64 (llround of a double past 2^63).
+TEST(Strings, HugeByteSizeIsRefused) {
+  EXPECT_EQ(parse_bytes("99999999999TiB").error().message(), "byte size too large: '99999999999TiB' (at most 8 PiB)");
+  EXPECT_EQ(parse_bytes("8193TiB").error().message(), "byte size too large: '8193TiB' (at most 8 PiB)");
+  EXPECT_EQ(*parse_bytes("8192TiB"), int64_t{1} << 53);
+  EXPECT_EQ(*parse_bytes("0.5KiB"), 512);
+  EXPECT_EQ(parse_bytes("99999999999999999999999").error().message(),
+            "byte size too large: '99999999999999999999999' (at most 8 PiB)");
+}
+
 }  // namespace
 }  // namespace mailshard

@@ -1,5 +1,7 @@
 #include "util/subprocess.h"
 
+#include <cstdlib>
+
 #include <gtest/gtest.h>
 
 namespace mailshard {
@@ -58,6 +60,50 @@ TEST(Subprocess, SpawnPipedTalksBothWays) {
   ASSERT_EQ(::read(c->stdout_fd, buf, 4), 4);
   EXPECT_EQ(std::string(buf, 4), "ping");
   EXPECT_EQ(reap_child(*c), 0);
+}
+
+// Children got our whole environment, secrets included.
+class ScrubbedEnvironment : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    for (const char* name : kSecrets) ::setenv(name, "s3cr3t-value", 1);
+    ::setenv("MAILSHARD_CONFIG", "/etc/kept.toml", 1);
+  }
+  void TearDown() override {
+    for (const char* name : kSecrets) ::unsetenv(name);
+    ::unsetenv("MAILSHARD_CONFIG");
+  }
+  void expect_scrubbed(const std::string& env_output) {
+    EXPECT_EQ(env_output.find("s3cr3t"), std::string::npos) << env_output;
+    for (const char* name : kSecrets) EXPECT_EQ(env_output.find(name), std::string::npos) << name;
+    EXPECT_NE(env_output.find("MAILSHARD_CONFIG=/etc/kept.toml\n"), std::string::npos) << "the rest is kept";
+  }
+  static constexpr const char* kSecrets[] = {"MAILSHARD_LDAP_PASSWORD", "MAILSHARD_DOVEADM_PASSWORD",
+                                             "MAILSHARD_FREEZE_TOKEN", "MAILSHARD_SOME_SECRET"};
+};
+
+TEST_F(ScrubbedEnvironment, RunProcessChildSeesNoSecrets) {
+  auto r = run_process({"env"});
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->exit_code, 0);
+  expect_scrubbed(r->out);
+}
+
+TEST_F(ScrubbedEnvironment, SpawnedAgentSeesNoSecrets) {
+  auto c = spawn_piped({"env"});
+  ASSERT_TRUE(c.ok());
+  std::string out;
+  char buf[4096];
+  for (ssize_t n; (n = ::read(c->stdout_fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  EXPECT_EQ(reap_child(*c), 0);
+  expect_scrubbed(out);
+}
+
+TEST(Subprocess, SecretEnvNames) {
+  EXPECT_TRUE(is_secret_env_name("MAILSHARD_LDAP_PASSWORD"));
+  EXPECT_TRUE(is_secret_env_name("MAILSHARD_FREEZE_TOKEN"));
+  EXPECT_FALSE(is_secret_env_name("MAILSHARD_CONFIG"));
+  EXPECT_FALSE(is_secret_env_name("PASSWORD"));
 }
 
 }  // namespace

@@ -1,0 +1,118 @@
+// `mailshard rebalance --plan FILE` on edited and hostile plan files: the
+// file is checked completely, hash included, before anything uses it; each
+// problem is one line and exit 2.
+#include <cstdint>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "util/fs.h"
+#include "util/subprocess.h"
+
+namespace mailshard {
+namespace {
+
+ProcessResult run(std::vector<std::string> args) {
+  args.insert(args.begin(), {"env", "-u", "MAILSHARD_CONFIG", MAILSHARD_BIN});
+  auto r = run_process(args, "", 60'000);
+  EXPECT_TRUE(r.ok());
+  return r.ok() ? *r : ProcessResult{};
+}
+
+class RebalancePlanFile : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/rebalance_plan_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    ASSERT_TRUE(make_dirs(dir_).ok());
+    ASSERT_TRUE(write_file_atomic(dir_ + "/servers.csv",
+                                  "server_id,class,capacity_bytes,other_used_bytes,load_capacity,draining\n"
+                                  "0,std,1000,0,16.0,0\n1,std,1000,0,16.0,0\n2,std,1000,0,16.0,0\n")
+                    .ok());
+    ASSERT_TRUE(write_file_atomic(dir_ + "/users.csv",
+                                  "user_id,server_id,class,size_bytes,activity,pinned\n"
+                                  "0,0,std,300,0.0,0\n1,0,std,200,0.0,0\n2,0,std,150,0.0,0\n3,0,std,100,0.0,0\n"
+                                  "4,1,std,100,0.0,0\n5,2,std,50,0.0,0\n")
+                    .ok());
+    ASSERT_TRUE(write_file_atomic(dir_ + "/ldap.secret", "x\n", 0600).ok());
+    cfg_ = dir_ + "/mailshard.toml";
+    ASSERT_TRUE(write_file_atomic(cfg_, "[journal]\npath = \"" + dir_ + "/journal.sqlite\"\n[ldap]\n"
+                                        "uri = \"ldap://127.0.0.1:1\"\nbind_dn = \"cn=a\"\nbind_password_file = \"" +
+                                            dir_ + "/ldap.secret\"\nbase_dn = \"dc=x\"\n[[server]]\nname = \"a\"\n"
+                                            "mail_root = \"/srv/a\"\n[move]\nheadroom = 0\n")
+                    .ok());
+    auto r = run({"-c", cfg_, "plan", "--snapshot", dir_, "--no-journal", "--output", dir_ + "/plan.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto text = read_file(dir_ + "/plan.json");
+    ASSERT_TRUE(text.ok());
+    doc_ = nlohmann::json::parse(*text);
+    ASSERT_FALSE(doc_["moves"].empty());
+  }
+
+  // Runs `rebalance --plan` (dry run) on `doc` written to a file.
+  ProcessResult rebalance(const nlohmann::json& doc) {
+    plan_ = dir_ + "/edited.json";
+    EXPECT_TRUE(write_file_atomic(plan_, doc.dump(1)).ok());
+    return run({"-c", cfg_, "rebalance", "--plan", plan_, "--dry-run"});
+  }
+
+  void expect_refused(const nlohmann::json& doc, const std::string& why) {
+    auto r = rebalance(doc);
+    EXPECT_EQ(r.exit_code, 2) << r.err;
+    EXPECT_EQ(r.err, "mailshard: --plan " + plan_ + ": " + why + "\n");
+    EXPECT_EQ(r.out, "");
+  }
+
+  std::string dir_, cfg_, plan_;
+  nlohmann::json doc_;
+};
+
+TEST_F(RebalancePlanFile, TheReviewedFileRuns) {
+  auto r = rebalance(doc_);
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  EXPECT_NE(r.out.find("dry run: plan " + doc_["plan_hash"].get<std::string>()), std::string::npos) << r.out;
+}
+
+TEST_F(RebalancePlanFile, WithoutItsHashIsRefused) {
+  // Skipped the check entirely, and --dry-run stored the edited plan.
+  doc_.erase("plan_hash");
+  doc_["moves"][0]["to"] = 1;
+  expect_refused(doc_, "plan JSON: missing 'plan_hash' (a plan file must carry the hash it was reviewed under)");
+}
+
+TEST_F(RebalancePlanFile, NullOrNumberHashIsRefused) {
+  doc_["plan_hash"] = nullptr;  // aborted with nlohmann::json::type_error (exit 134)
+  expect_refused(doc_, "plan JSON: plan: 'plan_hash' has the wrong type or is out of range");
+  doc_["plan_hash"] = 5;
+  expect_refused(doc_, "plan JSON: plan: 'plan_hash' has the wrong type or is out of range");
+}
+
+TEST_F(RebalancePlanFile, WrongJsonTypeIsRefused) {
+  doc_["classes"] = "x";  // aborted with nlohmann::json::type_error (exit 134)
+  expect_refused(doc_, "plan JSON: plan: 'classes' has the wrong type (expected an array)");
+}
+
+TEST_F(RebalancePlanFile, ServerIndexOutOfRangeIsRefused) {
+  doc_["moves"][0]["from"] = 7;  // std::bad_alloc / heap-buffer-overflow in the dry-run listing
+  expect_refused(doc_, "plan JSON: moves[0]: 'from' must be a server of the plan (0..2)");
+}
+
+TEST_F(RebalancePlanFile, IndexOf2To40IsNotTruncated) {
+  // 2^40 + 2 was read as server 2, and the hash of the truncated plan matched.
+  doc_["moves"][0]["to"] = (int64_t{1} << 40) + doc_["moves"][0]["to"].get<int64_t>();
+  expect_refused(doc_, "plan JSON: moves[0]: 'to' has the wrong type or is out of range");
+}
+
+TEST_F(RebalancePlanFile, EditedContentIsRefused) {
+  doc_["moves"][0]["bytes"] = 1;
+  auto r = rebalance(doc_);
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.err.rfind("mailshard: --plan " + plan_ + ": plan_hash " + doc_["plan_hash"].get<std::string>() +
+                            " does not match its content (",
+                        0),
+            0u)
+      << r.err;
+  EXPECT_NE(r.err.find("); the file was edited\n"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace mailshard
