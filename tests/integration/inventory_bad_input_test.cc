@@ -33,6 +33,7 @@ const nlohmann::json* server_in(const nlohmann::json& report, const std::string&
 
 TEST(InventoryBadInput, ConnectCheckPassesOnTheLab) {
   Lab& lab = Lab::get();
+  lab.add_user("store1");  // the check reads one entry: not an empty directory, also when run alone
   RunResult r = run_mailshard(lab, {"config", "check", "--connect"});
   ASSERT_EQ(r.rc, 0) << r.describe() << r.out;
   EXPECT_THAT(r.out, HasSubstr("ok   ldap: bound as '" + lab.env("LDAP_MAILSHARD_DN") + "' to " + lab.env("LDAP_URI") + "; read '"));
@@ -62,6 +63,7 @@ TEST(InventoryBadInput, WrongLdapPassword) {
   Lab& lab = Lab::get();
   TempDir tmp;
   write_text(tmp.path + "/wrong.secret", "not-the-password\n");
+  ASSERT_EQ(lab.run({"chmod", "600", tmp.path + "/wrong.secret"}).rc, 0);  // secrets must be private
   std::string cfg = edited_config(lab, tmp.path, {{"[ldap]", lab.env("LDAP_MAILSHARD_PW_FILE"), tmp.path + "/wrong.secret"}});
   const std::string expected = "LDAP bind as '" + lab.env("LDAP_MAILSHARD_DN") + "' to " + lab.env("LDAP_URI") +
                                ": Invalid credentials (check ldap.bind_dn and the password in bind_password_file or "
