@@ -407,6 +407,9 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
         !valid_url(s.doveadm_url, {"http://", "https://"}))
       p.add(line_of(*t.get("doveadm_url")), r.key_name("doveadm_url"),
             fmt::format("'{}' must be an http:// or https:// URL", printable(s.doveadm_url)));
+    if (r.str("ca_file", s.ca_file) && !s.ca_file.empty() && s.ca_file.front() != '/')
+      p.add(line_of(*t.get("ca_file")), r.key_name("ca_file"),
+            fmt::format("'{}' must be an absolute path", printable(s.ca_file)));
     r.str("doveadm_user", s.doveadm_user);
     r.str("doveadm_password_file", s.doveadm_password_file);
     r.refuse_inline_secret("doveadm_password", "doveadm_password_file or MAILSHARD_DOVEADM_PASSWORD");

@@ -44,6 +44,7 @@ struct ServerConfig {
   int64_t capacity_bytes = 0;       // 0 = from metrics or statvfs
   std::string metrics_url;          // node_exporter /metrics; "" = statvfs(mail_root)
   std::string doveadm_url;          // doveadm HTTP API base, e.g. http://host:8080/doveadm/v1
+  std::string ca_file;              // CA bundle for https metrics_url/doveadm_url; "" = the system CAs
   std::string doveadm_user = "doveadm";
   std::string doveadm_password_file;  // or $MAILSHARD_DOVEADM_PASSWORD
   Secret doveadm_password;

@@ -160,6 +160,7 @@ Result<DoveadmClient> DoveadmClient::for_server(const ServerConfig& server, int6
   o.url = server.doveadm_url;
   o.user = server.doveadm_user;
   o.password = server.doveadm_password;
+  o.ca_file = server.ca_file;
   o.timeout_ms = timeout_ms;
   return DoveadmClient(std::move(o));
 }
@@ -173,6 +174,7 @@ Result<json> DoveadmClient::run(const std::string& command, const json& paramete
   req.headers = {"Content-Type: application/json", "Accept: application/json"};
   req.basic_user = options_.user;
   req.basic_password = options_.password;
+  req.ca_file = options_.ca_file;
   req.timeout_ms = options_.timeout_ms;
   auto resp = MS_TRY_CTX(http_request(req), fmt::format("doveadm {}", command));
   MS_CHECK_CTX(check_http_status(req, resp), fmt::format("doveadm {}", command));

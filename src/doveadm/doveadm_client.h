@@ -30,6 +30,7 @@ struct DoveadmOptions {
   std::string url;                 // the API base; commands are POSTed here
   std::string user = "doveadm";    // Basic auth user
   Secret password;
+  std::string ca_file;             // https: the CA bundle to trust ("" = the system CAs)
   int64_t timeout_ms = 10'000;
 };
 

@@ -101,6 +101,9 @@ Result<HttpResponse> http_request(const HttpRequest& req) {
     curl_easy_setopt(c, CURLOPT_POSTFIELDS, req.body.c_str());
     curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE, static_cast<long>(req.body.size()));
   }
+  // Certificate and host name checks stay on (libcurl's default); only the
+  // trusted CAs can be chosen.
+  if (!req.ca_file.empty()) curl_easy_setopt(c, CURLOPT_CAINFO, req.ca_file.c_str());
   if (!req.basic_user.empty()) {
     curl_easy_setopt(c, CURLOPT_HTTPAUTH, CURLAUTH_BASIC);
     curl_easy_setopt(c, CURLOPT_USERNAME, req.basic_user.c_str());
@@ -121,7 +124,10 @@ Result<HttpResponse> http_request(const HttpRequest& req) {
     switch (rc) {
       case CURLE_OPERATION_TIMEDOUT: return Error::timeout(fmt::format("{}: {}", what, detail));
       case CURLE_PEER_FAILED_VERIFICATION:
-        return Error::permission(fmt::format("{}: TLS certificate not accepted: {}", what, detail));
+        return Error::permission(fmt::format("{}: TLS certificate not accepted: {} (check the server's ca_file{})", what,
+                                             detail, req.ca_file.empty() ? ", unset: the system CAs" : " '" + printable(req.ca_file) + "'"));
+      case CURLE_SSL_CACERT_BADFILE:
+        return Error::invalid(fmt::format("{}: cannot use ca_file '{}': {}", what, printable(req.ca_file), detail));
       case CURLE_URL_MALFORMAT:
       case CURLE_UNSUPPORTED_PROTOCOL: return Error::invalid(fmt::format("{}: {}", what, detail));
       default: return Error::unavailable(fmt::format("{}: {}", what, detail));

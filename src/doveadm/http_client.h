@@ -29,6 +29,7 @@ struct HttpRequest {
   std::vector<std::string> headers;  // "Content-Type: application/json"
   std::string basic_user;            // Basic auth when non-empty
   Secret basic_password;
+  std::string ca_file;               // https: trust this CA bundle instead of the system's
   int64_t timeout_ms = 5'000;        // whole request
   int64_t connect_timeout_ms = 0;    // 0 = min(timeout_ms, 3 s)
   size_t max_response_bytes = 64u << 20;  // a node_exporter page is ~100 KB; this is a safety cap

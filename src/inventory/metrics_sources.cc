@@ -40,6 +40,7 @@ Result<ServerMetrics> PrometheusMetricsSource::fetch(const ServerConfig& server)
   const std::string ctx = fmt::format("metrics {}", redact_url(server.metrics_url));
   HttpRequest req;
   req.url = server.metrics_url;
+  req.ca_file = server.ca_file;
   req.timeout_ms = timeout_ms_;
   req.max_response_bytes = kMaxMetricsBytes;
   req.headers = {"Accept: text/plain;version=0.0.4"};

@@ -11,7 +11,7 @@ set -euo pipefail
 LAB_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=/usr/bin/python3                       # not `python3`: the PATH one is a slow shim here
 STORES=(store1 store2 store3)
-DAEMONS=(slapd store1 store2 store3 auth_http nginx node_exporter)
+DAEMONS=(slapd store1 store2 store3 auth_http nginx node_exporter node_exporter_tls)
 PORT_WAIT_S=20                            # bounded wait for each daemon's port
 TERM_WAIT_S=15                            # Dovecot's master lingers after SIGTERM (gotcha 2)
 KILL_WAIT_S=5
@@ -188,14 +188,14 @@ set_ports() {
     die "LAB_PORT_BASE='$BASE' must be an integer in 1024..62000"
   fi
   LDAP_PORT=$((BASE + 389)); LDAPS_PORT=$((BASE + 636)); NGINX_PORT=$((BASE + 143))
-  AUTH_PORT=$((BASE + 80)); NODE_PORT=$((BASE + 100))
+  AUTH_PORT=$((BASE + 80)); NODE_PORT=$((BASE + 100)); NODE_TLS_PORT=$((BASE + 101))
 }
 store_port() { # STORE-NAME OFFSET -> REPLY
   local n=${1#store}
   REPLY=$((BASE + n * 1000 + $2))
 }
 
-# The lab's own CA and a certificate for IP 127.0.0.1 only (so ldaps://localhost fails the
+# The lab's own CA and a certificate for IP 127.0.0.1 only (slapd and the TLS node exporter) (so ldaps://localhost fails the
 # host name check, as it must: libldap checks "localhost" as this machine's FQDN), plus a
 # second CA that signed nothing (a wrong CA for tests).
 write_tls() {
@@ -208,10 +208,10 @@ write_tls() {
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 -subj "/CN=some other CA" \
       -keyout other-ca.key -out other-ca.pem
     openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=127.0.0.1" \
-      -keyout slapd.key -out slapd.csr
-    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >slapd.ext
-    openssl x509 -req -in slapd.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile slapd.ext \
-      -out slapd.pem
+      -keyout server.key -out server.csr
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -days 30 -extfile server.ext \
+      -out server.pem
   ) >>"$DIR/logs/tls.out" 2>&1 || { log_tail tls; die "could not make the lab's TLS certificates (openssl)"; }
   chmod 600 "$t"/*.key
 }
@@ -229,8 +229,8 @@ include     /etc/ldap/schema/misc.schema
 include     $DIR/ldap/mlab.schema
 # TLS (ldaps:// on LDAPS_PORT and StartTLS on LDAP_PORT), with the lab's own CA.
 TLSCACertificateFile   $DIR/tls/ca.pem
-TLSCertificateFile     $DIR/tls/slapd.pem
-TLSCertificateKeyFile  $DIR/tls/slapd.key
+TLSCertificateFile     $DIR/tls/server.pem
+TLSCertificateKeyFile  $DIR/tls/server.key
 pidfile     $DIR/ldap/slapd.pid
 argsfile    $DIR/ldap/slapd.args
 modulepath  /usr/lib/ldap
@@ -447,6 +447,7 @@ write_lab_env() {
     echo "NODE_EXPORTER_PORT=$NODE_PORT"
     echo "NODE_EXPORTER_URL=http://127.0.0.1:$NODE_PORT/metrics"
     echo "NODE_EXPORTER_TEXTFILE_DIR=$DIR/node_exporter/textfile"
+    echo "NODE_EXPORTER_TLS_URL=https://127.0.0.1:$NODE_TLS_PORT/metrics"
     echo "DOVEADM_USER=doveadm"
     echo "DOVEADM_PW=doveadmsecret"
     echo "DOVEADM_PW_FILE=$DIR/secrets/doveadm.secret"
@@ -547,7 +548,7 @@ do_start() {
       fi
     done
   fi
-  for p in "$LDAP_PORT" "$LDAPS_PORT" "$NGINX_PORT" "$AUTH_PORT" "$NODE_PORT"; do
+  for p in "$LDAP_PORT" "$LDAPS_PORT" "$NGINX_PORT" "$AUTH_PORT" "$NODE_PORT" "$NODE_TLS_PORT"; do
     if port_open "$p"; then die "port 127.0.0.1:$p is already in use (LAB_PORT_BASE=$BASE)"; fi
   done
   for s in "${STORES[@]}"; do
@@ -593,6 +594,11 @@ do_start() {
   for s in "${STORES[@]}"; do spawn "$s" /usr/sbin/dovecot -F -c "$DIR/$s/dovecot.conf"; done
   spawn auth_http "$PY" "$LAB_SCRIPTS/auth_http.py" --lab "$DIR"
   spawn nginx /usr/sbin/nginx -p "$DIR/nginx/" -c "$DIR/nginx/nginx.conf" -e "$DIR/logs/nginx.log"
+  printf 'tls_server_config:\n  cert_file: %s\n  key_file: %s\n' "$DIR/tls/server.pem" "$DIR/tls/server.key" \
+    >"$DIR/node_exporter/web-tls.yml"
+  spawn node_exporter_tls /usr/bin/prometheus-node-exporter \
+    "--web.listen-address=127.0.0.1:$NODE_TLS_PORT" "--web.config.file=$DIR/node_exporter/web-tls.yml" \
+    "--collector.textfile.directory=$DIR/node_exporter/textfile" --no-collector.systemd
   spawn node_exporter /usr/bin/prometheus-node-exporter \
     "--web.listen-address=127.0.0.1:$NODE_PORT" \
     "--collector.textfile.directory=$DIR/node_exporter/textfile" \
@@ -631,6 +637,7 @@ EOF
   wait_port auth_http "$AUTH_PORT"
   wait_port nginx "$NGINX_PORT"
   wait_port node_exporter "$NODE_PORT"
+  wait_port node_exporter_tls "$NODE_TLS_PORT"
   STARTING=0
   t0=$(( (${EPOCHREALTIME/[.,]/} - t0) / 1000 ))
   echo "lab started in $DIR (LAB_PORT_BASE=$BASE) in ${t0} ms; env: $DIR/lab.env"

@@ -178,6 +178,21 @@ TEST(ConfigLoader, AgentTransportNeedsCommand) {
   EXPECT_EQ(c.error().message(), "mailshard.toml:8: server[0].agent_command: required when transport = \"agent\"");
 }
 
+TEST(ConfigLoader, ServerCaFileIsReadAndMustBeAbsolute) {
+  std::string text = base_config();
+  size_t at = text.find("mail_root = \"/srv/mail1\"");
+  ASSERT_NE(at, std::string::npos);
+  std::string with = text;
+  with.insert(at, "ca_file = \"/etc/ssl/lab-ca.pem\"\n");
+  auto ok = parse(with);
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(ok->servers[0].ca_file, "/etc/ssl/lab-ca.pem");
+  text.insert(at, "ca_file = \"lab-ca.pem\"\n");
+  auto c = parse(text);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message(), "mailshard.toml:10: server[0].ca_file: 'lab-ca.pem' must be an absolute path");
+}
+
 TEST(ConfigLoader, RelativeMailRootRejected) {
   std::string text = base_config();
   text.replace(text.find("/srv/mail1"), 10, "srv/mail1");
