@@ -9,9 +9,12 @@
 //      that did not finish, and an audit also readdir the destination, to
 //      drop stale temps and adopt or remove what the state does not know;
 //   2. diff against the SyncState (movers/tree_diff.h);
-//   3. mkdir, renames (flag changes), stat only new names, copy new files
-//      through parallel streams (temp + batch-durable + rename), hard links
-//      as links, symlinks as symlinks;
+//   3. early deletes (an entry of another type where something is created),
+//      mkdir, renames (flag changes), stat only new names, copy new files
+//      through parallel streams (temp + batch-durable + rename; holes of
+//      sparse files stay holes), hard links as links (an inode number is only
+//      a hint: a link is made after the new name hashed to the target's
+//      content), symlinks as symlinks;
 //   4. the metadata set (uidlists, keywords, indexes, logs, caches,
 //      subscriptions, sieve, quota, Courier files) re-checked by size, mtime,
 //      ctime and hash, sent as a tail, block diff, librsync delta or whole,

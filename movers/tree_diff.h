@@ -4,6 +4,8 @@
 // Maildir messages (<folder>/cur, <folder>/new) are matched by base name
 // inside their folder, so a flag change or new/ -> cur/ move is a rename,
 // an unmatched source name is new, an unmatched state name is expunged.
+// Names whose base another name in the folder shares (on the source, or
+// among the state's unmatched names) are matched by full name only.
 // Everything else is matched by name. Mutable files known to the state are
 // always listed for a re-check (size, mtime, ctime, hash); immutable ones are
 // trusted (the warm-pass audit re-checks them).
