@@ -53,7 +53,8 @@ trap 'rc=$?; step_summary; exit $rc' EXIT
 # abort_on_error: the first report kills the process with SIGABRT, never a plain exit 1
 # that a test expecting a failure would accept.
 sanitizer_env() {  # LOG_DIR
-  rm -rf "$1" && mkdir -p "$1"
+  # Writable for a process that drops root (an agent run as the mail owner).
+  rm -rf "$1" && mkdir -p "$1" && chmod 1777 "$1"
   export ASAN_OPTIONS="halt_on_error=1:abort_on_error=1:detect_leaks=1:log_path=$1/asan:log_exe_name=1"
   export UBSAN_OPTIONS="halt_on_error=1:abort_on_error=1:print_stacktrace=1:log_path=$1/ubsan:log_exe_name=1"
   export TSAN_OPTIONS="halt_on_error=1:abort_on_error=1:second_deadlock_stack=1:log_path=$1/tsan:log_exe_name=1"

@@ -44,6 +44,8 @@ cmake -S "$ROOT" -B "$BUILD" -DMAILSHARD_FUZZ=ON -DCMAKE_C_COMPILER=clang -DCMAK
 cmake --build "$BUILD" -j"$JOBS" --target "${TARGETS[@]/%/_fuzz}" >"$BUILD/fuzz-build.log" 2>&1 ||
   { tail -40 "$BUILD/fuzz-build.log" >&2; echo "run.sh: building the fuzz targets failed" >&2; exit 2; }
 
+# UBSan's report with its stack (our frames are printed with the summary).
+export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1}
 failed=()
 summary=()
 for t in "${TARGETS[@]}"; do
