@@ -101,6 +101,9 @@ Result<FileAttrs> Decoder::attrs() {
   a.gid = MS_TRY(u32());
   a.nlink = MS_TRY(u32());
   a.size = MS_TRY(i64());
+  // No file has a negative size; the engine's block math (maildir_rules.cc)
+  // takes sizes as stat gave them.
+  if (a.size < 0) return corrupt("negative file size");
   a.mtime_ns = MS_TRY(i64());
   a.ctime_ns = MS_TRY(i64());
   a.ino = MS_TRY(u64());

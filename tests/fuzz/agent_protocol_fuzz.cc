@@ -4,8 +4,7 @@
 // Nothing may crash, hang, or allocate beyond the frame limit; malformed
 // input must come back as an error.
 //
-// Built when -DMAILSHARD_FUZZ=ON with clang (ctest runs it for a bounded
-// time), or by tests/fuzz/run.sh without CMake.
+// Built and run with the other targets by tests/fuzz/run.sh (README.md there).
 #include <sys/mman.h>
 #include <unistd.h>
 
