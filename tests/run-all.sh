@@ -23,6 +23,10 @@ PORT_BASE=${MAILSHARD_LAB_PORT_BASE:-10000}
 # takes base+389 .. base+3425 (three stores 1000 apart), so the next free base is +4000.
 ASAN_PORT_BASE=${MAILSHARD_ASAN_LAB_PORT_BASE:-$((PORT_BASE + 4000))}
 FUZZ_SECONDS=${FUZZ_SECONDS:-210}
+# ccache (installed by install-deps.sh; CMakeLists.txt uses it when found): paths
+# relative to the checkout and no build directory in the hash, so a fresh clone
+# anywhere reuses what an earlier build of the same sources compiled.
+export CCACHE_BASEDIR=${CCACHE_BASEDIR:-$ROOT} CCACHE_NOHASHDIR=${CCACHE_NOHASHDIR:-1}
 # Sanitizer trees: -O1 (what the sanitizers recommend) and line tables only,
 # which compile much faster than -O2 -g and still give file:line stacks.
 SAN_FLAGS="-O1 -g1 -DNDEBUG"

@@ -611,6 +611,10 @@ Status check_nesting(std::string_view text, const std::string& path) {
       const std::string_view tok = text.substr(start, i - start);
       const bool number = n_dots == 1 && tok.front() != '.' && tok.back() != '.';  // 1.5 (or a.b: one level)
       if (!number && (dots += static_cast<int>(n_dots)) + open > kMaxConfigDepth) return deep();
+    } else if (static_cast<unsigned char>(ch) >= 0x80) {
+      // Outside strings and comments TOML is ASCII; toml++ 3.3 reaches an
+      // "unreachable" branch (undefined behaviour) on some characters there.
+      return Error::invalid(fmt::format("{}:{}: a non-ASCII character outside a quoted string or a comment", path, line));
     } else {
       ++i;
     }

@@ -193,6 +193,21 @@ TEST(ConfigLoader, ServerCaFileIsReadAndMustBeAbsolute) {
   EXPECT_EQ(c.error().message(), "mailshard.toml:10: server[0].ca_file: 'lab-ca.pem' must be an absolute path");
 }
 
+// Found by the config fuzzer: U+FC00 where whitespace may go sent toml++ 3.3
+// into an "unreachable" branch. Non-ASCII is fine in strings and comments.
+TEST(ConfigLoader, NonAsciiOutsideStringsAndCommentsIsRefusedBeforeParsing) {
+  auto c = parse("a = 1 \xef\xb0\x80\n");
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message(), "mailshard.toml:1: a non-ASCII character outside a quoted string or a comment");
+  std::string text = base_config();
+  text.insert(0, "# Überschrift: ﰀ\n");
+  size_t at = text.find("mail_root = \"/srv/mail1\"");
+  text.insert(at, "ca_file = \"/etc/ssl/ﰀ-ça.pem\"\n");
+  auto ok = parse(text);
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(ok->servers[0].ca_file, "/etc/ssl/ﰀ-ça.pem");
+}
+
 TEST(ConfigLoader, RelativeMailRootRejected) {
   std::string text = base_config();
   text.replace(text.find("/srv/mail1"), 10, "srv/mail1");
