@@ -61,7 +61,8 @@ uint32_t signature_block_len(std::string_view name, int64_t size) {
   // data, so blocks are small: librsync's sqrt(size) rule, kept within
   // [256, 512]. The signature (4 + 32 bytes per block) flows back.
   if ((starts(name, "dovecot.") || starts(name, "dovecot-")) && size <= (256ll << 20)) {
-    uint32_t rule = static_cast<uint32_t>(std::sqrt(static_cast<double>(size))) & ~127u;
+    // (A negative size, which only a corrupt state or reply could carry, is 0 here.)
+    uint32_t rule = static_cast<uint32_t>(std::sqrt(static_cast<double>(std::max<int64_t>(size, 0)))) & ~127u;
     return std::clamp<uint32_t>(rule, 256, 512);
   }
   return 0;  // mbox and others: librsync's recommendation

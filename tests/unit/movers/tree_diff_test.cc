@@ -178,6 +178,7 @@ TEST(MaildirRules, ClassesAndBaseNames) {
   EXPECT_EQ(signature_block_len("dovecot.index", 2 << 20), 512u);
   EXPECT_EQ(signature_block_len("dovecot-uidlist", 20000), 256u);
   EXPECT_EQ(signature_block_len("INBOX", 1 << 30), 0u);  // mbox: librsync's sqrt rule
+  EXPECT_EQ(signature_block_len("dovecot.index", -5), 256u);  // a corrupt size: no NaN cast (UBSan)
   EXPECT_EQ(diff_block_size(40 << 20), 1024u);
   EXPECT_EQ(diff_block_size(1ll << 30), 16384u);
 }
