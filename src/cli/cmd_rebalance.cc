@@ -44,6 +44,10 @@ Result<std::pair<Plan, int64_t>> load_plan(Context& ctx, const Args& a) {
   if (looks_like_hash(a.plan) && ::access(a.plan.c_str(), F_OK) != 0) {
     PlanRecord rec = MS_TRY(j->find_plan(a.plan));
     Plan p = MS_TRY_CTX(plan_from_json(rec.plan_json), fmt::format("plan {}", rec.hash));
+    // The journal's copy must still be the plan that was reviewed under that hash.
+    if (std::string h = plan_hash(p); h != rec.hash)
+      return Error::corrupt(fmt::format("plan {}: the journal's copy hashes to {}: it changed since it was stored",
+                                        rec.hash, h));
     return std::pair{std::move(p), rec.id};
   }
   std::string text = MS_TRY_CTX(read_file(a.plan), "--plan");

@@ -114,5 +114,24 @@ TEST_F(RebalancePlanFile, EditedContentIsRefused) {
   EXPECT_NE(r.err.find("); the file was edited\n"), std::string::npos) << r.err;
 }
 
+// A plan chosen by its hash from the journal is re-hashed: a row changed
+// since it was stored (by hand, or a damaged journal) is not executed.
+TEST_F(RebalancePlanFile, AJournalPlanThatNoLongerMatchesItsHashIsRefused) {
+  const std::string hash = doc_["plan_hash"].get<std::string>();
+  auto stored = rebalance(doc_);  // stores the reviewed plan in the journal
+  ASSERT_EQ(stored.exit_code, 0) << stored.err;
+  auto ok = run({"-c", cfg_, "rebalance", "--plan", hash, "--dry-run"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+  auto edit = run_process({"sqlite3", dir_ + "/journal.sqlite",
+                           "UPDATE plans SET plan = replace(plan, '\"bytes\":', '\"bytes\":1') WHERE hash = '" + hash +
+                               "'"},
+                          "", 30'000);
+  ASSERT_TRUE(edit.ok() && edit->exit_code == 0) << (edit.ok() ? edit->err : edit.error().message());
+  auto r = run({"-c", cfg_, "rebalance", "--plan", hash, "--dry-run"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err.rfind("mailshard: plan " + hash + ": the journal's copy hashes to ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(": it changed since it was stored\n"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace mailshard
