@@ -2,6 +2,7 @@
 // file is checked completely, hash included, before anything uses it; each
 // problem is one line and exit 2.
 #include <cstdint>
+#include <filesystem>
 
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
@@ -23,6 +24,7 @@ class RebalancePlanFile : public ::testing::Test {
  protected:
   void SetUp() override {
     dir_ = ::testing::TempDir() + "/rebalance_plan_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);  // a journal left by an earlier run would hold its plans
     ASSERT_TRUE(make_dirs(dir_).ok());
     ASSERT_TRUE(write_file_atomic(dir_ + "/servers.csv",
                                   "server_id,class,capacity_bytes,other_used_bytes,load_capacity,draining\n"
