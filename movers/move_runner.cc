@@ -283,18 +283,43 @@ Result<MoveRecord> MoveRunner::move(const std::string& user, const std::string& 
   return run_from(c);
 }
 
+std::string protocol_step_names() {
+  std::string out;
+  for (const auto& s : kMoveProtocol) out += (out.empty() ? "" : ", ") + std::string(s.name);
+  return out;
+}
+
+Status MoveRunner::run_step(Ctx& c, const ProtocolStep& s) {
+  return step(c, std::string(s.name), [&]() -> Status {
+    switch (s.id) {
+      case StepId::kPreflight: return Error::internal("preflight runs before the move is claimed");
+      case StepId::kPrecopy: return precopy(c);
+      case StepId::kFreeze: return freeze(c);
+      case StepId::kKick: return kick(c);
+      case StepId::kFinalSync: return final_sync(c);
+      case StepId::kVerify: return verify(c);
+      case StepId::kFlip: return flip(c);
+      case StepId::kThaw: return thaw(c);
+      case StepId::kSweep: return sweep(c);
+      case StepId::kDone: return finish(c);
+    }
+    return Error::internal("unknown step");
+  });
+}
+
 Result<MoveRecord> MoveRunner::run_from(Ctx& c) {
-  auto pre_flip = [&](const char* name, auto fn) -> Status {
-    if (interrupted()) return Error::interrupted("interrupted before " + std::string(name));
-    return step(c, name, fn);
-  };
-  // Before the flip: any failure rolls back and the source stays authoritative.
-  Status st = pre_flip("precopy", [&] { return precopy(c); });
-  if (st.ok()) st = pre_flip("freeze", [&] { return freeze(c); });
-  if (st.ok()) st = pre_flip("kick", [&] { return kick(c); });
-  if (st.ok()) st = pre_flip("final_sync", [&] { return final_sync(c); });
-  if (st.ok()) st = pre_flip("verify", [&] { return verify(c); });
-  if (st.ok()) st = pre_flip("flip", [&] { return flip(c); });
+  // Before the flip (and the flip itself): any failure rolls back and the
+  // source stays authoritative. Preflight ran in move(), before the claim.
+  Status st;
+  for (const ProtocolStep& s : kMoveProtocol) {
+    if (s.side == CommitSide::kAfterFlip || s.id == StepId::kPreflight) continue;
+    if (interrupted()) {
+      st = Error::interrupted("interrupted before " + std::string(s.name));
+      break;
+    }
+    st = run_step(c, s);
+    if (!st.ok()) break;
+  }
   if (!st.ok()) {
     Error why = st.error();
     if (c.flip_unknown) {
@@ -314,9 +339,9 @@ Result<MoveRecord> MoveRunner::run_from(Ctx& c) {
     return c.rec;
   }
   // After the flip: only forward. Errors leave the move for resume.
-  for (auto [name, fn] : std::initializer_list<std::pair<const char*, Status (MoveRunner::*)(Ctx&)>>{
-           {"thaw", &MoveRunner::thaw}, {"sweep", &MoveRunner::sweep}, {"done", &MoveRunner::finish}}) {
-    Status s = step(c, name, [&] { return (this->*fn)(c); });
+  for (const ProtocolStep& step : kMoveProtocol) {
+    if (step.side != CommitSide::kAfterFlip) continue;
+    Status s = run_step(c, step);
     if (!s.ok()) {
       c.rec.error = fmt::format("{} (the move has flipped; 'mailshard resume' finishes it)", s.error().message());
       (void)save(c);
@@ -324,7 +349,7 @@ Result<MoveRecord> MoveRunner::run_from(Ctx& c) {
     }
     // Ctrl-C after the flip: the thaw always runs (nobody stays frozen); the
     // sweep can wait for resume.
-    if (interrupted() && std::string(name) == "thaw") {
+    if (interrupted() && step.id == StepId::kThaw) {
       c.rec.error = "interrupted after the flip; 'mailshard resume' sweeps and finishes it";
       (void)save(c);
       return c.rec;
@@ -885,11 +910,10 @@ Result<MoveRecord> MoveRunner::resume(int64_t move_id) {
       c.rec.state = MoveState::kFlipped;
       if (!c.rec.flipped_at_ms) c.rec.flipped_at_ms = d_.clock.now_ms();
     }
-    for (auto [name, fn] : std::initializer_list<std::pair<const char*, Status (MoveRunner::*)(Ctx&)>>{
-             {"thaw", &MoveRunner::thaw}, {"sweep", &MoveRunner::sweep}, {"done", &MoveRunner::finish}}) {
-      if (std::string(name) == "thaw" && c.rec.state >= MoveState::kThawed) continue;
-      if (std::string(name) == "sweep" && c.rec.state >= MoveState::kSwept) continue;
-      Status s = step(c, name, [&] { return (this->*fn)(c); });
+    // The post-flip steps whose state the move has not reached yet.
+    for (const ProtocolStep& step : kMoveProtocol) {
+      if (step.side != CommitSide::kAfterFlip || c.rec.state >= step.done) continue;
+      Status s = run_step(c, step);
       if (!s.ok()) {
         c.rec.error = s.error().message();
         (void)save(c);

@@ -18,6 +18,8 @@
 // holds its journal lease.
 #pragma once
 
+#include "movers/move_protocol.h"
+
 #include <cstdint>
 #include <memory>
 #include <optional>
@@ -119,6 +121,8 @@ class MoveRunner {
   Status finish(Ctx& c);
   Status roll_back(Ctx& c, const Error& why);
   Result<MoveRecord> run_from(Ctx& c);
+  // Runs one step of kMoveProtocol (movers/move_protocol.h), journaled.
+  Status run_step(Ctx& c, const ProtocolStep& s);
 
   // Journaled step: log begin, run fn, log end or error.
   template <typename F>

@@ -5,6 +5,7 @@
 
 #include "cli/cli.h"
 #include "cli/move_wiring.h"
+#include "movers/move_protocol.h"
 #include "util/strings.h"
 
 namespace mailshard::cli {
@@ -24,11 +25,11 @@ Command register_move(CLI::App& root, Context& ctx) {
   cmd->add_flag("--no-freeze", a->no_freeze,
                 "do not hold logins and deliveries (needed when [freeze] method = \"none\"); late deliveries are "
                 "still swept");
-  cmd->footer(
-      "Steps: preflight, precopy (warm passes while the user is online), freeze, kick, final_sync, verify,\n"
-      "flip (the LDAP commit point), thaw, sweep, done. A failure before the flip rolls back; after it the\n"
-      "move only rolls forward ('mailshard resume'). Exit: 0 done, 1 rolled back or failed, 2 bad input,\n"
-      "130 interrupted.");
+  cmd->footer(fmt::format(
+      "Steps: {}.\nprecopy makes warm passes while the user is online; flip is the LDAP commit point. A failure\n"
+      "before the flip rolls back; after it the move only rolls forward ('mailshard resume'). Exit: 0 done,\n"
+      "1 rolled back or failed, 2 bad input, 130 interrupted.",
+      protocol_step_names()));
   return {cmd, [&ctx, a]() -> Result<int> {
             MoveSetupOptions o;
             o.no_freeze = a->no_freeze;

@@ -80,6 +80,28 @@ class MoveRunnerTest : public ::testing::Test {
   std::unique_ptr<SqliteJournal> journal_;
 };
 
+// The protocol table is the step list: in order, states never go back, one
+// commit point with every rollback step before it and every roll-forward
+// step after it; a happy move journals exactly these steps (below).
+TEST(MoveProtocol, OneCommitPointStatesInOrder) {
+  int flips = 0;
+  CommitSide side = CommitSide::kBeforeFlip;
+  MoveState last = MoveState::kPlanned;
+  for (const ProtocolStep& s : kMoveProtocol) {
+    SCOPED_TRACE(std::string(s.name));
+    EXPECT_GE(static_cast<int>(s.side), static_cast<int>(side));
+    EXPECT_GE(s.done, last);
+    EXPECT_FALSE(s.touches.empty());
+    flips += s.side == CommitSide::kFlip;
+    side = s.side;
+    last = s.done;
+  }
+  EXPECT_EQ(flips, 1);
+  EXPECT_EQ(kMoveProtocol[0].id, StepId::kPreflight);
+  EXPECT_EQ(last, MoveState::kDone);
+  EXPECT_EQ(protocol_step_names(), "preflight, precopy, freeze, kick, final_sync, verify, flip, thaw, sweep, done");
+}
+
 TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
