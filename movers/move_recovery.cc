@@ -1,0 +1,132 @@
+// MoveRunner, recovery: roll back a move that has not flipped, resume an
+// interrupted one (LDAP says which side of the commit point it is on), and
+// abort on an operator's request.
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "movers/maildir_rules.h"
+#include "movers/move_runner.h"
+#include "movers/move_runner_internal.h"
+#include "util/duration.h"
+#include "util/strings.h"
+
+namespace mailshard {
+
+using json = nlohmann::json;
+
+Status MoveRunner::roll_back(Ctx& c, const Error& why) {
+  spdlog::warn("move {}: rolling back: {}", printable(c.rec.user), why.message());
+  c.rec.state = MoveState::kRollingBack;
+  c.rec.error = why.message();
+  MS_CHECK(save(c));
+  MS_CHECK(d_.journal.log_step(c.rec.id, "rollback", StepPhase::kBegin, why.message()));
+  d_.env.step_boundary("rollback", StepPhase::kBegin);
+  // 1. Nobody stays frozen. Thawing is safe on either side of the commit point.
+  if (c.detail.value("freeze_requested", false)) {
+    MS_CHECK_CTX(d_.freeze.thaw(c.target()), "rollback");
+    c.rec.thawed_at_ms = d_.clock.now_ms();
+    if (c.frozen_mono >= 0) c.rec.lockout_ms = d_.clock.monotonic_ms() - c.frozen_mono;
+    else if (c.rec.frozen_at_ms > 0) c.rec.lockout_ms = c.rec.thawed_at_ms - c.rec.frozen_at_ms;
+    MS_CHECK(save(c));
+  }
+  // 2. Drop our copy: the staging directory, or the home path once renamed.
+  //    The home path is deleted only while LDAP still points at the source,
+  //    read now: deleting the copy LDAP points at would lose the mailbox.
+  if (c.dst) {
+    bool staging = MS_TRY_CTX(exists(*c.dst, c.dst_staging), "rollback");
+    if (staging) {
+      MS_CHECK_CTX(remove_tree(*c.dst, c.dst_staging), "rollback");
+    } else if (c.detail.value("renamed", false) || c.rec.step == "flip") {
+      auto account = d_.directory.find_account(c.rec.user);
+      if (!account.ok())
+        return std::move(account).error().context("rollback: cannot confirm that the flip did not happen");
+      if (account->host == c.rec.to_server)
+        return Error::conflict(fmt::format("rollback: LDAP already points {} at {}; run 'mailshard resume'",
+                                           printable(c.rec.user), c.rec.to_server));
+      // LDAP does not point at our copy (the source, or wherever an operator
+      // sent the user meanwhile): it is ours to drop.
+      MS_CHECK_CTX(remove_tree(*c.dst, c.dst_final), "rollback");
+    }
+  }
+  c.rec.state = MoveState::kRolledBack;
+  c.rec.finished_at_ms = d_.clock.now_ms();
+  MS_CHECK(save(c));
+  MS_CHECK(d_.journal.log_step(c.rec.id, "rollback", StepPhase::kEnd, ""));
+  d_.env.step_boundary("rollback", StepPhase::kEnd);
+  return {};
+}
+
+
+Result<MoveRecord> MoveRunner::resume(int64_t move_id) {
+  Ctx c;
+  c.lease = MS_TRY(d_.journal.lease_move(move_id));
+  c.rec = MS_TRY(d_.journal.get_move(move_id));
+  if (is_terminal(c.rec.state)) return c.rec;
+  c.detail = json::parse(c.rec.detail_json.empty() ? "{}" : c.rec.detail_json, nullptr, false);
+  if (c.detail.is_discarded()) c.detail = json::object();
+  MS_CHECK_CTX(open_sides(c), fmt::format("resume move {}", move_id));
+  MS_CHECK(d_.journal.log_step(c.rec.id, "resume", StepPhase::kBegin, std::string(move_state_name(c.rec.state))));
+
+  // LDAP, not the journal, says which side of the commit point we are on: a
+  // crash can fall between the modify and its journal line.
+  auto account = d_.directory.find_account(c.rec.user);
+  if (!account.ok()) return std::move(account).error().context(fmt::format("resume move {}", move_id));
+  bool flipped = account->host == c.rec.to_server;
+  bool at_source = account->host == c.rec.from_server;
+
+  if (flipped) {
+    if (c.rec.state < MoveState::kFlipped || c.rec.state == MoveState::kRollingBack) {
+      c.rec.state = MoveState::kFlipped;
+      if (!c.rec.flipped_at_ms) c.rec.flipped_at_ms = d_.clock.now_ms();
+    }
+    // The post-flip steps whose state the move has not reached yet.
+    for (const ProtocolStep& step : kMoveProtocol) {
+      if (step.side != CommitSide::kAfterFlip || c.rec.state >= step.done) continue;
+      Status s = run_step(c, step);
+      if (!s.ok()) {
+        c.rec.error = s.error().message();
+        (void)save(c);
+        return std::move(s).error().context(fmt::format("resume move {}", move_id));
+      }
+    }
+    return c.rec;
+  }
+  if (c.rec.state >= MoveState::kFlipped && c.rec.state != MoveState::kRollingBack) {
+    // The journal says flipped but LDAP does not: someone changed the entry.
+    c.rec.state = MoveState::kFailed;
+    c.rec.error = fmt::format("the move flipped to {} but LDAP now says '{}'; left for an operator", c.rec.to_server,
+                              account->host);
+    MS_CHECK(d_.freeze.thaw(c.target()));
+    MS_CHECK(save(c));
+    return c.rec;
+  }
+  Error why = at_source ? Error::interrupted(fmt::format("interrupted during {}; rolled back by resume", c.rec.step))
+                        : Error::conflict(fmt::format("LDAP moved the user to '{}' meanwhile; rolled back by resume",
+                                                      account->host));
+  MS_CHECK(roll_back(c, why));
+  return c.rec;
+}
+
+Result<MoveRecord> MoveRunner::abort(int64_t move_id) {
+  Ctx c;
+  c.lease = MS_TRY(d_.journal.lease_move(move_id));
+  c.rec = MS_TRY(d_.journal.get_move(move_id));
+  if (is_terminal(c.rec.state))
+    return Error::invalid(fmt::format("move {} is already {}", move_id, move_state_name(c.rec.state)));
+  if (c.rec.state >= MoveState::kFlipped && c.rec.state != MoveState::kRollingBack)
+    return Error::conflict(fmt::format("move {} has flipped; it can only roll forward: run 'mailshard resume'", move_id));
+  c.detail = json::parse(c.rec.detail_json.empty() ? "{}" : c.rec.detail_json, nullptr, false);
+  if (c.detail.is_discarded()) c.detail = json::object();
+  MS_CHECK_CTX(open_sides(c), fmt::format("abort move {}", move_id));
+  // The flip may have happened just before a crash: LDAP decides.
+  auto account = d_.directory.find_account(c.rec.user);
+  if (!account.ok()) return std::move(account).error().context(fmt::format("abort move {}", move_id));
+  if (account->host == c.rec.to_server)
+    return Error::conflict(fmt::format("move {} has flipped (LDAP says {}); run 'mailshard resume'", move_id,
+                                       c.rec.to_server));
+  MS_CHECK(roll_back(c, Error::interrupted(fmt::format("aborted by the operator during {}", c.rec.step))));
+  return c.rec;
+}
+
+}  // namespace mailshard

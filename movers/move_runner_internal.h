@@ -1,0 +1,64 @@
+// What the three parts of MoveRunner share: the driver (move_runner.cc: the
+// protocol's steps), recovery (move_recovery.cc: rollback, resume, abort) and
+// audit (move_audit.cc: purge, verify_user). Internal to movers/.
+#pragma once
+
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "movers/move_runner.h"
+#include "movers/sync_state.h"
+
+namespace mailshard {
+
+// "a/b/c" -> "a/b"; "c" -> "".
+inline std::string dirname_of(const std::string& rel) {
+  auto p = rel.rfind('/');
+  return p == std::string::npos ? std::string() : rel.substr(0, p);
+}
+
+// Everything one move works with.
+struct MoveRunner::Ctx {
+  MoveRecord rec;
+  Account account;
+  const ServerConfig* from = nullptr;
+  const ServerConfig* to = nullptr;
+  Transport* src = nullptr;
+  Transport* dst = nullptr;
+  std::string src_home;     // relative to the source mail root
+  std::string dst_final;    // relative to the destination mail root
+  std::string dst_staging;  // where the copy is built before the flip
+  std::optional<std::string> new_home;  // home attribute after the flip (absolute homes only)
+  bool empty_source = false;            // the user has no mailbox yet: nothing to copy
+  SyncState state;
+  bool state_loaded = false;
+  std::unique_ptr<MoveLease> lease;
+  int64_t frozen_mono = -1;
+  std::optional<std::vector<MailboxStatusInfo>> src_status;  // doveadm, before the final pass
+  bool flip_unknown = false;  // the flip's modify may have been applied: resume decides
+  nlohmann::json detail = nlohmann::json::object();
+  FreezeTarget target() const { return {rec.user, rec.dn}; }
+};
+
+template <typename F>
+Status MoveRunner::step(Ctx& c, const std::string& name, F&& fn) {
+  c.rec.step = name;
+  MS_CHECK(save(c));
+  MS_CHECK(d_.journal.log_step(c.rec.id, name, StepPhase::kBegin, ""));
+  d_.env.step_boundary(name, StepPhase::kBegin);
+  Status st = fn();
+  if (!st.ok()) {
+    (void)d_.journal.log_step(c.rec.id, name, StepPhase::kError, st.error().message());
+    return st;
+  }
+  MS_CHECK(save(c));
+  MS_CHECK(d_.journal.log_step(c.rec.id, name, StepPhase::kEnd, ""));
+  d_.env.step_boundary(name, StepPhase::kEnd);
+  return {};
+}
+
+}  // namespace mailshard
