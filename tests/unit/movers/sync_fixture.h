@@ -41,8 +41,10 @@ class FakeClock final : public Clock {
 class SyncEngineFixture : public ::testing::Test {
  protected:
   void SetUp() override {
+    // The pid too: the same test may run in two trees at once (plain, ASan, TSan).
     base_ = fs::path(::testing::TempDir()) /
-            ("sync_engine_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()));
+            ("sync_engine_" + std::string(::testing::UnitTest::GetInstance()->current_test_info()->name()) + "_" +
+             std::to_string(::getpid()));
     fs::remove_all(base_);
     fs::create_directories(base_ / "srcroot");
     fs::create_directories(base_ / "dstroot");
