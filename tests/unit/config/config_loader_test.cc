@@ -359,8 +359,12 @@ TEST(ConfigLoader, HugeByteCountIsRefused) {
 }
 
 TEST(ConfigLoader, GroupReadableSecretIsRefusedUnlessAllowed) {
+  // A secret file of its own: ctest runs the other tests (which rewrite
+  // cfgtest_ldap.secret 0600 through base_config) in parallel.
   std::string text = base_config();
-  std::string secret = ::testing::TempDir() + "/cfgtest_ldap.secret";  // what base_config wrote, 0600
+  const std::string shared = ::testing::TempDir() + "/cfgtest_ldap.secret";
+  std::string secret = secret_file("group_readable.secret", "adminsecret\n");
+  text.replace(text.find(shared), shared.size(), secret);
   ASSERT_EQ(::chmod(secret.c_str(), 0640), 0);
   auto c = parse(text);
   ASSERT_FALSE(c.ok());
