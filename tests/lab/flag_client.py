@@ -7,7 +7,8 @@ Every change is an absolute `UID STORE <uid> FLAGS.SILENT (...)`, cycling throug
 and a keyword. When a session ends under it (a kick, a refused login while the user is frozen,
 a move to another store) the client logs in again (retrying [UNAVAILABLE]) and first sends the
 change whose reply it never saw once more, so the flags of every UID are exactly the last ones
-it set. Prints JSON: {"stores": N, "logins": M, "final": {"<uid>": [flags...]}}.
+it set. Prints JSON: {"stores": N, "logins": M, "ended": sessions the server ended,
+"final": {"<uid>": [flags...]}}.
 
 Exit status: 0 ok, 1 no store succeeded at all, 2 usage."""
 
@@ -40,13 +41,14 @@ def main():
     password = a.password or env.get("USER_PASSWORD", "secret")
     deadline = time.monotonic() + a.max
     final, pending = {}, None
-    stores = logins = i = 0
+    stores = logins = ended = i = 0
     while not os.path.exists(a.stop_file) and time.monotonic() < deadline:
-        imap = None
+        imap, in_session = None, False
         try:
             imap = Imap("127.0.0.1", port, timeout=10)
             imap.login(a.user, password)
             logins += 1
+            in_session = True
             imap.examine("INBOX", readonly=False)
             uids = [int(m["UID"]) for m in imap.fetch("1:*", "(UID)")]
             if not uids:
@@ -66,6 +68,7 @@ def main():
                     open(a.ready_file, "w").close()
                 time.sleep(PAUSE_S)
         except (ImapError, ImapNo, OSError):
+            ended += in_session  # the server ended a session we had (a kick)
             time.sleep(RETRY_S)
         finally:
             if imap:
@@ -75,6 +78,7 @@ def main():
         try:
             imap = Imap("127.0.0.1", port, timeout=10)
             imap.login(a.user, password)
+            logins += 1
             imap.examine("INBOX", readonly=False)
             uid, flags = pending
             imap.command("UID", "STORE", str(uid), "FLAGS.SILENT", "(" + " ".join(flags) + ")")
@@ -82,7 +86,7 @@ def main():
             imap.logout()
         except (ImapError, ImapNo, OSError):
             time.sleep(RETRY_S)
-    print(json.dumps({"stores": stores, "logins": logins, "final": final}))
+    print(json.dumps({"stores": stores, "logins": logins, "ended": ended, "final": final}))
     return 0 if stores else 1
 
 
