@@ -2,7 +2,6 @@
 // period (after one last sweep), and verify a user's current copy against
 // the manifest of their last move.
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "movers/maildir_rules.h"
@@ -12,8 +11,6 @@
 #include "util/strings.h"
 
 namespace mailshard {
-
-using json = nlohmann::json;
 
 Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
   Ctx c;
@@ -27,8 +24,7 @@ Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
   if (age < older_than_ms)
     return Error::invalid(fmt::format("move {} finished {} ago, inside its grace period of {}", move_id,
                                       format_duration_ms(age), format_duration_ms(older_than_ms)));
-  c.detail = json::parse(c.rec.detail_json.empty() ? "{}" : c.rec.detail_json, nullptr, false);
-  if (c.detail.is_discarded()) c.detail = json::object();
+  c.load_detail();
   MS_CHECK_CTX(open_sides(c), fmt::format("purge move {}", move_id));
   auto account = d_.directory.find_account(c.rec.user);
   if (!account.ok()) return std::move(account).error().context(fmt::format("purge move {}", move_id));

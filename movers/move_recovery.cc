@@ -2,7 +2,6 @@
 // interrupted one (LDAP says which side of the commit point it is on), and
 // abort on an operator's request.
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "movers/maildir_rules.h"
@@ -12,8 +11,6 @@
 #include "util/strings.h"
 
 namespace mailshard {
-
-using json = nlohmann::json;
 
 Status MoveRunner::roll_back(Ctx& c, const Error& why) {
   spdlog::warn("move {}: rolling back: {}", printable(c.rec.user), why.message());
@@ -63,8 +60,7 @@ Result<MoveRecord> MoveRunner::resume(int64_t move_id) {
   c.lease = MS_TRY(d_.journal.lease_move(move_id));
   c.rec = MS_TRY(d_.journal.get_move(move_id));
   if (is_terminal(c.rec.state)) return c.rec;
-  c.detail = json::parse(c.rec.detail_json.empty() ? "{}" : c.rec.detail_json, nullptr, false);
-  if (c.detail.is_discarded()) c.detail = json::object();
+  c.load_detail();
   MS_CHECK_CTX(open_sides(c), fmt::format("resume move {}", move_id));
   MS_CHECK(d_.journal.log_step(c.rec.id, "resume", StepPhase::kBegin, std::string(move_state_name(c.rec.state))));
 
@@ -116,8 +112,7 @@ Result<MoveRecord> MoveRunner::abort(int64_t move_id) {
     return Error::invalid(fmt::format("move {} is already {}", move_id, move_state_name(c.rec.state)));
   if (c.rec.state >= MoveState::kFlipped && c.rec.state != MoveState::kRollingBack)
     return Error::conflict(fmt::format("move {} has flipped; it can only roll forward: run 'mailshard resume'", move_id));
-  c.detail = json::parse(c.rec.detail_json.empty() ? "{}" : c.rec.detail_json, nullptr, false);
-  if (c.detail.is_discarded()) c.detail = json::object();
+  c.load_detail();
   MS_CHECK_CTX(open_sides(c), fmt::format("abort move {}", move_id));
   // The flip may have happened just before a crash: LDAP decides.
   auto account = d_.directory.find_account(c.rec.user);

@@ -42,6 +42,12 @@ struct MoveRunner::Ctx {
   bool flip_unknown = false;  // the flip's modify may have been applied: resume decides
   nlohmann::json detail = nlohmann::json::object();
   FreezeTarget target() const { return {rec.user, rec.dn}; }
+  // detail from the journal's record (an unreadable one is empty: what it
+  // held is re-derived by the steps that need it).
+  void load_detail() {
+    detail = nlohmann::json::parse(rec.detail_json.empty() ? "{}" : rec.detail_json, nullptr, false);
+    if (detail.is_discarded()) detail = nlohmann::json::object();
+  }
 };
 
 template <typename F>

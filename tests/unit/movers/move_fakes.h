@@ -4,6 +4,7 @@
 // and kicker, and an environment of real local transports.
 #pragma once
 
+#include <filesystem>
 #include <functional>
 #include <map>
 #include <memory>
@@ -14,6 +15,7 @@
 #include "core/directory.h"
 #include "core/freeze_backend.h"
 #include "movers/move_runner.h"
+#include "transport/transport_factory.h"
 
 namespace mailshard::testing {
 
@@ -115,5 +117,25 @@ class LocalEnv : public MoveEnvironment {
     return it->second.get();
   }
 };
+
+// Two local stores under root: "store1" and "store2", each with an empty
+// example.org/, their [[server]] entries appended to config (no headroom, a
+// minute of clock skew allowed), and a local transport of each in out.
+// Throws std::runtime_error if a transport cannot be made.
+inline void make_two_stores(const std::string& root, int streams, Config& config,
+                            std::map<std::string, std::unique_ptr<Transport>>& out) {
+  for (const char* s : {"store1", "store2"}) {
+    std::filesystem::create_directories(root + "/" + s + "/example.org");
+    ServerConfig sc;
+    sc.name = s;
+    sc.mail_root = root + "/" + s;
+    config.servers.push_back(sc);
+    auto t = make_local_transport(sc.mail_root, streams, s);
+    if (!t.ok()) throw std::runtime_error(t.error().message());
+    out[s] = std::move(*t);
+  }
+  config.move.headroom_bytes = 0;
+  config.move.max_clock_skew_ms = 60'000;
+}
 
 }  // namespace mailshard::testing

@@ -306,18 +306,7 @@ class World {
  public:
   explicit World(const std::string& root) : root_(root) {
     fs::remove_all(root_);
-    for (const char* s : {"store1", "store2"}) {
-      fs::create_directories(root_ + "/" + s + "/example.org");
-      ServerConfig sc;
-      sc.name = s;
-      sc.mail_root = root_ + "/" + s;
-      config_.servers.push_back(sc);
-      auto t = make_local_transport(sc.mail_root, 1, s);
-      if (!t.ok()) throw std::runtime_error(t.error().message());
-      plain_[s] = std::move(*t);
-    }
-    config_.move.headroom_bytes = 0;
-    config_.move.max_clock_skew_ms = 60'000;
+    testing::make_two_stores(root_, 1, config_, plain_);
     config_.move.sweep_settle_ms = 0;
     testing::GenOptions g;
     g.messages = 24;

@@ -39,18 +39,7 @@ class MoveRunnerTest : public ::testing::Test {
     root_ = ::testing::TempDir() + "/move_runner_" + std::to_string(::getpid()) + "_" +
             ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(root_);
-    for (const char* s : {"store1", "store2"}) {
-      fs::create_directories(root_ + "/" + s + "/example.org");
-      ServerConfig sc;
-      sc.name = s;
-      sc.mail_root = root_ + "/" + s;
-      config_.servers.push_back(sc);
-      auto t = make_local_transport(sc.mail_root, 2, s);
-      ASSERT_TRUE(t.ok()) << t.error().message();
-      env_.t[s] = std::move(t).value();
-    }
-    config_.move.headroom_bytes = 0;
-    config_.move.max_clock_skew_ms = 60'000;
+    testing::make_two_stores(root_, 2, config_, env_.t);
     testing::GenOptions g;
     g.messages = 60;
     testing::generate_home(src_home(), g);
