@@ -565,7 +565,10 @@ bool is_bare_key_char(char ch) {
   return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '+';
 }
 
-Status check_nesting(std::string_view text, const std::string& path) {
+// What toml++ must not see, found in one scan that knows strings and
+// comments: nesting deeper than kMaxConfigDepth, and non-ASCII outside
+// strings and comments (below).
+Status check_before_parse(std::string_view text, const std::string& path) {
   int open = 0;  // brackets/braces open, carried across lines (arrays may span lines)
   int line = 1;
   int dots = 0;
@@ -625,7 +628,7 @@ Status check_nesting(std::string_view text, const std::string& path) {
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& path, const EnvLookup& env) {
-  MS_CHECK(check_nesting(text, path));
+  MS_CHECK(check_before_parse(text, path));
   toml::table root;
   try {
     root = toml::parse(text, path);

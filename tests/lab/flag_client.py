@@ -27,6 +27,11 @@ PAUSE_S = 0.02          # between two changes
 RETRY_S = 0.2           # after a lost session or a refused login
 
 
+def store(imap, uid, flags):
+    """Sets the flags of UID to exactly FLAGS (absolute, so sending it twice is harmless)."""
+    imap.command("UID", "STORE", str(uid), "FLAGS.SILENT", "(" + " ".join(flags) + ")")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lab", required=True)
@@ -54,14 +59,13 @@ def main():
             if not uids:
                 raise ImapError("INBOX is empty")
             if pending:
-                uid, flags = pending
-                imap.command("UID", "STORE", str(uid), "FLAGS.SILENT", "(" + " ".join(flags) + ")")
-                final[str(uid)], pending = sorted(flags), None
+                store(imap, *pending)
+                final[str(pending[0])], pending = sorted(pending[1]), None
             while not os.path.exists(a.stop_file) and time.monotonic() < deadline:
                 uid, flags = uids[i % len(uids)], FLAG_SETS[i % len(FLAG_SETS)]
                 i += 1
                 pending = (uid, flags)
-                imap.command("UID", "STORE", str(uid), "FLAGS.SILENT", "(" + " ".join(flags) + ")")
+                store(imap, uid, flags)
                 final[str(uid)], pending = sorted(flags), None
                 stores += 1
                 if stores == 1 and a.ready_file:
@@ -80,9 +84,8 @@ def main():
             imap.login(a.user, password)
             logins += 1
             imap.examine("INBOX", readonly=False)
-            uid, flags = pending
-            imap.command("UID", "STORE", str(uid), "FLAGS.SILENT", "(" + " ".join(flags) + ")")
-            final[str(uid)], pending = sorted(flags), None
+            store(imap, *pending)
+            final[str(pending[0])], pending = sorted(pending[1]), None
             imap.logout()
         except (ImapError, ImapNo, OSError):
             time.sleep(RETRY_S)
