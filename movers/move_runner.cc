@@ -339,6 +339,10 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
                                        options.expected_from));
   if (c.from == c.to)
     return Error::invalid(fmt::format("user {} is already on {}", printable(c.rec.user), c.to->name));
+  if (options.refuse_frozen && cfg.freeze.method == FreezeMethod::kLdapAttribute && !cfg.freeze.frozen_value.empty() &&
+      starts_with(c.account.status, cfg.freeze.frozen_value))
+    return Error::conflict(fmt::format("user {} is frozen ({}={}): someone else holds it", printable(c.rec.user),
+                                       cfg.freeze.attribute, printable(c.account.status)));
   if (c.to->draining) return Error::invalid(fmt::format("server {} is draining; it receives no users", c.to->name));
   if (c.to->server_class != c.from->server_class)
     spdlog::warn("move {}: {} is class '{}' but {} is '{}'", printable(c.rec.user), c.from->name,
@@ -408,7 +412,20 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     }
     int64_t need = c.empty_source ? 0 : MS_TRY_CTX(home_bytes(*c.src, c.src_home), c.from->name);
     if (c.rec.bytes_planned == 0) c.rec.bytes_planned = need;
+    if (options.max_size_drift >= 0 && options.bytes_planned > 0) {
+      double drift = std::abs(static_cast<double>(need - options.bytes_planned)) / static_cast<double>(options.bytes_planned);
+      if (drift > options.max_size_drift)
+        return Error::conflict(fmt::format("user {} has {} now, planned {}: {:.0f}% off (max_size_drift is {:.0f}%)",
+                                           printable(c.rec.user), human_bytes(need), human_bytes(options.bytes_planned),
+                                           100 * drift, 100 * options.max_size_drift));
+    }
     auto space = MS_TRY_CTX(space_for(*c.dst, c.dst_final), c.to->name);
+    if (options.max_dest_util > 0 && space.total_bytes > 0) {
+      double after = static_cast<double>(space.total_bytes - space.avail_bytes + need) / static_cast<double>(space.total_bytes);
+      if (after > options.max_dest_util)
+        return Error::conflict(fmt::format("{} would be {:.1f}% full with user {} (hard ceiling {:.1f}%)", c.to->name,
+                                           100 * after, printable(c.rec.user), 100 * options.max_dest_util));
+    }
     if (space.avail_bytes < need + cfg.move.headroom_bytes)
       return Error::no_space(fmt::format("{} has {} free; the mailbox needs {} plus {} headroom", c.to->name,
                                          human_bytes(space.avail_bytes), human_bytes(need),

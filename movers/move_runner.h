@@ -72,6 +72,15 @@ struct MoveOptions {
   // A planned move expects the user on this server; if LDAP says otherwise
   // (the user moved since the plan) the move does not start (kConflict).
   std::string expected_from;
+  // Re-checks of a planned move against the fleet as it is now (the nightly
+  // run; each failing check is kConflict: the move is skipped, not failed):
+  //  - the user is not frozen (the freeze attribute holds the frozen value);
+  bool refuse_frozen = false;
+  //  - the mailbox is within this fraction of bytes_planned (< 0: unchecked);
+  double max_size_drift = -1;
+  //  - the destination's filesystem stays at or under this used fraction
+  //    with the mailbox on it (0: unchecked).
+  double max_dest_util = 0;
 };
 
 class MoveRunner {

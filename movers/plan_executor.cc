@@ -4,18 +4,16 @@
 #include <condition_variable>
 #include <list>
 #include <mutex>
+#include <set>
 #include <thread>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "util/interrupt.h"
 #include "util/strings.h"
 
 namespace mailshard {
 namespace {
-
-constexpr int kDefaultSlots = 4;  // moves per server at once (Exchange MRS / Cruise Control norms: 2-5)
 
 int64_t percentile(std::vector<int64_t> v, double p) {
   if (v.empty()) return -1;
@@ -24,17 +22,220 @@ int64_t percentile(std::vector<int64_t> v, double p) {
   return v[std::min(i, v.size() - 1)];
 }
 
+std::string deadline_reason(int64_t deadline_ms) {
+  return fmt::format("the deadline {} passed", format_time_ms(deadline_ms));
+}
+
+// The shared state of one run. Every field is guarded by mu.
+class Run {
+ public:
+  Run(const ExecutionOptions& o, Clock& clock) : o_(o), clock_(clock) {}
+
+  ExecutionReport rep;
+  std::mutex mu;
+  std::condition_variable cv;
+  std::list<size_t> pending;  // indexes into rep.moves, plan order
+  bool stopping = false;      // no move starts any more
+  std::vector<std::string> worker_errors;
+
+  ServerRun& server(const std::string& name) { return rep.servers.at(name); }
+
+  // Takes the first pending move whose servers both have a free slot. Moves
+  // of a skipped server are taken out of the queue on the way. Returns false
+  // when none can start now.
+  bool take(size_t& out) {
+    for (auto it = pending.begin(); it != pending.end();) {
+      MoveOutcome& m = rep.moves[*it];
+      ServerRun& from = server(m.from);
+      ServerRun& to = server(m.to);
+      if (from.skipped || to.skipped) {
+        const ServerRun& bad = from.skipped ? from : to;
+        m.result = MoveResult::kSkipped;
+        m.reason = fmt::format("server {} failed {} moves in this run", bad.name, bad.failures);
+        it = pending.erase(it);
+        continue;
+      }
+      if (from.busy_out < from.slots.out && to.busy_in < to.slots.in) {
+        out = *it;
+        pending.erase(it);
+        ++from.busy_out;
+        ++to.busy_in;
+        ++rep.running;
+        return true;
+      }
+      ++it;
+    }
+    return false;
+  }
+
+  // True when a pending move could start now (a worker is about to take it).
+  bool startable() {
+    for (size_t i : pending) {
+      const ServerRun& from = server(rep.moves[i].from);
+      const ServerRun& to = server(rep.moves[i].to);
+      if (from.skipped || to.skipped || (from.busy_out < from.slots.out && to.busy_in < to.slots.in)) return true;
+    }
+    return false;
+  }
+
+  void record(size_t i, const Result<MoveRecord>& r, int64_t started, int64_t finished) {
+    MoveOutcome& m = rep.moves[i];
+    ServerRun& from = server(m.from);
+    ServerRun& to = server(m.to);
+    --from.busy_out;
+    --to.busy_in;
+    --rep.running;
+    m.started_at_ms = started;
+    m.finished_at_ms = finished;
+    from.out_ms += finished - started;
+    to.in_ms += finished - started;
+    if (!r.ok()) {
+      // The move never started: a re-check against the plan said no
+      // (conflict, invalid) or a server could not be reached (failed).
+      m.reason = r.error().message();
+      bool skip = r.error().code() == ErrorCode::kConflict || r.error().code() == ErrorCode::kInvalidInput;
+      m.result = skip ? MoveResult::kSkipped : MoveResult::kFailed;
+    } else {
+      m.move_id = r->id;
+      m.state = std::string(move_state_name(r->state));
+      m.bytes_transferred = r->bytes_transferred;
+      m.lockout_ms = r->lockout_ms;
+      m.result = r->state == MoveState::kDone ? MoveResult::kDone : MoveResult::kFailed;
+      m.reason = m.result == MoveResult::kDone ? "" : r->error.empty() ? "ended in state " + m.state : r->error;
+    }
+    if (m.result == MoveResult::kDone) {
+      from.bytes_out += m.bytes_transferred;
+      to.bytes_in += m.bytes_transferred;
+    }
+    // A move the hard stop rolled back says nothing about its servers.
+    if (m.result == MoveResult::kFailed && !rep.hard_stopped) count_failure(from, to);
+    spdlog::info("rebalance: {} {} -> {}: {}{}", printable(m.user), m.from, m.to, move_result_name(m.result),
+                 m.reason.empty() ? "" : " (" + m.reason + ")");
+  }
+
+  // A failure counts against both servers; a server that reaches the limit
+  // is skipped. Failures whose other end is already skipped do not count: a
+  // dead server must not take its healthy partners down with it.
+  void count_failure(ServerRun& a, ServerRun& b) {
+    if (o_.max_server_failures <= 0) return;
+    if (!b.skipped) ++a.failures;
+    if (!a.skipped) ++b.failures;
+    for (ServerRun* s : {&a, &b}) {
+      if (s->skipped || s->failures < o_.max_server_failures) continue;
+      ServerRun* other = s == &a ? &b : &a;
+      // Both reach the limit on the same move only when they failed only
+      // with each other; skip the one with more failures, or both.
+      if (other->failures > s->failures) continue;
+      s->skipped = true;
+      spdlog::warn("rebalance: server {} failed {} moves; skipping its remaining moves this run", s->name, s->failures);
+    }
+  }
+
+  // Stops starting moves: every pending move is reported as not started.
+  void stop(const std::string& why) {
+    if (!stopping) spdlog::info("rebalance: {}: no more moves start; running moves finish", why);
+    stopping = true;
+    if (rep.stop_reason.empty()) rep.stop_reason = why;
+    for (size_t i : pending) {
+      rep.moves[i].result = MoveResult::kNotStarted;
+      rep.moves[i].reason = "not started: " + why;
+    }
+    pending.clear();
+    cv.notify_all();
+  }
+
+  // AIMD on one server's slots after a sample.
+  void adjust(ServerRun& s, const Result<LoadSample>& sample) {
+    ++s.samples;
+    if (!sample.ok()) {
+      ++s.sample_errors;
+      spdlog::warn("rebalance: cannot read the load of {}: {}; its slots stay at {} out, {} in", s.name,
+                   sample.error().message(), s.slots.out, s.slots.in);
+      return;
+    }
+    s.last = *sample;
+    std::string over;
+    if (o_.max_load_per_cpu > 0 && sample->load_per_cpu > o_.max_load_per_cpu)
+      over = fmt::format("load {:.2f} per CPU > {:.2f}", sample->load_per_cpu, o_.max_load_per_cpu);
+    else if (o_.max_disk_busy > 0 && sample->disk_busy > o_.max_disk_busy)
+      over = fmt::format("disk busy {:.0f}% > {:.0f}%", 100 * sample->disk_busy, 100 * o_.max_disk_busy);
+    ServerSlots before = s.slots;
+    if (!over.empty()) {
+      s.slots.out /= 2;
+      s.slots.in /= 2;
+      if (before.out == s.slots.out && before.in == s.slots.in) return;  // paused already
+      ++s.backoff_events;
+      ++rep.backoff_events;
+      spdlog::info("rebalance: {}: {}: slots {}/{} -> {}/{} (out/in){}", s.name, over, before.out, before.in,
+                   s.slots.out, s.slots.in, s.slots.out + s.slots.in == 0 ? "; paused" : "");
+    } else {
+      s.slots.out = std::min(s.max.out, s.slots.out + 1);
+      s.slots.in = std::min(s.max.in, s.slots.in + 1);
+      if (before.out == s.slots.out && before.in == s.slots.in) return;
+      spdlog::info("rebalance: {}: load back under the limits: slots {}/{} -> {}/{} (out/in)", s.name, before.out,
+                   before.in, s.slots.out, s.slots.in);
+    }
+  }
+
+  void summarize() {
+    rep.done = rep.failed = rep.skipped = rep.not_started = 0;
+    rep.bytes_transferred = 0;
+    std::vector<int64_t> lockouts;
+    for (const auto& m : rep.moves) {
+      switch (m.result) {
+        case MoveResult::kDone: ++rep.done; break;
+        case MoveResult::kFailed: ++rep.failed; break;
+        case MoveResult::kSkipped: ++rep.skipped; break;
+        case MoveResult::kNotStarted: ++rep.not_started; break;
+      }
+      rep.bytes_transferred += m.bytes_transferred;
+      if (m.result == MoveResult::kDone && m.lockout_ms >= 0) lockouts.push_back(m.lockout_ms);
+    }
+    // Moves running or still queued are counted as not started until they end.
+    rep.not_started -= rep.running;
+    rep.lockout_p50_ms = percentile(lockouts, 0.5);
+    rep.lockout_p95_ms = percentile(lockouts, 0.95);
+    rep.lockout_max_ms = lockouts.empty() ? -1 : *std::max_element(lockouts.begin(), lockouts.end());
+  }
+
+ private:
+  const ExecutionOptions& o_;
+  Clock& clock_;
+};
+
 }  // namespace
+
+std::string_view move_result_name(MoveResult r) {
+  switch (r) {
+    case MoveResult::kDone: return "done";
+    case MoveResult::kFailed: return "failed";
+    case MoveResult::kSkipped: return "skipped";
+    case MoveResult::kNotStarted: return "not_started";
+  }
+  return "?";
+}
 
 Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& options, const MoveFnFactory& factory,
                                      Clock& clock) {
-  ExecutionReport rep;
+  Run run(options, clock);
+  ExecutionReport& rep = run.rep;
   rep.night = options.night;
   rep.started_at_ms = clock.now_ms();
   auto server_name = [&](int32_t id) -> std::string {
     return id >= 0 && static_cast<size_t>(id) < plan.servers.size() && !plan.servers[id].name.empty()
                ? plan.servers[id].name
                : std::to_string(id);
+  };
+  auto add_server = [&](const std::string& name) {
+    if (rep.servers.count(name)) return;
+    ServerRun s;
+    s.name = name;
+    auto it = options.slots.find(name);
+    if (it != options.slots.end()) s.max = it->second;
+    s.max.out = std::max(0, s.max.out);
+    s.max.in = std::max(0, s.max.in);
+    s.slots = s.max;
+    rep.servers.emplace(name, s);
   };
   for (const auto& m : plan.moves) {
     if (options.night != 0 && m.night != options.night) continue;
@@ -46,116 +247,181 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
     o.from = server_name(m.from);
     o.to = server_name(m.to);
     o.bytes_planned = m.bytes;
+    add_server(o.from);
+    add_server(o.to);
     rep.moves.push_back(std::move(o));
   }
-  if (rep.moves.empty()) {
-    rep.finished_at_ms = clock.now_ms();
-    return rep;
-  }
+  for (size_t i = 0; i < rep.moves.size(); ++i) run.pending.push_back(i);
 
-  std::mutex mu;
-  std::condition_variable cv;
-  std::list<size_t> pending;
-  for (size_t i = 0; i < rep.moves.size(); ++i) pending.push_back(i);
-  std::map<std::string, int> busy;
-  int running = 0;
-  auto slots_of = [&](const std::string& s) {
-    auto it = options.slots.find(s);
-    return it == options.slots.end() ? kDefaultSlots : std::max(1, it->second);
-  };
-  std::vector<std::string> worker_errors;
+  // As many workers as moves could ever run at once.
+  int64_t out_total = 0, in_total = 0;
+  for (const auto& [name, s] : rep.servers) {
+    out_total += s.max.out;
+    in_total += s.max.in;
+  }
+  int64_t nworkers = std::min({out_total, in_total, static_cast<int64_t>(rep.moves.size())});
+  if (options.max_parallel > 0) nworkers = std::min<int64_t>(nworkers, options.max_parallel);
+  if (nworkers <= 0 && !rep.moves.empty()) {
+    for (size_t i : run.pending) rep.moves[i].reason = "not started: no server has a free slot (max_moves_out/in are 0)";
+    run.pending.clear();
+  }
 
   auto worker = [&]() {
     auto fn = factory();
-    std::unique_lock lock(mu);
+    std::unique_lock lock(run.mu);
     if (!fn.ok()) {
-      worker_errors.push_back(fn.error().message());
-      cv.notify_all();
+      run.worker_errors.push_back(fn.error().message());
+      run.cv.notify_all();
       return;
     }
     while (true) {
-      if (pending.empty()) return;
-      bool stop_interrupt = interrupted();
-      bool stop_deadline = options.deadline_ms > 0 && clock.now_ms() >= options.deadline_ms;
-      if (stop_interrupt || stop_deadline) {
-        rep.interrupted |= stop_interrupt;
-        rep.deadline_reached |= stop_deadline;
-        for (size_t i : pending)
-          rep.moves[i].error = stop_interrupt ? "not started: interrupted" : "not started: the deadline has passed";
-        pending.clear();
-        cv.notify_all();
+      if (run.pending.empty()) return;
+      // The deadline holds between two moves of one worker too (the caller's
+      // thread only looks at the clock every poll interval).
+      if (options.deadline_ms > 0 && clock.now_ms() >= options.deadline_ms) {
+        run.rep.deadline_reached = true;
+        run.stop(deadline_reason(options.deadline_ms));
         return;
       }
-      auto it = std::find_if(pending.begin(), pending.end(), [&](size_t i) {
-        return busy[rep.moves[i].from] < slots_of(rep.moves[i].from) && busy[rep.moves[i].to] < slots_of(rep.moves[i].to);
-      });
-      if (it == pending.end()) {
-        // Every pending move touches a busy server: wait for one to finish.
-        cv.wait(lock);
+      size_t i;
+      if (!run.take(i)) {
+        run.cv.wait(lock);
         continue;
       }
-      size_t i = *it;
-      pending.erase(it);
-      MoveOutcome& o = rep.moves[i];
-      ++busy[o.from];
-      ++busy[o.to];
-      ++running;
-      lock.unlock();
-
-      MoveOptions mo;
+      MoveOutcome& m = rep.moves[i];
+      MoveOptions mo = options.move;
       mo.plan_id = options.plan_id;
-      mo.bytes_planned = o.bytes_planned;
-      mo.expected_from = o.from;
-      auto r = (*fn)(o.user, o.to, mo);
-
+      mo.bytes_planned = m.bytes_planned;
+      mo.expected_from = m.from;
+      const std::string user = m.user, to = m.to;
+      lock.unlock();
+      int64_t started = clock.now_ms();
+      auto r = (*fn)(user, to, mo);
+      int64_t finished = clock.now_ms();
       lock.lock();
-      --busy[o.from];
-      --busy[o.to];
-      --running;
-      if (!r.ok()) {
-        o.result = MoveOutcome::Result::kSkipped;
-        o.error = r.error().message();
-        if (r.error().code() != ErrorCode::kConflict && r.error().code() != ErrorCode::kInvalidInput)
-          o.result = MoveOutcome::Result::kFailed;
-      } else {
-        o.move_id = r->id;
-        o.state = std::string(move_state_name(r->state));
-        o.bytes_transferred = r->bytes_transferred;
-        o.lockout_ms = r->lockout_ms;
-        o.error = r->error;
-        o.result = r->state == MoveState::kDone ? MoveOutcome::Result::kDone : MoveOutcome::Result::kFailed;
-      }
-      spdlog::info("rebalance: {} {} -> {}: {}{}", printable(o.user), o.from, o.to,
-                   o.state.empty() ? "skipped" : o.state, o.error.empty() ? "" : " (" + o.error + ")");
-      cv.notify_all();
+      run.record(i, r, started, finished);
+      run.cv.notify_all();
     }
   };
 
-  int nthreads = std::max(1, std::min<int>(options.max_parallel, static_cast<int>(rep.moves.size())));
   std::vector<std::thread> threads;
-  for (int t = 0; t < nthreads; ++t) threads.emplace_back(worker);
-  for (auto& t : threads) t.join();
-  if (!worker_errors.empty() && std::all_of(rep.moves.begin(), rep.moves.end(), [](const MoveOutcome& o) { return o.state.empty(); }))
-    return Error::unavailable(worker_errors.front());
-  for (const auto& e : worker_errors) spdlog::warn("rebalance: a worker could not start: {}", e);
-  for (auto& o : rep.moves)
-    if (o.state.empty() && o.error.empty()) o.error = "not started";
+  threads.reserve(static_cast<size_t>(std::max<int64_t>(nworkers, 0)));
+  for (int64_t t = 0; t < nworkers; ++t) threads.emplace_back(worker);
 
-  std::vector<int64_t> lockouts;
-  for (const auto& o : rep.moves) {
-    switch (o.result) {
-      case MoveOutcome::Result::kDone: ++rep.done; break;
-      case MoveOutcome::Result::kFailed: ++rep.failed; break;
-      case MoveOutcome::Result::kSkipped: ++rep.skipped; break;
+  // The caller's thread: clock, stops, load samples, progress.
+  const int64_t interval = std::max<int64_t>(options.sample_interval_ms, 1);
+  int64_t next_sample = options.sampler ? rep.started_at_ms + interval : INT64_MAX;
+  int64_t next_progress = 0;
+  bool hard_done = false;
+  {
+    std::unique_lock lock(run.mu);
+    while (true) {
+      const int64_t now = clock.now_ms();
+      StopLevel level = StopLevel::kNone;
+      std::string why;
+      if (options.stop) {
+        lock.unlock();
+        level = options.stop();
+        lock.lock();
+        if (level != StopLevel::kNone) why = "a stop was requested";
+      }
+      if (options.hard_deadline_ms > 0 && now >= options.hard_deadline_ms) {
+        level = StopLevel::kHard;
+        why = fmt::format("the hard deadline {} passed", format_time_ms(options.hard_deadline_ms));
+      } else if (level == StopLevel::kNone && options.deadline_ms > 0 && now >= options.deadline_ms) {
+        level = StopLevel::kSoft;
+        why = deadline_reason(options.deadline_ms);
+      }
+      if (level != StopLevel::kNone) {
+        rep.deadline_reached = true;
+        run.stop(why);
+      }
+      if (level == StopLevel::kHard && !hard_done) {
+        hard_done = true;
+        rep.hard_stopped = true;
+        if (rep.running > 0)
+          spdlog::warn("rebalance: {}: {} running moves roll back unless they have flipped", why, rep.running);
+        if (options.on_hard_stop) {
+          lock.unlock();
+          options.on_hard_stop();
+          lock.lock();
+        }
+      }
+      // Workers leave once the queue is empty; the run ends when they have.
+      if (run.pending.empty() && rep.running == 0) break;
+      if (!run.worker_errors.empty() && static_cast<int64_t>(run.worker_errors.size()) >= nworkers) {
+        run.stop("no worker could start: " + run.worker_errors.front());
+        break;
+      }
+
+      if (options.sampler && now >= next_sample) {
+        // Every server with a running or queued move.
+        std::set<std::string> names;
+        for (const auto& [name, s] : rep.servers)
+          if (!s.skipped && s.busy_out + s.busy_in > 0) names.insert(name);
+        for (size_t i : run.pending) {
+          if (!run.server(rep.moves[i].from).skipped) names.insert(rep.moves[i].from);
+          if (!run.server(rep.moves[i].to).skipped) names.insert(rep.moves[i].to);
+        }
+        lock.unlock();
+        std::vector<std::pair<std::string, Result<LoadSample>>> samples;
+        for (const auto& n : names) samples.emplace_back(n, options.sampler(n));
+        lock.lock();
+        for (auto& [n, r] : samples) run.adjust(run.server(n), r);
+        next_sample = now + interval;
+        run.cv.notify_all();
+      }
+      if (options.on_progress && now >= next_progress) {
+        run.summarize();
+        ExecutionReport copy = rep;
+        lock.unlock();
+        options.on_progress(copy);
+        lock.lock();
+        next_progress = now + std::max<int64_t>(options.progress_interval_ms, 1);
+      }
+
+      int64_t next_event = std::min(next_sample, options.on_progress ? next_progress : INT64_MAX);
+      if (!run.stopping) {
+        if (options.deadline_ms > 0) next_event = std::min(next_event, options.deadline_ms);
+      }
+      if (options.hard_deadline_ms > 0 && !hard_done) next_event = std::min(next_event, options.hard_deadline_ms);
+      int64_t wait = std::clamp<int64_t>(next_event - clock.now_ms(), 0, std::max<int64_t>(options.poll_interval_ms, 1));
+      if (rep.running == 0 && !run.startable()) {
+        // Nothing runs and nothing could start (the workers would have taken
+        // it): only time (a sample, a deadline) can change that. A fake
+        // clock advances here.
+        lock.unlock();
+        clock.sleep_ms(std::max<int64_t>(wait, 1));
+        lock.lock();
+      } else {
+        run.cv.wait_for(lock, std::chrono::milliseconds(std::max<int64_t>(wait, 1)));
+      }
     }
-    rep.bytes_transferred += o.bytes_transferred;
-    if (o.result == MoveOutcome::Result::kDone && o.lockout_ms >= 0) lockouts.push_back(o.lockout_ms);
+    run.cv.notify_all();
   }
-  rep.lockout_median_ms = percentile(lockouts, 0.5);
-  rep.lockout_p95_ms = percentile(lockouts, 0.95);
-  rep.lockout_max_ms = lockouts.empty() ? -1 : *std::max_element(lockouts.begin(), lockouts.end());
+  for (auto& t : threads) t.join();
+
+  if (!run.worker_errors.empty() &&
+      std::all_of(rep.moves.begin(), rep.moves.end(), [](const MoveOutcome& o) { return o.started_at_ms == 0; }))
+    return Error::unavailable(run.worker_errors.front());
+  for (const auto& e : run.worker_errors) spdlog::warn("rebalance: a worker could not start: {}", e);
+  for (auto& m : rep.moves)
+    if (m.result == MoveResult::kNotStarted && m.reason.empty()) m.reason = "not started";
+  run.summarize();
+  rep.finished = true;
   rep.finished_at_ms = clock.now_ms();
-  return rep;
+  return std::move(rep);
+}
+
+double schedule_bound_ms(const ExecutionReport& report) {
+  double bound = 0;
+  for (const auto& [name, s] : report.servers) {
+    if (s.max.out > 0) bound = std::max(bound, static_cast<double>(s.out_ms) / s.max.out);
+    if (s.max.in > 0) bound = std::max(bound, static_cast<double>(s.in_ms) / s.max.in);
+  }
+  for (const auto& m : report.moves)
+    if (m.started_at_ms > 0) bound = std::max(bound, static_cast<double>(m.finished_at_ms - m.started_at_ms));
+  return bound;
 }
 
 }  // namespace mailshard

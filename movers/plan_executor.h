@@ -1,12 +1,25 @@
 // PlanExecutor: runs the moves of a Plan (one night of it) with the move
-// lifecycle, keeping every server busy without overloading it: a move starts
-// when both its servers have a free slot, taking moves in plan order (the
-// planner already ordered them round-robin across servers), and no move starts
-// after the deadline or after Ctrl-C. Running moves always finish their
-// protocol (a move interrupted before its flip rolls back).
+// lifecycle, keeping every server busy without overloading it.
 //
-// Each worker thread gets its own MoveFn (its own journal and LDAP handles),
-// made by the factory.
+//  - Slots: each server has out slots (moves it is the source of) and in
+//    slots (moves it receives). A move starts as soon as its source has a
+//    free out slot and its destination a free in slot, taking moves in plan
+//    order, but a move whose servers are busy never holds back the moves
+//    behind it.
+//  - Back-off (AIMD): every sample_interval the executor reads each involved
+//    server's load. Above a limit, that server's slots halve (down to 0: it
+//    pauses); below, one comes back per interval, up to its maximum.
+//  - Failures: a server whose moves fail max_server_failures times is skipped
+//    for the rest of the run. A move failure never stops the run.
+//  - Stops: after the deadline (or a soft stop: the first SIGTERM, --stop) no
+//    move starts; running moves finish. After the hard deadline (or a hard
+//    stop) the executor calls on_hard_stop once, which makes running moves
+//    that have not flipped roll back; moves past their flip finish.
+//
+// Threads: the caller's thread samples load, watches the clock and the stop
+// probe, and reports progress; one worker thread per possible concurrent move
+// runs the moves. Each worker gets its own MoveFn (its own journal and LDAP
+// handles), made by the factory.
 #pragma once
 
 #include <cstdint>
@@ -25,39 +38,98 @@ namespace mailshard {
 using MoveFn = std::function<Result<MoveRecord>(const std::string& user, const std::string& to, const MoveOptions&)>;
 using MoveFnFactory = std::function<Result<MoveFn>()>;
 
-struct ExecutionOptions {
-  int night = 1;               // the plan's night to run; 0 = every move of the plan
-  int64_t deadline_ms = 0;     // epoch ms after which no move starts; 0 = none
-  int max_parallel = 4;        // moves at once, fleet-wide (worker threads)
-  std::map<std::string, int> slots;  // moves at once per server name (default 4)
-  int64_t plan_id = 0;
+struct ServerSlots {
+  int out = 2;  // moves with this server as the source, at once
+  int in = 2;   // moves with this server as the destination, at once
 };
+
+// One server's measured load. A negative figure is unknown (not checked).
+struct LoadSample {
+  double load_per_cpu = -1;  // node_load1 / CPUs
+  double disk_busy = -1;     // fraction of time the mail root's disk was busy since the last sample
+};
+// Reads a server's load now. An error (unreachable, garbage) leaves the
+// server's slots as they are; it is logged and counted.
+using LoadSampler = std::function<Result<LoadSample>(const std::string& server)>;
+
+enum class StopLevel { kNone, kSoft, kHard };
+
+struct ExecutionOptions {
+  int night = 1;                  // the plan's night to run; 0 = every move of the plan
+  int64_t deadline_ms = 0;        // epoch ms after which no move starts; 0 = none
+  int64_t hard_deadline_ms = 0;   // epoch ms after which running moves roll back if they can; 0 = none
+  int max_parallel = 0;           // fleet-wide cap on moves at once; 0 = what the slots allow
+  std::map<std::string, ServerSlots> slots;  // per server name; a server not listed gets the defaults
+  int64_t plan_id = 0;
+  MoveOptions move;               // passed to every move (plan_id, bytes_planned and expected_from are set per move)
+
+  LoadSampler sampler;            // empty: no back-off
+  int64_t sample_interval_ms = 30'000;
+  double max_load_per_cpu = 1.5;
+  double max_disk_busy = 0.8;
+  int max_server_failures = 3;    // 0 = never skip a server
+
+  std::function<StopLevel()> stop;        // polled; empty = never
+  std::function<void()> on_hard_stop;     // called once at the hard deadline or a hard stop
+  std::function<void(const struct ExecutionReport&)> on_progress;  // from the caller's thread
+  int64_t progress_interval_ms = 1000;    // on_progress at most this often (and at the end)
+  int64_t poll_interval_ms = 200;         // the stop probe and the clock are looked at this often (real ms)
+};
+
+enum class MoveResult { kDone, kFailed, kSkipped, kNotStarted };
+std::string_view move_result_name(MoveResult r);
 
 struct MoveOutcome {
   std::string user, from, to;
   int64_t bytes_planned = 0;
-  enum class Result { kDone, kFailed, kSkipped } result = Result::kSkipped;
-  int64_t move_id = 0;
+  MoveResult result = MoveResult::kNotStarted;
+  std::string reason;    // why it failed, was skipped or did not start; "" when done
+  int64_t move_id = 0;   // the journal's move, 0 when none was claimed
+  std::string state;     // final move state, "" when it never started
   int64_t bytes_transferred = 0;
   int64_t lockout_ms = -1;
-  std::string state;   // final move state, "" when it never started
-  std::string error;   // why it failed or was skipped
+  int64_t started_at_ms = 0, finished_at_ms = 0;  // 0 when it never started
+};
+
+struct ServerRun {
+  std::string name;
+  ServerSlots max;              // configured slots
+  ServerSlots slots;            // slots now (after back-off)
+  int busy_out = 0, busy_in = 0;
+  int failures = 0;
+  bool skipped = false;         // failed too often: no more moves this run
+  int backoff_events = 0;       // halvings
+  int samples = 0, sample_errors = 0;
+  LoadSample last;              // last good sample
+  int64_t bytes_in = 0, bytes_out = 0;  // of done moves
+  int64_t out_ms = 0, in_ms = 0;  // sum of its moves' durations as source / as destination
 };
 
 struct ExecutionReport {
   int night = 1;
   int64_t started_at_ms = 0, finished_at_ms = 0;
-  std::vector<MoveOutcome> moves;  // plan order
-  int64_t done = 0, failed = 0, skipped = 0;
+  std::vector<MoveOutcome> moves;      // plan order
+  std::map<std::string, ServerRun> servers;
+  int64_t done = 0, failed = 0, skipped = 0, not_started = 0, running = 0;
   int64_t bytes_transferred = 0;
-  int64_t lockout_median_ms = -1, lockout_p95_ms = -1, lockout_max_ms = -1;
-  bool interrupted = false, deadline_reached = false;
+  int64_t lockout_p50_ms = -1, lockout_p95_ms = -1, lockout_max_ms = -1;
+  int64_t backoff_events = 0;
+  bool deadline_reached = false;       // the deadline or a soft stop ended it early
+  bool hard_stopped = false;           // the hard deadline or a hard stop
+  std::string stop_reason;             // "the deadline 05:30 passed", "SIGTERM", "--stop", ""
+  bool finished = false;               // false in progress reports
 };
 
 // Runs the moves of `options.night`. kInvalidInput when the plan cannot be
-// executed at all (no user names: a plan from a generated fleet; a server
-// the config does not know). Individual move failures are in the report.
+// executed at all (no user names: a plan from a generated fleet). Individual
+// move failures are in the report.
 Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& options, const MoveFnFactory& factory,
                                      Clock& clock);
+
+// The schedule bound of a finished run: no schedule with these slots could
+// have been shorter. The largest of: each server's sum of move durations as
+// a source divided by its out slots, the same as a destination with its in
+// slots, and the longest single move.
+double schedule_bound_ms(const ExecutionReport& report);
 
 }  // namespace mailshard

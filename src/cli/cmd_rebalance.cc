@@ -13,6 +13,7 @@
 #include "movers/plan_executor.h"
 #include "util/duration.h"
 #include "util/fs.h"
+#include "util/interrupt.h"
 #include "util/strings.h"
 
 namespace mailshard::cli {
@@ -102,7 +103,7 @@ Command register_rebalance(CLI::App& root, Context& ctx) {
             eo.deadline_ms = deadline;
             eo.max_parallel = a->max_parallel;
             eo.plan_id = plan_id;
-            for (const auto& s : cfg->servers) eo.slots[s.name] = s.max_concurrent_moves;
+            for (const auto& s : cfg->servers) eo.slots[s.name] = {s.max_concurrent_moves, s.max_concurrent_moves};
             // One move setup (journal, LDAP, transports) per worker thread.
             std::string config_path = cfg->path;
             GlobalOptions global = ctx.global;
@@ -133,36 +134,36 @@ Command register_rebalance(CLI::App& root, Context& ctx) {
                                       {"failed", rep->failed},
                                       {"skipped", rep->skipped},
                                       {"bytes_transferred", rep->bytes_transferred},
-                                      {"lockout_median_ms", rep->lockout_median_ms},
+                                      {"lockout_p50_ms", rep->lockout_p50_ms},
                                       {"lockout_p95_ms", rep->lockout_p95_ms},
                                       {"lockout_max_ms", rep->lockout_max_ms},
                                       {"seconds", (rep->finished_at_ms - rep->started_at_ms) / 1000.0},
                                       {"deadline_reached", rep->deadline_reached},
-                                      {"interrupted", rep->interrupted}};
+                                      {"hard_stopped", rep->hard_stopped}};
             bool all_done = rep->done == static_cast<int64_t>(rep->moves.size());
             (void)j->set_plan_status(plan_id, all_done ? "done" : "partial");
-            (void)j->finish_run(run, rep->interrupted ? "interrupted" : all_done ? "ok" : "failed", summary.dump());
+            (void)j->finish_run(run, rep->hard_stopped ? "interrupted" : all_done ? "ok" : "failed", summary.dump());
             if (ctx.global.json) {
               summary["results"] = nlohmann::json::array();
               for (const auto& o : rep->moves)
                 summary["results"].push_back({{"user", o.user}, {"from", o.from}, {"to", o.to}, {"move_id", o.move_id},
                                               {"state", o.state}, {"bytes_transferred", o.bytes_transferred},
-                                              {"lockout_ms", o.lockout_ms}, {"error", o.error}});
+                                              {"lockout_ms", o.lockout_ms}, {"error", o.reason}});
               fmt::print("{}\n", summary.dump(2));
             } else {
               for (const auto& o : rep->moves)
                 fmt::print("{:<28} {:<8} -> {:<8} {:<12} {:>10} {:>8}  {}\n", printable(o.user, 28), o.from, o.to,
                            o.state.empty() ? "not started" : o.state, human_bytes(o.bytes_transferred),
-                           o.lockout_ms >= 0 ? format_duration_ms(o.lockout_ms) : "-", o.error);
+                           o.lockout_ms >= 0 ? format_duration_ms(o.lockout_ms) : "-", o.reason);
               fmt::print("rebalance plan {} night {}: {} done, {} failed, {} not started; {} copied; lockout median {} "
                          "p95 {} max {}{}\n",
                          hash, rep->night, rep->done, rep->failed, rep->skipped, human_bytes(rep->bytes_transferred),
-                         rep->lockout_median_ms >= 0 ? format_duration_ms(rep->lockout_median_ms) : "-",
+                         rep->lockout_p50_ms >= 0 ? format_duration_ms(rep->lockout_p50_ms) : "-",
                          rep->lockout_p95_ms >= 0 ? format_duration_ms(rep->lockout_p95_ms) : "-",
                          rep->lockout_max_ms >= 0 ? format_duration_ms(rep->lockout_max_ms) : "-",
-                         rep->deadline_reached ? "; the deadline stopped it" : "");
+                         rep->deadline_reached ? "; " + rep->stop_reason : "");
             }
-            if (rep->interrupted) return kExitInterrupted;
+            if (interrupted()) return kExitInterrupted;
             return all_done ? kExitOk : kExitFailure;
           }};
 }
