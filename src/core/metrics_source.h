@@ -27,6 +27,7 @@ struct ServerMetrics {
   std::string mountpoint;      // the mount that holds mail_root ("/srv/mail")
   std::string device;          // its device ("/dev/vdb"); "" if unknown
   std::string fstype;          // "ext4", ...; "" if unknown
+  double disk_io_seconds = -1; // node_disk_io_time_seconds_total of that device; -1 = unknown
   std::string source;          // "http://host:9100/metrics" or "statvfs"
 };
 

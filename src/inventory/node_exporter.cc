@@ -56,6 +56,7 @@ Result<ServerMetrics> node_metrics_for(const std::vector<PromSample>& samples, s
   };
   ServerMetrics out;
   std::set<std::string> cpus;
+  std::map<std::string, double> disk_io;  // node_disk_io_time_seconds_total by device ("vdb")
   for (const auto& s : samples) {
     if (s.name == "node_load1" && !(std::isfinite(s.value) && s.value >= 0))
       return Error::corrupt(fmt::format("node_load1 {} is not a load average (a finite number >= 0)", s.value));
@@ -65,6 +66,8 @@ Result<ServerMetrics> node_metrics_for(const std::vector<PromSample>& samples, s
     else if (s.name == "node_filesystem_device_error") mount_of(s).device_error = s.value == 1;
     else if (s.name == "node_load1") out.load1 = s.value;
     else if (s.name == "node_cpu_seconds_total") cpus.insert(std::string(s.label("cpu")));
+    else if (s.name == "node_disk_io_time_seconds_total" && std::isfinite(s.value) && s.value >= 0)
+      disk_io[std::string(s.label("device"))] = s.value;
   }
   out.cpus = static_cast<int>(cpus.size());
 
@@ -103,6 +106,9 @@ Result<ServerMetrics> node_metrics_for(const std::vector<PromSample>& samples, s
   out.mountpoint = best->mountpoint;
   out.device = best->device;
   out.fstype = best->fstype;
+  // node_disk_* name the device without /dev/ ("/dev/vdb" -> "vdb").
+  std::string dev = best->device.rfind("/dev/", 0) == 0 ? best->device.substr(5) : best->device;
+  if (auto it = disk_io.find(dev); !dev.empty() && it != disk_io.end()) out.disk_io_seconds = it->second;
   return out;
 }
 

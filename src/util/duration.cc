@@ -1,6 +1,8 @@
 #include "util/duration.h"
 
+#include <algorithm>
 #include <cctype>
+#include <ctime>
 #include <cmath>
 
 #include <fmt/format.h>
@@ -62,6 +64,36 @@ std::string format_duration_ms(int64_t ms) {
   if (m) out += fmt::format("{}m", m);
   if (sec && !d) out += fmt::format("{}s", sec);
   return out;
+}
+
+Result<int64_t> parse_deadline_ms(std::string_view text, int64_t now_ms) {
+  auto colon = text.find(':');
+  if (colon == std::string_view::npos) {
+    auto d = parse_duration_ms(text);
+    if (!d.ok()) return Error::invalid(fmt::format("'{}' is neither a duration (5h) nor a clock time (05:30)", printable(text)));
+    return now_ms + *d;
+  }
+  auto digits = [](std::string_view s) {
+    return !s.empty() && s.size() <= 2 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+  };
+  std::string_view hh = text.substr(0, colon), mm = text.substr(colon + 1);
+  if (!digits(hh) || mm.size() != 2 || !digits(mm))
+    return Error::invalid(fmt::format("'{}' is not a clock time HH:MM", printable(text)));
+  int h = std::stoi(std::string(hh)), m = std::stoi(std::string(mm));
+  if (h > 23 || m > 59) return Error::invalid(fmt::format("'{}' is not a clock time HH:MM (00:00 to 23:59)", printable(text)));
+  time_t now = static_cast<time_t>(now_ms / 1000);
+  for (int day = 0; day < 3; ++day) {
+    struct tm t = {};
+    localtime_r(&now, &t);
+    t.tm_mday += day;
+    t.tm_hour = h;
+    t.tm_min = m;
+    t.tm_sec = 0;
+    t.tm_isdst = -1;  // a DST change between now and then is mktime's to apply
+    time_t at = mktime(&t);
+    if (at != static_cast<time_t>(-1) && static_cast<int64_t>(at) * 1000 > now_ms) return static_cast<int64_t>(at) * 1000;
+  }
+  return Error::invalid(fmt::format("cannot place clock time '{}' in the local time zone", printable(text)));
 }
 
 }  // namespace mailshard

@@ -37,6 +37,18 @@ TEST(NodeExporter, LongestMountpointHoldingTheMailRootWins) {
   EXPECT_EQ(m->cpus, 2);
 }
 
+TEST(NodeExporter, DiskBusyTimeIsTheMailRootsDevice) {
+  std::string text = std::string(kTwoDisks) +
+                     "node_disk_io_time_seconds_total{device=\"vda\"} 11.5\n"
+                     "node_disk_io_time_seconds_total{device=\"vdb\"} 42.25\n";
+  auto m = node_metrics_for(parse(text), "/srv/mail/store1");
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  EXPECT_DOUBLE_EQ(m->disk_io_seconds, 42.25);
+  auto none = node_metrics_for(parse(kTwoDisks), "/srv/mail/store1");
+  ASSERT_TRUE(none.ok());
+  EXPECT_LT(none->disk_io_seconds, 0) << "no node_disk_* sample: unknown";
+}
+
 TEST(NodeExporter, APrefixThatIsNotAPathComponentDoesNotCount) {
   auto m = node_metrics_for(parse(kTwoDisks), "/srv/mailx");
   ASSERT_TRUE(m.ok());

@@ -42,3 +42,33 @@ TEST(Duration, HugeOrOverflowingIsRefused) {
 
 }  // namespace
 }  // namespace mailshard
+
+namespace mailshard {
+namespace {
+
+TEST(Deadline, ADurationCountsFromNow) {
+  EXPECT_EQ(*parse_deadline_ms("5h", 1'000), 1'000 + 5 * 3'600'000);
+  EXPECT_EQ(*parse_deadline_ms("90m", 0), 90 * 60'000);
+}
+
+TEST(Deadline, AClockTimeIsTheNextSuchLocalTime) {
+  ::setenv("TZ", "UTC", 1);
+  ::tzset();
+  const int64_t day = 86'400'000;
+  const int64_t midnight = 20'000 * day;  // a UTC midnight
+  // 01:00 now: 05:30 is later today; 00:30 is tomorrow.
+  EXPECT_EQ(*parse_deadline_ms("05:30", midnight + 3'600'000), midnight + 5 * 3'600'000 + 30 * 60'000);
+  EXPECT_EQ(*parse_deadline_ms("00:30", midnight + 3'600'000), midnight + day + 30 * 60'000);
+  EXPECT_EQ(*parse_deadline_ms("1:00", midnight + 3'600'000), midnight + day + 3'600'000) << "now is not the next";
+}
+
+TEST(Deadline, NonsenseIsRefusedWithTheText) {
+  for (const char* bad : {"25:00", "05:3", "05:60", "x:10", ":", "05:30pm", "soon"}) {
+    auto r = parse_deadline_ms(bad, 0);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_NE(r.error().message().find(bad), std::string::npos) << r.error().message();
+  }
+}
+
+}  // namespace
+}  // namespace mailshard
