@@ -8,9 +8,14 @@
 //
 // --snapshot works without a config file: then the [plan] defaults apply and
 // nothing is journaled.
+//
+// mailshard plan approve HASH: marks a journaled plan as reviewed, so the
+// nightly rebalance ([rebalance] require_approval) may run it.
+// mailshard plan list: the journaled plans, newest first, with their approval.
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cerrno>
 
 #include <fmt/format.h>
@@ -19,6 +24,7 @@
 
 #include "cli/cli.h"
 #include "cli/live_plan.h"
+#include "core/clock.h"
 #include "core/plan.h"
 #include "core/snapshot.h"
 #include "planners/planner.h"
@@ -160,6 +166,89 @@ Result<int> run_plan(Context& ctx, const PlanOptions& o) {
   return kExitOk;
 }
 
+// Who approves: the person behind sudo, else the login, else the uid.
+std::string approver(const Context& ctx) {
+  for (const char* var : {"SUDO_USER", "USER"})
+    if (auto v = ctx.env(var); v && !v->empty()) return *v;
+  return fmt::format("uid {}", ::getuid());
+}
+
+std::string approval_text(const PlanRecord& p) {
+  if (p.approved_at_ms == 0) return "no";
+  return fmt::format("{} by {}", format_time_ms(p.approved_at_ms), printable(p.approved_by, 64));
+}
+
+nlohmann::ordered_json plan_record_json(const PlanRecord& p) {
+  auto time_or_null = [](int64_t ms) { return ms ? nlohmann::ordered_json(format_time_ms(ms)) : nlohmann::ordered_json(); };
+  return {{"hash", p.hash},
+          {"created_at", time_or_null(p.created_at_ms)},
+          {"strategy", p.strategy},
+          {"moves", p.moves},
+          {"status", p.status},
+          {"approved_at", time_or_null(p.approved_at_ms)},
+          {"approved_by", p.approved_at_ms ? nlohmann::ordered_json(p.approved_by) : nlohmann::ordered_json()}};
+}
+
+Result<int> run_approve(Context& ctx, std::string hash) {
+  for (char& ch : hash) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
+  // Hex only: the journal matches a prefix with LIKE, where '%' and '_' are wildcards.
+  if (hash.size() < 8 || hash.find_first_not_of("0123456789abcdef") != std::string::npos)
+    return Error::invalid(
+        fmt::format("plan approve: '{}' is not a plan hash (give it, or a unique prefix of at least 8 hex digits)",
+                    printable(hash, 80)));
+  Journal* j = MS_TRY(ctx.journal());
+  auto found = j->find_plan(hash);
+  // An unknown hash is bad input (exit 2), like an unknown user.
+  if (!found.ok() && found.error().code() == ErrorCode::kNotFound)
+    return Error::invalid(fmt::format("plan approve: {}", found.error().message()));
+  PlanRecord before = MS_TRY_CTX(std::move(found), "plan approve");
+  MS_CHECK_CTX(j->approve_plan(before.id, approver(ctx)), "plan approve");
+  PlanRecord p = MS_TRY_CTX(j->find_plan(before.hash), "plan approve");
+  if (ctx.global.json) {
+    auto out = plan_record_json(p);
+    out["already_approved"] = before.approved_at_ms != 0;
+    fmt::print("{}\n", out.dump(2));
+  } else if (before.approved_at_ms != 0) {
+    fmt::print("plan {} was already approved: {} ({} moves, created {})\n", p.hash, approval_text(p), p.moves,
+               format_time_ms(p.created_at_ms));
+  } else {
+    fmt::print("approved plan {} ({} moves, created {})\n", p.hash, p.moves, format_time_ms(p.created_at_ms));
+  }
+  return kExitOk;
+}
+
+Result<int> run_list(Context& ctx, int limit) {
+  if (limit < 0) return Error::invalid(fmt::format("plan list: --limit must not be negative, got {}", limit));
+  Journal* j = MS_TRY(ctx.journal());
+  std::vector<PlanRecord> plans = MS_TRY_CTX(j->list_plans(limit), "plan list");
+  if (ctx.global.json) {
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
+    for (const auto& p : plans) out.push_back(plan_record_json(p));
+    fmt::print("{}\n", out.dump(2));
+    return kExitOk;
+  }
+  if (plans.empty()) {
+    fmt::print("no plans in the journal\n");
+    return kExitOk;
+  }
+  fmt::print("{:<32}  {:<24}  {:<8} {:>6}  {:<9}  {}\n", "HASH", "CREATED", "STRATEGY", "MOVES", "STATUS", "APPROVED");
+  for (const auto& p : plans)
+    fmt::print("{:<32}  {:<24}  {:<8} {:>6}  {:<9}  {}\n", p.hash, format_time_ms(p.created_at_ms),
+               printable(p.strategy, 8), p.moves, printable(p.status, 9), approval_text(p));
+  return kExitOk;
+}
+
+// Options of `plan` itself given with `plan approve` or `plan list` would be
+// ignored: refuse them instead. (CLI11 lets a child's unknown option fall
+// through to its parent.)
+Status no_plan_options(const CLI::App& plan, const CLI::App& sub) {
+  for (const CLI::Option* opt : plan.get_options())
+    if (opt->count() > 0 && opt != plan.get_help_ptr())
+      return Error::invalid(fmt::format("plan {}: {} is an option of 'mailshard plan', not of 'plan {}'", sub.get_name(),
+                                        opt->get_name(), sub.get_name()));
+  return {};
+}
+
 }  // namespace
 
 Command register_plan(CLI::App& root, Context& ctx) {
@@ -194,7 +283,30 @@ Command register_plan(CLI::App& root, Context& ctx) {
       "there is no config); 'mailshard rebalance' can execute exactly that plan. A partial plan (the goals cannot be\n"
       "reached within the constraints) still exits 0; its reasons are printed and in the JSON ('partial').\n"
       "Exit codes: 0 planned, 1 failure, 2 usage, config or snapshot error.");
-  return {cmd, [&ctx, o]() -> Result<int> { return run_plan(ctx, *o); }};
+
+  // Subcommands. The dispatcher runs this Command when `plan` was parsed,
+  // which it also is when a subcommand was: pick the one that ran here.
+  auto approve_hash = std::make_shared<std::string>();
+  CLI::App* approve = cmd->add_subcommand("approve", "Approve a journaled plan for the nightly rebalance");
+  approve->add_option("HASH", *approve_hash, "the plan's hash, or a unique prefix of at least 8 hex digits")->required();
+  approve->footer(
+      "Records who approved (sudo's user, else $USER) and when. With [rebalance] require_approval = true the nightly\n"
+      "rebalance runs the newest approved plan only. Approving again keeps the first approval.\n"
+      "Exit codes: 0 approved, 1 failure, 2 unknown or ambiguous hash, or a config error.");
+  auto list_limit = std::make_shared<int>(20);
+  CLI::App* list = cmd->add_subcommand("list", "List the journaled plans, newest first, with their approval");
+  list->add_option("--limit", *list_limit, "at most this many plans (default 20; 0 = all)");
+  return {cmd, [&ctx, o, cmd, approve, approve_hash, list, list_limit]() -> Result<int> {
+            if (approve->parsed()) {
+              MS_CHECK(no_plan_options(*cmd, *approve));
+              return run_approve(ctx, *approve_hash);
+            }
+            if (list->parsed()) {
+              MS_CHECK(no_plan_options(*cmd, *list));
+              return run_list(ctx, *list_limit);
+            }
+            return run_plan(ctx, *o);
+          }};
 }
 
 }  // namespace mailshard::cli

@@ -1,5 +1,6 @@
 #include "config/config_loader.h"
 
+#include <algorithm>
 #include <cctype>
 #include <cstdlib>
 #include <map>
@@ -441,7 +442,12 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
       p.add(line_of(*t.get("class")), r.key_name("class"), "must not contain a comma");
     r.boolean("draining", s.draining);
     r.number("load_capacity", s.load_capacity, 0, 1e6);
-    r.integer("max_concurrent_moves", s.max_concurrent_moves, 1, 64);
+    // The older single figure sets both directions; an explicit one wins.
+    int both = 0;
+    if (r.integer("max_concurrent_moves", both, 1, 64)) s.max_moves_out = s.max_moves_in = both;
+    r.integer("max_moves_out", s.max_moves_out, 1, 64);
+    r.integer("max_moves_in", s.max_moves_in, 1, 64);
+    s.max_concurrent_moves = std::max(s.max_moves_out, s.max_moves_in);
     r.integer("sync_streams", s.sync_streams, 1, 64);
     load_secret(r, p, "doveadm_password_file", s.doveadm_password_file, "MAILSHARD_DOVEADM_PASSWORD", env,
                 s.doveadm_password, !s.doveadm_url.empty(), c);
@@ -544,6 +550,30 @@ void read_plan(const toml::table* t, Config& c, Problems& p) {
   r.finish();
 }
 
+void read_rebalance(const toml::table* t, Config& c, Problems& p) {
+  if (!t) return;
+  RebalanceConfig& rb = c.rebalance;
+  TableReader r(*t, "rebalance", p);
+  rb.line = r.line();
+  r.boolean("require_approval", rb.require_approval);
+  if (r.duration("max_plan_age", rb.max_plan_age_ms) && rb.max_plan_age_ms <= 0)
+    p.add(line_of(*t->get("max_plan_age")), "rebalance.max_plan_age", "must be positive");
+  r.number("max_size_drift", rb.max_size_drift, 0.0, 10.0);
+  if (r.duration("sample_interval", rb.sample_interval_ms) && rb.sample_interval_ms < 1'000)
+    p.add(line_of(*t->get("sample_interval")), "rebalance.sample_interval",
+          fmt::format("must be at least 1s, got {}ms", rb.sample_interval_ms));
+  if (r.number("max_load_per_cpu", rb.max_load_per_cpu, 0.0, 1e6) && rb.max_load_per_cpu <= 0)
+    p.add(line_of(*t->get("max_load_per_cpu")), "rebalance.max_load_per_cpu", "must be greater than 0");
+  if (r.number("max_disk_busy", rb.max_disk_busy, 0.0, 1.0) && rb.max_disk_busy <= 0)
+    p.add(line_of(*t->get("max_disk_busy")), "rebalance.max_disk_busy", "must be greater than 0");
+  r.integer("max_server_failures", rb.max_server_failures, 0, 1000);
+  for (auto [key, field] : {std::pair{"metrics_file", &rb.metrics_file}, std::pair{"report_dir", &rb.report_dir}}) {
+    if (r.str(key, *field) && !field->empty() && field->front() != '/')
+      p.add(line_of(*t->get(key)), r.key_name(key), fmt::format("'{}' must be an absolute path", printable(*field)));
+  }
+  r.finish();
+}
+
 void read_security(const toml::table* t, Config& c, Problems& p) {
   if (!t) return;
   SecurityConfig& sec = c.security;
@@ -639,7 +669,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   Config c;
   c.path = path;
   Problems p{path, {}};
-  static const std::vector<std::string> kSections = {"journal", "ldap", "server", "freeze", "kick", "inventory", "move", "plan", "security"};
+  static const std::vector<std::string> kSections = {"journal", "ldap",  "server", "freeze",    "kick",
+                                                     "inventory", "move", "plan",  "rebalance", "security"};
   for (const auto& [k, v] : root) {
     std::string key(k.str());
     bool known = false;
@@ -663,6 +694,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   read_inventory(root["inventory"].as_table(), c, p);
   read_move(root["move"].as_table(), c, p);
   read_plan(root["plan"].as_table(), c, p);
+  read_rebalance(root["rebalance"].as_table(), c, p);
   if (!p.list.empty()) {
     const Problem* first = &p.list.front();
     for (const auto& pr : p.list)

@@ -53,7 +53,14 @@ struct ServerConfig {
   std::string server_class = "std";
   bool draining = false;
   double load_capacity = 0;         // 0 = number of CPUs reported by metrics, else 1
-  int max_concurrent_moves = 4;     // per-server slots for the executor
+  // Moves at once with this server as the source / as the destination. The
+  // nightly run halves them while the server is over its load limits.
+  int max_moves_out = 2;
+  int max_moves_in = 2;
+  // max(max_moves_out, max_moves_in): the one per-server figure the executor
+  // read before it had in and out slots. (The key max_concurrent_moves still
+  // sets both of the above.)
+  int max_concurrent_moves = 2;
   int sync_streams = 2;             // parallel copy streams one sync opens here (agent processes / threads)
   int line = 0;
 };
@@ -123,6 +130,27 @@ struct PlanConfig {
   int line = 0;
 };
 
+// The nightly `mailshard rebalance`: which plan it may run, and the limits it
+// watches while it runs.
+struct RebalanceConfig {
+  // Run only a plan someone approved (`mailshard plan approve`), never one
+  // computed on the spot.
+  bool require_approval = false;
+  int64_t max_plan_age_ms = 36ll * 3'600'000;  // an older plan is refused: the fleet has changed since
+  // A planned move is skipped when the mailbox has grown or shrunk by more
+  // than this fraction of its planned size.
+  double max_size_drift = 0.2;
+  int64_t sample_interval_ms = 30'000;  // how often each busy server's load is read
+  // Above either limit a server's move slots halve (down to a pause); below,
+  // one comes back per sample_interval.
+  double max_load_per_cpu = 1.5;        // node_load1 / CPUs
+  double max_disk_busy = 0.8;           // fraction of time the mail root's disk is busy
+  int max_server_failures = 3;          // a server whose moves fail this often is skipped; 0 = never
+  std::string metrics_file;             // node_exporter textfile written after the run; "" = none
+  std::string report_dir;               // where the run's report is written; "" = none
+  int line = 0;
+};
+
 struct SecurityConfig {
   // Secret files (*_file) readable by their group are refused unless this is
   // set (files readable by others are always refused), as ssh does.
@@ -140,6 +168,7 @@ struct Config {
   InventoryConfig inventory;
   MoveConfig move;
   PlanConfig plan;
+  RebalanceConfig rebalance;
   SecurityConfig security;
 
   // nullptr if no server has this name.

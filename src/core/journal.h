@@ -6,6 +6,8 @@
 //  - Every write is durable when the call returns (SQLite WAL, synchronous=FULL).
 //  - claim_move is the fleet-wide "one move per user" lock: it fails with
 //    kConflict while another move of the same user is active (not terminal).
+//  - lease_run is the "one rebalance at a time" lock on this journal: it
+//    fails with kConflict, naming the holder, while another process holds it.
 //  - Times are epoch ms from the injected Clock.
 // Thread-safety: one Journal per thread (SQLite handles cross-process locking).
 #pragma once
@@ -80,6 +82,12 @@ struct PlanRecord {
   std::string strategy;
   std::string plan_json;
   std::string status;        // "planned", "executing", "done", "partial"
+  // Length of plan_json's top-level "moves" array, counted by the journal when
+  // the plan is stored (what the caller sets here is ignored).
+  int64_t moves = 0;
+  // Who approved the plan for an unattended run, and when; 0 / "" = not approved.
+  int64_t approved_at_ms = 0;
+  std::string approved_by;
 };
 
 struct RunRecord {
@@ -88,6 +96,7 @@ struct RunRecord {
   int64_t started_at_ms = 0, finished_at_ms = 0;
   std::string status;        // "running", "ok", "failed", "interrupted"
   std::string args_json, summary_json;
+  int64_t stop_requested_at_ms = 0;  // 0 = nobody asked this run to stop
 };
 
 struct MoveFilter {
@@ -105,6 +114,14 @@ class MoveLease {
   virtual ~MoveLease() = default;
 };
 
+// Exclusive ownership of one kind of run (e.g. "rebalance") on this journal:
+// at most one process runs it at a time. Released like MoveLease: when
+// destroyed or when the process dies, kill -9 included.
+class RunLease {
+ public:
+  virtual ~RunLease() = default;
+};
+
 class Journal {
  public:
   virtual ~Journal() = default;
@@ -112,6 +129,23 @@ class Journal {
   virtual Result<int64_t> begin_run(const std::string& kind, const std::string& args_json) = 0;
   virtual Status finish_run(int64_t run_id, const std::string& status, const std::string& summary_json) = 0;
   virtual Result<std::vector<RunRecord>> list_runs(int limit) = 0;
+  // The runs of this kind whose status is still "running", newest first. (A
+  // process that died leaves its run "running": pair this with lease_run to
+  // know whether one is really alive.)
+  virtual Result<std::vector<RunRecord>> running_runs(const std::string& kind) = 0;
+  // Asks run `run_id` to stop; the run polls stop_requested between steps.
+  // Idempotent (the first request's time is kept). kNotFound for an unknown
+  // run, kConflict if it has already finished.
+  virtual Status request_stop(int64_t run_id) = 0;
+  // Whether a stop was requested for run `run_id`. kNotFound for an unknown run.
+  virtual Result<bool> stop_requested(int64_t run_id) = 0;
+
+  // Takes the lease of the `kind` runs without waiting and records this
+  // process as the holder (pid, host, start time). kConflict while another
+  // process holds it, with the holder in the message: "another rebalance is
+  // running: pid 1234 on host db1 since 2026-12-05T01:00:03.000Z".
+  // kInvalidInput for a kind that is not [a-z0-9_-]+.
+  virtual Result<std::unique_ptr<RunLease>> lease_run(const std::string& kind) = 0;
 
   // Records a snapshot summary (not the CSVs): where it was saved and counts.
   virtual Result<int64_t> record_snapshot(int64_t run_id, int64_t taken_at_ms, const std::string& path,
@@ -123,6 +157,16 @@ class Journal {
   // kNotFound if no plan has this hash (a unique hex prefix of >= 8 digits also matches).
   virtual Result<PlanRecord> find_plan(const std::string& hash) = 0;
   virtual Status set_plan_status(int64_t plan_id, const std::string& status) = 0;
+  // Records that `by` (a person's name, not empty) approved the plan for an
+  // unattended run. Idempotent: approving again keeps the first approval.
+  // kNotFound for an unknown id, kInvalidInput for an empty `by`.
+  virtual Status approve_plan(int64_t plan_id, const std::string& by) = 0;
+  // At most `limit` plans (0 = all), newest first (created_at, then id); the
+  // records leave plan_json empty to keep the listing small.
+  virtual Result<std::vector<PlanRecord>> list_plans(int limit) = 0;
+  // The newest plan (created_at, then id), or with approved_only the newest
+  // approved one; the full record. nullopt when there is none.
+  virtual Result<std::optional<PlanRecord>> latest_plan(bool approved_only) = 0;
 
   // Inserts a move and claims the user. kConflict ("user X is already being
   // moved by move N") if the user has a non-terminal move. Returns the id.

@@ -5,8 +5,11 @@
 #include <sys/file.h>
 #include <unistd.h>
 
+#include <cstdio>
+
 #include <fmt/format.h>
 
+#include "core/clock.h"
 #include "util/fs.h"
 #include "util/strings.h"
 
@@ -72,6 +75,16 @@ CREATE TABLE move_blobs(
   value BLOB,
   PRIMARY KEY(move_id, key));
 )sql",
+    // v2: plan approval and move counts (for `plan list` and the nightly run
+    // of the reviewed plan), and stop requests to a running run.
+    R"sql(
+ALTER TABLE plans ADD COLUMN moves INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE plans ADD COLUMN approved_at INTEGER;
+ALTER TABLE plans ADD COLUMN approved_by TEXT;
+UPDATE plans SET moves = COALESCE(json_array_length(plan, '$.moves'), 0) WHERE json_valid(plan);
+CREATE INDEX plans_by_created ON plans(created_at, id);
+ALTER TABLE runs ADD COLUMN stop_requested_at INTEGER;
+)sql",
 };
 constexpr int kLatest = static_cast<int>(sizeof kMigrations / sizeof kMigrations[0]);
 static_assert(kLatest == SqliteJournal::kSchemaVersion);
@@ -115,6 +128,25 @@ constexpr const char* kMoveColumns =
     "id, plan_id, user, dn, from_server, to_server, from_home, to_home, state, step, bytes_planned, "
     "bytes_transferred, lockout_ms, frozen_at, thawed_at, flipped_at, freeze_expires_at, started_at, finished_at, "
     "updated_at, error, detail";
+
+constexpr const char* kRunColumns =
+    "id, kind, started_at, COALESCE(finished_at, 0), status, COALESCE(args, ''), COALESCE(summary, ''), "
+    "COALESCE(stop_requested_at, 0)";
+
+RunRecord read_run(const Stmt& s) {
+  return {s.i64(0), s.text(1), s.i64(2), s.i64(3), s.text(4), s.text(5), s.text(6), s.i64(7)};
+}
+
+// `plan_column` is "plan" for the full record, "''" for a listing.
+std::string plan_columns(const char* plan_column) {
+  return fmt::format("id, hash, created_at, COALESCE(strategy, ''), {}, status, moves, COALESCE(approved_at, 0), "
+                     "COALESCE(approved_by, '')",
+                     plan_column);
+}
+
+PlanRecord read_plan(const Stmt& s) {
+  return {s.i64(0), s.text(1), s.i64(2), s.text(3), s.text(4), s.text(5), s.i64(6), s.i64(7), s.text(8)};
+}
 
 Result<MoveRecord> read_move(const Stmt& s) {
   MoveRecord m;
@@ -249,16 +281,48 @@ Status SqliteJournal::finish_run(int64_t run_id, const std::string& status, cons
 }
 
 Result<std::vector<RunRecord>> SqliteJournal::list_runs(int limit) {
-  Stmt s(db_,
-         "SELECT id, kind, started_at, COALESCE(finished_at, 0), status, COALESCE(args, ''), COALESCE(summary, '') "
-         "FROM runs ORDER BY id DESC LIMIT ?");
+  Stmt s(db_, fmt::format("SELECT {} FROM runs ORDER BY id DESC LIMIT ?", kRunColumns).c_str());
   s.bind(1, static_cast<int64_t>(limit > 0 ? limit : -1));
   std::vector<RunRecord> out;
   int rc;
-  while ((rc = s.step()) == SQLITE_ROW)
-    out.push_back({s.i64(0), s.text(1), s.i64(2), s.i64(3), s.text(4), s.text(5), s.text(6)});
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_run(s));
   if (rc != SQLITE_DONE) return db_error("list runs");
   return out;
+}
+
+Result<std::vector<RunRecord>> SqliteJournal::running_runs(const std::string& kind) {
+  Stmt s(db_, fmt::format("SELECT {} FROM runs WHERE kind = ? AND status = 'running' ORDER BY id DESC", kRunColumns)
+                  .c_str());
+  s.bind(1, kind);
+  std::vector<RunRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_run(s));
+  if (rc != SQLITE_DONE) return db_error("list running runs");
+  return out;
+}
+
+Status SqliteJournal::request_stop(int64_t run_id) {
+  Stmt q(db_, "SELECT status FROM runs WHERE id = ?");
+  q.bind(1, run_id);
+  int rc = q.step();
+  if (rc == SQLITE_DONE) return Error::not_found(fmt::format("run {} is not in the journal", run_id));
+  if (rc != SQLITE_ROW) return db_error(fmt::format("request stop of run {}", run_id));
+  if (std::string status = q.text(0); status != "running")
+    return Error::conflict(fmt::format("run {} has already finished ({})", run_id, status));
+  // COALESCE: a second request keeps the first one's time.
+  Stmt s(db_, "UPDATE runs SET stop_requested_at = COALESCE(stop_requested_at, ?) WHERE id = ?");
+  s.bind(1, clock_.now_ms()).bind(2, run_id);
+  if (s.step() != SQLITE_DONE) return db_error(fmt::format("request stop of run {}", run_id));
+  return {};
+}
+
+Result<bool> SqliteJournal::stop_requested(int64_t run_id) {
+  Stmt s(db_, "SELECT stop_requested_at IS NOT NULL FROM runs WHERE id = ?");
+  s.bind(1, run_id);
+  int rc = s.step();
+  if (rc == SQLITE_ROW) return s.i64(0) != 0;
+  if (rc == SQLITE_DONE) return Error::not_found(fmt::format("run {} is not in the journal", run_id));
+  return db_error(fmt::format("read stop request of run {}", run_id));
 }
 
 Result<int64_t> SqliteJournal::record_snapshot(int64_t run_id, int64_t taken_at_ms, const std::string& path,
@@ -271,8 +335,11 @@ Result<int64_t> SqliteJournal::record_snapshot(int64_t run_id, int64_t taken_at_
 }
 
 Result<int64_t> SqliteJournal::store_plan(const PlanRecord& plan) {
+  // The move count is the length of the plan's "moves" array, counted here so
+  // a listing need not read every plan.
   Stmt s(db_,
-         "INSERT INTO plans(hash, created_at, strategy, status, plan) VALUES(?, ?, ?, ?, ?) "
+         "INSERT INTO plans(hash, created_at, strategy, status, plan, moves) VALUES(?1, ?2, ?3, ?4, ?5, "
+         "CASE WHEN json_valid(?5) THEN COALESCE(json_array_length(?5, '$.moves'), 0) ELSE 0 END) "
          "ON CONFLICT(hash) DO NOTHING");
   s.bind(1, plan.hash)
       .bind(2, plan.created_at_ms ? plan.created_at_ms : clock_.now_ms())
@@ -288,11 +355,11 @@ Result<int64_t> SqliteJournal::store_plan(const PlanRecord& plan) {
 
 Result<PlanRecord> SqliteJournal::find_plan(const std::string& hash) {
   if (hash.size() < 8) return Error::invalid(fmt::format("plan hash '{}' is too short (give at least 8 hex digits)", printable(hash)));
-  Stmt s(db_, "SELECT id, hash, created_at, strategy, plan, status FROM plans WHERE hash = ? OR hash LIKE ? || '%' LIMIT 2");
+  Stmt s(db_, fmt::format("SELECT {} FROM plans WHERE hash = ? OR hash LIKE ? || '%' LIMIT 2", plan_columns("plan")).c_str());
   s.bind(1, hash).bind(2, hash);
   std::vector<PlanRecord> found;
   int rc;
-  while ((rc = s.step()) == SQLITE_ROW) found.push_back({s.i64(0), s.text(1), s.i64(2), s.text(3), s.text(4), s.text(5)});
+  while ((rc = s.step()) == SQLITE_ROW) found.push_back(read_plan(s));
   if (rc != SQLITE_DONE) return db_error("find plan");
   if (found.empty()) return Error::not_found(fmt::format("no plan with hash '{}' in the journal", printable(hash)));
   if (found.size() > 1 && found[0].hash != hash)
@@ -305,6 +372,39 @@ Status SqliteJournal::set_plan_status(int64_t plan_id, const std::string& status
   s.bind(1, status).bind(2, plan_id);
   if (s.step() != SQLITE_DONE) return db_error("set plan status");
   return {};
+}
+
+Status SqliteJournal::approve_plan(int64_t plan_id, const std::string& by) {
+  if (by.empty()) return Error::invalid(fmt::format("approve plan {}: who approves it must be named", plan_id));
+  // COALESCE: approving again keeps the first approval (idempotent).
+  Stmt s(db_,
+         "UPDATE plans SET approved_at = COALESCE(approved_at, ?), approved_by = COALESCE(approved_by, ?) WHERE id = ?");
+  s.bind(1, clock_.now_ms()).bind(2, by).bind(3, plan_id);
+  if (s.step() != SQLITE_DONE) return db_error(fmt::format("approve plan {}", plan_id));
+  if (sqlite3_changes(db_) == 0) return Error::not_found(fmt::format("plan {} is not in the journal", plan_id));
+  return {};
+}
+
+Result<std::vector<PlanRecord>> SqliteJournal::list_plans(int limit) {
+  Stmt s(db_, fmt::format("SELECT {} FROM plans ORDER BY created_at DESC, id DESC LIMIT ?", plan_columns("''")).c_str());
+  s.bind(1, static_cast<int64_t>(limit > 0 ? limit : -1));
+  std::vector<PlanRecord> out;
+  int rc;
+  while ((rc = s.step()) == SQLITE_ROW) out.push_back(read_plan(s));
+  if (rc != SQLITE_DONE) return db_error("list plans");
+  return out;
+}
+
+Result<std::optional<PlanRecord>> SqliteJournal::latest_plan(bool approved_only) {
+  Stmt s(db_, fmt::format("SELECT {} FROM plans WHERE ? = 0 OR approved_at IS NOT NULL "
+                          "ORDER BY created_at DESC, id DESC LIMIT 1",
+                          plan_columns("plan"))
+                  .c_str());
+  s.bind(1, static_cast<int64_t>(approved_only ? 1 : 0));
+  int rc = s.step();
+  if (rc == SQLITE_ROW) return std::optional<PlanRecord>(read_plan(s));
+  if (rc == SQLITE_DONE) return std::optional<PlanRecord>();
+  return db_error("latest plan");
 }
 
 Result<int64_t> SqliteJournal::claim_move(const MoveRecord& m) {
@@ -376,7 +476,9 @@ Result<std::vector<MoveRecord>> SqliteJournal::list_moves(const MoveFilter& f) {
 }
 
 namespace {
-class FlockLease final : public MoveLease {
+
+template <typename Lease>
+class FlockLease final : public Lease {
  public:
   explicit FlockLease(UniqueFd fd) : fd_(std::move(fd)) {}
   ~FlockLease() override { ::flock(fd_.get(), LOCK_UN); }
@@ -384,19 +486,67 @@ class FlockLease final : public MoveLease {
  private:
   UniqueFd fd_;
 };
+
+enum class LockOutcome { kTaken, kBusy };
+struct LockFile {
+  UniqueFd fd;
+  LockOutcome outcome;
+};
+
+// Opens (creating, 0600) and flocks `file` without waiting. An flock belongs
+// to the open file description: the kernel drops it when the process dies,
+// and two opens in one process conflict like two processes do.
+Result<LockFile> try_lock(const std::string& file) {
+  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
+  if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot open lock '{}'", printable(file)));
+  if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return LockFile{std::move(fd), LockOutcome::kTaken};
+  if (errno == EWOULDBLOCK) return LockFile{std::move(fd), LockOutcome::kBusy};
+  return Error::from_errno(errno, fmt::format("cannot lock '{}'", printable(file)));
+}
+
+// Who holds a run lock: one line, e.g. "pid 1234 on host db1 since 2026-12-05T01:00:03.000Z".
+constexpr size_t kMaxHolderBytes = 512;
+
 }  // namespace
 
 Result<std::unique_ptr<MoveLease>> SqliteJournal::lease_move(int64_t move_id) {
   std::string dir = path_ + ".locks";
   MS_CHECK_CTX(make_dirs(dir, 0750), "move lease");
   std::string file = fmt::format("{}/move-{}.lock", dir, move_id);
-  UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
-  if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot open lock '{}'", printable(file)));
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) != 0) {
-    if (errno == EWOULDBLOCK) return Error::conflict(fmt::format("move {} is being run by another process", move_id));
-    return Error::from_errno(errno, fmt::format("cannot lock '{}'", printable(file)));
+  LockFile lock = MS_TRY(try_lock(file));
+  if (lock.outcome == LockOutcome::kBusy)
+    return Error::conflict(fmt::format("move {} is being run by another process", move_id));
+  return std::unique_ptr<MoveLease>(new FlockLease<MoveLease>(std::move(lock.fd)));
+}
+
+Result<std::unique_ptr<RunLease>> SqliteJournal::lease_run(const std::string& kind) {
+  // The kind names a file.
+  if (kind.empty() || kind.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+    return Error::invalid(fmt::format("run kind '{}' must be lower-case letters, digits, '_' or '-'", printable(kind)));
+  std::string dir = path_ + ".locks";
+  MS_CHECK_CTX(make_dirs(dir, 0750), fmt::format("{} lease", kind));
+  std::string file = fmt::format("{}/run-{}.lock", dir, kind);
+  LockFile lock = MS_TRY(try_lock(file));
+  if (lock.outcome == LockOutcome::kBusy) {
+    char buf[kMaxHolderBytes];
+    ssize_t n = ::pread(lock.fd.get(), buf, sizeof buf, 0);
+    std::string holder(buf, n > 0 ? static_cast<size_t>(n) : 0);
+    if (auto nl = holder.find('\n'); nl != std::string::npos) holder.resize(nl);
+    // The holder writes its line just after taking the lock: a reader can come in between.
+    if (holder.empty()) return Error::conflict(fmt::format("another {} is running (it has not recorded who it is yet)", kind));
+    return Error::conflict(fmt::format("another {} is running: {}", kind, printable(holder)));
   }
-  return std::unique_ptr<MoveLease>(new FlockLease(std::move(fd)));
+  char host[256] = {};
+  if (::gethostname(host, sizeof host - 1) != 0) std::snprintf(host, sizeof host, "unknown");
+  const std::string holder =
+      fmt::format("pid {} on host {} since {}\n", ::getpid(), printable(host), format_time_ms(clock_.now_ms()));
+  // No fsync: the line only explains a conflict; the lock itself is the flock.
+  if (::ftruncate(lock.fd.get(), 0) != 0)
+    return Error::from_errno(errno, fmt::format("cannot record the holder in '{}'", printable(file)));
+  ssize_t w = ::pwrite(lock.fd.get(), holder.data(), holder.size(), 0);
+  if (w != static_cast<ssize_t>(holder.size()))
+    return Error::from_errno(w < 0 ? errno : EIO, fmt::format("cannot record the holder in '{}'", printable(file)));
+  return std::unique_ptr<RunLease>(new FlockLease<RunLease>(std::move(lock.fd)));
 }
 
 Status SqliteJournal::log_step(int64_t move_id, const std::string& step, StepPhase phase, const std::string& detail) {

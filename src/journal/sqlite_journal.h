@@ -21,7 +21,7 @@ namespace mailshard {
 class SqliteJournal final : public Journal {
  public:
   // The schema version this build writes.
-  static constexpr int kSchemaVersion = 1;
+  static constexpr int kSchemaVersion = 2;
 
   // Opens (creating the file and its directory if needed) and migrates.
   // Errors: kPermission / kNotFound when the file cannot be opened,
@@ -34,11 +34,20 @@ class SqliteJournal final : public Journal {
   Result<int64_t> begin_run(const std::string& kind, const std::string& args_json) override;
   Status finish_run(int64_t run_id, const std::string& status, const std::string& summary_json) override;
   Result<std::vector<RunRecord>> list_runs(int limit) override;
+  Result<std::vector<RunRecord>> running_runs(const std::string& kind) override;
+  Status request_stop(int64_t run_id) override;
+  Result<bool> stop_requested(int64_t run_id) override;
+  // flock() on "<journal path>.locks/run-<kind>.lock"; the holder is written
+  // into that file for the conflict message.
+  Result<std::unique_ptr<RunLease>> lease_run(const std::string& kind) override;
   Result<int64_t> record_snapshot(int64_t run_id, int64_t taken_at_ms, const std::string& path,
                                   const std::string& summary_json) override;
   Result<int64_t> store_plan(const PlanRecord& plan) override;
   Result<PlanRecord> find_plan(const std::string& hash) override;
   Status set_plan_status(int64_t plan_id, const std::string& status) override;
+  Status approve_plan(int64_t plan_id, const std::string& by) override;
+  Result<std::vector<PlanRecord>> list_plans(int limit) override;
+  Result<std::optional<PlanRecord>> latest_plan(bool approved_only) override;
   Result<int64_t> claim_move(const MoveRecord& move) override;
   Status update_move(const MoveRecord& move) override;
   Result<MoveRecord> get_move(int64_t id) override;

@@ -8,6 +8,8 @@
 #include <cstdlib>
 #include <future>
 #include <map>
+#include <utility>
+#include <vector>
 
 #include <gtest/gtest.h>
 
@@ -65,6 +67,12 @@ TEST(ConfigLoader, ExampleConfigDocumentsAndParses) {
   EXPECT_EQ(c->plan.nights, 14);
   EXPECT_DOUBLE_EQ(c->plan.load_band, 0.20);
   EXPECT_EQ(c->servers[0].sync_streams, 2);
+  EXPECT_EQ(c->servers[0].max_moves_out, 2);
+  EXPECT_EQ(c->servers[0].max_moves_in, 2);
+  EXPECT_FALSE(c->rebalance.require_approval);
+  EXPECT_EQ(c->rebalance.max_plan_age_ms, 36ll * 3'600'000);
+  EXPECT_EQ(c->rebalance.sample_interval_ms, 30'000);
+  EXPECT_EQ(c->rebalance.max_server_failures, 3);
 }
 
 TEST(ConfigLoader, SyncStreamsDefaultAndRange) {
@@ -403,6 +411,125 @@ TEST(ConfigLoader, AgentRootMustBeTheMailRoot) {
             "the agent must serve exactly the mail root");
   auto ok = parse(base_config("transport = \"agent\"\nagent_command = \"ssh -T store1 mailshard agent --stdio --root=/srv/mail1/\"\n"));
   EXPECT_TRUE(ok.ok()) << ok.error().message();
+}
+
+TEST(ConfigLoader, MoveSlotsDefaultPerDirection) {
+  auto c = parse(base_config());
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->servers[0].max_moves_out, 2);
+  EXPECT_EQ(c->servers[0].max_moves_in, 2);
+  EXPECT_EQ(c->servers[0].max_concurrent_moves, 2);
+  auto set = parse(base_config("max_moves_out = 3\nmax_moves_in = 5\n"));
+  ASSERT_TRUE(set.ok()) << set.error().message();
+  EXPECT_EQ(set->servers[0].max_moves_out, 3);
+  EXPECT_EQ(set->servers[0].max_moves_in, 5);
+  EXPECT_EQ(set->servers[0].max_concurrent_moves, 5);
+}
+
+// The older single key sets both directions; an explicit direction wins,
+// whatever the order of the keys.
+TEST(ConfigLoader, MaxConcurrentMovesSetsBothDirections) {
+  auto old = parse(base_config("max_concurrent_moves = 4\n"));
+  ASSERT_TRUE(old.ok()) << old.error().message();
+  EXPECT_EQ(old->servers[0].max_moves_out, 4);
+  EXPECT_EQ(old->servers[0].max_moves_in, 4);
+  EXPECT_EQ(old->servers[0].max_concurrent_moves, 4);
+  auto mixed = parse(base_config("max_moves_in = 1\nmax_concurrent_moves = 6\n"));
+  ASSERT_TRUE(mixed.ok()) << mixed.error().message();
+  EXPECT_EQ(mixed->servers[0].max_moves_out, 6);
+  EXPECT_EQ(mixed->servers[0].max_moves_in, 1);
+  EXPECT_EQ(mixed->servers[0].max_concurrent_moves, 6);
+}
+
+TEST(ConfigLoader, MoveSlotsAreChecked) {
+  auto zero = parse(base_config("max_moves_out = 0\n"));
+  ASSERT_FALSE(zero.ok());
+  EXPECT_EQ(zero.error().message(), "mailshard.toml:11: server[0].max_moves_out: must be at least 1, got 0");
+  auto many = parse(base_config("max_moves_in = 65\n"));
+  ASSERT_FALSE(many.ok());
+  EXPECT_EQ(many.error().message(), "mailshard.toml:11: server[0].max_moves_in: must be at most 64, got 65");
+  auto old = parse(base_config("max_concurrent_moves = 0\n"));
+  ASSERT_FALSE(old.ok());
+  EXPECT_EQ(old.error().message(), "mailshard.toml:11: server[0].max_concurrent_moves: must be at least 1, got 0");
+  auto typo = parse(base_config("max_moves_inn = 2\n"));
+  ASSERT_FALSE(typo.ok());
+  EXPECT_EQ(typo.error().message(), "mailshard.toml:11: server[0].max_moves_inn: unknown key (did you mean 'max_moves_in'?)");
+}
+
+TEST(ConfigLoader, RebalanceDefaults) {
+  auto c = parse(base_config());
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  const RebalanceConfig& rb = c->rebalance;
+  EXPECT_FALSE(rb.require_approval);
+  EXPECT_EQ(rb.max_plan_age_ms, 36ll * 3'600'000);
+  EXPECT_DOUBLE_EQ(rb.max_size_drift, 0.2);
+  EXPECT_EQ(rb.sample_interval_ms, 30'000);
+  EXPECT_DOUBLE_EQ(rb.max_load_per_cpu, 1.5);
+  EXPECT_DOUBLE_EQ(rb.max_disk_busy, 0.8);
+  EXPECT_EQ(rb.max_server_failures, 3);
+  EXPECT_EQ(rb.metrics_file, "");
+  EXPECT_EQ(rb.report_dir, "");
+  EXPECT_EQ(rb.line, 0);
+}
+
+TEST(ConfigLoader, RebalanceEveryKey) {
+  auto c = parse(base_config() +
+                 "[rebalance]\n"
+                 "require_approval = true\n"
+                 "max_plan_age = \"12h\"\n"
+                 "max_size_drift = 0.5\n"
+                 "sample_interval = \"1m\"\n"
+                 "max_load_per_cpu = 2\n"
+                 "max_disk_busy = 1.0\n"
+                 "max_server_failures = 0\n"
+                 "metrics_file = \"/var/lib/node_exporter/mailshard.prom\"\n"
+                 "report_dir = \"/var/lib/mailshard/reports\"\n");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  const RebalanceConfig& rb = c->rebalance;
+  EXPECT_TRUE(rb.require_approval);
+  EXPECT_EQ(rb.max_plan_age_ms, 12ll * 3'600'000);
+  EXPECT_DOUBLE_EQ(rb.max_size_drift, 0.5);
+  EXPECT_EQ(rb.sample_interval_ms, 60'000);
+  EXPECT_DOUBLE_EQ(rb.max_load_per_cpu, 2.0);
+  EXPECT_DOUBLE_EQ(rb.max_disk_busy, 1.0);
+  EXPECT_EQ(rb.max_server_failures, 0);
+  EXPECT_EQ(rb.metrics_file, "/var/lib/node_exporter/mailshard.prom");
+  EXPECT_EQ(rb.report_dir, "/var/lib/mailshard/reports");
+  EXPECT_EQ(rb.line, 11);
+  auto seconds = parse(base_config() + "[rebalance]\nmax_plan_age = 3600\n");
+  ASSERT_TRUE(seconds.ok()) << seconds.error().message();
+  EXPECT_EQ(seconds->rebalance.max_plan_age_ms, 3'600'000);
+}
+
+TEST(ConfigLoader, RebalanceBadValuesAreExact) {
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"require_approval = \"yes\"", "rebalance.require_approval: expected true or false, got a string"},
+      {"max_plan_age = \"0s\"", "rebalance.max_plan_age: must be positive"},
+      {"max_plan_age = -1", "rebalance.max_plan_age: must not be negative, got -1"},
+      {"max_plan_age = true", "rebalance.max_plan_age: expected a duration string such as \"10m\", got a boolean"},
+      {"max_size_drift = -0.1", "rebalance.max_size_drift: must be between 0 and 10, got -0.1"},
+      {"max_size_drift = 11", "rebalance.max_size_drift: must be between 0 and 10, got 11"},
+      {"sample_interval = \"500ms\"", "rebalance.sample_interval: must be at least 1s, got 500ms"},
+      {"max_load_per_cpu = 0", "rebalance.max_load_per_cpu: must be greater than 0"},
+      {"max_load_per_cpu = \"high\"", "rebalance.max_load_per_cpu: expected a number, got a string"},
+      {"max_disk_busy = 0.0", "rebalance.max_disk_busy: must be greater than 0"},
+      {"max_disk_busy = 1.5", "rebalance.max_disk_busy: must be between 0 and 1, got 1.5"},
+      {"max_server_failures = -1", "rebalance.max_server_failures: must be at least 0, got -1"},
+      {"max_server_failures = 1001", "rebalance.max_server_failures: must be at most 1000, got 1001"},
+      {"max_server_failures = 2.5", "rebalance.max_server_failures: expected an integer, got a number"},
+      {"metrics_file = \"mailshard.prom\"", "rebalance.metrics_file: 'mailshard.prom' must be an absolute path"},
+      {"report_dir = \"reports\"", "rebalance.report_dir: 'reports' must be an absolute path"},
+      {"require_aproval = true", "rebalance.require_aproval: unknown key (did you mean 'require_approval'?)"},
+  };
+  for (const auto& [line, want] : cases) {
+    auto c = parse(base_config() + "[rebalance]\n" + line + "\n");
+    ASSERT_FALSE(c.ok()) << line;
+    EXPECT_EQ(c.error().code(), ErrorCode::kInvalidInput);
+    EXPECT_EQ(c.error().message(), "mailshard.toml:12: " + want) << line;
+  }
+  auto not_table = parse("rebalance = 1\n" + base_config());
+  ASSERT_FALSE(not_table.ok());
+  EXPECT_EQ(not_table.error().message(), "mailshard.toml:1: rebalance: must be a table: write it as [rebalance]");
 }
 
 }  // namespace

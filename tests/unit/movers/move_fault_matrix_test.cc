@@ -246,6 +246,18 @@ class FaultyJournal final : public Journal {
   Result<std::vector<RunRecord>> list_runs(int limit) override {
     return gated(in_, "journal.list_runs", [&] { return j_.list_runs(limit); });
   }
+  Result<std::vector<RunRecord>> running_runs(const std::string& k) override {
+    return gated(in_, "journal.running_runs", [&] { return j_.running_runs(k); });
+  }
+  Status request_stop(int64_t id) override {
+    return gated(in_, "journal.request_stop", [&] { return j_.request_stop(id); });
+  }
+  Result<bool> stop_requested(int64_t id) override {
+    return gated(in_, "journal.stop_requested", [&] { return j_.stop_requested(id); });
+  }
+  Result<std::unique_ptr<RunLease>> lease_run(const std::string& k) override {
+    return gated(in_, "journal.lease_run", [&] { return j_.lease_run(k); });
+  }
   Result<int64_t> record_snapshot(int64_t run, int64_t at, const std::string& p, const std::string& s) override {
     return gated(in_, "journal.record_snapshot", [&] { return j_.record_snapshot(run, at, p, s); });
   }
@@ -257,6 +269,15 @@ class FaultyJournal final : public Journal {
   }
   Status set_plan_status(int64_t id, const std::string& s) override {
     return gated(in_, "journal.set_plan_status", [&] { return j_.set_plan_status(id, s); });
+  }
+  Status approve_plan(int64_t id, const std::string& by) override {
+    return gated(in_, "journal.approve_plan", [&] { return j_.approve_plan(id, by); });
+  }
+  Result<std::vector<PlanRecord>> list_plans(int limit) override {
+    return gated(in_, "journal.list_plans", [&] { return j_.list_plans(limit); });
+  }
+  Result<std::optional<PlanRecord>> latest_plan(bool approved_only) override {
+    return gated(in_, "journal.latest_plan", [&] { return j_.latest_plan(approved_only); });
   }
   Result<int64_t> claim_move(const MoveRecord& m) override {
     return gated(in_, "journal.claim_move", [&] { return j_.claim_move(m); });
