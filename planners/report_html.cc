@@ -1,5 +1,6 @@
 #include <fmt/format.h>
 
+#include "core/report_format.h"
 #include "planners/report.h"
 #include "planners/report_util.h"
 
@@ -7,30 +8,10 @@ namespace mailshard::planner {
 
 namespace {
 
-std::string esc(std::string_view s) {
-  std::string o;
-  for (char ch : s) {
-    switch (ch) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      case '\'': o += "&#39;"; break;
-      default: o += ch;
-    }
-  }
-  return o;
-}
+const auto& esc = html_escape;
 
-// Chart geometry, in SVG user units (the SVG scales to the page width).
-constexpr double kChartHeight = 260;  // 100 % utilisation
-constexpr double kTop = 16, kLeft = 44, kBottom = 48;  // room below for slanted names
-constexpr double kMaxGroup = 28, kMinGroup = 3;  // width of one server's pair of bars
-constexpr size_t kLabelledServers = 40;          // above this, names only in tooltips
-constexpr double kMaxPixelHeight = 360;          // a chart never takes more than this of the page
-
-// One SVG per class: for every server a grey "before" and a blue "after" bar
-// (red when still outside the band), the band and the hard cap as lines.
+// One chart per class, servers sorted by utilisation before the plan; after
+// is red when the server ends outside its band.
 std::string class_chart(const Plan& p, const ClassOutcome& c) {
   using namespace report;
   std::vector<const ServerOutcome*> srv;
@@ -39,60 +20,15 @@ std::string class_chart(const Plan& p, const ClassOutcome& c) {
   std::stable_sort(srv.begin(), srv.end(), [](auto* a, auto* b) {
     return util(a->used_before, a->capacity_bytes) > util(b->used_before, b->capacity_bytes);
   });
-  const double group = std::clamp(1100.0 / static_cast<double>(std::max<size_t>(1, srv.size())), kMinGroup, kMaxGroup);
-  const double width = kLeft + group * static_cast<double>(srv.size()) + 10;
-  const double height = kTop + kChartHeight + kBottom;
-  auto y = [](double u) { return kTop + kChartHeight * (1 - std::clamp(u, 0.0, 1.0)); };
-  std::string o;
-  auto out = std::back_inserter(o);
-  fmt::format_to(out,
-                 "<svg class=\"chart\" data-class=\"{}\" xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {:.0f} {:.0f}\" "
-                 "width=\"100%\" style=\"max-height:{:.0f}px\" preserveAspectRatio=\"xMinYMin meet\" role=\"img\" "
-                 "aria-label=\"utilisation of class {} "
-                 "before and after\">\n",
-                 esc(c.name), width, height, kMaxPixelHeight, esc(c.name));
-  for (int pct = 0; pct <= 100; pct += 20)
-    fmt::format_to(out,
-                   "<line x1=\"{:.0f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#e2e8f0\"/>"
-                   "<text x=\"{:.0f}\" y=\"{:.1f}\" font-size=\"10\" text-anchor=\"end\" fill=\"#4a5568\">{} %</text>\n",
-                   kLeft, width - 10, y(pct / 100.0), y(pct / 100.0), kLeft - 4, y(pct / 100.0) + 3, pct);
-  const double band = p.constraints.band;
-  const double lo = std::max(0.0, c.mean_util - band), hi = std::min(c.mean_util + band, p.constraints.hard_cap);
-  fmt::format_to(out, "<rect x=\"{:.0f}\" y=\"{:.1f}\" width=\"{:.1f}\" height=\"{:.1f}\" fill=\"#c6f6d5\" opacity=\"0.6\">"
-                 "<title>band {:.1f}–{:.1f} %</title></rect>\n",
-                 kLeft, y(hi), width - 10 - kLeft, y(lo) - y(hi), 100 * lo, 100 * hi);
-  for (size_t i = 0; i < srv.size(); ++i) {
-    const ServerOutcome& s = *srv[i];
-    const double x = kLeft + group * static_cast<double>(i);
-    const double bw = std::max(1.0, group / 2 - 0.5);
-    const double ub = util(s.used_before, s.capacity_bytes), ua = util(s.used_after, s.capacity_bytes);
-    const std::string name = esc(server_name(p, s.id));
-    const char* after_colour = s.after == BandState::kInside ? "#2b6cb0" : "#c53030";
-    fmt::format_to(out,
-                   "<g class=\"server\" data-server=\"{}\">"
-                   "<rect class=\"bar-before\" x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" fill=\"#a0aec0\">"
-                   "<title>{}{} before: {:.1f} %</title></rect>"
-                   "<rect class=\"bar-after\" x=\"{:.2f}\" y=\"{:.2f}\" width=\"{:.2f}\" height=\"{:.2f}\" fill=\"{}\">"
-                   "<title>{}{} after: {:.1f} % ({} in, {} out)</title></rect>",
-                   s.id, x, y(ub), bw, y(0) - y(ub), name, s.draining ? " (draining)" : "", 100 * ub, x + bw, y(ua), bw,
-                   y(0) - y(ua), after_colour, name, s.draining ? " (draining)" : "", 100 * ua, s.moves_in, s.moves_out);
-    if (srv.size() <= kLabelledServers)
-      fmt::format_to(out,
-                     "<text transform=\"translate({:.1f} {:.1f}) rotate(-40)\" font-size=\"9\" text-anchor=\"end\" "
-                     "fill=\"#2d3748\">{}</text>",
-                     x + bw, kTop + kChartHeight + 10, name);
-    o += "</g>\n";
+  std::vector<UtilBars> bars;
+  for (const ServerOutcome* s : srv) {
+    const double ub = util(s->used_before, s->capacity_bytes), ua = util(s->used_after, s->capacity_bytes);
+    const std::string name = server_name(p, s->id), note = s->draining ? " (draining)" : "";
+    bars.push_back({std::to_string(s->id), name, ub, ua, s->after != BandState::kInside,
+                    fmt::format("{}{} before: {:.1f} %", name, note, 100 * ub),
+                    fmt::format("{}{} after: {:.1f} % ({} in, {} out)", name, note, 100 * ua, s->moves_in, s->moves_out)});
   }
-  fmt::format_to(out,
-                 "<line x1=\"{:.0f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#c53030\" stroke-dasharray=\"4 3\">"
-                 "<title>hard cap {:.0f} %</title></line>\n",
-                 kLeft, width - 10, y(p.constraints.hard_cap), y(p.constraints.hard_cap), 100 * p.constraints.hard_cap);
-  fmt::format_to(out,
-                 "<line x1=\"{:.0f}\" x2=\"{:.1f}\" y1=\"{:.1f}\" y2=\"{:.1f}\" stroke=\"#276749\" stroke-width=\"1.5\">"
-                 "<title>class mean {:.1f} %</title></line>\n",
-                 kLeft, width - 10, y(c.mean_util), y(c.mean_util), 100 * c.mean_util);
-  o += "</svg>\n";
-  return o;
+  return class_util_chart(p.constraints, c, bars);
 }
 
 }  // namespace
@@ -103,14 +39,8 @@ std::string render_html(const Plan& p, const std::string& hash) {
   auto out = std::back_inserter(o);
   fmt::format_to(out,
                  "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                 "<title>mailshard plan {}</title>\n<style>\n"
-                 "body{{font-family:system-ui,sans-serif;margin:24px;color:#1a202c;max-width:1200px}}\n"
-                 "table{{border-collapse:collapse;margin:8px 0 20px}} td,th{{border:1px solid #cbd5e0;padding:3px 8px;"
-                 "text-align:right}} th{{background:#edf2f7}} td:first-child,th:first-child{{text-align:left}}\n"
-                 ".partial{{background:#fff5f5;border-left:4px solid #c53030;padding:6px 12px}}\n"
-                 ".legend span{{display:inline-block;width:12px;height:12px;margin:0 4px 0 14px;vertical-align:middle}}\n"
-                 "</style></head><body>\n",
-                 esc(hash.substr(0, 16)));
+                 "<title>mailshard plan {}</title>\n<style>\n{}</style></head><body>\n",
+                 esc(hash.substr(0, 16)), report_css());
   fmt::format_to(out, "<h1>mailshard plan <code>{}</code></h1>\n", esc(hash.substr(0, 16)));
   fmt::format_to(out, "<p>Strategy <b>{}</b> on a snapshot of {} users and {} servers{}.<br>Constraints: {}.</p>\n",
                  esc(p.strategy), p.snapshot_users, p.snapshot_servers,

@@ -1,21 +1,10 @@
 #include <fmt/format.h>
 
+#include "core/report_format.h"
 #include "planners/report.h"
 #include "planners/report_util.h"
 
 namespace mailshard::planner {
-
-namespace {
-
-// A text bar of `width` cells for a utilisation in [0, 1].
-std::string text_bar(double u, int width) {
-  int full = static_cast<int>(std::lround(std::clamp(u, 0.0, 1.0) * width));
-  std::string s;
-  for (int i = 0; i < width; ++i) s += i < full ? "█" : "·";
-  return s;
-}
-
-}  // namespace
 
 std::string render_markdown(const Plan& p, const std::string& hash) {
   using namespace report;

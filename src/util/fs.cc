@@ -126,6 +126,10 @@ Status write_file_atomic(const std::string& path, std::string_view data, int mod
     ::unlinkat(dfd.get(), tmp.c_str(), 0);
     return e;
   };
+  // The umask only takes bits away at create time: a file meant to be read by
+  // another user (0644 metrics for node_exporter) must get them back.
+  if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0)
+    return fail(Error::from_errno(errno, fmt::format("cannot chmod '{}'", printable(tmp_path))));
   if (auto st = write_all(fd.get(), data.data(), data.size()); !st.ok())
     return fail(std::move(st).error().context(fmt::format("cannot write '{}'", printable(tmp_path))));
   if (sync == FileSync::kSync && ::fsync(fd.get()) != 0)

@@ -71,7 +71,8 @@ enum class FileSync {
 // same directory (O_CREAT|O_EXCL|O_NOFOLLOW, so a planted file or symlink is
 // never opened), fsync, renameat over `path` (which replaces a symlink at
 // `path` itself, never its target), fsync of the directory. The new file has
-// `mode` (0600 unless said otherwise: everything mailshard writes is private).
+// exactly `mode`, whatever the umask (0600 unless said otherwise: everything
+// mailshard writes is private).
 Status write_file_atomic(const std::string& path, std::string_view data, int mode = 0600,
                          FileSync sync = FileSync::kSync);
 

@@ -11,7 +11,7 @@ BUILD=(cmake g++ make pkg-config librsync-dev libldap-dev libsqlite3-dev libcurl
        libgtest-dev libgmock-dev libbenchmark-dev libpng-dev clang libclang-rt-14-dev ccache)
 LAB=(slapd ldap-utils dovecot-core dovecot-imapd dovecot-lmtpd dovecot-ldap dovecot-auth-lua
      nginx libnginx-mod-mail prometheus-node-exporter)
-TOOLS=(python3 rsync rdiff time procps sqlite3 ca-certificates openssl curl chromium)
+TOOLS=(python3 rsync rdiff time procps sqlite3 ca-certificates openssl curl chromium prometheus)
 ALL=("${BUILD[@]}" "${LAB[@]}" "${TOOLS[@]}")
 POLICY=/usr/sbin/policy-rc.d
 

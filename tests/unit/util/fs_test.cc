@@ -59,6 +59,17 @@ TEST(Fs, WriteFileAtomicCreatesPrivateFilesAndLeavesNoTemp) {
   EXPECT_TRUE(S_ISREG(mode_of(link)));
 }
 
+// A file for another reader (node_exporter's textfile collector) keeps its
+// 0644 under a umask that would take the read bits away at create time.
+TEST(Fs, WriteFileAtomicGivesExactlyTheModeWhateverTheUmask) {
+  std::string path = temp_path("shared");
+  mode_t old = ::umask(077);
+  Status st = write_file_atomic(path, "m", 0644, FileSync::kNoSync);
+  ::umask(old);
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  EXPECT_EQ(mode_of(path) & 0777, 0644u);
+}
+
 // Opening a FIFO for reading used to wait for a writer for ever.
 TEST(Fs, ReadFileRefusesAFifoWithoutBlocking) {
   std::string fifo = temp_path("fifo");
