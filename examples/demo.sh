@@ -2,8 +2,9 @@
 # The run command (README): on a fresh Debian 12 machine, as root,
 #   installs what mailshard needs, builds it, starts a loopback mail lab (slapd, three Dovecot
 #   stores, nginx mail proxy, node_exporter on 127.0.0.1), fills it with an uneven fleet, and runs
-#   the main job on it: config check, inventory, a dry-run plan with its report, the nightly
-#   rebalance that executes the plan, one on-demand move, and the status of the moves.
+#   the main job on it: config check, inventory, a dry-run plan with its report, its approval,
+#   the nightly rebalance that runs the approved plan (with its run report and metrics file), one
+#   on-demand move, and the status of the moves.
 #
 # Usage: bash examples/demo.sh [--keep]
 #   --keep    leave the lab running afterwards (stop it with: bash tests/lab/lab.sh stop DIR)
@@ -27,8 +28,10 @@ say "install packages"
 bash tests/lab/install-deps.sh
 
 say "build"
+# Only what the demo runs (the tests are the other command's business).
+if command -v ccache >/dev/null; then export CCACHE_BASEDIR=$ROOT CCACHE_NOHASHDIR=1; fi
 cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build build -j"$(nproc)"
+cmake --build build -j"$(nproc)" --target mailshard
 
 say "start the lab in $LAB (ports from $LAB_PORT_BASE)"
 bash tests/lab/lab.sh stop "$LAB" >/dev/null 2>&1 || true
@@ -48,7 +51,7 @@ done
 # The lab's stores share one disk; pretend each has 96 MiB so the imbalance shows (and keep
 # 1 MiB of headroom on a destination instead of the default 1 GiB).
 sed 's/^capacity_bytes = .*/capacity_bytes = "96MiB"/' "$LAB/mailshard.toml" >"$LAB/demo.toml"
-printf '[move]\nheadroom = "1MiB"\n' >>"$LAB/demo.toml"
+printf '[move]\nheadroom = "1MiB"\n[rebalance]\nrequire_approval = true\n' >>"$LAB/demo.toml"
 export MAILSHARD_CONFIG=$LAB/demo.toml
 echo "config: $MAILSHARD_CONFIG"
 
@@ -58,12 +61,17 @@ say "mailshard config check --connect"
 say "mailshard inventory"
 "$MS" inventory --save "$LAB/snapshot"
 
-say "mailshard plan (dry run: nothing moves)"
+say "mailshard plan (dry run: nothing moves; the afternoon's report for a person)"
 "$MS" plan --output "$LAB/plan.json" --csv "$LAB/plan.csv" --report "$LAB/plan.html"
 echo "report: $LAB/plan.html"
+HASH=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["plan_hash"])' "$LAB/plan.json")
 
-say "mailshard rebalance (executes exactly the plan above, within its budgets)"
-"$MS" rebalance --plan "$LAB/plan.json"
+say "mailshard plan approve (a person read the report)"
+"$MS" plan approve "$HASH"
+"$MS" plan list --limit 3
+
+say "mailshard rebalance --plan latest (the night: exactly the approved plan, slots per server, a deadline)"
+"$MS" rebalance --plan latest --deadline 5h --report "$LAB/night.html" --metrics-file "$LAB/mailshard.prom"
 
 say "mailshard move (one user, on demand)"
 "$MS" move user00002@example.org --to store3
@@ -73,6 +81,11 @@ say "mailshard status"
 
 say "mailshard inventory (after)"
 "$MS" inventory
+
+say "the night's results"
+echo "run report:   $LAB/night.html"
+echo "metrics file: $LAB/mailshard.prom (for node_exporter's textfile collector)"
+grep -E '^mailshard_rebalance_(moves|bytes_moved|last_run_status)' "$LAB/mailshard.prom" | grep -v ' 0$' || true
 
 if [[ $KEEP == 1 ]]; then
   echo

@@ -1,16 +1,34 @@
-// mailshard rebalance: the nightly job. Executes exactly a reviewed plan
-// (--plan FILE or a plan hash from the journal) or plans the live fleet now
-// with the configured [plan] settings, then runs the plan's first night of
-// moves with the full move lifecycle, a bounded number at a time per server,
-// starting no move after the deadline.
+// mailshard rebalance: the nightly job.
+//
+// Which plan: --plan latest (the newest approved plan in the journal, or the
+// newest plan when [rebalance] require_approval is off), --plan FILE (a
+// --output file of `mailshard plan`, hash checked), --plan HASH, or no --plan:
+// plan the live fleet now with the [plan] settings (full automation). A plan
+// whose snapshot is older than [rebalance] max_plan_age, or not approved when
+// approval is required, is refused (exit 1).
+//
+// Then the plan's night runs through the executor: per-server slots, back-off
+// on load, servers that keep failing skipped, each move re-checked against the
+// plan when it starts. One run at a time (a lease in the journal directory).
+// The deadline (a duration or a clock time), SIGTERM/SIGINT and `rebalance
+// --stop` stop moves from starting; the hard deadline or a second signal rolls
+// back the moves that have not flipped. At the end: the run summary (text or
+// --json), the report page (--report), the Prometheus textfile (--metrics-file,
+// also written during the run), the run's record in the journal.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "cli/cli.h"
 #include "cli/live_plan.h"
+#include "cli/load_sampler.h"
 #include "cli/move_wiring.h"
+#include "core/snapshot.h"
+#include "inventory/metrics_sources.h"
 #include "movers/plan_executor.h"
+#include "movers/run_metrics.h"
+#include "movers/run_report.h"
+#include "planners/planner.h"
 #include "util/duration.h"
 #include "util/fs.h"
 #include "util/interrupt.h"
@@ -21,11 +39,14 @@ namespace {
 
 struct Args {
   std::string plan;
+  std::string snapshot;
   std::string strategy = "balance";
   int night = 1;
-  std::string deadline;
-  int max_parallel = 4;
+  std::string deadline, hard_deadline;
+  int max_parallel = 0;
   bool dry_run = false;
+  bool stop = false;
+  std::string report, metrics_file;
 };
 
 bool looks_like_hash(const std::string& s) {
@@ -35,137 +56,311 @@ bool looks_like_hash(const std::string& s) {
   return true;
 }
 
-// The plan to execute and its journal id.
-Result<std::pair<Plan, int64_t>> load_plan(Context& ctx, const Args& a) {
+struct LoadedPlan {
+  Plan plan;
+  std::string hash;
+  int64_t id = 0;             // journal id; 0 when not stored (dry run)
+  int64_t approved_at_ms = 0;
+  std::string source;         // for messages: "plan 3f2a... (latest approved)"
+};
+
+Result<Plan> plan_from_record(const PlanRecord& rec) {
+  Plan p = MS_TRY_CTX(plan_from_json(rec.plan_json), fmt::format("plan {}", rec.hash));
+  // The journal's copy must still be the plan that was reviewed under that hash.
+  if (std::string h = plan_hash(p); h != rec.hash)
+    return Error::corrupt(fmt::format("plan {}: the journal's copy hashes to {}: it changed since it was stored", rec.hash, h));
+  return p;
+}
+
+// The plan to execute. Nothing is written on a dry run.
+Result<LoadedPlan> load_plan(Context& ctx, const Args& a) {
+  const Config* cfg = MS_TRY(ctx.config());
   Journal* j = MS_TRY(ctx.journal());
+  LoadedPlan out;
+  if (a.plan == "latest") {
+    const bool approved = cfg->rebalance.require_approval;
+    auto rec = MS_TRY_CTX(j->latest_plan(approved), "journal");
+    if (!rec)
+      return Error::conflict(approved ? "no approved plan in the journal: review one ('mailshard plan --report') and "
+                                        "approve it ('mailshard plan approve HASH')"
+                                      : "no plan in the journal: make one with 'mailshard plan'");
+    out.plan = MS_TRY(plan_from_record(*rec));
+    out.hash = rec->hash;
+    out.id = rec->id;
+    out.approved_at_ms = rec->approved_at_ms;
+    out.source = fmt::format("plan {} (the latest{})", rec->hash, approved ? " approved" : "");
+    return out;
+  }
   if (a.plan.empty()) {
-    LivePlan lp = MS_TRY(plan_live_fleet(ctx, a.strategy));
-    return std::pair{std::move(lp.plan), lp.plan_id};
+    // Plan now, as `mailshard plan` would (from a saved snapshot with --snapshot).
+    Snapshot snap = a.snapshot.empty() ? MS_TRY(live_snapshot(ctx)) : MS_TRY_CTX(read_snapshot(a.snapshot), a.snapshot);
+    Constraints c = constraints_from_config(*cfg);
+    c.strategy = a.strategy;
+    out.plan = MS_TRY(planner::plan(snap, c));
+    out.hash = plan_hash(out.plan);
+    out.source = fmt::format("plan {} (made now)", out.hash);
+    if (!a.dry_run) out.id = MS_TRY(journal_plan(*j, out.plan, out.hash));
+    return out;
   }
   if (looks_like_hash(a.plan) && ::access(a.plan.c_str(), F_OK) != 0) {
     PlanRecord rec = MS_TRY(j->find_plan(a.plan));
-    Plan p = MS_TRY_CTX(plan_from_json(rec.plan_json), fmt::format("plan {}", rec.hash));
-    // The journal's copy must still be the plan that was reviewed under that hash.
-    if (std::string h = plan_hash(p); h != rec.hash)
-      return Error::corrupt(fmt::format("plan {}: the journal's copy hashes to {}: it changed since it was stored",
-                                        rec.hash, h));
-    return std::pair{std::move(p), rec.id};
+    out.plan = MS_TRY(plan_from_record(rec));
+    out.hash = rec.hash;
+    out.id = rec.id;
+    out.approved_at_ms = rec.approved_at_ms;
+    out.source = fmt::format("plan {}", rec.hash);
+    return out;
   }
   std::string text = MS_TRY_CTX(read_file(a.plan), "--plan");
   // "Execute exactly what was reviewed": the file carries its hash, and all of
   // it is checked before anything (the dry-run listing, the journal) uses it.
-  Plan p = MS_TRY_CTX(plan_from_file_json(text), fmt::format("--plan {}", a.plan));
-  std::string hash = plan_hash(p);
-  int64_t id = MS_TRY(journal_plan(*j, p, hash));
-  return std::pair{std::move(p), id};
+  out.plan = MS_TRY_CTX(plan_from_file_json(text), fmt::format("--plan {}", a.plan));
+  out.hash = plan_hash(out.plan);
+  out.source = fmt::format("plan {} ({})", out.hash, a.plan);
+  if (!a.dry_run) {
+    out.id = MS_TRY(journal_plan(*j, out.plan, out.hash));
+    auto rec = MS_TRY(j->find_plan(out.hash));
+    out.approved_at_ms = rec.approved_at_ms;
+  }
+  return out;
+}
+
+// The checks a plan passes before any move of it runs.
+Status check_plan(const Config& cfg, const LoadedPlan& lp, const Args& a, int64_t now_ms) {
+  for (const auto& s : lp.plan.servers)
+    if (!s.name.empty() && !cfg.find_server(s.name))
+      return Error::invalid(fmt::format("{}: server '{}' is not in the config", lp.source, printable(s.name)));
+  if (cfg.rebalance.require_approval && !a.plan.empty() && lp.approved_at_ms == 0 && !a.dry_run)
+    return Error::conflict(fmt::format("{} is not approved and [rebalance] require_approval is on: review it and run "
+                                       "'mailshard plan approve {}'",
+                                       lp.source, lp.hash));
+  if (lp.plan.snapshot_taken_at_ms > 0 && cfg.rebalance.max_plan_age_ms > 0) {
+    int64_t age = now_ms - lp.plan.snapshot_taken_at_ms;
+    if (age > cfg.rebalance.max_plan_age_ms)
+      return Error::conflict(fmt::format("{} is stale: its fleet snapshot is {} old (taken {}), more than "
+                                         "[rebalance] max_plan_age {}; make a new plan",
+                                         lp.source, format_duration_ms(age), format_time_ms(lp.plan.snapshot_taken_at_ms),
+                                         format_duration_ms(cfg.rebalance.max_plan_age_ms)));
+  }
+  return {};
+}
+
+// `rebalance --stop`: asks the running night to start no more moves.
+Result<int> request_stop(Context& ctx) {
+  Journal* j = MS_TRY(ctx.journal());
+  // A run that holds the lease is running; without a holder, "running" rows
+  // are crashed runs.
+  auto lease = j->lease_run("rebalance");
+  if (lease.ok()) {
+    fmt::print(stderr, "mailshard: no rebalance is running\n");
+    return kExitFailure;
+  }
+  if (lease.error().code() != ErrorCode::kConflict) return std::move(lease).error();
+  auto runs = MS_TRY(j->running_runs("rebalance"));
+  for (const auto& r : runs) {
+    MS_CHECK(j->request_stop(r.id));
+    fmt::print("asked rebalance run {} to start no more moves ({}); running moves finish\n", r.id,
+               lease.error().message());
+    return kExitOk;
+  }
+  return Error::conflict(fmt::format("{}, but its run is not in the journal", lease.error().message()));
+}
+
+int dry_run(const LoadedPlan& lp, const Args& a, bool json) {
+  nlohmann::json moves = nlohmann::json::array();
+  int n = 0;
+  for (const auto& m : lp.plan.moves) {
+    if (a.night != 0 && m.night != a.night) continue;
+    ++n;
+    std::string user = m.user_name.empty() ? std::to_string(m.user) : m.user_name;
+    const std::string& from = lp.plan.servers[m.from].name;
+    const std::string& to = lp.plan.servers[m.to].name;
+    if (json)
+      moves.push_back({{"user", user}, {"from", from}, {"to", to}, {"bytes", m.bytes}, {"reason", move_reason_name(m.reason)}});
+    else
+      fmt::print("would move {} {} -> {} ({}, {})\n", printable(user), from, to, human_bytes(m.bytes), move_reason_name(m.reason));
+  }
+  if (json)
+    fmt::print("{}\n", nlohmann::json{{"plan", lp.hash}, {"night", a.night}, {"dry_run", true}, {"moves", moves}}.dump(2));
+  else
+    fmt::print("dry run: {} night {}: {} moves; nothing was changed\n", lp.source, a.night, n);
+  return kExitOk;
+}
+
+Status write_report(const std::string& path, const Plan& plan, const std::string& hash, const ExecutionReport& rep) {
+  std::string page = ends_with(path, ".md") ? render_run_markdown(plan, hash, rep) : render_run_html(plan, hash, rep);
+  MS_CHECK_CTX(write_file_atomic(path, page, 0644, FileSync::kNoSync), "--report");
+  spdlog::info("wrote the run report to {}", path);
+  return {};
+}
+
+Result<int> run_rebalance(Context& ctx, const Args& a) {
+  const Config* cfg = MS_TRY(ctx.config());
+  if (a.stop) return request_stop(ctx);
+  if (a.max_parallel < 0) return Error::invalid("--max-parallel must be at least 1");
+  if (!a.report.empty() && !ends_with(a.report, ".md") && !ends_with(a.report, ".html") && !ends_with(a.report, ".htm"))
+    return Error::invalid(fmt::format("--report {}: the file name must end in .md or .html", a.report));
+  if (!a.snapshot.empty() && !a.plan.empty()) return Error::invalid("--snapshot plans now: it cannot go with --plan");
+  const int64_t now = ctx.clock().now_ms();
+  int64_t deadline = 0, hard_deadline = 0;
+  if (!a.deadline.empty()) deadline = MS_TRY_CTX(parse_deadline_ms(a.deadline, now), "--deadline");
+  if (!a.hard_deadline.empty()) hard_deadline = MS_TRY_CTX(parse_deadline_ms(a.hard_deadline, now), "--hard-deadline");
+  if (hard_deadline > 0 && deadline > 0 && hard_deadline < deadline)
+    return Error::invalid(fmt::format("--hard-deadline {} is before --deadline {}", format_time_ms(hard_deadline),
+                                      format_time_ms(deadline)));
+  const std::string metrics_file = a.metrics_file.empty() ? cfg->rebalance.metrics_file : a.metrics_file;
+  if (!metrics_file.empty() && !a.dry_run) {
+    // An unwritable metrics directory is found now, not after the night.
+    std::string dir = metrics_file.substr(0, metrics_file.rfind('/') == std::string::npos ? 0 : metrics_file.rfind('/'));
+    if (::access(dir.empty() ? "." : dir.c_str(), W_OK) != 0)
+      return Error::from_errno(errno, fmt::format("--metrics-file {}: cannot write in '{}'", metrics_file, dir));
+  }
+
+  Journal* j = MS_TRY(ctx.journal());
+  std::unique_ptr<RunLease> lease;
+  if (!a.dry_run) lease = MS_TRY(j->lease_run("rebalance"));
+  LoadedPlan lp = MS_TRY(load_plan(ctx, a));
+  MS_CHECK(check_plan(*cfg, lp, a, now));
+  if (a.dry_run) return dry_run(lp, a, ctx.global.json);
+
+  int64_t run = MS_TRY(j->begin_run("rebalance", nlohmann::json{{"plan", lp.hash}, {"night", a.night}}.dump()));
+  MS_CHECK(j->set_plan_status(lp.id, "executing"));
+  spdlog::info("rebalance run {}: {} night {}{}", run, lp.source, a.night,
+               deadline ? ", deadline " + format_time_ms(deadline) : "");
+
+  ExecutionOptions eo;
+  eo.night = a.night;
+  eo.deadline_ms = deadline;
+  eo.hard_deadline_ms = hard_deadline;
+  eo.max_parallel = a.max_parallel;
+  eo.plan_id = lp.id;
+  for (const auto& s : cfg->servers) eo.slots[s.name] = {s.max_moves_out, s.max_moves_in};
+  eo.move.refuse_frozen = true;
+  eo.move.max_size_drift = cfg->rebalance.max_size_drift;
+  eo.move.max_dest_util = cfg->plan.hard_cap;
+  eo.sample_interval_ms = cfg->rebalance.sample_interval_ms;
+  eo.max_load_per_cpu = cfg->rebalance.max_load_per_cpu;
+  eo.max_disk_busy = cfg->rebalance.max_disk_busy;
+  eo.max_server_failures = cfg->rebalance.max_server_failures;
+  ServerMetricsSource metrics(cfg->inventory.metrics_timeout_ms, 0, ctx.clock());
+  FleetLoadSampler sampler(*cfg, metrics, ctx.clock());
+  eo.sampler = [&](const std::string& server) { return sampler.sample(server); };
+
+  // Stops: signals (first soft, second hard), `rebalance --stop` (the
+  // journal, looked at every 2 s), the hard deadline (as a second signal).
+  set_two_stage_interrupts(true);
+  int64_t next_stop_poll = 0;
+  bool stop_asked = false;
+  eo.stop = [&]() {
+    if (interrupted()) return StopLevel::kHard;
+    if (soft_stop_requested()) return StopLevel::kSoft;
+    if (!stop_asked && ctx.clock().monotonic_ms() >= next_stop_poll) {
+      next_stop_poll = ctx.clock().monotonic_ms() + 2000;
+      auto s = j->stop_requested(run);
+      stop_asked = s.ok() && *s;
+      if (stop_asked) spdlog::info("rebalance run {}: 'rebalance --stop' asked it to start no more moves", run);
+    }
+    return stop_asked ? StopLevel::kSoft : StopLevel::kNone;
+  };
+  eo.on_hard_stop = [] { request_interrupt(); };
+  if (!metrics_file.empty()) {
+    eo.progress_interval_ms = 15'000;
+    eo.on_progress = [&](const ExecutionReport& r) {
+      auto st = write_metrics_file(metrics_file, render_run_metrics(r, lp.plan, RunStatus::kRunning, ctx.clock().now_ms()));
+      if (!st.ok()) spdlog::warn("{}", st.error().message());
+    };
+  }
+
+  // One move setup (journal, LDAP, transports) per worker thread.
+  std::string config_path = cfg->path;
+  GlobalOptions global = ctx.global;
+  std::vector<std::unique_ptr<Context>> contexts;
+  std::mutex contexts_mu;
+  MoveFnFactory factory = [&]() -> Result<MoveFn> {
+    auto wctx = std::make_unique<Context>();
+    wctx->global = global;
+    wctx->global.config_path = config_path;
+    auto setup = make_move_setup(*wctx, {});
+    if (!setup.ok()) return std::move(setup).error();
+    std::shared_ptr<MoveSetup> s(std::move(*setup));
+    std::lock_guard lock(contexts_mu);
+    contexts.push_back(std::move(wctx));
+    return MoveFn([s, cfg](const std::string& user, const std::string& to, const MoveOptions& o) {
+      // The ceiling holds on the filesystem only where the filesystem is the
+      // planner's model (no capacity_bytes override for the server).
+      MoveOptions mo = o;
+      const ServerConfig* dst = cfg->find_server(to);
+      if (dst && dst->capacity_bytes > 0) mo.max_dest_util = 0;
+      return s->runner->move(user, to, mo);
+    });
+  };
+  auto rep = execute_plan(lp.plan, eo, factory, ctx.clock());
+  set_two_stage_interrupts(false);
+  if (!rep.ok()) {
+    (void)j->finish_run(run, "failed", nlohmann::json{{"error", rep.error().message()}}.dump());
+    if (!metrics_file.empty()) {
+      ExecutionReport empty;
+      empty.started_at_ms = now;
+      empty.finished_at_ms = ctx.clock().now_ms();
+      (void)write_metrics_file(metrics_file, render_run_metrics(empty, lp.plan, RunStatus::kFailed, ctx.clock().now_ms()));
+    }
+    return std::move(rep).error().context(fmt::format("rebalance {}", lp.source));
+  }
+
+  const bool all_done = rep->done == static_cast<int64_t>(rep->moves.size());
+  const bool signalled = soft_stop_requested() && !stop_asked;
+  const RunStatus status = signalled ? RunStatus::kInterrupted : all_done ? RunStatus::kOk : RunStatus::kFailed;
+  auto summary = run_report_json(lp.plan, lp.hash, *rep);
+  (void)j->set_plan_status(lp.id, all_done ? "done" : "partial");
+  (void)j->finish_run(run, std::string(run_status_name(status)), summary.dump());
+  if (!metrics_file.empty()) {
+    auto st = write_metrics_file(metrics_file, render_run_metrics(*rep, lp.plan, status, ctx.clock().now_ms()));
+    if (!st.ok()) spdlog::error("{}", st.error().message());
+  }
+  if (!a.report.empty()) {
+    auto st = write_report(a.report, lp.plan, lp.hash, *rep);
+    if (!st.ok()) spdlog::error("{}", st.error().message());
+  }
+  // Quiet on success under cron: the summary goes to stdout, which cron
+  // mails only when asked; on failure it goes to stderr.
+  std::string text = ctx.global.json ? summary.dump(2) + "\n" : render_run_text(lp.plan, lp.hash, *rep);
+  fmt::print(all_done ? stdout : stderr, "{}", text);
+  if (!metrics_file.empty() && !ctx.global.json) fmt::print(all_done ? stdout : stderr, "metrics: {}\n", metrics_file);
+  if (signalled) return kExitInterrupted;
+  return all_done ? kExitOk : kExitFailure;
 }
 
 }  // namespace
 
 Command register_rebalance(CLI::App& root, Context& ctx) {
   auto a = std::make_shared<Args>();
-  CLI::App* cmd = root.add_subcommand("rebalance", "The nightly job: plan and execute moves within budgets and a deadline");
+  CLI::App* cmd = root.add_subcommand("rebalance", "The nightly job: run a reviewed plan's moves within slots, load and a deadline");
   cmd->add_option("--plan", a->plan,
-                  "execute exactly this plan: a --output file of 'mailshard plan', or a plan hash from the journal "
-                  "(default: plan the live fleet now with the [plan] settings)");
+                  "the plan to run: 'latest' (the newest approved plan in the journal), a plan hash, or a --output "
+                  "file of 'mailshard plan' (default: plan the live fleet now with the [plan] settings)");
+  cmd->add_option("--snapshot", a->snapshot, "without --plan: plan from this saved inventory (inventory --save DIR)");
   cmd->add_option("--strategy", a->strategy, "strategy when planning now: balance, drain or fill (default balance)");
   cmd->add_option("--night", a->night, "which night of a multi-night plan to run (default 1; 0 = all)");
-  cmd->add_option("--deadline", a->deadline, "start no move after this long from now (e.g. 5h); running moves finish");
-  cmd->add_option("--max-parallel", a->max_parallel, "moves at once, fleet-wide (default 4); per server: max_concurrent_moves");
+  cmd->add_option("--deadline", a->deadline,
+                  "start no move after this: a duration from now (5h) or a local clock time (05:30, the next one); "
+                  "running moves finish");
+  cmd->add_option("--hard-deadline", a->hard_deadline,
+                  "after this (duration or clock time), moves that have not flipped roll back; flipped ones finish");
+  cmd->add_option("--max-parallel", a->max_parallel,
+                  "moves at once, fleet-wide (default: what the servers' max_moves_out/max_moves_in slots allow)");
+  cmd->add_option("--report", a->report, "write the run report for the morning: FILE.md or FILE.html");
+  cmd->add_option("--metrics-file", a->metrics_file,
+                  "keep a Prometheus textfile here during and after the run (default [rebalance] metrics_file)");
+  cmd->add_flag("--stop", a->stop, "ask the running rebalance (same journal) to start no more moves, then exit");
   cmd->add_flag("--dry-run", a->dry_run, "show the moves that would run; change nothing");
   cmd->footer(
-      "Cron: 0 1 * * * mailshard --log-level warn rebalance --deadline 5h   (see examples/).\n"
-      "Exit: 0 every move done, 1 a move failed or was skipped, 2 bad input, 130 interrupted.");
-  return {cmd, [&ctx, a]() -> Result<int> {
-            const Config* cfg = MS_TRY(ctx.config());
-            int64_t deadline = 0;
-            if (!a->deadline.empty())
-              deadline = ctx.clock().now_ms() + MS_TRY_CTX(parse_duration_ms(a->deadline), "--deadline");
-            if (a->max_parallel < 1) return Error::invalid("--max-parallel must be at least 1");
-            auto [plan, plan_id] = MS_TRY(load_plan(ctx, *a));
-            std::string hash = plan_hash(plan);
-            Journal* j = MS_TRY(ctx.journal());
-            if (a->dry_run) {
-              int n = 0;
-              for (const auto& m : plan.moves)
-                if (a->night == 0 || m.night == a->night) {
-                  ++n;
-                  fmt::print("would move {} {} -> {} ({}, {})\n", m.user_name.empty() ? std::to_string(m.user) : m.user_name,
-                             plan.servers[m.from].name, plan.servers[m.to].name, human_bytes(m.bytes), move_reason_name(m.reason));
-                }
-              fmt::print("dry run: plan {} night {}: {} moves; nothing was changed\n", hash, a->night, n);
-              return kExitOk;
-            }
-            int64_t run = MS_TRY(j->begin_run("rebalance", nlohmann::json{{"plan", hash}, {"night", a->night}}.dump()));
-            MS_CHECK(j->set_plan_status(plan_id, "executing"));
-            ExecutionOptions eo;
-            eo.night = a->night;
-            eo.deadline_ms = deadline;
-            eo.max_parallel = a->max_parallel;
-            eo.plan_id = plan_id;
-            for (const auto& s : cfg->servers) eo.slots[s.name] = {s.max_concurrent_moves, s.max_concurrent_moves};
-            // One move setup (journal, LDAP, transports) per worker thread.
-            std::string config_path = cfg->path;
-            GlobalOptions global = ctx.global;
-            std::vector<std::unique_ptr<Context>> contexts;
-            std::mutex contexts_mu;
-            MoveFnFactory factory = [&]() -> Result<MoveFn> {
-              auto wctx = std::make_unique<Context>();
-              wctx->global = global;
-              wctx->global.config_path = config_path;
-              auto setup = make_move_setup(*wctx, {});
-              if (!setup.ok()) return std::move(setup).error();
-              std::shared_ptr<MoveSetup> s(std::move(*setup));
-              std::lock_guard lock(contexts_mu);
-              contexts.push_back(std::move(wctx));
-              return MoveFn([s](const std::string& user, const std::string& to, const MoveOptions& o) {
-                return s->runner->move(user, to, o);
-              });
-            };
-            auto rep = execute_plan(plan, eo, factory, ctx.clock());
-            if (!rep.ok()) {
-              (void)j->finish_run(run, "failed", nlohmann::json{{"error", rep.error().message()}}.dump());
-              return std::move(rep).error().context(fmt::format("rebalance plan {}", hash));
-            }
-            nlohmann::json summary = {{"plan", hash},
-                                      {"night", rep->night},
-                                      {"moves", rep->moves.size()},
-                                      {"done", rep->done},
-                                      {"failed", rep->failed},
-                                      {"skipped", rep->skipped},
-                                      {"bytes_transferred", rep->bytes_transferred},
-                                      {"lockout_p50_ms", rep->lockout_p50_ms},
-                                      {"lockout_p95_ms", rep->lockout_p95_ms},
-                                      {"lockout_max_ms", rep->lockout_max_ms},
-                                      {"seconds", (rep->finished_at_ms - rep->started_at_ms) / 1000.0},
-                                      {"deadline_reached", rep->deadline_reached},
-                                      {"hard_stopped", rep->hard_stopped}};
-            bool all_done = rep->done == static_cast<int64_t>(rep->moves.size());
-            (void)j->set_plan_status(plan_id, all_done ? "done" : "partial");
-            (void)j->finish_run(run, rep->hard_stopped ? "interrupted" : all_done ? "ok" : "failed", summary.dump());
-            if (ctx.global.json) {
-              summary["results"] = nlohmann::json::array();
-              for (const auto& o : rep->moves)
-                summary["results"].push_back({{"user", o.user}, {"from", o.from}, {"to", o.to}, {"move_id", o.move_id},
-                                              {"state", o.state}, {"bytes_transferred", o.bytes_transferred},
-                                              {"lockout_ms", o.lockout_ms}, {"error", o.reason}});
-              fmt::print("{}\n", summary.dump(2));
-            } else {
-              for (const auto& o : rep->moves)
-                fmt::print("{:<28} {:<8} -> {:<8} {:<12} {:>10} {:>8}  {}\n", printable(o.user, 28), o.from, o.to,
-                           o.state.empty() ? "not started" : o.state, human_bytes(o.bytes_transferred),
-                           o.lockout_ms >= 0 ? format_duration_ms(o.lockout_ms) : "-", o.reason);
-              fmt::print("rebalance plan {} night {}: {} done, {} failed, {} not started; {} copied; lockout median {} "
-                         "p95 {} max {}{}\n",
-                         hash, rep->night, rep->done, rep->failed, rep->skipped, human_bytes(rep->bytes_transferred),
-                         rep->lockout_p50_ms >= 0 ? format_duration_ms(rep->lockout_p50_ms) : "-",
-                         rep->lockout_p95_ms >= 0 ? format_duration_ms(rep->lockout_p95_ms) : "-",
-                         rep->lockout_max_ms >= 0 ? format_duration_ms(rep->lockout_max_ms) : "-",
-                         rep->deadline_reached ? "; " + rep->stop_reason : "");
-            }
-            if (interrupted()) return kExitInterrupted;
-            return all_done ? kExitOk : kExitFailure;
-          }};
+      "The reviewed-plan workflow: in the afternoon 'mailshard plan --report plan.html', a person reads it and runs\n"
+      "'mailshard plan approve HASH'; at night: mailshard --log-level warn rebalance --plan latest --deadline 05:30\n"
+      "  --metrics-file /var/lib/node_exporter/textfile/mailshard.prom --report /var/lib/mailshard/night.html\n"
+      "SIGTERM or Ctrl-C: no more moves start, running ones finish; a second signal rolls back the ones that have not\n"
+      "flipped. Exit: 0 every move done, 1 a move failed, was skipped or did not start (the summary is on stderr), or\n"
+      "the plan was refused (stale, not approved, another run holds the lease), 2 bad input, 130 stopped by a signal.");
+  return {cmd, [&ctx, a]() -> Result<int> { return run_rebalance(ctx, *a); }};
 }
 
 }  // namespace mailshard::cli

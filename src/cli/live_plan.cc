@@ -44,20 +44,4 @@ Result<int64_t> journal_plan(Journal& journal, const Plan& plan, const std::stri
   return journal.store_plan(rec).context("journal");
 }
 
-Result<LivePlan> plan_live_fleet(Context& ctx, const std::string& strategy) {
-  const Config* cfg = MS_TRY(ctx.config());
-  Snapshot snap = MS_TRY(live_snapshot(ctx));
-  Constraints c = constraints_from_config(*cfg);
-  c.strategy = strategy;
-  LivePlan out;
-  out.plan = MS_TRY(planner::plan(snap, c));
-  out.hash = plan_hash(out.plan);
-  Journal* j = MS_TRY(ctx.journal());
-  out.plan_id = MS_TRY(journal_plan(*j, out.plan, out.hash));
-  spdlog::info("plan {} ({} moves, {}) stored as plan {}", out.hash, out.plan.estimate.moves,
-               out.plan.estimate.bytes, out.plan_id);
-  for (const auto& r : out.plan.partial_reasons) spdlog::warn("partial plan: {}", r);
-  return out;
-}
-
 }  // namespace mailshard::cli

@@ -21,13 +21,4 @@ Constraints constraints_from_config(const Config& config);
 // Stores `plan` in the journal under its hash (idempotent); returns its id.
 Result<int64_t> journal_plan(Journal& journal, const Plan& plan, const std::string& hash);
 
-struct LivePlan {
-  Plan plan;
-  std::string hash;
-  int64_t plan_id = 0;
-};
-// Inventory, plan with `strategy` and the configured constraints, store it in
-// the journal.
-Result<LivePlan> plan_live_fleet(Context& ctx, const std::string& strategy);
-
 }  // namespace mailshard::cli

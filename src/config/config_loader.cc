@@ -447,7 +447,6 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
     if (r.integer("max_concurrent_moves", both, 1, 64)) s.max_moves_out = s.max_moves_in = both;
     r.integer("max_moves_out", s.max_moves_out, 1, 64);
     r.integer("max_moves_in", s.max_moves_in, 1, 64);
-    s.max_concurrent_moves = std::max(s.max_moves_out, s.max_moves_in);
     r.integer("sync_streams", s.sync_streams, 1, 64);
     load_secret(r, p, "doveadm_password_file", s.doveadm_password_file, "MAILSHARD_DOVEADM_PASSWORD", env,
                 s.doveadm_password, !s.doveadm_url.empty(), c);

@@ -57,10 +57,7 @@ struct ServerConfig {
   // nightly run halves them while the server is over its load limits.
   int max_moves_out = 2;
   int max_moves_in = 2;
-  // max(max_moves_out, max_moves_in): the one per-server figure the executor
-  // read before it had in and out slots. (The key max_concurrent_moves still
-  // sets both of the above.)
-  int max_concurrent_moves = 2;
+  // (The older key max_concurrent_moves sets both.)
   int sync_streams = 2;             // parallel copy streams one sync opens here (agent processes / threads)
   int line = 0;
 };

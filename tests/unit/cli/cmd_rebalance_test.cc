@@ -72,6 +72,10 @@ TEST_F(RebalancePlanFile, TheReviewedFileRuns) {
   auto r = rebalance(doc_);
   EXPECT_EQ(r.exit_code, 0) << r.err;
   EXPECT_NE(r.out.find("dry run: plan " + doc_["plan_hash"].get<std::string>()), std::string::npos) << r.out;
+  // A dry run writes nothing: the plan is not in the journal afterwards.
+  auto list = run({"-c", cfg_, "--json", "plan", "list"});
+  EXPECT_EQ(list.exit_code, 0) << list.err;
+  EXPECT_EQ(list.out.find(doc_["plan_hash"].get<std::string>()), std::string::npos) << list.out;
 }
 
 TEST_F(RebalancePlanFile, WithoutItsHashIsRefused) {
@@ -120,7 +124,8 @@ TEST_F(RebalancePlanFile, EditedContentIsRefused) {
 // since it was stored (by hand, or a damaged journal) is not executed.
 TEST_F(RebalancePlanFile, AJournalPlanThatNoLongerMatchesItsHashIsRefused) {
   const std::string hash = doc_["plan_hash"].get<std::string>();
-  auto stored = rebalance(doc_);  // stores the reviewed plan in the journal
+  // `plan` stores the reviewed plan in the journal (a dry run writes nothing).
+  auto stored = run({"-c", cfg_, "plan", "--snapshot", dir_});
   ASSERT_EQ(stored.exit_code, 0) << stored.err;
   auto ok = run({"-c", cfg_, "rebalance", "--plan", hash, "--dry-run"});
   EXPECT_EQ(ok.exit_code, 0) << ok.err;

@@ -418,12 +418,10 @@ TEST(ConfigLoader, MoveSlotsDefaultPerDirection) {
   ASSERT_TRUE(c.ok()) << c.error().message();
   EXPECT_EQ(c->servers[0].max_moves_out, 2);
   EXPECT_EQ(c->servers[0].max_moves_in, 2);
-  EXPECT_EQ(c->servers[0].max_concurrent_moves, 2);
   auto set = parse(base_config("max_moves_out = 3\nmax_moves_in = 5\n"));
   ASSERT_TRUE(set.ok()) << set.error().message();
   EXPECT_EQ(set->servers[0].max_moves_out, 3);
   EXPECT_EQ(set->servers[0].max_moves_in, 5);
-  EXPECT_EQ(set->servers[0].max_concurrent_moves, 5);
 }
 
 // The older single key sets both directions; an explicit direction wins,
@@ -433,12 +431,10 @@ TEST(ConfigLoader, MaxConcurrentMovesSetsBothDirections) {
   ASSERT_TRUE(old.ok()) << old.error().message();
   EXPECT_EQ(old->servers[0].max_moves_out, 4);
   EXPECT_EQ(old->servers[0].max_moves_in, 4);
-  EXPECT_EQ(old->servers[0].max_concurrent_moves, 4);
   auto mixed = parse(base_config("max_moves_in = 1\nmax_concurrent_moves = 6\n"));
   ASSERT_TRUE(mixed.ok()) << mixed.error().message();
   EXPECT_EQ(mixed->servers[0].max_moves_out, 6);
   EXPECT_EQ(mixed->servers[0].max_moves_in, 1);
-  EXPECT_EQ(mixed->servers[0].max_concurrent_moves, 6);
 }
 
 TEST(ConfigLoader, MoveSlotsAreChecked) {
