@@ -75,9 +75,9 @@ Result<Plan> plan_from_record(const PlanRecord& rec) {
 // The plan to execute. Nothing is written on a dry run.
 Result<LoadedPlan> load_plan(Context& ctx, const Args& a) {
   const Config* cfg = MS_TRY(ctx.config());
-  Journal* j = MS_TRY(ctx.journal());
   LoadedPlan out;
   if (a.plan == "latest") {
+    Journal* j = MS_TRY(ctx.journal());
     const bool approved = cfg->rebalance.require_approval;
     auto rec = MS_TRY_CTX(j->latest_plan(approved), "journal");
     if (!rec)
@@ -99,10 +99,14 @@ Result<LoadedPlan> load_plan(Context& ctx, const Args& a) {
     out.plan = MS_TRY(planner::plan(snap, c));
     out.hash = plan_hash(out.plan);
     out.source = fmt::format("plan {} (made now)", out.hash);
-    if (!a.dry_run) out.id = MS_TRY(journal_plan(*j, out.plan, out.hash));
+    if (!a.dry_run) {
+      Journal* j = MS_TRY(ctx.journal());
+      out.id = MS_TRY(journal_plan(*j, out.plan, out.hash));
+    }
     return out;
   }
   if (looks_like_hash(a.plan) && ::access(a.plan.c_str(), F_OK) != 0) {
+    Journal* j = MS_TRY(ctx.journal());
     PlanRecord rec = MS_TRY(j->find_plan(a.plan));
     out.plan = MS_TRY(plan_from_record(rec));
     out.hash = rec.hash;
@@ -118,6 +122,7 @@ Result<LoadedPlan> load_plan(Context& ctx, const Args& a) {
   out.hash = plan_hash(out.plan);
   out.source = fmt::format("plan {} ({})", out.hash, a.plan);
   if (!a.dry_run) {
+    Journal* j = MS_TRY(ctx.journal());
     out.id = MS_TRY(journal_plan(*j, out.plan, out.hash));
     auto rec = MS_TRY(j->find_plan(out.hash));
     out.approved_at_ms = rec.approved_at_ms;
@@ -216,12 +221,17 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
       return Error::from_errno(errno, fmt::format("--metrics-file {}: cannot write in '{}'", metrics_file, dir));
   }
 
+  // A dry run writes nothing: no lease, no journal (unless --plan latest or
+  // a hash has to be read from it).
+  if (a.dry_run) {
+    LoadedPlan lp = MS_TRY(load_plan(ctx, a));
+    MS_CHECK(check_plan(*cfg, lp, a, now));
+    return dry_run(lp, a, ctx.global.json);
+  }
   Journal* j = MS_TRY(ctx.journal());
-  std::unique_ptr<RunLease> lease;
-  if (!a.dry_run) lease = MS_TRY(j->lease_run("rebalance"));
+  std::unique_ptr<RunLease> lease = MS_TRY(j->lease_run("rebalance"));
   LoadedPlan lp = MS_TRY(load_plan(ctx, a));
   MS_CHECK(check_plan(*cfg, lp, a, now));
-  if (a.dry_run) return dry_run(lp, a, ctx.global.json);
 
   int64_t run = MS_TRY(j->begin_run("rebalance", nlohmann::json{{"plan", lp.hash}, {"night", a.night}}.dump()));
   MS_CHECK(j->set_plan_status(lp.id, "executing"));
