@@ -7,6 +7,10 @@
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 
+#include <fmt/format.h>
+
+#include "core/clock.h"
+#include "journal/sqlite_journal.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 
@@ -138,6 +142,122 @@ TEST_F(RebalancePlanFile, AJournalPlanThatNoLongerMatchesItsHashIsRefused) {
   EXPECT_EQ(r.exit_code, 1) << r.err;
   EXPECT_EQ(r.err.rfind("mailshard: plan " + hash + ": the journal's copy hashes to ", 0), 0u) << r.err;
   EXPECT_NE(r.err.find(": it changed since it was stored\n"), std::string::npos) << r.err;
+}
+
+}  // namespace
+}  // namespace mailshard
+
+namespace mailshard {
+namespace {
+
+// A plan of a named fleet (servers a, b, c; users with names), as the
+// nightly run gets it, refused before any move for what it is.
+class RebalanceRefuses : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    dir_ = ::testing::TempDir() + "/rebalance_refuses_" + std::to_string(::getpid()) + "_" +
+           ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    std::filesystem::remove_all(dir_);
+    ASSERT_TRUE(make_dirs(dir_ + "/snap").ok());
+    ASSERT_TRUE(write_file_atomic(dir_ + "/snap/servers.csv",
+                                  "server_id,class,capacity_bytes,other_used_bytes,load_capacity,draining\n"
+                                  "0,std,1000,0,16.0,0\n1,std,1000,0,16.0,0\n2,std,1000,0,16.0,0\n")
+                    .ok());
+    ASSERT_TRUE(write_file_atomic(dir_ + "/snap/users.csv",
+                                  "user_id,server_id,class,size_bytes,activity,pinned\n"
+                                  "0,0,std,300,0.0,0\n1,0,std,200,0.0,0\n2,0,std,150,0.0,0\n3,0,std,100,0.0,0\n"
+                                  "4,1,std,100,0.0,0\n5,2,std,50,0.0,0\n")
+                    .ok());
+    ASSERT_TRUE(write_file_atomic(dir_ + "/ldap.secret", "x\n", 0600).ok());
+  }
+
+  // The snapshot taken `age_ms` ago, planned with a config of `servers`.
+  void plan(int64_t age_ms, const std::string& servers = "abc", const std::string& extra = "") {
+    nlohmann::json meta = {{"server_names", {"a", "b", "c"}},
+                           {"user_names", {"u0@x", "u1@x", "u2@x", "u3@x", "u4@x", "u5@x"}},
+                           {"taken_at_ms", now_ms() - age_ms},
+                           {"source", "inventory"}};
+    ASSERT_TRUE(write_file_atomic(dir_ + "/snap/meta.json", meta.dump()).ok());
+    std::string cfg = "[journal]\npath = \"" + dir_ + "/journal.sqlite\"\n[ldap]\nuri = \"ldap://127.0.0.1:1\"\n"
+                      "bind_dn = \"cn=a\"\nbind_password_file = \"" + dir_ + "/ldap.secret\"\nbase_dn = \"dc=x\"\n";
+    for (char s : servers) cfg += fmt::format("[[server]]\nname = \"{}\"\nmail_root = \"/srv/{}\"\n", s, s);
+    cfg += "[move]\nheadroom = 0\n" + extra;
+    cfg_ = dir_ + "/mailshard.toml";
+    ASSERT_TRUE(write_file_atomic(cfg_, cfg).ok());
+    auto r = run({"-c", cfg_, "plan", "--snapshot", dir_ + "/snap", "--no-journal", "--output", dir_ + "/plan.json"});
+    ASSERT_EQ(r.exit_code, 0) << r.err;
+    auto doc = nlohmann::json::parse(*read_file(dir_ + "/plan.json"));
+    hash_ = doc["plan_hash"];
+    ASSERT_FALSE(doc["moves"].empty());
+  }
+  static int64_t now_ms() { return SystemClock().now_ms(); }
+
+  std::string dir_, cfg_, hash_;
+};
+
+TEST_F(RebalanceRefuses, AStalePlan) {
+  plan(48 * 3'600'000);
+  auto r = run({"-c", cfg_, "rebalance", "--plan", dir_ + "/plan.json"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("plan " + hash_), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("is stale: its fleet snapshot is 2d old"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("max_plan_age 1d12h"), std::string::npos) << r.err;
+}
+
+TEST_F(RebalanceRefuses, AnUnapprovedPlanWhenApprovalIsRequired) {
+  plan(60'000, "abc", "[rebalance]\nrequire_approval = true\n");
+  auto file = run({"-c", cfg_, "rebalance", "--plan", dir_ + "/plan.json"});
+  EXPECT_EQ(file.exit_code, 1) << file.err;
+  EXPECT_NE(file.err.find("is not approved and [rebalance] require_approval is on"), std::string::npos) << file.err;
+  EXPECT_NE(file.err.find("mailshard plan approve " + hash_), std::string::npos) << file.err;
+  auto latest = run({"-c", cfg_, "rebalance", "--plan", "latest"});
+  EXPECT_EQ(latest.exit_code, 1) << latest.err;
+  EXPECT_NE(latest.err.find("no approved plan in the journal"), std::string::npos) << latest.err;
+  // Approved, the latest plan is the one the night runs.
+  auto approve = run({"-c", cfg_, "plan", "approve", hash_});
+  ASSERT_EQ(approve.exit_code, 0) << approve.err;
+  auto dry = run({"-c", cfg_, "rebalance", "--plan", "latest", "--dry-run"});
+  EXPECT_EQ(dry.exit_code, 0) << dry.err;
+  EXPECT_NE(dry.out.find("dry run: plan " + hash_ + " (the latest approved)"), std::string::npos) << dry.out;
+  EXPECT_NE(dry.out.find("would move u0@x a -> "), std::string::npos) << dry.out;
+}
+
+TEST_F(RebalanceRefuses, ASecondRunSaysWhoHoldsTheLease) {
+  plan(60'000);
+  SystemClock clock;
+  auto j = SqliteJournal::open(dir_ + "/journal.sqlite", clock);
+  ASSERT_TRUE(j.ok()) << j.error().message();
+  auto lease = (*j)->lease_run("rebalance");
+  ASSERT_TRUE(lease.ok()) << lease.error().message();
+  auto r = run({"-c", cfg_, "rebalance", "--plan", dir_ + "/plan.json"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_EQ(r.err.rfind("mailshard: another rebalance is running: pid " + std::to_string(::getpid()) + " on host ", 0), 0u)
+      << r.err;
+  // --stop finds the holder too (its run is not journaled here: say so).
+  auto stop = run({"-c", cfg_, "rebalance", "--stop"});
+  EXPECT_EQ(stop.exit_code, 1) << stop.err;
+  lease->reset();
+  auto none = run({"-c", cfg_, "rebalance", "--stop"});
+  EXPECT_EQ(none.exit_code, 1);
+  EXPECT_EQ(none.err, "mailshard: no rebalance is running\n");
+}
+
+TEST_F(RebalanceRefuses, APlanForAServerTheConfigDoesNotKnow) {
+  plan(60'000, "abc");
+  plan(60'000, "ab");  // the same fleet, a config without c
+  auto r = run({"-c", cfg_, "rebalance", "--plan", dir_ + "/plan.json", "--dry-run"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_NE(r.err.find("server 'c' is not in the config"), std::string::npos) << r.err;
+}
+
+TEST_F(RebalanceRefuses, BadDeadlines) {
+  plan(60'000);
+  auto bad = run({"-c", cfg_, "rebalance", "--plan", dir_ + "/plan.json", "--deadline", "25:00"});
+  EXPECT_EQ(bad.exit_code, 2) << bad.err;
+  EXPECT_EQ(bad.err, "mailshard: --deadline: '25:00' is not a clock time HH:MM (00:00 to 23:59)\n");
+  auto order = run({"-c", cfg_, "rebalance", "--plan", dir_ + "/plan.json", "--deadline", "5h", "--hard-deadline", "1h"});
+  EXPECT_EQ(order.exit_code, 2) << order.err;
+  EXPECT_NE(order.err.find("--hard-deadline"), std::string::npos) << order.err;
 }
 
 }  // namespace
