@@ -223,6 +223,55 @@ TEST_F(MoveRunnerTest, PlannedMoveOfAUserWhoMovedMeanwhileDoesNotStart) {
   EXPECT_TRUE(journal_->list_moves({})->empty());
 }
 
+// The nightly run's re-checks against the plan: each is a skip (kConflict)
+// before anything is copied, frozen or flipped.
+TEST_F(MoveRunnerTest, PlannedMoveOfAFrozenUserDoesNotStart) {
+  dir_.account.status = "frozen";
+  MoveOptions o;
+  o.refuse_frozen = true;
+  auto rec = runner().move("alice", "store2", o);
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(rec.error().message(), "user alice is frozen (mailAccountStatus=frozen): someone else holds it");
+  EXPECT_TRUE(freeze_.calls.empty());
+  EXPECT_FALSE(fs::exists(dst_home()));
+}
+
+TEST_F(MoveRunnerTest, PlannedMoveWhoseMailboxGrewPastTheDriftDoesNotStart) {
+  MoveOptions o;
+  o.max_size_drift = 0.2;
+  o.bytes_planned = 1000;  // the mailbox is far larger now
+  auto rec = runner().move("alice", "store2", o);
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().code(), ErrorCode::kConflict);
+  EXPECT_NE(rec.error().message().find("planned 1000 B"), std::string::npos) << rec.error().message();
+  EXPECT_NE(rec.error().message().find("(max_size_drift is 20%)"), std::string::npos) << rec.error().message();
+  EXPECT_TRUE(freeze_.calls.empty());
+  EXPECT_FALSE(any_staging());
+  EXPECT_EQ(dir_.flips, 0);
+  // The same move within the drift runs.
+  auto size = runner().move("alice", "store2", MoveOptions{.dry_run = true});
+  ASSERT_TRUE(size.ok());
+  MoveOptions within;
+  within.max_size_drift = 0.2;
+  within.bytes_planned = size->bytes_planned * 11 / 10;
+  auto ok = runner().move("alice", "store2", within);
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(ok->state, MoveState::kDone) << ok->error;
+}
+
+TEST_F(MoveRunnerTest, PlannedMoveAboveTheDestinationsCeilingDoesNotStart) {
+  MoveOptions o;
+  o.max_dest_util = 1e-9;  // any filesystem is fuller than that
+  auto rec = runner().move("alice", "store2", o);
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().code(), ErrorCode::kConflict);
+  EXPECT_NE(rec.error().message().find("store2 would be "), std::string::npos) << rec.error().message();
+  EXPECT_NE(rec.error().message().find("% full with user alice (hard ceiling 0.0%)"), std::string::npos)
+      << rec.error().message();
+  EXPECT_FALSE(any_staging());
+}
+
 TEST_F(MoveRunnerTest, PurgeNeverDeletesTheLiveMailbox) {
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok());
