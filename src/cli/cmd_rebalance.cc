@@ -331,11 +331,16 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     auto st = write_report(a.report, lp.plan, lp.hash, *rep);
     if (!st.ok()) spdlog::error("{}", st.error().message());
   }
-  // Quiet on success under cron: the summary goes to stdout, which cron
-  // mails only when asked; on failure it goes to stderr.
-  std::string text = ctx.global.json ? summary.dump(2) + "\n" : render_run_text(lp.plan, lp.hash, *rep);
-  fmt::print(all_done ? stdout : stderr, "{}", text);
-  if (!metrics_file.empty() && !ctx.global.json) fmt::print(all_done ? stdout : stderr, "metrics: {}\n", metrics_file);
+  // Quiet on success under cron (--log-level warn or quieter: nothing at
+  // all); on failure the summary goes to stderr, which cron mails.
+  const std::string& level = ctx.global.log_level;
+  const bool quiet = all_done && !ctx.global.json && (level == "warn" || level == "error" || level == "off");
+  if (!quiet) {
+    std::string text = ctx.global.json ? summary.dump(2) + "\n" : render_run_text(lp.plan, lp.hash, *rep);
+    if (!metrics_file.empty() && !ctx.global.json) text += fmt::format("metrics: {}\n", metrics_file);
+    if (!a.report.empty() && !ctx.global.json) text += fmt::format("report: {}\n", a.report);
+    fmt::print(all_done ? stdout : stderr, "{}", text);
+  }
   if (signalled) return kExitInterrupted;
   return all_done ? kExitOk : kExitFailure;
 }
