@@ -78,7 +78,13 @@ class Run {
     return false;
   }
 
-  void record(size_t i, const Result<MoveRecord>& r, int64_t started, int64_t finished) {
+  // A failed move, as record() will count it (the health check runs before).
+  static bool failed(const Result<MoveRecord>& r) {
+    if (!r.ok()) return r.error().code() != ErrorCode::kConflict && r.error().code() != ErrorCode::kInvalidInput;
+    return r->state != MoveState::kDone;
+  }
+
+  void record(size_t i, const Result<MoveRecord>& r, int64_t started, int64_t finished, const Status& health) {
     MoveOutcome& m = rep.moves[i];
     ServerRun& from = server(m.from);
     ServerRun& to = server(m.to);
@@ -107,8 +113,14 @@ class Run {
       from.bytes_out += m.bytes_transferred;
       to.bytes_in += m.bytes_transferred;
     }
-    // A move the hard stop rolled back says nothing about its servers.
-    if (m.result == MoveResult::kFailed && !rep.hard_stopped) count_failure(from, to);
+    // A move the hard stop rolled back says nothing about its servers, nor
+    // does one that failed because the directory went away.
+    if (!health.ok()) {
+      rep.deadline_reached = true;
+      stop(health.error().message());
+    } else if (m.result == MoveResult::kFailed && !rep.hard_stopped) {
+      count_failure(from, to);
+    }
     spdlog::info("rebalance: {} {} -> {}: {}{}", printable(m.user), m.from, m.to, move_result_name(m.result),
                  m.reason.empty() ? "" : " (" + m.reason + ")");
   }
@@ -298,8 +310,10 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
       int64_t started = clock.now_ms();
       auto r = (*fn)(user, to, mo);
       int64_t finished = clock.now_ms();
+      Status health;
+      if (options.health && Run::failed(r)) health = options.health();
       lock.lock();
-      run.record(i, r, started, finished);
+      run.record(i, r, started, finished, health);
       run.cv.notify_all();
     }
   };

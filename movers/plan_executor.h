@@ -69,6 +69,10 @@ struct ExecutionOptions {
   double max_disk_busy = 0.8;
   int max_server_failures = 3;    // 0 = never skip a server
 
+  // Called (on a worker thread) after a move failed: is what every move
+  // needs (the directory) still there? An error stops the run from starting
+  // moves, with that reason, and the failure is not held against the servers.
+  std::function<Status()> health;
   std::function<StopLevel()> stop;        // polled; empty = never
   std::function<void()> on_hard_stop;     // called once at the hard deadline or a hard stop
   std::function<void(const struct ExecutionReport&)> on_progress;  // from the caller's thread

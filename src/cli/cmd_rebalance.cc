@@ -24,6 +24,7 @@
 #include "cli/load_sampler.h"
 #include "cli/move_wiring.h"
 #include "core/snapshot.h"
+#include "directory/ldap_directory.h"
 #include "inventory/metrics_sources.h"
 #include "movers/plan_executor.h"
 #include "movers/run_metrics.h"
@@ -255,6 +256,13 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   ServerMetricsSource metrics(cfg->inventory.metrics_timeout_ms, 0, ctx.clock());
   FleetLoadSampler sampler(*cfg, metrics, ctx.clock());
   eo.sampler = [&](const std::string& server) { return sampler.sample(server); };
+  // After a failed move: is LDAP still there? (A fresh connection: this runs
+  // on any worker thread.) If not, the night stops instead of blaming servers.
+  eo.health = [cfg]() -> Status {
+    auto d = LdapDirectory::connect(*cfg);
+    if (!d.ok()) return std::move(d).error();
+    return {};
+  };
 
   // Stops: signals (first soft, second hard), `rebalance --stop` (the
   // journal, looked at every 2 s), the hard deadline (as a second signal).

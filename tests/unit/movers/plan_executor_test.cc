@@ -321,6 +321,35 @@ TEST(PlanExecutor, AServerThatKeepsFailingIsSkippedAndItsPartnersGoOn) {
   EXPECT_NE(outcome_of(*r, "d5").reason.find("server dead failed 3 moves"), std::string::npos) << outcome_of(*r, "d5").reason;
 }
 
+TEST(PlanExecutor, WhenTheDirectoryIsGoneTheRunStopsAndNoServerIsBlamed) {
+  FakeClock clock;
+  FakeMoves moves(&clock);
+  auto o = fast_options();
+  o.slots["a"] = {1, 1};
+  std::atomic<bool> ldap_up{true};
+  o.health = [&]() -> Status {
+    if (ldap_up) return {};
+    return Error::unavailable("LDAP ldap://127.0.0.1:389: cannot connect");
+  };
+  moves.outcome["u2"].error = Error::unavailable("user u2: LDAP ldap://127.0.0.1:389: cannot connect");
+  moves.outcome["u1"].state = MoveState::kRolledBack;  // a failure while LDAP is fine: a server's
+  auto plan = make_plan({"a", "b"}, {"u2:a>b", "u3:a>b", "u4:a>b"});
+  auto first = execute_plan(make_plan({"a", "b"}, {"u1:a>b"}), o, moves.factory(), clock);
+  ASSERT_TRUE(first.ok());
+  EXPECT_EQ(first->servers.at("a").failures, 1);
+  ldap_up = false;
+  auto r = execute_plan(plan, o, moves.factory(), clock);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(outcome_of(*r, "u2").result, MoveResult::kFailed);
+  EXPECT_EQ(outcome_of(*r, "u3").result, MoveResult::kNotStarted);
+  EXPECT_EQ(outcome_of(*r, "u4").result, MoveResult::kNotStarted);
+  EXPECT_NE(outcome_of(*r, "u3").reason.find("LDAP ldap://127.0.0.1:389: cannot connect"), std::string::npos)
+      << outcome_of(*r, "u3").reason;
+  EXPECT_EQ(r->servers.at("a").failures, 0) << "LDAP's failure is not a's";
+  EXPECT_FALSE(r->servers.at("a").skipped);
+  EXPECT_TRUE(r->deadline_reached);
+}
+
 TEST(PlanExecutor, UnreachableServerErrorsAreFailuresAndPrecheckRefusalsAreSkips) {
   FakeClock clock;
   FakeMoves moves(&clock);
