@@ -33,6 +33,7 @@
 #include "util/duration.h"
 #include "util/fs.h"
 #include "util/interrupt.h"
+#include "util/progress.h"
 #include "util/strings.h"
 
 namespace mailshard::cli {
@@ -281,13 +282,24 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     return stop_asked ? StopLevel::kSoft : StopLevel::kNone;
   };
   eo.on_hard_stop = [] { request_interrupt(); };
-  if (!metrics_file.empty()) {
-    eo.progress_interval_ms = 15'000;
-    eo.on_progress = [&](const ExecutionReport& r) {
-      auto st = write_metrics_file(metrics_file, render_run_metrics(r, lp.plan, RunStatus::kRunning, ctx.clock().now_ms()));
-      if (!st.ok()) spdlog::warn("{}", st.error().message());
-    };
-  }
+  // Progress: a line on a terminal (silent under cron) every second, the
+  // metrics file every 15 s.
+  int64_t night_moves = 0;
+  for (const auto& m : lp.plan.moves) night_moves += a.night == 0 || m.night == a.night;
+  Progress progress("rebalance", night_moves);
+  int64_t shown = 0, next_metrics = 0;
+  eo.progress_interval_ms = 1000;
+  eo.on_progress = [&](const ExecutionReport& r) {
+    const int64_t ended = r.done + r.failed + r.skipped;
+    progress.add(ended - shown);
+    shown = ended;
+    progress.set_detail(fmt::format("{} running, {} done, {} failed, {} skipped, {} copied", r.running, r.done, r.failed,
+                                    r.skipped, human_bytes(r.bytes_transferred)));
+    if (metrics_file.empty() || ctx.clock().monotonic_ms() < next_metrics) return;
+    next_metrics = ctx.clock().monotonic_ms() + 15'000;
+    auto st = write_metrics_file(metrics_file, render_run_metrics(r, lp.plan, RunStatus::kRunning, ctx.clock().now_ms()));
+    if (!st.ok()) spdlog::warn("{}", st.error().message());
+  };
 
   // One move setup (journal, LDAP, transports) per worker thread.
   std::string config_path = cfg->path;
@@ -314,6 +326,7 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   };
   auto rep = execute_plan(lp.plan, eo, factory, ctx.clock());
   set_two_stage_interrupts(false);
+  progress.finish();
   if (!rep.ok()) {
     (void)j->finish_run(run, "failed", nlohmann::json{{"error", rep.error().message()}}.dump());
     if (!metrics_file.empty()) {
