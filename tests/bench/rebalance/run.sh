@@ -73,7 +73,7 @@ block() {
 # config NAME PREFIX SLOTS EXTRA_REBALANCE [SED...]: the lab's config for one block.
 config() {
   local name=$1 prefix=$2 slots=$3 extra=$4; shift 4
-  mkdir -p "$W/$name"; rm -f "$W/$name"/journal.sqlite*
+  mkdir -p "$W/$name"; rm -rf "$W/$name"/journal.sqlite*
   sed -e "s|filter = \"(objectClass=mlabMailAccount)\"|filter = \"(\&(objectClass=mlabMailAccount)(uid=$prefix*))\"|" \
       -e "s|capacity_bytes = .*|capacity_bytes = \"32MiB\"\nmax_moves_out = $slots\nmax_moves_in = $slots|" \
       -e "s|^path = .*journal.sqlite\"|path = \"$W/$name/journal.sqlite\"|" "$@" "$LAB/mailshard.toml" > "$W/$name.toml"
