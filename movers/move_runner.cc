@@ -10,6 +10,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/freeze_value.h"
 #include "movers/maildir_rules.h"
 #include "movers/sync_state.h"
 #include "util/duration.h"
@@ -339,8 +340,8 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
                                        options.expected_from));
   if (c.from == c.to)
     return Error::invalid(fmt::format("user {} is already on {}", printable(c.rec.user), c.to->name));
-  if (options.refuse_frozen && cfg.freeze.method == FreezeMethod::kLdapAttribute && !cfg.freeze.frozen_value.empty() &&
-      starts_with(c.account.status, cfg.freeze.frozen_value))
+  if (options.refuse_frozen && cfg.freeze.method == FreezeMethod::kLdapAttribute &&
+      read_freeze_value(cfg.freeze, c.account.status, d_.clock.now_ms()).state == FreezeState::kFrozen)
     return Error::conflict(fmt::format("user {} is frozen ({}={}): someone else holds it", printable(c.rec.user),
                                        cfg.freeze.attribute, printable(c.account.status)));
   if (c.to->draining) return Error::invalid(fmt::format("server {} is draining; it receives no users", c.to->name));
@@ -726,7 +727,7 @@ Status MoveRunner::flip(Ctx& c) {
   //    expect (host, home, and the freeze still holding).
   if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms && c.detail.value("freeze_requested", false))
     return Error::timeout("the freeze is about to expire; not flipping");
-  FlipExpectation expected{c.from->name, c.rec.from_home, d_.freeze.flip_assertion()};
+  FlipExpectation expected{c.from->name, c.rec.from_home, d_.freeze.flip_assertion(c.rec.freeze_expires_at_ms)};
   Status st = d_.directory.flip(c.rec.dn, expected, c.to->name, c.new_home);
   if (!st.ok() && (st.error().code() == ErrorCode::kUnavailable || st.error().code() == ErrorCode::kTimeout)) {
     // Unknown outcome: read back what LDAP holds.

@@ -110,6 +110,8 @@ class Run {
       m.reason = m.result == MoveResult::kDone ? "" : r->error.empty() ? "ended in state " + m.state : r->error;
     }
     if (m.result == MoveResult::kDone) {
+      ++from.done;
+      ++to.done;
       from.bytes_out += m.bytes_transferred;
       to.bytes_in += m.bytes_transferred;
     }
@@ -132,12 +134,17 @@ class Run {
     if (o_.max_server_failures <= 0) return;
     if (!b.skipped) ++a.failures;
     if (!a.skipped) ++b.failures;
+    bool skip_a = !a.skipped && a.failures >= o_.max_server_failures;
+    bool skip_b = !b.skipped && b.failures >= o_.max_server_failures;
+    if (skip_a && skip_b) {
+      // Both reached the limit on this move: so far they failed only with
+      // each other. The one that has done moves with other servers is the
+      // healthy one; with no way to tell, both are skipped.
+      if (a.done > b.done) skip_a = false;
+      else if (b.done > a.done) skip_b = false;
+    }
     for (ServerRun* s : {&a, &b}) {
-      if (s->skipped || s->failures < o_.max_server_failures) continue;
-      ServerRun* other = s == &a ? &b : &a;
-      // Both reach the limit on the same move only when they failed only
-      // with each other; skip the one with more failures, or both.
-      if (other->failures > s->failures) continue;
+      if (!(s == &a ? skip_a : skip_b)) continue;
       s->skipped = true;
       spdlog::warn("rebalance: server {} failed {} moves; skipping its remaining moves this run", s->name, s->failures);
     }
@@ -335,9 +342,10 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
       std::string why;
       if (options.stop) {
         lock.unlock();
-        level = options.stop();
+        StopRequest req = options.stop();
         lock.lock();
-        if (level != StopLevel::kNone) why = "a stop was requested";
+        level = req.level;
+        if (level != StopLevel::kNone) why = req.why.empty() ? "a stop was requested" : req.why;
       }
       if (options.hard_deadline_ms > 0 && now >= options.hard_deadline_ms) {
         level = StopLevel::kHard;

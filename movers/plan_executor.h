@@ -53,6 +53,10 @@ struct LoadSample {
 using LoadSampler = std::function<Result<LoadSample>(const std::string& server)>;
 
 enum class StopLevel { kNone, kSoft, kHard };
+struct StopRequest {
+  StopLevel level = StopLevel::kNone;
+  std::string why;  // for the report: "SIGTERM", "'rebalance --stop'"; "" = "a stop was requested"
+};
 
 struct ExecutionOptions {
   int night = 1;                  // the plan's night to run; 0 = every move of the plan
@@ -73,7 +77,7 @@ struct ExecutionOptions {
   // needs (the directory) still there? An error stops the run from starting
   // moves, with that reason, and the failure is not held against the servers.
   std::function<Status()> health;
-  std::function<StopLevel()> stop;        // polled; empty = never
+  std::function<StopRequest()> stop;      // polled; empty = never
   std::function<void()> on_hard_stop;     // called once at the hard deadline or a hard stop
   std::function<void(const struct ExecutionReport&)> on_progress;  // from the caller's thread
   int64_t progress_interval_ms = 1000;    // on_progress at most this often (and at the end)
@@ -101,6 +105,7 @@ struct ServerRun {
   ServerSlots slots;            // slots now (after back-off)
   int busy_out = 0, busy_in = 0;
   int failures = 0;
+  int done = 0;                 // moves done with it as either end
   bool skipped = false;         // failed too often: no more moves this run
   int backoff_events = 0;       // halvings
   int samples = 0, sample_errors = 0;
@@ -120,7 +125,7 @@ struct ExecutionReport {
   int64_t backoff_events = 0;
   bool deadline_reached = false;       // the deadline or a soft stop ended it early
   bool hard_stopped = false;           // the hard deadline or a hard stop
-  std::string stop_reason;             // "the deadline 05:30 passed", "SIGTERM", "--stop", ""
+  std::string stop_reason;             // "the deadline ... passed", "SIGTERM or SIGINT", ...; "" = none
   bool finished = false;               // false in progress reports
 };
 

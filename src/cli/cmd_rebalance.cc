@@ -271,15 +271,16 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   int64_t next_stop_poll = 0;
   bool stop_asked = false;
   eo.stop = [&]() {
-    if (interrupted()) return StopLevel::kHard;
-    if (soft_stop_requested()) return StopLevel::kSoft;
+    if (interrupted()) return StopRequest{StopLevel::kHard, "a second SIGTERM or SIGINT"};
+    if (soft_stop_requested()) return StopRequest{StopLevel::kSoft, "SIGTERM or SIGINT"};
     if (!stop_asked && ctx.clock().monotonic_ms() >= next_stop_poll) {
       next_stop_poll = ctx.clock().monotonic_ms() + 2000;
       auto s = j->stop_requested(run);
       stop_asked = s.ok() && *s;
       if (stop_asked) spdlog::info("rebalance run {}: 'rebalance --stop' asked it to start no more moves", run);
     }
-    return stop_asked ? StopLevel::kSoft : StopLevel::kNone;
+    if (stop_asked) return StopRequest{StopLevel::kSoft, "'mailshard rebalance --stop'"};
+    return StopRequest{};
   };
   eo.on_hard_stop = [] { request_interrupt(); };
   // Progress: a line on a terminal (silent under cron) every second, the
@@ -360,7 +361,8 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     std::string text = ctx.global.json ? summary.dump(2) + "\n" : render_run_text(lp.plan, lp.hash, *rep);
     if (!metrics_file.empty() && !ctx.global.json) text += fmt::format("metrics: {}\n", metrics_file);
     if (!a.report.empty() && !ctx.global.json) text += fmt::format("report: {}\n", a.report);
-    fmt::print(all_done ? stdout : stderr, "{}", text);
+    // --json is for a program: always on stdout (the exit code says how it went).
+    fmt::print(all_done || ctx.global.json ? stdout : stderr, "{}", text);
   }
   if (signalled) return kExitInterrupted;
   return all_done ? kExitOk : kExitFailure;

@@ -70,6 +70,9 @@ struct FreezeConfig {
   std::string frozen_value = "frozen";
   std::string active_value = "active";
   int64_t max_duration_ms = 10 * 60'000;  // a freeze always expires
+  // ldap-attribute: write the deadline into the value ("frozen;until=
+  // 20261205T013000Z"), so routers let the user in after it by themselves.
+  bool until_in_value = false;
   std::string url;                  // http: POST {"user","action","until"} here
   std::string token_file;           // http: bearer token file, or $MAILSHARD_FREEZE_TOKEN
   Secret token;

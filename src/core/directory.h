@@ -44,7 +44,7 @@ struct FlipExpectation {
   std::string host;
   std::string home;
   // An extra RFC 4515 filter ANDed into the assertion, already escaped, e.g.
-  // FreezeBackend::flip_assertion() "(mailAccountStatus=frozen)"; "" = none.
+  // FreezeBackend::flip_assertion(until) "(mailAccountStatus=frozen)"; "" = none.
   std::string also;
 };
 

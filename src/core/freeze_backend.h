@@ -33,10 +33,14 @@ class FreezeBackend {
   virtual Status freeze(const FreezeTarget& target, int64_t until_ms) = 0;
   virtual Status thaw(const FreezeTarget& target) = 0;
   // An LDAP filter that is true exactly while this backend holds the user
-  // (ldap-attribute: "(mailAccountStatus=frozen)"). The flip asserts it, so a
-  // flip can never happen after the freeze was lifted by someone else. "" when
-  // the backend cannot be observed in LDAP.
-  virtual std::string flip_assertion() const { return {}; }
+  // with the freeze made until `until_ms` (ldap-attribute:
+  // "(mailAccountStatus=frozen)", or "(mailAccountStatus=frozen;until=...)").
+  // The flip asserts it, so a flip can never happen after the freeze was
+  // lifted by someone else. "" when the backend cannot be observed in LDAP.
+  virtual std::string flip_assertion(int64_t until_ms) const {
+    (void)until_ms;
+    return {};
+  }
 };
 
 class SessionKicker {

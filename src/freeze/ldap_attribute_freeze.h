@@ -6,7 +6,11 @@
 // operator's decision: it freezes only an active (or attribute-less) account,
 // and thaws only an account it finds frozen. A disabled account stays disabled.
 // LDAP cannot expire the value by itself: the expiry is enforced by the
-// mover's guard process and by `mailshard resume` (docs/operations.md).
+// mover's guard process and by `mailshard resume` (docs/operations.md), and
+// with until_in_value the value carries its deadline
+// ("frozen;until=20261205T013000Z", core/freeze_value.h) so the routers we
+// ship let the user in after it with no mailshard process running. Then
+// every write reads the value first and swaps exactly what it read.
 #pragma once
 
 #include "core/config.h"
@@ -22,7 +26,7 @@ class LdapAttributeFreeze final : public FreezeBackend {
   // Errors: kConflict when the account holds another value (e.g. disabled).
   Status freeze(const FreezeTarget& target, int64_t until_ms) override;
   Status thaw(const FreezeTarget& target) override;
-  std::string flip_assertion() const override;
+  std::string flip_assertion(int64_t until_ms) const override;
 
  private:
   const FreezeConfig& config_;

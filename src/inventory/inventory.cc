@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "core/freeze_value.h"
 #include "directory/ldap_directory.h"
 #include "inventory/mailbox_sizers.h"
 #include "inventory/metrics_sources.h"
@@ -273,8 +274,8 @@ Result<Inventory> take_inventory(const Config& config, Directory& directory, Met
     }
     // A user being frozen is mid-move (or held by an operator): never planned.
     bool pinned = !u.error.empty() ||
-                  (config.freeze.method == FreezeMethod::kLdapAttribute && !u.status.empty() &&
-                   u.status == config.freeze.frozen_value);
+                  (config.freeze.method == FreezeMethod::kLdapAttribute &&
+                   read_freeze_value(config.freeze, u.status, 0).state != FreezeState::kNotFrozen);
     snap.add_user(s.snapshot_id, u.error.empty() ? u.size_bytes : 0, u.activity, pinned, u.user);
   }
   for (const auto& s : inv.servers)

@@ -7,6 +7,7 @@ by mail or uid (bound as the reader), check the password with an ldapwhoami bind
   active (or no status)  -> Auth-Status: OK, Auth-Server 127.0.0.1, Auth-Port = IMAP port of mailHost
   disabled               -> [CONTACTADMIN] Account disabled (no Auth-Wait: nginx closes)
   frozen / anything else -> [UNAVAILABLE] Account frozen, try again later, Auth-Wait 3
+  frozen;until=<UTC>      -> as frozen until that time, then as active (the freeze expired)
   bad login/password     -> [AUTHENTICATIONFAILED] Invalid login or password, Auth-Wait 3
   slapd unreachable      -> [UNAVAILABLE] Temporary authentication failure, Auth-Wait 3
 Every decision is one line in DIR/logs/auth_http.out. Ports come from DIR/lab.env."""
@@ -64,9 +65,10 @@ class Responder:
                 return {"Auth-Status": FAILED, "Auth-Wait": WAIT_S}, {"decision": "failed", "why": "bad-password"}
         except (labcommon.LabError, subprocess.TimeoutExpired) as e:
             return {"Auth-Status": TEMPFAIL, "Auth-Wait": WAIT_S}, {"decision": "tempfail", "why": repr(str(e))}
-        status = (labcommon.first(entry, "mailAccountStatus") or "active").lower()
+        raw = labcommon.first(entry, "mailAccountStatus") or "active"
+        status = labcommon.effective_status(raw)
         host = labcommon.first(entry, "mailHost", "")
-        fields = {"dn": entry["dn"], "status": status, "mailhost": host}
+        fields = {"dn": entry["dn"], "status": status, "raw_status": raw, "mailhost": host}
         if status == "disabled":
             return {"Auth-Status": DISABLED}, {**fields, "decision": "disabled"}
         if status != "active":

@@ -127,7 +127,7 @@ def main():
                 entry = labcommon.find_user(env, a.user)
                 if entry is None:
                     raise labcommon.LabError(f"unknown user '{a.user}' (no mlabMailAccount with that mail or uid)")
-                status = (labcommon.first(entry, "mailAccountStatus") or "active").lower()
+                status = labcommon.effective_status(labcommon.first(entry, "mailAccountStatus"))
                 if not (a.honor_freeze and status == "frozen"):
                     break
                 if time.monotonic() - wait_start > a.freeze_timeout:

@@ -5,8 +5,10 @@ import base64
 import hashlib
 import json
 import os
+import calendar
 import subprocess
 import sys
+import time
 
 
 class LabError(Exception):
@@ -152,6 +154,23 @@ def find_user(env, login, attrs=USER_ATTRS, bind="reader"):
 def first(entry, attr, default=None):
     values = entry.get(attr.lower())
     return values[0] if values else default
+
+
+FROZEN_UNTIL = "frozen;until="
+
+
+def effective_status(value, now=None):
+    """mailAccountStatus as a router reads it (lower case). A freeze that carries its deadline,
+    'frozen;until=20261205T013000Z' (UTC), is 'active' once the deadline has passed; a deadline
+    that does not parse stays 'frozen' (never let a user in by mistake during a move)."""
+    v = (value or "active").lower()
+    if v.startswith(FROZEN_UNTIL):
+        try:
+            until = calendar.timegm(time.strptime(v[len(FROZEN_UNTIL):].upper(), "%Y%m%dT%H%M%SZ"))
+        except ValueError:
+            return "frozen"
+        return "active" if (time.time() if now is None else now) >= until else "frozen"
+    return v
 
 
 def user_home(env, store, entry):

@@ -250,7 +250,9 @@ TEST_F(MoveRunnerTest, PlannedMoveWhoseMailboxGrewPastTheDriftDoesNotStart) {
   EXPECT_FALSE(any_staging());
   EXPECT_EQ(dir_.flips, 0);
   // The same move within the drift runs.
-  auto size = runner().move("alice", "store2", MoveOptions{.dry_run = true});
+  MoveOptions dry;
+  dry.dry_run = true;
+  auto size = runner().move("alice", "store2", dry);
   ASSERT_TRUE(size.ok());
   MoveOptions within;
   within.max_size_drift = 0.2;

@@ -350,6 +350,25 @@ TEST(PlanExecutor, WhenTheDirectoryIsGoneTheRunStopsAndNoServerIsBlamed) {
   EXPECT_TRUE(r->deadline_reached);
 }
 
+// Every move starts on a; the only failing ones go to dead, so both reach the
+// limit on the same move. a has done moves with b: it is the healthy one.
+TEST(PlanExecutor, OnATieTheServerWithDoneMovesIsNotSkipped) {
+  FakeClock clock;
+  FakeMoves moves(&clock);
+  auto o = fast_options();
+  o.max_server_failures = 3;
+  o.slots["a"] = {1, 1};
+  for (auto u : {"d0", "d1", "d2", "d3"}) moves.outcome[u].state = MoveState::kRolledBack;
+  auto plan = make_plan({"a", "b", "dead"}, {"ok0:a>b", "d0:a>dead", "d1:a>dead", "d2:a>dead", "d3:a>dead", "ok1:a>b"});
+  auto r = execute_plan(plan, o, moves.factory(), clock);
+  ASSERT_TRUE(r.ok());
+  EXPECT_TRUE(r->servers.at("dead").skipped);
+  EXPECT_FALSE(r->servers.at("a").skipped);
+  EXPECT_EQ(outcome_of(*r, "d3").result, MoveResult::kSkipped);
+  EXPECT_NE(outcome_of(*r, "d3").reason.find("server dead failed 3 moves"), std::string::npos) << outcome_of(*r, "d3").reason;
+  EXPECT_EQ(outcome_of(*r, "ok1").result, MoveResult::kDone);
+}
+
 TEST(PlanExecutor, UnreachableServerErrorsAreFailuresAndPrecheckRefusalsAreSkips) {
   FakeClock clock;
   FakeMoves moves(&clock);
@@ -420,7 +439,7 @@ TEST(PlanExecutor, ASoftStopLetsRunningMovesFinishAndAHardStopCancelsThem) {
   FakeMoves moves(&clock);
   std::atomic<int> level{0};
   auto o = fast_options();
-  o.stop = [&] { return static_cast<StopLevel>(level.load()); };
+  o.stop = [&] { return StopRequest{static_cast<StopLevel>(level.load()), ""}; };
   o.on_hard_stop = [&] { moves.cancel(); };
   moves.gated = {"u1", "u2"};
   auto plan = make_plan({"a", "b", "c"}, {"u1:a>b", "u2:b>c", "u3:a>c", "u4:c>a"});
