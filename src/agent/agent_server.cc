@@ -16,6 +16,10 @@ using wire::MsgType;
 constexpr size_t kSoft = wire::kSoftFrameBytes;
 // A read request may name at most this many files (the client sends batches).
 constexpr size_t kMaxReadSpecs = 1u << 20;
+// SIZE_RESULT frames carry at most this many homes, so results stream back
+// while the agent scans (a frame every few hundred homes) instead of in one
+// reply at the end.
+constexpr size_t kSizeResultsPerFrame = 256;
 
 // Sends results[0..n) in frames of about kSoft bytes; `enc` encodes a range.
 template <typename Vec, typename Enc>
@@ -84,6 +88,7 @@ class Session {
       case MsgType::kApply: MS_CHECK(on_apply(std::move(f))); break;
       case MsgType::kSignature: MS_CHECK(on_signature(f)); break;
       case MsgType::kSpace: MS_CHECK(on_space(f)); break;
+      case MsgType::kSize: MS_CHECK(on_size(std::move(f))); break;
       case MsgType::kReadSpec: MS_CHECK(on_read(std::move(f))); break;
       case MsgType::kWriteBegin: MS_CHECK(on_write(f)); break;
       default:
@@ -183,6 +188,41 @@ class Session {
     if (!s.ok()) return reply_error(s.error());
     MS_CHECK(ch_.send(MsgType::kSpaceResult, wire::encode_space(*s)));
     return ch_.flush();
+  }
+
+  // SIZE: collect the homes, then scan them one by one, sending a
+  // SIZE_RESULT frame (flushed) every kSizeResultsPerFrame homes or ~kSoft
+  // bytes. If the store fails as a whole midway, ERROR ends the answer and
+  // the results sent before it stand.
+  Status on_size(Frame f) {
+    std::vector<std::string> homes;
+    MS_CHECK(collect(std::move(f), MsgType::kSize, homes, wire::decode_size_request));
+    std::vector<Result<MailboxSize>> pending;
+    size_t pending_bytes = 0;
+    Status sent;  // the first send failure: the client is gone, stop scanning
+    size_t answered = 0;
+    auto sink = [&](size_t i, Result<MailboxSize> r) -> Status {
+      if (i != answered++) return Error::internal("SIZE: results out of order");
+      pending_bytes += r.ok() ? 64 + r->notes.size() * 64 : 16 + r.error().message().size();
+      pending.push_back(std::move(r));
+      const bool last = i + 1 == homes.size();
+      if (!last && pending.size() < kSizeResultsPerFrame && pending_bytes < kSoft) return {};
+      sent = ch_.send(MsgType::kSizeResult, wire::encode_size_results(pending, 0, pending.size(), last));
+      if (sent.ok()) sent = ch_.flush();
+      pending.clear();
+      pending_bytes = 0;
+      return sent;
+    };
+    if (homes.empty()) {
+      MS_CHECK(ch_.send(MsgType::kSizeResult, wire::encode_size_results(pending, 0, 0, true)));
+      return ch_.flush();
+    }
+    Status st = store_.size_homes(homes, sink);
+    if (!sent.ok()) return sent;
+    if (!st.ok()) return reply_error(st.error());
+    if (answered != homes.size())  // the client would wait for the rest forever
+      return reply_error(Error::internal(fmt::format("SIZE: {} results for {} homes", answered, homes.size())));
+    return {};
   }
 
   Status on_read(Frame f) {

@@ -22,6 +22,7 @@
 
 #include "agent/content_hasher.h"
 #include "agent/rsync_delta.h"
+#include "core/maildir_scanner.h"
 #include "util/strings.h"
 
 namespace mailshard::agent {
@@ -1191,6 +1192,46 @@ Result<FsSpace> RootStore::space(const std::string& path) {
   s.total_bytes = static_cast<int64_t>(v.f_blocks) * static_cast<int64_t>(v.f_frsize);
   s.avail_bytes = static_cast<int64_t>(v.f_bavail) * static_cast<int64_t>(v.f_frsize);
   return s;
+}
+
+namespace {
+
+// After open_dir said kNotFound (ENOENT or ENOTDIR): true if some component
+// of home is missing (a home never created), an error if one is not a directory.
+Result<bool> home_is_missing(const RootFs& fs, const std::string& home) {
+  for (size_t end = home.find('/');; end = home.find('/', end + 1)) {
+    const std::string prefix = home.substr(0, end);
+    auto fd = fs.open_path(prefix, O_PATH);
+    if (!fd.ok()) {
+      if (fd.error().code() == ErrorCode::kNotFound) return true;  // every component before it is a directory
+      return std::move(fd).error();
+    }
+    struct stat st;
+    if (::fstat(fd->get(), &st) != 0) return errno_error(errno, "cannot stat", prefix);
+    if (!S_ISDIR(st.st_mode)) return Error::invalid(fmt::format("'{}' is not a directory", printable(prefix)));
+    if (end == std::string::npos) return false;
+  }
+}
+
+Result<MailboxSize> size_one_home(const RootFs& fs, const std::string& home) {
+  if (home.empty()) return Error::invalid("invalid path '': the mail root itself is not a home");
+  auto dir = fs.open_dir(home);
+  if (!dir.ok()) {
+    if (dir.error().code() != ErrorCode::kNotFound) return std::move(dir).error();
+    if (!MS_TRY(home_is_missing(fs, home))) return std::move(dir).error();  // it came back meanwhile
+    MailboxSize none;  // never created (no mail delivered yet): 0 bytes, like the local scan
+    none.exists = false;
+    none.messages = 0;
+    return none;
+  }
+  return scan_tree(dir->release(), home);
+}
+
+}  // namespace
+
+Status RootStore::size_homes(const std::vector<std::string>& homes, const HomeSizeSink& sink) {
+  for (size_t i = 0; i < homes.size(); ++i) MS_CHECK(sink(i, size_one_home(fs_, homes[i])));
+  return {};
 }
 
 Result<std::unique_ptr<FileReader>> RootStore::open_reader(std::vector<ReadSpec> specs) {

@@ -46,6 +46,10 @@ class RootStore final : public Transport {
   Result<std::vector<Status>> apply(const std::vector<TreeOp>& ops) override;
   Result<Signature> signature(const SignatureRequest& request) override;
   Result<FsSpace> space(const std::string& path) override;
+  // Each home is checked like every path (check_relative_path; "" is the
+  // root, not a home), opened through RootFs (no symlink on the way or as
+  // the home itself) and walked by scan_tree (core/maildir_scanner.h).
+  Status size_homes(const std::vector<std::string>& homes, const HomeSizeSink& sink) override;
   Result<std::unique_ptr<FileReader>> open_reader(std::vector<ReadSpec> specs) override;
   Result<std::unique_ptr<FileWriter>> open_writer(const WriterOptions& options) override;
 

@@ -1,13 +1,18 @@
 // mailshard config check [--connect]: validate the configuration.
 //
 // Without --connect nothing outside the config and its secret files is
-// touched. With --connect it also binds to LDAP and reads one entry, scrapes
+// touched. Besides what the loader checks, a server whose disk and load
+// figures would silently come from this machine (transport = "agent" without
+// metrics_url) is a config error here: other commands (move, sync) do not
+// need those figures and still run with such a config, but the inventory,
+// plan and rebalance refuse that server. With --connect it also binds to LDAP and reads one entry, scrapes
 // each metrics_url, calls each doveadm_url and checks each mail_root.
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "cli/cli.h"
 #include "cli/connect_check.h"
+#include "core/metrics_source.h"
 
 namespace mailshard::cli {
 namespace {
@@ -38,6 +43,9 @@ Command register_config(CLI::App& root, Context& ctx) {
 
   return {config, [&ctx, connect]() -> Result<int> {
             const Config* c = MS_TRY(ctx.config());
+            for (const auto& s : c->servers)  // the first, in file order, as the loader does
+              if (std::string why = missing_metrics_source(s); !why.empty())
+                return Error::invalid(fmt::format("{}:{}: {}", c->path, s.line, why));
             std::vector<ConnectCheck> results;
             if (*connect) results = run_connect_checks(*c);
             bool all_ok = true;

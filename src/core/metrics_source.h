@@ -44,4 +44,12 @@ class MetricsSource {
   virtual Result<ServerMetrics> fetch(const ServerConfig& server) = 0;
 };
 
+// Why `server` has no source for its disk and load figures that describes
+// that server, or "" when it has one. A server behind the agent needs
+// metrics_url: without it statvfs(mail_root) and /proc/loadavg would be read
+// on this machine and describe the controller, not the server. `config
+// check`, the inventory and the rebalance load sampler refuse such a server
+// with this one line (it names the server and what to set).
+std::string missing_metrics_source(const ServerConfig& server);
+
 }  // namespace mailshard

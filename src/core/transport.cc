@@ -35,6 +35,12 @@ Result<std::vector<Result<Signature>>> Transport::signatures(const std::vector<S
   return out;
 }
 
+Status Transport::size_homes(const std::vector<std::string>& homes, const HomeSizeSink& sink) {
+  (void)homes;
+  (void)sink;
+  return Error::unsupported(fmt::format("{} cannot size mailbox homes", describe()));
+}
+
 std::string join_path(const std::string& a, const std::string& b) {
   if (a.empty()) return b;
   if (b.empty()) return a;

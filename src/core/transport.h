@@ -29,11 +29,13 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
+#include "core/mailbox_sizer.h"
 #include "util/hash.h"
 #include "util/result.h"
 
@@ -300,6 +302,22 @@ class Transport {
   virtual Result<std::vector<Result<Signature>>> signatures(const std::vector<SignatureRequest>& requests);
   // Free space of the filesystem holding path.
   virtual Result<FsSpace> space(const std::string& path) = 0;
+
+  // Called once per home by size_homes(), in request order. An error it
+  // returns stops the sizing; size_homes() then returns that error.
+  using HomeSizeSink = std::function<Status(size_t index, Result<MailboxSize> size)>;
+  // Sizes mailbox homes (paths relative to the root, like every path here)
+  // with the Maildir scanner of core/maildir_scanner.h, where the files are:
+  // in this process for a local root, on the agent's server for an agent
+  // (one SIZE request; results stream back as they are computed). Each
+  // home's result goes to `sink` as soon as it is known. A home that does
+  // not exist is exists = false with 0 bytes; a bad path ("" or "a/../b"),
+  // a home reached through a symlink or an unreadable directory is that
+  // home's error (the scanner's message), and the others go on.
+  // Errors as a whole: the sink's, kUnsupported (a transport that cannot
+  // size: the default), or the transport's own (kUnavailable, kCorrupt).
+  // Results already passed to the sink stand. Read-only; blocks for the scan.
+  virtual Status size_homes(const std::vector<std::string>& homes, const HomeSizeSink& sink);
 
   // Starts reading the given files; results come in request order.
   virtual Result<std::unique_ptr<FileReader>> open_reader(std::vector<ReadSpec> specs) = 0;

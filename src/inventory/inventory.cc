@@ -17,6 +17,7 @@
 #include "directory/ldap_directory.h"
 #include "inventory/mailbox_sizers.h"
 #include "inventory/metrics_sources.h"
+#include "transport/transport_factory.h"
 #include "util/interrupt.h"
 #include "util/progress.h"
 #include "util/strings.h"
@@ -82,7 +83,8 @@ int64_t Inventory::user_errors() const {
 }
 
 Result<Inventory> take_inventory(const Config& config, Directory& directory, MetricsSource& metrics,
-                                 MailboxSizer& sizer, Clock& clock, const InventoryOptions& options) {
+                                 MailboxSizer& sizer, Clock& clock, const InventoryOptions& options,
+                                 const TransportOpener& open_agent) {
   Inventory inv;
   inv.taken_at_ms = clock.now_ms();
   const int64_t started = clock.monotonic_ms();
@@ -111,7 +113,9 @@ Result<Inventory> take_inventory(const Config& config, Directory& directory, Met
   }
   if (interrupted()) return Error::interrupted("inventory interrupted while reading server metrics");
 
-  // 2. Mail roots, when sizes come from the disk.
+  // 2. Mail roots, when sizes come from the disk. A scan of a server behind
+  // the agent runs there: starting its agent is the check (it opens --root).
+  std::vector<std::unique_ptr<Transport>> agents(config.servers.size());
   if (options.size_mailboxes && sizes_from_disk(config.inventory.size_source)) {
     for (size_t i = 0; i < config.servers.size(); ++i) {
       const ServerConfig& cfg = config.servers[i];
@@ -119,9 +123,18 @@ Result<Inventory> take_inventory(const Config& config, Directory& directory, Met
       if (s.failed) continue;
       if (cfg.transport != TransportKind::kLocal) {
         s.failed = true;
-        s.error = fmt::format("mail_root '{}' is behind the agent transport, which cannot size mailboxes yet; "
-                              "set [inventory] size_source = \"doveadm\"",
-                              printable(cfg.mail_root));
+        if (config.inventory.size_source != SizeSource::kScan) {
+          s.error = fmt::format("size_source = \"{}\" reads mail_root '{}' on this machine, but it is behind the agent; "
+                                "set [inventory] size_source = \"scan\" (run by the agent) or \"doveadm\"",
+                                size_source_name(config.inventory.size_source), printable(cfg.mail_root));
+        } else if (!open_agent) {
+          s.error = "no agent transport to size mailboxes over";
+        } else if (auto t = open_agent(cfg); !t.ok()) {
+          s.error = t.error().message();
+        } else {
+          agents[i] = std::move(*t);
+          s.failed = false;
+        }
         continue;
       }
       int fd = open(cfg.mail_root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -191,20 +204,61 @@ Result<Inventory> take_inventory(const Config& config, Directory& directory, Met
     if (!inv.servers[static_cast<size_t>(inv.users[i].server)].failed) to_size.push_back(i);
   std::vector<std::vector<std::string>> user_notes(inv.users.size());
   if (options.size_mailboxes) {
-    Progress progress("sizing mailboxes", static_cast<int64_t>(to_size.size()));
-    parallel_for(to_size.size(), threads, [&](size_t k) {
-      UserReport& u = inv.users[to_size[k]];
-      const ServerConfig& cfg = config.servers[static_cast<size_t>(u.server)];
-      auto sz = sizer.size(cfg, MailboxRef{u.user, u.home_rel});
+    // Work units: first each server sized by its agent (all its users, one
+    // channel, kSizeChunk homes per request), then each other user alone.
+    std::vector<std::vector<size_t>> by_agent(config.servers.size());
+    std::vector<size_t> alone;
+    for (size_t i : to_size) {
+      const size_t srv = static_cast<size_t>(inv.users[i].server);
+      if (agents[srv]) by_agent[srv].push_back(i);
+      else alone.push_back(i);
+    }
+    std::vector<size_t> agent_servers;
+    for (size_t srv = 0; srv < agents.size(); ++srv)
+      if (agents[srv] && !by_agent[srv].empty()) agent_servers.push_back(srv);
+    auto take = [&](size_t i, Result<MailboxSize> sz) {
+      UserReport& u = inv.users[i];
       if (sz.ok()) {
         u.size_bytes = sz->bytes;
         u.messages = sz->messages;
         u.exists = sz->exists;
-        user_notes[to_size[k]] = std::move(sz->notes);
+        user_notes[i] = std::move(sz->notes);
       } else {
         u.error = sz.error().message();
       }
-      if (options.progress) progress.add();
+    };
+    Progress progress("sizing mailboxes", static_cast<int64_t>(to_size.size()));
+    parallel_for(agent_servers.size() + alone.size(), threads, [&](size_t k) {
+      if (k >= agent_servers.size()) {
+        const size_t i = alone[k - agent_servers.size()];
+        const UserReport& u = inv.users[i];
+        take(i, sizer.size(config.servers[static_cast<size_t>(u.server)], MailboxRef{u.user, u.home_rel}));
+        if (options.progress) progress.add();
+        return;
+      }
+      const size_t srv = agent_servers[k];
+      const std::vector<size_t>& users = by_agent[srv];
+      for (size_t lo = 0; lo < users.size() && !interrupted(); lo += kSizeChunk) {
+        const size_t hi = std::min(users.size(), lo + kSizeChunk);
+        std::vector<std::string> homes;
+        homes.reserve(hi - lo);
+        for (size_t j = lo; j < hi; ++j) homes.push_back(inv.users[users[j]].home_rel);
+        Status st = agents[srv]->size_homes(homes, [&](size_t j, Result<MailboxSize> sz) -> Status {
+          if (interrupted()) return Error::interrupted("interrupted");
+          take(users[lo + j], std::move(sz));
+          if (options.progress) progress.add();
+          return {};
+        });
+        if (!st.ok() && st.error().code() != ErrorCode::kInterrupted) {
+          // The agent itself failed (died, broke the protocol): the server's
+          // sizes are incomplete, so it is left out like a server whose
+          // metrics failed.
+          ServerReport& s = inv.servers[srv];
+          s.failed = true;
+          s.error = fmt::format("sizing mailboxes over the agent: {}", st.error().message());
+          return;
+        }
+      }
     });
     if (interrupted()) return Error::interrupted("inventory interrupted while sizing mailboxes");
   }
@@ -291,7 +345,9 @@ Result<Inventory> take_inventory(const Config& config, Clock& clock, const Inven
   auto directory = MS_TRY(LdapDirectory::connect(config));
   ServerMetricsSource metrics(config.inventory.metrics_timeout_ms, config.inventory.metrics_retries, clock);
   auto sizer = make_mailbox_sizer(config.inventory.size_source, config.inventory.metrics_timeout_ms);
-  return take_inventory(config, *directory, metrics, *sizer, clock, options);
+  // One channel per server: its homes go in kSizeChunk requests, one after another.
+  auto open_agent = [](const ServerConfig& server) { return make_server_transport(server, 1); };
+  return take_inventory(config, *directory, metrics, *sizer, clock, options, open_agent);
 }
 
 std::string snapshot_meta_json(const Inventory& inv, const Config& config) {

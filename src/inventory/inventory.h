@@ -4,10 +4,14 @@
 //
 // What a run does, in order:
 //  1. fetch every server's disk and load (MetricsSource), in parallel;
-//  2. check each mail root can be opened (when sizes come from the disk);
+//  2. check each mail root can be opened (when sizes come from the disk):
+//     here for a local root, by starting the agent for a server behind it;
 //  3. stream the directory's accounts (anomalies are skipped and reported;
 //     a user name seen twice keeps its first entry);
-//  4. size every mailbox (MailboxSizer) on a bounded thread pool;
+//  4. size every mailbox on a bounded thread pool: per user with the
+//     MailboxSizer, except size_source = "scan" on a server behind the
+//     agent: one SIZE request per kSizeChunk homes over one agent channel
+//     (Transport::size_homes), the same scanner run on that server;
 //  5. add up per server and per class, and build the Snapshot.
 // A server whose metrics or mail root fail is marked failed, reported, and
 // left out of the Snapshot with its users (it is excluded from planning). A
@@ -21,6 +25,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -30,6 +36,7 @@
 #include "core/mailbox_sizer.h"
 #include "core/metrics_source.h"
 #include "core/snapshot.h"
+#include "core/transport.h"
 #include "util/result.h"
 
 namespace mailshard {
@@ -37,6 +44,14 @@ namespace mailshard {
 // Classes the benchmark tools (gen_fleet.py / metrics.py) know; other class
 // names work in mailshard but such a snapshot is not readable by them.
 inline constexpr const char* kBenchmarkClasses[] = {"std", "ssd"};
+
+// Homes per SIZE request to an agent: a request is a few hundred KB, and
+// its answer streams back in frames of 256 homes.
+inline constexpr size_t kSizeChunk = 5000;
+
+// Starts the transport of a server behind the agent (for size_source =
+// "scan"); the configured one is make_server_transport(server, 1).
+using TransportOpener = std::function<Result<std::unique_ptr<Transport>>(const ServerConfig& server)>;
 
 struct InventoryOptions {
   bool size_mailboxes = true;  // false: directory + metrics only; users get size 0
@@ -104,11 +119,15 @@ struct Inventory {
 // The pass described above, with the given backends.
 // Errors: the directory's (kUnavailable, kPermission, kTimeout, kInvalidInput)
 // with context "LDAP", and kInterrupted after Ctrl-C.
+// `open_agent` starts the transport of each server behind the agent when
+// sizes come from a scan; without it such a server fails ("no agent
+// transport to size mailboxes over").
 Result<Inventory> take_inventory(const Config& config, Directory& directory, MetricsSource& metrics,
-                                 MailboxSizer& sizer, Clock& clock, const InventoryOptions& options);
+                                 MailboxSizer& sizer, Clock& clock, const InventoryOptions& options,
+                                 const TransportOpener& open_agent = nullptr);
 
-// Same with the configured backends: LdapDirectory, ServerMetricsSource and
-// the sizer named by [inventory] size_source.
+// Same with the configured backends: LdapDirectory, ServerMetricsSource,
+// the sizer named by [inventory] size_source and the servers' agent commands.
 Result<Inventory> take_inventory(const Config& config, Clock& clock, const InventoryOptions& options);
 
 // The JSON document extra to meta.json for a saved snapshot: how it was taken

@@ -487,6 +487,44 @@ class AgentTransport final : public Transport {
     return s;
   }
 
+  // One SIZE request per kMaxSizeHomes homes (the inventory asks for fewer);
+  // results are handed to the sink frame by frame as the agent streams them.
+  Status size_homes(const std::vector<std::string>& homes, const HomeSizeSink& sink) override {
+    if (homes.empty()) return {};
+    auto lease = MS_TRY(pool_.acquire());
+    for (size_t lo = 0; lo < homes.size(); lo += wire::kMaxSizeHomes) {
+      const size_t hi = std::min(homes.size(), lo + wire::kMaxSizeHomes);
+      size_t i = lo, per_frame = std::max<size_t>(1, kSoft / 100);
+      do {
+        size_t end = std::min(hi, i + per_frame);
+        MS_CHECK(lease.check(lease.io().send(MsgType::kSize, wire::encode_size_request(homes, i, end, end == hi))));
+        i = end;
+      } while (i < hi);
+      MS_CHECK(lease.check(lease.io().flush()));
+      size_t next = lo;
+      bool last = false;
+      std::vector<Result<MailboxSize>> batch;
+      while (!last) {
+        Frame f = MS_TRY(lease.recv());
+        if (f.type != MsgType::kSizeResult) return lease.refuse(f, "SIZE_RESULT", name_);
+        batch.clear();
+        MS_CHECK(lease.check(wire::decode_size_results(f.payload, batch, last)));
+        if (batch.size() > hi - next || (last && batch.size() != hi - next))
+          return lease.broke(Error::corrupt(fmt::format("protocol error: {} sent {} sizes for {} homes", name_,
+                                                        next - lo + batch.size(), hi - lo)));
+        for (auto& r : batch) {
+          Status st = sink(next++, std::move(r));
+          if (st.ok()) continue;
+          // Unless this was the answer's last frame, the rest is still coming:
+          // the channel cannot be reused.
+          if (!last) lease.broke(Error::internal("size results abandoned"));
+          return st;
+        }
+      }
+    }
+    return {};
+  }
+
   Result<std::unique_ptr<FileReader>> open_reader(std::vector<ReadSpec> specs) override {
     auto lease = MS_TRY(pool_.acquire());
     FrameChannel& io = lease.io();

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 
@@ -26,6 +27,7 @@ std::string_view msg_type_name(MsgType t) {
     case MsgType::kReadSpec: return "READ_SPEC";
     case MsgType::kBlob: return "BLOB";
     case MsgType::kReadGo: return "READ_GO";
+    case MsgType::kSize: return "SIZE";
     case MsgType::kWriteBegin: return "WRITE_BEGIN";
     case MsgType::kFileBegin: return "FILE_BEGIN";
     case MsgType::kData: return "DATA";
@@ -42,6 +44,7 @@ std::string_view msg_type_name(MsgType t) {
     case MsgType::kFileMeta: return "FILE_META";
     case MsgType::kReadEnd: return "READ_END";
     case MsgType::kWriteAbort: return "WRITE_ABORT";
+    case MsgType::kSizeResult: return "SIZE_RESULT";
     case MsgType::kError: return "ERROR";
   }
   return "UNKNOWN";
@@ -294,6 +297,73 @@ Result<FsSpace> decode_space(std::string_view p) {
   s.avail_bytes = MS_TRY(d.i64());
   MS_CHECK(d.done());
   return s;
+}
+
+std::string encode_size_request(const std::vector<std::string>& homes, size_t begin, size_t end, bool last) {
+  Encoder e;
+  e.u32(static_cast<uint32_t>(end - begin));
+  for (size_t i = begin; i < end; ++i) e.str(homes[i]);
+  e.u8(last ? 1 : 0);
+  return e.take();
+}
+
+Status decode_size_request(std::string_view p, std::vector<std::string>& out, bool& last) {
+  Decoder d(p);
+  uint32_t n = MS_TRY(d.count(4));
+  if (n > kMaxSizeHomes - std::min<size_t>(out.size(), kMaxSizeHomes))
+    return corrupt(fmt::format("SIZE: more than {} homes in one request", kMaxSizeHomes));
+  for (uint32_t i = 0; i < n; ++i) out.push_back(MS_TRY(d.str()));
+  last = MS_TRY(flag(d));
+  return d.done();
+}
+
+std::string encode_size_results(const std::vector<Result<MailboxSize>>& r, size_t begin, size_t end, bool last) {
+  Encoder e;
+  e.u32(static_cast<uint32_t>(end - begin));
+  for (size_t i = begin; i < end; ++i) {
+    if (!r[i].ok()) {
+      e.u8(1);
+      e.error(r[i].error());
+      continue;
+    }
+    const MailboxSize& m = *r[i];
+    e.u8(0);
+    e.u8(m.exists ? 1 : 0);
+    e.i64(m.bytes);
+    e.i64(m.messages);
+    e.i64(m.files);
+    e.i64(m.stat_calls);
+    const size_t notes = std::min<size_t>(m.notes.size(), kMaxSizeNotes);
+    e.u32(static_cast<uint32_t>(notes));
+    for (size_t k = 0; k < notes; ++k) e.str(m.notes[k]);
+  }
+  e.u8(last ? 1 : 0);
+  return e.take();
+}
+
+Status decode_size_results(std::string_view p, std::vector<Result<MailboxSize>>& out, bool& last) {
+  Decoder d(p);
+  uint32_t n = MS_TRY(d.count(1 + 5));  // the smallest entry: an error with an empty message
+  for (uint32_t i = 0; i < n; ++i) {
+    if (MS_TRY(flag(d))) {
+      out.emplace_back(MS_TRY(d.error()).error);
+      continue;
+    }
+    MailboxSize m;
+    m.exists = MS_TRY(flag(d));
+    m.bytes = MS_TRY(d.i64());
+    m.messages = MS_TRY(d.i64());
+    m.files = MS_TRY(d.i64());
+    m.stat_calls = MS_TRY(d.i64());
+    if (m.bytes < 0 || m.messages < -1 || m.files < 0 || m.stat_calls < 0)
+      return corrupt("SIZE_RESULT: negative size or count");
+    uint32_t notes = MS_TRY(d.count(4));
+    if (notes > kMaxSizeNotes) return corrupt(fmt::format("SIZE_RESULT: {} notes (at most {})", notes, kMaxSizeNotes));
+    for (uint32_t k = 0; k < notes; ++k) m.notes.push_back(MS_TRY(d.str()));
+    out.emplace_back(std::move(m));
+  }
+  last = MS_TRY(flag(d));
+  return d.done();
 }
 
 std::string encode_list_dir(const DirListing& dir, size_t begin, size_t end, bool continuation) {

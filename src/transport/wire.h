@@ -23,7 +23,8 @@
 
 namespace mailshard::wire {
 
-inline constexpr uint32_t kProtocolVersion = 1;
+// 2: SIZE / SIZE_RESULT (mailbox sizes scanned by the agent).
+inline constexpr uint32_t kProtocolVersion = 2;
 inline constexpr char kMagic[4] = {'M', 'S', 'A', 'G'};
 // 4 MiB: DATA frames carry 256 KiB; listing and result frames are cut well below this.
 inline constexpr uint32_t kMaxFrameBytes = 4u << 20;
@@ -43,6 +44,7 @@ enum class MsgType : uint8_t {
   kReadSpec = 0x16,      // c->s: one ReadSpec header (blob lengths); its blobs follow
   kBlob = 0x17,          // both: raw bytes of the blob announced before
   kReadGo = 0x18,        // c->s: start streaming the specs sent so far
+  kSize = 0x19,          // c->s: homes..., last
   kWriteBegin = 0x20,    // c->s: durability
   kFileBegin = 0x21,     // c->s: WriteSpec + source attrs
   kData = 0x22,          // both: i64 offset, bytes
@@ -59,6 +61,7 @@ enum class MsgType : uint8_t {
   kFileMeta = 0x37,      // s->c: ReadStatus, error?, attrs
   kReadEnd = 0x38,       // s->c: all files of the read were sent
   kWriteAbort = 0x39,    // s->c: the write session failed; frames are ignored until COMMIT
+  kSizeResult = 0x3A,    // s->c: one MailboxSize or error per home..., last
   kError = 0x7F,         // s->c: code, message (answers any request)
 };
 std::string_view msg_type_name(MsgType t);
@@ -119,6 +122,23 @@ Status decode_sig_end(std::string_view p, FileAttrs& basis, uint64_t& length);
 
 std::string encode_space(const FsSpace& s);
 Result<FsSpace> decode_space(std::string_view p);
+
+// kSize: at most this many homes in one request (its frames together); the
+// client cuts longer lists into several requests. 100k homes of a few dozen
+// bytes is a few MB held by the agent, and a request for more is malformed.
+inline constexpr uint32_t kMaxSizeHomes = 100000;
+// Notes per home in a SIZE_RESULT (the scanner writes none today).
+inline constexpr uint32_t kMaxSizeNotes = 16;
+
+// kSize: homes[begin, end) + last. Decoding appends to out and refuses a
+// total above kMaxSizeHomes.
+std::string encode_size_request(const std::vector<std::string>& homes, size_t begin, size_t end, bool last);
+Status decode_size_request(std::string_view p, std::vector<std::string>& out, bool& last);
+// kSizeResult: one entry per home, in request order, + last. Decoding
+// refuses negative figures (messages may be -1: unknown) and more than
+// kMaxSizeNotes notes.
+std::string encode_size_results(const std::vector<Result<MailboxSize>>& r, size_t begin, size_t end, bool last);
+Status decode_size_results(std::string_view p, std::vector<Result<MailboxSize>>& out, bool& last);
 
 // kListDir: one directory's entries[begin, end); continuation = more of the
 // previous frame's directory.

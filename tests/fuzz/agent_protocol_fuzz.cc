@@ -34,6 +34,10 @@ void decode_all(std::string_view p) {
   (void)wire::decode_ops(p, ops, last);
   std::vector<Status> st;
   (void)wire::decode_statuses(p, st, last);
+  std::vector<std::string> homes;
+  (void)wire::decode_size_request(p, homes, last);
+  std::vector<Result<MailboxSize>> sizes;
+  (void)wire::decode_size_results(p, sizes, last);
   (void)wire::decode_signature_request(p);
   FileAttrs a;
   uint64_t n = 0, m = 0;

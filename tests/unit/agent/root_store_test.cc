@@ -16,6 +16,7 @@
 #include "agent/content_hasher.h"
 #include "agent/root_fs.h"
 #include "agent/root_store.h"
+#include "core/maildir_scanner.h"
 #include "tests/unit/movers/maildir_gen.h"
 
 namespace mailshard::agent {
@@ -326,6 +327,65 @@ TEST_P(RootStoreTest, ApplyAndSignatureThroughASymlinkedParentSaySo) {
     EXPECT_NE(sig.error().message().find("path crosses a symlink"), std::string::npos) << sig.error().message();
   }
   EXPECT_TRUE(fs::exists(base_ / "outside/secret"));
+}
+
+// SIZE's server side: every home is confined like any other path (no "..",
+// no absolute path, not the root itself, no symlink on the way or as the
+// home), a missing home is exists = false, and a good one is exactly what the
+// inventory's own scan (open_home + scan_tree on the same tree) counts.
+TEST_P(RootStoreTest, SizeHomesIsConfinedAndCountsLikeTheLocalScan) {
+  write_file(base_ / "root/home/Maildir/cur/1700000000.M1P1.h,S=5,W=6:2,S", "hello");
+  write_file(base_ / "root/home/Maildir/cur/no-size-in-name", "1234567");
+  write_file(base_ / "root/home/Maildir/dovecot-uidlist", "3 V1 N2\n");
+  fs::create_directories(base_ / "root/example.org");
+  fs::create_symlink(base_ / "root/home", base_ / "root/example.org/alias");  // inside the root, still refused
+  fs::create_symlink(base_ / "root", base_ / "root/up");
+  const std::vector<std::string> homes = {"home",        "home/link_dir", "home/link_dir/x", "up/home",
+                                          "../outside",  "/etc",          "",                "nope/never",
+                                          "example.org/alias", "home/Maildir/cur/no-size-in-name",
+                                          "home/Maildir/cur/no-size-in-name/deeper"};
+  std::vector<Result<MailboxSize>> got;
+  Status st = store_->size_homes(homes, [&](size_t i, Result<MailboxSize> r) -> Status {
+    EXPECT_EQ(i, got.size());
+    got.push_back(std::move(r));
+    return {};
+  });
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  ASSERT_EQ(got.size(), homes.size());
+
+  int fd = *open_home(root_, "home");
+  MailboxSize local = *scan_tree(fd, "home");
+  ASSERT_TRUE(got[0].ok()) << got[0].error().message();
+  EXPECT_EQ(got[0]->bytes, local.bytes);
+  EXPECT_EQ(got[0]->messages, 2);  // both files in cur/
+  EXPECT_EQ(got[0]->messages, local.messages);
+  EXPECT_EQ(got[0]->files, local.files);
+  EXPECT_EQ(got[0]->stat_calls, local.stat_calls);
+  EXPECT_TRUE(got[0]->exists);
+
+  auto error_of = [&](size_t i) { return got[i].ok() ? std::string("(sized)") : got[i].error().message(); };
+  EXPECT_EQ(error_of(1), "cannot open 'home/link_dir': path crosses a symlink");
+  EXPECT_EQ(error_of(2), "cannot open 'home/link_dir/x': path crosses a symlink");
+  EXPECT_EQ(error_of(3), "cannot open 'up/home': path crosses a symlink");
+  EXPECT_EQ(error_of(4), "invalid path '../outside': '..' component");
+  EXPECT_EQ(error_of(5), "invalid path '/etc': absolute paths are not allowed");
+  EXPECT_EQ(error_of(6), "invalid path '': the mail root itself is not a home");
+  for (size_t i : {1, 2, 3, 4, 5, 6}) EXPECT_EQ(got[i].error().code(), ErrorCode::kInvalidInput) << i;
+  ASSERT_TRUE(got[7].ok()) << got[7].error().message();
+  EXPECT_FALSE(got[7]->exists);
+  EXPECT_EQ(got[7]->bytes, 0);
+  EXPECT_EQ(error_of(8), "cannot open 'example.org/alias': path crosses a symlink");
+  EXPECT_EQ(error_of(9), "'home/Maildir/cur/no-size-in-name' is not a directory");  // a file is not a home
+  EXPECT_EQ(error_of(10), "'home/Maildir/cur/no-size-in-name' is not a directory");
+
+  // A sink that stops ends the sizing there.
+  size_t calls = 0;
+  Status stopped = store_->size_homes(homes, [&](size_t, Result<MailboxSize>) -> Status {
+    return ++calls == 2 ? Status(Error::interrupted("stop")) : Status();
+  });
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().message(), "stop");
+  EXPECT_EQ(calls, 2u);
 }
 
 INSTANTIATE_TEST_SUITE_P(Resolvers, RootStoreTest,

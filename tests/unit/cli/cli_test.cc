@@ -92,6 +92,27 @@ TEST(Cli, ValidConfigChecksOk) {
   EXPECT_EQ(r.out, "config OK: " + path + " (1 server, freeze method ldap-attribute)\n");
 }
 
+// A server behind the agent without metrics_url: its disk and load would be
+// this machine's. `config check` refuses it in one line naming the server,
+// its line and what to set; with metrics_url it passes.
+TEST(Cli, ConfigCheckRefusesAnAgentServerWithoutMetricsUrl) {
+  const std::string head = "[ldap]\nuri = \"ldap://x\"\nbase_dn = \"dc=x\"\n[[server]]\nname=\"a\"\nmail_root=\"/m\"\n";
+  const std::string store2 =
+      "[[server]]\nname=\"store2\"\nmail_root=\"/srv/mail\"\ntransport=\"agent\"\n"
+      "agent_command=\"ssh -T store2 mailshard agent --stdio --root /srv/mail\"\n";
+  std::string path = write_config("agent_nometrics", head + store2);
+  auto r = run({"-c", path, "config", "check"});
+  EXPECT_EQ(r.exit_code, 2);
+  EXPECT_EQ(r.out, "");
+  EXPECT_EQ(r.err, "mailshard: " + path +
+                       ":7: server store2 (transport = \"agent\") has no metrics_url: its disk and load would be read "
+                       "on this machine, not on store2; set metrics_url to store2's node_exporter "
+                       "(http://HOST:9100/metrics)\n");
+  std::string fixed = write_config("agent_metrics", head + store2 + "metrics_url=\"http://store2:9100/metrics\"\n");
+  auto ok = run({"-c", fixed, "config", "check"});
+  EXPECT_EQ(ok.exit_code, 0) << ok.err;
+}
+
 TEST(Cli, SecretsNeverPrinted) {
   std::string secret = ::testing::TempDir() + "/cli_test_secret";
   ASSERT_TRUE(write_file_atomic(secret, "s3cr3t-value\n").ok());

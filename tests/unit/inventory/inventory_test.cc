@@ -6,7 +6,9 @@
 
 #include <gtest/gtest.h>
 
+#include "inventory/maildir_scanner.h"
 #include "tests/unit/inventory/fake_clock.h"
+#include "transport/agent_transport.h"
 #include "tests/unit/inventory/maildir_test_util.h"
 
 namespace mailshard {
@@ -233,6 +235,103 @@ TEST_F(InventoryTest, AMailboxThatCannotBeSizedIsPinnedAtZero) {
   // The rest still came out.
   EXPECT_EQ(inv->snapshot.user_size[0], 10 * GiB);
   EXPECT_EQ(inv->snapshot.notes, std::vector<std::string>{"1 users could not be sized (pinned, size 0)"});
+}
+
+// store2 behind the agent (a real `mailshard agent --stdio` over pipes),
+// size_source = "scan": its homes are sized by the agent, and every figure
+// equals the local scan of the same tree. 5,010 more users with no home yet
+// make the server take two SIZE requests (kSizeChunk = 5,000).
+TEST_F(InventoryTest, AServerBehindTheAgentIsScannedThereLikeALocalRoot) {
+  const std::string root = t_.path("store2");
+  t_.dir("store2/example.org");
+  std::vector<std::string> with_mail = {"carol", "erin", "frank", "grace"};
+  for (size_t k = 0; k < with_mail.size(); ++k) {
+    const std::string home = "store2/example.org/" + with_mail[k];
+    t_.dir(home);
+    t_.dir(home + "/Maildir");
+    t_.dir(home + "/Maildir/cur");
+    t_.dir(home + "/Maildir/new");
+    for (size_t m = 0; m <= k * 3; ++m) t_.message(home + "/Maildir/cur", "17000000" + std::to_string(m) + ".M1P1.h", 100 + m);
+    t_.file(home + "/Maildir/dovecot-uidlist", 40 + k);
+  }
+  t_.dir("elsewhere");
+  t_.message("elsewhere", "1.M1P1.h", 50);
+  t_.symlink_to(t_.path("elsewhere"), "store2/example.org/mallory");
+  for (const auto& u : {"erin", "frank", "grace", "mallory"}) dir_.accounts.push_back(account(u, "store2"));
+  for (int i = 0; i < 5010; ++i) dir_.accounts.push_back(account("new" + std::to_string(i), "store2"));
+  config_.servers[1].transport = TransportKind::kAgent;
+  config_.servers[1].agent_command = "mailshard agent --stdio --root " + root;
+  int opened = 0;
+  auto open_agent = [&](const ServerConfig& s) {
+    ++opened;
+    AgentOptions o;
+    o.argv = {MAILSHARD_BIN, "agent", "--stdio", "--root", s.mail_root};
+    o.name = "agent:" + s.name;
+    return make_agent_transport(o);
+  };
+  InventoryOptions o;
+  o.progress = false;
+  auto inv = take_inventory(config_, dir_, metrics_, sizer_, clock_, o, open_agent);
+  ASSERT_TRUE(inv.ok()) << inv.error().message();
+  EXPECT_EQ(opened, 1);
+  EXPECT_FALSE(inv->servers[1].failed) << inv->servers[1].error;
+  // The fake sizer answered for the local servers only.
+  for (const auto& asked : sizer_.asked) EXPECT_NE(asked, "carol");
+  ScanMailboxSizer local;
+  int64_t sum = 0;
+  for (const auto& u : inv->users) {
+    if (u.server != 1) continue;
+    if (u.user == "mallory") {
+      EXPECT_EQ(u.error, "cannot open 'example.org/mallory': path crosses a symlink");
+      continue;
+    }
+    ASSERT_EQ(u.error, "") << u.user;
+    auto want = local.size(config_.servers[1], MailboxRef{u.user, u.home_rel});
+    ASSERT_TRUE(want.ok()) << want.error().message();
+    EXPECT_EQ(u.size_bytes, want->bytes) << u.user;
+    EXPECT_EQ(u.messages, want->messages) << u.user;
+    EXPECT_EQ(u.exists, want->exists) << u.user;
+    sum += u.size_bytes;
+  }
+  EXPECT_EQ(inv->users[2].user, "carol");
+  EXPECT_EQ(inv->users[2].messages, 1);
+  EXPECT_GT(inv->users[2].size_bytes, 100);
+  EXPECT_FALSE(inv->users.back().exists);
+  EXPECT_EQ(inv->servers[1].users, 4 + 5010 + 1);
+  EXPECT_EQ(inv->servers[1].mail_bytes, sum);
+  EXPECT_EQ(inv->servers[1].messages, 1 + 4 + 7 + 10);
+  EXPECT_EQ(inv->servers[1].user_errors, 1);  // mallory, pinned; the server is fine
+}
+
+TEST_F(InventoryTest, AServerBehindTheAgentNeedsScanOrDoveadmAndAWorkingAgent) {
+  config_.servers[1].transport = TransportKind::kAgent;
+  config_.servers[1].agent_command = "mailshard agent --stdio --root " + t_.path("store2");
+  auto no_agent = [&](const ServerConfig& s) -> Result<std::unique_ptr<Transport>> {
+    AgentOptions o;
+    o.argv = {"/nonexistent/mailshard", "agent", "--stdio"};
+    o.name = "agent:" + s.name;
+    return make_agent_transport(o);
+  };
+  InventoryOptions o;
+  o.progress = false;
+  auto dead = take_inventory(config_, dir_, metrics_, sizer_, clock_, o, no_agent);
+  ASSERT_TRUE(dead.ok());
+  EXPECT_TRUE(dead->servers[1].failed);
+  EXPECT_EQ(dead->servers[1].error.rfind("agent:store2: ", 0), 0u) << dead->servers[1].error;
+  EXPECT_FALSE(dead->servers[0].failed);
+
+  config_.inventory.size_source = SizeSource::kMaildirsize;
+  auto mds = take_inventory(config_, dir_, metrics_, sizer_, clock_, o, no_agent);
+  ASSERT_TRUE(mds.ok());
+  EXPECT_EQ(mds->servers[1].error,
+            "size_source = \"maildirsize\" reads mail_root '" + t_.path("store2") +
+                "' on this machine, but it is behind the agent; set [inventory] size_source = \"scan\" (run by the "
+                "agent) or \"doveadm\"");
+  // doveadm sizes come over HTTP: the agent is not needed.
+  config_.inventory.size_source = SizeSource::kDoveadm;
+  auto dove = take_inventory(config_, dir_, metrics_, sizer_, clock_, o, no_agent);
+  ASSERT_TRUE(dove.ok());
+  EXPECT_FALSE(dove->servers[1].failed) << dove->servers[1].error;
 }
 
 TEST_F(InventoryTest, AnomaliesAndDuplicateUsersAreSkipped) {

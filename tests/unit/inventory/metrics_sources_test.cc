@@ -115,5 +115,25 @@ TEST(StatvfsMetricsSource, MissingMailRoot) {
   EXPECT_EQ(m.error().message(), "statvfs: mail_root '/nonexistent/mail': No such file or directory");
 }
 
+// A server behind the agent without metrics_url: statvfs here would describe
+// this machine, so the server is refused with what to set.
+TEST(ServerMetricsSource, AgentServerWithoutMetricsUrlIsRefused) {
+  FakeClock clock;
+  ServerMetricsSource source(1000, 0, clock);
+  ServerConfig s = server_with("");
+  s.name = "store2";
+  s.mail_root = "/";  // exists here: the old fallback would have "worked"
+  s.transport = TransportKind::kAgent;
+  s.agent_command = "ssh -T store2 mailshard agent --stdio --root /";
+  auto m = source.fetch(s);
+  ASSERT_FALSE(m.ok());
+  EXPECT_EQ(m.error().code(), ErrorCode::kInvalidInput);
+  EXPECT_EQ(m.error().message(),
+            "server store2 (transport = \"agent\") has no metrics_url: its disk and load would be read on this "
+            "machine, not on store2; set metrics_url to store2's node_exporter (http://HOST:9100/metrics)");
+  s.transport = TransportKind::kLocal;  // a local root is read here, as before
+  EXPECT_TRUE(source.fetch(s).ok());
+}
+
 }  // namespace
 }  // namespace mailshard

@@ -9,9 +9,11 @@
 #include <filesystem>
 #include <random>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "core/maildir_scanner.h"
 #include "tests/unit/movers/maildir_gen.h"
 #include "transport/agent_transport.h"
 #include "transport/wire.h"
@@ -167,7 +169,7 @@ TEST_F(AgentServerTest, VersionMismatchIsAnsweredWithAnErrorFrame) {
   auto e = wire::decode_error(f->payload);
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->error.code(), ErrorCode::kUnsupported);
-  EXPECT_EQ(e->error.message(), "unsupported protocol version 99 (this agent speaks 1)");
+  EXPECT_EQ(e->error.message(), "unsupported protocol version 99 (this agent speaks 2)");
   EXPECT_EQ(a.exit_code(), 1);
 }
 
@@ -184,7 +186,7 @@ TEST_F(AgentServerTest, GarbageAndOversizedFramesAreRefused) {
   }
   {
     RawAgent a(root_);
-    a.raw(frame(0x01, std::string("MSAG\x01\x00\x00\x00\x00\x00\x40\x00", 12)));
+    a.raw(frame(0x01, std::string("MSAG\x02\x00\x00\x00\x00\x00\x40\x00", 12)));
     auto ok = a.ch().recv();
     ASSERT_TRUE(ok.ok());
     ASSERT_EQ(ok->type, MsgType::kHelloOk);
@@ -199,7 +201,7 @@ TEST_F(AgentServerTest, GarbageAndOversizedFramesAreRefused) {
   {
     // A well-typed request with a malformed body, and a path escaping the root.
     RawAgent a(root_);
-    a.raw(frame(0x01, std::string("MSAG\x01\x00\x00\x00\x00\x00\x40\x00", 12)));
+    a.raw(frame(0x01, std::string("MSAG\x02\x00\x00\x00\x00\x00\x40\x00", 12)));
     ASSERT_TRUE(a.ch().recv().ok());
     wire::Encoder enc;
     enc.str("../../etc");
@@ -218,7 +220,7 @@ TEST_F(AgentServerTest, GarbageAndOversizedFramesAreRefused) {
 
 TEST_F(AgentServerTest, ClientClosingIsACleanEnd) {
   RawAgent a(root_);
-  a.raw(frame(0x01, std::string("MSAG\x01\x00\x00\x00\x00\x00\x40\x00", 12)));
+  a.raw(frame(0x01, std::string("MSAG\x02\x00\x00\x00\x00\x00\x40\x00", 12)));
   ASSERT_TRUE(a.ch().recv().ok());
   a.raw(frame(0x03, ""));  // BYE
   EXPECT_EQ(a.exit_code(), 0);
@@ -229,7 +231,7 @@ TEST(AgentClient, AgentOfAnotherVersionIsNamed) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().code(), ErrorCode::kUnsupported);
   EXPECT_EQ(t.error().message(),
-            "agent:fake: agent speaks protocol version 2, this mailshard speaks 1 (agent exit status 3)");
+            "agent:fake: agent speaks protocol version 3, this mailshard speaks 2 (agent exit status 3)");
 }
 
 TEST(AgentClient, AgentRefusingOurVersionPassesItsMessageOn) {
@@ -237,7 +239,7 @@ TEST(AgentClient, AgentRefusingOurVersionPassesItsMessageOn) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().code(), ErrorCode::kUnsupported);
   EXPECT_EQ(t.error().message(),
-            "agent:fake: unsupported protocol version 1 (this agent speaks 7) (agent exit status 3)");
+            "agent:fake: unsupported protocol version 2 (this agent speaks 7) (agent exit status 3)");
 }
 
 TEST(AgentClient, SomethingThatIsNotAnAgent) {
@@ -299,6 +301,100 @@ TEST(AgentClient, RealAgentServesTheTransportOperations) {
   auto sp = (*t)->space("home");
   ASSERT_TRUE(sp.ok());
   EXPECT_GT(sp->total_bytes, 0);
+}
+
+// SIZE over a real `mailshard agent --stdio`: 600 homes (results cross
+// several SIZE_RESULT frames) give exactly the local scan's figures, in
+// order; a missing home is exists = false; bad and symlinked homes are
+// per-home errors; the channel goes on serving afterwards.
+TEST(AgentClient, RealAgentSizesHomesLikeTheLocalScan) {
+  std::string root = (fs::path(::testing::TempDir()) / "agent_size_root").string();
+  fs::remove_all(root);
+  std::vector<std::string> homes;
+  for (int u = 0; u < 600; ++u) {
+    std::string home = fmt::format("example.org/u{:03}", u);
+    homes.push_back(home);
+    if (u % 7 == 3) continue;  // never got mail: no home on disk
+    fs::create_directories(root + "/" + home + "/Maildir/cur");
+    fs::create_directories(root + "/" + home + "/Maildir/new");
+    for (int m = 0; m < u % 5; ++m)
+      testing::write_file(fmt::format("{}/{}/Maildir/cur/17000000{:02}.M{}P1.h,S={},W=9:2,S", root, home, m, m, 10 + m),
+                          std::string(10 + m, 'x'));
+    testing::write_file(root + "/" + home + "/Maildir/dovecot-uidlist", std::string(u, 'l'));
+  }
+  fs::create_directories(root + "/elsewhere/Maildir");
+  fs::create_symlink(root + "/elsewhere", root + "/example.org/linked");
+  homes.push_back("example.org/linked");
+  homes.push_back("example.org/../elsewhere");
+  homes.push_back("/etc");
+
+  AgentOptions o;
+  o.argv = {MAILSHARD_BIN, "agent", "--stdio", "--root", root};
+  o.name = "agent:test";
+  auto t = make_agent_transport(o);
+  ASSERT_TRUE(t.ok()) << t.error().message();
+  std::vector<Result<MailboxSize>> got;
+  Status st = (*t)->size_homes(homes, [&](size_t i, Result<MailboxSize> r) -> Status {
+    EXPECT_EQ(i, got.size());
+    got.push_back(std::move(r));
+    return {};
+  });
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  ASSERT_EQ(got.size(), homes.size());
+  for (int u = 0; u < 600; ++u) {
+    ASSERT_TRUE(got[u].ok()) << homes[u] << ": " << got[u].error().message();
+    int fd = *open_home(root, homes[u]);
+    if (fd < 0) {
+      EXPECT_FALSE(got[u]->exists) << homes[u];
+      EXPECT_EQ(got[u]->bytes, 0);
+      continue;
+    }
+    MailboxSize local = *scan_tree(fd, homes[u]);
+    EXPECT_TRUE(got[u]->exists) << homes[u];
+    EXPECT_EQ(got[u]->bytes, local.bytes) << homes[u];
+    EXPECT_EQ(got[u]->messages, local.messages) << homes[u];
+    EXPECT_EQ(got[u]->messages, u % 5) << homes[u];
+    EXPECT_EQ(got[u]->files, local.files) << homes[u];
+  }
+  EXPECT_EQ(got[600].error().message(), "cannot open 'example.org/linked': path crosses a symlink");
+  EXPECT_EQ(got[601].error().message(), "invalid path 'example.org/../elsewhere': '..' component");
+  EXPECT_EQ(got[602].error().message(), "invalid path '/etc': absolute paths are not allowed");
+
+  // A consumer that stops early costs that channel only; the next request gets a fresh agent.
+  size_t seen = 0;
+  Status stopped = (*t)->size_homes(homes, [&](size_t, Result<MailboxSize>) -> Status {
+    return ++seen == 3 ? Status(Error::interrupted("enough")) : Status();
+  });
+  ASSERT_FALSE(stopped.ok());
+  EXPECT_EQ(stopped.error().message(), "enough");
+  got.clear();
+  ASSERT_TRUE((*t)->size_homes({homes[1], homes[3]}, [&](size_t, Result<MailboxSize> r) -> Status {
+                     got.push_back(std::move(r));
+                     return {};
+                   }).ok());
+  ASSERT_EQ(got.size(), 2u);
+  EXPECT_EQ(got[0]->messages, 1);
+  EXPECT_FALSE(got[1]->exists);
+  EXPECT_TRUE((*t)->list_tree("example.org/u001").ok());
+}
+
+// A SIZE request for more homes than the protocol allows is a protocol
+// violation: ERROR, and the agent ends the session.
+TEST_F(AgentServerTest, SizeRequestOverTheLimitEndsTheSession) {
+  RawAgent a(root_);
+  ASSERT_TRUE(a.ch().send(MsgType::kHello, wire::encode_hello(wire::Hello{}, false)).ok());
+  auto hello = a.ch().recv();
+  ASSERT_TRUE(hello.ok() && hello->type == MsgType::kHelloOk);
+  std::vector<std::string> homes(50001, "h");
+  ASSERT_TRUE(a.ch().send(MsgType::kSize, wire::encode_size_request(homes, 0, homes.size(), false)).ok());
+  ASSERT_TRUE(a.ch().send(MsgType::kSize, wire::encode_size_request(homes, 0, homes.size(), true)).ok());
+  ASSERT_TRUE(a.ch().flush().ok());
+  auto f = a.ch().recv();
+  ASSERT_TRUE(f.ok()) << f.error().message();
+  ASSERT_EQ(f->type, MsgType::kError);
+  EXPECT_EQ(wire::decode_error(f->payload)->error.message(),
+            "malformed frame: SIZE: more than 100000 homes in one request");
+  EXPECT_EQ(a.exit_code(), 1);
 }
 
 }  // namespace

@@ -43,5 +43,124 @@ TEST(Wire, TrailerBlockCountThatWrapsIsCorrupt) {
   EXPECT_EQ(st.error().message(), "malformed frame: trailer: 1152921504606846976 block hashes (at most 16777216)");
 }
 
+
+// SIZE / SIZE_RESULT: what goes in comes out; counts and lengths are bounded
+// by the payload and by the protocol's limits; truncation is an error.
+TEST(Wire, SizeRequestAndResultsRoundTrip) {
+  std::vector<std::string> homes = {"example.org/alice", "example.org/bob", "x"};
+  std::vector<std::string> got;
+  bool last = false;
+  ASSERT_TRUE(wire::decode_size_request(wire::encode_size_request(homes, 0, 2, false), got, last).ok());
+  EXPECT_FALSE(last);
+  ASSERT_TRUE(wire::decode_size_request(wire::encode_size_request(homes, 2, 3, true), got, last).ok());
+  EXPECT_TRUE(last);
+  EXPECT_EQ(got, homes);
+
+  MailboxSize a;
+  a.bytes = 123456789012;
+  a.messages = 4567;
+  a.files = 4600;
+  a.stat_calls = 33;
+  a.notes = {"one", "two"};
+  MailboxSize gone;
+  gone.exists = false;
+  gone.messages = 0;
+  std::vector<Result<MailboxSize>> in;
+  in.emplace_back(a);
+  in.emplace_back(gone);
+  in.emplace_back(Error::invalid("cannot open 'h': path crosses a symlink"));
+  std::vector<Result<MailboxSize>> out;
+  ASSERT_TRUE(wire::decode_size_results(wire::encode_size_results(in, 0, 3, true), out, last).ok());
+  ASSERT_EQ(out.size(), 3u);
+  EXPECT_TRUE(last);
+  ASSERT_TRUE(out[0].ok());
+  EXPECT_EQ(out[0]->bytes, 123456789012);
+  EXPECT_EQ(out[0]->messages, 4567);
+  EXPECT_EQ(out[0]->files, 4600);
+  EXPECT_EQ(out[0]->stat_calls, 33);
+  EXPECT_TRUE(out[0]->exists);
+  EXPECT_EQ(out[0]->notes, a.notes);
+  ASSERT_TRUE(out[1].ok());
+  EXPECT_FALSE(out[1]->exists);
+  EXPECT_EQ(out[1]->bytes, 0);
+  ASSERT_FALSE(out[2].ok());
+  EXPECT_EQ(out[2].error().code(), ErrorCode::kInvalidInput);
+  EXPECT_EQ(out[2].error().message(), "cannot open 'h': path crosses a symlink");
+  // An empty answer (a SIZE of no homes) is one frame with last set.
+  out.clear();
+  ASSERT_TRUE(wire::decode_size_results(wire::encode_size_results(in, 0, 0, true), out, last).ok());
+  EXPECT_TRUE(out.empty());
+  EXPECT_TRUE(last);
+}
+
+TEST(Wire, SizeMessagesAreBounded) {
+  bool last = false;
+  // A count the payload cannot hold never allocates.
+  std::vector<std::string> homes;
+  Status huge = wire::decode_size_request(std::string("\xff\xff\xff\xff\x01", 5), homes, last);
+  ASSERT_FALSE(huge.ok());
+  EXPECT_EQ(huge.error().code(), ErrorCode::kCorrupt);
+  EXPECT_EQ(huge.error().message(), "malformed frame: count exceeds payload");
+  // More than kMaxSizeHomes over the frames of one request.
+  std::vector<std::string> many(1000, "h");
+  homes.assign(wire::kMaxSizeHomes - 999, "h");
+  Status over = wire::decode_size_request(wire::encode_size_request(many, 0, 1000, true), homes, last);
+  ASSERT_FALSE(over.ok());
+  EXPECT_EQ(over.error().message(), "malformed frame: SIZE: more than 100000 homes in one request");
+  homes.assign(wire::kMaxSizeHomes - 1000, "h");
+  EXPECT_TRUE(wire::decode_size_request(wire::encode_size_request(many, 0, 1000, true), homes, last).ok());
+  EXPECT_EQ(homes.size(), wire::kMaxSizeHomes);
+
+  MailboxSize m;
+  m.notes.assign(wire::kMaxSizeNotes + 5, "n");  // the encoder sends at most kMaxSizeNotes
+  std::vector<Result<MailboxSize>> in{Result<MailboxSize>(m)};
+  std::string payload = wire::encode_size_results(in, 0, 1, true);
+  std::vector<Result<MailboxSize>> out;
+  ASSERT_TRUE(wire::decode_size_results(payload, out, last).ok());
+  EXPECT_EQ(out[0]->notes.size(), wire::kMaxSizeNotes);
+  // ...and the decoder refuses more: patch the notes count (after u32 n, u8 0, u8 exists, 4 x i64).
+  const size_t notes_at = 4 + 1 + 1 + 32;
+  uint32_t seventeen = wire::kMaxSizeNotes + 1;
+  std::string more = payload;
+  more.insert(more.size() - 1, std::string("\x01\x00\x00\x00n", 5));
+  std::memcpy(more.data() + notes_at, &seventeen, 4);
+  out.clear();
+  Status notes = wire::decode_size_results(more, out, last);
+  ASSERT_FALSE(notes.ok());
+  EXPECT_EQ(notes.error().message(), "malformed frame: SIZE_RESULT: 17 notes (at most 16)");
+  // Negative figures are malformed (messages -1 means unknown and is fine).
+  MailboxSize neg;
+  neg.bytes = -1;
+  out.clear();
+  Status negative = wire::decode_size_results(
+      wire::encode_size_results(std::vector<Result<MailboxSize>>{Result<MailboxSize>(neg)}, 0, 1, true), out, last);
+  ASSERT_FALSE(negative.ok());
+  EXPECT_EQ(negative.error().message(), "malformed frame: SIZE_RESULT: negative size or count");
+  MailboxSize unknown;
+  unknown.messages = -1;
+  out.clear();
+  EXPECT_TRUE(wire::decode_size_results(
+                  wire::encode_size_results(std::vector<Result<MailboxSize>>{Result<MailboxSize>(unknown)}, 0, 1, true),
+                  out, last)
+                  .ok());
+  // Every truncation of a valid answer is an error, never a crash or a short read taken as whole.
+  std::vector<Result<MailboxSize>> two;
+  two.emplace_back(m);
+  two.emplace_back(Error::permission("scan 'h/cur': Permission denied"));
+  std::string full = wire::encode_size_results(two, 0, 2, true);
+  for (size_t cut = 0; cut < full.size(); ++cut) {
+    out.clear();
+    EXPECT_FALSE(wire::decode_size_results(std::string_view(full).substr(0, cut), out, last).ok()) << cut;
+  }
+  // Trailing bytes too.
+  out.clear();
+  EXPECT_EQ(wire::decode_size_results(full + "x", out, last).error().message(), "malformed frame: trailing bytes");
+  // A bad result flag and a bad exists flag.
+  std::string bad_status = full;
+  bad_status[4] = 2;
+  out.clear();
+  EXPECT_EQ(wire::decode_size_results(bad_status, out, last).error().message(), "malformed frame: bad flag");
+}
+
 }  // namespace
 }  // namespace mailshard
