@@ -349,8 +349,13 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     auto st = write_metrics_file(metrics_file, render_run_metrics(*rep, lp.plan, status, ctx.clock().now_ms()));
     if (!st.ok()) spdlog::error("{}", st.error().message());
   }
-  if (!a.report.empty()) {
-    auto st = write_report(a.report, lp.plan, lp.hash, *rep);
+  // The page for the morning: --report, else one per run in [rebalance] report_dir.
+  const std::string report =
+      !a.report.empty() ? a.report
+      : cfg->rebalance.report_dir.empty() ? ""
+                                          : fmt::format("{}/rebalance-run-{}.html", cfg->rebalance.report_dir, run);
+  if (!report.empty()) {
+    auto st = write_report(report, lp.plan, lp.hash, *rep);
     if (!st.ok()) spdlog::error("{}", st.error().message());
   }
   // Quiet on success under cron (--log-level warn or quieter: nothing at
@@ -360,7 +365,7 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   if (!quiet) {
     std::string text = ctx.global.json ? summary.dump(2) + "\n" : render_run_text(lp.plan, lp.hash, *rep);
     if (!metrics_file.empty() && !ctx.global.json) text += fmt::format("metrics: {}\n", metrics_file);
-    if (!a.report.empty() && !ctx.global.json) text += fmt::format("report: {}\n", a.report);
+    if (!report.empty() && !ctx.global.json) text += fmt::format("report: {}\n", report);
     // --json is for a program: always on stdout (the exit code says how it went).
     fmt::print(all_done || ctx.global.json ? stdout : stderr, "{}", text);
   }
