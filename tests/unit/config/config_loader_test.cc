@@ -165,6 +165,20 @@ TEST(ConfigLoader, BadEnumSuggests) {
             "command, none); did you mean 'ldap-attribute'?");
 }
 
+TEST(ConfigLoader, FreezeUntilInValue) {
+  auto off = parse(base_config());
+  ASSERT_TRUE(off.ok()) << off.error().message();
+  EXPECT_FALSE(off->freeze.until_in_value);
+  auto on = parse(base_config() + "[freeze]\nuntil_in_value = true\n");
+  ASSERT_TRUE(on.ok()) << on.error().message();
+  EXPECT_TRUE(on->freeze.until_in_value);
+  // The deadline follows a ';': a frozen value with one would not parse back.
+  auto bad = parse(base_config() + "[freeze]\nuntil_in_value = true\nfrozen_value = \"frozen;x\"\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("freeze.frozen_value: must not contain ';' with until_in_value"), std::string::npos)
+      << bad.error().message();
+}
+
 TEST(ConfigLoader, TomlSyntaxErrorHasLineAndColumn) {
   auto c = parse("[ldap\nuri = 1\n");
   ASSERT_FALSE(c.ok());
