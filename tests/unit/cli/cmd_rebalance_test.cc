@@ -250,6 +250,29 @@ TEST_F(RebalanceRefuses, APlanForAServerTheConfigDoesNotKnow) {
   EXPECT_NE(r.err.find("server 'c' is not in the config"), std::string::npos) << r.err;
 }
 
+// LDAP (127.0.0.1:1 here) is down when the night starts: no move starts, one
+// line names it, the run is journaled as failed, nobody was touched.
+TEST_F(RebalanceRefuses, LdapDownAtTheStart) {
+  plan(60'000);
+  auto r = run({"-c", cfg_, "rebalance", "--plan", dir_ + "/plan.json"});
+  EXPECT_EQ(r.exit_code, 1) << r.err;
+  EXPECT_NE(r.err.find("mailshard: rebalance plan " + hash_), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("LDAP ldap://127.0.0.1:1"), std::string::npos) << r.err;
+  // The lease is released: the next night can run.
+  auto again = run({"-c", cfg_, "rebalance", "--stop"});
+  EXPECT_EQ(again.err, "mailshard: no rebalance is running\n");
+}
+
+TEST_F(RebalanceRefuses, AnUnwritableMetricsDirectory) {
+  plan(60'000);
+  auto r = run({"-c", cfg_, "rebalance", "--plan", dir_ + "/plan.json", "--metrics-file", dir_ + "/no/such/dir/m.prom"});
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.err.find("--metrics-file " + dir_ + "/no/such/dir/m.prom: cannot write in '" + dir_ + "/no/such/dir'"),
+            std::string::npos)
+      << r.err;
+  EXPECT_EQ(r.err.find("LDAP"), std::string::npos) << "refused before anything else: " << r.err;
+}
+
 TEST_F(RebalanceRefuses, BadDeadlines) {
   plan(60'000);
   auto bad = run({"-c", cfg_, "rebalance", "--plan", dir_ + "/plan.json", "--deadline", "25:00"});
