@@ -269,10 +269,16 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   // journal, looked at every 2 s), the hard deadline (as a second signal).
   set_two_stage_interrupts(true);
   int64_t next_stop_poll = 0;
-  bool stop_asked = false;
+  bool stop_asked = false, signalled = false, hard_deadline_passed = false;
   eo.stop = [&]() {
-    if (interrupted()) return StopRequest{StopLevel::kHard, "a second SIGTERM or SIGINT"};
-    if (soft_stop_requested()) return StopRequest{StopLevel::kSoft, "SIGTERM or SIGINT"};
+    if (interrupted() && !hard_deadline_passed) {
+      signalled = true;
+      return StopRequest{StopLevel::kHard, "a second SIGTERM or SIGINT"};
+    }
+    if (soft_stop_requested() && !hard_deadline_passed) {
+      signalled = true;
+      return StopRequest{StopLevel::kSoft, "SIGTERM or SIGINT"};
+    }
     if (!stop_asked && ctx.clock().monotonic_ms() >= next_stop_poll) {
       next_stop_poll = ctx.clock().monotonic_ms() + 2000;
       auto s = j->stop_requested(run);
@@ -282,7 +288,12 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     if (stop_asked) return StopRequest{StopLevel::kSoft, "'mailshard rebalance --stop'"};
     return StopRequest{};
   };
-  eo.on_hard_stop = [] { request_interrupt(); };
+  // The hard deadline interrupts the moves as a second signal would (moves
+  // that have not flipped roll back); it is not a signal for the exit code.
+  eo.on_hard_stop = [&] {
+    if (!signalled) hard_deadline_passed = true;
+    request_interrupt();
+  };
   // Progress: a line on a terminal (silent under cron) every second, the
   // metrics file every 15 s.
   int64_t night_moves = 0;
@@ -340,7 +351,6 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   }
 
   const bool all_done = rep->done == static_cast<int64_t>(rep->moves.size());
-  const bool signalled = soft_stop_requested() && !stop_asked;
   const RunStatus status = signalled ? RunStatus::kInterrupted : all_done ? RunStatus::kOk : RunStatus::kFailed;
   auto summary = run_report_json(lp.plan, lp.hash, *rep);
   (void)j->set_plan_status(lp.id, all_done ? "done" : "partial");
