@@ -7,9 +7,9 @@
 #include <gtest/gtest.h>
 
 #include "inventory/maildir_scanner.h"
-#include "tests/unit/inventory/fake_clock.h"
-#include "transport/agent_transport.h"
+#include "tests/support/fakes.h"
 #include "tests/unit/inventory/maildir_test_util.h"
+#include "transport/agent_transport.h"
 
 namespace mailshard {
 namespace {
