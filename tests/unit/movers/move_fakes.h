@@ -1,7 +1,7 @@
-// Fakes of the move's collaborators that record effects: a clock that moves
-// only when slept on, one LDAP account whose flip and set_attribute are
-// compare-and-swaps (with injectable flip faults), a recording freeze backend
-// and kicker, and an environment of real local transports.
+// Fakes of the move's collaborators that record effects: one LDAP account
+// whose flip and set_attribute are compare-and-swaps (with injectable flip
+// faults), a recording freeze backend and kicker, and an environment of real
+// local transports. The clock is testing::FakeClock (tests/support/fakes.h).
 #pragma once
 
 #include <filesystem>
@@ -11,25 +11,12 @@
 #include <string>
 #include <vector>
 
-#include "core/clock.h"
 #include "core/directory.h"
 #include "core/freeze_backend.h"
 #include "movers/move_runner.h"
 #include "transport/transport_factory.h"
 
 namespace mailshard::testing {
-
-class ManualClock : public Clock {
- public:
-  int64_t now = 1'800'000'000'000;
-  int64_t now_ms() const override { return now; }
-  int64_t monotonic_ms() const override { return now; }
-  std::function<void()> on_sleep;  // runs at each sleep: what the world does meanwhile
-  void sleep_ms(int64_t ms) override {
-    now += ms;
-    if (on_sleep) on_sleep();
-  }
-};
 
 // One account; flip and set_attribute are compare-and-swaps like LDAP's.
 class FakeDirectory : public Directory {

@@ -33,6 +33,7 @@
 
 #include "journal/sqlite_journal.h"
 #include "movers/move_runner.h"
+#include "tests/support/fakes.h"
 #include "tests/unit/movers/maildir_gen.h"
 #include "tests/unit/movers/move_fakes.h"
 #include "transport/transport_factory.h"
@@ -41,8 +42,8 @@ namespace mailshard {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::FakeClock;
 using testing::FakeDirectory;
-using testing::ManualClock;
 using testing::RecordingFreeze;
 using testing::RecordingKicker;
 
@@ -413,7 +414,7 @@ class World {
   FakeDirectory dir_;
   RecordingFreeze freeze_;
   RecordingKicker kicker_;
-  ManualClock clock_;
+  FakeClock clock_;
   std::unique_ptr<SqliteJournal> journal_;
   std::map<std::string, std::unique_ptr<Transport>> plain_;
 };

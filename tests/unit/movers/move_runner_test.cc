@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "journal/sqlite_journal.h"
+#include "tests/support/fakes.h"
 #include "tests/unit/movers/maildir_gen.h"
 #include "tests/unit/movers/move_fakes.h"
 #include "transport/transport_factory.h"
@@ -27,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-using testing::ManualClock;
+using testing::FakeClock;
 using testing::FakeDirectory;
 using testing::LocalEnv;
 using testing::RecordingFreeze;
@@ -65,7 +66,7 @@ class MoveRunnerTest : public ::testing::Test {
   RecordingFreeze freeze_;
   RecordingKicker kicker_;
   LocalEnv env_;
-  ManualClock clock_;
+  FakeClock clock_;
   std::unique_ptr<SqliteJournal> journal_;
 };
 
@@ -114,11 +115,11 @@ TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
 TEST_F(MoveRunnerTest, StragglerAfterTheFirstSweepIsSweptInTheSettleRound) {
   config_.move.sweep_settle_ms = 2'000;
   int delivered = 0;
-  clock_.on_sleep = [&] {
+  clock_.on_sleep([&] {
     if (dir_.account.host != "store2" || delivered++) return;
     ASSERT_TRUE(fs::is_directory(src_home() + "/Maildir/new"));
     std::ofstream(src_home() + "/Maildir/new/1800000999.M9P9.straggler") << "Subject: late\r\n\r\nhello\r\n";
-  };
+  });
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
@@ -132,7 +133,7 @@ TEST_F(MoveRunnerTest, StragglerAfterTheFirstSweepIsSweptInTheSettleRound) {
 TEST_F(MoveRunnerTest, NoSettleMeansOneSweepAndTheStragglerWaitsForPurge) {
   config_.move.sweep_settle_ms = 0;
   int sleeps_after_flip = 0;
-  clock_.on_sleep = [&] { sleeps_after_flip += dir_.account.host == "store2"; };
+  clock_.on_sleep([&] { sleeps_after_flip += dir_.account.host == "store2"; });
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
@@ -299,7 +300,7 @@ TEST_F(MoveRunnerTest, PurgeRespectsTheGracePeriod) {
   auto p = runner().purge(rec->id, 7 * 86'400'000ll);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().message(), "move 1 finished 0ms ago, inside its grace period of 7d");
-  clock_.now += 8 * 86'400'000ll;
+  clock_.advance(8 * 86'400'000ll);
   EXPECT_TRUE(runner().purge(rec->id, 7 * 86'400'000ll).ok());
 }
 
