@@ -1,8 +1,12 @@
-// Fakes shared by the unit tests: a clock that moves only when told, and
-// moves that finish when the test says so (for the plan executor).
+// Fakes shared by the unit tests: a clock that moves only when told, a
+// directory in memory, and moves that finish when the test says so (for the
+// plan executor).
 //
-// Thread-safety: both are safe from any thread (the executor runs moves on
-// worker threads and watches the clock from its own).
+// Thread-safety: the clock and the moves are safe from any thread (the
+// executor runs moves on worker threads and watches the clock from its own;
+// the sync engine sleeps on the clock from each stream). The directory is
+// for one thread at a time: the tests that use it read and change its fields
+// between calls.
 #pragma once
 
 #include <atomic>
@@ -13,11 +17,13 @@
 #include <mutex>
 #include <optional>
 #include <set>
+#include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "core/clock.h"
+#include "core/directory.h"
 #include "core/journal.h"
 #include "movers/plan_executor.h"
 
@@ -62,6 +68,83 @@ class FakeClock final : public Clock {
   mutable std::mutex mu_;
   std::vector<int64_t> sleeps_;
   std::function<void()> on_sleep_;
+};
+
+// The directory in memory: `accounts`, looked up by user (find_account) or
+// by dn (flip, set_attribute, get_attribute). for_each_account lists them all,
+// then reports `anomalies`, or fails with `list_error`. flip is a
+// compare-and-swap like LDAP's, with injectable faults; set_attribute and
+// get_attribute work on the account's status (the freeze attribute).
+class FakeDirectory final : public Directory {
+ public:
+  enum class FlipFault {
+    kNone,
+    kLostReplyAfterApply,  // applied, then a timeout: the caller cannot tell
+    kUnreachable,          // fails as unavailable, and from then on so does find_account
+    kConflict,             // fails as if the entry had changed
+  };
+
+  std::vector<Account> accounts;
+  std::vector<DirectoryAnomaly> anomalies;  // reported after the accounts
+  std::optional<Error> list_error;          // for_each_account fails with this
+  FlipFault flip_fault = FlipFault::kNone;
+  bool find_fails = false;  // find_account fails as unavailable (LDAP is down)
+  int flips = 0;            // flip calls, whatever their outcome
+
+  // The account of `user`, to set up or check; throws std::out_of_range if none.
+  Account& account(const std::string& user) {
+    for (Account& a : accounts)
+      if (a.user == user) return a;
+    throw std::out_of_range("FakeDirectory: no account " + user);
+  }
+
+  Status for_each_account(const std::function<Status(Account&&)>& fn, std::vector<DirectoryAnomaly>* out) override {
+    if (list_error) return *list_error;
+    for (Account a : accounts) MS_CHECK(fn(std::move(a)));
+    if (out) out->insert(out->end(), anomalies.begin(), anomalies.end());
+    return {};
+  }
+  Result<Account> find_account(const std::string& user) override {
+    if (find_fails) return Error::unavailable("LDAP ldap://fake: cannot connect");
+    for (const Account& a : accounts)
+      if (a.user == user) return a;
+    return Error::not_found("no entry");
+  }
+  Status flip(const std::string& dn, const FlipExpectation& expected, const std::string& new_host,
+              const std::optional<std::string>& new_home) override {
+    ++flips;
+    if (flip_fault == FlipFault::kUnreachable) {
+      find_fails = true;
+      return Error::unavailable("LDAP ldap://fake: Can't contact LDAP server");
+    }
+    Account* a = by_dn(dn);
+    if (!a) return Error::not_found("no entry " + dn);
+    if (flip_fault == FlipFault::kConflict || a->host != expected.host || a->home != expected.home)
+      return Error::conflict("entry changed underneath us");
+    a->host = new_host;
+    if (new_home) a->home = *new_home;
+    if (flip_fault == FlipFault::kLostReplyAfterApply) return Error::timeout("LDAP modify: timed out");
+    return {};
+  }
+  Status set_attribute(const std::string& dn, const std::string&, const std::string& value,
+                       const std::optional<std::string>&) override {
+    Account* a = by_dn(dn);
+    if (!a) return Error::not_found("no entry " + dn);
+    a->status = value;
+    return {};
+  }
+  Result<std::optional<std::string>> get_attribute(const std::string& dn, const std::string&) override {
+    Account* a = by_dn(dn);
+    if (!a) return Error::not_found("no entry " + dn);
+    return std::optional<std::string>(a->status);
+  }
+
+ private:
+  Account* by_dn(const std::string& dn) {
+    for (Account& a : accounts)
+      if (a.dn == dn) return &a;
+    return nullptr;
+  }
 };
 
 // Moves for the plan executor. By default a move is done at once. A user in

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "journal/sqlite_journal.h"
+#include "tests/support/fakes.h"
 #include "util/fs.h"
 #include "util/subprocess.h"
 
@@ -136,14 +137,6 @@ TEST(Cli, BadLogLevelIsUsageError) {
 // a live plan (as `plan` alone does) would fail.
 class PlanJournalTest : public ::testing::Test {
  protected:
-  class FixedClock final : public Clock {
-   public:
-    int64_t now = 0;
-    int64_t now_ms() const override { return now; }
-    int64_t monotonic_ms() const override { return now; }
-    void sleep_ms(int64_t ms) override { now += ms; }
-  };
-
   void SetUp() override {
     dir_ = ::testing::TempDir() + "/cli_plan_" + ::testing::UnitTest::GetInstance()->current_test_info()->name();
     std::filesystem::remove_all(dir_);
@@ -189,7 +182,7 @@ class PlanJournalTest : public ::testing::Test {
     return r.ok() ? *r : ProcessResult{};
   }
 
-  FixedClock clock_;
+  testing::FakeClock clock_;
   std::string dir_, cfg_;
 };
 
@@ -205,7 +198,7 @@ TEST_F(PlanJournalTest, ListIsNewestFirstAndShowsApproval) {
   int64_t old_id = seed(kOld, kOldAt, 3);
   seed(kNew, kNewAt, 12, "drain");
   {
-    clock_.now = kNewAt + 60'000;
+    clock_.set(kNewAt + 60'000);
     auto j = SqliteJournal::open(journal_path(), clock_);
     ASSERT_TRUE(j.ok());
     ASSERT_TRUE((*j)->approve_plan(old_id, "alice").ok());

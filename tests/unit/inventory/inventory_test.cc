@@ -7,42 +7,18 @@
 #include <gtest/gtest.h>
 
 #include "inventory/maildir_scanner.h"
-#include "tests/unit/inventory/fake_clock.h"
-#include "transport/agent_transport.h"
+#include "tests/support/fakes.h"
 #include "tests/unit/inventory/maildir_test_util.h"
+#include "transport/agent_transport.h"
 
 namespace mailshard {
 namespace {
 
 using testing::FakeClock;
+using testing::FakeDirectory;
 using testing::TempTree;
 
 constexpr int64_t GiB = 1ll << 30;
-
-class FakeDirectory final : public Directory {
- public:
-  std::vector<Account> accounts;
-  std::vector<DirectoryAnomaly> anomalies;
-  std::optional<Error> failure;
-
-  Status for_each_account(const std::function<Status(Account&&)>& fn, std::vector<DirectoryAnomaly>* out) override {
-    if (failure) return *failure;
-    for (auto a : accounts) MS_CHECK(fn(std::move(a)));
-    if (out) out->insert(out->end(), anomalies.begin(), anomalies.end());
-    return {};
-  }
-  Result<Account> find_account(const std::string&) override { return Error::unsupported("fake"); }
-  Status flip(const std::string&, const FlipExpectation&, const std::string&, const std::optional<std::string>&) override {
-    return Error::unsupported("fake");
-  }
-  Status set_attribute(const std::string&, const std::string&, const std::string&,
-                       const std::optional<std::string>&) override {
-    return Error::unsupported("fake");
-  }
-  Result<std::optional<std::string>> get_attribute(const std::string&, const std::string&) override {
-    return Error::unsupported("fake");
-  }
-};
 
 class FakeMetrics final : public MetricsSource {
  public:
@@ -352,7 +328,7 @@ TEST_F(InventoryTest, AnomaliesAndDuplicateUsersAreSkipped) {
 }
 
 TEST_F(InventoryTest, DirectoryFailureFailsTheRun) {
-  dir_.failure = Error::permission("LDAP bind as 'cn=admin' to ldap://x: Invalid credentials");
+  dir_.list_error = Error::permission("LDAP bind as 'cn=admin' to ldap://x: Invalid credentials");
   auto inv = run();
   ASSERT_FALSE(inv.ok());
   EXPECT_EQ(inv.error().code(), ErrorCode::kPermission);

@@ -4,8 +4,8 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/fakes.h"
 #include "tests/unit/doveadm/tiny_http_server.h"
-#include "tests/unit/inventory/fake_clock.h"
 
 namespace mailshard {
 namespace {

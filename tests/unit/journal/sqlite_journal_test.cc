@@ -10,16 +10,12 @@
 
 #include <gtest/gtest.h>
 
+#include "tests/support/fakes.h"
+
 namespace mailshard {
 namespace {
 
-class FakeClock : public Clock {
- public:
-  int64_t now = 1'700'000'000'000;
-  int64_t now_ms() const override { return now; }
-  int64_t monotonic_ms() const override { return now; }
-  void sleep_ms(int64_t ms) override { now += ms; }
-};
+using testing::FakeClock;
 
 class JournalTest : public ::testing::Test {
  protected:
@@ -39,7 +35,7 @@ class JournalTest : public ::testing::Test {
     m.state = MoveState::kPlanned;
     return m;
   }
-  FakeClock clock_;
+  FakeClock clock_{1'700'000'000'000};  // 2023-11-14T22:13:20Z, which the lease message names
   std::string path_;
   std::unique_ptr<SqliteJournal> j_;
 };
@@ -110,13 +106,13 @@ TEST_F(JournalTest, UpdateAndListMoves) {
   m.lockout_ms = 420;
   m.bytes_transferred = 12345;
   m.error = "";
-  clock_.now += 1000;
+  clock_.advance(1000);
   ASSERT_TRUE(j_->update_move(m).ok());
   auto got = *j_->get_move(id);
   EXPECT_EQ(got.state, MoveState::kFlipped);
   EXPECT_EQ(got.lockout_ms, 420);
   EXPECT_EQ(got.bytes_transferred, 12345);
-  EXPECT_EQ(got.updated_at_ms, clock_.now);
+  EXPECT_EQ(got.updated_at_ms, clock_.now_ms());
   MoveFilter f;
   f.user = "alice";
   EXPECT_EQ(j_->list_moves(f)->size(), 1u);
@@ -130,13 +126,13 @@ TEST_F(JournalTest, UpdateAndListMoves) {
 TEST_F(JournalTest, StepsAreOrderedWithPhases) {
   auto id = *j_->claim_move(move_of("alice"));
   ASSERT_TRUE(j_->log_step(id, "precopy", StepPhase::kBegin, "").ok());
-  clock_.now += 5;
+  clock_.advance(5);
   ASSERT_TRUE(j_->log_step(id, "precopy", StepPhase::kEnd, R"({"bytes":10})").ok());
   ASSERT_TRUE(j_->log_step(id, "freeze", StepPhase::kError, "ldap down").ok());
   auto steps = *j_->list_steps(id);
   ASSERT_EQ(steps.size(), 3u);
   EXPECT_EQ(steps[1].phase, StepPhase::kEnd);
-  EXPECT_EQ(steps[1].at_ms, clock_.now);
+  EXPECT_EQ(steps[1].at_ms, clock_.now_ms());
   EXPECT_EQ(steps[2].detail, "ldap down");
 }
 
@@ -163,7 +159,7 @@ TEST_F(JournalTest, BlobsOverwrite) {
 
 TEST_F(JournalTest, RunsAndSnapshots) {
   auto run = *j_->begin_run("inventory", "{}");
-  ASSERT_TRUE(j_->record_snapshot(run, clock_.now, "/tmp/snap", R"({"users":3})").ok());
+  ASSERT_TRUE(j_->record_snapshot(run, clock_.now_ms(), "/tmp/snap", R"({"users":3})").ok());
   ASSERT_TRUE(j_->finish_run(run, "ok", "{}").ok());
   auto runs = *j_->list_runs(10);
   ASSERT_EQ(runs.size(), 1u);
@@ -214,16 +210,16 @@ TEST_F(JournalTest, ApprovalRoundTripIsIdempotent) {
   EXPECT_EQ(before.approved_at_ms, 0);
   EXPECT_EQ(before.approved_by, "");
 
-  clock_.now += 60'000;
+  clock_.advance(60'000);
   ASSERT_TRUE(j_->approve_plan(id, "alice").ok());
-  const int64_t approved_at = clock_.now;
+  const int64_t approved_at = clock_.now_ms();
   auto after = *j_->find_plan("abcdef0123456789");
   EXPECT_EQ(after.approved_at_ms, approved_at);
   EXPECT_EQ(after.approved_by, "alice");
   EXPECT_EQ(after.moves, 2);
 
   // Again, later and by someone else: the first approval stands.
-  clock_.now += 60'000;
+  clock_.advance(60'000);
   ASSERT_TRUE(j_->approve_plan(id, "bob").ok());
   auto again = *j_->find_plan("abcdef01");
   EXPECT_EQ(again.approved_at_ms, approved_at);
@@ -257,7 +253,7 @@ TEST_F(JournalTest, ListPlansIsNewestFirstWithoutThePlanText) {
   EXPECT_EQ((*all)[0].moves, 3);
   EXPECT_EQ((*all)[0].status, "planned");
   EXPECT_EQ((*all)[1].approved_by, "alice");
-  EXPECT_EQ((*all)[1].approved_at_ms, clock_.now);
+  EXPECT_EQ((*all)[1].approved_at_ms, clock_.now_ms());
   for (const auto& p : *all) EXPECT_EQ(p.plan_json, "");
   EXPECT_EQ(j_->list_plans(2)->size(), 2u);
 }
@@ -290,10 +286,10 @@ TEST_F(JournalTest, StopRequestRoundTrip) {
   EXPECT_EQ(running[0].id, run);
   EXPECT_EQ(running[0].stop_requested_at_ms, 0);
 
-  clock_.now += 5'000;
-  const int64_t asked_at = clock_.now;
+  clock_.advance(5'000);
+  const int64_t asked_at = clock_.now_ms();
   ASSERT_TRUE(j_->request_stop(run).ok());
-  clock_.now += 5'000;
+  clock_.advance(5'000);
   ASSERT_TRUE(j_->request_stop(run).ok());  // idempotent: the first time is kept
   EXPECT_TRUE(*j_->stop_requested(run));
   EXPECT_FALSE(*j_->stop_requested(other));

@@ -1,76 +1,20 @@
-// Fakes of the move's collaborators that record effects: a clock that moves
-// only when slept on, one LDAP account whose flip and set_attribute are
-// compare-and-swaps (with injectable flip faults), a recording freeze backend
-// and kicker, and an environment of real local transports.
+// Fakes of the move's collaborators that record effects: a recording freeze
+// backend and kicker, and an environment of real local transports. The clock
+// and the directory are testing::FakeClock and testing::FakeDirectory
+// (tests/support/fakes.h).
 #pragma once
 
 #include <filesystem>
-#include <functional>
 #include <map>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "core/clock.h"
-#include "core/directory.h"
 #include "core/freeze_backend.h"
 #include "movers/move_runner.h"
 #include "transport/transport_factory.h"
 
 namespace mailshard::testing {
-
-class ManualClock : public Clock {
- public:
-  int64_t now = 1'800'000'000'000;
-  int64_t now_ms() const override { return now; }
-  int64_t monotonic_ms() const override { return now; }
-  std::function<void()> on_sleep;  // runs at each sleep: what the world does meanwhile
-  void sleep_ms(int64_t ms) override {
-    now += ms;
-    if (on_sleep) on_sleep();
-  }
-};
-
-// One account; flip and set_attribute are compare-and-swaps like LDAP's.
-class FakeDirectory : public Directory {
- public:
-  Account account;
-  enum class FlipFault { kNone, kLostReplyAfterApply, kUnreachable, kConflict } flip_fault = FlipFault::kNone;
-  bool find_fails = false;
-  int flips = 0;
-
-  Status for_each_account(const std::function<Status(Account&&)>& fn, std::vector<DirectoryAnomaly>*) override {
-    Account a = account;
-    return fn(std::move(a));
-  }
-  Result<Account> find_account(const std::string& user) override {
-    if (find_fails) return Error::unavailable("LDAP ldap://fake: cannot connect");
-    if (user != account.user) return Error::not_found("no entry");
-    return account;
-  }
-  Status flip(const std::string& dn, const FlipExpectation& expected, const std::string& new_host,
-              const std::optional<std::string>& new_home) override {
-    ++flips;
-    if (flip_fault == FlipFault::kUnreachable) {
-      find_fails = true;
-      return Error::unavailable("LDAP ldap://fake: Can't contact LDAP server");
-    }
-    if (flip_fault == FlipFault::kConflict || account.host != expected.host || account.home != expected.home)
-      return Error::conflict("entry changed underneath us");
-    account.host = new_host;
-    if (new_home) account.home = *new_home;
-    if (flip_fault == FlipFault::kLostReplyAfterApply) return Error::timeout("LDAP modify: timed out");
-    return {};
-  }
-  Status set_attribute(const std::string&, const std::string&, const std::string& value,
-                       const std::optional<std::string>&) override {
-    account.status = value;
-    return {};
-  }
-  Result<std::optional<std::string>> get_attribute(const std::string&, const std::string&) override {
-    return std::optional<std::string>(account.status);
-  }
-};
 
 class RecordingFreeze : public FreezeBackend {
  public:

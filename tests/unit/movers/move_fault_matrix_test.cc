@@ -33,6 +33,7 @@
 
 #include "journal/sqlite_journal.h"
 #include "movers/move_runner.h"
+#include "tests/support/fakes.h"
 #include "tests/unit/movers/maildir_gen.h"
 #include "tests/unit/movers/move_fakes.h"
 #include "transport/transport_factory.h"
@@ -41,8 +42,8 @@ namespace mailshard {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::FakeClock;
 using testing::FakeDirectory;
-using testing::ManualClock;
 using testing::RecordingFreeze;
 using testing::RecordingKicker;
 
@@ -334,7 +335,7 @@ class World {
     g.hard_links = 3;
     testing::generate_home(src_home(), g);
     testing::run_shell("cp -a '" + src_home() + "' '" + root_ + "/pristine'");
-    dir_.account = {"uid=alice,ou=people", "alice", "store1", "example.org/alice", "example.org/alice", "active", 0};
+    dir_.accounts = {{"uid=alice,ou=people", "alice", "store1", "example.org/alice", "example.org/alice", "active", 0}};
     auto j = SqliteJournal::open(root_ + "/journal.sqlite", clock_);
     if (!j.ok()) throw std::runtime_error(j.error().message());
     journal_ = std::move(*j);
@@ -386,13 +387,13 @@ class World {
       staging |= e.path().filename().string().find(".mailshard-incoming-") != std::string::npos;
     if (staging) v.push_back("a staging directory is left on the destination");
     if (!testing::compare_trees(root_ + "/pristine", src_home()).empty()) v.push_back("the source changed");
-    if (dir_.account.host == "store1") {
+    if (dir_.account("alice").host == "store1") {
       if (fs::exists(dst_home())) v.push_back("lives on the source, but a copy sits at the destination home");
-    } else if (dir_.account.host == "store2") {
+    } else if (dir_.account("alice").host == "store2") {
       auto diffs = testing::compare_trees(src_home(), dst_home());
       if (!diffs.empty()) v.push_back("lives on the destination, whose copy differs: " + diffs.front());
     } else {
-      v.push_back("mailHost is '" + dir_.account.host + "'");
+      v.push_back("mailHost is '" + dir_.account("alice").host + "'");
     }
     return v;
   }
@@ -413,7 +414,7 @@ class World {
   FakeDirectory dir_;
   RecordingFreeze freeze_;
   RecordingKicker kicker_;
-  ManualClock clock_;
+  FakeClock clock_;
   std::unique_ptr<SqliteJournal> journal_;
   std::map<std::string, std::unique_ptr<Transport>> plain_;
 };

@@ -17,6 +17,7 @@
 #include <gtest/gtest.h>
 
 #include "journal/sqlite_journal.h"
+#include "tests/support/fakes.h"
 #include "tests/unit/movers/maildir_gen.h"
 #include "tests/unit/movers/move_fakes.h"
 #include "transport/transport_factory.h"
@@ -27,7 +28,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-using testing::ManualClock;
+using testing::FakeClock;
 using testing::FakeDirectory;
 using testing::LocalEnv;
 using testing::RecordingFreeze;
@@ -43,7 +44,7 @@ class MoveRunnerTest : public ::testing::Test {
     testing::GenOptions g;
     g.messages = 60;
     testing::generate_home(src_home(), g);
-    dir_.account = {"uid=alice,ou=people", "alice", "store1", "example.org/alice", "example.org/alice", "active", 0};
+    dir_.accounts = {{"uid=alice,ou=people", "alice", "store1", "example.org/alice", "example.org/alice", "active", 0}};
     auto j = SqliteJournal::open(root_ + "/journal.sqlite", clock_);
     ASSERT_TRUE(j.ok()) << j.error().message();
     journal_ = std::move(*j);
@@ -65,7 +66,7 @@ class MoveRunnerTest : public ::testing::Test {
   RecordingFreeze freeze_;
   RecordingKicker kicker_;
   LocalEnv env_;
-  ManualClock clock_;
+  FakeClock clock_;
   std::unique_ptr<SqliteJournal> journal_;
 };
 
@@ -95,7 +96,7 @@ TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
-  EXPECT_EQ(dir_.account.host, "store2");
+  EXPECT_EQ(dir_.account("alice").host, "store2");
   EXPECT_EQ(freeze_.calls, (std::vector<std::string>{"freeze alice", "thaw alice"}));
   EXPECT_EQ(kicker_.kicks, 1);
   EXPECT_TRUE(testing::compare_trees(src_home(), dst_home()).empty());
@@ -114,11 +115,11 @@ TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
 TEST_F(MoveRunnerTest, StragglerAfterTheFirstSweepIsSweptInTheSettleRound) {
   config_.move.sweep_settle_ms = 2'000;
   int delivered = 0;
-  clock_.on_sleep = [&] {
-    if (dir_.account.host != "store2" || delivered++) return;
+  clock_.on_sleep([&] {
+    if (dir_.account("alice").host != "store2" || delivered++) return;
     ASSERT_TRUE(fs::is_directory(src_home() + "/Maildir/new"));
     std::ofstream(src_home() + "/Maildir/new/1800000999.M9P9.straggler") << "Subject: late\r\n\r\nhello\r\n";
-  };
+  });
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
@@ -132,7 +133,7 @@ TEST_F(MoveRunnerTest, StragglerAfterTheFirstSweepIsSweptInTheSettleRound) {
 TEST_F(MoveRunnerTest, NoSettleMeansOneSweepAndTheStragglerWaitsForPurge) {
   config_.move.sweep_settle_ms = 0;
   int sleeps_after_flip = 0;
-  clock_.on_sleep = [&] { sleeps_after_flip += dir_.account.host == "store2"; };
+  clock_.on_sleep([&] { sleeps_after_flip += dir_.account("alice").host == "store2"; });
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
@@ -144,7 +145,7 @@ TEST_F(MoveRunnerTest, LostFlipReplyIsReadBackAndTheMoveFinishes) {
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok());
   EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
-  EXPECT_EQ(dir_.account.host, "store2");
+  EXPECT_EQ(dir_.account("alice").host, "store2");
   EXPECT_TRUE(fs::exists(dst_home()));
   EXPECT_FALSE(freeze_.frozen());
 }
@@ -164,7 +165,7 @@ TEST_F(MoveRunnerTest, UnknownFlipOutcomeDeletesNothingAndResumeDecides) {
   EXPECT_EQ(res->state, MoveState::kRolledBack);
   EXPECT_FALSE(fs::exists(dst_home()));
   EXPECT_FALSE(freeze_.frozen());
-  EXPECT_EQ(dir_.account.host, "store1");
+  EXPECT_EQ(dir_.account("alice").host, "store1");
 }
 
 TEST_F(MoveRunnerTest, UnknownFlipOutcomeThatHadAppliedRollsForward) {
@@ -173,7 +174,7 @@ TEST_F(MoveRunnerTest, UnknownFlipOutcomeThatHadAppliedRollsForward) {
   ASSERT_TRUE(rec.ok());
   // The modify had in fact been applied before the connection died.
   dir_.find_fails = false;
-  dir_.account.host = "store2";
+  dir_.account("alice").host = "store2";
   auto res = runner().resume(rec->id);
   ASSERT_TRUE(res.ok()) << res.error().message();
   EXPECT_EQ(res->state, MoveState::kDone);
@@ -196,7 +197,7 @@ TEST_F(MoveRunnerTest, RollbackWhoseThawFailsStaysActiveUntilResume) {
   EXPECT_FALSE(freeze_.frozen());
   EXPECT_FALSE(fs::exists(dst_home()));
   EXPECT_FALSE(any_staging());
-  EXPECT_EQ(dir_.account.host, "store1");
+  EXPECT_EQ(dir_.account("alice").host, "store1");
 }
 
 TEST_F(MoveRunnerTest, DryRunWritesNothingButOneRecord) {
@@ -226,7 +227,7 @@ TEST_F(MoveRunnerTest, PlannedMoveOfAUserWhoMovedMeanwhileDoesNotStart) {
 // The nightly run's re-checks against the plan: each is a skip (kConflict)
 // before anything is copied, frozen or flipped.
 TEST_F(MoveRunnerTest, PlannedMoveOfAFrozenUserDoesNotStart) {
-  dir_.account.status = "frozen";
+  dir_.account("alice").status = "frozen";
   MoveOptions o;
   o.refuse_frozen = true;
   auto rec = runner().move("alice", "store2", o);
@@ -279,13 +280,13 @@ TEST_F(MoveRunnerTest, PurgeNeverDeletesTheLiveMailbox) {
   ASSERT_TRUE(rec.ok());
   ASSERT_EQ(rec->state, MoveState::kDone);
   // An operator points the user back at store1 by hand: its copy is live again.
-  dir_.account.host = "store1";
+  dir_.account("alice").host = "store1";
   auto p = runner().purge(rec->id, 0);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().code(), ErrorCode::kConflict);
   EXPECT_TRUE(fs::exists(src_home()));
   // Back on store2, the purge deletes the old copy.
-  dir_.account.host = "store2";
+  dir_.account("alice").host = "store2";
   auto q = runner().purge(rec->id, 0);
   ASSERT_TRUE(q.ok()) << q.error().message();
   EXPECT_EQ(q->state, MoveState::kPurged);
@@ -299,7 +300,7 @@ TEST_F(MoveRunnerTest, PurgeRespectsTheGracePeriod) {
   auto p = runner().purge(rec->id, 7 * 86'400'000ll);
   ASSERT_FALSE(p.ok());
   EXPECT_EQ(p.error().message(), "move 1 finished 0ms ago, inside its grace period of 7d");
-  clock_.now += 8 * 86'400'000ll;
+  clock_.advance(8 * 86'400'000ll);
   EXPECT_TRUE(runner().purge(rec->id, 7 * 86'400'000ll).ok());
 }
 

@@ -16,9 +16,9 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "core/clock.h"
 #include "movers/sync_engine.h"
 #include "movers/token_bucket.h"
+#include "tests/support/fakes.h"
 #include "tests/unit/movers/maildir_gen.h"
 #include "tests/unit/movers/sync_fixture.h"
 #include "transport/agent_transport.h"

@@ -6,12 +6,11 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <mutex>
 
 #include <gtest/gtest.h>
 
-#include "core/clock.h"
 #include "movers/sync_engine.h"
+#include "tests/support/fakes.h"
 #include "tests/unit/movers/maildir_gen.h"
 #include "transport/agent_transport.h"
 #include "transport/transport_factory.h"
@@ -19,23 +18,6 @@
 namespace mailshard::testing {
 
 namespace fs = std::filesystem;
-
-class FakeClock final : public Clock {
- public:
-  int64_t now_ms() const override { return mono_; }
-  int64_t monotonic_ms() const override { return mono_; }
-  void sleep_ms(int64_t ms) override {
-    std::lock_guard lock(mu_);
-    mono_ += ms;
-    slept_ += ms;
-  }
-  int64_t slept() const { return slept_; }
-
- private:
-  std::mutex mu_;
-  int64_t mono_ = 1000;
-  int64_t slept_ = 0;
-};
 
 // A scratch directory per test: <tmp>/sync_engine_<test>/{src,dst}root.
 class SyncEngineFixture : public ::testing::Test {
