@@ -494,6 +494,17 @@ void read_freeze(const toml::table* t, Config& c, Problems& p, const EnvLookup& 
   r.finish();
 }
 
+void read_thaw(const toml::table* t, Config& c, Problems& p) {
+  if (!t) return;
+  ThawConfig& h = c.thaw;
+  TableReader r(*t, "thaw", p);
+  h.line = r.line();
+  r.argv("command", h.command);
+  if (r.duration("timeout", h.timeout_ms) && h.timeout_ms <= 0)
+    p.add(line_of(*t->get("timeout")), "thaw.timeout", "must be positive");
+  r.finish();
+}
+
 void read_kick(const toml::table* t, Config& c, Problems& p) {
   if (!t) return;
   KickConfig& k = c.kick;
@@ -671,7 +682,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   Config c;
   c.path = path;
   Problems p{path, {}};
-  static const std::vector<std::string> kSections = {"journal", "ldap",  "server", "freeze",    "kick",
+  static const std::vector<std::string> kSections = {"journal", "ldap",  "server", "freeze",    "thaw", "kick",
                                                      "inventory", "move", "plan",  "rebalance", "security"};
   for (const auto& [k, v] : root) {
     std::string key(k.str());
@@ -692,6 +703,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   read_ldap(root["ldap"].as_table(), c, p, env);
   read_servers(root.get("server"), c, p, env);
   read_freeze(root["freeze"].as_table(), c, p, env);
+  read_thaw(root["thaw"].as_table(), c, p);
   read_kick(root["kick"].as_table(), c, p);
   read_inventory(root["inventory"].as_table(), c, p);
   read_move(root["move"].as_table(), c, p);

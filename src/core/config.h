@@ -82,6 +82,15 @@ struct FreezeConfig {
   int line = 0;
 };
 
+// [thaw]: a hook run after every successful thaw (move, rollback, resume, the
+// freeze guard), e.g. `postqueue -f` so an MTA retries the mail it deferred
+// while the user was frozen. Its failure is logged; the move goes on.
+struct ThawConfig {
+  std::vector<std::string> command;  // argv, no shell; "{user}" in an argument becomes the user; empty = none
+  int64_t timeout_ms = 30'000;       // the hook is killed after this long
+  int line = 0;
+};
+
 enum class KickMethod { kDoveadm, kCommand, kNone };
 
 struct KickConfig {
@@ -164,6 +173,7 @@ struct Config {
   LdapConfig ldap;
   std::vector<ServerConfig> servers;
   FreezeConfig freeze;
+  ThawConfig thaw;
   KickConfig kick;
   InventoryConfig inventory;
   MoveConfig move;

@@ -4,10 +4,13 @@
 #include "freeze/command_freeze.h"
 #include "freeze/http_freeze.h"
 #include "freeze/ldap_attribute_freeze.h"
+#include "freeze/thaw_hook.h"
 
 namespace mailshard {
 
-std::unique_ptr<FreezeBackend> make_freeze_backend(const Config& config, Directory& directory) {
+namespace {
+
+std::unique_ptr<FreezeBackend> make_gate(const Config& config, Directory& directory) {
   switch (config.freeze.method) {
     case FreezeMethod::kLdapAttribute: return std::make_unique<LdapAttributeFreeze>(config.freeze, directory);
     case FreezeMethod::kHttp: return std::make_unique<HttpFreeze>(config.freeze);
@@ -15,6 +18,15 @@ std::unique_ptr<FreezeBackend> make_freeze_backend(const Config& config, Directo
     case FreezeMethod::kNone: return std::make_unique<NoFreeze>();
   }
   return std::make_unique<NoFreeze>();
+}
+
+}  // namespace
+
+std::unique_ptr<FreezeBackend> make_freeze_backend(const Config& config, Directory& directory) {
+  auto gate = make_gate(config, directory);
+  // Nothing was held without a freeze, so there is nothing for the hook to release.
+  if (config.thaw.command.empty() || config.freeze.method == FreezeMethod::kNone) return gate;
+  return std::make_unique<ThawHook>(std::move(gate), config.thaw.command, config.thaw.timeout_ms);
 }
 
 std::unique_ptr<SessionKicker> make_session_kicker(const Config& config) {

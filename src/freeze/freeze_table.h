@@ -1,4 +1,5 @@
-// The one table that turns [freeze] method and [kick] method into backends.
+// The one table that turns [freeze] method and [kick] method into backends
+// ([thaw] command wraps the freeze backend in a ThawHook).
 #pragma once
 
 #include <memory>

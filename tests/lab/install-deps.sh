@@ -1,8 +1,8 @@
 #!/bin/bash
 # install-deps.sh — everything mailshard needs to build, test and run its lab, on Debian 12.
 # Run as root. Idempotent: when every package is already installed it does nothing (<1 s).
-# Package maintainer scripts must not start the system slapd/dovecot/nginx/node-exporter
-# (they would take 0.0.0.0:389/143/80/9100): a temporary policy-rc.d that exits 101 keeps
+# Package maintainer scripts must not start the system slapd/dovecot/nginx/node-exporter/postfix
+# (they would take 0.0.0.0:389/143/80/9100/25): a temporary policy-rc.d that exits 101 keeps
 # them down, unless the machine already has its own policy-rc.d, which is left untouched.
 set -euo pipefail
 
@@ -10,7 +10,7 @@ BUILD=(cmake g++ make pkg-config librsync-dev libldap-dev libsqlite3-dev libcurl
        libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libxxhash-dev
        libgtest-dev libgmock-dev libbenchmark-dev libpng-dev clang libclang-rt-14-dev ccache)
 LAB=(slapd ldap-utils dovecot-core dovecot-imapd dovecot-lmtpd dovecot-ldap dovecot-auth-lua
-     nginx libnginx-mod-mail prometheus-node-exporter)
+     nginx libnginx-mod-mail prometheus-node-exporter postfix postfix-ldap)
 TOOLS=(python3 rsync rdiff time procps sqlite3 ca-certificates openssl curl chromium prometheus)
 ALL=("${BUILD[@]}" "${LAB[@]}" "${TOOLS[@]}")
 POLICY=/usr/sbin/policy-rc.d
@@ -48,6 +48,10 @@ fi
 
 export DEBIAN_FRONTEND=noninteractive
 echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
+# No system Postfix: "No configuration" leaves /etc/postfix/main.cf unwritten, so even if a
+# service manager started it, the system instance has nothing to listen on. The lab runs its
+# own instance from DIR/postfix/etc (lab.sh).
+echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 apt-get update
 apt-get install -y --no-install-recommends "${ALL[@]}"
 echo "install-deps.sh: done"

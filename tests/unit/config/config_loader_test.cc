@@ -542,5 +542,25 @@ TEST(ConfigLoader, RebalanceBadValuesAreExact) {
   EXPECT_EQ(not_table.error().message(), "mailshard.toml:1: rebalance: must be a table: write it as [rebalance]");
 }
 
+TEST(ConfigLoader, ThawHook) {
+  auto none = parse(base_config());
+  ASSERT_TRUE(none.ok());
+  EXPECT_TRUE(none->thaw.command.empty());
+  EXPECT_EQ(none->thaw.timeout_ms, 30'000);
+  auto c = parse(base_config() + "[thaw]\ncommand = \"postqueue -c /etc/postfix -f\"\ntimeout = \"10s\"\n");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->thaw.command, (std::vector<std::string>{"postqueue", "-c", "/etc/postfix", "-f"}));
+  EXPECT_EQ(c->thaw.timeout_ms, 10'000);
+  const std::vector<std::pair<std::string, std::string>> cases = {
+      {"timeout = \"0s\"", "thaw.timeout: must be positive"},
+      {"comand = \"postqueue -f\"", "thaw.comand: unknown key (did you mean 'command'?)"},
+  };
+  for (const auto& [line, want] : cases) {
+    auto bad = parse(base_config() + "[thaw]\n" + line + "\n");
+    ASSERT_FALSE(bad.ok()) << line;
+    EXPECT_EQ(bad.error().message(), "mailshard.toml:12: " + want) << line;
+  }
+}
+
 }  // namespace
 }  // namespace mailshard
