@@ -83,13 +83,12 @@ plan() { # NAME -> number of moves
   "$MS" -c "$W/$1.toml" plan --band 0.003 --output "$W/$1/plan.json" > "$W/$1/plan.out" 2>&1 || { cat "$W/$1/plan.out" >&2; exit 2; }
   json "$W/$1/plan.json" "len(d['moves'])"
 }
-# rebalance NAME: runs the plan; the --json summary (stdout when all done,
-# else the last object on stderr) goes to $W/NAME/summary.json.
+# rebalance NAME: runs the plan; the --json summary (always on stdout) goes
+# to $W/NAME/summary.json.
 rebalance() {
   "$MS" -c "$W/$1.toml" --json rebalance --plan "$W/$1/plan.json" > "$W/$1/run.out" 2> "$W/$1/run.err"
   local rc=$?
-  if [ -s "$W/$1/run.out" ]; then cp "$W/$1/run.out" "$W/$1/summary.json"
-  else awk '/^\{$/ {buf=""; on=1} on {buf = buf $0 "\n"} END {printf "%s", buf}' "$W/$1/run.err" > "$W/$1/summary.json"; fi
+  cp "$W/$1/run.out" "$W/$1/summary.json"
   return $rc
 }
 
@@ -139,12 +138,13 @@ FAKE_PORT=$((BASE + 190))
 cat > "$F/fake_exporter.py" <<'EOF'
 #!/usr/bin/python3
 # A node_exporter stand-in: the real one's filesystem and disk lines (static),
-# plus node_load1 read from a file on every scrape and two CPUs.
+# plus node_load1 and two CPUs. /metrics reads the load from a file on every
+# scrape (the loaded store); /idle/metrics always says 0 (the other stores).
 import http.server, sys
 static, loadfile, port = sys.argv[1], sys.argv[2], int(sys.argv[3])
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):
-        load = open(loadfile).read().strip()
+        load = "0" if self.path.startswith("/idle/") else open(loadfile).read().strip()
         body = open(static).read() + f"node_load1 {load}\n"
         for cpu in (0, 1):
             body += f'node_cpu_seconds_total{{cpu="{cpu}",mode="idle"}} 1000\n'
@@ -160,10 +160,11 @@ EOF
 $PY "$F/fake_exporter.py" "$F/static.prom" "$F/load" "$FAKE_PORT" &
 FAKE_PID=$!
 for _ in $(seq 50); do curl -sf "http://127.0.0.1:$FAKE_PORT/metrics" > /dev/null && break; sleep 0.1; done
-# Only store2 reads the fake; the limit is 1.5 per CPU, as shipped, so the
-# other stores' real load (this machine's, under the moves) may back them off
-# too: that is counted, not hidden.
+# Every store reads the fake: store2 the load this script holds, the others 0
+# (this 2-CPU machine's own load under the moves is over 1.5 per CPU, and
+# with the real exporter it paused every store, store1 included).
 config fig2 user620 2 "sample_interval = \"1s\"\nmax_load_per_cpu = 1.5" \
+  -e "s|^metrics_url = .*|metrics_url = \"http://127.0.0.1:$FAKE_PORT/idle/metrics\"|" \
   -e "/^name = \"store2\"/,/^metrics_url/ s|^metrics_url = .*|metrics_url = \"http://127.0.0.1:$FAKE_PORT/metrics\"|"
 grep -q "127.0.0.1:$FAKE_PORT" "$W/fig2.toml" || { note "figure 2: the config edit did not apply"; exit 2; }
 n2=$(plan fig2)
@@ -171,8 +172,9 @@ note "plan: $n2 moves ($(json "$W/fig2/plan.json" "sum(1 for m in d['moves'] if 
 echo 20 > "$F/load"  # 10 x 2 CPUs
 high_at=$(date +%s.%N)
 ( sleep "$HOLD_S"; echo 0 > "$F/load"; date +%s.%N > "$F/low_at" ) &
+TIMER_PID=$!
 rebalance fig2; rc2=$?
-wait
+wait "$TIMER_PID"  # not the fake exporter, which serves until the script ends
 low_at=$(cat "$F/low_at")
 $PY - "$W/fig2/summary.json" "$W/fig2/run.err" "$high_at" "$low_at" > "$W/fig2/figures.txt" <<'EOF'
 import json, sys, datetime, re
