@@ -421,7 +421,9 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
                                            100 * drift, 100 * options.max_size_drift));
     }
     auto space = MS_TRY_CTX(space_for(*c.dst, c.dst_final), c.to->name);
-    if (options.max_dest_util > 0 && space.total_bytes > 0) {
+    // The ceiling is checked on the filesystem only where the filesystem is
+    // the planner's model (no capacity_bytes override for the server).
+    if (options.max_dest_util > 0 && c.to->capacity_bytes == 0 && space.total_bytes > 0) {
       double after = static_cast<double>(space.total_bytes - space.avail_bytes + need) / static_cast<double>(space.total_bytes);
       if (after > options.max_dest_util)
         return Error::conflict(fmt::format("{} would be {:.1f}% full with user {} (hard ceiling {:.1f}%)", c.to->name,

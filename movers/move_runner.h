@@ -79,7 +79,8 @@ struct MoveOptions {
   //  - the mailbox is within this fraction of bytes_planned (< 0: unchecked);
   double max_size_drift = -1;
   //  - the destination's filesystem stays at or under this used fraction
-  //    with the mailbox on it (0: unchecked).
+  //    with the mailbox on it (0: unchecked; never for a server whose
+  //    capacity_bytes overrides the filesystem's size).
   double max_dest_util = 0;
 };
 

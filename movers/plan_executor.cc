@@ -29,7 +29,7 @@ std::string deadline_reason(int64_t deadline_ms) {
 // The shared state of one run. Every field is guarded by mu.
 class Run {
  public:
-  Run(const ExecutionOptions& o, Clock& clock) : o_(o), clock_(clock) {}
+  explicit Run(const ExecutionOptions& o) : o_(o) {}
 
   ExecutionReport rep;
   std::mutex mu;
@@ -219,7 +219,6 @@ class Run {
 
  private:
   const ExecutionOptions& o_;
-  Clock& clock_;
 };
 
 }  // namespace
@@ -236,7 +235,7 @@ std::string_view move_result_name(MoveResult r) {
 
 Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& options, const MoveFnFactory& factory,
                                      Clock& clock) {
-  Run run(options, clock);
+  Run run(options);
   ExecutionReport& rep = run.rep;
   rep.night = options.night;
   rep.started_at_ms = clock.now_ms();

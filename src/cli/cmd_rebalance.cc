@@ -327,13 +327,8 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     std::shared_ptr<MoveSetup> s(std::move(*setup));
     std::lock_guard lock(contexts_mu);
     contexts.push_back(std::move(wctx));
-    return MoveFn([s, cfg](const std::string& user, const std::string& to, const MoveOptions& o) {
-      // The ceiling holds on the filesystem only where the filesystem is the
-      // planner's model (no capacity_bytes override for the server).
-      MoveOptions mo = o;
-      const ServerConfig* dst = cfg->find_server(to);
-      if (dst && dst->capacity_bytes > 0) mo.max_dest_util = 0;
-      return s->runner->move(user, to, mo);
+    return MoveFn([s](const std::string& user, const std::string& to, const MoveOptions& o) {
+      return s->runner->move(user, to, o);
     });
   };
   auto rep = execute_plan(lp.plan, eo, factory, ctx.clock());

@@ -13,11 +13,9 @@ the store it went to."""
 import argparse
 import json
 import os
-import secrets
 import smtplib
 import sys
 import time
-from email.utils import formatdate
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import labcommon  # noqa: E402
@@ -56,43 +54,14 @@ class Deliverer:
 
     def send(self, store, rcpt, message):
         """-> number of 4xx retries needed. Raises LabError on a 5xx or too many 4xx."""
-        last = None
-        for attempt in range(TEMP_RETRIES + 1):
-            try:
-                self._connect(store).sendmail("mlab-deliver@example.org", [rcpt], message)
-                return attempt
-            except smtplib.SMTPRecipientsRefused as e:
-                code, text = next(iter(e.recipients.values()))
-            except smtplib.SMTPResponseException as e:
-                code, text = e.smtp_code, e.smtp_error
-            except (smtplib.SMTPServerDisconnected, OSError) as e:
-                code, text = 421, str(e).encode()
-            last = f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
-            self.close()  # start the next attempt on a fresh session
-            if not 400 <= code < 500:
-                raise labcommon.LabError(f"LMTP {store} refused {rcpt}: {last}")
-            time.sleep(TEMP_PAUSE_S)
-        raise labcommon.LabError(f"LMTP {store} kept answering 4xx for {rcpt}: {last}")
+        return labcommon.send_with_retries(lambda: self._connect(store), self.close, "mlab-deliver@example.org",
+                                           rcpt, message, f"LMTP {store}", TEMP_RETRIES, TEMP_PAUSE_S)
 
 
 def build_message(rcpt, tag, seq, store, size):
-    rand = secrets.token_hex(4)
-    msgid = f"<mlab.{tag}.{seq}.{rand}@example.org>"
-    head = (f"From: mlab deliver <mlab-deliver@example.org>\r\n"
-            f"To: <{rcpt}>\r\n"
-            f"Subject: mlab {tag} message {seq}\r\n"
-            f"Date: {formatdate(localtime=True)}\r\n"
-            f"Message-ID: {msgid}\r\n"
-            f"X-Mlab-Seq: {seq}\r\n"
-            f"X-Mlab-Tag: {tag}\r\n"
-            f"X-Mlab-Store: {store}\r\n"
-            "MIME-Version: 1.0\r\n"
-            "Content-Type: text/plain; charset=us-ascii\r\n\r\n")
-    body = f"Test message {seq} of run {tag}, delivered to {store}.\r\n"
-    line = "The quick brown fox jumps over the lazy dog. 0123456789 mlab filler text.\r\n"
-    while len(head) + len(body) < size:
-        body += line
-    return msgid, (head + body).encode()
+    return labcommon.build_message("mlab deliver <mlab-deliver@example.org>", rcpt, tag, seq, size,
+                                   f"mlab {tag} message {seq}", f"Test message {seq} of run {tag}, delivered to {store}.\r\n",
+                                   f"X-Mlab-Store: {store}\r\n")
 
 
 def main():

@@ -6,9 +6,12 @@ import hashlib
 import json
 import os
 import calendar
+import secrets
+import smtplib
 import subprocess
 import sys
 import time
+from email.utils import formatdate
 
 
 class LabError(Exception):
@@ -178,3 +181,49 @@ def user_home(env, store, entry):
     if not rel or rel.startswith("/") or ".." in rel.split("/"):
         raise LabError(f"{entry['dn']}: bad mailMessageStore '{rel}'")
     return os.path.join(env[f"{store.upper()}_MAIL_ROOT"], rel)
+
+
+FILLER = "The quick brown fox jumps over the lazy dog. 0123456789 mlab filler text.\r\n"
+
+
+def build_message(from_header, rcpt, tag, seq, size, subject, body_line, extra_headers=""):
+    """A test message padded to about `size` bytes -> (Message-ID, bytes). Its Message-ID is
+    <mlab.TAG.SEQ.RAND@example.org>; X-Mlab-Seq and X-Mlab-Tag carry SEQ and TAG."""
+    msgid = f"<mlab.{tag}.{seq}.{secrets.token_hex(4)}@example.org>"
+    head = (f"From: {from_header}\r\n"
+            f"To: <{rcpt}>\r\n"
+            f"Subject: {subject}\r\n"
+            f"Date: {formatdate(localtime=True)}\r\n"
+            f"Message-ID: {msgid}\r\n"
+            f"X-Mlab-Seq: {seq}\r\n"
+            f"X-Mlab-Tag: {tag}\r\n"
+            f"{extra_headers}"
+            "MIME-Version: 1.0\r\n"
+            "Content-Type: text/plain; charset=us-ascii\r\n\r\n")
+    body = body_line
+    while len(head) + len(body) < size:
+        body += FILLER
+    return msgid, (head + body).encode()
+
+
+def send_with_retries(connect, close, sender, rcpt, data, what, retries, pause_s):
+    """Sends one message on connect() (an smtplib SMTP/LMTP session), retrying 4xx replies and
+    lost sessions on a fresh one (close() drops it) up to `retries` times, `pause_s` apart.
+    -> the number of retries needed. Raises LabError on a 5xx or too many 4xx ("WHAT refused")."""
+    last = None
+    for attempt in range(retries + 1):
+        try:
+            connect().sendmail(sender, [rcpt], data)
+            return attempt
+        except smtplib.SMTPRecipientsRefused as e:
+            code, text = next(iter(e.recipients.values()))
+        except smtplib.SMTPResponseException as e:
+            code, text = e.smtp_code, e.smtp_error
+        except (smtplib.SMTPServerDisconnected, OSError) as e:
+            code, text = 421, str(e).encode()
+        last = f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
+        close()  # start the next attempt on a fresh session
+        if not 400 <= code < 500:
+            raise LabError(f"{what} refused {rcpt}: {last}")
+        time.sleep(pause_s)
+    raise LabError(f"{what} kept answering 4xx for {rcpt}: {last}")

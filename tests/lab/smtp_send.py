@@ -12,11 +12,9 @@ Message-ID and the epoch time Postfix accepted it ("accepted_at")."""
 import argparse
 import json
 import os
-import secrets
 import smtplib
 import sys
 import time
-from email.utils import formatdate
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import labcommon  # noqa: E402
@@ -28,21 +26,8 @@ SMTP_TIMEOUT_S = 30
 
 
 def build_message(sender, rcpt, tag, seq, size):
-    msgid = f"<mlab.{tag}.{seq}.{secrets.token_hex(4)}@example.org>"
-    head = (f"From: <{sender}>\r\n"
-            f"To: <{rcpt}>\r\n"
-            f"Subject: mlab smtp {tag} message {seq}\r\n"
-            f"Date: {formatdate(localtime=True)}\r\n"
-            f"Message-ID: {msgid}\r\n"
-            f"X-Mlab-Seq: {seq}\r\n"
-            f"X-Mlab-Tag: {tag}\r\n"
-            "MIME-Version: 1.0\r\n"
-            "Content-Type: text/plain; charset=us-ascii\r\n\r\n")
-    body = f"Test message {seq} of run {tag}, sent by SMTP through the lab's Postfix.\r\n"
-    line = "The quick brown fox jumps over the lazy dog. 0123456789 mlab filler text.\r\n"
-    while len(head) + len(body) < size:
-        body += line
-    return msgid, (head + body).encode()
+    return labcommon.build_message(f"<{sender}>", rcpt, tag, seq, size, f"mlab smtp {tag} message {seq}",
+                                   f"Test message {seq} of run {tag}, sent by SMTP through the lab's Postfix.\r\n")
 
 
 class Sender:
@@ -58,28 +43,16 @@ class Sender:
                 pass
         self.conn = None
 
+    def _connect(self):
+        if self.conn is None:
+            self.conn = smtplib.SMTP("127.0.0.1", self.port, timeout=SMTP_TIMEOUT_S)
+            self.conn.ehlo("mlab-smtp-send")
+        return self.conn
+
     def send(self, sender, rcpt, data):
         """-> number of 4xx retries needed. Raises LabError on a 5xx or too many 4xx."""
-        last = None
-        for attempt in range(TEMP_RETRIES + 1):
-            try:
-                if self.conn is None:
-                    self.conn = smtplib.SMTP("127.0.0.1", self.port, timeout=SMTP_TIMEOUT_S)
-                    self.conn.ehlo("mlab-smtp-send")
-                self.conn.sendmail(sender, [rcpt], data)
-                return attempt
-            except smtplib.SMTPRecipientsRefused as e:
-                code, text = next(iter(e.recipients.values()))
-            except smtplib.SMTPResponseException as e:
-                code, text = e.smtp_code, e.smtp_error
-            except (smtplib.SMTPServerDisconnected, OSError) as e:
-                code, text = 421, str(e).encode()
-            last = f"{code} {text.decode('utf-8', 'replace') if isinstance(text, bytes) else text}"
-            self.close()
-            if not 400 <= code < 500:
-                raise labcommon.LabError(f"Postfix refused {rcpt}: {last}")
-            time.sleep(TEMP_PAUSE_S)
-        raise labcommon.LabError(f"Postfix kept answering 4xx for {rcpt}: {last}")
+        return labcommon.send_with_retries(self._connect, self.close, sender, rcpt, data, "Postfix", TEMP_RETRIES,
+                                           TEMP_PAUSE_S)
 
 
 def main():
