@@ -73,6 +73,7 @@ int run_main(int argc, char** argv) {
       register_move(app, ctx),    register_rebalance(app, ctx), register_status(app, ctx),
       register_resume(app, ctx),  register_abort(app, ctx),     register_verify(app, ctx),
       register_purge(app, ctx),   register_sync(app, ctx),      register_agent(app, ctx),
+      register_auth_http(app, ctx),
   };
 
   if (argc <= 1) {

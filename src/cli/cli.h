@@ -76,6 +76,7 @@ Command register_verify(CLI::App& root, Context& ctx);
 Command register_purge(CLI::App& root, Context& ctx);
 Command register_sync(CLI::App& root, Context& ctx);
 Command register_agent(CLI::App& root, Context& ctx);
+Command register_auth_http(CLI::App& root, Context& ctx);
 
 // Entry point used by main().
 int run_main(int argc, char** argv);

@@ -15,6 +15,7 @@
 
 #include "util/duration.h"
 #include "util/fs.h"
+#include "util/net.h"
 #include "util/strings.h"
 #include "util/subprocess.h"
 
@@ -448,6 +449,10 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
     r.integer("max_moves_out", s.max_moves_out, 1, 64);
     r.integer("max_moves_in", s.max_moves_in, 1, 64);
     r.integer("sync_streams", s.sync_streams, 1, 64);
+    for (auto [key, field] : {std::pair{"imap_address", &s.imap_address}, std::pair{"pop3_address", &s.pop3_address}}) {
+      if (r.str(key, *field) && !parse_socket_address(*field).ok())
+        p.add(line_of(*t.get(key)), r.key_name(key), parse_socket_address(*field).error().message());
+    }
     load_secret(r, p, "doveadm_password_file", s.doveadm_password_file, "MAILSHARD_DOVEADM_PASSWORD", env,
                 s.doveadm_password, !s.doveadm_url.empty(), c);
     r.finish();
@@ -587,6 +592,54 @@ void read_rebalance(const toml::table* t, Config& c, Problems& p) {
   r.finish();
 }
 
+// An attribute descriptor (RFC 4512: a letter, then letters, digits, '-'):
+// it goes into LDAP filters unescaped.
+bool valid_attribute_name(std::string_view a) {
+  if (a.empty() || !std::isalpha(static_cast<unsigned char>(a.front()))) return false;
+  for (char ch : a)
+    if (!std::isalnum(static_cast<unsigned char>(ch)) && ch != '-') return false;
+  return true;
+}
+
+void read_auth_http(const toml::table* t, Config& c, Problems& p, const EnvLookup& env) {
+  if (!t) return;
+  AuthHttpConfig& a = c.auth_http;
+  TableReader r(*t, "auth_http", p);
+  a.line = r.line();
+  if (r.str("listen", a.listen) && !parse_socket_address(a.listen).ok())
+    p.add(line_of(*t->get("listen")), "auth_http.listen", parse_socket_address(a.listen).error().message());
+  r.integer("workers", a.workers, 1, 1024);
+  for (auto [key, field] :
+       {std::pair{"login_attributes", &a.login_attributes}, std::pair{"disabled_values", &a.disabled_values}}) {
+    const toml::node* n = r.get(key);
+    if (!n) continue;
+    const auto* arr = n->as_array();
+    bool ok = arr != nullptr;
+    std::vector<std::string> v;
+    for (size_t i = 0; ok && i < arr->size(); ++i) {
+      auto el = arr->get(i)->value<std::string>();
+      ok = arr->get(i)->is_string() && el && !el->empty();
+      if (ok) v.push_back(*el);
+    }
+    if (!ok) {
+      p.add(line_of(*n), r.key_name(key), "must be an array of non-empty strings");
+      continue;
+    }
+    *field = std::move(v);
+  }
+  for (const auto& attr : a.login_attributes)
+    if (!valid_attribute_name(attr))
+      p.add(line_of(*t->get("login_attributes")), "auth_http.login_attributes",
+            fmt::format("'{}' is not an LDAP attribute name", printable(attr)));
+  if (r.duration("auth_wait", a.auth_wait_ms) && (a.auth_wait_ms < 0 || a.auth_wait_ms > 3'600'000))
+    p.add(line_of(*t->get("auth_wait")), "auth_http.auth_wait", "must be between 0s and 1h");
+  r.str("shared_secret_file", a.shared_secret_file);
+  r.refuse_inline_secret("shared_secret", "shared_secret_file or MAILSHARD_AUTH_HTTP_SECRET");
+  load_secret(r, p, "shared_secret_file", a.shared_secret_file, "MAILSHARD_AUTH_HTTP_SECRET", env, a.shared_secret,
+              false, c);
+  r.finish();
+}
+
 void read_security(const toml::table* t, Config& c, Problems& p) {
   if (!t) return;
   SecurityConfig& sec = c.security;
@@ -683,7 +736,8 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   c.path = path;
   Problems p{path, {}};
   static const std::vector<std::string> kSections = {"journal", "ldap",  "server", "freeze",    "thaw", "kick",
-                                                     "inventory", "move", "plan",  "rebalance", "security"};
+                                                     "inventory", "move", "plan",  "rebalance", "security",
+                                                     "auth_http"};
   for (const auto& [k, v] : root) {
     std::string key(k.str());
     bool known = false;
@@ -709,6 +763,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   read_move(root["move"].as_table(), c, p);
   read_plan(root["plan"].as_table(), c, p);
   read_rebalance(root["rebalance"].as_table(), c, p);
+  read_auth_http(root["auth_http"].as_table(), c, p, env);
   if (!p.list.empty()) {
     const Problem* first = &p.list.front();
     for (const auto& pr : p.list)

@@ -59,6 +59,10 @@ struct ServerConfig {
   int max_moves_in = 2;
   // (The older key max_concurrent_moves sets both.)
   int sync_streams = 2;             // parallel copy streams one sync opens here (agent processes / threads)
+  // Where a proxy sends this server's users (`mailshard auth-http` answers
+  // nginx with them): "IP:PORT" or "[IPv6]:PORT"; "" = not served.
+  std::string imap_address;
+  std::string pop3_address;
   int line = 0;
 };
 
@@ -160,6 +164,23 @@ struct RebalanceConfig {
   int line = 0;
 };
 
+// [auth_http]: `mailshard auth-http`, the nginx mail auth_http responder.
+struct AuthHttpConfig {
+  std::string listen = "127.0.0.1:9143";  // IP:PORT
+  int workers = 16;                       // requests answered at once (each holds two LDAP connections)
+  // A login is the value of any of these attributes; empty = [ldap] user_attribute.
+  std::vector<std::string> login_attributes;
+  // Values of the freeze attribute that mean "account disabled" (answered
+  // with [CONTACTADMIN], no retry); none by default.
+  std::vector<std::string> disabled_values;
+  int64_t auth_wait_ms = 3'000;           // Auth-Wait of a refusal: nginx waits, the client may retry
+  // When set, every request must carry `X-Auth-Key: <secret>` (nginx:
+  // auth_http_header X-Auth-Key "<secret>"), so only the proxy may ask.
+  std::string shared_secret_file;
+  Secret shared_secret;
+  int line = 0;
+};
+
 struct SecurityConfig {
   // Secret files (*_file) readable by their group are refused unless this is
   // set (files readable by others are always refused), as ssh does.
@@ -179,6 +200,7 @@ struct Config {
   MoveConfig move;
   PlanConfig plan;
   RebalanceConfig rebalance;
+  AuthHttpConfig auth_http;
   SecurityConfig security;
 
   // nullptr if no server has this name.

@@ -6,6 +6,7 @@
 #include <array>
 
 #include <fmt/format.h>
+#include <fmt/ranges.h>
 
 #include "directory/ldap_filter.h"
 #include "directory/ldap_lazy.h"
@@ -153,28 +154,34 @@ Result<std::unique_ptr<LdapDirectory>> LdapDirectory::connect(const Config& conf
   return d;
 }
 
-Status LdapDirectory::open() {
+// ldap_initialize + options + TLS (StartTLS when configured), then a simple
+// bind as bind_dn when `bind` is set (anonymous when bind_dn is empty).
+static Status open_connection(const LdapConfig& cfg, LDAP*& ld, bool bind) {
+  auto close = [&] {
+    if (ld) ldap_unbind_ext_s(ld, nullptr, nullptr);
+    ld = nullptr;
+  };
   close();
-  const std::string where = fmt::format("LDAP {}", printable(cfg_.uri));
+  const std::string where = fmt::format("LDAP {}", printable(cfg.uri));
   MS_CHECK(load_ldap().context(where));
-  int rc = ldap_initialize(&ld_, cfg_.uri.c_str());
-  if (rc != LDAP_SUCCESS || !ld_) {
-    ld_ = nullptr;
+  int rc = ldap_initialize(&ld, cfg.uri.c_str());
+  if (rc != LDAP_SUCCESS || !ld) {
+    ld = nullptr;
     return Error::invalid(fmt::format("{}: bad URI: {}", where, ldap_err2string(rc)));
   }
   int version = LDAP_VERSION3;
-  ldap_set_option(ld_, LDAP_OPT_PROTOCOL_VERSION, &version);
-  ldap_set_option(ld_, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
-  timeval tv = to_timeval(cfg_.timeout_ms);
-  ldap_set_option(ld_, LDAP_OPT_NETWORK_TIMEOUT, &tv);
-  ldap_set_option(ld_, LDAP_OPT_TIMEOUT, &tv);
+  ldap_set_option(ld, LDAP_OPT_PROTOCOL_VERSION, &version);
+  ldap_set_option(ld, LDAP_OPT_REFERRALS, LDAP_OPT_OFF);
+  timeval tv = to_timeval(cfg.timeout_ms);
+  ldap_set_option(ld, LDAP_OPT_NETWORK_TIMEOUT, &tv);
+  ldap_set_option(ld, LDAP_OPT_TIMEOUT, &tv);
 
-  const bool tls = starts_with(cfg_.uri, "ldaps://") || cfg_.starttls;
+  const bool tls = starts_with(cfg.uri, "ldaps://") || cfg.starttls;
   // A refused certificate looks like a lost connection; libldap leaves the
   // TLS reason in the diagnostic message. The error says what to check.
   auto tls_failure = [&](Error e) {
     char* msg = nullptr;
-    if (!tls || ldap_get_option(ld_, LDAP_OPT_DIAGNOSTIC_MESSAGE, &msg) != LDAP_OPT_SUCCESS || !msg) return e;
+    if (!tls || ldap_get_option(ld, LDAP_OPT_DIAGNOSTIC_MESSAGE, &msg) != LDAP_OPT_SUCCESS || !msg) return e;
     std::string diag = msg;
     ldap_memfree(msg);
     if (diag.empty()) return e;  // not a TLS failure: the server is down or unreachable
@@ -183,43 +190,44 @@ Status LdapDirectory::open() {
         "{}: TLS: the server's certificate was not accepted{} (check ldap.ca_file{} and that the certificate "
         "names the host of ldap.uri)",
         where, diag.empty() ? "" : " (" + printable(diag) + ")",
-        cfg_.ca_file.empty() ? ", unset: the system CAs" : " '" + printable(cfg_.ca_file) + "'"));
+        cfg.ca_file.empty() ? ", unset: the system CAs" : " '" + printable(cfg.ca_file) + "'"));
   };
   if (tls) {
     int demand = LDAP_OPT_X_TLS_DEMAND;  // never talk TLS to an unverified server
-    ldap_set_option(ld_, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
-    if (!cfg_.ca_file.empty() &&
-        ldap_set_option(ld_, LDAP_OPT_X_TLS_CACERTFILE, cfg_.ca_file.c_str()) != LDAP_OPT_SUCCESS) {
+    ldap_set_option(ld, LDAP_OPT_X_TLS_REQUIRE_CERT, &demand);
+    if (!cfg.ca_file.empty() &&
+        ldap_set_option(ld, LDAP_OPT_X_TLS_CACERTFILE, cfg.ca_file.c_str()) != LDAP_OPT_SUCCESS) {
       close();
-      return Error::invalid(fmt::format("{}: cannot use ca_file '{}'", where, printable(cfg_.ca_file)));
+      return Error::invalid(fmt::format("{}: cannot use ca_file '{}'", where, printable(cfg.ca_file)));
     }
     int is_server = 0;
-    if (ldap_set_option(ld_, LDAP_OPT_X_TLS_NEWCTX, &is_server) != LDAP_OPT_SUCCESS) {
+    if (ldap_set_option(ld, LDAP_OPT_X_TLS_NEWCTX, &is_server) != LDAP_OPT_SUCCESS) {
       close();
-      return Error::invalid(fmt::format("{}: cannot set up TLS (ca_file '{}')", where, printable(cfg_.ca_file)));
+      return Error::invalid(fmt::format("{}: cannot set up TLS (ca_file '{}')", where, printable(cfg.ca_file)));
     }
   }
-  if (cfg_.starttls) {
-    rc = ldap_start_tls_s(ld_, nullptr, nullptr);
+  if (cfg.starttls) {
+    rc = ldap_start_tls_s(ld, nullptr, nullptr);
     if (rc != LDAP_SUCCESS) {
-      Error e = tls_failure(ldap_failure(ld_, rc, where + ": StartTLS"));
+      Error e = tls_failure(ldap_failure(ld, rc, where + ": StartTLS"));
       close();
       return e;
     }
   }
+  if (!bind) return {};
 
   berval cred;
-  cred.bv_val = const_cast<char*>(cfg_.bind_password.reveal().c_str());
-  cred.bv_len = cfg_.bind_password.reveal().size();
-  rc = ldap_sasl_bind_s(ld_, cfg_.bind_dn.empty() ? nullptr : cfg_.bind_dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr,
+  cred.bv_val = const_cast<char*>(cfg.bind_password.reveal().c_str());
+  cred.bv_len = cfg.bind_password.reveal().size();
+  rc = ldap_sasl_bind_s(ld, cfg.bind_dn.empty() ? nullptr : cfg.bind_dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr,
                         nullptr, nullptr);
   if (rc != LDAP_SUCCESS) {
     Error e = connection_lost(rc)
-                  ? tls_failure(ldap_failure(ld_, rc, where + ": cannot connect"))
-                  : ldap_failure(ld_, rc,
-                                 cfg_.bind_dn.empty()
+                  ? tls_failure(ldap_failure(ld, rc, where + ": cannot connect"))
+                  : ldap_failure(ld, rc,
+                                 cfg.bind_dn.empty()
                                      ? where + ": anonymous bind"
-                                     : fmt::format("LDAP bind as '{}' to {}", printable(cfg_.bind_dn), printable(cfg_.uri)));
+                                     : fmt::format("LDAP bind as '{}' to {}", printable(cfg.bind_dn), printable(cfg.uri)));
     if (rc == LDAP_INVALID_CREDENTIALS)
       e = Error::permission(e.message() +
                             " (check ldap.bind_dn and the password in bind_password_file or $MAILSHARD_LDAP_PASSWORD)");
@@ -228,6 +236,8 @@ Status LdapDirectory::open() {
   }
   return {};
 }
+
+Status LdapDirectory::open() { return open_connection(cfg_, ld_, /*bind=*/true); }
 
 template <typename Op>
 auto LdapDirectory::with_reconnect(Op&& op) -> decltype(op()) {
@@ -377,10 +387,17 @@ Result<std::string> LdapDirectory::probe() {
 }
 
 Result<Account> LdapDirectory::find_account(const std::string& user) {
+  return find_login(user, {validator_.user_attribute()});
+}
+
+Result<Account> LdapDirectory::find_login(const std::string& login, const std::vector<std::string>& attributes) {
   std::lock_guard lock(mu_);
-  const std::string filter = fmt::format("(&{}{})", cfg_.filter, equality_filter(validator_.user_attribute(), user));
+  std::string match;
+  for (const auto& a : attributes) match += equality_filter(a, login);
+  if (attributes.size() > 1) match = "(|" + match + ")";
+  const std::string filter = fmt::format("(&{}{})", cfg_.filter, match);
   auto entries = MS_TRY(with_reconnect([&] { return search_entries(cfg_.base_dn, LDAP_SCOPE_SUBTREE, filter, 2); }));
-  const std::string who = fmt::format("{}={}", validator_.user_attribute(), printable(user));
+  const std::string who = fmt::format("{}={}", fmt::join(attributes, "|"), printable(login));
   if (entries.empty()) return Error::not_found(fmt::format("no account with {}", who));
   if (entries.size() > 1)
     return Error::invalid(fmt::format("several entries have {}: '{}', '{}'", who, printable(entries[0].dn),
@@ -493,6 +510,36 @@ Result<std::optional<std::string>> LdapDirectory::get_attribute(const std::strin
   auto values = MS_TRY(with_reconnect([&] { return read_values(dn, attribute); }));
   if (values.empty()) return std::optional<std::string>();
   return std::optional<std::string>(std::move(values[0]));
+}
+
+LdapPasswordChecker::LdapPasswordChecker(LdapConfig ldap) : cfg_(std::move(ldap)) {}
+
+LdapPasswordChecker::~LdapPasswordChecker() {
+  if (ld_) ldap_unbind_ext_s(ld_, nullptr, nullptr);
+}
+
+Result<bool> LdapPasswordChecker::check(const std::string& dn, const std::string& password) {
+  // An empty password would be an unauthenticated bind (RFC 4513 5.1.2),
+  // which some servers answer with success: never a login.
+  if (password.empty() || dn.empty()) return false;
+  berval cred;
+  cred.bv_val = const_cast<char*>(password.data());
+  cred.bv_len = password.size();
+  int rc = LDAP_SERVER_DOWN;
+  for (int attempt = 0; attempt < 2 && connection_lost(rc); ++attempt) {
+    // A fresh connection when there is none, or once more when the server
+    // closed an idle one.
+    if (!ld_ || attempt > 0) MS_CHECK(open_connection(cfg_, ld_, /*bind=*/false));
+    rc = ldap_sasl_bind_s(ld_, dn.c_str(), LDAP_SASL_SIMPLE, &cred, nullptr, nullptr, nullptr);
+  }
+  if (rc == LDAP_SUCCESS) return true;
+  if (rc == LDAP_INVALID_CREDENTIALS) return false;
+  Error e = ldap_failure(ld_, rc, fmt::format("LDAP bind as '{}' to {}", printable(dn), printable(cfg_.uri)));
+  if (connection_lost(rc) && ld_) {
+    ldap_unbind_ext_s(ld_, nullptr, nullptr);
+    ld_ = nullptr;
+  }
+  return e;
 }
 
 }  // namespace mailshard

@@ -18,6 +18,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
 #include "core/config.h"
 #include "core/directory.h"
@@ -44,6 +45,9 @@ class LdapDirectory final : public Directory {
   Status for_each_account(const std::function<Status(Account&&)>& fn,
                           std::vector<DirectoryAnomaly>* anomalies) override;
   Result<Account> find_account(const std::string& user) override;
+  // Like find_account, for a login name that may be the value of any of
+  // `attributes` (e.g. mail or uid); several entries matching is kInvalidInput.
+  Result<Account> find_login(const std::string& login, const std::vector<std::string>& attributes);
   Status flip(const std::string& dn, const FlipExpectation& expected, const std::string& new_host,
               const std::optional<std::string>& new_home) override;
   Status set_attribute(const std::string& dn, const std::string& attribute, const std::string& value,
@@ -67,6 +71,28 @@ class LdapDirectory final : public Directory {
   LdapConfig cfg_;
   AccountValidator validator_;
   std::mutex mu_;
+  LDAP* ld_ = nullptr;
+};
+
+// Checks users' passwords by binding as them (simple bind) on a connection of
+// its own, so the directory's service connection keeps its identity. Opened
+// on first use and re-opened once when the server dropped it.
+// Thread-safety: none; one checker per thread.
+class LdapPasswordChecker {
+ public:
+  explicit LdapPasswordChecker(LdapConfig ldap);
+  ~LdapPasswordChecker();
+  LdapPasswordChecker(const LdapPasswordChecker&) = delete;
+  LdapPasswordChecker& operator=(const LdapPasswordChecker&) = delete;
+
+  // true: `password` is the password of `dn`; false: it is not (invalid
+  // credentials), or it is empty (never an unauthenticated bind).
+  // Errors: kUnavailable, kTimeout (the server), kPermission (e.g. TLS
+  // refused, or the server refuses binds on this connection).
+  Result<bool> check(const std::string& dn, const std::string& password);
+
+ private:
+  LdapConfig cfg_;
   LDAP* ld_ = nullptr;
 };
 

@@ -2,7 +2,7 @@
 # lab.sh — the real mail lab for mailshard's integration tests, on 127.0.0.1.
 #
 # slapd + three Dovecot stores (Maildir, IMAP, LMTP, doveadm HTTP/TCP) + nginx mail
-# proxy with our auth_http responder + prometheus-node-exporter, all started from
+# proxy with `mailshard auth-http` answering its auth_http + prometheus-node-exporter, all started from
 # Debian's binaries with configs generated under one directory. Nothing here uses
 # the system daemons, /etc/dovecot, /etc/ldap/slapd.d or /var/lib/*.
 # See tests/lab/README.md for ports, credentials and the gotchas behind the settings.
@@ -10,6 +10,8 @@ set -euo pipefail
 
 LAB_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=/usr/bin/python3                       # not `python3`: the PATH one is a slow shim here
+# nginx's auth_http responder is `mailshard auth-http` (the production one, reading DIR/mailshard.toml).
+MAILSHARD_BIN=${MAILSHARD_BIN:-$(cd "$LAB_SCRIPTS/../.." && pwd)/build/mailshard}
 STORES=(store1 store2 store3)
 DAEMONS=(slapd store1 store2 store3 auth_http nginx node_exporter node_exporter_tls postfix)
 POSTFIX_SBIN=/usr/lib/postfix/sbin           # Debian's daemon_directory (master, smtpd, ...)
@@ -36,7 +38,8 @@ usage: lab.sh COMMAND DIR [options]
   populate DIR --users N [--first K] [--stores store1,store2,store3] [--domain example.org]
                  add users userNNNNN (password "secret"), mailHost round-robin over --stores
 
-Environment: LAB_PORT_BASE (start), LAB_SLAPD_DEBUG (slapd -d level, default "stats";
+Environment: LAB_PORT_BASE (start), MAILSHARD_BIN (the mailshard binary that answers nginx's
+auth_http; default build/mailshard of this checkout), LAB_SLAPD_DEBUG (slapd -d level, default "stats";
 set 0 to keep slapd.out quiet), LAB_QUOTA (Dovecot's per-user storage quota, default 1G;
 benchmarks with multi-GB mailboxes raise it).
 EOF
@@ -645,6 +648,7 @@ host_attribute = "mailHost"
 home_attribute = "mailMessageStore"
 EOF
     for s in "${STORES[@]}"; do
+      store_port "$s" 143; IMAP_PORT=$REPLY
       store_port "$s" 80
       cat <<EOF
 
@@ -653,6 +657,7 @@ name = "$s"
 mail_root = "$DIR/$s/mail"
 capacity_bytes = 10737418240     # 10 GiB each: the stores share one disk
 metrics_url = "http://127.0.0.1:$NODE_PORT/metrics"
+imap_address = "127.0.0.1:$IMAP_PORT"
 doveadm_url = "http://127.0.0.1:$REPLY/doveadm/v1"
 doveadm_password_file = "$DIR/secrets/doveadm.secret"
 transport = "local"
@@ -667,6 +672,12 @@ attribute = "mailAccountStatus"
 frozen_value = "frozen"
 active_value = "active"
 max_duration = "10m"
+
+[auth_http]
+listen = "127.0.0.1:$AUTH_PORT"
+login_attributes = ["mail", "uid"]
+disabled_values = ["disabled"]
+auth_wait = "3s"
 EOF
   } >"$DIR/mailshard.toml"
 }
@@ -689,6 +700,8 @@ do_start() {
   [[ -x $POSTFIX_SBIN/master && -e /usr/lib/postfix/postfix-ldap.so ]] ||
     die "postfix or postfix-ldap missing: run tests/lab/install-deps.sh as root"
   [[ -x $PY ]] || die "$PY not found: install python3"
+  [[ -x $MAILSHARD_BIN ]] ||
+    die "$MAILSHARD_BIN not found: build mailshard first (it answers nginx's auth_http), or set MAILSHARD_BIN"
   ((EUID == 0)) || die "start needs root (Dovecot's master and mail_uid switching)"
   MAIL_UID=$(id -u dovecot 2>/dev/null) || die "no 'dovecot' user: install dovecot-core"
   MAIL_GID=$(id -g dovecot)
@@ -745,7 +758,7 @@ do_start() {
   spawn slapd /usr/sbin/slapd -d "${LAB_SLAPD_DEBUG:-stats}" -f "$DIR/ldap/slapd.conf" \
     -h "$LDAP_URI/ ldaps://127.0.0.1:$LDAPS_PORT/"
   for s in "${STORES[@]}"; do spawn "$s" /usr/sbin/dovecot -F -c "$DIR/$s/dovecot.conf"; done
-  spawn auth_http "$PY" "$LAB_SCRIPTS/auth_http.py" --lab "$DIR"
+  spawn auth_http "$MAILSHARD_BIN" -c "$DIR/mailshard.toml" auth-http
   spawn nginx /usr/sbin/nginx -p "$DIR/nginx/" -c "$DIR/nginx/nginx.conf" -e "$DIR/logs/nginx.log"
   printf 'tls_server_config:\n  cert_file: %s\n  key_file: %s\n' "$DIR/tls/server.pem" "$DIR/tls/server.key" \
     >"$DIR/node_exporter/web-tls.yml"

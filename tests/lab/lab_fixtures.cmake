@@ -38,7 +38,7 @@ function(mailshard_add_lab_fixture)
   add_test(NAME lab_stop COMMAND "${_mailshard_lab_scripts}/lab.sh" stop "${MAILSHARD_LAB_DIR}")
   set_tests_properties(lab_start PROPERTIES
     FIXTURES_SETUP lab
-    ENVIRONMENT "LAB_PORT_BASE=${MAILSHARD_LAB_PORT_BASE}"
+    ENVIRONMENT "LAB_PORT_BASE=${MAILSHARD_LAB_PORT_BASE};MAILSHARD_BIN=$<TARGET_FILE:mailshard>"
     LABELS "integration;lab"
     TIMEOUT 120)
   set_tests_properties(lab_stop PROPERTIES

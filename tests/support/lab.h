@@ -112,7 +112,7 @@ class Lab {
   // home_path(...) + "/Maildir".
   std::string maildir_path(const std::string& store, const std::string& user) const;
 
-  // The last decision auth_http.py logged for login USER (one "key=value ..." line, e.g.
+  // The last decision `mailshard auth-http` logged for login USER (one "key=value ..." line, e.g.
   // "... decision=ok store=store2 port=12143"); empty if there is none.
   std::string last_auth_decision(const std::string& user) const;
 
