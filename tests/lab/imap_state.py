@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Print a user's IMAP state as a client sees it, as JSON.
 
-Logs in over IMAP (through nginx by default, or straight to a store) and reports, for every
+Logs in over IMAP (through nginx by default, perdition or the Dovecot proxy, or straight to a store) and reports, for every
 folder LIST shows: UIDVALIDITY, UIDNEXT, the message count and a sha256 over the sorted
 (UID, flags incl. keywords, Message-ID) triples (\\Recent is left out: it belongs to a session).
 Also "store": the store the session really landed on (Dovecot's IMAP ID x-mlab-store).
@@ -77,7 +77,8 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lab", required=True, help="lab directory")
     ap.add_argument("--user", required=True, help="login (mail or uid)")
-    ap.add_argument("--via", default="nginx", help="nginx (default) or a store name: store1, store2, ...")
+    ap.add_argument("--via", default="nginx",
+                    help="a router: nginx (default), perdition, dproxy; or a store name: store1, store2, ...")
     ap.add_argument("--password", default="secret")
     ap.add_argument("--detail", action="store_true", help="list every message and the subscriptions")
     ap.add_argument("--retry-unavailable", type=float, default=0, metavar="SEC",
@@ -85,7 +86,7 @@ def main():
     a = ap.parse_args()
     try:
         env = labcommon.load_env(a.lab)
-        port = int(env["NGINX_IMAP_PORT"]) if a.via == "nginx" else labcommon.store_port(env, a.via, "IMAP_PORT")
+        port = labcommon.router_or_store_port(env, a.via)
         imap = login("127.0.0.1", port, a.user, a.password, a.retry_unavailable)
     except labcommon.LabError as e:
         labcommon.die(PROG, str(e))

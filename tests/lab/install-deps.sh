@@ -10,7 +10,7 @@ BUILD=(cmake g++ make pkg-config librsync-dev libldap-dev libsqlite3-dev libcurl
        libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libxxhash-dev
        libgtest-dev libgmock-dev libbenchmark-dev libpng-dev clang libclang-rt-14-dev ccache)
 LAB=(slapd ldap-utils dovecot-core dovecot-imapd dovecot-lmtpd dovecot-ldap dovecot-auth-lua
-     nginx libnginx-mod-mail prometheus-node-exporter postfix postfix-ldap)
+     nginx libnginx-mod-mail prometheus-node-exporter postfix postfix-ldap perdition perdition-ldap)
 TOOLS=(python3 rsync rdiff time procps sqlite3 ca-certificates openssl curl chromium prometheus)
 ALL=("${BUILD[@]}" "${LAB[@]}" "${TOOLS[@]}")
 POLICY=/usr/sbin/policy-rc.d

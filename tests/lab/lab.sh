@@ -2,18 +2,23 @@
 # lab.sh — the real mail lab for mailshard's integration tests, on 127.0.0.1.
 #
 # slapd + three Dovecot stores (Maildir, IMAP, LMTP, doveadm HTTP/TCP) + nginx mail
-# proxy with `mailshard auth-http` answering its auth_http + prometheus-node-exporter, all started from
+# proxy with `mailshard auth-http` answering its auth_http + a Dovecot proxy (dproxy) + perdition
+# with its parking Dovecot + prometheus-node-exporter + a private Postfix, all started from
 # Debian's binaries with configs generated under one directory. Nothing here uses
 # the system daemons, /etc/dovecot, /etc/ldap/slapd.d or /var/lib/*.
 # See tests/lab/README.md for ports, credentials and the gotchas behind the settings.
 set -euo pipefail
 
 LAB_SCRIPTS=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+# The routers' configs are generated from the operator examples, so the examples are what runs.
+EXAMPLES=$(cd "$LAB_SCRIPTS/../../examples" && pwd)
 PY=/usr/bin/python3                       # not `python3`: the PATH one is a slow shim here
 # nginx's auth_http responder is `mailshard auth-http` (the production one, reading DIR/mailshard.toml).
 MAILSHARD_BIN=${MAILSHARD_BIN:-$(cd "$LAB_SCRIPTS/../.." && pwd)/build/mailshard}
 STORES=(store1 store2 store3)
-DAEMONS=(slapd store1 store2 store3 auth_http nginx node_exporter node_exporter_tls postfix)
+DAEMONS=(slapd store1 store2 store3 auth_http nginx node_exporter node_exporter_tls postfix dproxy
+         perdition_parking perdition)
+PERDITION_LDAP_LIB=/usr/lib/x86_64-linux-gnu/libperditiondb_ldap.so.0
 POSTFIX_SBIN=/usr/lib/postfix/sbin           # Debian's daemon_directory (master, smtpd, ...)
 # Queue retries for the lab, seconds. 1 s as the minimum lets the queue manager take a
 # message the retry agent still holds, and Postfix then parks it for 60 s (lab-recipe 18).
@@ -84,14 +89,31 @@ pid_of() { # NAME -> PID in $REPLY, or fails
   [[ $REPLY =~ ^[0-9]+$ ]]
 }
 
-# owned_session PID: PID still is the session leader we started for this lab (guards
-# against a recycled pid in a stale pid file).
+# start_time PID -> STARTED: the process's start time (clock ticks since boot, /proc/PID/stat
+# field 22); with the pid it names one process for good. (Not REPLY: callers hold a pid there.)
+start_time() {
+  local s
+  STARTED=
+  { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+  s=${s##*) }
+  read -r _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ _ STARTED _ <<<"$s"
+  [[ $STARTED =~ ^[0-9]+$ ]]
+}
+
+# owned_session PID NAME: PID still is the session leader we started for this lab as NAME
+# (guards against a recycled pid in a stale pid file): its start time is the one recorded at
+# spawn, or, for a pid file without one, its command line names DIR. (perdition rewrites its
+# command line to "perdition.imap4: daemon", so only the start time recognises it.)
 owned_session() {
-  local s cmd
+  local s cmd want
   { read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
   s=${s##*) }
   read -r _ _ _ s _ <<<"$s"
   [[ $s == "$1" ]] || return 1
+  if { read -r want <"$DIR/pids/$2.start"; } 2>/dev/null; then
+    start_time "$1" && [[ $STARTED == "$want" ]]
+    return
+  fi
   local -a argv
   { mapfile -d '' argv <"/proc/$1/cmdline"; } 2>/dev/null || return 1
   cmd=" ${argv[*]} "
@@ -130,12 +152,12 @@ do_stop() {
   local name sid sids=() names=() deadline
   [[ -d $DIR/pids ]] || return 0
   for name in "${DAEMONS[@]}"; do
-    pid_of "$name" || { rm -f "$DIR/pids/$name.pid"; continue; }
+    pid_of "$name" || { rm -f "$DIR/pids/$name".{pid,start}; continue; }
     # A dead leader whose session still has members (orphaned children) counts too:
     # Linux does not reuse a pid while it names a live session.
     if alive "$REPLY"; then
-      owned_session "$REPLY" || { echo "lab.sh: $name: pid $REPLY is not ours any more, skipping" >&2
-                                  rm -f "$DIR/pids/$name.pid"; continue; }
+      owned_session "$REPLY" "$name" || { echo "lab.sh: $name: pid $REPLY is not ours any more, skipping" >&2
+                                          rm -f "$DIR/pids/$name".{pid,start}; continue; }
       kill -TERM "$REPLY" 2>/dev/null || true
     fi
     sids+=("$REPLY"); names+=("$name")
@@ -160,7 +182,7 @@ do_stop() {
     done
     ((${#LIVE[@]} == 0)) || die "could not stop processes ${LIVE[*]} of lab $DIR"
   fi
-  for name in "${names[@]}"; do rm -f "$DIR/pids/$name.pid"; done
+  for name in "${names[@]}"; do rm -f "$DIR/pids/$name".{pid,start}; done
 }
 
 # --- start ------------------------------------------------------------------------------------
@@ -172,6 +194,7 @@ spawn() {
   local name=$1; shift
   setsid "$@" </dev/null >>"$DIR/logs/$name.out" 2>&1 &
   echo "$!" >"$DIR/pids/$name.pid"
+  if start_time "$!"; then echo "$STARTED" >"$DIR/pids/$name.start"; fi
 }
 
 wait_port() { # NAME PORT
@@ -199,6 +222,14 @@ set_ports() {
   LDAP_PORT=$((BASE + 389)); LDAPS_PORT=$((BASE + 636)); NGINX_PORT=$((BASE + 143))
   AUTH_PORT=$((BASE + 80)); NODE_PORT=$((BASE + 100)); NODE_TLS_PORT=$((BASE + 101))
   SMTP_PORT=$((BASE + 25))
+  DPROXY_PORT=$((BASE + 144)); PERDITION_PORT=$((BASE + 145))
+  # perdition connects to mailHost as a host name, on one port for all stores (as in production,
+  # where each store is its own host): each store also listens on 127.1.0.N:ROUTED_PORT, and
+  # perdition, alone in a mount namespace, sees a hosts file naming storeN 127.1.0.N.
+  ROUTED_PORT=$((BASE + 146)); PARKING_PORT=$((BASE + 147))
+}
+store_routed_addr() { # STORE-NAME -> REPLY: the store's own loopback address (perdition's route)
+  REPLY=127.1.0.${1#store}
 }
 store_port() { # STORE-NAME OFFSET -> REPLY
   local n=${1#store}
@@ -277,11 +308,12 @@ EOF
 }
 
 write_dovecot_conf() { # STORE
-  local s=$1 d=$DIR/$1 imap lmtp http tcp
+  local s=$1 d=$DIR/$1 imap lmtp http tcp routed
   store_port "$s" 143; imap=$REPLY
   store_port "$s" 24; lmtp=$REPLY
   store_port "$s" 80; http=$REPLY
   store_port "$s" 425; tcp=$REPLY
+  store_routed_addr "$s"; routed=$REPLY
   mkdir -p "$d/run" "$d/state" "$d/mail"
   chown "$MAIL_UID:$MAIL_GID" "$d/mail"
   chmod 755 "$d/mail"
@@ -369,6 +401,11 @@ service imap-login {
     address = 127.0.0.1
     port = $imap
   }
+  # The address perdition reaches this store at (its mailHost resolves to it; see set_ports).
+  inet_listener imap_routed {
+    address = $routed
+    port = $ROUTED_PORT
+  }
   inet_listener imaps {
     port = 0
   }
@@ -426,6 +463,99 @@ mail {
   }
 }
 EOF
+}
+
+# from_example SRC DST [SED-ARGS...]: an operator example with the lab's LDAP, paths and
+# addresses put in. The example's placeholders must all be gone afterwards: a placeholder left
+# means the example changed shape and this function no longer tests it.
+from_example() {
+  local name=$1 src=$EXAMPLES/$1 dst=$2; shift 2
+  [[ -r $src ]] || die "missing operator example $src"
+  sed -e "s#ldaps://ldap.example.org#$LDAP_URI#g" \
+      -e "s#cn=dovecot-proxy,ou=services,dc=example,dc=org#cn=reader,dc=example,dc=org#g" \
+      -e "s#cn=perdition%2cou=services%2cdc=example%2cdc=org#cn=reader%2cdc=example%2cdc=org#g" \
+      -e "s#CHANGE-ME#readersecret#g" "$@" "$src" >"$dst"
+  if grep -nE 'CHANGE-ME|ldap\.example\.org|parking\.example\.org|192\.0\.2\.|10\.0\.0\.[0-9]|/etc/dovecot' "$dst" >&2; then
+    die "$src: the lines above kept an example placeholder (lab.sh's substitutions are out of date)"
+  fi
+  local mark="#"; [[ $dst == *.lua ]] && mark="--"
+  { echo "$mark generated by lab.sh from examples/$name"; cat "$dst"; } >"$dst.tmp" && mv "$dst.tmp" "$dst"
+}
+
+# The Dovecot proxy ("dproxy") on B+144: examples/dovecot-proxy/ with the lab's LDAP and each
+# store's 127.0.0.1 port, included by a lab-only dovecot.conf (paths, listener, logs).
+write_dproxy_conf() {
+  local d=$DIR/dproxy s n port
+  mkdir -p "$d/run" "$d/state"
+  from_example dovecot-proxy/dovecot-proxy.conf "$d/dovecot-proxy.conf" -e "s#/etc/dovecot/#$d/#g"
+  from_example dovecot-proxy/freeze.lua "$d/freeze.lua"
+  from_example dovecot-proxy/ldap-disabled.conf.ext "$d/ldap-disabled.conf.ext"
+  from_example dovecot-proxy/ldap-frozen.conf.ext "$d/ldap-frozen.conf.ext"
+  for s in "${STORES[@]}"; do
+    n=${s#store}; store_port "$s" 143; port=$REPLY
+    from_example "dovecot-proxy/ldap-$s.conf.ext" "$d/ldap-$s.conf.ext" \
+      -e "s#=host=10\.0\.0\.1$n, =port=143#=host=127.0.0.1, =port=$port#"
+  done
+  chown "root:$MAIL_GID" "$d"/*.conf.ext
+  chmod 640 "$d"/*.conf.ext
+  cat >"$d/dovecot.conf" <<EOF
+# generated by lab.sh — the Dovecot proxy of the mailshard lab in $DIR; the passdbs are
+# examples/dovecot-proxy/dovecot-proxy.conf (included below)
+instance_name = mlab-dproxy
+base_dir = $d/run
+state_dir = $d/state
+log_path = $DIR/logs/dproxy.log
+info_log_path = $DIR/logs/dproxy.log
+debug_log_path = $DIR/logs/dproxy.log
+protocols = imap
+listen = 127.0.0.1
+ssl = no
+disable_plaintext_auth = no
+login_trusted_networks = 127.0.0.1/32
+default_internal_user = dovecot
+default_internal_group = dovecot
+default_login_user = dovenull
+auth_verbose = yes
+service imap-login {
+  inet_listener imap {
+    address = 127.0.0.1
+    port = $DPROXY_PORT
+  }
+  inet_listener imaps {
+    port = 0
+  }
+}
+!include $d/dovecot-proxy.conf
+EOF
+}
+
+# perdition on B+145 from examples/perdition/: its LDAP popmap routes by mailHost to
+# 127.1.0.N:B+146 (each store's routed listener), and what it does not route goes to the parking
+# Dovecot on B+147, which answers NO [UNAVAILABLE].
+write_perdition_conf() {
+  local d=$DIR/perdition s
+  mkdir -p "$d/parking/run" "$d/parking/state"
+  from_example perdition/perdition.imap4.conf "$d/perdition.imap4.conf" \
+    -e "s#^bind_address 192\.0\.2\.10:143#bind_address 127.0.0.1:$PERDITION_PORT#" \
+    -e "s#^outgoing_port 143#outgoing_port $ROUTED_PORT#" \
+    -e "s#^outgoing_server parking\.example\.org:143#outgoing_server 127.0.0.1:$PARKING_PORT#"
+  chmod 600 "$d/perdition.imap4.conf"
+  # mailHost names resolve only inside perdition's own mount namespace (see spawn in do_start).
+  {
+    echo "# generated by lab.sh — perdition's view of the store names (bind-mounted on /etc/hosts)"
+    echo "127.0.0.1 localhost"
+    for s in "${STORES[@]}"; do store_routed_addr "$s"; echo "$REPLY $s"; done
+  } >"$d/hosts"
+  from_example perdition/parking.conf "$d/parking/parking.conf" \
+    -e "s#^instance_name = dovecot-parking#instance_name = mlab-perdition-parking#" \
+    -e "s#^base_dir = /run/dovecot-parking#base_dir = $d/parking/run#" \
+    -e "s#^state_dir = /var/lib/dovecot-parking#state_dir = $d/parking/state#" \
+    -e "s#^log_path = syslog#log_path = $DIR/logs/perdition_parking.log#" \
+    -e "s#^listen = 192\.0\.2\.20#listen = 127.0.0.1#" \
+    -e "s#^login_trusted_networks = 192\.0\.2\.10/32#login_trusted_networks = 127.0.0.1/32#" \
+    -e "s#^    port = 143#    port = $PARKING_PORT#" \
+    -e "s#/etc/dovecot-parking/#$d/parking/#g"
+  from_example perdition/parking.lua "$d/parking/parking.lua"
 }
 
 # A private Postfix instance under DIR/postfix: its own config_directory (etc), queue_directory
@@ -610,6 +740,12 @@ write_lab_env() {
     echo "POSTFIX_MIN_BACKOFF_S=$POSTFIX_MIN_BACKOFF_S"
     echo "POSTFIX_MAX_BACKOFF_S=$POSTFIX_MAX_BACKOFF_S"
     echo "POSTFIX_QUEUE_RUN_DELAY_S=$POSTFIX_QUEUE_RUN_DELAY_S"
+    echo "DPROXY_IMAP_PORT=$DPROXY_PORT"
+    echo "DPROXY_LOG=$DIR/logs/dproxy.log"
+    echo "PERDITION_IMAP_PORT=$PERDITION_PORT"
+    echo "PERDITION_LOG=$DIR/logs/perdition.out"
+    echo "PERDITION_PARKING_PORT=$PARKING_PORT"
+    echo "ROUTED_IMAP_PORT=$ROUTED_PORT"
     echo "STORES=\"${STORES[*]}\""
     for s in "${STORES[@]}"; do
       u=${s^^}
@@ -619,6 +755,8 @@ write_lab_env() {
       store_port "$s" 425; tcp=$REPLY
       echo "${u}_MAIL_ROOT=$DIR/$s/mail"
       echo "${u}_IMAP_PORT=$imap"
+      store_routed_addr "$s"
+      echo "${u}_ROUTED_ADDR=$REPLY"
       echo "${u}_LMTP_PORT=$lmtp"
       echo "${u}_DOVEADM_PORT=$http"
       echo "${u}_DOVEADM_TCP_PORT=$tcp"
@@ -699,6 +837,11 @@ do_start() {
   [[ -e /usr/lib/nginx/modules/ngx_mail_module.so ]] || die "nginx mail module missing: install libnginx-mod-mail"
   [[ -x $POSTFIX_SBIN/master && -e /usr/lib/postfix/postfix-ldap.so ]] ||
     die "postfix or postfix-ldap missing: run tests/lab/install-deps.sh as root"
+  [[ -x /usr/sbin/perdition.imap4 && -e $PERDITION_LDAP_LIB ]] ||
+    die "perdition or perdition-ldap missing: run tests/lab/install-deps.sh as root"
+  [[ -e /usr/lib/dovecot/modules/auth/libauthdb_lua.so ]] ||
+    die "dovecot-auth-lua missing (the Dovecot proxy's freeze passdb): run tests/lab/install-deps.sh as root"
+  command -v unshare >/dev/null || die "unshare (util-linux) missing"
   [[ -x $PY ]] || die "$PY not found: install python3"
   [[ -x $MAILSHARD_BIN ]] ||
     die "$MAILSHARD_BIN not found: build mailshard first (it answers nginx's auth_http), or set MAILSHARD_BIN"
@@ -713,7 +856,8 @@ do_start() {
       fi
     done
   fi
-  for p in "$LDAP_PORT" "$LDAPS_PORT" "$NGINX_PORT" "$AUTH_PORT" "$NODE_PORT" "$NODE_TLS_PORT" "$SMTP_PORT"; do
+  for p in "$LDAP_PORT" "$LDAPS_PORT" "$NGINX_PORT" "$AUTH_PORT" "$NODE_PORT" "$NODE_TLS_PORT" "$SMTP_PORT" \
+           "$DPROXY_PORT" "$PERDITION_PORT" "$PARKING_PORT"; do
     if port_open "$p"; then die "port 127.0.0.1:$p is already in use (LAB_PORT_BASE=$BASE)"; fi
   done
   for s in "${STORES[@]}"; do
@@ -732,7 +876,7 @@ do_start() {
   trap on_exit EXIT
   mkdir -p "$DIR"
   echo "mailshard test lab; lab.sh start re-creates its contents" >"$DIR/$MARKER"
-  rm -rf "${DIR:?}"/{ldap,tls,store1,store2,store3,nginx,node_exporter,postfix,secrets,pids,bin,logs} \
+  rm -rf "${DIR:?}"/{ldap,tls,store1,store2,store3,nginx,dproxy,perdition,node_exporter,postfix,secrets,pids,bin,logs} \
          "$DIR"/{lab.env,mailshard.toml} "$DIR"/journal.sqlite*
   mkdir -p "$DIR"/{pids,logs,bin,secrets,node_exporter/textfile}
   chmod 755 "$DIR"
@@ -748,6 +892,8 @@ do_start() {
   write_slapd_conf
   for s in "${STORES[@]}"; do write_dovecot_conf "$s"; done
   write_nginx_conf
+  write_dproxy_conf
+  write_perdition_conf
   write_postfix_conf
   write_lab_env
   write_mailshard_toml
@@ -772,6 +918,14 @@ do_start() {
   # master -d stays in the foreground, so it is the session leader stop() knows; on SIGTERM
   # it stops its children itself.
   spawn postfix "$POSTFIX_SBIN/master" -c "$DIR/postfix/etc" -d
+  spawn dproxy /usr/sbin/dovecot -F -c "$DIR/dproxy/dovecot.conf"
+  spawn perdition_parking /usr/sbin/dovecot -F -c "$DIR/perdition/parking/parking.conf"
+  # perdition resolves mailHost ("store2") like any host name: in a mount namespace of its own,
+  # the lab's hosts file stands in for DNS; the machine's /etc/hosts is never touched. unshare
+  # and sh exec in place, so the recorded pid is perdition's. Log to stderr (-F +), no pid file.
+  spawn perdition unshare --mount --propagation private /bin/sh -c \
+    'mount --bind "$1" /etc/hosts && exec /usr/sbin/perdition.imap4 --no_daemon -F + --pid_file "" -f "$2"' \
+    perdition "$DIR/perdition/hosts" "$DIR/perdition/perdition.imap4.conf"
 
   wait_port slapd "$LDAP_PORT"
   slappasswd -h '{SSHA}' -T "$DIR/secrets/reader.secret" >"$DIR/ldap/reader.hash"
@@ -808,6 +962,9 @@ EOF
   wait_port node_exporter "$NODE_PORT"
   wait_port node_exporter_tls "$NODE_TLS_PORT"
   wait_port postfix "$SMTP_PORT"
+  wait_port dproxy "$DPROXY_PORT"
+  wait_port perdition_parking "$PARKING_PORT"
+  wait_port perdition "$PERDITION_PORT"
   STARTING=0
   t0=$(( (${EPOCHREALTIME/[.,]/} - t0) / 1000 ))
   echo "lab started in $DIR (LAB_PORT_BASE=$BASE) in ${t0} ms; env: $DIR/lab.env"

@@ -77,6 +77,16 @@ def store_port(env, store, kind):
     return int(env[key])
 
 
+ROUTERS = ("nginx", "perdition", "dproxy")  # lab.env has <ROUTER>_IMAP_PORT for each
+
+
+def router_or_store_port(env, via):
+    """IMAP port of a router (nginx, perdition, dproxy) or of a store (store1, ...)."""
+    if via in ROUTERS:
+        return int(env[f"{via.upper()}_IMAP_PORT"])
+    return store_port(env, via, "IMAP_PORT")
+
+
 def ssha(password, salt=None):
     """{SSHA} as slapd checks it: base64(sha1(password + salt) + salt)."""
     salt = os.urandom(8) if salt is None else salt

@@ -150,9 +150,10 @@ _LITERAL_END = re.compile(rb"\{(\d+)\}$")
 
 
 class Imap:
-    def __init__(self, host, port, timeout=60):
+    def __init__(self, host, port, timeout=60, source_ip=None):
         try:
-            self.sock = socket.create_connection((host, port), timeout=timeout)
+            self.sock = socket.create_connection((host, port), timeout=timeout,
+                                                 source_address=(source_ip, 0) if source_ip else None)
         except OSError as e:
             raise ImapError(f"cannot connect to IMAP {host}:{port}: {e.strerror or e}")
         self.rf = self.sock.makefile("rb")
