@@ -247,6 +247,41 @@ TEST(ConfigLoader, DoveadmUrlNeedsPassword) {
   ASSERT_TRUE(ok.ok()) << ok.error().message();
 }
 
+TEST(ConfigLoader, AuthHttpSectionAndServerAddresses) {
+  auto c = parse(base_config("imap_address = \"127.0.0.1:11143\"\npop3_address = \"[::1]:110\"\n") +
+                 "[auth_http]\nlisten = \"127.0.0.1:9143\"\nworkers = 8\nlogin_attributes = [\"mail\", \"uid\"]\n"
+                 "disabled_values = [\"disabled\", \"locked\"]\nauth_wait = \"5s\"\nshared_secret_file = \"" +
+                 secret_file("auth.secret", "k3y\n") + "\"\n");
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->servers[0].imap_address, "127.0.0.1:11143");
+  EXPECT_EQ(c->servers[0].pop3_address, "[::1]:110");
+  EXPECT_EQ(c->auth_http.workers, 8);
+  EXPECT_EQ(c->auth_http.login_attributes, (std::vector<std::string>{"mail", "uid"}));
+  EXPECT_EQ(c->auth_http.disabled_values, (std::vector<std::string>{"disabled", "locked"}));
+  EXPECT_EQ(c->auth_http.auth_wait_ms, 5'000);
+  EXPECT_EQ(c->auth_http.shared_secret.reveal(), "k3y");
+}
+
+TEST(ConfigLoader, AuthHttpBadValuesAreOneLineEach) {
+  auto host = parse(base_config("imap_address = \"store1:143\"\n"));
+  ASSERT_FALSE(host.ok());
+  EXPECT_EQ(host.error().message(),
+            "mailshard.toml:11: server[0].imap_address: 'store1:143' is not IP:PORT (the address must be numeric, e.g. "
+            "192.0.2.10:143)");
+  auto port = parse(base_config("pop3_address = \"127.0.0.1:70000\"\n"));
+  ASSERT_FALSE(port.ok());
+  EXPECT_NE(port.error().message().find("the port must be a number from 1 to 65535"), std::string::npos);
+  auto attr = parse(base_config() + "[auth_http]\nlogin_attributes = [\"mail)(uid=*\"]\n");
+  ASSERT_FALSE(attr.ok());
+  EXPECT_NE(attr.error().message().find("is not an LDAP attribute name"), std::string::npos);
+  auto listen = parse(base_config() + "[auth_http]\nlisten = \"9143\"\n");
+  ASSERT_FALSE(listen.ok());
+  EXPECT_NE(listen.error().message().find("auth_http.listen: '9143' is not IP:PORT (the port is missing)"), std::string::npos);
+  auto inline_secret = parse(base_config() + "[auth_http]\nshared_secret = \"x\"\n");
+  ASSERT_FALSE(inline_secret.ok());
+  EXPECT_NE(inline_secret.error().message().find("shared_secret_file"), std::string::npos);
+}
+
 TEST(ConfigLoader, MissingFileSaysHowToGiveOne) {
   auto c = load_config("/nonexistent/mailshard.toml", env_of({}));
   ASSERT_FALSE(c.ok());
