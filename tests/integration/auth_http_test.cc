@@ -127,6 +127,48 @@ TEST(AuthHttp, WithASharedSecretOnlyTheProxyMayAsk) {
   EXPECT_THAT(done.err, HasSubstr("decision=forbidden why=bad-auth-key"));
 }
 
+// A line-based exchange with nginx's POP3 listener: greeting, USER, PASS; the last line.
+std::string pop3_login(int port, const std::string& user, const std::string& pass) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  std::string got, last;
+  auto line = [&] {
+    char buf[256];
+    size_t nl;
+    while ((nl = got.find("\r\n")) == std::string::npos) {
+      ssize_t n = recv(fd, buf, sizeof buf, 0);
+      if (n <= 0) return std::string();
+      got.append(buf, static_cast<size_t>(n));
+    }
+    std::string l = got.substr(0, nl);
+    got.erase(0, nl + 2);
+    return l;
+  };
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a) == 0 && line().rfind("+OK", 0) == 0) {
+    std::string u = "USER " + user + "\r\n", p = "PASS " + pass + "\r\n";
+    (void)!send(fd, u.data(), u.size(), MSG_NOSIGNAL);
+    if (line().rfind("+OK", 0) == 0) {
+      (void)!send(fd, p.data(), p.size(), MSG_NOSIGNAL);
+      last = line();
+    }
+  }
+  close(fd);
+  return last;
+}
+
+TEST(AuthHttp, Pop3ThroughNginxGetsPop3TextsAndNoStoreWithoutAPop3Address) {
+  Lab& lab = Lab::get();
+  const std::string user = lab.add_user("store1");
+  // The lab's stores serve IMAP only (no pop3_address): a temporary failure in POP3's own words.
+  EXPECT_EQ(pop3_login(std::stoi(lab.env("NGINX_POP3_PORT")), user, "secret"),
+            "-ERR [SYS/TEMP] Temporary authentication failure, try again later");
+  EXPECT_EQ(pop3_login(std::stoi(lab.env("NGINX_POP3_PORT")), user, "wrong"), "-ERR [AUTH] Invalid login or password");
+  EXPECT_THAT(lab.last_auth_decision(user), HasSubstr("protocol=pop3 decision=failed why=bad-password"));
+}
+
 TEST(AuthHttp, APortInUseAndNowhereToRouteAreOneLineErrors) {
   Lab& lab = Lab::get();
   const std::string cfg = lab_config("auth_check");
