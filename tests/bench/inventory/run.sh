@@ -51,7 +51,7 @@ echo "# $(date -u +%FT%TZ) host=$(hostname) cpus=$(nproc) load=$(cut -d' ' -f1-3
 
 # ---- (a) LDAP ----------------------------------------------------------------------------
 trap 'bash "$ROOT/tests/lab/lab.sh" stop "$LAB" >/dev/null 2>&1 || true' EXIT
-LAB_SLAPD_DEBUG=0 bash "$ROOT/tests/lab/lab.sh" restart "$LAB" >/dev/null
+MAILSHARD_BIN=$MAILSHARD LAB_SLAPD_DEBUG=0 bash "$ROOT/tests/lab/lab.sh" restart "$LAB" >/dev/null
 t0=$(now_us)
 # user00000..user99999: the lab numbers users with 5 digits.
 bash "$ROOT/tests/lab/lab.sh" populate "$LAB" --first 0 --users "$USERS" >/dev/null

@@ -9,14 +9,15 @@
 # own indexes built once (doveadm mailbox status) as on a live server; the changes between the
 # last warm pass and the freeze are made through Dovecot (LMTP deliveries, doveadm flags).
 #
-# Usage: tests/bench/move/run.sh [BUILD_DIR]   env: RUNS (default 5), LAB_PORT_BASE (default 45000),
+# Usage: tests/bench/move/run.sh [BUILD_DIR]   env: RUNS (default 5), LAB_PORT_BASE (default 19000),
 #        BENCH_DIR (default /tmp/mailshard-bench-move), SHARED (default ../shared next to the repo)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
 MS=$BUILD/mailshard
 RUNS=${RUNS:-5}
-export LAB_PORT_BASE=${LAB_PORT_BASE:-45000}
+export LAB_PORT_BASE=${LAB_PORT_BASE:-19000}
+export MAILSHARD_BIN=${MAILSHARD_BIN:-$MS}  # the lab's auth_http responder
 # The 100k-message mailbox is ~2.2 GB: above the lab's default 1G quota, the
 # deliveries made between the last warm pass and the freeze would be refused.
 export LAB_QUOTA=${LAB_QUOTA:-100G}
