@@ -2,10 +2,12 @@
 
 #include <fmt/format.h>
 
-#include "agent/rsync_delta.h"
-#include "transport/wire.h"
+#include "store/rsync_delta.h"
+#include "wire/wire.h"
 
 namespace mailshard::agent {
+
+using store::kMaxSignatureBytes;
 namespace {
 
 using wire::Frame;

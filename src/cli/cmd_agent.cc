@@ -5,7 +5,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/agent_server.h"
-#include "agent/root_store.h"
+#include "store/root_store.h"
 #include "cli/cli.h"
 
 namespace mailshard::cli {
@@ -25,10 +25,10 @@ Command register_agent(CLI::App& root, Context& ctx) {
       "  ssh -T store2 mailshard agent --stdio --root /srv/mail\n"
       "Exit codes: 0 the client ended the session, 1 protocol error, 2 bad arguments or root.");
   return {sub, [o]() -> Result<int> {
-            agent::raise_open_file_limit();
-            agent::RootStore::Options so;
+            store::raise_open_file_limit();
+            store::RootStore::Options so;
             so.name = "agent:" + o->root;
-            auto store = agent::RootStore::open(o->root, so);
+            auto store = store::RootStore::open(o->root, so);
             if (!store.ok()) return std::move(store).error().context("agent");
             agent::AgentServer server(**store, 0, 1, fmt::format("mailshard 0.1.0 agent on {}", o->root));
             auto st = server.serve();

@@ -11,7 +11,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
-#include "agent/root_store.h"
+#include "store/root_store.h"
 #include "cli/cli.h"
 #include "movers/sync_engine.h"
 #include "transport/agent_transport.h"
@@ -114,7 +114,7 @@ Command register_sync(CLI::App& root, Context& ctx) {
   return {sub, [o, &ctx]() -> Result<int> {
             if ((o->final ? 1 : 0) + (o->metadata ? 1 : 0) + (o->audit ? 1 : 0) > 1)
               return Error::invalid("--final, --metadata-only and --audit exclude each other");
-            agent::raise_open_file_limit();
+            store::raise_open_file_limit();
             SyncOptions so;
             so.streams = o->streams;
             so.durability = o->durability == "fsync" ? Durability::kFsyncEach : Durability::kSyncfs;

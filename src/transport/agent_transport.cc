@@ -8,7 +8,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "transport/wire.h"
+#include "wire/wire.h"
 #include "util/subprocess.h"
 #include "util/strings.h"
 

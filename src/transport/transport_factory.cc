@@ -2,7 +2,7 @@
 
 #include <fmt/format.h>
 
-#include "agent/root_store.h"
+#include "store/root_store.h"
 #include "transport/agent_transport.h"
 #include "util/subprocess.h"
 
@@ -10,10 +10,10 @@ namespace mailshard {
 
 Result<std::unique_ptr<Transport>> make_local_transport(const std::string& root, int max_streams,
                                                         const std::string& name) {
-  agent::RootStore::Options o;
+  store::RootStore::Options o;
   o.name = name.empty() ? "local:" + root : name;
   o.max_streams = max_streams;
-  auto s = agent::RootStore::open(root, o);
+  auto s = store::RootStore::open(root, o);
   if (!s.ok()) return std::move(s).error();
   return std::unique_ptr<Transport>(std::move(*s));
 }

@@ -13,7 +13,7 @@
 #include <string>
 #include <vector>
 
-#include "transport/wire.h"
+#include "wire/wire.h"
 
 using namespace mailshard;
 

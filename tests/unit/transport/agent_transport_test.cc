@@ -16,7 +16,7 @@
 #include "core/maildir_scanner.h"
 #include "tests/unit/movers/maildir_gen.h"
 #include "transport/agent_transport.h"
-#include "transport/wire.h"
+#include "wire/wire.h"
 #include "util/subprocess.h"
 
 namespace mailshard {

@@ -1,4 +1,4 @@
-#include "transport/wire.h"
+#include "wire/wire.h"
 
 #include <cstring>
 

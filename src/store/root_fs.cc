@@ -1,4 +1,4 @@
-#include "agent/root_fs.h"
+#include "store/root_fs.h"
 
 #include <fcntl.h>
 #include <linux/openat2.h>
@@ -14,7 +14,7 @@
 #include "core/transport.h"
 #include "util/strings.h"
 
-namespace mailshard::agent {
+namespace mailshard::store {
 namespace {
 
 int sys_openat2(int dirfd, const char* path, int flags, uint64_t resolve) {
@@ -145,4 +145,4 @@ Result<std::pair<UniqueFd, std::string>> RootFs::open_parent(const std::string& 
   return std::make_pair(UniqueFd(fd), std::move(name));
 }
 
-}  // namespace mailshard::agent
+}  // namespace mailshard::store

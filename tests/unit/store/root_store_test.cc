@@ -13,13 +13,13 @@
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
-#include "agent/content_hasher.h"
-#include "agent/root_fs.h"
-#include "agent/root_store.h"
+#include "store/content_hasher.h"
+#include "store/root_fs.h"
+#include "store/root_store.h"
 #include "core/maildir_scanner.h"
 #include "tests/unit/movers/maildir_gen.h"
 
-namespace mailshard::agent {
+namespace mailshard::store {
 namespace {
 
 namespace fs = std::filesystem;
@@ -393,4 +393,4 @@ INSTANTIATE_TEST_SUITE_P(Resolvers, RootStoreTest,
                          [](const auto& info) { return info.param == RootFs::Resolver::kWalk ? "Walk" : "Openat2"; });
 
 }  // namespace
-}  // namespace mailshard::agent
+}  // namespace mailshard::store

@@ -19,7 +19,7 @@
 #include "util/fs.h"
 #include "util/result.h"
 
-namespace mailshard::agent {
+namespace mailshard::store {
 
 class RootFs {
  public:
@@ -58,4 +58,4 @@ class RootFs {
 // and ELOOP/EXDEV turned into the symlink message above.
 Error path_error(int err, const char* what, const std::string& path);
 
-}  // namespace mailshard::agent
+}  // namespace mailshard::store

@@ -15,7 +15,7 @@
 
 #include "util/hash.h"
 
-namespace mailshard::agent {
+namespace mailshard::store {
 
 inline Hash128 block_hash(const void* data, size_t size, uint64_t seed) {
   XXH128_hash_t h = XXH3_128bits_withSeed(data, size, seed);
@@ -112,4 +112,4 @@ class ContentHasher {
   std::vector<Hash128> blocks_;
 };
 
-}  // namespace mailshard::agent
+}  // namespace mailshard::store

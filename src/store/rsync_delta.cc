@@ -1,4 +1,4 @@
-#include "agent/rsync_delta.h"
+#include "store/rsync_delta.h"
 
 #include <unistd.h>
 
@@ -9,7 +9,7 @@
 #include <fmt/format.h>
 #include <librsync.h>
 
-namespace mailshard::agent {
+namespace mailshard::store {
 namespace {
 
 constexpr size_t kBuf = 256 * 1024;  // librsync wants >= ~32 KiB windows
@@ -173,4 +173,4 @@ Status PatchJob::feed(const char* data, size_t size, bool eof, const OutputFn& o
   return {};
 }
 
-}  // namespace mailshard::agent
+}  // namespace mailshard::store

@@ -19,7 +19,7 @@
 
 #include "util/result.h"
 
-namespace mailshard::agent {
+namespace mailshard::store {
 
 // Signatures larger than this are refused (a 64 GiB file at the recommended
 // block length has a ~70 MB signature; nothing in a mailbox is near that).
@@ -65,4 +65,4 @@ class PatchJob {
   bool done_ = false;
 };
 
-}  // namespace mailshard::agent
+}  // namespace mailshard::store

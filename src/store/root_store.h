@@ -19,10 +19,10 @@
 #include <memory>
 #include <string>
 
-#include "agent/root_fs.h"
+#include "store/root_fs.h"
 #include "core/transport.h"
 
-namespace mailshard::agent {
+namespace mailshard::store {
 
 // Reads up to 256 KiB at a time; also the chunk size of the agent's DATA frames.
 inline constexpr size_t kIoChunk = 256 * 1024;
@@ -70,4 +70,4 @@ void raise_open_file_limit();
 // FileAttrs from a struct stat.
 FileAttrs attrs_from_stat(const struct ::stat& st);
 
-}  // namespace mailshard::agent
+}  // namespace mailshard::store

@@ -1,4 +1,4 @@
-#include "agent/root_store.h"
+#include "store/root_store.h"
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,12 +20,12 @@
 
 #include <fmt/format.h>
 
-#include "agent/content_hasher.h"
-#include "agent/rsync_delta.h"
+#include "store/content_hasher.h"
+#include "store/rsync_delta.h"
 #include "core/maildir_scanner.h"
 #include "util/strings.h"
 
-namespace mailshard::agent {
+namespace mailshard::store {
 namespace {
 
 int64_t ts_ns(const struct timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1'000'000'000 + ts.tv_nsec; }
@@ -1242,4 +1242,4 @@ Result<std::unique_ptr<FileWriter>> RootStore::open_writer(const WriterOptions& 
   return std::unique_ptr<FileWriter>(std::make_unique<RootWriter>(fs_, options));
 }
 
-}  // namespace mailshard::agent
+}  // namespace mailshard::store
