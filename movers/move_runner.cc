@@ -1,4 +1,6 @@
 #include "movers/move_runner.h"
+
+#include "movers/mail_format.h"
 #include "movers/move_runner_internal.h"
 
 #include <algorithm>
@@ -404,6 +406,12 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     }
     auto src_there = MS_TRY_CTX(exists(*c.src, c.src_home), c.from->name);
     c.empty_source = !src_there;
+    // Never a silent format change (Courier Maildir++ under Dovecot, or the
+    // other way round): refused here, before anything was written.
+    const MailFormat files = c.empty_source ? MailFormat::kUnknown
+                                            : MS_TRY_CTX(detect_home_format(*c.src, c.src_home, server_location(*c.from)),
+                                                         c.from->name);
+    if (auto why = format_change_refusal(c.rec.user, files, *c.from, *c.to)) return Error::invalid(*why);
     c.detail["empty_source"] = c.empty_source;
     auto dst_there = MS_TRY_CTX(exists(*c.dst, c.dst_final), c.to->name);
     if (dst_there) {

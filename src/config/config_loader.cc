@@ -13,6 +13,7 @@
 #include <fmt/format.h>
 #include <toml++/toml.h>
 
+#include "core/mail_location.h"
 #include "util/duration.h"
 #include "util/fs.h"
 #include "util/net.h"
@@ -449,6 +450,9 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
     r.integer("max_moves_out", s.max_moves_out, 1, 64);
     r.integer("max_moves_in", s.max_moves_in, 1, 64);
     r.integer("sync_streams", s.sync_streams, 1, 64);
+    if (r.str("mail_location", s.mail_location) && !parse_mail_location(s.mail_location).ok())
+      p.add(line_of(*t.get("mail_location")), r.key_name("mail_location"),
+            parse_mail_location(s.mail_location).error().message());
     for (auto [key, field] : {std::pair{"imap_address", &s.imap_address}, std::pair{"pop3_address", &s.pop3_address}}) {
       if (r.str(key, *field) && !parse_socket_address(*field).ok())
         p.add(line_of(*t.get(key)), r.key_name(key), parse_socket_address(*field).error().message());

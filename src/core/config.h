@@ -63,6 +63,10 @@ struct ServerConfig {
   // nginx with them): "IP:PORT" or "[IPv6]:PORT"; "" = not served.
   std::string imap_address;
   std::string pop3_address;
+  // Where and in which format the users' mail is (core/mail_location.h):
+  // "maildir:~/Maildir" (Dovecot), "courier:~/Maildir" (Courier-IMAP); ""
+  // = not said (Dovecot when doveadm_url is set, else read from the files).
+  std::string mail_location;
   int line = 0;
 };
 

@@ -1,0 +1,34 @@
+// Never a silent format change: which mail format a user's home holds, and
+// whether a move would put it on a server that reads another one (a Courier
+// Maildir++ under Dovecot gets new UIDVALIDITYs, loses its keywords and may
+// have folders Dovecot cannot open; the other way round, the same).
+#pragma once
+
+#include <optional>
+#include <string>
+
+#include "core/config.h"
+#include "core/mail_location.h"
+#include "core/transport.h"
+
+namespace mailshard {
+
+// The server's declared location: its mail_location, else Dovecot when it
+// has a doveadm_url (the doveadm API is Dovecot's), else unknown; the
+// Maildir's place inside the home is "" (not said) unless mail_location says it.
+MailLocation server_location(const ServerConfig& server);
+
+// What the files of `home` say: Courier when its Maildir holds
+// courierimapuiddb, courierimapkeywords/ or courierimapsubscribed; Dovecot
+// when it holds dovecot-uidlist, dovecot-keywords or subscriptions; unknown
+// for neither (a new mailbox) or both. The Maildir is `loc.maildir` inside
+// the home when said, else Maildir/ and then the home itself are tried.
+Result<MailFormat> detect_home_format(Transport& t, const std::string& home, const MailLocation& loc);
+
+// The one line that refuses the move when the user's mail (as its files
+// say, else as `from` declares) is in another format than `to` reads;
+// nullopt when they agree or either is unknown.
+std::optional<std::string> format_change_refusal(const std::string& user, MailFormat files, const ServerConfig& from,
+                                                 const ServerConfig& to);
+
+}  // namespace mailshard

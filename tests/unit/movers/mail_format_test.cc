@@ -1,0 +1,119 @@
+// Never a silent format change: mail_location parsing, what a home's files
+// say, and which moves are refused.
+#include "movers/mail_format.h"
+
+#include <filesystem>
+#include <fstream>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "transport/transport_factory.h"
+
+namespace mailshard {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+
+TEST(MailLocation, TheSupportedFormsParse) {
+  auto d = parse_mail_location("maildir:~/Maildir");
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->format, MailFormat::kDovecot);
+  EXPECT_EQ(d->maildir, "Maildir");
+  auto c = parse_mail_location("courier:~/Maildir/");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->format, MailFormat::kCourier);
+  EXPECT_EQ(c->maildir, "Maildir");
+  auto home = parse_mail_location("maildir:~");
+  ASSERT_TRUE(home.ok());
+  EXPECT_EQ(home->maildir, "");
+}
+
+TEST(MailLocation, WhatIsNotSupportedIsRefusedNotIgnored) {
+  EXPECT_EQ(parse_mail_location("mdbox:~/mdbox").error().message(),
+            "'mdbox:~/mdbox': the format mdbox is not supported (maildir and courier are)");
+  EXPECT_EQ(parse_mail_location("maildir:~/Maildir:INDEX=/var/index/%d/%n").error().message(),
+            "'maildir:~/Maildir:INDEX=/var/index/%d/%n': options after the path (INDEX=/var/index/%d/%n) are not supported");
+  EXPECT_THAT(parse_mail_location("maildir:/var/mail/%u").error().message(), HasSubstr("inside the home"));
+  EXPECT_THAT(parse_mail_location("maildir:~/../x").error().message(), HasSubstr("plain path"));
+  EXPECT_THAT(parse_mail_location("maildir:~/%n").error().message(), HasSubstr("variables"));
+  EXPECT_THAT(parse_mail_location("imap:~/x").error().message(), HasSubstr("unknown format 'imap'"));
+  EXPECT_THAT(parse_mail_location("Maildir").error().message(), HasSubstr("FORMAT:~/PATH"));
+}
+
+class DetectTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = fs::path(::testing::TempDir()) / ("mail_format_" + std::to_string(::getpid()));
+    fs::remove_all(root_);
+    fs::create_directories(root_ / "home" / "Maildir" / "cur");
+    auto t = make_local_transport(root_.string(), 1);
+    ASSERT_TRUE(t.ok()) << t.error().message();
+    t_ = std::move(*t);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+  void touch(const std::string& rel) { std::ofstream(root_ / "home" / rel) << "x\n"; }
+  MailFormat detect(const MailLocation& loc = {}) {
+    auto f = detect_home_format(*t_, "home", loc);
+    EXPECT_TRUE(f.ok()) << f.error().message();
+    return f.ok() ? *f : MailFormat::kUnknown;
+  }
+  fs::path root_;
+  std::unique_ptr<Transport> t_;
+};
+
+TEST_F(DetectTest, TheMetadataFilesSayWhoseMaildirItIs) {
+  EXPECT_EQ(detect(), MailFormat::kUnknown) << "a new mailbox says nothing";
+  touch("Maildir/courierimapuiddb");
+  EXPECT_EQ(detect(), MailFormat::kCourier);
+  touch("Maildir/dovecot-uidlist");
+  EXPECT_EQ(detect(), MailFormat::kUnknown) << "both: nothing to conclude";
+  fs::remove(root_ / "home" / "Maildir" / "courierimapuiddb");
+  EXPECT_EQ(detect(), MailFormat::kDovecot);
+}
+
+TEST_F(DetectTest, AHomeThatIsItselfTheMaildirAndAConfiguredPath) {
+  touch("courierimapuiddb");
+  EXPECT_EQ(detect(), MailFormat::kCourier);
+  MailLocation mail;
+  mail.maildir = "mail";
+  fs::create_directories(root_ / "home" / "mail");
+  touch("mail/dovecot-uidlist");
+  EXPECT_EQ(detect(mail), MailFormat::kDovecot);
+}
+
+ServerConfig server(const std::string& name, const std::string& location, const std::string& doveadm = "") {
+  ServerConfig s;
+  s.name = name;
+  s.mail_location = location;
+  s.doveadm_url = doveadm;
+  return s;
+}
+
+TEST(FormatChange, CourierFilesOntoADovecotStoreAreRefused) {
+  auto courier = server("old1", "courier:~/Maildir");
+  auto dovecot = server("new1", "", "http://new1:8080/doveadm/v1");
+  auto why = format_change_refusal("alice", MailFormat::kCourier, courier, dovecot);
+  ASSERT_TRUE(why);
+  EXPECT_THAT(*why, HasSubstr("user alice: its mail on old1 is Courier-IMAP Maildir++ (its files) but new1 reads Dovecot Maildir"));
+  EXPECT_THAT(*why, HasSubstr("new UIDVALIDITYs"));
+  // The files win over what the source server declares.
+  EXPECT_TRUE(format_change_refusal("alice", MailFormat::kCourier, server("old2", ""), dovecot));
+  // Nothing in the files: the declaration decides.
+  EXPECT_TRUE(format_change_refusal("alice", MailFormat::kUnknown, courier, dovecot));
+  // And the other way round.
+  EXPECT_THAT(*format_change_refusal("bob", MailFormat::kDovecot, dovecot, courier),
+              HasSubstr("Dovecot Maildir (its files) but old1 reads Courier-IMAP Maildir++"));
+}
+
+TEST(FormatChange, SameFormatOrUnknownIsNoRefusal) {
+  auto a = server("a", "maildir:~/Maildir"), b = server("b", "", "http://b/doveadm/v1"), c = server("c", "");
+  EXPECT_FALSE(format_change_refusal("u", MailFormat::kDovecot, a, b));
+  EXPECT_FALSE(format_change_refusal("u", MailFormat::kCourier, a, c)) << "c says nothing about its format";
+  EXPECT_FALSE(format_change_refusal("u", MailFormat::kUnknown, c, b));
+  EXPECT_FALSE(format_change_refusal("u", MailFormat::kCourier, server("x", "courier:~/Maildir"), server("y", "courier:~")));
+}
+
+}  // namespace
+}  // namespace mailshard
