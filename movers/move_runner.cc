@@ -226,6 +226,10 @@ Status MoveRunner::open_sides(Ctx& c) {
                                       c.from ? c.rec.to_server : c.rec.from_server));
   c.src = MS_TRY_CTX(d_.env.transport(c.from->name), c.from->name);
   c.dst = MS_TRY_CTX(d_.env.transport(c.to->name), c.to->name);
+  // Without its home every path below would name a mail root itself.
+  if (c.progress.src_home.empty())
+    return Error::corrupt("the journal's record of the move names no home (src_home missing or unreadable); not "
+                          "touching the mail roots");
   c.dst_final = c.progress.src_home;
   c.dst_staging = staging_home(c.progress.src_home, c.rec.id);
   return {};
