@@ -141,7 +141,7 @@ Status MoveRunner::load_state(Ctx& c) {
   return {};
 }
 
-Result<bool> MoveRunner::exists(Transport& t, const std::string& path) {
+Result<bool> exists(Transport& t, const std::string& path) {
   auto st = t.stat({{path, {}}});
   if (!st.ok()) return std::move(st).error();
   const auto& r = (*st)[0];
@@ -150,7 +150,7 @@ Result<bool> MoveRunner::exists(Transport& t, const std::string& path) {
   return *r.error;
 }
 
-Status MoveRunner::remove_tree(Transport& t, const std::string& dir) {
+Status remove_tree(Transport& t, const std::string& dir) {
   auto listing = t.list_tree(dir);
   if (!listing.ok()) {
     if (listing.error().code() == ErrorCode::kNotFound) return {};
@@ -192,17 +192,16 @@ Status MoveRunner::remove_tree(Transport& t, const std::string& dir) {
   return flush();
 }
 
-// Creates the directories above `rel` on the destination that it lacks, with
-// the source's owner and mode (Dovecot needs "example.org/" owned by its user).
-Status MoveRunner::ensure_parents(Ctx& c, const std::string& rel) {
+// Dovecot needs "example.org/" owned by its user, as on the source.
+Status ensure_parents(Transport& src, Transport& dst, const std::string& rel) {
   std::vector<std::string> parents;
   for (std::string p = dirname_of(rel); !p.empty(); p = dirname_of(p)) parents.push_back(p);
   std::reverse(parents.begin(), parents.end());
   for (const auto& p : parents) {
-    auto here = exists(*c.dst, p);
+    auto here = exists(dst, p);
     if (!here.ok()) return std::move(here).error();
     if (*here) continue;
-    auto src_attrs = c.src->stat({{p, {}}});
+    auto src_attrs = src.stat({{p, {}}});
     if (!src_attrs.ok()) return std::move(src_attrs).error();
     TreeOp op;
     op.kind = TreeOp::Kind::kMkdir;
@@ -211,7 +210,7 @@ Status MoveRunner::ensure_parents(Ctx& c, const std::string& rel) {
       op.attrs = (*src_attrs)[0].attrs;
       op.attr_mask = TreeOp::kOwner | TreeOp::kMode;
     }
-    auto res = c.dst->apply({op});
+    auto res = dst.apply({op});
     if (!res.ok()) return std::move(res).error();
     if (!(*res)[0].ok()) return (*res)[0].error();
   }
@@ -493,7 +492,7 @@ Result<MoveRecord> MoveRunner::purge_stale_copy(Ctx& c) {
 Status MoveRunner::precopy(Ctx& c) {
   c.rec.state = MoveState::kPrecopy;
   if (c.progress.empty_source) return {};
-  MS_CHECK(ensure_parents(c, c.dst_staging));
+  MS_CHECK(ensure_parents(*c.src, *c.dst, c.dst_staging));
   MS_CHECK(load_state(c));
   SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
   c.progress.precopy.clear();
@@ -598,7 +597,7 @@ Status MoveRunner::final_sync(Ctx& c) {
     auto there = MS_TRY(exists(*c.src, c.progress.src_home));
     if (!there) return {};
     c.progress.empty_source = false;
-    MS_CHECK(ensure_parents(c, c.dst_staging));
+    MS_CHECK(ensure_parents(*c.src, *c.dst, c.dst_staging));
     MS_CHECK(load_state(c));
   }
   if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms)

@@ -20,6 +20,16 @@ inline std::string dirname_of(const std::string& rel) {
   return p == std::string::npos ? std::string() : rel.substr(0, p);
 }
 
+// File helpers of the steps; they need only the transports they are given.
+// Whether `path` exists (kNotFound is false; any other error is returned).
+Result<bool> exists(Transport& t, const std::string& path);
+// Deletes the tree at `dir`, files before their directory, then syncs its
+// parent. A missing tree is success (idempotent).
+Status remove_tree(Transport& t, const std::string& dir);
+// Creates the directories above `rel` on `dst` that it lacks, with the
+// owner and mode they have on `src`.
+Status ensure_parents(Transport& src, Transport& dst, const std::string& rel);
+
 // Everything one move works with.
 struct MoveRunner::Ctx {
   MoveRecord rec;
