@@ -24,14 +24,14 @@ Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
   if (age < older_than_ms)
     return Error::invalid(fmt::format("move {} finished {} ago, inside its grace period of {}", move_id,
                                       format_duration_ms(age), format_duration_ms(older_than_ms)));
-  c.load_detail();
+  c.load_progress();
   MS_CHECK_CTX(open_sides(c), fmt::format("purge move {}", move_id));
   auto account = d_.directory.find_account(c.rec.user);
   if (!account.ok()) return std::move(account).error().context(fmt::format("purge move {}", move_id));
   if (account->host == c.rec.from_server)
     return Error::conflict(fmt::format("move {}: {} lives on {} again; its mailbox there is not a stale copy",
                                        move_id, printable(c.rec.user), c.rec.from_server));
-  bool src_there = MS_TRY(exists(*c.src, c.src_home));
+  bool src_there = MS_TRY(exists(*c.src, c.progress.src_home));
   if (src_there) {
     // Last sweep into wherever the user lives now.
     const ServerConfig* now_on = d_.config.find_server(account->host);
@@ -40,11 +40,11 @@ Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
     auto run = [&]() -> Status {
       int64_t swept = 0;
       MS_CHECK(sweep_into(c, *cur, account->home_rel, swept));
-      c.detail["purge_swept"] = swept;
+      c.progress.purge_swept = swept;
       return {};
     };
     MS_CHECK(step(c, "purge_sweep", run));
-    MS_CHECK(step(c, "purge", [&] { return remove_tree(*c.src, c.src_home); }));
+    MS_CHECK(step(c, "purge", [&] { return remove_tree(*c.src, c.progress.src_home); }));
   }
   c.rec.state = MoveState::kPurged;
   MS_CHECK(save(c));

@@ -20,7 +20,7 @@ Status MoveRunner::roll_back(Ctx& c, const Error& why) {
   MS_CHECK(d_.journal.log_step(c.rec.id, "rollback", StepPhase::kBegin, why.message()));
   d_.env.step_boundary("rollback", StepPhase::kBegin);
   // 1. Nobody stays frozen. Thawing is safe on either side of the commit point.
-  if (c.detail.value("freeze_requested", false)) {
+  if (c.progress.freeze_requested) {
     MS_CHECK_CTX(d_.freeze.thaw(c.target()), "rollback");
     c.rec.thawed_at_ms = d_.clock.now_ms();
     if (c.frozen_mono >= 0) c.rec.lockout_ms = d_.clock.monotonic_ms() - c.frozen_mono;
@@ -34,7 +34,7 @@ Status MoveRunner::roll_back(Ctx& c, const Error& why) {
     bool staging = MS_TRY_CTX(exists(*c.dst, c.dst_staging), "rollback");
     if (staging) {
       MS_CHECK_CTX(remove_tree(*c.dst, c.dst_staging), "rollback");
-    } else if (c.detail.value("renamed", false) || c.rec.step == "flip") {
+    } else if (c.progress.renamed || c.rec.step == "flip") {
       auto account = d_.directory.find_account(c.rec.user);
       if (!account.ok())
         return std::move(account).error().context("rollback: cannot confirm that the flip did not happen");
@@ -60,7 +60,7 @@ Result<MoveRecord> MoveRunner::resume(int64_t move_id) {
   c.lease = MS_TRY(d_.journal.lease_move(move_id));
   c.rec = MS_TRY(d_.journal.get_move(move_id));
   if (is_terminal(c.rec.state)) return c.rec;
-  c.load_detail();
+  c.load_progress();
   MS_CHECK_CTX(open_sides(c), fmt::format("resume move {}", move_id));
   MS_CHECK(d_.journal.log_step(c.rec.id, "resume", StepPhase::kBegin, std::string(move_state_name(c.rec.state))));
 
@@ -112,7 +112,7 @@ Result<MoveRecord> MoveRunner::abort(int64_t move_id) {
     return Error::invalid(fmt::format("move {} is already {}", move_id, move_state_name(c.rec.state)));
   if (c.rec.state >= MoveState::kFlipped && c.rec.state != MoveState::kRollingBack)
     return Error::conflict(fmt::format("move {} has flipped; it can only roll forward: run 'mailshard resume'", move_id));
-  c.load_detail();
+  c.load_progress();
   MS_CHECK_CTX(open_sides(c), fmt::format("abort move {}", move_id));
   // The flip may have happened just before a crash: LDAP decides.
   auto account = d_.directory.find_account(c.rec.user);

@@ -9,7 +9,6 @@
 #include <set>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/freeze_value.h"
@@ -20,8 +19,6 @@
 #include "util/strings.h"
 
 namespace mailshard {
-
-using json = nlohmann::json;
 
 std::string staging_home(const std::string& home_rel, int64_t move_id) {
   return fmt::format("{}.mailshard-incoming-{}", home_rel, move_id);
@@ -109,8 +106,21 @@ Result<int64_t> clock_offset(Transport& t, Clock& clock) {
   return server_ms - (before + after) / 2;
 }
 
+void MoveRunner::Ctx::load_progress() {
+  std::vector<std::string> ignored;
+  auto read = MoveProgress::parse(rec.detail_json, &ignored);
+  if (!read.ok()) {
+    spdlog::warn("move {}: {}; read as empty (the steps re-derive what they need)", rec.id, read.error().message());
+    progress = {};
+    return;
+  }
+  if (!ignored.empty())
+    spdlog::warn("move {}: move progress: fields of the wrong type left unset: {}", rec.id, join(ignored, ", "));
+  progress = std::move(*read);
+}
+
 Status MoveRunner::save(Ctx& c) {
-  c.rec.detail_json = c.detail.dump();
+  c.rec.detail_json = c.progress.to_json();
   return d_.journal.update_move(c.rec);
 }
 
@@ -133,7 +143,7 @@ Status MoveRunner::load_state(Ctx& c) {
   return {};
 }
 
-Result<bool> MoveRunner::exists(Transport& t, const std::string& path) {
+Result<bool> exists(Transport& t, const std::string& path) {
   auto st = t.stat({{path, {}}});
   if (!st.ok()) return std::move(st).error();
   const auto& r = (*st)[0];
@@ -142,7 +152,7 @@ Result<bool> MoveRunner::exists(Transport& t, const std::string& path) {
   return *r.error;
 }
 
-Status MoveRunner::remove_tree(Transport& t, const std::string& dir) {
+Status remove_tree(Transport& t, const std::string& dir) {
   auto listing = t.list_tree(dir);
   if (!listing.ok()) {
     if (listing.error().code() == ErrorCode::kNotFound) return {};
@@ -184,17 +194,16 @@ Status MoveRunner::remove_tree(Transport& t, const std::string& dir) {
   return flush();
 }
 
-// Creates the directories above `rel` on the destination that it lacks, with
-// the source's owner and mode (Dovecot needs "example.org/" owned by its user).
-Status MoveRunner::ensure_parents(Ctx& c, const std::string& rel) {
+// Dovecot needs "example.org/" owned by its user, as on the source.
+Status ensure_parents(Transport& src, Transport& dst, const std::string& rel) {
   std::vector<std::string> parents;
   for (std::string p = dirname_of(rel); !p.empty(); p = dirname_of(p)) parents.push_back(p);
   std::reverse(parents.begin(), parents.end());
   for (const auto& p : parents) {
-    auto here = exists(*c.dst, p);
+    auto here = exists(dst, p);
     if (!here.ok()) return std::move(here).error();
     if (*here) continue;
-    auto src_attrs = c.src->stat({{p, {}}});
+    auto src_attrs = src.stat({{p, {}}});
     if (!src_attrs.ok()) return std::move(src_attrs).error();
     TreeOp op;
     op.kind = TreeOp::Kind::kMkdir;
@@ -203,7 +212,7 @@ Status MoveRunner::ensure_parents(Ctx& c, const std::string& rel) {
       op.attrs = (*src_attrs)[0].attrs;
       op.attr_mask = TreeOp::kOwner | TreeOp::kMode;
     }
-    auto res = c.dst->apply({op});
+    auto res = dst.apply({op});
     if (!res.ok()) return std::move(res).error();
     if (!(*res)[0].ok()) return (*res)[0].error();
   }
@@ -218,11 +227,12 @@ Status MoveRunner::open_sides(Ctx& c) {
                                       c.from ? c.rec.to_server : c.rec.from_server));
   c.src = MS_TRY_CTX(d_.env.transport(c.from->name), c.from->name);
   c.dst = MS_TRY_CTX(d_.env.transport(c.to->name), c.to->name);
-  if (c.detail.contains("src_home")) c.src_home = c.detail["src_home"];
-  c.dst_final = c.src_home;
-  c.dst_staging = staging_home(c.src_home, c.rec.id);
-  if (c.detail.contains("new_home")) c.new_home = c.detail["new_home"].get<std::string>();
-  c.empty_source = c.detail.value("empty_source", false);
+  // Without its home every path below would name a mail root itself.
+  if (c.progress.src_home.empty())
+    return Error::corrupt("the journal's record of the move names no home (src_home missing or unreadable); not "
+                          "touching the mail roots");
+  c.dst_final = c.progress.src_home;
+  c.dst_staging = staging_home(c.progress.src_home, c.rec.id);
   return {};
 }
 
@@ -358,12 +368,11 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
   c.rec.dn = c.account.dn;
   c.rec.from_server = c.from->name;
   c.rec.from_home = c.account.home;
-  c.src_home = c.account.home_rel;
-  c.dst_final = c.src_home;
-  if (!c.account.home.empty() && c.account.home.front() == '/') c.new_home = c.to->mail_root + "/" + c.src_home;
-  c.rec.to_home = c.new_home.value_or(c.account.home);
-  c.detail["src_home"] = c.src_home;
-  if (c.new_home) c.detail["new_home"] = *c.new_home;
+  c.progress.src_home = c.account.home_rel;
+  c.dst_final = c.progress.src_home;
+  if (!c.account.home.empty() && c.account.home.front() == '/')
+    c.progress.new_home = c.to->mail_root + "/" + c.progress.src_home;
+  c.rec.to_home = c.progress.new_home.value_or(c.account.home);
 
   if (options.dry_run) {
     MoveFilter f;
@@ -377,7 +386,7 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
   } else {
     c.rec.state = MoveState::kPlanned;
     c.rec.step = "preflight";
-    c.rec.detail_json = c.detail.dump();
+    c.rec.detail_json = c.progress.to_json();
     c.rec.id = MS_TRY(d_.journal.claim_move(c.rec));
     c.lease = MS_TRY(d_.journal.lease_move(c.rec.id));
     MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kBegin, ""));
@@ -388,7 +397,7 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
   auto checks = [&]() -> Status {
     c.src = MS_TRY_CTX(d_.env.transport(c.from->name), c.from->name);
     c.dst = MS_TRY_CTX(d_.env.transport(c.to->name), c.to->name);
-    c.dst_staging = staging_home(c.src_home, c.rec.id);
+    c.dst_staging = staging_home(c.progress.src_home, c.rec.id);
     // Clocks: Maildir names and Dovecot's caches carry timestamps. Reading a
     // server's clock means creating a probe directory, so a dry run (which
     // writes nothing) leaves it out.
@@ -404,22 +413,22 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
                                           c.to->name, format_duration_ms(std::llabs(skew)),
                                           format_duration_ms(cfg.move.max_clock_skew_ms)));
     }
-    auto src_there = MS_TRY_CTX(exists(*c.src, c.src_home), c.from->name);
-    c.empty_source = !src_there;
+    auto src_there = MS_TRY_CTX(exists(*c.src, c.progress.src_home), c.from->name);
+    c.progress.empty_source = !src_there;
     // Never a silent format change (Courier Maildir++ under Dovecot, or the
     // other way round): refused here, before anything was written.
-    const MailFormat files = c.empty_source ? MailFormat::kUnknown
-                                            : MS_TRY_CTX(detect_home_format(*c.src, c.src_home, server_location(*c.from)),
-                                                         c.from->name);
+    const MailFormat files =
+        c.progress.empty_source
+            ? MailFormat::kUnknown
+            : MS_TRY_CTX(detect_home_format(*c.src, c.progress.src_home, server_location(*c.from)), c.from->name);
     if (auto why = format_change_refusal(c.rec.user, files, *c.from, *c.to)) return Error::invalid(*why);
-    c.detail["empty_source"] = c.empty_source;
     auto dst_there = MS_TRY_CTX(exists(*c.dst, c.dst_final), c.to->name);
     if (dst_there) {
       if (options.dry_run)
         return Error::conflict(fmt::format("{} already has a mailbox at {}", c.to->name, printable(c.dst_final)));
       MS_CHECK(purge_stale_copy(c));
     }
-    int64_t need = c.empty_source ? 0 : MS_TRY_CTX(home_bytes(*c.src, c.src_home), c.from->name);
+    int64_t need = c.progress.empty_source ? 0 : MS_TRY_CTX(home_bytes(*c.src, c.progress.src_home), c.from->name);
     if (c.rec.bytes_planned == 0) c.rec.bytes_planned = need;
     if (options.max_size_drift >= 0 && options.bytes_planned > 0) {
       double drift = std::abs(static_cast<double>(need - options.bytes_planned)) / static_cast<double>(options.bytes_planned);
@@ -441,7 +450,7 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
       return Error::no_space(fmt::format("{} has {} free; the mailbox needs {} plus {} headroom", c.to->name,
                                          human_bytes(space.avail_bytes), human_bytes(need),
                                          human_bytes(cfg.move.headroom_bytes)));
-    c.detail["clock_skew_ms"] = skew;
+    c.progress.clock_skew_ms = skew;
     return {};
   };
   Status st = checks();
@@ -449,7 +458,7 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     c.rec.state = MoveState::kDryRun;
     c.rec.step = "preflight";
     c.rec.error = st.ok() ? "" : st.error().message();
-    c.rec.detail_json = c.detail.dump();
+    c.rec.detail_json = c.progress.to_json();
     c.rec.finished_at_ms = d_.clock.now_ms();
     c.rec.id = MS_TRY(d_.journal.claim_move(c.rec));
     if (!st.ok()) return st;
@@ -465,7 +474,7 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
   }
   c.rec.state = MoveState::kPrecopy;
   MS_CHECK(save(c));
-  MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kEnd, c.detail.dump()));
+  MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kEnd, c.progress.to_json()));
   d_.env.step_boundary("preflight", StepPhase::kEnd);
   return {};
 }
@@ -491,11 +500,11 @@ Result<MoveRecord> MoveRunner::purge_stale_copy(Ctx& c) {
 
 Status MoveRunner::precopy(Ctx& c) {
   c.rec.state = MoveState::kPrecopy;
-  if (c.empty_source) return {};
-  MS_CHECK(ensure_parents(c, c.dst_staging));
+  if (c.progress.empty_source) return {};
+  MS_CHECK(ensure_parents(*c.src, *c.dst, c.dst_staging));
   MS_CHECK(load_state(c));
-  SyncEngine engine(*c.src, c.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
-  json passes = json::array();
+  SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
+  c.progress.precopy.clear();
   for (int pass = 1; pass <= d_.config.move.precopy_max_passes; ++pass) {
     if (interrupted()) return Error::interrupted(fmt::format("interrupted after precopy pass {}", pass - 1));
     // The second pass also audits everything (lstat + hash on both sides):
@@ -505,8 +514,7 @@ Status MoveRunner::precopy(Ctx& c) {
     if (!stats.ok()) return std::move(stats).error().context(fmt::format("precopy pass {}", pass));
     MS_CHECK(save_state(c));
     c.rec.bytes_transferred += stats->bytes_sent;
-    passes.push_back(stats->to_json());
-    c.detail["precopy"] = passes;
+    c.progress.precopy.push_back(*stats);
     MS_CHECK(save(c));
     d_.env.progress(c.rec.user, fmt::format("precopy pass {}: {} files, {} sent", pass, stats->files_copied,
                                             human_bytes(stats->bytes_sent)));
@@ -517,7 +525,7 @@ Status MoveRunner::precopy(Ctx& c) {
 
 Status MoveRunner::freeze(Ctx& c) {
   int64_t until = d_.clock.now_ms() + d_.config.freeze.max_duration_ms;
-  c.detail["freeze_requested"] = true;  // from here on, a rollback thaws
+  c.progress.freeze_requested = true;  // from here on, a rollback thaws
   c.rec.freeze_expires_at_ms = until;
   MS_CHECK(save(c));
   MS_CHECK(d_.freeze.freeze(c.target(), until));
@@ -547,13 +555,13 @@ Result<int> MoveRunner::files_in_tmp(Ctx& c) {
     }
   };
   if (tmp_dirs.empty()) {
-    auto listing = c.src->list_tree(c.src_home);
+    auto listing = c.src->list_tree(c.progress.src_home);
     if (!listing.ok()) return std::move(listing).error();
     count(*listing, "");
     return n;
   }
   for (const auto& t : tmp_dirs) {
-    auto listing = c.src->list_tree(join_path(c.src_home, t));
+    auto listing = c.src->list_tree(join_path(c.progress.src_home, t));
     if (!listing.ok()) {
       if (listing.error().code() == ErrorCode::kNotFound) continue;
       return std::move(listing).error();
@@ -575,7 +583,7 @@ Status MoveRunner::kick(Ctx& c) {
     if (n.ok()) sessions = *n;
     else if (n.error().code() != ErrorCode::kUnsupported) return std::move(n).error();
     int in_flight = 0;
-    if (!c.empty_source) {
+    if (!c.progress.empty_source) {
       auto n_tmp = files_in_tmp(c);
       if (!n_tmp.ok()) return std::move(n_tmp).error().context(c.from->name);
       in_flight = *n_tmp;
@@ -593,13 +601,12 @@ Status MoveRunner::kick(Ctx& c) {
 
 Status MoveRunner::final_sync(Ctx& c) {
   c.rec.state = MoveState::kFinalSync;
-  if (c.empty_source) {
+  if (c.progress.empty_source) {
     // A delivery may have created the mailbox since preflight: copy it then.
-    auto there = MS_TRY(exists(*c.src, c.src_home));
+    auto there = MS_TRY(exists(*c.src, c.progress.src_home));
     if (!there) return {};
-    c.empty_source = false;
-    c.detail["empty_source"] = false;
-    MS_CHECK(ensure_parents(c, c.dst_staging));
+    c.progress.empty_source = false;
+    MS_CHECK(ensure_parents(*c.src, *c.dst, c.dst_staging));
     MS_CHECK(load_state(c));
   }
   if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms)
@@ -616,7 +623,7 @@ Status MoveRunner::final_sync(Ctx& c) {
     if (!st.ok()) return std::move(st).error();
     c.src_status = std::move(*st);
   }
-  SyncEngine engine(*c.src, c.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
+  SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
   auto stats = engine.final_pass(c.state);
   if (!stats.ok()) return std::move(stats).error();
   // The state is journaled after the thaw (sweep), outside the frozen
@@ -624,7 +631,7 @@ Status MoveRunner::final_sync(Ctx& c) {
   // the last warm pass's state only finds more candidates, which
   // deliver_to_new recognises as already copied.
   c.rec.bytes_transferred += stats->bytes_sent;
-  c.detail["final_pass"] = stats->to_json();
+  c.progress.final_pass = *stats;
   d_.env.progress(c.rec.user, fmt::format("final pass: {} files, {} renames, {} sent in {:.2f}s",
                                           stats->files_copied, stats->renames, human_bytes(stats->bytes_sent),
                                           stats->seconds));
@@ -632,12 +639,12 @@ Status MoveRunner::final_sync(Ctx& c) {
 }
 
 Status MoveRunner::verify(Ctx& c) {
-  if (!c.empty_source) {
+  if (!c.progress.empty_source) {
     MS_CHECK(load_state(c));
-    SyncEngine engine(*c.src, c.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
+    SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
     auto report = engine.verify_frozen_copy(c.state);
     if (!report.ok()) return std::move(report).error();
-    c.detail["verify"] = report->to_json();
+    c.progress.verify = *report;
     MS_CHECK(compare_mailbox_status(c));
   }
   c.rec.state = MoveState::kVerified;
@@ -701,14 +708,14 @@ Status MoveRunner::compare_mailbox_status(Ctx& c) {
   if (!diffs.empty())
     return Error::verify_failed(fmt::format("doveadm mailbox status differs: {}{}", diffs.front(),
                                             diffs.size() > 1 ? fmt::format(" (and {} more)", diffs.size() - 1) : ""));
-  c.detail["doveadm_mailboxes_compared"] = c.src_status->size();
+  c.progress.doveadm_mailboxes_compared = static_cast<int64_t>(c.src_status->size());
   return {};
 }
 
 Status MoveRunner::flip(Ctx& c) {
   // 1. The copy takes the home path on the destination. Before the flip
   //    nobody is routed there, and the freeze holds the user.
-  if (!c.empty_source) {
+  if (!c.progress.empty_source) {
     bool staging = MS_TRY(exists(*c.dst, c.dst_staging));
     bool final_there = MS_TRY(exists(*c.dst, c.dst_final));
     if (staging) {
@@ -730,15 +737,15 @@ Status MoveRunner::flip(Ctx& c) {
       return Error::not_found(fmt::format("the copy on {} is gone (neither {} nor {} exists)", c.to->name,
                                           printable(c.dst_staging), printable(c.dst_final)));
     }
-    c.detail["renamed"] = true;
+    c.progress.renamed = true;
     MS_CHECK(save(c));
   }
   // 2. The commit point: one LDAP modify, guarded by an assertion on what we
   //    expect (host, home, and the freeze still holding).
-  if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms && c.detail.value("freeze_requested", false))
+  if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms && c.progress.freeze_requested)
     return Error::timeout("the freeze is about to expire; not flipping");
   FlipExpectation expected{c.from->name, c.rec.from_home, d_.freeze.flip_assertion(c.rec.freeze_expires_at_ms)};
-  Status st = d_.directory.flip(c.rec.dn, expected, c.to->name, c.new_home);
+  Status st = d_.directory.flip(c.rec.dn, expected, c.to->name, c.progress.new_home);
   if (!st.ok() && (st.error().code() == ErrorCode::kUnavailable || st.error().code() == ErrorCode::kTimeout)) {
     // Unknown outcome: read back what LDAP holds.
     auto now = d_.directory.find_account(c.rec.user);
@@ -781,7 +788,7 @@ Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_hom
   if (blob)
     for (auto& line : split(*blob, '\n'))
       if (!line.empty()) done.insert(line);
-  SyncEngine engine(*c.src, c.src_home, dst, dst_home, d_.sync_options, d_.clock);
+  SyncEngine engine(*c.src, c.progress.src_home, dst, dst_home, d_.sync_options, d_.clock);
   auto late = engine.late_deliveries(c.state);
   if (!late.ok()) return std::move(late).error();
   for (const auto& rel : *late) {
@@ -800,7 +807,7 @@ Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_hom
 Status MoveRunner::sweep(Ctx& c) {
   if (c.state_loaded) MS_CHECK(save_state(c));  // the final pass's state (see final_sync)
   int64_t swept = 0;
-  if (MS_TRY(exists(*c.src, c.src_home))) {
+  if (MS_TRY(exists(*c.src, c.progress.src_home))) {
     MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
     // Stragglers: a delivery routed to the source just before the flip can
     // land there just after the first sweep. Sweep again after a pause, and
@@ -814,7 +821,7 @@ Status MoveRunner::sweep(Ctx& c) {
       if (swept == before) break;
     }
   }
-  c.detail["swept"] = c.detail.value("swept", 0) + swept;
+  c.progress.swept = c.progress.swept.value_or(0) + swept;
   c.rec.state = MoveState::kSwept;
   if (swept) d_.env.progress(c.rec.user, fmt::format("swept {} late deliveries", swept));
   return {};

@@ -141,9 +141,6 @@ class MoveRunner {
   Status open_sides(Ctx& c);
   Status load_state(Ctx& c);
   Status save_state(Ctx& c);
-  Status remove_tree(Transport& t, const std::string& dir);
-  Status ensure_parents(Ctx& c, const std::string& rel);
-  Result<bool> exists(Transport& t, const std::string& path);
   Result<MoveRecord> purge_stale_copy(Ctx& c);
   Status compare_mailbox_status(Ctx& c);
   Result<int> files_in_tmp(Ctx& c);

@@ -8,8 +8,7 @@
 #include <string>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
+#include "movers/move_progress.h"
 #include "movers/move_runner.h"
 #include "movers/sync_state.h"
 
@@ -21,6 +20,16 @@ inline std::string dirname_of(const std::string& rel) {
   return p == std::string::npos ? std::string() : rel.substr(0, p);
 }
 
+// File helpers of the steps; they need only the transports they are given.
+// Whether `path` exists (kNotFound is false; any other error is returned).
+Result<bool> exists(Transport& t, const std::string& path);
+// Deletes the tree at `dir`, files before their directory, then syncs its
+// parent. A missing tree is success (idempotent).
+Status remove_tree(Transport& t, const std::string& dir);
+// Creates the directories above `rel` on `dst` that it lacks, with the
+// owner and mode they have on `src`.
+Status ensure_parents(Transport& src, Transport& dst, const std::string& rel);
+
 // Everything one move works with.
 struct MoveRunner::Ctx {
   MoveRecord rec;
@@ -29,25 +38,22 @@ struct MoveRunner::Ctx {
   const ServerConfig* to = nullptr;
   Transport* src = nullptr;
   Transport* dst = nullptr;
-  std::string src_home;     // relative to the source mail root
+  // What the steps have learned and done, journaled with rec at every save
+  // (src_home, new_home, empty_source, ...).
+  MoveProgress progress;
   std::string dst_final;    // relative to the destination mail root
   std::string dst_staging;  // where the copy is built before the flip
-  std::optional<std::string> new_home;  // home attribute after the flip (absolute homes only)
-  bool empty_source = false;            // the user has no mailbox yet: nothing to copy
   SyncState state;
   bool state_loaded = false;
   std::unique_ptr<MoveLease> lease;
   int64_t frozen_mono = -1;
   std::optional<std::vector<MailboxStatusInfo>> src_status;  // doveadm, before the final pass
   bool flip_unknown = false;  // the flip's modify may have been applied: resume decides
-  nlohmann::json detail = nlohmann::json::object();
   FreezeTarget target() const { return {rec.user, rec.dn}; }
-  // detail from the journal's record (an unreadable one is empty: what it
-  // held is re-derived by the steps that need it).
-  void load_detail() {
-    detail = nlohmann::json::parse(rec.detail_json.empty() ? "{}" : rec.detail_json, nullptr, false);
-    if (detail.is_discarded()) detail = nlohmann::json::object();
-  }
+  // progress from the journal's record (an unreadable one is empty, a field
+  // of the wrong type unset: what they held is re-derived by the steps that
+  // need it). Logs what it could not read.
+  void load_progress();
 };
 
 template <typename F>

@@ -95,6 +95,7 @@ struct PassStats {
   std::vector<std::pair<std::string, double>> phases;  // seconds per phase, in order
   double seconds = 0;
 
+  bool operator==(const PassStats&) const = default;
   nlohmann::json to_json() const;
 };
 
@@ -109,6 +110,7 @@ struct VerifyReport {
   int64_t uidlists_checked = 0;
   std::vector<std::string> mismatches;  // empty when the copy matches
   double seconds = 0;
+  bool operator==(const VerifyReport&) const = default;
   nlohmann::json to_json() const;
 };
 

@@ -15,6 +15,7 @@
 #include "directory/ldap_directory.h"
 #include "doveadm/doveadm_fleet.h"
 #include "freeze/freeze_table.h"
+#include "movers/move_progress.h"
 #include "transport/transport_factory.h"
 #include "util/duration.h"
 #include "util/interrupt.h"
@@ -159,8 +160,10 @@ nlohmann::json move_json(const MoveRecord& m) {
   j["flipped_at"] = m.flipped_at_ms ? nlohmann::json(format_time_ms(m.flipped_at_ms)) : nlohmann::json(nullptr);
   j["error"] = m.error.empty() ? nlohmann::json(nullptr) : nlohmann::json(m.error);
   j["plan_id"] = m.plan_id;
-  auto detail = nlohmann::json::parse(m.detail_json.empty() ? "{}" : m.detail_json, nullptr, false);
-  if (!detail.is_discarded()) j["detail"] = detail;
+  // The move's progress as the runner reads it back (an unreadable record is
+  // left out; a field of the wrong type shows as unset).
+  auto progress = MoveProgress::parse(m.detail_json);
+  if (progress.ok()) j["detail"] = progress->to_json_object();
   return j;
 }
 

@@ -182,6 +182,54 @@ TEST_F(MoveRunnerTest, UnknownFlipOutcomeThatHadAppliedRollsForward) {
   EXPECT_FALSE(freeze_.frozen());
 }
 
+// The progress record as the untyped JSON bag of earlier versions wrote it
+// (same keys): resume reads what the rollback needs from it (thaw, and drop
+// the renamed copy).
+TEST_F(MoveRunnerTest, ResumeRollsBackFromARecordTheUntypedBagWrote) {
+  dir_.flip_fault = FakeDirectory::FlipFault::kUnreachable;
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok());
+  ASSERT_FALSE(is_terminal(rec->state));
+  auto stored = journal_->get_move(rec->id);
+  ASSERT_TRUE(stored.ok());
+  stored->detail_json = R"({"clock_skew_ms":0,"empty_source":false,"freeze_requested":true,"renamed":true,)"
+                        R"("src_home":"example.org/alice","late_at_flip":0})";
+  ASSERT_TRUE(journal_->update_move(*stored).ok());
+  dir_.find_fails = false;
+  dir_.flip_fault = FakeDirectory::FlipFault::kNone;
+  auto res = runner().resume(rec->id);
+  ASSERT_TRUE(res.ok()) << res.error().message();
+  EXPECT_EQ(res->state, MoveState::kRolledBack);
+  EXPECT_FALSE(fs::exists(dst_home()));
+  EXPECT_TRUE(fs::exists(src_home()));
+  EXPECT_FALSE(freeze_.frozen());
+}
+
+// An unreadable record has no home: every path would name a mail root, so
+// resume refuses instead of sweeping or deleting there.
+TEST_F(MoveRunnerTest, ResumeOfARecordWithoutItsHomeTouchesNothing) {
+  dir_.flip_fault = FakeDirectory::FlipFault::kUnreachable;
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok());
+  ASSERT_FALSE(is_terminal(rec->state));
+  for (std::string garbage : {"{not json", R"({"src_home":42,"renamed":true})"}) {
+    auto stored = journal_->get_move(rec->id);
+    ASSERT_TRUE(stored.ok());
+    stored->detail_json = garbage;
+    ASSERT_TRUE(journal_->update_move(*stored).ok());
+    dir_.find_fails = false;
+    dir_.flip_fault = FakeDirectory::FlipFault::kNone;
+    dir_.account("alice").host = "store2";  // flipped: resume would sweep the source into the copy
+    auto res = runner().resume(rec->id);
+    ASSERT_FALSE(res.ok()) << garbage;
+    EXPECT_EQ(res.error().code(), ErrorCode::kCorrupt) << garbage;
+    EXPECT_THAT(res.error().message(), HasSubstr("names no home")) << garbage;
+    EXPECT_TRUE(fs::exists(src_home()));
+    EXPECT_TRUE(fs::exists(dst_home()));
+    EXPECT_EQ(journal_->get_move(rec->id)->detail_json, garbage) << "the record stays for an operator";
+  }
+}
+
 TEST_F(MoveRunnerTest, RollbackWhoseThawFailsStaysActiveUntilResume) {
   dir_.flip_fault = FakeDirectory::FlipFault::kConflict;
   freeze_.fail_thaws = 1;

@@ -1,0 +1,64 @@
+// MoveProgress: what a move's steps have learned and done so far, the part
+// of its state that resume, abort and purge need back and that `status
+// --json` shows as "detail". The runner journals it with the move record
+// (MoveRecord::detail_json) at every save.
+//
+// Its JSON is the format of that journal column: to_json() writes it and
+// parse() reads it, here and nowhere else. The keys are those the untyped
+// JSON bag that preceded this record used, so journals written by earlier
+// mailshard versions resume. Unknown keys are ignored.
+//
+// Thread-safety: a plain value.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "movers/sync_engine.h"
+#include "util/result.h"
+
+namespace mailshard {
+
+struct MoveProgress {
+  // preflight
+  std::string src_home;                  // the home relative to both mail roots ("example.org/alice")
+  std::optional<std::string> new_home;   // the home attribute after the flip (absolute homes only)
+  bool empty_source = false;             // no mailbox at the source: nothing to copy (final_sync re-checks)
+  std::optional<int64_t> clock_skew_ms;  // source clock minus destination clock, once preflight checked them
+  // precopy
+  std::vector<PassStats> precopy;  // one per warm pass of the last precopy step, in order
+  // freeze
+  bool freeze_requested = false;  // the freeze backend was asked to freeze: a rollback thaws
+  // final_sync, verify
+  std::optional<PassStats> final_pass;
+  std::optional<VerifyReport> verify;
+  std::optional<int64_t> doveadm_mailboxes_compared;  // doveadm's status of the source matched the copy
+  // flip
+  bool renamed = false;  // the copy has taken the home path on the destination
+  // sweep, purge
+  std::optional<int64_t> swept;        // late deliveries copied by every sweep step so far
+  std::optional<int64_t> purge_swept;  // late deliveries copied by purge's last sweep
+
+  bool operator==(const MoveProgress&) const = default;
+
+  // The record as the journal stores it: a JSON object. A key is written
+  // only for what has happened (no "renamed" before the flip renamed), except
+  // src_home and empty_source, which preflight always sets. Phase timings of
+  // pass stats come back from parse() ordered by phase name.
+  std::string to_json() const;
+  nlohmann::json to_json_object() const;
+
+  // Reads a record that to_json() (or an earlier mailshard) wrote. An empty
+  // text is an empty record. kCorrupt when the text is not a JSON object. A
+  // field of the wrong type (or out of range) is left at its default and its
+  // key path ("renamed", "precopy[1].bytes_sent") is appended to *ignored;
+  // never throws.
+  static Result<MoveProgress> parse(std::string_view text, std::vector<std::string>* ignored = nullptr);
+};
+
+}  // namespace mailshard
