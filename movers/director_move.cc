@@ -4,16 +4,15 @@
 #include <optional>
 
 #include <fmt/format.h>
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
 #include "core/freeze_value.h"
+#include "movers/move_progress.h"
 #include "util/strings.h"
 
 namespace mailshard {
 
 namespace {
-constexpr std::string_view kKind = "director";
 // The director refuses a second move of a user it is still moving ("User is already being
 // moved", a temporary failure) until the old backend let go; a resumed move can meet that.
 constexpr int kMoveAttempts = 20;
@@ -21,22 +20,30 @@ constexpr int64_t kMoveRetryMs = 500;
 }  // namespace
 
 bool is_director_move(const MoveRecord& m) {
-  if (m.detail_json.empty()) return false;
-  auto j = nlohmann::json::parse(m.detail_json, nullptr, false);
-  return j.is_object() && j.value("kind", "") == kKind;
+  auto p = MoveProgress::parse(m.detail_json);
+  return p.ok() && p->director.has_value();
 }
 
 struct DirectorMove::Ctx {
   MoveRecord rec;
-  nlohmann::json detail = nlohmann::json::object();
+  MoveProgress progress;  // progress.director is always set
   const ServerConfig* from = nullptr;
   const ServerConfig* to = nullptr;
-  std::optional<std::string> new_home;  // set when the home attribute is absolute
   std::unique_ptr<MoveLease> lease;
 };
 
+// The journal's record of a director move; kCorrupt when it cannot be read
+// or is not a director move's (resume and abort then touch nothing).
+Status DirectorMove::load_progress(Ctx& c) {
+  auto p = MoveProgress::parse(c.rec.detail_json);
+  if (!p.ok()) return std::move(p).error().context(fmt::format("move {}", c.rec.id));
+  if (!p->director) return Error::corrupt(fmt::format("move {}: the journal's record is not a director move's", c.rec.id));
+  c.progress = std::move(*p);
+  return {};
+}
+
 Status DirectorMove::save(Ctx& c) {
-  c.rec.detail_json = c.detail.dump();
+  c.rec.detail_json = c.progress.to_json();
   c.rec.updated_at_ms = d_.clock.now_ms();
   return d_.journal.update_move(c.rec);
 }
@@ -54,7 +61,7 @@ Status DirectorMove::step(Ctx& c, const std::string& name, F&& fn) {
     return st;
   }
   MS_CHECK(save(c));
-  MS_CHECK(d_.journal.log_step(c.rec.id, name, StepPhase::kEnd, c.detail.dump()));
+  MS_CHECK(d_.journal.log_step(c.rec.id, name, StepPhase::kEnd, c.progress.to_json()));
   d_.env.step_boundary(name, StepPhase::kEnd);
   return {};
 }
@@ -105,13 +112,14 @@ Result<MoveRecord> DirectorMove::move(const std::string& user, const std::string
   c.rec.dn = account->dn;
   c.rec.from_server = c.from->name;
   c.rec.from_home = account->home;
-  if (!account->home.empty() && account->home.front() == '/') c.new_home = c.to->mail_root + "/" + account->home_rel;
-  c.rec.to_home = c.new_home.value_or(account->home);
-  c.detail["kind"] = kKind;
-  c.detail["storage_group"] = c.to->storage_group;
-  c.detail["from_host"] = c.from->director_host;
-  c.detail["to_host"] = c.to->director_host;
-  if (c.new_home) c.detail["new_home"] = *c.new_home;
+  if (!account->home.empty() && account->home.front() == '/')
+    c.progress.new_home = c.to->mail_root + "/" + account->home_rel;
+  c.rec.to_home = c.progress.new_home.value_or(account->home);
+  c.progress.src_home = account->home_rel;
+  DirectorProgress& dp = c.progress.director.emplace();
+  dp.storage_group = c.to->storage_group;
+  dp.from_host = c.from->director_host;
+  dp.to_host = c.to->director_host;
 
   if (options.dry_run) {
     MoveFilter f;
@@ -124,7 +132,7 @@ Result<MoveRecord> DirectorMove::move(const std::string& user, const std::string
   } else {
     c.rec.state = MoveState::kPlanned;
     c.rec.step = "preflight";
-    c.rec.detail_json = c.detail.dump();
+    c.rec.detail_json = c.progress.to_json();
     c.rec.id = MS_TRY(d_.journal.claim_move(c.rec));
     c.lease = MS_TRY(d_.journal.lease_move(c.rec.id));
     MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kBegin, ""));
@@ -145,8 +153,8 @@ Result<MoveRecord> DirectorMove::move(const std::string& user, const std::string
                                             known.empty() ? std::string("no backend") : join(known, ", ")));
     }
     auto status = MS_TRY(d_.director.user_status(user));
-    c.detail["director_before"] = status.current;
-    c.detail["director_hashed"] = status.hashed;
+    c.progress.director->before = status.current;
+    c.progress.director->hashed = status.hashed;
     if (!status.current.empty() && status.current != c.from->director_host && status.current != c.to->director_host)
       spdlog::warn("move {}: the director maps the user to {}, neither {} ({}) nor {} ({})", printable(user),
                    status.current, c.from->name, c.from->director_host, c.to->name, c.to->director_host);
@@ -156,7 +164,7 @@ Result<MoveRecord> DirectorMove::move(const std::string& user, const std::string
   if (options.dry_run) {
     c.rec.state = MoveState::kDryRun;
     c.rec.error = st.ok() ? "" : st.error().message();
-    c.rec.detail_json = c.detail.dump();
+    c.rec.detail_json = c.progress.to_json();
     c.rec.finished_at_ms = d_.clock.now_ms();
     c.rec.id = MS_TRY(d_.journal.claim_move(c.rec));
     if (!st.ok()) return st.error();
@@ -171,7 +179,7 @@ Result<MoveRecord> DirectorMove::move(const std::string& user, const std::string
     return st.error();
   }
   MS_CHECK(save(c));
-  MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kEnd, c.detail.dump()));
+  MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kEnd, c.progress.to_json()));
   d_.env.step_boundary("preflight", StepPhase::kEnd);
   return run_from(c);
 }
@@ -180,7 +188,7 @@ Status DirectorMove::director_move(Ctx& c) {
   const std::string& host = c.to->director_host;
   auto now = MS_TRY(d_.director.user_status(c.rec.user));
   if (now.current == host) {
-    c.detail["director_moved"] = false;  // already there (a resumed move, or the user's own mapping)
+    c.progress.director->moved = false;  // already there (a resumed move, or the user's own mapping)
     return {};
   }
   const int64_t t0 = d_.clock.monotonic_ms();
@@ -196,8 +204,8 @@ Status DirectorMove::director_move(Ctx& c) {
   if (after.current != host)
     return Error::unavailable(fmt::format("{} still maps {} to '{}' after moving it to {}", d_.director.describe(),
                                           printable(c.rec.user), after.current, host));
-  c.detail["director_moved"] = true;
-  c.detail["director_move_ms"] = d_.clock.monotonic_ms() - t0;
+  c.progress.director->moved = true;
+  c.progress.director->move_ms = d_.clock.monotonic_ms() - t0;
   d_.env.progress(c.rec.user, fmt::format("director: {} ({}) -> {} ({})", c.from->name, c.from->director_host,
                                           c.to->name, host));
   return {};
@@ -206,7 +214,7 @@ Status DirectorMove::director_move(Ctx& c) {
 Status DirectorMove::flip(Ctx& c) {
   // No freeze to assert: the director, not LDAP, decides where the user logs in.
   FlipExpectation expected{c.from->name, c.rec.from_home, ""};
-  Status st = d_.directory.flip(c.rec.dn, expected, c.to->name, c.new_home);
+  Status st = d_.directory.flip(c.rec.dn, expected, c.to->name, c.progress.new_home);
   if (!st.ok() && (st.error().code() == ErrorCode::kUnavailable || st.error().code() == ErrorCode::kTimeout)) {
     auto now = d_.directory.find_account(c.rec.user);  // unknown outcome: read back
     if (now.ok() && now->host == c.to->name) st = {};
@@ -277,14 +285,12 @@ Result<MoveRecord> DirectorMove::resume(int64_t move_id) {
   c.lease = MS_TRY(d_.journal.lease_move(move_id));
   c.rec = MS_TRY(d_.journal.get_move(move_id));  // re-read under the lease
   if (is_terminal(c.rec.state)) return c.rec;
-  c.detail = nlohmann::json::parse(c.rec.detail_json.empty() ? "{}" : c.rec.detail_json, nullptr, false);
-  if (!c.detail.is_object()) return Error::corrupt(fmt::format("move {}: detail is not a JSON object", move_id));
+  MS_CHECK(load_progress(c));
   c.from = d_.config.find_server(c.rec.from_server);
   c.to = d_.config.find_server(c.rec.to_server);
   if (!c.from || !c.to || !d_.config.same_storage_group(c.rec.from_server, c.rec.to_server))
     return Error::invalid(fmt::format("move {}: {} and {} are no longer one storage group in the config", move_id,
                                       c.rec.from_server, c.rec.to_server));
-  if (c.detail.contains("new_home")) c.new_home = c.detail["new_home"].get<std::string>();
   // LDAP decides, as for a copy move: the entry names the destination (flipped) or the
   // source (not yet); anything else was changed by someone else.
   auto account = MS_TRY(d_.directory.find_account(c.rec.user));
@@ -316,8 +322,7 @@ Result<MoveRecord> DirectorMove::abort(int64_t move_id) {
   if (c.rec.state == MoveState::kFlipped)
     return Error::conflict(fmt::format("move {} has flipped; it can only roll forward ('mailshard resume')", move_id));
   c.lease = MS_TRY(d_.journal.lease_move(move_id));
-  c.detail = nlohmann::json::parse(c.rec.detail_json.empty() ? "{}" : c.rec.detail_json, nullptr, false);
-  if (!c.detail.is_object()) c.detail = nlohmann::json::object();
+  MS_CHECK(load_progress(c));
   c.from = d_.config.find_server(c.rec.from_server);
   c.to = d_.config.find_server(c.rec.to_server);
   if (!c.from || !c.to) return Error::invalid(fmt::format("move {}: its servers are no longer configured", move_id));

@@ -70,6 +70,7 @@ class DirectorMove {
 
  private:
   struct Ctx;
+  Status load_progress(Ctx& c);
   template <typename F>
   Status step(Ctx& c, const std::string& name, F&& fn);
   Status save(Ctx& c);

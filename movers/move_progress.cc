@@ -183,6 +183,16 @@ Json MoveProgress::to_json_object() const {
   if (renamed) j["renamed"] = true;
   if (swept) j["swept"] = *swept;
   if (purge_swept) j["purge_swept"] = *purge_swept;
+  if (director) {
+    j["kind"] = "director";
+    j["storage_group"] = director->storage_group;
+    j["from_host"] = director->from_host;
+    j["to_host"] = director->to_host;
+    if (director->before) j["director_before"] = *director->before;
+    if (director->hashed) j["director_hashed"] = *director->hashed;
+    if (director->moved) j["director_moved"] = *director->moved;
+    if (director->move_ms) j["director_move_ms"] = *director->move_ms;
+  }
   return j;
 }
 
@@ -225,6 +235,21 @@ Result<MoveProgress> MoveProgress::parse(std::string_view text, std::vector<std:
   f.read("renamed", p.renamed);
   f.read("swept", p.swept);
   f.read("purge_swept", p.purge_swept);
+  if (const Json* kind = f.find("kind")) {
+    if (kind->is_string() && kind->get_ref<const std::string&>() == "director") {
+      DirectorProgress d;
+      f.read("storage_group", d.storage_group);
+      f.read("from_host", d.from_host);
+      f.read("to_host", d.to_host);
+      f.read("director_before", d.before);
+      f.read("director_hashed", d.hashed);
+      f.read("director_moved", d.moved);
+      f.read("director_move_ms", d.move_ms);
+      p.director = std::move(d);
+    } else {
+      f.ignore("kind");
+    }
+  }
 
   if (ignored) ignored->insert(ignored->end(), dropped.begin(), dropped.end());
   return p;

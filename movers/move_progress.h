@@ -24,6 +24,18 @@
 
 namespace mailshard {
 
+// A director move (movers/director_move.h): the user changes backends inside
+// one storage group and nothing is copied. Journaled as "kind": "director".
+struct DirectorProgress {
+  std::string storage_group;
+  std::string from_host, to_host;      // the backends' director_host
+  std::optional<std::string> before;   // where the director had the user at preflight ("" = nowhere)
+  std::optional<std::string> hashed;   // where its hash would put the user
+  std::optional<bool> moved;           // the director move ran (false: the user was already there)
+  std::optional<int64_t> move_ms;      // how long the director took
+  bool operator==(const DirectorProgress&) const = default;
+};
+
 struct MoveProgress {
   // preflight
   std::string src_home;                  // the home relative to both mail roots ("example.org/alice")
@@ -43,6 +55,8 @@ struct MoveProgress {
   // sweep, purge
   std::optional<int64_t> swept;        // late deliveries copied by every sweep step so far
   std::optional<int64_t> purge_swept;  // late deliveries copied by purge's last sweep
+  // a director move instead of a copy
+  std::optional<DirectorProgress> director;
 
   bool operator==(const MoveProgress&) const = default;
 

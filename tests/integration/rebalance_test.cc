@@ -30,6 +30,8 @@
 namespace mailshard::testing {
 namespace {
 
+namespace fs = std::filesystem;
+
 using ::testing::HasSubstr;
 using Clock = std::chrono::steady_clock;
 
@@ -257,6 +259,24 @@ TEST(Rebalance, SixtyMovesOverThreeStoresWithinTheirSlotsWhileMailArrives) {
   std::vector<std::thread> deliveries;
   for (size_t k = 0; k < receivers.size(); ++k)
     deliveries.emplace_back([&, k] { delivered[k] = lab.deliver(receivers[k], 60, "live", {"--interval", "0.7"}); });
+  // The night starts once each receiver has mail from before it: on a loaded
+  // machine the first moves can otherwise finish before the first delivery.
+  for (const auto& u : receivers) {
+    const fs::path fresh = fs::path(lab.maildir_path("store1", u)) / "new";
+    const auto until = Clock::now() + std::chrono::seconds(60);
+    auto live = [&] {
+      int n = 0;
+      std::error_code ec;
+      for (const auto& e : fs::directory_iterator(fresh, ec)) {
+        std::ifstream in(e.path());
+        std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+        n += text.find("X-Mlab-Tag: live") != std::string::npos;
+      }
+      return n;
+    };
+    while (live() == 0 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    ASSERT_GT(live(), 0) << u << ": no delivery arrived within 60 s";
+  }
 
   const auto t0 = Clock::now();
   RunResult r = mailshard(s.cfg, {"--json", "rebalance", "--plan", s.dir + "/plan.json"}, {}, 600);

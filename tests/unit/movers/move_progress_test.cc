@@ -45,6 +45,7 @@ MoveProgress full_progress() {
   p.renamed = true;
   p.swept = 3;
   p.purge_swept = 2;
+  p.director = DirectorProgress{"nfs1", "127.2.0.1", "127.2.0.2", "127.2.0.1", "127.2.0.2", true, 70};
   return p;
 }
 
@@ -67,6 +68,20 @@ TEST(MoveProgress, EveryFieldSurvivesTheRoundTrip) {
     q.final_pass = full_stats(0, k);
     EXPECT_EQ(parsed(q.to_json()).final_pass, q.final_pass) << pass_kind_name(k);
   }
+}
+
+TEST(MoveProgress, ADirectorMoveIsKindDirectorWithItsBackends) {
+  MoveProgress p;
+  p.src_home = "example.org/alice";
+  p.director = DirectorProgress{"nfs1", "127.2.0.1", "127.2.0.2", std::nullopt, std::nullopt, std::nullopt, std::nullopt};
+  auto j = nlohmann::json::parse(p.to_json());
+  EXPECT_EQ(j["kind"], "director");
+  EXPECT_EQ(j["storage_group"], "nfs1");
+  EXPECT_FALSE(j.contains("director_moved")) << "not before the director_move step";
+  EXPECT_EQ(parsed(p.to_json()), p);
+  std::vector<std::string> ignored;
+  EXPECT_FALSE(parsed(R"({"src_home":"x","kind":"copy"})", &ignored).director);
+  EXPECT_THAT(ignored, ::testing::ElementsAre("kind"));
 }
 
 TEST(MoveProgress, AnEmptyRecordWritesOnlyWhatPreflightAlwaysSets) {
