@@ -20,23 +20,26 @@ MailLocation server_location(const ServerConfig& server) {
 }
 
 Result<MailFormat> detect_home_format(Transport& t, const std::string& home, const MailLocation& loc) {
-  static constexpr std::array<std::string_view, 3> kCourier = {"courierimapuiddb", "courierimapkeywords",
-                                                               "courierimapsubscribed"};
-  static constexpr std::array<std::string_view, 3> kDovecot = {"dovecot-uidlist", "dovecot-keywords", "subscriptions"};
+  // The UID lists decide; the other files only when there is no UID list yet.
+  static constexpr std::array<std::string_view, 6> kNames = {"courierimapuiddb",      "dovecot-uidlist",
+                                                             "courierimapkeywords",   "dovecot-keywords",
+                                                             "courierimapsubscribed", "subscriptions"};
   const std::vector<std::string> dirs =
       loc.maildir.empty() ? std::vector<std::string>{home + "/Maildir", home} : std::vector<std::string>{home + "/" + loc.maildir};
   for (const auto& dir : dirs) {
     std::vector<StatRequest> rq;
-    for (auto n : kCourier) rq.push_back({dir + "/" + std::string(n), {}});
-    for (auto n : kDovecot) rq.push_back({dir + "/" + std::string(n), {}});
+    for (auto n : kNames) rq.push_back({dir + "/" + std::string(n), {}});
     auto st = MS_TRY(t.stat(rq));
-    bool courier = false, dovecot = false;
+    std::array<bool, kNames.size()> there{};
     for (size_t i = 0; i < st.size(); ++i) {
       if (st[i].error && st[i].error->code() != ErrorCode::kNotFound) return *st[i].error;
-      if (!st[i].error) (i < kCourier.size() ? courier : dovecot) = true;
+      there[i] = !st[i].error;
     }
-    if (courier != dovecot) return courier ? MailFormat::kCourier : MailFormat::kDovecot;
-    if (courier && dovecot) return MailFormat::kUnknown;  // both: nothing to conclude from the files
+    for (size_t pair = 0; pair < kNames.size(); pair += 2) {
+      const bool courier = there[pair], dovecot = there[pair + 1];
+      if (courier != dovecot) return courier ? MailFormat::kCourier : MailFormat::kDovecot;
+      if (courier && dovecot) return MailFormat::kUnknown;  // both of a kind: nothing to conclude
+    }
   }
   return MailFormat::kUnknown;
 }

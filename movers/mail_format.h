@@ -18,10 +18,12 @@ namespace mailshard {
 // Maildir's place inside the home is "" (not said) unless mail_location says it.
 MailLocation server_location(const ServerConfig& server);
 
-// What the files of `home` say: Courier when its Maildir holds
-// courierimapuiddb, courierimapkeywords/ or courierimapsubscribed; Dovecot
-// when it holds dovecot-uidlist, dovecot-keywords or subscriptions; unknown
-// for neither (a new mailbox) or both. The Maildir is `loc.maildir` inside
+// What the files of `home` say. The UID lists decide: Courier when its
+// Maildir holds courierimapuiddb and no dovecot-uidlist, Dovecot the other
+// way round. Without either, the keyword files (courierimapkeywords/,
+// dovecot-keywords) and then the subscription files (courierimapsubscribed,
+// subscriptions) do. Unknown when nothing says (a new mailbox), or when a
+// pair has both. The Maildir is `loc.maildir` inside
 // the home when said, else Maildir/ and then the home itself are tried.
 Result<MailFormat> detect_home_format(Transport& t, const std::string& home, const MailLocation& loc);
 

@@ -71,6 +71,12 @@ TEST_F(DetectTest, TheMetadataFilesSayWhoseMaildirItIs) {
   EXPECT_EQ(detect(), MailFormat::kUnknown) << "both: nothing to conclude";
   fs::remove(root_ / "home" / "Maildir" / "courierimapuiddb");
   EXPECT_EQ(detect(), MailFormat::kDovecot);
+  // The UID list outranks the other files: Courier's UIDs with Dovecot's subscriptions file is Courier.
+  fs::remove(root_ / "home" / "Maildir" / "dovecot-uidlist");
+  touch("Maildir/subscriptions");
+  EXPECT_EQ(detect(), MailFormat::kDovecot) << "no UID list: the subscriptions file says Dovecot";
+  touch("Maildir/courierimapuiddb");
+  EXPECT_EQ(detect(), MailFormat::kCourier);
 }
 
 TEST_F(DetectTest, AHomeThatIsItselfTheMaildirAndAConfiguredPath) {
