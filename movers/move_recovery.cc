@@ -19,8 +19,12 @@ Status MoveRunner::roll_back(Ctx& c, const Error& why) {
   MS_CHECK(save(c));
   MS_CHECK(d_.journal.log_step(c.rec.id, "rollback", StepPhase::kBegin, why.message()));
   d_.env.step_boundary("rollback", StepPhase::kBegin);
-  // 1. Nobody stays frozen. Thawing is safe on either side of the commit point.
-  if (c.progress.freeze_requested) {
+  // 1. Nobody stays frozen. Thawing is safe on either side of the commit point
+  //    (and a no-op for a user who is not frozen). The freeze step writes the
+  //    record's freeze_expires_at_ms with the progress's freeze_requested, in
+  //    the same save: either one means the freeze may have happened, so a
+  //    progress record that could not be read never leaves a user frozen.
+  if (may_be_frozen(c)) {
     MS_CHECK_CTX(d_.freeze.thaw(c.target()), "rollback");
     c.rec.thawed_at_ms = d_.clock.now_ms();
     if (c.frozen_mono >= 0) c.rec.lockout_ms = d_.clock.monotonic_ms() - c.frozen_mono;
@@ -55,13 +59,34 @@ Status MoveRunner::roll_back(Ctx& c, const Error& why) {
 }
 
 
+bool MoveRunner::may_be_frozen(const Ctx& c) {
+  return c.progress.freeze_requested || c.rec.freeze_expires_at_ms > 0 || c.rec.frozen_at_ms > 0;
+}
+
+Status MoveRunner::open_sides_or_thaw(Ctx& c, const std::string& what) {
+  Status st = open_sides(c);
+  if (st.ok()) return st;
+  // Recovery cannot work on this move (an unreadable record, a server no
+  // longer configured): it stays for an operator, but its user must not stay
+  // frozen meanwhile. Thawing is safe on either side of the commit point.
+  if (may_be_frozen(c)) {
+    Status thawed = d_.freeze.thaw(c.target());
+    if (thawed.ok()) {
+      spdlog::warn("{}: thawed {}; the move itself is left for an operator", what, printable(c.rec.user));
+    } else {
+      spdlog::error("{}: cannot thaw {}: {}", what, printable(c.rec.user), thawed.error().message());
+    }
+  }
+  return std::move(st).error().context(what);
+}
+
 Result<MoveRecord> MoveRunner::resume(int64_t move_id) {
   Ctx c;
   c.lease = MS_TRY(d_.journal.lease_move(move_id));
   c.rec = MS_TRY(d_.journal.get_move(move_id));
   if (is_terminal(c.rec.state)) return c.rec;
   c.load_progress();
-  MS_CHECK_CTX(open_sides(c), fmt::format("resume move {}", move_id));
+  MS_CHECK(open_sides_or_thaw(c, fmt::format("resume move {}", move_id)));
   MS_CHECK(d_.journal.log_step(c.rec.id, "resume", StepPhase::kBegin, std::string(move_state_name(c.rec.state))));
 
   // LDAP, not the journal, says which side of the commit point we are on: a
@@ -113,7 +138,7 @@ Result<MoveRecord> MoveRunner::abort(int64_t move_id) {
   if (c.rec.state >= MoveState::kFlipped && c.rec.state != MoveState::kRollingBack)
     return Error::conflict(fmt::format("move {} has flipped; it can only roll forward: run 'mailshard resume'", move_id));
   c.load_progress();
-  MS_CHECK_CTX(open_sides(c), fmt::format("abort move {}", move_id));
+  MS_CHECK(open_sides_or_thaw(c, fmt::format("abort move {}", move_id)));
   // The flip may have happened just before a crash: LDAP decides.
   auto account = d_.directory.find_account(c.rec.user);
   if (!account.ok()) return std::move(account).error().context(fmt::format("abort move {}", move_id));

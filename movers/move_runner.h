@@ -139,6 +139,11 @@ class MoveRunner {
   Status step(Ctx& c, const std::string& name, F&& fn);
   Status save(Ctx& c);
   Status open_sides(Ctx& c);
+  // open_sides for recovery: when it fails, the user is thawed anyway (if the
+  // move may have frozen it) and the error returned.
+  Status open_sides_or_thaw(Ctx& c, const std::string& what);
+  // The freeze step may have run (its journal marks, progress or record).
+  static bool may_be_frozen(const Ctx& c);
   Status load_state(Ctx& c);
   Status save_state(Ctx& c);
   Result<MoveRecord> purge_stale_copy(Ctx& c);

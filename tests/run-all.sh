@@ -8,7 +8,7 @@
 #
 # Environment: BUILD_DIR (default build; the sanitizer trees are BUILD_DIR-asan, BUILD_DIR-tsan),
 #              MAILSHARD_LAB_PORT_BASE (default 10000),
-#              MAILSHARD_ASAN_LAB_PORT_BASE (the ASan tree's lab; default MAILSHARD_LAB_PORT_BASE + 4000),
+#              MAILSHARD_ASAN_LAB_PORT_BASE (the ASan tree's lab; default MAILSHARD_LAB_PORT_BASE + 6000),
 #              SANITIZERS (default 1; 0 skips the ASan and TSan trees),
 #              FUZZ_SECONDS (default 210, split over the fuzz targets; 0 skips fuzzing).
 set -euo pipefail
@@ -20,8 +20,8 @@ TSAN_DIR=$BUILD_DIR-tsan
 JOBS=$(nproc)
 PORT_BASE=${MAILSHARD_LAB_PORT_BASE:-10000}
 # Its own lab, so the two trees' integration runs never share daemons or ports: a lab
-# takes base+389 .. base+3425 (three stores 1000 apart), so the next free base is +4000.
-ASAN_PORT_BASE=${MAILSHARD_ASAN_LAB_PORT_BASE:-$((PORT_BASE + 4000))}
+# takes base+25 .. base+5425 (three stores and two shared director backends, 1000 apart), so the next free base is +6000.
+ASAN_PORT_BASE=${MAILSHARD_ASAN_LAB_PORT_BASE:-$((PORT_BASE + 6000))}
 FUZZ_SECONDS=${FUZZ_SECONDS:-210}
 # ccache (installed by install-deps.sh; CMakeLists.txt uses it when found): paths
 # relative to the checkout and no build directory in the hash, so a fresh clone

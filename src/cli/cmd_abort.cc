@@ -17,7 +17,10 @@ Command register_abort(CLI::App& root, Context& ctx) {
             MoveSetupOptions o;
             o.freeze_guard = false;
             auto setup = MS_TRY(make_move_setup(ctx, o));
-            auto r = setup->runner->abort(*id);
+            Journal* j = MS_TRY(ctx.journal());
+            auto m = j->get_move(*id);
+            if (!m.ok()) return std::move(m).error().context(fmt::format("abort move {}", *id));
+            auto r = setup->abort(*m);
             if (!r.ok()) return std::move(r).error().context(fmt::format("abort move {}", *id));
             if (ctx.global.json) fmt::print("{}\n", move_json(*r).dump(2));
             else fmt::print("{}\n", describe_move(*r));

@@ -27,8 +27,10 @@ Command register_move(CLI::App& root, Context& ctx) {
                 "still swept");
   cmd->footer(fmt::format(
       "Steps: {}.\nprecopy makes warm passes while the user is online; flip is the LDAP commit point. A failure\n"
-      "before the flip rolls back; after it the move only rolls forward ('mailshard resume'). Exit: 0 done,\n"
-      "1 rolled back or failed, 2 bad input, 130 interrupted.",
+      "before the flip rolls back; after it the move only rolls forward ('mailshard resume').\n"
+      "With [router] method = \"director\" a move inside a storage group is a director move instead:\n"
+      "preflight, director_move, flip, done (no copy, no freeze). Exit: 0 done, 1 rolled back or failed,\n"
+      "2 bad input, 130 interrupted.",
       protocol_step_names()));
   return {cmd, [&ctx, a]() -> Result<int> {
             MoveSetupOptions o;
@@ -37,7 +39,7 @@ Command register_move(CLI::App& root, Context& ctx) {
             MoveOptions mo;
             mo.dry_run = a->dry_run;
             mo.no_freeze = a->no_freeze;
-            auto rec = setup->runner->move(a->user, a->to, mo);
+            auto rec = setup->move(a->user, a->to, mo);
             if (!rec.ok()) return std::move(rec).error().context(fmt::format("move {}", a->user));
             if (ctx.global.json) fmt::print("{}\n", move_json(*rec).dump(2));
             else if (rec->state == MoveState::kDryRun)

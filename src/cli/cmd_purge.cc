@@ -30,7 +30,10 @@ Command register_purge(CLI::App& root, Context& ctx) {
             std::vector<MoveRecord> due;
             int64_t now = ctx.clock().now_ms();
             for (const auto& m : moves)
-              if (m.state == MoveState::kDone && now - m.finished_at_ms >= grace) due.push_back(m);
+              // A director move copied nothing: its "source" is the user's live mailbox on the
+              // shared mail root, never a copy to delete.
+              if (m.state == MoveState::kDone && now - m.finished_at_ms >= grace && !is_director_move(m))
+                due.push_back(m);
             if (a->dry_run || due.empty()) {
               for (const auto& m : due)
                 fmt::print("would purge move {} {}: source copy on {}\n", m.id, m.user, m.from_server);

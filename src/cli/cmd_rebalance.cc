@@ -328,7 +328,7 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     std::lock_guard lock(contexts_mu);
     contexts.push_back(std::move(wctx));
     return MoveFn([s](const std::string& user, const std::string& to, const MoveOptions& o) {
-      return s->runner->move(user, to, o);
+      return s->move(user, to, o);
     });
   };
   auto rep = execute_plan(lp.plan, eo, factory, ctx.clock());

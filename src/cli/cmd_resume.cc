@@ -57,7 +57,7 @@ Command register_resume(CLI::App& root, Context& ctx) {
             int rc = kExitOk;
             nlohmann::json out = nlohmann::json::array();
             for (const auto& m : moves) {
-              auto r = setup->runner->resume(m.id);
+              auto r = setup->resume(m);
               if (!r.ok()) {
                 if (r.error().code() == ErrorCode::kConflict) {
                   spdlog::info("move {}: {}", m.id, r.error().message());

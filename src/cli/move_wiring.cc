@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "directory/ldap_directory.h"
+#include "doveadm/director_client.h"
 #include "doveadm/doveadm_fleet.h"
 #include "freeze/freeze_table.h"
 #include "movers/move_progress.h"
@@ -130,7 +131,31 @@ Result<std::unique_ptr<MoveSetup>> make_move_setup(Context& ctx, const MoveSetup
   MoveDeps deps{*cfg,     *setup->directory, *setup->freeze, *setup->kicker, setup->status.get(),
                 *journal, ctx.clock(),       *setup->env,    sync};
   setup->runner = std::make_unique<MoveRunner>(deps);
+  if (cfg->router.method == RouterMethod::kDirector) {
+    setup->director = DirectorClient::from_config(cfg->router);
+    setup->director_move = std::make_unique<DirectorMove>(
+        DirectorMoveDeps{*cfg, *setup->directory, *setup->director, *journal, ctx.clock(), *setup->env});
+  }
   return setup;
+}
+
+Result<MoveRecord> MoveSetup::move(const std::string& user, const std::string& to, const MoveOptions& options) {
+  if (director_move) return director_move->move(user, to, options);
+  return runner->move(user, to, options);
+}
+
+Result<MoveRecord> MoveSetup::resume(const MoveRecord& m) {
+  if (!is_director_move(m)) return runner->resume(m.id);
+  if (!director_move)
+    return Error::invalid(fmt::format("move {} is a director move, but [router] method is not \"director\"", m.id));
+  return director_move->resume(m.id);
+}
+
+Result<MoveRecord> MoveSetup::abort(const MoveRecord& m) {
+  if (!is_director_move(m)) return runner->abort(m.id);
+  if (!director_move)
+    return Error::invalid(fmt::format("move {} is a director move, but [router] method is not \"director\"", m.id));
+  return director_move->abort(m.id);
 }
 
 std::string describe_move(const MoveRecord& m) {

@@ -9,6 +9,8 @@
 
 #include "cli/cli.h"
 #include "core/transport.h"
+#include "core/director_router.h"
+#include "movers/director_move.h"
 #include "movers/move_runner.h"
 
 namespace mailshard::cli {
@@ -39,6 +41,16 @@ struct MoveSetup {
   std::unique_ptr<MailboxStatusSource> status;
   std::unique_ptr<CliMoveEnvironment> env;
   std::unique_ptr<MoveRunner> runner;
+  // [router] method = "director": the director and the moves inside a storage group.
+  std::unique_ptr<DirectorRouter> director;
+  std::unique_ptr<DirectorMove> director_move;
+
+  // A move as the config wants it: under [router] method = "director" a director move (which
+  // refuses a destination outside the user's storage group), else the copy move.
+  Result<MoveRecord> move(const std::string& user, const std::string& to, const MoveOptions& options);
+  // resume / abort of a journaled move, by its kind (director or copy).
+  Result<MoveRecord> resume(const MoveRecord& m);
+  Result<MoveRecord> abort(const MoveRecord& m);
 };
 
 struct MoveSetupOptions {

@@ -1,5 +1,7 @@
 #include "config/config_loader.h"
 
+#include <arpa/inet.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstdlib>
@@ -459,6 +461,22 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
     }
     load_secret(r, p, "doveadm_password_file", s.doveadm_password_file, "MAILSHARD_DOVEADM_PASSWORD", env,
                 s.doveadm_password, !s.doveadm_url.empty(), c);
+    if (r.str("storage_group", s.storage_group) && s.storage_group.empty())
+      p.add(line_of(*t.get("storage_group")), r.key_name("storage_group"), "must not be empty");
+    if (r.str("director_host", s.director_host)) {
+      in_addr a4;
+      in6_addr a6;
+      if (inet_pton(AF_INET, s.director_host.c_str(), &a4) != 1 &&
+          inet_pton(AF_INET6, s.director_host.c_str(), &a6) != 1)
+        p.add(line_of(*t.get("director_host")), r.key_name("director_host"),
+              fmt::format("'{}' is not an IP address (the director knows its backends by IP)",
+                          printable(s.director_host)));
+    }
+    if (!s.storage_group.empty() && s.director_host.empty())
+      p.add(line_of(*t.get("storage_group")), r.key_name("director_host"),
+            "required with storage_group (the IP the director knows this backend by)");
+    if (s.storage_group.empty() && !s.director_host.empty())
+      p.add(line_of(*t.get("director_host")), r.key_name("storage_group"), "required with director_host");
     r.finish();
     c.servers.push_back(std::move(s));
   }
@@ -525,6 +543,51 @@ void read_kick(const toml::table* t, Config& c, Problems& p) {
   if (k.method == KickMethod::kCommand && k.command.empty())
     p.add(k.line, "kick.command", "required when method = \"command\"");
   r.finish();
+}
+
+// After [[server]]: the storage groups are checked against the router.
+void read_router(const toml::table* t, Config& c, Problems& p, const EnvLookup& env) {
+  RouterConfig& d = c.router;
+  if (t) {
+    TableReader r(*t, "router", p);
+    d.line = r.line();
+    r.choice("method", d.method, {{"mailhost", RouterMethod::kMailHost}, {"director", RouterMethod::kDirector}});
+    if (r.str("director_url", d.director_url) && !valid_url(d.director_url, {"http://", "https://"}))
+      p.add(line_of(*t->get("director_url")), "router.director_url",
+            fmt::format("'{}' must be an http:// or https:// URL", printable(d.director_url)));
+    r.str("director_user", d.director_user);
+    r.str("director_password_file", d.director_password_file);
+    r.refuse_inline_secret("director_password", "director_password_file or MAILSHARD_DIRECTOR_PASSWORD");
+    if (r.str("ca_file", d.ca_file) && !d.ca_file.empty() && d.ca_file.front() != '/')
+      p.add(line_of(*t->get("ca_file")), "router.ca_file", fmt::format("'{}' must be an absolute path", printable(d.ca_file)));
+    if (r.duration("timeout", d.timeout_ms) && d.timeout_ms <= 0)
+      p.add(line_of(*t->get("timeout")), "router.timeout", "must be positive");
+    if (d.method == RouterMethod::kDirector) {
+      if (d.director_url.empty())
+        p.add(d.line, "router.director_url", "required when method = \"director\" (the director's doveadm HTTP API)");
+      load_secret(r, p, "director_password_file", d.director_password_file, "MAILSHARD_DIRECTOR_PASSWORD", env,
+                  d.director_password, true, c);
+    }
+    r.finish();
+  }
+  std::map<std::string, std::string> hosts;  // director_host -> server
+  bool any_group = false;
+  for (size_t i = 0; i < c.servers.size(); ++i) {
+    const ServerConfig& s = c.servers[i];
+    if (s.storage_group.empty()) continue;
+    any_group = true;
+    if (d.method != RouterMethod::kDirector) {
+      p.add(s.line, fmt::format("server[{}].storage_group", i),
+            "needs [router] method = \"director\" (only the director keeps a shared mail root to one writer)");
+      continue;
+    }
+    auto [it, fresh] = hosts.emplace(s.director_host, s.name);
+    if (!fresh)
+      p.add(s.line, fmt::format("server[{}].director_host", i),
+            fmt::format("'{}' is also the director_host of server '{}'", printable(s.director_host), it->second));
+  }
+  if (d.method == RouterMethod::kDirector && !any_group)
+    p.add(d.line, "router.method", "\"director\" needs at least one [[server]] with storage_group and director_host");
 }
 
 void read_inventory(const toml::table* t, Config& c, Problems& p) {
@@ -741,7 +804,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   Problems p{path, {}};
   static const std::vector<std::string> kSections = {"journal", "ldap",  "server", "freeze",    "thaw", "kick",
                                                      "inventory", "move", "plan",  "rebalance", "security",
-                                                     "auth_http"};
+                                                     "auth_http", "router"};
   for (const auto& [k, v] : root) {
     std::string key(k.str());
     bool known = false;
@@ -763,6 +826,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   read_freeze(root["freeze"].as_table(), c, p, env);
   read_thaw(root["thaw"].as_table(), c, p);
   read_kick(root["kick"].as_table(), c, p);
+  read_router(root["router"].as_table(), c, p, env);
   read_inventory(root["inventory"].as_table(), c, p);
   read_move(root["move"].as_table(), c, p);
   read_plan(root["plan"].as_table(), c, p);

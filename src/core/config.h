@@ -67,6 +67,13 @@ struct ServerConfig {
   // "maildir:~/Maildir" (Dovecot), "courier:~/Maildir" (Courier-IMAP); ""
   // = not said (Dovecot when doveadm_url is set, else read from the files).
   std::string mail_location;
+  // [router] method = "director": servers with the same storage_group are
+  // director backends over one mail root (NFS, a cluster filesystem), so a
+  // move between them is a `doveadm director move`, no copy. "" = storage of
+  // its own. director_host is the IP the director knows this backend by (an
+  // entry of its director_mail_servers).
+  std::string storage_group;
+  std::string director_host;
   int line = 0;
 };
 
@@ -105,6 +112,25 @@ struct KickConfig {
   KickMethod method = KickMethod::kDoveadm;
   std::vector<std::string> command;  // command: argv; run as <command...> USER SERVER
   int64_t wait_ms = 30'000;          // bound on waiting for sessions and tmp/ to drain
+  int line = 0;
+};
+
+// [router]: what routes logins to the servers. "mailhost" (the default): a
+// proxy that reads mailHost (nginx auth_http, a Dovecot proxy, perdition), so
+// a move copies and flips mailHost. "director": a Dovecot director ring in
+// front of backends that share storage (docs/operations.md, "Dovecot director").
+enum class RouterMethod { kMailHost, kDirector };
+
+struct RouterConfig {
+  RouterMethod method = RouterMethod::kMailHost;
+  // director: the doveadm HTTP API of one director of the ring, e.g.
+  // http://director1:8080/doveadm/v1 (directorStatus, directorMove, directorKick).
+  std::string director_url;
+  std::string director_user = "doveadm";
+  std::string director_password_file;  // or $MAILSHARD_DIRECTOR_PASSWORD
+  Secret director_password;
+  std::string ca_file;                 // CA bundle for an https director_url; "" = the system CAs
+  int64_t timeout_ms = 10'000;         // per doveadm request to the director
   int line = 0;
 };
 
@@ -200,6 +226,7 @@ struct Config {
   FreezeConfig freeze;
   ThawConfig thaw;
   KickConfig kick;
+  RouterConfig router;
   InventoryConfig inventory;
   MoveConfig move;
   PlanConfig plan;
@@ -212,6 +239,15 @@ struct Config {
     for (const auto& s : servers)
       if (s.name == name) return &s;
     return nullptr;
+  }
+
+  // Whether a move from `from` to `to` is a director move: [router] method =
+  // "director" and both servers are in the same (non-empty) storage group.
+  bool same_storage_group(const std::string& from, const std::string& to) const {
+    if (router.method != RouterMethod::kDirector) return false;
+    const ServerConfig* a = find_server(from);
+    const ServerConfig* b = find_server(to);
+    return a && b && !a->storage_group.empty() && a->storage_group == b->storage_group;
   }
 };
 

@@ -1,5 +1,6 @@
 #include "freeze/freeze_table.h"
 
+#include "doveadm/director_client.h"
 #include "doveadm/doveadm_fleet.h"
 #include "freeze/command_freeze.h"
 #include "freeze/http_freeze.h"
@@ -31,7 +32,10 @@ std::unique_ptr<FreezeBackend> make_freeze_backend(const Config& config, Directo
 
 std::unique_ptr<SessionKicker> make_session_kicker(const Config& config) {
   switch (config.kick.method) {
-    case KickMethod::kDoveadm: return std::make_unique<DoveadmFleet>(config);
+    case KickMethod::kDoveadm:
+      // Behind a director, the director ends the user's proxied sessions wherever they are.
+      if (config.router.method == RouterMethod::kDirector) return std::make_unique<DirectorKicker>(config);
+      return std::make_unique<DoveadmFleet>(config);
     case KickMethod::kCommand: return std::make_unique<CommandKicker>(config.kick.command);
     case KickMethod::kNone: return std::make_unique<NoKick>();
   }

@@ -302,18 +302,22 @@ Result<std::vector<RunRecord>> SqliteJournal::running_runs(const std::string& ki
 }
 
 Status SqliteJournal::request_stop(int64_t run_id) {
+  // One statement, so no read transaction is open when it writes: under WAL a
+  // read that turns into a write after another process wrote fails at once
+  // ("database is locked") instead of waiting for the busy timeout.
+  // COALESCE: a second request keeps the first one's time.
+  {
+    Stmt s(db_, "UPDATE runs SET stop_requested_at = COALESCE(stop_requested_at, ?) WHERE id = ? AND status = 'running'");
+    s.bind(1, clock_.now_ms()).bind(2, run_id);
+    if (s.step() != SQLITE_DONE) return db_error(fmt::format("request stop of run {}", run_id));
+  }
+  if (sqlite3_changes(db_) == 1) return {};
   Stmt q(db_, "SELECT status FROM runs WHERE id = ?");
   q.bind(1, run_id);
   int rc = q.step();
   if (rc == SQLITE_DONE) return Error::not_found(fmt::format("run {} is not in the journal", run_id));
   if (rc != SQLITE_ROW) return db_error(fmt::format("request stop of run {}", run_id));
-  if (std::string status = q.text(0); status != "running")
-    return Error::conflict(fmt::format("run {} has already finished ({})", run_id, status));
-  // COALESCE: a second request keeps the first one's time.
-  Stmt s(db_, "UPDATE runs SET stop_requested_at = COALESCE(stop_requested_at, ?) WHERE id = ?");
-  s.bind(1, clock_.now_ms()).bind(2, run_id);
-  if (s.step() != SQLITE_DONE) return db_error(fmt::format("request stop of run {}", run_id));
-  return {};
+  return Error::conflict(fmt::format("run {} has already finished ({})", run_id, q.text(0)));
 }
 
 Result<bool> SqliteJournal::stop_requested(int64_t run_id) {

@@ -78,7 +78,7 @@ def main():
     ap.add_argument("--lab", required=True, help="lab directory")
     ap.add_argument("--user", required=True, help="login (mail or uid)")
     ap.add_argument("--via", default="nginx",
-                    help="a router: nginx (default), perdition, dproxy; or a store name: store1, store2, ...")
+                    help="a router: nginx (default), perdition, dproxy, director; or a store name: store1, shared1, ...")
     ap.add_argument("--password", default="secret")
     ap.add_argument("--detail", action="store_true", help="list every message and the subscriptions")
     ap.add_argument("--retry-unavailable", type=float, default=0, metavar="SEC",

@@ -69,19 +69,24 @@ def stores(env):
     return env["STORES"].split()
 
 
+def all_stores(env):
+    """STORES and the director's backends over one shared mail root (SHARED_STORES)."""
+    return stores(env) + env.get("SHARED_STORES", "").split()
+
+
 def store_port(env, store, kind):
     """kind: IMAP_PORT, LMTP_PORT, DOVEADM_PORT ..."""
     key = f"{store.upper()}_{kind}"
-    if store not in stores(env) or key not in env:
-        raise LabError(f"unknown store '{store}' (this lab has: {env['STORES']})")
+    if store not in all_stores(env) or key not in env:
+        raise LabError(f"unknown store '{store}' (this lab has: {' '.join(all_stores(env))})")
     return int(env[key])
 
 
-ROUTERS = ("nginx", "perdition", "dproxy")  # lab.env has <ROUTER>_IMAP_PORT for each
+ROUTERS = ("nginx", "perdition", "dproxy", "director")  # lab.env has <ROUTER>_IMAP_PORT for each
 
 
 def router_or_store_port(env, via):
-    """IMAP port of a router (nginx, perdition, dproxy) or of a store (store1, ...)."""
+    """IMAP port of a router (nginx, perdition, dproxy, director) or of a store (store1, shared1, ...)."""
     if via in ROUTERS:
         return int(env[f"{via.upper()}_IMAP_PORT"])
     return store_port(env, via, "IMAP_PORT")

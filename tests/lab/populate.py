@@ -51,8 +51,8 @@ def main():
     a = ap.parse_args()
     try:
         env = labcommon.load_env(a.lab)
-        all_stores = labcommon.stores(env)
-        stores = a.stores.split(",") if a.stores else all_stores
+        all_stores = labcommon.all_stores(env)
+        stores = a.stores.split(",") if a.stores else labcommon.stores(env)
         for s in stores:
             if s not in all_stores:
                 raise labcommon.LabError(f"unknown store '{s}' in --stores (this lab has: {' '.join(all_stores)})")

@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Log a user in through a router again and again, and report where each login landed.
 
-Each attempt is a fresh IMAP connection to --via (nginx, perdition, dproxy or a store), a LOGIN
+Each attempt is a fresh IMAP connection to --via (nginx, perdition, dproxy, director or a store), a LOGIN
 and, when it succeeds, Dovecot's IMAP ID x-mlab-store (the store the session really reached).
 Attempts go on until --count is reached, --stop-file exists or --max-seconds have passed.
 
@@ -55,7 +55,7 @@ def main():
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--lab", required=True, help="lab directory")
     ap.add_argument("--user", required=True, help="login (mail or uid)")
-    ap.add_argument("--via", default="nginx", help="nginx, perdition, dproxy or a store name")
+    ap.add_argument("--via", default="nginx", help="nginx, perdition, dproxy, director or a store name")
     ap.add_argument("--password", default="secret")
     ap.add_argument("--count", type=int, default=0, help="stop after this many attempts (0: no limit)")
     ap.add_argument("--stop-file", help="stop once this file exists (checked after each attempt)")

@@ -390,10 +390,11 @@ int Lab::populate(int n, int first, const std::string& stores) const {
 
 std::string Lab::add_user(const std::string& store) const {
   // Start somewhere that depends on the pid, so a rerun against the same lab takes new users.
-  static std::atomic<int> next{50000 + static_cast<int>(getpid() % 40000)};
+  // user50000..user69999 only: tests that need a block of users of their own (the
+  // rebalance scenarios, whose LDAP filter is "uid=user71*") take theirs from 70000 up.
+  static std::atomic<int> next{static_cast<int>(getpid() % 20000)};
   for (int attempt = 0; attempt < 200; ++attempt) {
-    int n = next++;
-    if (n > 99999) n = 50000 + n % 50000;
+    int n = 50000 + next++ % 20000;
     if (populate(1, n, store) == 1) {
       char name[32];
       std::snprintf(name, sizeof name, "user%05d@example.org", n);

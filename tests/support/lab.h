@@ -97,7 +97,8 @@ class Lab {
   // skipped and not counted).
   int populate(int n, int first = 1, const std::string& stores = {}) const;
   // A user nobody else uses (a number no test of this process or an earlier run took yet),
-  // placed on STORE. Returns its mail address, e.g. "user51234@example.org".
+  // placed on STORE, from user50000..user69999 (70000 and up are for blocks a test populates
+  // itself). Returns its mail address, e.g. "user51234@example.org".
   std::string add_user(const std::string& store) const;
 
   // fill_mailbox.py: MESSAGES messages, folders, subscriptions, flags/keywords, UID gaps, hard

@@ -597,5 +597,84 @@ TEST(ConfigLoader, ThawHook) {
   }
 }
 
+// [router] method = "director": two backends over one mail root (storage group "nfs1"), each
+// known to the director by an IP, and a store outside any group.
+std::string director_config(const std::string& router_extra = "", const std::string& shared2_extra = "") {
+  return base_config() +
+         "[[server]]\nname = \"shared1\"\nmail_root = \"/srv/shared\"\nstorage_group = \"nfs1\"\n"
+         "director_host = \"10.0.0.21\"\n"
+         "[[server]]\nname = \"shared2\"\nmail_root = \"/srv/shared\"\nstorage_group = \"nfs1\"\n" +
+         (shared2_extra.empty() ? std::string("director_host = \"10.0.0.22\"\n") : shared2_extra) +
+         "[router]\nmethod = \"director\"\ndirector_url = \"http://10.0.0.30:8080/doveadm/v1\"\n"
+         "director_password_file = \"" + secret_file("director.secret", "doveadmsecret\n") + "\"\n" + router_extra;
+}
+
+TEST(ConfigLoader, RouterDefaultsToMailHost) {
+  auto c = parse(base_config());
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->router.method, RouterMethod::kMailHost);
+  EXPECT_TRUE(c->servers[0].storage_group.empty());
+  EXPECT_FALSE(c->same_storage_group("store1", "store1"));
+}
+
+TEST(ConfigLoader, RouterDirector) {
+  auto c = parse(director_config("timeout = \"3s\"\n"));
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->router.method, RouterMethod::kDirector);
+  EXPECT_EQ(c->router.director_url, "http://10.0.0.30:8080/doveadm/v1");
+  EXPECT_EQ(c->router.director_user, "doveadm");
+  EXPECT_EQ(c->router.director_password.reveal(), "doveadmsecret");
+  EXPECT_EQ(c->router.timeout_ms, 3'000);
+  EXPECT_EQ(c->servers[1].storage_group, "nfs1");
+  EXPECT_EQ(c->servers[2].director_host, "10.0.0.22");
+  EXPECT_TRUE(c->same_storage_group("shared1", "shared2"));
+  EXPECT_FALSE(c->same_storage_group("shared1", "store1"));
+  EXPECT_FALSE(c->same_storage_group("store1", "store1")) << "no group is no group";
+  EXPECT_FALSE(c->same_storage_group("shared1", "nosuch"));
+  auto env = parse(director_config(), {{"MAILSHARD_DIRECTOR_PASSWORD", "fromenv"}});
+  ASSERT_TRUE(env.ok()) << env.error().message();
+  EXPECT_EQ(env->router.director_password.reveal(), "fromenv");
+}
+
+TEST(ConfigLoader, RouterDirectorBadInputIsOneExactLine) {
+  struct Case {
+    std::string text, want;
+  };
+  const std::vector<Case> cases = {
+      {base_config() + "[router]\nmethod = \"directer\"\n",
+       "mailshard.toml:12: router.method: unknown value 'directer' (expected one of: mailhost, director); did you "
+       "mean 'director'?"},
+      {base_config() + "[router]\nmethod = \"director\"\n",
+       "mailshard.toml:11: router.director_url: required when method = \"director\" (the director's doveadm HTTP "
+       "API)"},
+      {director_config("director_password = \"x\"\n"),
+       "mailshard.toml:25: router.director_password: secrets are not read from the config file; use "
+       "director_password_file or MAILSHARD_DIRECTOR_PASSWORD"},
+      {base_config("storage_group = \"nfs1\"\ndirector_host = \"10.0.0.21\"\n"),
+       "mailshard.toml:8: server[0].storage_group: needs [router] method = \"director\" (only the director keeps a "
+       "shared mail root to one writer)"},
+      {director_config("", "\n"),
+       "mailshard.toml:19: server[2].director_host: required with storage_group (the IP the director knows this "
+       "backend by)"},
+      {base_config("director_host = \"10.0.0.21\"\n"), "mailshard.toml:11: server[0].storage_group: required with director_host"},
+      {director_config("", "director_host = \"shared2.example.org\"\n"),
+       "mailshard.toml:20: server[2].director_host: 'shared2.example.org' is not an IP address (the director knows "
+       "its backends by IP)"},
+      {director_config("", "director_host = \"10.0.0.21\"\n"),
+       "mailshard.toml:16: server[2].director_host: '10.0.0.21' is also the director_host of server 'shared1'"},
+      {base_config() + "[router]\nmethod = \"director\"\ndirector_url = \"http://d:8080/doveadm/v1\"\n"
+                       "director_password_file = \"" + secret_file("d2.secret", "x\n") + "\"\n",
+       "mailshard.toml:11: router.method: \"director\" needs at least one [[server]] with storage_group and "
+       "director_host"},
+      {director_config("director_url2 = \"x\"\n"),
+       "mailshard.toml:25: router.director_url2: unknown key (did you mean 'director_url'?)"},
+  };
+  for (const auto& k : cases) {
+    auto c = parse(k.text);
+    ASSERT_FALSE(c.ok()) << k.want;
+    EXPECT_EQ(c.error().message(), k.want);
+  }
+}
+
 }  // namespace
 }  // namespace mailshard

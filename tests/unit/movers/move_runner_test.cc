@@ -206,12 +206,13 @@ TEST_F(MoveRunnerTest, ResumeRollsBackFromARecordTheUntypedBagWrote) {
 }
 
 // An unreadable record has no home: every path would name a mail root, so
-// resume refuses instead of sweeping or deleting there.
+// resume refuses instead of sweeping or deleting there; it still thaws.
 TEST_F(MoveRunnerTest, ResumeOfARecordWithoutItsHomeTouchesNothing) {
   dir_.flip_fault = FakeDirectory::FlipFault::kUnreachable;
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok());
   ASSERT_FALSE(is_terminal(rec->state));
+  ASSERT_TRUE(freeze_.frozen()) << "an unknown flip leaves the freeze for resume";
   for (std::string garbage : {"{not json", R"({"src_home":42,"renamed":true})"}) {
     auto stored = journal_->get_move(rec->id);
     ASSERT_TRUE(stored.ok());
@@ -227,6 +228,7 @@ TEST_F(MoveRunnerTest, ResumeOfARecordWithoutItsHomeTouchesNothing) {
     EXPECT_TRUE(fs::exists(src_home()));
     EXPECT_TRUE(fs::exists(dst_home()));
     EXPECT_EQ(journal_->get_move(rec->id)->detail_json, garbage) << "the record stays for an operator";
+    EXPECT_FALSE(freeze_.frozen()) << "but its user is not left frozen (the record's freeze time says it froze)";
   }
 }
 
