@@ -1,6 +1,8 @@
 #include "core/plan.h"
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -351,6 +353,88 @@ std::string moves_json(const std::vector<PlannedMove>& moves) {
   return out;
 }
 
+// Whether nlohmann's parser accepts s inside a string: well-formed UTF-8
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (n - i < len) return false;
+    const auto c1 = static_cast<unsigned char>(s[i + 1]);
+    if (c1 < lo || c1 > hi) return false;
+    for (size_t k = 2; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += len;
+  }
+  return true;
+}
+
+// One number of a move as the pretty dump prints it after parsing the
+// canonical text: fmt's text of an integer ("3", "-0") parses as an
+// integer and prints as one; anything else parses as the same double
+// (fmt's text reads back exactly) and prints as nlohmann prints doubles.
+void append_reparsed_double(std::string& out, double v) {
+  char buf[64];
+  auto* end = fmt::format_to(buf, "{}", v);
+  std::string_view t(buf, static_cast<size_t>(end - buf));
+  const size_t digits_from = !t.empty() && t[0] == '-' ? 1 : 0;
+  const bool integral = t.size() > digits_from &&
+                        t.find_first_not_of("0123456789", digits_from) == std::string_view::npos;
+  if (integral) {
+    int64_t i = 0;
+    std::from_chars(t.data(), t.data() + t.size(), i);  // at most 16 digits: fmt writes larger values with an exponent
+    fmt::format_to(std::back_inserter(out), "{}", i);
+  } else {
+    out += Json(v).dump();
+  }
+}
+
+// The moves array as nlohmann's dump(1) of the parsed canonical document
+// prints it: the array at depth 1, each move an object at depth 2 with its
+// keys sorted, strings escaped by nlohmann itself.
+void append_pretty_moves(std::string& out, const std::vector<PlannedMove>& moves) {
+  if (moves.empty()) {
+    out += "[]";
+    return;
+  }
+  out += "[\n";
+  for (size_t i = 0; i < moves.size(); ++i) {
+    const PlannedMove& m = moves[i];
+    out += "  {\n   \"activity\": ";
+    append_reparsed_double(out, m.activity);
+    fmt::format_to(std::back_inserter(out),
+                   ",\n   \"bytes\": {},\n   \"from\": {},\n   \"night\": {},\n   \"reason\": \"{}\",\n   \"to\": {},\n"
+                   "   \"user\": ",
+                   m.bytes, m.from, m.night, move_reason_name(m.reason), m.to);
+    if (m.user_name.empty())
+      fmt::format_to(std::back_inserter(out), "\"{}\"", m.user);
+    else
+      out += Json(m.user_name).dump(-1, ' ', false, Json::error_handler_t::replace);
+    fmt::format_to(std::back_inserter(out), ",\n   \"user_id\": {}\n  }}{}", m.user, i + 1 < moves.size() ? ",\n" : "\n");
+  }
+  out += " ]";
+}
+
 }  // namespace
 
 std::string plan_to_json(const Plan& plan) {
@@ -366,12 +450,31 @@ std::string plan_to_json(const Plan& plan) {
 }
 
 std::string plan_to_pretty_json(const Plan& plan, const std::string& hash) {
-  std::string canonical = plan_to_json(plan);
-  Json doc = Json::parse(canonical, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded())  // a name with invalid UTF-8: keep the canonical text, hash first
+  // The text is defined as the canonical document parsed and dumped again
+  // with one space of indent. Parsing 10^4 moves into a DOM costs more than
+  // the plan took to compute, so the same bytes are written directly: the
+  // rest of the document is a small DOM dumped as is (a dump parses back to
+  // an equal DOM), the moves are written as that dump writes them.
+  if (!std::all_of(plan.moves.begin(), plan.moves.end(), [](const PlannedMove& m) { return valid_utf8(m.user_name); })) {
+    // A name with invalid UTF-8: the canonical text does not parse; keep it, hash first.
+    std::string canonical = plan_to_json(plan);
     return "{\"plan_hash\":\"" + hash + "\"," + canonical.substr(1) + "\n";
+  }
+  Json doc = plan_document(plan, /*with_moves=*/false);
   doc["plan_hash"] = hash;
-  return doc.dump(1, ' ', false, Json::error_handler_t::replace) + "\n";
+  std::string text = doc.dump(1, ' ', false, Json::error_handler_t::replace);
+  // The top-level key sits at indent 1 on its own line: nothing inside a
+  // string can look like this (newlines in strings are escaped).
+  const std::string_view slot = "\n \"moves\": []";
+  const size_t at = text.find(slot);
+  const size_t cut = at + slot.size() - 2;  // before "[]"
+  std::string out;
+  out.reserve(text.size() + plan.moves.size() * 200 + 2);
+  out.append(text, 0, cut);
+  append_pretty_moves(out, plan.moves);
+  out.append(text, cut + 2, std::string::npos);
+  out += '\n';
+  return out;
 }
 
 std::string plan_hash(const Plan& plan) { return hash_bytes(plan_to_json(plan)).hex(); }
