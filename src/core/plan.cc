@@ -331,26 +331,67 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-// The moves array, written directly: at 50 000 moves building it as a JSON
-// DOM costs ten times more than the plan took to compute. Keys in sorted
-// order like the rest of the canonical document; numbers as fmt writes them
-// (shortest text that reads back to the same double).
-std::string moves_json(const std::vector<PlannedMove>& moves) {
-  std::string out = "[";
-  out.reserve(moves.size() * 120 + 2);
-  for (size_t i = 0; i < moves.size(); ++i) {
-    const PlannedMove& m = moves[i];
-    if (i) out += ',';
-    fmt::format_to(std::back_inserter(out), "{{\"activity\":{},\"bytes\":{},\"from\":{},\"night\":{},\"reason\":\"{}\",\"to\":{},\"user\":",
-                   m.activity, m.bytes, m.from, m.night, move_reason_name(m.reason), m.to);
-    if (m.user_name.empty())
-      fmt::format_to(std::back_inserter(out), "\"{}\"", m.user);
-    else
-      append_json_string(out, m.user_name);
-    fmt::format_to(std::back_inserter(out), ",\"user_id\":{}}}", m.user);
+// Integers as fmt writes them, without a format string to parse.
+void append_int(std::string& out, int64_t v) {
+  const fmt::format_int f(v);
+  out.append(f.data(), f.size());
+}
+// Doubles as fmt's "{}" writes them: the shortest text that reads back to
+// the same double.
+void append_double(std::string& out, double v) {
+  char buf[64];
+  auto* end = fmt::format_to(buf, "{}", v);
+  out.append(buf, static_cast<size_t>(end - buf));
+}
+
+// One move of the canonical moves array, written directly: at 50 000 moves
+// building it as a JSON DOM costs ten times more than the plan took to
+// compute. Keys in sorted order like the rest of the canonical document;
+// numbers as fmt writes them (shortest text that reads back to the same
+// double).
+void append_canonical_move(std::string& out, const PlannedMove& m) {
+  out += "{\"activity\":";
+  append_double(out, m.activity);
+  out += ",\"bytes\":";
+  append_int(out, m.bytes);
+  out += ",\"from\":";
+  append_int(out, m.from);
+  out += ",\"night\":";
+  append_int(out, m.night);
+  out += ",\"reason\":\"";
+  out += move_reason_name(m.reason);
+  out += "\",\"to\":";
+  append_int(out, m.to);
+  out += ",\"user\":";
+  if (m.user_name.empty()) {
+    out += '"';
+    append_int(out, m.user);
+    out += '"';
+  } else {
+    append_json_string(out, m.user_name);
   }
-  out += ']';
-  return out;
+  out += ",\"user_id\":";
+  append_int(out, m.user);
+  out += '}';
+}
+
+// The canonical document without its moves, split where the moves array's
+// elements go: text = head + elements + tail.
+struct CanonicalFrame {
+  std::string text;
+  size_t cut = 0;  // just after the '[' of "moves":[]
+};
+CanonicalFrame canonical_frame(const Plan& plan) {
+  // The document minus its moves, with an empty array where they go; the
+  // key "moves" with an array value exists only at the top level.
+  Json doc = plan_document(plan, /*with_moves=*/false);
+  // Invalid UTF-8 in a name (directories are not always clean) becomes U+FFFD
+  // rather than an exception.
+  CanonicalFrame f;
+  f.text = doc.dump(-1, ' ', false, Json::error_handler_t::replace);
+  const std::string_view slot = "\"moves\":[]";
+  f.cut = f.text.find(slot) + slot.size() - 1;
+  return f;
 }
 
 // Whether nlohmann's parser accepts s inside a string: well-formed UTF-8
@@ -403,7 +444,7 @@ void append_reparsed_double(std::string& out, double v) {
   if (integral) {
     int64_t i = 0;
     std::from_chars(t.data(), t.data() + t.size(), i);  // at most 16 digits: fmt writes larger values with an exponent
-    fmt::format_to(std::back_inserter(out), "{}", i);
+    append_int(out, i);
   } else {
     out += Json(v).dump();
   }
@@ -422,15 +463,27 @@ void append_pretty_moves(std::string& out, const std::vector<PlannedMove>& moves
     const PlannedMove& m = moves[i];
     out += "  {\n   \"activity\": ";
     append_reparsed_double(out, m.activity);
-    fmt::format_to(std::back_inserter(out),
-                   ",\n   \"bytes\": {},\n   \"from\": {},\n   \"night\": {},\n   \"reason\": \"{}\",\n   \"to\": {},\n"
-                   "   \"user\": ",
-                   m.bytes, m.from, m.night, move_reason_name(m.reason), m.to);
-    if (m.user_name.empty())
-      fmt::format_to(std::back_inserter(out), "\"{}\"", m.user);
-    else
+    out += ",\n   \"bytes\": ";
+    append_int(out, m.bytes);
+    out += ",\n   \"from\": ";
+    append_int(out, m.from);
+    out += ",\n   \"night\": ";
+    append_int(out, m.night);
+    out += ",\n   \"reason\": \"";
+    out += move_reason_name(m.reason);
+    out += "\",\n   \"to\": ";
+    append_int(out, m.to);
+    out += ",\n   \"user\": ";
+    if (m.user_name.empty()) {
+      out += '"';
+      append_int(out, m.user);
+      out += '"';
+    } else {
       out += Json(m.user_name).dump(-1, ' ', false, Json::error_handler_t::replace);
-    fmt::format_to(std::back_inserter(out), ",\n   \"user_id\": {}\n  }}{}", m.user, i + 1 < moves.size() ? ",\n" : "\n");
+    }
+    out += ",\n   \"user_id\": ";
+    append_int(out, m.user);
+    out += i + 1 < moves.size() ? "\n  },\n" : "\n  }\n";
   }
   out += " ]";
 }
@@ -438,15 +491,16 @@ void append_pretty_moves(std::string& out, const std::vector<PlannedMove>& moves
 }  // namespace
 
 std::string plan_to_json(const Plan& plan) {
-  // The document minus its moves, with an empty array where they go; the
-  // key "moves" with an array value exists only at the top level.
-  Json doc = plan_document(plan, /*with_moves=*/false);
-  // Invalid UTF-8 in a name (directories are not always clean) becomes U+FFFD
-  // rather than an exception.
-  std::string text = doc.dump(-1, ' ', false, Json::error_handler_t::replace);
-  const std::string slot = "\"moves\":[]";
-  size_t at = text.find(slot);
-  return text.substr(0, at + slot.size() - 2) + moves_json(plan.moves) + text.substr(at + slot.size());
+  const CanonicalFrame f = canonical_frame(plan);
+  std::string out;
+  out.reserve(f.text.size() + plan.moves.size() * 130);
+  out.append(f.text, 0, f.cut);
+  for (size_t i = 0; i < plan.moves.size(); ++i) {
+    if (i) out += ',';
+    append_canonical_move(out, plan.moves[i]);
+  }
+  out.append(f.text, f.cut, std::string::npos);
+  return out;
 }
 
 std::string plan_to_pretty_json(const Plan& plan, const std::string& hash) {
@@ -477,7 +531,27 @@ std::string plan_to_pretty_json(const Plan& plan, const std::string& hash) {
   return out;
 }
 
-std::string plan_hash(const Plan& plan) { return hash_bytes(plan_to_json(plan)).hex(); }
+std::string plan_hash(const Plan& plan) {
+  // The hash of plan_to_json(plan), fed in pieces: the moves go through a
+  // small buffer instead of one string as large as the document.
+  constexpr size_t kChunk = 64 << 10;
+  const CanonicalFrame f = canonical_frame(plan);
+  Hasher h;
+  h.update(std::string_view(f.text).substr(0, f.cut));
+  std::string buf;
+  buf.reserve(kChunk + 512);
+  for (size_t i = 0; i < plan.moves.size(); ++i) {
+    if (i) buf += ',';
+    append_canonical_move(buf, plan.moves[i]);
+    if (buf.size() >= kChunk) {
+      h.update(buf);
+      buf.clear();
+    }
+  }
+  h.update(buf);
+  h.update(std::string_view(f.text).substr(f.cut));
+  return h.digest().hex();
+}
 
 Result<Plan> plan_from_json(std::string_view text) {
   Json doc = Json::parse(text, nullptr, false);

@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/plan.h"
+#include "util/hash.h"
 
 namespace mailshard {
 namespace {
@@ -90,6 +91,18 @@ TEST(PlanJson, PrettyIsTheCanonicalTextParsedAndDumpedAgain) {
   named.classes.back().mean_util = 1.0;
   named.warnings.push_back("\n \"moves\": []");
   EXPECT_EQ(plan_to_pretty_json(named, "h"), pretty_by_reparsing(named, "h"));
+}
+
+TEST(PlanJson, TheHashIsXxh3OfTheCanonicalTextAlsoWhenItIsHashedInPieces) {
+  Plan p = small_plan();
+  EXPECT_EQ(plan_hash(p), hash_bytes(plan_to_json(p)).hex());
+  // Enough moves to cross several of plan_hash's 64 KiB chunks.
+  for (int i = 0; i < 5000; ++i)
+    p.moves.push_back({100 + i, i % 7 ? "" : "name" + std::to_string(i), i % 3, 2, int64_t{1} << (i % 40), i * 0.37,
+                       MoveReason::kSpread, 1 + i % 3});
+  EXPECT_EQ(plan_hash(p), hash_bytes(plan_to_json(p)).hex());
+  p.moves.clear();
+  EXPECT_EQ(plan_hash(p), hash_bytes(plan_to_json(p)).hex());
 }
 
 TEST(PlanJson, BadDocumentsNameTheField) {
