@@ -25,17 +25,23 @@ std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const Execu
   if (K < 2) return moves;
   std::vector<double> dur(K);
   std::vector<double> work(S, 0.0);
-  std::vector<std::vector<size_t>> pending(S);
+  // A server's pending moves, longest first, each with the server at its
+  // other end.
+  struct Pending {
+    uint32_t move;
+    int32_t other;
+  };
+  std::vector<std::vector<Pending>> pending(S);
   for (size_t i = 0; i < K; ++i) {
     dur[i] = move_seconds(moves[i].bytes, model);
-    for (int32_t s : {moves[i].from, moves[i].to}) {
-      work[static_cast<size_t>(s)] += dur[i];
-      pending[static_cast<size_t>(s)].push_back(i);
-    }
+    const auto a = static_cast<size_t>(moves[i].from), b = static_cast<size_t>(moves[i].to);
+    work[a] += dur[i];
+    work[b] += dur[i];
+    pending[a].push_back({static_cast<uint32_t>(i), moves[i].to});
+    pending[b].push_back({static_cast<uint32_t>(i), moves[i].from});
   }
   for (auto& p : pending)
-    std::stable_sort(p.begin(), p.end(), [&](size_t a, size_t b) { return dur[a] > dur[b]; });
-  std::vector<size_t> head(S, 0);
+    std::stable_sort(p.begin(), p.end(), [&](const Pending& a, const Pending& b) { return dur[a.move] > dur[b.move]; });
   std::vector<int> free_slots(S, model.slots_per_server);
   std::vector<uint8_t> started(K, 0);
   std::vector<size_t> out;
@@ -47,27 +53,50 @@ std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const Execu
   double now = 0;
   double last_end = 0;
 
+  // What a try looks at: the first kScanLimit pending moves of a server that
+  // have not started. window[s] holds exactly the unstarted moves of
+  // pending[s][0, front[s]), in order; a started move leaves the windows of
+  // both its servers at once. Most tries find every partner busy, so they
+  // read one short array instead of walking the list past started moves.
+  std::vector<std::vector<Pending>> window(S);
+  std::vector<size_t> front(S, 0);
+  auto refill = [&](size_t s) {
+    auto& w = window[s];
+    const auto& p = pending[s];
+    while (w.size() < kScanLimit && front[s] < p.size()) {
+      const Pending& e = p[front[s]++];
+      if (!started[e.move]) w.push_back(e);
+    }
+  };
   // Server s fills its free slots with its longest pending moves whose other
   // end has a free slot too.
   auto try_start = [&](size_t s) {
-    auto& p = pending[s];
-    while (head[s] < p.size() && started[p[head[s]]]) ++head[s];
-    size_t scanned = 0;
-    for (size_t j = head[s]; j < p.size() && free_slots[s] > 0 && scanned < kScanLimit; ++j) {
-      size_t m = p[j];
-      if (started[m]) continue;
-      ++scanned;
-      auto a = static_cast<size_t>(moves[m].from), b = static_cast<size_t>(moves[m].to);
-      if (free_slots[a] <= 0 || free_slots[b] <= 0) continue;
+    if (free_slots[s] <= 0) return;
+    refill(s);
+    auto& w = window[s];
+    size_t keep = 0, i = 0;
+    for (; i < w.size() && free_slots[s] > 0; ++i) {
+      const Pending e = w[i];
+      const auto o = static_cast<size_t>(e.other);
+      if (free_slots[o] <= 0) {
+        w[keep++] = e;
+        continue;
+      }
+      const size_t m = e.move;
       started[m] = 1;
-      --free_slots[a];
-      --free_slots[b];
-      work[a] -= dur[m];
-      work[b] -= dur[m];
+      --free_slots[s];
+      --free_slots[o];
+      work[s] -= dur[m];
+      work[o] -= dur[m];
       out.push_back(m);
       running.emplace(now + dur[m], m);
       last_end = std::max(last_end, now + dur[m]);
+      auto& wo = window[o];
+      auto at = std::find_if(wo.begin(), wo.end(), [&](const Pending& x) { return x.move == m; });
+      if (at != wo.end()) wo.erase(at);
     }
+    for (; i < w.size(); ++i) w[keep++] = w[i];
+    w.resize(keep);
   };
   // The servers with the most remaining work choose first.
   auto by_work = [&](std::vector<size_t>& v) {

@@ -1,6 +1,7 @@
 #include "planners/user_index.h"
 
 #include <algorithm>
+#include <array>
 #include <utility>
 
 namespace mailshard::planner {
@@ -29,17 +30,15 @@ UserIndex::UserIndex(const Snapshot& snap, int64_t max_move_bytes) : snap_(snap)
     }
   }
   for (size_t s = 0; s < S; ++s) offsets_[s + 1] += offsets_[s];
-  ids_.resize(static_cast<size_t>(offsets_[S]));
-  sizes_.resize(ids_.size());
-  acts_.resize(ids_.size());
+  const auto total = static_cast<size_t>(offsets_[S]);
+  ids_ = std::make_unique_for_overwrite<int32_t[]>(total);
+  sizes_ = std::make_unique_for_overwrite<int64_t[]>(total);
+  acts_ = std::make_unique_for_overwrite<double[]>(total);
   std::vector<int64_t> fill(offsets_.begin(), offsets_.end() - 1);
   for (size_t u = 0; u < n; ++u) {
     if (!movable(u)) continue;
     auto s = static_cast<size_t>(snap.user_server[u]);
-    auto i = static_cast<size_t>(fill[s]++);
-    ids_[i] = static_cast<int32_t>(u);
-    sizes_[i] = snap.user_size[u];
-    acts_[i] = snap.user_activity[u];
+    ids_[static_cast<size_t>(fill[s]++)] = static_cast<int32_t>(u);
   }
   // Each group is in ascending id order now: the tie order of the sort.
   sorted_.assign(S, 0);
@@ -48,27 +47,54 @@ UserIndex::UserIndex(const Snapshot& snap, int64_t max_move_bytes) : snap_(snap)
 // Sorts one group by size, largest first, keeping ascending ids among equal
 // sizes: a stable LSD radix sort on the size (11-bit digits, as many passes
 // as the largest size needs), several times faster than a comparison sort
-// on the 10^4-10^5 users of a server.
+// on the 10^4-10^5 users of a server. Then writes the group's sizes and
+// activities in that order.
 void UserIndex::sort_group(int32_t server) const {
   const auto s = static_cast<size_t>(server);
   const auto b = static_cast<size_t>(offsets_[s]), e = static_cast<size_t>(offsets_[s + 1]);
   const size_t n = e - b;
   sorted_[s] = 1;
-  if (n < 2) return;
+  int32_t* ids = ids_.get() + b;
+  int64_t* sizes = sizes_.get() + b;
+  double* acts = acts_.get() + b;
+  auto gather = [&] {
+    for (size_t i = 0; i < n; ++i) {
+      const auto u = static_cast<size_t>(ids[i]);
+      sizes[i] = snap_.user_size[u];
+      acts[i] = snap_.user_activity[u];
+    }
+  };
+  if (n < 2) {
+    gather();
+    return;
+  }
   constexpr int kBits = 11;
   constexpr size_t kBuckets = size_t{1} << kBits;
+  if (key_.size() < n) {
+    key_.resize(n);
+    key2_.resize(n);
+    pos_.resize(n);
+    pos2_.resize(n);
+    ids_tmp_.resize(n);
+  }
+  uint64_t* key = key_.data();
+  uint64_t* key2 = key2_.data();
+  uint32_t* pos = pos_.data();
+  uint32_t* pos2 = pos2_.data();
   int64_t max_size = 0;
-  for (size_t i = b; i < e; ++i) max_size = std::max(max_size, sizes_[i]);
-  // Keys sort ascending; max - size makes that "largest first".
-  std::vector<uint64_t> key(n), key2(n);
-  std::vector<uint32_t> pos(n), pos2(n);
   for (size_t i = 0; i < n; ++i) {
-    key[i] = static_cast<uint64_t>(max_size - sizes_[b + i]);
+    const int64_t w = snap_.user_size[static_cast<size_t>(ids[i])];
+    sizes[i] = w;  // unsorted for now: the keys are read from here below
+    max_size = std::max(max_size, w);
+  }
+  // Keys sort ascending; max - size makes that "largest first".
+  for (size_t i = 0; i < n; ++i) {
+    key[i] = static_cast<uint64_t>(max_size - sizes[i]);
     pos[i] = static_cast<uint32_t>(i);
   }
-  std::vector<size_t> count(kBuckets);
+  std::array<size_t, kBuckets> count;
   for (int shift = 0; shift < 64 && (static_cast<uint64_t>(max_size) >> shift) != 0; shift += kBits) {
-    std::fill(count.begin(), count.end(), 0);
+    count.fill(0);
     for (size_t i = 0; i < n; ++i) ++count[(key[i] >> shift) & (kBuckets - 1)];
     size_t sum = 0;
     for (auto& c : count) sum += std::exchange(c, sum);
@@ -77,20 +103,13 @@ void UserIndex::sort_group(int32_t server) const {
       key2[d] = key[i];
       pos2[d] = pos[i];
     }
-    key.swap(key2);
-    pos.swap(pos2);
+    std::swap(key, key2);
+    std::swap(pos, pos2);
   }
-  std::vector<int32_t> ids(n);
-  std::vector<int64_t> sizes(n);
-  std::vector<double> acts(n);
-  for (size_t i = 0; i < n; ++i) {
-    ids[i] = ids_[b + pos[i]];
-    sizes[i] = sizes_[b + pos[i]];
-    acts[i] = acts_[b + pos[i]];
-  }
-  std::copy(ids.begin(), ids.end(), ids_.begin() + static_cast<ptrdiff_t>(b));
-  std::copy(sizes.begin(), sizes.end(), sizes_.begin() + static_cast<ptrdiff_t>(b));
-  std::copy(acts.begin(), acts.end(), acts_.begin() + static_cast<ptrdiff_t>(b));
+  int32_t* sorted_ids = ids_tmp_.data();
+  for (size_t i = 0; i < n; ++i) sorted_ids[i] = ids[pos[i]];
+  std::copy(sorted_ids, sorted_ids + n, ids);
+  gather();
 }
 
 }  // namespace mailshard::planner

@@ -4,11 +4,15 @@
 //
 // Columnar (id, size and activity arrays, CSR offsets) so 10 M users cost
 // 20 bytes each and no per-user heap object exists. A group is sorted the
-// first time it is read: most servers are never looked into.
+// first time it is read: most servers are never looked into. Only the ids
+// are written up front; a group's sizes and activities are written when it
+// is sorted, into arrays allocated without being zeroed, so the pages of
+// groups nobody reads are never touched (the kernel maps them lazily).
 // Thread-safety: not thread-safe (reads sort lazily); the planner is single-threaded.
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <span>
 #include <vector>
 
@@ -23,16 +27,16 @@ class UserIndex {
   // Movable users of `server`, largest first, and their sizes (same order).
   std::span<const int32_t> users(int32_t server) const {
     ensure_sorted(server);
-    return {ids_.data() + begin(server), count(server)};
+    return {ids_.get() + begin(server), count(server)};
   }
   std::span<const int64_t> sizes(int32_t server) const {
     ensure_sorted(server);
-    return {sizes_.data() + begin(server), count(server)};
+    return {sizes_.get() + begin(server), count(server)};
   }
   // Their activities (same order).
   std::span<const double> activities(int32_t server) const {
     ensure_sorted(server);
-    return {acts_.data() + begin(server), count(server)};
+    return {acts_.get() + begin(server), count(server)};
   }
   int64_t movable_bytes(int32_t server) const { return movable_bytes_[static_cast<size_t>(server)]; }
   // Users that may not move (pinned or too large) and their bytes.
@@ -53,10 +57,16 @@ class UserIndex {
 
   const Snapshot& snap_;
   std::vector<int64_t> offsets_;  // servers + 1
-  mutable std::vector<int32_t> ids_;
-  mutable std::vector<int64_t> sizes_;
-  mutable std::vector<double> acts_;
+  // Allocated without zeroing; ids_ is written whole by the constructor,
+  // sizes_ and acts_ only inside sorted groups (see above).
+  std::unique_ptr<int32_t[]> ids_;
+  mutable std::unique_ptr<int64_t[]> sizes_;
+  mutable std::unique_ptr<double[]> acts_;
   mutable std::vector<uint8_t> sorted_;
+  // Scratch of sort_group, kept between calls (sized to the largest group sorted).
+  mutable std::vector<uint64_t> key_, key2_;
+  mutable std::vector<uint32_t> pos_, pos2_;
+  mutable std::vector<int32_t> ids_tmp_;
   std::vector<int64_t> movable_bytes_, fixed_count_, fixed_bytes_, pinned_count_;
 };
 

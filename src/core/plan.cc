@@ -1,6 +1,8 @@
 #include "core/plan.h"
 
+#include <algorithm>
 #include <array>
+#include <charconv>
 #include <cmath>
 #include <limits>
 #include <type_traits>
@@ -329,52 +331,227 @@ void append_json_string(std::string& out, std::string_view s) {
   out += '"';
 }
 
-// The moves array, written directly: at 50 000 moves building it as a JSON
-// DOM costs ten times more than the plan took to compute. Keys in sorted
-// order like the rest of the canonical document; numbers as fmt writes them
-// (shortest text that reads back to the same double).
-std::string moves_json(const std::vector<PlannedMove>& moves) {
-  std::string out = "[";
-  out.reserve(moves.size() * 120 + 2);
-  for (size_t i = 0; i < moves.size(); ++i) {
-    const PlannedMove& m = moves[i];
-    if (i) out += ',';
-    fmt::format_to(std::back_inserter(out), "{{\"activity\":{},\"bytes\":{},\"from\":{},\"night\":{},\"reason\":\"{}\",\"to\":{},\"user\":",
-                   m.activity, m.bytes, m.from, m.night, move_reason_name(m.reason), m.to);
-    if (m.user_name.empty())
-      fmt::format_to(std::back_inserter(out), "\"{}\"", m.user);
-    else
-      append_json_string(out, m.user_name);
-    fmt::format_to(std::back_inserter(out), ",\"user_id\":{}}}", m.user);
-  }
-  out += ']';
-  return out;
+// Integers as fmt writes them, without a format string to parse.
+void append_int(std::string& out, int64_t v) {
+  const fmt::format_int f(v);
+  out.append(f.data(), f.size());
+}
+// Doubles as fmt's "{}" writes them: the shortest text that reads back to
+// the same double.
+void append_double(std::string& out, double v) {
+  char buf[64];
+  auto* end = fmt::format_to(buf, "{}", v);
+  out.append(buf, static_cast<size_t>(end - buf));
 }
 
-}  // namespace
+// One move of the canonical moves array, written directly: at 50 000 moves
+// building it as a JSON DOM costs ten times more than the plan took to
+// compute. Keys in sorted order like the rest of the canonical document;
+// numbers as fmt writes them (shortest text that reads back to the same
+// double).
+void append_canonical_move(std::string& out, const PlannedMove& m) {
+  out += "{\"activity\":";
+  append_double(out, m.activity);
+  out += ",\"bytes\":";
+  append_int(out, m.bytes);
+  out += ",\"from\":";
+  append_int(out, m.from);
+  out += ",\"night\":";
+  append_int(out, m.night);
+  out += ",\"reason\":\"";
+  out += move_reason_name(m.reason);
+  out += "\",\"to\":";
+  append_int(out, m.to);
+  out += ",\"user\":";
+  if (m.user_name.empty()) {
+    out += '"';
+    append_int(out, m.user);
+    out += '"';
+  } else {
+    append_json_string(out, m.user_name);
+  }
+  out += ",\"user_id\":";
+  append_int(out, m.user);
+  out += '}';
+}
 
-std::string plan_to_json(const Plan& plan) {
+// The canonical document without its moves, split where the moves array's
+// elements go: text = head + elements + tail.
+struct CanonicalFrame {
+  std::string text;
+  size_t cut = 0;  // just after the '[' of "moves":[]
+};
+CanonicalFrame canonical_frame(const Plan& plan) {
   // The document minus its moves, with an empty array where they go; the
   // key "moves" with an array value exists only at the top level.
   Json doc = plan_document(plan, /*with_moves=*/false);
   // Invalid UTF-8 in a name (directories are not always clean) becomes U+FFFD
   // rather than an exception.
-  std::string text = doc.dump(-1, ' ', false, Json::error_handler_t::replace);
-  const std::string slot = "\"moves\":[]";
-  size_t at = text.find(slot);
-  return text.substr(0, at + slot.size() - 2) + moves_json(plan.moves) + text.substr(at + slot.size());
+  CanonicalFrame f;
+  f.text = doc.dump(-1, ' ', false, Json::error_handler_t::replace);
+  const std::string_view slot = "\"moves\":[]";
+  f.cut = f.text.find(slot) + slot.size() - 1;
+  return f;
+}
+
+// Whether nlohmann's parser accepts s inside a string: well-formed UTF-8
+// (RFC 3629: no overlong forms, no surrogates, nothing above U+10FFFF).
+bool valid_utf8(std::string_view s) {
+  size_t i = 0;
+  const size_t n = s.size();
+  while (i < n) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    size_t len;
+    unsigned char lo = 0x80, hi = 0xBF;  // the allowed range of the second byte
+    if (c >= 0xC2 && c <= 0xDF) {
+      len = 2;
+    } else if (c >= 0xE0 && c <= 0xEF) {
+      len = 3;
+      if (c == 0xE0) lo = 0xA0;
+      if (c == 0xED) hi = 0x9F;
+    } else if (c >= 0xF0 && c <= 0xF4) {
+      len = 4;
+      if (c == 0xF0) lo = 0x90;
+      if (c == 0xF4) hi = 0x8F;
+    } else {
+      return false;
+    }
+    if (n - i < len) return false;
+    const auto c1 = static_cast<unsigned char>(s[i + 1]);
+    if (c1 < lo || c1 > hi) return false;
+    for (size_t k = 2; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += len;
+  }
+  return true;
+}
+
+// One number of a move as the pretty dump prints it after parsing the
+// canonical text: fmt's text of an integer ("3", "-0") parses as an
+// integer and prints as one; anything else parses as the same double
+// (fmt's text reads back exactly) and prints as nlohmann prints doubles.
+void append_reparsed_double(std::string& out, double v) {
+  char buf[64];
+  auto* end = fmt::format_to(buf, "{}", v);
+  std::string_view t(buf, static_cast<size_t>(end - buf));
+  const size_t digits_from = !t.empty() && t[0] == '-' ? 1 : 0;
+  const bool integral = t.size() > digits_from &&
+                        t.find_first_not_of("0123456789", digits_from) == std::string_view::npos;
+  if (integral) {
+    int64_t i = 0;
+    std::from_chars(t.data(), t.data() + t.size(), i);  // at most 16 digits: fmt writes larger values with an exponent
+    append_int(out, i);
+  } else {
+    out += Json(v).dump();
+  }
+}
+
+// The moves array as nlohmann's dump(1) of the parsed canonical document
+// prints it: the array at depth 1, each move an object at depth 2 with its
+// keys sorted, strings escaped by nlohmann itself.
+void append_pretty_moves(std::string& out, const std::vector<PlannedMove>& moves) {
+  if (moves.empty()) {
+    out += "[]";
+    return;
+  }
+  out += "[\n";
+  for (size_t i = 0; i < moves.size(); ++i) {
+    const PlannedMove& m = moves[i];
+    out += "  {\n   \"activity\": ";
+    append_reparsed_double(out, m.activity);
+    out += ",\n   \"bytes\": ";
+    append_int(out, m.bytes);
+    out += ",\n   \"from\": ";
+    append_int(out, m.from);
+    out += ",\n   \"night\": ";
+    append_int(out, m.night);
+    out += ",\n   \"reason\": \"";
+    out += move_reason_name(m.reason);
+    out += "\",\n   \"to\": ";
+    append_int(out, m.to);
+    out += ",\n   \"user\": ";
+    if (m.user_name.empty()) {
+      out += '"';
+      append_int(out, m.user);
+      out += '"';
+    } else {
+      out += Json(m.user_name).dump(-1, ' ', false, Json::error_handler_t::replace);
+    }
+    out += ",\n   \"user_id\": ";
+    append_int(out, m.user);
+    out += i + 1 < moves.size() ? "\n  },\n" : "\n  }\n";
+  }
+  out += " ]";
+}
+
+}  // namespace
+
+std::string plan_to_json(const Plan& plan) {
+  const CanonicalFrame f = canonical_frame(plan);
+  std::string out;
+  out.reserve(f.text.size() + plan.moves.size() * 130);
+  out.append(f.text, 0, f.cut);
+  for (size_t i = 0; i < plan.moves.size(); ++i) {
+    if (i) out += ',';
+    append_canonical_move(out, plan.moves[i]);
+  }
+  out.append(f.text, f.cut, std::string::npos);
+  return out;
 }
 
 std::string plan_to_pretty_json(const Plan& plan, const std::string& hash) {
-  std::string canonical = plan_to_json(plan);
-  Json doc = Json::parse(canonical, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded())  // a name with invalid UTF-8: keep the canonical text, hash first
+  // The text is defined as the canonical document parsed and dumped again
+  // with one space of indent. Parsing 10^4 moves into a DOM costs more than
+  // the plan took to compute, so the same bytes are written directly: the
+  // rest of the document is a small DOM dumped as is (a dump parses back to
+  // an equal DOM), the moves are written as that dump writes them.
+  if (!std::all_of(plan.moves.begin(), plan.moves.end(), [](const PlannedMove& m) { return valid_utf8(m.user_name); })) {
+    // A name with invalid UTF-8: the canonical text does not parse; keep it, hash first.
+    std::string canonical = plan_to_json(plan);
     return "{\"plan_hash\":\"" + hash + "\"," + canonical.substr(1) + "\n";
+  }
+  Json doc = plan_document(plan, /*with_moves=*/false);
   doc["plan_hash"] = hash;
-  return doc.dump(1, ' ', false, Json::error_handler_t::replace) + "\n";
+  std::string text = doc.dump(1, ' ', false, Json::error_handler_t::replace);
+  // The top-level key sits at indent 1 on its own line: nothing inside a
+  // string can look like this (newlines in strings are escaped).
+  const std::string_view slot = "\n \"moves\": []";
+  const size_t at = text.find(slot);
+  const size_t cut = at + slot.size() - 2;  // before "[]"
+  std::string out;
+  out.reserve(text.size() + plan.moves.size() * 200 + 2);
+  out.append(text, 0, cut);
+  append_pretty_moves(out, plan.moves);
+  out.append(text, cut + 2, std::string::npos);
+  out += '\n';
+  return out;
 }
 
-std::string plan_hash(const Plan& plan) { return hash_bytes(plan_to_json(plan)).hex(); }
+std::string plan_hash(const Plan& plan) {
+  // The hash of plan_to_json(plan), fed in pieces: the moves go through a
+  // small buffer instead of one string as large as the document.
+  constexpr size_t kChunk = 64 << 10;
+  const CanonicalFrame f = canonical_frame(plan);
+  Hasher h;
+  h.update(std::string_view(f.text).substr(0, f.cut));
+  std::string buf;
+  buf.reserve(kChunk + 512);
+  for (size_t i = 0; i < plan.moves.size(); ++i) {
+    if (i) buf += ',';
+    append_canonical_move(buf, plan.moves[i]);
+    if (buf.size() >= kChunk) {
+      h.update(buf);
+      buf.clear();
+    }
+  }
+  h.update(buf);
+  h.update(std::string_view(f.text).substr(f.cut));
+  return h.digest().hex();
+}
 
 Result<Plan> plan_from_json(std::string_view text) {
   Json doc = Json::parse(text, nullptr, false);

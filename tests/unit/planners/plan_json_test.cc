@@ -4,6 +4,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/plan.h"
+#include "util/hash.h"
 
 namespace mailshard {
 namespace {
@@ -49,6 +50,59 @@ TEST(PlanJson, PrettyCarriesTheHashAndInvalidUtf8DoesNotThrow) {
   std::string out = plan_to_pretty_json(p, "h");
   EXPECT_EQ(out.rfind("{\"plan_hash\":\"h\",", 0), 0u);
   EXPECT_NE(text.find("bad\xff\xfename"), std::string::npos);
+}
+
+// plan_to_pretty_json is defined as the canonical text parsed and dumped
+// again (indent 1, the hash added); it writes those bytes without the parse.
+std::string pretty_by_reparsing(const Plan& p, const std::string& hash) {
+  auto doc = nlohmann::json::parse(plan_to_json(p));
+  doc["plan_hash"] = hash;
+  return doc.dump(1, ' ', false, nlohmann::json::error_handler_t::replace) + "\n";
+}
+
+TEST(PlanJson, PrettyIsTheCanonicalTextParsedAndDumpedAgain) {
+  Plan p = small_plan();
+  EXPECT_EQ(plan_to_pretty_json(p, "abc"), pretty_by_reparsing(p, "abc"));
+  // Numbers whose text changes on the way through a parse: integral doubles
+  // (fmt writes "2", which reads back as an integer), -0, tiny, huge, and
+  // values where two shortest-text algorithms may disagree.
+  const double values[] = {0.0,     -0.0,    2.0,   1e-5,    1e15,  1e16,   123456.789, 0.1 + 0.2, 5e-324,
+                           1.7976931348623157e308, 9007199254740993.0, 0.3, 1.0 / 3, 4.35, 1234.5678, 7e22};
+  for (double v : values) {
+    Plan q = small_plan();
+    q.moves[0].activity = v;
+    EXPECT_EQ(plan_to_pretty_json(q, "h"), pretty_by_reparsing(q, "h")) << v;
+  }
+  // Names nlohmann escapes differently from the canonical writer (\b, \f),
+  // DEL, multi-byte UTF-8, a name that looks like the id of another user.
+  for (std::string name : {std::string("a\bb\fc\x7f"), std::string("z\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80"), std::string("12"),
+                           std::string("\"moves\": []"), std::string(1, '\0')}) {
+    Plan q = small_plan();
+    q.moves[1].user_name = name;
+    EXPECT_EQ(plan_to_pretty_json(q, "h"), pretty_by_reparsing(q, "h")) << name;
+  }
+  Plan none = small_plan();
+  none.moves.clear();
+  EXPECT_EQ(plan_to_pretty_json(none, "h"), pretty_by_reparsing(none, "h"));
+  Plan named = small_plan();
+  named.servers[1].name = "bad\xffserver";
+  named.classes.push_back({});
+  named.classes.back().name = "std";
+  named.classes.back().mean_util = 1.0;
+  named.warnings.push_back("\n \"moves\": []");
+  EXPECT_EQ(plan_to_pretty_json(named, "h"), pretty_by_reparsing(named, "h"));
+}
+
+TEST(PlanJson, TheHashIsXxh3OfTheCanonicalTextAlsoWhenItIsHashedInPieces) {
+  Plan p = small_plan();
+  EXPECT_EQ(plan_hash(p), hash_bytes(plan_to_json(p)).hex());
+  // Enough moves to cross several of plan_hash's 64 KiB chunks.
+  for (int i = 0; i < 5000; ++i)
+    p.moves.push_back({100 + i, i % 7 ? "" : "name" + std::to_string(i), i % 3, 2, int64_t{1} << (i % 40), i * 0.37,
+                       MoveReason::kSpread, 1 + i % 3});
+  EXPECT_EQ(plan_hash(p), hash_bytes(plan_to_json(p)).hex());
+  p.moves.clear();
+  EXPECT_EQ(plan_hash(p), hash_bytes(plan_to_json(p)).hex());
 }
 
 TEST(PlanJson, BadDocumentsNameTheField) {
