@@ -502,7 +502,7 @@ from_example() {
       -e "s#cn=dovecot-proxy,ou=services,dc=example,dc=org#cn=reader,dc=example,dc=org#g" \
       -e "s#cn=perdition%2cou=services%2cdc=example%2cdc=org#cn=reader%2cdc=example%2cdc=org#g" \
       -e "s#CHANGE-ME#readersecret#g" "$@" "$src" >"$dst"
-  if grep -nE 'CHANGE-ME|example\.org;|0\.0\.0\.0:|9143|ldap\.example\.org|parking\.example\.org|192\.0\.2\.|10\.0\.0\.[0-9]|/etc/dovecot' "$dst" >&2; then
+  if grep -nE 'CHANGE-ME|example\.org;|0\.0\.0\.0:|127\.0\.0\.1:9143/|ldap\.example\.org|parking\.example\.org|192\.0\.2\.|10\.0\.0\.[0-9]|/etc/dovecot' "$dst" >&2; then
     die "$src: the lines above kept an example placeholder (lab.sh's substitutions are out of date)"
   fi
   local mark="#"; [[ $dst == *.lua ]] && mark="--"
