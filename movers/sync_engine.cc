@@ -14,6 +14,7 @@
 
 #include "movers/maildir_rules.h"
 #include "movers/token_bucket.h"
+#include "movers/transfer_policy.h"
 #include "movers/tree_diff.h"
 #include "util/interrupt.h"
 #include "util/strings.h"
@@ -863,8 +864,8 @@ class PassRunner {
     });
   }
 
-  // How one metadata file travels.
-  enum class Method { kWhole, kTail, kBlocks, kDelta };
+  // How one metadata file travels (movers/transfer_policy.h).
+  using Method = TransferMethod;
 
   // What a metadata batch did, applied to the pass by merge_metadata(): the
   // batch runs in its own thread and touches none of the pass' shared state.
@@ -996,26 +997,40 @@ class PassRunner {
         continue;
       }
       Transfer t{i, Method::kWhole, whole_spec(S(it.rel)), WriteSpec::Kind::kNew};
-      bool in_place = it.cls == FileClass::kInPlace;
-      uint32_t bs = se && se->block_size ? se->block_size : diff_block_size(r.attrs.size);
-      int64_t basis = se ? se->attrs.size : (dr ? dr->attrs.size : -1);
-      if (se && se->has_hash && r.prefix_hash && *r.prefix_hash == se->hash && r.attrs.size > se->attrs.size) {
-        t.method = Method::kTail;  // appended: the prefix is what we sent last time
-        t.spec.offset = se->attrs.size;
-        t.kind = WriteSpec::Kind::kPatch;
-      } else if (se && in_place && se->block_size && !se->blocks.empty()) {
-        t.method = Method::kBlocks;
-        t.spec.mode = ReadSpec::Mode::kBlockDiff;
-        t.spec.old_blocks = se->blocks;
-        t.kind = WriteSpec::Kind::kPatch;
-      } else if (basis >= kDeltaMinBytes && r.attrs.size >= kDeltaMinBytes) {
-        t.method = Method::kDelta;
-        t.spec.mode = ReadSpec::Mode::kDelta;
-        t.kind = WriteSpec::Kind::kDelta;
+      std::string_view name = std::string_view(it.rel).substr(it.rel.rfind('/') + 1);
+      TransferFacts facts;
+      facts.cls = it.cls;
+      facts.name = name;
+      facts.frozen = frozen_;
+      facts.size = r.attrs.size;
+      facts.basis_size = se ? se->attrs.size : (dr ? dr->attrs.size : -1);
+      facts.appended = se && se->has_hash && r.prefix_hash && *r.prefix_hash == se->hash && r.attrs.size > se->attrs.size;
+      if (se) {
+        facts.state_block_size = se->block_size;
+        facts.state_blocks = se->blocks.size();
       }
-      if (in_place) {
+      t.method = choose_transfer(facts);
+      switch (t.method) {
+        case Method::kTail:  // appended: the prefix is what we sent last time
+          t.spec.offset = se->attrs.size;
+          t.kind = WriteSpec::Kind::kPatch;
+          break;
+        case Method::kBlocks:  // only the source is read; the state holds the destination's block hashes
+          t.spec.mode = ReadSpec::Mode::kBlockDiff;
+          t.spec.old_blocks = se->blocks;
+          t.kind = WriteSpec::Kind::kPatch;
+          break;
+        case Method::kDelta:
+          t.spec.mode = ReadSpec::Mode::kDelta;
+          t.kind = WriteSpec::Kind::kDelta;
+          break;
+        case Method::kWhole: break;
+      }
+      // Block hashes of what the destination will hold, for the next pass's
+      // block diff (a block diff must use the state's block size).
+      if (uint32_t bs = block_hashes_for(it.cls, name, r.attrs.size)) {
         t.spec.want_blocks = true;
-        t.spec.block_size = bs;
+        t.spec.block_size = se && se->block_size ? se->block_size : bs;
         t.spec.block_seed = st_.block_seed;
       }
       transfers.push_back(std::move(t));
@@ -1163,7 +1178,7 @@ class PassRunner {
             es.attrs = done[n].attrs;
             es.has_hash = true;
             es.hash = w.hash;
-            if (it.cls == FileClass::kInPlace) {
+            if (t.spec.want_blocks) {
               es.block_size = t.spec.block_size;
               es.blocks = std::move(done[n].trailer.new_blocks);
             }
@@ -1171,7 +1186,7 @@ class PassRunner {
             out.written.emplace_back(it.rel, w.hash);
             out.touched.push_back(parent_of(it.rel));
             ++out.stats.metadata_sent;
-            spdlog::debug("metadata '{}': method {}, {} bytes sent", it.rel, static_cast<int>(t.method), w.body_bytes);
+            spdlog::debug("metadata '{}': {}, {} bytes sent", it.rel, transfer_method_name(t.method), w.body_bytes);
             switch (t.method) {
               case Method::kWhole: ++out.stats.whole; break;
               case Method::kTail: ++out.stats.tails; break;
