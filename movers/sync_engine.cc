@@ -147,6 +147,8 @@ class PassRunner {
     // Otherwise the state is the truth and the destination is not scanned.
     bool list_dst = st_.dirty || st_.dirs.empty() || (audit_ && kind_ == PassKind::kWarm);
     st_.dirty = true;
+    st_.last_changes_known = false;
+    st_.last_changed.clear();
 
     // The metadata files the state knows are checked and sent by a thread of
     // their own, overlapping the listing and the message work: the batch
@@ -306,6 +308,8 @@ class PassRunner {
     st_.dirty = false;
     st_.passes += 1;
     st_.last_written = std::move(written_);
+    st_.last_changed = std::move(changed_);
+    st_.last_changes_known = true;
     timer.finish();
     return stats_;
   }
@@ -322,6 +326,9 @@ class PassRunner {
     if (d != st_.dirs.end()) d->second.entries.erase(last_of(rel));
   }
   void touch(const std::string& rel_dir) { touched_.insert(rel_dir); }
+  // A destination path this pass changed other than by writing a file (see
+  // SyncState::last_changed).
+  void changed(std::string rel) { changed_.push_back(std::move(rel)); }
 
   // Applies ops; calls done(i, status) for each. Ops are sent in chunks so a
   // 100k-delete pass is a few round trips.
@@ -415,6 +422,7 @@ class PassRunner {
           return Error(s.error()).context("remove stale temp file");
         ++stats_.temps_removed;
         touch(parent_of(temps[i].path));
+        changed(temps[i].path.substr(e_.dst_home_.empty() ? 0 : e_.dst_home_.size() + 1));
         return {};
       }));
     }
@@ -465,6 +473,7 @@ class PassRunner {
       ds.attrs = dirs[i].attrs;
       ds.attrs.mtime_ns = -1;  // set at the end of the pass
       ++stats_.dirs_created;
+      changed(dirs[i].path);
       if (!dirs[i].path.empty()) touch(parent_of(dirs[i].path));
       else if (!e_.dst_home_.empty()) parents_created_.push_back(parent_of(e_.dst_home_));
       return {};
@@ -487,6 +496,8 @@ class PassRunner {
       EntryState* se = entry(from);
       EntryState moved = se ? *se : EntryState{};
       erase(from);
+      changed(from);
+      changed(to);
       if (!s.ok()) {
         // Gone on the destination (a repeated pass, or someone deleted it):
         // copy it again instead.
@@ -605,7 +616,10 @@ class PassRunner {
         ++stats_.attrs_fixed;
         return {};
       }));
-    for (auto& [rel, es] : fix_entries) put(rel, std::move(es));
+    for (auto& [rel, es] : fix_entries) {
+      changed(rel);
+      put(rel, std::move(es));
+    }
     return {};
   }
 
@@ -857,6 +871,7 @@ class PassRunner {
       es.type = EntryType::kSymlink;
       es.attrs = res[i].attrs;
       es.link_target = res[i].link_target;
+      changed(paths[i]);
       put(paths[i], std::move(es));
       ++stats_.symlinks;
       touch(parent_of(paths[i]));
@@ -876,6 +891,7 @@ class PassRunner {
     std::vector<std::pair<std::string, Hash128>> written;
     std::vector<std::string> touched;
     std::vector<std::string> type_changed;  // no longer regular files when stat'ed
+    std::vector<std::string> changed;       // attributes set without content
     std::optional<Error> error;
   };
 
@@ -992,6 +1008,7 @@ class PassRunner {
           op.attr_mask = TreeOp::kAllAttrs;
           attr_ops.push_back(std::move(op));
           attr_items.push_back(i);
+          out.changed.push_back(it.rel);
         }
         out.puts.emplace_back(it.rel, std::move(es));
         continue;
@@ -1258,6 +1275,7 @@ class PassRunner {
     for (auto& [rel, es] : out.puts) put(rel, std::move(es));
     for (auto& w : out.written) written_.push_back(std::move(w));
     for (auto& t : out.touched) touch(t);
+    for (auto& c : out.changed) changed(std::move(c));
     if (out.error) return std::move(*out.error);
     return run_deletes(std::move(out.vanished), "delete");
   }
@@ -1331,6 +1349,7 @@ class PassRunner {
       }
       if (!same_kept_attrs(d.attrs, s.attrs)) {
         ++stats_.audit_mismatches;
+        changed(kept[i]);
         TreeOp op;
         op.kind = TreeOp::Kind::kSetAttrs;
         op.path = D(kept[i]);
@@ -1367,6 +1386,7 @@ class PassRunner {
     auto done = [&](size_t i, const Status& s) -> Status {
       const auto& [p, t] = list[i];
       if (!s.ok() && s.error().code() != ErrorCode::kNotFound) return Error(s.error()).context(what);
+      changed(p);
       if (t == EntryType::kDir) {
         st_.dirs.erase(p);
         touched_.erase(p);
@@ -1403,6 +1423,7 @@ class PassRunner {
     return apply(ops, [&](size_t k, const Status& s) -> Status {
       if (!s.ok()) return Error(s.error()).context("directory attributes");
       st_.dirs[dirs[idx[k]].path].attrs = dirs[idx[k]].attrs;
+      changed(dirs[idx[k]].path);
       return {};
     });
   }
@@ -1447,6 +1468,7 @@ class PassRunner {
   std::set<std::string> touched_;
   std::vector<std::string> parents_created_;
   std::vector<std::pair<std::string, Hash128>> written_;
+  std::vector<std::string> changed_;
 };
 
 Result<PassStats> SyncEngine::warm_pass(SyncState& state, bool audit) {
