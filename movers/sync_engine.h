@@ -56,6 +56,8 @@ struct SyncOptions {
   // syncfs() per batch (default; measured 3-7x cheaper than an fsync per file
   // here, which costs a journal commit each) or an fsync of every file
   // (scoped to our files: for a filesystem shared with heavy other writers).
+  // Warm passes only: the frozen and metadata passes always fsync each file,
+  // so the lockout does not wait for other writers' data.
   Durability durability = Durability::kSyncfs;
   size_t batch_files = 10000;        // files per reader/writer batch (made durable in sub-batches of 1000)
   int64_t batch_bytes = 512ll << 20; // bytes per reader/writer batch
