@@ -2,6 +2,8 @@
 // frozen pass left, and the source's drift since then (see sync_engine.h).
 #include <chrono>
 #include <thread>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -12,64 +14,116 @@
 
 namespace mailshard {
 
+namespace {
+std::string_view last_of(const std::string& p) { return std::string_view(p).substr(p.rfind('/') + 1); }
+}  // namespace
+
 Result<VerifyReport> SyncEngine::verify_frozen_copy(const SyncState& state) {
   auto t0 = std::chrono::steady_clock::now();
   VerifyReport rep;
   std::vector<std::string>& bad = rep.mismatches;
-  // Each side is listed and diffed against the state in its own thread.
+  // The destination is listed only when the state cannot say what the last
+  // pass changed there (a state read back from the journal); otherwise the
+  // names that pass changed are checked one by one: everything else on the
+  // destination is what earlier passes wrote and verified, and no one else
+  // writes to the staging copy.
+  const bool list_dst = !state.last_changes_known;
+  // The source is listed and diffed against the state in a thread of its own.
   Result<TreeListing> sl = Error::internal("unset"), dl = Error::internal("unset");
   TreePlan d, s;
-  {
-    std::thread t([&] {
-      dl = dst_.list_tree(dst_home_);
-      if (dl.ok()) d = diff_tree(*dl, state, nullptr);
-    });
+  std::thread src_thread([&] {
     sl = src_.list_tree(src_home_);
     if (sl.ok()) s = diff_tree(*sl, state, nullptr);
-    t.join();
-  }
-  if (!sl.ok()) return std::move(sl).error().context("verify: list source " + src_.describe());
-  if (!dl.ok()) return std::move(dl).error().context("verify: list destination " + dst_.describe());
+  });
+  struct JoinOnExit {
+    std::thread& t;
+    ~JoinOnExit() {
+      if (t.joinable()) t.join();
+    }
+  } join_on_exit{src_thread};
+
+  std::unordered_map<std::string, Hash128> written(state.last_written.begin(), state.last_written.end());
+  auto state_entry = [&](const std::string& p) -> const EntryState* {
+    auto slash = p.rfind('/');
+    auto dir = state.dirs.find(slash == std::string::npos ? std::string() : p.substr(0, slash));
+    if (dir == state.dirs.end()) return nullptr;
+    auto it = dir->second.entries.find(slash == std::string::npos ? p : p.substr(slash + 1));
+    return it == dir->second.entries.end() ? nullptr : &it->second;
+  };
 
   // 1. Names and types on the destination are exactly the state's.
-  rep.entries_compared = static_cast<int64_t>(d.entries);
-  for (const auto& m : d.mkdirs) bad.push_back(fmt::format("extra directory on the destination: '{}'", printable(m.path)));
-  for (const auto& [from, to] : d.renames)
-    bad.push_back(fmt::format("'{}' is named '{}' on the destination", printable(from), printable(to)));
-  for (const auto& e : d.new_entries) bad.push_back(fmt::format("extra on the destination: '{}'", printable(e.path)));
-  for (const auto& [p, t] : d.early_deletes) bad.push_back(fmt::format("'{}' changed type on the destination", printable(p)));
-  for (const auto& [p, t] : d.deletes) bad.push_back(fmt::format("missing on the destination: '{}'", printable(p)));
+  if (list_dst) {
+    dl = dst_.list_tree(dst_home_);
+    if (!dl.ok()) return std::move(dl).error().context("verify: list destination " + dst_.describe());
+    d = diff_tree(*dl, state, nullptr);
+    rep.entries_compared = static_cast<int64_t>(d.entries);
+    for (const auto& m : d.mkdirs) bad.push_back(fmt::format("extra directory on the destination: '{}'", printable(m.path)));
+    for (const auto& [from, to] : d.renames)
+      bad.push_back(fmt::format("'{}' is named '{}' on the destination", printable(from), printable(to)));
+    for (const auto& e : d.new_entries) bad.push_back(fmt::format("extra on the destination: '{}'", printable(e.path)));
+    for (const auto& [p, t] : d.early_deletes) bad.push_back(fmt::format("'{}' changed type on the destination", printable(p)));
+    for (const auto& [p, t] : d.deletes) bad.push_back(fmt::format("missing on the destination: '{}'", printable(p)));
+  }
 
   // 2. Attributes of everything but messages, and content hashes of what the
-  //    last pass wrote and of every uidlist, against what was recorded.
-  std::unordered_map<std::string, Hash128> written(state.last_written.begin(), state.last_written.end());
+  //    last pass wrote and of every uidlist, against what was recorded. Without
+  //    a listing also: every name the last pass changed (it is there as the
+  //    state says, or it is gone), and every directory of the state.
   std::vector<StatRequest> req;
-  std::vector<const EntryState*> want;
+  std::vector<const EntryState*> want;  // nullptr: must not exist
   std::vector<std::string> paths;
+  std::unordered_set<std::string> asked;
+  auto ask = [&](std::string p, const EntryState* e) {
+    if (!asked.insert(p).second) return;
+    bool hash = e && e->type == EntryType::kFile && (written.count(p) > 0 || (is_uid_list(last_of(p)) && e->has_hash));
+    req.push_back({join_path(dst_home_, p), HashSpec{hash, -1}});
+    want.push_back(e);
+    paths.push_back(std::move(p));
+  };
   for (const auto& [dpath, ds] : state.dirs) {
+    std::string_view last = std::string_view(dpath).substr(dpath.rfind('/') + 1);
+    bool message_dir = last == "cur" || last == "new";
+    // Without a listing, what the last pass did in cur/ and new/ is in
+    // last_written and last_changed (below): the 100k entries of a big
+    // mailbox are not walked.
+    if (message_dir && !list_dst) continue;
     for (const auto& [name, e] : ds.entries) {
-      std::string p = join_path(dpath, name);
-      bool hash = written.count(p) > 0 || (is_uid_list(name) && e.has_hash);
-      std::string_view last = std::string_view(dpath).substr(dpath.rfind('/') + 1);
-      bool message = e.type == EntryType::kFile && (last == "cur" || last == "new");
-      if (message && !hash) continue;  // immutable and verified when copied; its name carries size and flags
-      req.push_back({join_path(dst_home_, p), HashSpec{hash, -1}});
-      want.push_back(&e);
-      paths.push_back(std::move(p));
+      // Messages are immutable and were verified when copied; their names
+      // carry size and flags. Those the last pass wrote or linked are below.
+      if (message_dir && e.type == EntryType::kFile) continue;
+      ask(join_path(dpath, name), &e);
+    }
+  }
+  for (const auto& [p, h] : state.last_written) ask(p, state_entry(p));
+  std::vector<std::string> dir_paths;
+  if (!list_dst) {
+    for (const auto& p : state.last_changed)
+      if (!state.dirs.count(p)) ask(p, state_entry(p));
+    for (const auto& [dpath, ds] : state.dirs) {
+      dir_paths.push_back(dpath);
+      req.push_back({join_path(dst_home_, dpath), {}});
     }
   }
   auto res = dst_.stat(req);
   if (!res.ok()) return std::move(res).error().context("verify: stat destination");
-  for (size_t i = 0; i < req.size(); ++i) {
+  for (size_t i = 0; i < paths.size(); ++i) {
     const StatResult& r = (*res)[i];
-    const EntryState& e = *want[i];
-    if (r.error) {
-      if (r.error->code() != ErrorCode::kNotFound)  // missing ones are reported above
+    const EntryState* ep = want[i];
+    if (!ep) {  // changed by the last pass and not in the state: removed
+      if (!r.error) bad.push_back(fmt::format("extra on the destination: '{}'", printable(paths[i])));
+      else if (r.error->code() != ErrorCode::kNotFound)
         bad.push_back(fmt::format("'{}': {}", printable(paths[i]), r.error->message()));
       continue;
     }
+    if (r.error) {
+      if (r.error->code() != ErrorCode::kNotFound) bad.push_back(fmt::format("'{}': {}", printable(paths[i]), r.error->message()));
+      else if (!list_dst) bad.push_back(fmt::format("missing on the destination: '{}'", printable(paths[i])));
+      continue;  // (with a listing, missing ones are reported above)
+    }
+    const EntryState& e = *ep;
     std::vector<std::string> diffs;
     const FileAttrs &x = e.attrs, &y = r.attrs;
+    if (y.type != e.type) diffs.push_back("type");
     if (x.mode != y.mode) diffs.push_back(fmt::format("mode {:o} != {:o}", x.mode, y.mode));
     if (x.uid != y.uid || x.gid != y.gid) diffs.push_back(fmt::format("owner {}:{} != {}:{}", x.uid, x.gid, y.uid, y.gid));
     if (e.type != EntryType::kSymlink && x.mtime_ns != y.mtime_ns)
@@ -79,13 +133,26 @@ Result<VerifyReport> SyncEngine::verify_frozen_copy(const SyncState& state) {
       diffs.push_back(fmt::format("symlink target '{}' != '{}'", printable(e.link_target), printable(r.link_target)));
     if (r.hash) {
       ++rep.files_hashed;
-      if (is_uid_list(paths[i].substr(paths[i].rfind('/') + 1))) ++rep.uidlists_checked;
+      if (is_uid_list(last_of(paths[i]))) ++rep.uidlists_checked;
       auto w = written.find(paths[i]);
       const Hash128& expect = w != written.end() ? w->second : e.hash;
       if (!(expect == *r.hash)) diffs.push_back("content hash differs from the copied source");
     }
     if (!diffs.empty()) bad.push_back(fmt::format("'{}' differs: {}", printable(paths[i]), join(diffs, ", ")));
   }
+  for (size_t k = 0; k < dir_paths.size(); ++k) {
+    const StatResult& r = (*res)[paths.size() + k];
+    if (r.error && r.error->code() == ErrorCode::kNotFound)
+      bad.push_back(fmt::format("directory missing on the destination: '{}'", printable(dir_paths[k])));
+    else if (r.error)
+      bad.push_back(fmt::format("'{}': {}", printable(dir_paths[k]), r.error->message()));
+    else if (r.attrs.type != EntryType::kDir)
+      bad.push_back(fmt::format("'{}' is not a directory on the destination", printable(dir_paths[k])));
+  }
+  if (!list_dst) rep.entries_compared = static_cast<int64_t>(req.size());
+
+  src_thread.join();
+  if (!sl.ok()) return std::move(sl).error().context("verify: list source " + src_.describe());
 
   // 3. The source since the pass: only new messages (late deliveries) are fine.
   for (const auto& [from, to] : s.renames)

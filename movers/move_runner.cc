@@ -665,11 +665,15 @@ Status MoveRunner::compare_mailbox_status(Ctx& c) {
   std::vector<std::string> uidlists;        // paths relative to the home
   for (const auto& [dpath, ds] : c.state.dirs) {
     std::string_view last = std::string_view(dpath).substr(dpath.rfind('/') + 1);
-    bool msg_dir = last == "cur" || last == "new";
-    for (const auto& [name, e] : ds.entries) {
-      if (msg_dir && e.type == EntryType::kFile) ++messages[dirname_of(dpath)];
-      if (!msg_dir && e.type == EntryType::kFile && name == "dovecot-uidlist") uidlists.push_back(join_path(dpath, name));
+    if (last == "cur" || last == "new") {
+      // Counted per directory: a 100k-message home is 100k entries here.
+      int64_t n = 0;
+      for (const auto& [name, e] : ds.entries) n += e.type == EntryType::kFile;
+      messages[dirname_of(dpath)] += n;
+      continue;
     }
+    if (auto it = ds.entries.find("dovecot-uidlist"); it != ds.entries.end() && it->second.type == EntryType::kFile)
+      uidlists.push_back(join_path(dpath, it->first));
   }
   std::vector<std::string> paths;
   for (const auto& u : uidlists) paths.push_back(join_path(c.dst_staging, u));

@@ -14,6 +14,7 @@
 
 #include "movers/maildir_rules.h"
 #include "movers/token_bucket.h"
+#include "movers/transfer_policy.h"
 #include "movers/tree_diff.h"
 #include "util/interrupt.h"
 #include "util/strings.h"
@@ -134,7 +135,12 @@ class PassRunner {
     stats_.audit = audit;
     if (e_.options_.bwlimit_bytes_per_s > 0)
       bucket_ = std::make_unique<TokenBucket>(e_.options_.bwlimit_bytes_per_s, e_.clock_);
-    wopts_.durability = e_.options_.durability;
+    // Under the freeze, durability is scoped to the pass's own files: a
+    // syncfs() also waits for every other writer's dirty data on the
+    // filesystem (other mailboxes, other jobs), which made the frozen pass's
+    // few dozen files take 7 to 450 ms on the shared lab disk. An fsync per
+    // file costs only what this pass wrote.
+    wopts_.durability = frozen_ ? Durability::kFsyncEach : e_.options_.durability;
     wopts_.throttle = bucket_.get();
   }
 
@@ -146,6 +152,8 @@ class PassRunner {
     // Otherwise the state is the truth and the destination is not scanned.
     bool list_dst = st_.dirty || st_.dirs.empty() || (audit_ && kind_ == PassKind::kWarm);
     st_.dirty = true;
+    st_.last_changes_known = false;
+    st_.last_changed.clear();
 
     // The metadata files the state knows are checked and sent by a thread of
     // their own, overlapping the listing and the message work: the batch
@@ -305,6 +313,8 @@ class PassRunner {
     st_.dirty = false;
     st_.passes += 1;
     st_.last_written = std::move(written_);
+    st_.last_changed = std::move(changed_);
+    st_.last_changes_known = true;
     timer.finish();
     return stats_;
   }
@@ -321,6 +331,9 @@ class PassRunner {
     if (d != st_.dirs.end()) d->second.entries.erase(last_of(rel));
   }
   void touch(const std::string& rel_dir) { touched_.insert(rel_dir); }
+  // A destination path this pass changed other than by writing a file (see
+  // SyncState::last_changed).
+  void changed(std::string rel) { changed_.push_back(std::move(rel)); }
 
   // Applies ops; calls done(i, status) for each. Ops are sent in chunks so a
   // 100k-delete pass is a few round trips.
@@ -414,6 +427,7 @@ class PassRunner {
           return Error(s.error()).context("remove stale temp file");
         ++stats_.temps_removed;
         touch(parent_of(temps[i].path));
+        changed(temps[i].path.substr(e_.dst_home_.empty() ? 0 : e_.dst_home_.size() + 1));
         return {};
       }));
     }
@@ -464,6 +478,7 @@ class PassRunner {
       ds.attrs = dirs[i].attrs;
       ds.attrs.mtime_ns = -1;  // set at the end of the pass
       ++stats_.dirs_created;
+      changed(dirs[i].path);
       if (!dirs[i].path.empty()) touch(parent_of(dirs[i].path));
       else if (!e_.dst_home_.empty()) parents_created_.push_back(parent_of(e_.dst_home_));
       return {};
@@ -486,6 +501,8 @@ class PassRunner {
       EntryState* se = entry(from);
       EntryState moved = se ? *se : EntryState{};
       erase(from);
+      changed(from);
+      changed(to);
       if (!s.ok()) {
         // Gone on the destination (a repeated pass, or someone deleted it):
         // copy it again instead.
@@ -604,7 +621,10 @@ class PassRunner {
         ++stats_.attrs_fixed;
         return {};
       }));
-    for (auto& [rel, es] : fix_entries) put(rel, std::move(es));
+    for (auto& [rel, es] : fix_entries) {
+      changed(rel);
+      put(rel, std::move(es));
+    }
     return {};
   }
 
@@ -856,6 +876,7 @@ class PassRunner {
       es.type = EntryType::kSymlink;
       es.attrs = res[i].attrs;
       es.link_target = res[i].link_target;
+      changed(paths[i]);
       put(paths[i], std::move(es));
       ++stats_.symlinks;
       touch(parent_of(paths[i]));
@@ -863,8 +884,8 @@ class PassRunner {
     });
   }
 
-  // How one metadata file travels.
-  enum class Method { kWhole, kTail, kBlocks, kDelta };
+  // How one metadata file travels (movers/transfer_policy.h).
+  using Method = TransferMethod;
 
   // What a metadata batch did, applied to the pass by merge_metadata(): the
   // batch runs in its own thread and touches none of the pass' shared state.
@@ -875,6 +896,7 @@ class PassRunner {
     std::vector<std::pair<std::string, Hash128>> written;
     std::vector<std::string> touched;
     std::vector<std::string> type_changed;  // no longer regular files when stat'ed
+    std::vector<std::string> changed;       // attributes set without content
     std::optional<Error> error;
   };
 
@@ -991,31 +1013,46 @@ class PassRunner {
           op.attr_mask = TreeOp::kAllAttrs;
           attr_ops.push_back(std::move(op));
           attr_items.push_back(i);
+          out.changed.push_back(it.rel);
         }
         out.puts.emplace_back(it.rel, std::move(es));
         continue;
       }
       Transfer t{i, Method::kWhole, whole_spec(S(it.rel)), WriteSpec::Kind::kNew};
-      bool in_place = it.cls == FileClass::kInPlace;
-      uint32_t bs = se && se->block_size ? se->block_size : diff_block_size(r.attrs.size);
-      int64_t basis = se ? se->attrs.size : (dr ? dr->attrs.size : -1);
-      if (se && se->has_hash && r.prefix_hash && *r.prefix_hash == se->hash && r.attrs.size > se->attrs.size) {
-        t.method = Method::kTail;  // appended: the prefix is what we sent last time
-        t.spec.offset = se->attrs.size;
-        t.kind = WriteSpec::Kind::kPatch;
-      } else if (se && in_place && se->block_size && !se->blocks.empty()) {
-        t.method = Method::kBlocks;
-        t.spec.mode = ReadSpec::Mode::kBlockDiff;
-        t.spec.old_blocks = se->blocks;
-        t.kind = WriteSpec::Kind::kPatch;
-      } else if (basis >= kDeltaMinBytes && r.attrs.size >= kDeltaMinBytes) {
-        t.method = Method::kDelta;
-        t.spec.mode = ReadSpec::Mode::kDelta;
-        t.kind = WriteSpec::Kind::kDelta;
+      std::string_view name = std::string_view(it.rel).substr(it.rel.rfind('/') + 1);
+      TransferFacts facts;
+      facts.cls = it.cls;
+      facts.name = name;
+      facts.frozen = frozen_;
+      facts.size = r.attrs.size;
+      facts.basis_size = se ? se->attrs.size : (dr ? dr->attrs.size : -1);
+      facts.appended = se && se->has_hash && r.prefix_hash && *r.prefix_hash == se->hash && r.attrs.size > se->attrs.size;
+      if (se) {
+        facts.state_block_size = se->block_size;
+        facts.state_blocks = se->blocks.size();
       }
-      if (in_place) {
+      t.method = choose_transfer(facts);
+      switch (t.method) {
+        case Method::kTail:  // appended: the prefix is what we sent last time
+          t.spec.offset = se->attrs.size;
+          t.kind = WriteSpec::Kind::kPatch;
+          break;
+        case Method::kBlocks:  // only the source is read; the state holds the destination's block hashes
+          t.spec.mode = ReadSpec::Mode::kBlockDiff;
+          t.spec.old_blocks = se->blocks;
+          t.kind = WriteSpec::Kind::kPatch;
+          break;
+        case Method::kDelta:
+          t.spec.mode = ReadSpec::Mode::kDelta;
+          t.kind = WriteSpec::Kind::kDelta;
+          break;
+        case Method::kWhole: break;
+      }
+      // Block hashes of what the destination will hold, for the next pass's
+      // block diff (a block diff must use the state's block size).
+      if (uint32_t bs = block_hashes_for(it.cls, name, r.attrs.size)) {
         t.spec.want_blocks = true;
-        t.spec.block_size = bs;
+        t.spec.block_size = se && se->block_size ? se->block_size : bs;
         t.spec.block_seed = st_.block_seed;
       }
       transfers.push_back(std::move(t));
@@ -1163,7 +1200,7 @@ class PassRunner {
             es.attrs = done[n].attrs;
             es.has_hash = true;
             es.hash = w.hash;
-            if (it.cls == FileClass::kInPlace) {
+            if (t.spec.want_blocks) {
               es.block_size = t.spec.block_size;
               es.blocks = std::move(done[n].trailer.new_blocks);
             }
@@ -1171,7 +1208,7 @@ class PassRunner {
             out.written.emplace_back(it.rel, w.hash);
             out.touched.push_back(parent_of(it.rel));
             ++out.stats.metadata_sent;
-            spdlog::debug("metadata '{}': method {}, {} bytes sent", it.rel, static_cast<int>(t.method), w.body_bytes);
+            spdlog::debug("metadata '{}': {}, {} bytes sent", it.rel, transfer_method_name(t.method), w.body_bytes);
             switch (t.method) {
               case Method::kWhole: ++out.stats.whole; break;
               case Method::kTail: ++out.stats.tails; break;
@@ -1243,6 +1280,7 @@ class PassRunner {
     for (auto& [rel, es] : out.puts) put(rel, std::move(es));
     for (auto& w : out.written) written_.push_back(std::move(w));
     for (auto& t : out.touched) touch(t);
+    for (auto& c : out.changed) changed(std::move(c));
     if (out.error) return std::move(*out.error);
     return run_deletes(std::move(out.vanished), "delete");
   }
@@ -1316,6 +1354,7 @@ class PassRunner {
       }
       if (!same_kept_attrs(d.attrs, s.attrs)) {
         ++stats_.audit_mismatches;
+        changed(kept[i]);
         TreeOp op;
         op.kind = TreeOp::Kind::kSetAttrs;
         op.path = D(kept[i]);
@@ -1352,6 +1391,7 @@ class PassRunner {
     auto done = [&](size_t i, const Status& s) -> Status {
       const auto& [p, t] = list[i];
       if (!s.ok() && s.error().code() != ErrorCode::kNotFound) return Error(s.error()).context(what);
+      changed(p);
       if (t == EntryType::kDir) {
         st_.dirs.erase(p);
         touched_.erase(p);
@@ -1388,6 +1428,7 @@ class PassRunner {
     return apply(ops, [&](size_t k, const Status& s) -> Status {
       if (!s.ok()) return Error(s.error()).context("directory attributes");
       st_.dirs[dirs[idx[k]].path].attrs = dirs[idx[k]].attrs;
+      changed(dirs[idx[k]].path);
       return {};
     });
   }
@@ -1402,7 +1443,7 @@ class PassRunner {
       if (st_.dirs.count(d)) dirs.insert(D(d));
     for (const auto& p : parents_created_) dirs.insert(p);
     if (dirs.empty()) return {};
-    if (e_.options_.durability == Durability::kSyncfs && st_.dirs.count("")) {
+    if (wopts_.durability == Durability::kSyncfs && st_.dirs.count("")) {
       TreeOp op;
       op.kind = TreeOp::Kind::kSyncFs;
       op.path = e_.dst_home_;
@@ -1432,6 +1473,7 @@ class PassRunner {
   std::set<std::string> touched_;
   std::vector<std::string> parents_created_;
   std::vector<std::pair<std::string, Hash128>> written_;
+  std::vector<std::string> changed_;
 };
 
 Result<PassStats> SyncEngine::warm_pass(SyncState& state, bool audit) {

@@ -56,6 +56,8 @@ struct SyncOptions {
   // syncfs() per batch (default; measured 3-7x cheaper than an fsync per file
   // here, which costs a journal commit each) or an fsync of every file
   // (scoped to our files: for a filesystem shared with heavy other writers).
+  // Warm passes only: the frozen and metadata passes always fsync each file,
+  // so the lockout does not wait for other writers' data.
   Durability durability = Durability::kSyncfs;
   size_t batch_files = 10000;        // files per reader/writer batch (made durable in sub-batches of 1000)
   int64_t batch_bytes = 512ll << 20; // bytes per reader/writer batch
@@ -135,13 +137,19 @@ class SyncEngine {
   Result<VerifyReport> verify(const SyncState& state, VerifyScope scope);
 
   // The frozen pass's verification when an MTA may still deliver to the
-  // source (one that ignores the freeze): the destination must hold exactly
-  // what the state says was copied (names, types, attributes, and the content
-  // hashes recorded at copy time of everything the last pass wrote and of every
-  // uidlist), and the source may have changed since only by new message files
-  // (late deliveries, which the sweep copies after the flip). A flag change or
-  // an expunge on the source after the pass is a mismatch: someone used the
-  // mailbox during the freeze. kVerifyFailed names the first differences.
+  // source (one that ignores the freeze): the destination must hold what the
+  // state says was copied (types, attributes, and the content hashes recorded
+  // at copy time of everything the last pass wrote, hard links included, and of
+  // every uidlist), and the source may have changed since only by new message
+  // files (late deliveries, which the sweep copies after the flip). A flag
+  // change or an expunge on the source after the pass is a mismatch: someone
+  // used the mailbox during the freeze. kVerifyFailed names the first
+  // differences. When the state knows what its last pass changed (it ran in
+  // this process: SyncState::last_changes_known), the destination is not
+  // listed: each name that pass changed is checked (present as the state says,
+  // or absent), with every directory and every non-message entry; what earlier
+  // passes wrote was verified when they wrote it. Otherwise the destination's
+  // listing must match the state name for name.
   Result<VerifyReport> verify_frozen_copy(const SyncState& state);
 
   // Sweep: source message files (relative to the source home) whose base

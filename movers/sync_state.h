@@ -48,6 +48,13 @@ struct SyncState {
   std::map<std::string, DirState> dirs;  // by path relative to the home; "" = the home
   // Files written by the last pass and their hashes: what verify() re-hashes.
   std::vector<std::pair<std::string, Hash128>> last_written;
+  // Every other destination path the last pass changed: names renamed from
+  // and to, removed, created (directories, symlinks), or given new attributes.
+  // Kept in memory only: a state read back from the journal has
+  // last_changes_known == false, and verify_frozen_copy() then lists the
+  // whole destination instead of checking these names.
+  bool last_changes_known = false;
+  std::vector<std::string> last_changed;
 
   // A fresh state with a random block seed.
   static SyncState fresh();

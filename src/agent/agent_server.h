@@ -1,5 +1,5 @@
 // AgentServer: serves a Transport (in practice a RootStore on the agent's
-// --root) over the framed protocol of transport/wire.h on a pair of fds
+// --root) over the framed protocol of wire/wire.h on a pair of fds
 // (stdin/stdout for `mailshard agent --stdio`). One request at a time; file
 // contents stream in both directions without per-file round trips.
 //

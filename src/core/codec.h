@@ -1,6 +1,6 @@
 // The one binary codec: fixed-width little-endian integers, u32-length
 // strings, Hash128, FileAttrs, Error and Status. The agent protocol's
-// payloads (transport/wire.h) and the sync state blob (movers/sync_state.h)
+// payloads (wire/wire.h) and the sync state blob (movers/sync_state.h)
 // are both written with it, so a FileAttrs field is encoded in one place.
 //
 // Decoding never trusts a length: a string or a count that the rest of the

@@ -13,6 +13,7 @@
 #include <mutex>
 #include <set>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -159,6 +160,71 @@ TEST_F(SyncEngineTest, FrozenPassStatsOnlyNewNamesAndMetadata) {
     if (p.find("/cur/") != std::string::npos || p.find("/new/") != std::string::npos) ++message_stats;
   EXPECT_EQ(message_stats, 5);
   expect_identical();
+}
+
+// Dovecot rewrites dovecot.index through a temp file and rename() (a new
+// inode, the same layout): the frozen pass sends only its changed blocks,
+// against the block hashes the warm pass kept of the destination's copy, so
+// neither a signature nor a read of the destination's copy is needed under
+// the freeze. The result is byte-identical, verified, and a second pass sends
+// nothing. A destination copy that no longer matches the state's hashes is
+// caught by the whole-file hash and resent whole.
+TEST_F(SyncEngineTest, IndexRewrittenViaRenameTravelsAsChangedBlocksUnderTheFreeze) {
+  for (bool agent_transport : {false, true}) {
+    SCOPED_TRACE(agent_transport ? "agent" : "local");
+    fs::remove_all(src_home());
+    fs::remove_all(dst_root_ + "/staging");
+    auto src = agent_transport ? agent(src_root_) : local(src_root_);
+    auto dst = agent_transport ? agent(dst_root_) : local(dst_root_);
+    for (const char* sub : {"cur", "new", "tmp"}) fs::create_directories(src_home() + "/Maildir/" + sub);
+    const std::string index = src_home() + "/Maildir/dovecot.index";
+    std::string content;
+    for (int i = 0; content.size() < 300'000; ++i) content += fmt::format("record {:08d} flags 0000\n", i);
+    testing::write_file(index, content, 1'700'000'000'000'000'000);
+    SyncState state = SyncState::fresh();
+    SyncEngine e = engine(*src, *dst);
+    auto warm = e.warm_pass(state);
+    ASSERT_TRUE(warm.ok()) << warm.error().message();
+    const EntryState& es = state.dirs.at("Maildir").entries.at("dovecot.index");
+    ASSERT_EQ(es.block_size, 1024u);  // kept for the frozen pass
+    ASSERT_EQ(es.blocks.size(), (content.size() + 1023) / 1024);
+
+    // Three records change (flags), one is appended: written to a temp file, renamed over.
+    auto rewrite = [&](int64_t mtime) {
+      for (size_t off : {size_t{40}, size_t{150'000}, size_t{290'000}}) content.replace(off, 4, "FLAG");
+      content += "record 99999999 flags 0001\n";
+      testing::write_file(index + ".tmp", content, mtime);
+      ASSERT_EQ(::rename((index + ".tmp").c_str(), index.c_str()), 0);
+    };
+    rewrite(1'700'000'100'000'000'000);
+    auto fin = e.final_pass(state);
+    ASSERT_TRUE(fin.ok()) << fin.error().message();
+    EXPECT_EQ(fin->block_patches, 1);
+    EXPECT_EQ(fin->deltas, 0);
+    EXPECT_EQ(fin->whole, 0);
+    EXPECT_EQ(fin->signature_bytes, 0);          // the destination's copy was not signed
+    EXPECT_LE(fin->bytes_sent, 4 * 1024 + 100);  // three changed blocks and the last one
+    expect_identical();
+    auto v = e.verify_frozen_copy(state);
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    EXPECT_GE(v->files_hashed, 1);
+
+    // Idempotent: nothing changed, nothing sent.
+    auto again = e.final_pass(state);
+    ASSERT_TRUE(again.ok()) << again.error().message();
+    EXPECT_EQ(again->bytes_sent, 0);
+    EXPECT_EQ(again->metadata_sent, 0);
+
+    // The destination's copy changed behind the state's back: the patched
+    // temp does not hash to the source, nothing is published, it goes whole.
+    testing::write_file(dst_home() + "/Maildir/dovecot.index", std::string(content.size(), 'x'), 1'700'000'100'000'000'000);
+    rewrite(1'700'000'200'000'000'000);
+    auto healed = e.final_pass(state);
+    ASSERT_TRUE(healed.ok()) << healed.error().message();
+    EXPECT_EQ(healed->whole, 1);
+    expect_identical();
+    ASSERT_TRUE(e.verify_frozen_copy(state).ok());
+  }
 }
 
 TEST_F(SyncEngineTest, StateSurvivesSerializationAndNextPassIsIncremental) {

@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <functional>
 #include <set>
 
 #include <gmock/gmock.h>
@@ -119,6 +120,112 @@ TEST_F(SyncHostileTest, VerifyCoversHardLinksThePassMade) {
   ASSERT_FALSE(f.ok());
   EXPECT_THAT(f.error().message(), HasSubstr("'Maildir/.Sub/cur/1.A.h,S=3:2,S' differs: content hash differs"));
   EXPECT_THAT(f.error().message(), HasSubstr("'Maildir/cur/1.A.h,S=3:2,S' differs: content hash differs"));
+}
+
+// verify_frozen_copy no longer lists the destination after a frozen pass of
+// this engine: it checks each name that pass changed. Every kind of change
+// the pass made (rename, expunge, new message, hard link, symlink, new and
+// removed folders, metadata), undone or altered behind its back, is still a
+// mismatch naming the path; and a state read back from the journal (which
+// does not know what the pass changed) lists the destination as before.
+TEST_F(SyncHostileTest, FrozenVerifyCoversEveryNameTheFrozenPassChanged) {
+  struct Case {
+    const char* what;
+    std::function<void(const std::string& d)> tamper;  // d: the destination home
+    const char* expect;
+  };
+  const std::vector<Case> cases = {
+      {"renamed message gone", [](const std::string& d) { fs::remove(d + "/Maildir/cur/1.A.h,S=3:2,FS"); },
+       "missing on the destination: 'Maildir/cur/1.A.h,S=3:2,FS'"},
+      {"old name back", [](const std::string& d) { write_file(d + "/Maildir/cur/1.A.h,S=3:2,S", "abc", k2024); },
+       "extra on the destination: 'Maildir/cur/1.A.h,S=3:2,S'"},
+      {"expunged message back", [](const std::string& d) { write_file(d + "/Maildir/cur/2.B.h,S=3:2,S", "def", k2024); },
+       "extra on the destination: 'Maildir/cur/2.B.h,S=3:2,S'"},
+      {"new message changed", [](const std::string& d) { write_file(d + "/Maildir/new/4.D.h,S=3", "xyz", k2024); },
+       "'Maildir/new/4.D.h,S=3' differs: content hash"},
+      {"linked name replaced",
+       [](const std::string& d) {
+         fs::remove(d + "/Maildir/.New/cur/4.D.h,S=3:2,S");
+         write_file(d + "/Maildir/.New/cur/4.D.h,S=3:2,S", "xyz", k2024);
+       },
+       "'Maildir/.New/cur/4.D.h,S=3:2,S' differs: content hash"},
+      {"symlink retargeted",
+       [](const std::string& d) {
+         fs::remove(d + "/.dovecot.sieve");
+         fs::create_symlink("sieve/other.sieve", d + "/.dovecot.sieve");
+       },
+       "symlink target 'sieve/x.sieve' != 'sieve/other.sieve'"},
+      {"new folder gone", [](const std::string& d) { fs::remove_all(d + "/Maildir/.New"); },
+       "directory missing on the destination: 'Maildir/.New'"},
+      {"removed folder back", [](const std::string& d) { fs::create_directories(d + "/Maildir/.Old/cur"); },
+       "extra on the destination: 'Maildir/.Old'"},
+      {"uidlist changed",
+       [](const std::string& d) { write_file(d + "/Maildir/dovecot-uidlist", "3 V1 N4 G0\n1 1.A.h\n4 4.X.h\n", k2024 + 1); },
+       "'Maildir/dovecot-uidlist' differs: content hash differs"},  // same size and mtime
+  };
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.what);
+    fs::remove_all(src_home());
+    fs::remove_all(dst_root_ + "/staging");
+    make_folder("Maildir");
+    make_folder("Maildir/.Old");
+    make_folder("Maildir/.Keep");
+    write_file(src_home() + "/Maildir/cur/1.A.h,S=3:2,S", "abc", k2024);
+    write_file(src_home() + "/Maildir/cur/2.B.h,S=3:2,S", "def", k2024);
+    write_file(src_home() + "/Maildir/.Old/cur/3.C.h,S=3:2,S", "ghi", k2024);
+    write_file(src_home() + "/Maildir/dovecot-uidlist", "3 V1 N4 G0\n1 1.A.h\n", k2024);
+    fs::create_directories(src_home() + "/sieve");
+    write_file(src_home() + "/sieve/x.sieve", "keep;", k2024);
+    SyncState state = SyncState::fresh();
+    SyncEngine e = engine(*src, *dst);
+    ASSERT_TRUE(e.warm_pass(state).ok());
+
+    // The frozen window's changes: a flag change, an expunge, a delivery and
+    // its COPY (a hard link into a new folder), a new symlink, a removed
+    // folder, an appended uidlist.
+    fs::rename(src_home() + "/Maildir/cur/1.A.h,S=3:2,S", src_home() + "/Maildir/cur/1.A.h,S=3:2,FS");
+    fs::remove(src_home() + "/Maildir/cur/2.B.h,S=3:2,S");
+    write_file(src_home() + "/Maildir/new/4.D.h,S=3", "jkl", k2024);
+    make_folder("Maildir/.New");
+    ASSERT_EQ(::link((src_home() + "/Maildir/new/4.D.h,S=3").c_str(),
+                     (src_home() + "/Maildir/.New/cur/4.D.h,S=3:2,S").c_str()), 0);
+    fs::create_symlink("sieve/x.sieve", src_home() + "/.dovecot.sieve");
+    fs::remove_all(src_home() + "/Maildir/.Old");
+    write_file(src_home() + "/Maildir/dovecot-uidlist", "3 V1 N4 G0\n1 1.A.h\n4 4.D.h\n", k2024 + 1);
+    auto fin = e.final_pass(state);
+    ASSERT_TRUE(fin.ok()) << fin.error().message();
+    EXPECT_EQ(fin->renames, 1);
+    EXPECT_EQ(fin->hard_links, 1);
+    expect_identical();
+    ASSERT_TRUE(state.last_changes_known);
+    auto ok = e.verify_frozen_copy(state);
+    ASSERT_TRUE(ok.ok()) << ok.error().message();
+
+    c.tamper(dst_home());
+    auto v = e.verify_frozen_copy(state);
+    ASSERT_FALSE(v.ok());
+    EXPECT_EQ(v.error().code(), ErrorCode::kVerifyFailed);
+    EXPECT_THAT(v.error().message(), HasSubstr(c.expect));
+  }
+
+  // Read back from the journal, the state cannot say what the pass changed:
+  // the destination is listed, and a stray file where the pass wrote nothing
+  // is found too.
+  fs::remove_all(dst_root_ + "/staging");
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst);
+  ASSERT_TRUE(e.warm_pass(state).ok());
+  ASSERT_TRUE(e.final_pass(state).ok());
+  auto loaded = SyncState::deserialize(state.serialize());
+  ASSERT_TRUE(loaded.ok());
+  EXPECT_FALSE(loaded->last_changes_known);
+  ASSERT_TRUE(e.verify_frozen_copy(*loaded).ok());
+  write_file(dst_home() + "/Maildir/.Keep/cur/9.Z.h,S=1:2,S", "z", k2024);
+  auto v = e.verify_frozen_copy(*loaded);
+  ASSERT_FALSE(v.ok());
+  EXPECT_THAT(v.error().message(), HasSubstr("extra on the destination: 'Maildir/.Keep/cur/9.Z.h,S=1:2,S'"));
 }
 
 // Issue 13 §1.2: two names with one base name in a folder. Dovecot keeps
