@@ -11,7 +11,9 @@ from an address that just failed (its auth penalty, up to 15 s), and in the lab 
 really ended. (perdition connects to the stores from its own address: there the penalty stays.)
 
 Outcomes: ok (with store), unavailable (NO [UNAVAILABLE]: the temporary refusal of a freeze),
-authfailed (NO [AUTHENTICATIONFAILED]), refused (any other NO/BAD), error (connection or protocol).
+authfailed (NO [AUTHENTICATIONFAILED]), refused (any other NO/BAD), kicked (logged in, then the
+server ended the session, e.g. a move's kick: "BYE Server shutting down"), error (connection or
+protocol).
 Prints JSON: {"attempts": [{"t", "secs", "outcome", "store"|"code"+"text"|"error"}], "counts"}."""
 
 import argparse
@@ -30,9 +32,11 @@ PROG = "router_probe.py"
 def attempt(port, user, password, timeout_s):
     source = f"127.{random.randint(2, 254)}.{random.randint(0, 255)}.{random.randint(1, 254)}"
     imap = None
+    logged_in = False
     try:
         imap = Imap("127.0.0.1", port, timeout=timeout_s, source_ip=source)
         imap.login(user, password)
+        logged_in = True
         store = imap.id().get("x-mlab-store")
         imap.logout()
         return {"outcome": "ok", "store": store}
@@ -41,7 +45,7 @@ def attempt(port, user, password, timeout_s):
         outcome = {"UNAVAILABLE": "unavailable", "AUTHENTICATIONFAILED": "authfailed"}.get(code, "refused")
         return {"outcome": outcome, "code": code, "text": e.text}
     except (ImapError, OSError) as e:
-        return {"outcome": "error", "error": str(e)}
+        return {"outcome": "kicked" if logged_in else "error", "error": str(e)}
     finally:
         if imap is not None:
             try:
