@@ -8,6 +8,7 @@
 
 #include "core/freeze_value.h"
 #include "movers/move_progress.h"
+#include "movers/move_runner_internal.h"
 #include "util/strings.h"
 
 namespace mailshard {
@@ -48,22 +49,11 @@ Status DirectorMove::save(Ctx& c) {
   return d_.journal.update_move(c.rec);
 }
 
-// Journaled step: begin, the test hook, fn, end (or error), the test hook.
+// The shared journaled step (move_runner_internal.h); its end carries the progress.
 template <typename F>
 Status DirectorMove::step(Ctx& c, const std::string& name, F&& fn) {
-  c.rec.step = name;
-  MS_CHECK(save(c));
-  MS_CHECK(d_.journal.log_step(c.rec.id, name, StepPhase::kBegin, ""));
-  d_.env.step_boundary(name, StepPhase::kBegin);
-  Status st = fn();
-  if (!st.ok()) {
-    (void)d_.journal.log_step(c.rec.id, name, StepPhase::kError, st.error().message());
-    return st;
-  }
-  MS_CHECK(save(c));
-  MS_CHECK(d_.journal.log_step(c.rec.id, name, StepPhase::kEnd, c.progress.to_json()));
-  d_.env.step_boundary(name, StepPhase::kEnd);
-  return {};
+  return journaled_step(d_.journal, d_.env, c.rec, name, [&] { return save(c); }, std::forward<F>(fn),
+                        [&] { return c.progress.to_json(); });
 }
 
 Result<MoveRecord> DirectorMove::move(const std::string& user, const std::string& to, const MoveOptions& options) {

@@ -56,21 +56,32 @@ struct MoveRunner::Ctx {
   void load_progress();
 };
 
-template <typename F>
-Status MoveRunner::step(Ctx& c, const std::string& name, F&& fn) {
-  c.rec.step = name;
-  MS_CHECK(save(c));
-  MS_CHECK(d_.journal.log_step(c.rec.id, name, StepPhase::kBegin, ""));
-  d_.env.step_boundary(name, StepPhase::kBegin);
+// A journaled step (design.md §4): the record saved and the step's begin
+// logged before fn runs, the record saved and its end (with end_detail()) or
+// its error logged after; the environment's step boundary (the test hook)
+// after the begin and after the end. Copy moves and director moves share it.
+template <typename Save, typename F, typename EndDetail>
+Status journaled_step(Journal& journal, MoveEnvironment& env, MoveRecord& rec, const std::string& name, Save&& save,
+                      F&& fn, EndDetail&& end_detail) {
+  rec.step = name;
+  MS_CHECK(save());
+  MS_CHECK(journal.log_step(rec.id, name, StepPhase::kBegin, ""));
+  env.step_boundary(name, StepPhase::kBegin);
   Status st = fn();
   if (!st.ok()) {
-    (void)d_.journal.log_step(c.rec.id, name, StepPhase::kError, st.error().message());
+    (void)journal.log_step(rec.id, name, StepPhase::kError, st.error().message());
     return st;
   }
-  MS_CHECK(save(c));
-  MS_CHECK(d_.journal.log_step(c.rec.id, name, StepPhase::kEnd, ""));
-  d_.env.step_boundary(name, StepPhase::kEnd);
+  MS_CHECK(save());
+  MS_CHECK(journal.log_step(rec.id, name, StepPhase::kEnd, end_detail()));
+  env.step_boundary(name, StepPhase::kEnd);
   return {};
+}
+
+template <typename F>
+Status MoveRunner::step(Ctx& c, const std::string& name, F&& fn) {
+  return journaled_step(d_.journal, d_.env, c.rec, name, [&] { return save(c); }, std::forward<F>(fn),
+                        [] { return std::string(); });
 }
 
 }  // namespace mailshard
