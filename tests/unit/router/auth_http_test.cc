@@ -19,6 +19,7 @@
 
 #include "core/freeze_value.h"
 #include "tests/support/fakes.h"
+#include "util/log.h"
 
 namespace mailshard {
 namespace {
@@ -300,6 +301,9 @@ struct ServerTest : ::testing::Test {
   std::atomic<int> directories{0};
 
   void start(int workers) {
+    // As main does before any thread starts (util/log.h): the workers log each
+    // decision, and spdlog's registry must exist before they race to create it.
+    ASSERT_TRUE(init_logging(LogOptions{}).ok());
     SocketAddress any{"127.0.0.1", 0, false};
     auto s = AuthHttpServer::listen(any);
     ASSERT_TRUE(s.ok()) << s.error().message();
