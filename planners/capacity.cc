@@ -61,7 +61,12 @@ FleetLimits compute_limits(const Snapshot& snap, const std::vector<uint8_t>& dra
     double hard = std::floor(c.hard_cap * cap - static_cast<double>(c.min_free_bytes));
     l.cap = std::min(static_cast<int64_t>(std::max(0.0, hard)), l.capacity - c.headroom_bytes);
     l.margin = static_cast<int64_t>(kRepairFraction * c.band * cap);
-    if (l.draining) {
+    if (!snap.servers[static_cast<size_t>(&l - f.servers.data())].storage_group.empty()) {
+      // One disk shared by the whole group (engine.h): no byte band inside it.
+      l.upper = l.capacity;
+      l.lower = 0;
+      l.mid = l.used;
+    } else if (l.draining) {
       l.upper = l.other;
       l.lower = 0;
       l.mid = l.other;

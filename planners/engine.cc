@@ -46,6 +46,10 @@ void Engine::plan_class(const ClassLimits& cl) {
   }
   const size_t first_item = items_.size();
   class_first_item_ = first_item;
+  if (is_storage_group(cl)) {
+    plan_storage_group(cl);
+    return;
+  }
   explain_infeasible(cl);
   find_triggers(cl);
   allocate(cl);
@@ -158,7 +162,7 @@ Plan Engine::finish() {
     if (!snap_.user_names.empty()) m.user_name = snap_.user_names[static_cast<size_t>(it.user)];
     m.from = it.from;
     m.to = it.to;
-    m.bytes = size_of(it.user);
+    m.bytes = it.zero_copy ? 0 : size_of(it.user);
     m.activity = act_of(it.user);
     m.reason = reason_of(trig_[ix(it.from)], trig_[ix(it.to)], it.swap);
     rank.push_back(urgency(trig_[ix(it.from)], trig_[ix(it.to)], it.swap));

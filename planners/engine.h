@@ -19,6 +19,12 @@
 //  6. Load swaps: a server still above its load band trades an active user
 //     for a cold one of about the same size with a cool server.
 //
+// A class that is one storage group (director backends over one mail root,
+// SnapshotServer::storage_group) shares one disk: bytes are not balanced
+// inside it. Its draining servers are emptied and its servers above the load
+// band shed activity by moves that copy nothing (bytes 0; the executor runs
+// them as `doveadm director move`), to the coolest server of the group.
+//
 // Roles make the plan safe in any order: a server either only gives or only
 // receives (swap partners excepted), and every placement keeps
 // start + all incoming <= the hard ceiling (core/plan.h).

@@ -44,6 +44,7 @@ struct Item {
   int32_t from;
   int32_t to;  // -1 while unplaced
   bool swap;
+  bool zero_copy = false;  // inside a storage group: the director moves the user, no byte is copied
 };
 
 class Engine {
@@ -114,6 +115,14 @@ class Engine {
   }
 
   void plan_class(const ClassLimits& cl);
+  // A class that is one storage group behind a director (director_phase.cc):
+  // its servers share the disk, so only load is balanced and draining servers
+  // emptied, by moves that copy nothing.
+  bool is_storage_group(const ClassLimits& cl) const {
+    return !cl.servers.empty() && !snap_.servers[ix(cl.servers.front())].storage_group.empty();
+  }
+  void plan_storage_group(const ClassLimits& cl);
+  void move_in_group(int32_t u, int32_t from, int32_t to);
   // Adds a partial reason when the class cannot reach its band whatever moves.
   void explain_infeasible(const ClassLimits& cl);
   void find_triggers(const ClassLimits& cl);

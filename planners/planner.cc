@@ -1,6 +1,8 @@
 #include "planners/planner.h"
 
 #include <charconv>
+#include <iterator>
+#include <map>
 
 #include <fmt/format.h>
 
@@ -35,6 +37,26 @@ Result<int32_t> find_server(const Snapshot& snap, std::string_view name) {
                                     snap.servers.size(), snap.servers.size() - 1));
 }
 
+Status check_storage_groups(const Snapshot& snap) {
+  // class -> (storage group -> its first server), in id order.
+  std::map<std::string, std::map<std::string, int32_t>> seen;
+  for (size_t s = 0; s < snap.servers.size(); ++s) {
+    auto& groups = seen[snap.servers[s].server_class];
+    groups.emplace(snap.servers[s].storage_group, static_cast<int32_t>(s));
+    if (groups.size() < 2) continue;
+    auto describe = [&](const std::string& g, int32_t id) {
+      return g.empty() ? fmt::format("{} (storage of its own)", snap.server_label(id))
+                       : fmt::format("{} (storage group '{}')", snap.server_label(id), printable(g, 40));
+    };
+    auto a = groups.begin(), b = std::next(a);
+    return Error::invalid(fmt::format(
+        "class '{}' mixes {} and {}: a storage group behind a director must be a class of its own (its users move "
+        "between its servers without a copy, never out of it)",
+        printable(snap.servers[s].server_class, 40), describe(a->first, a->second), describe(b->first, b->second)));
+  }
+  return {};
+}
+
 Result<Plan> plan(const Snapshot& snap, const Constraints& c) {
   if (snap.servers.empty()) return Error::invalid("the snapshot has no servers");
   if (!(c.band > 0 && c.band < 1)) return Error::invalid(fmt::format("band {} must be between 0 and 1", c.band));
@@ -53,6 +75,7 @@ Result<Plan> plan(const Snapshot& snap, const Constraints& c) {
       return Error::invalid(fmt::format("drain: no server {} (the snapshot has ids 0..{})", s, snap.servers.size() - 1));
   if (snap.user_count() > static_cast<size_t>(INT32_MAX))
     return Error::invalid(fmt::format("{} users: the planner handles at most {}", snap.user_count(), INT32_MAX));
+  MS_CHECK(check_storage_groups(snap));
   std::vector<std::string> names;
   for (const auto& st : strategies()) {
     if (st.name == c.strategy) return st.run(snap, c);

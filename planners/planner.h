@@ -40,6 +40,10 @@ Result<Plan> plan(const Snapshot& snapshot, const Constraints& constraints);
 // stability check (hysteresis: a complete plan leaves nothing to do).
 Snapshot apply_plan(const Snapshot& snapshot, const Plan& plan);
 
+// Storage groups (director backends over one mail root) must each be a class
+// of their own: kInvalidInput naming the class and two servers that differ.
+Status check_storage_groups(const Snapshot& snapshot);
+
 // Resolves a server given by name or id ("store3", "17") to its id.
 Result<int32_t> find_server(const Snapshot& snapshot, std::string_view name_or_id);
 

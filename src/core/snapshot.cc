@@ -307,7 +307,7 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
   std::map<std::string, size_t> class_of_name;
 
   // meta.json is optional; it carries names and provenance.
-  std::vector<std::string> server_names, user_names;
+  std::vector<std::string> server_names, user_names, storage_groups;
   auto meta_text = read_file(dir + "/meta.json");
   if (!meta_text.ok() && meta_text.error().code() != ErrorCode::kNotFound) return std::move(meta_text).error();
   if (meta_text.ok()) {
@@ -318,6 +318,13 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
       for (auto& n : meta["server_names"]) server_names.push_back(n.is_string() ? n.get<std::string>() : "");
     if (meta.contains("user_names") && meta["user_names"].is_array())
       for (auto& n : meta["user_names"]) user_names.push_back(n.is_string() ? n.get<std::string>() : "");
+    if (meta.contains("storage_groups")) {
+      if (!meta["storage_groups"].is_array()) return Error::invalid("meta.json: storage_groups is not an array");
+      for (auto& g : meta["storage_groups"]) {
+        if (!g.is_string()) return Error::invalid("meta.json: storage_groups holds a value that is not a string");
+        storage_groups.push_back(g.get<std::string>());
+      }
+    }
     if (meta.contains("taken_at_ms") && meta["taken_at_ms"].is_number_integer()) snap.taken_at_ms = meta["taken_at_ms"];
     if (meta.contains("generator") && meta["generator"].is_string()) snap.source = meta["generator"];
     if (meta.contains("source") && meta["source"].is_string()) snap.source = meta["source"];
@@ -363,6 +370,12 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
       return {};
     }));
     if (snap.servers.empty()) return Error::invalid(fmt::format("{}: no servers", servers_file));
+    if (!storage_groups.empty()) {
+      if (storage_groups.size() != snap.servers.size())
+        return Error::invalid(fmt::format("meta.json: storage_groups has {} entries but {} has {} servers",
+                                          storage_groups.size(), servers_file, snap.servers.size()));
+      for (size_t i = 0; i < snap.servers.size(); ++i) snap.servers[i].storage_group = std::move(storage_groups[i]);
+    }
   }
 
   {
@@ -462,6 +475,13 @@ Status write_snapshot(const Snapshot& snap, const std::string& dir, const std::s
   meta["draining"] = nlohmann::ordered_json::array();
   for (size_t i = 0; i < snap.servers.size(); ++i)
     if (snap.servers[i].draining) meta["draining"].push_back(i);
+  bool grouped = false;
+  for (const auto& sv : snap.servers) grouped |= !sv.storage_group.empty();
+  if (grouped) {
+    auto groups = nlohmann::ordered_json::array();
+    for (const auto& sv : snap.servers) groups.push_back(sv.storage_group);
+    meta["storage_groups"] = groups;
+  }
   if (!extra_meta_json.empty()) {
     auto extra = nlohmann::ordered_json::parse(extra_meta_json, nullptr, false);
     if (extra.is_discarded() || !extra.is_object()) return Error::internal("extra snapshot metadata is not a JSON object");

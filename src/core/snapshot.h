@@ -4,7 +4,8 @@
 // with the outside benchmarks):
 //   servers.csv  server_id,class,capacity_bytes,other_used_bytes,load_capacity,draining
 //   users.csv    user_id,server_id,class,size_bytes,activity,pinned
-//   meta.json    ids -> names, when and how the snapshot was taken
+//   meta.json    ids -> names, when and how the snapshot was taken, and the
+//                servers' storage groups (director backends over one mail root)
 //
 // Users are stored column-wise so 10 M users fit in ~250 MB.
 // Thread-safety: a value; read-only sharing is safe.
@@ -25,6 +26,9 @@ struct SnapshotServer {
   int64_t other_used_bytes = 0;  // immovable bytes: OS, logs, what is not mail
   double load_capacity = 0;      // e.g. cores; load balance is activity / load_capacity
   bool draining = false;
+  // Director backends over one mail root share this name ("" = storage of its
+  // own): a move between two of them copies nothing (`doveadm director move`).
+  std::string storage_group;
 };
 
 struct Snapshot {

@@ -288,7 +288,9 @@ Result<Inventory> take_inventory(const Config& config, Directory& directory, Met
       continue;
     }
     s.snapshot_id = static_cast<int32_t>(snap.servers.size());
-    snap.servers.push_back({s.name, s.server_class, s.capacity_bytes, s.other_used_bytes, s.load_capacity, s.draining});
+    // Only behind a director is a storage group a place users move in without a copy.
+    snap.servers.push_back({s.name, s.server_class, s.capacity_bytes, s.other_used_bytes, s.load_capacity, s.draining,
+                            config.router.method == RouterMethod::kDirector ? config.servers[i].storage_group : ""});
   }
   std::map<std::string, std::vector<const ServerReport*>> by_class;
   for (const auto& s : inv.servers)

@@ -25,8 +25,12 @@ struct FleetBuilder {
   // Adds a server; returns its id.
   int32_t server(const std::string& cls, int64_t capacity, int64_t other = 0, double load_capacity = 16,
                  bool draining = false, const std::string& name = {}) {
-    snap.servers.push_back({name, cls, capacity, other, load_capacity, draining});
+    snap.servers.push_back({name, cls, capacity, other, load_capacity, draining, {}});
     return static_cast<int32_t>(snap.servers.size() - 1);
+  }
+  // Puts servers into one storage group (director backends over one mail root).
+  void group(const std::vector<int32_t>& servers, const std::string& name) {
+    for (int32_t s : servers) snap.servers[static_cast<size_t>(s)].storage_group = name;
   }
   // Adds a user; returns its id.
   int64_t user(int32_t server, int64_t size, double activity = 1.0, bool pinned = false) {
@@ -126,17 +130,24 @@ inline std::vector<std::string> hard_violations(const Snapshot& snap, const Cons
     if (snap.servers[a].server_class != snap.servers[b].server_class) v.push_back(fmt::format("move {}: crosses classes", i));
     if (snap.user_pinned[u]) v.push_back(fmt::format("move {}: user {} is pinned", i, u));
     if (draining[b]) v.push_back(fmt::format("move {}: to draining server {}", i, b));
-    if (m.bytes != snap.user_size[u]) v.push_back(fmt::format("move {}: bytes {} != size {}", i, m.bytes, snap.user_size[u]));
-    if (c.max_move_bytes > 0 && m.bytes > c.max_move_bytes) v.push_back(fmt::format("move {}: mailbox above max move size", i));
+    // Inside a storage group a move copies nothing (bytes 0); nothing leaves or enters a group.
+    const std::string& ga = snap.servers[a].storage_group;
+    if (ga != snap.servers[b].storage_group) v.push_back(fmt::format("move {}: crosses storage groups", i));
+    const int64_t copied = ga.empty() ? snap.user_size[u] : 0;
+    if (m.bytes != copied) v.push_back(fmt::format("move {}: bytes {} != {}", i, m.bytes, copied));
+    if (c.max_move_bytes > 0 && snap.user_size[u] > c.max_move_bytes)
+      v.push_back(fmt::format("move {}: mailbox above max move size", i));
     if (moved[u]) v.push_back(fmt::format("move {}: user {} moved twice", i, u));
     moved[u] = 1;
     where[u] = m.to;
     used[a] -= m.bytes;
     used[b] += m.bytes;
     incoming[b] += m.bytes;
-    // In plan order, and under any concurrency (the source copy lives until the end).
-    if (used[b] > ceiling[b]) v.push_back(fmt::format("move {}: server {} over its hard cap in plan order", i, b));
-    if (start[b] + incoming[b] > ceiling[b])
+    // In plan order, and under any concurrency (the source copy lives until the
+    // end). A move inside a storage group brings no byte: nothing to check.
+    if (!ga.empty()) {
+    } else if (used[b] > ceiling[b]) v.push_back(fmt::format("move {}: server {} over its hard cap in plan order", i, b));
+    if (ga.empty() && start[b] + incoming[b] > ceiling[b])
       v.push_back(fmt::format("move {}: server {} start + incoming over its hard cap", i, b));
     night_bytes += m.bytes;
     ++night_moves;
