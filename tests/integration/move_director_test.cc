@@ -221,5 +221,58 @@ TEST(MoveDirector, CrashAfterTheDirectorMoveThenResume) {
   EXPECT_EQ(lab.imap_state(user, "director")["store"], "shared2");
 }
 
+// The planner's load strategy on a director fleet (issue 12): the storage group is a class of its
+// own, balanced by load alone, with moves that copy nothing, and the nightly job runs them as
+// director moves. Four users of load 10 on shared1, none on shared2: two move.
+TEST(MoveDirector, TheNightBalancesTheGroupsLoadByDirectorMovesAlone) {
+  Lab& lab = Lab::get();
+  std::set<std::string> hot;
+  for (int i = 0; i < 4; ++i) {
+    const std::string user = shared1_user();
+    ASSERT_EQ(lab.ldap_modify_assert(lab.user_dn(user), "add: mailActivity\nmailActivity: 10\n", ""), 0) << user;
+    hot.insert(user);
+  }
+  const std::string dir = lab.dir() + "/director-night";
+  lab.run({"rm", "-rf", dir});
+  lab.run({"mkdir", "-p", dir});
+  const auto files_before = mail_files();
+
+  RunResult p = mailshard(director_config(), {"plan", "--no-journal", "--output", dir + "/plan.json"});
+  ASSERT_EQ(p.rc, 0) << p.describe();
+  std::ifstream in(dir + "/plan.json");
+  const nlohmann::json plan = nlohmann::json::parse(in);
+  auto name = [&](const nlohmann::json& id) { return plan["servers"][id.get<size_t>()]["name"].get<std::string>(); };
+  std::set<std::string> planned;
+  for (const auto& m : plan["moves"]) {
+    EXPECT_EQ(name(m["from"]), "shared1") << m.dump();
+    EXPECT_EQ(name(m["to"]), "shared2") << m.dump();
+    EXPECT_EQ(m["bytes"], 0) << m.dump();
+    EXPECT_EQ(m["reason"], "load") << m.dump();
+    planned.insert(m["user"].get<std::string>());
+  }
+  ASSERT_EQ(planned.size(), 2u) << p.describe();
+  for (const auto& u : planned) EXPECT_EQ(hot.count(u), 1u) << u << " is not one of the active users";
+
+  RunResult r = mailshard(director_config(), {"--json", "rebalance", "--plan", dir + "/plan.json"}, {}, 600);
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  const nlohmann::json rep = nlohmann::json::parse(r.out);
+  EXPECT_EQ(rep["done"], 2);
+  EXPECT_EQ(rep["failed"], 0);
+  for (const auto& u : hot) {
+    const bool moved = planned.count(u) > 0;
+    EXPECT_EQ(lab.ldap_get(u, "mailHost"), moved ? "shared2" : "shared1") << u;
+    EXPECT_EQ(director_current(u), lab.store_env(moved ? "shared2" : "shared1", "ROUTED_ADDR")) << u;
+    if (moved) {
+      EXPECT_EQ(latest_move(director_config(), u)["detail"]["kind"], "director") << u;
+    }
+  }
+  EXPECT_EQ(mail_files(), files_before) << "the night copied or touched a mail file";
+  // Planned again, the group is inside its load band: nothing to do.
+  RunResult again = mailshard(director_config(), {"plan", "--no-journal", "--output", dir + "/again.json"});
+  ASSERT_EQ(again.rc, 0) << again.describe();
+  std::ifstream in2(dir + "/again.json");
+  EXPECT_EQ(nlohmann::json::parse(in2)["moves"].size(), 0u);
+}
+
 }  // namespace
 }  // namespace mailshard::testing
