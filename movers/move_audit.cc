@@ -71,6 +71,10 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
   if (account->host != last->to_server)
     return Error::conflict(fmt::format("user {} is on {} now, not on {} where move {} put them", printable(user),
                                        account->host, last->to_server, last->id));
+  if (auto progress = MoveProgress::parse(last->detail_json); progress.ok() && progress->director)
+    return fmt::format("user {} on {}: move {} was a director move inside storage group '{}': no mail was copied, "
+                       "so there is no copy to check (the mailbox stayed where it was on the shared mail root)",
+                       printable(user), account->host, last->id, printable(progress->director->storage_group));
   auto blob = MS_TRY(d_.journal.get_blob(last->id, "sync_state"));
   if (!blob) return fmt::format("user {}: move {} copied an empty mailbox; nothing to check", printable(user), last->id);
   SyncState manifest = MS_TRY(SyncState::deserialize(*blob));

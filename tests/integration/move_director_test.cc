@@ -161,6 +161,11 @@ TEST(MoveDirector, MovesInsideTheStorageGroupWithoutCopying) {
   EXPECT_EQ(m["detail"]["director_moved"], true);
   RunResult steps = mailshard(director_config(), {"status", user});
   EXPECT_EQ(steps.rc, 0) << steps.describe();
+  // Nothing was copied, so verify has no copy to check, and says why.
+  RunResult verify = mailshard(director_config(), {"verify", user});
+  EXPECT_EQ(verify.rc, 0) << verify.describe();
+  EXPECT_THAT(verify.out + verify.err, ::testing::HasSubstr("was a director move inside storage group 'nfs1'"))
+      << verify.describe();
   std::printf("director move %.2f s, next login through the director %.2f s, 0 bytes copied\n", move_s, login_s);
 }
 
