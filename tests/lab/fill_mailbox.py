@@ -1,5 +1,6 @@
 #!/usr/bin/python3
-"""Make a realistic mailbox for a lab user, through IMAP on a store (never by writing files).
+"""Make a realistic mailbox for a lab user, through IMAP on a store (never by writing files); on a
+Courier store through Courier-IMAP's own imapd on a pipe, so the metadata files are Courier's.
 
 Same --seed, same mailbox content. It:
   * creates folders (Archive, Archive/2024, Archive/2025, Lists, Lists/dovecot, "Old Stuff",
@@ -164,6 +165,13 @@ def install_sieve(home, uid, gid):
     return path
 
 
+def make_maildir(home, uid, gid):
+    """HOME/Maildir/{cur,new,tmp} owned by the mail user (what Courier's maildirmake makes)."""
+    for d in (home, os.path.join(home, "Maildir")) + tuple(os.path.join(home, "Maildir", s) for s in ("cur", "new", "tmp")):
+        os.makedirs(d, mode=0o700, exist_ok=True)
+        os.chown(d, uid, gid)
+
+
 def main():
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -185,17 +193,26 @@ def main():
         if entry is None:
             raise labcommon.LabError(f"unknown user '{a.user}' (no mlabMailAccount with that mail or uid)")
         store = a.via or labcommon.first(entry, "mailHost")
-        port = labcommon.store_port(env, store, "IMAP_PORT")
         rcpt = labcommon.first(entry, "mail")
         home = labcommon.user_home(env, store, entry)
-        imap = Imap("127.0.0.1", port)
-        imap.login(rcpt, a.password)
+        courier = store in labcommon.courier_stores(env)
+        if courier:
+            # Courier-IMAP: its own imapd on a pipe; folders live under "INBOX.", one message
+            # per APPEND (no MULTIAPPEND), and no sieve (Courier filters with maildrop).
+            make_maildir(home, int(env["MAIL_UID"]), int(env["MAIL_GID"]))
+            imap = labcommon.courier_session(env, store, rcpt)
+        else:
+            imap = Imap("127.0.0.1", labcommon.store_port(env, store, "IMAP_PORT"))
+            imap.login(rcpt, a.password)
+        batch_max = 1 if courier else BATCH_MESSAGES
 
         existing = {raw: delim for _, raw, _, delim in imap.list()}
         delim = next(iter(existing.values()), "/") or "/"
         names = {}  # parts -> raw IMAP name
         for parts, _, subscribed in FOLDERS:
             raw = "INBOX" if parts == ("INBOX",) else mutf7_encode(delim.join(parts))
+            if courier and raw != "INBOX":
+                raw = "INBOX" + delim + raw
             names[parts] = raw
             if raw not in existing:
                 r = imap.command("CREATE", quote(raw), check=False)
@@ -235,7 +252,7 @@ def main():
                 batch += [f"({' '.join(flags)})", quote(internaldate(ts)), Literal(data)]
                 batch_bytes += len(data)
                 batch_ids.append(i)
-                if len(batch_ids) >= BATCH_MESSAGES or batch_bytes >= BATCH_BYTES:
+                if len(batch_ids) >= batch_max or batch_bytes >= BATCH_BYTES:
                     flush()
             flush()
 
@@ -268,7 +285,7 @@ def main():
                 summary[delim.join(dst)]["copied_in"] += len(pick)
         imap.logout()
 
-        sieve = install_sieve(home, int(env["MAIL_UID"]), int(env["MAIL_GID"]))
+        sieve = None if courier else install_sieve(home, int(env["MAIL_UID"]), int(env["MAIL_GID"]))
     except labcommon.LabError as e:
         labcommon.die(PROG, str(e))
     except ImapNo as e:

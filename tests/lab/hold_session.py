@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """Hold one IMAP session open (through nginx by default) until the server ends it.
 
-Logs in, SELECTs INBOX, writes "ready store=<store the session landed on>" to stdout, then
+Logs in (on a Courier store: Courier's imapd on a pipe, pre-authenticated), SELECTs INBOX, writes "ready store=<store the session landed on>" to stdout, then
 sends NOOP every 0.2 s. When the server closes the session (e.g. a doveadm kick), it writes
 "ended after <seconds>s" and exits 0; if the session is still open after --max seconds it
 writes "still open" and exits 1. Used by the live-session move test.
@@ -29,13 +29,18 @@ def main():
     ap.add_argument("--max", type=float, default=60.0)
     a = ap.parse_args()
     env = labcommon.load_env(a.lab)
-    port = int(env["NGINX_IMAP_PORT"]) if a.via == "nginx" else labcommon.store_port(env, a.via, "IMAP")
     try:
-        imap = Imap("127.0.0.1", port, timeout=10)
-        imap.login(a.user, a.password or env.get("USER_PASSWORD", "secret"))
-        store = imap.id().get("x-mlab-store", "?")
+        if a.via in labcommon.courier_stores(env):
+            # Courier's imapd on a pipe, with AUTHENTICATED=USER as after Courier's login.
+            imap = labcommon.courier_session(env, a.via, a.user, timeout=10)
+            store = a.via
+        else:
+            port = int(env["NGINX_IMAP_PORT"]) if a.via == "nginx" else labcommon.store_port(env, a.via, "IMAP_PORT")
+            imap = Imap("127.0.0.1", port, timeout=10)
+            imap.login(a.user, a.password or env.get("USER_PASSWORD", "secret"))
+            store = imap.id().get("x-mlab-store", "?")
         imap.examine("INBOX", readonly=False)
-    except ImapError as e:
+    except (ImapError, labcommon.LabError) as e:
         print(f"login failed: {e}", flush=True)
         return 3
     print(f"ready store={store}", flush=True)

@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """Print a user's IMAP state as a client sees it, as JSON.
 
-Logs in over IMAP (through nginx by default, perdition or the Dovecot proxy, or straight to a store) and reports, for every
+Logs in over IMAP (through nginx by default, perdition or the Dovecot proxy, or straight to a store;
+a Courier store's Maildir is read by Courier-IMAP's own imapd on a pipe) and reports, for every
 folder LIST shows: UIDVALIDITY, UIDNEXT, the message count and a sha256 over the sorted
 (UID, flags incl. keywords, Message-ID) triples (\\Recent is left out: it belongs to a session).
 Also "store": the store the session really landed on (Dovecot's IMAP ID x-mlab-store).
@@ -44,7 +45,8 @@ def folder_state(imap, raw_name, detail):
         for m in imap.fetch("1:*", items):
             uid = int(m["UID"])
             flags = sorted(f for f in (m.get("FLAGS") or []) if f.lower() != "\\recent")
-            mid = message_id(m.get(MSGID_ITEM))
+            # Dovecot echoes the item as sent; Courier quotes the field name ("MESSAGE-ID").
+            mid = message_id(next((v for k, v in m.items() if k.startswith("BODY[HEADER.FIELDS")), None))
             triples.append([uid, flags, mid])
             if detail:
                 rows.append({"uid": uid, "flags": flags, "internaldate": m.get("INTERNALDATE"),
@@ -78,7 +80,8 @@ def main():
     ap.add_argument("--lab", required=True, help="lab directory")
     ap.add_argument("--user", required=True, help="login (mail or uid)")
     ap.add_argument("--via", default="nginx",
-                    help="a router: nginx (default), perdition, dproxy, director; or a store name: store1, shared1, ...")
+                    help="a router: nginx (default), perdition, dproxy, director; or a store name: store1, shared1, ...; "
+                         "a Courier store (courier1, ...) is read by Courier's own imapd on a pipe")
     ap.add_argument("--password", default="secret")
     ap.add_argument("--detail", action="store_true", help="list every message and the subscriptions")
     ap.add_argument("--retry-unavailable", type=float, default=0, metavar="SEC",
@@ -86,8 +89,12 @@ def main():
     a = ap.parse_args()
     try:
         env = labcommon.load_env(a.lab)
-        port = labcommon.router_or_store_port(env, a.via)
-        imap = login("127.0.0.1", port, a.user, a.password, a.retry_unavailable)
+        if a.via in labcommon.courier_stores(env):
+            port = 0  # no daemon: Courier's imapd on a pipe, pre-authenticated
+            imap = labcommon.courier_session(env, a.via, a.user)
+        else:
+            port = labcommon.router_or_store_port(env, a.via)
+            imap = login("127.0.0.1", port, a.user, a.password, a.retry_unavailable)
     except labcommon.LabError as e:
         labcommon.die(PROG, str(e))
     except ImapNo as e:
@@ -98,7 +105,8 @@ def main():
         labcommon.die(PROG, f"login of {a.user} via {a.via} (port {port}): {e}")
 
     try:
-        result = {"user": a.user, "via": a.via, "port": port, "store": imap.id().get("x-mlab-store")}
+        store = a.via if port == 0 else imap.id().get("x-mlab-store")
+        result = {"user": a.user, "via": a.via, "port": port, "store": store}
         folders = {}
         for name, raw, flags, delim in sorted(imap.list(), key=lambda f: f[0]):
             if any(f.lower() in ("\\noselect", "\\nonexistent") for f in flags):

@@ -10,7 +10,8 @@ BUILD=(cmake g++ make pkg-config librsync-dev libldap-dev libsqlite3-dev libcurl
        libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libxxhash-dev
        libgtest-dev libgmock-dev libbenchmark-dev libpng-dev clang libclang-rt-14-dev ccache)
 LAB=(slapd ldap-utils dovecot-core dovecot-imapd dovecot-lmtpd dovecot-ldap dovecot-auth-lua
-     nginx libnginx-mod-mail prometheus-node-exporter postfix postfix-ldap perdition perdition-ldap)
+     nginx libnginx-mod-mail prometheus-node-exporter postfix postfix-ldap perdition perdition-ldap
+     courier-authlib libcourier-unicode4 libgamin0)
 TOOLS=(python3 rsync rdiff time procps sqlite3 ca-certificates openssl curl chromium prometheus)
 ALL=("${BUILD[@]}" "${LAB[@]}" "${TOOLS[@]}")
 POLICY=/usr/sbin/policy-rc.d
@@ -23,6 +24,23 @@ case ${1:-} in
   *) echo "install-deps.sh: unknown argument '$1' (try --help)" >&2; exit 2 ;;
 esac
 
+# Courier-IMAP's imapd for the lab's Courier stores, extracted, never installed: the package
+# conflicts with dovecot-imapd (both provide imap-server) and would remove it. Its libraries
+# (courier-authlib, libcourier-unicode4, libgamin0 above) install without conflict.
+COURIER_DIR=/opt/mailshard-lab/courier-imap
+extract_courier() {
+  [[ -x $COURIER_DIR/usr/bin/imapd ]] && return 0
+  ((EUID == 0)) || { echo "install-deps.sh: must run as root to extract courier-imap into $COURIER_DIR" >&2; exit 1; }
+  local tmp
+  tmp=$(mktemp -d)
+  (cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root courier-imap >/dev/null) ||
+    { rm -rf "$tmp"; echo "install-deps.sh: apt-get download courier-imap failed" >&2; exit 1; }
+  rm -rf "$COURIER_DIR.new" && mkdir -p "$COURIER_DIR.new"
+  dpkg-deb -x "$tmp"/courier-imap_*.deb "$COURIER_DIR.new"
+  rm -rf "$tmp" "$COURIER_DIR" && mv "$COURIER_DIR.new" "$COURIER_DIR"
+  echo "install-deps.sh: courier-imap extracted into $COURIER_DIR"
+}
+
 # Fast path: one dpkg-query for all packages.
 missing=()
 declare -A installed=()
@@ -32,6 +50,7 @@ done < <(dpkg-query -W -f='${Package} ${Status}\n' "${ALL[@]}" 2>/dev/null || tr
 for p in "${ALL[@]}"; do [[ -n ${installed[$p]:-} ]] || missing+=("$p"); done
 if ((${#missing[@]} == 0)); then
   echo "install-deps.sh: all ${#ALL[@]} packages already installed"
+  extract_courier
   exit 0
 fi
 
@@ -54,4 +73,5 @@ echo 'slapd slapd/no_configuration boolean true' | debconf-set-selections
 echo 'postfix postfix/main_mailer_type select No configuration' | debconf-set-selections
 apt-get update
 apt-get install -y --no-install-recommends "${ALL[@]}"
+extract_courier
 echo "install-deps.sh: done"

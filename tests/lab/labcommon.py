@@ -69,9 +69,14 @@ def stores(env):
     return env["STORES"].split()
 
 
+def courier_stores(env):
+    return env.get("COURIER_STORES", "").split()
+
+
 def all_stores(env):
-    """STORES and the director's backends over one shared mail root (SHARED_STORES)."""
-    return stores(env) + env.get("SHARED_STORES", "").split()
+    """STORES, the director's backends over one shared mail root (SHARED_STORES) and the Courier
+    stores (COURIER_STORES: mail roots only, read by Courier's imapd on a pipe)."""
+    return stores(env) + env.get("SHARED_STORES", "").split() + courier_stores(env)
 
 
 def store_port(env, store, kind):
@@ -196,6 +201,32 @@ def user_home(env, store, entry):
     if not rel or rel.startswith("/") or ".." in rel.split("/"):
         raise LabError(f"{entry['dn']}: bad mailMessageStore '{rel}'")
     return os.path.join(env[f"{store.upper()}_MAIL_ROOT"], rel)
+
+
+# Courier-IMAP's imapd on a pipe, as its login program would start it after authentication
+# (the settings of Debian's /etc/courier/imapd that matter; no trash purge, no shared index).
+COURIER_ENV = {"IMAP_CAPABILITY": "IMAP4rev1 UIDPLUS CHILDREN NAMESPACE IDLE", "IMAP_KEYWORDS": "1",
+               "IMAP_ACL": "1", "IMAP_USELOCKS": "1", "IMAP_EMPTYTRASH": "", "IMAP_MOVE_EXPUNGE_TO_TRASH": "0",
+               "IMAP_UMASK": "022", "IMAP_IDLE_TIMEOUT": "60", "PATH": "/usr/bin:/bin"}
+
+
+def courier_session(env, store, login, timeout=60):
+    """A pre-authenticated IMAP session of LOGIN with Courier's imapd on the Maildir of LOGIN's home
+    on Courier store STORE (from LDAP's mailMessageStore), run as the mail owner with
+    AUTHENTICATED=LOGIN, as Courier's imaplogin leaves it (the kick command finds it by that)."""
+    from mlab_imap import pipe_session  # noqa: E402 (mlab_imap imports nothing from here)
+    imapd = env.get("COURIER_IMAPD", "")
+    if not imapd or not os.access(imapd, os.X_OK):
+        raise LabError(f"Courier's imapd '{imapd}' is missing: run tests/lab/install-deps.sh as root")
+    entry = find_user(env, login)
+    if entry is None:
+        raise LabError(f"no user '{login}' in LDAP")
+    home = user_home(env, store, entry)
+    if not os.path.isdir(os.path.join(home, "Maildir")):
+        raise LabError(f"{login} has no Maildir on {store} ({home}/Maildir)")
+    child_env = dict(COURIER_ENV, AUTHENTICATED=login, HOME=home, MAILDIR="Maildir")
+    argv = ["setpriv", f"--reuid={env['MAIL_UID']}", f"--regid={env['MAIL_GID']}", "--clear-groups", imapd, "Maildir"]
+    return pipe_session(argv, env=child_env, cwd=home, timeout=timeout)
 
 
 FILLER = "The quick brown fox jumps over the lazy dog. 0123456789 mlab filler text.\r\n"

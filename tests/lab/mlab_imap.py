@@ -8,6 +8,7 @@ responses, modified UTF-7 mailbox names."""
 import base64
 import re
 import socket
+import subprocess
 
 
 class ImapError(Exception):
@@ -150,12 +151,19 @@ _LITERAL_END = re.compile(rb"\{(\d+)\}$")
 
 
 class Imap:
-    def __init__(self, host, port, timeout=60, source_ip=None):
-        try:
-            self.sock = socket.create_connection((host, port), timeout=timeout,
-                                                 source_address=(source_ip, 0) if source_ip else None)
-        except OSError as e:
-            raise ImapError(f"cannot connect to IMAP {host}:{port}: {e.strerror or e}")
+    def __init__(self, host, port, timeout=60, source_ip=None, sock=None):
+        """Connects to host:port, or speaks over `sock` (a connected socket, e.g. one end of a
+        socketpair whose other end is a server's stdin/stdout: pipe_session)."""
+        self.proc = None
+        if sock is not None:
+            self.sock = sock
+            self.sock.settimeout(timeout)
+        else:
+            try:
+                self.sock = socket.create_connection((host, port), timeout=timeout,
+                                                     source_address=(source_ip, 0) if source_ip else None)
+            except OSError as e:
+                raise ImapError(f"cannot connect to IMAP {host}:{port}: {e.strerror or e}")
         self.rf = self.sock.makefile("rb")
         self.n = 0
         self.pending = {}
@@ -333,3 +341,30 @@ class Imap:
             self.sock.close()
         except OSError:
             pass
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+def pipe_session(argv, env=None, cwd=None, timeout=60):
+    """An IMAP session with a server that speaks on its stdin/stdout (Courier's `imapd MAILDIR`
+    answers pre-authenticated): the server runs as a child on one end of a socketpair."""
+    mine, theirs = socket.socketpair()
+    try:
+        proc = subprocess.Popen(argv, stdin=theirs, stdout=theirs, stderr=subprocess.DEVNULL, env=env, cwd=cwd)
+    except OSError as e:
+        mine.close()
+        raise ImapError(f"cannot start {argv[0]}: {e.strerror or e}")
+    finally:
+        theirs.close()
+    try:
+        imap = Imap(None, None, timeout=timeout, sock=mine)
+    except ImapError:
+        proc.kill()
+        proc.wait()
+        raise
+    imap.proc = proc
+    return imap

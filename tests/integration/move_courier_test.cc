@@ -1,0 +1,138 @@
+// Courier-IMAP stores (issue 11, item 2). The lab's Courier stores (courier1, courier2) are mail
+// roots that Courier-IMAP's own imapd reads on a pipe (tests/lab/labcommon.py courier_session);
+// DIR/mailshard-courier.toml declares them `mail_location = "courier:~/Maildir"` and kicks with
+// examples/courier/kick-courier-user. A mailbox written by Courier itself (fill_mailbox.py through
+// Courier's imapd: courierimapuiddb, courierimapkeywords/, courierimapsubscribed, a UTF-8 folder
+// name on disk) moves from courier1 to courier2 while an MDA delivers to it by LDAP (deferring
+// while the user is frozen) and a Courier session is open. Afterwards Courier reports, over IMAP,
+// the same UIDVALIDITY, UIDs, flags, keywords and subscriptions, every delivered message is
+// there once, and the session was ended by the kick command.
+#include <fstream>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "tests/integration/move_test_util.h"
+
+namespace mailshard::testing {
+namespace {
+
+constexpr int kMessages = 300;
+constexpr int kDeliveries = 40;
+
+std::string slurp(const std::string& path) {
+  std::ifstream in(path);
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+// (uid, flags) of every message of a folder, by Message-ID; messages without one by "uid:N".
+std::map<std::string, std::pair<int64_t, nlohmann::json>> messages_of(const nlohmann::json& folder) {
+  std::map<std::string, std::pair<int64_t, nlohmann::json>> out;
+  for (const auto& m : folder.value("detail", nlohmann::json::array())) {
+    std::string id = m["message_id"].get<std::string>();
+    if (id.empty()) id = "uid:" + std::to_string(m["uid"].get<int64_t>());
+    out[id] = {m["uid"].get<int64_t>(), m["flags"]};
+  }
+  return out;
+}
+
+TEST(MoveCourier, CourierToCourierKeepsWhatCourierReportsWithDeliveriesAndASessionRacing) {
+  Lab& lab = Lab::get();
+  const std::string cfg = lab.env("COURIER_CONFIG");
+  const std::string user = lab.add_user("courier1");
+  const nlohmann::json filled = lab.fill_mailbox(user, kMessages, 21, "courier1");
+  ASSERT_EQ(filled["appended"], kMessages) << filled.dump();
+  const std::string maildir = lab.home_path("courier1", user) + "/Maildir";
+  for (const char* f : {"courierimapuiddb", "courierimapsubscribed", "courierimapkeywords", ".Entwürfe"})
+    ASSERT_TRUE(path_exists(maildir + "/" + f)) << "Courier did not write " << f << " in " << maildir;
+  const nlohmann::json before = lab.imap_state(user, "courier1", /*detail=*/true);
+  ASSERT_EQ(before["store"], "courier1");
+
+  // A Courier session, open across the move.
+  const std::string out = lab.dir() + "/courier_session_" + std::to_string(::getpid()) + ".out";
+  std::string cmd = "/usr/bin/python3 " + lab.env("LAB_SCRIPTS") + "/hold_session.py --lab " + lab.dir() +
+                    " --user " + user + " --via courier1 --max 90 > " + out + " 2>&1; echo rc=$? >> " + out;
+  std::thread holder([&] { lab.run({"sh", "-c", cmd}, {}, 120); });
+  for (int i = 0; i < 100 && slurp(out).find("ready") == std::string::npos; ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_NE(slurp(out).find("ready store=courier1"), std::string::npos) << slurp(out);
+
+  // Deliveries by LDAP route throughout the move.
+  RunResult delivered;
+  std::thread mda([&] {
+    delivered = lab.run_script("maildir_deliver.py", {"--user", user, "--count", std::to_string(kDeliveries), "--tag",
+                                                      "courier-race", "--interval", "0.1"},
+                               180);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));  // some land before the move starts
+  RunResult r = mailshard(cfg, {"move", user, "--to", "courier2"});
+  mda.join();
+  holder.join();
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  ASSERT_EQ(delivered.rc, 0) << delivered.describe();
+  const nlohmann::json mda_out = nlohmann::json::parse(delivered.out);
+
+  const std::string held = slurp(out);
+  EXPECT_NE(held.find("ended after"), std::string::npos) << "the kick command did not end the session: " << held;
+  EXPECT_EQ(lab.ldap_get(user, "mailHost"), "courier2");
+  EXPECT_EQ(latest_move(cfg, user)["state"], "done");
+
+  const nlohmann::json after = lab.imap_state(user, "courier2", /*detail=*/true);
+  EXPECT_EQ(after["subscriptions"], before["subscriptions"]);
+  ASSERT_EQ(after["folders"].size(), before["folders"].size()) << after.dump().substr(0, 2000);
+  for (const auto& [name, b] : before["folders"].items()) {
+    ASSERT_TRUE(after["folders"].contains(name)) << name;
+    const auto& a = after["folders"][name];
+    EXPECT_EQ(a["uidvalidity"], b["uidvalidity"]) << name;
+    // Every message Courier reported before keeps its UID and flags (keywords included).
+    auto was = messages_of(b), now = messages_of(a);
+    for (const auto& [id, m] : was) {
+      auto it = now.find(id);
+      ASSERT_NE(it, now.end()) << name << ": " << id << " (uid " << m.first << ") is gone";
+      EXPECT_EQ(it->second.first, m.first) << name << ": " << id << " changed UID";
+      EXPECT_EQ(it->second.second, m.second) << name << ": " << id << " changed flags";
+    }
+    if (name != "INBOX") {
+      EXPECT_EQ(a["hash"], b["hash"]) << name;
+    }
+  }
+  // Every delivery is in the new INBOX exactly once.
+  std::map<std::string, int> seen;
+  for (const auto& m : after["folders"]["INBOX"]["detail"]) ++seen[m["message_id"].get<std::string>()];
+  for (const auto& id : mda_out["message_ids"]) EXPECT_EQ(seen[id.get<std::string>()], 1) << id;
+  EXPECT_EQ(after["folders"]["INBOX"]["messages"].get<int>(),
+            before["folders"]["INBOX"]["messages"].get<int>() + kDeliveries);
+  std::printf("courier move: %s; deliveries by store %s, %d polls deferred\n", r.out.c_str(),
+              mda_out["stores"].dump().c_str(), mda_out["deferred_polls"].get<int>());
+}
+
+// The kick command on its own: it ends the user's Courier sessions and nobody else's.
+TEST(MoveCourier, TheKickCommandEndsOnlyThatUsersSessions) {
+  Lab& lab = Lab::get();
+  const std::string alice = lab.add_user("courier1");
+  const std::string bob = lab.add_user("courier1");
+  lab.fill_mailbox(alice, 5, 1, "courier1");
+  lab.fill_mailbox(bob, 5, 2, "courier1");
+  auto hold = [&](const std::string& u, const std::string& file) {
+    return "/usr/bin/python3 " + lab.env("LAB_SCRIPTS") + "/hold_session.py --lab " + lab.dir() + " --user " + u +
+           " --via courier1 --max 8 > " + file + " 2>&1; echo rc=$? >> " + file;
+  };
+  const std::string tag = std::to_string(::getpid());
+  const std::string fa = lab.dir() + "/kick_a_" + tag + ".out", fb = lab.dir() + "/kick_b_" + tag + ".out";
+  std::thread ta([&] { lab.run({"sh", "-c", hold(alice, fa)}, {}, 30); });
+  std::thread tb([&] { lab.run({"sh", "-c", hold(bob, fb)}, {}, 30); });
+  for (int i = 0; i < 100 && (slurp(fa).find("ready") == std::string::npos || slurp(fb).find("ready") == std::string::npos); ++i)
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  ASSERT_NE(slurp(fa).find("ready"), std::string::npos) << slurp(fa);
+  ASSERT_NE(slurp(fb).find("ready"), std::string::npos) << slurp(fb);
+  RunResult k = lab.run({lab.env("LAB_SCRIPTS") + "/../../examples/courier/kick-courier-user", alice, "courier1"});
+  EXPECT_EQ(k.rc, 0) << k.describe();
+  EXPECT_THAT(k.out, ::testing::HasSubstr("ended 1 session(s) of " + alice));
+  ta.join();
+  tb.join();
+  EXPECT_NE(slurp(fa).find("ended after"), std::string::npos) << slurp(fa);
+  EXPECT_NE(slurp(fb).find("still open"), std::string::npos) << "bob's session was ended too: " << slurp(fb);
+}
+
+}  // namespace
+}  // namespace mailshard::testing
