@@ -36,7 +36,7 @@ std::map<std::string, std::pair<int64_t, nlohmann::json>> messages_of(const nloh
   return out;
 }
 
-TEST(MoveCourier, CourierToCourierKeepsWhatCourierReportsWithDeliveriesAndASessionRacing) {
+TEST(MoveCourierStore, CourierToCourierKeepsWhatCourierReportsWithDeliveriesAndASessionRacing) {
   Lab& lab = Lab::get();
   const std::string cfg = lab.env("COURIER_CONFIG");
   const std::string user = lab.add_user("courier1");
@@ -107,7 +107,7 @@ TEST(MoveCourier, CourierToCourierKeepsWhatCourierReportsWithDeliveriesAndASessi
 }
 
 // The kick command on its own: it ends the user's Courier sessions and nobody else's.
-TEST(MoveCourier, TheKickCommandEndsOnlyThatUsersSessions) {
+TEST(MoveCourierStore, TheKickCommandEndsOnlyThatUsersSessions) {
   Lab& lab = Lab::get();
   const std::string alice = lab.add_user("courier1");
   const std::string bob = lab.add_user("courier1");
