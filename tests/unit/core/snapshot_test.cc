@@ -34,7 +34,7 @@ const char* kServers =
 
 TEST(Snapshot, RoundTripKeepsNamesAndColumns) {
   Snapshot s;
-  s.servers = {{"store1", "std", 1000, 10, 16, false}, {"store2", "std", 2000, 20, 32, true}};
+  s.servers = {{"store1", "std", 1000, 10, 16, false, ""}, {"store2", "std", 2000, 20, 32, true, ""}};
   s.add_user(0, 100, 1.5, false, "alice@example.org");
   s.add_user(1, 200, 0.25, true, "bob@example.org");
   s.taken_at_ms = 1700000000000;
