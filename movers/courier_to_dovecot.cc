@@ -494,6 +494,14 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
   }
   std::sort(out.folders.begin(), out.folders.end(),
             [](const DovecotFolder& a, const DovecotFolder& b) { return a.src_dir < b.src_dir; });
+  // A folder must not take the name another folder has now (".A&-B" is
+  // Courier's "A&-B" and Dovecot's "A&B"): the renames would collide.
+  std::set<std::string> src_dirs;
+  for (const auto& f : out.folders) src_dirs.insert(f.src_dir);
+  for (const auto& f : out.folders)
+    if (f.dst_dir != f.src_dir && src_dirs.count(f.dst_dir))
+      return bad_file(ErrorCode::kConflict, user, path_of(in.maildir, f.src_dir, ""),
+                      fmt::format("becomes {}, the name another Courier folder has", printable(f.dst_dir)));
 
   if (in.subscribed) {
     const std::string path = path_of(in.maildir, "", "courierimapsubscribed");
