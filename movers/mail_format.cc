@@ -49,15 +49,18 @@ std::optional<std::string> format_change_refusal(const std::string& user, MailFo
   const MailFormat src = files != MailFormat::kUnknown ? files : server_location(from).format;
   const MailFormat dst = server_location(to).format;
   if (src == MailFormat::kUnknown || dst == MailFormat::kUnknown || src == dst) return std::nullopt;
+  if (src == MailFormat::kCourier && dst == MailFormat::kDovecot) return std::nullopt;  // converted on the way
   const std::string how = files != MailFormat::kUnknown ? "its files" : "mail_location";
-  const std::string why = src == MailFormat::kCourier
-                              ? "Dovecot would give its folders new UIDVALIDITYs and lose Courier's keywords, and every "
-                                "client would download everything again"
-                              : "Courier would give its folders new UIDVALIDITYs and lose Dovecot's keywords, and every "
-                                "client would download everything again";
-  return fmt::format("user {}: its mail on {} is {} ({}) but {} reads {}: moved unconverted, {}; mailshard does not "
-                     "convert between formats yet (set the servers' mail_location if this is wrong)",
-                     printable(user), from.name, mail_format_name(src), how, to.name, mail_format_name(dst), why);
+  return fmt::format("user {}: its mail on {} is {} ({}) but {} reads {}: moved unconverted, Courier would give its "
+                     "folders new UIDVALIDITYs and lose Dovecot's keywords, and every client would download everything "
+                     "again; mailshard converts only Courier to Dovecot (set the servers' mail_location if this is "
+                     "wrong)",
+                     printable(user), from.name, mail_format_name(src), how, to.name, mail_format_name(dst));
+}
+
+bool converts_courier_to_dovecot(MailFormat files, const ServerConfig& from, const ServerConfig& to) {
+  const MailFormat src = files != MailFormat::kUnknown ? files : server_location(from).format;
+  return src == MailFormat::kCourier && server_location(to).format == MailFormat::kDovecot;
 }
 
 }  // namespace mailshard

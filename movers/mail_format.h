@@ -28,9 +28,15 @@ MailLocation server_location(const ServerConfig& server);
 Result<MailFormat> detect_home_format(Transport& t, const std::string& home, const MailLocation& loc);
 
 // The one line that refuses the move when the user's mail (as its files
-// say, else as `from` declares) is in another format than `to` reads;
-// nullopt when they agree or either is unknown.
+// say, else as `from` declares) is in another format than `to` reads and
+// mailshard cannot convert it (Dovecot -> Courier); nullopt when they agree,
+// either is unknown, or the move converts (Courier -> Dovecot).
 std::optional<std::string> format_change_refusal(const std::string& user, MailFormat files, const ServerConfig& from,
                                                  const ServerConfig& to);
+
+// Whether the move converts Courier-IMAP Maildir++ to Dovecot Maildir: the
+// mail is Courier's (its files, else `from`'s mail_location) and `to` reads
+// Dovecot's format.
+bool converts_courier_to_dovecot(MailFormat files, const ServerConfig& from, const ServerConfig& to);
 
 }  // namespace mailshard

@@ -177,6 +177,9 @@ Json MoveProgress::to_json_object() const {
     j["precopy"] = std::move(passes);
   }
   if (freeze_requested) j["freeze_requested"] = true;
+  if (convert) j["convert"] = *convert;
+  if (convert_maildir) j["convert_maildir"] = *convert_maildir;
+  if (converted_folders) j["converted_folders"] = *converted_folders;
   if (final_pass) j["final_pass"] = final_pass->to_json();
   if (verify) j["verify"] = verify->to_json();
   if (doveadm_mailboxes_compared) j["doveadm_mailboxes_compared"] = *doveadm_mailboxes_compared;
@@ -223,6 +226,9 @@ Result<MoveProgress> MoveProgress::parse(std::string_view text, std::vector<std:
     }
   }
   f.read("freeze_requested", p.freeze_requested);
+  f.read("convert", p.convert);
+  f.read("convert_maildir", p.convert_maildir);
+  f.read("converted_folders", p.converted_folders);
   if (const Json* stats = f.find("final_pass")) {
     if (stats->is_object()) p.final_pass = parse_pass_stats(*stats, "final_pass", dropped);
     else f.ignore("final_pass");

@@ -46,6 +46,10 @@ struct MoveProgress {
   std::vector<PassStats> precopy;  // one per warm pass of the last precopy step, in order
   // freeze
   bool freeze_requested = false;  // the freeze backend was asked to freeze: a rollback thaws
+  // preflight decides, convert does: "courier-to-dovecot" (movers/courier_conversion.h)
+  std::optional<std::string> convert;
+  std::optional<std::string> convert_maildir;  // the Maildir inside the home ("Maildir", "" = the home)
+  std::optional<int64_t> converted_folders;    // folders whose UIDs and keywords verify compared
   // final_sync, verify
   std::optional<PassStats> final_pass;
   std::optional<VerifyReport> verify;

@@ -23,7 +23,7 @@ enum class CommitSide : uint8_t {
   kAfterFlip,   // only forward: a failure leaves the move for resume
 };
 
-enum class StepId : uint8_t { kPreflight, kPrecopy, kFreeze, kKick, kFinalSync, kVerify, kFlip, kThaw, kSweep, kDone };
+enum class StepId : uint8_t { kPreflight, kPrecopy, kFreeze, kKick, kFinalSync, kConvert, kVerify, kFlip, kThaw, kSweep, kDone };
 
 struct ProtocolStep {
   StepId id;
@@ -42,6 +42,9 @@ inline constexpr ProtocolStep kMoveProtocol[] = {
     {StepId::kKick, "kick", MoveState::kFrozen, CommitSide::kBeforeFlip, "the user's sessions on the source"},
     {StepId::kFinalSync, "final_sync", MoveState::kFinalSync, CommitSide::kBeforeFlip,
      "the destination's staging directory; reads the source"},
+    {StepId::kConvert, "convert", MoveState::kFinalSync, CommitSide::kBeforeFlip,
+     "the destination's staging directory, only when the formats differ (Courier -> Dovecot: metadata files "
+     "written, messages and folders renamed); reads the source"},
     {StepId::kVerify, "verify", MoveState::kVerified, CommitSide::kBeforeFlip, "nothing; reads both sides"},
     {StepId::kFlip, "flip", MoveState::kFlipped, CommitSide::kFlip,
      "the destination home (staging renamed into place), then LDAP host and home in one guarded modify"},

@@ -266,6 +266,7 @@ Status MoveRunner::run_step(Ctx& c, const ProtocolStep& s) {
       case StepId::kFreeze: return freeze(c);
       case StepId::kKick: return kick(c);
       case StepId::kFinalSync: return final_sync(c);
+      case StepId::kConvert: return convert(c);
       case StepId::kVerify: return verify(c);
       case StepId::kFlip: return flip(c);
       case StepId::kThaw: return thaw(c);
@@ -422,6 +423,9 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
             ? MailFormat::kUnknown
             : MS_TRY_CTX(detect_home_format(*c.src, c.progress.src_home, server_location(*c.from)), c.from->name);
     if (auto why = format_change_refusal(c.rec.user, files, *c.from, *c.to)) return Error::invalid(*why);
+    // Courier -> Dovecot: converted by the convert step (movers/move_convert.cc).
+    if (!c.progress.empty_source && converts_courier_to_dovecot(files, *c.from, *c.to))
+      MS_CHECK(plan_conversion(c));
     auto dst_there = MS_TRY_CTX(exists(*c.dst, c.dst_final), c.to->name);
     if (dst_there) {
       if (options.dry_run)
@@ -618,7 +622,8 @@ Status MoveRunner::final_sync(Ctx& c) {
   MS_CHECK(load_state(c));
   // Dovecot's own view of the source, now that nobody uses it (it also makes
   // Dovecot write its uidlist up to date before the pass copies it).
-  if (d_.mailbox_status && !c.from->doveadm_url.empty()) {
+  // (Not for a Courier mailbox: Dovecot's view of it is not Courier's.)
+  if (d_.mailbox_status && !c.from->doveadm_url.empty() && !c.progress.convert) {
     auto st = d_.mailbox_status->mailbox_status(c.rec.user, c.from->name);
     if (!st.ok()) return std::move(st).error();
     c.src_status = std::move(*st);
@@ -639,7 +644,9 @@ Status MoveRunner::final_sync(Ctx& c) {
 }
 
 Status MoveRunner::verify(Ctx& c) {
-  if (!c.progress.empty_source) {
+  if (!c.progress.empty_source && c.progress.convert) {
+    MS_CHECK(verify_converted(c));
+  } else if (!c.progress.empty_source) {
     MS_CHECK(load_state(c));
     SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
     auto report = engine.verify_frozen_copy(c.state);
@@ -793,6 +800,7 @@ Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_hom
     for (auto& line : split(*blob, '\n'))
       if (!line.empty()) done.insert(line);
   SyncEngine engine(*c.src, c.progress.src_home, dst, dst_home, d_.sync_options, d_.clock);
+  if (c.progress.convert) engine.set_dst_folder_namer(converted_folder_namer(c.progress.convert_maildir.value_or("")));
   auto late = engine.late_deliveries(c.state);
   if (!late.ok()) return std::move(late).error();
   for (const auto& rel : *late) {

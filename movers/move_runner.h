@@ -1,6 +1,6 @@
 // MoveRunner: moves one user's mailbox from the server LDAP names to another,
 // following the protocol of design.md §4 (docs/ARCHITECTURE.md, "the life of
-// a move"): preflight, precopy, freeze, kick, final_sync, verify, flip, thaw,
+// a move"): preflight, precopy, freeze, kick, final_sync, convert, verify, flip, thaw,
 // sweep, done. It also recovers interrupted moves (resume), rolls back on
 // request (abort) and deletes old source copies (purge).
 //
@@ -32,6 +32,7 @@
 #include "core/journal.h"
 #include "core/mailbox_status.h"
 #include "core/transport.h"
+#include "movers/courier_to_dovecot.h"
 #include "movers/sync_engine.h"
 
 namespace mailshard {
@@ -123,6 +124,10 @@ class MoveRunner {
   Status freeze(Ctx& c);
   Status kick(Ctx& c);
   Status final_sync(Ctx& c);
+  Status convert(Ctx& c);  // movers/move_convert.cc
+  Status verify_converted(Ctx& c);
+  Status plan_conversion(Ctx& c);
+  Result<DovecotConversion> convert_source(Ctx& c);
   Status verify(Ctx& c);
   Status flip(Ctx& c);
   Status thaw(Ctx& c);

@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "movers/courier_conversion.h"
 #include "movers/move_progress.h"
 #include "movers/move_runner.h"
 #include "movers/sync_state.h"
@@ -49,6 +50,7 @@ struct MoveRunner::Ctx {
   int64_t frozen_mono = -1;
   std::optional<std::vector<MailboxStatusInfo>> src_status;  // doveadm, before the final pass
   bool flip_unknown = false;  // the flip's modify may have been applied: resume decides
+  std::optional<DovecotConversion> conversion;  // Courier -> Dovecot: what the convert step applied
   FreezeTarget target() const { return {rec.user, rec.dn}; }
   // progress from the journal's record (an unreadable one is empty, a field
   // of the wrong type unset: what they held is re-derived by the steps that

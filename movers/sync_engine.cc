@@ -1519,6 +1519,7 @@ Status SyncEngine::deliver_to_new(const std::string& src_rel) {
   if (last_of(sub) != "cur" && last_of(sub) != "new")
     return Error::invalid(fmt::format("'{}' is not a Maildir message (not in cur/ or new/)", printable(src_rel)));
   std::string base(message_base(last_of(src_rel)));
+  if (dst_folder_namer_) folder = dst_folder_namer_(folder);
   // Already there (an earlier sweep, or the final pass got it after all)?
   std::vector<StatRequest> probe;
   for (const char* s : {"new", "cur"}) probe.push_back({join_path(dst_home_, join_path(join_path(folder, s), base)), {}});

@@ -37,6 +37,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -162,6 +163,10 @@ class SyncEngine {
   // Idempotent: succeeds without copying when a message with that base name
   // already exists in the folder's cur/ or new/ on the destination.
   Status deliver_to_new(const std::string& src_rel);
+  // Where deliver_to_new() puts a message of a source folder (relative to
+  // the home) on the destination, when a conversion renamed folders
+  // (movers/courier_conversion.h); without a namer, the same folder.
+  void set_dst_folder_namer(std::function<std::string(const std::string&)> namer) { dst_folder_namer_ = std::move(namer); }
 
  private:
   friend class PassRunner;
@@ -171,6 +176,7 @@ class SyncEngine {
   std::string dst_home_;
   SyncOptions options_;
   Clock& clock_;
+  std::function<std::string(const std::string&)> dst_folder_namer_;
 };
 
 }  // namespace mailshard

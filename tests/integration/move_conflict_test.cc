@@ -1,6 +1,7 @@
 // Someone changes the user's entry by hand in the middle of a move: the flip's
 // assertion fails and the move rolls back cleanly. And a move that would
-// change the mail format is refused before anything is written.
+// change the mail format without converting it (Dovecot -> Courier) is
+// refused before anything is written.
 #include "tests/integration/move_test_util.h"
 
 namespace mailshard::testing {
@@ -38,28 +39,26 @@ TEST(MoveConflict, EntryChangedMidMoveAbortsCleanly) {
   expect_same_imap_state(before, lab.imap_state(user, "nginx", true));
 }
 
-// A Courier-IMAP Maildir++ (courierimapuiddb) on a Dovecot store's path, as after a
-// Courier server's disks were attached to a Dovecot fleet: moving it to another
-// Dovecot store unconverted would renumber every UID. Refused in preflight.
-TEST(MoveConflict, CourierMailOntoADovecotStoreIsRefusedBeforeAnythingIsWritten) {
+// A Dovecot mailbox onto a store declared Courier-IMAP: mailshard converts
+// only Courier to Dovecot, so this move would renumber every UID under
+// Courier. Refused in preflight, in one line, before anything is written.
+TEST(MoveConflict, DovecotMailOntoACourierStoreIsRefusedBeforeAnythingIsWritten) {
   Lab& lab = Lab::get();
-  const std::string cfg = lab.dir() + "/mailshard.toml";
+  const std::string cfg = lab_config(
+      "conflict_courier_dst", {{"(name = \"store2\"\n)", "$1mail_location = \"courier:~/Maildir\"\n"}});
   const std::string user = lab.add_user("store1");
   lab.fill_mailbox(user, 20, 32);
-  const std::string maildir = lab.maildir_path("store1", user);
-  lab.run({"sh", "-c", "printf '1 1700000000 21\n1 1700000000.M1P1.host:2,S\n' > " + maildir +
-                           "/courierimapuiddb && mv " + maildir + "/dovecot-uidlist " + maildir + "/dovecot-uidlist.aside"});
   RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
   EXPECT_EQ(r.rc, 2) << r.describe();
-  EXPECT_THAT(r.err, HasSubstr("its mail on store1 is Courier-IMAP Maildir++ (its files) but store2 reads Dovecot Maildir"));
+  EXPECT_THAT(r.err, HasSubstr("its mail on store1 is Dovecot Maildir (its files) but store2 reads Courier-IMAP "
+                               "Maildir++: moved unconverted"));
+  EXPECT_THAT(r.err, HasSubstr("mailshard converts only Courier to Dovecot"));
   EXPECT_EQ(lab.ldap_get(user, "mailHost"), "store1");
   EXPECT_EQ(lab.ldap_get(user, "mailAccountStatus"), "active");
   EXPECT_FALSE(path_exists(lab.home_path("store2", user)));
   EXPECT_TRUE(staging_dirs(lab.home_path("store2", user)).empty());
   nlohmann::json m = latest_move(cfg, user);
   EXPECT_EQ(m["state"], "rolled_back");
-  lab.run({"sh", "-c", "rm " + maildir + "/courierimapuiddb && mv " + maildir + "/dovecot-uidlist.aside " + maildir +
-                           "/dovecot-uidlist"});
 }
 
 }  // namespace

@@ -97,20 +97,27 @@ ServerConfig server(const std::string& name, const std::string& location, const 
   return s;
 }
 
-TEST(FormatChange, CourierFilesOntoADovecotStoreAreRefused) {
+TEST(FormatChange, CourierToDovecotConvertsDovecotToCourierIsRefused) {
   auto courier = server("old1", "courier:~/Maildir");
   auto dovecot = server("new1", "", "http://new1:8080/doveadm/v1");
-  auto why = format_change_refusal("alice", MailFormat::kCourier, courier, dovecot);
-  ASSERT_TRUE(why);
-  EXPECT_THAT(*why, HasSubstr("user alice: its mail on old1 is Courier-IMAP Maildir++ (its files) but new1 reads Dovecot Maildir"));
-  EXPECT_THAT(*why, HasSubstr("new UIDVALIDITYs"));
+  // Courier -> Dovecot converts on the way: no refusal.
+  EXPECT_FALSE(format_change_refusal("alice", MailFormat::kCourier, courier, dovecot));
+  EXPECT_TRUE(converts_courier_to_dovecot(MailFormat::kCourier, courier, dovecot));
   // The files win over what the source server declares.
-  EXPECT_TRUE(format_change_refusal("alice", MailFormat::kCourier, server("old2", ""), dovecot));
+  EXPECT_TRUE(converts_courier_to_dovecot(MailFormat::kCourier, server("old2", ""), dovecot));
+  EXPECT_FALSE(converts_courier_to_dovecot(MailFormat::kDovecot, courier, dovecot));
   // Nothing in the files: the declaration decides.
-  EXPECT_TRUE(format_change_refusal("alice", MailFormat::kUnknown, courier, dovecot));
-  // And the other way round.
-  EXPECT_THAT(*format_change_refusal("bob", MailFormat::kDovecot, dovecot, courier),
-              HasSubstr("Dovecot Maildir (its files) but old1 reads Courier-IMAP Maildir++"));
+  EXPECT_TRUE(converts_courier_to_dovecot(MailFormat::kUnknown, courier, dovecot));
+  // A destination that says nothing about its format: no conversion.
+  EXPECT_FALSE(converts_courier_to_dovecot(MailFormat::kCourier, courier, server("c", "")));
+  // The other way round is refused, in one line.
+  auto why = format_change_refusal("bob", MailFormat::kDovecot, dovecot, courier);
+  ASSERT_TRUE(why);
+  EXPECT_EQ(*why, "user bob: its mail on new1 is Dovecot Maildir (its files) but old1 reads Courier-IMAP Maildir++: "
+                  "moved unconverted, Courier would give its folders new UIDVALIDITYs and lose Dovecot's keywords, and "
+                  "every client would download everything again; mailshard converts only Courier to Dovecot (set the "
+                  "servers' mail_location if this is wrong)");
+  EXPECT_FALSE(converts_courier_to_dovecot(MailFormat::kDovecot, dovecot, courier));
 }
 
 TEST(FormatChange, SameFormatOrUnknownIsNoRefusal) {

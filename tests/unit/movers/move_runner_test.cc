@@ -89,7 +89,7 @@ TEST(MoveProtocol, OneCommitPointStatesInOrder) {
   EXPECT_EQ(flips, 1);
   EXPECT_EQ(kMoveProtocol[0].id, StepId::kPreflight);
   EXPECT_EQ(last, MoveState::kDone);
-  EXPECT_EQ(protocol_step_names(), "preflight, precopy, freeze, kick, final_sync, verify, flip, thaw, sweep, done");
+  EXPECT_EQ(protocol_step_names(), "preflight, precopy, freeze, kick, final_sync, convert, verify, flip, thaw, sweep, done");
 }
 
 TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
@@ -106,7 +106,7 @@ TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
   std::vector<std::string> order;
   for (const auto& s : steps)
     if (s.phase == StepPhase::kBegin) order.push_back(s.step);
-  EXPECT_EQ(order, (std::vector<std::string>{"preflight", "precopy", "freeze", "kick", "final_sync", "verify", "flip",
+  EXPECT_EQ(order, (std::vector<std::string>{"preflight", "precopy", "freeze", "kick", "final_sync", "convert", "verify", "flip",
                                              "thaw", "sweep", "done"}));
 }
 

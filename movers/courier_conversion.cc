@@ -1,0 +1,371 @@
+#include "movers/courier_conversion.h"
+
+#include <set>
+#include <unordered_map>
+
+#include <fmt/format.h>
+
+#include "util/hash.h"
+#include "util/strings.h"
+
+namespace mailshard {
+
+namespace {
+
+// A metadata file is small (a 100k-message courierimapuiddb is ~5 MB); more
+// than this is not a Courier file we understand.
+constexpr int64_t kMaxMetadataBytes = 256ll << 20;
+
+std::string join_rel(const std::string& a, const std::string& b) {
+  if (a.empty()) return b;
+  if (b.empty()) return a;
+  return a + "/" + b;
+}
+
+// Whole files; nullopt for one that does not exist (any more).
+Result<std::vector<std::optional<std::string>>> read_files(Transport& t, const std::vector<std::string>& paths) {
+  std::vector<std::optional<std::string>> out(paths.size());
+  if (paths.empty()) return out;
+  std::vector<ReadSpec> specs;
+  for (const auto& p : paths) specs.emplace_back(p);
+  auto reader = MS_TRY(t.open_reader(std::move(specs)));
+  for (size_t i = 0; i < paths.size(); ++i) {
+    auto item = MS_TRY(reader->next());
+    if (item.status == ReadStatus::kVanished) continue;
+    if (item.status != ReadStatus::kOk)
+      return item.error ? Error(*item.error).context(printable(paths[i]))
+                        : Error::invalid(fmt::format("{}: not a regular file", printable(paths[i])));
+    std::string data;
+    Chunk c;
+    while (MS_TRY(item.file->next_chunk(c))) {
+      if (static_cast<int64_t>(c.offset) != static_cast<int64_t>(data.size())) data.resize(c.offset, '\0');
+      data.append(c.data, c.size);
+      if (static_cast<int64_t>(data.size()) > kMaxMetadataBytes)
+        return Error::corrupt(fmt::format("{}: larger than {}", printable(paths[i]), human_bytes(kMaxMetadataBytes)));
+    }
+    auto trailer = MS_TRY(item.file->finish());
+    if (static_cast<int64_t>(data.size()) < trailer.size) data.resize(trailer.size, '\0');
+    if (!trailer.stable) return Error::conflict(fmt::format("{} changed while it was read", printable(paths[i])));
+    out[i] = std::move(data);
+  }
+  return out;
+}
+
+// A file body from memory, for the transports' writers.
+class MemorySource final : public SourceFile {
+ public:
+  MemorySource(std::string data, FileAttrs attrs) : data_(std::move(data)), attrs_(attrs) {
+    attrs_.type = EntryType::kFile;
+    attrs_.size = static_cast<int64_t>(data_.size());
+  }
+  const FileAttrs& attrs() const override { return attrs_; }
+  Result<bool> next_chunk(Chunk& out) override {
+    if (sent_ || data_.empty()) return false;
+    sent_ = true;
+    out = {0, data_.data(), data_.size()};
+    return true;
+  }
+  Result<SourceTrailer> finish() override {
+    SourceTrailer t;
+    t.hash = hash_bytes(data_);
+    t.size = attrs_.size;
+    return t;
+  }
+
+ private:
+  std::string data_;
+  FileAttrs attrs_;
+  bool sent_ = false;
+};
+
+bool is_folder_dir(const std::string& path) { return path.empty() || (path[0] == '.' && path.find('/') == std::string::npos); }
+
+// Dovecot's files in a Courier folder come from a Dovecot that opened it (an
+// LMTP delivery on the old server): they number the messages otherwise.
+bool stray_dovecot_file(const std::string& name) {
+  return starts_with(name, "dovecot.index") || starts_with(name, "dovecot.list.index") ||
+         starts_with(name, "dovecot-uidvalidity") || name == "dovecot.mailbox.log" || name == "dovecot-uidlist" ||
+         name == "dovecot-keywords";
+}
+
+struct FolderFiles {
+  const DirListing* dir = nullptr;
+  std::vector<std::string> cur, new_;
+};
+
+std::map<std::string, FolderFiles> index_folders(const TreeListing& listing) {
+  std::map<std::string, FolderFiles> out;
+  for (const auto& d : listing)
+    if (is_folder_dir(d.path)) out[d.path].dir = &d;
+  for (const auto& d : listing) {
+    auto slash = d.path.rfind('/');
+    std::string parent = slash == std::string::npos ? "" : d.path.substr(0, slash);
+    std::string last = slash == std::string::npos ? d.path : d.path.substr(slash + 1);
+    if (d.path.empty() || !is_folder_dir(parent) || (last != "cur" && last != "new")) continue;
+    auto it = out.find(parent);
+    if (it == out.end()) continue;
+    for (const auto& e : d.entries) {
+      if (e.name.empty() || e.name[0] == '.' || e.type == EntryType::kDir) continue;
+      (last == "cur" ? it->second.cur : it->second.new_).push_back(e.name);
+    }
+  }
+  return out;
+}
+
+bool has_entry(const DirListing& d, const std::string& name) {
+  for (const auto& e : d.entries)
+    if (e.name == name) return true;
+  return false;
+}
+
+}  // namespace
+
+Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& maildir, const std::string& label) {
+  CourierMailbox m;
+  m.maildir = label;
+  auto listing = MS_TRY(t.list_tree(maildir).context(printable(maildir)));
+  auto folders = index_folders(listing);
+  std::vector<std::string> paths;
+  struct Want {
+    CourierFolder* folder;
+    std::string keyword_name;  // "" = the uiddb
+  };
+  std::vector<Want> wants;
+  bool subscribed = false;
+  for (auto& [path, files] : folders) {
+    const bool is_folder = path.empty() || has_entry(*files.dir, "cur");
+    if (!is_folder) continue;
+    CourierFolder f;
+    f.dir = path;
+    f.cur = std::move(files.cur);
+    f.new_ = std::move(files.new_);
+    m.folders.push_back(std::move(f));
+  }
+  for (auto& f : m.folders) {
+    const DirListing& d = *folders.at(f.dir).dir;
+    if (has_entry(d, "courierimapuiddb")) {
+      paths.push_back(join_rel(maildir, join_rel(f.dir, "courierimapuiddb")));
+      wants.push_back({&f, ""});
+    }
+    if (f.dir.empty() && has_entry(d, "courierimapsubscribed")) subscribed = true;
+    for (const auto& kd : listing) {
+      if (kd.path != join_rel(f.dir, "courierimapkeywords")) continue;
+      for (const auto& e : kd.entries) {
+        if (e.type == EntryType::kDir) continue;
+        // Courier's own temp files there start with '.' and end in a host name; a
+        // ".<n>.<name>" update is what we want.
+        if (e.name[0] == '.' && !(e.name.size() > 2 && e.name[1] >= '0' && e.name[1] <= '9')) continue;
+        paths.push_back(join_rel(maildir, join_rel(kd.path, e.name)));
+        wants.push_back({&f, e.name});
+      }
+    }
+  }
+  if (subscribed) paths.push_back(join_rel(maildir, "courierimapsubscribed"));
+  auto contents = MS_TRY(read_files(t, paths));
+  for (size_t i = 0; i < wants.size(); ++i) {
+    if (!contents[i]) continue;  // gone meanwhile (an update merged into :list)
+    if (wants[i].keyword_name.empty()) wants[i].folder->uiddb = std::move(*contents[i]);
+    else wants[i].folder->keyword_files[wants[i].keyword_name] = std::move(*contents[i]);
+  }
+  if (subscribed) m.subscribed = std::move(contents.back());
+  return m;
+}
+
+Result<ConversionStats> apply_conversion(Transport& dst, const std::string& maildir, const DovecotConversion& conv) {
+  ConversionStats stats;
+  auto listing = MS_TRY(dst.list_tree(maildir).context(printable(maildir)));
+  auto folders = index_folders(listing);
+  auto run = [&](std::vector<TreeOp>& ops, const std::string& what) -> Status {
+    if (ops.empty()) return {};
+    auto res = MS_TRY(dst.apply(ops).context(what));
+    for (size_t i = 0; i < res.size(); ++i)
+      if (!res[i].ok())
+        return Error(res[i].error().code(), fmt::format("{} '{}': {}", what, printable(ops[i].path),
+                                                        res[i].error().message()));
+    ops.clear();
+    return {};
+  };
+  std::vector<TreeOp> ops;
+  auto sync_dir = [&](const std::string& rel) {
+    TreeOp s;
+    s.kind = TreeOp::Kind::kSyncDir;
+    s.path = join_rel(maildir, rel);
+    ops.push_back(std::move(s));
+  };
+
+  // 1. Folders take their Dovecot names.
+  std::map<std::string, const FolderFiles*> now;  // dst_dir -> what the copy holds there
+  for (const auto& f : conv.folders) {
+    ++stats.folders;
+    auto at_dst = folders.find(f.dst_dir);
+    auto at_src = folders.find(f.src_dir);
+    if (f.src_dir == f.dst_dir || at_dst != folders.end()) {
+      if (f.src_dir != f.dst_dir && at_src != folders.end())
+        return Error::conflict(fmt::format("{}: both {} and {} exist in the copy", printable(maildir),
+                                           printable(f.src_dir), printable(f.dst_dir)));
+      if (at_dst == folders.end())
+        return Error::not_found(fmt::format("folder {} is not in the copy at {}", printable(f.src_dir), printable(maildir)));
+      now[f.dst_dir] = &at_dst->second;
+      continue;
+    }
+    if (at_src == folders.end())
+      return Error::not_found(fmt::format("folder {} is not in the copy at {}", printable(f.src_dir), printable(maildir)));
+    TreeOp op;
+    op.kind = TreeOp::Kind::kRename;
+    op.from = join_rel(maildir, f.src_dir);
+    op.path = join_rel(maildir, f.dst_dir);
+    ops.push_back(std::move(op));
+    now[f.dst_dir] = &at_src->second;
+    ++stats.folders_renamed;
+  }
+  if (!ops.empty()) sync_dir("");
+  MS_CHECK(run(ops, "rename folder"));
+
+  // 2. Messages with keywords take their letters.
+  for (const auto& f : conv.folders) {
+    const FolderFiles& files = *now.at(f.dst_dir);
+    std::set<std::string, std::less<>> present;
+    for (const auto& n : files.cur) present.insert("cur/" + n);
+    for (const auto& n : files.new_) present.insert("new/" + n);
+    bool touched = false;
+    for (const auto& [from, to] : f.renames) {
+      if (present.count(to)) continue;  // an earlier run did it
+      if (!present.count(from))
+        return Error::not_found(fmt::format("message {} is not in the copy's {}", printable(from),
+                                            printable(join_rel(maildir, f.dst_dir))));
+      TreeOp op;
+      op.kind = TreeOp::Kind::kRename;
+      op.from = join_rel(maildir, join_rel(f.dst_dir, from));
+      op.path = join_rel(maildir, join_rel(f.dst_dir, to));
+      ops.push_back(std::move(op));
+      ++stats.messages_renamed;
+      touched = true;
+    }
+    if (touched) {
+      sync_dir(join_rel(f.dst_dir, "cur"));
+      sync_dir(join_rel(f.dst_dir, "new"));
+    }
+    if (ops.size() >= 4000) MS_CHECK(run(ops, "rename message"));
+  }
+  MS_CHECK(run(ops, "rename message"));
+
+  // 3. Dovecot's metadata, written whole; stray Dovecot files removed.
+  auto writer = MS_TRY(dst.open_writer(WriterOptions{Durability::kFsyncEach, nullptr}));
+  std::vector<std::string> written;
+  std::vector<std::unique_ptr<MemorySource>> sources;
+  auto write = [&](const std::string& rel, const std::string& data, const FileAttrs& like) -> Status {
+    FileAttrs a;
+    a.uid = like.uid;
+    a.gid = like.gid;
+    a.mode = 0600;
+    a.mtime_ns = like.mtime_ns;
+    WriteSpec ws;
+    ws.path = join_rel(maildir, rel);
+    ws.kind = WriteSpec::Kind::kNew;
+    ws.attrs = a;
+    sources.push_back(std::make_unique<MemorySource>(data, a));
+    written.push_back(ws.path);
+    return writer->write(ws, *sources.back());
+  };
+  for (const auto& f : conv.folders) {
+    const DirListing& d = *now.at(f.dst_dir)->dir;
+    for (const auto& e : d.entries) {
+      if (e.type == EntryType::kDir || !stray_dovecot_file(e.name)) continue;
+      if ((e.name == "dovecot-uidlist" && f.uidlist) || (e.name == "dovecot-keywords" && f.keywords)) continue;
+      TreeOp op;
+      op.kind = TreeOp::Kind::kUnlink;
+      op.path = join_rel(maildir, join_rel(f.dst_dir, e.name));
+      ops.push_back(std::move(op));
+      ++stats.files_removed;
+    }
+    if (f.uidlist) MS_CHECK(write(join_rel(f.dst_dir, "dovecot-uidlist"), *f.uidlist, d.attrs));
+    if (f.keywords) MS_CHECK(write(join_rel(f.dst_dir, "dovecot-keywords"), *f.keywords, d.attrs));
+  }
+  if (conv.subscriptions) MS_CHECK(write("subscriptions", *conv.subscriptions, now.at("")->dir->attrs));
+  auto results = MS_TRY(writer->commit());
+  for (size_t i = 0; i < results.size(); ++i)
+    if (results[i].status != WriteStatus::kOk)
+      return results[i].error ? Error(*results[i].error).context(fmt::format("write {}", printable(written[i])))
+                              : Error::conflict(fmt::format("write {}: not published", printable(written[i])));
+  stats.files_written = static_cast<int64_t>(results.size());
+  // Unlinks may meet files an earlier run removed already.
+  if (!ops.empty()) {
+    auto res = MS_TRY(dst.apply(ops).context("remove stray Dovecot files"));
+    for (size_t i = 0; i < res.size(); ++i)
+      if (!res[i].ok() && res[i].error().code() != ErrorCode::kNotFound)
+        return Error(res[i].error().code(), fmt::format("remove '{}': {}", printable(ops[i].path), res[i].error().message()));
+    ops.clear();
+    for (const auto& f : conv.folders) sync_dir(f.dst_dir);
+    MS_CHECK(run(ops, "sync"));
+  }
+  return stats;
+}
+
+Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const std::string& maildir,
+                                  const DovecotConversion& conv) {
+  auto listing = MS_TRY(dst.list_tree(maildir).context(printable(maildir)));
+  auto folders = index_folders(listing);
+  std::vector<std::string> diffs;
+  std::vector<std::string> paths;
+  for (const auto& f : conv.folders) {
+    paths.push_back(join_rel(maildir, join_rel(f.dst_dir, "dovecot-uidlist")));
+    paths.push_back(join_rel(maildir, join_rel(f.dst_dir, "dovecot-keywords")));
+  }
+  paths.push_back(join_rel(maildir, "subscriptions"));
+  auto contents = MS_TRY(read_files(dst, paths));
+  for (size_t i = 0; i < conv.folders.size(); ++i) {
+    const auto& f = conv.folders[i];
+    const std::string label = f.dst_dir.empty() ? "INBOX" : f.dst_dir;
+    if (f.src_dir != f.dst_dir && folders.count(f.src_dir))
+      diffs.push_back(fmt::format("{}: Courier's folder {} is still there", printable(label), printable(f.src_dir)));
+    auto it = folders.find(f.dst_dir);
+    if (it == folders.end()) {
+      diffs.push_back(fmt::format("{}: missing", printable(label)));
+      continue;
+    }
+    auto seen = dovecot_folder_view(user, join_rel(maildir, f.dst_dir), contents[2 * i], contents[2 * i + 1],
+                                    it->second.cur, it->second.new_);
+    if (!seen.ok()) {
+      diffs.push_back(seen.error().message());
+      continue;
+    }
+    FolderView want = f.view;
+    if (!f.uidlist) want.uidvalidity = want.next_uid = 0;  // no UID list: Dovecot numbers the folder, as Courier would
+    for (auto& d : compare_folder_views(want, *seen)) diffs.push_back(fmt::format("{}: {}", printable(label), d));
+  }
+  if (conv.subscriptions) {
+    const auto& text = contents.back();
+    auto got = text ? dovecot_subscription_names(*text) : Result<std::vector<std::string>>(std::vector<std::string>{});
+    auto want = dovecot_subscription_names(*conv.subscriptions);
+    if (!got.ok() || !want.ok() || *got != *want)
+      diffs.push_back(fmt::format("subscriptions: {} instead of {}",
+                                  got.ok() ? (got->empty() ? std::string("none") : join(*got, ", ")) : got.error().message(),
+                                  want.ok() ? join(*want, ", ") : want.error().message()));
+  }
+  if (!diffs.empty())
+    return Error::verify_failed(fmt::format("the converted copy differs from Courier's view: {}{}", diffs.front(),
+                                            diffs.size() > 1 ? fmt::format(" (and {} more)", diffs.size() - 1) : ""));
+  return static_cast<int64_t>(conv.folders.size());
+}
+
+std::map<std::string, std::string> converted_folder_paths(const std::string& maildir_rel, const DovecotConversion& conv) {
+  std::map<std::string, std::string> out;
+  for (const auto& f : conv.folders)
+    if (f.src_dir != f.dst_dir) out[join_rel(maildir_rel, f.src_dir)] = join_rel(maildir_rel, f.dst_dir);
+  return out;
+}
+
+std::function<std::string(const std::string&)> converted_folder_namer(const std::string& maildir_rel) {
+  return [maildir_rel](const std::string& folder) -> std::string {
+    std::string name = folder;
+    if (!maildir_rel.empty()) {
+      if (!starts_with(folder, maildir_rel + "/")) return folder;
+      name = folder.substr(maildir_rel.size() + 1);
+    }
+    if (!is_folder_dir(name) || name.empty()) return folder;
+    auto dst = dovecot_folder_dir(name);
+    return dst.ok() ? join_rel(maildir_rel, *dst) : folder;
+  };
+}
+
+}  // namespace mailshard

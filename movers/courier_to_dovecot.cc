@@ -1,0 +1,653 @@
+#include "movers/courier_to_dovecot.h"
+
+#include <algorithm>
+#include <cstdint>
+#include <cstring>
+
+#include <fmt/format.h>
+
+#include "util/strings.h"
+
+namespace mailshard {
+
+namespace {
+
+// Dovecot Maildir keeps keywords in file names as letters a..z.
+constexpr size_t kMaxKeywordLetters = 26;
+
+std::string path_of(const std::string& maildir, const std::string& dir, std::string_view name) {
+  std::string p = maildir;
+  for (std::string_view part : {std::string_view(dir), name}) {
+    if (part.empty()) continue;
+    if (!p.empty()) p += '/';
+    p += part;
+  }
+  return p;
+}
+
+Error bad_file(ErrorCode code, const std::string& user, const std::string& path, const std::string& what) {
+  return Error(code, fmt::format("user {}: {}: {}", printable(user), printable(path), what));
+}
+
+// The base name: the message name before ":2," (Maildir's info separator).
+std::string_view base_of(std::string_view name) {
+  auto p = name.find(':');
+  return p == std::string_view::npos ? name : name.substr(0, p);
+}
+
+// Lines of a file that must end in a newline; nullopt when its last line was
+// cut (a truncated file).
+std::optional<std::vector<std::string_view>> whole_lines(std::string_view text) {
+  std::vector<std::string_view> out;
+  if (text.empty()) return out;
+  if (text.back() != '\n') return std::nullopt;
+  size_t start = 0;
+  while (start < text.size()) {
+    size_t end = text.find('\n', start);
+    out.push_back(text.substr(start, end - start));
+    start = end + 1;
+  }
+  return out;
+}
+
+bool all_digits(std::string_view s) {
+  return !s.empty() && s.size() <= 10 && std::all_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+int64_t to_int(std::string_view s) {
+  int64_t v = 0;
+  for (char c : s) v = v * 10 + (c - '0');
+  return v;
+}
+
+// A keyword: an IMAP atom without the characters flags may not hold.
+bool valid_keyword(std::string_view k) {
+  if (k.empty() || k.front() == '\\') return false;
+  for (unsigned char c : k)
+    if (c <= 0x20 || c >= 0x7f || c == '(' || c == ')' || c == '{' || c == '%' || c == '*' || c == '"' || c == ']')
+      return false;
+  return true;
+}
+
+// ---------------------------------------------------------------------------
+// UTF-8 and modified UTF-7 (RFC 3501 5.1.3)
+
+constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
+
+// Decodes one code point at s[i]; false for invalid UTF-8 (overlong forms,
+// surrogates, beyond U+10FFFF, truncated sequences).
+bool next_code_point(std::string_view s, size_t& i, uint32_t& cp) {
+  const auto b0 = static_cast<unsigned char>(s[i]);
+  int len = 0;
+  if (b0 < 0x80) {
+    cp = b0;
+    ++i;
+    return true;
+  }
+  if ((b0 & 0xE0) == 0xC0) {
+    len = 2;
+    cp = b0 & 0x1F;
+  } else if ((b0 & 0xF0) == 0xE0) {
+    len = 3;
+    cp = b0 & 0x0F;
+  } else if ((b0 & 0xF8) == 0xF0) {
+    len = 4;
+    cp = b0 & 0x07;
+  } else {
+    return false;
+  }
+  if (i + len > s.size()) return false;
+  for (int k = 1; k < len; ++k) {
+    const auto b = static_cast<unsigned char>(s[i + k]);
+    if ((b & 0xC0) != 0x80) return false;
+    cp = (cp << 6) | (b & 0x3F);
+  }
+  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
+  if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+  i += len;
+  return true;
+}
+
+void append_utf8(std::string& out, uint32_t cp) {
+  if (cp < 0x80) {
+    out += static_cast<char>(cp);
+  } else if (cp < 0x800) {
+    out += static_cast<char>(0xC0 | (cp >> 6));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else if (cp < 0x10000) {
+    out += static_cast<char>(0xE0 | (cp >> 12));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  } else {
+    out += static_cast<char>(0xF0 | (cp >> 18));
+    out += static_cast<char>(0x80 | ((cp >> 12) & 0x3F));
+    out += static_cast<char>(0x80 | ((cp >> 6) & 0x3F));
+    out += static_cast<char>(0x80 | (cp & 0x3F));
+  }
+}
+
+}  // namespace
+
+Result<std::string> utf8_to_mutf7(std::string_view utf8) {
+  std::string out;
+  std::vector<uint16_t> units;  // the pending non-ASCII run, as UTF-16
+  auto flush = [&] {
+    if (units.empty()) return;
+    out += '&';
+    uint32_t bits = 0;
+    int nbits = 0;
+    for (uint16_t u : units) {
+      bits = (bits << 16) | u;
+      nbits += 16;
+      while (nbits >= 6) {
+        nbits -= 6;
+        out += kB64[(bits >> nbits) & 0x3F];
+      }
+      bits &= (1u << nbits) - 1;
+    }
+    if (nbits > 0) out += kB64[(bits << (6 - nbits)) & 0x3F];
+    out += '-';
+    units.clear();
+  };
+  size_t i = 0;
+  while (i < utf8.size()) {
+    uint32_t cp = 0;
+    if (!next_code_point(utf8, i, cp))
+      return Error::corrupt(fmt::format("'{}' is not valid UTF-8 (byte {})", printable(utf8), i + 1));
+    if (cp >= 0x20 && cp <= 0x7E) {
+      flush();
+      out += static_cast<char>(cp);
+      if (cp == '&') out += '-';
+    } else if (cp >= 0x10000) {
+      cp -= 0x10000;
+      units.push_back(static_cast<uint16_t>(0xD800 + (cp >> 10)));
+      units.push_back(static_cast<uint16_t>(0xDC00 + (cp & 0x3FF)));
+    } else {
+      units.push_back(static_cast<uint16_t>(cp));
+    }
+  }
+  flush();
+  return out;
+}
+
+Result<std::string> mutf7_to_utf8(std::string_view s) {
+  auto bad = [&] { return Error::corrupt(fmt::format("'{}' is not valid modified UTF-7", printable(s))); };
+  std::string out;
+  size_t i = 0;
+  while (i < s.size()) {
+    const auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x20 || c > 0x7E) return bad();
+    if (c != '&') {
+      out += static_cast<char>(c);
+      ++i;
+      continue;
+    }
+    size_t end = s.find('-', i + 1);
+    if (end == std::string_view::npos) return bad();
+    if (end == i + 1) {
+      out += '&';
+      i = end + 1;
+      continue;
+    }
+    uint32_t bits = 0;
+    int nbits = 0;
+    std::vector<uint16_t> units;
+    for (size_t k = i + 1; k < end; ++k) {
+      const char* p = std::strchr(kB64, s[k]);
+      if (!p || !*p) return bad();
+      bits = (bits << 6) | static_cast<uint32_t>(p - kB64);
+      nbits += 6;
+      if (nbits >= 16) {
+        nbits -= 16;
+        units.push_back(static_cast<uint16_t>((bits >> nbits) & 0xFFFF));
+        bits &= (1u << nbits) - 1;
+      }
+    }
+    if (bits != 0 || units.empty()) return bad();  // padding bits must be zero
+    for (size_t k = 0; k < units.size(); ++k) {
+      uint32_t u = units[k];
+      if (u >= 0xD800 && u <= 0xDBFF) {
+        if (k + 1 >= units.size() || units[k + 1] < 0xDC00 || units[k + 1] > 0xDFFF) return bad();
+        u = 0x10000 + ((u - 0xD800) << 10) + (units[++k] - 0xDC00);
+      } else if (u >= 0xDC00 && u <= 0xDFFF) {
+        return bad();
+      } else if (u >= 0x20 && u <= 0x7E) {
+        return bad();  // printable ASCII must stand for itself
+      }
+      append_utf8(out, u);
+    }
+    i = end + 1;
+  }
+  return out;
+}
+
+Result<std::string> dovecot_folder_dir(std::string_view courier_dir) {
+  if (courier_dir.empty()) return std::string();
+  if (courier_dir.front() != '.')
+    return Error::corrupt(fmt::format("'{}' is not a Maildir++ folder (no leading '.')", printable(courier_dir)));
+  std::string out;
+  for (const auto& level : split(courier_dir.substr(1), '.')) {
+    if (level.empty())
+      return Error::corrupt(fmt::format("folder '{}' has an empty hierarchy level", printable(courier_dir)));
+    auto enc = utf8_to_mutf7(level);
+    if (!enc.ok())
+      return Error::corrupt(fmt::format("folder name '{}' is not valid UTF-8", printable(courier_dir)));
+    out += '.';
+    out += *enc;
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Courier's side
+
+namespace {
+
+struct ParsedUiddb {
+  int64_t uidvalidity = 0;
+  int64_t next_uid = 0;
+  std::vector<std::pair<int64_t, std::string>> entries;  // in file order
+};
+
+Result<ParsedUiddb> parse_uiddb(const std::string& user, const std::string& path, std::string_view text) {
+  auto bad = [&](const std::string& what) { return bad_file(ErrorCode::kCorrupt, user, path, what); };
+  auto lines = whole_lines(text);
+  if (!lines) return bad("truncated (the last line has no end)");
+  if (lines->empty()) return bad("truncated (empty, no header line)");
+  auto head = split((*lines)[0], ' ');
+  if (head.size() != 3 || !all_digits(head[0]) || !all_digits(head[1]) || !all_digits(head[2]))
+    return bad(fmt::format("malformed header '{}' (want '<version> <uidvalidity> <nextuid>')", printable((*lines)[0])));
+  if (head[0] != "1" && head[0] != "2") return bad(fmt::format("unknown version {}", head[0]));
+  ParsedUiddb out;
+  out.uidvalidity = to_int(head[1]);
+  out.next_uid = to_int(head[2]);
+  if (out.uidvalidity == 0 || out.next_uid == 0)
+    return bad(fmt::format("UIDVALIDITY {} and next UID {} must be above 0", out.uidvalidity, out.next_uid));
+  std::set<int64_t> seen_uids;
+  std::set<std::string> seen_bases;
+  for (size_t n = 1; n < lines->size(); ++n) {
+    std::string_view line = (*lines)[n];
+    auto sp = line.find(' ');
+    std::string_view uid_text = line.substr(0, sp);
+    std::string_view name = sp == std::string_view::npos ? std::string_view() : line.substr(sp + 1);
+    if (!all_digits(uid_text) || name.empty() || name.find('/') != std::string_view::npos)
+      return bad(fmt::format("line {}: malformed entry '{}' (want '<uid> <file name>')", n + 1, printable(line)));
+    const int64_t uid = to_int(uid_text);
+    if (uid == 0 || uid >= out.next_uid)
+      return bad(fmt::format("line {}: UID {} is not between 1 and the next UID {}", n + 1, uid, out.next_uid));
+    if (!seen_uids.insert(uid).second) return bad(fmt::format("line {}: UID {} appears twice", n + 1, uid));
+    std::string base(base_of(name));
+    if (!seen_bases.insert(base).second)
+      return bad(fmt::format("line {}: message {} appears twice", n + 1, printable(base)));
+    out.entries.emplace_back(uid, std::move(base));
+  }
+  return out;
+}
+
+// Keywords per base name, and the keyword order (:list first).
+struct ParsedKeywords {
+  std::vector<std::string> order;
+  std::map<std::string, std::set<std::string>> by_base;
+};
+
+Result<ParsedKeywords> parse_keywords(const std::string& user, const std::string& maildir, const CourierFolder& f,
+                                      const std::set<std::string, std::less<>>& bases) {
+  ParsedKeywords out;
+  auto kw_path = [&](const std::string& name) { return path_of(maildir, f.dir, "courierimapkeywords/" + name); };
+  std::set<std::string, std::less<>> known;
+  auto add_name = [&](const std::string& k) {
+    if (known.insert(k).second) out.order.push_back(k);
+  };
+  if (auto it = f.keyword_files.find(":list"); it != f.keyword_files.end()) {
+    const std::string path = kw_path(":list");
+    auto bad = [&](const std::string& what) { return bad_file(ErrorCode::kCorrupt, user, path, what); };
+    auto lines = whole_lines(it->second);
+    if (!lines) return bad("truncated (the last line has no end)");
+    std::vector<std::string> names;
+    size_t n = 0;
+    for (; n < lines->size() && !(*lines)[n].empty(); ++n) {
+      std::string k((*lines)[n]);
+      if (!valid_keyword(k)) return bad(fmt::format("line {}: '{}' is not a keyword", n + 1, printable(k)));
+      names.push_back(k);
+    }
+    if (n == lines->size() && !lines->empty()) return bad("truncated (no empty line after the keyword names)");
+    for (++n; n < lines->size(); ++n) {
+      std::string_view line = (*lines)[n];
+      auto colon = line.rfind(':');
+      if (colon == std::string_view::npos || colon == 0)
+        return bad(fmt::format("line {}: malformed entry '{}' (want '<file name>:<index>...')", n + 1, printable(line)));
+      std::string base(line.substr(0, colon));
+      if (!bases.count(base))
+        return bad(fmt::format("line {}: names message {}, which is not in the folder", n + 1, printable(base)));
+      auto& set = out.by_base[base];
+      set.clear();
+      for (const auto& idx : split(line.substr(colon + 1), ' ')) {
+        if (idx.empty()) continue;
+        if (!all_digits(idx) || static_cast<size_t>(to_int(idx)) >= names.size())
+          return bad(fmt::format("line {}: keyword index '{}' is not among the {} names", n + 1, printable(idx),
+                                 names.size()));
+        set.insert(names[to_int(idx)]);
+      }
+    }
+    for (const auto& k : names) add_name(k);
+  }
+  // Updates: the plain name wins over every ".<n>." one, else the highest n.
+  struct Update {
+    int64_t rank = -1;  // n, or INT64_MAX for the plain name
+    const std::string* file = nullptr;
+    std::string name;
+  };
+  std::map<std::string, Update> updates;
+  for (const auto& [name, content] : f.keyword_files) {
+    if (name == ":list") continue;
+    std::string base = name;
+    int64_t rank = INT64_MAX;
+    if (name.size() > 1 && name[0] == '.') {
+      auto dot = name.find('.', 1);
+      if (dot != std::string::npos && all_digits(std::string_view(name).substr(1, dot - 1))) {
+        rank = to_int(std::string_view(name).substr(1, dot - 1));
+        base = name.substr(dot + 1);
+      }
+    }
+    if (!bases.count(base))
+      return bad_file(ErrorCode::kCorrupt, user, kw_path(name),
+                      fmt::format("names message {}, which is not in the folder", printable(base)));
+    auto& u = updates[base];
+    if (rank > u.rank) u = {rank, &content, name};
+  }
+  std::set<std::string> from_updates;
+  for (const auto& [base, u] : updates) {
+    const std::string path = kw_path(u.name);
+    auto lines = whole_lines(*u.file);
+    if (!lines) return bad_file(ErrorCode::kCorrupt, user, path, "truncated (the last line has no end)");
+    std::set<std::string> set;
+    for (size_t n = 0; n < lines->size(); ++n) {
+      std::string k((*lines)[n]);
+      if (k.empty()) continue;
+      if (!valid_keyword(k))
+        return bad_file(ErrorCode::kCorrupt, user, path, fmt::format("line {}: '{}' is not a keyword", n + 1, printable(k)));
+      set.insert(k);
+      if (!known.count(k)) from_updates.insert(k);
+    }
+    out.by_base[base] = std::move(set);
+  }
+  for (const auto& k : from_updates) add_name(k);
+  for (auto it = out.by_base.begin(); it != out.by_base.end();) it = it->second.empty() ? out.by_base.erase(it) : ++it;
+  return out;
+}
+
+std::set<std::string, std::less<>> bases_of(const CourierFolder& f) {
+  std::set<std::string, std::less<>> bases;
+  for (const auto* names : {&f.cur, &f.new_})
+    for (const auto& n : *names) bases.emplace(base_of(n));
+  return bases;
+}
+
+}  // namespace
+
+Result<FolderView> courier_folder_view(const std::string& user, const std::string& maildir, const CourierFolder& f) {
+  FolderView v;
+  const auto bases = bases_of(f);
+  if (f.uiddb) {
+    auto db = MS_TRY(parse_uiddb(user, path_of(maildir, f.dir, "courierimapuiddb"), *f.uiddb));
+    v.uidvalidity = db.uidvalidity;
+    v.next_uid = db.next_uid;
+    for (auto& [uid, base] : db.entries)
+      if (bases.count(base)) v.uids.emplace(uid, std::move(base));  // gone: expunged since Courier wrote the list
+  }
+  auto kw = MS_TRY(parse_keywords(user, maildir, f, bases));
+  v.keywords = std::move(kw.by_base);
+  return v;
+}
+
+namespace {
+
+// Message name with the keyword letters added to its ":2," flags (sorted,
+// without duplicates; whatever follows a ',' after the flags is kept).
+std::string with_letters(std::string_view name, const std::string& letters) {
+  std::string base(base_of(name));
+  std::string flags, rest;
+  auto info = name.find(":2,");
+  if (info != std::string_view::npos) {
+    std::string_view tail = name.substr(info + 3);
+    auto comma = tail.find(',');
+    flags = std::string(tail.substr(0, comma));
+    if (comma != std::string_view::npos) rest = std::string(tail.substr(comma));
+  }
+  // A letter Courier put there means nothing to it; Dovecot would read a keyword.
+  flags.erase(std::remove_if(flags.begin(), flags.end(), [](char c) { return c >= 'a' && c <= 'z'; }), flags.end());
+  flags += letters;
+  std::sort(flags.begin(), flags.end());
+  flags.erase(std::unique(flags.begin(), flags.end()), flags.end());
+  return base + ":2," + flags + rest;
+}
+
+}  // namespace
+
+Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, const CourierMailbox& in) {
+  DovecotConversion out;
+  std::set<std::string> dst_dirs;
+  for (const auto& f : in.folders) {
+    DovecotFolder d;
+    d.src_dir = f.dir;
+    auto dst = dovecot_folder_dir(f.dir);
+    if (!dst.ok())
+      return bad_file(ErrorCode::kCorrupt, user, path_of(in.maildir, f.dir, ""), dst.error().message());
+    d.dst_dir = std::move(*dst);
+    if (!dst_dirs.insert(d.dst_dir).second)
+      return bad_file(ErrorCode::kConflict, user, path_of(in.maildir, f.dir, ""),
+                      fmt::format("becomes {}, which another folder becomes too", printable(d.dst_dir)));
+    d.view = MS_TRY(courier_folder_view(user, in.maildir, f));
+
+    // Keyword letters: in Courier's order (:list first), only those in use.
+    std::set<std::string> used;
+    for (const auto& [base, set] : d.view.keywords) used.insert(set.begin(), set.end());
+    std::vector<std::string> order;
+    {
+      const auto bases = bases_of(f);
+      auto kw = MS_TRY(parse_keywords(user, in.maildir, f, bases));
+      for (const auto& k : kw.order)
+        if (used.count(k)) order.push_back(k);
+    }
+    if (order.size() > kMaxKeywordLetters)
+      return bad_file(ErrorCode::kUnsupported, user, path_of(in.maildir, f.dir, "courierimapkeywords"),
+                      fmt::format("{} keywords are in use in this folder; Dovecot Maildir keeps at most {} (as file "
+                                  "name letters a-z), so the rest would be lost; not converting",
+                                  order.size(), kMaxKeywordLetters));
+    std::map<std::string, char> letter;
+    for (size_t i = 0; i < order.size(); ++i) letter[order[i]] = static_cast<char>('a' + i);
+    if (!order.empty()) {
+      std::string text;
+      for (size_t i = 0; i < order.size(); ++i) text += fmt::format("{} {}\n", i, order[i]);
+      d.keywords = std::move(text);
+    }
+
+    // Names after the renames, by base name.
+    std::map<std::string, std::string, std::less<>> final_name;  // base -> "cur/<name>" or "new/<name>"
+    auto place = [&](const std::vector<std::string>& names, std::string_view sub) {
+      for (const auto& n : names) {
+        std::string base(base_of(n));
+        std::string from = fmt::format("{}/{}", sub, n);
+        std::string to = from;
+        if (auto it = d.view.keywords.find(base); it != d.view.keywords.end()) {
+          std::string letters;
+          for (const auto& k : it->second) letters += letter.at(k);
+          to = "cur/" + with_letters(n, letters);
+        }
+        if (to != from) d.renames.emplace_back(from, to);
+        final_name[base] = to;
+      }
+    };
+    place(f.cur, "cur");
+    place(f.new_, "new");
+    std::sort(d.renames.begin(), d.renames.end());
+
+    if (f.uiddb) {
+      std::string text = fmt::format("3 V{} N{}\n", d.view.uidvalidity, d.view.next_uid);
+      for (const auto& [uid, base] : d.view.uids) {
+        std::string_view name = final_name.at(base);
+        text += fmt::format("{} :{}\n", uid, name.substr(name.find('/') + 1));
+      }
+      d.uidlist = std::move(text);
+    }
+    out.folders.push_back(std::move(d));
+  }
+  std::sort(out.folders.begin(), out.folders.end(),
+            [](const DovecotFolder& a, const DovecotFolder& b) { return a.src_dir < b.src_dir; });
+  // A folder must not take the name another folder has now (".A&-B" is
+  // Courier's "A&-B" and Dovecot's "A&B"): the renames would collide.
+  std::set<std::string> src_dirs;
+  for (const auto& f : out.folders) src_dirs.insert(f.src_dir);
+  for (const auto& f : out.folders)
+    if (f.dst_dir != f.src_dir && src_dirs.count(f.dst_dir))
+      return bad_file(ErrorCode::kConflict, user, path_of(in.maildir, f.src_dir, ""),
+                      fmt::format("becomes {}, the name another Courier folder has", printable(f.dst_dir)));
+
+  if (in.subscribed) {
+    const std::string path = path_of(in.maildir, "", "courierimapsubscribed");
+    std::set<std::string> names;
+    for (const auto& line : split(*in.subscribed, '\n')) {
+      std::string_view name = trim(line);
+      if (name.empty()) continue;
+      if (name == "INBOX") {
+        names.insert("INBOX");
+        continue;
+      }
+      if (!starts_with(name, "INBOX.")) {
+        out.left_out.emplace_back(name);
+        continue;
+      }
+      std::vector<std::string> levels;
+      for (const auto& level : split(name.substr(6), '.')) {
+        auto enc = utf8_to_mutf7(level);
+        if (!enc.ok() || level.empty())
+          return bad_file(ErrorCode::kCorrupt, user, path,
+                          fmt::format("subscription '{}' is not a valid UTF-8 folder name", printable(name)));
+        levels.push_back(std::move(*enc));
+      }
+      names.insert(join(levels, "\t"));
+    }
+    std::string text = "V\t2\n\n";
+    for (const auto& n : names) text += n + "\n";
+    out.subscriptions = std::move(text);
+  }
+  return out;
+}
+
+// ---------------------------------------------------------------------------
+// Dovecot's side (verification reads what was written, independently)
+
+Result<FolderView> dovecot_folder_view(const std::string& user, const std::string& where,
+                                       const std::optional<std::string>& uidlist,
+                                       const std::optional<std::string>& keywords, const std::vector<std::string>& cur,
+                                       const std::vector<std::string>& new_) {
+  FolderView v;
+  std::map<std::string, std::string> name_of;  // base -> full name
+  for (const auto* names : {&cur, &new_})
+    for (const auto& n : *names) name_of.emplace(base_of(n), n);
+  if (uidlist) {
+    const std::string path = path_of(where, "", "dovecot-uidlist");
+    auto bad = [&](const std::string& what) { return bad_file(ErrorCode::kCorrupt, user, path, what); };
+    auto lines = whole_lines(*uidlist);
+    if (!lines || lines->empty()) return bad("truncated");
+    auto head = split((*lines)[0], ' ');
+    if (head.empty() || head[0] != "3") return bad(fmt::format("not version 3: '{}'", printable((*lines)[0])));
+    for (size_t i = 1; i < head.size(); ++i) {
+      if (head[i].size() < 2) continue;
+      std::string_view val = std::string_view(head[i]).substr(1);
+      if (head[i][0] == 'V' && all_digits(val)) v.uidvalidity = to_int(val);
+      if (head[i][0] == 'N' && all_digits(val)) v.next_uid = to_int(val);
+    }
+    if (v.uidvalidity == 0 || v.next_uid == 0) return bad(fmt::format("broken header '{}'", printable((*lines)[0])));
+    int64_t prev = 0;
+    for (size_t n = 1; n < lines->size(); ++n) {
+      std::string_view line = (*lines)[n];
+      auto colon = line.find(" :");
+      std::string_view uid_text = line.substr(0, line.find(' '));
+      if (colon == std::string_view::npos || !all_digits(uid_text))
+        return bad(fmt::format("line {}: malformed entry '{}'", n + 1, printable(line)));
+      const int64_t uid = to_int(uid_text);
+      if (uid <= prev) return bad(fmt::format("line {}: UIDs not ascending ({} after {})", n + 1, uid, prev));
+      prev = uid;
+      std::string base(base_of(line.substr(colon + 2)));
+      if (name_of.count(base)) v.uids.emplace(uid, std::move(base));
+    }
+  }
+  std::vector<std::string> names(26);
+  if (keywords) {
+    for (const auto& line : split(*keywords, '\n')) {
+      if (line.empty()) continue;
+      auto sp = line.find(' ');
+      if (sp == std::string::npos || !all_digits(std::string_view(line).substr(0, sp)) ||
+          to_int(std::string_view(line).substr(0, sp)) >= 26)
+        return bad_file(ErrorCode::kCorrupt, user, path_of(where, "", "dovecot-keywords"),
+                        fmt::format("malformed line '{}'", printable(line)));
+      names[to_int(std::string_view(line).substr(0, sp))] = line.substr(sp + 1);
+    }
+  }
+  for (const auto& [base, name] : name_of) {
+    auto info = name.find(":2,");
+    if (info == std::string::npos) continue;
+    std::set<std::string> set;
+    for (size_t i = info + 3; i < name.size() && name[i] != ','; ++i) {
+      if (name[i] < 'a' || name[i] > 'z') continue;
+      const std::string& k = names[name[i] - 'a'];
+      set.insert(k.empty() ? fmt::format("unknown-{}", name[i] - 'a') : k);
+    }
+    if (!set.empty()) v.keywords.emplace(base, std::move(set));
+  }
+  return v;
+}
+
+std::vector<std::string> compare_folder_views(const FolderView& want, const FolderView& got, size_t max) {
+  std::vector<std::string> out;
+  auto add = [&](std::string s) {
+    if (out.size() < max) out.push_back(std::move(s));
+  };
+  if (want.uidvalidity != got.uidvalidity) add(fmt::format("UIDVALIDITY {} became {}", want.uidvalidity, got.uidvalidity));
+  if (want.next_uid != got.next_uid) add(fmt::format("next UID {} became {}", want.next_uid, got.next_uid));
+  for (const auto& [uid, base] : want.uids) {
+    auto it = got.uids.find(uid);
+    if (it == got.uids.end()) add(fmt::format("UID {} ({}) is missing", uid, printable(base)));
+    else if (it->second != base) add(fmt::format("UID {} is {} instead of {}", uid, printable(it->second), printable(base)));
+  }
+  for (const auto& [uid, base] : got.uids)
+    if (!want.uids.count(uid)) add(fmt::format("UID {} ({}) appeared", uid, printable(base)));
+  auto names = [](const std::set<std::string>& s) { return s.empty() ? std::string("none") : join({s.begin(), s.end()}, " "); };
+  for (const auto& [base, set] : want.keywords) {
+    auto it = got.keywords.find(base);
+    const std::set<std::string> empty;
+    const auto& have = it == got.keywords.end() ? empty : it->second;
+    if (have != set) add(fmt::format("{}: keywords {} became {}", printable(base), names(set), names(have)));
+  }
+  for (const auto& [base, set] : got.keywords)
+    if (!want.keywords.count(base)) add(fmt::format("{}: keywords none became {}", printable(base), names(set)));
+  return out;
+}
+
+Result<std::vector<std::string>> dovecot_subscription_names(std::string_view text) {
+  std::vector<std::string> out;
+  auto lines = split(text, '\n');
+  size_t first = 0;
+  if (!lines.empty() && starts_with(lines[0], "V\t")) first = 2;  // "V\t2", then an empty line
+  for (size_t i = first; i < lines.size(); ++i) {
+    if (lines[i].empty()) continue;
+    std::vector<std::string> levels;
+    for (const auto& level : split(lines[i], '\t')) levels.push_back(MS_TRY(mutf7_to_utf8(level)));
+    out.push_back(join(levels, "."));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> courier_subscription_names(std::string_view subscribed) {
+  std::set<std::string> out;
+  for (const auto& line : split(subscribed, '\n')) {
+    std::string_view name = trim(line);
+    if (name == "INBOX") out.insert("INBOX");
+    else if (starts_with(name, "INBOX.") && name.size() > 6) out.emplace(name.substr(6));
+  }
+  return {out.begin(), out.end()};
+}
+
+}  // namespace mailshard

@@ -1,0 +1,129 @@
+// Courier-IMAP Maildir++ -> Dovecot Maildir, keeping what clients see: per
+// folder the UIDVALIDITY, every UID, the next UID, the flags, the keywords,
+// and the subscriptions. A pure function of the Courier metadata files and
+// the message names of each folder; the move applies its result to the
+// staging copy (movers/courier_conversion.h).
+//
+// Formats (Courier: imap/imapscanclient.C and README.imapkeywords; Dovecot
+// 2.3: src/lib-storage/index/maildir/maildir-uidlist.c, maildir-keywords.c,
+// src/lib-storage/list/subscription-file.c):
+//   courierimapuiddb        "<version> <uidvalidity> <nextuid>\n" (Courier
+//                           writes version 1 or 2, same lines), then
+//                           "<uid> <base name>\n" per message
+//   courierimapkeywords/    ":list": keyword names one per line, an empty
+//                           line, then "<base name>:<index> <index>...\n";
+//                           updates "<base name>" or ".<n>.<base name>"
+//                           (highest n wins; the plain name wins over all)
+//                           holding the message's whole keyword set, one per line
+//   courierimapsubscribed   IMAP names, "INBOX" or "INBOX.<a>.<b>", UTF-8
+//   folder directories      Maildir++ ".<a>.<b>"; Courier 5 writes UTF-8
+//   dovecot-uidlist         "3 V<uidvalidity> N<nextuid>\n" then
+//                           "<uid> :<file name>\n" in ascending UID order
+//                           (no G: Dovecot adds a mailbox GUID itself)
+//   dovecot-keywords        "<index> <name>\n"; index 0..25 is letter a..z
+//                           appended to the message's ":2," flags
+//   subscriptions           "V\t2\n\n" then one name per line, hierarchy
+//                           levels separated by a tab, modified UTF-7
+//   folder directories      Maildir++ (Dovecot's default LAYOUT) in modified
+//                           UTF-7 (RFC 3501 5.1.3; no UTF8 option)
+//
+// Refused (kCorrupt / kUnsupported), as one line naming the user and the
+// file: a truncated or malformed courierimapuiddb, a UID that appears twice
+// or is not below the next UID, a keyword file naming a message that is not
+// in the folder, a folder name that is not valid UTF-8, more than 26
+// keywords in use in one folder (Dovecot Maildir keeps at most 26 in file
+// names; the rest would be lost).
+//
+// Pure; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <map>
+#include <optional>
+#include <set>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "util/result.h"
+
+namespace mailshard {
+
+// One Maildir++ folder as Courier left it.
+struct CourierFolder {
+  std::string dir;                                   // relative to the Maildir: "" = INBOX, ".Sent", ".Entwürfe.2024"
+  std::optional<std::string> uiddb;                  // courierimapuiddb; nullopt when absent
+  std::map<std::string, std::string> keyword_files;  // courierimapkeywords/<name> -> content (":list" too)
+  std::vector<std::string> cur;                      // names in cur/
+  std::vector<std::string> new_;                     // names in new/
+};
+
+struct CourierMailbox {
+  std::string maildir;                    // where the Maildir is, for messages ("Maildir", "" = the home)
+  std::vector<CourierFolder> folders;
+  std::optional<std::string> subscribed;  // courierimapsubscribed
+};
+
+// What an IMAP client sees of one folder and what the conversion must keep.
+struct FolderView {
+  int64_t uidvalidity = 0;                 // 0: no UID list (the server assigns new UIDs)
+  int64_t next_uid = 0;
+  std::map<int64_t, std::string> uids;     // UID -> base name, messages present only
+  std::map<std::string, std::set<std::string>> keywords;  // base name -> keywords (messages that have any)
+  bool operator==(const FolderView&) const = default;
+};
+
+struct DovecotFolder {
+  std::string src_dir;                   // Courier's directory (CourierFolder::dir)
+  std::string dst_dir;                   // Dovecot's: the same levels in modified UTF-7
+  std::optional<std::string> uidlist;    // dovecot-uidlist; nullopt when Courier had no courierimapuiddb
+  std::optional<std::string> keywords;   // dovecot-keywords; nullopt when no message has a keyword
+  // Messages whose name changes, relative to the folder: "cur/<old>" ->
+  // "cur/<base>:2,<flags + keyword letters>" (a message in new/ with
+  // keywords moves to cur/, as Courier would move it).
+  std::vector<std::pair<std::string, std::string>> renames;
+  FolderView view;                       // what Courier's files say a client sees
+};
+
+struct DovecotConversion {
+  std::vector<DovecotFolder> folders;
+  std::optional<std::string> subscriptions;  // nullopt when Courier had no courierimapsubscribed
+  std::vector<std::string> left_out;         // subscriptions outside INBOX (shared folders): Dovecot has no such folder
+};
+
+// The conversion. `user` names the mailbox in errors.
+Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, const CourierMailbox& in);
+
+// What Courier's files say a client sees of one folder (the conversion's
+// input side; also what verification expects).
+Result<FolderView> courier_folder_view(const std::string& user, const std::string& maildir, const CourierFolder& folder);
+
+// What Dovecot's files say a client sees of one folder: its dovecot-uidlist
+// (nullopt: none), dovecot-keywords (nullopt: none) and message names.
+// `where` names the folder in errors.
+Result<FolderView> dovecot_folder_view(const std::string& user, const std::string& where,
+                                       const std::optional<std::string>& uidlist,
+                                       const std::optional<std::string>& keywords, const std::vector<std::string>& cur,
+                                       const std::vector<std::string>& new_);
+
+// Differences between what a folder should show and what it shows, one line
+// each ("UIDVALIDITY 1700000000 became 1700000555", "UID 7 (1700.M1P2.h) is
+// missing", ...); empty when they agree. At most `max` lines.
+std::vector<std::string> compare_folder_views(const FolderView& expected, const FolderView& actual, size_t max = 5);
+
+// Courier's directory name of a folder -> Dovecot's (each level in modified
+// UTF-7). kCorrupt when it is not valid UTF-8.
+Result<std::string> dovecot_folder_dir(std::string_view courier_dir);
+
+// The subscriptions file's names (hierarchy levels joined by '.', decoded from
+// modified UTF-7 to UTF-8, "INBOX" for the inbox), sorted.
+Result<std::vector<std::string>> dovecot_subscription_names(std::string_view subscriptions);
+// courierimapsubscribed's names below INBOX ("INBOX", "Sent", "a.b"), sorted.
+std::vector<std::string> courier_subscription_names(std::string_view subscribed);
+
+// RFC 3501 modified UTF-7. kCorrupt for invalid input.
+Result<std::string> utf8_to_mutf7(std::string_view utf8);
+Result<std::string> mutf7_to_utf8(std::string_view mutf7);
+
+}  // namespace mailshard

@@ -1,0 +1,354 @@
+// A Courier -> Dovecot move with real local transports and fakes for LDAP,
+// the freeze and the kicker: the convert step's result on disk, a kill at
+// every destination call of the convert step followed by resume (rolled
+// back, nothing lost, and the next move ends in the same tree), and bad
+// Courier files refused in one line.
+#include <unistd.h>
+
+#include <filesystem>
+#include <fstream>
+#include <functional>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "journal/sqlite_journal.h"
+#include "movers/courier_conversion.h"
+#include "movers/move_progress.h"
+#include "movers/move_runner.h"
+#include "util/strings.h"
+#include "tests/support/fakes.h"
+#include "tests/unit/movers/maildir_gen.h"
+#include "tests/unit/movers/move_fakes.h"
+#include "transport/transport_factory.h"
+
+namespace mailshard {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::read_whole;
+using testing::write_file;
+
+struct Killed {};  // a kill -9: the runner's stack goes, nothing is cleaned up
+
+// Forwards to a transport; while armed, counts the calls that change things
+// and "kills" the process at call number kill_at.
+class KillingTransport final : public Transport {
+ public:
+  explicit KillingTransport(std::unique_ptr<Transport> t) : t_(std::move(t)) {}
+  bool armed = false;
+  int calls = 0;
+  int kill_at = -1;
+  std::string describe() const override { return t_->describe(); }
+  int max_streams() const override { return t_->max_streams(); }
+  Result<TreeListing> list_tree(const std::string& home) override { return t_->list_tree(home); }
+  Result<std::vector<StatResult>> stat(const std::vector<StatRequest>& r) override { return t_->stat(r); }
+  Result<std::vector<Result<std::string>>> head(const std::vector<std::string>& p, uint32_t m) override {
+    return t_->head(p, m);
+  }
+  Result<std::vector<Status>> apply(const std::vector<TreeOp>& ops) override {
+    if (!armed) return t_->apply(ops);
+    // Half of a batch, then the kill: a batch is no transaction.
+    if (++calls == kill_at) {
+      std::vector<TreeOp> half(ops.begin(), ops.begin() + static_cast<long>(ops.size() / 2));
+      (void)t_->apply(half);
+      throw Killed{};
+    }
+    return t_->apply(ops);
+  }
+  Result<Signature> signature(const SignatureRequest& r) override { return t_->signature(r); }
+  Result<FsSpace> space(const std::string& p) override { return t_->space(p); }
+  Result<std::unique_ptr<FileReader>> open_reader(std::vector<ReadSpec> specs) override {
+    return t_->open_reader(std::move(specs));
+  }
+  Result<std::unique_ptr<FileWriter>> open_writer(const WriterOptions& o) override {
+    if (armed && ++calls == kill_at) throw Killed{};
+    return t_->open_writer(o);
+  }
+
+ private:
+  std::unique_ptr<Transport> t_;
+};
+
+class ArmingEnv : public testing::LocalEnv {
+ public:
+  KillingTransport* dst = nullptr;
+  std::string die_at;  // "convert.end" etc.
+  std::function<void(const std::string&)> at_boundary;
+  void step_boundary(const std::string& step, StepPhase phase) override {
+    const std::string at = step + (phase == StepPhase::kBegin ? ".begin" : ".end");
+    if (at_boundary) at_boundary(at);
+    if (at == die_at) throw Killed{};
+    if (dst) dst->armed = step == "convert" && phase == StepPhase::kBegin;
+  }
+};
+
+const char* kUiddb =
+    "1 1700000000 40\n"
+    "3 1700000001.M1P1.host,S=120\n"
+    "5 1700000002.M2P1.host,S=130\n"
+    "8 1700000003.M3P1.host,S=140\n"
+    "9 1700000004.M4P1.host,S=150\n";
+
+class CourierMoveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = ::testing::TempDir() + "/courier_move_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(root_);
+    testing::make_two_stores(root_, 2, config_, env_.t);
+    config_.servers[0].mail_location = "courier:~/Maildir";
+    config_.servers[1].mail_location = "maildir:~/Maildir";
+    auto dst = std::make_unique<KillingTransport>(std::move(env_.t["store2"]));
+    env_.dst = dst.get();
+    env_.t["store2"] = std::move(dst);
+    make_courier_home(src_home());
+    dir_.accounts = {{"uid=alice,ou=people", "alice", "store1", "example.org/alice", "example.org/alice", "active", 0}};
+    auto j = SqliteJournal::open(root_ + "/journal.sqlite", clock_);
+    ASSERT_TRUE(j.ok()) << j.error().message();
+    journal_ = std::move(*j);
+  }
+
+  static void make_courier_home(const std::string& home) {
+    const std::string m = home + "/Maildir";
+    for (const char* d : {"cur", "new", "tmp", "courierimapkeywords", ".Entwürfe/cur", ".Entwürfe/new", ".Entwürfe/tmp",
+                          ".Sent/cur", ".Sent/new", ".Sent/tmp"})
+      fs::create_directories(m + "/" + d);
+    const int64_t t0 = 1'700'000'000'000'000'000;
+    auto msg = [&](const std::string& path, int n) {
+      write_file(path, "Subject: m" + std::to_string(n) + "\r\nMessage-ID: <" + std::to_string(n) + "@x>\r\n\r\nbody\r\n",
+                 t0 + n * 1'000'000'000ll);
+    };
+    msg(m + "/cur/1700000001.M1P1.host,S=120:2,S", 1);
+    msg(m + "/cur/1700000002.M2P1.host,S=130:2,FS", 2);
+    msg(m + "/cur/1700000003.M3P1.host,S=140:2,", 3);
+    msg(m + "/cur/1700000004.M4P1.host,S=150:2,RS", 4);
+    msg(m + "/new/1700000005.M5P1.host,S=160", 5);  // not numbered yet
+    write_file(m + "/courierimapuiddb", kUiddb);
+    write_file(m + "/courierimapkeywords/:list", "$Label1\nProject\n\n1700000001.M1P1.host,S=120:0 1\n");
+    write_file(m + "/courierimapkeywords/.3.1700000003.M3P1.host,S=140", "Later\n");
+    msg(m + "/.Entwürfe/cur/1700000010.M10P1.host:2,D", 10);
+    write_file(m + "/.Entwürfe/courierimapuiddb", "1 1700000500 2\n1 1700000010.M10P1.host\n");
+    write_file(m + "/.Entwürfe/maildirfolder", "");
+    msg(m + "/.Sent/cur/1700000020.M20P1.host:2,S", 20);
+    write_file(m + "/.Sent/courierimapuiddb", "1 1700000600 7\n6 1700000020.M20P1.host\n");
+    write_file(m + "/.Sent/maildirfolder", "");
+    write_file(m + "/courierimapsubscribed", "INBOX\nINBOX.Entwürfe\nINBOX.Sent\n");
+  }
+
+  std::string src_home() const { return root_ + "/store1/example.org/alice"; }
+  std::string dst_home() const { return root_ + "/store2/example.org/alice"; }
+  MoveRunner runner() {
+    return MoveRunner(MoveDeps{config_, dir_, freeze_, kicker_, nullptr, *journal_, clock_, env_, SyncOptions{}});
+  }
+  bool any_staging() const {
+    for (const auto& e : fs::directory_iterator(root_ + "/store2/example.org"))
+      if (e.path().filename().string().find("mailshard-incoming") != std::string::npos) return true;
+    return false;
+  }
+  // The destination as Dovecot will read it: every file's path and content.
+  std::map<std::string, std::string> dst_files() const {
+    std::map<std::string, std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(dst_home()))
+      if (e.is_regular_file()) out[fs::relative(e.path(), dst_home()).string()] = read_whole(e.path().string());
+    return out;
+  }
+
+  std::string root_;
+  Config config_;
+  testing::FakeDirectory dir_;
+  testing::RecordingFreeze freeze_;
+  testing::RecordingKicker kicker_;
+  ArmingEnv env_;
+  testing::FakeClock clock_;
+  std::unique_ptr<SqliteJournal> journal_;
+};
+
+TEST_F(CourierMoveTest, ConvertsOnTheWayAndVerifiesWhatClientsSee) {
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  const std::string m = dst_home() + "/Maildir";
+  EXPECT_EQ(read_whole(m + "/dovecot-uidlist"),
+            "3 V1700000000 N40\n"
+            "3 :1700000001.M1P1.host,S=120:2,Sab\n"
+            "5 :1700000002.M2P1.host,S=130:2,FS\n"
+            "8 :1700000003.M3P1.host,S=140:2,c\n"
+            "9 :1700000004.M4P1.host,S=150:2,RS\n");
+  EXPECT_EQ(read_whole(m + "/dovecot-keywords"), "0 $Label1\n1 Project\n2 Later\n");
+  EXPECT_TRUE(fs::exists(m + "/cur/1700000003.M3P1.host,S=140:2,c"));
+  EXPECT_TRUE(fs::exists(m + "/new/1700000005.M5P1.host,S=160"));
+  EXPECT_EQ(read_whole(m + "/.Entw&APw-rfe/dovecot-uidlist"), "3 V1700000500 N2\n1 :1700000010.M10P1.host:2,D\n");
+  EXPECT_FALSE(fs::exists(m + "/.Entwürfe"));
+  EXPECT_EQ(read_whole(m + "/.Sent/dovecot-uidlist"), "3 V1700000600 N7\n6 :1700000020.M20P1.host:2,S\n");
+  EXPECT_EQ(read_whole(m + "/subscriptions"), "V\t2\n\nEntw&APw-rfe\nINBOX\nSent\n");
+  // Message content and INTERNALDATE (mtime) are the source's.
+  EXPECT_EQ(fs::last_write_time(m + "/cur/1700000001.M1P1.host,S=120:2,Sab"),
+            fs::last_write_time(src_home() + "/Maildir/cur/1700000001.M1P1.host,S=120:2,S"));
+  // The source is untouched (kept for the grace period, still Courier's).
+  EXPECT_TRUE(fs::exists(src_home() + "/Maildir/.Entwürfe/cur/1700000010.M10P1.host:2,D"));
+  EXPECT_FALSE(fs::exists(src_home() + "/Maildir/dovecot-uidlist"));
+  auto progress = MoveProgress::parse(rec->detail_json);
+  ASSERT_TRUE(progress.ok());
+  EXPECT_EQ(progress->convert, "courier-to-dovecot");
+  EXPECT_EQ(progress->converted_folders, 3);
+  std::vector<std::string> order;
+  auto steps = journal_->list_steps(rec->id);
+  ASSERT_TRUE(steps.ok());
+  for (const auto& s : *steps)
+    if (s.phase == StepPhase::kBegin) order.push_back(s.step);
+  EXPECT_THAT(order, ::testing::Contains("convert"));
+}
+
+// A late delivery into a folder whose name the conversion changed is swept
+// into the folder's Dovecot name, not into a new folder with Courier's name.
+TEST_F(CourierMoveTest, LateDeliveryToARenamedFolderIsSweptIntoItsDovecotName) {
+  config_.move.sweep_settle_ms = 1'000;
+  bool delivered = false;
+  clock_.on_sleep([&] {
+    if (dir_.account("alice").host != "store2" || delivered) return;
+    delivered = true;
+    write_file(src_home() + "/Maildir/.Entwürfe/new/1800000001.M1P1.late", "Subject: late\r\n\r\nx\r\n");
+  });
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_TRUE(delivered);
+  EXPECT_TRUE(fs::exists(dst_home() + "/Maildir/.Entw&APw-rfe/new/1800000001.M1P1.late"));
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/.Entwürfe"));
+}
+
+TEST_F(CourierMoveTest, KilledAnywhereInTheConvertStepResumeRollsBackAndTheNextMoveEndsTheSame) {
+  // The reference: a clean move, in a world of its own.
+  std::map<std::string, std::string> want;
+  int calls = 0;
+  {
+    auto rec = runner().move("alice", "store2", {});
+    ASSERT_TRUE(rec.ok() && rec->state == MoveState::kDone) << (rec.ok() ? rec->error : rec.error().message());
+    want = dst_files();
+    calls = env_.dst->calls;
+  }
+  ASSERT_GE(calls, 3) << "folder renames, message renames, the writer, removals";
+  const auto source_before = [&] {
+    std::map<std::string, std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(src_home()))
+      if (e.is_regular_file()) out[fs::relative(e.path(), src_home()).string()] = read_whole(e.path().string());
+    return out;
+  }();
+  std::vector<std::string> kills;
+  for (int k = 1; k <= calls; ++k) kills.push_back("call " + std::to_string(k));
+  kills.push_back("convert.begin");
+  kills.push_back("convert.end");
+  kills.push_back("verify.begin");
+  for (const auto& kill : kills) {
+    SCOPED_TRACE(kill);
+    // Back to before the move: the user on store1, nothing on store2.
+    fs::remove_all(dst_home());
+    dir_.accounts = {{"uid=alice,ou=people", "alice", "store1", "example.org/alice", "example.org/alice", "active", 0}};
+    env_.dst->calls = 0;
+    env_.dst->kill_at = starts_with(kill, "call ") ? std::stoi(kill.substr(5)) : -1;
+    env_.die_at = starts_with(kill, "call ") ? "" : kill;
+    int64_t id = 0;
+    try {
+      (void)runner().move("alice", "store2", {});
+      FAIL() << "not killed";
+    } catch (const Killed&) {
+    }
+    env_.dst->kill_at = -1;
+    env_.die_at.clear();
+    MoveFilter f;
+    f.user = "alice";
+    f.active_only = true;
+    auto active = journal_->list_moves(f);
+    ASSERT_TRUE(active.ok() && active->size() == 1);
+    id = active->front().id;
+    auto resumed = runner().resume(id);
+    ASSERT_TRUE(resumed.ok()) << resumed.error().message();
+    EXPECT_EQ(resumed->state, MoveState::kRolledBack) << resumed->error;
+    EXPECT_EQ(dir_.account("alice").host, "store1");
+    EXPECT_FALSE(freeze_.frozen()) << "nobody stays frozen";
+    EXPECT_FALSE(any_staging());
+    EXPECT_FALSE(fs::exists(dst_home()));
+    // Nothing lost: the source is exactly as it was.
+    std::map<std::string, std::string> source_now;
+    for (const auto& e : fs::recursive_directory_iterator(src_home()))
+      if (e.is_regular_file()) source_now[fs::relative(e.path(), src_home()).string()] = read_whole(e.path().string());
+    EXPECT_EQ(source_now, source_before);
+    // And the next move ends in the same tree as the clean one.
+    auto again = runner().move("alice", "store2", {});
+    ASSERT_TRUE(again.ok()) << again.error().message();
+    ASSERT_EQ(again->state, MoveState::kDone) << again->error;
+    EXPECT_EQ(dst_files(), want);
+  }
+}
+
+TEST_F(CourierMoveTest, ApplyingTheConversionTwiceEndsInTheSameTree) {
+  // The step's own idempotence (a repeated step, not a new move): cut after
+  // every call, then applied again from the start.
+  auto src = make_local_transport(root_ + "/store1", 1, "store1");
+  ASSERT_TRUE(src.ok());
+  auto mailbox = read_courier_mailbox(**src, "example.org/alice/Maildir", "Maildir");
+  ASSERT_TRUE(mailbox.ok()) << mailbox.error().message();
+  auto conv = convert_courier_to_dovecot("alice", *mailbox);
+  ASSERT_TRUE(conv.ok()) << conv.error().message();
+  const std::string copy = root_ + "/store2/example.org/alice";
+  auto fresh_copy = [&] {
+    fs::remove_all(copy);
+    fs::copy(src_home(), copy, fs::copy_options::recursive);
+  };
+  fresh_copy();
+  env_.dst->armed = true;
+  auto clean = apply_conversion(*env_.dst, "example.org/alice/Maildir", *conv);
+  ASSERT_TRUE(clean.ok()) << clean.error().message();
+  const int calls = env_.dst->calls;
+  const auto want = dst_files();
+  for (int k = 1; k <= calls; ++k) {
+    SCOPED_TRACE(k);
+    fresh_copy();
+    env_.dst->calls = 0;
+    env_.dst->kill_at = k;
+    EXPECT_THROW((void)apply_conversion(*env_.dst, "example.org/alice/Maildir", *conv), Killed);
+    env_.dst->kill_at = -1;
+    auto again = apply_conversion(*env_.dst, "example.org/alice/Maildir", *conv);
+    ASSERT_TRUE(again.ok()) << again.error().message();
+    EXPECT_EQ(dst_files(), want);
+    auto verified = verify_conversion("alice", *env_.dst, "example.org/alice/Maildir", *conv);
+    EXPECT_TRUE(verified.ok()) << verified.error().message();
+  }
+}
+
+TEST_F(CourierMoveTest, BadCourierFilesAreRefusedInPreflightInOneLine) {
+  write_file(src_home() + "/Maildir/.Sent/courierimapuiddb", "1 1700000600 7\n6 1700000020.M20P1.host\n6 x\n");
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().message(), "store1: user alice: Maildir/.Sent/courierimapuiddb: line 3: UID 6 appears twice");
+  EXPECT_FALSE(fs::exists(dst_home()));
+  EXPECT_FALSE(any_staging());
+  EXPECT_EQ(dir_.account("alice").host, "store1");
+}
+
+TEST_F(CourierMoveTest, BadCourierFilesAppearingUnderTheFreezeRollBackWithNothingLost) {
+  // Under the freeze, before the frozen pass: a keyword update names a
+  // message that is not in the folder.
+  bool broke = false;
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "freeze.end") return;
+    write_file(src_home() + "/Maildir/courierimapkeywords/.7.1600000000.gone.host", "Work\n");
+    broke = true;
+  };
+  auto moved = runner().move("alice", "store2", {});
+  ASSERT_TRUE(moved.ok()) << moved.error().message();
+  EXPECT_TRUE(broke);
+  EXPECT_EQ(moved->state, MoveState::kRolledBack);
+  EXPECT_EQ(moved->error, "store1: user alice: Maildir/courierimapkeywords/.7.1600000000.gone.host: names message "
+                          "1600000000.gone.host, which is not in the folder");
+  EXPECT_EQ(dir_.account("alice").host, "store1");
+  EXPECT_FALSE(freeze_.frozen());
+  EXPECT_FALSE(any_staging());
+  EXPECT_FALSE(fs::exists(dst_home()));
+  EXPECT_TRUE(fs::exists(src_home() + "/Maildir/cur/1700000001.M1P1.host,S=120:2,S"));
+}
+
+}  // namespace
+}  // namespace mailshard
