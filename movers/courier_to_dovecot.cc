@@ -317,8 +317,9 @@ Result<ParsedKeywords> parse_keywords(const std::string& user, const std::string
       if (colon == std::string_view::npos || colon == 0)
         return bad(fmt::format("line {}: malformed entry '{}' (want '<file name>:<index>...')", n + 1, printable(line)));
       std::string base(line.substr(0, colon));
-      if (!bases.count(base))
-        return bad(fmt::format("line {}: names message {}, which is not in the folder", n + 1, printable(base)));
+      // A message expunged since: Courier drops its entry at its next rewrite
+      // of the list; its keywords went with the message. Not an error.
+      if (!bases.count(base)) continue;
       auto& set = out.by_base[base];
       set.clear();
       for (const auto& idx : split(line.substr(colon + 1), ' ')) {
@@ -349,9 +350,11 @@ Result<ParsedKeywords> parse_keywords(const std::string& user, const std::string
         base = name.substr(dot + 1);
       }
     }
-    if (!bases.count(base))
-      return bad_file(ErrorCode::kCorrupt, user, kw_path(name),
-                      fmt::format("names message {}, which is not in the folder", printable(base)));
+    // The update of a message expunged since: Courier-IMAP leaves these
+    // behind after an EXPUNGE (the lab's Courier store shows it) until it
+    // next merges the updates into :list. Refusing them would refuse real
+    // mailboxes; the keywords went with the message.
+    if (!bases.count(base)) continue;
     auto& u = updates[base];
     if (rank > u.rank) u = {rank, &content, name};
   }

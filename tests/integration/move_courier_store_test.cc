@@ -7,6 +7,7 @@
 // while the user is frozen) and a Courier session is open. Afterwards Courier reports, over IMAP,
 // the same UIDVALIDITY, UIDs, flags, keywords and subscriptions, every delivered message is
 // there once, and the session was ended by the kick command.
+#include <algorithm>
 #include <fstream>
 #include <map>
 #include <set>
@@ -132,6 +133,87 @@ TEST(MoveCourierStore, TheKickCommandEndsOnlyThatUsersSessions) {
   tb.join();
   EXPECT_NE(slurp(fa).find("ended after"), std::string::npos) << slurp(fa);
   EXPECT_NE(slurp(fb).find("still open"), std::string::npos) << "bob's session was ended too: " << slurp(fb);
+}
+
+// Courier -> Dovecot with Courier itself as the "before" oracle and mbsync as the client: a
+// mailbox Courier wrote on courier1 moves to the Dovecot store store2 (converted). Dovecot then
+// reports over IMAP (through nginx) the UIDVALIDITY, UIDs, flags and keywords Courier reported,
+// folder for folder (Courier's "INBOX.a.b" is Dovecot's "a/b" in the lab's namespace), and an
+// mbsync that synced INBOX from Courier before the move (through a Tunnel to Courier's imapd)
+// downloads nothing from Dovecot after it. Only INBOX: the other folders' names differ between
+// the two servers' namespaces, so a client sees them as other folders whatever the move does.
+TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsNothing) {
+  Lab& lab = Lab::get();
+  const std::string user = lab.add_user("courier1");
+  const nlohmann::json filled = lab.fill_mailbox(user, 200, 33, "courier1");
+  ASSERT_EQ(filled["appended"], 200) << filled.dump();
+  const nlohmann::json before = lab.imap_state(user, "courier1", /*detail=*/true);
+
+  // The Courier stores' config plus the Dovecot store2.
+  std::ifstream in(lab.env("COURIER_CONFIG"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text += "\n[[server]]\nname = \"store2\"\nmail_root = \"" + lab.store_env("store2", "MAIL_ROOT") +
+          "\"\nmail_location = \"maildir:~/Maildir\"\ncapacity_bytes = 10737418240\ndoveadm_url = "
+          "\"http://127.0.0.1:" + lab.store_env("store2", "DOVEADM_PORT") + "/doveadm/v1\"\ndoveadm_password_file = \"" +
+          lab.dir() + "/secrets/doveadm.secret\"\ntransport = \"local\"\nclass = \"courier\"\n";
+  const std::string cfg = lab.dir() + "/courier_to_dovecot.toml";
+  std::ofstream(cfg) << text;
+
+  // mbsync, INBOX only, first from Courier (its imapd through a Tunnel, as the mail owner).
+  const std::string near = lab.dir() + "/mbsync-" + std::to_string(::getpid());
+  lab.run({"rm", "-rf", near});
+  lab.run({"mkdir", "-p", near + "/mail"});
+  const std::string home = lab.home_path("courier1", user);
+  auto mbsync_config = [&](const std::string& far) {
+    const std::string path = near + "/mbsyncrc";
+    std::ofstream(path) << far << "\nMaildirStore near\nPath " << near << "/mail/\nInbox " << near
+                        << "/mail/INBOX\n\nChannel c\nFar :far:\nNear :near:\nPatterns INBOX\nCreate Near\n"
+                        << "Sync Pull\nSyncState *\nExpunge None\n";
+    return path;
+  };
+  const std::string tunnel = "cd " + home + " && exec env IMAP_KEYWORDS=1 AUTHENTICATED=" + user +
+                             " setpriv --reuid=" + lab.env("MAIL_UID") + " --regid=" + lab.env("MAIL_GID") +
+                             " --clear-groups " + lab.env("COURIER_IMAPD") + " Maildir";
+  RunResult first = lab.run({"mbsync", "-c", mbsync_config("IMAPStore far\nTunnel \"" + tunnel + "\"\n"), "-a"}, {}, 120);
+  ASSERT_EQ(first.rc, 0) << first.describe();
+  auto near_messages = [&] {
+    RunResult n = lab.run({"sh", "-c", "find " + near + "/mail/INBOX/cur " + near + "/mail/INBOX/new -type f | wc -l"});
+    return std::stoi(n.out.empty() ? "0" : n.out);
+  };
+  const int synced = near_messages();
+  ASSERT_EQ(synced, before["folders"]["INBOX"]["messages"].get<int>());
+
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  const nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(after["store"], "store2");
+  for (const auto& [name, b] : before["folders"].items()) {
+    std::string dname = name == "INBOX" ? name : name.substr(std::string("INBOX.").size());
+    std::replace(dname.begin(), dname.end(), '.', '/');
+    SCOPED_TRACE(name + " -> " + dname);
+    ASSERT_TRUE(after["folders"].contains(dname)) << after["folders"].dump().substr(0, 1500);
+    const auto& a = after["folders"][dname];
+    EXPECT_EQ(a["uidvalidity"], b["uidvalidity"]);
+    auto was = messages_of(b), now = messages_of(a);
+    EXPECT_EQ(now.size(), was.size());
+    for (const auto& [id, m] : was) {
+      auto it = now.find(id);
+      ASSERT_NE(it, now.end()) << id << " (uid " << m.first << ") is gone";
+      EXPECT_EQ(it->second.first, m.first) << id << " changed UID";
+      EXPECT_EQ(it->second.second, m.second) << id << " changed flags or keywords";
+    }
+  }
+
+  // The same client, now through nginx to Dovecot: nothing to download.
+  RunResult second = lab.run({"mbsync", "-c",
+                              mbsync_config("IMAPStore far\nHost 127.0.0.1\nPort " + lab.env("NGINX_IMAP_PORT") +
+                                            "\nUser " + user + "\nPass secret\nSSLType None\nAuthMechs LOGIN\n"),
+                              "-a"},
+                             {}, 120);
+  ASSERT_EQ(second.rc, 0) << second.describe();
+  EXPECT_EQ(near_messages(), synced) << "mbsync downloaded mail again after the move: " << second.describe();
+  EXPECT_THAT(second.out + second.err, ::testing::Not(::testing::HasSubstr("UIDVALIDITY"))) << second.describe();
+  std::printf("courier -> dovecot: %s; mbsync after the move: %s\n", r.out.c_str(), second.out.c_str());
 }
 
 }  // namespace

@@ -12,7 +12,7 @@ BUILD=(cmake g++ make pkg-config librsync-dev libldap-dev libsqlite3-dev libcurl
 LAB=(slapd ldap-utils dovecot-core dovecot-imapd dovecot-lmtpd dovecot-ldap dovecot-auth-lua
      nginx libnginx-mod-mail prometheus-node-exporter postfix postfix-ldap perdition perdition-ldap
      courier-authlib libcourier-unicode4 libgamin0)
-TOOLS=(python3 rsync rdiff time procps sqlite3 ca-certificates openssl curl chromium prometheus)
+TOOLS=(python3 rsync rdiff time procps sqlite3 ca-certificates openssl curl chromium prometheus isync)
 ALL=("${BUILD[@]}" "${LAB[@]}" "${TOOLS[@]}")
 POLICY=/usr/sbin/policy-rc.d
 

@@ -329,20 +329,20 @@ TEST_F(CourierMoveTest, BadCourierFilesAreRefusedInPreflightInOneLine) {
 }
 
 TEST_F(CourierMoveTest, BadCourierFilesAppearingUnderTheFreezeRollBackWithNothingLost) {
-  // Under the freeze, before the frozen pass: a keyword update names a
-  // message that is not in the folder.
+  // Under the freeze, before the frozen pass: a keyword update that is not
+  // a keyword.
   bool broke = false;
   env_.at_boundary = [&](const std::string& at) {
     if (at != "freeze.end") return;
-    write_file(src_home() + "/Maildir/courierimapkeywords/.7.1600000000.gone.host", "Work\n");
+    write_file(src_home() + "/Maildir/courierimapkeywords/.7.1700000001.M1P1.host,S=120", "Wo rk\n");
     broke = true;
   };
   auto moved = runner().move("alice", "store2", {});
   ASSERT_TRUE(moved.ok()) << moved.error().message();
   EXPECT_TRUE(broke);
   EXPECT_EQ(moved->state, MoveState::kRolledBack);
-  EXPECT_EQ(moved->error, "store1: user alice: Maildir/courierimapkeywords/.7.1600000000.gone.host: names message "
-                          "1600000000.gone.host, which is not in the folder");
+  EXPECT_EQ(moved->error, "store1: user alice: Maildir/courierimapkeywords/.7.1700000001.M1P1.host,S=120: line 1: "
+                          "'Wo rk' is not a keyword");
   EXPECT_EQ(dir_.account("alice").host, "store1");
   EXPECT_FALSE(freeze_.frozen());
   EXPECT_FALSE(any_staging());
