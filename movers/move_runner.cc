@@ -629,7 +629,7 @@ Status MoveRunner::final_sync(Ctx& c) {
   // The state is journaled after the thaw (sweep), outside the frozen
   // window: a crash before the flip rolls back without it, and a sweep from
   // the last warm pass's state only finds more candidates, which
-  // deliver_to_new recognises as already copied.
+  // deliver_late recognises as already copied.
   c.rec.bytes_transferred += stats->bytes_sent;
   c.progress.final_pass = *stats;
   d_.env.progress(c.rec.user, fmt::format("final pass: {} files, {} renames, {} sent in {:.2f}s",
@@ -782,7 +782,8 @@ Status MoveRunner::thaw(Ctx& c) {
 }
 
 // Copies the source's late deliveries (not in the final-pass state, not
-// swept before) into the destination's new/. The names already swept are
+// swept before) into the same folder on the destination, with their flags
+// (SyncEngine::deliver_late). The names already swept are
 // kept in the journal, so a later sweep (resume, purge) never re-delivers a
 // message the user has deleted since.
 Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_home, int64_t& swept) {
@@ -800,7 +801,11 @@ Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_hom
     std::string dir = dirname_of(rel);
     std::string key = dirname_of(dir) + "|" + std::string(message_base(rel.substr(dir.empty() ? 0 : dir.size() + 1)));
     if (done.count(key)) continue;
-    MS_CHECK(engine.deliver_to_new(rel));
+    auto delivered = MS_TRY(engine.deliver_late(rel));
+    if (!delivered.dropped_keywords.empty())
+      spdlog::warn("move {}: late message '{}' reaches {} without keyword(s) {}: the destination's "
+                   "dovecot-keywords does not name them (its flags are kept)",
+                   printable(c.rec.user), printable(rel), dst.describe(), join(delivered.dropped_keywords, ", "));
     done.insert(key);
     MS_CHECK(d_.journal.put_blob(c.rec.id, "swept", join(std::vector<std::string>(done.begin(), done.end()), "\n")));
     ++swept;
