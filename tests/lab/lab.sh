@@ -360,7 +360,8 @@ default_pass_scheme = SSHA
 pass_filter = (&(objectClass=mlabMailAccount)(mailMessageStore=*)(|(mail=%u)(uid=%u)))
 pass_attrs = mail=user, userPassword=password
 user_filter = (&(objectClass=mlabMailAccount)(mailMessageStore=*)(|(mail=%u)(uid=%u)))
-user_attrs = mail=user, =home=$root/%{ldap:mailMessageStore}
+# mailQuotaRule (mlab.schema), when the entry has one, is the user's quota_rule.
+user_attrs = mail=user, =home=$root/%{ldap:mailMessageStore}, mailQuotaRule=quota_rule=%$
 iterate_filter = (objectClass=mlabMailAccount)
 iterate_attrs = mail=user
 EOF
