@@ -1524,8 +1524,13 @@ Result<const SyncEngine::FolderKeywords*> SyncEngine::folder_keywords(const std:
     auto heads = MS_TRY(t.head({path}, kKeywordsFileMax).context(t.describe()));
     if (heads.size() != 1) return Error::internal("head() returned no result");
     if (!heads[0].ok()) {
-      if (heads[0].error().code() == ErrorCode::kNotFound) return {};
-      return Error(heads[0].error()).context(fmt::format("read '{}'", printable(path)));
+      // No table: the folder's keyword letters are dropped. An unreadable
+      // keywords file must not hold the late mail itself back.
+      if (heads[0].error().code() != ErrorCode::kNotFound)
+        spdlog::warn("sweep: cannot read '{}' on {} ({}); late mail in that folder keeps its flags but not its "
+                     "keywords",
+                     printable(path), t.describe(), heads[0].error().message());
+      return {};
     }
     out = std::make_unique<KeywordTable>(parse_keywords_file(*heads[0]));
     return {};

@@ -620,6 +620,17 @@ TEST_F(SyncEngineTest, ALateMessagesKeywordsAreTranslatedByNameOrDropped) {
   ASSERT_TRUE(d.ok()) << d.error().message();
   EXPECT_EQ(d->dst_rel, "Maildir/cur/9.M9P9.late,S=3:2,FS");
   EXPECT_EQ(d->dropped_keywords, (std::vector<std::string>{"$Forwarded"}));
+  // A keywords file that is garbage or unreadable: no keyword is guessed,
+  // and the message still arrives with its standard flags.
+  testing::write_file(dst_home() + "/Maildir/dovecot-keywords", "\x01\x02 garbage\nno index here\n");
+  fs::remove(src_home() + "/Maildir/dovecot-keywords");
+  fs::create_directory(src_home() + "/Maildir/dovecot-keywords");  // reading it fails (a directory)
+  testing::write_file(src_home() + "/Maildir/cur/10.M10P10.late,S=3:2,Sb", "kw3");
+  SyncEngine e3 = engine(*src, *dst);
+  d = e3.deliver_late("Maildir/cur/10.M10P10.late,S=3:2,Sb");
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->dst_rel, "Maildir/cur/10.M10P10.late,S=3:2,S");
+  EXPECT_EQ(d->dropped_keywords, (std::vector<std::string>{"letter 'b'"}));
 }
 
 TEST_F(SyncEngineTest, BandwidthLimitSleepsOnTheInjectedClock) {
