@@ -439,6 +439,25 @@ TEST_F(MoveRunnerTest, AMessageLimitCountsToo) {
   EXPECT_EQ(fits->state, MoveState::kDone) << fits->error;
 }
 
+// The destination's doveadm does not answer: the limit cannot be checked,
+// and the move does not start (the nightly run tries again).
+TEST_F(MoveRunnerTest, AQuotaThatCannotBeReadStopsThePreflight) {
+  quota_.get_error = Error::unavailable("quota get on store2: doveadm quotaGet: POST http://x: Couldn't connect to server");
+  auto rec = runner_with_quota().move("alice", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(rec.error().message(), HasSubstr("user alice: the quota limit: quota get on store2"));
+  EXPECT_TRUE(freeze_.calls.empty());
+  EXPECT_FALSE(fs::exists(dst_home()));
+  // No quota plugin there: nothing to exceed, the move goes ahead.
+  quota_.get_error = Error::unsupported("store2 has no quota plugin");
+  quota_.recalc_error = Error::unsupported("store2 has no quota plugin");
+  auto moved = runner_with_quota().move("alice", "store2", {});
+  ASSERT_TRUE(moved.ok()) << moved.error().message();
+  EXPECT_EQ(moved->state, MoveState::kDone) << moved->error;
+  EXPECT_EQ(progress_of(moved->id).quota_recalc, QuotaRecalc::kSkipped);
+}
+
 // Something that is not Dovecot's empty scaffolding at the destination path
 // after quota get is not removed: the move stops.
 TEST_F(MoveRunnerTest, MailAppearingAtTheDestinationDuringPreflightIsNotRemoved) {
