@@ -7,6 +7,7 @@
 //  - A move that fits ends with doveadm quota recalc on the destination:
 //    `doveadm quota get` there reports the messages the user has over IMAP
 //    (late mail swept after the final pass included) and their size.
+#include <fstream>
 #include <sstream>
 
 #include "tests/integration/move_test_util.h"
@@ -101,6 +102,64 @@ TEST(MoveQuota, AfterTheMoveTheDestinationsQuotaCountsEveryMessage) {
   EXPECT_EQ(q["STORAGE"].second, 50 * 1024);
   EXPECT_EQ(m["detail"]["quota_messages"], messages);
   EXPECT_EQ(m["detail"]["quota_storage_kib"], kib);
+}
+
+// Maildir++ quota (Dovecot's maildir backend, this user only): maildirsize is
+// copied with the final pass, before the late mail the sweep adds; Dovecot
+// does not rescan for it. quota_recalc makes it count every message.
+TEST(MoveQuota, MaildirsizeCountsTheSweptMailAfterTheMove) {
+  Lab& lab = Lab::get();
+  const std::string cfg = lab.dir() + "/mailshard.toml";
+  const std::string user = lab.add_user("store1");
+  ASSERT_EQ(lab.ldap_modify_assert(lab.user_dn(user), "add: mailQuotaBackend\nmailQuotaBackend: maildir:User quota\n", ""),
+            0);
+  lab.fill_mailbox(user, 50, 33);
+  const std::string src_size = lab.maildir_path("store1", user) + "/maildirsize";
+  ASSERT_TRUE(path_exists(src_size)) << "the user's quota is Maildir++";
+  std::string late = "run:/usr/bin/python3 " + lab.env("LAB_SCRIPTS") + "/deliver.py --lab " + lab.dir() +
+                     " --user " + user + " --count 4 --tag maildirsize";
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"}, {"MAILSHARD_TEST_AT=verify.end:" + late});
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  nlohmann::json m = latest_move(cfg, user);
+  ASSERT_EQ(m["detail"]["swept"], 4) << m.dump();
+  EXPECT_EQ(m["detail"]["quota_recalc"], "done");
+
+  // maildirsize on store2: the header line, then "<bytes> <count>" lines
+  // whose sums are the totals.
+  std::ifstream in(lab.maildir_path("store2", user) + "/maildirsize");
+  ASSERT_TRUE(in.good());
+  std::string line;
+  std::getline(in, line);
+  int64_t bytes = 0, count = 0;
+  while (std::getline(in, line)) {
+    std::istringstream f(line);
+    int64_t b = 0, c = 0;
+    f >> b >> c;
+    bytes += b;
+    count += c;
+  }
+  nlohmann::json state = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(state["store"], "store2");
+  int64_t messages = 0, sizes = 0;
+  for (const auto& [name, f] : state["folders"].items()) {
+    messages += f["messages"].get<int64_t>();
+    for (const auto& row : f["detail"]) sizes += row["size"].get<int64_t>();
+  }
+  EXPECT_EQ(count, messages) << "every message, the 4 swept ones included";
+  // The maildir backend counts the files' sizes (",S=" in their names), not
+  // the RFC822.SIZE a client sees.
+  int64_t file_bytes = 0, files = 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(lab.maildir_path("store2", user))) {
+    std::string dir = e.path().parent_path().filename().string(), name = e.path().filename().string();
+    if (!e.is_regular_file() || (dir != "cur" && dir != "new")) continue;
+    auto s = name.find(",S=");
+    ASSERT_NE(s, std::string::npos) << name;
+    file_bytes += std::stoll(name.substr(s + 3));
+    ++files;
+  }
+  EXPECT_EQ(files, messages);
+  EXPECT_EQ(bytes, file_bytes);
+  EXPECT_GT(sizes, file_bytes);  // CRLF: the sizes a client sees are larger
 }
 
 }  // namespace
