@@ -27,6 +27,60 @@ std::string_view message_base(std::string_view name) {
   return i == std::string_view::npos ? name : name.substr(0, i);
 }
 
+std::optional<std::string_view> message_flags(std::string_view name) {
+  auto i = name.find(":2,");
+  if (i == std::string_view::npos) return std::nullopt;
+  return name.substr(i + 3);
+}
+
+KeywordTable parse_keywords_file(std::string_view text) {
+  KeywordTable out;
+  while (!text.empty()) {
+    auto nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    size_t i = 0;
+    int idx = 0;
+    while (i < line.size() && line[i] >= '0' && line[i] <= '9' && idx < 1000) idx = idx * 10 + (line[i++] - '0');
+    if (i == 0 || i >= line.size() || line[i] != ' ' || i + 1 == line.size() || idx > 25) continue;
+    out[idx] = std::string(line.substr(i + 1));
+  }
+  return out;
+}
+
+RemappedFlags remap_message_flags(std::string_view flags, const KeywordTable* src, const KeywordTable* dst) {
+  RemappedFlags out;
+  std::string_view rest;
+  if (auto comma = flags.find(','); comma != std::string_view::npos) {
+    rest = flags.substr(comma);
+    flags = flags.substr(0, comma);
+  }
+  std::string kept;
+  for (char ch : flags) {
+    if (ch >= 'a' && ch <= 'z') {
+      const std::string* name = nullptr;
+      if (src) {
+        auto it = src->find(ch - 'a');
+        if (it != src->end()) name = &it->second;
+      }
+      char mapped = 0;
+      if (name && dst)
+        for (const auto& [idx, n] : *dst)
+          if (n == *name) mapped = static_cast<char>('a' + idx);
+      if (mapped) kept.push_back(mapped);
+      else out.dropped.push_back(name ? *name : std::string("letter '") + ch + "'");
+      continue;
+    }
+    kept.push_back(ch);  // standard flags, and whatever else Dovecot would read there
+  }
+  // Maildir wants the flags in ASCII order, each once.
+  std::sort(kept.begin(), kept.end());
+  kept.erase(std::unique(kept.begin(), kept.end()), kept.end());
+  out.flags = kept + std::string(rest);
+  return out;
+}
+
 DirInfo classify_dir(std::string_view dir_name, bool parent_has_cur_new) {
   DirInfo d;
   if (parent_has_cur_new) {

@@ -6,8 +6,11 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "core/transport.h"
 
@@ -26,6 +29,32 @@ std::string_view file_class_name(FileClass c);
 // The base name of a Maildir message: the text before ":2," (or the whole
 // name). "123.M1P2.host,S=5:2,FS" -> "123.M1P2.host,S=5".
 std::string_view message_base(std::string_view name);
+
+// The flags part of a Maildir message name: the text after ":2,", or
+// nullopt when the name has none (a message in new/ as delivered).
+// "123.M1P2.host,S=5:2,FS" -> "FS"; "123.M1P2.host,S=5" -> nullopt.
+std::optional<std::string_view> message_flags(std::string_view name);
+
+// Dovecot's dovecot-keywords file of a Maildir folder: "<index> <keyword>"
+// lines; keyword index i is the flag letter 'a' + i in message names (26 at
+// most fit). Lines that do not parse, or carry an index outside 0..25, are
+// ignored (Dovecot itself skips them).
+using KeywordTable = std::map<int, std::string>;  // index -> keyword name
+KeywordTable parse_keywords_file(std::string_view text);
+
+struct RemappedFlags {
+  std::string flags;                  // for the destination's name: ASCII order, no duplicates
+  std::vector<std::string> dropped;   // keywords left out ("$Label1", or "letter 'c'" when unnamed)
+};
+// The flags of a message name from one Maildir folder for a name in the
+// same folder on another server. Standard flags (upper-case letters: D F P R
+// S T) mean the same everywhere and are kept. A keyword letter (a-z) is an
+// index into its folder's dovecot-keywords, and the two servers' files need
+// not agree once the user has worked on either side: it is translated by
+// keyword name, and dropped when either table (nullptr: no readable file)
+// lacks it. A dropped keyword is lost on that message, which a wrong keyword
+// would not make better. Anything after a ',' (an extension) is kept as is.
+RemappedFlags remap_message_flags(std::string_view flags, const KeywordTable* src, const KeywordTable* dst);
 
 // Describes one directory of a listing for classification.
 struct DirInfo {

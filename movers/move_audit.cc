@@ -41,6 +41,12 @@ Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
       int64_t swept = 0;
       MS_CHECK(sweep_into(c, *cur, account->home_rel, swept));
       c.progress.purge_swept = swept;
+      // Mail added behind Dovecot's back: recount the quota there (advisory,
+      // as in the move's quota_recalc step).
+      if (swept > 0 && d_.quota && !now_on->doveadm_url.empty())
+        if (Status q = d_.quota->recalc_quota(c.rec.user, now_on->name); !q.ok())
+          spdlog::warn("purge move {}: {} (run 'doveadm quota recalc -u {}' on {})", move_id, q.error().message(),
+                       printable(c.rec.user), now_on->name);
       return {};
     };
     MS_CHECK(step(c, "purge_sweep", run));

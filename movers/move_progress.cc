@@ -82,6 +82,15 @@ bool convert(const Json& v, PassKind& out) {
     }
   return false;
 }
+bool convert(const Json& v, QuotaRecalc& out) {
+  if (!v.is_string()) return false;
+  for (QuotaRecalc q : {QuotaRecalc::kDone, QuotaRecalc::kSkipped, QuotaRecalc::kFailed})
+    if (v.get_ref<const std::string&>() == quota_recalc_name(q)) {
+      out = q;
+      return true;
+    }
+  return false;
+}
 bool convert(const Json& v, std::vector<std::string>& out) {
   if (!v.is_array()) return false;
   std::vector<std::string> all;
@@ -165,12 +174,25 @@ VerifyReport parse_verify_report(const Json& j, const std::string& where, std::v
 
 }  // namespace
 
+std::string_view quota_recalc_name(QuotaRecalc q) {
+  switch (q) {
+    case QuotaRecalc::kDone: return "done";
+    case QuotaRecalc::kSkipped: return "skipped";
+    case QuotaRecalc::kFailed: return "failed";
+  }
+  return "?";
+}
+
 Json MoveProgress::to_json_object() const {
   Json j = Json::object();
   j["src_home"] = src_home;
   if (new_home) j["new_home"] = *new_home;
   j["empty_source"] = empty_source;
   if (clock_skew_ms) j["clock_skew_ms"] = *clock_skew_ms;
+  if (quota_limit_kib) j["quota_limit_kib"] = *quota_limit_kib;
+  if (quota_message_limit) j["quota_message_limit"] = *quota_message_limit;
+  if (quota_need_bytes) j["quota_need_bytes"] = *quota_need_bytes;
+  if (quota_need_messages) j["quota_need_messages"] = *quota_need_messages;
   if (!precopy.empty()) {
     Json passes = Json::array();
     for (const auto& p : precopy) passes.push_back(p.to_json());
@@ -186,6 +208,10 @@ Json MoveProgress::to_json_object() const {
   if (renamed) j["renamed"] = true;
   if (swept) j["swept"] = *swept;
   if (purge_swept) j["purge_swept"] = *purge_swept;
+  if (quota_recalc) j["quota_recalc"] = quota_recalc_name(*quota_recalc);
+  if (quota_recalc_error) j["quota_recalc_error"] = *quota_recalc_error;
+  if (quota_storage_kib) j["quota_storage_kib"] = *quota_storage_kib;
+  if (quota_messages) j["quota_messages"] = *quota_messages;
   if (director) {
     j["kind"] = "director";
     j["storage_group"] = director->storage_group;
@@ -214,6 +240,10 @@ Result<MoveProgress> MoveProgress::parse(std::string_view text, std::vector<std:
   f.read("new_home", p.new_home);
   f.read("empty_source", p.empty_source);
   f.read("clock_skew_ms", p.clock_skew_ms);
+  f.read("quota_limit_kib", p.quota_limit_kib);
+  f.read("quota_message_limit", p.quota_message_limit);
+  f.read("quota_need_bytes", p.quota_need_bytes);
+  f.read("quota_need_messages", p.quota_need_messages);
   if (const Json* passes = f.find("precopy")) {
     if (!passes->is_array()) {
       f.ignore("precopy");
@@ -241,6 +271,10 @@ Result<MoveProgress> MoveProgress::parse(std::string_view text, std::vector<std:
   f.read("renamed", p.renamed);
   f.read("swept", p.swept);
   f.read("purge_swept", p.purge_swept);
+  f.read("quota_recalc", p.quota_recalc);
+  f.read("quota_recalc_error", p.quota_recalc_error);
+  f.read("quota_storage_kib", p.quota_storage_kib);
+  f.read("quota_messages", p.quota_messages);
   if (const Json* kind = f.find("kind")) {
     if (kind->is_string() && kind->get_ref<const std::string&>() == "director") {
       DirectorProgress d;

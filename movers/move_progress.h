@@ -36,12 +36,26 @@ struct DirectorProgress {
   bool operator==(const DirectorProgress&) const = default;
 };
 
+// What the quota_recalc step did at the destination.
+enum class QuotaRecalc : uint8_t {
+  kDone,     // doveadm quota recalc succeeded
+  kSkipped,  // the destination has no doveadm_url, or no quota plugin
+  kFailed,   // it failed; logged as a warning, the move completed (quota is advisory)
+};
+std::string_view quota_recalc_name(QuotaRecalc q);
+
 struct MoveProgress {
   // preflight
   std::string src_home;                  // the home relative to both mail roots ("example.org/alice")
   std::optional<std::string> new_home;   // the home attribute after the flip (absolute homes only)
   bool empty_source = false;             // no mailbox at the source: nothing to copy (final_sync re-checks)
   std::optional<int64_t> clock_skew_ms;  // source clock minus destination clock, once preflight checked them
+  // preflight, when the destination has doveadm and a quota: its limits for
+  // the user (absent: unlimited or not checked) and what the check counted
+  std::optional<int64_t> quota_limit_kib;
+  std::optional<int64_t> quota_message_limit;
+  std::optional<int64_t> quota_need_bytes;  // the messages' sizes (virtual sizes where the names carry them)
+  std::optional<int64_t> quota_need_messages;
   // precopy
   std::vector<PassStats> precopy;  // one per warm pass of the last precopy step, in order
   // freeze
@@ -59,6 +73,11 @@ struct MoveProgress {
   // sweep, purge
   std::optional<int64_t> swept;        // late deliveries copied by every sweep step so far
   std::optional<int64_t> purge_swept;  // late deliveries copied by purge's last sweep
+  // quota_recalc
+  std::optional<QuotaRecalc> quota_recalc;
+  std::optional<std::string> quota_recalc_error;  // why it was skipped or failed
+  std::optional<int64_t> quota_storage_kib;       // the destination's STORAGE after the recalc
+  std::optional<int64_t> quota_messages;          // and its MESSAGE count
   // a director move instead of a copy
   std::optional<DirectorProgress> director;
 

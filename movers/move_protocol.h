@@ -23,7 +23,20 @@ enum class CommitSide : uint8_t {
   kAfterFlip,   // only forward: a failure leaves the move for resume
 };
 
-enum class StepId : uint8_t { kPreflight, kPrecopy, kFreeze, kKick, kFinalSync, kConvert, kVerify, kFlip, kThaw, kSweep, kDone };
+enum class StepId : uint8_t {
+  kPreflight,
+  kPrecopy,
+  kFreeze,
+  kKick,
+  kFinalSync,
+  kConvert,
+  kVerify,
+  kFlip,
+  kThaw,
+  kSweep,
+  kQuotaRecalc,
+  kDone
+};
 
 struct ProtocolStep {
   StepId id;
@@ -50,7 +63,9 @@ inline constexpr ProtocolStep kMoveProtocol[] = {
      "the destination home (staging renamed into place), then LDAP host and home in one guarded modify"},
     {StepId::kThaw, "thaw", MoveState::kThawed, CommitSide::kAfterFlip, "the freeze"},
     {StepId::kSweep, "sweep", MoveState::kSwept, CommitSide::kAfterFlip,
-     "new/ of the destination home (late deliveries); reads the source"},
+     "cur/ and new/ of the destination home (late deliveries); reads the source"},
+    {StepId::kQuotaRecalc, "quota_recalc", MoveState::kQuotaRecalc, CommitSide::kAfterFlip,
+     "the destination's quota bookkeeping (doveadm quota recalc, when it has doveadm); never mail"},
     {StepId::kDone, "done", MoveState::kDone, CommitSide::kAfterFlip, "the journal"},
 };
 

@@ -36,37 +36,75 @@ constexpr size_t kOpsPerBatch = 4000;
 // Thaw attempts before the move is left for resume (one second apart).
 constexpr int kThawAttempts = 3;
 
-// Bytes of a home from one listing: Maildir message names carry ",S=<size>";
-// everything else is stat'ed (a home has few non-message files).
-Result<int64_t> home_bytes(Transport& t, const std::string& home) {
+// A home's size from one listing: Maildir message names carry ",S=<size>"
+// (and ",W=<virtual size>"); everything else is stat'ed (a home has few
+// non-message files).
+struct HomeSize {
+  int64_t bytes = 0;          // every file
+  int64_t message_bytes = 0;  // message files, counted as Dovecot's quota with quota_vsizes does: W= where named
+  int64_t messages = 0;       // files in cur/ and new/
+};
+
+// The value of ",<key>=<digits>" in a message base name, or -1.
+int64_t name_field(std::string_view base, std::string_view key) {
+  std::string needle = fmt::format(",{}=", key);
+  auto s = base.find(needle);
+  if (s == std::string_view::npos) return -1;
+  int64_t v = 0;
+  size_t i = s + needle.size();
+  while (i < base.size() && base[i] >= '0' && base[i] <= '9') v = v * 10 + (base[i++] - '0');
+  return i > s + needle.size() ? v : -1;
+}
+
+Result<HomeSize> home_size(Transport& t, const std::string& home) {
   auto listing = t.list_tree(home);
   if (!listing.ok()) return std::move(listing).error();
-  int64_t total = 0;
+  HomeSize total;
   std::vector<StatRequest> unknown;
+  std::vector<bool> unknown_is_message;
   for (const auto& dir : *listing) {
+    std::string_view last = std::string_view(dir.path).substr(dir.path.rfind('/') + 1);
+    const bool message_dir = last == "cur" || last == "new";
     for (const auto& e : dir.entries) {
       if (e.type == EntryType::kDir) continue;
       std::string_view base = message_base(e.name);
-      auto s = base.find(",S=");
-      if (s != std::string_view::npos) {
-        int64_t v = 0;
-        size_t i = s + 3;
-        while (i < base.size() && base[i] >= '0' && base[i] <= '9') v = v * 10 + (base[i++] - '0');
-        if (i > s + 3) {
-          total += v;
-          continue;
+      const bool message = message_dir && e.type == EntryType::kFile && !is_skipped_name(e.name);
+      total.messages += message;
+      if (int64_t size = name_field(base, "S"); size >= 0) {
+        total.bytes += size;
+        if (message) {
+          int64_t vsize = name_field(base, "W");
+          total.message_bytes += vsize >= 0 ? vsize : size;
         }
+        continue;
       }
       unknown.push_back({join_path(join_path(home, dir.path), e.name), {}});
+      unknown_is_message.push_back(message);
     }
   }
   if (!unknown.empty()) {
     auto st = t.stat(unknown);
     if (!st.ok()) return std::move(st).error();
-    for (const auto& r : *st)
-      if (!r.error) total += r.attrs.size;
+    for (size_t i = 0; i < st->size(); ++i) {
+      if ((*st)[i].error) continue;
+      total.bytes += (*st)[i].attrs.size;
+      if (unknown_is_message[i]) total.message_bytes += (*st)[i].attrs.size;
+    }
   }
   return total;
+}
+
+// Whether a tree holds only what Dovecot creates when it opens a user's mail
+// storage that is not there (directories, dovecot* index and list files, a
+// maildirsize): such a home holds no mail and may be removed.
+bool only_dovecot_scaffolding(const TreeListing& listing) {
+  for (const auto& dir : listing)
+    for (const auto& e : dir.entries) {
+      if (e.type == EntryType::kDir) continue;
+      if (e.type != EntryType::kFile) return false;
+      if (!starts_with(e.name, "dovecot") && e.name != "maildirsize" && e.name != "subscriptions") return false;
+    }
+  return true;
 }
 
 // Free space where `rel` will be: the filesystem of its nearest existing
@@ -271,6 +309,7 @@ Status MoveRunner::run_step(Ctx& c, const ProtocolStep& s) {
       case StepId::kFlip: return flip(c);
       case StepId::kThaw: return thaw(c);
       case StepId::kSweep: return sweep(c);
+      case StepId::kQuotaRecalc: return quota_recalc(c);
       case StepId::kDone: return finish(c);
     }
     return Error::internal("unknown step");
@@ -432,7 +471,9 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
         return Error::conflict(fmt::format("{} already has a mailbox at {}", c.to->name, printable(c.dst_final)));
       MS_CHECK(purge_stale_copy(c));
     }
-    int64_t need = c.progress.empty_source ? 0 : MS_TRY_CTX(home_bytes(*c.src, c.progress.src_home), c.from->name);
+    const HomeSize size =
+        c.progress.empty_source ? HomeSize{} : MS_TRY_CTX(home_size(*c.src, c.progress.src_home), c.from->name);
+    const int64_t need = size.bytes;
     if (c.rec.bytes_planned == 0) c.rec.bytes_planned = need;
     if (options.max_size_drift >= 0 && options.bytes_planned > 0) {
       double drift = std::abs(static_cast<double>(need - options.bytes_planned)) / static_cast<double>(options.bytes_planned);
@@ -454,6 +495,17 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
       return Error::no_space(fmt::format("{} has {} free; the mailbox needs {} plus {} headroom", c.to->name,
                                          human_bytes(space.avail_bytes), human_bytes(need),
                                          human_bytes(cfg.move.headroom_bytes)));
+    // The user's quota limits there (doveadm): asking Dovecot creates the
+    // user's home on the destination, so a dry run (which writes nothing)
+    // leaves it out, like the clock probe.
+    if (d_.quota && !c.to->doveadm_url.empty() && size.messages > 0) {
+      if (options.dry_run)
+        spdlog::info("move {}: dry run: {}'s quota limit is not checked (doveadm quota get would create the home "
+                     "there)",
+                     printable(c.rec.user), c.to->name);
+      else
+        MS_CHECK(check_destination_quota(c, size.message_bytes, size.messages));
+    }
     c.progress.clock_skew_ms = skew;
     return {};
   };
@@ -500,6 +552,53 @@ Result<MoveRecord> MoveRunner::purge_stale_copy(Ctx& c) {
   return Error::conflict(fmt::format("{} already has a mailbox at {} that no mailshard move left there; move it "
                                      "aside or remove it first",
                                      c.to->name, printable(c.dst_final)));
+}
+
+Status MoveRunner::check_destination_quota(Ctx& c, int64_t message_bytes, int64_t messages) {
+  auto roots = d_.quota->quota(c.rec.user, c.to->name);
+  // Dovecot opened the user's mail storage to answer, and where the user has
+  // no home yet it made one: an empty Maildir with a list index, at the very
+  // path the flip renames the copy to. Preflight found nothing there, so
+  // what is there now is Dovecot's; it holds no mail and goes.
+  auto made = c.dst->list_tree(c.dst_final);
+  if (made.ok()) {
+    if (!only_dovecot_scaffolding(*made))
+      return Error::conflict(fmt::format("{} has mail at {} that appeared during preflight", c.to->name,
+                                         printable(c.dst_final)));
+    MS_CHECK_CTX(remove_tree(*c.dst, c.dst_final),
+                 fmt::format("{}: remove the empty home doveadm quota get created", c.to->name));
+  } else if (made.error().code() != ErrorCode::kNotFound) {
+    return std::move(made).error().context(c.to->name);
+  }
+  if (!roots.ok()) {
+    // No quota there (no plugin): nothing to exceed.
+    if (roots.error().code() == ErrorCode::kUnsupported) {
+      spdlog::info("move {}: {}", printable(c.rec.user), roots.error().message());
+      return {};
+    }
+    return std::move(roots).error().context(fmt::format("user {}: the quota limit", printable(c.rec.user)));
+  }
+  c.progress.quota_need_bytes = message_bytes;
+  c.progress.quota_need_messages = messages;
+  for (const QuotaRoot& q : *roots) {
+    if (q.storage_limit_kib >= 0) {
+      c.progress.quota_limit_kib =
+          std::min(c.progress.quota_limit_kib.value_or(q.storage_limit_kib), q.storage_limit_kib);
+      if (message_bytes > q.storage_limit_kib * 1024)
+        return Error::no_space(fmt::format("user {} has {} of mail ({} messages) but the quota '{}' on {} allows {}",
+                                           printable(c.rec.user), human_bytes(message_bytes), messages,
+                                           printable(q.root), c.to->name, human_bytes(q.storage_limit_kib * 1024)));
+    }
+    if (q.message_limit >= 0) {
+      c.progress.quota_message_limit =
+          std::min(c.progress.quota_message_limit.value_or(q.message_limit), q.message_limit);
+      if (messages > q.message_limit)
+        return Error::no_space(fmt::format("user {} has {} messages but the quota '{}' on {} allows {}",
+                                           printable(c.rec.user), messages, printable(q.root), c.to->name,
+                                           q.message_limit));
+    }
+  }
+  return {};
 }
 
 Status MoveRunner::precopy(Ctx& c) {
@@ -634,7 +733,7 @@ Status MoveRunner::final_sync(Ctx& c) {
   // The state is journaled after the thaw (sweep), outside the frozen
   // window: a crash before the flip rolls back without it, and a sweep from
   // the last warm pass's state only finds more candidates, which
-  // deliver_to_new recognises as already copied.
+  // deliver_late recognises as already copied.
   c.rec.bytes_transferred += stats->bytes_sent;
   c.progress.final_pass = *stats;
   d_.env.progress(c.rec.user, fmt::format("final pass: {} files, {} renames, {} sent in {:.2f}s",
@@ -789,7 +888,8 @@ Status MoveRunner::thaw(Ctx& c) {
 }
 
 // Copies the source's late deliveries (not in the final-pass state, not
-// swept before) into the destination's new/. The names already swept are
+// swept before) into the same folder on the destination, with their flags
+// (SyncEngine::deliver_late). The names already swept are
 // kept in the journal, so a later sweep (resume, purge) never re-delivers a
 // message the user has deleted since.
 Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_home, int64_t& swept) {
@@ -808,7 +908,11 @@ Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_hom
     std::string dir = dirname_of(rel);
     std::string key = dirname_of(dir) + "|" + std::string(message_base(rel.substr(dir.empty() ? 0 : dir.size() + 1)));
     if (done.count(key)) continue;
-    MS_CHECK(engine.deliver_to_new(rel));
+    auto delivered = MS_TRY(engine.deliver_late(rel));
+    if (!delivered.dropped_keywords.empty())
+      spdlog::warn("move {}: late message '{}' reaches {} without keyword(s) {}: the destination's "
+                   "dovecot-keywords does not name them (its flags are kept)",
+                   printable(c.rec.user), printable(rel), dst.describe(), join(delivered.dropped_keywords, ", "));
     done.insert(key);
     MS_CHECK(d_.journal.put_blob(c.rec.id, "swept", join(std::vector<std::string>(done.begin(), done.end()), "\n")));
     ++swept;
@@ -836,6 +940,40 @@ Status MoveRunner::sweep(Ctx& c) {
   c.progress.swept = c.progress.swept.value_or(0) + swept;
   c.rec.state = MoveState::kSwept;
   if (swept) d_.env.progress(c.rec.user, fmt::format("swept {} late deliveries", swept));
+  return {};
+}
+
+// The final pass and the sweep wrote mail behind the destination Dovecot's
+// back, so its quota bookkeeping (the count backend's index totals, a
+// Maildir++ maildirsize copied from the source before the late mail) is
+// stale until recounted. Quota is advisory and the mail is safe by now: a
+// failure is a warning and recorded, and the move completes.
+Status MoveRunner::quota_recalc(Ctx& c) {
+  c.progress.quota_recalc_error.reset();
+  if (!d_.quota || c.to->doveadm_url.empty()) {
+    c.progress.quota_recalc = QuotaRecalc::kSkipped;
+    c.progress.quota_recalc_error = fmt::format("{} has no doveadm_url", c.to->name);
+  } else if (Status st = d_.quota->recalc_quota(c.rec.user, c.to->name); !st.ok()) {
+    const bool unsupported = st.error().code() == ErrorCode::kUnsupported;
+    c.progress.quota_recalc = unsupported ? QuotaRecalc::kSkipped : QuotaRecalc::kFailed;
+    c.progress.quota_recalc_error = st.error().message();
+    if (!unsupported)
+      spdlog::warn("move {}: {} (the mail is in place; run 'doveadm quota recalc -u {}' on {})", printable(c.rec.user),
+                   st.error().message(), printable(c.rec.user), c.to->name);
+  } else {
+    c.progress.quota_recalc = QuotaRecalc::kDone;
+    auto roots = d_.quota->quota(c.rec.user, c.to->name);
+    if (roots.ok() && !roots->empty()) {
+      c.progress.quota_storage_kib = roots->front().storage_kib;
+      c.progress.quota_messages = roots->front().messages;
+      d_.env.progress(c.rec.user, fmt::format("quota on {} recalculated: {} KiB, {} messages", c.to->name,
+                                              roots->front().storage_kib, roots->front().messages));
+    } else if (!roots.ok()) {
+      spdlog::warn("move {}: quota recalculated on {}, but reading it back failed: {}", printable(c.rec.user),
+                   c.to->name, roots.error().message());
+    }
+  }
+  c.rec.state = MoveState::kQuotaRecalc;
   return {};
 }
 

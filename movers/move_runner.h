@@ -1,7 +1,7 @@
 // MoveRunner: moves one user's mailbox from the server LDAP names to another,
 // following the protocol of design.md §4 (docs/ARCHITECTURE.md, "the life of
 // a move"): preflight, precopy, freeze, kick, final_sync, convert, verify, flip, thaw,
-// sweep, done. It also recovers interrupted moves (resume), rolls back on
+// sweep, quota_recalc, done. It also recovers interrupted moves (resume), rolls back on
 // request (abort) and deletes old source copies (purge).
 //
 // Every step is journaled before it runs and after it ends, and every step is
@@ -31,6 +31,7 @@
 #include "core/freeze_backend.h"
 #include "core/journal.h"
 #include "core/mailbox_status.h"
+#include "core/quota_service.h"
 #include "core/transport.h"
 #include "movers/courier_to_dovecot.h"
 #include "movers/sync_engine.h"
@@ -63,6 +64,9 @@ struct MoveDeps {
   Clock& clock;
   MoveEnvironment& env;
   SyncOptions sync_options;
+  // Optional: the servers' quota (doveadm). Preflight refuses a mailbox over
+  // the destination's limits; quota_recalc recounts it there after the sweep.
+  QuotaService* quota = nullptr;
 };
 
 struct MoveOptions {
@@ -94,7 +98,8 @@ class MoveRunner {
   // thawed/flipped when interrupted after the commit point (resume finishes it).
   // An Error means the move never started: kInvalidInput (unknown user or
   // server, same server, draining destination, --no-freeze missing),
-  // kConflict (the user is already moving), kNoSpace, or the directory's error.
+  // kConflict (the user is already moving), kNoSpace (the destination's free
+  // space, or the user's quota limit there), or the directory's error.
   Result<MoveRecord> move(const std::string& user, const std::string& to, const MoveOptions& options);
 
   // Finishes (after the flip) or rolls back (before it) an interrupted move.
@@ -133,6 +138,9 @@ class MoveRunner {
   Status thaw(Ctx& c);
   Status sweep(Ctx& c);
   Status sweep_into(Ctx& c, Transport& dst, const std::string& dst_home, int64_t& swept);
+  Status quota_recalc(Ctx& c);
+  // Preflight: the mailbox against the user's quota limits on the destination.
+  Status check_destination_quota(Ctx& c, int64_t message_bytes, int64_t messages);
   Status finish(Ctx& c);
   Status roll_back(Ctx& c, const Error& why);
   Result<MoveRecord> run_from(Ctx& c);

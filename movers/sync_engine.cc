@@ -1512,24 +1512,80 @@ Result<std::vector<std::string>> SyncEngine::late_deliveries(const SyncState& st
   return out;
 }
 
-Status SyncEngine::deliver_to_new(const std::string& src_rel) {
+Result<const SyncEngine::FolderKeywords*> SyncEngine::folder_keywords(const std::string& folder,
+                                                                     const std::string& dst_folder) {
+  auto it = keywords_.find(folder);
+  if (it != keywords_.end()) return &it->second;
+  // A keywords file holds at most 26 short lines; Dovecot keeps keyword
+  // names under 255 bytes, so this reads any real one whole.
+  constexpr uint32_t kKeywordsFileMax = 64 * 1024;
+  FolderKeywords fk;
+  auto read = [&](Transport& t, const std::string& home, const std::string& dir,
+                  std::unique_ptr<KeywordTable>& out) -> Status {
+    std::string path = join_path(home, join_path(dir, "dovecot-keywords"));
+    auto heads = MS_TRY(t.head({path}, kKeywordsFileMax).context(t.describe()));
+    if (heads.size() != 1) return Error::internal("head() returned no result");
+    if (!heads[0].ok()) {
+      // No table: the folder's keyword letters are dropped. An unreadable
+      // keywords file must not hold the late mail itself back.
+      if (heads[0].error().code() != ErrorCode::kNotFound)
+        spdlog::warn("sweep: cannot read '{}' on {} ({}); late mail in that folder keeps its flags but not its "
+                     "keywords",
+                     printable(path), t.describe(), heads[0].error().message());
+      return {};
+    }
+    out = std::make_unique<KeywordTable>(parse_keywords_file(*heads[0]));
+    return {};
+  };
+  MS_CHECK(read(src_, src_home_, folder, fk.src));
+  MS_CHECK(read(dst_, dst_home_, dst_folder, fk.dst));
+  return &keywords_.emplace(folder, std::move(fk)).first->second;
+}
+
+Result<SyncEngine::LateDelivery> SyncEngine::deliver_late(const std::string& src_rel) {
   MS_CHECK(check_relative_path(src_rel));
   std::string sub = parent_of(src_rel);
   std::string folder = parent_of(sub);
   if (last_of(sub) != "cur" && last_of(sub) != "new")
     return Error::invalid(fmt::format("'{}' is not a Maildir message (not in cur/ or new/)", printable(src_rel)));
-  std::string base(message_base(last_of(src_rel)));
+  // On the destination the folder may have another name (a conversion
+  // renamed it: set_dst_folder_namer); keywords are read on each side's own.
+  const std::string src_folder = folder;
   if (dst_folder_namer_) folder = dst_folder_namer_(folder);
-  // Already there (an earlier sweep, or the final pass got it after all)?
-  std::vector<StatRequest> probe;
-  for (const char* s : {"new", "cur"}) probe.push_back({join_path(dst_home_, join_path(join_path(folder, s), base)), {}});
-  auto have = MS_TRY(dst_.stat(probe).context("destination " + dst_.describe()));
-  for (const auto& h : have)
-    if (!h.error) return {};
-  auto listing = dst_.list_tree(join_path(dst_home_, join_path(folder, "cur")));
-  if (listing.ok() && !listing->empty())
+  const std::string name = last_of(src_rel);
+  const std::string base(message_base(name));
+  LateDelivery out;
+  // Already there (an earlier sweep, the final pass got it after all, or
+  // Dovecot moved an earlier sweep's copy to cur/ and changed its flags)?
+  // Base names are unique ids, so this also keeps the copy below from
+  // replacing any file the destination has.
+  for (const char* s : {"new", "cur"}) {
+    std::string dir = join_path(folder, s);
+    auto listing = dst_.list_tree(join_path(dst_home_, dir));
+    if (!listing.ok()) {
+      if (listing.error().code() == ErrorCode::kNotFound) continue;
+      return std::move(listing).error().context("destination " + dst_.describe());
+    }
+    if (listing->empty()) continue;
     for (const auto& e : listing->front().entries)
-      if (message_base(e.name) == base) return {};
+      if (message_base(e.name) == base) {
+        out.dst_rel = join_path(dir, e.name);
+        out.already_there = true;
+        return out;
+      }
+  }
+  // Where it goes: new/ for a message as delivered (no flags part), cur/ with
+  // its flags otherwise (Dovecot only ever reads flags from cur/ names).
+  std::string dst_name = base;
+  std::string dst_sub = "new";
+  if (auto flags = message_flags(name)) {
+    const FolderKeywords* kw = MS_TRY(folder_keywords(src_folder, folder));
+    RemappedFlags f = remap_message_flags(*flags, kw->src.get(), kw->dst.get());
+    out.dropped_keywords = std::move(f.dropped);
+    dst_name = base + ":2," + f.flags;
+    dst_sub = "cur";
+  }
+  out.dst_rel = join_path(join_path(folder, dst_sub), dst_name);
   auto reader = MS_TRY(src_.open_reader({whole_spec(join_path(src_home_, src_rel))}).context("source " + src_.describe()));
   auto item = MS_TRY(reader->next());
   if (item.status == ReadStatus::kVanished) return Error::not_found(fmt::format("'{}' vanished", printable(src_rel)));
@@ -1537,15 +1593,15 @@ Status SyncEngine::deliver_to_new(const std::string& src_rel) {
     return item.error ? Error(*item.error) : Error::invalid(fmt::format("'{}' is not a regular file", printable(src_rel)));
   auto writer = MS_TRY(dst_.open_writer(WriterOptions{options_.durability, nullptr}));
   WriteSpec ws;
-  ws.path = join_path(dst_home_, join_path(join_path(folder, "new"), base));
+  ws.path = join_path(dst_home_, out.dst_rel);
   ws.kind = WriteSpec::Kind::kNew;
-  ws.attrs = item.file->attrs();
+  ws.attrs = item.file->attrs();  // owner, mode and mtime: the mtime is the INTERNALDATE
   MS_CHECK(writer->write(ws, *item.file));
   auto res = MS_TRY(writer->commit());
   if (res.size() != 1 || res[0].status != WriteStatus::kOk)
     return res.empty() || !res[0].error ? Error::conflict(fmt::format("'{}' changed while copied", printable(src_rel)))
                                         : Error(*res[0].error);
-  return {};
+  return out;
 }
 
 }  // namespace mailshard

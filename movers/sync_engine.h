@@ -2,7 +2,7 @@
 // destination Transport, Maildir-aware and incremental. The move lifecycle
 // drives it as: warm passes while the user is online (optionally with a full
 // audit), then, under the freeze, final_pass() and verify(); after the flip,
-// late_deliveries() + deliver_to_new() sweep what an MTA put on the source.
+// late_deliveries() + deliver_late() sweep what an MTA put on the source.
 //
 // A pass (design.md §5, notes/mover-notes.md):
 //   1. readdir the source home (no stat); the first pass, a pass after one
@@ -38,6 +38,8 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
+#include <memory>
 #include <string>
 #include <utility>
 #include <vector>
@@ -46,6 +48,7 @@
 
 #include "core/clock.h"
 #include "core/transport.h"
+#include "movers/maildir_rules.h"
 #include "movers/sync_state.h"
 
 namespace mailshard {
@@ -157,14 +160,27 @@ class SyncEngine {
   // name the state does not know in their folder: mail delivered to the
   // source after the final pass.
   Result<std::vector<std::string>> late_deliveries(const SyncState& state);
-  // Copies one source message (relative to the source home) into its
-  // folder's new/ on the destination under its base name (the flags part
-  // dropped, as new/ names carry none), keeping owner, mode and mtime.
-  // Idempotent: succeeds without copying when a message with that base name
-  // already exists in the folder's cur/ or new/ on the destination.
-  Status deliver_to_new(const std::string& src_rel);
-  // Where deliver_to_new() puts a message of a source folder (relative to
-  // the home) on the destination, when a conversion renamed folders
+  // Copies one source message (relative to the source home) into the same
+  // folder on the destination, where it was on the source: a message in
+  // new/ without flags goes to new/ under its name; one with flags (in cur/,
+  // or in new/ with a ":2," part) keeps them, its keyword letters translated
+  // through both folders' dovecot-keywords (remap_message_flags: a keyword
+  // the destination's file does not name is dropped and listed). Owner, mode
+  // and mtime (ns; Dovecot's INTERNALDATE for Maildir) are the source's.
+  // Idempotent: copies nothing when a message with that base name already
+  // exists in the folder's cur/ or new/ on the destination (the final pass,
+  // an earlier sweep, or Dovecot having moved it), so no existing name is
+  // ever written over. Errors: kInvalidInput for a path that is not a
+  // message in cur/ or new/, kNotFound when it vanished, kConflict when it
+  // changed while copied, and the transports' errors.
+  struct LateDelivery {
+    std::string dst_rel;                        // where it is on the destination, relative to its home
+    bool already_there = false;                 // nothing copied: dst_rel names the copy found
+    std::vector<std::string> dropped_keywords;  // keywords the destination could not carry
+  };
+  Result<LateDelivery> deliver_late(const std::string& src_rel);
+  // Where deliver_late() puts a message of a source folder (relative to the
+  // home) on the destination, when a conversion renamed folders
   // (movers/courier_conversion.h); without a namer, the same folder.
   void set_dst_folder_namer(std::function<std::string(const std::string&)> namer) { dst_folder_namer_ = std::move(namer); }
 
@@ -177,6 +193,14 @@ class SyncEngine {
   SyncOptions options_;
   Clock& clock_;
   std::function<std::string(const std::string&)> dst_folder_namer_;
+  // deliver_late's keyword tables per folder and side (read once per engine;
+  // nullptr: the folder has no readable dovecot-keywords there).
+  struct FolderKeywords {
+    std::unique_ptr<KeywordTable> src, dst;
+  };
+  std::map<std::string, FolderKeywords> keywords_;
+  // By the source's folder; dst_folder is its name on the destination.
+  Result<const FolderKeywords*> folder_keywords(const std::string& folder, const std::string& dst_folder);
 };
 
 }  // namespace mailshard

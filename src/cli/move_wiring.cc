@@ -129,7 +129,8 @@ Result<std::unique_ptr<MoveSetup>> make_move_setup(Context& ctx, const MoveSetup
   SyncOptions sync;
   sync.bwlimit_bytes_per_s = cfg->move.bwlimit_bytes_per_s;
   MoveDeps deps{*cfg,     *setup->directory, *setup->freeze, *setup->kicker, setup->status.get(),
-                *journal, ctx.clock(),       *setup->env,    sync};
+                *journal, ctx.clock(),       *setup->env,    sync,
+                setup->status.get()};
   setup->runner = std::make_unique<MoveRunner>(deps);
   if (cfg->router.method == RouterMethod::kDirector) {
     setup->director = DirectorClient::from_config(cfg->router);

@@ -1,6 +1,6 @@
 // Builds a MoveRunner from the config: the one place where the move's
 // concrete backends are chosen (LDAP directory, freeze and kick backends from
-// their tables, doveadm status, server transports, the journal).
+// their tables, doveadm status and quota, server transports, the journal).
 #pragma once
 
 #include <map>
@@ -10,6 +10,7 @@
 #include "cli/cli.h"
 #include "core/transport.h"
 #include "core/director_router.h"
+#include "doveadm/doveadm_fleet.h"
 #include "movers/director_move.h"
 #include "movers/move_runner.h"
 
@@ -38,7 +39,7 @@ struct MoveSetup {
   std::unique_ptr<Directory> directory;
   std::unique_ptr<FreezeBackend> freeze;
   std::unique_ptr<SessionKicker> kicker;
-  std::unique_ptr<MailboxStatusSource> status;
+  std::unique_ptr<DoveadmFleet> status;  // doveadm per server: mailbox status and quota
   std::unique_ptr<CliMoveEnvironment> env;
   std::unique_ptr<MoveRunner> runner;
   // [router] method = "director": the director and the moves inside a storage group.

@@ -7,7 +7,7 @@
 
 namespace mailshard {
 namespace {
-constexpr std::array<std::pair<MoveState, std::string_view>, 14> kStates = {{
+constexpr std::array<std::pair<MoveState, std::string_view>, 15> kStates = {{
     {MoveState::kPlanned, "planned"},
     {MoveState::kPrecopy, "precopy"},
     {MoveState::kFrozen, "frozen"},
@@ -16,6 +16,7 @@ constexpr std::array<std::pair<MoveState, std::string_view>, 14> kStates = {{
     {MoveState::kFlipped, "flipped"},
     {MoveState::kThawed, "thawed"},
     {MoveState::kSwept, "swept"},
+    {MoveState::kQuotaRecalc, "quota_recalc"},
     {MoveState::kDone, "done"},
     {MoveState::kPurged, "purged"},
     {MoveState::kRollingBack, "rolling_back"},

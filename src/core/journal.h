@@ -33,6 +33,7 @@ enum class MoveState {
   kFlipped,
   kThawed,
   kSwept,
+  kQuotaRecalc,  // the destination's quota recalculated (or nothing to do there)
   kDone,
   kPurged,
   kRollingBack,

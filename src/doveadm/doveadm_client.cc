@@ -213,6 +213,12 @@ Result<std::vector<DoveadmQuota>> DoveadmClient::quota_get(const std::string& us
   return parse_quota(payload);
 }
 
+Status DoveadmClient::quota_recalc(const std::string& user) const {
+  auto payload = run("quotaRecalc", {{"user", user}});
+  if (!payload.ok()) return std::move(payload).error();
+  return {};
+}
+
 Result<std::vector<DoveadmMailboxStatus>> DoveadmClient::mailbox_status(const std::string& user,
                                                                        const std::vector<std::string>& masks) const {
   auto payload = MS_TRY(run("mailboxStatus", {{"user", user}, {"field", json::array({"all"})}, {"mailboxMask", masks}}));

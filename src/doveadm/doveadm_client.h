@@ -5,7 +5,8 @@
 //   [["doveadmResponse", <payload>, "<tag>"]]  or  [["error", {...}, "<tag>"]].
 //
 // The commands mailshard needs: kick (end a user's sessions before the final
-// sync), who, quotaGet (mailbox size) and mailboxStatus (messages,
+// sync), who, quotaGet (mailbox size, the destination's limits), quotaRecalc
+// (after a move) and mailboxStatus (messages,
 // UIDVALIDITY, UIDNEXT per mailbox, for verification).
 //
 // Thread-safety: a DoveadmClient is immutable after construction; its methods
@@ -83,6 +84,10 @@ class DoveadmClient {
   Result<std::vector<DoveadmSession>> who(const std::string& mask = {}) const;
   // Errors: kNotFound (doveadm exit code 67: unknown user).
   Result<std::vector<DoveadmQuota>> quota_get(const std::string& user) const;
+  // doveadm quota recalc -u user: recounts the quota from the mail (for
+  // Maildir++ quota Dovecot rewrites maildirsize). Idempotent.
+  // Errors: as quota_get.
+  Status quota_recalc(const std::string& user) const;
   // Status of every mailbox matching `masks` ("*" = all).
   Result<std::vector<DoveadmMailboxStatus>> mailbox_status(const std::string& user,
                                                           const std::vector<std::string>& masks = {"*"}) const;

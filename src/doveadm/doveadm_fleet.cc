@@ -47,4 +47,30 @@ Result<std::vector<MailboxStatusInfo>> DoveadmFleet::mailbox_status(const std::s
   return out;
 }
 
+namespace {
+// doveadm answers a command of a plugin that is not loaded with the error
+// type "unknownMethod" (parse_doveadm_response: kInvalidInput naming it).
+Error no_quota_plugin(Error e, const std::string& server) {
+  if (e.code() == ErrorCode::kInvalidInput && e.message().find("unknownMethod") != std::string::npos)
+    return Error::unsupported(fmt::format("{} has no quota plugin ({})", server, e.message()));
+  return e;
+}
+}  // namespace
+
+Result<std::vector<QuotaRoot>> DoveadmFleet::quota(const std::string& user, const std::string& server) {
+  const DoveadmClient* c = MS_TRY_CTX(client(server), fmt::format("quota get on {}", server));
+  auto q = c->quota_get(user);
+  if (!q.ok()) return no_quota_plugin(std::move(q).error(), server).context(fmt::format("quota get on {}", server));
+  std::vector<QuotaRoot> out;
+  for (const auto& r : *q) out.push_back({r.root, r.storage_kib, r.storage_limit_kib, r.messages, r.message_limit});
+  return out;
+}
+
+Status DoveadmFleet::recalc_quota(const std::string& user, const std::string& server) {
+  const DoveadmClient* c = MS_TRY_CTX(client(server), fmt::format("quota recalc on {}", server));
+  Status st = c->quota_recalc(user);
+  if (!st.ok()) return no_quota_plugin(st.error(), server).context(fmt::format("quota recalc on {}", server));
+  return {};
+}
+
 }  // namespace mailshard

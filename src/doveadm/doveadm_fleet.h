@@ -1,5 +1,6 @@
 // DoveadmFleet: the doveadm HTTP API of every configured server, as the move
-// needs it: a SessionKicker (kick + who) and a MailboxStatusSource.
+// needs it: a SessionKicker (kick + who), a MailboxStatusSource and a
+// QuotaService (quotaGet, quotaRecalc).
 // Servers without a doveadm_url answer kUnsupported.
 #pragma once
 
@@ -9,11 +10,12 @@
 #include "core/config.h"
 #include "core/freeze_backend.h"
 #include "core/mailbox_status.h"
+#include "core/quota_service.h"
 #include "doveadm/doveadm_client.h"
 
 namespace mailshard {
 
-class DoveadmFleet final : public SessionKicker, public MailboxStatusSource {
+class DoveadmFleet final : public SessionKicker, public MailboxStatusSource, public QuotaService {
  public:
   explicit DoveadmFleet(const Config& config, int64_t timeout_ms = 10'000);
 
@@ -23,6 +25,10 @@ class DoveadmFleet final : public SessionKicker, public MailboxStatusSource {
   // Connections of `user` on `server` according to doveadm who.
   Result<int> sessions(const std::string& user, const std::string& server) override;
   Result<std::vector<MailboxStatusInfo>> mailbox_status(const std::string& user, const std::string& server) override;
+  // quotaGet on `server`; kUnsupported also when the server has no quota
+  // plugin (doveadm does not know the command).
+  Result<std::vector<QuotaRoot>> quota(const std::string& user, const std::string& server) override;
+  Status recalc_quota(const std::string& user, const std::string& server) override;
 
  private:
   Result<const DoveadmClient*> client(const std::string& server);

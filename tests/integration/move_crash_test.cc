@@ -35,6 +35,9 @@ TEST_P(MoveCrash, ResumeSettlesTheMove) {
   EXPECT_EQ(lab.ldap_get(user, "mailAccountStatus"), "active") << "nobody stays frozen";
   nlohmann::json m = latest_move(cfg, user);
   EXPECT_EQ(m["state"], p.rolls_forward ? "done" : "rolled_back") << m.dump();
+  // A move that reached the flip recounts the destination's quota (step
+  // quota_recalc), also when a crash cut it short: resume runs it.
+  if (p.rolls_forward) EXPECT_EQ(m["detail"]["quota_recalc"], "done") << m.dump();
 
   const std::string src = lab.home_path("store1", user), dst = lab.home_path("store2", user);
   EXPECT_TRUE(staging_dirs(dst).empty()) << "no partial copy is left";
@@ -70,6 +73,7 @@ INSTANTIATE_TEST_SUITE_P(
                       CrashPoint{"verify.begin", false}, CrashPoint{"verify.end", false},
                       CrashPoint{"flip.begin", false}, CrashPoint{"flip.end", true}, CrashPoint{"thaw.begin", true},
                       CrashPoint{"thaw.end", true}, CrashPoint{"sweep.begin", true}, CrashPoint{"sweep.end", true},
+                      CrashPoint{"quota_recalc.begin", true}, CrashPoint{"quota_recalc.end", true},
                       CrashPoint{"done.begin", true}),
     [](const ::testing::TestParamInfo<CrashPoint>& info) {
       std::string n = info.param.at;

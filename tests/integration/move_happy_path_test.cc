@@ -47,6 +47,12 @@ TEST(MoveHappyPath, TwoThousandMessagesKeepEveryUidFlagAndDate) {
   EXPECT_LT(m["lockout_ms"].get<int64_t>(), 10'000);
   EXPECT_GT(m["bytes_transferred"].get<int64_t>(), 1'000'000);
   for (const char* k : {"user", "started_at", "finished_at", "error"}) EXPECT_TRUE(m.contains(k)) << k;
+  // The destination's quota: checked in preflight, recounted after the sweep.
+  EXPECT_EQ(m["detail"]["quota_recalc"], "done") << m["detail"].dump();
+  EXPECT_TRUE(m["detail"]["quota_limit_kib"].is_number()) << m["detail"].dump();
+  int64_t messages = 0;
+  for (const auto& [name, f] : after["folders"].items()) messages += f["messages"].get<int64_t>();
+  EXPECT_EQ(m["detail"]["quota_messages"], messages);
 
   // New mail follows mailHost, and the copy matches the move's manifest.
   nlohmann::json late = lab.deliver(user, 1, "after");

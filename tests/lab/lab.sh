@@ -365,7 +365,9 @@ default_pass_scheme = SSHA
 pass_filter = (&(objectClass=mlabMailAccount)(mailMessageStore=*)(|(mail=%u)(uid=%u)))
 pass_attrs = mail=user, userPassword=password
 user_filter = (&(objectClass=mlabMailAccount)(mailMessageStore=*)(|(mail=%u)(uid=%u)))
-user_attrs = mail=user, =home=$root/%{ldap:mailMessageStore}
+# mailQuotaRule and mailQuotaBackend (mlab.schema), when the entry has them, are the user's
+# quota_rule and quota settings.
+user_attrs = mail=user, =home=$root/%{ldap:mailMessageStore}, mailQuotaRule=quota_rule=%$, mailQuotaBackend=quota=%$
 iterate_filter = (objectClass=mlabMailAccount)
 iterate_attrs = mail=user
 EOF

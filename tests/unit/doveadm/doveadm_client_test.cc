@@ -1,7 +1,9 @@
 #include "doveadm/doveadm_client.h"
 
+#include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
+#include "doveadm/doveadm_fleet.h"
 #include "doveadm/http_client.h"
 #include "tests/unit/doveadm/tiny_http_server.h"
 
@@ -206,6 +208,70 @@ TEST(HttpClient, SlowServerTimesOut) {
   ASSERT_FALSE(r.ok());
   EXPECT_EQ(r.error().code(), ErrorCode::kTimeout);
   EXPECT_EQ(r.error().message(), "GET " + srv.url("/metrics") + ": Timeout was reached");
+}
+
+}  // namespace
+}  // namespace mailshard
+
+namespace mailshard {
+namespace {
+
+TEST(DoveadmClient, QuotaRecalcPostsTheUser) {
+  TinyHttpServer srv([](const TinyRequest&) {
+    return TinyResponse{200, R"([["doveadmResponse",[],"mailshard"]])", "application/json"};
+  });
+  Status st = client_for(srv).quota_recalc("alice@example.org");
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  auto reqs = srv.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].body, R"([["quotaRecalc",{"user":"alice@example.org"},"mailshard"]])");
+}
+
+Config fleet_config(const TinyHttpServer& srv) {
+  Config c;
+  ServerConfig with;
+  with.name = "store1";
+  with.doveadm_url = srv.url("/doveadm/v1");
+  with.doveadm_user = "doveadm";
+  with.doveadm_password = Secret("doveadmsecret");
+  ServerConfig without;
+  without.name = "store2";
+  c.servers = {with, without};
+  return c;
+}
+
+TEST(DoveadmFleetQuota, LimitsPerRootAndNoDoveadmOrNoPluginIsUnsupported) {
+  std::string reply = R"([["doveadmResponse",[{"root":"User quota","type":"STORAGE","value":"20","limit":"100"},)"
+                      R"({"root":"User quota","type":"MESSAGE","value":"3","limit":"-"}],"mailshard"]])";
+  TinyHttpServer srv([&](const TinyRequest&) { return TinyResponse{200, reply, "application/json"}; });
+  Config cfg = fleet_config(srv);
+  DoveadmFleet fleet(cfg, 2000);
+  auto q = fleet.quota("alice", "store1");
+  ASSERT_TRUE(q.ok()) << q.error().message();
+  ASSERT_EQ(q->size(), 1u);
+  EXPECT_EQ((*q)[0].root, "User quota");
+  EXPECT_EQ((*q)[0].storage_kib, 20);
+  EXPECT_EQ((*q)[0].storage_limit_kib, 100);
+  EXPECT_EQ((*q)[0].messages, 3);
+  EXPECT_EQ((*q)[0].message_limit, -1);
+  auto none = fleet.quota("alice", "store2");
+  ASSERT_FALSE(none.ok());
+  EXPECT_EQ(none.error().code(), ErrorCode::kUnsupported);
+  // A Dovecot without the quota plugin does not know the commands.
+  reply = R"([["error",{"type":"unknownMethod"},"mailshard"]])";
+  auto no_plugin = fleet.quota("alice", "store1");
+  ASSERT_FALSE(no_plugin.ok());
+  EXPECT_EQ(no_plugin.error().code(), ErrorCode::kUnsupported);
+  EXPECT_THAT(no_plugin.error().message(), ::testing::HasSubstr("store1 has no quota plugin"));
+  Status recalc = fleet.recalc_quota("alice", "store1");
+  ASSERT_FALSE(recalc.ok());
+  EXPECT_EQ(recalc.error().code(), ErrorCode::kUnsupported);
+  // Other failures keep their code: a temporary failure is not "no quota".
+  reply = R"([["error",{"type":"exitCode","exitCode":75},"mailshard"]])";
+  recalc = fleet.recalc_quota("alice", "store1");
+  ASSERT_FALSE(recalc.ok());
+  EXPECT_EQ(recalc.error().code(), ErrorCode::kUnavailable);
+  EXPECT_EQ(recalc.error().message(), "quota recalc on store1: doveadm quotaRecalc: exit code 75 (temporary failure)");
 }
 
 }  // namespace

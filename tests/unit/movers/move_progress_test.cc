@@ -37,6 +37,10 @@ MoveProgress full_progress() {
   p.new_home = "/srv/mail/store2/example.org/alice";
   p.empty_source = true;
   p.clock_skew_ms = -7;
+  p.quota_limit_kib = 1048576;
+  p.quota_message_limit = 5000;
+  p.quota_need_bytes = 123456;
+  p.quota_need_messages = 42;
   p.precopy = {full_stats(100, PassKind::kWarm), full_stats(200, PassKind::kWarm)};
   p.freeze_requested = true;
   p.final_pass = full_stats(300, PassKind::kFrozen);
@@ -45,6 +49,10 @@ MoveProgress full_progress() {
   p.renamed = true;
   p.swept = 3;
   p.purge_swept = 2;
+  p.quota_recalc = QuotaRecalc::kFailed;
+  p.quota_recalc_error = "quota recalc on store2: doveadm quotaRecalc: exit code 75 (temporary failure)";
+  p.quota_storage_kib = 121;
+  p.quota_messages = 43;
   p.director = DirectorProgress{"nfs1", "127.2.0.1", "127.2.0.2", "127.2.0.1", "127.2.0.2", true, 70};
   return p;
 }
@@ -62,6 +70,13 @@ TEST(MoveProgress, EveryFieldSurvivesTheRoundTrip) {
   EXPECT_THAT(ignored, IsEmpty());
   EXPECT_EQ(back, p);
   EXPECT_EQ(back.to_json(), p.to_json());
+  // Each quota_recalc outcome by name.
+  for (QuotaRecalc q : {QuotaRecalc::kDone, QuotaRecalc::kSkipped, QuotaRecalc::kFailed}) {
+    MoveProgress r;
+    r.quota_recalc = q;
+    EXPECT_EQ(nlohmann::json::parse(r.to_json())["quota_recalc"], quota_recalc_name(q));
+    EXPECT_EQ(parsed(r.to_json()).quota_recalc, q);
+  }
   // Each pass kind by name.
   for (PassKind k : {PassKind::kWarm, PassKind::kFrozen, PassKind::kMetadata}) {
     MoveProgress q;
@@ -230,6 +245,8 @@ TEST(MoveProgress, AFieldOfTheWrongTypeIsLeftUnsetAndNamed) {
       {R"({"precopy":[{"kind":"tepid","bytes_sent":"9","seconds":true}]})",
        {"precopy[0].kind", "precopy[0].bytes_sent", "precopy[0].seconds"}},
       {R"({"freeze_requested":"true"})", {"freeze_requested"}},
+      {R"({"quota_recalc":"maybe"})", {"quota_recalc"}},
+      {R"({"quota_recalc":true,"quota_limit_kib":"1G"})", {"quota_limit_kib", "quota_recalc"}},
       {R"({"final_pass":7})", {"final_pass"}},
       {R"({"final_pass":{"seconds_per_phase":[1]}})", {"final_pass.seconds_per_phase"}},
       {R"({"final_pass":{"seconds_per_phase":{"scan":"fast"}}})", {"final_pass.seconds_per_phase.scan"}},

@@ -13,10 +13,12 @@
 #include <functional>
 #include <map>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "journal/sqlite_journal.h"
+#include "movers/move_progress.h"
 #include "tests/support/fakes.h"
 #include "tests/unit/movers/maildir_gen.h"
 #include "tests/unit/movers/move_fakes.h"
@@ -33,6 +35,26 @@ using testing::FakeDirectory;
 using testing::LocalEnv;
 using testing::RecordingFreeze;
 using testing::RecordingKicker;
+
+// A QuotaService that records its calls; quota() can run a side effect first
+// (Dovecot creating the user's home to answer).
+struct FakeQuota final : QuotaService {
+  std::vector<QuotaRoot> roots;
+  std::optional<Error> get_error, recalc_error;
+  std::function<void()> on_get;
+  std::vector<std::string> calls;
+  Result<std::vector<QuotaRoot>> quota(const std::string& user, const std::string& server) override {
+    calls.push_back("get " + user + " " + server);
+    if (on_get) on_get();
+    if (get_error) return *get_error;
+    return roots;
+  }
+  Status recalc_quota(const std::string& user, const std::string& server) override {
+    calls.push_back("recalc " + user + " " + server);
+    if (recalc_error) return *recalc_error;
+    return {};
+  }
+};
 
 class MoveRunnerTest : public ::testing::Test {
  protected:
@@ -54,6 +76,26 @@ class MoveRunnerTest : public ::testing::Test {
   MoveRunner runner() {
     return MoveRunner(MoveDeps{config_, dir_, freeze_, kicker_, nullptr, *journal_, clock_, env_, SyncOptions{}});
   }
+  // The destination has doveadm (the fake answers for it).
+  MoveRunner runner_with_quota() {
+    for (auto& s : config_.servers) s.doveadm_url = "http://127.0.0.1:1/doveadm/v1";
+    return MoveRunner(
+        MoveDeps{config_, dir_, freeze_, kicker_, nullptr, *journal_, clock_, env_, SyncOptions{}, &quota_});
+  }
+  // Message files of the source home (every cur/ and new/), as Dovecot's quota counts them.
+  int64_t source_messages() const {
+    int64_t n = 0;
+    for (const auto& e : fs::recursive_directory_iterator(src_home())) {
+      std::string dir = e.path().parent_path().filename().string();
+      n += e.is_regular_file() && (dir == "cur" || dir == "new");
+    }
+    return n;
+  }
+  MoveProgress progress_of(int64_t id) {
+    auto m = journal_->get_move(id);
+    EXPECT_TRUE(m.ok());
+    return m.ok() ? MoveProgress::parse(m->detail_json).value() : MoveProgress{};
+  }
   bool any_staging() const {
     for (const auto& e : fs::directory_iterator(root_ + "/store2/example.org"))
       if (e.path().filename().string().find(".mailshard-incoming-") != std::string::npos) return true;
@@ -67,6 +109,7 @@ class MoveRunnerTest : public ::testing::Test {
   RecordingKicker kicker_;
   LocalEnv env_;
   FakeClock clock_;
+  FakeQuota quota_;
   std::unique_ptr<SqliteJournal> journal_;
 };
 
@@ -89,7 +132,8 @@ TEST(MoveProtocol, OneCommitPointStatesInOrder) {
   EXPECT_EQ(flips, 1);
   EXPECT_EQ(kMoveProtocol[0].id, StepId::kPreflight);
   EXPECT_EQ(last, MoveState::kDone);
-  EXPECT_EQ(protocol_step_names(), "preflight, precopy, freeze, kick, final_sync, convert, verify, flip, thaw, sweep, done");
+  EXPECT_EQ(protocol_step_names(),
+            "preflight, precopy, freeze, kick, final_sync, convert, verify, flip, thaw, sweep, quota_recalc, done");
 }
 
 TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
@@ -106,8 +150,8 @@ TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
   std::vector<std::string> order;
   for (const auto& s : steps)
     if (s.phase == StepPhase::kBegin) order.push_back(s.step);
-  EXPECT_EQ(order, (std::vector<std::string>{"preflight", "precopy", "freeze", "kick", "final_sync", "convert", "verify", "flip",
-                                             "thaw", "sweep", "done"}));
+  EXPECT_EQ(order, (std::vector<std::string>{"preflight", "precopy", "freeze", "kick", "final_sync", "convert", "verify",
+                                             "flip", "thaw", "sweep", "quota_recalc", "done"}));
 }
 
 // An MTA that routed a message to the old server just before the flip
@@ -352,6 +396,140 @@ TEST_F(MoveRunnerTest, PurgeRespectsTheGracePeriod) {
   EXPECT_EQ(p.error().message(), "move 1 finished 0ms ago, inside its grace period of 7d");
   clock_.advance(8 * 86'400'000ll);
   EXPECT_TRUE(runner().purge(rec->id, 7 * 86'400'000ll).ok());
+}
+
+// The destination's quota limit is below the mailbox: refused in preflight
+// with one line naming the user, the size and the limit; nobody frozen,
+// nothing left at the destination, not even the empty home Dovecot makes
+// to answer quota get.
+TEST_F(MoveRunnerTest, AMailboxOverTheDestinationsQuotaIsRefusedInPreflight) {
+  quota_.roots = {QuotaRoot{"User quota", 0, 10, 0, -1}};  // 10 KiB
+  quota_.on_get = [&] {
+    fs::create_directories(dst_home() + "/Maildir");
+    std::ofstream(dst_home() + "/Maildir/dovecot.list.index.log") << "x";
+  };
+  auto rec = runner_with_quota().move("alice", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().code(), ErrorCode::kNoSpace);
+  EXPECT_THAT(rec.error().message(),
+              ::testing::MatchesRegex("user alice has [0-9.]+ [KM]iB of mail \\(" + std::to_string(source_messages()) +
+                                      " messages\\) but the quota 'User quota' on store2 allows 10\\.0 KiB"));
+  EXPECT_EQ(quota_.calls, (std::vector<std::string>{"get alice store2"}));
+  EXPECT_EQ(dir_.account("alice").host, "store1");
+  EXPECT_TRUE(freeze_.calls.empty());
+  EXPECT_FALSE(fs::exists(dst_home())) << "the home Dovecot created to answer is removed";
+  EXPECT_FALSE(any_staging());
+  MoveFilter f;
+  f.user = "alice";
+  auto moves = journal_->list_moves(f);
+  ASSERT_TRUE(moves.ok());
+  ASSERT_EQ(moves->size(), 1u);
+  EXPECT_EQ(moves->front().state, MoveState::kRolledBack);
+}
+
+TEST_F(MoveRunnerTest, AMessageLimitCountsToo) {
+  const int64_t n = source_messages();
+  quota_.roots = {QuotaRoot{"User quota", 0, -1, 0, n - 1}};
+  auto rec = runner_with_quota().move("alice", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().message(), fmt::format("user alice has {} messages but the quota 'User quota' on store2 allows {}",
+                                               n, n - 1));
+  quota_.roots = {QuotaRoot{"User quota", 0, -1, 0, n}};  // exactly at the limit fits
+  auto fits = runner_with_quota().move("alice", "store2", {});
+  ASSERT_TRUE(fits.ok()) << fits.error().message();
+  EXPECT_EQ(fits->state, MoveState::kDone) << fits->error;
+}
+
+// The destination's doveadm does not answer: the limit cannot be checked,
+// and the move does not start (the nightly run tries again).
+TEST_F(MoveRunnerTest, AQuotaThatCannotBeReadStopsThePreflight) {
+  quota_.get_error = Error::unavailable("quota get on store2: doveadm quotaGet: POST http://x: Couldn't connect to server");
+  auto rec = runner_with_quota().move("alice", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(rec.error().message(), HasSubstr("user alice: the quota limit: quota get on store2"));
+  EXPECT_TRUE(freeze_.calls.empty());
+  EXPECT_FALSE(fs::exists(dst_home()));
+  // No quota plugin there: nothing to exceed, the move goes ahead.
+  quota_.get_error = Error::unsupported("store2 has no quota plugin");
+  quota_.recalc_error = Error::unsupported("store2 has no quota plugin");
+  auto moved = runner_with_quota().move("alice", "store2", {});
+  ASSERT_TRUE(moved.ok()) << moved.error().message();
+  EXPECT_EQ(moved->state, MoveState::kDone) << moved->error;
+  EXPECT_EQ(progress_of(moved->id).quota_recalc, QuotaRecalc::kSkipped);
+}
+
+// Something that is not Dovecot's empty scaffolding at the destination path
+// after quota get is not removed: the move stops.
+TEST_F(MoveRunnerTest, MailAppearingAtTheDestinationDuringPreflightIsNotRemoved) {
+  quota_.roots = {QuotaRoot{"User quota", 0, 1 << 20, 0, -1}};
+  quota_.on_get = [&] {
+    fs::create_directories(dst_home() + "/Maildir/new");
+    std::ofstream(dst_home() + "/Maildir/new/1.M1P1.elsewhere") << "mail";
+  };
+  auto rec = runner_with_quota().move("alice", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().code(), ErrorCode::kConflict);
+  EXPECT_TRUE(fs::exists(dst_home() + "/Maildir/new/1.M1P1.elsewhere"));
+}
+
+// A move that fits: the limits are recorded, the quota is recalculated on
+// the destination after the sweep, and what doveadm then reports is recorded.
+TEST_F(MoveRunnerTest, AMoveThatFitsRecalculatesTheDestinationsQuotaAfterTheSweep) {
+  quota_.roots = {QuotaRoot{"User quota", 123, 1 << 20, 60, -1}};
+  quota_.on_get = [&] {
+    // Only at preflight: later the home is the user's real one.
+    if (quota_.calls.size() == 1) fs::create_directories(dst_home() + "/Maildir");
+  };
+  auto rec = runner_with_quota().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(quota_.calls,
+            (std::vector<std::string>{"get alice store2", "recalc alice store2", "get alice store2"}));
+  MoveProgress p = progress_of(rec->id);
+  EXPECT_EQ(p.quota_limit_kib, 1 << 20);
+  EXPECT_EQ(p.quota_message_limit, std::nullopt);
+  EXPECT_EQ(p.quota_need_messages, source_messages());
+  EXPECT_GT(p.quota_need_bytes.value_or(0), 0);
+  EXPECT_EQ(p.quota_recalc, QuotaRecalc::kDone);
+  EXPECT_EQ(p.quota_storage_kib, 123);
+  EXPECT_EQ(p.quota_messages, 60);
+  EXPECT_TRUE(testing::compare_trees(src_home(), dst_home()).empty());
+}
+
+// Quota is advisory once the mail is in place: a failing recalc is recorded
+// and the move completes.
+TEST_F(MoveRunnerTest, AFailingRecalcIsRecordedAndTheMoveCompletes) {
+  quota_.roots = {QuotaRoot{"User quota", 0, -1, 0, -1}};
+  quota_.recalc_error = Error::unavailable("quota recalc on store2: doveadm quotaRecalc: exit code 75 (temporary failure)");
+  auto rec = runner_with_quota().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  MoveProgress p = progress_of(rec->id);
+  EXPECT_EQ(p.quota_recalc, QuotaRecalc::kFailed);
+  EXPECT_EQ(p.quota_recalc_error, "quota recalc on store2: doveadm quotaRecalc: exit code 75 (temporary failure)");
+  EXPECT_EQ(p.quota_storage_kib, std::nullopt);
+}
+
+TEST_F(MoveRunnerTest, WithoutDoveadmAtTheDestinationTheQuotaStepIsSkipped) {
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  MoveProgress p = progress_of(rec->id);
+  EXPECT_EQ(p.quota_recalc, QuotaRecalc::kSkipped);
+  EXPECT_EQ(p.quota_recalc_error, "store2 has no doveadm_url");
+  EXPECT_EQ(p.quota_limit_kib, std::nullopt);
+}
+
+// A dry run writes nothing anywhere, and quota get would create the home: it
+// is not asked.
+TEST_F(MoveRunnerTest, ADryRunDoesNotAskForTheQuota) {
+  quota_.roots = {QuotaRoot{"User quota", 0, 10, 0, -1}};
+  MoveOptions o;
+  o.dry_run = true;
+  auto rec = runner_with_quota().move("alice", "store2", o);
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_TRUE(quota_.calls.empty());
 }
 
 }  // namespace

@@ -546,7 +546,7 @@ TEST_F(SyncEngineTest, RestartWithoutStateAdoptsWhatIsAlreadyThere) {
   expect_identical();
 }
 
-TEST_F(SyncEngineTest, LateDeliveriesAreListedAndSweptIntoNew) {
+TEST_F(SyncEngineTest, LateDeliveriesAreListedAndSweptWithTheirFlags) {
   auto src = local(src_root_);
   auto dst = local(dst_root_);
   testing::generate_home(src_home(), gen_);
@@ -555,20 +555,82 @@ TEST_F(SyncEngineTest, LateDeliveriesAreListedAndSweptIntoNew) {
   ASSERT_TRUE(e.final_pass(state).ok());
   testing::write_file(src_home() + "/Maildir/new/5.M5P5.late,S=4", "late", 1'800'000'000'000'000'001);
   testing::write_file(src_home() + "/Maildir/.Sent/cur/6.M6P6.late,S=5:2,S", "later", 1'800'000'000'000'000'002);
+  testing::write_file(src_home() + "/Maildir/cur/7.M7P7.late,S=6:2,", "latest", 1'800'000'000'000'000'003);
   auto late = e.late_deliveries(state);
   ASSERT_TRUE(late.ok()) << late.error().message();
-  EXPECT_EQ(*late, (std::vector<std::string>{"Maildir/.Sent/cur/6.M6P6.late,S=5:2,S", "Maildir/new/5.M5P5.late,S=4"}));
-  for (const auto& p : *late) ASSERT_TRUE(e.deliver_to_new(p).ok());
+  EXPECT_EQ(*late, (std::vector<std::string>{"Maildir/.Sent/cur/6.M6P6.late,S=5:2,S", "Maildir/cur/7.M7P7.late,S=6:2,",
+                                             "Maildir/new/5.M5P5.late,S=4"}));
+  for (const auto& p : *late) {
+    auto d = e.deliver_late(p);
+    ASSERT_TRUE(d.ok()) << d.error().message();
+    EXPECT_FALSE(d->already_there);
+  }
+  // As delivered (new/, no flags part) -> new/; read or flagged -> cur/ with
+  // the flags, including the empty flags part of a message seen as not new.
   EXPECT_EQ(testing::read_whole(dst_home() + "/Maildir/new/5.M5P5.late,S=4"), "late");
-  EXPECT_EQ(testing::read_whole(dst_home() + "/Maildir/.Sent/new/6.M6P6.late,S=5"), "later");
+  EXPECT_EQ(testing::read_whole(dst_home() + "/Maildir/.Sent/cur/6.M6P6.late,S=5:2,S"), "later");
+  EXPECT_EQ(testing::read_whole(dst_home() + "/Maildir/cur/7.M7P7.late,S=6:2,"), "latest");
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/.Sent/new/6.M6P6.late,S=5"));
   struct stat st;
-  ASSERT_EQ(::stat((dst_home() + "/Maildir/.Sent/new/6.M6P6.late,S=5").c_str(), &st), 0);
+  ASSERT_EQ(::stat((dst_home() + "/Maildir/.Sent/cur/6.M6P6.late,S=5:2,S").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1'800'000'000);  // the mtime is Dovecot's INTERNALDATE
   EXPECT_EQ(st.st_mtim.tv_nsec, 2);
-  // Idempotent: a second sweep finds it there and copies nothing.
-  ASSERT_TRUE(e.deliver_to_new("Maildir/new/5.M5P5.late,S=4").ok());
-  auto bad = e.deliver_to_new("Maildir/dovecot-uidlist");
+  // Idempotent: a second sweep finds it there and copies nothing, also after
+  // Dovecot moved the first copy to cur/ and the user flagged it.
+  fs::rename(dst_home() + "/Maildir/new/5.M5P5.late,S=4", dst_home() + "/Maildir/cur/5.M5P5.late,S=4:2,FS");
+  auto again = e.deliver_late("Maildir/new/5.M5P5.late,S=4");
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_TRUE(again->already_there);
+  EXPECT_EQ(again->dst_rel, "Maildir/cur/5.M5P5.late,S=4:2,FS");
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/new/5.M5P5.late,S=4"));
+  // The source's flags changed since (the same message, another name): still there.
+  again = e.deliver_late("Maildir/.Sent/cur/6.M6P6.late,S=5:2,RS");
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->already_there);
+  auto bad = e.deliver_late("Maildir/dovecot-uidlist");
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.error().message(), "'Maildir/dovecot-uidlist' is not a Maildir message (not in cur/ or new/)");
+}
+
+// Keyword letters index the folder's dovecot-keywords. When the two servers'
+// files disagree (the user made keywords on the destination after the flip,
+// while the late message got one on the source), letters are translated by
+// name, and a keyword the destination does not name is dropped.
+TEST_F(SyncEngineTest, ALateMessagesKeywordsAreTranslatedByNameOrDropped) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  testing::generate_home(src_home(), gen_);
+  SyncState state = SyncState::fresh();
+  SyncEngine first = engine(*src, *dst);
+  ASSERT_TRUE(first.final_pass(state).ok());
+  testing::write_file(src_home() + "/Maildir/dovecot-keywords", "0 $Forwarded\n1 Work\n2 OnlyOnSource\n");
+  testing::write_file(dst_home() + "/Maildir/dovecot-keywords", "0 Work\n1 $Forwarded\n");
+  testing::write_file(src_home() + "/Maildir/cur/8.M8P8.late,S=3:2,Sabc", "kw!", 1'800'000'000'000'000'000);
+  SyncEngine e = engine(*src, *dst);
+  auto d = e.deliver_late("Maildir/cur/8.M8P8.late,S=3:2,Sabc");
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->dst_rel, "Maildir/cur/8.M8P8.late,S=3:2,Sab");  // a=$Forwarded -> b, b=Work -> a
+  EXPECT_EQ(d->dropped_keywords, (std::vector<std::string>{"OnlyOnSource"}));
+  EXPECT_EQ(testing::read_whole(dst_home() + "/Maildir/cur/8.M8P8.late,S=3:2,Sab"), "kw!");
+  // No keywords file at the destination: standard flags only.
+  fs::remove(dst_home() + "/Maildir/dovecot-keywords");
+  testing::write_file(src_home() + "/Maildir/cur/9.M9P9.late,S=3:2,FSa", "kw2");
+  SyncEngine e2 = engine(*src, *dst);
+  d = e2.deliver_late("Maildir/cur/9.M9P9.late,S=3:2,FSa");
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->dst_rel, "Maildir/cur/9.M9P9.late,S=3:2,FS");
+  EXPECT_EQ(d->dropped_keywords, (std::vector<std::string>{"$Forwarded"}));
+  // A keywords file that is garbage or unreadable: no keyword is guessed,
+  // and the message still arrives with its standard flags.
+  testing::write_file(dst_home() + "/Maildir/dovecot-keywords", "\x01\x02 garbage\nno index here\n");
+  fs::remove(src_home() + "/Maildir/dovecot-keywords");
+  fs::create_directory(src_home() + "/Maildir/dovecot-keywords");  // reading it fails (a directory)
+  testing::write_file(src_home() + "/Maildir/cur/10.M10P10.late,S=3:2,Sb", "kw3");
+  SyncEngine e3 = engine(*src, *dst);
+  d = e3.deliver_late("Maildir/cur/10.M10P10.late,S=3:2,Sb");
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->dst_rel, "Maildir/cur/10.M10P10.late,S=3:2,S");
+  EXPECT_EQ(d->dropped_keywords, (std::vector<std::string>{"letter 'b'"}));
 }
 
 TEST_F(SyncEngineTest, BandwidthLimitSleepsOnTheInjectedClock) {
