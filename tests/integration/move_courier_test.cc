@@ -63,7 +63,9 @@ TEST(MoveCourier, ConvertedMailboxShowsWhatCourierShowedAndRacingDeliveriesArriv
       EXPECT_EQ(name, "INBOX") << "UID " << uid << " appeared in " << name;
       EXPECT_GE(row["uid"].get<int64_t>(), f["uidnext"].get<int64_t>()) << row.dump();
     }
-    if (name != "INBOX") EXPECT_EQ(g["uidnext"], f["uidnext"]);
+    if (name != "INBOX") {
+      EXPECT_EQ(g["uidnext"], f["uidnext"]);
+    }
   }
   // Subscriptions: Courier's, plus what the lab's Dovecot auto-subscribes.
   std::set<std::string> subs;

@@ -37,7 +37,9 @@ TEST_P(MoveCrash, ResumeSettlesTheMove) {
   EXPECT_EQ(m["state"], p.rolls_forward ? "done" : "rolled_back") << m.dump();
   // A move that reached the flip recounts the destination's quota (step
   // quota_recalc), also when a crash cut it short: resume runs it.
-  if (p.rolls_forward) EXPECT_EQ(m["detail"]["quota_recalc"], "done") << m.dump();
+  if (p.rolls_forward) {
+    EXPECT_EQ(m["detail"]["quota_recalc"], "done") << m.dump();
+  }
 
   const std::string src = lab.home_path("store1", user), dst = lab.home_path("store2", user);
   EXPECT_TRUE(staging_dirs(dst).empty()) << "no partial copy is left";
