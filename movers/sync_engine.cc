@@ -1542,6 +1542,42 @@ Result<const SyncEngine::FolderKeywords*> SyncEngine::folder_keywords(const std:
   return &keywords_.emplace(folder, std::move(fk)).first->second;
 }
 
+// A folder made on the source after the final pass (a sieve `fileinto
+// :create` on the old server, an MTA's plus-address folder) is not on the
+// destination: make it there as Maildir++ has it (the folder with cur/, new/
+// and tmp/; Dovecot lists such a folder by itself), each directory with the
+// source's owner and mode. Existing directories are left alone.
+Status SyncEngine::ensure_late_folder(const std::string& src_folder, const std::string& dst_folder) {
+  std::vector<std::string> dirs;
+  if (!dst_folder.empty()) dirs.push_back("");
+  for (const char* sub : {"cur", "new", "tmp"}) dirs.emplace_back(sub);
+  std::vector<StatRequest> probe;
+  for (const auto& d : dirs) probe.push_back({join_path(dst_home_, join_path(dst_folder, d)), {}});
+  auto have = MS_TRY(dst_.stat(probe).context("destination " + dst_.describe()));
+  std::vector<TreeOp> ops;
+  for (size_t i = 0; i < dirs.size(); ++i) {
+    if (!have[i].error) continue;
+    if (have[i].error->code() != ErrorCode::kNotFound)
+      return Error(*have[i].error).context("destination " + dst_.describe());
+    TreeOp op;
+    op.kind = TreeOp::Kind::kMkdir;
+    op.path = probe[i].path;
+    auto src_attrs = MS_TRY(src_.stat({{join_path(src_home_, join_path(src_folder, dirs[i])), {}}}));
+    if (!src_attrs[0].error) {
+      op.attrs = src_attrs[0].attrs;
+      op.attr_mask = TreeOp::kOwner | TreeOp::kMode;
+    }
+    ops.push_back(std::move(op));
+  }
+  if (ops.empty()) return {};
+  spdlog::info("sweep: making folder '{}' on {}: late mail arrived in it on the source after the final pass",
+               printable(dst_folder), dst_.describe());
+  auto res = MS_TRY(dst_.apply(ops).context("destination " + dst_.describe()));
+  for (const auto& r : res)
+    if (!r.ok()) return r.error();
+  return {};
+}
+
 Result<SyncEngine::LateDelivery> SyncEngine::deliver_late(const std::string& src_rel) {
   MS_CHECK(check_relative_path(src_rel));
   std::string sub = parent_of(src_rel);
@@ -1586,6 +1622,7 @@ Result<SyncEngine::LateDelivery> SyncEngine::deliver_late(const std::string& src
     dst_sub = "cur";
   }
   out.dst_rel = join_path(join_path(folder, dst_sub), dst_name);
+  MS_CHECK(ensure_late_folder(src_folder, folder));
   auto reader = MS_TRY(src_.open_reader({whole_spec(join_path(src_home_, src_rel))}).context("source " + src_.describe()));
   auto item = MS_TRY(reader->next());
   if (item.status == ReadStatus::kVanished) return Error::not_found(fmt::format("'{}' vanished", printable(src_rel)));

@@ -199,6 +199,8 @@ class SyncEngine {
     std::unique_ptr<KeywordTable> src, dst;
   };
   std::map<std::string, FolderKeywords> keywords_;
+  // deliver_late: makes the destination's folder when the source made it after the final pass.
+  Status ensure_late_folder(const std::string& src_folder, const std::string& dst_folder);
   // By the source's folder; dst_folder is its name on the destination.
   Result<const FolderKeywords*> folder_keywords(const std::string& folder, const std::string& dst_folder);
 };

@@ -592,6 +592,35 @@ TEST_F(SyncEngineTest, LateDeliveriesAreListedAndSweptWithTheirFlags) {
   EXPECT_EQ(bad.error().message(), "'Maildir/dovecot-uidlist' is not a Maildir message (not in cur/ or new/)");
 }
 
+// A folder made on the source after the final pass (sieve fileinto :create
+// on the old server): the sweep makes it on the destination, as Maildir++
+// has it, with the source's owner and mode, and delivers into it.
+TEST_F(SyncEngineTest, ALateMessageInAFolderMadeAfterTheFinalPassGetsTheFolder) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  testing::generate_home(src_home(), gen_);
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst);
+  ASSERT_TRUE(e.final_pass(state).ok());
+  for (const char* d : {"", "/cur", "/new", "/tmp"}) fs::create_directories(src_home() + "/Maildir/.Receipts" + d);
+  ::chmod((src_home() + "/Maildir/.Receipts").c_str(), 0750);
+  testing::write_file(src_home() + "/Maildir/.Receipts/new/11.M11P11.late,S=7", "receipt", 1'800'000'000'000'000'000);
+  auto late = e.late_deliveries(state);
+  ASSERT_TRUE(late.ok()) << late.error().message();
+  ASSERT_EQ(*late, (std::vector<std::string>{"Maildir/.Receipts/new/11.M11P11.late,S=7"}));
+  auto d = e.deliver_late(late->front());
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(testing::read_whole(dst_home() + "/Maildir/.Receipts/new/11.M11P11.late,S=7"), "receipt");
+  for (const char* sub : {"cur", "tmp"}) EXPECT_TRUE(fs::is_directory(dst_home() + "/Maildir/.Receipts/" + sub)) << sub;
+  struct stat st;
+  ASSERT_EQ(::stat((dst_home() + "/Maildir/.Receipts").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0750u);
+  // Again: the folder is there, the message too.
+  auto again = e.deliver_late(late->front());
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  EXPECT_TRUE(again->already_there);
+}
+
 // Keyword letters index the folder's dovecot-keywords. When the two servers'
 // files disagree (the user made keywords on the destination after the flip,
 // while the late message got one on the source), letters are translated by
