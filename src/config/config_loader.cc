@@ -729,8 +729,9 @@ bool is_bare_key_char(char ch) {
 }
 
 // What toml++ must not see, found in one scan that knows strings and
-// comments: nesting deeper than kMaxConfigDepth, and non-ASCII outside
-// strings and comments (below).
+// comments: nesting deeper than kMaxConfigDepth, non-ASCII outside strings
+// and comments, and a non-ASCII character after a backslash in a basic
+// string (below).
 Status check_before_parse(std::string_view text, const std::string& path) {
   int open = 0;  // brackets/braces open, carried across lines (arrays may span lines)
   int line = 1;
@@ -757,7 +758,18 @@ Status check_before_parse(std::string_view text, const std::string& path) {
           i += close.size();
           break;
         }
-        if (ch == '"' && text[i] == '\\' && i + 1 < text.size()) ++i;
+        if (ch == '"' && text[i] == '\\' && i + 1 < text.size()) {
+          // An escape is ASCII (\n, \u00e9, or a line-ending backslash before
+          // whitespace). toml++ 3.3 tests a non-ASCII character after a
+          // backslash in a """ string for whitespace and reaches an
+          // "unreachable" branch (undefined behaviour) on many of them.
+          if (static_cast<unsigned char>(text[i + 1]) >= 0x80)
+            return Error::invalid(fmt::format(
+                "{}:{}: a backslash followed by a non-ASCII character in a string (not a TOML escape; write "
+                "\\uXXXX)",
+                path, line));
+          ++i;
+        }
         if (text[i] == '\n') {
           if (!triple) break;  // unterminated: toml++ reports it
           ++line;

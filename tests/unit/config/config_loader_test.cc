@@ -230,6 +230,24 @@ TEST(ConfigLoader, NonAsciiOutsideStringsAndCommentsIsRefusedBeforeParsing) {
   EXPECT_EQ(ok->servers[0].ca_file, "/etc/ssl/ﰀ-ça.pem");
 }
 
+// Found by the config fuzzer too: a backslash and then U+FD3F inside a """
+// string, which toml++ 3.3 tests for whitespace the same broken way. No TOML
+// escape is non-ASCII; a literal string keeps its backslashes as they are.
+TEST(ConfigLoader, ABackslashBeforeNonAsciiInABasicStringIsRefusedBeforeParsing) {
+  for (const char* bad : {"a = \"\"\"x\\\xef\xb4\xbf\"\"\"\n", "a = \"x\\\xc3\xa9\"\n"}) {
+    auto c = parse(bad);
+    ASSERT_FALSE(c.ok()) << bad;
+    EXPECT_EQ(c.error().message(), "mailshard.toml:1: a backslash followed by a non-ASCII character in a string (not a "
+                                   "TOML escape; write \\uXXXX)");
+  }
+  std::string text = base_config();
+  size_t at = text.find("mail_root = \"/srv/mail1\"");
+  text.insert(at, "ca_file = '/etc/ssl/x\\é.pem'\n");
+  auto ok = parse(text);
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(ok->servers[0].ca_file, "/etc/ssl/x\\é.pem");
+}
+
 TEST(ConfigLoader, RelativeMailRootRejected) {
   std::string text = base_config();
   text.replace(text.find("/srv/mail1"), 10, "srv/mail1");
