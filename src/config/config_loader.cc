@@ -737,6 +737,13 @@ Status check_before_parse(std::string_view text, const std::string& path) {
   int line = 1;
   int dots = 0;
   size_t i = 0;
+  // The last character that is not a space, outside strings and comments. A
+  // quote opens a string only where a key or a value starts (after = [ { , .
+  // or at a line's start): elsewhere ("0/'x'", "+\"x") toml++ scans it as part
+  // of a bare value up to the next separator, so what follows is not a
+  // string to it, and not here either.
+  char last = '\n';
+  auto starts_value = [](char c) { return c == '=' || c == '[' || c == '{' || c == ',' || c == '.' || c == '\n'; };
   auto deep = [&] {
     return Error::invalid(fmt::format("{}:{}: keys or values nested deeper than {} levels", path, line, kMaxConfigDepth));
   };
@@ -745,11 +752,13 @@ Status check_before_parse(std::string_view text, const std::string& path) {
     if (ch == '\n') {
       ++line;
       dots = 0;
+      last = '\n';
       ++i;
     } else if (ch == '#') {
       while (i < text.size() && text[i] != '\n') ++i;
-    } else if (ch == '"' || ch == '\'') {
+    } else if ((ch == '"' || ch == '\'') && starts_value(last)) {
       // A string: basic or literal, single or triple quoted. Escapes only in basic strings.
+      last = ch;
       const std::string_view close = text.substr(i, 3) == (ch == '"' ? "\"\"\"" : "'''") ? text.substr(i, 3) : text.substr(i, 1);
       const bool triple = close.size() == 3;
       i += close.size();
@@ -778,9 +787,11 @@ Status check_before_parse(std::string_view text, const std::string& path) {
       }
     } else if (ch == '[' || ch == '{') {
       if (++open + dots > kMaxConfigDepth) return deep();
+      last = ch;
       ++i;
     } else if (ch == ']' || ch == '}') {
       if (open > 0) --open;
+      last = ch;
       ++i;
     } else if (is_bare_key_char(ch) || ch == '.') {
       // A bare token: a key ("a.b.c", "1.2.3"), a number ("1.5", "1e6") or true/false.
@@ -789,11 +800,13 @@ Status check_before_parse(std::string_view text, const std::string& path) {
       const std::string_view tok = text.substr(start, i - start);
       const bool number = n_dots == 1 && tok.front() != '.' && tok.back() != '.';  // 1.5 (or a.b: one level)
       if (!number && (dots += static_cast<int>(n_dots)) + open > kMaxConfigDepth) return deep();
+      last = text[i - 1];
     } else if (static_cast<unsigned char>(ch) >= 0x80) {
       // Outside strings and comments TOML is ASCII; toml++ 3.3 reaches an
       // "unreachable" branch (undefined behaviour) on some characters there.
       return Error::invalid(fmt::format("{}:{}: a non-ASCII character outside a quoted string or a comment", path, line));
     } else {
+      if (ch != ' ' && ch != '\t' && ch != '\r') last = ch;
       ++i;
     }
   }

@@ -240,6 +240,14 @@ TEST(ConfigLoader, ABackslashBeforeNonAsciiInABasicStringIsRefusedBeforeParsing)
     EXPECT_EQ(c.error().message(), "mailshard.toml:1: a backslash followed by a non-ASCII character in a string (not a "
                                    "TOML escape; write \\uXXXX)");
   }
+  // And a quote glued to a bare value ("+\"..."), which toml++ scans as part of
+  // that value: what follows is outside a string.
+  auto glued = parse("[journal]\nn =+\"9m b d\xd0\x80\"\n");
+  ASSERT_FALSE(glued.ok());
+  EXPECT_EQ(glued.error().message(), "mailshard.toml:2: a non-ASCII character outside a quoted string or a comment");
+  auto after_bare = parse("a = 0/'\xd9\xd9'\n");
+  ASSERT_FALSE(after_bare.ok());
+  EXPECT_EQ(after_bare.error().message(), "mailshard.toml:1: a non-ASCII character outside a quoted string or a comment");
   std::string text = base_config();
   size_t at = text.find("mail_root = \"/srv/mail1\"");
   text.insert(at, "ca_file = '/etc/ssl/x\\é.pem'\n");
