@@ -728,11 +728,38 @@ bool is_bare_key_char(char ch) {
   return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '+';
 }
 
-// What toml++ must not see, found in one scan that knows strings and
-// comments: nesting deeper than kMaxConfigDepth, non-ASCII outside strings
-// and comments, and a non-ASCII character after a backslash in a basic
-// string (below).
-Status check_before_parse(std::string_view text, const std::string& path) {
+// One UTF-8 sequence at text[i] (a lead byte >= 0x80) -> its code point and
+// length; nullopt when it is not valid UTF-8 (overlong, a surrogate, cut).
+std::optional<std::pair<char32_t, size_t>> decode_utf8(std::string_view text, size_t i) {
+  const auto b = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
+  const unsigned char c = b(i);
+  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
+  if (n == 0 || (c >= 0xF8) || i + n > text.size()) return std::nullopt;
+  char32_t cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
+  for (size_t k = 1; k < n; ++k) {
+    if ((b(i + k) & 0xC0) != 0x80) return std::nullopt;
+    cp = (cp << 6) | (b(i + k) & 0x3F);
+  }
+  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
+    return std::nullopt;
+  return std::make_pair(cp, n);
+}
+
+// The config as toml++ may see it: ASCII only, the same document. toml++ 3.3
+// tests characters for whitespace in several places (after a backslash in a
+// """ string, after a line-ending backslash, while scanning a bare value) and
+// reaches an "unreachable" branch -- undefined behaviour -- for many non-ASCII
+// ones (U+00A1..U+0499, U+FC7A..U+FEFE); the fuzzer found four such paths. So
+// in one scan that knows strings and comments:
+//  - non-ASCII inside a string becomes an escape (\uXXXX, \UXXXXXXXX); a
+//    literal string ('...', '''...''') is rewritten as the basic string of
+//    the same value, since only those have escapes;
+//  - non-ASCII in a comment becomes spaces;
+//  - non-ASCII anywhere else (TOML is ASCII there), invalid UTF-8, and a
+//    backslash before a non-ASCII character (no TOML escape is) are refused;
+//  - keys or values nested deeper than kMaxConfigDepth are refused.
+// Newlines stay where they are, so toml++'s line numbers are the file's.
+Result<std::string> ascii_for_toml(std::string_view text, const std::string& path) {
   int open = 0;  // brackets/braces open, carried across lines (arrays may span lines)
   int line = 1;
   int dots = 0;
@@ -740,12 +767,18 @@ Status check_before_parse(std::string_view text, const std::string& path) {
   // The last character that is not a space, outside strings and comments. A
   // quote opens a string only where a key or a value starts (after = [ { , .
   // or at a line's start): elsewhere ("0/'x'", "+\"x") toml++ scans it as part
-  // of a bare value up to the next separator, so what follows is not a
-  // string to it, and not here either.
+  // of a bare value up to the next separator, so it is no string here either.
   char last = '\n';
   auto starts_value = [](char c) { return c == '=' || c == '[' || c == '{' || c == ',' || c == '.' || c == '\n'; };
   auto deep = [&] {
     return Error::invalid(fmt::format("{}:{}: keys or values nested deeper than {} levels", path, line, kMaxConfigDepth));
+  };
+  auto not_utf8 = [&] { return Error::invalid(fmt::format("{}:{}: not valid UTF-8", path, line)); };
+  std::string out;
+  out.reserve(text.size() + text.size() / 8);
+  auto escape = [&](char32_t cp) {
+    out += cp <= 0xFFFF ? fmt::format("\\u{:04X}", static_cast<uint32_t>(cp))
+                        : fmt::format("\\U{:08X}", static_cast<uint32_t>(cp));
   };
   while (i < text.size()) {
     char ch = text[i];
@@ -753,45 +786,77 @@ Status check_before_parse(std::string_view text, const std::string& path) {
       ++line;
       dots = 0;
       last = '\n';
+      out += ch;
       ++i;
     } else if (ch == '#') {
-      while (i < text.size() && text[i] != '\n') ++i;
+      while (i < text.size() && text[i] != '\n') {
+        if (static_cast<unsigned char>(text[i]) >= 0x80) {
+          auto u = decode_utf8(text, i);
+          if (!u) return not_utf8();
+          out.append(1, ' ');
+          i += u->second;
+        } else {
+          out += text[i++];
+        }
+      }
     } else if ((ch == '"' || ch == '\'') && starts_value(last)) {
       // A string: basic or literal, single or triple quoted. Escapes only in basic strings.
       last = ch;
-      const std::string_view close = text.substr(i, 3) == (ch == '"' ? "\"\"\"" : "'''") ? text.substr(i, 3) : text.substr(i, 1);
+      const bool literal = ch == '\'';
+      const std::string_view close =
+          text.substr(i, 3) == (ch == '"' ? "\"\"\"" : "'''") ? text.substr(i, 3) : text.substr(i, 1);
       const bool triple = close.size() == 3;
+      out += triple ? "\"\"\"" : "\"";
       i += close.size();
       while (i < text.size()) {
         if (text.substr(i, close.size()) == close) {
+          out += triple ? "\"\"\"" : "\"";
           i += close.size();
           break;
         }
-        if (ch == '"' && text[i] == '\\' && i + 1 < text.size()) {
-          // An escape is ASCII (\n, \u00e9, or a line-ending backslash before
-          // whitespace). toml++ 3.3 tests a non-ASCII character after a
-          // backslash in a """ string for whitespace and reaches an
-          // "unreachable" branch (undefined behaviour) on many of them.
+        const char c = text[i];
+        if (static_cast<unsigned char>(c) >= 0x80) {
+          auto u = decode_utf8(text, i);
+          if (!u) return not_utf8();
+          escape(u->first);
+          i += u->second;
+          continue;
+        }
+        if (!literal && c == '\\' && i + 1 < text.size()) {
+          // An escape is ASCII (\n, \u00e9, or a line-ending backslash before whitespace).
           if (static_cast<unsigned char>(text[i + 1]) >= 0x80)
             return Error::invalid(fmt::format(
                 "{}:{}: a backslash followed by a non-ASCII character in a string (not a TOML escape; write "
                 "\\uXXXX)",
                 path, line));
-          ++i;
+          out += c;
+          out += text[i + 1];
+          if (text[i + 1] == '\n') ++line;
+          i += 2;
+          continue;
         }
-        if (text[i] == '\n') {
+        if (literal && (c == '\\' || c == '"')) {
+          out += '\\';  // the same character in the basic string
+          out += c;
+          ++i;
+          continue;
+        }
+        if (c == '\n') {
           if (!triple) break;  // unterminated: toml++ reports it
           ++line;
         }
+        out += c;
         ++i;
       }
     } else if (ch == '[' || ch == '{') {
       if (++open + dots > kMaxConfigDepth) return deep();
       last = ch;
+      out += ch;
       ++i;
     } else if (ch == ']' || ch == '}') {
       if (open > 0) --open;
       last = ch;
+      out += ch;
       ++i;
     } else if (is_bare_key_char(ch) || ch == '.') {
       // A bare token: a key ("a.b.c", "1.2.3"), a number ("1.5", "1e6") or true/false.
@@ -801,25 +866,25 @@ Status check_before_parse(std::string_view text, const std::string& path) {
       const bool number = n_dots == 1 && tok.front() != '.' && tok.back() != '.';  // 1.5 (or a.b: one level)
       if (!number && (dots += static_cast<int>(n_dots)) + open > kMaxConfigDepth) return deep();
       last = text[i - 1];
+      out += tok;
     } else if (static_cast<unsigned char>(ch) >= 0x80) {
-      // Outside strings and comments TOML is ASCII; toml++ 3.3 reaches an
-      // "unreachable" branch (undefined behaviour) on some characters there.
       return Error::invalid(fmt::format("{}:{}: a non-ASCII character outside a quoted string or a comment", path, line));
     } else {
       if (ch != ' ' && ch != '\t' && ch != '\r') last = ch;
+      out += ch;
       ++i;
     }
   }
-  return {};
+  return out;
 }
 
 }  // namespace
 
 Result<Config> parse_config(const std::string& text, const std::string& path, const EnvLookup& env) {
-  MS_CHECK(check_before_parse(text, path));
+  const std::string ascii = MS_TRY(ascii_for_toml(text, path));
   toml::table root;
   try {
-    root = toml::parse(text, path);
+    root = toml::parse(ascii, path);
   } catch (const toml::parse_error& e) {
     const auto& b = e.source().begin;
     return Error::invalid(fmt::format("{}:{}:{}: {}", path, b.line, b.column, e.description()));

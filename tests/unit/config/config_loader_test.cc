@@ -245,6 +245,18 @@ TEST(ConfigLoader, ABackslashBeforeNonAsciiInABasicStringIsRefusedBeforeParsing)
   auto glued = parse("[journal]\nn =+\"9m b d\xd0\x80\"\n");
   ASSERT_FALSE(glued.ok());
   EXPECT_EQ(glued.error().message(), "mailshard.toml:2: a non-ASCII character outside a quoted string or a comment");
+  // After a line-ending backslash toml++ tests the next line's first character
+  // the same way: toml++ only ever sees ASCII, so the value is kept whole.
+  std::string text2 = base_config();
+  size_t at2 = text2.find("mail_root = \"/srv/mail1\"");
+  text2.insert(at2, "ca_file = \"\"\"/etc/ssl/\\\n\n  \xef\xb3\xbf-\xc3\xa7" "a.pem\"\"\"\n");
+  auto folded = parse(text2);
+  ASSERT_TRUE(folded.ok()) << folded.error().message();
+  EXPECT_EQ(folded->servers[0].ca_file, "/etc/ssl/\xef\xb3\xbf-\xc3\xa7" "a.pem");
+  // Invalid UTF-8 anywhere is refused with its line.
+  auto bad_utf8 = parse("# ok\na = \"\xc3\x28\"\n");
+  ASSERT_FALSE(bad_utf8.ok());
+  EXPECT_EQ(bad_utf8.error().message(), "mailshard.toml:2: not valid UTF-8");
   auto after_bare = parse("a = 0/'\xd9\xd9'\n");
   ASSERT_FALSE(after_bare.ok());
   EXPECT_EQ(after_bare.error().message(), "mailshard.toml:1: a non-ASCII character outside a quoted string or a comment");
