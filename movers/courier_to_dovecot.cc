@@ -74,39 +74,6 @@ bool valid_keyword(std::string_view k) {
 
 constexpr char kB64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+,";
 
-// Decodes one code point at s[i]; false for invalid UTF-8 (overlong forms,
-// surrogates, beyond U+10FFFF, truncated sequences).
-bool next_code_point(std::string_view s, size_t& i, uint32_t& cp) {
-  const auto b0 = static_cast<unsigned char>(s[i]);
-  int len = 0;
-  if (b0 < 0x80) {
-    cp = b0;
-    ++i;
-    return true;
-  }
-  if ((b0 & 0xE0) == 0xC0) {
-    len = 2;
-    cp = b0 & 0x1F;
-  } else if ((b0 & 0xF0) == 0xE0) {
-    len = 3;
-    cp = b0 & 0x0F;
-  } else if ((b0 & 0xF8) == 0xF0) {
-    len = 4;
-    cp = b0 & 0x07;
-  } else {
-    return false;
-  }
-  if (i + len > s.size()) return false;
-  for (int k = 1; k < len; ++k) {
-    const auto b = static_cast<unsigned char>(s[i + k]);
-    if ((b & 0xC0) != 0x80) return false;
-    cp = (cp << 6) | (b & 0x3F);
-  }
-  static constexpr uint32_t kMin[] = {0, 0, 0x80, 0x800, 0x10000};
-  if (cp < kMin[len] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-  i += len;
-  return true;
-}
 
 void append_utf8(std::string& out, uint32_t cp) {
   if (cp < 0x80) {

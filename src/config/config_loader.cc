@@ -728,23 +728,6 @@ bool is_bare_key_char(char ch) {
   return std::isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '+';
 }
 
-// One UTF-8 sequence at text[i] (a lead byte >= 0x80) -> its code point and
-// length; nullopt when it is not valid UTF-8 (overlong, a surrogate, cut).
-std::optional<std::pair<char32_t, size_t>> decode_utf8(std::string_view text, size_t i) {
-  const auto b = [&](size_t k) { return static_cast<unsigned char>(text[k]); };
-  const unsigned char c = b(i);
-  size_t n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c <= 0xDF ? 2 : 0;
-  if (n == 0 || (c >= 0xF8) || i + n > text.size()) return std::nullopt;
-  char32_t cp = c & (n == 2 ? 0x1F : n == 3 ? 0x0F : 0x07);
-  for (size_t k = 1; k < n; ++k) {
-    if ((b(i + k) & 0xC0) != 0x80) return std::nullopt;
-    cp = (cp << 6) | (b(i + k) & 0x3F);
-  }
-  if ((n == 3 && cp < 0x800) || (n == 4 && (cp < 0x10000 || cp > 0x10FFFF)) || (cp >= 0xD800 && cp <= 0xDFFF))
-    return std::nullopt;
-  return std::make_pair(cp, n);
-}
-
 // The config as toml++ may see it: ASCII only, the same document. toml++ 3.3
 // tests characters for whitespace in several places (after a backslash in a
 // """ string, after a line-ending backslash, while scanning a bare value) and
@@ -776,9 +759,9 @@ Result<std::string> ascii_for_toml(std::string_view text, const std::string& pat
   auto not_utf8 = [&] { return Error::invalid(fmt::format("{}:{}: not valid UTF-8", path, line)); };
   std::string out;
   out.reserve(text.size() + text.size() / 8);
-  auto escape = [&](char32_t cp) {
-    out += cp <= 0xFFFF ? fmt::format("\\u{:04X}", static_cast<uint32_t>(cp))
-                        : fmt::format("\\U{:08X}", static_cast<uint32_t>(cp));
+  auto escape = [&](uint32_t cp) {
+    out += cp <= 0xFFFF ? fmt::format("\\u{:04X}", cp)
+                        : fmt::format("\\U{:08X}", cp);
   };
   while (i < text.size()) {
     char ch = text[i];
@@ -791,10 +774,9 @@ Result<std::string> ascii_for_toml(std::string_view text, const std::string& pat
     } else if (ch == '#') {
       while (i < text.size() && text[i] != '\n') {
         if (static_cast<unsigned char>(text[i]) >= 0x80) {
-          auto u = decode_utf8(text, i);
-          if (!u) return not_utf8();
+          uint32_t cp;
+          if (!next_code_point(text, i, cp)) return not_utf8();
           out.append(1, ' ');
-          i += u->second;
         } else {
           out += text[i++];
         }
@@ -816,10 +798,9 @@ Result<std::string> ascii_for_toml(std::string_view text, const std::string& pat
         }
         const char c = text[i];
         if (static_cast<unsigned char>(c) >= 0x80) {
-          auto u = decode_utf8(text, i);
-          if (!u) return not_utf8();
-          escape(u->first);
-          i += u->second;
+          uint32_t cp;
+          if (!next_code_point(text, i, cp)) return not_utf8();
+          escape(cp);
           continue;
         }
         if (!literal && c == '\\' && i + 1 < text.size()) {

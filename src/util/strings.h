@@ -41,6 +41,11 @@ ScaleStatus scale_decimal(std::string_view number, int64_t unit, int64_t max, in
 Result<int64_t> parse_int(std::string_view text);
 Result<double> parse_double(std::string_view text);
 
+// Decodes the code point at s[i] (i < s.size()) and moves i past it; false for
+// invalid UTF-8 (overlong forms, surrogates, beyond U+10FFFF, truncated
+// sequences), leaving i where it was.
+bool next_code_point(std::string_view s, size_t& i, uint32_t& cp);
+
 // Quotes a string for safe display in an error message: printable ASCII is kept,
 // anything else (control bytes, non-UTF-8) is shown as \xNN, and the result is
 // cut to `max_len` characters with "..." so a 4 KB hostile name stays one line.
