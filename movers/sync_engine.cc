@@ -1595,11 +1595,15 @@ Result<SyncEngine::LateDelivery> SyncEngine::deliver_late(const std::string& src
   // Dovecot moved an earlier sweep's copy to cur/ and changed its flags)?
   // Base names are unique ids, so this also keeps the copy below from
   // replacing any file the destination has.
+  bool folder_incomplete = false;  // new/ or cur/ missing: the folder is made below
   for (const char* s : {"new", "cur"}) {
     std::string dir = join_path(folder, s);
     auto listing = dst_.list_tree(join_path(dst_home_, dir));
     if (!listing.ok()) {
-      if (listing.error().code() == ErrorCode::kNotFound) continue;
+      if (listing.error().code() == ErrorCode::kNotFound) {
+        folder_incomplete = true;
+        continue;
+      }
       return std::move(listing).error().context("destination " + dst_.describe());
     }
     if (listing->empty()) continue;
@@ -1622,7 +1626,7 @@ Result<SyncEngine::LateDelivery> SyncEngine::deliver_late(const std::string& src
     dst_sub = "cur";
   }
   out.dst_rel = join_path(join_path(folder, dst_sub), dst_name);
-  MS_CHECK(ensure_late_folder(src_folder, folder));
+  if (folder_incomplete) MS_CHECK(ensure_late_folder(src_folder, folder));
   auto reader = MS_TRY(src_.open_reader({whole_spec(join_path(src_home_, src_rel))}).context("source " + src_.describe()));
   auto item = MS_TRY(reader->next());
   if (item.status == ReadStatus::kVanished) return Error::not_found(fmt::format("'{}' vanished", printable(src_rel)));
