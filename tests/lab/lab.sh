@@ -845,6 +845,18 @@ write_lab_env() {
   } >"$DIR/lab.env"
 }
 
+# The lab's [freeze] section, the same in each of its configs.
+freeze_toml() {
+  cat <<EOF
+[freeze]
+method = "ldap-attribute"
+attribute = "mailAccountStatus"
+frozen_value = "frozen"
+active_value = "active"
+max_duration = "10m"
+EOF
+}
+
 write_mailshard_toml() {
   local s
   {
@@ -880,14 +892,9 @@ transport = "local"
 class = "std"
 EOF
     done
+    echo
+    freeze_toml
     cat <<EOF
-
-[freeze]
-method = "ldap-attribute"
-attribute = "mailAccountStatus"
-frozen_value = "frozen"
-active_value = "active"
-max_duration = "10m"
 
 [auth_http]
 listen = "127.0.0.1:$AUTH_PORT"
@@ -929,13 +936,8 @@ EOF
     fi
     echo
   done
+  freeze_toml
   cat <<EOF
-[freeze]
-method = "ldap-attribute"
-attribute = "mailAccountStatus"
-frozen_value = "frozen"
-active_value = "active"
-max_duration = "10m"
 
 [router]
 method = "director"
@@ -964,13 +966,8 @@ class = "courier"
 
 EOF
   done
+  freeze_toml
   cat <<EOF
-[freeze]
-method = "ldap-attribute"
-attribute = "mailAccountStatus"
-frozen_value = "frozen"
-active_value = "active"
-max_duration = "10m"
 
 [kick]
 method = "command"
