@@ -38,35 +38,65 @@ enum class StepId : uint8_t {
   kDone
 };
 
+// Which collaborators a step may call, besides the journal (every step
+// journals itself). The fault-matrix test (tests/unit/movers/
+// move_fault_matrix_test.cc) records the step of every call a move makes,
+// faulted or not, and fails on a call its step does not declare here.
+enum Touch : uint16_t {
+  kReadsDirectory = 1u << 0,
+  kWritesDirectory = 1u << 1,    // the guarded flip: host and home in one modify
+  kFreezes = 1u << 2,            // the freeze backend: freeze, thaw
+  kKicks = 1u << 3,              // the session kicker
+  kReadsSource = 1u << 4,
+  kProbesSource = 1u << 5,       // a directory made and removed in the mail root (the clock probe); never a home
+  kReadsDestination = 1u << 6,
+  kWritesDestination = 1u << 7,  // staging, the clock probe, a stale copy, then the home itself
+  kAsksDoveadm = 1u << 8,        // mailbox status and quota (read, and quota recalc)
+};
+
 struct ProtocolStep {
   StepId id;
   std::string_view name;     // as journaled (move_steps.step) and in MAILSHARD_TEST_AT
   MoveState done;            // the move's state once the step succeeded
   CommitSide side;
   std::string_view touches;  // what the step may change
+  uint16_t may;              // Touch flags: what it may call
 };
+
+// What a rollback (before the flip: thaw, drop the staging copy; recovery's
+// "rollback" step in the journal) may call.
+inline constexpr uint16_t kRollbackMay = kReadsDirectory | kFreezes | kReadsDestination | kWritesDestination;
 
 inline constexpr ProtocolStep kMoveProtocol[] = {
     {StepId::kPreflight, "preflight", MoveState::kPrecopy, CommitSide::kBeforeFlip,
-     "the journal (claims the user); reads LDAP and both servers"},
+     "the journal (claims the user); a clock probe in each mail root; at the destination, a stale copy "
+     "left by an earlier move or an empty home doveadm made; reads LDAP and both servers",
+     kReadsDirectory | kReadsSource | kProbesSource | kReadsDestination | kWritesDestination | kAsksDoveadm},
     {StepId::kPrecopy, "precopy", MoveState::kPrecopy, CommitSide::kBeforeFlip,
-     "the destination's staging directory; reads the source"},
-    {StepId::kFreeze, "freeze", MoveState::kFrozen, CommitSide::kBeforeFlip, "the freeze (with its expiry)"},
-    {StepId::kKick, "kick", MoveState::kFrozen, CommitSide::kBeforeFlip, "the user's sessions on the source"},
+     "the destination's staging directory; reads the source", kReadsSource | kReadsDestination | kWritesDestination},
+    {StepId::kFreeze, "freeze", MoveState::kFrozen, CommitSide::kBeforeFlip, "the freeze (with its expiry)",
+     kFreezes},
+    {StepId::kKick, "kick", MoveState::kFrozen, CommitSide::kBeforeFlip, "the user's sessions on the source",
+     kKicks | kReadsSource},
     {StepId::kFinalSync, "final_sync", MoveState::kFinalSync, CommitSide::kBeforeFlip,
-     "the destination's staging directory; reads the source"},
+     "the destination's staging directory; reads the source",
+     kReadsSource | kReadsDestination | kWritesDestination | kAsksDoveadm},
     {StepId::kConvert, "convert", MoveState::kFinalSync, CommitSide::kBeforeFlip,
      "the destination's staging directory, only when the formats differ (Courier -> Dovecot: metadata files "
-     "written, messages and folders renamed); reads the source"},
-    {StepId::kVerify, "verify", MoveState::kVerified, CommitSide::kBeforeFlip, "nothing; reads both sides"},
+     "written, messages and folders renamed); reads the source",
+     kReadsSource | kReadsDestination | kWritesDestination},
+    {StepId::kVerify, "verify", MoveState::kVerified, CommitSide::kBeforeFlip, "nothing; reads both sides",
+     kReadsSource | kReadsDestination | kAsksDoveadm},
     {StepId::kFlip, "flip", MoveState::kFlipped, CommitSide::kFlip,
-     "the destination home (staging renamed into place), then LDAP host and home in one guarded modify"},
-    {StepId::kThaw, "thaw", MoveState::kThawed, CommitSide::kAfterFlip, "the freeze"},
+     "the destination home (staging renamed into place), then LDAP host and home in one guarded modify",
+     kReadsDirectory | kWritesDirectory | kReadsDestination | kWritesDestination},
+    {StepId::kThaw, "thaw", MoveState::kThawed, CommitSide::kAfterFlip, "the freeze", kFreezes},
     {StepId::kSweep, "sweep", MoveState::kSwept, CommitSide::kAfterFlip,
-     "cur/ and new/ of the destination home (late deliveries); reads the source"},
+     "cur/ and new/ of the destination home (late deliveries); reads the source",
+     kReadsSource | kReadsDestination | kWritesDestination},
     {StepId::kQuotaRecalc, "quota_recalc", MoveState::kQuotaRecalc, CommitSide::kAfterFlip,
-     "the destination's quota bookkeeping (doveadm quota recalc, when it has doveadm); never mail"},
-    {StepId::kDone, "done", MoveState::kDone, CommitSide::kAfterFlip, "the journal"},
+     "the destination's quota bookkeeping (doveadm quota recalc, when it has doveadm); never mail", kAsksDoveadm},
+    {StepId::kDone, "done", MoveState::kDone, CommitSide::kAfterFlip, "the journal", 0},
 };
 
 // "preflight, precopy, ..., done" (for help texts).

@@ -125,6 +125,9 @@ TEST(MoveProtocol, OneCommitPointStatesInOrder) {
     EXPECT_GE(static_cast<int>(s.side), static_cast<int>(side));
     EXPECT_GE(s.done, last);
     EXPECT_FALSE(s.touches.empty());
+    // Only the flip writes LDAP; only the source's clock probe is ever made on the source, in preflight.
+    EXPECT_EQ((s.may & kWritesDirectory) != 0, s.id == StepId::kFlip);
+    EXPECT_EQ((s.may & kProbesSource) != 0, s.id == StepId::kPreflight);
     flips += s.side == CommitSide::kFlip;
     side = s.side;
     last = s.done;
