@@ -33,7 +33,7 @@ Result<const Config*> Context::config() {
 Result<Journal*> Context::journal() {
   if (!journal_) {
     const Config* c = MS_TRY(config());
-    auto j = SqliteJournal::open(c->journal.path, clock_);
+    auto j = SqliteJournal::open(c->journal.path, clock_, c->security.private_files());
     if (!j.ok()) return std::move(j).error();
     journal_ = std::move(*j);
   }

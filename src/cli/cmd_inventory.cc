@@ -235,7 +235,8 @@ Command register_inventory(CLI::App& root, Context& ctx) {
             std::string saved;
             Status save_status;
             if (!args->save_dir.empty()) {
-              save_status = write_snapshot(inv->snapshot, args->save_dir, snapshot_meta_json(*inv, *config));
+              save_status = write_snapshot(inv->snapshot, args->save_dir, snapshot_meta_json(*inv, *config),
+                                           config->security.private_files());
               if (save_status.ok()) saved = args->save_dir;
             }
             if (journal) {

@@ -95,8 +95,8 @@ Result<Constraints> build_constraints(const PlanOptions& o, const Config* cfg, c
 // Output files are written atomically (a reader never sees half a plan) but
 // not fsynced: they are reports, the durable copy of a plan is the journal's,
 // and an fsync can cost more than planning a 100k-user fleet.
-Status write_output(const std::string& path, const std::string& text, const char* what) {
-  MS_CHECK_CTX(write_file_atomic(path, text, 0600, FileSync::kNoSync), what);
+Status write_output(const std::string& path, const std::string& text, const char* what, FileAccess access) {
+  MS_CHECK_CTX(write_file_atomic(path, text, access, FileSync::kNoSync), what);
   spdlog::info("wrote {} to {}", what, path);
   return {};
 }
@@ -131,12 +131,13 @@ Result<int> run_plan(Context& ctx, const PlanOptions& o) {
   Constraints c = MS_TRY(build_constraints(o, cfg, snap));
   Plan p = MS_TRY(planner::plan(snap, c));
   const std::string hash = plan_hash(p);
+  const FileAccess access = cfg != nullptr ? cfg->security.private_files() : FileAccess();
 
-  if (!o.output.empty()) MS_CHECK(write_output(o.output, plan_to_pretty_json(p, hash), "plan JSON"));
-  if (!o.csv.empty()) MS_CHECK(write_output(o.csv, planner::render_csv(p), "plan CSV"));
+  if (!o.output.empty()) MS_CHECK(write_output(o.output, plan_to_pretty_json(p, hash), "plan JSON", access));
+  if (!o.csv.empty()) MS_CHECK(write_output(o.csv, planner::render_csv(p), "plan CSV", access));
   if (!o.report.empty())
     MS_CHECK(write_output(o.report, ends_with(o.report, ".md") ? planner::render_markdown(p, hash) : planner::render_html(p, hash),
-                          "report"));
+                          "report", access));
 
   if (o.no_journal) {
     spdlog::info("plan {} not stored in the journal (--no-journal)", hash);

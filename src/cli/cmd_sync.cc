@@ -136,7 +136,8 @@ Command register_sync(CLI::App& root, Context& ctx) {
                                        : engine.warm_pass(state, o->audit);
             if (!o->state.empty()) {
               // The state stays accurate for what completed, also after a failure.
-              auto saved = write_file_atomic(o->state, state.serialize(), 0600);
+              auto saved = write_file_atomic(o->state, state.serialize(),
+                                             configured ? MS_TRY(ctx.config())->security.private_files() : FileAccess());
               if (!saved.ok() && stats.ok()) return std::move(saved).error().context("--state");
             }
             if (!stats.ok()) return std::move(stats).error();

@@ -713,6 +713,13 @@ void read_security(const toml::table* t, Config& c, Problems& p) {
   TableReader r(*t, "security", p);
   sec.line = r.line();
   r.boolean("allow_group_readable_secrets", sec.allow_group_readable_secrets);
+  if (r.str("file_group", sec.file_group) && !sec.file_group.empty()) {
+    auto gid = group_id(sec.file_group);
+    if (gid.ok())
+      sec.file_gid = *gid;
+    else
+      p.add(line_of(*t->get("file_group")), "security.file_group", gid.error().message());
+  }
   r.finish();
 }
 

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "util/fs.h"
 #include "util/secret.h"
 
 namespace mailshard {
@@ -215,7 +216,13 @@ struct SecurityConfig {
   // Secret files (*_file) readable by their group are refused unless this is
   // set (files readable by others are always refused), as ssh does.
   bool allow_group_readable_secrets = false;
+  // The group that may read what mailshard writes for itself (the journal,
+  // plans, snapshots, sync state): those files are then 0640 in this group
+  // instead of 0600. Empty: private. Resolved to file_gid when loaded.
+  std::string file_group;
+  int file_gid = -1;
   int line = 0;
+  FileAccess private_files() const { return file_gid >= 0 ? FileAccess(0640, file_gid) : FileAccess(0600); }
 };
 
 struct Config {

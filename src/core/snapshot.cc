@@ -447,7 +447,8 @@ Result<Snapshot> read_snapshot(const std::string& dir) {
   return snap;
 }
 
-Status write_snapshot(const Snapshot& snap, const std::string& dir, const std::string& extra_meta_json) {
+Status write_snapshot(const Snapshot& snap, const std::string& dir, const std::string& extra_meta_json,
+                      FileAccess access) {
   MS_CHECK(make_dirs(dir));
   std::string servers = "server_id,class,capacity_bytes,other_used_bytes,load_capacity,draining\n";
   for (size_t i = 0; i < snap.servers.size(); ++i) {
@@ -487,9 +488,9 @@ Status write_snapshot(const Snapshot& snap, const std::string& dir, const std::s
     if (extra.is_discarded() || !extra.is_object()) return Error::internal("extra snapshot metadata is not a JSON object");
     for (auto& [k, v] : extra.items()) meta[k] = v;
   }
-  MS_CHECK(write_file_atomic(dir + "/servers.csv", servers));
-  MS_CHECK(write_file_atomic(dir + "/users.csv", users));
-  MS_CHECK(write_file_atomic(dir + "/meta.json", meta.dump(2) + "\n"));
+  MS_CHECK(write_file_atomic(dir + "/servers.csv", servers, access));
+  MS_CHECK(write_file_atomic(dir + "/users.csv", users, access));
+  MS_CHECK(write_file_atomic(dir + "/meta.json", meta.dump(2) + "\n", access));
   return {};
 }
 

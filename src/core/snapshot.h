@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "util/fs.h"
 #include "util/result.h"
 
 namespace mailshard {
@@ -66,6 +67,7 @@ Result<Snapshot> read_snapshot(const std::string& dir);
 // Writes servers.csv, users.csv and meta.json into dir (created if missing),
 // each via temp file + rename. `extra_meta_json` is merged into meta.json
 // (a JSON object text, may be empty).
-Status write_snapshot(const Snapshot& snapshot, const std::string& dir, const std::string& extra_meta_json = {});
+Status write_snapshot(const Snapshot& snapshot, const std::string& dir, const std::string& extra_meta_json = {},
+                      FileAccess access = {});
 
 }  // namespace mailshard

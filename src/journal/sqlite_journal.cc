@@ -3,11 +3,13 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
 
 #include <fmt/format.h>
+#include <spdlog/spdlog.h>
 
 #include "core/clock.h"
 #include "util/fs.h"
@@ -188,17 +190,54 @@ Error SqliteJournal::db_error(std::string_view what) const {
   return Error::internal(msg);
 }
 
-Result<std::unique_ptr<SqliteJournal>> SqliteJournal::open(const std::string& path, Clock& clock) {
+// The journal file, created with `access` (SQLite would create it 0644 less
+// the umask, and gives its -wal and -shm files the database's mode and
+// owner). One that exists with more access than that -- made by an older
+// mailshard, or chmod'ed -- is narrowed to it, with a warning: it names every
+// user and the paths of their mail.
+static Status prepare_journal_file(const std::string& path, FileAccess access) {
+  const std::string shown = printable(path);
+  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, static_cast<mode_t>(access.mode)));
+  bool created = fd.valid();
+  if (!created) {
+    if (errno != EEXIST) return Error::from_errno(errno, fmt::format("cannot create journal '{}'", shown));
+    fd.reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
+    if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot open journal '{}'", shown));
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, fmt::format("cannot stat journal '{}'", shown));
+  if (!S_ISREG(st.st_mode)) return Error::invalid(fmt::format("journal '{}' is not a regular file", shown));
+  const bool wrong_group = access.group >= 0 && st.st_gid != static_cast<gid_t>(access.group);
+  if (created || wrong_group) {
+    if (access.group >= 0 && ::fchown(fd.get(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group)) != 0)
+      return Error::from_errno(errno, fmt::format("cannot give journal '{}' group {}", shown, access.group));
+  }
+  const mode_t have = st.st_mode & 07777;
+  const mode_t want = static_cast<mode_t>(access.mode);
+  if (created || wrong_group || (have & ~want) != 0) {
+    if (::fchmod(fd.get(), want) != 0)
+      return Error::from_errno(errno, fmt::format("cannot chmod journal '{}'", shown));
+    if (!created && (have & ~want) != 0)
+      spdlog::warn("journal '{}' was mode {:04o}; narrowed to {:04o}", shown, have, want);
+  }
+  // Existing -wal and -shm files keep the mode they were made with.
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::string side = path + suffix;
+    struct stat ss {};
+    if (::lstat(side.c_str(), &ss) == 0 && S_ISREG(ss.st_mode) && (ss.st_mode & 07777 & ~want) != 0) {
+      if (access.group >= 0) (void)::chown(side.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group));
+      if (::chmod(side.c_str(), want) != 0)
+        return Error::from_errno(errno, fmt::format("cannot chmod '{}'", printable(side)));
+    }
+  }
+  return {};
+}
+
+Result<std::unique_ptr<SqliteJournal>> SqliteJournal::open(const std::string& path, Clock& clock, FileAccess access) {
   if (auto slash = path.rfind('/'); slash != std::string::npos && slash > 0)
     MS_CHECK_CTX(make_dirs(path.substr(0, slash), 0750), fmt::format("journal '{}'", printable(path)));
-  // Create the file ourselves, private: SQLite would create it 0644 (less the
-  // umask), and it gives the -wal and -shm files the mode of the database.
   // (Not umask(077): that is process-wide, and workers open journals on threads.)
-  {
-    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600));
-    if (!fd.valid() && errno != EEXIST)
-      return Error::from_errno(errno, fmt::format("cannot create journal '{}'", printable(path)));
-  }
+  MS_CHECK(prepare_journal_file(path, access));
   sqlite3* db = nullptr;
   int rc = sqlite3_open_v2(path.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
   if (rc != SQLITE_OK) {

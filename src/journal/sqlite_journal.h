@@ -13,6 +13,7 @@
 
 #include "core/clock.h"
 #include "core/journal.h"
+#include "util/fs.h"
 
 struct sqlite3;
 
@@ -26,7 +27,9 @@ class SqliteJournal final : public Journal {
   // Opens (creating the file and its directory if needed) and migrates.
   // Errors: kPermission / kNotFound when the file cannot be opened,
   // kUnsupported for a newer schema, kCorrupt for a damaged file.
-  static Result<std::unique_ptr<SqliteJournal>> open(const std::string& path, Clock& clock);
+  // Creates the file with `access` (private by default), or narrows an
+  // existing one's mode to it.
+  static Result<std::unique_ptr<SqliteJournal>> open(const std::string& path, Clock& clock, FileAccess access = {});
   ~SqliteJournal() override;
 
   int schema_version() const { return version_; }

@@ -1,12 +1,14 @@
 #include "util/fs.h"
 
 #include <fcntl.h>
+#include <grp.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <cerrno>
 #include <string>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -98,7 +100,8 @@ Status read_exact(int fd, void* data, size_t len) {
   return {};
 }
 
-Status write_file_atomic(const std::string& path, std::string_view data, int mode, FileSync sync) {
+Status write_file_atomic(const std::string& path, std::string_view data, FileAccess access, FileSync sync) {
+  const int mode = access.mode;
   auto slash = path.rfind('/');
   std::string dir = slash == std::string::npos ? "." : (slash == 0 ? "/" : path.substr(0, slash));
   std::string base = slash == std::string::npos ? path : path.substr(slash + 1);
@@ -128,6 +131,8 @@ Status write_file_atomic(const std::string& path, std::string_view data, int mod
   };
   // The umask only takes bits away at create time: a file meant to be read by
   // another user (0644 metrics for node_exporter) must get them back.
+  if (access.group >= 0 && ::fchown(fd.get(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group)) != 0)
+    return fail(Error::from_errno(errno, fmt::format("cannot give '{}' group {}", printable(tmp_path), access.group)));
   if (::fchmod(fd.get(), static_cast<mode_t>(mode)) != 0)
     return fail(Error::from_errno(errno, fmt::format("cannot chmod '{}'", printable(tmp_path))));
   if (auto st = write_all(fd.get(), data.data(), data.size()); !st.ok())
@@ -139,6 +144,16 @@ Status write_file_atomic(const std::string& path, std::string_view data, int mod
     return fail(Error::from_errno(errno, fmt::format("cannot rename '{}' to '{}'", printable(tmp_path), printable(path))));
   if (sync == FileSync::kSync) ::fsync(dfd.get());
   return {};
+}
+
+Result<int> group_id(const std::string& name) {
+  struct group g {};
+  struct group* found = nullptr;
+  std::vector<char> buf(16384);
+  int rc = ::getgrnam_r(name.c_str(), &g, buf.data(), buf.size(), &found);
+  if (rc != 0) return Error::from_errno(rc, fmt::format("cannot look up group '{}'", printable(name)));
+  if (found == nullptr) return Error::invalid(fmt::format("no group '{}' on this host", printable(name)));
+  return static_cast<int>(found->gr_gid);
 }
 
 Status make_dirs(const std::string& path, int mode) {

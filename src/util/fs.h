@@ -67,14 +67,25 @@ enum class FileSync {
   kNoSync,  // reports and other outputs that can be made again
 };
 
+// Who may read a file mailshard writes: its mode and, when group >= 0, its
+// group (chown'd at creation). Private by default.
+struct FileAccess {
+  FileAccess(int mode_ = 0600, int group_ = -1) : mode(mode_), group(group_) {}  // NOLINT: 0600 converts
+  int mode;
+  int group;
+};
+
 // Writes `data` to path atomically: a fresh file under a random name in the
 // same directory (O_CREAT|O_EXCL|O_NOFOLLOW, so a planted file or symlink is
 // never opened), fsync, renameat over `path` (which replaces a symlink at
 // `path` itself, never its target), fsync of the directory. The new file has
-// exactly `mode`, whatever the umask (0600 unless said otherwise: everything
-// mailshard writes is private).
-Status write_file_atomic(const std::string& path, std::string_view data, int mode = 0600,
+// exactly the access's mode, whatever the umask, and its group when it names
+// one (0600 unless said otherwise: everything mailshard writes is private).
+Status write_file_atomic(const std::string& path, std::string_view data, FileAccess access = {},
                          FileSync sync = FileSync::kSync);
+
+// The id of a group of this host ("no group 'x' on this host", kInvalidInput).
+Result<int> group_id(const std::string& name);
 
 // Creates a directory and its parents (like mkdir -p). Existing dirs are fine.
 Status make_dirs(const std::string& path, int mode = 0755);

@@ -484,6 +484,21 @@ TEST(ConfigLoader, GroupReadableSecretIsRefusedUnlessAllowed) {
             "'allow_group_readable_secrets'?)");
 }
 
+// [security] file_group: what mailshard writes for itself becomes 0640 in that group.
+TEST(ConfigLoader, FileGroupMustExistAndMakesPrivateFilesGroupReadable) {
+  auto none = parse(base_config());
+  ASSERT_TRUE(none.ok()) << none.error().message();
+  EXPECT_EQ(none->security.private_files().mode, 0600);
+  EXPECT_EQ(none->security.private_files().group, -1);
+  auto daemon = parse("[security]\nfile_group = \"daemon\"\n" + base_config());
+  ASSERT_TRUE(daemon.ok()) << daemon.error().message();
+  EXPECT_EQ(daemon->security.private_files().mode, 0640);
+  EXPECT_EQ(daemon->security.private_files().group, *group_id("daemon"));
+  auto unknown = parse("[security]\nfile_group = \"no-such-group-x\"\n" + base_config());
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().message(), "mailshard.toml:2: security.file_group: no group 'no-such-group-x' on this host");
+}
+
 // An agent rooted above mail_root lets `sync store1:x` read a sibling tree.
 TEST(ConfigLoader, AgentRootMustBeTheMailRoot) {
   auto above = parse(base_config("transport = \"agent\"\nagent_command = \"ssh -T store1 mailshard agent --stdio --root /srv\"\n"));

@@ -183,6 +183,39 @@ TEST_F(JournalTest, FilesArePrivate) {
   }
 }
 
+// [security] file_group: the journal and its -wal/-shm are 0640 in that group
+// (lock files stay private: only a mover takes them).
+TEST_F(JournalTest, AConfiguredGroupMayReadTheJournal) {
+  ::umask(022);
+  auto gid = group_id("daemon");
+  ASSERT_TRUE(gid.ok());
+  const std::string path = path_ + ".grouped";
+  auto j = SqliteJournal::open(path, clock_, FileAccess(0640, *gid));
+  ASSERT_TRUE(j.ok()) << j.error().message();
+  ASSERT_TRUE((*j)->begin_run("test", "{}").ok());
+  for (const std::string& f : {path, path + "-wal", path + "-shm"}) {
+    struct stat st;
+    ASSERT_EQ(::stat(f.c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0640u) << f;
+    EXPECT_EQ(static_cast<int>(st.st_gid), *gid) << f;
+  }
+}
+
+// A journal made readable by others (an older mailshard, a chmod) is narrowed
+// when opened; its -wal and -shm too.
+TEST_F(JournalTest, AWiderJournalIsNarrowedWhenOpened) {
+  ASSERT_TRUE(j_->begin_run("test", "{}").ok());
+  for (const std::string& f : {path_, path_ + "-wal", path_ + "-shm"}) ASSERT_EQ(::chmod(f.c_str(), 0644), 0) << f;
+  auto again = SqliteJournal::open(path_, clock_);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  for (const std::string& f : {path_, path_ + "-wal", path_ + "-shm"}) {
+    struct stat st;
+    ASSERT_EQ(::stat(f.c_str(), &st), 0) << f;
+    EXPECT_EQ(st.st_mode & 0777, 0600u) << f;
+  }
+  EXPECT_EQ((*again)->list_runs(10)->size(), 1u);
+}
+
 PlanRecord plan_of(const std::string& hash, int64_t created_at_ms, int moves) {
   PlanRecord p;
   p.hash = hash;

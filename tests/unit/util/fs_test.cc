@@ -42,6 +42,19 @@ TEST(Fs, WriteFileAtomicNeverFollowsAPlantedSymlink) {
   ::unlink(planted.c_str());
 }
 
+TEST(Fs, WriteFileAtomicGivesAConfiguredGroupReadAccess) {
+  ::umask(022);
+  std::string path = temp_path("grouped");
+  auto gid = group_id("daemon");
+  ASSERT_TRUE(gid.ok()) << gid.error().message();
+  ASSERT_TRUE(write_file_atomic(path, "x", FileAccess(0640, *gid), FileSync::kNoSync).ok());
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  EXPECT_EQ(static_cast<int>(st.st_gid), *gid);
+  EXPECT_EQ(group_id("no-such-group-x").error().message(), "no group 'no-such-group-x' on this host");
+}
+
 TEST(Fs, WriteFileAtomicCreatesPrivateFilesAndLeavesNoTemp) {
   std::string path = temp_path("private");
   ASSERT_TRUE(write_file_atomic(path, "x", 0600, FileSync::kNoSync).ok());
