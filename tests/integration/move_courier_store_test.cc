@@ -6,8 +6,11 @@
 // name on disk) moves from courier1 to courier2 while an MDA delivers to it by LDAP (deferring
 // while the user is frozen) and a Courier session is open. Afterwards Courier reports, over IMAP,
 // the same UIDVALIDITY, UIDs, flags, keywords and subscriptions, every delivered message is
-// there once, and the session was ended by the kick command.
+// there once, and the session was ended by the kick command. The stores also listen on IMAP
+// (Courier's imapd behind tests/lab/courier_imaplogin.py, an LDAP login), and nginx routes their
+// users there by mailHost; the last test logs in through nginx before, during and after a move.
 #include <algorithm>
+#include <cstdio>
 #include <fstream>
 #include <map>
 #include <set>
@@ -35,6 +38,42 @@ std::map<std::string, std::pair<int64_t, nlohmann::json>> messages_of(const nloh
     out[id] = {m["uid"].get<int64_t>(), m["flags"]};
   }
   return out;
+}
+
+// DIR/mailshard-courier.toml (the Courier stores) plus the Dovecot store2, written to DIR/NAME.
+std::string courier_and_store2_config(const std::string& name) {
+  Lab& lab = Lab::get();
+  std::ifstream in(lab.env("COURIER_CONFIG"));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  text += "\n[[server]]\nname = \"store2\"\nmail_root = \"" + lab.store_env("store2", "MAIL_ROOT") +
+          "\"\nmail_location = \"maildir:~/Maildir\"\ncapacity_bytes = 10737418240\ndoveadm_url = "
+          "\"http://127.0.0.1:" + lab.store_env("store2", "DOVEADM_PORT") + "/doveadm/v1\"\ndoveadm_password_file = \"" +
+          lab.dir() + "/secrets/doveadm.secret\"\ntransport = \"local\"\nclass = \"courier\"\n";
+  const std::string cfg = lab.dir() + "/" + name;
+  std::ofstream(cfg) << text;
+  return cfg;
+}
+
+// What Dovecot shows (AFTER) against what Courier showed (BEFORE), folder for folder: Courier's
+// "INBOX.a.b" is Dovecot's "a/b" in the lab's namespace. Same UIDVALIDITY, and every message
+// keeps its UID, flags and keywords.
+void expect_dovecot_shows_what_courier_showed(const nlohmann::json& before, const nlohmann::json& after) {
+  for (const auto& [name, b] : before["folders"].items()) {
+    std::string dname = name == "INBOX" ? name : name.substr(std::string("INBOX.").size());
+    std::replace(dname.begin(), dname.end(), '.', '/');
+    SCOPED_TRACE(name + " -> " + dname);
+    ASSERT_TRUE(after["folders"].contains(dname)) << after["folders"].dump().substr(0, 1500);
+    const auto& a = after["folders"][dname];
+    EXPECT_EQ(a["uidvalidity"], b["uidvalidity"]);
+    auto was = messages_of(b), now = messages_of(a);
+    EXPECT_EQ(now.size(), was.size());
+    for (const auto& [id, m] : was) {
+      auto it = now.find(id);
+      ASSERT_NE(it, now.end()) << id << " (uid " << m.first << ") is gone";
+      EXPECT_EQ(it->second.first, m.first) << id << " changed UID";
+      EXPECT_EQ(it->second.second, m.second) << id << " changed flags or keywords";
+    }
+  }
 }
 
 TEST(MoveCourierStore, CourierToCourierKeepsWhatCourierReportsWithDeliveriesAndASessionRacing) {
@@ -149,15 +188,7 @@ TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsN
   ASSERT_EQ(filled["appended"], 200) << filled.dump();
   const nlohmann::json before = lab.imap_state(user, "courier1", /*detail=*/true);
 
-  // The Courier stores' config plus the Dovecot store2.
-  std::ifstream in(lab.env("COURIER_CONFIG"));
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  text += "\n[[server]]\nname = \"store2\"\nmail_root = \"" + lab.store_env("store2", "MAIL_ROOT") +
-          "\"\nmail_location = \"maildir:~/Maildir\"\ncapacity_bytes = 10737418240\ndoveadm_url = "
-          "\"http://127.0.0.1:" + lab.store_env("store2", "DOVEADM_PORT") + "/doveadm/v1\"\ndoveadm_password_file = \"" +
-          lab.dir() + "/secrets/doveadm.secret\"\ntransport = \"local\"\nclass = \"courier\"\n";
-  const std::string cfg = lab.dir() + "/courier_to_dovecot.toml";
-  std::ofstream(cfg) << text;
+  const std::string cfg = courier_and_store2_config("courier_to_dovecot.toml");
 
   // mbsync, INBOX only, first from Courier (its imapd through a Tunnel, as the mail owner).
   const std::string near = lab.dir() + "/mbsync-" + std::to_string(::getpid());
@@ -187,22 +218,7 @@ TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsN
   ASSERT_EQ(r.rc, 0) << r.describe();
   const nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
   ASSERT_EQ(after["store"], "store2");
-  for (const auto& [name, b] : before["folders"].items()) {
-    std::string dname = name == "INBOX" ? name : name.substr(std::string("INBOX.").size());
-    std::replace(dname.begin(), dname.end(), '.', '/');
-    SCOPED_TRACE(name + " -> " + dname);
-    ASSERT_TRUE(after["folders"].contains(dname)) << after["folders"].dump().substr(0, 1500);
-    const auto& a = after["folders"][dname];
-    EXPECT_EQ(a["uidvalidity"], b["uidvalidity"]);
-    auto was = messages_of(b), now = messages_of(a);
-    EXPECT_EQ(now.size(), was.size());
-    for (const auto& [id, m] : was) {
-      auto it = now.find(id);
-      ASSERT_NE(it, now.end()) << id << " (uid " << m.first << ") is gone";
-      EXPECT_EQ(it->second.first, m.first) << id << " changed UID";
-      EXPECT_EQ(it->second.second, m.second) << id << " changed flags or keywords";
-    }
-  }
+  expect_dovecot_shows_what_courier_showed(before, after);
 
   // The same client, now through nginx to Dovecot: nothing to download.
   RunResult second = lab.run({"mbsync", "-c",
@@ -214,6 +230,81 @@ TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsN
   EXPECT_EQ(near_messages(), synced) << "mbsync downloaded mail again after the move: " << second.describe();
   EXPECT_THAT(second.out + second.err, ::testing::Not(::testing::HasSubstr("UIDVALIDITY"))) << second.describe();
   std::printf("courier -> dovecot: %s; mbsync after the move: %s\n", r.out.c_str(), second.out.c_str());
+}
+
+// nginx routes a Courier store's users by mailHost like the Dovecot stores' (issue 11): a login
+// through nginx lands on courier1 (Courier's imapd behind tests/lab/courier_imaplogin.py) and sees
+// what Courier's imapd on a pipe shows; while the move to the Dovecot store2 holds the user
+// frozen, nginx refuses the login with [UNAVAILABLE]; afterwards the same login lands on store2
+// and sees the same UIDVALIDITY, UIDs and flags.
+TEST(MoveCourierStore, NginxRoutesACourierUserToCourierThenRefusesWhileFrozenThenRoutesToDovecot) {
+  Lab& lab = Lab::get();
+  const std::string user = lab.add_user("courier1");
+  const nlohmann::json filled = lab.fill_mailbox(user, 60, 44, "courier1");
+  ASSERT_EQ(filled["appended"], 60) << filled.dump();
+  const nlohmann::json on_pipe = lab.imap_state(user, "courier1", /*detail=*/true);
+  const nlohmann::json before = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(before["store"], "courier1") << "nginx did not route a courier1 account to courier1";
+  EXPECT_THAT(lab.last_auth_decision(user),
+              ::testing::HasSubstr("decision=ok store=courier1 port=" + lab.store_env("courier1", "IMAP_PORT")));
+  EXPECT_EQ(before["hash"], on_pipe["hash"]) << "Courier behind nginx shows another mailbox than on a pipe";
+  EXPECT_EQ(before["subscriptions"], on_pipe["subscriptions"]);
+
+  // A client logging in through nginx all along.
+  const std::string stop = lab.dir() + "/probe-stop-courier-" + std::to_string(::getpid());
+  std::remove(stop.c_str());
+  RunResult probe;
+  std::thread client([&] {
+    probe = lab.run_script("router_probe.py", {"--user", user, "--via", "nginx", "--stop-file", stop, "--interval",
+                                               "0.1", "--max-seconds", "120"},
+                           180);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  // A 60-message final pass is over before a client logging in every ~0.1 s meets the freeze
+  // reliably: hold it 3 s longer, as a bigger mailbox's would (as move_routers_test does).
+  const std::string cfg = courier_and_store2_config("courier_via_nginx.toml");
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"}, {"MAILSHARD_TEST_AT=kick.end:run:/bin/sleep 3"});
+  std::this_thread::sleep_for(std::chrono::milliseconds(1000));
+  { std::ofstream(stop) << "stop\n"; }
+  client.join();
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  ASSERT_EQ(probe.rc, 0) << probe.describe();
+
+  // The client's view: courier1, then only [UNAVAILABLE] (or a session the kick ended), then store2.
+  const nlohmann::json attempts = nlohmann::json::parse(probe.out)["attempts"];
+  int on_courier = 0, unavailable = 0, kicked = 0, on_store2 = 0;
+  std::string phase = "courier1";
+  for (const auto& a : attempts) {
+    const std::string outcome = a["outcome"];
+    ASSERT_TRUE(outcome == "ok" || outcome == "unavailable" || outcome == "kicked") << a.dump();
+    if (outcome == "kicked") {
+      EXPECT_NE(phase, "store2") << "a session kicked after the routing reached store2: " << a.dump();
+      ++kicked;
+    } else if (outcome == "unavailable") {
+      EXPECT_NE(phase, "store2") << "refused after nginx had routed to store2: " << a.dump();
+      phase = "frozen";
+      ++unavailable;
+    } else if (a["store"] == "courier1") {
+      EXPECT_EQ(phase, "courier1") << "back on courier1 after the freeze: " << a.dump();
+      ++on_courier;
+    } else {
+      EXPECT_EQ(a["store"], "store2") << a.dump();
+      phase = "store2";
+      ++on_store2;
+    }
+  }
+  EXPECT_GT(on_courier, 0) << "no login reached courier1 before the freeze";
+  EXPECT_GT(unavailable, 0) << "no login through nginx met the freeze";
+  EXPECT_GT(on_store2, 0) << "no login reached store2 after the move";
+
+  const nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(after["store"], "store2");
+  EXPECT_THAT(lab.last_auth_decision(user),
+              ::testing::HasSubstr("decision=ok store=store2 port=" + lab.store_env("store2", "IMAP_PORT")));
+  expect_dovecot_shows_what_courier_showed(before, after);
+  std::printf("courier -> dovecot through nginx: %s; %zu logins: %d on courier1, %d refused [UNAVAILABLE], %d kicked, "
+              "%d on store2\n",
+              r.out.c_str(), attempts.size(), on_courier, unavailable, kicked, on_store2);
 }
 
 }  // namespace

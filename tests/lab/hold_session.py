@@ -38,7 +38,7 @@ def main():
             port = int(env["NGINX_IMAP_PORT"]) if a.via == "nginx" else labcommon.store_port(env, a.via, "IMAP_PORT")
             imap = Imap("127.0.0.1", port, timeout=10)
             imap.login(a.user, a.password or env.get("USER_PASSWORD", "secret"))
-            store = imap.id().get("x-mlab-store", "?")
+            store = imap.mlab_store() or "?"
         imap.examine("INBOX", readonly=False)
     except (ImapError, labcommon.LabError) as e:
         print(f"login failed: {e}", flush=True)

@@ -5,7 +5,8 @@ Logs in over IMAP (through nginx by default, perdition or the Dovecot proxy, or 
 a Courier store's Maildir is read by Courier-IMAP's own imapd on a pipe) and reports, for every
 folder LIST shows: UIDVALIDITY, UIDNEXT, the message count and a sha256 over the sorted
 (UID, flags incl. keywords, Message-ID) triples (\\Recent is left out: it belongs to a session).
-Also "store": the store the session really landed on (Dovecot's IMAP ID x-mlab-store).
+Also "store": the store the session really landed on (Dovecot's IMAP ID x-mlab-store, or the
+X-MLAB-STORE capability of a Courier store behind courier_imaplogin.py).
 --detail adds every message (uid, flags, internaldate, message_id, size) and the LSUB list.
 
 Exit status: 0 ok, 1 error, 2 usage, 3 login refused with [UNAVAILABLE] (frozen / temporary),
@@ -105,7 +106,7 @@ def main():
         labcommon.die(PROG, f"login of {a.user} via {a.via} (port {port}): {e}")
 
     try:
-        store = a.via if port == 0 else imap.id().get("x-mlab-store")
+        store = a.via if port == 0 else imap.mlab_store()
         result = {"user": a.user, "via": a.via, "port": port, "store": store}
         folders = {}
         for name, raw, flags, delim in sorted(imap.list(), key=lambda f: f[0]):

@@ -294,6 +294,16 @@ class Imap:
                 return {str(it[i]).lower(): it[i + 1] for i in range(0, len(it) - 1, 2)}
         return {}
 
+    def mlab_store(self):
+        """The lab store this session landed on: a Dovecot store names itself in IMAP ID
+        (x-mlab-store), a Courier store in a capability X-MLAB-STORE=<name> (courier_imaplogin.py
+        adds it; Courier's ID has no room for it)."""
+        caps = self.command("CAPABILITY").each("CAPABILITY")
+        for cap in caps[0].decode().split() if caps else []:
+            if cap.upper().startswith("X-MLAB-STORE="):
+                return cap.split("=", 1)[1]
+        return self.id().get("x-mlab-store")
+
     def list(self, cmd="LIST"):
         """[(name (decoded), raw name, flags, delimiter)] from LIST/LSUB "" "*"."""
         out = []

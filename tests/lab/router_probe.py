@@ -2,7 +2,8 @@
 """Log a user in through a router again and again, and report where each login landed.
 
 Each attempt is a fresh IMAP connection to --via (nginx, perdition, dproxy, director or a store), a LOGIN
-and, when it succeeds, Dovecot's IMAP ID x-mlab-store (the store the session really reached).
+and, when it succeeds, the store the session really reached (Dovecot's IMAP ID x-mlab-store, or
+a Courier store's X-MLAB-STORE capability).
 Attempts go on until --count is reached, --stop-file exists or --max-seconds have passed.
 
 Every attempt connects from its own random 127.x.y.z source address: Dovecot slows down logins
@@ -37,7 +38,7 @@ def attempt(port, user, password, timeout_s):
         imap = Imap("127.0.0.1", port, timeout=timeout_s, source_ip=source)
         imap.login(user, password)
         logged_in = True
-        store = imap.id().get("x-mlab-store")
+        store = imap.mlab_store()
         imap.logout()
         return {"outcome": "ok", "store": store}
     except ImapNo as e:
