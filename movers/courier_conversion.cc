@@ -16,11 +16,6 @@ namespace {
 // than this is not a Courier file we understand.
 constexpr int64_t kMaxMetadataBytes = 256ll << 20;
 
-std::string join_rel(const std::string& a, const std::string& b) {
-  if (a.empty()) return b;
-  if (b.empty()) return a;
-  return a + "/" + b;
-}
 
 // Whole files; nullopt for one that does not exist (any more).
 Result<std::vector<std::optional<std::string>>> read_files(Transport& t, const std::vector<std::string>& paths) {
@@ -144,23 +139,23 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
   for (auto& f : m.folders) {
     const DirListing& d = *folders.at(f.dir).dir;
     if (has_entry(d, "courierimapuiddb")) {
-      paths.push_back(join_rel(maildir, join_rel(f.dir, "courierimapuiddb")));
+      paths.push_back(join_path(maildir, join_path(f.dir, "courierimapuiddb")));
       wants.push_back({&f, ""});
     }
     if (f.dir.empty() && has_entry(d, "courierimapsubscribed")) subscribed = true;
     for (const auto& kd : listing) {
-      if (kd.path != join_rel(f.dir, "courierimapkeywords")) continue;
+      if (kd.path != join_path(f.dir, "courierimapkeywords")) continue;
       for (const auto& e : kd.entries) {
         if (e.type == EntryType::kDir) continue;
         // Courier's own temp files there start with '.' and end in a host name; a
         // ".<n>.<name>" update is what we want.
         if (e.name[0] == '.' && !(e.name.size() > 2 && e.name[1] >= '0' && e.name[1] <= '9')) continue;
-        paths.push_back(join_rel(maildir, join_rel(kd.path, e.name)));
+        paths.push_back(join_path(maildir, join_path(kd.path, e.name)));
         wants.push_back({&f, e.name});
       }
     }
   }
-  if (subscribed) paths.push_back(join_rel(maildir, "courierimapsubscribed"));
+  if (subscribed) paths.push_back(join_path(maildir, "courierimapsubscribed"));
   auto contents = MS_TRY(read_files(t, paths));
   for (size_t i = 0; i < wants.size(); ++i) {
     if (!contents[i]) continue;  // gone meanwhile (an update merged into :list)
@@ -189,7 +184,7 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
   auto sync_dir = [&](const std::string& rel) {
     TreeOp s;
     s.kind = TreeOp::Kind::kSyncDir;
-    s.path = join_rel(maildir, rel);
+    s.path = join_path(maildir, rel);
     ops.push_back(std::move(s));
   };
 
@@ -212,8 +207,8 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
       return Error::not_found(fmt::format("folder {} is not in the copy at {}", printable(f.src_dir), printable(maildir)));
     TreeOp op;
     op.kind = TreeOp::Kind::kRename;
-    op.from = join_rel(maildir, f.src_dir);
-    op.path = join_rel(maildir, f.dst_dir);
+    op.from = join_path(maildir, f.src_dir);
+    op.path = join_path(maildir, f.dst_dir);
     ops.push_back(std::move(op));
     now[f.dst_dir] = &at_src->second;
     ++stats.folders_renamed;
@@ -232,18 +227,18 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
       if (present.count(to)) continue;  // an earlier run did it
       if (!present.count(from))
         return Error::not_found(fmt::format("message {} is not in the copy's {}", printable(from),
-                                            printable(join_rel(maildir, f.dst_dir))));
+                                            printable(join_path(maildir, f.dst_dir))));
       TreeOp op;
       op.kind = TreeOp::Kind::kRename;
-      op.from = join_rel(maildir, join_rel(f.dst_dir, from));
-      op.path = join_rel(maildir, join_rel(f.dst_dir, to));
+      op.from = join_path(maildir, join_path(f.dst_dir, from));
+      op.path = join_path(maildir, join_path(f.dst_dir, to));
       ops.push_back(std::move(op));
       ++stats.messages_renamed;
       touched = true;
     }
     if (touched) {
-      sync_dir(join_rel(f.dst_dir, "cur"));
-      sync_dir(join_rel(f.dst_dir, "new"));
+      sync_dir(join_path(f.dst_dir, "cur"));
+      sync_dir(join_path(f.dst_dir, "new"));
     }
     if (ops.size() >= 4000) MS_CHECK(run(ops, "rename message"));
   }
@@ -260,7 +255,7 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
     a.mode = 0600;
     a.mtime_ns = like.mtime_ns;
     WriteSpec ws;
-    ws.path = join_rel(maildir, rel);
+    ws.path = join_path(maildir, rel);
     ws.kind = WriteSpec::Kind::kNew;
     ws.attrs = a;
     sources.push_back(std::make_unique<MemorySource>(data, a));
@@ -274,12 +269,12 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
       if ((e.name == "dovecot-uidlist" && f.uidlist) || (e.name == "dovecot-keywords" && f.keywords)) continue;
       TreeOp op;
       op.kind = TreeOp::Kind::kUnlink;
-      op.path = join_rel(maildir, join_rel(f.dst_dir, e.name));
+      op.path = join_path(maildir, join_path(f.dst_dir, e.name));
       ops.push_back(std::move(op));
       ++stats.files_removed;
     }
-    if (f.uidlist) MS_CHECK(write(join_rel(f.dst_dir, "dovecot-uidlist"), *f.uidlist, d.attrs));
-    if (f.keywords) MS_CHECK(write(join_rel(f.dst_dir, "dovecot-keywords"), *f.keywords, d.attrs));
+    if (f.uidlist) MS_CHECK(write(join_path(f.dst_dir, "dovecot-uidlist"), *f.uidlist, d.attrs));
+    if (f.keywords) MS_CHECK(write(join_path(f.dst_dir, "dovecot-keywords"), *f.keywords, d.attrs));
   }
   if (conv.subscriptions) MS_CHECK(write("subscriptions", *conv.subscriptions, now.at("")->dir->attrs));
   auto results = MS_TRY(writer->commit());
@@ -308,10 +303,10 @@ Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const
   std::vector<std::string> diffs;
   std::vector<std::string> paths;
   for (const auto& f : conv.folders) {
-    paths.push_back(join_rel(maildir, join_rel(f.dst_dir, "dovecot-uidlist")));
-    paths.push_back(join_rel(maildir, join_rel(f.dst_dir, "dovecot-keywords")));
+    paths.push_back(join_path(maildir, join_path(f.dst_dir, "dovecot-uidlist")));
+    paths.push_back(join_path(maildir, join_path(f.dst_dir, "dovecot-keywords")));
   }
-  paths.push_back(join_rel(maildir, "subscriptions"));
+  paths.push_back(join_path(maildir, "subscriptions"));
   auto contents = MS_TRY(read_files(dst, paths));
   for (size_t i = 0; i < conv.folders.size(); ++i) {
     const auto& f = conv.folders[i];
@@ -323,7 +318,7 @@ Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const
       diffs.push_back(fmt::format("{}: missing", printable(label)));
       continue;
     }
-    auto seen = dovecot_folder_view(user, join_rel(maildir, f.dst_dir), contents[2 * i], contents[2 * i + 1],
+    auto seen = dovecot_folder_view(user, join_path(maildir, f.dst_dir), contents[2 * i], contents[2 * i + 1],
                                     it->second.cur, it->second.new_);
     if (!seen.ok()) {
       diffs.push_back(seen.error().message());
@@ -351,7 +346,7 @@ Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const
 std::map<std::string, std::string> converted_folder_paths(const std::string& maildir_rel, const DovecotConversion& conv) {
   std::map<std::string, std::string> out;
   for (const auto& f : conv.folders)
-    if (f.src_dir != f.dst_dir) out[join_rel(maildir_rel, f.src_dir)] = join_rel(maildir_rel, f.dst_dir);
+    if (f.src_dir != f.dst_dir) out[join_path(maildir_rel, f.src_dir)] = join_path(maildir_rel, f.dst_dir);
   return out;
 }
 
@@ -364,7 +359,7 @@ std::function<std::string(const std::string&)> converted_folder_namer(const std:
     }
     if (!is_folder_dir(name) || name.empty()) return folder;
     auto dst = dovecot_folder_dir(name);
-    return dst.ok() ? join_rel(maildir_rel, *dst) : folder;
+    return dst.ok() ? join_path(maildir_rel, *dst) : folder;
   };
 }
 

@@ -77,7 +77,8 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
   if (account->host != last->to_server)
     return Error::conflict(fmt::format("user {} is on {} now, not on {} where move {} put them", printable(user),
                                        account->host, last->to_server, last->id));
-  if (auto progress = MoveProgress::parse(last->detail_json); progress.ok() && progress->director)
+  auto progress = MoveProgress::parse(last->detail_json);
+  if (progress.ok() && progress->director)
     return fmt::format("user {} on {}: move {} was a director move inside storage group '{}': no mail was copied, "
                        "so there is no copy to check (the mailbox stayed where it was on the shared mail root)",
                        printable(user), account->host, last->id, printable(progress->director->storage_group));
@@ -99,6 +100,21 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
       if (e.type == EntryType::kFile)
         now[folder][std::string(message_base(e.name))] = join_path(join_path(account->home_rel, dir.path), e.name);
   }
+  // A Courier -> Dovecot move renamed folders (each level in modified
+  // UTF-7): the manifest has Courier's names, the home Dovecot's.
+  const bool converted = progress.ok() && progress->convert == kCourierToDovecot;
+  const std::string maildir = converted ? progress->convert_maildir.value_or("") : std::string();
+  auto folder_now = [&](const std::string& folder) -> std::string {
+    if (!converted) return folder;
+    std::string_view rest = folder;
+    if (!maildir.empty()) {
+      if (rest.size() <= maildir.size() + 1 || rest.substr(0, maildir.size() + 1) != maildir + "/") return folder;
+      rest.remove_prefix(maildir.size() + 1);
+    }
+    if (rest.empty() || rest.front() != '.' || rest.find('/') != std::string_view::npos) return folder;
+    auto renamed = dovecot_folder_dir(rest);
+    return renamed.ok() ? join_path(maildir, *renamed) : folder;
+  };
   std::vector<std::string> missing;
   std::vector<StatRequest> to_hash;
   std::vector<Hash128> expected;
@@ -107,7 +123,7 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
     std::string_view p = dpath;
     bool msg_dir = p == "cur" || p == "new" || ends_with(p, "/cur") || ends_with(p, "/new");
     if (!msg_dir) continue;
-    std::string folder = dirname_of(dpath);
+    std::string folder = folder_now(dirname_of(dpath));
     for (const auto& [name, e] : dstate.entries) {
       if (e.type != EntryType::kFile) continue;
       ++checked;

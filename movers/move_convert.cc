@@ -13,23 +13,11 @@
 
 namespace mailshard {
 
-namespace {
-
-constexpr std::string_view kCourierToDovecot = "courier-to-dovecot";
-
-std::string join_rel(const std::string& a, const std::string& b) {
-  if (a.empty()) return b;
-  if (b.empty()) return a;
-  return a + "/" + b;
-}
-
-}  // namespace
-
 // Reads the source's Courier files (frozen, or in preflight as they are now)
 // and converts them in memory.
 Result<DovecotConversion> MoveRunner::convert_source(Ctx& c) {
   const std::string maildir = c.progress.convert_maildir.value_or("");
-  auto mailbox = read_courier_mailbox(*c.src, join_rel(c.progress.src_home, maildir), maildir.empty() ? "~" : maildir);
+  auto mailbox = read_courier_mailbox(*c.src, join_path(c.progress.src_home, maildir), maildir.empty() ? "~" : maildir);
   if (!mailbox.ok()) return std::move(mailbox).error().context(c.from->name);
   auto conv = convert_courier_to_dovecot(c.rec.user, *mailbox);
   if (!conv.ok()) return std::move(conv).error().context(c.from->name);
@@ -69,7 +57,7 @@ Status MoveRunner::convert(Ctx& c) {
   for (const auto& name : conv.left_out)
     spdlog::warn("move {}: subscription '{}' is outside INBOX (a shared folder?); Dovecot has no such folder: left out",
                  printable(c.rec.user), printable(name));
-  const std::string maildir = join_rel(c.dst_staging, c.progress.convert_maildir.value_or(""));
+  const std::string maildir = join_path(c.dst_staging, c.progress.convert_maildir.value_or(""));
   auto stats = apply_conversion(*c.dst, maildir, conv);
   if (!stats.ok()) return std::move(stats).error().context(c.to->name);
   c.conversion = std::move(conv);
@@ -82,7 +70,7 @@ Status MoveRunner::convert(Ctx& c) {
 
 Status MoveRunner::verify_converted(Ctx& c) {
   if (!c.conversion) c.conversion = MS_TRY(convert_source(c));
-  const std::string maildir = join_rel(c.dst_staging, c.progress.convert_maildir.value_or(""));
+  const std::string maildir = join_path(c.dst_staging, c.progress.convert_maildir.value_or(""));
   auto n = verify_conversion(c.rec.user, *c.dst, maildir, *c.conversion);
   if (!n.ok()) return std::move(n).error().context(c.to->name);
   c.progress.converted_folders = *n;

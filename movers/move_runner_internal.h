@@ -15,6 +15,9 @@
 
 namespace mailshard {
 
+// MoveProgress::convert of a Courier-IMAP -> Dovecot move.
+inline constexpr std::string_view kCourierToDovecot = "courier-to-dovecot";
+
 // "a/b/c" -> "a/b"; "c" -> "".
 inline std::string dirname_of(const std::string& rel) {
   auto p = rel.rfind('/');

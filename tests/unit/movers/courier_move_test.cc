@@ -201,6 +201,23 @@ TEST_F(CourierMoveTest, ConvertsOnTheWayAndVerifiesWhatClientsSee) {
   EXPECT_THAT(order, ::testing::Contains("convert"));
 }
 
+// `mailshard verify USER` after a converted move finds every message under its
+// Dovecot folder name (.Entwürfe is .Entw&APw-rfe now), not "gone".
+TEST_F(CourierMoveTest, VerifyAfterTheMoveFindsMessagesInRenamedFolders) {
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  auto report = runner().verify_user("alice");
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  EXPECT_THAT(*report, HasSubstr("7 messages of move " + std::to_string(rec->id) +
+                                 " checked: 7 present with identical content, 0 gone since"));
+  // A changed message in the renamed folder is found there, too.
+  write_file(dst_home() + "/Maildir/.Entw&APw-rfe/cur/1700000010.M10P1.host:2,D", "changed\r\n");
+  auto changed = runner().verify_user("alice");
+  ASSERT_FALSE(changed.ok());
+  EXPECT_THAT(changed.error().message(), HasSubstr("1 message(s) differ"));
+}
+
 // A late delivery into a folder whose name the conversion changed is swept
 // into the folder's Dovecot name, not into a new folder with Courier's name.
 TEST_F(CourierMoveTest, LateDeliveryToARenamedFolderIsSweptIntoItsDovecotName) {
