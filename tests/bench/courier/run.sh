@@ -108,8 +108,9 @@ io_full_us() {  # the kernel's total time all tasks stalled on I/O (PSI), in mic
   sed -n 's/^full .*total=\([0-9]*\)$/\1/p' /proc/pressure/io 2>/dev/null || echo 0
 }
 
-# Each rsync writes a tree of its own, removed at the end: deleting 400 MB right before a
-# timed run made that run's sync 2-3x slower here (ext4 mounted with `discard`).
+# Each rsync writes a tree of its own, removed at the end: when each tree was removed (and
+# synced) right before the next timed step, those rsyncs took 2-3x as long as the first one
+# (docs/courier-benchmark.md).
 rsync_ms() {  # home -> ms of rsync -a to a fresh tree, then sync (warm cache)
   tar cf /dev/null "$1" 2>/dev/null
   local t0 t1 to
