@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <cstdint>
 #include <cstring>
+#include <unordered_map>
+#include <unordered_set>
 
 #include <fmt/format.h>
 
@@ -230,8 +232,12 @@ Result<ParsedUiddb> parse_uiddb(const std::string& user, const std::string& path
   out.next_uid = to_int(head[2]);
   if (out.uidvalidity == 0 || out.next_uid == 0)
     return bad(fmt::format("UIDVALIDITY {} and next UID {} must be above 0", out.uidvalidity, out.next_uid));
-  std::set<int64_t> seen_uids;
-  std::set<std::string> seen_bases;
+  // Hash sets of views into `text`: a 100k-message folder is parsed under the
+  // freeze, and ordered sets of long, same-prefix names cost tens of ms there.
+  std::unordered_set<int64_t> seen_uids;
+  std::unordered_set<std::string_view> seen_bases;
+  seen_uids.reserve(lines->size());
+  seen_bases.reserve(lines->size());
   for (size_t n = 1; n < lines->size(); ++n) {
     std::string_view line = (*lines)[n];
     auto sp = line.find(' ');
@@ -243,13 +249,16 @@ Result<ParsedUiddb> parse_uiddb(const std::string& user, const std::string& path
     if (uid == 0 || uid >= out.next_uid)
       return bad(fmt::format("line {}: UID {} is not between 1 and the next UID {}", n + 1, uid, out.next_uid));
     if (!seen_uids.insert(uid).second) return bad(fmt::format("line {}: UID {} appears twice", n + 1, uid));
-    std::string base(base_of(name));
+    std::string_view base = base_of(name);
     if (!seen_bases.insert(base).second)
       return bad(fmt::format("line {}: message {} appears twice", n + 1, printable(base)));
-    out.entries.emplace_back(uid, std::move(base));
+    out.entries.emplace_back(uid, std::string(base));
   }
   return out;
 }
+
+// The base names of a folder's messages (views into its CourierFolder).
+using BaseSet = std::unordered_set<std::string_view>;
 
 // Keywords per base name, and the keyword order (:list first).
 struct ParsedKeywords {
@@ -258,7 +267,7 @@ struct ParsedKeywords {
 };
 
 Result<ParsedKeywords> parse_keywords(const std::string& user, const std::string& maildir, const CourierFolder& f,
-                                      const std::set<std::string, std::less<>>& bases) {
+                                      const BaseSet& bases) {
   ParsedKeywords out;
   auto kw_path = [&](const std::string& name) { return path_of(maildir, f.dir, "courierimapkeywords/" + name); };
   std::set<std::string, std::less<>> known;
@@ -346,18 +355,19 @@ Result<ParsedKeywords> parse_keywords(const std::string& user, const std::string
   return out;
 }
 
-std::set<std::string, std::less<>> bases_of(const CourierFolder& f) {
-  std::set<std::string, std::less<>> bases;
+BaseSet bases_of(const CourierFolder& f) {
+  BaseSet bases;
+  bases.reserve(f.cur.size() + f.new_.size());
   for (const auto* names : {&f.cur, &f.new_})
     for (const auto& n : *names) bases.emplace(base_of(n));
   return bases;
 }
 
-}  // namespace
-
-Result<FolderView> courier_folder_view(const std::string& user, const std::string& maildir, const CourierFolder& f) {
+// The folder's view, and its keyword order for the conversion (one parse of
+// the keyword files for both).
+Result<FolderView> folder_view(const std::string& user, const std::string& maildir, const CourierFolder& f,
+                               const BaseSet& bases, std::vector<std::string>* keyword_order) {
   FolderView v;
-  const auto bases = bases_of(f);
   if (f.uiddb) {
     auto db = MS_TRY(parse_uiddb(user, path_of(maildir, f.dir, "courierimapuiddb"), *f.uiddb));
     v.uidvalidity = db.uidvalidity;
@@ -367,7 +377,14 @@ Result<FolderView> courier_folder_view(const std::string& user, const std::strin
   }
   auto kw = MS_TRY(parse_keywords(user, maildir, f, bases));
   v.keywords = std::move(kw.by_base);
+  if (keyword_order) *keyword_order = std::move(kw.order);
   return v;
+}
+
+}  // namespace
+
+Result<FolderView> courier_folder_view(const std::string& user, const std::string& maildir, const CourierFolder& f) {
+  return folder_view(user, maildir, f, bases_of(f), nullptr);
 }
 
 namespace {
@@ -407,18 +424,15 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
     if (!dst_dirs.insert(d.dst_dir).second)
       return bad_file(ErrorCode::kConflict, user, path_of(in.maildir, f.dir, ""),
                       fmt::format("becomes {}, which another folder becomes too", printable(d.dst_dir)));
-    d.view = MS_TRY(courier_folder_view(user, in.maildir, f));
+    std::vector<std::string> courier_order;
+    d.view = MS_TRY(folder_view(user, in.maildir, f, bases_of(f), &courier_order));
 
     // Keyword letters: in Courier's order (:list first), only those in use.
     std::set<std::string> used;
     for (const auto& [base, set] : d.view.keywords) used.insert(set.begin(), set.end());
     std::vector<std::string> order;
-    {
-      const auto bases = bases_of(f);
-      auto kw = MS_TRY(parse_keywords(user, in.maildir, f, bases));
-      for (const auto& k : kw.order)
-        if (used.count(k)) order.push_back(k);
-    }
+    for (const auto& k : courier_order)
+      if (used.count(k)) order.push_back(k);
     if (order.size() > kMaxKeywordLetters)
       return bad_file(ErrorCode::kUnsupported, user, path_of(in.maildir, f.dir, "courierimapkeywords"),
                       fmt::format("{} keywords are in use in this folder; Dovecot Maildir keeps at most {} (as file "
@@ -432,20 +446,27 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
       d.keywords = std::move(text);
     }
 
-    // Names after the renames, by base name.
-    std::map<std::string, std::string, std::less<>> final_name;  // base -> "cur/<name>" or "new/<name>"
+    // Names after the renames, by base name (views into `f`'s names, or the
+    // renames' targets; `d.renames` is reserved so these do not move).
+    std::unordered_map<std::string_view, std::string_view> final_name;  // base -> file name in cur/ or new/
+    final_name.reserve(f.cur.size() + f.new_.size());
+    d.renames.reserve(f.cur.size() + f.new_.size());  // at most one each: never reallocates
     auto place = [&](const std::vector<std::string>& names, std::string_view sub) {
       for (const auto& n : names) {
-        std::string base(base_of(n));
-        std::string from = fmt::format("{}/{}", sub, n);
-        std::string to = from;
-        if (auto it = d.view.keywords.find(base); it != d.view.keywords.end()) {
+        std::string_view base = base_of(n);
+        std::string_view now = n;
+        auto it = d.view.keywords.empty() ? d.view.keywords.end() : d.view.keywords.find(std::string(base));
+        if (it != d.view.keywords.end()) {
           std::string letters;
           for (const auto& k : it->second) letters += letter.at(k);
-          to = "cur/" + with_letters(n, letters);
+          std::string to = "cur/" + with_letters(n, letters);
+          std::string from = std::string(sub) + "/" + n;
+          if (to != from) {
+            d.renames.emplace_back(std::move(from), std::move(to));
+            now = std::string_view(d.renames.back().second).substr(4);
+          }
         }
-        if (to != from) d.renames.emplace_back(from, to);
-        final_name[base] = to;
+        final_name[base] = now;
       }
     };
     place(f.cur, "cur");
@@ -454,9 +475,12 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
 
     if (f.uiddb) {
       std::string text = fmt::format("3 V{} N{}\n", d.view.uidvalidity, d.view.next_uid);
+      text.reserve(text.size() + d.view.uids.size() * 96);
       for (const auto& [uid, base] : d.view.uids) {
-        std::string_view name = final_name.at(base);
-        text += fmt::format("{} :{}\n", uid, name.substr(name.find('/') + 1));
+        text += std::to_string(uid);
+        text += " :";
+        text += final_name.at(base);
+        text += '\n';
       }
       d.uidlist = std::move(text);
     }
@@ -512,7 +536,8 @@ Result<FolderView> dovecot_folder_view(const std::string& user, const std::strin
                                        const std::optional<std::string>& keywords, const std::vector<std::string>& cur,
                                        const std::vector<std::string>& new_) {
   FolderView v;
-  std::map<std::string, std::string> name_of;  // base -> full name
+  std::unordered_map<std::string_view, std::string_view> name_of;  // base -> full name (views into cur, new_)
+  name_of.reserve(cur.size() + new_.size());
   for (const auto* names : {&cur, &new_})
     for (const auto& n : *names) name_of.emplace(base_of(n), n);
   if (uidlist) {
@@ -539,8 +564,8 @@ Result<FolderView> dovecot_folder_view(const std::string& user, const std::strin
       const int64_t uid = to_int(uid_text);
       if (uid <= prev) return bad(fmt::format("line {}: UIDs not ascending ({} after {})", n + 1, uid, prev));
       prev = uid;
-      std::string base(base_of(line.substr(colon + 2)));
-      if (name_of.count(base)) v.uids.emplace(uid, std::move(base));
+      std::string_view base = base_of(line.substr(colon + 2));
+      if (name_of.count(base)) v.uids.emplace_hint(v.uids.end(), uid, std::string(base));  // ascending
     }
   }
   std::vector<std::string> names(26);
@@ -564,7 +589,7 @@ Result<FolderView> dovecot_folder_view(const std::string& user, const std::strin
       const std::string& k = names[name[i] - 'a'];
       set.insert(k.empty() ? fmt::format("unknown-{}", name[i] - 'a') : k);
     }
-    if (!set.empty()) v.keywords.emplace(base, std::move(set));
+    if (!set.empty()) v.keywords.emplace(std::string(base), std::move(set));
   }
   return v;
 }

@@ -3,6 +3,8 @@
 // it (and refuses bad Courier files before anything is copied); the convert
 // step, after the frozen pass, checks the mirror and converts the staging
 // copy; verify compares what clients will see on both sides.
+#include <chrono>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
@@ -12,6 +14,16 @@
 #include "util/strings.h"
 
 namespace mailshard {
+
+namespace {
+
+// Seconds since `t0`, for the step's debug log (the convert step runs under
+// the freeze: where its time goes is the first question about a long lockout).
+double since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+}  // namespace
 
 // Reads the source's Courier files (frozen, or in preflight as they are now)
 // and converts them in memory.
@@ -47,13 +59,16 @@ Status MoveRunner::convert(Ctx& c) {
     return Error::unsupported(fmt::format("unknown conversion '{}'", printable(*c.progress.convert)));
   // 1. The mirror first: the frozen pass's copy must match the source name
   //    for name before the conversion renames anything.
+  const auto t0 = std::chrono::steady_clock::now();
   MS_CHECK(load_state(c));
   SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
   auto report = engine.verify_frozen_copy(c.state);
   if (!report.ok()) return std::move(report).error();
   c.progress.verify = *report;
+  const double mirror_s = since(t0);
   // 2. Courier's files as the freeze holds them, converted and applied.
   auto conv = MS_TRY(convert_source(c));
+  const double read_s = since(t0);
   for (const auto& name : conv.left_out)
     spdlog::warn("move {}: subscription '{}' is outside INBOX (a shared folder?); Dovecot has no such folder: left out",
                  printable(c.rec.user), printable(name));
@@ -61,6 +76,9 @@ Status MoveRunner::convert(Ctx& c) {
   auto stats = apply_conversion(*c.dst, maildir, conv);
   if (!stats.ok()) return std::move(stats).error().context(c.to->name);
   c.conversion = std::move(conv);
+  spdlog::debug("move {}: convert: mirror checked at {:.3f}s, Courier files read and converted at {:.3f}s, applied at "
+                "{:.3f}s",
+                printable(c.rec.user), mirror_s, read_s, since(t0));
   d_.env.progress(c.rec.user, fmt::format("converted Courier -> Dovecot: {} folders ({} renamed), {} messages "
                                           "renamed for keywords, {} files written",
                                           stats->folders, stats->folders_renamed, stats->messages_renamed,
