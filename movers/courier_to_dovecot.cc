@@ -409,6 +409,17 @@ std::string with_letters(std::string_view name, const std::string& letters) {
   return base + ":2," + flags + rest;
 }
 
+// Whether the ":2," flags of a file name hold a lowercase letter.
+bool has_lowercase_flag(std::string_view name) {
+  auto info = name.find(":2,");
+  if (info == std::string_view::npos) return false;
+  for (char c : name.substr(info + 3)) {
+    if (c == ',') break;
+    if (c >= 'a' && c <= 'z') return true;
+  }
+  return false;
+}
+
 }  // namespace
 
 Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, const CourierMailbox& in) {
@@ -456,10 +467,14 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
         std::string_view base = base_of(n);
         std::string_view now = n;
         auto it = d.view.keywords.empty() ? d.view.keywords.end() : d.view.keywords.find(std::string(base));
-        if (it != d.view.keywords.end()) {
+        // A message with keywords goes to cur/ with their letters; one
+        // without keeps its place, but not lowercase letters another
+        // program left in its flags (Dovecot would read keywords).
+        if (it != d.view.keywords.end() || has_lowercase_flag(n)) {
           std::string letters;
-          for (const auto& k : it->second) letters += letter.at(k);
-          std::string to = "cur/" + with_letters(n, letters);
+          if (it != d.view.keywords.end())
+            for (const auto& k : it->second) letters += letter.at(k);
+          std::string to = std::string(it != d.view.keywords.end() ? "cur" : sub) + "/" + with_letters(n, letters);
           std::string from = std::string(sub) + "/" + n;
           if (to != from) {
             d.renames.emplace_back(std::move(from), std::move(to));

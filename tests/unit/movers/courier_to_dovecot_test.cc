@@ -141,6 +141,29 @@ TEST(CourierToDovecot, AKeywordOnAMessageStillInNewMovesItToCur) {
   EXPECT_EQ(*r->folders[0].uidlist, "3 V42 N2\n1 :100.M1.h:2,a\n");
 }
 
+// Lowercase letters in a Courier file name's flags mean nothing to Courier
+// (another program put them there); Dovecot would read them as keywords. They
+// go, also from a message without keywords, and from one with its own.
+TEST(CourierToDovecot, StrayLowercaseFlagLettersAreDropped) {
+  CourierMailbox m;
+  m.maildir = "Maildir";
+  CourierFolder f;
+  f.uiddb = "1 42 4\n1 100.M1.h\n2 101.M2.h\n3 102.M3.h\n";
+  f.cur = {"100.M1.h:2,Sab", "101.M2.h:2,Fz", "102.M3.h:2,S"};
+  f.keyword_files["101.M2.h"] = "$Important\n";
+  m.folders.push_back(f);
+  auto r = convert_courier_to_dovecot(kUser, m);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_THAT(r->folders[0].renames,
+              ElementsAre(Pair("cur/100.M1.h:2,Sab", "cur/100.M1.h:2,S"), Pair("cur/101.M2.h:2,Fz", "cur/101.M2.h:2,Fa")));
+  EXPECT_EQ(*r->folders[0].uidlist, "3 V42 N4\n1 :100.M1.h:2,S\n2 :101.M2.h:2,Fa\n3 :102.M3.h:2,S\n");
+  // What Dovecot then shows is what Courier showed: $Important on message 2 only.
+  auto seen = dovecot_folder_view(kUser, "Maildir", r->folders[0].uidlist, r->folders[0].keywords,
+                                  {"100.M1.h:2,S", "101.M2.h:2,Fa", "102.M3.h:2,S"}, {});
+  ASSERT_TRUE(seen.ok()) << seen.error().message();
+  EXPECT_TRUE(compare_folder_views(r->folders[0].view, *seen).empty());
+}
+
 TEST(CourierToDovecot, ModifiedUtf7) {
   EXPECT_EQ(*utf8_to_mutf7("Entwürfe"), "Entw&APw-rfe");
   EXPECT_EQ(*utf8_to_mutf7("A&B"), "A&-B");
