@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include <cstdio>
+#include <cstring>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -207,18 +208,27 @@ static Status prepare_journal_file(const std::string& path, FileAccess access) {
   struct stat st {};
   if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, fmt::format("cannot stat journal '{}'", shown));
   if (!S_ISREG(st.st_mode)) return Error::invalid(fmt::format("journal '{}' is not a regular file", shown));
-  const bool wrong_group = access.group >= 0 && st.st_gid != static_cast<gid_t>(access.group);
-  if (created || wrong_group) {
+  const mode_t want = static_cast<mode_t>(access.mode);
+  if (created) {
     if (access.group >= 0 && ::fchown(fd.get(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group)) != 0)
       return Error::from_errno(errno, fmt::format("cannot give journal '{}' group {}", shown, access.group));
+    if (::fchmod(fd.get(), want) != 0) return Error::from_errno(errno, fmt::format("cannot chmod journal '{}'", shown));
+    return {};
   }
+  // An existing journal: narrowed where it is wider than configured. Who
+  // may not change it (an operator in its group running `status`) only
+  // gets a warning: the owner's next run narrows it.
   const mode_t have = st.st_mode & 07777;
-  const mode_t want = static_cast<mode_t>(access.mode);
-  if (created || wrong_group || (have & ~want) != 0) {
-    if (::fchmod(fd.get(), want) != 0)
-      return Error::from_errno(errno, fmt::format("cannot chmod journal '{}'", shown));
-    if (!created && (have & ~want) != 0)
-      spdlog::warn("journal '{}' was mode {:04o}; narrowed to {:04o}", shown, have, want);
+  if (access.group >= 0 && st.st_gid != static_cast<gid_t>(access.group) &&
+      ::fchown(fd.get(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group)) != 0)
+    spdlog::warn("journal '{}': cannot give it group {}: {}", shown, access.group, std::strerror(errno));
+  if ((have & ~want) != 0) {
+    if (::fchmod(fd.get(), want) != 0) {
+      spdlog::warn("journal '{}' is mode {:04o}, wider than {:04o}, and cannot be narrowed: {}", shown, have, want,
+                   std::strerror(errno));
+      return {};
+    }
+    spdlog::warn("journal '{}' was mode {:04o}; narrowed to {:04o}", shown, have, want);
   }
   // Existing -wal and -shm files keep the mode they were made with.
   for (const char* suffix : {"-wal", "-shm"}) {
@@ -227,7 +237,7 @@ static Status prepare_journal_file(const std::string& path, FileAccess access) {
     if (::lstat(side.c_str(), &ss) == 0 && S_ISREG(ss.st_mode) && (ss.st_mode & 07777 & ~want) != 0) {
       if (access.group >= 0) (void)::chown(side.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group));
       if (::chmod(side.c_str(), want) != 0)
-        return Error::from_errno(errno, fmt::format("cannot chmod '{}'", printable(side)));
+        spdlog::warn("'{}' is wider than {:04o} and cannot be narrowed: {}", printable(side), want, std::strerror(errno));
     }
   }
   return {};
