@@ -61,9 +61,10 @@
 //     order, as Dovecot's migration tool does; without a courierimapuiddb
 //     the INBOX gets a uidlist with the sizelist's UIDVALIDITY and UIDs from
 //     1 for the listed messages only;
-//   - a message with no sizelist entry (not yet seen by POP3): no P field;
-//     Dovecot makes its UIDL from pop3_uidl_format (docs/operations.md says
-//     what to set so it is Courier's).
+//   - a message with no sizelist entry (never listed by POP3: pop3d rewrites
+//     the list each session, so no client knows a UIDL for it): no P field;
+//     Dovecot makes its UIDL from pop3_uidl_format, which must not be able to
+//     repeat a carried one (docs/operations.md, "POP3 UIDLs").
 //
 // Pure; thread-safe.
 #pragma once
