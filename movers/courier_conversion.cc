@@ -127,6 +127,7 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
   };
   std::vector<Want> wants;
   bool subscribed = false;
+  bool sizelist = false;  // courierpop3dsizelist: POP3 sees the INBOX only
   for (auto& [path, files] : folders) {
     const bool is_folder = path.empty() || has_entry(*files.dir, "cur");
     if (!is_folder) continue;
@@ -143,6 +144,7 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
       wants.push_back({&f, ""});
     }
     if (f.dir.empty() && has_entry(d, "courierimapsubscribed")) subscribed = true;
+    if (f.dir.empty() && has_entry(d, "courierpop3dsizelist")) sizelist = true;
     for (const auto& kd : listing) {
       if (kd.path != join_path(f.dir, "courierimapkeywords")) continue;
       for (const auto& e : kd.entries) {
@@ -156,13 +158,15 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
     }
   }
   if (subscribed) paths.push_back(join_path(maildir, "courierimapsubscribed"));
+  if (sizelist) paths.push_back(join_path(maildir, "courierpop3dsizelist"));
   auto contents = MS_TRY(read_files(t, paths));
   for (size_t i = 0; i < wants.size(); ++i) {
     if (!contents[i]) continue;  // gone meanwhile (an update merged into :list)
     if (wants[i].keyword_name.empty()) wants[i].folder->uiddb = std::move(*contents[i]);
     else wants[i].folder->keyword_files[wants[i].keyword_name] = std::move(*contents[i]);
   }
-  if (subscribed) m.subscribed = std::move(contents.back());
+  if (subscribed) m.subscribed = std::move(contents[wants.size()]);
+  if (sizelist) m.pop3_sizelist = std::move(contents.back());  // nullopt if pop3d removed it meanwhile
   return m;
 }
 

@@ -13,7 +13,8 @@
 // After it the staging copy no longer mirrors the source name for name, so
 // the engine's own check (verify_frozen_copy) runs before it, and the verify
 // step compares what clients will see instead: per folder UIDVALIDITY, next
-// UID, every UID and the keywords of every message, from Courier's files on
+// UID, every UID and the keywords of every message, the INBOX's POP3 UIDLs
+// and order (courierpop3dsizelist -> P and O fields), from Courier's files on
 // the source against Dovecot's files in the copy (verify_conversion).
 //
 // Thread-safety: functions of their arguments and the transports.
@@ -31,7 +32,7 @@ namespace mailshard {
 // The Courier Maildir at `maildir` (relative to the transport's root) and
 // the metadata of each folder. `label` is the Maildir's name in errors
 // ("Maildir"). A folder is the Maildir itself or a ".name" directory in it
-// that holds cur/.
+// that holds cur/. The INBOX's courierpop3dsizelist is read when present.
 Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& maildir, const std::string& label);
 
 struct ConversionStats {

@@ -363,6 +363,122 @@ BaseSet bases_of(const CourierFolder& f) {
   return bases;
 }
 
+// One courierpop3dsizelist entry: the message and what POP3 clients know it by.
+struct Pop3Entry {
+  std::string base;
+  std::string uidl;
+  int64_t order = 0;  // the data line's number, 1-based
+};
+
+// Courier's UIDL of a message known by name only (version 0 lines, uid 0):
+// the base name, with what POP3 may not carry and its own escape written +XX.
+std::string escaped_uidl(std::string_view base) {
+  std::string out;
+  for (unsigned char c : base) {
+    if (c < 0x21 || c > 0x7e || c == '\'' || c == '"' || c == '+') out += fmt::format("+{:02X}", c);
+    else out += static_cast<char>(c);
+  }
+  return out;
+}
+
+// What a dovecot-uidlist P field can hold and a POP3 client accepts: Dovecot
+// ends a field at a space (maildir_uidlist_read_extended) and RFC 1939 allows
+// 0x21..0x7e.
+bool carriable_uidl(std::string_view uidl) {
+  return !uidl.empty() && std::all_of(uidl.begin(), uidl.end(), [](char c) {
+    return static_cast<unsigned char>(c) >= 0x21 && static_cast<unsigned char>(c) <= 0x7e;
+  });
+}
+
+struct ParsedSizelist {
+  int64_t uidvalidity = 0;  // from a /2 or /3 header; 0 otherwise
+  std::vector<Pop3Entry> entries;
+};
+
+Result<ParsedSizelist> parse_sizelist(const std::string& user, const std::string& path, std::string_view text) {
+  auto bad = [&](const std::string& what) { return bad_file(ErrorCode::kCorrupt, user, path, what); };
+  auto lines = whole_lines(text);
+  if (!lines) return bad("truncated (the last line has no end)");
+  ParsedSizelist out;
+  size_t first = 0;
+  if (!lines->empty() && starts_with((*lines)[0], "/")) {
+    auto head = split((*lines)[0], ' ');
+    const bool v23 = (head[0] == "/2" || head[0] == "/3") && head.size() == 3 && all_digits(head[1]) && all_digits(head[2]);
+    const bool v1 = head[0] == "/1" && head.size() == 2 && all_digits(head[1]);
+    if (!v23 && !v1)
+      return bad(fmt::format("line 1: unknown header '{}' (want '/3 <nextuid> <uidvalidity>', '/2 ...' or '/1 <nextuid>')",
+                             printable((*lines)[0])));
+    if (v23) out.uidvalidity = to_int(head[2]);
+    first = 1;
+  }
+  std::set<std::string, std::less<>> seen_bases, seen_uidls;
+  for (size_t n = first; n < lines->size(); ++n) {
+    std::string_view line = (*lines)[n];
+    auto f = split(line, ' ');
+    // "<file name> <size>[ <uid>[:<uidv>[:<digit>]]]", each line on its own
+    // (Dovecot's migration tool reads them so).
+    std::vector<std::string> ids = f.size() == 3 ? split(f[2], ':') : std::vector<std::string>{};
+    const bool ok = (f.size() == 2 || f.size() == 3) && !f[0].empty() && f[0].find('/') == std::string::npos &&
+                    all_digits(f[1]) &&
+                    (f.size() == 2 ||
+                     (ids.size() <= 3 && all_digits(ids[0]) && (ids.size() < 2 || all_digits(ids[1])) &&
+                      (ids.size() < 3 || (ids[2].size() == 1 && all_digits(ids[2])))));
+    if (!ok)
+      return bad(fmt::format("line {}: malformed entry '{}' (want '<file name> <size> [<uid>[:<uidvalidity>[:<n>]]]')",
+                             n + 1, printable(line)));
+    Pop3Entry e;
+    e.base = std::string(base_of(f[0]));
+    e.order = static_cast<int64_t>(n - first + 1);
+    const int64_t uid = ids.empty() ? 0 : to_int(ids[0]);
+    const int64_t uidv = ids.size() < 2 ? 0 : to_int(ids[1]);
+    e.uidl = uid == 0 ? escaped_uidl(e.base) : uidv != 0 ? fmt::format("UID{}-{}", uid, uidv) : fmt::format("UID{}", uid);
+    if (!carriable_uidl(e.uidl))
+      return bad_file(ErrorCode::kUnsupported, user, path,
+                      fmt::format("line {}: UIDL '{}' cannot be carried in a dovecot-uidlist P field; not converting",
+                                  n + 1, printable(e.uidl)));
+    if (!seen_bases.insert(e.base).second)
+      return bad(fmt::format("line {}: message {} appears twice", n + 1, printable(e.base)));
+    if (!seen_uidls.insert(e.uidl).second)
+      return bad(fmt::format("line {}: UIDL {} appears twice", n + 1, printable(e.uidl)));
+    out.entries.push_back(std::move(e));
+  }
+  return out;
+}
+
+// Adds the POP3 UIDLs and order of the INBOX's listed messages to its view;
+// a listed message without a UID gets the next one (see the header).
+Status add_pop3(const std::string& user, const std::string& maildir, const CourierFolder& f, std::string_view sizelist,
+                FolderView& v) {
+  const std::string path = path_of(maildir, f.dir, "courierpop3dsizelist");
+  auto list = MS_TRY(parse_sizelist(user, path, sizelist));
+  const auto bases = bases_of(f);
+  std::map<std::string, int64_t, std::less<>> uid_of;
+  for (const auto& [uid, base] : v.uids) uid_of.emplace(base, uid);
+  for (const auto& e : list.entries) {
+    if (!bases.count(e.base)) continue;  // expunged since pop3d wrote the list
+    auto it = uid_of.find(e.base);
+    int64_t uid = 0;
+    if (it != uid_of.end()) {
+      uid = it->second;
+    } else {
+      if (v.uidvalidity == 0) {
+        if (list.uidvalidity == 0)
+          return bad_file(ErrorCode::kUnsupported, user, path,
+                          "POP3 UIDLs but no courierimapuiddb and no UIDVALIDITY in this file's header, so no UIDs "
+                          "to carry them; open the INBOX once with Courier-IMAP (it writes courierimapuiddb), then "
+                          "move again");
+        v.uidvalidity = list.uidvalidity;
+        v.next_uid = 1;
+      }
+      uid = v.next_uid++;
+      v.uids.emplace(uid, e.base);
+    }
+    v.pop3_uidls[uid] = e.uidl;
+    v.pop3_order[uid] = e.order;
+  }
+  return {};
+}
+
 // The folder's view, and its keyword order for the conversion (one parse of
 // the keyword files for both).
 Result<FolderView> folder_view(const std::string& user, const std::string& maildir, const CourierFolder& f,
@@ -437,6 +553,7 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
                       fmt::format("becomes {}, which another folder becomes too", printable(d.dst_dir)));
     std::vector<std::string> courier_order;
     d.view = MS_TRY(folder_view(user, in.maildir, f, bases_of(f), &courier_order));
+    if (f.dir.empty() && in.pop3_sizelist) MS_CHECK(add_pop3(user, in.maildir, f, *in.pop3_sizelist, d.view));
 
     // Keyword letters: in Courier's order (:list first), only those in use.
     std::set<std::string> used;
@@ -488,11 +605,17 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
     place(f.new_, "new");
     std::sort(d.renames.begin(), d.renames.end());
 
-    if (f.uiddb) {
+    if (d.view.uidvalidity != 0) {  // a courierimapuiddb, or POP3 UIDLs that need UIDs
       std::string text = fmt::format("3 V{} N{}\n", d.view.uidvalidity, d.view.next_uid);
       text.reserve(text.size() + d.view.uids.size() * 96);
       for (const auto& [uid, base] : d.view.uids) {
         text += std::to_string(uid);
+        if (auto p = d.view.pop3_uidls.find(uid); p != d.view.pop3_uidls.end()) {
+          text += " P";
+          text += p->second;
+          text += " O";
+          text += std::to_string(d.view.pop3_order.at(uid));
+        }
         text += " :";
         text += final_name.at(base);
         text += '\n';
@@ -580,7 +703,18 @@ Result<FolderView> dovecot_folder_view(const std::string& user, const std::strin
       if (uid <= prev) return bad(fmt::format("line {}: UIDs not ascending ({} after {})", n + 1, uid, prev));
       prev = uid;
       std::string_view base = base_of(line.substr(colon + 2));
-      if (name_of.count(base)) v.uids.emplace_hint(v.uids.end(), uid, std::string(base));  // ascending
+      if (!name_of.count(base)) continue;
+      v.uids.emplace_hint(v.uids.end(), uid, std::string(base));  // ascending
+      // Extension fields between the UID and " :", as Dovecot reads them.
+      for (const auto& field : split(line.substr(uid_text.size(), colon - uid_text.size()), ' ')) {
+        if (field.size() < 2) continue;
+        if (field[0] == 'P') v.pop3_uidls[uid] = field.substr(1);
+        if (field[0] == 'O') {
+          if (!all_digits(std::string_view(field).substr(1)))
+            return bad(fmt::format("line {}: malformed POP3 order '{}'", n + 1, printable(field)));
+          v.pop3_order[uid] = to_int(std::string_view(field).substr(1));
+        }
+      }
     }
   }
   std::vector<std::string> names(26);
@@ -632,6 +766,20 @@ std::vector<std::string> compare_folder_views(const FolderView& want, const Fold
   }
   for (const auto& [base, set] : got.keywords)
     if (!want.keywords.count(base)) add(fmt::format("{}: keywords none became {}", printable(base), names(set)));
+  auto uidl = [](const std::map<int64_t, std::string>& m, int64_t uid) {
+    auto it = m.find(uid);
+    return it == m.end() ? std::string("none") : printable(it->second);
+  };
+  for (const auto& [uid, base] : want.uids)
+    if (uidl(want.pop3_uidls, uid) != uidl(got.pop3_uidls, uid))
+      add(fmt::format("UID {}: POP3 UIDL {} became {}", uid, uidl(want.pop3_uidls, uid), uidl(got.pop3_uidls, uid)));
+  auto order = [](const std::map<int64_t, int64_t>& m, int64_t uid) {
+    auto it = m.find(uid);
+    return it == m.end() ? std::string("none") : std::to_string(it->second);
+  };
+  for (const auto& [uid, base] : want.uids)
+    if (order(want.pop3_order, uid) != order(got.pop3_order, uid))
+      add(fmt::format("UID {}: POP3 order {} became {}", uid, order(want.pop3_order, uid), order(got.pop3_order, uid)));
   return out;
 }
 

@@ -17,9 +17,21 @@
 //                           holding the message's whole keyword set, one per line
 //   courierimapsubscribed   IMAP names, "INBOX" or "INBOX.<a>.<b>", UTF-8
 //   folder directories      Maildir++ ".<a>.<b>"; Courier 5 writes UTF-8
+//   courierpop3dsizelist    INBOX only (POP3 sees the INBOX), as Dovecot's
+//                           courier-dovecot-migrate.pl reads it: a header
+//                           "/3 <nextuid> <uidvalidity>", "/2 <nextuid>
+//                           <uidvalidity>" or "/1 <nextuid>", or none (version
+//                           0: the first line is data); then per message
+//                           "<file name> <size>[ <uid>[:<uidv>[:<digit>]]]".
+//                           The UIDL: "UID<uid>-<uidv>", "UID<uid>" (uidv 0),
+//                           or for uid 0 the base name with every byte outside
+//                           0x21..0x7e and every ' " + written "+XX"; the
+//                           line's number among the data lines is its POP3 order
 //   dovecot-uidlist         "3 V<uidvalidity> N<nextuid>\n" then
-//                           "<uid> :<file name>\n" in ascending UID order
-//                           (no G: Dovecot adds a mailbox GUID itself)
+//                           "<uid>[ P<uidl> O<order>] :<file name>\n" in
+//                           ascending UID order (no G: Dovecot adds a mailbox
+//                           GUID itself; P and O, Dovecot >= 2.0.13, only for
+//                           messages in courierpop3dsizelist)
 //   dovecot-keywords        "<index> <name>\n"; index 0..25 is letter a..z
 //                           appended to the message's ":2," flags
 //   subscriptions           "V\t2\n\n" then one name per line, hierarchy
@@ -32,7 +44,27 @@
 // or is not below the next UID, a keyword file naming a message that is not
 // in the folder, a folder name that is not valid UTF-8, more than 26
 // keywords in use in one folder (Dovecot Maildir keeps at most 26 in file
-// names; the rest would be lost).
+// names; the rest would be lost); a truncated or malformed
+// courierpop3dsizelist (an unknown "/" header, a line of none of the four
+// forms, a message or a UIDL listed twice), a UIDL a dovecot-uidlist field
+// cannot carry (Dovecot ends a field at a space; POP3 allows 0x21..0x7e
+// only; Courier's own UIDLs always fit, so this guards the rule rather than
+// a case seen), and POP3 UIDLs in an INBOX that has neither a
+// courierimapuiddb nor a UIDVALIDITY in the sizelist's header (nothing to
+// number the messages by, so no uidlist line to carry a P field).
+//
+// POP3, decided:
+//   - a sizelist entry whose message is gone (expunged since): skipped, as
+//     Courier's pop3d forgets it at its next rewrite;
+//   - a listed message with no UID in courierimapuiddb (delivered after
+//     Courier-IMAP last looked): numbered from the next UID on, in POP3
+//     order, as Dovecot's migration tool does; without a courierimapuiddb
+//     the INBOX gets a uidlist with the sizelist's UIDVALIDITY and UIDs from
+//     1 for the listed messages only;
+//   - a message with no sizelist entry (never listed by POP3: pop3d rewrites
+//     the list each session, so no client knows a UIDL for it): no P field;
+//     Dovecot makes its UIDL from pop3_uidl_format, which must not be able to
+//     repeat a carried one (docs/operations.md, "POP3 UIDLs").
 //
 // Pure; thread-safe.
 #pragma once
@@ -63,6 +95,7 @@ struct CourierMailbox {
   std::string maildir;                    // where the Maildir is, for messages ("Maildir", "" = the home)
   std::vector<CourierFolder> folders;
   std::optional<std::string> subscribed;  // courierimapsubscribed
+  std::optional<std::string> pop3_sizelist;  // courierpop3dsizelist in the INBOX; nullopt when absent
 };
 
 // What an IMAP client sees of one folder and what the conversion must keep.
@@ -71,6 +104,8 @@ struct FolderView {
   int64_t next_uid = 0;
   std::map<int64_t, std::string> uids;     // UID -> base name, messages present only
   std::map<std::string, std::set<std::string>> keywords;  // base name -> keywords (messages that have any)
+  std::map<int64_t, std::string> pop3_uidls;  // UID -> POP3 UIDL (messages with one; INBOX only)
+  std::map<int64_t, int64_t> pop3_order;      // UID -> POP3 order (1 = listed first)
   bool operator==(const FolderView&) const = default;
 };
 
@@ -99,7 +134,8 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
 // input side; also what verification expects).
 Result<FolderView> courier_folder_view(const std::string& user, const std::string& maildir, const CourierFolder& folder);
 
-// What Dovecot's files say a client sees of one folder: its dovecot-uidlist
+// What Dovecot's files say a client sees of one folder (the P and O fields
+// of the uidlist included): its dovecot-uidlist
 // (nullopt: none), dovecot-keywords (nullopt: none) and message names.
 // `where` names the folder in errors.
 Result<FolderView> dovecot_folder_view(const std::string& user, const std::string& where,

@@ -367,5 +367,72 @@ TEST_F(CourierMoveTest, BadCourierFilesAppearingUnderTheFreezeRollBackWithNothin
   EXPECT_TRUE(fs::exists(src_home() + "/Maildir/cur/1700000001.M1P1.host,S=120:2,S"));
 }
 
+
+// POP3: the INBOX's courierpop3dsizelist becomes P and O fields of its
+// dovecot-uidlist, so "leave mail on the server" clients see the same UIDLs.
+const char* kSizelist =
+    "/2 30 1690000000\n"
+    "1700000002.M2P1.host,S=130:2,FS 130 11:1690000000\n"
+    "1699999999.M0P1.host,S=99 99 10:1690000000\n"  // expunged since
+    "1700000005.M5P1.host,S=160 160 13:1690000000\n"  // no IMAP UID yet: gets 40
+    "1700000001.M1P1.host,S=120:2,S 120 12:1690000000\n";
+
+TEST_F(CourierMoveTest, Pop3UidlsAndOrderAreCarriedIntoTheInboxUidlist) {
+  write_file(src_home() + "/Maildir/courierpop3dsizelist", kSizelist);
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  const std::string m = dst_home() + "/Maildir";
+  EXPECT_EQ(read_whole(m + "/dovecot-uidlist"),
+            "3 V1700000000 N41\n"
+            "3 PUID12-1690000000 O4 :1700000001.M1P1.host,S=120:2,Sab\n"
+            "5 PUID11-1690000000 O1 :1700000002.M2P1.host,S=130:2,FS\n"
+            "8 :1700000003.M3P1.host,S=140:2,c\n"
+            "9 :1700000004.M4P1.host,S=150:2,RS\n"
+            "40 PUID13-1690000000 O3 :1700000005.M5P1.host,S=160\n");
+  // The other folders are not POP3's.
+  EXPECT_EQ(read_whole(m + "/.Sent/dovecot-uidlist"), "3 V1700000600 N7\n6 :1700000020.M20P1.host:2,S\n");
+}
+
+TEST_F(CourierMoveTest, BrokenPop3SizelistIsRefusedInPreflightInOneLine) {
+  write_file(src_home() + "/Maildir/courierpop3dsizelist", "/2 30 1690000000\n1700000002.M2P1.host,S=130 x\n");
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().message(), "store1: user alice: Maildir/courierpop3dsizelist: line 2: malformed entry "
+                                   "'1700000002.M2P1.host,S=130 x' (want '<file name> <size> "
+                                   "[<uid>[:<uidvalidity>[:<n>]]]')");
+  EXPECT_FALSE(fs::exists(dst_home()));
+  EXPECT_FALSE(any_staging());
+  EXPECT_EQ(dir_.account("alice").host, "store1");
+}
+
+// A UIDL that comes out wrong in the copy fails verification like a wrong
+// UID: the move rolls back and the user stays on the source.
+TEST_F(CourierMoveTest, AWrongPop3UidlInTheCopyRollsTheMoveBack) {
+  write_file(src_home() + "/Maildir/courierpop3dsizelist", kSizelist);
+  bool spoiled = false;
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "convert.end") return;
+    for (const auto& e : fs::directory_iterator(root_ + "/store2/example.org")) {
+      if (e.path().filename().string().find("mailshard-incoming") == std::string::npos) continue;
+      const std::string uidlist = e.path().string() + "/Maildir/dovecot-uidlist";
+      std::string text = read_whole(uidlist);
+      auto at_p = text.find("PUID12-");
+      ASSERT_NE(at_p, std::string::npos) << text;
+      text.replace(at_p, 7, "PUID21-");
+      write_file(uidlist, text);
+      spoiled = true;
+    }
+  };
+  auto moved = runner().move("alice", "store2", {});
+  ASSERT_TRUE(moved.ok()) << moved.error().message();
+  EXPECT_TRUE(spoiled);
+  EXPECT_EQ(moved->state, MoveState::kRolledBack);
+  EXPECT_THAT(moved->error, HasSubstr("INBOX: UID 3: POP3 UIDL UID12-1690000000 became UID21-1690000000"));
+  EXPECT_EQ(dir_.account("alice").host, "store1");
+  EXPECT_FALSE(any_staging());
+  EXPECT_TRUE(fs::exists(src_home() + "/Maildir/courierpop3dsizelist"));
+}
+
 }  // namespace
 }  // namespace mailshard

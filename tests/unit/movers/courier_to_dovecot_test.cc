@@ -297,5 +297,167 @@ TEST(CourierToDovecot, TwentySixKeywordsFit) {
   EXPECT_EQ(r->folders[0].keywords->find("unused"), std::string::npos);
 }
 
+
+// ---------------------------------------------------------------------------
+// POP3: courierpop3dsizelist -> P (UIDL) and O (order) fields of the INBOX's
+// dovecot-uidlist.
+
+// The INBOX's view after converting `sample()` with this sizelist.
+Result<DovecotConversion> with_sizelist(const std::string& sizelist) {
+  auto m = sample();
+  m.pop3_sizelist = sizelist;
+  return convert_courier_to_dovecot(kUser, m);
+}
+
+TEST(CourierToDovecotPop3, Version3HeaderAndLinesGiveUidUidvalidityUidls) {
+  auto r = with_sizelist(
+      "/3 20 1650000000\n"
+      "1700000003.M3P1.h,S=300:2,S 300 6:1650000000:1\n"
+      "1700000001.M1P1.h,S=100 100 4:1650000000:0\n");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  // POP3 order is the sizelist's (M3 first), IMAP UIDs stay Courier-IMAP's.
+  EXPECT_EQ(*r->folders[0].uidlist,
+            "3 V1700000000 N12\n"
+            "3 PUID4-1650000000 O2 :1700000001.M1P1.h,S=100:2,Sab\n"
+            "5 :1700000002.M2P1.h,S=200:2,FSc\n"
+            "7 PUID6-1650000000 O1 :1700000003.M3P1.h,S=300:2,\n");
+}
+
+TEST(CourierToDovecotPop3, Version2AndVersion1Lines) {
+  auto v2 = with_sizelist("/2 20 1650000000\n1700000002.M2P1.h,S=200:2,FS 200 9:1650000000\n");
+  ASSERT_TRUE(v2.ok()) << v2.error().message();
+  EXPECT_THAT(v2->folders[0].view.pop3_uidls, ElementsAre(Pair(5, "UID9-1650000000")));
+  EXPECT_THAT(v2->folders[0].view.pop3_order, ElementsAre(Pair(5, 1)));
+  // uidv 0 in a line: "UID<uid>".
+  auto v1 = with_sizelist("/1 20\n1700000002.M2P1.h,S=200 200 9\n1700000003.M3P1.h,S=300 300 10:0\n");
+  ASSERT_TRUE(v1.ok()) << v1.error().message();
+  EXPECT_THAT(v1->folders[0].view.pop3_uidls, ElementsAre(Pair(5, "UID9"), Pair(7, "UID10")));
+  EXPECT_THAT(v1->folders[0].view.pop3_order, ElementsAre(Pair(5, 1), Pair(7, 2)));
+}
+
+TEST(CourierToDovecotPop3, Version0HasNoHeaderAndUsesTheBaseName) {
+  auto r = with_sizelist("1700000001.M1P1.h,S=100:2,S 100\n1700000002.M2P1.h,S=200 200\n");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_THAT(r->folders[0].view.pop3_uidls,
+              ElementsAre(Pair(3, "1700000001.M1P1.h,S=100"), Pair(5, "1700000002.M2P1.h,S=200")));
+  EXPECT_THAT(r->folders[0].view.pop3_order, ElementsAre(Pair(3, 1), Pair(5, 2)));
+}
+
+TEST(CourierToDovecotPop3, NameUidlsEscapeWhatPop3CannotCarryAsPlusHex) {
+  CourierMailbox m;
+  CourierFolder inbox;
+  const std::string odd = "17.M1P1.a+b'c\"d\x7f\xc3\xa9\x01";
+  inbox.uiddb = "1 1700000000 2\n1 " + odd + "\n";
+  inbox.cur = {odd + ":2,S"};
+  m.folders.push_back(inbox);
+  m.pop3_sizelist = odd + ":2,S 10\n";
+  auto r = convert_courier_to_dovecot(kUser, m);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_THAT(r->folders[0].view.pop3_uidls, ElementsAre(Pair(1, "17.M1P1.a+2Bb+27c+22d+7F+C3+A9+01")));
+}
+
+// (a) an entry of a message expunged since is skipped; the others keep their
+// line numbers as order. A listed message Courier-IMAP never numbered gets
+// the next UID, in POP3 order. (c) an unlisted message gets no P field.
+TEST(CourierToDovecotPop3, ExpungedSkippedUnnumberedNumberedUnlistedLeftAlone) {
+  auto r = with_sizelist(
+      "/3 20 1650000000\n"
+      "1699999999.M0P1.h,S=50 50 1:1650000000:1\n"  // expunged
+      "1700000005.M5P1.h,S=500 500 7:1650000000:1\n"  // in new/, no IMAP UID
+      "1700000004.M4P1.h,S=400:2,S 400 6:1650000000:1\n"  // in cur/, no IMAP UID
+      "1700000001.M1P1.h,S=100:2,S 100 2:1650000000:1\n");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(*r->folders[0].uidlist,
+            "3 V1700000000 N14\n"
+            "3 PUID2-1650000000 O4 :1700000001.M1P1.h,S=100:2,Sab\n"
+            "5 :1700000002.M2P1.h,S=200:2,FSc\n"
+            "7 :1700000003.M3P1.h,S=300:2,\n"
+            "12 PUID7-1650000000 O2 :1700000005.M5P1.h,S=500\n"
+            "13 PUID6-1650000000 O3 :1700000004.M4P1.h,S=400:2,S\n");
+}
+
+// Without a courierimapuiddb the INBOX gets a uidlist only to carry the
+// UIDLs: the sizelist's UIDVALIDITY, the listed messages numbered from 1.
+// With no UIDVALIDITY anywhere there is nothing to number by: refused.
+TEST(CourierToDovecotPop3, NoUiddbUsesTheSizelistsUidvalidityOrIsRefused) {
+  auto m = sample();
+  m.folders[0].uiddb.reset();
+  m.pop3_sizelist = "/2 5 1650000000\n1700000002.M2P1.h,S=200 200 3:1650000000\n";
+  auto r = convert_courier_to_dovecot(kUser, m);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(*r->folders[0].uidlist, "3 V1650000000 N2\n1 PUID3-1650000000 O1 :1700000002.M2P1.h,S=200:2,FSc\n");
+  m.pop3_sizelist = "/1 5\n1700000002.M2P1.h,S=200 200 3\n";
+  EXPECT_EQ(error_of(m), "user alice@example.org: Maildir/courierpop3dsizelist: POP3 UIDLs but no courierimapuiddb and "
+                         "no UIDVALIDITY in this file's header, so no UIDs to carry them; open the INBOX once with "
+                         "Courier-IMAP (it writes courierimapuiddb), then move again");
+  // Only expunged entries: nothing to carry, nothing refused, no uidlist.
+  m.pop3_sizelist = "/1 5\n1699999999.M0P1.h,S=50 50 3\n";
+  auto none = convert_courier_to_dovecot(kUser, m);
+  ASSERT_TRUE(none.ok()) << none.error().message();
+  EXPECT_FALSE(none->folders[0].uidlist.has_value());
+}
+
+TEST(CourierToDovecotPop3, OnlyTheInboxIsPop3s) {
+  auto r = with_sizelist("/1 20\n1700000010.M9P1.h:2,D 10 3\n");  // a Drafts message: not POP3's
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  for (const auto& f : r->folders) EXPECT_TRUE(f.view.pop3_uidls.empty()) << f.dst_dir;
+}
+
+TEST(CourierToDovecotPop3BadInput, BrokenSizelistsAreRefusedInOneLine) {
+  auto m = sample();
+  const std::string at = "user alice@example.org: Maildir/courierpop3dsizelist: ";
+  m.pop3_sizelist = "/4 20 1650000000\n";
+  EXPECT_EQ(error_of(m), at + "line 1: unknown header '/4 20 1650000000' (want '/3 <nextuid> <uidvalidity>', "
+                              "'/2 ...' or '/1 <nextuid>')");
+  m.pop3_sizelist = "/2 20\n";
+  EXPECT_EQ(error_of(m), at + "line 1: unknown header '/2 20' (want '/3 <nextuid> <uidvalidity>', '/2 ...' or "
+                              "'/1 <nextuid>')");
+  m.pop3_sizelist = "/3 20 1650000000\n1700000001.M1P1.h,S=100 100 4:1650000000:12\n";
+  EXPECT_EQ(error_of(m), at + "line 2: malformed entry '1700000001.M1P1.h,S=100 100 4:1650000000:12' (want "
+                              "'<file name> <size> [<uid>[:<uidvalidity>[:<n>]]]')");
+  m.pop3_sizelist = "1700000001.M1P1.h,S=100\n";
+  EXPECT_EQ(error_of(m), at + "line 1: malformed entry '1700000001.M1P1.h,S=100' (want '<file name> <size> "
+                              "[<uid>[:<uidvalidity>[:<n>]]]')");
+  m.pop3_sizelist = "/1 20\n1700000001.M1P1.h,S=100 100 4\n1700000002.M2P1.h,S=200 2";
+  EXPECT_EQ(error_of(m), at + "truncated (the last line has no end)");
+  m.pop3_sizelist = "/1 20\n1700000001.M1P1.h,S=100 100 4\n1700000001.M1P1.h,S=100:2,S 100 5\n";
+  EXPECT_EQ(error_of(m), at + "line 3: message 1700000001.M1P1.h,S=100 appears twice");
+  m.pop3_sizelist = "/1 20\n1700000001.M1P1.h,S=100 100 4\n1700000002.M2P1.h,S=200 200 4\n";
+  EXPECT_EQ(error_of(m), at + "line 3: UIDL UID4 appears twice");
+  // Empty: a version 0 list of no messages.
+  m.pop3_sizelist = "";
+  EXPECT_EQ(error_of(m), "(converted)");
+}
+
+// Verification reads the P and O fields back and names a wrong one.
+TEST(CourierToDovecotPop3, VerificationReadsBackAndCatchesAWrongUidl) {
+  auto in = sample();
+  in.pop3_sizelist = "/3 20 1650000000\n1700000001.M1P1.h,S=100:2,S 100 4:1650000000:0\n";
+  auto r = convert_courier_to_dovecot(kUser, in);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  const DovecotFolder& inbox = r->folders[0];
+  std::vector<std::string> cur = {"1700000001.M1P1.h,S=100:2,Sab", "1700000002.M2P1.h,S=200:2,FSc",
+                                  "1700000003.M3P1.h,S=300:2,", "1700000004.M4P1.h,S=400:2,S"};
+  auto seen = dovecot_folder_view(kUser, "Maildir", inbox.uidlist, inbox.keywords, cur, in.folders[0].new_);
+  ASSERT_TRUE(seen.ok()) << seen.error().message();
+  EXPECT_EQ(inbox.view, *seen);
+
+  std::string wrong = *inbox.uidlist;
+  wrong.replace(wrong.find("UID4-"), 5, "UID5-");
+  wrong.replace(wrong.find(" O1 "), 4, " O2 ");
+  auto bad = dovecot_folder_view(kUser, "Maildir", wrong, inbox.keywords, cur, in.folders[0].new_);
+  ASSERT_TRUE(bad.ok()) << bad.error().message();
+  EXPECT_THAT(compare_folder_views(inbox.view, *bad),
+              ElementsAre("UID 3: POP3 UIDL UID4-1650000000 became UID5-1650000000", "UID 3: POP3 order 1 became 2"));
+  // Dropped, or added where Courier had none.
+  std::string plain = "3 V1700000000 N12\n3 :1700000001.M1P1.h,S=100:2,Sab\n5 Px :1700000002.M2P1.h,S=200:2,FSc\n"
+                      "7 :1700000003.M3P1.h,S=300:2,\n";
+  auto lost = dovecot_folder_view(kUser, "Maildir", plain, inbox.keywords, cur, in.folders[0].new_);
+  ASSERT_TRUE(lost.ok()) << lost.error().message();
+  EXPECT_THAT(compare_folder_views(inbox.view, *lost),
+              ElementsAre("UID 3: POP3 UIDL UID4-1650000000 became none", "UID 5: POP3 UIDL none became x",
+                          "UID 3: POP3 order 1 became none"));
+}
+
 }  // namespace
 }  // namespace mailshard
