@@ -484,6 +484,13 @@ Status add_pop3(const std::string& user, const std::string& maildir, const Couri
 Result<FolderView> folder_view(const std::string& user, const std::string& maildir, const CourierFolder& f,
                                const BaseSet& bases, std::vector<std::string>* keyword_order) {
   FolderView v;
+  // A name starting with ':' has no base name: neither Courier's nor
+  // Dovecot's UID list can name it (the fuzzer's find).
+  for (const auto* names : {&f.cur, &f.new_})
+    for (const auto& n : *names)
+      if (base_of(n).empty())
+        return bad_file(ErrorCode::kUnsupported, user, path_of(maildir, f.dir, (names == &f.cur ? "cur/" : "new/") + n),
+                        "a message file name that starts with ':' has no base name; rename it, then move again");
   if (f.uiddb) {
     auto db = MS_TRY(parse_uiddb(user, path_of(maildir, f.dir, "courierimapuiddb"), *f.uiddb));
     v.uidvalidity = db.uidvalidity;

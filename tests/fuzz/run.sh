@@ -28,8 +28,9 @@ declare -A MAX_LEN=(
   [snapshot]=8192        # servers.csv + users.csv + meta.json
   [plan]=8192            # a plan of a few moves
   [sync_state]=4096      # a state of a few directories
+  [courier_files]=4096   # a few Courier metadata files and message names
 )
-ALL=(agent_protocol prometheus mailbox_files config snapshot plan sync_state)
+ALL=(agent_protocol prometheus mailbox_files config snapshot plan sync_state courier_files)
 read -r -a TARGETS <<<"${FUZZ_TARGETS:-${ALL[*]}}"
 for t in "${TARGETS[@]}"; do
   [[ -n ${MAX_LEN[$t]:-} ]] || { echo "run.sh: unknown fuzz target '$t' (known: ${ALL[*]})" >&2; exit 2; }

@@ -210,6 +210,22 @@ TEST(CourierToDovecotBadInput, TruncatedUiddb) {
                          "'<version> <uidvalidity> <nextuid>')");
 }
 
+// Found by the courier_files fuzzer: a file name starting with ':' has no base
+// name, and the uidlist written for it read back as another message.
+TEST(CourierToDovecotBadInput, AMessageNameWithoutABaseIsRefused) {
+  CourierMailbox m;
+  m.maildir = "Maildir";
+  CourierFolder f;
+  f.uiddb = "1 42 4\n3 :1.M1.h\n";
+  f.cur = {":1.M1.h:2,S"};
+  m.folders.push_back(f);
+  auto r = convert_courier_to_dovecot(kUser, m);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kUnsupported);
+  EXPECT_THAT(r.error().message(), ::testing::HasSubstr("Maildir/cur/:1.M1.h:2,S"));
+  EXPECT_THAT(r.error().message(), ::testing::HasSubstr("has no base name"));
+}
+
 TEST(CourierToDovecotBadInput, DuplicateUid) {
   auto m = sample();
   m.folders[0].uiddb = "1 1700000000 12\n3 1700000001.M1P1.h,S=100\n3 1700000002.M2P1.h,S=200\n";
