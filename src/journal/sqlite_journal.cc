@@ -198,47 +198,37 @@ Error SqliteJournal::db_error(std::string_view what) const {
 // user and the paths of their mail.
 static Status prepare_journal_file(const std::string& path, FileAccess access) {
   const std::string shown = printable(path);
-  UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, static_cast<mode_t>(access.mode)));
-  bool created = fd.valid();
-  if (!created) {
-    if (errno != EEXIST) return Error::from_errno(errno, fmt::format("cannot create journal '{}'", shown));
-    fd.reset(::open(path.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC));
-    if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot open journal '{}'", shown));
-  }
-  struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return Error::from_errno(errno, fmt::format("cannot stat journal '{}'", shown));
-  if (!S_ISREG(st.st_mode)) return Error::invalid(fmt::format("journal '{}' is not a regular file", shown));
   const mode_t want = static_cast<mode_t>(access.mode);
-  if (created) {
-    if (access.group >= 0 && ::fchown(fd.get(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group)) != 0)
-      return Error::from_errno(errno, fmt::format("cannot give journal '{}' group {}", shown, access.group));
-    if (::fchmod(fd.get(), want) != 0) return Error::from_errno(errno, fmt::format("cannot chmod journal '{}'", shown));
-    return {};
-  }
-  // An existing journal: narrowed where it is wider than configured. Who
-  // may not change it (an operator in its group running `status`) only
-  // gets a warning: the owner's next run narrows it.
-  const mode_t have = st.st_mode & 07777;
-  if (access.group >= 0 && st.st_gid != static_cast<gid_t>(access.group) &&
-      ::fchown(fd.get(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group)) != 0)
-    spdlog::warn("journal '{}': cannot give it group {}: {}", shown, access.group, std::strerror(errno));
-  if ((have & ~want) != 0) {
-    if (::fchmod(fd.get(), want) != 0) {
-      spdlog::warn("journal '{}' is mode {:04o}, wider than {:04o}, and cannot be narrowed: {}", shown, have, want,
-                   std::strerror(errno));
+  {
+    UniqueFd fd(::open(path.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, want));
+    if (fd.valid()) {
+      // A new file: no connection of this process has it open yet.
+      if (access.group >= 0 && ::fchown(fd.get(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group)) != 0)
+        return Error::from_errno(errno, fmt::format("cannot give journal '{}' group {}", shown, access.group));
+      if (::fchmod(fd.get(), want) != 0) return Error::from_errno(errno, fmt::format("cannot chmod journal '{}'", shown));
       return {};
     }
-    spdlog::warn("journal '{}' was mode {:04o}; narrowed to {:04o}", shown, have, want);
+    if (errno != EEXIST) return Error::from_errno(errno, fmt::format("cannot create journal '{}'", shown));
   }
-  // Existing -wal and -shm files keep the mode they were made with.
-  for (const char* suffix : {"-wal", "-shm"}) {
-    const std::string side = path + suffix;
-    struct stat ss {};
-    if (::lstat(side.c_str(), &ss) == 0 && S_ISREG(ss.st_mode) && (ss.st_mode & 07777 & ~want) != 0) {
-      if (access.group >= 0) (void)::chown(side.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group));
-      if (::chmod(side.c_str(), want) != 0)
-        spdlog::warn("'{}' is wider than {:04o} and cannot be narrowed: {}", printable(side), want, std::strerror(errno));
-    }
+  // An existing journal: never opened here. Closing a descriptor of the file
+  // would drop the POSIX locks every SQLite connection of this process holds
+  // on it (a night opens one per move), so it is changed by path only.
+  // Narrowed where it is wider than configured; who may not change it (an
+  // operator in its group running `status`) only gets a warning.
+  for (const char* suffix : {"", "-wal", "-shm"}) {
+    const std::string file = path + suffix;
+    struct stat st {};
+    if (::lstat(file.c_str(), &st) != 0 || !S_ISREG(st.st_mode)) continue;
+    const mode_t have = st.st_mode & 07777;
+    if (access.group >= 0 && st.st_gid != static_cast<gid_t>(access.group) &&
+        ::chown(file.c_str(), static_cast<uid_t>(-1), static_cast<gid_t>(access.group)) != 0)
+      spdlog::warn("'{}': cannot give it group {}: {}", printable(file), access.group, std::strerror(errno));
+    if ((have & ~want) == 0) continue;
+    if (::chmod(file.c_str(), want) != 0)
+      spdlog::warn("'{}' is mode {:04o}, wider than {:04o}, and cannot be narrowed: {}", printable(file), have, want,
+                   std::strerror(errno));
+    else
+      spdlog::warn("'{}' was mode {:04o}; narrowed to {:04o}", printable(file), have, want);
   }
   return {};
 }
