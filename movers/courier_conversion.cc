@@ -16,7 +16,6 @@ namespace {
 // than this is not a Courier file we understand.
 constexpr int64_t kMaxMetadataBytes = 256ll << 20;
 
-
 // Whole files; nullopt for one that does not exist (any more).
 Result<std::vector<std::optional<std::string>>> read_files(Transport& t, const std::vector<std::string>& paths) {
   std::vector<std::optional<std::string>> out(paths.size());
