@@ -199,6 +199,7 @@ Json MoveProgress::to_json_object() const {
     j["precopy"] = std::move(passes);
   }
   if (freeze_requested) j["freeze_requested"] = true;
+  if (!freeze_owner.empty()) j["freeze_owner"] = freeze_owner;
   if (convert) j["convert"] = *convert;
   if (convert_maildir) j["convert_maildir"] = *convert_maildir;
   if (converted_folders) j["converted_folders"] = *converted_folders;
@@ -256,6 +257,7 @@ Result<MoveProgress> MoveProgress::parse(std::string_view text, std::vector<std:
     }
   }
   f.read("freeze_requested", p.freeze_requested);
+  f.read("freeze_owner", p.freeze_owner);
   f.read("convert", p.convert);
   f.read("convert_maildir", p.convert_maildir);
   f.read("converted_folders", p.converted_folders);

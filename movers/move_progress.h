@@ -60,6 +60,10 @@ struct MoveProgress {
   std::vector<PassStats> precopy;  // one per warm pass of the last precopy step, in order
   // freeze
   bool freeze_requested = false;  // the freeze backend was asked to freeze: a rollback thaws
+  // Who the freeze names as its holder ("42.9f3a1c2b": move id and a random
+  // part, core/freeze_value.h), chosen and journaled before the first freeze;
+  // "" in moves journaled before owners were written.
+  std::string freeze_owner;
   // preflight decides, convert does: "courier-to-dovecot" (movers/courier_conversion.h)
   std::optional<std::string> convert;
   std::optional<std::string> convert_maildir;  // the Maildir inside the home ("Maildir", "" = the home)

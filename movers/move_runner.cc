@@ -629,6 +629,13 @@ Status MoveRunner::precopy(Ctx& c) {
 Status MoveRunner::freeze(Ctx& c) {
   int64_t until = d_.clock.now_ms() + d_.config.freeze.max_duration_ms;
   c.progress.freeze_requested = true;  // from here on, a rollback thaws
+  // The freeze names this move, so that no other move (another controller's
+  // on another journal) refreshes or lifts it, nor we theirs. Chosen once and
+  // journaled before the freeze: a resumed move thaws what it froze.
+  if (c.progress.freeze_owner.empty()) c.progress.freeze_owner = freeze_owner_for(c.rec.id);
+  if (!valid_freeze_owner(c.progress.freeze_owner))
+    return Error::invalid(fmt::format("move {}: the journal's freeze owner '{}' is not [A-Za-z0-9._-]{{1,64}}",
+                                      c.rec.id, printable(c.progress.freeze_owner)));
   c.rec.freeze_expires_at_ms = until;
   MS_CHECK(save(c));
   MS_CHECK(d_.freeze.freeze(c.target(), until));
@@ -854,7 +861,7 @@ Status MoveRunner::flip(Ctx& c) {
   //    expect (host, home, and the freeze still holding).
   if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms && c.progress.freeze_requested)
     return Error::timeout("the freeze is about to expire; not flipping");
-  FlipExpectation expected{c.from->name, c.rec.from_home, d_.freeze.flip_assertion(c.rec.freeze_expires_at_ms)};
+  FlipExpectation expected{c.from->name, c.rec.from_home, d_.freeze.flip_assertion(c.target(), c.rec.freeze_expires_at_ms)};
   Status st = d_.directory.flip(c.rec.dn, expected, c.to->name, c.progress.new_home);
   if (!st.ok() && (st.error().code() == ErrorCode::kUnavailable || st.error().code() == ErrorCode::kTimeout)) {
     // Unknown outcome: read back what LDAP holds.

@@ -54,7 +54,7 @@ struct MoveRunner::Ctx {
   std::optional<std::vector<MailboxStatusInfo>> src_status;  // doveadm, before the final pass
   bool flip_unknown = false;  // the flip's modify may have been applied: resume decides
   std::optional<DovecotConversion> conversion;  // Courier -> Dovecot: what the convert step applied
-  FreezeTarget target() const { return {rec.user, rec.dn}; }
+  FreezeTarget target() const { return {rec.user, rec.dn, progress.freeze_owner}; }
   // progress from the journal's record (an unreadable one is empty, a field
   // of the wrong type unset: what they held is re-derived by the steps that
   // need it). Logs what it could not read.

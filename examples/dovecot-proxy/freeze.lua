@@ -1,12 +1,12 @@
 -- examples/dovecot-proxy/freeze.lua — passdb 2 of dovecot-proxy.conf: refuse a frozen account
 -- with a temporary error, unless the freeze carries a deadline that has passed.
 --
--- mailshard writes mailAccountStatus = "frozen" or, with [freeze] until_in_value = true,
--- "frozen;until=YYYYMMDDTHHMMSSZ" (UTC). A deadline lets logins in again on their own if the
--- mover and its freeze guard both die; mailshard resume settles the move later. A deadline that
--- does not parse keeps the account frozen: never let a user in by mistake during a move.
-
-local PREFIX = "frozen;until="
+-- mailshard writes mailAccountStatus = "frozen", or "frozen;" and fields: "move=ID" (the move
+-- that froze it, [freeze] owner_in_value) and, with [freeze] until_in_value = true,
+-- "until=YYYYMMDDTHHMMSSZ" (UTC), as in "frozen;move=42.9f3a1c2b;until=20261205T013000Z".
+-- A deadline lets logins in again on their own if the mover and its freeze guard both die;
+-- mailshard resume settles the move later. A deadline that does not parse, or a field mailshard
+-- does not write, keeps the account frozen: never let a user in by mistake during a move.
 
 -- Seconds since the epoch of "YYYYMMDDTHHMMSSZ" (UTC), or nil.
 local function utc_seconds(s)
@@ -26,8 +26,16 @@ end
 
 function auth_passdb_lookup(req)
   local value = req:var_expand("%{passdb:mailshard_freeze}"):lower()
-  if value:sub(1, #PREFIX) == PREFIX then
-    local deadline = utc_seconds(value:sub(#PREFIX + 1))
+  local deadline, known = nil, value:sub(1, 7) == "frozen;"
+  for field in value:gmatch(";([^;]*)") do
+    local key, val = field:match("^(%a+)=(.*)$")
+    if key == "until" then
+      deadline = utc_seconds(val)
+    elseif key ~= "move" then
+      known = false
+    end
+  end
+  if known then
     if deadline and os.time() >= deadline then
       req:log_info("freeze of " .. req.user .. " expired (" .. value .. "): routing it")
       -- Not an error: the store passdbs after this one decide.

@@ -493,6 +493,7 @@ void read_freeze(const toml::table* t, Config& c, Problems& p, const EnvLookup& 
   r.str("attribute", f.attribute);
   r.str("frozen_value", f.frozen_value);
   r.boolean("until_in_value", f.until_in_value);
+  r.boolean("owner_in_value", f.owner_in_value);
   r.str("active_value", f.active_value);
   if (r.duration("max_duration", f.max_duration_ms) && f.max_duration_ms <= 0)
     p.add(line_of(*t->get("max_duration")), "freeze.max_duration", "must be positive (a freeze always expires)");
@@ -505,8 +506,9 @@ void read_freeze(const toml::table* t, Config& c, Problems& p, const EnvLookup& 
       if (f.attribute.empty()) p.add(f.line, "freeze.attribute", "required when method = \"ldap-attribute\"");
       if (f.frozen_value.empty() || f.active_value.empty() || f.frozen_value == f.active_value)
         p.add(f.line, "freeze.frozen_value", "frozen_value and active_value must be set and differ");
-      if (f.until_in_value && f.frozen_value.find(';') != std::string::npos)
-        p.add(f.line, "freeze.frozen_value", "must not contain ';' with until_in_value (the deadline follows a ';')");
+      if ((f.until_in_value || f.owner_in_value) && f.frozen_value.find(';') != std::string::npos)
+        p.add(f.line, "freeze.frozen_value",
+              "must not contain ';' with until_in_value or owner_in_value (the move and the deadline follow a ';')");
       break;
     case FreezeMethod::kHttp:
       if (!valid_url(f.url, {"http://", "https://"}))

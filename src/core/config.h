@@ -89,6 +89,11 @@ struct FreezeConfig {
   // ldap-attribute: write the deadline into the value ("frozen;until=
   // 20261205T013000Z"), so routers let the user in after it by themselves.
   bool until_in_value = false;
+  // ldap-attribute: write the move that froze the user into the value
+  // ("frozen;move=42.9f3a1c2b"), so a mailshard never refreshes or lifts a
+  // freeze another move (another controller's) holds. Every router must treat
+  // a value starting with "frozen;" as frozen.
+  bool owner_in_value = true;
   std::string url;                  // http: POST {"user","action","until"} here
   std::string token_file;           // http: bearer token file, or $MAILSHARD_FREEZE_TOKEN
   Secret token;

@@ -23,6 +23,9 @@ namespace mailshard {
 struct FreezeTarget {
   std::string user;  // user_attribute value, as on the command line
   std::string dn;    // the LDAP entry
+  // The move that freezes (core/freeze_value.h: "42.9f3a1c2b"); "" for a
+  // freeze that names no move (a move journaled before owners were written).
+  std::string owner = {};
 };
 
 class FreezeBackend {
@@ -33,11 +36,12 @@ class FreezeBackend {
   virtual Status freeze(const FreezeTarget& target, int64_t until_ms) = 0;
   virtual Status thaw(const FreezeTarget& target) = 0;
   // An LDAP filter that is true exactly while this backend holds the user
-  // with the freeze made until `until_ms` (ldap-attribute:
-  // "(mailAccountStatus=frozen)", or "(mailAccountStatus=frozen;until=...)").
+  // with the freeze `target` made until `until_ms` (ldap-attribute:
+  // "(mailAccountStatus=frozen;move=42.9f3a1c2b)", "(mailAccountStatus=frozen)").
   // The flip asserts it, so a flip can never happen after the freeze was
-  // lifted by someone else. "" when the backend cannot be observed in LDAP.
-  virtual std::string flip_assertion(int64_t until_ms) const {
+  // lifted or taken by someone else. "" when the backend cannot be observed in LDAP.
+  virtual std::string flip_assertion(const FreezeTarget& target, int64_t until_ms) const {
+    (void)target;
     (void)until_ms;
     return {};
   }

@@ -1,12 +1,27 @@
 #include "core/freeze_value.h"
 
+#include <cctype>
 #include <ctime>
+#include <random>
 
 #include <fmt/format.h>
 
 namespace mailshard {
 namespace {
-constexpr std::string_view kUntil = ";until=";
+constexpr std::string_view kUntil = "until=";
+constexpr std::string_view kMove = "move=";
+}  // namespace
+
+std::string freeze_owner_for(int64_t move_id) {
+  std::random_device rd;
+  return fmt::format("{}.{:08x}", move_id, static_cast<uint32_t>(rd()));
+}
+
+bool valid_freeze_owner(std::string_view owner) {
+  if (owner.empty() || owner.size() > 64) return false;
+  for (char ch : owner)
+    if (!(std::isalnum(static_cast<unsigned char>(ch)) || ch == '.' || ch == '_' || ch == '-')) return false;
+  return true;
 }
 
 std::string format_compact_utc(int64_t epoch_ms) {
@@ -46,9 +61,11 @@ int64_t parse_compact_utc(std::string_view s) {
   return static_cast<int64_t>(t) * 1000;
 }
 
-std::string frozen_value_for(const FreezeConfig& config, int64_t until_ms) {
-  if (!config.until_in_value) return config.frozen_value;
-  return config.frozen_value + std::string(kUntil) + format_compact_utc(until_ms);
+std::string frozen_value_for(const FreezeConfig& config, int64_t until_ms, const std::string& owner) {
+  std::string v = config.frozen_value;
+  if (config.owner_in_value && !owner.empty()) v += fmt::format(";{}{}", kMove, owner);
+  if (config.until_in_value) v += fmt::format(";{}{}", kUntil, format_compact_utc(until_ms));
+  return v;
 }
 
 FreezeValue read_freeze_value(const FreezeConfig& config, std::string_view value, int64_t now_ms) {
@@ -56,19 +73,29 @@ FreezeValue read_freeze_value(const FreezeConfig& config, std::string_view value
   const std::string_view frozen = config.frozen_value;
   if (frozen.empty() || value.substr(0, frozen.size()) != frozen) return out;
   std::string_view rest = value.substr(frozen.size());
-  if (rest.empty()) {
-    out.state = FreezeState::kFrozen;
-    return out;
-  }
-  if (rest.substr(0, kUntil.size()) != kUntil) return out;  // "frozenish": another value
+  if (!rest.empty() && rest[0] != ';') return out;  // "frozenish": another value
   out.state = FreezeState::kFrozen;
-  int64_t until = parse_compact_utc(rest.substr(kUntil.size()));
-  if (until < 0) {
-    out.bad_deadline = true;
-    return out;
+  while (!rest.empty()) {
+    rest.remove_prefix(1);  // the ';'
+    size_t end = rest.find(';');
+    std::string_view field = rest.substr(0, end);
+    rest = end == std::string_view::npos ? std::string_view() : rest.substr(end);
+    if (field.substr(0, kMove.size()) == kMove) {
+      out.owner = std::string(field.substr(kMove.size()));
+    } else if (field.substr(0, kUntil.size()) == kUntil) {
+      int64_t until = parse_compact_utc(field.substr(kUntil.size()));
+      if (until < 0) {
+        out.bad_deadline = true;
+        out.until_ms = 0;
+      } else if (!out.bad_deadline) {
+        out.until_ms = until;
+      }
+    } else {
+      out.unknown_field = true;
+    }
   }
-  out.until_ms = until;
-  if (until <= now_ms) out.state = FreezeState::kExpired;
+  if (!out.bad_deadline && !out.unknown_field && out.until_ms > 0 && out.until_ms <= now_ms)
+    out.state = FreezeState::kExpired;
   return out;
 }
 

@@ -27,7 +27,9 @@ class ThawHook final : public FreezeBackend {
   Status freeze(const FreezeTarget& target, int64_t until_ms) override { return inner_->freeze(target, until_ms); }
   // The inner thaw's result; the hook runs only when it succeeded.
   Status thaw(const FreezeTarget& target) override;
-  std::string flip_assertion(int64_t until_ms) const override { return inner_->flip_assertion(until_ms); }
+  std::string flip_assertion(const FreezeTarget& target, int64_t until_ms) const override {
+    return inner_->flip_assertion(target, until_ms);
+  }
 
   // The hook's argv for `user` ({user} replaced).
   std::vector<std::string> hook_argv(const std::string& user) const;

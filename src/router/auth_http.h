@@ -12,8 +12,9 @@
 //   directory unreachable or entry      [UNAVAILABLE] temporary failure, Auth-Wait
 //     that cannot be trusted (two        (never a guessed backend)
 //     hosts, unknown host, ...)
-//   frozen (the freeze attribute)       [UNAVAILABLE] account being moved, Auth-Wait
-//   frozen;until=<passed deadline>      as not frozen (the freeze expired by itself)
+//   frozen, frozen;move=... (the freeze  [UNAVAILABLE] account being moved, Auth-Wait
+//     attribute, core/freeze_value.h)
+//   frozen;...;until=<passed deadline>  as not frozen (the freeze expired by itself)
 //   one of [auth_http] disabled_values  [CONTACTADMIN] disabled, no Auth-Wait
 //   otherwise                           OK, the mailHost's imap_address/pop3_address
 // The password is checked before anything about the account is said.

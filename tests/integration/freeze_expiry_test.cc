@@ -35,7 +35,8 @@ TEST(FreezeExpiry, AMoveWithTheDeadlineInTheValueFlipsAndThaws) {
   ASSERT_EQ(r.rc, 0) << r.describe();
   std::ifstream in(seen);
   std::string ldif((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  EXPECT_THAT(ldif, HasSubstr("mailAccountStatus: frozen;until=20")) << ldif;
+  // The move that froze it, then the deadline.
+  EXPECT_THAT(ldif, ::testing::ContainsRegex("mailAccountStatus: frozen;move=[0-9]+\\.[0-9a-f]{8};until=20")) << ldif;
   // The flip asserted exactly that value (else it would have refused) and the thaw lifted it.
   EXPECT_EQ(lab.ldap_get(user, "mailHost"), "store2");
   EXPECT_EQ(lab.ldap_get(user, "mailAccountStatus"), "active");
@@ -58,7 +59,8 @@ TEST(FreezeExpiry, WithTheMoverAndItsGuardKilledLoginsWorkAgainAtTheDeadline) {
   lab.run({"pkill", "-9", "-f", "freeze_until_killed.toml .*--guard-until"});
   ASSERT_NE(lab.run({"pgrep", "-f", "freeze_until_killed.toml"}).rc, 0) << "a mailshard process is still running";
   const std::string value = lab.ldap_get(user, "mailAccountStatus").value_or("");
-  ASSERT_THAT(value, StartsWith("frozen;until=")) << "the freeze holds, with its deadline";
+  ASSERT_THAT(value, StartsWith("frozen;move=")) << "the freeze holds, naming its move";
+  ASSERT_THAT(value, HasSubstr(";until=")) << "the freeze holds, with its deadline";
 
   // Frozen now: the proxy refuses with a temporary error.
   RunResult frozen = lab.run_script("imap_state.py", {"--user", user});

@@ -1,5 +1,6 @@
 // Someone changes the user's entry by hand in the middle of a move: the flip's
-// assertion fails and the move rolls back cleanly. And a move that would
+// assertion fails and the move rolls back cleanly. A user frozen by another
+// controller's move is neither taken over nor thawed. And a move that would
 // change the mail format without converting it (Dovecot -> Courier) is
 // refused before anything is written.
 #include "tests/integration/move_test_util.h"
@@ -59,6 +60,41 @@ TEST(MoveConflict, DovecotMailOntoACourierStoreIsRefusedBeforeAnythingIsWritten)
   EXPECT_TRUE(staging_dirs(lab.home_path("store2", user)).empty());
   nlohmann::json m = latest_move(cfg, user);
   EXPECT_EQ(m["state"], "rolled_back");
+}
+
+// Another controller (its own journal) holds the user frozen for its move: the
+// freeze value names that move. This controller's move copies, then cannot
+// freeze: it rolls back without touching the other freeze (its rollback's
+// thaw leaves it), and says whose freeze it met.
+TEST(MoveConflict, AUserFrozenByAnotherControllersMoveIsNeitherTakenOverNorThawed) {
+  Lab& lab = Lab::get();
+  const std::string cfg = lab.dir() + "/mailshard.toml";
+  const std::string user = lab.add_user("store1");
+  lab.fill_mailbox(user, 30, 33);
+  const std::string theirs = "frozen;move=9.0badc0de";
+  ASSERT_EQ(lab.ldap_modify_assert(lab.user_dn(user), "replace: mailAccountStatus\nmailAccountStatus: " + theirs + "\n",
+                                   "(mailAccountStatus=active)"),
+            0);
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
+  EXPECT_EQ(r.rc, 1) << r.describe();
+  EXPECT_THAT(r.out + r.err, HasSubstr("frozen by move 9.0badc0de: refusing to freeze")) << r.describe();
+  EXPECT_EQ(lab.ldap_get(user, "mailAccountStatus"), theirs) << "the other move's freeze stands";
+  EXPECT_EQ(lab.ldap_get(user, "mailHost"), "store1");
+  nlohmann::json m = latest_move(cfg, user);
+  EXPECT_EQ(m["state"], "rolled_back");
+  EXPECT_FALSE(path_exists(lab.home_path("store2", user)));
+  EXPECT_TRUE(staging_dirs(lab.home_path("store2", user)).empty());
+  // When the other controller thaws, this one's next move goes through, and its own
+  // freeze named its own move while it held (the flip asserted exactly that value).
+  ASSERT_EQ(lab.ldap_modify_assert(lab.user_dn(user), "replace: mailAccountStatus\nmailAccountStatus: active\n",
+                                   "(mailAccountStatus=" + theirs + ")"),
+            0);
+  nlohmann::json before = lab.imap_state(user, "nginx", true);
+  RunResult again = mailshard(cfg, {"move", user, "--to", "store2"});
+  ASSERT_EQ(again.rc, 0) << again.describe();
+  EXPECT_EQ(lab.ldap_get(user, "mailHost"), "store2");
+  EXPECT_EQ(lab.ldap_get(user, "mailAccountStatus"), "active");
+  expect_same_imap_state(before, lab.imap_state(user, "nginx", true));
 }
 
 }  // namespace

@@ -663,7 +663,8 @@ write_postfix_conf() {
   chmod 700 "$DIR/postfix/data"
   # Postfix 3.x's ldap table has no result cache: a freeze or a flip counts at the next lookup.
   ldap_cf "$e/ldap-recipients.cf" '(&(objectClass=mlabMailAccount)(mail=%s))' mail
-  # Frozen: the plain value, or "frozen;until=..." ([freeze] until_in_value). An LDAP filter
+  # Frozen: the plain value, or "frozen;" and fields ("frozen;move=42.9f3a1c2b;until=...",
+  # [freeze] owner_in_value and until_in_value). An LDAP filter
   # cannot compare the deadline, so a freeze past its deadline still defers here until
   # mailshard (or its freeze guard, or resume) thaws it.
   ldap_cf "$e/ldap-frozen.cf" \

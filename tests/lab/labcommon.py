@@ -179,21 +179,30 @@ def first(entry, attr, default=None):
     return values[0] if values else default
 
 
-FROZEN_UNTIL = "frozen;until="
-
-
 def effective_status(value, now=None):
-    """mailAccountStatus as a router reads it (lower case). A freeze that carries its deadline,
-    'frozen;until=20261205T013000Z' (UTC), is 'active' once the deadline has passed; a deadline
-    that does not parse stays 'frozen' (never let a user in by mistake during a move)."""
+    """mailAccountStatus as a router reads it (lower case). mailshard writes 'frozen', or
+    'frozen;' followed by fields: 'move=42.9f3a1c2b' (the move that froze it) and
+    'until=20261205T013000Z' (UTC), as in 'frozen;move=42.9f3a1c2b;until=20261205T013000Z'.
+    Every 'frozen;...' value is 'frozen', except that one whose deadline has passed is 'active';
+    a deadline that does not parse, or a field mailshard does not write, stays 'frozen'
+    (never let a user in by mistake during a move)."""
     v = (value or "active").lower()
-    if v.startswith(FROZEN_UNTIL):
+    if not v.startswith("frozen;"):
+        return v
+    until = None
+    for field in v.split(";")[1:]:
+        key, eq, val = field.partition("=")
+        if key == "move" and eq:
+            continue
+        if key != "until" or not eq:
+            return "frozen"
         try:
-            until = calendar.timegm(time.strptime(v[len(FROZEN_UNTIL):].upper(), "%Y%m%dT%H%M%SZ"))
+            until = calendar.timegm(time.strptime(val.upper(), "%Y%m%dT%H%M%SZ"))
         except ValueError:
             return "frozen"
-        return "active" if (time.time() if now is None else now) >= until else "frozen"
-    return v
+    if until is None:
+        return "frozen"
+    return "active" if (time.time() if now is None else now) >= until else "frozen"
 
 
 def user_home(env, store, entry):

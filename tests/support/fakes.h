@@ -126,16 +126,41 @@ class FakeDirectory final : public Directory {
     if (flip_fault == FlipFault::kLostReplyAfterApply) return Error::timeout("LDAP modify: timed out");
     return {};
   }
-  Status set_attribute(const std::string& dn, const std::string&, const std::string& value,
-                       const std::optional<std::string>&) override {
+  // The assertion is honoured in the two forms the freeze writes:
+  // "(attr=value)" (RFC 4515 escapes) and "(!(attr=*))" (an empty status).
+  Status set_attribute(const std::string& dn, const std::string& attribute, const std::string& value,
+                       const std::optional<std::string>& assertion) override {
     Account* a = by_dn(dn);
     if (!a) return Error::not_found("no entry " + dn);
+    if (assertion) {
+      bool holds;
+      if (*assertion == "(!(" + attribute + "=*))") {
+        holds = a->status.empty();
+      } else {
+        const std::string head = "(" + attribute + "=";
+        if (assertion->rfind(head, 0) != 0 || assertion->back() != ')')
+          throw std::logic_error("FakeDirectory: an assertion it cannot read: " + *assertion);
+        std::string want;
+        for (size_t i = head.size(); i + 1 < assertion->size(); ++i) {
+          if ((*assertion)[i] == '\\' && i + 2 < assertion->size()) {
+            want += static_cast<char>(std::stoi(assertion->substr(i + 1, 2), nullptr, 16));
+            i += 2;
+          } else {
+            want += (*assertion)[i];
+          }
+        }
+        holds = !a->status.empty() && a->status == want;
+      }
+      if (!holds) return Error::conflict("LDAP modify " + dn + ": assertion failed");
+    }
     a->status = value;
     return {};
   }
+  // An empty status is an absent attribute.
   Result<std::optional<std::string>> get_attribute(const std::string& dn, const std::string&) override {
     Account* a = by_dn(dn);
     if (!a) return Error::not_found("no entry " + dn);
+    if (a->status.empty()) return std::optional<std::string>();
     return std::optional<std::string>(a->status);
   }
 

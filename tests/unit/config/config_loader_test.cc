@@ -179,6 +179,20 @@ TEST(ConfigLoader, FreezeUntilInValue) {
       << bad.error().message();
 }
 
+TEST(ConfigLoader, FreezeOwnerInValueIsTheDefault) {
+  auto on = parse(base_config());
+  ASSERT_TRUE(on.ok()) << on.error().message();
+  EXPECT_TRUE(on->freeze.owner_in_value);
+  auto off = parse(base_config() + "[freeze]\nowner_in_value = false\n");
+  ASSERT_TRUE(off.ok()) << off.error().message();
+  EXPECT_FALSE(off->freeze.owner_in_value);
+  // The move follows a ';' too: with owners on, a frozen value with one is refused.
+  auto bad = parse(base_config() + "[freeze]\nfrozen_value = \"frozen;x\"\n");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("owner_in_value"), std::string::npos) << bad.error().message();
+  EXPECT_TRUE(parse(base_config() + "[freeze]\nowner_in_value = false\nfrozen_value = \"frozen;x\"\n").ok());
+}
+
 TEST(ConfigLoader, TomlSyntaxErrorHasLineAndColumn) {
   auto c = parse("[ldap\nuri = 1\n");
   ASSERT_FALSE(c.ok());

@@ -21,7 +21,7 @@ class RecordingGate final : public FreezeBackend {
     if (fail_thaw) return Error::unavailable("gate down");
     return {};
   }
-  std::string flip_assertion(int64_t) const override { return "(status=frozen)"; }
+  std::string flip_assertion(const FreezeTarget&, int64_t) const override { return "(status=frozen)"; }
   std::string calls;
   bool fail_thaw = false;
 };
@@ -64,7 +64,7 @@ TEST_F(ThawHookTest, FreezeAndFlipAssertionPassThroughWithoutTheHook) {
   auto h = hook({script_}, &gate);
   ASSERT_TRUE(h->freeze({"bob", ""}, 1000).ok());
   EXPECT_EQ(gate->calls, "freeze bob;");
-  EXPECT_EQ(h->flip_assertion(1000), "(status=frozen)");
+  EXPECT_EQ(h->flip_assertion(FreezeTarget{"alice", "uid=alice", "1.a"}, 1000), "(status=frozen)");
   EXPECT_EQ(h->name(), "recording");
   EXPECT_FALSE(read_file(log_).ok());  // the hook never ran
 }

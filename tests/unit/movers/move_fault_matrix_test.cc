@@ -165,7 +165,9 @@ class FaultyFreeze final : public FreezeBackend {
     return gated(in_, "freeze.freeze", [&] { return f_.freeze(t, until); });
   }
   Status thaw(const FreezeTarget& t) override { return gated(in_, "freeze.thaw", [&] { return f_.thaw(t); }); }
-  std::string flip_assertion(int64_t until_ms) const override { return f_.flip_assertion(until_ms); }
+  std::string flip_assertion(const FreezeTarget& t, int64_t until_ms) const override {
+    return f_.flip_assertion(t, until_ms);
+  }
 
  private:
   FreezeBackend& f_;

@@ -43,6 +43,7 @@ MoveProgress full_progress() {
   p.quota_need_messages = 42;
   p.precopy = {full_stats(100, PassKind::kWarm), full_stats(200, PassKind::kWarm)};
   p.freeze_requested = true;
+  p.freeze_owner = "7.9f3a1c2b";
   p.final_pass = full_stats(300, PassKind::kFrozen);
   p.verify = VerifyReport{144, 32, 12, {"extra on the destination: 'cur/x'"}, 0.5};
   p.doveadm_mailboxes_compared = 12;

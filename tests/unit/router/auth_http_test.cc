@@ -192,7 +192,7 @@ TEST_F(DecideTest, AFrozenUserWaitsButOnlyAfterThePasswordWasRight) {
 
 TEST_F(DecideTest, AFreezeWithADeadlineIsLiftedAtTheDeadline) {
   config.freeze.until_in_value = true;
-  dir.add("alice", "store1", frozen_value_for(config.freeze, clock.now_ms() + 60'000));
+  dir.add("alice", "store1", frozen_value_for(config.freeze, clock.now_ms() + 60'000, "3.0badc0de"));
   EXPECT_EQ(decide(login("alice")).decision, "frozen");
   clock.advance(61'000);
   auto a = decide(login("alice"));
