@@ -1,5 +1,6 @@
 #include "movers/run_metrics.h"
 
+#include <algorithm>
 #include <iterator>
 
 #include <fmt/format.h>
@@ -72,7 +73,8 @@ std::string prometheus_label_value(std::string_view v) {
   return o;
 }
 
-std::string render_run_metrics(const ExecutionReport& r, const Plan& plan, RunStatus status, int64_t now_ms) {
+std::string render_run_metrics(const ExecutionReport& r, const Plan& plan, RunStatus status, int64_t now_ms,
+                               const std::vector<MoveRecord>& in_flight) {
   Exposition e;
   e.gauge("last_run_start_timestamp_seconds", "When the last rebalance run started (Unix time).", seconds(r.started_at_ms));
   const int64_t end_ms = status == RunStatus::kRunning ? 0 : r.finished_at_ms > 0 ? r.finished_at_ms : now_ms;
@@ -96,6 +98,22 @@ std::string render_run_metrics(const ExecutionReport& r, const Plan& plan, RunSt
   }
   e.gauge("moves_in_flight", "Moves of the last run running now.", r.running);
   e.gauge("bytes_moved", "Bytes the last run's moves sent, every pass counted.", r.bytes_transferred);
+
+  // Each move running now, from the journal: where it is and what it has sent.
+  std::vector<const MoveRecord*> running;
+  for (const auto& m : in_flight) running.push_back(&m);
+  std::sort(running.begin(), running.end(), [](const MoveRecord* a, const MoveRecord* b) { return a->id < b->id; });
+  auto move_labels = [](const MoveRecord& m) {
+    return fmt::format("{{move=\"{}\",user=\"{}\",from=\"{}\",to=\"{}\",state=\"{}\",step=\"{}\"}}", m.id,
+                       prometheus_label_value(m.user), prometheus_label_value(m.from_server),
+                       prometheus_label_value(m.to_server), move_state_name(m.state), prometheus_label_value(m.step));
+  };
+  e.header("move_in_flight_bytes", "gauge", "Bytes each move of the last run running now has sent so far (every pass).");
+  for (const MoveRecord* m : running) e.sample("move_in_flight_bytes", move_labels(*m), m->bytes_transferred);
+  e.header("move_in_flight_started_timestamp_seconds", "gauge",
+           "When each move of the last run running now started (Unix time).");
+  for (const MoveRecord* m : running)
+    e.sample("move_in_flight_started_timestamp_seconds", move_labels(*m), seconds(m->started_at_ms));
   e.gauge("backoff_events", "Times the last run halved a server's slots because of its load.", r.backoff_events);
 
   // Lockout: freeze to thaw of each done move, cumulative buckets.

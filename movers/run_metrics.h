@@ -15,6 +15,9 @@
 #include <cstdint>
 #include <string>
 #include <string_view>
+#include <vector>
+
+#include "core/journal.h"
 
 #include "core/plan.h"
 #include "movers/plan_executor.h"
@@ -39,7 +42,11 @@ inline constexpr double kLockoutBuckets[] = {0.1, 0.25, 0.5, 1, 2, 5, 10, 30};
 // an old value with status "running" means the run died), and the end time
 // when r.finished_at_ms is not set. Server utilisation is run_report.h's
 // run_server_figures: a server the plan does not know has none.
-std::string render_run_metrics(const ExecutionReport& r, const Plan& plan, RunStatus status, int64_t now_ms);
+// `in_flight` are the journal's records of the run's moves running now: each
+// is a sample of move_in_flight_bytes and move_in_flight_started_timestamp_seconds
+// labelled with its id, user, servers, state and step (in id order).
+std::string render_run_metrics(const ExecutionReport& r, const Plan& plan, RunStatus status, int64_t now_ms,
+                               const std::vector<MoveRecord>& in_flight = {});
 
 // Replaces `path` atomically with `text`, mode 0644 (node_exporter runs as
 // another user): a temporary file in the same directory, renamed over it. The

@@ -309,7 +309,18 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
                                     r.skipped, human_bytes(r.bytes_transferred)));
     if (metrics_file.empty() || ctx.clock().monotonic_ms() < next_metrics) return;
     next_metrics = ctx.clock().monotonic_ms() + 15'000;
-    auto st = write_metrics_file(metrics_file, render_run_metrics(r, lp.plan, RunStatus::kRunning, ctx.clock().now_ms()));
+    // The moves in flight as the journal has them (their step and bytes so far).
+    std::vector<MoveRecord> in_flight;
+    MoveFilter active;
+    active.active_only = true;
+    if (auto moves = j->list_moves(active); moves.ok()) {
+      for (auto& m : *moves)
+        if (m.plan_id == lp.id) in_flight.push_back(std::move(m));
+    } else {
+      spdlog::warn("metrics: the moves in flight: {}", moves.error().message());
+    }
+    auto st = write_metrics_file(metrics_file,
+                                 render_run_metrics(r, lp.plan, RunStatus::kRunning, ctx.clock().now_ms(), in_flight));
     if (!st.ok()) spdlog::warn("{}", st.error().message());
   };
 

@@ -95,6 +95,34 @@ TEST(RunMetrics, WhileRunningTheEndIsZeroAndMovesInFlightCount) {
   EXPECT_TRUE(has_line(t, "mailshard_rebalance_last_run_end_timestamp_seconds 0"));
   EXPECT_TRUE(has_line(t, "mailshard_rebalance_last_run_status{status=\"running\"} 1"));
   EXPECT_TRUE(has_line(t, "mailshard_rebalance_moves_in_flight 2"));
+  EXPECT_TRUE(has_line(t, "# TYPE mailshard_rebalance_move_in_flight_bytes gauge")) << "the family, even with none";
+  // Each move in flight, from the journal: its step and bytes so far.
+  MoveRecord a, b;
+  a.id = 12;
+  a.user = "alice@example.org";
+  a.from_server = "store1";
+  a.to_server = "store2";
+  a.state = MoveState::kPrecopy;
+  a.step = "precopy";
+  a.bytes_transferred = 1048576;
+  a.started_at_ms = 1'764'903'000'000;
+  b = a;
+  b.id = 7;
+  b.user = "bob \"b\"@example.org";
+  b.state = MoveState::kFrozen;
+  b.step = "final_sync";
+  b.bytes_transferred = 20;
+  t = render_run_metrics(r, run_plan(), RunStatus::kRunning, kNow, {a, b});
+  EXPECT_TRUE(has_line(t, "mailshard_rebalance_move_in_flight_bytes{move=\"12\",user=\"alice@example.org\","
+                          "from=\"store1\",to=\"store2\",state=\"precopy\",step=\"precopy\"} 1048576"))
+      << t;
+  EXPECT_TRUE(has_line(t, "mailshard_rebalance_move_in_flight_bytes{move=\"7\",user=\"bob \\\"b\\\"@example.org\","
+                          "from=\"store1\",to=\"store2\",state=\"frozen\",step=\"final_sync\"} 20"))
+      << t;
+  EXPECT_LT(t.find("move=\"7\""), t.find("move=\"12\"")) << "in id order";
+  EXPECT_TRUE(has_line(t, "mailshard_rebalance_move_in_flight_started_timestamp_seconds{move=\"12\",user=\"alice@"
+                          "example.org\",from=\"store1\",to=\"store2\",state=\"precopy\",step=\"precopy\"} 1764903000"))
+      << t;
   // Ended without a finish time (a failed start): the time of writing.
   t = render_run_metrics(r, run_plan(), RunStatus::kFailed, kNow);
   EXPECT_TRUE(has_line(t, "mailshard_rebalance_last_run_end_timestamp_seconds 1764903700"));
@@ -128,9 +156,17 @@ TEST(RunMetrics, PromtoolAcceptsTheText) {
   ExecutionReport running = run_report();
   running.finished = false;
   running.running = 1;
+  MoveRecord in_flight;
+  in_flight.id = 3;
+  in_flight.user = "carol@example.org";
+  in_flight.from_server = "store1";
+  in_flight.to_server = "store2";
+  in_flight.state = MoveState::kPrecopy;
+  in_flight.step = "precopy";
+  in_flight.bytes_transferred = 4096;
   for (const auto& [what, text] : std::vector<std::pair<std::string, std::string>>{
            {"finished", render_run_metrics(run_report(), run_plan(), RunStatus::kOk, kNow)},
-           {"running", render_run_metrics(running, run_plan(), RunStatus::kRunning, kNow)},
+           {"running", render_run_metrics(running, run_plan(), RunStatus::kRunning, kNow, {in_flight})},
            {"empty", render_run_metrics(ExecutionReport{}, Plan{}, RunStatus::kFailed, kNow)}}) {
     auto r = run_process({"/usr/bin/promtool", "check", "metrics"}, text, 60'000);
     ASSERT_TRUE(r.ok()) << r.error().message();
