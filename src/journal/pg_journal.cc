@@ -462,13 +462,26 @@ PgJournal::PgJournal(PgJournalOptions options, Clock& clock) : options_(std::mov
 PgJournal::~PgJournal() = default;
 
 Result<std::unique_ptr<PgJournal>> PgJournal::open(const PgJournalOptions& options, Clock& clock) {
-  MS_CHECK_CTX(load_libpq(), "journal");
   std::unique_ptr<PgJournal> j(new PgJournal(options, clock));
-  j->server_ = MS_TRY(describe_server(options.url));
-  j->conn_ = MS_TRY(Connection::open(options, j->server_));
+  MS_CHECK(j->connect());
   MS_CHECK(j->check_clock());
   MS_CHECK(j->migrate());
   return j;
+}
+
+Result<std::string> PgJournal::check(const PgJournalOptions& options, Clock& clock) {
+  PgJournal j(options, clock);
+  MS_CHECK(j.connect());
+  MS_CHECK(j.check_clock());
+  MS_CHECK(j.read_version());
+  return fmt::format("{}: schema {} (this build: {})", j.server_, j.version_, kLatest);
+}
+
+Status PgJournal::connect() {
+  MS_CHECK_CTX(load_libpq(), "journal");
+  server_ = MS_TRY(describe_server(options_.url));
+  conn_ = MS_TRY(Connection::open(options_, server_));
+  return {};
 }
 
 Status PgJournal::check_clock() {
@@ -485,16 +498,18 @@ Status PgJournal::check_clock() {
       server_, std::llabs(skew) / 1000.0, skew > 0 ? "ahead of" : "behind", options_.max_clock_skew_ms / 1000.0));
 }
 
-Status PgJournal::migrate() {
-  // Read without creating anything: a user who may only read still opens it.
-  {
-    auto r = conn_->exec("read schema version", "SELECT to_regclass('schema_version') IS NOT NULL");
-    if (!r.ok()) return std::move(r).error();
-    if (r->text(0, 0) == "t") {
-      auto v = MS_TRY(conn_->exec("read schema version", "SELECT COALESCE(MAX(version), 0) FROM schema_version"));
-      version_ = static_cast<int>(v.i64(0, 0));
-    }
+// Read without creating anything: a user who may only read still opens it.
+Status PgJournal::read_version() {
+  auto r = MS_TRY(conn_->exec("read schema version", "SELECT to_regclass('schema_version') IS NOT NULL"));
+  if (r.text(0, 0) == "t") {
+    auto v = MS_TRY(conn_->exec("read schema version", "SELECT COALESCE(MAX(version), 0) FROM schema_version"));
+    version_ = static_cast<int>(v.i64(0, 0));
   }
+  return {};
+}
+
+Status PgJournal::migrate() {
+  MS_CHECK(read_version());
   if (version_ > kLatest)
     return Error::unsupported(fmt::format(
         "journal {} has schema version {}, newer than this mailshard supports ({}); use a newer mailshard", server_,

@@ -66,6 +66,11 @@ class PgJournal final : public Journal {
   // down or unreachable), kPermission (login refused), kInvalidInput (a bad
   // URL, clocks apart), kUnsupported (a newer schema).
   static Result<std::unique_ptr<PgJournal>> open(const PgJournalOptions& options, Clock& clock);
+  // What open() checks, changing nothing (no migration): connects, compares
+  // the clocks, reads the schema version. For `config check --connect`.
+  // Returns e.g. "postgresql://db1:5432/mailshard: schema 2 (this build: 2)";
+  // a database mailshard never opened reads "schema 0".
+  static Result<std::string> check(const PgJournalOptions& options, Clock& clock);
   ~PgJournal() override;
 
   int schema_version() const { return version_; }
@@ -99,7 +104,9 @@ class PgJournal final : public Journal {
 
  private:
   PgJournal(PgJournalOptions options, Clock& clock);
+  Status connect();
   Status check_clock();
+  Status read_version();
   Status migrate();
   // Takes lease `name` (e.g. "run:rebalance") on a connection of its own;
   // `busy` is the conflict message before ": <holder>".

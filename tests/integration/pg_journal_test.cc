@@ -274,6 +274,21 @@ TEST_F(PgJournalTest, ClocksApartRefuseToStart) {
   EXPECT_TRUE(open(unchecked).ok()) << "0 turns the check off";
 }
 
+// What `config check --connect` runs: nothing is created or migrated.
+TEST_F(PgJournalTest, CheckChangesNothing) {
+  const std::string server = "postgresql://127.0.0.1:" + Lab::get().env("PG_PORT") + "/" + db_;
+  auto empty = PgJournal::check(options_for(db_), clock_);
+  ASSERT_TRUE(empty.ok()) << empty.error().message();
+  EXPECT_EQ(*empty, server + ": schema 0 (this build: 2)");
+  EXPECT_EQ(Admin(db_).sql("SELECT to_regclass('schema_version') IS NULL"), "t") << "nothing was created";
+  ASSERT_TRUE(open().ok());
+  EXPECT_EQ(*PgJournal::check(options_for(db_), clock_), server + ": schema 2 (this build: 2)");
+  clock_.set(SystemClock().now_ms() + 60'000);
+  auto skewed = PgJournal::check(options_for(db_), clock_);
+  ASSERT_FALSE(skewed.ok());
+  EXPECT_THAT(skewed.error().message(), HasSubstr("ahead of the database server's"));
+}
+
 // The factory: [journal] url opens PostgreSQL.
 TEST_F(PgJournalTest, OpenJournalPicksPostgresForAUrl) {
   JournalConfig c;
