@@ -187,6 +187,16 @@ class Params {
   std::vector<int> formats_;
 };
 
+// What a write of a leased move checks: the lease's lock is still held by the
+// lease's session, and the holder's row still names this process.
+struct LeaseFence {
+  std::string name;
+  int64_t key = 0;
+  int64_t backend_pid = 0;
+  int64_t pid = 0;
+  std::string host;
+};
+
 // One libpq connection and the server's name for messages.
 class Connection {
  public:
@@ -413,8 +423,9 @@ std::string this_host() {
 template <typename Lease>
 class PgLease final : public Lease {
  public:
-  PgLease(std::unique_ptr<Connection> conn, std::string name, int64_t key, int64_t heartbeat_ms)
-      : conn_(std::move(conn)), name_(std::move(name)), key_(key), heartbeat_ms_(heartbeat_ms) {
+  PgLease(std::unique_ptr<Connection> conn, std::string name, int64_t key, int64_t heartbeat_ms,
+          std::shared_ptr<pg_detail::LeaseFence> fence)
+      : conn_(std::move(conn)), name_(std::move(name)), key_(key), heartbeat_ms_(heartbeat_ms), fence_(std::move(fence)) {
     thread_ = std::thread([this] { heartbeat(); });
   }
   ~PgLease() override {
@@ -450,6 +461,7 @@ class PgLease final : public Lease {
   std::string name_;
   int64_t key_;
   int64_t heartbeat_ms_;
+  std::shared_ptr<pg_detail::LeaseFence> fence_;  // the journal's writes check it while the lease lives
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -703,17 +715,22 @@ Result<int64_t> PgJournal::claim_move(const MoveRecord& m) {
 }
 
 Status PgJournal::update_move(const MoveRecord& m) {
+  Params p;
+  p(std::string(move_state_name(m.state)))(m.step)(m.from_home)(m.to_home)(m.bytes_planned)(m.bytes_transferred)(
+      m.lockout_ms)(m.frozen_at_ms)(m.thawed_at_ms)(m.flipped_at_ms)(m.freeze_expires_at_ms)(m.finished_at_ms)(
+      clock_.now_ms())(m.error)(m.detail_json)(int64_t{is_terminal(m.state) ? 0 : 1})(m.dn)(m.id);
+  const std::string fence = fence_clause(m.id, p, 19);
+  const std::string what = fmt::format("update move {}", m.id);
   auto r = MS_TRY(conn_->exec(
-      fmt::format("update move {}", m.id),
+      what,
       "UPDATE moves SET state=$1, step=$2, from_home=$3, to_home=$4, bytes_planned=$5, bytes_transferred=$6, "
       "lockout_ms=$7, frozen_at=$8, thawed_at=$9, flipped_at=$10, freeze_expires_at=$11, finished_at=$12, "
-      "updated_at=$13, error=$14, detail=$15, active=$16, dn=$17 WHERE id=$18",
-      Params()(std::string(move_state_name(m.state)))(m.step)(m.from_home)(m.to_home)(m.bytes_planned)(
-          m.bytes_transferred)(m.lockout_ms)(m.frozen_at_ms)(m.thawed_at_ms)(m.flipped_at_ms)(m.freeze_expires_at_ms)(
-          m.finished_at_ms)(clock_.now_ms())(m.error)(m.detail_json)(int64_t{is_terminal(m.state) ? 0 : 1})(m.dn)(
-          m.id)));
-  if (r.changed() == 0) return Error::not_found(fmt::format("move {} is not in the journal", m.id));
-  return {};
+      "updated_at=$13, error=$14, detail=$15, active=$16, dn=$17 WHERE id=$18" + fence,
+      p));
+  if (r.changed() == 1) return {};
+  auto q = MS_TRY(conn_->exec(what, "SELECT 1 FROM moves WHERE id = $1", Params()(m.id)));
+  if (q.size() == 0) return Error::not_found(fmt::format("move {} is not in the journal", m.id));
+  return fenced_out(m.id);
 }
 
 Result<MoveRecord> PgJournal::get_move(int64_t id) {
@@ -745,7 +762,8 @@ Result<std::vector<MoveRecord>> PgJournal::list_moves(const MoveFilter& f) {
 }
 
 template <typename Lease>
-Result<std::unique_ptr<Lease>> PgJournal::take_lease(const std::string& name, const std::string& busy) {
+Result<std::unique_ptr<Lease>> PgJournal::take_lease(const std::string& name, const std::string& busy,
+                                                     std::shared_ptr<pg_detail::LeaseFence>* fence) {
   // Its own connection: the lock lives as long as that session.
   auto conn = MS_TRY(Connection::open(options_, server_).context(fmt::format("lease {}", name)));
   conn->never_reconnect();
@@ -767,19 +785,55 @@ Result<std::unique_ptr<Lease>> PgJournal::take_lease(const std::string& name, co
     return Error::conflict(fmt::format("{}: pid {} on host {} since {}", busy, h.i64(0, 0), printable(h.text(0, 1)),
                                        format_time_ms(h.i64(0, 2))));
   }
-  MS_TRY(conn->exec(
+  auto f = std::make_shared<pg_detail::LeaseFence>();
+  f->name = name;
+  f->key = key;
+  f->pid = ::getpid();
+  f->host = this_host();
+  auto row = MS_TRY(conn->exec(
       fmt::format("record holder of lease {}", name),
       "INSERT INTO leases(name, pid, host, since, heartbeat_at, backend_pid) "
       "VALUES($1, $2, $3, $4, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, pg_backend_pid()) "
       "ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, host = excluded.host, since = excluded.since, "
-      "heartbeat_at = excluded.heartbeat_at, backend_pid = excluded.backend_pid",
-      Params()(name)(int64_t{::getpid()})(this_host())(clock_.now_ms())));
-  return std::unique_ptr<Lease>(new PgLease<Lease>(std::move(conn), name, key, options_.lease_heartbeat_ms));
+      "heartbeat_at = excluded.heartbeat_at, backend_pid = excluded.backend_pid RETURNING backend_pid",
+      Params()(name)(f->pid)(f->host)(clock_.now_ms())));
+  f->backend_pid = row.i64(0, 0);
+  if (fence) *fence = f;
+  return std::unique_ptr<Lease>(
+      new PgLease<Lease>(std::move(conn), name, key, options_.lease_heartbeat_ms, std::move(f)));
 }
 
 Result<std::unique_ptr<MoveLease>> PgJournal::lease_move(int64_t move_id) {
-  return take_lease<MoveLease>(fmt::format("move-{}", move_id),
-                               fmt::format("move {} is being run by another process", move_id));
+  std::shared_ptr<pg_detail::LeaseFence> fence;
+  auto lease = MS_TRY(take_lease<MoveLease>(fmt::format("move-{}", move_id),
+                                            fmt::format("move {} is being run by another process", move_id), &fence));
+  fences_[move_id] = fence;
+  return lease;
+}
+
+std::string PgJournal::fence_clause(int64_t move_id, Params& p, int first) {
+  auto it = fences_.find(move_id);
+  if (it == fences_.end()) return "";
+  auto f = it->second.lock();
+  if (!f) {  // the lease was released: writes need no fence any more
+    fences_.erase(it);
+    return "";
+  }
+  const auto ukey = static_cast<uint64_t>(f->key);
+  p(static_cast<int64_t>(ukey >> 32))(static_cast<int64_t>(ukey & 0xffffffffu))(f->backend_pid)(f->name)(f->pid)(f->host);
+  return fmt::format(
+      " AND EXISTS (SELECT 1 FROM pg_locks k WHERE k.locktype = 'advisory' AND k.granted AND k.objsubid = 1 "
+      "AND k.classid = ${0}::bigint::oid AND k.objid = ${1}::bigint::oid AND k.pid = ${2} "
+      "AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())) "
+      "AND EXISTS (SELECT 1 FROM leases l WHERE l.name = ${3} AND l.backend_pid = ${2} AND l.pid = ${4} "
+      "AND l.host = ${5})",
+      first, first + 1, first + 2, first + 3, first + 4, first + 5);
+}
+
+Error PgJournal::fenced_out(int64_t move_id) const {
+  return Error::conflict(fmt::format("move {}: this process no longer holds the move's lease (the database ended its "
+                                     "session); another process may be running the move, so nothing was written",
+                                     move_id));
 }
 
 Result<std::unique_ptr<RunLease>> PgJournal::lease_run(const std::string& kind) {
@@ -789,9 +843,14 @@ Result<std::unique_ptr<RunLease>> PgJournal::lease_run(const std::string& kind) 
 }
 
 Status PgJournal::log_step(int64_t move_id, const std::string& step, StepPhase phase, const std::string& detail) {
-  MS_TRY(conn_->exec(fmt::format("log step {} of move {}", step, move_id),
-                     "INSERT INTO move_steps(move_id, step, phase, at, detail) VALUES($1, $2, $3, $4, $5)",
-                     Params()(move_id)(step)(std::string(step_phase_name(phase)))(clock_.now_ms())(detail)));
+  Params p;
+  p(move_id)(step)(std::string(step_phase_name(phase)))(clock_.now_ms())(detail);
+  const std::string fence = fence_clause(move_id, p, 6);
+  auto r = MS_TRY(conn_->exec(fmt::format("log step {} of move {}", step, move_id),
+                              "INSERT INTO move_steps(move_id, step, phase, at, detail) "
+                              "SELECT $1::bigint, $2, $3, $4::bigint, $5 WHERE true" + fence,
+                              p));
+  if (r.changed() == 0) return fenced_out(move_id);
   return {};
 }
 
@@ -810,10 +869,14 @@ Result<std::vector<StepRecord>> PgJournal::list_steps(int64_t move_id) {
 }
 
 Status PgJournal::put_blob(int64_t move_id, const std::string& key, const std::string& value) {
-  MS_TRY(conn_->exec(fmt::format("store {} of move {}", key, move_id),
-                     "INSERT INTO move_blobs(move_id, key, value) VALUES($1, $2, $3) "
-                     "ON CONFLICT(move_id, key) DO UPDATE SET value = excluded.value",
-                     Params()(move_id)(key).bytes(value)));
+  Params p;
+  p(move_id)(key).bytes(value);
+  const std::string fence = fence_clause(move_id, p, 4);
+  auto r = MS_TRY(conn_->exec(fmt::format("store {} of move {}", key, move_id),
+                              "INSERT INTO move_blobs(move_id, key, value) SELECT $1::bigint, $2, $3::bytea WHERE true" + fence +
+                                  " ON CONFLICT(move_id, key) DO UPDATE SET value = excluded.value",
+                              p));
+  if (r.changed() == 0) return fenced_out(move_id);
   return {};
 }
 

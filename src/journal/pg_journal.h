@@ -16,6 +16,11 @@
 //    socket), and within kDeadHostReleaseS when its host dies (TCP
 //    keepalives, set on both ends). A thread heartbeats the holder's row in
 //    table `leases` (pid, host, since), which a refused process quotes.
+//  - Fencing: while this journal's process holds a move's lease, its writes
+//    of that move (update_move, log_step, put_blob) carry a check that the
+//    lease's session still holds the lock and the holder's row is still this
+//    process; once the server has dropped that session (and another host may
+//    have taken the move over) they fail with kConflict and write nothing.
 //  - At open, this host's clock is compared with the server's: beyond
 //    max_clock_skew_ms mailshard refuses to start (kInvalidInput).
 //
@@ -28,6 +33,7 @@
 // destroyed on any thread.
 #pragma once
 
+#include <map>
 #include <memory>
 #include <string>
 
@@ -47,6 +53,8 @@ struct PgJournalOptions {
 
 namespace pg_detail {
 class Connection;
+struct LeaseFence;
+class Params;
 }
 
 class PgJournal final : public Journal {
@@ -111,13 +119,20 @@ class PgJournal final : public Journal {
   // Takes lease `name` (e.g. "run:rebalance") on a connection of its own;
   // `busy` is the conflict message before ": <holder>".
   template <typename Lease>
-  Result<std::unique_ptr<Lease>> take_lease(const std::string& name, const std::string& busy);
+  Result<std::unique_ptr<Lease>> take_lease(const std::string& name, const std::string& busy,
+                                            std::shared_ptr<pg_detail::LeaseFence>* fence = nullptr);
+  // " AND <the lease still holds>" for a write of move `move_id` when this
+  // journal took its lease (parameters appended to `p`), else "".
+  std::string fence_clause(int64_t move_id, pg_detail::Params& p, int first_param);
+  Error fenced_out(int64_t move_id) const;
 
   PgJournalOptions options_;
   Clock& clock_;
   std::string server_;
   std::unique_ptr<pg_detail::Connection> conn_;
   int version_ = 0;
+  // The move leases this journal handed out, while they live.
+  std::map<int64_t, std::weak_ptr<pg_detail::LeaseFence>> fences_;
 };
 
 }  // namespace mailshard

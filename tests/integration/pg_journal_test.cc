@@ -236,6 +236,50 @@ TEST_F(PgJournalTest, ALeaseIsFreedWhenTheServerDropsItsHolder) {
   EXPECT_TRUE(taken.ok()) << taken.error().message();
 }
 
+// A controller whose lease session the server ended (a network cut, as the
+// server saw it) may keep running: its writes of that move are fenced off
+// once another controller can take the move over, and write nothing.
+TEST_F(PgJournalTest, WritesOfAMoveWhoseLeaseWasLostAreRefused) {
+  auto first = open();
+  auto second = open();
+  ASSERT_TRUE(first.ok() && second.ok());
+  auto id = *(*first)->claim_move(move_of("alice"));
+  auto lease = (*first)->lease_move(id);
+  ASSERT_TRUE(lease.ok()) << lease.error().message();
+  MoveRecord m = *(*first)->get_move(id);
+  m.state = MoveState::kPrecopy;
+  ASSERT_TRUE((*first)->update_move(m).ok()) << "while the lease holds, writes go through";
+  ASSERT_TRUE((*first)->log_step(id, "precopy", StepPhase::kBegin, "").ok());
+  ASSERT_TRUE((*first)->put_blob(id, "k", "v1").ok());
+
+  Admin(db_).sql("SELECT pg_terminate_backend(backend_pid) FROM leases WHERE name = 'move-" + std::to_string(id) + "'");
+  Result<std::unique_ptr<MoveLease>> taken = Error::internal("not tried");
+  for (int i = 0; i < 100 && !taken.ok(); ++i) {
+    taken = (*second)->lease_move(id);
+    if (!taken.ok()) ::usleep(50'000);
+  }
+  ASSERT_TRUE(taken.ok()) << taken.error().message();
+
+  const std::string refused = "move " + std::to_string(id) +
+                              ": this process no longer holds the move's lease (the database ended its session); "
+                              "another process may be running the move, so nothing was written";
+  m.state = MoveState::kFrozen;
+  auto st = (*first)->update_move(m);
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(st.error().message(), refused);
+  EXPECT_EQ((*first)->log_step(id, "freeze", StepPhase::kBegin, "").error().message(), refused);
+  EXPECT_EQ((*first)->put_blob(id, "k", "v2").error().message(), refused);
+  EXPECT_EQ((*second)->get_move(id)->state, MoveState::kPrecopy);
+  EXPECT_EQ((*second)->list_steps(id)->size(), 1u);
+  EXPECT_EQ(**(*second)->get_blob(id, "k"), "v1");
+  // The new holder writes as usual; other moves of the old one are not fenced.
+  m.state = MoveState::kFrozen;
+  EXPECT_TRUE((*second)->update_move(m).ok());
+  auto other = *(*first)->claim_move(move_of("bob"));
+  EXPECT_TRUE((*first)->log_step(other, "preflight", StepPhase::kBegin, "").ok());
+}
+
 // The holder's row carries a heartbeat the server stamps every lease_heartbeat_ms.
 TEST_F(PgJournalTest, LeasesHeartbeat) {
   auto j = open();
