@@ -6,7 +6,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
-#include "journal/sqlite_journal.h"
+#include "journal/open_journal.h"
 #include "util/interrupt.h"
 #include "util/log.h"
 
@@ -33,7 +33,7 @@ Result<const Config*> Context::config() {
 Result<Journal*> Context::journal() {
   if (!journal_) {
     const Config* c = MS_TRY(config());
-    auto j = SqliteJournal::open(c->journal.path, clock_, c->security.private_files());
+    auto j = open_journal(c->journal, clock_, c->security.private_files());
     if (!j.ok()) return std::move(j).error();
     journal_ = std::move(*j);
   }

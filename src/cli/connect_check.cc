@@ -12,6 +12,7 @@
 #include "directory/ldap_directory.h"
 #include "doveadm/doveadm_client.h"
 #include "inventory/metrics_sources.h"
+#include "journal/pg_journal.h"
 #include "util/strings.h"
 
 namespace mailshard::cli {
@@ -28,6 +29,17 @@ ConnectCheck check_ldap(const Config& config) {
             fmt::format("bound {} to {}, but filter '{}' matches no entry under '{}'", who, config.ldap.uri,
                         config.ldap.filter, config.ldap.base_dn)};
   return {"ldap", true, fmt::format("bound {} to {}; read '{}'", who, config.ldap.uri, printable(*dn))};
+}
+
+// The PostgreSQL journal: login, clocks, schema version; nothing is created or migrated.
+ConnectCheck check_journal(const Config& config, Clock& clock) {
+  PgJournalOptions o;
+  o.url = config.journal.url;
+  o.password = config.journal.password.reveal();
+  o.max_clock_skew_ms = config.journal.max_clock_skew_ms;
+  auto r = PgJournal::check(o, clock);
+  if (!r.ok()) return {"journal", false, r.error().message()};
+  return {"journal", true, *r};
 }
 
 ConnectCheck check_metrics(const Config& config, const ServerConfig& s, Clock& clock) {
@@ -70,6 +82,7 @@ std::vector<ConnectCheck> run_connect_checks(const Config& config) {
   SystemClock clock;
   std::vector<ConnectCheck> out;
   out.push_back(check_ldap(config));
+  if (!config.journal.url.empty()) out.push_back(check_journal(config, clock));
   for (const auto& s : config.servers) {
     // Without metrics_url the inventory reads statvfs(mail_root): the mail_root check covers it.
     if (!s.metrics_url.empty()) out.push_back(check_metrics(config, s, clock));

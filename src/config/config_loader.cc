@@ -335,11 +335,52 @@ bool valid_url(const std::string& u, std::initializer_list<std::string_view> sch
   return false;
 }
 
-void read_journal(const toml::table* t, Config& c, Problems& p) {
+// Where a PostgreSQL URL's userinfo ends: "postgresql://user:pw@host/db" ->
+// the position of '@' (npos when there is none before the path).
+size_t userinfo_end(const std::string& url, size_t scheme_len) {
+  size_t authority_end = url.find_first_of("/?", scheme_len);
+  size_t at = url.rfind('@', authority_end == std::string::npos ? std::string::npos : authority_end);
+  return at != std::string::npos && at >= scheme_len ? at : std::string::npos;
+}
+
+void read_journal(const toml::table* t, Config& c, Problems& p, const EnvLookup& env) {
   if (!t) return;
   TableReader r(*t, "journal", p);
-  r.str("path", c.journal.path);
-  if (c.journal.path.empty()) p.add(r.line(), "journal.path", "must not be empty");
+  JournalConfig& j = c.journal;
+  const bool has_path = r.str("path", j.path);
+  if (has_path && j.path.empty()) p.add(r.line(), "journal.path", "must not be empty");
+  if (r.str("url", j.url)) {
+    const toml::node* n = t->get("url");
+    const std::string scheme = starts_with(j.url, "postgresql://") ? "postgresql://"
+                               : starts_with(j.url, "postgres://") ? "postgres://"
+                                                                   : "";
+    if (has_path)
+      p.add(line_of(*n), "journal.url", "give either path (SQLite) or url (PostgreSQL), not both");
+    else if (scheme.empty() || j.url.size() == scheme.size())
+      p.add(line_of(*n), "journal.url", "must be a postgresql:// URL, e.g. \"postgresql://mailshard@db1:5432/mailshard\"");
+    else if (size_t at = userinfo_end(j.url, scheme.size());
+             at != std::string::npos && j.url.substr(scheme.size(), at - scheme.size()).find(':') != std::string::npos)
+      // Never echo the URL here: it holds the password.
+      p.add(line_of(*n), "journal.url",
+            "secrets are not read from the config file; remove the password from the URL and use "
+            "password_file, MAILSHARD_JOURNAL_PASSWORD or libpq's PGPASSFILE");
+    else if (j.url.find("password=") != std::string::npos)
+      p.add(line_of(*n), "journal.url",
+            "secrets are not read from the config file; remove password= from the URL and use "
+            "password_file, MAILSHARD_JOURNAL_PASSWORD or libpq's PGPASSFILE");
+    j.path.clear();
+  }
+  r.str("password_file", j.password_file);
+  r.refuse_inline_secret("password", "password_file or MAILSHARD_JOURNAL_PASSWORD");
+  r.duration("max_clock_skew", j.max_clock_skew_ms);
+  if (j.url.empty()) {
+    if (const toml::node* n = t->get("password_file"))
+      p.add(line_of(*n), "journal.password_file", "only used with url (PostgreSQL)");
+    if (const toml::node* n = t->get("max_clock_skew"))
+      p.add(line_of(*n), "journal.max_clock_skew", "only used with url (PostgreSQL)");
+  } else {
+    load_secret(r, p, "password_file", j.password_file, "MAILSHARD_JOURNAL_PASSWORD", env, j.password, false, c);
+  }
   r.finish();
 }
 
@@ -900,7 +941,7 @@ Result<Config> parse_config(const std::string& text, const std::string& path, co
   }
   // [security] first: it decides how the secret files are checked.
   read_security(root["security"].as_table(), c, p);
-  read_journal(root["journal"].as_table(), c, p);
+  read_journal(root["journal"].as_table(), c, p, env);
   read_ldap(root["ldap"].as_table(), c, p, env);
   read_servers(root.get("server"), c, p, env);
   read_freeze(root["freeze"].as_table(), c, p, env);

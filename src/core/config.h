@@ -15,8 +15,17 @@
 
 namespace mailshard {
 
+// Exactly one of `path` (SQLite, the default) and `url` (PostgreSQL, for
+// several controllers sharing one journal).
 struct JournalConfig {
-  std::string path = "/var/lib/mailshard/journal.sqlite";
+  std::string path = "/var/lib/mailshard/journal.sqlite";  // "" when url is set
+  std::string url;                  // "postgresql://user@host:port/db"; never holds a password
+  std::string password_file;        // or $MAILSHARD_JOURNAL_PASSWORD, or libpq's PGPASSFILE
+  Secret password;                  // loaded from the file or the environment
+  // How far this host's clock may be from the database's (PostgreSQL only):
+  // beyond it mailshard refuses to start, since lease and step times from two
+  // controllers would no longer compare.
+  int64_t max_clock_skew_ms = 5'000;
 };
 
 struct LdapConfig {

@@ -1,6 +1,9 @@
 // kill -9 at every step boundary of a move, then `mailshard resume`: nothing is
 // lost, nobody is left frozen, and there is no double home: LDAP points at
 // exactly one copy, which holds every message, and no staging copy is left.
+// Each crash point runs with the journal in SQLite (the lab's mailshard.toml)
+// and in the lab's PostgreSQL (mailshard-pg.toml: the killed mover's lease is
+// its database session, which the server ends when the process dies).
 #include <thread>
 
 #include "tests/integration/move_test_util.h"
@@ -13,12 +16,20 @@ struct CrashPoint {
   bool rolls_forward;   // after resume the user is on store2 (else back on store1)
 };
 
-class MoveCrash : public ::testing::TestWithParam<CrashPoint> {};
+enum class Backend { kSqlite, kPostgres };
+
+// The lab's config with the journal in `backend`.
+std::string config_for(Backend backend) {
+  Lab& lab = Lab::get();
+  return backend == Backend::kSqlite ? lab.dir() + "/mailshard.toml" : lab.env("PG_CONFIG");
+}
+
+class MoveCrash : public ::testing::TestWithParam<std::tuple<CrashPoint, Backend>> {};
 
 TEST_P(MoveCrash, ResumeSettlesTheMove) {
-  const CrashPoint p = GetParam();
+  const CrashPoint p = std::get<0>(GetParam());
   Lab& lab = Lab::get();
-  const std::string cfg = lab.dir() + "/mailshard.toml";
+  const std::string cfg = config_for(std::get<1>(GetParam()));
   const std::string user = lab.add_user("store1");
   lab.fill_mailbox(user, 120, 21);
   lab.deliver(user, 5, "pre");
@@ -68,7 +79,7 @@ TEST_P(MoveCrash, ResumeSettlesTheMove) {
 
 INSTANTIATE_TEST_SUITE_P(
     EveryStep, MoveCrash,
-    ::testing::Values(CrashPoint{"preflight.end", false}, CrashPoint{"precopy.begin", false},
+    ::testing::Combine(::testing::Values(CrashPoint{"preflight.end", false}, CrashPoint{"precopy.begin", false},
                       CrashPoint{"precopy.end", false}, CrashPoint{"freeze.begin", false},
                       CrashPoint{"freeze.end", false}, CrashPoint{"kick.begin", false}, CrashPoint{"kick.end", false},
                       CrashPoint{"final_sync.begin", false}, CrashPoint{"final_sync.end", false},
@@ -77,11 +88,12 @@ INSTANTIATE_TEST_SUITE_P(
                       CrashPoint{"thaw.end", true}, CrashPoint{"sweep.begin", true}, CrashPoint{"sweep.end", true},
                       CrashPoint{"quota_recalc.begin", true}, CrashPoint{"quota_recalc.end", true},
                       CrashPoint{"done.begin", true}),
-    [](const ::testing::TestParamInfo<CrashPoint>& info) {
-      std::string n = info.param.at;
+                       ::testing::Values(Backend::kSqlite, Backend::kPostgres)),
+    [](const ::testing::TestParamInfo<std::tuple<CrashPoint, Backend>>& info) {
+      std::string n = std::get<0>(info.param).at;
       for (auto& ch : n)
         if (ch == '.') ch = '_';
-      return n;
+      return n + (std::get<1>(info.param) == Backend::kSqlite ? "_sqlite" : "_postgres");
     });
 
 // kill -9 in the middle of the rollback itself: resume completes it.

@@ -1,17 +1,19 @@
 #!/bin/bash
 # install-deps.sh — everything mailshard needs to build, test and run its lab, on Debian 12.
 # Run as root. Idempotent: when every package is already installed it does nothing (<1 s).
-# Package maintainer scripts must not start the system slapd/dovecot/nginx/node-exporter/postfix
-# (they would take 0.0.0.0:389/143/80/9100/25): a temporary policy-rc.d that exits 101 keeps
-# them down, unless the machine already has its own policy-rc.d, which is left untouched.
+# Package maintainer scripts must not start the system slapd/dovecot/nginx/node-exporter/postfix/
+# postgresql (they would take 0.0.0.0:389/143/80/9100/25, 127.0.0.1:5432): a temporary policy-rc.d
+# that exits 101 keeps them down, unless the machine already has its own policy-rc.d, which is left
+# untouched. (postgresql's package still creates its "15/main" cluster in /var/lib/postgresql; it
+# is never started. The lab runs its own, tests/lab/lab.sh.)
 set -euo pipefail
 
 BUILD=(cmake g++ make pkg-config librsync-dev libldap-dev libsqlite3-dev libcurl4-openssl-dev
        libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libxxhash-dev
-       libgtest-dev libgmock-dev libbenchmark-dev libpng-dev clang libclang-rt-14-dev ccache)
+       libgtest-dev libgmock-dev libbenchmark-dev libpng-dev clang libclang-rt-14-dev ccache libpq-dev)
 LAB=(slapd ldap-utils dovecot-core dovecot-imapd dovecot-lmtpd dovecot-ldap dovecot-auth-lua
      nginx libnginx-mod-mail prometheus-node-exporter postfix postfix-ldap perdition perdition-ldap
-     courier-authlib libcourier-unicode4 libgamin0)
+     courier-authlib libcourier-unicode4 libgamin0 postgresql)
 TOOLS=(python3 rsync rdiff time procps sqlite3 ca-certificates openssl curl chromium prometheus isync)
 ALL=("${BUILD[@]}" "${LAB[@]}" "${TOOLS[@]}")
 POLICY=/usr/sbin/policy-rc.d

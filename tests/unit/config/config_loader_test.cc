@@ -745,3 +745,68 @@ TEST(ConfigLoader, RouterDirectorBadInputIsOneExactLine) {
 
 }  // namespace
 }  // namespace mailshard
+
+namespace mailshard {
+namespace {
+
+std::string with_journal(const std::string& journal_lines) {
+  std::string c = base_config();
+  c.replace(0, c.find("[ldap]"), "[journal]\n" + journal_lines);
+  return c;
+}
+
+TEST(ConfigLoader, JournalUrlIsPostgresWithThePasswordFromAFile) {
+  auto c = parse(with_journal("url = \"postgresql://mailshard@db1:5432/mailshard\"\n"
+                              "password_file = \"" + secret_file("pg.secret", "pgsecret\n") + "\"\n"
+                              "max_clock_skew = \"2s\"\n"));
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->journal.url, "postgresql://mailshard@db1:5432/mailshard");
+  EXPECT_EQ(c->journal.path, "");
+  EXPECT_EQ(c->journal.password.reveal(), "pgsecret");
+  EXPECT_EQ(c->journal.max_clock_skew_ms, 2'000);
+  auto from_env = parse(with_journal("url = \"postgres://mailshard@db1/mailshard\"\n"),
+                        {{"MAILSHARD_JOURNAL_PASSWORD", "fromenv"}});
+  ASSERT_TRUE(from_env.ok()) << from_env.error().message();
+  EXPECT_EQ(from_env->journal.password.reveal(), "fromenv");
+  EXPECT_EQ(from_env->journal.max_clock_skew_ms, 5'000);
+  auto libpq_own = parse(with_journal("url = \"postgresql://mailshard@db1/mailshard\"\n"));
+  ASSERT_TRUE(libpq_own.ok()) << "no password: libpq's PGPASSFILE or ~/.pgpass";
+  EXPECT_TRUE(libpq_own->journal.password.empty());
+}
+
+TEST(ConfigLoader, JournalIsEitherPathOrUrlInOneLine) {
+  auto both = parse(with_journal("path = \"/tmp/j.sqlite\"\nurl = \"postgresql://db1/mailshard\"\n"));
+  ASSERT_FALSE(both.ok());
+  EXPECT_EQ(both.error().message(),
+            "mailshard.toml:3: journal.url: give either path (SQLite) or url (PostgreSQL), not both");
+  auto not_pg = parse(with_journal("url = \"mysql://db1/mailshard\"\n"));
+  ASSERT_FALSE(not_pg.ok());
+  EXPECT_EQ(not_pg.error().message(),
+            "mailshard.toml:2: journal.url: must be a postgresql:// URL, e.g. "
+            "\"postgresql://mailshard@db1:5432/mailshard\"");
+  auto skew_without_url = parse(with_journal("path = \"/tmp/j.sqlite\"\nmax_clock_skew = \"1s\"\n"));
+  ASSERT_FALSE(skew_without_url.ok());
+  EXPECT_EQ(skew_without_url.error().message(),
+            "mailshard.toml:3: journal.max_clock_skew: only used with url (PostgreSQL)");
+}
+
+// A password in the URL is refused without echoing it.
+TEST(ConfigLoader, JournalUrlWithAPasswordIsRefusedWithoutShowingIt) {
+  for (const std::string url : {"postgresql://mailshard:hunter2@db1/mailshard",
+                                "postgresql://mailshard@db1/mailshard?password=hunter2"}) {
+    auto c = parse(with_journal("url = \"" + url + "\"\n"));
+    ASSERT_FALSE(c.ok()) << url;
+    EXPECT_NE(c.error().message().find("mailshard.toml:2: journal.url: secrets are not read from the config file"),
+              std::string::npos)
+        << c.error().message();
+    EXPECT_EQ(c.error().message().find("hunter2"), std::string::npos) << c.error().message();
+  }
+  auto inline_pw = parse(with_journal("url = \"postgresql://db1/m\"\npassword = \"hunter2\"\n"));
+  ASSERT_FALSE(inline_pw.ok());
+  EXPECT_EQ(inline_pw.error().message(),
+            "mailshard.toml:3: journal.password: secrets are not read from the config file; use password_file or "
+            "MAILSHARD_JOURNAL_PASSWORD");
+}
+
+}  // namespace
+}  // namespace mailshard

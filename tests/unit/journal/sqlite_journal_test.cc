@@ -1,21 +1,43 @@
+// SqliteJournal: the Journal contract (journal_contract_test.cc) on SQLite,
+// and what only SQLite has (the file, its modes, WAL, PRAGMA user_version).
 #include "journal/sqlite_journal.h"
 
-#include <signal.h>
 #include <sqlite3.h>
 #include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
-
-#include <climits>
 
 #include <gtest/gtest.h>
 
 #include "tests/support/fakes.h"
+#include "tests/unit/journal/journal_contract.h"
 
 namespace mailshard {
 namespace {
 
 using testing::FakeClock;
+using testing::JournalContractTest;
+
+// One journal file per test, in a directory of its own.
+class SqliteBackend final : public testing::JournalBackend {
+ public:
+  void fresh(const std::string& test) override {
+    path_ = ::testing::TempDir() + "/journal_contract_" + std::to_string(::getpid()) + "_" + test + "/j.sqlite";
+    for (const char* suffix : {"", "-wal", "-shm"}) ::unlink((path_ + suffix).c_str());
+  }
+  Result<std::unique_ptr<Journal>> open(Clock& clock) override {
+    auto j = SqliteJournal::open(path_, clock);
+    if (!j.ok()) return std::move(j).error();
+    return std::unique_ptr<Journal>(std::move(*j));
+  }
+
+ private:
+  std::string path_;
+};
+
+INSTANTIATE_TEST_SUITE_P(Sqlite, JournalContractTest,
+                         ::testing::Values(testing::JournalBackendParam{
+                             "sqlite", [] { return std::make_unique<SqliteBackend>(); }}),
+                         testing::backend_name);
 
 class JournalTest : public ::testing::Test {
  protected:
@@ -63,108 +85,6 @@ TEST_F(JournalTest, RefusesNewerSchema) {
   EXPECT_EQ(j.error().code(), ErrorCode::kUnsupported);
   EXPECT_EQ(j.error().message(), "journal '" + path_ +
                                      "' has schema version 99, newer than this mailshard supports (2); use a newer mailshard");
-}
-
-TEST_F(JournalTest, ReopenKeepsData) {
-  auto id = j_->claim_move(move_of("alice"));
-  ASSERT_TRUE(id.ok());
-  j_.reset();
-  auto j = SqliteJournal::open(path_, clock_);
-  ASSERT_TRUE(j.ok());
-  auto m = (*j)->get_move(*id);
-  ASSERT_TRUE(m.ok());
-  EXPECT_EQ(m->user, "alice");
-}
-
-TEST_F(JournalTest, ClaimIsExclusivePerUserUntilTerminal) {
-  auto a = j_->claim_move(move_of("alice"));
-  ASSERT_TRUE(a.ok());
-  auto again = j_->claim_move(move_of("alice"));
-  ASSERT_FALSE(again.ok());
-  EXPECT_EQ(again.error().code(), ErrorCode::kConflict);
-  EXPECT_EQ(again.error().message(), "user alice is already being moved (move 1, state planned)");
-  EXPECT_TRUE(j_->claim_move(move_of("bob")).ok());
-
-  auto m = *j_->get_move(*a);
-  m.state = MoveState::kDone;
-  ASSERT_TRUE(j_->update_move(m).ok());
-  EXPECT_TRUE(j_->claim_move(move_of("alice")).ok());
-}
-
-TEST_F(JournalTest, DryRunRecordsDoNotClaim) {
-  auto d = move_of("carol");
-  d.state = MoveState::kDryRun;
-  ASSERT_TRUE(j_->claim_move(d).ok());
-  EXPECT_TRUE(j_->claim_move(move_of("carol")).ok());
-}
-
-TEST_F(JournalTest, UpdateAndListMoves) {
-  auto id = *j_->claim_move(move_of("alice"));
-  auto m = *j_->get_move(id);
-  m.state = MoveState::kFlipped;
-  m.step = "flip";
-  m.lockout_ms = 420;
-  m.bytes_transferred = 12345;
-  m.error = "";
-  clock_.advance(1000);
-  ASSERT_TRUE(j_->update_move(m).ok());
-  auto got = *j_->get_move(id);
-  EXPECT_EQ(got.state, MoveState::kFlipped);
-  EXPECT_EQ(got.lockout_ms, 420);
-  EXPECT_EQ(got.bytes_transferred, 12345);
-  EXPECT_EQ(got.updated_at_ms, clock_.now_ms());
-  MoveFilter f;
-  f.user = "alice";
-  EXPECT_EQ(j_->list_moves(f)->size(), 1u);
-  f.user = "nobody";
-  EXPECT_TRUE(j_->list_moves(f)->empty());
-  MoveRecord missing;
-  missing.id = 999;
-  EXPECT_EQ(j_->update_move(missing).error().code(), ErrorCode::kNotFound);
-}
-
-TEST_F(JournalTest, StepsAreOrderedWithPhases) {
-  auto id = *j_->claim_move(move_of("alice"));
-  ASSERT_TRUE(j_->log_step(id, "precopy", StepPhase::kBegin, "").ok());
-  clock_.advance(5);
-  ASSERT_TRUE(j_->log_step(id, "precopy", StepPhase::kEnd, R"({"bytes":10})").ok());
-  ASSERT_TRUE(j_->log_step(id, "freeze", StepPhase::kError, "ldap down").ok());
-  auto steps = *j_->list_steps(id);
-  ASSERT_EQ(steps.size(), 3u);
-  EXPECT_EQ(steps[1].phase, StepPhase::kEnd);
-  EXPECT_EQ(steps[1].at_ms, clock_.now_ms());
-  EXPECT_EQ(steps[2].detail, "ldap down");
-}
-
-TEST_F(JournalTest, PlansAreIdempotentByHash) {
-  PlanRecord p{0, "abcdef0123456789", 0, "balance", "{\"moves\":[]}", "", 0, 0, ""};
-  auto a = j_->store_plan(p);
-  auto b = j_->store_plan(p);
-  ASSERT_TRUE(a.ok() && b.ok());
-  EXPECT_EQ(*a, *b);
-  auto found = j_->find_plan("abcdef01");
-  ASSERT_TRUE(found.ok());
-  EXPECT_EQ(found->strategy, "balance");
-  EXPECT_EQ(found->status, "planned");
-  EXPECT_EQ(j_->find_plan("ffffffff").error().code(), ErrorCode::kNotFound);
-}
-
-TEST_F(JournalTest, BlobsOverwrite) {
-  auto id = *j_->claim_move(move_of("alice"));
-  ASSERT_TRUE(j_->put_blob(id, "listing", std::string("a\0b", 3)).ok());
-  ASSERT_TRUE(j_->put_blob(id, "listing", "v2").ok());
-  EXPECT_EQ(**j_->get_blob(id, "listing"), "v2");
-  EXPECT_FALSE(j_->get_blob(id, "other")->has_value());
-}
-
-TEST_F(JournalTest, RunsAndSnapshots) {
-  auto run = *j_->begin_run("inventory", "{}");
-  ASSERT_TRUE(j_->record_snapshot(run, clock_.now_ms(), "/tmp/snap", R"({"users":3})").ok());
-  ASSERT_TRUE(j_->finish_run(run, "ok", "{}").ok());
-  auto runs = *j_->list_runs(10);
-  ASSERT_EQ(runs.size(), 1u);
-  EXPECT_EQ(runs[0].status, "ok");
-  EXPECT_EQ(runs[0].kind, "inventory");
 }
 
 // The journal holds user names, hosts and plans: it and its -wal/-shm and lock
@@ -216,6 +136,15 @@ TEST_F(JournalTest, AWiderJournalIsNarrowedWhenOpened) {
   EXPECT_EQ((*again)->list_runs(10)->size(), 1u);
 }
 
+TEST_F(JournalTest, LockFilesArePrivate) {
+  ::umask(022);
+  auto lease = j_->lease_run("rebalance");
+  ASSERT_TRUE(lease.ok()) << lease.error().message();
+  struct stat st;
+  ASSERT_EQ(::stat((path_ + ".locks/run-rebalance.lock").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+}
+
 PlanRecord plan_of(const std::string& hash, int64_t created_at_ms, int moves) {
   PlanRecord p;
   p.hash = hash;
@@ -225,173 +154,6 @@ PlanRecord plan_of(const std::string& hash, int64_t created_at_ms, int moves) {
   for (int i = 0; i < moves; ++i) list += (i ? ",{\"user\":" : "{\"user\":") + std::to_string(i) + "}";
   p.plan_json = "{\"strategy\":\"balance\",\"moves\":[" + list + "]}";
   return p;
-}
-
-TEST_F(JournalTest, PlanMovesAreCountedFromThePlanJson) {
-  ASSERT_TRUE(j_->store_plan(plan_of("aaaaaaaa00000001", 0, 3)).ok());
-  PlanRecord not_json = plan_of("aaaaaaaa00000002", 0, 0);
-  not_json.plan_json = "not json";
-  not_json.moves = 99;  // ignored: the journal counts
-  ASSERT_TRUE(j_->store_plan(not_json).ok());
-  EXPECT_EQ(j_->find_plan("aaaaaaaa00000001")->moves, 3);
-  EXPECT_EQ(j_->find_plan("aaaaaaaa00000002")->moves, 0);
-}
-
-TEST_F(JournalTest, ApprovalRoundTripIsIdempotent) {
-  int64_t id = *j_->store_plan(plan_of("abcdef0123456789", 0, 2));
-  auto before = *j_->find_plan("abcdef01");
-  EXPECT_EQ(before.approved_at_ms, 0);
-  EXPECT_EQ(before.approved_by, "");
-
-  clock_.advance(60'000);
-  ASSERT_TRUE(j_->approve_plan(id, "alice").ok());
-  const int64_t approved_at = clock_.now_ms();
-  auto after = *j_->find_plan("abcdef0123456789");
-  EXPECT_EQ(after.approved_at_ms, approved_at);
-  EXPECT_EQ(after.approved_by, "alice");
-  EXPECT_EQ(after.moves, 2);
-
-  // Again, later and by someone else: the first approval stands.
-  clock_.advance(60'000);
-  ASSERT_TRUE(j_->approve_plan(id, "bob").ok());
-  auto again = *j_->find_plan("abcdef01");
-  EXPECT_EQ(again.approved_at_ms, approved_at);
-  EXPECT_EQ(again.approved_by, "alice");
-  // Storing the same plan again does not touch the approval either.
-  ASSERT_EQ(*j_->store_plan(plan_of("abcdef0123456789", 0, 2)), id);
-  EXPECT_EQ(j_->find_plan("abcdef01")->approved_by, "alice");
-}
-
-TEST_F(JournalTest, ApprovingAnUnknownPlanIsNotFound) {
-  auto st = j_->approve_plan(42, "alice");
-  ASSERT_FALSE(st.ok());
-  EXPECT_EQ(st.error().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(st.error().message(), "plan 42 is not in the journal");
-  int64_t id = *j_->store_plan(plan_of("abcdef0123456789", 0, 0));
-  EXPECT_EQ(j_->approve_plan(id, "").error().code(), ErrorCode::kInvalidInput);
-}
-
-TEST_F(JournalTest, ListPlansIsNewestFirstWithoutThePlanText) {
-  ASSERT_TRUE(j_->store_plan(plan_of("11111111aaaaaaaa", 1000, 1)).ok());
-  ASSERT_TRUE(j_->store_plan(plan_of("33333333aaaaaaaa", 3000, 3)).ok());
-  // Same created_at as the first: the later id is newer.
-  int64_t second = *j_->store_plan(plan_of("22222222aaaaaaaa", 1000, 2));
-  ASSERT_TRUE(j_->approve_plan(second, "alice").ok());
-  auto all = j_->list_plans(0);
-  ASSERT_TRUE(all.ok()) << all.error().message();
-  ASSERT_EQ(all->size(), 3u);
-  EXPECT_EQ((*all)[0].hash, "33333333aaaaaaaa");
-  EXPECT_EQ((*all)[1].hash, "22222222aaaaaaaa");
-  EXPECT_EQ((*all)[2].hash, "11111111aaaaaaaa");
-  EXPECT_EQ((*all)[0].moves, 3);
-  EXPECT_EQ((*all)[0].status, "planned");
-  EXPECT_EQ((*all)[1].approved_by, "alice");
-  EXPECT_EQ((*all)[1].approved_at_ms, clock_.now_ms());
-  for (const auto& p : *all) EXPECT_EQ(p.plan_json, "");
-  EXPECT_EQ(j_->list_plans(2)->size(), 2u);
-}
-
-TEST_F(JournalTest, LatestPlanWithAndWithoutApproval) {
-  EXPECT_FALSE(j_->latest_plan(false)->has_value());
-  int64_t old_id = *j_->store_plan(plan_of("11111111aaaaaaaa", 1000, 1));
-  ASSERT_TRUE(j_->store_plan(plan_of("22222222aaaaaaaa", 2000, 2)).ok());
-  EXPECT_FALSE(j_->latest_plan(true)->has_value());
-  auto newest = *j_->latest_plan(false);
-  ASSERT_TRUE(newest.has_value());
-  EXPECT_EQ(newest->hash, "22222222aaaaaaaa");
-  EXPECT_NE(newest->plan_json, "");  // the full record
-
-  ASSERT_TRUE(j_->approve_plan(old_id, "alice").ok());
-  auto approved = *j_->latest_plan(true);
-  ASSERT_TRUE(approved.has_value());
-  EXPECT_EQ(approved->hash, "11111111aaaaaaaa");
-  EXPECT_EQ(approved->approved_by, "alice");
-  EXPECT_EQ(approved->plan_json, plan_of("11111111aaaaaaaa", 1000, 1).plan_json);
-  EXPECT_EQ((*j_->latest_plan(false))->hash, "22222222aaaaaaaa");
-}
-
-TEST_F(JournalTest, StopRequestRoundTrip) {
-  int64_t run = *j_->begin_run("rebalance", "{}");
-  int64_t other = *j_->begin_run("inventory", "{}");
-  EXPECT_FALSE(*j_->stop_requested(run));
-  auto running = *j_->running_runs("rebalance");
-  ASSERT_EQ(running.size(), 1u);
-  EXPECT_EQ(running[0].id, run);
-  EXPECT_EQ(running[0].stop_requested_at_ms, 0);
-
-  clock_.advance(5'000);
-  const int64_t asked_at = clock_.now_ms();
-  ASSERT_TRUE(j_->request_stop(run).ok());
-  clock_.advance(5'000);
-  ASSERT_TRUE(j_->request_stop(run).ok());  // idempotent: the first time is kept
-  EXPECT_TRUE(*j_->stop_requested(run));
-  EXPECT_FALSE(*j_->stop_requested(other));
-  EXPECT_EQ((*j_->running_runs("rebalance"))[0].stop_requested_at_ms, asked_at);
-  EXPECT_EQ((*j_->list_runs(0))[1].stop_requested_at_ms, asked_at);
-
-  ASSERT_TRUE(j_->finish_run(run, "interrupted", "{}").ok());
-  EXPECT_TRUE(j_->running_runs("rebalance")->empty());
-  auto late = j_->request_stop(run);
-  ASSERT_FALSE(late.ok());
-  EXPECT_EQ(late.error().code(), ErrorCode::kConflict);
-  EXPECT_EQ(late.error().message(), "run 1 has already finished (interrupted)");
-  EXPECT_EQ(j_->request_stop(99).error().code(), ErrorCode::kNotFound);
-  EXPECT_EQ(j_->stop_requested(99).error().code(), ErrorCode::kNotFound);
-}
-
-std::string this_host() {
-  char host[HOST_NAME_MAX + 1] = {};
-  ::gethostname(host, sizeof host - 1);
-  return host;
-}
-
-// Two opens of the lock file are two open file descriptions, whose flocks
-// conflict even within one process.
-TEST_F(JournalTest, RunLeaseIsExclusiveAndNamesTheHolder) {
-  auto first = j_->lease_run("rebalance");
-  ASSERT_TRUE(first.ok()) << first.error().message();
-  auto second = j_->lease_run("rebalance");
-  ASSERT_FALSE(second.ok());
-  EXPECT_EQ(second.error().code(), ErrorCode::kConflict);
-  EXPECT_EQ(second.error().message(), "another rebalance is running: pid " + std::to_string(::getpid()) + " on host " +
-                                          this_host() + " since 2023-11-14T22:13:20.000Z");
-  EXPECT_TRUE(j_->lease_run("inventory").ok()) << "other kinds are independent";
-  first->reset();
-  EXPECT_TRUE(j_->lease_run("rebalance").ok()) << "released when destroyed";
-
-  struct stat st;
-  ASSERT_EQ(::stat((path_ + ".locks/run-rebalance.lock").c_str(), &st), 0);
-  EXPECT_EQ(st.st_mode & 0777, 0600u);
-  EXPECT_EQ(j_->lease_run("../x").error().code(), ErrorCode::kInvalidInput);
-}
-
-TEST_F(JournalTest, RunLeaseIsFreedWhenItsHolderIsKilled) {
-  int ready[2];
-  ASSERT_EQ(::pipe(ready), 0);
-  pid_t child = ::fork();
-  ASSERT_GE(child, 0);
-  if (child == 0) {
-    // Touches only the lock file, never the parent's SQLite handle.
-    auto lease = j_->lease_run("rebalance");
-    char c = lease.ok() ? 'y' : 'n';
-    (void)!::write(ready[1], &c, 1);
-    for (;;) ::pause();
-  }
-  ::close(ready[1]);
-  char c = 0;
-  ASSERT_EQ(::read(ready[0], &c, 1), 1);
-  ::close(ready[0]);
-  auto held = j_->lease_run("rebalance");
-  ::kill(child, SIGKILL);
-  int status = 0;
-  ASSERT_EQ(::waitpid(child, &status, 0), child);
-  ASSERT_EQ(c, 'y');
-  ASSERT_FALSE(held.ok());
-  EXPECT_EQ(held.error().code(), ErrorCode::kConflict);
-  EXPECT_NE(held.error().message().find("pid " + std::to_string(child) + " on host " + this_host()), std::string::npos)
-      << held.error().message();
-  auto after = j_->lease_run("rebalance");
-  EXPECT_TRUE(after.ok()) << after.error().message();
 }
 
 // A schema-1 journal (made here by undoing migration 2 with SQLite's DROP

@@ -1,0 +1,138 @@
+// PgJournal: the Journal on a PostgreSQL database (libpq), for several
+// controllers on several hosts sharing one journal.
+//
+// The tables and their meaning are SQLite's (docs/journal.md); what differs:
+//  - The schema version is the one row of table schema_version; migrations
+//    run forward only, one transaction per version, under an advisory lock so
+//    two controllers starting at once do not both migrate.
+//  - Ids are BIGSERIAL, unique across hosts (staging names built from them
+//    never collide).
+//  - claim_move: the partial unique index on moves("user") WHERE active = 1
+//    is checked by the server, so two hosts claiming one user at once get one
+//    move and one kConflict.
+//  - Leases are session advisory locks, each on a connection of its own that
+//    the lease object holds. The server drops the lock when that connection
+//    ends: at once when the holder exits or is killed (the kernel closes the
+//    socket), and within kDeadHostReleaseS when its host dies (TCP
+//    keepalives, set on both ends). A thread heartbeats the holder's row in
+//    table `leases` (pid, host, since), which a refused process quotes.
+//  - Fencing: while this journal's process holds a move's lease, its writes
+//    of that move (update_move, log_step, put_blob) carry a check that the
+//    lease's session still holds the lock and the holder's row is still this
+//    process; once the server has dropped that session (and another host may
+//    have taken the move over) they fail with kConflict and write nothing.
+//  - At open, this host's clock is compared with the server's: beyond
+//    max_clock_skew_ms mailshard refuses to start (kInvalidInput).
+//
+// Errors name the server as postgresql://host:port/db (never the user or the
+// password) and what failed, in one line: a server that is down gives
+// kUnavailable, a refused login kPermission, a newer schema kUnsupported.
+// A call after the connection broke reconnects once first.
+//
+// Thread-safety: one instance per thread, like SqliteJournal. A lease may be
+// destroyed on any thread.
+#pragma once
+
+#include <map>
+#include <memory>
+#include <string>
+
+#include "core/clock.h"
+#include "core/journal.h"
+
+namespace mailshard {
+
+struct PgJournalOptions {
+  std::string url;       // postgresql://user@host:port/db (libpq syntax)
+  std::string password;  // "" = libpq's own (PGPASSWORD, PGPASSFILE, ~/.pgpass)
+  // Refuse to start when |this host's clock - the server's| exceeds this; 0 = no check.
+  int64_t max_clock_skew_ms = 5'000;
+  // How often a lease's thread writes its heartbeat (and notices a lost connection).
+  int64_t lease_heartbeat_ms = 5'000;
+};
+
+namespace pg_detail {
+class Connection;
+struct LeaseFence;
+class Params;
+}
+
+class PgJournal final : public Journal {
+ public:
+  static constexpr int kSchemaVersion = 2;
+  // TCP keepalives on every connection, on both ends: idle 10 s, then a probe
+  // every 5 s, 3 lost probes = dead; unacknowledged data for 30 s = dead.
+  // So a dead host's leases are released by the server within ~25-30 s.
+  static constexpr int kKeepaliveIdleS = 10;
+  static constexpr int kKeepaliveIntervalS = 5;
+  static constexpr int kKeepaliveCount = 3;
+  static constexpr int kTcpUserTimeoutMs = 30'000;
+  static constexpr int kDeadHostReleaseS = kKeepaliveIdleS + kKeepaliveIntervalS * kKeepaliveCount;
+  static constexpr int kConnectTimeoutS = 10;
+
+  // Connects, checks the clocks and migrates. Errors: kUnavailable (server
+  // down or unreachable), kPermission (login refused), kInvalidInput (a bad
+  // URL, clocks apart), kUnsupported (a newer schema).
+  static Result<std::unique_ptr<PgJournal>> open(const PgJournalOptions& options, Clock& clock);
+  // What open() checks, changing nothing (no migration): connects, compares
+  // the clocks, reads the schema version. For `config check --connect`.
+  // Returns e.g. "postgresql://db1:5432/mailshard: schema 2 (this build: 2)";
+  // a database mailshard never opened reads "schema 0".
+  static Result<std::string> check(const PgJournalOptions& options, Clock& clock);
+  ~PgJournal() override;
+
+  int schema_version() const { return version_; }
+  // "postgresql://host:port/db": how errors and logs name the server.
+  const std::string& server() const { return server_; }
+
+  Result<int64_t> begin_run(const std::string& kind, const std::string& args_json) override;
+  Status finish_run(int64_t run_id, const std::string& status, const std::string& summary_json) override;
+  Result<std::vector<RunRecord>> list_runs(int limit) override;
+  Result<std::vector<RunRecord>> running_runs(const std::string& kind) override;
+  Status request_stop(int64_t run_id) override;
+  Result<bool> stop_requested(int64_t run_id) override;
+  Result<std::unique_ptr<RunLease>> lease_run(const std::string& kind) override;
+  Result<int64_t> record_snapshot(int64_t run_id, int64_t taken_at_ms, const std::string& path,
+                                  const std::string& summary_json) override;
+  Result<int64_t> store_plan(const PlanRecord& plan) override;
+  Result<PlanRecord> find_plan(const std::string& hash) override;
+  Status set_plan_status(int64_t plan_id, const std::string& status) override;
+  Status approve_plan(int64_t plan_id, const std::string& by) override;
+  Result<std::vector<PlanRecord>> list_plans(int limit) override;
+  Result<std::optional<PlanRecord>> latest_plan(bool approved_only) override;
+  Result<int64_t> claim_move(const MoveRecord& move) override;
+  Status update_move(const MoveRecord& move) override;
+  Result<MoveRecord> get_move(int64_t id) override;
+  Result<std::vector<MoveRecord>> list_moves(const MoveFilter& filter) override;
+  Result<std::unique_ptr<MoveLease>> lease_move(int64_t move_id) override;
+  Status log_step(int64_t move_id, const std::string& step, StepPhase phase, const std::string& detail) override;
+  Result<std::vector<StepRecord>> list_steps(int64_t move_id) override;
+  Status put_blob(int64_t move_id, const std::string& key, const std::string& value) override;
+  Result<std::optional<std::string>> get_blob(int64_t move_id, const std::string& key) override;
+
+ private:
+  PgJournal(PgJournalOptions options, Clock& clock);
+  Status connect();
+  Status check_clock();
+  Status read_version();
+  Status migrate();
+  // Takes lease `name` (e.g. "run:rebalance") on a connection of its own;
+  // `busy` is the conflict message before ": <holder>".
+  template <typename Lease>
+  Result<std::unique_ptr<Lease>> take_lease(const std::string& name, const std::string& busy,
+                                            std::shared_ptr<pg_detail::LeaseFence>* fence = nullptr);
+  // " AND <the lease still holds>" for a write of move `move_id` when this
+  // journal took its lease (parameters appended to `p`), else "".
+  std::string fence_clause(int64_t move_id, pg_detail::Params& p, int first_param);
+  Error fenced_out(int64_t move_id) const;
+
+  PgJournalOptions options_;
+  Clock& clock_;
+  std::string server_;
+  std::unique_ptr<pg_detail::Connection> conn_;
+  int version_ = 0;
+  // The move leases this journal handed out, while they live.
+  std::map<int64_t, std::weak_ptr<pg_detail::LeaseFence>> fences_;
+};
+
+}  // namespace mailshard

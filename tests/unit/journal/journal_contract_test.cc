@@ -1,0 +1,464 @@
+// The Journal contract, run against every backend (see journal_contract.h).
+#include "tests/unit/journal/journal_contract.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <climits>
+#include <thread>
+
+#include <gmock/gmock.h>
+
+namespace mailshard::testing {
+namespace {
+
+using ::testing::HasSubstr;
+using ::testing::StartsWith;
+
+std::string this_host() {
+  char host[HOST_NAME_MAX + 1] = {};
+  ::gethostname(host, sizeof host - 1);
+  return host;
+}
+
+TEST_P(JournalContractTest, ReopenKeepsData) {
+  auto id = j_->claim_move(move_of("alice"));
+  ASSERT_TRUE(id.ok()) << id.error().message();
+  j_.reset();
+  j_ = open_journal();
+  ASSERT_NE(j_, nullptr);
+  auto m = j_->get_move(*id);
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  EXPECT_EQ(m->user, "alice");
+}
+
+TEST_P(JournalContractTest, ClaimIsExclusivePerUserUntilTerminal) {
+  auto a = j_->claim_move(move_of("alice"));
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  auto again = j_->claim_move(move_of("alice"));
+  ASSERT_FALSE(again.ok());
+  EXPECT_EQ(again.error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(again.error().message(), "user alice is already being moved (move 1, state planned)");
+  EXPECT_TRUE(j_->claim_move(move_of("bob")).ok());
+
+  auto m = *j_->get_move(*a);
+  m.state = MoveState::kDone;
+  ASSERT_TRUE(j_->update_move(m).ok());
+  EXPECT_TRUE(j_->claim_move(move_of("alice")).ok());
+}
+
+// Two controllers (two journals on one store): the claim holds across them,
+// and the ids they get never collide.
+TEST_P(JournalContractTest, ClaimHoldsAcrossTwoControllers) {
+  auto other = open_journal();
+  ASSERT_NE(other, nullptr);
+  auto a = j_->claim_move(move_of("alice"));
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  auto b = other->claim_move(move_of("alice"));
+  ASSERT_FALSE(b.ok());
+  EXPECT_EQ(b.error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(b.error().message(), "user alice is already being moved (move " + std::to_string(*a) + ", state planned)");
+  auto c = other->claim_move(move_of("bob"));
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_NE(*a, *c);
+  EXPECT_EQ(j_->get_move(*c)->user, "bob") << "each controller sees the other's moves";
+}
+
+// Controllers claiming the same users at the same moment: each user gets
+// exactly one move, every other claim is a conflict, and no id is handed out twice.
+TEST_P(JournalContractTest, ConcurrentClaimsGiveOneMovePerUser) {
+  constexpr int kControllers = 4;
+  constexpr int kUsers = 10;
+  std::vector<std::unique_ptr<Journal>> journals;
+  for (int i = 0; i < kControllers; ++i) {
+    journals.push_back(open_journal());
+    ASSERT_NE(journals.back(), nullptr);
+  }
+  std::atomic<int> won{0}, refused{0}, other_errors{0};
+  std::mutex mu;
+  std::set<int64_t> ids;
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kControllers; ++i)
+    threads.emplace_back([&, i] {
+      for (int u = 0; u < kUsers; ++u) {
+        auto r = journals[i]->claim_move(move_of("user" + std::to_string(u)));
+        if (r.ok()) {
+          ++won;
+          std::lock_guard lock(mu);
+          ids.insert(*r);
+        } else if (r.error().code() == ErrorCode::kConflict &&
+                   r.error().message().find("is already being moved") != std::string::npos) {
+          ++refused;
+        } else {
+          ++other_errors;
+          ADD_FAILURE() << r.error().message();
+        }
+      }
+    });
+  for (auto& t : threads) t.join();
+  EXPECT_EQ(won.load(), kUsers);
+  EXPECT_EQ(refused.load(), kUsers * (kControllers - 1));
+  EXPECT_EQ(other_errors.load(), 0);
+  EXPECT_EQ(ids.size(), static_cast<size_t>(kUsers));
+  MoveFilter f;
+  f.active_only = true;
+  EXPECT_EQ(j_->list_moves(f)->size(), static_cast<size_t>(kUsers));
+}
+
+TEST_P(JournalContractTest, DryRunRecordsDoNotClaim) {
+  auto d = move_of("carol");
+  d.state = MoveState::kDryRun;
+  ASSERT_TRUE(j_->claim_move(d).ok());
+  EXPECT_TRUE(j_->claim_move(move_of("carol")).ok());
+}
+
+TEST_P(JournalContractTest, UpdateAndListMoves) {
+  auto id = *j_->claim_move(move_of("alice"));
+  auto m = *j_->get_move(id);
+  m.state = MoveState::kFlipped;
+  m.step = "flip";
+  m.lockout_ms = 420;
+  m.bytes_transferred = 12345;
+  m.error = "";
+  clock_.advance(1000);
+  ASSERT_TRUE(j_->update_move(m).ok());
+  auto got = *j_->get_move(id);
+  EXPECT_EQ(got.state, MoveState::kFlipped);
+  EXPECT_EQ(got.lockout_ms, 420);
+  EXPECT_EQ(got.bytes_transferred, 12345);
+  EXPECT_EQ(got.updated_at_ms, clock_.now_ms());
+  MoveFilter f;
+  f.user = "alice";
+  EXPECT_EQ(j_->list_moves(f)->size(), 1u);
+  f.user = "nobody";
+  EXPECT_TRUE(j_->list_moves(f)->empty());
+  MoveFilter by_id;
+  by_id.id = id;
+  by_id.user = "alice";
+  EXPECT_EQ(j_->list_moves(by_id)->size(), 1u);
+  MoveRecord missing;
+  missing.id = 999;
+  EXPECT_EQ(j_->update_move(missing).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(j_->get_move(999).error().code(), ErrorCode::kNotFound);
+}
+
+TEST_P(JournalContractTest, StepsAreOrderedWithPhases) {
+  auto id = *j_->claim_move(move_of("alice"));
+  ASSERT_TRUE(j_->log_step(id, "precopy", StepPhase::kBegin, "").ok());
+  clock_.advance(5);
+  ASSERT_TRUE(j_->log_step(id, "precopy", StepPhase::kEnd, R"({"bytes":10})").ok());
+  ASSERT_TRUE(j_->log_step(id, "freeze", StepPhase::kError, "ldap down").ok());
+  auto steps = *j_->list_steps(id);
+  ASSERT_EQ(steps.size(), 3u);
+  EXPECT_EQ(steps[1].phase, StepPhase::kEnd);
+  EXPECT_EQ(steps[1].at_ms, clock_.now_ms());
+  EXPECT_EQ(steps[2].detail, "ldap down");
+}
+
+TEST_P(JournalContractTest, PlansAreIdempotentByHash) {
+  PlanRecord p{0, "abcdef0123456789", 0, "balance", "{\"moves\":[]}", "", 0, 0, ""};
+  auto a = j_->store_plan(p);
+  auto b = j_->store_plan(p);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(*a, *b);
+  auto found = j_->find_plan("abcdef01");
+  ASSERT_TRUE(found.ok());
+  EXPECT_EQ(found->strategy, "balance");
+  EXPECT_EQ(found->status, "planned");
+  EXPECT_EQ(j_->find_plan("ffffffff").error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(j_->find_plan("abc").error().code(), ErrorCode::kInvalidInput);
+}
+
+TEST_P(JournalContractTest, BlobsOverwrite) {
+  auto id = *j_->claim_move(move_of("alice"));
+  ASSERT_TRUE(j_->put_blob(id, "listing", std::string("a\0b\xff", 4)).ok());
+  EXPECT_EQ(**j_->get_blob(id, "listing"), std::string("a\0b\xff", 4));
+  ASSERT_TRUE(j_->put_blob(id, "listing", "v2").ok());
+  EXPECT_EQ(**j_->get_blob(id, "listing"), "v2");
+  EXPECT_FALSE(j_->get_blob(id, "other")->has_value());
+}
+
+TEST_P(JournalContractTest, RunsAndSnapshots) {
+  auto run = *j_->begin_run("inventory", "{}");
+  ASSERT_TRUE(j_->record_snapshot(run, clock_.now_ms(), "/tmp/snap", R"({"users":3})").ok());
+  ASSERT_TRUE(j_->record_snapshot(0, clock_.now_ms(), "/tmp/snap2", "{}").ok()) << "no run";
+  ASSERT_TRUE(j_->finish_run(run, "ok", "{}").ok());
+  auto runs = *j_->list_runs(10);
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].status, "ok");
+  EXPECT_EQ(runs[0].kind, "inventory");
+}
+
+PlanRecord plan_of(const std::string& hash, int64_t created_at_ms, int moves) {
+  PlanRecord p;
+  p.hash = hash;
+  p.created_at_ms = created_at_ms;
+  p.strategy = "balance";
+  std::string list;
+  for (int i = 0; i < moves; ++i) list += (i ? ",{\"user\":" : "{\"user\":") + std::to_string(i) + "}";
+  p.plan_json = "{\"strategy\":\"balance\",\"moves\":[" + list + "]}";
+  return p;
+}
+
+TEST_P(JournalContractTest, PlanMovesAreCountedFromThePlanJson) {
+  ASSERT_TRUE(j_->store_plan(plan_of("aaaaaaaa00000001", 0, 3)).ok());
+  PlanRecord not_json = plan_of("aaaaaaaa00000002", 0, 0);
+  not_json.plan_json = "not json";
+  not_json.moves = 99;  // ignored: the journal counts
+  ASSERT_TRUE(j_->store_plan(not_json).ok());
+  EXPECT_EQ(j_->find_plan("aaaaaaaa00000001")->moves, 3);
+  EXPECT_EQ(j_->find_plan("aaaaaaaa00000002")->moves, 0);
+}
+
+TEST_P(JournalContractTest, ApprovalRoundTripIsIdempotent) {
+  int64_t id = *j_->store_plan(plan_of("abcdef0123456789", 0, 2));
+  auto before = *j_->find_plan("abcdef01");
+  EXPECT_EQ(before.approved_at_ms, 0);
+  EXPECT_EQ(before.approved_by, "");
+
+  clock_.advance(60'000);
+  ASSERT_TRUE(j_->approve_plan(id, "alice").ok());
+  const int64_t approved_at = clock_.now_ms();
+  auto after = *j_->find_plan("abcdef0123456789");
+  EXPECT_EQ(after.approved_at_ms, approved_at);
+  EXPECT_EQ(after.approved_by, "alice");
+  EXPECT_EQ(after.moves, 2);
+
+  // Again, later and by someone else: the first approval stands.
+  clock_.advance(60'000);
+  ASSERT_TRUE(j_->approve_plan(id, "bob").ok());
+  auto again = *j_->find_plan("abcdef01");
+  EXPECT_EQ(again.approved_at_ms, approved_at);
+  EXPECT_EQ(again.approved_by, "alice");
+  // Storing the same plan again does not touch the approval either.
+  ASSERT_EQ(*j_->store_plan(plan_of("abcdef0123456789", 0, 2)), id);
+  EXPECT_EQ(j_->find_plan("abcdef01")->approved_by, "alice");
+}
+
+TEST_P(JournalContractTest, ApprovingAnUnknownPlanIsNotFound) {
+  auto st = j_->approve_plan(42, "alice");
+  ASSERT_FALSE(st.ok());
+  EXPECT_EQ(st.error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(st.error().message(), "plan 42 is not in the journal");
+  int64_t id = *j_->store_plan(plan_of("abcdef0123456789", 0, 0));
+  EXPECT_EQ(j_->approve_plan(id, "").error().code(), ErrorCode::kInvalidInput);
+}
+
+TEST_P(JournalContractTest, ListPlansIsNewestFirstWithoutThePlanText) {
+  ASSERT_TRUE(j_->store_plan(plan_of("11111111aaaaaaaa", 1000, 1)).ok());
+  ASSERT_TRUE(j_->store_plan(plan_of("33333333aaaaaaaa", 3000, 3)).ok());
+  // Same created_at as the first: the later id is newer.
+  int64_t second = *j_->store_plan(plan_of("22222222aaaaaaaa", 1000, 2));
+  ASSERT_TRUE(j_->approve_plan(second, "alice").ok());
+  auto all = j_->list_plans(0);
+  ASSERT_TRUE(all.ok()) << all.error().message();
+  ASSERT_EQ(all->size(), 3u);
+  EXPECT_EQ((*all)[0].hash, "33333333aaaaaaaa");
+  EXPECT_EQ((*all)[1].hash, "22222222aaaaaaaa");
+  EXPECT_EQ((*all)[2].hash, "11111111aaaaaaaa");
+  EXPECT_EQ((*all)[0].moves, 3);
+  EXPECT_EQ((*all)[0].status, "planned");
+  EXPECT_EQ((*all)[1].approved_by, "alice");
+  EXPECT_EQ((*all)[1].approved_at_ms, clock_.now_ms());
+  for (const auto& p : *all) EXPECT_EQ(p.plan_json, "");
+  EXPECT_EQ(j_->list_plans(2)->size(), 2u);
+}
+
+TEST_P(JournalContractTest, LatestPlanWithAndWithoutApproval) {
+  EXPECT_FALSE(j_->latest_plan(false)->has_value());
+  int64_t old_id = *j_->store_plan(plan_of("11111111aaaaaaaa", 1000, 1));
+  ASSERT_TRUE(j_->store_plan(plan_of("22222222aaaaaaaa", 2000, 2)).ok());
+  EXPECT_FALSE(j_->latest_plan(true)->has_value());
+  auto newest = *j_->latest_plan(false);
+  ASSERT_TRUE(newest.has_value());
+  EXPECT_EQ(newest->hash, "22222222aaaaaaaa");
+  EXPECT_NE(newest->plan_json, "");  // the full record
+
+  ASSERT_TRUE(j_->approve_plan(old_id, "alice").ok());
+  auto approved = *j_->latest_plan(true);
+  ASSERT_TRUE(approved.has_value());
+  EXPECT_EQ(approved->hash, "11111111aaaaaaaa");
+  EXPECT_EQ(approved->approved_by, "alice");
+  EXPECT_EQ(approved->plan_json, plan_of("11111111aaaaaaaa", 1000, 1).plan_json);
+  EXPECT_EQ((*j_->latest_plan(false))->hash, "22222222aaaaaaaa");
+}
+
+TEST_P(JournalContractTest, StopRequestRoundTrip) {
+  int64_t run = *j_->begin_run("rebalance", "{}");
+  int64_t other = *j_->begin_run("inventory", "{}");
+  EXPECT_FALSE(*j_->stop_requested(run));
+  auto running = *j_->running_runs("rebalance");
+  ASSERT_EQ(running.size(), 1u);
+  EXPECT_EQ(running[0].id, run);
+  EXPECT_EQ(running[0].stop_requested_at_ms, 0);
+
+  clock_.advance(5'000);
+  const int64_t asked_at = clock_.now_ms();
+  ASSERT_TRUE(j_->request_stop(run).ok());
+  clock_.advance(5'000);
+  ASSERT_TRUE(j_->request_stop(run).ok());  // idempotent: the first time is kept
+  EXPECT_TRUE(*j_->stop_requested(run));
+  EXPECT_FALSE(*j_->stop_requested(other));
+  EXPECT_EQ((*j_->running_runs("rebalance"))[0].stop_requested_at_ms, asked_at);
+  EXPECT_EQ((*j_->list_runs(0))[1].stop_requested_at_ms, asked_at);
+
+  ASSERT_TRUE(j_->finish_run(run, "interrupted", "{}").ok());
+  EXPECT_TRUE(j_->running_runs("rebalance")->empty());
+  auto late = j_->request_stop(run);
+  ASSERT_FALSE(late.ok());
+  EXPECT_EQ(late.error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(late.error().message(), "run 1 has already finished (interrupted)");
+  EXPECT_EQ(j_->request_stop(99).error().code(), ErrorCode::kNotFound);
+  EXPECT_EQ(j_->stop_requested(99).error().code(), ErrorCode::kNotFound);
+}
+
+// Two takes in one process conflict like two processes (SQLite: two open file
+// descriptions; PostgreSQL: two sessions).
+TEST_P(JournalContractTest, RunLeaseIsExclusiveAndNamesTheHolder) {
+  auto first = j_->lease_run("rebalance");
+  ASSERT_TRUE(first.ok()) << first.error().message();
+  auto second = j_->lease_run("rebalance");
+  ASSERT_FALSE(second.ok());
+  EXPECT_EQ(second.error().code(), ErrorCode::kConflict);
+  EXPECT_EQ(second.error().message(), "another rebalance is running: pid " + std::to_string(::getpid()) + " on host " +
+                                          this_host() + " since " + format_time_ms(clock_.now_ms()));
+  auto other = open_journal();
+  ASSERT_NE(other, nullptr);
+  auto from_other = other->lease_run("rebalance");
+  ASSERT_FALSE(from_other.ok()) << "another controller on the same journal";
+  EXPECT_EQ(from_other.error().message(), second.error().message());
+  EXPECT_TRUE(j_->lease_run("inventory").ok()) << "other kinds are independent";
+  first->reset();
+  EXPECT_TRUE(j_->lease_run("rebalance").ok()) << "released when destroyed";
+  EXPECT_EQ(j_->lease_run("../x").error().code(), ErrorCode::kInvalidInput);
+}
+
+TEST_P(JournalContractTest, MoveLeaseIsExclusiveAcrossControllers) {
+  auto id = *j_->claim_move(move_of("alice"));
+  auto other = open_journal();
+  ASSERT_NE(other, nullptr);
+  auto held = j_->lease_move(id);
+  ASSERT_TRUE(held.ok()) << held.error().message();
+  auto refused = other->lease_move(id);
+  ASSERT_FALSE(refused.ok());
+  EXPECT_EQ(refused.error().code(), ErrorCode::kConflict);
+  EXPECT_THAT(refused.error().message(), StartsWith("move " + std::to_string(id) + " is being run by another process"));
+  auto other_move = *j_->claim_move(move_of("bob"));
+  EXPECT_TRUE(other->lease_move(other_move).ok()) << "leases are per move";
+  held->reset();
+  EXPECT_TRUE(other->lease_move(id).ok()) << "released when destroyed";
+}
+
+// A child process takes the lease and reports; `then` runs with the child
+// holding it (stopped with SIGSTOP when `stop_child`), then the child is
+// killed with SIGKILL. The child touches only the lease, never the parent's
+// connection or handle.
+template <typename Take, typename Then>
+void with_lease_in_child(Take take, Then then, bool stop_child = false) {
+  int ready[2];
+  ASSERT_EQ(::pipe(ready), 0);
+  pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    ::close(ready[0]);
+    bool ok = take();
+    char c = ok ? 'y' : 'n';
+    (void)!::write(ready[1], &c, 1);
+    for (;;) ::pause();
+  }
+  ::close(ready[1]);
+  char c = 0;
+  ASSERT_EQ(::read(ready[0], &c, 1), 1);
+  ::close(ready[0]);
+  if (stop_child) ::kill(child, SIGSTOP);
+  then(child, c == 'y');
+  ::kill(child, SIGKILL);
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+}
+
+// kill -9 of the holder frees the lease at once (the kernel closes its lock
+// file or its connection), so recovery never waits for an expiry.
+TEST_P(JournalContractTest, RunLeaseIsFreedWhenItsHolderIsKilled) {
+  std::unique_ptr<RunLease> child_lease;  // lives in the child only
+  pid_t holder = 0;
+  with_lease_in_child(
+      [&] {
+        auto lease = j_->lease_run("rebalance");
+        if (!lease.ok()) return false;
+        child_lease = std::move(*lease);
+        return true;
+      },
+      [&](pid_t child, bool took) {
+        holder = child;
+        ASSERT_TRUE(took);
+        auto held = j_->lease_run("rebalance");
+        ASSERT_FALSE(held.ok());
+        EXPECT_EQ(held.error().code(), ErrorCode::kConflict);
+        EXPECT_THAT(held.error().message(),
+                    HasSubstr("pid " + std::to_string(child) + " on host " + this_host()));
+      });
+  ASSERT_NE(holder, 0);
+  // PostgreSQL ends the dead session asynchronously: allow it a moment.
+  Result<std::unique_ptr<RunLease>> after = Error::internal("not tried");
+  for (int i = 0; i < 100; ++i) {
+    after = j_->lease_run("rebalance");
+    if (after.ok()) break;
+    ::usleep(50'000);
+  }
+  EXPECT_TRUE(after.ok()) << after.error().message();
+}
+
+TEST_P(JournalContractTest, MoveLeaseIsFreedWhenItsHolderIsKilled) {
+  auto id = *j_->claim_move(move_of("alice"));
+  std::unique_ptr<MoveLease> child_lease;
+  with_lease_in_child(
+      [&] {
+        auto lease = j_->lease_move(id);
+        if (!lease.ok()) return false;
+        child_lease = std::move(*lease);
+        return true;
+      },
+      [&](pid_t, bool took) {
+        ASSERT_TRUE(took);
+        auto held = j_->lease_move(id);
+        ASSERT_FALSE(held.ok());
+        EXPECT_EQ(held.error().code(), ErrorCode::kConflict);
+      });
+  Result<std::unique_ptr<MoveLease>> after = Error::internal("not tried");
+  for (int i = 0; i < 100; ++i) {
+    after = j_->lease_move(id);
+    if (after.ok()) break;
+    ::usleep(50'000);
+  }
+  EXPECT_TRUE(after.ok()) << after.error().message();
+}
+
+// A holder that is alive but slow (here: stopped, so it does nothing at all
+// for a while) keeps its lease: nobody takes over while its process lives.
+TEST_P(JournalContractTest, ASlowButLiveHolderKeepsItsLease) {
+  auto id = *j_->claim_move(move_of("alice"));
+  std::unique_ptr<MoveLease> child_lease;
+  with_lease_in_child(
+      [&] {
+        auto lease = j_->lease_move(id);
+        if (!lease.ok()) return false;
+        child_lease = std::move(*lease);
+        return true;
+      },
+      [&](pid_t, bool took) {
+        ASSERT_TRUE(took);
+        for (int i = 0; i < 3; ++i) {
+          auto held = j_->lease_move(id);
+          ASSERT_FALSE(held.ok()) << "taken over from a live holder";
+          EXPECT_EQ(held.error().code(), ErrorCode::kConflict);
+          ::usleep(400'000);
+        }
+      },
+      /*stop_child=*/true);
+}
+
+}  // namespace
+}  // namespace mailshard::testing
