@@ -131,7 +131,8 @@ TEST(Snapshot, FastAndGeneralReadersAgree) {
 TEST(Snapshot, FastActivityParseIsExact) {
   std::string users = "user_id,server_id,class,size_bytes,activity,pinned\n";
   const std::vector<std::string> acts = {"0.0000", "0.1000", "2.7183", "123.4567", "0.0009", "99999999999.9999",
-                                         "5", "1e-3", "7.25e2", "0.30000000000000004"};
+                                         "5", "1e-3", "7.25e2", "0.30000000000000004", ".5", "5.", "1234567.1234567",
+                                         "12345678.5", "0.12345678", "1234567", "12345678", "0.0"};
   for (size_t i = 0; i < acts.size(); ++i) users += std::to_string(i) + ",0,std,1," + acts[i] + ",0\n";
   std::string dir = make_dir("acts");
   write(dir, kServers, users);
