@@ -155,17 +155,28 @@ Schedule schedule_moves(std::vector<PlannedMove> moves, const std::vector<int>& 
     ++touching[static_cast<size_t>(m.from)];
     ++touching[static_cast<size_t>(m.to)];
   }
-  std::vector<size_t> idx(K);
-  std::iota(idx.begin(), idx.end(), size_t{0});
-  auto crit = [&](size_t i) {
-    return std::max(touching[static_cast<size_t>(moves[i].from)], touching[static_cast<size_t>(moves[i].to)]);
+  // Packing order: urgency, then the busiest end, the largest, the lowest
+  // user id. Sorted as compact keys rather than by reaching into the moves
+  // at every comparison.
+  struct Key {
+    int rank;
+    int64_t crit, bytes, user;
+    size_t i;
   };
-  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
-    if (rank[a] != rank[b]) return rank[a] < rank[b];
-    if (crit(a) != crit(b)) return crit(a) > crit(b);
-    if (moves[a].bytes != moves[b].bytes) return moves[a].bytes > moves[b].bytes;
-    return moves[a].user < moves[b].user;
+  std::vector<Key> keys(K);
+  for (size_t i = 0; i < K; ++i) {
+    const PlannedMove& m = moves[i];
+    keys[i] = {rank[i], std::max(touching[static_cast<size_t>(m.from)], touching[static_cast<size_t>(m.to)]), m.bytes,
+               m.user, i};
+  }
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+    if (a.rank != b.rank) return a.rank < b.rank;
+    if (a.crit != b.crit) return a.crit > b.crit;
+    if (a.bytes != b.bytes) return a.bytes > b.bytes;
+    return a.user < b.user;
   });
+  std::vector<size_t> idx(K);
+  for (size_t k = 0; k < K; ++k) idx[k] = keys[k].i;
 
   const bool multi = c.nights > 1;
   const double window = kWindowFill * model.night_hours * 3600.0 * model.slots_per_server;
