@@ -107,12 +107,18 @@ int32_t Engine::best_overflow(const ClassLimits& cl, int64_t w, bool margin, dou
 }
 
 bool Engine::reroute_into(int32_t r, int64_t gap) {
+  // What each receiver can give up and stay at its target (lower edge plus
+  // margin); -1 for the other servers. Most receivers have nothing to spare:
+  // their items are passed over before their user's size is looked up.
+  spare_.assign(snap_.servers.size(), -1);
+  for (size_t s = 0; s < spare_.size(); ++s)
+    if (role_[s] == Role::kReceiver) spare_[s] = used_[s] - (lim_.servers[s].lower + rcv_margin_[s]);
   ptrdiff_t above = -1, below = -1;  // smallest >= gap, largest < gap
   for (size_t i = class_first_item_; i < items_.size(); ++i) {
     const Item& it = items_[i];
-    if (it.from < 0 || it.to < 0 || it.to == r || it.swap || role_[ix(it.to)] != Role::kReceiver) continue;
+    if (it.from < 0 || it.to < 0 || it.to == r || it.swap || spare_[ix(it.to)] <= 0) continue;
     const int64_t w = size_of(it.user);
-    if (w <= 0 || used_[ix(it.to)] - w < L(it.to).lower + rcv_margin_[ix(it.to)] || !fits(r, w, ceiling(r))) continue;
+    if (w <= 0 || w > spare_[ix(it.to)] || !fits(r, w, ceiling(r))) continue;
     auto better = [&](ptrdiff_t cur, bool want_small) {
       if (cur < 0) return true;
       int64_t wc = size_of(items_[static_cast<size_t>(cur)].user);
