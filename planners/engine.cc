@@ -155,6 +155,8 @@ Plan Engine::finish() {
 
   std::vector<PlannedMove> moves;
   std::vector<int> rank;
+  moves.reserve(items_.size());
+  rank.reserve(items_.size());
   for (const Item& it : items_) {
     if (it.from < 0 || it.to < 0) continue;
     PlannedMove m;

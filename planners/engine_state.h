@@ -165,6 +165,8 @@ class Engine {
   std::vector<double> act_need_;
   std::vector<int64_t> src_margin_, rcv_margin_;  // margins after the allowance
   std::vector<uint8_t> taken_;     // per user
+  std::vector<int64_t> spare_;     // reroute_into's scratch, per server
+  std::vector<std::vector<size_t>> into_;  // top_up: the class's items by destination
   // The last selection allocate() made for a donor, reused by
   // select_donors() when it asks the same question (same free users).
   std::vector<std::optional<std::pair<ShedRequest, Shed>>> shed_cache_;

@@ -16,13 +16,16 @@ namespace {
 using Event = std::pair<double, size_t>;  // (end time, move index), earliest first
 using EventQueue = std::priority_queue<Event, std::vector<Event>, std::greater<>>;
 
-// Execution order of one night's moves (see the header).
-// Also sets `makespan` to the simulated end of the night's last move.
-std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const ExecutionModel& model, size_t S,
-                                     double& makespan) {
-  const size_t K = moves.size();
-  makespan = K == 1 ? move_seconds(moves[0].bytes, model) : 0.0;
-  if (K < 2) return moves;
+// Execution order of one night's moves (see the header): `night` holds the
+// indexes into `all` of its moves, in packing order; returns them in
+// execution order. Also sets `makespan` to the simulated end of the night's
+// last move.
+std::vector<size_t> order_night(const std::vector<PlannedMove>& all, const std::vector<size_t>& night,
+                                const ExecutionModel& model, size_t S, double& makespan) {
+  const size_t K = night.size();
+  makespan = K == 1 ? move_seconds(all[night[0]].bytes, model) : 0.0;
+  if (K < 2) return night;
+  auto moves = [&](size_t i) -> const PlannedMove& { return all[night[i]]; };
   std::vector<double> dur(K);
   std::vector<double> work(S, 0.0);
   // A server's pending moves, longest first, each with the server at its
@@ -33,12 +36,13 @@ std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const Execu
   };
   std::vector<std::vector<Pending>> pending(S);
   for (size_t i = 0; i < K; ++i) {
-    dur[i] = move_seconds(moves[i].bytes, model);
-    const auto a = static_cast<size_t>(moves[i].from), b = static_cast<size_t>(moves[i].to);
+    const PlannedMove& m = moves(i);
+    dur[i] = move_seconds(m.bytes, model);
+    const auto a = static_cast<size_t>(m.from), b = static_cast<size_t>(m.to);
     work[a] += dur[i];
     work[b] += dur[i];
-    pending[a].push_back({static_cast<uint32_t>(i), moves[i].to});
-    pending[b].push_back({static_cast<uint32_t>(i), moves[i].from});
+    pending[a].push_back({static_cast<uint32_t>(i), m.to});
+    pending[b].push_back({static_cast<uint32_t>(i), m.from});
   }
   for (auto& p : pending)
     std::stable_sort(p.begin(), p.end(), [&](const Pending& a, const Pending& b) { return dur[a.move] > dur[b.move]; });
@@ -124,7 +128,7 @@ std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const Execu
     while (!running.empty() && running.top().first <= now) {
       size_t m = running.top().second;
       running.pop();
-      for (int32_t s : {moves[m].from, moves[m].to}) {
+      for (int32_t s : {moves(m).from, moves(m).to}) {
         ++free_slots[static_cast<size_t>(s)];
         touched.push_back(static_cast<size_t>(s));
       }
@@ -135,10 +139,8 @@ std::vector<PlannedMove> order_night(std::vector<PlannedMove> moves, const Execu
   // Anything the loop could not start (slots < 1) keeps its given order.
   for (size_t i = 0; i < K; ++i)
     if (!started[i]) out.push_back(i);
-  std::vector<PlannedMove> ordered;
-  ordered.reserve(K);
-  for (size_t i : out) ordered.push_back(std::move(moves[i]));
-  return ordered;
+  for (size_t& i : out) i = night[i];
+  return out;
 }
 
 }  // namespace
@@ -153,17 +155,28 @@ Schedule schedule_moves(std::vector<PlannedMove> moves, const std::vector<int>& 
     ++touching[static_cast<size_t>(m.from)];
     ++touching[static_cast<size_t>(m.to)];
   }
-  std::vector<size_t> idx(K);
-  std::iota(idx.begin(), idx.end(), size_t{0});
-  auto crit = [&](size_t i) {
-    return std::max(touching[static_cast<size_t>(moves[i].from)], touching[static_cast<size_t>(moves[i].to)]);
+  // Packing order: urgency, then the busiest end, the largest, the lowest
+  // user id. Sorted as compact keys rather than by reaching into the moves
+  // at every comparison.
+  struct Key {
+    int rank;
+    int64_t crit, bytes, user;
+    size_t i;
   };
-  std::sort(idx.begin(), idx.end(), [&](size_t a, size_t b) {
-    if (rank[a] != rank[b]) return rank[a] < rank[b];
-    if (crit(a) != crit(b)) return crit(a) > crit(b);
-    if (moves[a].bytes != moves[b].bytes) return moves[a].bytes > moves[b].bytes;
-    return moves[a].user < moves[b].user;
+  std::vector<Key> keys(K);
+  for (size_t i = 0; i < K; ++i) {
+    const PlannedMove& m = moves[i];
+    keys[i] = {rank[i], std::max(touching[static_cast<size_t>(m.from)], touching[static_cast<size_t>(m.to)]), m.bytes,
+               m.user, i};
+  }
+  std::sort(keys.begin(), keys.end(), [](const Key& a, const Key& b) {
+    if (a.rank != b.rank) return a.rank < b.rank;
+    if (a.crit != b.crit) return a.crit > b.crit;
+    if (a.bytes != b.bytes) return a.bytes > b.bytes;
+    return a.user < b.user;
   });
+  std::vector<size_t> idx(K);
+  for (size_t k = 0; k < K; ++k) idx[k] = keys[k].i;
 
   const bool multi = c.nights > 1;
   const double window = kWindowFill * model.night_hours * 3600.0 * model.slots_per_server;
@@ -198,10 +211,12 @@ Schedule schedule_moves(std::vector<PlannedMove> moves, const std::vector<int>& 
     left = std::move(next);
   }
 
+  // Nights and orders are worked out on indexes; each move is copied once,
+  // into its final place (a plan's moves are 10^4-10^5 structs with a string).
   Schedule out;
   int32_t last = 0;
   for (size_t i = 0; i < K; ++i) last = std::max(last, night_of[i]);
-  std::vector<std::vector<PlannedMove>> by_night(static_cast<size_t>(last) + 1);
+  std::vector<std::vector<size_t>> by_night(static_cast<size_t>(last) + 1);
   // Keep the packing order inside a night as the tie order of the scheduler.
   for (size_t i : idx) {
     if (night_of[i] == 0) {
@@ -209,13 +224,13 @@ Schedule schedule_moves(std::vector<PlannedMove> moves, const std::vector<int>& 
       continue;
     }
     moves[i].night = night_of[i];
-    by_night[static_cast<size_t>(night_of[i])].push_back(std::move(moves[i]));
+    by_night[static_cast<size_t>(night_of[i])].push_back(i);
   }
+  out.moves.reserve(K - out.dropped.size());
   for (size_t night = 1; night < by_night.size(); ++night) {
     double makespan = 0;
-    auto ordered = order_night(std::move(by_night[night]), model, S, makespan);
+    for (size_t i : order_night(moves, by_night[night], model, S, makespan)) out.moves.push_back(std::move(moves[i]));
     out.night_makespan_s.push_back(makespan);
-    for (auto& m : ordered) out.moves.push_back(std::move(m));
   }
   return out;
 }

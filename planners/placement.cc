@@ -107,21 +107,31 @@ int32_t Engine::best_overflow(const ClassLimits& cl, int64_t w, bool margin, dou
 }
 
 bool Engine::reroute_into(int32_t r, int64_t gap) {
-  ptrdiff_t above = -1, below = -1;  // smallest >= gap, largest < gap
-  for (size_t i = class_first_item_; i < items_.size(); ++i) {
-    const Item& it = items_[i];
-    if (it.from < 0 || it.to < 0 || it.to == r || it.swap || role_[ix(it.to)] != Role::kReceiver) continue;
-    const int64_t w = size_of(it.user);
-    if (w <= 0 || used_[ix(it.to)] - w < L(it.to).lower + rcv_margin_[ix(it.to)] || !fits(r, w, ceiling(r))) continue;
-    auto better = [&](ptrdiff_t cur, bool want_small) {
-      if (cur < 0) return true;
-      int64_t wc = size_of(items_[static_cast<size_t>(cur)].user);
-      return want_small ? w < wc : w > wc;
-    };
-    if (w >= gap) {
-      if (better(above, true)) above = static_cast<ptrdiff_t>(i);
-    } else if (better(below, false)) {
-      below = static_cast<ptrdiff_t>(i);
+  // What each receiver can give up and stay at its target (lower edge plus
+  // margin); -1 for the other servers. Most receivers have nothing to spare,
+  // so only the moves into the few that do are looked at.
+  spare_.assign(snap_.servers.size(), -1);
+  for (size_t s = 0; s < spare_.size(); ++s)
+    if (role_[s] == Role::kReceiver) spare_[s] = used_[s] - (lim_.servers[s].lower + rcv_margin_[s]);
+  // The smallest user >= gap and the largest < gap; among equal sizes the
+  // earliest planned.
+  ptrdiff_t above = -1, below = -1;
+  int64_t above_w = 0, below_w = 0;
+  for (size_t t = 0; t < spare_.size(); ++t) {
+    if (spare_[t] <= 0 || static_cast<int32_t>(t) == r) continue;
+    for (size_t i : into_[t]) {
+      const int64_t w = size_of(items_[i].user);
+      if (w <= 0 || w > spare_[t] || !fits(r, w, ceiling(r))) continue;
+      const auto at = static_cast<ptrdiff_t>(i);
+      if (w >= gap) {
+        if (above < 0 || w < above_w || (w == above_w && at < above)) {
+          above = at;
+          above_w = w;
+        }
+      } else if (below < 0 || w > below_w || (w == below_w && at < below)) {
+        below = at;
+        below_w = w;
+      }
     }
   }
   ptrdiff_t pick = above >= 0 ? above : below;
@@ -132,11 +142,19 @@ bool Engine::reroute_into(int32_t r, int64_t gap) {
   used_[ix(it.to)] -= w;
   load_[ix(it.to)] -= a;
   incoming_[ix(it.to)] -= w;
+  auto& from_list = into_[ix(it.to)];
+  from_list.erase(std::find(from_list.begin(), from_list.end(), static_cast<size_t>(pick)));
+  into_[ix(r)].push_back(static_cast<size_t>(pick));
   place(it, r);
   return true;
 }
 
 void Engine::top_up(const ClassLimits& cl) {
+  // The class's planned moves by destination, for reroute_into; kept up to
+  // date below (the only changes: a move re-routed, a move added).
+  into_.assign(snap_.servers.size(), {});
+  for (size_t i = class_first_item_; i < items_.size(); ++i)
+    if (items_[i].from >= 0 && items_[i].to >= 0 && !items_[i].swap) into_[ix(items_[i].to)].push_back(i);
   for (int32_t r : cl.servers) {
     if (L(r).draining || role_[ix(r)] == Role::kDonor) continue;
     if (used_[ix(r)] >= L(r).lower || !policy_.fill_under) continue;
@@ -194,6 +212,7 @@ void Engine::top_up(const ClassLimits& cl) {
       if (role_[ix(pick_d)] == Role::kNone) role_[ix(pick_d)] = Role::kDonor;
       take(pick_u, pick_d);
       place(items_.back(), r);
+      into_[ix(r)].push_back(items_.size() - 1);
       if (role_[ix(r)] == Role::kNone) role_[ix(r)] = Role::kReceiver;
     }
   }

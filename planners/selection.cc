@@ -14,6 +14,9 @@ class Selector {
   Selector(std::span<const int32_t> users, std::span<const int64_t> sizes, std::span<const double> acts,
            const std::vector<uint8_t>& taken, const ShedRequest& req)
       : req_(req) {
+    ids_.reserve(users.size());
+    size_.reserve(users.size());
+    act_.reserve(users.size());
     double bytes = 0, act = 0;
     for (size_t i = 0; i < users.size(); ++i) {
       if (taken[static_cast<size_t>(users[i])]) continue;

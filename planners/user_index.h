@@ -67,6 +67,7 @@ class UserIndex {
   mutable std::vector<uint64_t> key_, key2_;
   mutable std::vector<uint32_t> pos_, pos2_;
   mutable std::vector<int32_t> ids_tmp_;
+  mutable std::vector<double> acts_tmp_;
   std::vector<int64_t> movable_bytes_, fixed_count_, fixed_bytes_, pinned_count_;
 };
 

@@ -7,6 +7,7 @@
 #include <chrono>
 #include <future>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "util/fs.h"
@@ -126,12 +127,51 @@ TEST(Snapshot, FastAndGeneralReadersAgree) {
   EXPECT_TRUE(a->notes.empty());
 }
 
+// The fast reader compares the user id and the class as text when they are
+// short (a word with the comma): ids across digit boundaries, a class name
+// too long for that and one that differs from the server's must read as the
+// general reader reads them.
+TEST(Snapshot, FastReaderIdsAndClassesAsText) {
+  const std::string servers =
+      "server_id,class,capacity_bytes,other_used_bytes,load_capacity,draining\n"
+      "0,std,1000,10,16.0,0\n"
+      "1,archive_disks,2000,20,32.0,0\n";
+  std::string fast_rows = "user_id,server_id,class,size_bytes,activity,pinned\n";
+  std::string general_rows = "server_id,user_id,class,size_bytes,activity,pinned\n";
+  for (int u = 0; u < 1205; ++u) {
+    const int s = u % 3 == 0 ? 1 : 0;
+    const std::string cls = u == 1000 ? "archive_disks" : (s == 1 ? "archive_disks" : "std");  // user 1000: wrong class
+    fast_rows += fmt::format("{},{},{},{},0.5,0\n", u, s, cls, u * 7);
+    general_rows += fmt::format("{},{},{},{},0.5,0\n", s, u, cls, u * 7);
+  }
+  std::string fast = make_dir("text_fields_fast"), general = make_dir("text_fields_general");
+  write(fast, servers, fast_rows);
+  write(general, servers, general_rows);
+  auto a = read_snapshot(fast), b = read_snapshot(general);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  ASSERT_EQ(a->user_count(), 1205u);
+  EXPECT_EQ(a->user_server, b->user_server);
+  EXPECT_EQ(a->user_size, b->user_size);
+  EXPECT_EQ(a->user_pinned, b->user_pinned);
+  EXPECT_EQ(a->user_pinned[1000], 1);
+  EXPECT_EQ(a->notes, b->notes);
+  ASSERT_EQ(a->notes.size(), 1u);
+  EXPECT_EQ(a->notes[0], "users.csv:1002: user 1000 is class 'archive_disks' but server 0 is 'std'; treated as pinned");
+  // An id out of order is refused, whichever way it is read.
+  write(fast, servers, "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,5,0.5,0\n2,0,std,5,0.5,0\n");
+  auto c = read_snapshot(fast);
+  ASSERT_FALSE(c.ok());
+  EXPECT_EQ(c.error().message(), "users.csv:3: user_id '2' must be 1 (ids are 0..n-1 in order)");
+}
+
 // The fast reader's activity parse must give the very double from_chars
 // (and Python's float()) gives, for every form gen_fleet.py writes.
 TEST(Snapshot, FastActivityParseIsExact) {
   std::string users = "user_id,server_id,class,size_bytes,activity,pinned\n";
   const std::vector<std::string> acts = {"0.0000", "0.1000", "2.7183", "123.4567", "0.0009", "99999999999.9999",
-                                         "5", "1e-3", "7.25e2", "0.30000000000000004"};
+                                         "5", "1e-3", "7.25e2", "0.30000000000000004", ".5", "5.", "1234567.1234567",
+                                         "12345678.5", "0.12345678", "1234567", "12345678", "0.0"};
   for (size_t i = 0; i < acts.size(); ++i) users += std::to_string(i) + ",0,std,1," + acts[i] + ",0\n";
   std::string dir = make_dir("acts");
   write(dir, kServers, users);
