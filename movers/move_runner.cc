@@ -463,6 +463,9 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
             : MS_TRY_CTX(detect_home_format(*c.src, c.progress.src_home, server_location(*c.from)), c.from->name);
     if (auto why = format_change_refusal(c.rec.user, files, *c.from, *c.to)) return Error::invalid(*why);
     // Courier -> Dovecot: converted by the convert step (movers/move_convert.cc).
+    if (auto why = location_options_refusal(c.rec.user, converts_courier_to_dovecot(files, *c.from, *c.to), *c.from,
+                                            *c.to))
+      return Error::invalid(*why);
     if (!c.progress.empty_source && converts_courier_to_dovecot(files, *c.from, *c.to))
       MS_CHECK(plan_conversion(c));
     auto dst_there = MS_TRY_CTX(exists(*c.dst, c.dst_final), c.to->name);

@@ -452,9 +452,16 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
     r.integer("max_moves_out", s.max_moves_out, 1, 64);
     r.integer("max_moves_in", s.max_moves_in, 1, 64);
     r.integer("sync_streams", s.sync_streams, 1, 64);
-    if (r.str("mail_location", s.mail_location) && !parse_mail_location(s.mail_location).ok())
-      p.add(line_of(*t.get("mail_location")), r.key_name("mail_location"),
-            parse_mail_location(s.mail_location).error().message());
+    if (r.str("mail_location", s.mail_location)) {
+      auto loc = parse_mail_location(s.mail_location);
+      if (!loc.ok()) {
+        p.add(line_of(*t.get("mail_location")), r.key_name("mail_location"), loc.error().message());
+      } else if ((loc->option("INDEX") && *loc->option("INDEX") != "MEMORY") || loc->option("CONTROL")) {
+        // Parsed, but a move copies the home alone so far.
+        p.add(line_of(*t.get("mail_location")), r.key_name("mail_location"),
+              fmt::format("'{}': INDEX= and CONTROL= are not moved yet", printable(s.mail_location)));
+      }
+    }
     for (auto [key, field] : {std::pair{"imap_address", &s.imap_address}, std::pair{"pop3_address", &s.pop3_address}}) {
       if (r.str(key, *field) && !parse_socket_address(*field).ok())
         p.add(line_of(*t.get(key)), r.key_name(key), parse_socket_address(*field).error().message());
