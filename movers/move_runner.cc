@@ -224,7 +224,7 @@ Status MoveRunner::save_tree_state(Ctx& c, size_t i) {
 // (a uidlist that changed place would be a new UIDVALIDITY), each inside its
 // server's mail root (what the transport may touch), apart from the home
 // and from each other, and not there yet on the destination.
-Status MoveRunner::plan_trees(Ctx& c, bool dry_run) {
+Status MoveRunner::plan_trees(Ctx& c) {
   c.progress.trees.clear();
   const std::string user = printable(c.rec.user);
   const std::string dst_home = c.progress.new_home.value_or(c.account.home);
@@ -265,7 +265,6 @@ Status MoveRunner::plan_trees(Ctx& c, bool dry_run) {
                                          c.to->name, t.name, user, printable(t.dst)));
     c.progress.trees.push_back(std::move(t));
   }
-  (void)dry_run;
   set_tree_staging(c);
   return {};
 }
@@ -568,7 +567,7 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
         return Error::conflict(fmt::format("{} already has a mailbox at {}", c.to->name, printable(c.dst_final)));
       MS_CHECK(purge_stale_copy(c));
     }
-    MS_CHECK(plan_trees(c, options.dry_run));
+    MS_CHECK(plan_trees(c));
     const HomeSize size =
         c.progress.empty_source ? HomeSize{} : MS_TRY_CTX(home_size(*c.src, c.progress.src_home), c.from->name);
     int64_t need = size.bytes;
@@ -966,14 +965,16 @@ Status MoveRunner::compare_mailbox_status(Ctx& c) {
   std::vector<std::string> paths;
   for (const auto& u : uidlists) paths.push_back(join_path(c.dst_staging, u));
   // With CONTROL= (or INDEX=) elsewhere, a tree outside the home holds the
-  // uidlists, laid out like the Maildir: its "x/dovecot-uidlist" is the
-  // uidlist of the home's "<maildir>/x".
+  // uidlists, laid out like the Maildir++ folders: its ".x/dovecot-uidlist"
+  // is the uidlist of the home's "<maildir>/.x", and the INBOX's is in
+  // ".INBOX/" (Dovecot 2.3; at the top in older ones).
   const std::string maildir = server_location(*c.from).maildir;
   for (size_t i = 0; i < c.progress.trees.size(); ++i) {
     if (c.progress.trees[i].empty_source || !c.extra[i].state_loaded) continue;
     for (const auto& [dpath, ds] : c.extra[i].state.dirs)
       if (auto it = ds.entries.find("dovecot-uidlist"); it != ds.entries.end() && it->second.type == EntryType::kFile) {
-        uidlists.push_back(join_path(maildir, join_path(dpath, it->first)));
+        const std::string folder = dpath.empty() || dpath == ".INBOX" ? maildir : join_path(maildir, dpath);
+        uidlists.push_back(join_path(folder, it->first));
         paths.push_back(join_path(c.extra[i].staging, join_path(dpath, it->first)));
       }
   }

@@ -161,7 +161,7 @@ class MoveRunner {
   Status save_state(Ctx& c);
   // The trees outside the home (mail_location INDEX=, CONTROL=): decided in
   // preflight from both servers' locations, then copied like the home.
-  Status plan_trees(Ctx& c, bool dry_run);
+  Status plan_trees(Ctx& c);
   void set_tree_staging(Ctx& c);
   Status load_tree_state(Ctx& c, size_t i);
   Status save_tree_state(Ctx& c, size_t i);

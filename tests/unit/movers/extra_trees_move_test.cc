@@ -80,7 +80,8 @@ class ExtraTreesMoveTest : public ::testing::Test {
     // CONTROL=: the uidlists, keywords and subscriptions, laid out like the Maildir.
     const std::string c = tree("store1", "control");
     fs::create_directories(c + "/.Sent");
-    write_file(c + "/dovecot-uidlist",
+    fs::create_directories(c + "/.INBOX");
+    write_file(c + "/.INBOX/dovecot-uidlist",
                "3 V1700000123 N4 G0123456789abcdef\n1 :1700000001.M1P1.host,S=20:2,S\n2 :1700000002.M2P1.host,S=20:2,a\n");
     write_file(c + "/dovecot-keywords", "0 $Important\n");
     write_file(c + "/subscriptions", "V\t2\n\nSent\n");
