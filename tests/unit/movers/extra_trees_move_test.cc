@@ -228,6 +228,30 @@ TEST_F(ExtraTreesMoveTest, KilledAtEveryStepThenResumed) {
   }
 }
 
+// The flip renames the other trees first; when the home's rename then fails
+// (a mailbox appeared at its path), the rollback removes the trees already
+// renamed (ours: LDAP still names the source) and leaves the foreign home alone.
+TEST_F(ExtraTreesMoveTest, AFlipCutShortAfterTheOtherTreesRollsThemBack) {
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "flip.begin") return;
+    fs::create_directories(tree("store2", "home") + "/Maildir/cur");
+    write_file(tree("store2", "home") + "/foreign", "not ours", 0);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kRolledBack);
+  EXPECT_THAT(rec->error, HasSubstr("has a mailbox at example.org/alice that appeared during the move"));
+  auto p = MoveProgress::parse(rec->detail_json);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->trees[0].renamed && p->trees[1].renamed) << "both were in place when the home's rename failed";
+  EXPECT_FALSE(fs::exists(tree("store2", "index")));
+  EXPECT_FALSE(fs::exists(tree("store2", "control")));
+  EXPECT_EQ(read_whole(tree("store2", "home") + "/foreign"), "not ours");
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  EXPECT_EQ(dir_.accounts[0].host, "store1");
+  EXPECT_FALSE(freeze_.frozen());
+}
+
 TEST_F(ExtraTreesMoveTest, ServersThatKeepOtherTreesOutsideTheHomeAreRefused) {
   config_.servers[1].mail_location = "maildir:~/Maildir:INDEX=" + config_.servers[1].mail_root + "/index/%d/%n";
   auto rec = runner().move("alice@example.org", "store2", {});
