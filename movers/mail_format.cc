@@ -58,6 +58,19 @@ std::optional<std::string> format_change_refusal(const std::string& user, MailFo
                      printable(user), from.name, mail_format_name(src), how, to.name, mail_format_name(dst));
 }
 
+std::optional<std::string> location_options_refusal(const std::string& user, bool converts, const ServerConfig& from,
+                                                    const ServerConfig& to) {
+  const std::string a = server_location(from).naming_options(), b = server_location(to).naming_options();
+  if (converts && !b.empty())
+    return fmt::format("user {}: the conversion writes Dovecot's default layout but {}'s mail_location has {}",
+                       printable(user), to.name, b);
+  if (a != b)
+    return fmt::format("user {}: {}'s mail_location names folders with '{}' but {}'s with '{}': the copy would read "
+                       "as other folders there (make the options equal)",
+                       printable(user), from.name, a, to.name, b);
+  return std::nullopt;
+}
+
 bool converts_courier_to_dovecot(MailFormat files, const ServerConfig& from, const ServerConfig& to) {
   const MailFormat src = files != MailFormat::kUnknown ? files : server_location(from).format;
   return src == MailFormat::kCourier && server_location(to).format == MailFormat::kDovecot;

@@ -34,6 +34,14 @@ Result<MailFormat> detect_home_format(Transport& t, const std::string& home, con
 std::optional<std::string> format_change_refusal(const std::string& user, MailFormat files, const ServerConfig& from,
                                                  const ServerConfig& to);
 
+// The one line that refuses a move between servers whose mail_location
+// options name things differently (LAYOUT=, UTF-8, DIRNAME=, ...: the
+// destination would read a byte-exact copy as other folders), or a Courier
+// -> Dovecot conversion into a destination with any of them (the conversion
+// writes Dovecot's default Maildir++ layout); nullopt when they agree.
+std::optional<std::string> location_options_refusal(const std::string& user, bool converts, const ServerConfig& from,
+                                                    const ServerConfig& to);
+
 // Whether the move converts Courier-IMAP Maildir++ to Dovecot Maildir: the
 // mail is Courier's (its files, else `from`'s mail_location) and `to` reads
 // Dovecot's format.

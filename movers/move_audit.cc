@@ -32,6 +32,8 @@ Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
     return Error::conflict(fmt::format("move {}: {} lives on {} again; its mailbox there is not a stale copy",
                                        move_id, printable(c.rec.user), c.rec.from_server));
   bool src_there = MS_TRY(exists(*c.src, c.progress.src_home));
+  bool trees_there = false;
+  for (const auto& t : c.progress.trees) trees_there = trees_there || MS_TRY(exists(*c.src, t.src));
   if (src_there) {
     // Last sweep into wherever the user lives now.
     const ServerConfig* now_on = d_.config.find_server(account->host);
@@ -50,7 +52,15 @@ Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
       return {};
     };
     MS_CHECK(step(c, "purge_sweep", run));
-    MS_CHECK(step(c, "purge", [&] { return remove_tree(*c.src, c.progress.src_home); }));
+  }
+  if (src_there || trees_there) {
+    // The trees outside the home first: while the home is there, a purge
+    // cut short runs again (the home decides whether it sweeps).
+    MS_CHECK(step(c, "purge", [&]() -> Status {
+      for (const auto& t : c.progress.trees)
+        MS_CHECK_CTX(remove_tree(*c.src, t.src), fmt::format("the {} tree", t.name));
+      return remove_tree(*c.src, c.progress.src_home);
+    }));
   }
   c.rec.state = MoveState::kPurged;
   MS_CHECK(save(c));

@@ -188,6 +188,17 @@ Json MoveProgress::to_json_object() const {
   j["src_home"] = src_home;
   if (new_home) j["new_home"] = *new_home;
   j["empty_source"] = empty_source;
+  if (!trees.empty()) {
+    Json list = Json::array();
+    for (const auto& t : trees) {
+      Json o = {{"name", t.name}, {"src", t.src}, {"dst", t.dst}, {"empty_source", t.empty_source}};
+      if (t.renamed) o["renamed"] = true;
+      if (t.files_copied) o["files_copied"] = *t.files_copied;
+      if (t.uidlists_checked) o["uidlists_checked"] = *t.uidlists_checked;
+      list.push_back(std::move(o));
+    }
+    j["trees"] = std::move(list);
+  }
   if (clock_skew_ms) j["clock_skew_ms"] = *clock_skew_ms;
   if (quota_limit_kib) j["quota_limit_kib"] = *quota_limit_kib;
   if (quota_message_limit) j["quota_message_limit"] = *quota_message_limit;
@@ -240,6 +251,30 @@ Result<MoveProgress> MoveProgress::parse(std::string_view text, std::vector<std:
   f.read("src_home", p.src_home);
   f.read("new_home", p.new_home);
   f.read("empty_source", p.empty_source);
+  if (const Json* list = f.find("trees")) {
+    if (!list->is_array()) {
+      f.ignore("trees");
+      p.trees.push_back({});  // a tree without paths: open_sides refuses to guess
+    } else {
+      for (size_t i = 0; i < list->size(); ++i) {
+        std::string where = fmt::format("trees[{}]", i);
+        ExtraTree t;
+        if ((*list)[i].is_object()) {
+          Fields tf((*list)[i], where + ".", dropped);
+          tf.read("name", t.name);
+          tf.read("src", t.src);
+          tf.read("dst", t.dst);
+          tf.read("empty_source", t.empty_source);
+          tf.read("renamed", t.renamed);
+          tf.read("files_copied", t.files_copied);
+          tf.read("uidlists_checked", t.uidlists_checked);
+        } else {
+          f.ignore(where);
+        }
+        p.trees.push_back(std::move(t));  // an unreadable one stays, empty: open_sides refuses to guess
+      }
+    }
+  }
   f.read("clock_skew_ms", p.clock_skew_ms);
   f.read("quota_limit_kib", p.quota_limit_kib);
   f.read("quota_message_limit", p.quota_message_limit);

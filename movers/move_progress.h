@@ -44,9 +44,25 @@ enum class QuotaRecalc : uint8_t {
 };
 std::string_view quota_recalc_name(QuotaRecalc q);
 
+// A tree of the user's mail outside the home (mail_location INDEX=,
+// CONTROL=): copied, verified, staged and renamed into place like the home,
+// each in its own place on each server. Journaled at preflight, so resume
+// and rollback work from what the move decided, not from today's config.
+struct ExtraTree {
+  std::string name;           // "index", "control", "index+control"
+  std::string src;            // relative to the source mail root
+  std::string dst;            // relative to the destination mail root
+  bool empty_source = false;  // not on the source (yet): final_sync re-checks
+  bool renamed = false;       // its staging copy has taken its place (flip)
+  std::optional<int64_t> files_copied;      // by precopy and the final pass
+  std::optional<int64_t> uidlists_checked;  // by verify
+  bool operator==(const ExtraTree&) const = default;
+};
+
 struct MoveProgress {
   // preflight
   std::string src_home;                  // the home relative to both mail roots ("example.org/alice")
+  std::vector<ExtraTree> trees;          // the trees outside the home, in mail_location's order
   std::optional<std::string> new_home;   // the home attribute after the flip (absolute homes only)
   bool empty_source = false;             // no mailbox at the source: nothing to copy (final_sync re-checks)
   std::optional<int64_t> clock_skew_ms;  // source clock minus destination clock, once preflight checked them

@@ -73,7 +73,9 @@ inline constexpr ProtocolStep kMoveProtocol[] = {
      "left by an earlier move or an empty home doveadm made; reads LDAP and both servers",
      kReadsDirectory | kReadsSource | kProbesSource | kReadsDestination | kWritesDestination | kAsksDoveadm},
     {StepId::kPrecopy, "precopy", MoveState::kPrecopy, CommitSide::kBeforeFlip,
-     "the destination's staging directory; reads the source", kReadsSource | kReadsDestination | kWritesDestination},
+     "the destination's staging directories (the home's, and one per tree outside it: mail_location INDEX=, "
+     "CONTROL=); reads the source",
+     kReadsSource | kReadsDestination | kWritesDestination},
     {StepId::kFreeze, "freeze", MoveState::kFrozen, CommitSide::kBeforeFlip, "the freeze (with its expiry)",
      kFreezes},
     {StepId::kKick, "kick", MoveState::kFrozen, CommitSide::kBeforeFlip, "the user's sessions on the source",
@@ -88,7 +90,8 @@ inline constexpr ProtocolStep kMoveProtocol[] = {
     {StepId::kVerify, "verify", MoveState::kVerified, CommitSide::kBeforeFlip, "nothing; reads both sides",
      kReadsSource | kReadsDestination | kAsksDoveadm},
     {StepId::kFlip, "flip", MoveState::kFlipped, CommitSide::kFlip,
-     "the destination home (staging renamed into place), then LDAP host and home in one guarded modify",
+     "the destination's trees (each staging directory renamed into place: those outside the home, then the "
+     "home), then LDAP host and home in one guarded modify",
      kReadsDirectory | kWritesDirectory | kReadsDestination | kWritesDestination},
     {StepId::kThaw, "thaw", MoveState::kThawed, CommitSide::kAfterFlip, "the freeze", kFreezes},
     {StepId::kSweep, "sweep", MoveState::kSwept, CommitSide::kAfterFlip,

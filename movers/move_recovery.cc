@@ -31,14 +31,14 @@ Status MoveRunner::roll_back(Ctx& c, const Error& why) {
     else if (c.rec.frozen_at_ms > 0) c.rec.lockout_ms = c.rec.thawed_at_ms - c.rec.frozen_at_ms;
     MS_CHECK(save(c));
   }
-  // 2. Drop our copy: the staging directory, or the home path once renamed.
-  //    The home path is deleted only while LDAP still points at the source,
-  //    read now: deleting the copy LDAP points at would lose the mailbox.
+  // 2. Drop our copies: each tree's staging directory (the trees outside
+  //    the home, then the home), or its final path once renamed. A final
+  //    path is deleted only while LDAP still points at the source, read now
+  //    (once): deleting the copy LDAP points at would lose the mailbox.
   if (c.dst) {
-    bool staging = MS_TRY_CTX(exists(*c.dst, c.dst_staging), "rollback");
-    if (staging) {
-      MS_CHECK_CTX(remove_tree(*c.dst, c.dst_staging), "rollback");
-    } else if (c.progress.renamed || c.rec.step == "flip") {
+    bool confirmed = false;
+    auto confirm_not_flipped = [&]() -> Status {
+      if (confirmed) return {};
       auto account = d_.directory.find_account(c.rec.user);
       if (!account.ok())
         return std::move(account).error().context("rollback: cannot confirm that the flip did not happen");
@@ -47,8 +47,24 @@ Status MoveRunner::roll_back(Ctx& c, const Error& why) {
                                            printable(c.rec.user), c.rec.to_server));
       // LDAP does not point at our copy (the source, or wherever an operator
       // sent the user meanwhile): it is ours to drop.
-      MS_CHECK_CTX(remove_tree(*c.dst, c.dst_final), "rollback");
-    }
+      confirmed = true;
+      return {};
+    };
+    auto drop = [&](const std::string& staging_path, const std::string& final_path, bool renamed) -> Status {
+      bool staging = MS_TRY_CTX(exists(*c.dst, staging_path), "rollback");
+      if (staging) {
+        MS_CHECK_CTX(remove_tree(*c.dst, staging_path), "rollback");
+        return {};
+      }
+      if (renamed || c.rec.step == "flip") {
+        MS_CHECK(confirm_not_flipped());
+        MS_CHECK_CTX(remove_tree(*c.dst, final_path), "rollback");
+      }
+      return {};
+    };
+    for (size_t i = 0; i < c.progress.trees.size() && i < c.extra.size(); ++i)
+      MS_CHECK(drop(c.extra[i].staging, c.progress.trees[i].dst, c.progress.trees[i].renamed));
+    MS_CHECK(drop(c.dst_staging, c.dst_final, c.progress.renamed));
   }
   c.rec.state = MoveState::kRolledBack;
   c.rec.finished_at_ms = d_.clock.now_ms();

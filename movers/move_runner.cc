@@ -7,6 +7,7 @@
 #include <atomic>
 #include <map>
 #include <set>
+#include <tuple>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
@@ -181,6 +182,93 @@ Status MoveRunner::load_state(Ctx& c) {
   return {};
 }
 
+namespace {
+// The journal blob of a tree's sync state ("sync_state" is the home's).
+std::string tree_state_blob(const ExtraTree& t) { return "sync_state:" + t.name; }
+
+// Whether relative paths a and b are the same or one holds the other.
+bool overlaps(const std::string& a, const std::string& b) {
+  auto inside = [](const std::string& x, const std::string& y) {
+    return x == y || y.empty() || (starts_with(x, y) && x.size() > y.size() && x[y.size()] == '/');
+  };
+  return inside(a, b) || inside(b, a);
+}
+}  // namespace
+
+void MoveRunner::set_tree_staging(Ctx& c) {
+  c.extra.assign(c.progress.trees.size(), {});
+  for (size_t i = 0; i < c.progress.trees.size(); ++i)
+    c.extra[i].staging = staging_home(c.progress.trees[i].dst, c.rec.id);
+}
+
+Status MoveRunner::load_tree_state(Ctx& c, size_t i) {
+  auto& x = c.extra[i];
+  if (x.state_loaded) return {};
+  auto blob = MS_TRY(d_.journal.get_blob(c.rec.id, tree_state_blob(c.progress.trees[i])));
+  if (blob) {
+    x.state = MS_TRY_CTX(SyncState::deserialize(*blob), "sync state of the " + c.progress.trees[i].name + " tree");
+    x.state.dirty = true;  // a pass may have been cut short
+  } else {
+    x.state = SyncState::fresh();
+  }
+  x.state_loaded = true;
+  return {};
+}
+
+Status MoveRunner::save_tree_state(Ctx& c, size_t i) {
+  return d_.journal.put_blob(c.rec.id, tree_state_blob(c.progress.trees[i]), c.extra[i].state.serialize());
+}
+
+// Preflight: the user's trees outside the home on each server, from each
+// server's own mail_location. Both must keep the same trees outside the home
+// (a uidlist that changed place would be a new UIDVALIDITY), each inside its
+// server's mail root (what the transport may touch), apart from the home
+// and from each other, and not there yet on the destination.
+Status MoveRunner::plan_trees(Ctx& c) {
+  c.progress.trees.clear();
+  const std::string user = printable(c.rec.user);
+  const std::string dst_home = c.progress.new_home.value_or(c.account.home);
+  auto a = MS_TRY_CTX(location_trees(server_location(*c.from), {c.rec.user, c.account.home}),
+                      c.from->name + " mail_location");
+  auto b = MS_TRY_CTX(location_trees(server_location(*c.to), {c.rec.user, dst_home}), c.to->name + " mail_location");
+  auto names = [](const std::vector<MailTree>& t) {
+    std::vector<std::string> n;
+    for (size_t i = 1; i < t.size(); ++i) n.push_back(t[i].name);
+    return n.empty() ? std::string("nothing") : join(n, ", ");
+  };
+  if (names(a) != names(b))
+    return Error::invalid(fmt::format("user {}: {}'s mail_location keeps {} outside the home but {}'s keeps {}: "
+                                      "those files would change place and clients would see new UIDVALIDITYs (make "
+                                      "the INDEX= and CONTROL= options alike)",
+                                      user, c.from->name, names(a), c.to->name, names(b)));
+  for (size_t i = 1; i < a.size(); ++i) {
+    ExtraTree t;
+    t.name = a[i].name;
+    t.src = MS_TRY_CTX(tree_in_root(a[i].path, c.from->mail_root),
+                       fmt::format("user {}: {}: the {} tree", user, c.from->name, t.name));
+    t.dst = MS_TRY_CTX(tree_in_root(b[i].path, c.to->mail_root),
+                       fmt::format("user {}: {}: the {} tree", user, c.to->name, t.name));
+    for (const auto& [side, path, home] : {std::tuple{c.from->name, t.src, c.progress.src_home},
+                                           std::tuple{c.to->name, t.dst, c.dst_final}}) {
+      if (overlaps(path, home))
+        return Error::invalid(fmt::format("user {}: {}: the {} tree '{}' and the home '{}' overlap", user, side,
+                                          t.name, printable(path), printable(home)));
+      for (const auto& other : c.progress.trees)
+        if (overlaps(path, side == c.from->name ? other.src : other.dst))
+          return Error::invalid(fmt::format("user {}: {}: the {} and {} trees overlap", user, side, other.name,
+                                            t.name));
+    }
+    t.empty_source = !MS_TRY_CTX(exists(*c.src, t.src), c.from->name);
+    if (MS_TRY_CTX(exists(*c.dst, t.dst), c.to->name))
+      return Error::conflict(fmt::format("{} already has a {} tree of user {} at {} that no mailshard move left there; "
+                                         "move it aside or remove it first",
+                                         c.to->name, t.name, user, printable(t.dst)));
+    c.progress.trees.push_back(std::move(t));
+  }
+  set_tree_staging(c);
+  return {};
+}
+
 Result<bool> exists(Transport& t, const std::string& path) {
   auto st = t.stat({{path, {}}});
   if (!st.ok()) return std::move(st).error();
@@ -271,6 +359,11 @@ Status MoveRunner::open_sides(Ctx& c) {
                           "touching the mail roots");
   c.dst_final = c.progress.src_home;
   c.dst_staging = staging_home(c.progress.src_home, c.rec.id);
+  for (const auto& t : c.progress.trees)
+    if (t.name.empty() || t.src.empty() || t.dst.empty())
+      return Error::corrupt("the journal's record of the move has a tree outside the home without its paths; not "
+                            "touching the mail roots");
+  set_tree_staging(c);
   return {};
 }
 
@@ -463,6 +556,9 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
             : MS_TRY_CTX(detect_home_format(*c.src, c.progress.src_home, server_location(*c.from)), c.from->name);
     if (auto why = format_change_refusal(c.rec.user, files, *c.from, *c.to)) return Error::invalid(*why);
     // Courier -> Dovecot: converted by the convert step (movers/move_convert.cc).
+    if (auto why = location_options_refusal(c.rec.user, converts_courier_to_dovecot(files, *c.from, *c.to), *c.from,
+                                            *c.to))
+      return Error::invalid(*why);
     if (!c.progress.empty_source && converts_courier_to_dovecot(files, *c.from, *c.to))
       MS_CHECK(plan_conversion(c));
     auto dst_there = MS_TRY_CTX(exists(*c.dst, c.dst_final), c.to->name);
@@ -471,9 +567,21 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
         return Error::conflict(fmt::format("{} already has a mailbox at {}", c.to->name, printable(c.dst_final)));
       MS_CHECK(purge_stale_copy(c));
     }
+    MS_CHECK(plan_trees(c));
     const HomeSize size =
         c.progress.empty_source ? HomeSize{} : MS_TRY_CTX(home_size(*c.src, c.progress.src_home), c.from->name);
-    const int64_t need = size.bytes;
+    int64_t need = size.bytes;
+    // Each tree outside the home on its own filesystem (INDEX= is often a local disk).
+    for (const auto& t : c.progress.trees) {
+      if (t.empty_source) continue;
+      const int64_t bytes = MS_TRY_CTX(home_size(*c.src, t.src), c.from->name).bytes;
+      need += bytes;
+      auto sp = MS_TRY_CTX(space_for(*c.dst, t.dst), c.to->name);
+      if (sp.avail_bytes < bytes + cfg.move.headroom_bytes)
+        return Error::no_space(fmt::format("{} has {} free for the {} tree; it needs {} plus {} headroom", c.to->name,
+                                           human_bytes(sp.avail_bytes), t.name, human_bytes(bytes),
+                                           human_bytes(cfg.move.headroom_bytes)));
+    }
     if (c.rec.bytes_planned == 0) c.rec.bytes_planned = need;
     if (options.max_size_drift >= 0 && options.bytes_planned > 0) {
       double drift = std::abs(static_cast<double>(need - options.bytes_planned)) / static_cast<double>(options.bytes_planned);
@@ -570,6 +678,20 @@ Status MoveRunner::check_destination_quota(Ctx& c, int64_t message_bytes, int64_
   } else if (made.error().code() != ErrorCode::kNotFound) {
     return std::move(made).error().context(c.to->name);
   }
+  // The same for the trees outside the home (Dovecot makes index and control
+  // directories when it opens the storage).
+  for (const auto& t : c.progress.trees) {
+    auto there = c.dst->list_tree(t.dst);
+    if (!there.ok()) {
+      if (there.error().code() == ErrorCode::kNotFound) continue;
+      return std::move(there).error().context(c.to->name);
+    }
+    if (!only_dovecot_scaffolding(*there))
+      return Error::conflict(fmt::format("{} has files in the {} tree at {} that appeared during preflight",
+                                         c.to->name, t.name, printable(t.dst)));
+    MS_CHECK_CTX(remove_tree(*c.dst, t.dst),
+                 fmt::format("{}: remove the empty {} tree doveadm quota get created", c.to->name, t.name));
+  }
   if (!roots.ok()) {
     // No quota there (no plugin): nothing to exceed.
     if (roots.error().code() == ErrorCode::kUnsupported) {
@@ -621,6 +743,30 @@ Status MoveRunner::precopy(Ctx& c) {
     MS_CHECK(save(c));
     d_.env.progress(c.rec.user, fmt::format("precopy pass {}: {} files, {} sent", pass, stats->files_copied,
                                             human_bytes(stats->bytes_sent)));
+    if (pass >= 2 && stats->bytes_sent < d_.config.move.precopy_threshold_bytes) break;
+  }
+  for (size_t i = 0; i < c.progress.trees.size(); ++i) MS_CHECK(precopy_tree(c, i));
+  return {};
+}
+
+// Warm passes over one tree outside the home, like the home's.
+Status MoveRunner::precopy_tree(Ctx& c, size_t i) {
+  ExtraTree& t = c.progress.trees[i];
+  if (t.empty_source) return {};
+  auto& x = c.extra[i];
+  MS_CHECK(ensure_parents(*c.src, *c.dst, x.staging));
+  MS_CHECK(load_tree_state(c, i));
+  SyncEngine engine(*c.src, t.src, *c.dst, x.staging, d_.sync_options, d_.clock);
+  for (int pass = 1; pass <= d_.config.move.precopy_max_passes; ++pass) {
+    if (interrupted()) return Error::interrupted(fmt::format("interrupted in the {} tree's precopy", t.name));
+    auto stats = engine.warm_pass(x.state, pass == 2);
+    if (!stats.ok()) return std::move(stats).error().context(fmt::format("precopy of the {} tree, pass {}", t.name, pass));
+    MS_CHECK(save_tree_state(c, i));
+    c.rec.bytes_transferred += stats->bytes_sent;
+    t.files_copied = t.files_copied.value_or(0) + stats->files_copied;
+    MS_CHECK(save(c));
+    d_.env.progress(c.rec.user, fmt::format("precopy of the {} tree, pass {}: {} files, {} sent", t.name, pass,
+                                            stats->files_copied, human_bytes(stats->bytes_sent)));
     if (pass >= 2 && stats->bytes_sent < d_.config.move.precopy_threshold_bytes) break;
   }
   return {};
@@ -711,13 +857,25 @@ Status MoveRunner::kick(Ctx& c) {
 
 Status MoveRunner::final_sync(Ctx& c) {
   c.rec.state = MoveState::kFinalSync;
+  // A delivery may have created the mailbox (or a tree of it) since
+  // preflight: copy it then.
+  for (size_t i = 0; i < c.progress.trees.size(); ++i) {
+    ExtraTree& t = c.progress.trees[i];
+    if (!t.empty_source || !MS_TRY(exists(*c.src, t.src))) continue;
+    t.empty_source = false;
+    MS_CHECK(ensure_parents(*c.src, *c.dst, c.extra[i].staging));
+    MS_CHECK(load_tree_state(c, i));
+  }
+  bool any_tree = false;
+  for (const auto& t : c.progress.trees) any_tree |= !t.empty_source;
   if (c.progress.empty_source) {
-    // A delivery may have created the mailbox since preflight: copy it then.
     auto there = MS_TRY(exists(*c.src, c.progress.src_home));
-    if (!there) return {};
-    c.progress.empty_source = false;
-    MS_CHECK(ensure_parents(*c.src, *c.dst, c.dst_staging));
-    MS_CHECK(load_state(c));
+    if (!there && !any_tree) return {};
+    if (there) {
+      c.progress.empty_source = false;
+      MS_CHECK(ensure_parents(*c.src, *c.dst, c.dst_staging));
+      MS_CHECK(load_state(c));
+    }
   }
   if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms)
     return Error::timeout("the freeze expires before the final pass could finish; raise [freeze] max_duration");
@@ -725,15 +883,28 @@ Status MoveRunner::final_sync(Ctx& c) {
   if (space.avail_bytes < d_.config.move.headroom_bytes)
     return Error::no_space(fmt::format("{} has only {} free (headroom {})", c.to->name, human_bytes(space.avail_bytes),
                                        human_bytes(d_.config.move.headroom_bytes)));
-  MS_CHECK(load_state(c));
   // Dovecot's own view of the source, now that nobody uses it (it also makes
   // Dovecot write its uidlist up to date before the pass copies it).
   // (Not for a Courier mailbox: Dovecot's view of it is not Courier's.)
-  if (d_.mailbox_status && !c.from->doveadm_url.empty() && !c.progress.convert) {
+  if (d_.mailbox_status && !c.from->doveadm_url.empty() && !c.progress.convert && !c.progress.empty_source) {
     auto st = d_.mailbox_status->mailbox_status(c.rec.user, c.from->name);
     if (!st.ok()) return std::move(st).error();
     c.src_status = std::move(*st);
   }
+  // The trees outside the home (the uidlists with CONTROL=), each from its
+  // state into its own staging directory.
+  for (size_t i = 0; i < c.progress.trees.size(); ++i) {
+    ExtraTree& t = c.progress.trees[i];
+    if (t.empty_source) continue;
+    MS_CHECK(load_tree_state(c, i));
+    SyncEngine engine(*c.src, t.src, *c.dst, c.extra[i].staging, d_.sync_options, d_.clock);
+    auto stats = engine.final_pass(c.extra[i].state);
+    if (!stats.ok()) return std::move(stats).error().context(fmt::format("the {} tree", t.name));
+    c.rec.bytes_transferred += stats->bytes_sent;
+    t.files_copied = t.files_copied.value_or(0) + stats->files_copied;
+  }
+  if (c.progress.empty_source) return {};
+  MS_CHECK(load_state(c));
   SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
   auto stats = engine.final_pass(c.state);
   if (!stats.ok()) return std::move(stats).error();
@@ -758,8 +929,18 @@ Status MoveRunner::verify(Ctx& c) {
     auto report = engine.verify_frozen_copy(c.state);
     if (!report.ok()) return std::move(report).error();
     c.progress.verify = *report;
-    MS_CHECK(compare_mailbox_status(c));
   }
+  // Each tree outside the home the same way (with CONTROL= the uidlists are there).
+  for (size_t i = 0; i < c.progress.trees.size(); ++i) {
+    ExtraTree& t = c.progress.trees[i];
+    if (t.empty_source) continue;
+    MS_CHECK(load_tree_state(c, i));
+    SyncEngine engine(*c.src, t.src, *c.dst, c.extra[i].staging, d_.sync_options, d_.clock);
+    auto report = engine.verify_frozen_copy(c.extra[i].state);
+    if (!report.ok()) return std::move(report).error().context(fmt::format("the {} tree", t.name));
+    t.uidlists_checked = report->uidlists_checked;
+  }
+  if (!c.progress.empty_source && !c.progress.convert) MS_CHECK(compare_mailbox_status(c));
   c.rec.state = MoveState::kVerified;
   return {};
 }
@@ -790,6 +971,20 @@ Status MoveRunner::compare_mailbox_status(Ctx& c) {
   }
   std::vector<std::string> paths;
   for (const auto& u : uidlists) paths.push_back(join_path(c.dst_staging, u));
+  // With CONTROL= (or INDEX=) elsewhere, a tree outside the home holds the
+  // uidlists, laid out like the Maildir++ folders: its ".x/dovecot-uidlist"
+  // is the uidlist of the home's "<maildir>/.x", and the INBOX's is in
+  // ".INBOX/" (Dovecot 2.3; at the top in older ones).
+  const std::string maildir = server_location(*c.from).maildir;
+  for (size_t i = 0; i < c.progress.trees.size(); ++i) {
+    if (c.progress.trees[i].empty_source || !c.extra[i].state_loaded) continue;
+    for (const auto& [dpath, ds] : c.extra[i].state.dirs)
+      if (auto it = ds.entries.find("dovecot-uidlist"); it != ds.entries.end() && it->second.type == EntryType::kFile) {
+        const std::string folder = dpath.empty() || dpath == ".INBOX" ? maildir : join_path(maildir, dpath);
+        uidlists.push_back(join_path(folder, it->first));
+        paths.push_back(join_path(c.extra[i].staging, join_path(dpath, it->first)));
+      }
+  }
   auto heads = c.dst->head(paths, 256);
   if (!heads.ok()) return std::move(heads).error().context("read the copied uidlists");
   struct Copied {
@@ -829,31 +1024,49 @@ Status MoveRunner::compare_mailbox_status(Ctx& c) {
   return {};
 }
 
+// The flip's first half for one tree: its staging copy takes its path on
+// the destination (renamed and the parent synced). Idempotent: a copy
+// already in place (staging gone, final there) is success.
+static Status rename_into_place(Transport& dst, const std::string& server, const std::string& what,
+                                const std::string& staging_path, const std::string& final_path) {
+  bool staging = MS_TRY(exists(dst, staging_path));
+  bool final_there = MS_TRY(exists(dst, final_path));
+  if (staging) {
+    if (final_there)
+      return Error::conflict(fmt::format("{} has {} at {} that appeared during the move", server, what,
+                                         printable(final_path)));
+    TreeOp op;
+    op.kind = TreeOp::Kind::kRename;
+    op.from = staging_path;
+    op.path = final_path;
+    TreeOp sync;
+    sync.kind = TreeOp::Kind::kSyncDir;
+    sync.path = dirname_of(final_path);
+    auto res = dst.apply({op, sync});
+    if (!res.ok()) return std::move(res).error();
+    for (auto& r : *res)
+      if (!r.ok()) return r.error();
+  } else if (!final_there) {
+    return Error::not_found(fmt::format("the copy on {} is gone (neither {} nor {} exists)", server,
+                                        printable(staging_path), printable(final_path)));
+  }
+  return {};
+}
+
 Status MoveRunner::flip(Ctx& c) {
-  // 1. The copy takes the home path on the destination. Before the flip
+  // 1. The copies take their paths on the destination: the trees outside
+  //    the home first, the home last (each journaled as renamed once it is
+  //    in place, so a rollback knows what to remove). Before the flip
   //    nobody is routed there, and the freeze holds the user.
+  for (size_t i = 0; i < c.progress.trees.size(); ++i) {
+    ExtraTree& t = c.progress.trees[i];
+    if (t.empty_source || t.renamed) continue;
+    MS_CHECK(rename_into_place(*c.dst, c.to->name, "a " + t.name + " tree", c.extra[i].staging, t.dst));
+    t.renamed = true;
+    MS_CHECK(save(c));
+  }
   if (!c.progress.empty_source) {
-    bool staging = MS_TRY(exists(*c.dst, c.dst_staging));
-    bool final_there = MS_TRY(exists(*c.dst, c.dst_final));
-    if (staging) {
-      if (final_there)
-        return Error::conflict(fmt::format("{} has a mailbox at {} that appeared during the move", c.to->name,
-                                           printable(c.dst_final)));
-      TreeOp op;
-      op.kind = TreeOp::Kind::kRename;
-      op.from = c.dst_staging;
-      op.path = c.dst_final;
-      TreeOp sync;
-      sync.kind = TreeOp::Kind::kSyncDir;
-      sync.path = dirname_of(c.dst_final);
-      auto res = c.dst->apply({op, sync});
-      if (!res.ok()) return std::move(res).error();
-      for (auto& r : *res)
-        if (!r.ok()) return r.error();
-    } else if (!final_there) {
-      return Error::not_found(fmt::format("the copy on {} is gone (neither {} nor {} exists)", c.to->name,
-                                          printable(c.dst_staging), printable(c.dst_final)));
-    }
+    MS_CHECK(rename_into_place(*c.dst, c.to->name, "a mailbox", c.dst_staging, c.dst_final));
     c.progress.renamed = true;
     MS_CHECK(save(c));
   }

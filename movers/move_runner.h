@@ -159,6 +159,13 @@ class MoveRunner {
   static bool may_be_frozen(const Ctx& c);
   Status load_state(Ctx& c);
   Status save_state(Ctx& c);
+  // The trees outside the home (mail_location INDEX=, CONTROL=): decided in
+  // preflight from both servers' locations, then copied like the home.
+  Status plan_trees(Ctx& c);
+  void set_tree_staging(Ctx& c);
+  Status load_tree_state(Ctx& c, size_t i);
+  Status save_tree_state(Ctx& c, size_t i);
+  Status precopy_tree(Ctx& c, size_t i);
   Result<MoveRecord> purge_stale_copy(Ctx& c);
   Status compare_mailbox_status(Ctx& c);
   Result<int> files_in_tmp(Ctx& c);

@@ -49,6 +49,14 @@ struct MoveRunner::Ctx {
   std::string dst_staging;  // where the copy is built before the flip
   SyncState state;
   bool state_loaded = false;
+  // The trees outside the home (progress.trees, same order): where each is
+  // built on the destination before the flip, and its sync state.
+  struct TreeCopy {
+    std::string staging;  // relative to the destination mail root
+    SyncState state;
+    bool state_loaded = false;
+  };
+  std::vector<TreeCopy> extra;
   std::unique_ptr<MoveLease> lease;
   int64_t frozen_mono = -1;
   std::optional<std::vector<MailboxStatusInfo>> src_status;  // doveadm, before the final pass

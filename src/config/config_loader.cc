@@ -493,9 +493,25 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
     r.integer("max_moves_out", s.max_moves_out, 1, 64);
     r.integer("max_moves_in", s.max_moves_in, 1, 64);
     r.integer("sync_streams", s.sync_streams, 1, 64);
-    if (r.str("mail_location", s.mail_location) && !parse_mail_location(s.mail_location).ok())
-      p.add(line_of(*t.get("mail_location")), r.key_name("mail_location"),
-            parse_mail_location(s.mail_location).error().message());
+    if (r.str("mail_location", s.mail_location)) {
+      auto loc = parse_mail_location(s.mail_location);
+      if (!loc.ok()) {
+        p.add(line_of(*t.get("mail_location")), r.key_name("mail_location"), loc.error().message());
+      } else {
+        // A tree outside the home must be where this server's transport may
+        // go: its fixed part (before the first variable) inside mail_root.
+        for (const char* key : {"INDEX", "CONTROL"}) {
+          const std::string* v = loc->option(key);
+          if (!v || *v == "MEMORY" || v->empty() || v->front() != '/' || s.mail_root.empty()) continue;
+          const std::string fixed = v->substr(0, v->find('%'));
+          if (!starts_with(fixed, s.mail_root == "/" ? "/" : s.mail_root + "/"))
+            p.add(line_of(*t.get("mail_location")), r.key_name("mail_location"),
+                  fmt::format("'{}': {}={} is not inside mail_root '{}' (mailshard reads and writes only there; put the "
+                              "{} directories under it)",
+                              printable(s.mail_location), key, printable(*v), printable(s.mail_root), key));
+        }
+      }
+    }
     for (auto [key, field] : {std::pair{"imap_address", &s.imap_address}, std::pair{"pop3_address", &s.pop3_address}}) {
       if (r.str(key, *field) && !parse_socket_address(*field).ok())
         p.add(line_of(*t.get(key)), r.key_name(key), parse_socket_address(*field).error().message());

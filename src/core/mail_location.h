@@ -1,19 +1,43 @@
 // Where and in which format a server keeps a user's mail: `[[server]]
-// mail_location`, in Dovecot's syntax ("maildir:~/Maildir"), with
-// "courier:~/Maildir" for Courier-IMAP's Maildir++.
+// mail_location`, in Dovecot's syntax, FORMAT:PATH[:KEY=VALUE]..., with
+// "courier:~/Maildir" for Courier-IMAP's Maildir++ (docs/config.md,
+// `mail_location`, has the full table and examples).
 //
-// What mailshard supports today (anything else is a one-line error naming it):
-//   maildir:~/PATH   Dovecot's Maildir inside the home (PATH may be empty: the home is the Maildir)
-//   courier:~/PATH   Courier-IMAP's Maildir++ inside the home
-// The whole home is what a move copies; the location tells where the Maildir
-// is inside it and whose metadata files (dovecot-uidlist or courierimapuiddb)
-// it holds. Options after the path (INDEX=, CONTROL=, ALT=, LAYOUT=, ...) and
-// the formats sdbox, mdbox and mbox are refused, not ignored.
+// Formats: maildir (Dovecot) and courier (Courier-IMAP). sdbox, mdbox and
+// mbox are refused, not ignored (the copy does not understand their indexes).
+// The path is inside the home: "~" or "~/PATH" (PATH plain, no variables).
+//
+// Options (maildir only; Courier-IMAP has none):
+//   trees, each a separate tree of the move when outside the home (a value
+//   inside the home is copied with the home):
+//     INDEX=    Dovecot's index files (INDEX=MEMORY: none on disk)
+//     CONTROL=  dovecot-uidlist, dovecot-keywords, subscriptions
+//   accepted as they are, since they change no place where mail lives
+//   (they name things inside the trees, or hold only files Dovecot
+//   recreates); a move needs them equal on both servers (mail_format.h):
+//     LAYOUT=, UTF-8, DIRNAME=, FULLDIRNAME=, MAILBOXDIR=, SUBSCRIPTIONS=,
+//     LISTINDEX= (a name, not a path), ITERINDEX, NO-NOSELECT, BROKENCHAR=,
+//     VOLATILEDIR= (lock files: never copied)
+//   refused, with a line saying why: ALT= (dbox only), INBOX= (an INBOX
+//   outside the mail path is not moved yet), INDEXPVT= and INDEXSHARED=
+//   (shared mailboxes), any other key.
+//
+// A tree's value must name the user (~, %u, %n or %h): a directory shared
+// by several users is not one user's to move.
+//
+// Variables, expanded for one user (expand_location_value): ~ (at the start:
+// the home), %u %{user} (alice@example.org), %n %{username} (alice),
+// %d %{domain} (example.org, "" without a domain), %h %{home}, %% (a %);
+// the modifier L lowercases (%Ln, %Ld). "::" in a value is a literal ':'.
+//
 // Pure; thread-safe.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <string_view>
+#include <utility>
+#include <vector>
 
 #include "util/result.h"
 
@@ -27,12 +51,62 @@ std::string_view mail_format_name(MailFormat f);
 struct MailLocation {
   MailFormat format = MailFormat::kUnknown;
   std::string maildir;  // relative to the home: "Maildir", or "" for the home itself
+  // KEY=VALUE options as written (values unexpanded, "::" already ':'), in
+  // order; a flag (UTF-8) has an empty value.
+  std::vector<std::pair<std::string, std::string>> options;
+
+  // The value of KEY, or nullptr.
+  const std::string* option(std::string_view key) const;
+  // The options that change names inside the trees (LAYOUT, UTF-8, DIRNAME,
+  // ...), sorted, as "KEY=VALUE:..." ("" when none): two servers whose
+  // naming options differ would read a byte-exact copy differently.
+  std::string naming_options() const;
 };
 
-// Error (kInvalidInput): "'mdbox:~/mdbox': the format mdbox is not supported
-// (maildir and courier are)", "'maildir:~/Maildir:INDEX=/x': options after the
-// path (INDEX=/x) are not supported", "'maildir:/var/mail/%u': the path must
-// be inside the home (~/...)".
+// Error (kInvalidInput), one line naming the location: "'mdbox:~/mdbox': the
+// format mdbox is not supported (maildir and courier are)",
+// "'maildir:/var/mail/%u': the path must be inside the home (~/...)",
+// "'maildir:~/Maildir:INDEX=/var/index/%z': INDEX: unknown variable %z",
+// "'maildir:~/Maildir:FOO=1': unknown option FOO", ...
 Result<MailLocation> parse_mail_location(std::string_view text);
+
+// Who the variables stand for.
+struct LocationUser {
+  std::string user;  // the login, "alice@example.org"
+  std::string home;  // from LDAP: absolute, or relative to the server's mail_root
+};
+
+// `value` with its variables replaced for `u`, and normalised (no "//", no
+// trailing '/'). kInvalidInput: an unknown variable ("unknown variable %z"),
+// "~" where the user has no home, or a result with "." or ".." as a part or a
+// '/' brought in by a variable's value (a user name must not name another
+// directory).
+Result<std::string> expand_location_value(std::string_view value, const LocationUser& u);
+
+enum class TreeKind : uint8_t { kHome, kIndex, kControl };
+
+// "home", "index", "control".
+std::string_view tree_kind_name(TreeKind k);
+
+// One tree of a user's mail on one server.
+struct MailTree {
+  TreeKind kind = TreeKind::kHome;
+  std::string name;  // "home", "index", "control", or "index+control" when both name one directory
+  std::string path;  // absolute, or relative to the mail root (as the home is)
+};
+
+// The user's trees under `loc`: the home first (the whole home is the mail
+// tree, as it always was), then INDEX= and CONTROL= where they lie outside
+// the home (a value inside it is copied with the home; INDEX=MEMORY has no
+// tree; equal values are one tree). kInvalidInput (expansion errors, or a
+// tree that holds the home or another tree): "user alice@example.org: INDEX:
+// ...". Relative and absolute paths are compared as written: confinement to
+// a mail root is the caller's (tree_in_root).
+Result<std::vector<MailTree>> location_trees(const MailLocation& loc, const LocationUser& u);
+
+// `path` (absolute, or relative to `root`) relative to `root`. kInvalidInput
+// when an absolute path is not strictly inside root ("'/var/index/x' is not
+// inside the mail root '/srv/mail'").
+Result<std::string> tree_in_root(const std::string& path, const std::string& root);
 
 }  // namespace mailshard

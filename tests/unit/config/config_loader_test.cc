@@ -743,6 +743,27 @@ TEST(ConfigLoader, RouterDirectorBadInputIsOneExactLine) {
   }
 }
 
+TEST(ConfigLoader, MailLocationTreesMustBeInsideTheMailRoot) {
+  auto ok = parse(base_config(
+      "mail_location = \"maildir:~/Maildir:INDEX=/srv/mail1/index/%d/%n:CONTROL=/srv/mail1/control/%u:LAYOUT=fs\"\n"));
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_TRUE(parse(base_config("mail_location = \"maildir:~/Maildir:INDEX=~/idx:CONTROL=%h/ctl\"\n")).ok());
+  EXPECT_TRUE(parse(base_config("mail_location = \"maildir:~/Maildir:INDEX=MEMORY\"\n")).ok());
+  auto outside = parse(base_config("mail_location = \"maildir:~/Maildir:INDEX=/var/index/%d/%n\"\n"));
+  ASSERT_FALSE(outside.ok());
+  EXPECT_EQ(outside.error().message(),
+            "mailshard.toml:11: server[0].mail_location: 'maildir:~/Maildir:INDEX=/var/index/%d/%n': "
+            "INDEX=/var/index/%d/%n is not inside mail_root '/srv/mail1' (mailshard reads and writes only there; put "
+            "the INDEX directories under it)");
+  auto sibling = parse(base_config("mail_location = \"maildir:~/Maildir:CONTROL=/srv/mail1%n\"\n"));
+  ASSERT_FALSE(sibling.ok());
+  EXPECT_NE(sibling.error().message().find("CONTROL=/srv/mail1%n is not inside mail_root"), std::string::npos);
+  auto unknown = parse(base_config("mail_location = \"maildir:~/Maildir:INDEX=/srv/mail1/i/%x\"\n"));
+  ASSERT_FALSE(unknown.ok());
+  EXPECT_EQ(unknown.error().message(), "mailshard.toml:11: server[0].mail_location: "
+                                       "'maildir:~/Maildir:INDEX=/srv/mail1/i/%x': INDEX: unknown variable %x");
+}
+
 }  // namespace
 }  // namespace mailshard
 

@@ -16,31 +16,7 @@ namespace {
 namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
-TEST(MailLocation, TheSupportedFormsParse) {
-  auto d = parse_mail_location("maildir:~/Maildir");
-  ASSERT_TRUE(d.ok()) << d.error().message();
-  EXPECT_EQ(d->format, MailFormat::kDovecot);
-  EXPECT_EQ(d->maildir, "Maildir");
-  auto c = parse_mail_location("courier:~/Maildir/");
-  ASSERT_TRUE(c.ok());
-  EXPECT_EQ(c->format, MailFormat::kCourier);
-  EXPECT_EQ(c->maildir, "Maildir");
-  auto home = parse_mail_location("maildir:~");
-  ASSERT_TRUE(home.ok());
-  EXPECT_EQ(home->maildir, "");
-}
-
-TEST(MailLocation, WhatIsNotSupportedIsRefusedNotIgnored) {
-  EXPECT_EQ(parse_mail_location("mdbox:~/mdbox").error().message(),
-            "'mdbox:~/mdbox': the format mdbox is not supported (maildir and courier are)");
-  EXPECT_EQ(parse_mail_location("maildir:~/Maildir:INDEX=/var/index/%d/%n").error().message(),
-            "'maildir:~/Maildir:INDEX=/var/index/%d/%n': options after the path (INDEX=/var/index/%d/%n) are not supported");
-  EXPECT_THAT(parse_mail_location("maildir:/var/mail/%u").error().message(), HasSubstr("inside the home"));
-  EXPECT_THAT(parse_mail_location("maildir:~/../x").error().message(), HasSubstr("plain path"));
-  EXPECT_THAT(parse_mail_location("maildir:~/%n").error().message(), HasSubstr("variables"));
-  EXPECT_THAT(parse_mail_location("imap:~/x").error().message(), HasSubstr("unknown format 'imap'"));
-  EXPECT_THAT(parse_mail_location("Maildir").error().message(), HasSubstr("FORMAT:~/PATH"));
-}
+// Parsing and expansion: tests/unit/core/mail_location_test.cc.
 
 class DetectTest : public ::testing::Test {
  protected:
@@ -126,6 +102,18 @@ TEST(FormatChange, SameFormatOrUnknownIsNoRefusal) {
   EXPECT_FALSE(format_change_refusal("u", MailFormat::kCourier, a, c)) << "c says nothing about its format";
   EXPECT_FALSE(format_change_refusal("u", MailFormat::kUnknown, c, b));
   EXPECT_FALSE(format_change_refusal("u", MailFormat::kCourier, server("x", "courier:~/Maildir"), server("y", "courier:~")));
+}
+
+TEST(FormatChange, NamingOptionsMustAgree) {
+  auto plain = server("a", "maildir:~/Maildir"), fs = server("b", "maildir:~/Maildir:LAYOUT=fs:UTF-8");
+  EXPECT_FALSE(location_options_refusal("u", false, plain, server("c", "maildir:~/Maildir:VOLATILEDIR=/tmp/%u")));
+  EXPECT_FALSE(location_options_refusal("u", false, fs, server("d", "maildir:~/Maildir:UTF-8:LAYOUT=fs")));
+  auto why = location_options_refusal("u", false, plain, fs);
+  ASSERT_TRUE(why);
+  EXPECT_EQ(*why, "user u: a's mail_location names folders with '' but b's with 'LAYOUT=fs:UTF-8': the copy would "
+                  "read as other folders there (make the options equal)");
+  EXPECT_EQ(*location_options_refusal("u", true, server("e", "courier:~/Maildir"), fs),
+            "user u: the conversion writes Dovecot's default layout but b's mail_location has LAYOUT=fs:UTF-8");
 }
 
 }  // namespace

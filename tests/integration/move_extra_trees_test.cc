@@ -1,0 +1,110 @@
+// A user whose Dovecot keeps index and control files outside the home
+// (mail_location maildir:~/Maildir:INDEX=ROOT/index/%d/%n:CONTROL=ROOT/control/%d/%n
+// on both stores: the lab's split-users userdb gives the user that location)
+// moves from store1 to store2 while LMTP deliveries race the move. Over IMAP
+// afterwards: every folder's UIDVALIDITY, every UID with its flags and
+// INTERNALDATE are the source's, and every delivered message is there exactly
+// once. On disk: the uidlists are in store2's control tree, and no staging
+// directory is left in any tree.
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/integration/move_test_util.h"
+
+namespace mailshard::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string split_location(const std::string& root) {
+  return "maildir:~/Maildir:INDEX=" + root + "/index/%d/%n:CONTROL=" + root + "/control/%d/%n";
+}
+
+// Gives `user` its split location on `store` (Dovecot's side).
+void split_user(Lab& lab, const std::string& store, const std::string& user) {
+  const std::string root = lab.store_env(store, "MAIL_ROOT");
+  const std::string conf = lab.store_env(store, "CONF");
+  const std::string file = std::filesystem::path(conf).parent_path().string() + "/split-users";
+  const auto at = user.find('@');
+  const std::string domain = user.substr(at + 1), name = user.substr(0, at);
+  std::ofstream(file, std::ios::app) << user << "::" << lab.env("MAIL_UID") << ":" << lab.env("MAIL_GID")
+                                     << "::" << lab.home_path(store, user)
+                                     << "::userdb_mail=maildir:~/Maildir:INDEX=" << root << "/index/" << domain
+                                     << "/" << name << ":CONTROL=" << root << "/control/" << domain << "/" << name
+                                     << "\n";
+}
+
+TEST(MoveExtraTrees, IndexAndControlOutsideTheHomeMoveWithEveryUid) {
+  Lab& lab = Lab::get();
+  const std::string user = lab.add_user("store1");
+  split_user(lab, "store1", user);
+  split_user(lab, "store2", user);
+  nlohmann::json fill = lab.fill_mailbox(user, 300, 11);
+  ASSERT_EQ(fill["appended"], 300);
+  const std::string root1 = lab.store_env("store1", "MAIL_ROOT"), root2 = lab.store_env("store2", "MAIL_ROOT");
+  const auto at = user.find('@');
+  const std::string rel = user.substr(at + 1) + "/" + user.substr(0, at);
+  // Dovecot really keeps them apart: the INBOX's uidlist is in the control tree.
+  ASSERT_TRUE(path_exists(root1 + "/control/" + rel + "/.INBOX/dovecot-uidlist"));
+  ASSERT_TRUE(path_exists(root1 + "/index/" + rel));
+  EXPECT_FALSE(path_exists(lab.maildir_path("store1", user) + "/dovecot-uidlist"));
+
+  nlohmann::json before = lab.imap_state(user, "store1", /*detail=*/true);
+  const std::string cfg =
+      lab_config("extra_trees", {{"(name = \"store1\"\n)", "$1mail_location = \"" + split_location(root1) + "\"\n"},
+                                 {"(name = \"store2\"\n)", "$1mail_location = \"" + split_location(root2) + "\"\n"}});
+  nlohmann::json delivered;
+  std::thread mta([&] { delivered = lab.deliver(user, 60, "split", {"--interval", "0.02"}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
+  mta.join();
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr(user + " store1 -> store2: done"));
+  ASSERT_EQ(delivered["delivered"], 60);
+  EXPECT_GT(delivered["stores"].value("store1", 0), 0) << "deliveries raced the move on the source";
+
+  nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(after["store"], "store2");
+  // Every folder keeps its UIDVALIDITY; every message that was there keeps
+  // its UID, flags and INTERNALDATE.
+  for (const auto& [folder, f] : before["folders"].items()) {
+    SCOPED_TRACE(folder);
+    ASSERT_TRUE(after["folders"].contains(folder));
+    const auto& g = after["folders"][folder];
+    EXPECT_EQ(g["uidvalidity"], f["uidvalidity"]);
+    std::map<int64_t, nlohmann::json> now;
+    for (const auto& row : g["detail"]) now[row["uid"].get<int64_t>()] = row;
+    for (const auto& row : f["detail"]) {
+      auto it = now.find(row["uid"].get<int64_t>());
+      ASSERT_NE(it, now.end()) << row.dump();
+      EXPECT_EQ(it->second["message_id"], row["message_id"]);
+      EXPECT_EQ(it->second["flags"], row["flags"]);
+      EXPECT_EQ(it->second["internaldate"], row["internaldate"]);
+    }
+  }
+  // Nothing delivered during the move is lost or doubled.
+  auto counts = message_id_counts(after);
+  for (const auto& m : delivered["messages"])
+    EXPECT_EQ(counts[m["message_id"].get<std::string>()], 1) << m.dump();
+
+  // On disk: the trees at their own paths on store2, no staging anywhere.
+  EXPECT_TRUE(path_exists(root2 + "/control/" + rel + "/.INBOX/dovecot-uidlist"));
+  EXPECT_TRUE(path_exists(root2 + "/index/" + rel));
+  for (const std::string& home : {lab.home_path("store2", user), root2 + "/index/" + rel, root2 + "/control/" + rel})
+    EXPECT_TRUE(staging_dirs(home).empty()) << home;
+  nlohmann::json m = latest_move(cfg, user);
+  EXPECT_EQ(m["state"], "done");
+  ASSERT_EQ(m["detail"]["trees"].size(), 2u) << m["detail"].dump();
+  EXPECT_GE(m["detail"]["trees"][1]["uidlists_checked"].get<int64_t>(), 1) << m["detail"].dump();
+
+  // Purge removes every source tree.
+  RunResult p = mailshard(cfg, {"purge", "--user", user, "--older-than", "0s"});
+  EXPECT_EQ(p.rc, 0) << p.describe();
+  EXPECT_FALSE(path_exists(lab.home_path("store1", user)));
+  EXPECT_FALSE(path_exists(root1 + "/control/" + rel));
+  EXPECT_FALSE(path_exists(root1 + "/index/" + rel));
+}
+
+}  // namespace
+}  // namespace mailshard::testing

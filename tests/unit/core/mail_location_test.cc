@@ -1,0 +1,157 @@
+// mail_location: Dovecot's syntax parsed, its variables expanded for a user,
+// and the trees of a user's mail it names.
+#include "core/mail_location.h"
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+namespace mailshard {
+namespace {
+
+using ::testing::HasSubstr;
+
+const LocationUser kAlice{"alice@example.org", "example.org/alice"};
+
+std::string expand(std::string_view v, const LocationUser& u = kAlice) {
+  auto r = expand_location_value(v, u);
+  return r.ok() ? *r : "error: " + r.error().message();
+}
+
+TEST(MailLocation, TheSupportedFormsParse) {
+  auto d = parse_mail_location("maildir:~/Maildir");
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->format, MailFormat::kDovecot);
+  EXPECT_EQ(d->maildir, "Maildir");
+  EXPECT_TRUE(d->options.empty());
+  auto c = parse_mail_location("courier:~/Maildir/");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->format, MailFormat::kCourier);
+  EXPECT_EQ(c->maildir, "Maildir");
+  auto home = parse_mail_location("maildir:~");
+  ASSERT_TRUE(home.ok());
+  EXPECT_EQ(home->maildir, "");
+}
+
+TEST(MailLocation, OptionsAreKeptAsWritten) {
+  auto l = parse_mail_location("maildir:~/Maildir:INDEX=/var/index/%d/%n:CONTROL=/var/control/%{domain}/%{username}"
+                               ":LAYOUT=fs:UTF-8:VOLATILEDIR=/tmp/volatile/%u");
+  ASSERT_TRUE(l.ok()) << l.error().message();
+  ASSERT_EQ(l->options.size(), 5u);
+  EXPECT_EQ(*l->option("INDEX"), "/var/index/%d/%n");
+  EXPECT_EQ(*l->option("CONTROL"), "/var/control/%{domain}/%{username}");
+  EXPECT_EQ(*l->option("UTF-8"), "");
+  EXPECT_EQ(l->option("ALT"), nullptr);
+  EXPECT_EQ(l->naming_options(), "LAYOUT=fs:UTF-8");
+  // "::" is a literal ':'.
+  auto colon = parse_mail_location("maildir:~/Maildir:INDEX=/var/in::dex/%u");
+  ASSERT_TRUE(colon.ok()) << colon.error().message();
+  EXPECT_EQ(*colon->option("INDEX"), "/var/in:dex/%u");
+  EXPECT_TRUE(parse_mail_location("maildir:~/Maildir:INDEX=MEMORY").ok());
+}
+
+TEST(MailLocation, WhatIsNotSupportedIsRefusedNotIgnored) {
+  EXPECT_EQ(parse_mail_location("mdbox:~/mdbox").error().message(),
+            "'mdbox:~/mdbox': the format mdbox is not supported (maildir and courier are)");
+  EXPECT_EQ(parse_mail_location("mbox:~/mail:INBOX=/var/mail/%u").error().message(),
+            "'mbox:~/mail:INBOX=/var/mail/%u': the format mbox is not supported (maildir and courier are)");
+  EXPECT_THAT(parse_mail_location("maildir:/var/mail/%u").error().message(), HasSubstr("inside the home"));
+  EXPECT_THAT(parse_mail_location("maildir:~/../x").error().message(), HasSubstr("plain path"));
+  EXPECT_THAT(parse_mail_location("maildir:~/%n").error().message(), HasSubstr("variables"));
+  EXPECT_THAT(parse_mail_location("imap:~/x").error().message(), HasSubstr("unknown format 'imap'"));
+  EXPECT_THAT(parse_mail_location("Maildir").error().message(), HasSubstr("FORMAT:~/PATH"));
+  EXPECT_EQ(parse_mail_location("maildir:~/Maildir:INDEX=/var/index/%z").error().message(),
+            "'maildir:~/Maildir:INDEX=/var/index/%z': INDEX: unknown variable %z");
+  EXPECT_EQ(parse_mail_location("maildir:~/Maildir:CONTROL=/var/c/%{uid}").error().message(),
+            "'maildir:~/Maildir:CONTROL=/var/c/%{uid}': CONTROL: unknown variable %{uid}");
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:FOO=1").error().message(),
+              HasSubstr("'maildir:~/Maildir:FOO=1': unknown option FOO (known: INDEX, CONTROL"));
+  EXPECT_EQ(parse_mail_location("maildir:~/Maildir:ALT=/srv/sata/%u").error().message(),
+            "'maildir:~/Maildir:ALT=/srv/sata/%u': ALT: ALT= is for sdbox and mdbox (not supported)");
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INBOX=/var/mail/%u").error().message(),
+              HasSubstr("INBOX: an INBOX outside the mail path is not supported yet"));
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INDEXPVT=~/pvt").error().message(), HasSubstr("shared"));
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INDEX=/var/index").error().message(),
+              HasSubstr("INDEX: names no user"));
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INDEX=/var/index/%d").error().message(),
+              HasSubstr("INDEX: names no user"));
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INDEX=").error().message(), HasSubstr("needs a value"));
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:UTF-8=yes").error().message(), HasSubstr("takes no value"));
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INDEX=/a/%u:INDEX=/b/%u").error().message(),
+              HasSubstr("given twice"));
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:LISTINDEX=/var/list/%u").error().message(),
+              HasSubstr("must be a name"));
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INDEX=/var/%").error().message(), HasSubstr("at the end"));
+  EXPECT_THAT(parse_mail_location("courier:~/Maildir:INDEX=/var/index/%u").error().message(),
+              HasSubstr("Courier-IMAP takes no options"));
+}
+
+TEST(MailLocation, VariablesExpandForAUser) {
+  EXPECT_EQ(expand("~/Maildir"), "example.org/alice/Maildir");
+  EXPECT_EQ(expand("~"), "example.org/alice");
+  EXPECT_EQ(expand("/var/index/%d/%n"), "/var/index/example.org/alice");
+  EXPECT_EQ(expand("/var/index/%{domain}/%{username}/"), "/var/index/example.org/alice");
+  EXPECT_EQ(expand("/var/mail/%u"), "/var/mail/alice@example.org");
+  EXPECT_EQ(expand("/var/mail/%{user}"), "/var/mail/alice@example.org");
+  EXPECT_EQ(expand("%h/idx"), "example.org/alice/idx");
+  EXPECT_EQ(expand("%{home}//idx"), "example.org/alice/idx");
+  EXPECT_EQ(expand("/v/100%%/%n"), "/v/100%/alice");
+  EXPECT_EQ(expand("/v/%Ld/%Ln", {"Alice@Example.ORG", "/home/Alice"}), "/v/example.org/alice");
+  EXPECT_EQ(expand("/v/%d/%n", {"bob", "/home/bob"}), "/v/bob");  // no domain: %d is empty
+  EXPECT_EQ(expand("/home/%u/~x", {"bob", "/home/bob"}), "/home/bob/~x");  // ~ only at the start
+  EXPECT_EQ(expand("/var/%z"), "error: unknown variable %z");
+  EXPECT_EQ(expand("/var/%{nope}/x"), "error: unknown variable %{nope}");
+  EXPECT_EQ(expand("/var/%{user"), "error: unclosed variable %{user");
+  EXPECT_EQ(expand("/var/%n", {"../../etc@x", "h"}), "error: the user name '../../etc' has a '/'");
+  EXPECT_EQ(expand("/var/%n", {"..@x", "h"}), "error: '/var/..' has a '..' in it");
+  EXPECT_EQ(expand("~/x", {"bob", ""}), "error: '~' but the user has no home");
+}
+
+TEST(MailLocation, TreesOfAUser) {
+  auto l = parse_mail_location("maildir:~/Maildir:INDEX=/srv/mail/index/%d/%n:CONTROL=/srv/mail/control/%d/%n");
+  ASSERT_TRUE(l.ok()) << l.error().message();
+  auto trees = location_trees(*l, kAlice);
+  ASSERT_TRUE(trees.ok()) << trees.error().message();
+  ASSERT_EQ(trees->size(), 3u);
+  EXPECT_EQ((*trees)[0].name, "home");
+  EXPECT_EQ((*trees)[0].path, "example.org/alice");
+  EXPECT_EQ((*trees)[1].kind, TreeKind::kIndex);
+  EXPECT_EQ((*trees)[1].path, "/srv/mail/index/example.org/alice");
+  EXPECT_EQ((*trees)[2].name, "control");
+  EXPECT_EQ((*trees)[2].path, "/srv/mail/control/example.org/alice");
+
+  // Inside the home: copied with it. INDEX=MEMORY: nothing on disk.
+  auto inside = location_trees(*parse_mail_location("maildir:~/Maildir:INDEX=~/index:CONTROL=%h/Maildir"), kAlice);
+  ASSERT_TRUE(inside.ok()) << inside.error().message();
+  EXPECT_EQ(inside->size(), 1u);
+  EXPECT_EQ(location_trees(*parse_mail_location("maildir:~/Maildir:INDEX=MEMORY"), kAlice)->size(), 1u);
+
+  // One directory for both: one tree.
+  auto same = location_trees(*parse_mail_location("maildir:~/Maildir:INDEX=/x/%u:CONTROL=/x/%u"), kAlice);
+  ASSERT_TRUE(same.ok());
+  ASSERT_EQ(same->size(), 2u);
+  EXPECT_EQ((*same)[1].name, "index+control");
+
+  // A tree holding the home, or one inside another: refused.
+  EXPECT_THAT(location_trees(*parse_mail_location("maildir:~/Maildir:INDEX=/x/%u:CONTROL=/x/%u/c"), kAlice)
+                  .error()
+                  .message(),
+              HasSubstr("user alice@example.org: CONTROL: '/x/alice@example.org/c' and the index tree"));
+  auto holds = location_trees(*parse_mail_location("maildir:~/Maildir:INDEX=/srv/%n"),
+                              {"alice@example.org", "/srv/alice/home"});
+  EXPECT_EQ(holds.error().message(),
+            "user alice@example.org: INDEX: '/srv/alice' and the home tree '/srv/alice/home' overlap");
+  EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INDEX=%h/..").error().message(), HasSubstr("'..'"));
+}
+
+TEST(MailLocation, TreesStayInTheirRoot) {
+  EXPECT_EQ(*tree_in_root("/srv/mail/index/a", "/srv/mail"), "index/a");
+  EXPECT_EQ(*tree_in_root("/srv/mail/index/a", "/srv/mail/"), "index/a");
+  EXPECT_EQ(*tree_in_root("example.org/alice", "/srv/mail"), "example.org/alice");
+  EXPECT_EQ(tree_in_root("/var/index/a", "/srv/mail").error().message(),
+            "'/var/index/a' is not inside the mail root '/srv/mail'");
+  EXPECT_FALSE(tree_in_root("/srv/mail", "/srv/mail").ok());
+  EXPECT_FALSE(tree_in_root("/srv/mailx/a", "/srv/mail").ok());
+}
+
+}  // namespace
+}  // namespace mailshard
