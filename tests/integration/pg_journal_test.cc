@@ -117,14 +117,6 @@ class PgJournalTest : public ::testing::Test {
   void TearDown() override { drop_database(db_); }
   Result<std::unique_ptr<PgJournal>> open(PgJournalOptions o) { return PgJournal::open(o, clock_); }
   Result<std::unique_ptr<PgJournal>> open() { return open(options_for(db_)); }
-  MoveRecord move_of(const std::string& user) {
-    MoveRecord m;
-    m.user = user;
-    m.from_server = "store1";
-    m.to_server = "store2";
-    return m;
-  }
-
   FakeClock clock_{SystemClock().now_ms()};
   std::string db_;
 };

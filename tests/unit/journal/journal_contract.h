@@ -37,6 +37,28 @@ struct JournalBackendParam {
   std::function<std::unique_ptr<JournalBackend>()> make;
 };
 
+// A planned move of `user` from store1 to store2.
+inline MoveRecord move_of(const std::string& user) {
+  MoveRecord m;
+  m.user = user;
+  m.from_server = "store1";
+  m.to_server = "store2";
+  m.state = MoveState::kPlanned;
+  return m;
+}
+
+// A plan whose JSON lists `moves` moves.
+inline PlanRecord plan_of(const std::string& hash, int64_t created_at_ms, int moves) {
+  PlanRecord p;
+  p.hash = hash;
+  p.created_at_ms = created_at_ms;
+  p.strategy = "balance";
+  std::string list;
+  for (int i = 0; i < moves; ++i) list += (i ? ",{\"user\":" : "{\"user\":") + std::to_string(i) + "}";
+  p.plan_json = "{\"strategy\":\"balance\",\"moves\":[" + list + "]}";
+  return p;
+}
+
 inline std::string backend_name(const ::testing::TestParamInfo<JournalBackendParam>& info) { return info.param.name; }
 
 class JournalContractTest : public ::testing::TestWithParam<JournalBackendParam> {
@@ -58,15 +80,6 @@ class JournalContractTest : public ::testing::TestWithParam<JournalBackendParam>
     EXPECT_TRUE(j.ok()) << j.error().message();
     return j.ok() ? std::move(*j) : nullptr;
   }
-  MoveRecord move_of(const std::string& user) {
-    MoveRecord m;
-    m.user = user;
-    m.from_server = "store1";
-    m.to_server = "store2";
-    m.state = MoveState::kPlanned;
-    return m;
-  }
-
   std::unique_ptr<JournalBackend> backend_;
   FakeClock clock_;
   std::unique_ptr<Journal> j_;

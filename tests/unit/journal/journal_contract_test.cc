@@ -191,17 +191,6 @@ TEST_P(JournalContractTest, RunsAndSnapshots) {
   EXPECT_EQ(runs[0].kind, "inventory");
 }
 
-PlanRecord plan_of(const std::string& hash, int64_t created_at_ms, int moves) {
-  PlanRecord p;
-  p.hash = hash;
-  p.created_at_ms = created_at_ms;
-  p.strategy = "balance";
-  std::string list;
-  for (int i = 0; i < moves; ++i) list += (i ? ",{\"user\":" : "{\"user\":") + std::to_string(i) + "}";
-  p.plan_json = "{\"strategy\":\"balance\",\"moves\":[" + list + "]}";
-  return p;
-}
-
 TEST_P(JournalContractTest, PlanMovesAreCountedFromThePlanJson) {
   ASSERT_TRUE(j_->store_plan(plan_of("aaaaaaaa00000001", 0, 3)).ok());
   PlanRecord not_json = plan_of("aaaaaaaa00000002", 0, 0);

@@ -16,6 +16,8 @@ namespace {
 
 using testing::FakeClock;
 using testing::JournalContractTest;
+using testing::move_of;
+using testing::plan_of;
 
 // One journal file per test, in a directory of its own.
 class SqliteBackend final : public testing::JournalBackend {
@@ -48,14 +50,6 @@ class JournalTest : public ::testing::Test {
     auto j = SqliteJournal::open(path_, clock_);
     ASSERT_TRUE(j.ok()) << j.error().message();
     j_ = std::move(*j);
-  }
-  MoveRecord move_of(const std::string& user) {
-    MoveRecord m;
-    m.user = user;
-    m.from_server = "store1";
-    m.to_server = "store2";
-    m.state = MoveState::kPlanned;
-    return m;
   }
   FakeClock clock_{1'700'000'000'000};  // 2023-11-14T22:13:20Z, which the lease message names
   std::string path_;
@@ -143,17 +137,6 @@ TEST_F(JournalTest, LockFilesArePrivate) {
   struct stat st;
   ASSERT_EQ(::stat((path_ + ".locks/run-rebalance.lock").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
-}
-
-PlanRecord plan_of(const std::string& hash, int64_t created_at_ms, int moves) {
-  PlanRecord p;
-  p.hash = hash;
-  p.created_at_ms = created_at_ms;
-  p.strategy = "balance";
-  std::string list;
-  for (int i = 0; i < moves; ++i) list += (i ? ",{\"user\":" : "{\"user\":") + std::to_string(i) + "}";
-  p.plan_json = "{\"strategy\":\"balance\",\"moves\":[" + list + "]}";
-  return p;
 }
 
 // A schema-1 journal (made here by undoing migration 2 with SQLite's DROP
