@@ -61,7 +61,7 @@ Status MoveRunner::convert(Ctx& c) {
   //    for name before the conversion renames anything.
   const auto t0 = std::chrono::steady_clock::now();
   MS_CHECK(load_state(c));
-  SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
+  SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, c.sync, d_.clock);
   auto report = engine.verify_frozen_copy(c.state);
   if (!report.ok()) return std::move(report).error();
   c.progress.verify = *report;

@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "core/freeze_value.h"
+#include "core/peer_path.h"
 #include "movers/maildir_rules.h"
 #include "movers/sync_state.h"
 #include "util/duration.h"
@@ -353,6 +354,8 @@ Status MoveRunner::open_sides(Ctx& c) {
                                       c.from ? c.rec.to_server : c.rec.from_server));
   c.src = MS_TRY_CTX(d_.env.transport(c.from->name), c.from->name);
   c.dst = MS_TRY_CTX(d_.env.transport(c.to->name), c.to->name);
+  c.sync = d_.sync_options;
+  c.sync.direct_from = MS_TRY(direct_peer(*c.from, *c.to));
   // Without its home every path below would name a mail root itself.
   if (c.progress.src_home.empty())
     return Error::corrupt("the journal's record of the move names no home (src_home missing or unreadable); not "
@@ -490,6 +493,8 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     return Error::conflict(fmt::format("user {} is frozen ({}={}): someone else holds it", printable(c.rec.user),
                                        cfg.freeze.attribute, printable(c.account.status)));
   if (c.to->draining) return Error::invalid(fmt::format("server {} is draining; it receives no users", c.to->name));
+  // A "direct" data path that cannot be is refused before anything is claimed.
+  if (auto peer = direct_peer(*c.from, *c.to); !peer.ok()) return std::move(peer).error();
   if (c.to->server_class != c.from->server_class)
     spdlog::warn("move {}: {} is class '{}' but {} is '{}'", printable(c.rec.user), c.from->name,
                  c.from->server_class, c.to->name, c.to->server_class);
@@ -530,6 +535,12 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
   auto checks = [&]() -> Status {
     c.src = MS_TRY_CTX(d_.env.transport(c.from->name), c.from->name);
     c.dst = MS_TRY_CTX(d_.env.transport(c.to->name), c.to->name);
+    c.sync = d_.sync_options;
+    c.sync.direct_from = MS_TRY(direct_peer(*c.from, *c.to));
+    if (c.sync.direct_from)
+      spdlog::info("move {}: data path direct: {}'s agent copies from {} (its peer_command); only listings and "
+                   "results pass through here",
+                   printable(c.rec.user), c.to->name, c.from->name);
     c.dst_staging = staging_home(c.progress.src_home, c.rec.id);
     // Clocks: Maildir names and Dovecot's caches carry timestamps. Reading a
     // server's clock means creating a probe directory, so a dry run (which
@@ -728,7 +739,7 @@ Status MoveRunner::precopy(Ctx& c) {
   if (c.progress.empty_source) return {};
   MS_CHECK(ensure_parents(*c.src, *c.dst, c.dst_staging));
   MS_CHECK(load_state(c));
-  SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
+  SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, c.sync, d_.clock);
   c.progress.precopy.clear();
   for (int pass = 1; pass <= d_.config.move.precopy_max_passes; ++pass) {
     if (interrupted()) return Error::interrupted(fmt::format("interrupted after precopy pass {}", pass - 1));
@@ -756,7 +767,7 @@ Status MoveRunner::precopy_tree(Ctx& c, size_t i) {
   auto& x = c.extra[i];
   MS_CHECK(ensure_parents(*c.src, *c.dst, x.staging));
   MS_CHECK(load_tree_state(c, i));
-  SyncEngine engine(*c.src, t.src, *c.dst, x.staging, d_.sync_options, d_.clock);
+  SyncEngine engine(*c.src, t.src, *c.dst, x.staging, c.sync, d_.clock);
   for (int pass = 1; pass <= d_.config.move.precopy_max_passes; ++pass) {
     if (interrupted()) return Error::interrupted(fmt::format("interrupted in the {} tree's precopy", t.name));
     auto stats = engine.warm_pass(x.state, pass == 2);
@@ -897,7 +908,7 @@ Status MoveRunner::final_sync(Ctx& c) {
     ExtraTree& t = c.progress.trees[i];
     if (t.empty_source) continue;
     MS_CHECK(load_tree_state(c, i));
-    SyncEngine engine(*c.src, t.src, *c.dst, c.extra[i].staging, d_.sync_options, d_.clock);
+    SyncEngine engine(*c.src, t.src, *c.dst, c.extra[i].staging, c.sync, d_.clock);
     auto stats = engine.final_pass(c.extra[i].state);
     if (!stats.ok()) return std::move(stats).error().context(fmt::format("the {} tree", t.name));
     c.rec.bytes_transferred += stats->bytes_sent;
@@ -905,7 +916,7 @@ Status MoveRunner::final_sync(Ctx& c) {
   }
   if (c.progress.empty_source) return {};
   MS_CHECK(load_state(c));
-  SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
+  SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, c.sync, d_.clock);
   auto stats = engine.final_pass(c.state);
   if (!stats.ok()) return std::move(stats).error();
   // The state is journaled after the thaw (sweep), outside the frozen
@@ -925,7 +936,7 @@ Status MoveRunner::verify(Ctx& c) {
     MS_CHECK(verify_converted(c));
   } else if (!c.progress.empty_source) {
     MS_CHECK(load_state(c));
-    SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, d_.sync_options, d_.clock);
+    SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, c.sync, d_.clock);
     auto report = engine.verify_frozen_copy(c.state);
     if (!report.ok()) return std::move(report).error();
     c.progress.verify = *report;
@@ -935,7 +946,7 @@ Status MoveRunner::verify(Ctx& c) {
     ExtraTree& t = c.progress.trees[i];
     if (t.empty_source) continue;
     MS_CHECK(load_tree_state(c, i));
-    SyncEngine engine(*c.src, t.src, *c.dst, c.extra[i].staging, d_.sync_options, d_.clock);
+    SyncEngine engine(*c.src, t.src, *c.dst, c.extra[i].staging, c.sync, d_.clock);
     auto report = engine.verify_frozen_copy(c.extra[i].state);
     if (!report.ok()) return std::move(report).error().context(fmt::format("the {} tree", t.name));
     t.uidlists_checked = report->uidlists_checked;
@@ -1119,7 +1130,7 @@ Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_hom
   if (blob)
     for (auto& line : split(*blob, '\n'))
       if (!line.empty()) done.insert(line);
-  SyncEngine engine(*c.src, c.progress.src_home, dst, dst_home, d_.sync_options, d_.clock);
+  SyncEngine engine(*c.src, c.progress.src_home, dst, dst_home, &dst == c.dst ? c.sync : d_.sync_options, d_.clock);
   if (c.progress.convert) engine.set_dst_folder_namer(converted_folder_namer(c.progress.convert_maildir.value_or("")));
   auto late = engine.late_deliveries(c.state);
   if (!late.ok()) return std::move(late).error();

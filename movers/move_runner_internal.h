@@ -42,6 +42,9 @@ struct MoveRunner::Ctx {
   const ServerConfig* to = nullptr;
   Transport* src = nullptr;
   Transport* dst = nullptr;
+  // The engine's options for src -> dst: the runner's, with the data path of
+  // this pair of servers (core/peer_path.h).
+  SyncOptions sync;
   // What the steps have learned and done, journaled with rec at every save
   // (src_home, new_home, empty_source, ...).
   MoveProgress progress;

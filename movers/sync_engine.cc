@@ -13,6 +13,7 @@
 #include <spdlog/spdlog.h>
 
 #include "movers/maildir_rules.h"
+#include "movers/stream_pool.h"
 #include "movers/token_bucket.h"
 #include "movers/transfer_policy.h"
 #include "movers/tree_diff.h"
@@ -347,15 +348,12 @@ class PassRunner {
     size_t per = (ops.size() + static_cast<size_t>(streams) - 1) / static_cast<size_t>(streams);
     std::vector<Result<std::vector<Status>>> parts;
     for (int t = 0; t < streams; ++t) parts.emplace_back(Error::internal("unset"));
-    std::vector<std::thread> threads;
-    for (int t = 0; t < streams; ++t) {
-      size_t lo = std::min(ops.size(), per * static_cast<size_t>(t)), hi = std::min(ops.size(), lo + per);
-      threads.emplace_back([&, t, lo, hi] {
-        std::vector<TreeOp> part(ops.begin() + static_cast<ptrdiff_t>(lo), ops.begin() + static_cast<ptrdiff_t>(hi));
-        parts[static_cast<size_t>(t)] = e_.dst_.apply(part);
-      });
-    }
-    for (auto& th : threads) th.join();
+    MS_CHECK(run_streams(parts.size(), streams, [&](size_t t) -> Status {
+      size_t lo = std::min(ops.size(), per * t), hi = std::min(ops.size(), lo + per);
+      std::vector<TreeOp> part(ops.begin() + static_cast<ptrdiff_t>(lo), ops.begin() + static_cast<ptrdiff_t>(hi));
+      parts[t] = e_.dst_.apply(part);
+      return {};
+    }));
     size_t i = 0;
     for (auto& part : parts) {
       if (!part.ok()) return std::move(part).error().context("destination " + e_.dst_.describe());
@@ -647,69 +645,26 @@ class PassRunner {
     if (start < jobs.size()) batches.emplace_back(start, jobs.size());
     streams = std::min<int>(streams, static_cast<int>(batches.size()));
 
-    std::atomic<size_t> next{0};
-    std::mutex mu;
-    std::optional<Error> failure;
-    auto failed = [&] {
-      std::lock_guard lock(mu);
-      return failure.has_value();
-    };
-    auto fail = [&](Error e) {
-      std::lock_guard lock(mu);
-      if (!failure) failure = std::move(e);
-    };
-    auto worker = [&] {
-      std::unique_ptr<FileWriter> writer;
-      while (!failed()) {
-        size_t b = next.fetch_add(1);
-        if (b >= batches.size()) break;
-        if (interrupted()) return fail(Error::interrupted("interrupted"));
-        auto [lo, hi] = batches[b];
-        std::vector<ReadSpec> specs;
-        specs.reserve(hi - lo);
-        for (size_t i = lo; i < hi; ++i) specs.push_back(whole_spec(S(jobs[i].rel)));
-        auto reader = e_.src_.open_reader(std::move(specs));
-        if (!reader.ok()) return fail(std::move(reader).error().context("read source " + e_.src_.describe()));
-        if (!writer) {
-          auto w = e_.dst_.open_writer(wopts_);
-          if (!w.ok()) return fail(std::move(w).error().context("write destination " + e_.dst_.describe()));
-          writer = std::move(*w);
-        }
-        std::vector<size_t> written;
-        for (size_t i = lo; i < hi; ++i) {
-          auto item = (*reader)->next();
-          if (!item.ok()) return fail(std::move(item).error().context("read source " + e_.src_.describe()));
-          CopyJob& job = jobs[i];
-          job.read = item->status;
-          job.error = item->error;
-          if (item->status != ReadStatus::kOk) continue;
-          job.attrs = item->file->attrs();
-          WriteSpec ws;
-          ws.path = D(job.rel);
-          ws.kind = WriteSpec::Kind::kNew;
-          ws.attrs = job.attrs;
-          if (auto st = writer->write(ws, *item->file); !st.ok())
-            return fail(std::move(st).error().context(fmt::format("copy '{}'", printable(job.rel))));
-          written.push_back(i);
-        }
-        auto res = writer->commit();
-        if (!res.ok()) return fail(std::move(res).error().context("write destination " + e_.dst_.describe()));
-        if (res->size() != written.size()) return fail(Error::internal("writer returned the wrong number of results"));
-        for (size_t k = 0; k < written.size(); ++k) {
-          jobs[written[k]].written = true;
-          jobs[written[k]].result = std::move((*res)[k]);
-        }
+    return run_streams(batches.size(), streams, [&](size_t b) -> Status {
+      if (interrupted()) return Error::interrupted("interrupted");
+      auto [lo, hi] = batches[b];
+      std::vector<CopySpec> specs(hi - lo);
+      for (size_t i = lo; i < hi; ++i) {
+        specs[i - lo].read = whole_spec(S(jobs[i].rel));
+        specs[i - lo].dst_path = D(jobs[i].rel);
       }
-    };
-    if (streams == 1) {
-      worker();
-    } else {
-      std::vector<std::thread> threads;
-      for (int t = 0; t < streams; ++t) threads.emplace_back(worker);
-      for (auto& t : threads) t.join();
-    }
-    if (failure) return std::move(*failure);
-    return {};
+      auto outs = MS_TRY(e_.copy_batch(std::move(specs), wopts_));
+      for (size_t i = lo; i < hi; ++i) {
+        CopyOutcome& o = outs[i - lo];
+        CopyJob& job = jobs[i];
+        job.read = o.read;
+        job.error = std::move(o.error);
+        if (o.read == ReadStatus::kOk) job.attrs = o.attrs;
+        job.written = o.written;
+        if (o.written) job.result = std::move(o.result);
+      }
+      return {};
+    });
   }
 
   Status run_copies(std::vector<CopyJob>& jobs) {
@@ -970,6 +925,7 @@ class PassRunner {
       Method method;
       ReadSpec spec;
       WriteSpec::Kind kind;
+      uint32_t basis_block_len = 0;  // kDelta: the signature's block length
     };
     std::vector<Transfer> transfers;
     std::vector<TreeOp> attr_ops;
@@ -1065,36 +1021,13 @@ class PassRunner {
       }));
 
     spdlog::debug("metadata: stat+hash done at {:.3f}s", secs(Steady::now() - meta_t0));
-    // Signatures of the destination copies for the delta transfers (one
-    // batch: the agent pipelines them).
-    {
-      std::vector<SignatureRequest> sq;
-      std::vector<Transfer*> st;
-      for (auto& t : transfers) {
-        if (t.method != Method::kDelta) continue;
+    // Delta transfers: their basis signature is computed where the
+    // destination copy is (copy_files), with the block length chosen here.
+    for (auto& t : transfers)
+      if (t.method == Method::kDelta) {
         const std::string& rel = items[t.item].rel;
-        sq.push_back({D(rel), signature_block_len(last_of(rel), res[t.item].attrs.size), 0});
-        st.push_back(&t);
+        t.basis_block_len = signature_block_len(last_of(rel), res[t.item].attrs.size);
       }
-      if (!sq.empty()) {
-        auto sigs = MS_TRY(e_.dst_.signatures(sq).context("signatures " + e_.dst_.describe()));
-        for (size_t k = 0; k < sigs.size(); ++k) {
-          Transfer& t = *st[k];
-          if (!sigs[k].ok()) {
-            ErrorCode c = sigs[k].error().code();
-            if (c != ErrorCode::kNotFound && c != ErrorCode::kInvalidInput)
-              return Error(sigs[k].error()).context(fmt::format("signature of '{}'", printable(items[t.item].rel)));
-            t.method = Method::kWhole;  // no basis after all
-            t.spec.mode = ReadSpec::Mode::kWhole;
-            t.kind = WriteSpec::Kind::kNew;
-            continue;
-          }
-          out.stats.signature_bytes += static_cast<int64_t>(sigs[k]->bytes.size());
-          t.spec.signature = std::move(sigs[k]->bytes);
-        }
-      }
-    }
-    spdlog::debug("metadata: signatures done at {:.3f}s", secs(Steady::now() - meta_t0));
     auto whole_again = [&](const Transfer& t) {
       Transfer w{t.item, Method::kWhole, whole_spec(S(items[t.item].rel)), WriteSpec::Kind::kNew};
       w.spec.want_blocks = t.spec.want_blocks;
@@ -1109,7 +1042,7 @@ class PassRunner {
     struct Done {
       size_t t;
       FileAttrs attrs;
-      SourceTrailer trailer;
+      std::vector<Hash128> new_blocks;
       WriteResult result;
     };
     int streams = std::max(1, std::min({e_.options_.streams, e_.src_.max_streams(), e_.dst_.max_streams()}));
@@ -1132,53 +1065,54 @@ class PassRunner {
       struct StreamOut {
         std::vector<Done> done;
         std::vector<std::pair<std::string, EntryType>> vanished;
-        int64_t vanished_n = 0, unstable = 0;
+        int64_t vanished_n = 0, unstable = 0, signature_bytes = 0;
         Status status;
       };
       std::vector<StreamOut> outs(groups);
       auto stream = [&](size_t g) -> Status {
         StreamOut& so = outs[g];
-        std::vector<ReadSpec> specs;
-        for (size_t k : part[g]) specs.push_back(transfers[k].spec);
-        auto reader = MS_TRY(e_.src_.open_reader(std::move(specs)).context("read source " + e_.src_.describe()));
-        auto writer = MS_TRY(e_.dst_.open_writer(wopts_).context("write destination " + e_.dst_.describe()));
-        std::vector<Done> staged;
+        std::vector<CopySpec> specs;
+        specs.reserve(part[g].size());
         for (size_t k : part[g]) {
+          CopySpec c;
+          c.read = transfers[k].spec;
+          c.kind = transfers[k].kind;
+          c.dst_path = D(items[transfers[k].item].rel);
+          c.basis_block_len = transfers[k].basis_block_len;
+          specs.push_back(std::move(c));
+        }
+        auto outcomes = MS_TRY(e_.copy_batch(std::move(specs), wopts_));
+        for (size_t n = 0; n < part[g].size(); ++n) {
+          const size_t k = part[g][n];
+          CopyOutcome& o = outcomes[n];
           const std::string& rel = items[transfers[k].item].rel;
-          auto item = MS_TRY(reader->next().context("read source " + e_.src_.describe()));
-          if (item.status == ReadStatus::kVanished) {
+          so.signature_bytes += o.signature_bytes;
+          if (o.whole_fallback) {  // no basis for the delta after all
+            transfers[k].method = Method::kWhole;
+            transfers[k].spec.mode = ReadSpec::Mode::kWhole;
+            transfers[k].kind = WriteSpec::Kind::kNew;
+          }
+          if (o.read == ReadStatus::kVanished) {
             ++so.vanished_n;
             if (items[transfers[k].item].in_state) so.vanished.emplace_back(rel, EntryType::kFile);
             continue;
           }
-          if (item.status == ReadStatus::kNotRegular) {
+          if (o.read == ReadStatus::kNotRegular) {
             if (frozen_) return Error::conflict(fmt::format("'{}' changed type during the frozen pass", printable(rel)));
             ++so.unstable;
             continue;
           }
-          if (item.status == ReadStatus::kFailed)
-            return Error(item.error ? *item.error : Error::internal("read failed")).context(fmt::format("read '{}'", printable(rel)));
-          WriteSpec ws;
-          ws.path = D(rel);
-          ws.kind = transfers[k].kind;
-          ws.attrs = item.file->attrs();
-          MS_CHECK(writer->write(ws, *item.file).context(fmt::format("copy '{}'", printable(rel))));
-          auto trailer = MS_TRY(item.file->finish());
-          staged.push_back({k, item.file->attrs(), std::move(trailer), {}});
+          if (o.read == ReadStatus::kFailed)
+            return Error(o.error ? *o.error : Error::internal("read failed")).context(fmt::format("read '{}'", printable(rel)));
+          if (!o.written) return Error::internal(fmt::format("'{}' was read but not written", printable(rel)));
+          so.done.push_back({k, o.attrs, std::move(o.new_blocks), std::move(o.result)});
         }
-        auto results = MS_TRY(writer->commit().context("write destination " + e_.dst_.describe()));
-        if (results.size() != staged.size()) return Error::internal("writer returned the wrong number of results");
-        for (size_t n = 0; n < staged.size(); ++n) staged[n].result = std::move(results[n]);
-        so.done = std::move(staged);
         return {};
       };
-      if (groups == 1) {
-        outs[0].status = stream(0);
-      } else {
-        std::vector<std::thread> threads;
-        for (size_t g = 0; g < groups; ++g) threads.emplace_back([&, g] { outs[g].status = stream(g); });
-        for (auto& th : threads) th.join();
-      }
+      MS_CHECK(run_streams(groups, static_cast<int>(groups), [&](size_t g) -> Status {
+        outs[g].status = stream(g);
+        return {};
+      }));
       spdlog::debug("metadata: committed at {:.3f}s", secs(Steady::now() - meta_t0));
       std::vector<Done> done;
       std::vector<Transfer> retry;
@@ -1186,6 +1120,7 @@ class PassRunner {
         if (!so.status.ok()) return so.status;
         out.stats.vanished += so.vanished_n;
         out.stats.unstable += so.unstable;
+        out.stats.signature_bytes += so.signature_bytes;
         for (auto& v : so.vanished) vanished.push_back(std::move(v));
         for (auto& d : so.done) done.push_back(std::move(d));
       }
@@ -1202,7 +1137,7 @@ class PassRunner {
             es.hash = w.hash;
             if (t.spec.want_blocks) {
               es.block_size = t.spec.block_size;
-              es.blocks = std::move(done[n].trailer.new_blocks);
+              es.blocks = std::move(done[n].new_blocks);
             }
             out.puts.emplace_back(it.rel, std::move(es));
             out.written.emplace_back(it.rel, w.hash);
@@ -1627,21 +1562,34 @@ Result<SyncEngine::LateDelivery> SyncEngine::deliver_late(const std::string& src
   }
   out.dst_rel = join_path(join_path(folder, dst_sub), dst_name);
   if (folder_incomplete) MS_CHECK(ensure_late_folder(src_folder, folder));
-  auto reader = MS_TRY(src_.open_reader({whole_spec(join_path(src_home_, src_rel))}).context("source " + src_.describe()));
-  auto item = MS_TRY(reader->next());
-  if (item.status == ReadStatus::kVanished) return Error::not_found(fmt::format("'{}' vanished", printable(src_rel)));
-  if (item.status != ReadStatus::kOk)
-    return item.error ? Error(*item.error) : Error::invalid(fmt::format("'{}' is not a regular file", printable(src_rel)));
-  auto writer = MS_TRY(dst_.open_writer(WriterOptions{options_.durability, nullptr}));
-  WriteSpec ws;
-  ws.path = join_path(dst_home_, out.dst_rel);
-  ws.kind = WriteSpec::Kind::kNew;
-  ws.attrs = item.file->attrs();  // owner, mode and mtime: the mtime is the INTERNALDATE
-  MS_CHECK(writer->write(ws, *item.file));
-  auto res = MS_TRY(writer->commit());
-  if (res.size() != 1 || res[0].status != WriteStatus::kOk)
-    return res.empty() || !res[0].error ? Error::conflict(fmt::format("'{}' changed while copied", printable(src_rel)))
-                                        : Error(*res[0].error);
+  CopySpec c;
+  c.read = whole_spec(join_path(src_home_, src_rel));
+  c.dst_path = join_path(dst_home_, out.dst_rel);  // with the source's owner, mode and mtime: the mtime is the INTERNALDATE
+  std::vector<CopySpec> one;
+  one.push_back(std::move(c));
+  auto res = MS_TRY(copy_batch(std::move(one), WriterOptions{options_.durability, nullptr}));
+  const CopyOutcome& o = res.at(0);
+  if (o.read == ReadStatus::kVanished) return Error::not_found(fmt::format("'{}' vanished", printable(src_rel)));
+  if (o.read != ReadStatus::kOk)
+    return o.error ? Error(*o.error) : Error::invalid(fmt::format("'{}' is not a regular file", printable(src_rel)));
+  if (!o.written || o.result.status != WriteStatus::kOk)
+    return !o.result.error ? Error::conflict(fmt::format("'{}' changed while copied", printable(src_rel)))
+                           : Error(*o.result.error);
+  return out;
+}
+
+Result<std::vector<CopyOutcome>> SyncEngine::copy_batch(std::vector<CopySpec> specs, const WriterOptions& options) {
+  if (!options_.direct_from) return copy_files(src_, dst_, std::move(specs), options);
+  WriterOptions remote = options;
+  remote.throttle = nullptr;
+  auto out = dst_.pull(*options_.direct_from, std::move(specs), remote);
+  if (!out.ok()) return std::move(out).error().context(fmt::format("{} pulling from {}", dst_.describe(), options_.direct_from->name));
+  if (options.throttle) {
+    int64_t body = 0;
+    for (const auto& o : *out)
+      if (o.written) body += o.result.body_bytes;
+    options.throttle->consume(body);
+  }
   return out;
 }
 

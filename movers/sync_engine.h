@@ -40,6 +40,7 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 #include <vector>
@@ -66,6 +67,13 @@ struct SyncOptions {
   size_t batch_files = 10000;        // files per reader/writer batch (made durable in sub-batches of 1000)
   int64_t batch_bytes = 512ll << 20; // bytes per reader/writer batch
   int frozen_retries = 2;            // re-reads of a file that changed during the frozen pass
+  // The direct data path: file contents are copied by the destination's
+  // server straight from the source's (Transport::pull with this peer, whose
+  // agent serves the same root as the source transport); listings, stats and
+  // the outcomes still pass through this process, file bytes, signatures and
+  // deltas do not. The bandwidth limit is then applied per batch, after it.
+  // nullopt: via this process (reader on the source, writer on the destination).
+  std::optional<PeerRef> direct_from;
 };
 
 enum class PassKind { kWarm, kFrozen, kMetadata };
@@ -199,6 +207,9 @@ class SyncEngine {
     std::unique_ptr<KeywordTable> src, dst;
   };
   std::map<std::string, FolderKeywords> keywords_;
+  // One batch of copies: through this process, or pulled by the destination
+  // (options_.direct_from). The throttle, if any, is spent on the body bytes.
+  Result<std::vector<CopyOutcome>> copy_batch(std::vector<CopySpec> specs, const WriterOptions& options);
   // deliver_late: makes the destination's folder when the source made it after the final pass.
   Status ensure_late_folder(const std::string& src_folder, const std::string& dst_folder);
   // By the source's folder; dst_folder is its name on the destination.

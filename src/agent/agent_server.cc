@@ -78,7 +78,8 @@ class RemoteSourceFile final : public SourceFile {
 
 class Session {
  public:
-  Session(Transport& store, FrameChannel& ch) : store_(store), ch_(ch) {}
+  Session(Transport& store, FrameChannel& ch, const PeerOpener& open_peer)
+      : store_(store), ch_(ch), open_peer_(open_peer) {}
 
   // Returns false at BYE.
   Result<bool> handle(Frame f) {
@@ -93,6 +94,7 @@ class Session {
       case MsgType::kSize: MS_CHECK(on_size(std::move(f))); break;
       case MsgType::kReadSpec: MS_CHECK(on_read(std::move(f))); break;
       case MsgType::kWriteBegin: MS_CHECK(on_write(f)); break;
+      case MsgType::kPull: MS_CHECK(on_pull(f)); break;
       default:
         return Error::corrupt(fmt::format("protocol error: unexpected {} frame ({} bytes)", wire::msg_type_name(f.type),
                                           f.payload.size()));
@@ -313,8 +315,72 @@ class Session {
     return send_chunked(ch_, MsgType::kCommitResult, *res, wire::encode_write_results, 100);
   }
 
+  // PULL: PULL_SPEC (+ blobs) ... PULL_GO, then copy_files(peer -> store)
+  // and PULL_RESULT frames, each followed by the block-hash blobs of its
+  // outcomes.
+  Status on_pull(const Frame& first) {
+    PeerRef peer;
+    Durability durability = Durability::kSyncfs;
+    MS_CHECK(wire::decode_pull(first.payload, peer, durability));
+    std::vector<CopySpec> specs;
+    while (true) {
+      Frame f = MS_TRY(ch_.recv());
+      if (f.type == MsgType::kPullGo) {
+        MS_CHECK(wire::Decoder(f.payload).done());
+        break;
+      }
+      if (f.type != MsgType::kPullSpec) return wire::unexpected(f, "PULL_SPEC or PULL_GO", "client");
+      if (specs.size() >= kMaxReadSpecs) return Error::corrupt("protocol error: too many files in one pull");
+      CopySpec c;
+      uint64_t sig_len = 0, nblocks = 0;
+      MS_CHECK(wire::decode_pull_spec(f.payload, c, sig_len, nblocks));
+      if (sig_len) c.read.signature = MS_TRY(ch_.recv_blob(sig_len, kMaxSignatureBytes));
+      if (nblocks) {
+        std::string raw = MS_TRY(ch_.recv_blob(nblocks * 16, kMaxSignatureBytes));
+        MS_CHECK(wire::decode_hashes(raw, c.read.old_blocks));
+      }
+      specs.push_back(std::move(c));
+    }
+    if (!open_peer_) return reply_error(Error::unsupported("this agent cannot open peers (PULL)"));
+    // One peer per session: a different one replaces it.
+    if (!peer_ || peer_argv_ != peer.argv) {
+      peer_.reset();
+      auto t = open_peer_(peer);
+      if (!t.ok()) return reply_error(Error(t.error().code(), fmt::format("peer {}: {}", peer.name, t.error().message())));
+      peer_ = std::move(*t);
+      peer_argv_ = peer.argv;
+    }
+    WriterOptions wo;
+    wo.durability = durability;
+    auto out = copy_files(*peer_, store_, std::move(specs), wo);
+    if (!out.ok()) {
+      // The peer's stream may be what broke: start it afresh next time.
+      peer_.reset();
+      return reply_error(Error(out.error().code(), fmt::format("peer {}: {}", peer.name, out.error().message())));
+    }
+    const std::vector<CopyOutcome>& r = *out;
+    size_t i = 0;
+    do {
+      size_t end = i, bytes = 0;
+      while (end < r.size() && bytes < kSoft) {
+        bytes += 160 + (r[end].error ? r[end].error->message().size() : 0) +
+                 (r[end].result.error ? r[end].result.error->message().size() : 0);
+        ++end;
+      }
+      MS_CHECK(ch_.send(MsgType::kPullResult, wire::encode_pull_results(r, i, end, end == r.size())));
+      for (size_t k = i; k < end; ++k)
+        if (!r[k].new_blocks.empty())
+          MS_CHECK(ch_.send_blob(wire::encode_hashes(r[k].new_blocks, 0, r[k].new_blocks.size())));
+      i = end;
+    } while (i < r.size());
+    return ch_.flush();
+  }
+
   Transport& store_;
   FrameChannel& ch_;
+  const PeerOpener& open_peer_;
+  std::unique_ptr<Transport> peer_;
+  std::vector<std::string> peer_argv_;
 };
 
 }  // namespace
@@ -340,9 +406,11 @@ Status AgentServer::serve() {
                                                hello->version, wire::kProtocolVersion)));
   wire::Hello ok;
   ok.server = description_;
+  ok.features = hello->features & wire::kFeatureCompress;
   MS_CHECK(ch.send(MsgType::kHelloOk, wire::encode_hello(ok, true)));
   MS_CHECK(ch.flush());
-  Session s(store_, ch);
+  if (ok.features & wire::kFeatureCompress) MS_CHECK(ch.enable_compression());
+  Session s(store_, ch, open_peer_);
   while (true) {
     auto f = ch.recv();
     if (!f.ok()) {

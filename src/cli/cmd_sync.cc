@@ -14,6 +14,7 @@
 #include "store/root_store.h"
 #include "cli/cli.h"
 #include "movers/sync_engine.h"
+#include "core/peer_path.h"
 #include "transport/agent_transport.h"
 #include "transport/transport_factory.h"
 #include "util/fs.h"
@@ -25,6 +26,8 @@ namespace {
 struct Endpoint {
   std::unique_ptr<Transport> transport;
   std::string home;
+  const ServerConfig* server = nullptr;  // SERVER:RELPATH
+  std::vector<std::string> agent_argv;   // agent:/ABS/PATH: how its agent is started (its peer command)
 };
 
 std::string self_exe() {
@@ -56,6 +59,7 @@ Result<Endpoint> open_endpoint(const std::string& spec, Context& ctx, int stream
     o.argv = {self_exe(), "agent", "--stdio", "--root", root};
     o.name = "agent:" + root;
     o.max_streams = streams;
+    ep.agent_argv = o.argv;
     ep.transport = MS_TRY(make_agent_transport(o));
     ep.home = home;
     return ep;
@@ -78,6 +82,7 @@ Result<Endpoint> open_endpoint(const std::string& spec, Context& ctx, int stream
   if (!s) return Error::invalid(fmt::format("{}: no [[server]] named '{}' in {}", role, printable(server), c->path));
   ep.transport = MS_TRY(make_server_transport(*s, std::min(streams, s->sync_streams)));
   ep.home = rel;
+  ep.server = s;
   return ep;
 }
 
@@ -92,6 +97,7 @@ Command register_sync(CLI::App& root, Context& ctx) {
     std::string bwlimit;
     int streams = 2;
     std::string durability = "syncfs";
+    bool direct = false, via_controller = false;
   };
   auto o = std::make_shared<Opts>();
   sub->add_option("SRC", o->src, "source: SERVER:RELPATH, /ABS/PATH or agent:/ABS/PATH")->required();
@@ -107,6 +113,10 @@ Command register_sync(CLI::App& root, Context& ctx) {
       ->check(CLI::Range(1, 64));
   sub->add_option("--durability", o->durability, "syncfs (one per batch of new files; default) or fsync (every file)")
       ->check(CLI::IsMember({"fsync", "syncfs"}));
+  sub->add_flag("--direct", o->direct,
+                "the destination's agent copies straight from the source's (both agents; for servers, the source's "
+                "peer_command); default for servers: their peer_transport");
+  sub->add_flag("--via-controller", o->via_controller, "copy file contents through this process");
   sub->footer(
       "Prints the pass statistics (files, bytes sent, renames, deltas, seconds per phase); --json for JSON.\n"
       "Exit codes: 0 ok, 1 the pass or the verification failed, 2 usage or config error.");
@@ -130,6 +140,16 @@ Command register_sync(CLI::App& root, Context& ctx) {
               auto blob = MS_TRY(read_file(o->state, 1ull << 32));
               state = MS_TRY(SyncState::deserialize(blob).context(fmt::format("--state '{}'", printable(o->state))));
             }
+            if (o->direct && o->via_controller) return Error::invalid("--direct and --via-controller exclude each other");
+            if (src.server && dst.server && !o->via_controller) {
+              ServerConfig to = *dst.server;
+              if (o->direct) to.peer_transport = PeerTransport::kDirect;
+              so.direct_from = MS_TRY(direct_peer(*src.server, to));
+            } else if (o->direct) {
+              if (src.agent_argv.empty() || dst.agent_argv.empty())
+                return Error::invalid("--direct needs both SRC and DST behind agents (agent:/ABS/PATH or servers)");
+              so.direct_from = PeerRef{src.transport->describe(), src.agent_argv};
+            }
             SyncEngine engine(*src.transport, src.home, *dst.transport, dst.home, so, ctx.clock());
             auto stats = o->final ? engine.final_pass(state)
                          : o->metadata ? engine.metadata_pass(state)
@@ -143,6 +163,7 @@ Command register_sync(CLI::App& root, Context& ctx) {
             if (!stats.ok()) return std::move(stats).error();
             nlohmann::json out;
             out["pass"] = stats->to_json();
+            out["data_path"] = so.direct_from ? "direct" : "via-controller";
             std::optional<VerifyReport> report;
             if (o->verify || o->verify_full) {
               auto v = engine.verify(state, o->verify_full ? VerifyScope::kFull : VerifyScope::kWritten);
@@ -150,6 +171,9 @@ Command register_sync(CLI::App& root, Context& ctx) {
               report = std::move(*v);
               out["verify"] = report->to_json();
             }
+            // What crossed this process's pipes to the agents (protocol
+            // bytes, both directions), after the verification too.
+            out["controller_wire_bytes"] = src.transport->wire_bytes() + dst.transport->wire_bytes();
             if (ctx.global.json) {
               fmt::print("{}\n", out.dump(2));
             } else {

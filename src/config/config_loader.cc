@@ -463,24 +463,37 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
     r.str("agent_command", s.agent_command);
     if (s.transport == TransportKind::kAgent && s.agent_command.empty())
       p.add(s.line, r.key_name("agent_command"), "required when transport = \"agent\"");
-    if (!s.agent_command.empty()) {
-      auto argv = split_command_line(s.agent_command);
-      const int line = line_of(*t.get("agent_command"));
-      if (!argv.ok()) p.add(line, r.key_name("agent_command"), argv.error().message());
-      // Request paths are relative to the agent's --root and mean paths under
-      // mail_root: a root above mail_root would let a sync read a sibling tree.
+    // Request paths are relative to the agent's --root and mean paths under
+    // mail_root: a root above mail_root would let a sync read a sibling tree.
+    auto check_agent_argv = [&](const char* key, const std::string& command) {
+      if (command.empty()) return;
+      auto argv = split_command_line(command);
+      const int line = line_of(*t.get(key));
+      if (!argv.ok()) return p.add(line, r.key_name(key), argv.error().message());
       std::optional<std::string> root;
-      for (size_t a = 0; argv.ok() && a < argv->size(); ++a) {
+      for (size_t a = 0; a < argv->size(); ++a) {
         const std::string& arg = (*argv)[a];
         if (arg == "--root" && a + 1 < argv->size()) root = (*argv)[a + 1];
         else if (starts_with(arg, "--root=")) root = arg.substr(7);
       }
       while (root && root->size() > 1 && root->back() == '/') root->pop_back();
       if (root && !s.mail_root.empty() && *root != s.mail_root)
-        p.add(line, r.key_name("agent_command"),
+        p.add(line, r.key_name(key),
               fmt::format("--root '{}' is not this server's mail_root '{}'; the agent must serve exactly the mail root",
                           printable(*root), printable(s.mail_root)));
-    }
+    };
+    check_agent_argv("agent_command", s.agent_command);
+    r.str("peer_command", s.peer_command);
+    check_agent_argv("peer_command", s.peer_command);
+    if (!s.peer_command.empty() && s.transport != TransportKind::kAgent)
+      p.add(line_of(*t.get("peer_command")), r.key_name("peer_command"),
+            "needs transport = \"agent\" (the direct data path runs between agents)");
+    r.choice("peer_transport", s.peer_transport,
+             {{"auto", PeerTransport::kAuto}, {"direct", PeerTransport::kDirect},
+              {"via-controller", PeerTransport::kViaController}});
+    if (s.peer_transport == PeerTransport::kDirect && s.transport != TransportKind::kAgent)
+      p.add(line_of(*t.get("peer_transport")), r.key_name("peer_transport"),
+            "\"direct\" needs transport = \"agent\" (this server's agent pulls from the source's)");
     if (r.str("class", s.server_class) && s.server_class.empty())
       p.add(line_of(*t.get("class")), r.key_name("class"), "must not be empty");
     if (s.server_class.find(',') != std::string::npos)

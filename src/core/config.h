@@ -47,6 +47,12 @@ struct LdapConfig {
 };
 
 enum class TransportKind { kLocal, kAgent };
+// How a move's file contents reach this server when it is the destination.
+enum class PeerTransport {
+  kAuto,           // direct when the source has a peer_command and both are agents, else via the controller
+  kDirect,         // this server's agent pulls from the source's (the source must have peer_command)
+  kViaController,  // through the controller's process
+};
 
 struct ServerConfig {
   std::string name;                 // the host attribute value
@@ -60,6 +66,11 @@ struct ServerConfig {
   Secret doveadm_password;
   TransportKind transport = TransportKind::kLocal;
   std::string agent_command;        // e.g. "ssh -T store1 mailshard agent --stdio --root /srv/mail"
+  // How another server's agent reaches this one for the direct data path
+  // (run on that server), e.g. "ssh -T store1 mailshard agent --stdio --root
+  // /srv/mail"; "" = no direct copies from this server.
+  std::string peer_command;
+  PeerTransport peer_transport = PeerTransport::kAuto;
   std::string server_class = "std";
   bool draining = false;
   double load_capacity = 0;         // 0 = number of CPUs reported by metrics, else 1

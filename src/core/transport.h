@@ -276,6 +276,51 @@ struct FsSpace {
   int64_t avail_bytes = 0;  // for an unprivileged writer (f_bavail)
 };
 
+// One file of a copy between two transports (copy_files, Transport::pull):
+// read `read` on the source, write it as `kind` at `dst_path` on the
+// destination.
+struct CopySpec {
+  ReadSpec read;
+  WriteSpec::Kind kind = WriteSpec::Kind::kNew;
+  std::string dst_path;
+  // read.mode == kDelta with an empty read.signature: the destination
+  // computes the signature of dst_path itself, with this block length (0 =
+  // librsync's choice), so it never travels elsewhere. No basis there (it
+  // does not exist) makes it a whole-file copy (CopyOutcome::whole_fallback).
+  uint32_t basis_block_len = 0;
+};
+
+// What became of one CopySpec.
+struct CopyOutcome {
+  ReadStatus read = ReadStatus::kOk;
+  std::optional<Error> error;       // read == kFailed
+  FileAttrs attrs;                  // the source file's (read == kOk)
+  bool whole_fallback = false;      // a delta without a basis, sent whole
+  int64_t signature_bytes = 0;      // of the basis signature computed for it
+  std::vector<Hash128> new_blocks;  // the trailer's (ReadSpec::want_blocks)
+  bool written = false;             // read == kOk and the writer took it: `result` is its commit
+  WriteResult result;
+};
+
+// Where a peer server's agent is reached from another server: the command
+// that server runs (e.g. "ssh -T store1 mailshard agent --stdio --root R").
+struct PeerRef {
+  std::string name;               // for messages: "store1"
+  std::vector<std::string> argv;
+};
+
+class Transport;
+
+// Copies specs from src to dst through this process: one reader on src, one
+// writer on dst (one stream of each), committed once at the end, outcomes
+// in spec order. The one reader->writer loop of the project: the sync engine
+// runs it in the controller (via-controller) and the agent runs it on the
+// destination server against the peer (direct, Transport::pull). Errors as a
+// whole are the transports' (a stream broke, a signature failed for a reason
+// other than a missing basis); nothing is published then.
+Result<std::vector<CopyOutcome>> copy_files(Transport& src, Transport& dst, std::vector<CopySpec> specs,
+                                            const WriterOptions& options);
+
 class Transport {
  public:
   virtual ~Transport() = default;
@@ -323,6 +368,20 @@ class Transport {
   virtual Result<std::unique_ptr<FileReader>> open_reader(std::vector<ReadSpec> specs) = 0;
   // Starts a batch of writes.
   virtual Result<std::unique_ptr<FileWriter>> open_writer(const WriterOptions& options) = 0;
+
+  // The direct data path: this transport's server opens `peer` itself (runs
+  // peer.argv there) and runs copy_files(peer, this root, specs) there, so
+  // file bytes, signatures and deltas go server to server; only the specs
+  // and the outcomes pass through the caller. options.throttle is not
+  // carried (the caller accounts the outcomes' body bytes). Errors: those of
+  // copy_files, the peer's start ("peer store1: ..."), kUnsupported (the
+  // default: a transport that cannot reach peers).
+  virtual Result<std::vector<CopyOutcome>> pull(const PeerRef& peer, std::vector<CopySpec> specs,
+                                                const WriterOptions& options);
+
+  // Bytes this transport sent and received on its own pipes so far (an
+  // agent's protocol traffic; 0 for one in this process).
+  virtual int64_t wire_bytes() const { return 0; }
 };
 
 // Names the sync machinery writes and therefore never copies: a temp file

@@ -2,6 +2,7 @@
 
 #include <signal.h>
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 
@@ -25,6 +26,7 @@ constexpr uint64_t kMaxSignature = 256u << 20;
 struct Channel {
   ChildProcess child;
   std::unique_ptr<FrameChannel> io;
+  uint64_t counted = 0;  // of io's bytes, already added to the pool's total
 
   ~Channel() {
     if (child.pid > 0) reap_child(child, 2000);
@@ -107,7 +109,12 @@ class ChannelPool {
     return Lease(this, std::move(*ch));
   }
 
+  uint64_t wire_bytes() const { return wire_bytes_.load(); }
+
   void release(std::unique_ptr<Channel> ch, bool broken) {
+    const uint64_t now = ch->io->bytes_in() + ch->io->bytes_out();
+    wire_bytes_ += now - ch->counted;
+    ch->counted = now;
     if (broken) {
       ch.reset();
       std::lock_guard lock(mu_);
@@ -139,6 +146,7 @@ class ChannelPool {
       return Error(e.code(), fmt::format("{}: {}{}", opts_.name, e.message(), how));
     };
     wire::Hello hello;
+    hello.features = wire::kFeatureCompress;
     if (auto st = ch->io->send(MsgType::kHello, wire::encode_hello(hello, false)); !st.ok()) return fail(st.error());
     auto f = ch->io->recv();
     if (!f.ok()) {
@@ -153,6 +161,8 @@ class ChannelPool {
     if (ok->version != wire::kProtocolVersion)
       return fail(Error::unsupported(fmt::format("agent speaks protocol version {}, this mailshard speaks {}",
                                                  ok->version, wire::kProtocolVersion)));
+    if (ok->features & wire::kFeatureCompress)
+      if (auto st = ch->io->enable_compression(); !st.ok()) return fail(st.error());
     spdlog::debug("{}: connected to {}", opts_.name, printable(ok->server));
     return ch;
   }
@@ -162,6 +172,7 @@ class ChannelPool {
   std::condition_variable cv_;
   std::vector<std::unique_ptr<Channel>> idle_;
   int open_ = 0;
+  std::atomic<uint64_t> wire_bytes_{0};
 };
 
 Lease::~Lease() {
@@ -543,6 +554,46 @@ class AgentTransport final : public Transport {
     auto lease = MS_TRY(pool_.acquire());
     return std::unique_ptr<FileWriter>(std::make_unique<AgentWriter>(std::move(lease), options, name_));
   }
+
+  Result<std::vector<CopyOutcome>> pull(const PeerRef& peer, std::vector<CopySpec> specs,
+                                        const WriterOptions& options) override {
+    auto lease = MS_TRY(pool_.acquire());
+    FrameChannel& io = lease.io();
+    MS_CHECK(lease.check(io.send(MsgType::kPull, wire::encode_pull(peer, options.durability))));
+    for (const auto& c : specs) {
+      MS_CHECK(lease.check(io.send(MsgType::kPullSpec, wire::encode_pull_spec(c))));
+      if (!c.read.signature.empty()) MS_CHECK(lease.check(io.send_blob(c.read.signature)));
+      if (!c.read.old_blocks.empty())
+        MS_CHECK(lease.check(io.send_blob(wire::encode_hashes(c.read.old_blocks, 0, c.read.old_blocks.size()))));
+    }
+    MS_CHECK(lease.check(io.send(MsgType::kPullGo, "")));
+    MS_CHECK(lease.check(io.flush()));
+    std::vector<CopyOutcome> out;
+    out.reserve(specs.size());
+    std::vector<uint64_t> blocks;
+    bool last = false;
+    while (!last) {
+      Frame f = MS_TRY(lease.recv());
+      if (f.type != MsgType::kPullResult) return lease.refuse(f, "PULL_RESULT", name_);
+      const size_t first = out.size();
+      blocks.clear();
+      MS_CHECK(lease.check(wire::decode_pull_results(f.payload, out, blocks, last)));
+      if (out.size() > specs.size())
+        return lease.broke(Error::corrupt(fmt::format("protocol error: {} sent more outcomes than files", name_)));
+      for (size_t k = 0; k < blocks.size(); ++k) {
+        if (!blocks[k]) continue;
+        auto raw = io.recv_blob(blocks[k] * 16, kMaxSignature);
+        if (!raw.ok()) return lease.broke(std::move(raw).error());
+        MS_CHECK(lease.check(wire::decode_hashes(*raw, out[first + k].new_blocks)));
+      }
+    }
+    if (out.size() != specs.size())
+      return lease.broke(Error::corrupt(fmt::format("protocol error: {} outcomes for {} files from {}", out.size(),
+                                                    specs.size(), name_)));
+    return out;
+  }
+
+  int64_t wire_bytes() const override { return static_cast<int64_t>(pool_.wire_bytes()); }
 
  private:
   ChannelPool pool_;

@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <fmt/format.h>
+#include <zlib.h>
 
 #include "util/strings.h"
 
@@ -28,6 +29,9 @@ std::string_view msg_type_name(MsgType t) {
     case MsgType::kBlob: return "BLOB";
     case MsgType::kReadGo: return "READ_GO";
     case MsgType::kSize: return "SIZE";
+    case MsgType::kPull: return "PULL";
+    case MsgType::kPullSpec: return "PULL_SPEC";
+    case MsgType::kPullGo: return "PULL_GO";
     case MsgType::kWriteBegin: return "WRITE_BEGIN";
     case MsgType::kFileBegin: return "FILE_BEGIN";
     case MsgType::kData: return "DATA";
@@ -45,6 +49,8 @@ std::string_view msg_type_name(MsgType t) {
     case MsgType::kReadEnd: return "READ_END";
     case MsgType::kWriteAbort: return "WRITE_ABORT";
     case MsgType::kSizeResult: return "SIZE_RESULT";
+    case MsgType::kPullResult: return "PULL_RESULT";
+    case MsgType::kZFrames: return "ZFRAMES";
     case MsgType::kError: return "ERROR";
   }
   return "UNKNOWN";
@@ -69,6 +75,7 @@ std::string encode_hello(const Hello& h, bool with_server) {
   e.u32(h.version);
   e.u32(h.max_frame);
   if (with_server) e.str(h.server);
+  if (h.features) e.u32(h.features);
   return e.take();
 }
 
@@ -79,6 +86,7 @@ Result<Hello> decode_hello(std::string_view p, bool with_server) {
   h.version = MS_TRY(d.u32());
   h.max_frame = MS_TRY(d.u32());
   if (with_server) h.server = MS_TRY(d.str());
+  if (!d.rest().empty()) h.features = MS_TRY(d.u32());
   MS_CHECK(d.done());
   return h;
 }
@@ -402,8 +410,8 @@ Status decode_list_dir(std::string_view p, TreeListing& out) {
   return d.done();
 }
 
-std::string encode_read_spec(const ReadSpec& s) {
-  Encoder e;
+namespace {
+void put_read_spec(Encoder& e, const ReadSpec& s) {
   e.str(s.path);
   e.u8(static_cast<uint8_t>(s.mode));
   e.i64(s.offset);
@@ -412,11 +420,9 @@ std::string encode_read_spec(const ReadSpec& s) {
   e.u8(s.want_blocks ? 1 : 0);
   e.u64(s.signature.size());
   e.u64(s.old_blocks.size());
-  return e.take();
 }
 
-Status decode_read_spec(std::string_view p, ReadSpec& s, uint64_t& signature_len, uint64_t& block_count) {
-  Decoder d(p);
+Status get_read_spec(Decoder& d, ReadSpec& s, uint64_t& signature_len, uint64_t& block_count) {
   s.path = MS_TRY(d.str());
   uint8_t m = MS_TRY(d.u8());
   if (m < 1 || m > 3) return corrupt("bad read mode");
@@ -429,6 +435,122 @@ Status decode_read_spec(std::string_view p, ReadSpec& s, uint64_t& signature_len
   signature_len = MS_TRY(d.u64());
   block_count = MS_TRY(d.u64());
   if (block_count > kMaxBlockHashes) return corrupt(fmt::format("READ_SPEC: {} block hashes (at most {})", block_count, kMaxBlockHashes));
+  return {};
+}
+}  // namespace
+
+std::string encode_read_spec(const ReadSpec& s) {
+  Encoder e;
+  put_read_spec(e, s);
+  return e.take();
+}
+
+Status decode_read_spec(std::string_view p, ReadSpec& s, uint64_t& signature_len, uint64_t& block_count) {
+  Decoder d(p);
+  MS_CHECK(get_read_spec(d, s, signature_len, block_count));
+  return d.done();
+}
+
+std::string encode_pull(const PeerRef& peer, Durability durability) {
+  Encoder e;
+  e.str(peer.name);
+  e.u32(static_cast<uint32_t>(peer.argv.size()));
+  for (const auto& a : peer.argv) e.str(a);
+  e.u8(static_cast<uint8_t>(durability));
+  return e.take();
+}
+
+Status decode_pull(std::string_view p, PeerRef& peer, Durability& durability) {
+  Decoder d(p);
+  peer.name = MS_TRY(d.str());
+  uint32_t n = MS_TRY(d.count(4));
+  if (n == 0) return corrupt("PULL: no peer command");
+  if (n > kMaxPeerArgs) return corrupt(fmt::format("PULL: {} peer arguments (at most {})", n, kMaxPeerArgs));
+  peer.argv.clear();
+  for (uint32_t i = 0; i < n; ++i) peer.argv.push_back(MS_TRY(d.str()));
+  uint8_t dur = MS_TRY(d.u8());
+  if (dur != static_cast<uint8_t>(Durability::kFsyncEach) && dur != static_cast<uint8_t>(Durability::kSyncfs))
+    return corrupt("bad durability");
+  durability = static_cast<Durability>(dur);
+  return d.done();
+}
+
+std::string encode_pull_spec(const CopySpec& c) {
+  Encoder e;
+  put_read_spec(e, c.read);
+  e.u8(static_cast<uint8_t>(c.kind));
+  e.str(c.dst_path);
+  e.u32(c.basis_block_len);
+  return e.take();
+}
+
+Status decode_pull_spec(std::string_view p, CopySpec& c, uint64_t& signature_len, uint64_t& block_count) {
+  Decoder d(p);
+  MS_CHECK(get_read_spec(d, c.read, signature_len, block_count));
+  uint8_t k = MS_TRY(d.u8());
+  if (k < 1 || k > 3) return corrupt("bad write kind");
+  c.kind = static_cast<WriteSpec::Kind>(k);
+  c.dst_path = MS_TRY(d.str());
+  c.basis_block_len = MS_TRY(d.u32());
+  return d.done();
+}
+
+std::string encode_pull_results(const std::vector<CopyOutcome>& r, size_t begin, size_t end, bool last) {
+  Encoder e;
+  e.u32(static_cast<uint32_t>(end - begin));
+  for (size_t i = begin; i < end; ++i) {
+    const CopyOutcome& o = r[i];
+    e.u8(static_cast<uint8_t>(o.read));
+    e.u8(o.error ? 1 : 0);
+    if (o.error) e.error(*o.error);
+    e.attrs(o.attrs);
+    e.u8(o.whole_fallback ? 1 : 0);
+    e.i64(o.signature_bytes);
+    e.u64(o.new_blocks.size());
+    e.u8(o.written ? 1 : 0);
+    if (o.written) {
+      e.u8(static_cast<uint8_t>(o.result.status));
+      e.u8(o.result.error ? 1 : 0);
+      if (o.result.error) e.error(*o.result.error);
+      e.hash(o.result.hash);
+      e.i64(o.result.body_bytes);
+    }
+  }
+  e.u8(last ? 1 : 0);
+  return e.take();
+}
+
+Status decode_pull_results(std::string_view p, std::vector<CopyOutcome>& out, std::vector<uint64_t>& block_counts,
+                           bool& last) {
+  Decoder d(p);
+  uint32_t n = MS_TRY(d.count(2 + kEncodedAttrsBytes + 1 + 8 + 8 + 1));
+  for (uint32_t i = 0; i < n; ++i) {
+    CopyOutcome o;
+    uint8_t s = MS_TRY(d.u8());
+    if (s > static_cast<uint8_t>(ReadStatus::kFailed)) return corrupt("bad read status");
+    o.read = static_cast<ReadStatus>(s);
+    if (MS_TRY(flag(d))) o.error = MS_TRY(d.error()).error;
+    o.attrs = MS_TRY(d.attrs());
+    o.whole_fallback = MS_TRY(flag(d));
+    o.signature_bytes = MS_TRY(d.i64());
+    if (o.signature_bytes < 0) return corrupt("negative signature size");
+    uint64_t blocks = MS_TRY(d.u64());
+    if (blocks > kMaxBlockHashes) return corrupt(fmt::format("PULL_RESULT: {} block hashes (at most {})", blocks, kMaxBlockHashes));
+    o.written = MS_TRY(flag(d));
+    if (o.written && o.read != ReadStatus::kOk) return corrupt("PULL_RESULT: a file written but not read");
+    if (o.written) {
+      uint8_t ws = MS_TRY(d.u8());
+      if (ws > static_cast<uint8_t>(WriteStatus::kFailed)) return corrupt("bad write status");
+      o.result.status = static_cast<WriteStatus>(ws);
+      if (MS_TRY(flag(d))) o.result.error = MS_TRY(d.error()).error;
+      o.result.hash = MS_TRY(d.hash());
+      o.result.body_bytes = MS_TRY(d.i64());
+      if (o.result.body_bytes < 0) return corrupt("negative body size");
+    }
+    block_counts.push_back(blocks);
+    out.push_back(std::move(o));
+  }
+  last = MS_TRY(flag(d));
   return d.done();
 }
 
@@ -555,10 +677,76 @@ void put_header(std::string& buf, size_t payload, MsgType type) {
   buf.append(h, 5);
 }
 constexpr size_t kFlushAt = 256 * 1024;
+
+// Inflated frames waiting to be returned are bounded: a ZFRAMES payload is
+// at most a frame, but deflate shrinks repetitive input up to ~1000x.
+constexpr size_t kMaxPlainPending = 64u << 20;
+constexpr size_t kZPiece = 1u << 20;  // ZFRAMES payloads are cut at this size
+
+bool compressible(MsgType t) {
+  return t != MsgType::kData && t != MsgType::kBlob && t != MsgType::kFileBegin && t != MsgType::kFileEnd &&
+         t != MsgType::kFileMeta && t != MsgType::kZFrames;
+}
 }  // namespace
+
+struct FrameChannel::Zip {
+  z_stream def{};
+  z_stream inf{};
+  bool def_ok = false, inf_ok = false;
+  ~Zip() {
+    if (def_ok) deflateEnd(&def);
+    if (inf_ok) inflateEnd(&inf);
+  }
+};
+
+FrameChannel::FrameChannel(int in_fd, int out_fd, std::string peer) : in_(in_fd), out_(out_fd), peer_(std::move(peer)) {}
+FrameChannel::~FrameChannel() = default;
+
+Status FrameChannel::enable_compression() {
+  if (zip_) return {};
+  auto z = std::make_unique<Zip>();
+  // Level 1: listings and results shrink 4-8x at a small CPU cost.
+  if (deflateInit(&z->def, 1) != Z_OK) return Error::internal("zlib: deflateInit failed");
+  z->def_ok = true;
+  if (inflateInit(&z->inf) != Z_OK) return Error::internal("zlib: inflateInit failed");
+  z->inf_ok = true;
+  zip_ = std::move(z);
+  return {};
+}
+
+Status FrameChannel::deflate_pending() {
+  if (zin_.empty()) return {};
+  z_stream& z = zip_->def;
+  z.next_in = reinterpret_cast<Bytef*>(zin_.data());
+  z.avail_in = static_cast<uInt>(zin_.size());
+  std::string out;
+  do {
+    const size_t old = out.size();
+    out.resize(old + std::max<size_t>(64 * 1024, zin_.size() / 2));
+    z.next_out = reinterpret_cast<Bytef*>(out.data() + old);
+    z.avail_out = static_cast<uInt>(out.size() - old);
+    int rc = deflate(&z, Z_SYNC_FLUSH);
+    if (rc != Z_OK && rc != Z_BUF_ERROR) return Error::internal(fmt::format("zlib: deflate failed ({})", rc));
+    out.resize(out.size() - z.avail_out);
+  } while (z.avail_out == 0 || z.avail_in > 0);
+  zin_.clear();
+  for (size_t off = 0; off < out.size(); off += kZPiece) {
+    const size_t n = std::min(kZPiece, out.size() - off);
+    put_header(obuf_, n, MsgType::kZFrames);
+    obuf_.append(out, off, n);
+  }
+  return {};
+}
 
 Status FrameChannel::send(MsgType type, std::string_view payload) {
   if (payload.size() + 1 > kMaxFrameBytes) return Error::internal(fmt::format("frame of {} bytes is too large", payload.size()));
+  if (zip_ && compressible(type)) {
+    put_header(zin_, payload.size(), type);
+    zin_.append(payload);
+    if (zin_.size() >= kFlushAt) return flush();
+    return {};
+  }
+  MS_CHECK(deflate_pending());  // what was queued before goes first
   put_header(obuf_, payload.size(), type);
   obuf_.append(payload);
   if (obuf_.size() >= kFlushAt) return flush();
@@ -567,6 +755,7 @@ Status FrameChannel::send(MsgType type, std::string_view payload) {
 
 Status FrameChannel::send_data(int64_t offset, const char* data, size_t size) {
   if (size + 9 > kMaxFrameBytes) return Error::internal("DATA frame too large");
+  MS_CHECK(deflate_pending());
   put_header(obuf_, size + 8, MsgType::kData);
   uint64_t v = static_cast<uint64_t>(offset);
   char b[8];
@@ -584,6 +773,7 @@ Status FrameChannel::send_blob(std::string_view bytes) {
 }
 
 Status FrameChannel::flush() {
+  if (!zin_.empty()) MS_CHECK(deflate_pending());
   size_t off = 0;
   while (off < obuf_.size()) {
     ssize_t n = ::write(out_, obuf_.data() + off, obuf_.size() - off);
@@ -631,8 +821,61 @@ Status FrameChannel::fill(size_t need) {
   return {};
 }
 
+Result<bool> FrameChannel::next_plain(Frame& f) {
+  const size_t have = plain_.size() - plain_pos_;
+  if (have < 4) return false;
+  const unsigned char* p = reinterpret_cast<const unsigned char*>(plain_.data() + plain_pos_);
+  uint32_t len = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
+                 (static_cast<uint32_t>(p[2]) << 16) | (static_cast<uint32_t>(p[3]) << 24);
+  if (len == 0 || len > kMaxFrameBytes)
+    return Error::corrupt(fmt::format("compressed frame of {} bytes from {} (the limit is {})", len, peer_, kMaxFrameBytes));
+  if (have < 4 + static_cast<size_t>(len)) return false;
+  f.type = static_cast<MsgType>(static_cast<uint8_t>(plain_[plain_pos_ + 4]));
+  if (f.type == MsgType::kZFrames) return Error::corrupt(fmt::format("ZFRAMES inside ZFRAMES from {}", peer_));
+  f.payload.assign(plain_.data() + plain_pos_ + 5, len - 1);
+  plain_pos_ += 4 + len;
+  if (plain_pos_ == plain_.size()) {
+    plain_.clear();
+    plain_pos_ = 0;
+  }
+  return true;
+}
+
 Result<Frame> FrameChannel::recv() {
   MS_CHECK(flush());
+  while (true) {
+    Frame f;
+    if (MS_TRY(next_plain(f))) return f;
+    Frame raw = MS_TRY(recv_raw());
+    if (raw.type != MsgType::kZFrames) {
+      if (plain_pos_ < plain_.size())
+        return Error::corrupt(fmt::format("{} sent {} in the middle of a compressed frame", peer_, msg_type_name(raw.type)));
+      return raw;
+    }
+    if (!zip_) return Error::corrupt(fmt::format("{} sent ZFRAMES without agreeing on compression", peer_));
+    if (plain_pos_ > 0) {
+      plain_.erase(0, plain_pos_);
+      plain_pos_ = 0;
+    }
+    z_stream& z = zip_->inf;
+    z.next_in = reinterpret_cast<Bytef*>(raw.payload.data());
+    z.avail_in = static_cast<uInt>(raw.payload.size());
+    do {
+      const size_t old = plain_.size();
+      if (old > kMaxPlainPending)
+        return Error::corrupt(fmt::format("compressed frames from {} inflate to more than {} bytes", peer_, kMaxPlainPending));
+      plain_.resize(old + 256 * 1024);
+      z.next_out = reinterpret_cast<Bytef*>(plain_.data() + old);
+      z.avail_out = 256 * 1024;
+      int rc = inflate(&z, Z_SYNC_FLUSH);
+      plain_.resize(plain_.size() - z.avail_out);
+      if (rc == Z_BUF_ERROR) break;  // no progress possible: this payload is used up
+      if (rc != Z_OK) return Error::corrupt(fmt::format("bad compressed frame from {} (zlib {})", peer_, rc));
+    } while (z.avail_in > 0 || z.avail_out == 0);
+  }
+}
+
+Result<Frame> FrameChannel::recv_raw() {
   MS_CHECK(fill(4));
   const unsigned char* p = reinterpret_cast<const unsigned char*>(ibuf_.data() + ipos_);
   uint32_t len = static_cast<uint32_t>(p[0]) | (static_cast<uint32_t>(p[1]) << 8) |
@@ -661,7 +904,7 @@ Result<std::string> FrameChannel::recv_blob(uint64_t length, uint64_t max_length
 }
 
 bool FrameChannel::readable_now() {
-  if (ibuf_.size() > ipos_) return true;
+  if (ibuf_.size() > ipos_ || plain_.size() > plain_pos_) return true;
   struct pollfd p{in_, POLLIN, 0};
   return ::poll(&p, 1, 0) > 0;
 }

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -24,7 +25,8 @@
 namespace mailshard::wire {
 
 // 2: SIZE / SIZE_RESULT (mailbox sizes scanned by the agent).
-inline constexpr uint32_t kProtocolVersion = 2;
+// 3: PULL (the direct data path: the agent copies from a peer agent).
+inline constexpr uint32_t kProtocolVersion = 3;
 inline constexpr char kMagic[4] = {'M', 'S', 'A', 'G'};
 // 4 MiB: DATA frames carry 256 KiB; listing and result frames are cut well below this.
 inline constexpr uint32_t kMaxFrameBytes = 4u << 20;
@@ -45,6 +47,9 @@ enum class MsgType : uint8_t {
   kBlob = 0x17,          // both: raw bytes of the blob announced before
   kReadGo = 0x18,        // c->s: start streaming the specs sent so far
   kSize = 0x19,          // c->s: homes..., last
+  kPull = 0x1A,          // c->s: peer name, peer argv, durability; PULL_SPEC... PULL_GO follow
+  kPullSpec = 0x1B,      // c->s: one CopySpec header (blob lengths); its blobs follow
+  kPullGo = 0x1C,        // c->s: run the copy of the specs sent so far
   kWriteBegin = 0x20,    // c->s: durability
   kFileBegin = 0x21,     // c->s: WriteSpec + source attrs
   kData = 0x22,          // both: i64 offset, bytes
@@ -62,6 +67,8 @@ enum class MsgType : uint8_t {
   kReadEnd = 0x38,       // s->c: all files of the read were sent
   kWriteAbort = 0x39,    // s->c: the write session failed; frames are ignored until COMMIT
   kSizeResult = 0x3A,    // s->c: one MailboxSize or error per home..., last
+  kPullResult = 0x3B,    // s->c: CopyOutcomes..., last; their block hashes follow as blobs
+  kZFrames = 0x40,       // both: deflated control frames (after a HELLO agreeing on kFeatureCompress)
   kError = 0x7F,         // s->c: code, message (answers any request)
 };
 std::string_view msg_type_name(MsgType t);
@@ -87,10 +94,17 @@ class Decoder : public mailshard::Decoder {
 // ---------------------------------------------------------------------------
 // Message bodies (each encode_x has a decode_x; decode refuses trailing bytes)
 
+// HELLO features (a bit set; HELLO_OK answers with those both sides have).
+// kFeatureCompress: control frames (listings, stats, results, specs: every
+// type but DATA, BLOB and the per-file FILE_BEGIN / FILE_META / FILE_END)
+// travel deflated inside ZFRAMES frames, one zlib stream per direction.
+inline constexpr uint32_t kFeatureCompress = 1;
+
 struct Hello {
   uint32_t version = kProtocolVersion;
   uint32_t max_frame = kMaxFrameBytes;
   std::string server;  // HELLO_OK only: the server's description
+  uint32_t features = 0;  // optional on the wire (absent = 0)
 };
 std::string encode_hello(const Hello& h, bool with_server);
 Result<Hello> decode_hello(std::string_view p, bool with_server);
@@ -140,6 +154,23 @@ Status decode_size_request(std::string_view p, std::vector<std::string>& out, bo
 std::string encode_size_results(const std::vector<Result<MailboxSize>>& r, size_t begin, size_t end, bool last);
 Status decode_size_results(std::string_view p, std::vector<Result<MailboxSize>>& out, bool& last);
 
+// kPull: the peer to open and the writer's durability. At most
+// kMaxPeerArgs arguments.
+inline constexpr uint32_t kMaxPeerArgs = 64;
+std::string encode_pull(const PeerRef& peer, Durability durability);
+Status decode_pull(std::string_view p, PeerRef& peer, Durability& durability);
+// kPullSpec: the spec without its read's blobs (signature, old block
+// hashes), and their lengths, which follow as for kReadSpec.
+std::string encode_pull_spec(const CopySpec& c);
+Status decode_pull_spec(std::string_view p, CopySpec& c, uint64_t& signature_len, uint64_t& block_count);
+// kPullResult: outcomes[begin, end) + last. Each outcome's new_blocks are
+// not in the frame: decoding leaves them empty and appends their counts to
+// block_counts (one per outcome); the client then reads a blob of 16 bytes
+// per hash for each non-zero count, in order.
+std::string encode_pull_results(const std::vector<CopyOutcome>& r, size_t begin, size_t end, bool last);
+Status decode_pull_results(std::string_view p, std::vector<CopyOutcome>& out, std::vector<uint64_t>& block_counts,
+                           bool& last);
+
 // kListDir: one directory's entries[begin, end); continuation = more of the
 // previous frame's directory.
 std::string encode_list_dir(const DirListing& d, size_t begin, size_t end, bool continuation);
@@ -181,7 +212,15 @@ Status decode_hashes(std::string_view p, std::vector<Hash128>& out);
 class FrameChannel {
  public:
   // Does not own the fds.
-  FrameChannel(int in_fd, int out_fd, std::string peer) : in_(in_fd), out_(out_fd), peer_(std::move(peer)) {}
+  FrameChannel(int in_fd, int out_fd, std::string peer);
+  ~FrameChannel();
+  FrameChannel(const FrameChannel&) = delete;
+  FrameChannel& operator=(const FrameChannel&) = delete;
+
+  // From now on control frames are deflated on the way out (ZFRAMES) and
+  // ZFRAMES are inflated on the way in (kFeatureCompress; both sides switch
+  // right after HELLO_OK). recv() hands out the inner frames one by one.
+  Status enable_compression();
 
   // Queues a frame; flushed when the buffer passes 256 KiB or on flush().
   Status send(MsgType type, std::string_view payload);
@@ -212,6 +251,15 @@ class FrameChannel {
 
  private:
   Status fill(size_t need);
+  Result<Frame> recv_raw();
+  Status deflate_pending();
+  // A whole inner frame at the front of plain_, if there is one.
+  Result<bool> next_plain(Frame& f);
+  struct Zip;
+  std::unique_ptr<Zip> zip_;
+  std::string zin_;              // control frames waiting to be deflated
+  std::string plain_;            // inflated frames not yet returned
+  size_t plain_pos_ = 0;
   int in_, out_;
   std::string peer_;
   std::string obuf_;

@@ -2,6 +2,9 @@
 // script and subscriptions moves from store1 to store2. Through nginx the IMAP
 // state is identical; mailHost is flipped; the status is active; the move is
 // journaled with its lockout; verify and purge work on it.
+#include <chrono>
+#include <thread>
+
 #include "tests/integration/move_test_util.h"
 
 namespace mailshard::testing {
@@ -89,6 +92,64 @@ TEST(MoveHappyPath, MoveBackBeforePurgeReplacesTheStaleCopy) {
   nlohmann::json after = lab.imap_state(user, "nginx", true);
   EXPECT_EQ(after["store"], "store1");
   expect_same_imap_state(before, after);
+}
+
+// Both stores behind agents, store1 with a peer_command: store2's agent
+// copies the mailbox straight from store1's (the direct data path), while
+// LMTP deliveries race the move. The IMAP state is the same through nginx,
+// every delivery is there once, and the controller logged the direct path.
+TEST(MoveHappyPath, AgentToAgentMoveCopiesServerToServer) {
+  Lab& lab = Lab::get();
+  const std::string root1 = lab.store_env("store1", "MAIL_ROOT"), root2 = lab.store_env("store2", "MAIL_ROOT");
+  const std::string agent1 = mailshard_bin() + " agent --stdio --root " + root1;
+  const std::string agent2 = mailshard_bin() + " agent --stdio --root " + root2;
+  std::ifstream in(lab.dir() + "/mailshard.toml");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto behind_agent = [&](const std::string& root, const std::string& extra) {
+    text = std::regex_replace(text,
+                              std::regex("(mail_root = \"" + root + "\"[^\\n]*\\n(?:[^\\n]*\\n)*?)transport = \"local\""),
+                              "$1transport = \"agent\"\n" + extra);
+  };
+  behind_agent(root1, "agent_command = \"" + agent1 + "\"\npeer_command = \"" + agent1 + "\"");
+  behind_agent(root2, "agent_command = \"" + agent2 + "\"\npeer_transport = \"direct\"");
+  ASSERT_THAT(text, HasSubstr("peer_command = \"" + agent1 + "\""));
+  ASSERT_THAT(text, HasSubstr("peer_transport = \"direct\""));
+  const std::string cfg = lab.dir() + "/mailshard-direct.toml";
+  std::ofstream(cfg) << text;
+
+  const std::string user = lab.add_user("store1");
+  nlohmann::json fill = lab.fill_mailbox(user, 600, 11);
+  ASSERT_EQ(fill["appended"], 600);
+  nlohmann::json before = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(before["store"], "store1");
+
+  nlohmann::json delivered;
+  std::thread mta([&] { delivered = lab.deliver(user, 60, "direct", {"--interval", "0.02"}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
+  mta.join();
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  EXPECT_THAT(r.err, HasSubstr("data path direct: store2's agent copies from store1"));
+  EXPECT_EQ(lab.ldap_get(user, "mailHost"), "store2");
+  ASSERT_EQ(delivered["delivered"], 60);
+
+  nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
+  EXPECT_EQ(after["store"], "store2");
+  // Every folder but INBOX (where the racing mail went) is exactly as it was.
+  for (const auto& [name, f] : before["folders"].items()) {
+    SCOPED_TRACE(name);
+    ASSERT_TRUE(after["folders"].contains(name));
+    EXPECT_EQ(after["folders"][name]["uidvalidity"], f["uidvalidity"]);
+    if (name != "INBOX") EXPECT_EQ(after["folders"][name], f);
+  }
+  auto counts = message_id_counts(after);
+  for (const auto& d : delivered["messages"]) {
+    const std::string id = d["message_id"];
+    EXPECT_EQ(counts[id], 1) << id << " delivered to " << d["store"] << "\n" << r.err;
+  }
+  nlohmann::json m = latest_move(cfg, user);
+  EXPECT_EQ(m["state"], "done");
+  EXPECT_GT(m["bytes_transferred"].get<int64_t>(), 100'000);
 }
 
 }  // namespace

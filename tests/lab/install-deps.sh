@@ -10,7 +10,7 @@ set -euo pipefail
 
 BUILD=(cmake g++ make pkg-config librsync-dev libldap-dev libsqlite3-dev libcurl4-openssl-dev
        libspdlog-dev libfmt-dev libcli11-dev libtomlplusplus-dev nlohmann-json3-dev libxxhash-dev
-       libgtest-dev libgmock-dev libbenchmark-dev libpng-dev clang libclang-rt-14-dev ccache libpq-dev)
+       libgtest-dev libgmock-dev libbenchmark-dev libpng-dev clang libclang-rt-14-dev ccache libpq-dev zlib1g-dev)
 LAB=(slapd ldap-utils dovecot-core dovecot-imapd dovecot-lmtpd dovecot-ldap dovecot-auth-lua
      nginx libnginx-mod-mail prometheus-node-exporter postfix postfix-ldap perdition perdition-ldap
      courier-authlib libcourier-unicode4 libgamin0 postgresql)

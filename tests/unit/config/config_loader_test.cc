@@ -529,6 +529,35 @@ TEST(ConfigLoader, AgentRootMustBeTheMailRoot) {
   EXPECT_TRUE(ok.ok()) << ok.error().message();
 }
 
+// The direct data path: peer_command is checked like agent_command, and
+// both keys need the agent transport.
+TEST(ConfigLoader, PeerCommandAndPeerTransport) {
+  const std::string agent = "transport = \"agent\"\nagent_command = \"ssh -T store1 mailshard agent --stdio --root /srv/mail1\"\n";
+  auto ok = parse(base_config(agent + "peer_command = \"ssh -T store1 mailshard agent --stdio --root /srv/mail1\"\n"
+                              "peer_transport = \"direct\"\n"));
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_EQ(ok->servers[0].peer_command, "ssh -T store1 mailshard agent --stdio --root /srv/mail1");
+  EXPECT_EQ(ok->servers[0].peer_transport, PeerTransport::kDirect);
+  auto dflt = parse(base_config());
+  ASSERT_TRUE(dflt.ok()) << dflt.error().message();
+  EXPECT_EQ(dflt->servers[0].peer_transport, PeerTransport::kAuto);
+  EXPECT_EQ(dflt->servers[0].peer_command, "");
+
+  auto root = parse(base_config(agent + "peer_command = \"ssh -T store1 mailshard agent --stdio --root /srv\"\n"));
+  ASSERT_FALSE(root.ok());
+  EXPECT_EQ(root.error().message(),
+            "mailshard.toml:13: server[0].peer_command: --root '/srv' is not this server's mail_root '/srv/mail1'; "
+            "the agent must serve exactly the mail root");
+  auto local = parse(base_config("peer_command = \"ssh -T store1 mailshard agent --stdio --root /srv/mail1\"\n"));
+  ASSERT_FALSE(local.ok());
+  EXPECT_EQ(local.error().message(),
+            "mailshard.toml:11: server[0].peer_command: needs transport = \"agent\" (the direct data path runs between "
+            "agents)");
+  auto bad = parse(base_config(agent + "peer_transport = \"sideways\"\n"));
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.error().message().find("server[0].peer_transport"), std::string::npos) << bad.error().message();
+}
+
 TEST(ConfigLoader, MoveSlotsDefaultPerDirection) {
   auto c = parse(base_config());
   ASSERT_TRUE(c.ok()) << c.error().message();

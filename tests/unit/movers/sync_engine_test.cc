@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <filesystem>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <set>
@@ -35,18 +36,35 @@ using testing::FakeClock;
 using testing::GenOptions;
 using testing::MutateOptions;
 
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 class SyncEngineTest : public testing::SyncEngineFixture {
  protected:
-  void round_trip(Transport& src, Transport& dst) {
+  // The passes' statistics, without their timings (what must not depend on
+  // the transports or the data path).
+  std::vector<PassStats> round_trip(Transport& src, Transport& dst, SyncOptions o = {}) {
+    std::vector<PassStats> stats;
+    round_trip_into(src, dst, o, stats);
+    for (auto& s : stats) {
+      s.phases.clear();
+      s.seconds = 0;
+    }
+    return stats;
+  }
+  void round_trip_into(Transport& src, Transport& dst, const SyncOptions& o, std::vector<PassStats>& stats) {
     testing::generate_home(src_home(), gen_);
     SyncState state = SyncState::fresh();
-    SyncEngine e = engine(src, dst);
+    SyncEngine e = engine(src, dst, o);
     auto initial = e.warm_pass(state);
     ASSERT_TRUE(initial.ok()) << initial.error().message();
     EXPECT_GT(initial->files_copied, 250);
     EXPECT_GT(initial->hard_links, 0);  // Dovecot COPYs stay links
     EXPECT_EQ(initial->symlinks, 1);
     expect_identical();
+    stats.push_back(*initial);
 
     MutateOptions m1;
     m1.day = 1;
@@ -60,6 +78,7 @@ class SyncEngineTest : public testing::SyncEngineFixture {
     EXPECT_GT(incr->block_patches, 0);  // dovecot.index.cache rewritten in place
     EXPECT_LT(incr->files_copied, 40);  // only the new mail, not the renamed
     expect_identical();
+    stats.push_back(*incr);
     auto v1 = e.verify(state, VerifyScope::kWritten);
     ASSERT_TRUE(v1.ok()) << v1.error().message();
     EXPECT_GT(v1->uidlists_checked, 3);
@@ -72,6 +91,7 @@ class SyncEngineTest : public testing::SyncEngineFixture {
     ASSERT_TRUE(fin.ok()) << fin.error().message();
     EXPECT_GT(fin->dirs_removed, 0);
     expect_identical();
+    stats.push_back(*fin);
     auto v2 = e.verify(state, VerifyScope::kFull);
     ASSERT_TRUE(v2.ok()) << v2.error().message();
     EXPECT_GT(v2->files_hashed, 250);
@@ -94,6 +114,93 @@ TEST_F(SyncEngineTest, MixedLocalToAgentIsIdentical) {
   auto src = local(src_root_);
   auto dst = agent(dst_root_);
   round_trip(*src, *dst);
+}
+
+// The destination's agent pulls from the source's agent (Transport::pull):
+// the same tree, and the file contents never cross this process.
+TEST_F(SyncEngineTest, AgentToAgentDirectIsIdenticalAndCarriesNoContentHere) {
+  auto src = agent(src_root_);
+  auto dst = agent(dst_root_);
+  SyncOptions o;
+  o.direct_from = PeerRef{"src", {MAILSHARD_BIN, "agent", "--stdio", "--root", src_root_}};
+  auto stats = round_trip(*src, *dst, o);
+  ASSERT_EQ(stats.size(), 3u);
+  int64_t content = 0;
+  for (const auto& s : stats) content += s.bytes_sent;
+  const int64_t here = src->wire_bytes() + dst->wire_bytes();
+  EXPECT_GT(here, 0);
+  EXPECT_LT(here, content) << "the contents went through this process (via it, they cross twice)";
+}
+
+// The same passes give the same statistics whichever way the bytes go.
+TEST_F(SyncEngineTest, RoundTripResultsAreTheSameLocalViaControllerAndDirect) {
+  std::vector<std::vector<PassStats>> runs;
+  int64_t via_bytes = 0;
+  for (int mode = 0; mode < 3; ++mode) {
+    SCOPED_TRACE(mode == 0 ? "local" : mode == 1 ? "agent via controller" : "agent direct");
+    fs::remove_all(base_ / "srcroot");
+    fs::remove_all(base_ / "dstroot");
+    fs::create_directories(base_ / "srcroot");
+    fs::create_directories(base_ / "dstroot");
+    SyncOptions o;
+    std::unique_ptr<Transport> src = mode == 0 ? local(src_root_) : agent(src_root_);
+    std::unique_ptr<Transport> dst = mode == 0 ? local(dst_root_) : agent(dst_root_);
+    if (mode == 2) o.direct_from = PeerRef{"src", {MAILSHARD_BIN, "agent", "--stdio", "--root", src_root_}};
+    runs.push_back(round_trip(*src, *dst, o));
+    if (mode == 1) via_bytes = src->wire_bytes() + dst->wire_bytes();
+    if (mode == 2) EXPECT_LT(src->wire_bytes() + dst->wire_bytes(), via_bytes / 2);
+  }
+  ASSERT_EQ(runs.size(), 3u);
+  EXPECT_EQ(runs[0], runs[1]);
+  EXPECT_EQ(runs[0], runs[2]);
+}
+
+TEST_F(SyncEngineTest, APeerThatCannotStartFailsThePassNamingIt) {
+  testing::generate_home(src_home(), gen_);
+  auto src = agent(src_root_);
+  auto dst = agent(dst_root_);
+  SyncOptions o;
+  o.direct_from = PeerRef{"store1", {"/nonexistent/mailshard", "agent", "--stdio", "--root", src_root_}};
+  SyncState state = SyncState::fresh();
+  auto r = engine(*src, *dst, o).warm_pass(state);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error().message(), HasSubstr("peer store1"));
+  EXPECT_EQ(r.error().message().find('\n'), std::string::npos) << r.error().message();
+  // No message reached a final name.
+  for (auto it = fs::recursive_directory_iterator(dst_root_); it != fs::recursive_directory_iterator(); ++it)
+    EXPECT_FALSE(fs::is_regular_file(it->symlink_status())) << it->path();
+}
+
+// The peer's stream is cut in the middle (its agent's output ends after
+// 300 kB): the pass fails, every file under a final name on the destination
+// is whole, no temp is left, and the next pass with a working peer finishes.
+TEST_F(SyncEngineTest, APeerDyingMidStreamPublishesNothingHalfWrittenAndTheNextPassFinishes) {
+  gen_.messages = 400;
+  testing::generate_home(src_home(), gen_);
+  auto src = agent(src_root_);
+  auto dst = agent(dst_root_);
+  SyncOptions o;
+  o.streams = 1;
+  o.direct_from = PeerRef{
+      "store1",
+      {"/bin/sh", "-c", std::string("exec ") + MAILSHARD_BIN + " agent --stdio --root '" + src_root_ + "' | stdbuf -o0 head -c 300000"}};
+  SyncState state = SyncState::fresh();
+  auto r = engine(*src, *dst, o).warm_pass(state);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error().message(), HasSubstr("peer store1"));
+  int64_t whole = 0;
+  for (auto it = fs::recursive_directory_iterator(dst_home()); it != fs::recursive_directory_iterator(); ++it) {
+    const std::string name = it->path().filename().string();
+    EXPECT_EQ(name.rfind(kTempPrefix, 0), std::string::npos) << "temp left: " << it->path();
+    if (!fs::is_regular_file(it->symlink_status())) continue;
+    const fs::path rel = fs::relative(it->path(), dst_home());
+    EXPECT_EQ(slurp(it->path()), slurp(fs::path(src_home()) / rel)) << rel;
+    ++whole;
+  }
+  o.direct_from->argv = {MAILSHARD_BIN, "agent", "--stdio", "--root", src_root_};
+  auto again = engine(*src, *dst, o).warm_pass(state);
+  ASSERT_TRUE(again.ok()) << again.error().message();
+  expect_identical();
 }
 
 // Wraps a transport and records what was stat'ed and read.

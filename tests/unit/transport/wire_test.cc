@@ -43,6 +43,86 @@ TEST(Wire, TrailerBlockCountThatWrapsIsCorrupt) {
   EXPECT_EQ(st.error().message(), "malformed frame: trailer: 1152921504606846976 block hashes (at most 16777216)");
 }
 
+// PULL / PULL_SPEC / PULL_RESULT: what goes in comes out; a hostile count or
+// status is corrupt, never a crash or a huge allocation.
+TEST(Wire, PullMessagesRoundTrip) {
+  PeerRef peer{"store1", {"ssh", "-T", "store1", "mailshard", "agent", "--stdio", "--root", "/srv/mail"}};
+  PeerRef p2;
+  Durability d = Durability::kSyncfs;
+  ASSERT_TRUE(wire::decode_pull(wire::encode_pull(peer, Durability::kFsyncEach), p2, d).ok());
+  EXPECT_EQ(p2.name, "store1");
+  EXPECT_EQ(p2.argv, peer.argv);
+  EXPECT_EQ(d, Durability::kFsyncEach);
+  EXPECT_FALSE(wire::decode_pull(wire::encode_pull(PeerRef{"x", {}}, Durability::kSyncfs), p2, d).ok());
+
+  CopySpec c;
+  c.read = ReadSpec("example.org/alice/cur/1.M1.h:2,S");
+  c.read.mode = ReadSpec::Mode::kDelta;
+  c.read.want_blocks = true;
+  c.read.block_size = 8192;
+  c.read.signature = "sig";
+  c.read.old_blocks = {Hash128{1, 2}};
+  c.kind = WriteSpec::Kind::kDelta;
+  c.dst_path = "staging/alice/cur/1.M1.h:2,S";
+  c.basis_block_len = 2048;
+  CopySpec c2;
+  uint64_t sig_len = 0, blocks = 0;
+  ASSERT_TRUE(wire::decode_pull_spec(wire::encode_pull_spec(c), c2, sig_len, blocks).ok());
+  EXPECT_EQ(c2.read.path, c.read.path);
+  EXPECT_EQ(c2.read.mode, ReadSpec::Mode::kDelta);
+  EXPECT_TRUE(c2.read.want_blocks);
+  EXPECT_EQ(c2.read.block_size, 8192u);
+  EXPECT_EQ(sig_len, 3u);
+  EXPECT_EQ(blocks, 1u);
+  EXPECT_EQ(c2.kind, WriteSpec::Kind::kDelta);
+  EXPECT_EQ(c2.dst_path, c.dst_path);
+  EXPECT_EQ(c2.basis_block_len, 2048u);
+  std::string trailing = wire::encode_pull_spec(c) + "x";
+  EXPECT_FALSE(wire::decode_pull_spec(trailing, c2, sig_len, blocks).ok());
+
+  std::vector<CopyOutcome> out(3);
+  out[0].attrs.size = 42;
+  out[0].written = true;
+  out[0].result.hash = Hash128{7, 8};
+  out[0].result.body_bytes = 42;
+  out[0].new_blocks = {Hash128{3, 4}, Hash128{5, 6}};
+  out[0].signature_bytes = 99;
+  out[1].read = ReadStatus::kVanished;
+  out[2].read = ReadStatus::kFailed;
+  out[2].error = Error::permission("no");
+  std::vector<CopyOutcome> back;
+  std::vector<uint64_t> counts;
+  bool last = false;
+  ASSERT_TRUE(wire::decode_pull_results(wire::encode_pull_results(out, 0, 3, true), back, counts, last).ok());
+  ASSERT_EQ(back.size(), 3u);
+  EXPECT_TRUE(last);
+  EXPECT_EQ(counts, (std::vector<uint64_t>{2, 0, 0}));
+  EXPECT_TRUE(back[0].new_blocks.empty());  // they follow as a blob
+  EXPECT_TRUE(back[0].written);
+  EXPECT_EQ(back[0].result.hash, (Hash128{7, 8}));
+  EXPECT_EQ(back[0].result.body_bytes, 42);
+  EXPECT_EQ(back[0].signature_bytes, 99);
+  EXPECT_EQ(back[0].attrs.size, 42);
+  EXPECT_EQ(back[1].read, ReadStatus::kVanished);
+  EXPECT_FALSE(back[1].written);
+  ASSERT_TRUE(back[2].error.has_value());
+  EXPECT_EQ(back[2].error->code(), ErrorCode::kPermission);
+
+  // A count the payload cannot hold is corrupt (no reserve of 2^32 outcomes).
+  std::string huge = wire::encode_pull_results(out, 0, 1, true);
+  const uint32_t n = 0xffffffffu;
+  std::memcpy(huge.data(), &n, 4);
+  back.clear();
+  counts.clear();
+  EXPECT_EQ(wire::decode_pull_results(huge, back, counts, last).error().code(), ErrorCode::kCorrupt);
+  // A file written that was never read is a lie.
+  std::vector<CopyOutcome> lie(1);
+  lie[0].read = ReadStatus::kVanished;
+  lie[0].written = true;
+  back.clear();
+  counts.clear();
+  EXPECT_FALSE(wire::decode_pull_results(wire::encode_pull_results(lie, 0, 1, true), back, counts, last).ok());
+}
 
 // SIZE / SIZE_RESULT: what goes in comes out; counts and lengths are bounded
 // by the payload and by the protocol's limits; truncation is an error.
