@@ -96,7 +96,8 @@ TEST(MoveHappyPath, MoveBackBeforePurgeReplacesTheStaleCopy) {
 
 // Both stores behind agents, store1 with a peer_command: store2's agent
 // copies the mailbox straight from store1's (the direct data path), while
-// LMTP deliveries race the move. The IMAP state is the same through nginx,
+// LMTP deliveries (held during the freeze, like a queueing MTA) race the
+// copy passes. The IMAP state is the same through nginx,
 // every delivery is there once, and the controller logged the direct path.
 TEST(MoveHappyPath, AgentToAgentMoveCopiesServerToServer) {
   Lab& lab = Lab::get();
@@ -124,7 +125,9 @@ TEST(MoveHappyPath, AgentToAgentMoveCopiesServerToServer) {
   ASSERT_EQ(before["store"], "store1");
 
   nlohmann::json delivered;
-  std::thread mta([&] { delivered = lab.deliver(user, 60, "direct", {"--interval", "0.02"}); });
+  // An MTA that queues while the user is frozen (Postfix with the freeze
+  // map): mail goes to store1 before the freeze and to store2 after the flip.
+  std::thread mta([&] { delivered = lab.deliver(user, 60, "direct", {"--interval", "0.02", "--honor-freeze"}); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
   mta.join();

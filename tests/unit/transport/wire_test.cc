@@ -1,6 +1,9 @@
 #include "wire/wire.h"
 
+#include <unistd.h>
+
 #include <cstring>
+#include <thread>
 
 #include <gtest/gtest.h>
 
@@ -122,6 +125,55 @@ TEST(Wire, PullMessagesRoundTrip) {
   back.clear();
   counts.clear();
   EXPECT_FALSE(wire::decode_pull_results(wire::encode_pull_results(lie, 0, 1, true), back, counts, last).ok());
+}
+
+// Compressed control frames: through a pipe, every frame comes out as it
+// went in and in order, DATA and BLOB frames between them raw; a repetitive
+// listing shrinks on the wire; ZFRAMES nobody agreed on is corrupt.
+TEST(Wire, CompressedControlFramesRoundTripInOrderAndShrink) {
+  int fds[2];
+  ASSERT_EQ(::pipe(fds), 0);
+  wire::FrameChannel out(-1, fds[1], "reader");
+  wire::FrameChannel in(fds[0], -1, "writer");
+  ASSERT_TRUE(out.enable_compression().ok());
+  ASSERT_TRUE(in.enable_compression().ok());
+  std::vector<std::pair<wire::MsgType, std::string>> sent;
+  std::string listing;
+  for (int i = 0; i < 2000; ++i) listing += "1700000" + std::to_string(1000 + i) + ".M123456P4242.host,S=4096,W=4200:2,S\n";
+  sent.emplace_back(wire::MsgType::kListDir, listing.substr(0, 60000));
+  sent.emplace_back(wire::MsgType::kStat, "abc");
+  sent.emplace_back(wire::MsgType::kData, std::string(8, '\0') + "raw bytes");
+  sent.emplace_back(wire::MsgType::kStatResult, listing.substr(60000, 50000));
+  sent.emplace_back(wire::MsgType::kBlob, "blob");
+  sent.emplace_back(wire::MsgType::kListEnd, "");
+  std::thread writer([&] {
+    for (const auto& [t, p] : sent) ASSERT_TRUE(out.send(t, p).ok());
+    ASSERT_TRUE(out.flush().ok());
+    ::close(fds[1]);
+  });
+  for (const auto& [t, p] : sent) {
+    auto f = in.recv();
+    ASSERT_TRUE(f.ok()) << f.error().message();
+    EXPECT_EQ(f->type, t);
+    EXPECT_EQ(f->payload, p);
+  }
+  writer.join();
+  EXPECT_FALSE(in.recv().ok());  // the end
+  ::close(fds[0]);
+  EXPECT_LT(out.bytes_out(), 110000u / 4) << "the listing did not shrink";
+
+  ASSERT_EQ(::pipe(fds), 0);
+  wire::FrameChannel z_out(-1, fds[1], "reader");
+  ASSERT_TRUE(z_out.enable_compression().ok());
+  ASSERT_TRUE(z_out.send(wire::MsgType::kStat, "abc").ok());
+  ASSERT_TRUE(z_out.flush().ok());
+  wire::FrameChannel plain_in(fds[0], -1, "writer");
+  auto f = plain_in.recv();
+  ASSERT_FALSE(f.ok());
+  EXPECT_EQ(f.error().code(), ErrorCode::kCorrupt);
+  EXPECT_EQ(f.error().message(), "writer sent ZFRAMES without agreeing on compression");
+  ::close(fds[0]);
+  ::close(fds[1]);
 }
 
 // SIZE / SIZE_RESULT: what goes in comes out; counts and lengths are bounded
