@@ -85,22 +85,6 @@ using Steady = std::chrono::steady_clock;
 
 double secs(Steady::duration d) { return std::chrono::duration<double>(d).count(); }
 
-std::string parent_of(const std::string& p) {
-  auto s = p.rfind('/');
-  return s == std::string::npos ? std::string() : p.substr(0, s);
-}
-
-std::string last_of(const std::string& p) {
-  auto s = p.rfind('/');
-  return s == std::string::npos ? p : p.substr(s + 1);
-}
-
-ReadSpec whole_spec(std::string path) {
-  ReadSpec r;
-  r.path = std::move(path);
-  return r;
-}
-
 size_t depth(const std::string& p) {
   return p.empty() ? 0 : 1 + static_cast<size_t>(std::count(p.begin(), p.end(), '/'));
 }
@@ -321,15 +305,15 @@ class PassRunner {
   }
 
   EntryState* entry(const std::string& rel) {
-    auto d = st_.dirs.find(parent_of(rel));
+    auto d = st_.dirs.find(path_parent(rel));
     if (d == st_.dirs.end()) return nullptr;
-    auto it = d->second.entries.find(last_of(rel));
+    auto it = d->second.entries.find(path_last(rel));
     return it == d->second.entries.end() ? nullptr : &it->second;
   }
-  void put(const std::string& rel, EntryState e) { st_.dirs[parent_of(rel)].entries[last_of(rel)] = std::move(e); }
+  void put(const std::string& rel, EntryState e) { st_.dirs[path_parent(rel)].entries[path_last(rel)] = std::move(e); }
   void erase(const std::string& rel) {
-    auto d = st_.dirs.find(parent_of(rel));
-    if (d != st_.dirs.end()) d->second.entries.erase(last_of(rel));
+    auto d = st_.dirs.find(path_parent(rel));
+    if (d != st_.dirs.end()) d->second.entries.erase(path_last(rel));
   }
   void touch(const std::string& rel_dir) { touched_.insert(rel_dir); }
   // A destination path this pass changed other than by writing a file (see
@@ -424,7 +408,7 @@ class PassRunner {
         if (!s.ok() && s.error().code() != ErrorCode::kNotFound)
           return Error(s.error()).context("remove stale temp file");
         ++stats_.temps_removed;
-        touch(parent_of(temps[i].path));
+        touch(path_parent(temps[i].path));
         changed(temps[i].path.substr(e_.dst_home_.empty() ? 0 : e_.dst_home_.size() + 1));
         return {};
       }));
@@ -477,8 +461,8 @@ class PassRunner {
       ds.attrs.mtime_ns = -1;  // set at the end of the pass
       ++stats_.dirs_created;
       changed(dirs[i].path);
-      if (!dirs[i].path.empty()) touch(parent_of(dirs[i].path));
-      else if (!e_.dst_home_.empty()) parents_created_.push_back(parent_of(e_.dst_home_));
+      if (!dirs[i].path.empty()) touch(path_parent(dirs[i].path));
+      else if (!e_.dst_home_.empty()) parents_created_.push_back(path_parent(e_.dst_home_));
       return {};
     });
   }
@@ -510,8 +494,8 @@ class PassRunner {
       }
       put(to, std::move(moved));
       ++stats_.renames;
-      touch(parent_of(from));
-      touch(parent_of(to));
+      touch(path_parent(from));
+      touch(path_parent(to));
       return {};
     });
   }
@@ -650,7 +634,7 @@ class PassRunner {
       auto [lo, hi] = batches[b];
       std::vector<CopySpec> specs(hi - lo);
       for (size_t i = lo; i < hi; ++i) {
-        specs[i - lo].read = whole_spec(S(jobs[i].rel));
+        specs[i - lo].read = ReadSpec(S(jobs[i].rel));
         specs[i - lo].dst_path = D(jobs[i].rel);
       }
       auto outs = MS_TRY(e_.copy_batch(std::move(specs), wopts_));
@@ -695,7 +679,7 @@ class PassRunner {
             written_.emplace_back(j.rel, j.result.hash);
             ++stats_.files_copied;
             stats_.bytes_sent += j.result.body_bytes;
-            touch(parent_of(j.rel));
+            touch(path_parent(j.rel));
             break;
           }
           case WriteStatus::kSourceChanged:
@@ -781,7 +765,7 @@ class PassRunner {
       written_.emplace_back(l.to, es.hash);
       put(l.to, std::move(es));
       ++stats_.hard_links;
-      touch(parent_of(l.to));
+      touch(path_parent(l.to));
       return {};
     }));
     MS_CHECK(run_copies(fallback));
@@ -834,7 +818,7 @@ class PassRunner {
       changed(paths[i]);
       put(paths[i], std::move(es));
       ++stats_.symlinks;
-      touch(parent_of(paths[i]));
+      touch(path_parent(paths[i]));
       return {};
     });
   }
@@ -974,7 +958,7 @@ class PassRunner {
         out.puts.emplace_back(it.rel, std::move(es));
         continue;
       }
-      Transfer t{i, Method::kWhole, whole_spec(S(it.rel)), WriteSpec::Kind::kNew};
+      Transfer t{i, Method::kWhole, ReadSpec(S(it.rel)), WriteSpec::Kind::kNew};
       std::string_view name = std::string_view(it.rel).substr(it.rel.rfind('/') + 1);
       TransferFacts facts;
       facts.cls = it.cls;
@@ -1026,10 +1010,10 @@ class PassRunner {
     for (auto& t : transfers)
       if (t.method == Method::kDelta) {
         const std::string& rel = items[t.item].rel;
-        t.basis_block_len = signature_block_len(last_of(rel), res[t.item].attrs.size);
+        t.basis_block_len = signature_block_len(path_last(rel), res[t.item].attrs.size);
       }
     auto whole_again = [&](const Transfer& t) {
-      Transfer w{t.item, Method::kWhole, whole_spec(S(items[t.item].rel)), WriteSpec::Kind::kNew};
+      Transfer w{t.item, Method::kWhole, ReadSpec(S(items[t.item].rel)), WriteSpec::Kind::kNew};
       w.spec.want_blocks = t.spec.want_blocks;
       w.spec.block_size = t.spec.block_size;
       w.spec.block_seed = t.spec.block_seed;
@@ -1141,7 +1125,7 @@ class PassRunner {
             }
             out.puts.emplace_back(it.rel, std::move(es));
             out.written.emplace_back(it.rel, w.hash);
-            out.touched.push_back(parent_of(it.rel));
+            out.touched.push_back(path_parent(it.rel));
             ++out.stats.metadata_sent;
             spdlog::debug("metadata '{}': {}, {} bytes sent", it.rel, transfer_method_name(t.method), w.body_bytes);
             switch (t.method) {
@@ -1223,9 +1207,9 @@ class PassRunner {
   // The metadata files the state knows (what the previous pass copied).
   void known_metadata(std::vector<MetaItem>& items, Known& known) {
     for (const auto& [dpath, ds] : st_.dirs) {
-      std::string parent = parent_of(dpath);
+      std::string parent = path_parent(dpath);
       bool folder = st_.dirs.count(join_path(parent, "cur")) && st_.dirs.count(join_path(parent, "new"));
-      DirInfo info = dpath.empty() ? DirInfo{} : classify_dir(last_of(dpath), folder);
+      DirInfo info = dpath.empty() ? DirInfo{} : classify_dir(path_last(dpath), folder);
       if (info.maildir_sub || info.maildir_tmp) continue;
       for (const auto& [name, es] : ds.entries) {
         if (es.type != EntryType::kFile) continue;
@@ -1335,7 +1319,7 @@ class PassRunner {
         erase(p);
         ++stats_.deletes;
       }
-      touch(parent_of(p));
+      touch(path_parent(p));
       return {};
     };
     // Files (in parallel), then directories deepest first (in order).
@@ -1424,158 +1408,6 @@ Result<PassStats> SyncEngine::final_pass(SyncState& state) {
 Result<PassStats> SyncEngine::metadata_pass(SyncState& state) {
   PassRunner r(*this, state, PassKind::kMetadata, false);
   return r.run().context("metadata pass");
-}
-
-Result<std::vector<std::string>> SyncEngine::late_deliveries(const SyncState& state) {
-  TreeListing src = MS_TRY(src_.list_tree(src_home_).context("list source " + src_.describe()));
-  ListingIndex idx = index_listing(src);
-  std::vector<std::string> out;
-  for (size_t i = 0; i < src.size(); ++i) {
-    if (idx.skipped[i] || !idx.info[i].maildir_sub) continue;
-    std::string folder = parent_of(src[i].path);
-    std::unordered_set<std::string_view> known;
-    for (const char* sub : {"cur", "new"}) {
-      auto it = state.dirs.find(join_path(folder, sub));
-      if (it == state.dirs.end()) continue;
-      for (const auto& [name, _] : it->second.entries) known.insert(message_base(name));
-    }
-    for (const auto& e : src[i].entries)
-      if (e.type == EntryType::kFile && !is_skipped_name(e.name) && !known.count(message_base(e.name)))
-        out.push_back(join_path(src[i].path, e.name));
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-Result<const SyncEngine::FolderKeywords*> SyncEngine::folder_keywords(const std::string& folder,
-                                                                     const std::string& dst_folder) {
-  auto it = keywords_.find(folder);
-  if (it != keywords_.end()) return &it->second;
-  // A keywords file holds at most 26 short lines; Dovecot keeps keyword
-  // names under 255 bytes, so this reads any real one whole.
-  constexpr uint32_t kKeywordsFileMax = 64 * 1024;
-  FolderKeywords fk;
-  auto read = [&](Transport& t, const std::string& home, const std::string& dir,
-                  std::unique_ptr<KeywordTable>& out) -> Status {
-    std::string path = join_path(home, join_path(dir, "dovecot-keywords"));
-    auto heads = MS_TRY(t.head({path}, kKeywordsFileMax).context(t.describe()));
-    if (heads.size() != 1) return Error::internal("head() returned no result");
-    if (!heads[0].ok()) {
-      // No table: the folder's keyword letters are dropped. An unreadable
-      // keywords file must not hold the late mail itself back.
-      if (heads[0].error().code() != ErrorCode::kNotFound)
-        spdlog::warn("sweep: cannot read '{}' on {} ({}); late mail in that folder keeps its flags but not its "
-                     "keywords",
-                     printable(path), t.describe(), heads[0].error().message());
-      return {};
-    }
-    out = std::make_unique<KeywordTable>(parse_keywords_file(*heads[0]));
-    return {};
-  };
-  MS_CHECK(read(src_, src_home_, folder, fk.src));
-  MS_CHECK(read(dst_, dst_home_, dst_folder, fk.dst));
-  return &keywords_.emplace(folder, std::move(fk)).first->second;
-}
-
-// A folder made on the source after the final pass (a sieve `fileinto
-// :create` on the old server, an MTA's plus-address folder) is not on the
-// destination: make it there as Maildir++ has it (the folder with cur/, new/
-// and tmp/; Dovecot lists such a folder by itself), each directory with the
-// source's owner and mode. Existing directories are left alone.
-Status SyncEngine::ensure_late_folder(const std::string& src_folder, const std::string& dst_folder) {
-  std::vector<std::string> dirs;
-  if (!dst_folder.empty()) dirs.push_back("");
-  for (const char* sub : {"cur", "new", "tmp"}) dirs.emplace_back(sub);
-  std::vector<StatRequest> probe;
-  for (const auto& d : dirs) probe.push_back({join_path(dst_home_, join_path(dst_folder, d)), {}});
-  auto have = MS_TRY(dst_.stat(probe).context("destination " + dst_.describe()));
-  std::vector<TreeOp> ops;
-  for (size_t i = 0; i < dirs.size(); ++i) {
-    if (!have[i].error) continue;
-    if (have[i].error->code() != ErrorCode::kNotFound)
-      return Error(*have[i].error).context("destination " + dst_.describe());
-    TreeOp op;
-    op.kind = TreeOp::Kind::kMkdir;
-    op.path = probe[i].path;
-    auto src_attrs = MS_TRY(src_.stat({{join_path(src_home_, join_path(src_folder, dirs[i])), {}}}));
-    if (!src_attrs[0].error) {
-      op.attrs = src_attrs[0].attrs;
-      op.attr_mask = TreeOp::kOwner | TreeOp::kMode;
-    }
-    ops.push_back(std::move(op));
-  }
-  if (ops.empty()) return {};
-  spdlog::info("sweep: making folder '{}' on {}: late mail arrived in it on the source after the final pass",
-               printable(dst_folder), dst_.describe());
-  auto res = MS_TRY(dst_.apply(ops).context("destination " + dst_.describe()));
-  for (const auto& r : res)
-    if (!r.ok()) return r.error();
-  return {};
-}
-
-Result<SyncEngine::LateDelivery> SyncEngine::deliver_late(const std::string& src_rel) {
-  MS_CHECK(check_relative_path(src_rel));
-  std::string sub = parent_of(src_rel);
-  std::string folder = parent_of(sub);
-  if (last_of(sub) != "cur" && last_of(sub) != "new")
-    return Error::invalid(fmt::format("'{}' is not a Maildir message (not in cur/ or new/)", printable(src_rel)));
-  // On the destination the folder may have another name (a conversion
-  // renamed it: set_dst_folder_namer); keywords are read on each side's own.
-  const std::string src_folder = folder;
-  if (dst_folder_namer_) folder = dst_folder_namer_(folder);
-  const std::string name = last_of(src_rel);
-  const std::string base(message_base(name));
-  LateDelivery out;
-  // Already there (an earlier sweep, the final pass got it after all, or
-  // Dovecot moved an earlier sweep's copy to cur/ and changed its flags)?
-  // Base names are unique ids, so this also keeps the copy below from
-  // replacing any file the destination has.
-  bool folder_incomplete = false;  // new/ or cur/ missing: the folder is made below
-  for (const char* s : {"new", "cur"}) {
-    std::string dir = join_path(folder, s);
-    auto listing = dst_.list_tree(join_path(dst_home_, dir));
-    if (!listing.ok()) {
-      if (listing.error().code() == ErrorCode::kNotFound) {
-        folder_incomplete = true;
-        continue;
-      }
-      return std::move(listing).error().context("destination " + dst_.describe());
-    }
-    if (listing->empty()) continue;
-    for (const auto& e : listing->front().entries)
-      if (message_base(e.name) == base) {
-        out.dst_rel = join_path(dir, e.name);
-        out.already_there = true;
-        return out;
-      }
-  }
-  // Where it goes: new/ for a message as delivered (no flags part), cur/ with
-  // its flags otherwise (Dovecot only ever reads flags from cur/ names).
-  std::string dst_name = base;
-  std::string dst_sub = "new";
-  if (auto flags = message_flags(name)) {
-    const FolderKeywords* kw = MS_TRY(folder_keywords(src_folder, folder));
-    RemappedFlags f = remap_message_flags(*flags, kw->src.get(), kw->dst.get());
-    out.dropped_keywords = std::move(f.dropped);
-    dst_name = base + ":2," + f.flags;
-    dst_sub = "cur";
-  }
-  out.dst_rel = join_path(join_path(folder, dst_sub), dst_name);
-  if (folder_incomplete) MS_CHECK(ensure_late_folder(src_folder, folder));
-  CopySpec c;
-  c.read = whole_spec(join_path(src_home_, src_rel));
-  c.dst_path = join_path(dst_home_, out.dst_rel);  // with the source's owner, mode and mtime: the mtime is the INTERNALDATE
-  std::vector<CopySpec> one;
-  one.push_back(std::move(c));
-  auto res = MS_TRY(copy_batch(std::move(one), WriterOptions{options_.durability, nullptr}));
-  const CopyOutcome& o = res.at(0);
-  if (o.read == ReadStatus::kVanished) return Error::not_found(fmt::format("'{}' vanished", printable(src_rel)));
-  if (o.read != ReadStatus::kOk)
-    return o.error ? Error(*o.error) : Error::invalid(fmt::format("'{}' is not a regular file", printable(src_rel)));
-  if (!o.written || o.result.status != WriteStatus::kOk)
-    return !o.result.error ? Error::conflict(fmt::format("'{}' changed while copied", printable(src_rel)))
-                           : Error(*o.result.error);
-  return out;
 }
 
 Result<std::vector<CopyOutcome>> SyncEngine::copy_batch(std::vector<CopySpec> specs, const WriterOptions& options) {

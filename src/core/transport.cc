@@ -123,6 +123,16 @@ Result<std::vector<CopyOutcome>> Transport::pull(const PeerRef& peer, std::vecto
   return Error::unsupported(fmt::format("{} cannot reach peer {} directly", describe(), peer.name));
 }
 
+std::string path_parent(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? std::string() : p.substr(0, s);
+}
+
+std::string path_last(const std::string& p) {
+  auto s = p.rfind('/');
+  return s == std::string::npos ? p : p.substr(s + 1);
+}
+
 std::string join_path(const std::string& a, const std::string& b) {
   if (a.empty()) return b;
   if (b.empty()) return a;

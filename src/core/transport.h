@@ -394,5 +394,9 @@ inline constexpr const char* kTempPrefix = ".mailshard-tmp-";
 Status check_relative_path(const std::string& path);
 // "a" + "b" -> "a/b"; "" + "b" -> "b".
 std::string join_path(const std::string& a, const std::string& b);
+// "a/b/c" -> "a/b"; "c" -> "".
+std::string path_parent(const std::string& p);
+// "a/b/c" -> "c"; "c" -> "c".
+std::string path_last(const std::string& p);
 
 }  // namespace mailshard
