@@ -52,4 +52,30 @@ std::string_view step_phase_name(StepPhase p) {
   return "begin";
 }
 
+std::string_view claim_outcome_name(ClaimOutcome o) {
+  switch (o) {
+    case ClaimOutcome::kClaimed: return "claimed";
+    case ClaimOutcome::kSlotsFull: return "slots_full";
+    case ClaimOutcome::kUserBusy: return "user_busy";
+  }
+  return "claimed";
+}
+
+std::string slots_full_message(const MoveRecord& m, const SlotLimits& limits, int64_t active_out, int64_t active_in) {
+  if (active_out >= limits.out)
+    return fmt::format("slots full: {} is the source of {} active moves (out slots {})", m.from_server, active_out,
+                       limits.out);
+  return fmt::format("slots full: {} is the destination of {} active moves (in slots {})", m.to_server, active_in,
+                     limits.in);
+}
+
+Status check_slot_claim(const MoveRecord& m) {
+  if (is_terminal(m.state))
+    return Error::invalid(fmt::format("claim in slots: move of {} is {}: only an active move takes a slot", m.user,
+                                      move_state_name(m.state)));
+  if (m.from_server.empty() || m.to_server.empty())
+    return Error::invalid(fmt::format("claim in slots: move of {} names no source or destination server", m.user));
+  return {};
+}
+
 }  // namespace mailshard
