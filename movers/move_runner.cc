@@ -520,7 +520,7 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     c.rec.state = MoveState::kPlanned;
     c.rec.step = "preflight";
     c.rec.detail_json = c.progress.to_json();
-    c.rec.id = MS_TRY(d_.journal.claim_move(c.rec));
+    c.rec.id = MS_TRY(options.claim ? options.claim(d_.journal, c.rec) : d_.journal.claim_move(c.rec));
     c.lease = MS_TRY(d_.journal.lease_move(c.rec.id));
     MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kBegin, ""));
   }

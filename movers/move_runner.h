@@ -21,6 +21,7 @@
 #include "movers/move_protocol.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,6 +88,12 @@ struct MoveOptions {
   //    with the mailbox on it (0: unchecked; never for a server whose
   //    capacity_bytes overrides the filesystem's size).
   double max_dest_util = 0;
+  // How the move claims its user in the journal; empty = Journal::claim_move.
+  // A shared night (movers/plan_executor.h) claims within the night's slots
+  // counted in the journal. The hook returns the new move's id, or an error
+  // that ends the move before anything was written (the hook keeps its own
+  // record of why, e.g. "slots full", for its caller).
+  std::function<Result<int64_t>(Journal&, const MoveRecord&)> claim;
 };
 
 class MoveRunner {
