@@ -180,6 +180,13 @@ class MoveRunner {
   MoveDeps d_;
 };
 
+// Right after a move's claim, under its lease: the move is still active.
+// Between the claim and the lease another process may have recovered it (a
+// shared night takes over a move whose lease nobody holds), and then it is
+// not this process's to run: kConflict "move N was ended by another process
+// before it started (rolled_back)".
+Status check_claim_still_ours(Journal& journal, int64_t move_id);
+
 // How far the server behind `t` is ahead of `clock` (ms, negative = behind),
 // from the mtime of a directory created and removed in its root.
 Result<int64_t> clock_offset(Transport& t, Clock& clock);

@@ -41,6 +41,9 @@ class Run {
   // ms), and a move whose user another process's move holds watches that move.
   std::map<size_t, int64_t> retry_at;
   std::map<size_t, int64_t> watching;
+  // Watched moves a worker is looking at now: they hold no slot of this run
+  // (the journal counts the watched move, whoever runs it).
+  std::set<size_t> probing;
   bool stopping = false;      // no move starts any more
   std::vector<std::string> worker_errors;
 
@@ -65,6 +68,14 @@ class Run {
         it = pending.erase(it);
         continue;
       }
+      if (watching.count(*it)) {
+        out = *it;
+        retry_at.erase(*it);
+        pending.erase(it);
+        probing.insert(out);
+        ++rep.running;
+        return true;
+      }
       if (from.busy_out < from.slots.out && to.busy_in < to.slots.in) {
         out = *it;
         retry_at.erase(*it);
@@ -85,7 +96,9 @@ class Run {
       if (auto r = retry_at.find(i); r != retry_at.end() && r->second > now) continue;
       const ServerRun& from = server(rep.moves[i].from);
       const ServerRun& to = server(rep.moves[i].to);
-      if (from.skipped || to.skipped || (from.busy_out < from.slots.out && to.busy_in < to.slots.in)) return true;
+      if (from.skipped || to.skipped || watching.count(i) ||
+          (from.busy_out < from.slots.out && to.busy_in < to.slots.in))
+        return true;
     }
     return false;
   }
@@ -99,9 +112,10 @@ class Run {
   // Gives a taken move's slots back (it did not run or ran elsewhere).
   void release(size_t i) {
     MoveOutcome& m = rep.moves[i];
+    --rep.running;
+    if (probing.erase(i)) return;
     --server(m.from).busy_out;
     --server(m.to).busy_in;
-    --rep.running;
   }
 
   // Shared nights: a taken move goes back to the queue, in plan order, to be
@@ -121,14 +135,17 @@ class Run {
 
   // Shared nights: the move ran elsewhere (another controller's move `rec`).
   void record_elsewhere(size_t i, const MoveRecord& rec) {
+    record_elsewhere(i, rec.id, rec.state, rec.error);
+  }
+  void record_elsewhere(size_t i, int64_t id, MoveState state, const std::string& error) {
     release(i);
     MoveOutcome& m = rep.moves[i];
     m.result = MoveResult::kSkipped;
     m.elsewhere = true;
-    m.move_id = rec.id;
-    m.state = std::string(move_state_name(rec.state));
-    m.reason = fmt::format("run by another controller: move {}, {}{}", rec.id, m.state,
-                           rec.error.empty() || rec.state == MoveState::kDone ? "" : ": " + rec.error);
+    m.move_id = id;
+    m.state = std::string(move_state_name(state));
+    m.reason = fmt::format("run by another controller: move {}, {}{}", id, m.state,
+                           error.empty() || state == MoveState::kDone ? "" : ": " + error);
     spdlog::info("rebalance: {} {} -> {}: {}", printable(m.user), m.from, m.to, m.reason);
   }
 
@@ -478,12 +495,25 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
         m.reason = "not started: the journal cannot claim moves: " + claim_error->message();
         rep.deadline_reached = true;
         run.stop("the journal cannot claim moves: " + claim_error->message());
+      } else if (claim && claim->outcome == ClaimOutcome::kClaimed && !r.ok() &&
+                 r.error().code() == ErrorCode::kConflict &&
+                 r.error().message().find("by another process") != std::string::npos && m.lost_claims < 3) {
+        // Another controller took the fresh claim over before this run's
+        // lease (it saw a move nobody held): claim the user again; it is
+        // then in that controller's hands or free. (Bounded: a claim that
+        // keeps being lost is reported like any refusal.)
+        ++m.lost_claims;
+        run.requeue(i, clock.now_ms());
       } else if (claim && claim->outcome == ClaimOutcome::kSlotsFull) {
         ++m.slot_waits;
         run.requeue(i, clock.now_ms() + retry_ms);
+      } else if (claim && claim->outcome == ClaimOutcome::kDoneAlready) {
+        run.record_elsewhere(i, claim->move_id, MoveState::kDone, "");
       } else if (claim && claim->outcome == ClaimOutcome::kUserBusy) {
+        // First look after a retry interval: a move claimed a moment ago is
+        // usually one whose controller is about to take its lease.
         run.watching[i] = claim->move_id;
-        run.requeue(i, clock.now_ms());
+        run.requeue(i, clock.now_ms() + retry_ms);
       } else {
         run.record(i, r, started, finished, health);
       }

@@ -138,6 +138,7 @@ struct MoveOutcome {
   // reason names its move and how it ended); move_id and state are its.
   bool elsewhere = false;
   int slot_waits = 0;  // claims refused because the slots were full (shared nights)
+  int lost_claims = 0;  // claims another controller recovered before this run leased them (shared nights)
 };
 
 struct ServerRun {

@@ -57,6 +57,7 @@ std::string_view claim_outcome_name(ClaimOutcome o) {
     case ClaimOutcome::kClaimed: return "claimed";
     case ClaimOutcome::kSlotsFull: return "slots_full";
     case ClaimOutcome::kUserBusy: return "user_busy";
+    case ClaimOutcome::kDoneAlready: return "done_already";
   }
   return "claimed";
 }

@@ -138,6 +138,7 @@ enum class ClaimOutcome {
   kClaimed,    // the move is in the journal and the user is claimed (move_id)
   kSlotsFull,  // a server has no free slot now: nothing was written; try again later
   kUserBusy,   // the user has an active move (move_id): nothing was written
+  kDoneAlready,  // a move of the same plan moved the user already (move_id): nothing was written
 };
 std::string_view claim_outcome_name(ClaimOutcome o);
 
@@ -215,7 +216,10 @@ class Journal {
   // limits.out active moves have move.from_server as their source and fewer
   // than limits.in have move.to_server as their destination (active moves of
   // any controller, on-demand moves included). A refused claim is not an
-  // error: kSlotsFull (retry later) or kUserBusy (with that move's id).
+  // error: kSlotsFull (retry later), kUserBusy (with that move's id), or for
+  // a move of a plan (plan_id > 0) kDoneAlready when a move of that plan
+  // ended done (or purged) for the user: a plan's move of a user is done once,
+  // whichever controller gets to it.
   // Errors: the journal's own (kUnavailable when its server is down), and
   // kInvalidInput for a terminal state or an empty server name.
   virtual Result<SlotClaim> claim_move_in_slots(const MoveRecord& move, const SlotLimits& limits) = 0;

@@ -733,6 +733,16 @@ Result<SlotClaim> PgJournal::claim_move_in_slots(const MoveRecord& m, const Slot
       return SlotClaim{ClaimOutcome::kUserBusy, q.i64(0, 0),
                        fmt::format("user {} is already being moved (move {}, state {})", printable(m.user), q.i64(0, 0),
                                    q.text(0, 1))};
+    if (m.plan_id > 0) {
+      auto d = MS_TRY(conn_->exec(what,
+                                  R"(SELECT id FROM moves WHERE "user" = $1 AND plan_id = $2 )"
+                                  "AND state IN ('done', 'purged') LIMIT 1",
+                                  Params()(m.user)(m.plan_id)));
+      if (d.size() > 0)
+        return SlotClaim{ClaimOutcome::kDoneAlready, d.i64(0, 0),
+                         fmt::format("user {} was moved by move {} of this plan already", printable(m.user),
+                                     d.i64(0, 0))};
+    }
     auto c = MS_TRY(conn_->exec(what,
                                 "SELECT count(*) FILTER (WHERE from_server = $1), count(*) FILTER (WHERE to_server = $2) "
                                 "FROM moves WHERE active = 1",

@@ -494,6 +494,14 @@ Result<SlotClaim> SqliteJournal::claim_move_in_slots(const MoveRecord& m, const 
                                 fmt::format("user {} is already being moved (move {}, state {})", printable(m.user),
                                             q.i64(0), q.text(1))});
   }
+  if (m.plan_id > 0) {
+    Stmt q(db_, "SELECT id FROM moves WHERE user = ? AND plan_id = ? AND state IN ('done', 'purged') LIMIT 1");
+    q.bind(1, m.user).bind(2, m.plan_id);
+    if (q.step() == SQLITE_ROW)
+      return rollback(SlotClaim{ClaimOutcome::kDoneAlready, q.i64(0),
+                                fmt::format("user {} was moved by move {} of this plan already", printable(m.user),
+                                            q.i64(0))});
+  }
   Stmt c(db_,
          "SELECT COALESCE(SUM(from_server = ?), 0), COALESCE(SUM(to_server = ?), 0) FROM moves WHERE active = 1");
   c.bind(1, m.from_server).bind(2, m.to_server);

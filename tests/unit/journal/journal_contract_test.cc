@@ -442,6 +442,36 @@ TEST_P(JournalContractTest, SlotClaimOfABusyUserNamesItsMove) {
   EXPECT_EQ(full->outcome, ClaimOutcome::kUserBusy);
 }
 
+// A plan's move of a user is done once, whichever controller gets to it.
+TEST_P(JournalContractTest, SlotClaimOfAMoveItsPlanDidAlreadyNamesThatMove) {
+  auto m = move_of("alice");
+  m.plan_id = 5;
+  auto first = j_->claim_move_in_slots(m, {5, 5});
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->outcome, ClaimOutcome::kClaimed);
+  MoveRecord done = *j_->get_move(first->move_id);
+  done.state = MoveState::kRolledBack;
+  ASSERT_TRUE(j_->update_move(done).ok());
+  auto again = j_->claim_move_in_slots(m, {5, 5});  // a rolled back move does not count
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->outcome, ClaimOutcome::kClaimed);
+  done = *j_->get_move(again->move_id);
+  done.state = MoveState::kDone;
+  ASSERT_TRUE(j_->update_move(done).ok());
+  auto other = open_journal();
+  auto third = other->claim_move_in_slots(m, {5, 5});
+  ASSERT_TRUE(third.ok()) << third.error().message();
+  EXPECT_EQ(third->outcome, ClaimOutcome::kDoneAlready);
+  EXPECT_EQ(third->move_id, again->move_id);
+  EXPECT_EQ(third->message,
+            "user alice was moved by move " + std::to_string(again->move_id) + " of this plan already");
+  auto next_plan = m;
+  next_plan.plan_id = 6;
+  auto fourth = other->claim_move_in_slots(next_plan, {5, 5});
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_EQ(fourth->outcome, ClaimOutcome::kClaimed);
+}
+
 TEST_P(JournalContractTest, SlotClaimRefusesTerminalOrServerlessMoves) {
   auto d = move_of("carol");
   d.state = MoveState::kDryRun;

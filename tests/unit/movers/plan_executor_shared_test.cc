@@ -112,6 +112,7 @@ class Fleet {
         rec.state = MoveState::kPlanned;
         rec.id = MS_TRY(o.claim ? o.claim(*j, rec) : j->claim_move(rec));
         auto lease = MS_TRY(j->lease_move(rec.id));
+        MS_CHECK(check_claim_still_ours(*j, rec.id));
         ++claims_;
         begin(rec.from_server, rec.to_server);
         std::this_thread::sleep_for(std::chrono::milliseconds(move_ms));
@@ -411,6 +412,33 @@ TEST(SharedNight, AStopReportsWhatAWatchedMoveWaitedFor) {
   const MoveOutcome& m = outcome_of(**r, "u1");
   EXPECT_EQ(m.result, MoveResult::kNotStarted);
   EXPECT_EQ(m.reason, fmt::format("not started: SIGTERM (its user is in move {}, held by another process)", held.id));
+}
+
+// The race the journal closes: another controller's move of the user ended
+// done between this controller's re-check of the directory and its claim.
+// The claim says so, and the move is reported as done elsewhere, not run twice.
+TEST(SharedNight, AMoveItsPlanDidAlreadyIsNotRunAgain) {
+  Fleet fleet("again");
+  fleet.place("u1", "a");  // what this controller's re-check still saw
+  const int64_t plan_id = store_plan(fleet.journal());
+  MoveRecord m;
+  m.user = "u1";
+  m.from_server = "a";
+  m.to_server = "b";
+  m.plan_id = plan_id;
+  m.state = MoveState::kPlanned;
+  m.id = *fleet.journal().claim_move(m);
+  m.state = MoveState::kDone;
+  ASSERT_TRUE(fleet.journal().update_move(m).ok());
+  const Plan plan = make_plan({"a", "b"}, {"u1:a>b"});
+  auto r = execute_plan(plan, shared_options(plan_id, 2), fleet.workers(5), fleet.clock());
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  const MoveOutcome& o = outcome_of(*r, "u1");
+  EXPECT_TRUE(o.elsewhere);
+  EXPECT_EQ(o.reason, fmt::format("run by another controller: move {}, done", m.id));
+  EXPECT_EQ(r->elsewhere_done, 1);
+  EXPECT_EQ(fleet.done_moves()["u1"], 1);
+  EXPECT_EQ(fleet.where("u1"), "a") << "moved again";
 }
 
 TEST(SharedNight, NeedsThePlansJournalIdAndWorkersThatCanResume) {
