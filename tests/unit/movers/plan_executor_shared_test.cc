@@ -57,6 +57,37 @@ Plan make_plan(const std::vector<std::string>& servers, const std::vector<std::s
   return p;
 }
 
+// A journal whose server went away: every call fails as PgJournal's do then.
+class DownJournal final : public Journal {
+ public:
+  static Error down() { return Error::unavailable("journal postgresql://db1:5432/mailshard: the connection is lost"); }
+  Result<int64_t> begin_run(const std::string&, const std::string&) override { return down(); }
+  Status finish_run(int64_t, const std::string&, const std::string&) override { return down(); }
+  Result<std::vector<RunRecord>> list_runs(int) override { return down(); }
+  Result<std::vector<RunRecord>> running_runs(const std::string&) override { return down(); }
+  Status request_stop(int64_t) override { return down(); }
+  Result<bool> stop_requested(int64_t) override { return down(); }
+  Result<std::unique_ptr<RunLease>> lease_run(const std::string&) override { return down(); }
+  Result<std::unique_ptr<RunLease>> lease_run_shared(const std::string&) override { return down(); }
+  Result<int64_t> record_snapshot(int64_t, int64_t, const std::string&, const std::string&) override { return down(); }
+  Result<int64_t> store_plan(const PlanRecord&) override { return down(); }
+  Result<PlanRecord> find_plan(const std::string&) override { return down(); }
+  Status set_plan_status(int64_t, const std::string&) override { return down(); }
+  Status approve_plan(int64_t, const std::string&) override { return down(); }
+  Result<std::vector<PlanRecord>> list_plans(int) override { return down(); }
+  Result<std::optional<PlanRecord>> latest_plan(bool) override { return down(); }
+  Result<int64_t> claim_move(const MoveRecord&) override { return down(); }
+  Result<SlotClaim> claim_move_in_slots(const MoveRecord&, const SlotLimits&) override { return down(); }
+  Status update_move(const MoveRecord&) override { return down(); }
+  Result<MoveRecord> get_move(int64_t) override { return down(); }
+  Result<std::vector<MoveRecord>> list_moves(const MoveFilter&) override { return down(); }
+  Result<std::unique_ptr<MoveLease>> lease_move(int64_t) override { return down(); }
+  Status log_step(int64_t, const std::string&, StepPhase, const std::string&) override { return down(); }
+  Result<std::vector<StepRecord>> list_steps(int64_t) override { return down(); }
+  Status put_blob(int64_t, const std::string&, const std::string&) override { return down(); }
+  Result<std::optional<std::string>> get_blob(int64_t, const std::string&) override { return down(); }
+};
+
 // What every controller shares: the journal's file, where users live (the
 // directory), and what the moves of all controllers did.
 class Fleet {
@@ -81,6 +112,9 @@ class Fleet {
   }
   Journal& journal() { return *journal_; }
   Clock& clock() { return clock_; }
+
+  // From now on the moves' claims go to a journal whose server is down.
+  void take_journal_down() { down_ = true; }
 
   void place(const std::string& user, const std::string& server) {
     std::lock_guard lock(mu_);
@@ -110,7 +144,9 @@ class Fleet {
         rec.to_server = to;
         rec.plan_id = o.plan_id;
         rec.state = MoveState::kPlanned;
-        rec.id = MS_TRY(o.claim ? o.claim(*j, rec) : j->claim_move(rec));
+        DownJournal gone;
+        Journal& journal = down_ ? static_cast<Journal&>(gone) : *j;
+        rec.id = MS_TRY(o.claim ? o.claim(journal, rec) : journal.claim_move(rec));
         auto lease = MS_TRY(j->lease_move(rec.id));
         MS_CHECK(check_claim_still_ours(*j, rec.id));
         ++claims_;
@@ -185,6 +221,7 @@ class Fleet {
   std::map<std::string, std::string> where_;
   std::map<std::string, int> out_, in_, max_out_, max_in_;
   std::atomic<int> claims_{0}, resume_attempts_{0};
+  std::atomic<bool> down_{false};
 };
 
 ExecutionOptions shared_options(int64_t plan_id, int slots) {
@@ -439,6 +476,37 @@ TEST(SharedNight, AMoveItsPlanDidAlreadyIsNotRunAgain) {
   EXPECT_EQ(r->elsewhere_done, 1);
   EXPECT_EQ(fleet.done_moves()["u1"], 1);
   EXPECT_EQ(fleet.where("u1"), "a") << "moved again";
+}
+
+// The journal goes away mid-night: no move can be claimed, so the night
+// stops starting moves with one line saying why; the move running finishes.
+TEST(SharedNight, TheJournalDownMidNightStopsTheNight) {
+  Fleet fleet("down");
+  std::vector<std::string> specs;
+  for (int i = 0; i < 6; ++i) {
+    fleet.place("u" + std::to_string(i), "a");
+    specs.push_back("u" + std::to_string(i) + ":a>b");
+  }
+  const int64_t plan_id = store_plan(fleet.journal());
+  ExecutionOptions o = shared_options(plan_id, 1);
+  std::atomic<int> progress{0};
+  o.on_progress = [&](const ExecutionReport& r) {
+    if (r.done >= 2) fleet.take_journal_down();
+    ++progress;
+  };
+  o.progress_interval_ms = 1;
+  auto r = execute_plan(make_plan({"a", "b"}, specs), o, fleet.workers(20), fleet.clock());
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_GE(r->done, 2);
+  EXPECT_EQ(r->failed, 0);
+  EXPECT_EQ(r->done + r->not_started, 6);
+  EXPECT_GT(r->not_started, 0);
+  EXPECT_TRUE(r->deadline_reached);
+  EXPECT_EQ(r->stop_reason,
+            "the journal cannot claim moves: journal postgresql://db1:5432/mailshard: the connection is lost");
+  MoveFilter active;
+  active.active_only = true;
+  EXPECT_TRUE(fleet.journal().list_moves(active)->empty()) << "a move was left half-claimed";
 }
 
 TEST(SharedNight, NeedsThePlansJournalIdAndWorkersThatCanResume) {
