@@ -44,6 +44,14 @@ class Run {
   // Watched moves a worker is looking at now: they hold no slot of this run
   // (the journal counts the watched move, whoever runs it).
   std::set<size_t> probing;
+  // Shared nights: a server whose out (or in) slots the journal found full
+  // takes no claim of this run as a source (destination) before then: one
+  // refused claim stands for every pending move through that server.
+  std::map<std::string, int64_t> out_full_until, in_full_until;
+  bool full(const std::map<std::string, int64_t>& until, const std::string& server, int64_t now) const {
+    auto it = until.find(server);
+    return it != until.end() && it->second > now;
+  }
   bool stopping = false;      // no move starts any more
   std::vector<std::string> worker_errors;
 
@@ -76,7 +84,8 @@ class Run {
         ++rep.running;
         return true;
       }
-      if (from.busy_out < from.slots.out && to.busy_in < to.slots.in) {
+      if (from.busy_out < from.slots.out && to.busy_in < to.slots.in && !full(out_full_until, m.from, now) &&
+          !full(in_full_until, m.to, now)) {
         out = *it;
         retry_at.erase(*it);
         pending.erase(it);
@@ -97,7 +106,8 @@ class Run {
       const ServerRun& from = server(rep.moves[i].from);
       const ServerRun& to = server(rep.moves[i].to);
       if (from.skipped || to.skipped || watching.count(i) ||
-          (from.busy_out < from.slots.out && to.busy_in < to.slots.in))
+          (from.busy_out < from.slots.out && to.busy_in < to.slots.in && !full(out_full_until, rep.moves[i].from, now) &&
+           !full(in_full_until, rep.moves[i].to, now)))
         return true;
     }
     return false;
@@ -506,7 +516,9 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
         run.requeue(i, clock.now_ms());
       } else if (claim && claim->outcome == ClaimOutcome::kSlotsFull) {
         ++m.slot_waits;
-        run.requeue(i, clock.now_ms() + retry_ms);
+        const int64_t until = clock.now_ms() + retry_ms;
+        (claim->source_full ? run.out_full_until[m.from] : run.in_full_until[m.to]) = until;
+        run.requeue(i, until);
       } else if (claim && claim->outcome == ClaimOutcome::kDoneAlready) {
         run.record_elsewhere(i, claim->move_id, MoveState::kDone, "");
       } else if (claim && claim->outcome == ClaimOutcome::kUserBusy) {
@@ -606,6 +618,16 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
         if (auto r = run.retry_at.find(i); r != run.retry_at.end()) {
           if (r->second > now) next_event = std::min(next_event, r->second);
           else retry_due = true;
+        }
+      for (auto* until : {&run.out_full_until, &run.in_full_until})
+        for (auto it = until->begin(); it != until->end();) {
+          if (it->second > now) {
+            next_event = std::min(next_event, it->second);
+            ++it;
+          } else {
+            it = until->erase(it);  // a server's slots may be free again: look
+            retry_due = true;
+          }
         }
       if (retry_due) run.cv.notify_all();
       if (!run.stopping) {

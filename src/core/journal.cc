@@ -62,12 +62,15 @@ std::string_view claim_outcome_name(ClaimOutcome o) {
   return "claimed";
 }
 
-std::string slots_full_message(const MoveRecord& m, const SlotLimits& limits, int64_t active_out, int64_t active_in) {
-  if (active_out >= limits.out)
-    return fmt::format("slots full: {} is the source of {} active moves (out slots {})", m.from_server, active_out,
-                       limits.out);
-  return fmt::format("slots full: {} is the destination of {} active moves (in slots {})", m.to_server, active_in,
-                     limits.in);
+SlotClaim slots_full(const MoveRecord& m, const SlotLimits& limits, int64_t active_out, int64_t active_in) {
+  SlotClaim c;
+  c.outcome = ClaimOutcome::kSlotsFull;
+  c.source_full = active_out >= limits.out;
+  c.message = c.source_full ? fmt::format("slots full: {} is the source of {} active moves (out slots {})",
+                                          m.from_server, active_out, limits.out)
+                            : fmt::format("slots full: {} is the destination of {} active moves (in slots {})",
+                                          m.to_server, active_in, limits.in);
+  return c;
 }
 
 Status check_slot_claim(const MoveRecord& m) {

@@ -148,12 +148,13 @@ struct SlotClaim {
   // Why not claimed, one line: "slots full: store1 is the source of 2 active
   // moves (out slots 2)", "user alice is already being moved (move 7, state precopy)".
   std::string message;
+  // kSlotsFull: the source's out slots are full (else the destination's in slots).
+  bool source_full = false;
 };
 
-// For the backends: the message of a kSlotsFull claim, and the checks every
+// For the backends: a kSlotsFull claim with its message, and the checks every
 // claim_move_in_slots makes before it looks at the journal.
-std::string slots_full_message(const MoveRecord& m, const SlotLimits& limits, int64_t active_out,
-                               int64_t active_in);
+SlotClaim slots_full(const MoveRecord& m, const SlotLimits& limits, int64_t active_out, int64_t active_in);
 Status check_slot_claim(const MoveRecord& m);
 
 class Journal {

@@ -749,7 +749,7 @@ Result<SlotClaim> PgJournal::claim_move_in_slots(const MoveRecord& m, const Slot
                                 Params()(m.from_server)(m.to_server)));
     const int64_t active_out = c.i64(0, 0), active_in = c.i64(0, 1);
     if (active_out >= limits.out || active_in >= limits.in)
-      return SlotClaim{ClaimOutcome::kSlotsFull, 0, slots_full_message(m, limits, active_out, active_in)};
+      return slots_full(m, limits, active_out, active_in);
     const int64_t now = clock_.now_ms();
     auto r = MS_TRY(conn_->exec(
         what,

@@ -508,7 +508,7 @@ Result<SlotClaim> SqliteJournal::claim_move_in_slots(const MoveRecord& m, const 
   if (c.step() != SQLITE_ROW) return rollback(Result<SlotClaim>(db_error("claim move in slots")));
   const int64_t active_out = c.i64(0), active_in = c.i64(1);
   if (active_out >= limits.out || active_in >= limits.in)
-    return rollback(SlotClaim{ClaimOutcome::kSlotsFull, 0, slots_full_message(m, limits, active_out, active_in)});
+    return rollback(slots_full(m, limits, active_out, active_in));
   int64_t now = clock_.now_ms();
   Stmt s(db_,
          "INSERT INTO moves(plan_id, user, dn, from_server, to_server, from_home, to_home, state, step, "

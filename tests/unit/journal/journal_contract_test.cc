@@ -387,6 +387,7 @@ TEST_P(JournalContractTest, SlotClaimsCountEveryControllersActiveMoves) {
   EXPECT_EQ(b->outcome, ClaimOutcome::kSlotsFull);
   EXPECT_EQ(b->move_id, 0);
   EXPECT_EQ(b->message, "slots full: store2 is the destination of 1 active moves (in slots 1)");
+  EXPECT_FALSE(b->source_full);
   // To store3 the in slot is free, and store1 has a second out slot.
   auto c_rec = move_of("carol");
   c_rec.to_server = "store3";
@@ -400,6 +401,7 @@ TEST_P(JournalContractTest, SlotClaimsCountEveryControllersActiveMoves) {
   ASSERT_TRUE(d.ok()) << d.error().message();
   EXPECT_EQ(d->outcome, ClaimOutcome::kSlotsFull);
   EXPECT_EQ(d->message, "slots full: store1 is the source of 2 active moves (out slots 2)");
+  EXPECT_TRUE(d->source_full);
   // An on-demand move (claim_move) takes a slot too.
   auto e_rec = move_of("erin");
   e_rec.from_server = "store5";
