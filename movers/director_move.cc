@@ -123,8 +123,9 @@ Result<MoveRecord> DirectorMove::move(const std::string& user, const std::string
     c.rec.state = MoveState::kPlanned;
     c.rec.step = "preflight";
     c.rec.detail_json = c.progress.to_json();
-    c.rec.id = MS_TRY(d_.journal.claim_move(c.rec));
+    c.rec.id = MS_TRY(options.claim ? options.claim(d_.journal, c.rec) : d_.journal.claim_move(c.rec));
     c.lease = MS_TRY(d_.journal.lease_move(c.rec.id));
+    MS_CHECK(check_claim_still_ours(d_.journal, c.rec.id));
     MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kBegin, ""));
     d_.env.step_boundary("preflight", StepPhase::kBegin);
   }

@@ -386,6 +386,14 @@ Result<MoveRecord> MoveRunner::move(const std::string& user, const std::string& 
   return run_from(c);
 }
 
+Status check_claim_still_ours(Journal& journal, int64_t move_id) {
+  MoveRecord now = MS_TRY(journal.get_move(move_id));
+  if (is_terminal(now.state))
+    return Error::conflict(fmt::format("move {} was ended by another process before it started ({})", move_id,
+                                       move_state_name(now.state)));
+  return {};
+}
+
 std::string protocol_step_names() {
   std::string out;
   for (const auto& s : kMoveProtocol) out += (out.empty() ? "" : ", ") + std::string(s.name);
@@ -525,8 +533,9 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     c.rec.state = MoveState::kPlanned;
     c.rec.step = "preflight";
     c.rec.detail_json = c.progress.to_json();
-    c.rec.id = MS_TRY(d_.journal.claim_move(c.rec));
+    c.rec.id = MS_TRY(options.claim ? options.claim(d_.journal, c.rec) : d_.journal.claim_move(c.rec));
     c.lease = MS_TRY(d_.journal.lease_move(c.rec.id));
+    MS_CHECK(check_claim_still_ours(d_.journal, c.rec.id));
     MS_CHECK(d_.journal.log_step(c.rec.id, "preflight", StepPhase::kBegin, ""));
   }
 

@@ -21,6 +21,7 @@
 #include "movers/move_protocol.h"
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -87,6 +88,12 @@ struct MoveOptions {
   //    with the mailbox on it (0: unchecked; never for a server whose
   //    capacity_bytes overrides the filesystem's size).
   double max_dest_util = 0;
+  // How the move claims its user in the journal; empty = Journal::claim_move.
+  // A shared night (movers/plan_executor.h) claims within the night's slots
+  // counted in the journal. The hook returns the new move's id, or an error
+  // that ends the move before anything was written (the hook keeps its own
+  // record of why, e.g. "slots full", for its caller).
+  std::function<Result<int64_t>(Journal&, const MoveRecord&)> claim;
 };
 
 class MoveRunner {
@@ -172,6 +179,13 @@ class MoveRunner {
 
   MoveDeps d_;
 };
+
+// Right after a move's claim, under its lease: the move is still active.
+// Between the claim and the lease another process may have recovered it (a
+// shared night takes over a move whose lease nobody holds), and then it is
+// not this process's to run: kConflict "move N was ended by another process
+// before it started (rolled_back)".
+Status check_claim_still_ours(Journal& journal, int64_t move_id);
 
 // How far the server behind `t` is ahead of `clock` (ms, negative = behind),
 // from the mtime of a directory created and removed in its root.

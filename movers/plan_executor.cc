@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <condition_variable>
 #include <list>
+#include <map>
+#include <optional>
 #include <mutex>
 #include <set>
 #include <thread>
@@ -35,6 +37,21 @@ class Run {
   std::mutex mu;
   std::condition_variable cv;
   std::list<size_t> pending;  // indexes into rep.moves, plan order
+  // Shared nights: a pending move is not taken before its retry time (epoch
+  // ms), and a move whose user another process's move holds watches that move.
+  std::map<size_t, int64_t> retry_at;
+  std::map<size_t, int64_t> watching;
+  // Watched moves a worker is looking at now: they hold no slot of this run
+  // (the journal counts the watched move, whoever runs it).
+  std::set<size_t> probing;
+  // Shared nights: a server whose out (or in) slots the journal found full
+  // takes no claim of this run as a source (destination) before then: one
+  // refused claim stands for every pending move through that server.
+  std::map<std::string, int64_t> out_full_until, in_full_until;
+  bool full(const std::map<std::string, int64_t>& until, const std::string& server, int64_t now) const {
+    auto it = until.find(server);
+    return it != until.end() && it->second > now;
+  }
   bool stopping = false;      // no move starts any more
   std::vector<std::string> worker_errors;
 
@@ -43,9 +60,13 @@ class Run {
   // Takes the first pending move whose servers both have a free slot. Moves
   // of a skipped server are taken out of the queue on the way. Returns false
   // when none can start now.
-  bool take(size_t& out) {
+  bool take(size_t& out, int64_t now) {
     for (auto it = pending.begin(); it != pending.end();) {
       MoveOutcome& m = rep.moves[*it];
+      if (auto r = retry_at.find(*it); r != retry_at.end() && r->second > now) {
+        ++it;
+        continue;
+      }
       ServerRun& from = server(m.from);
       ServerRun& to = server(m.to);
       if (from.skipped || to.skipped) {
@@ -55,8 +76,18 @@ class Run {
         it = pending.erase(it);
         continue;
       }
-      if (from.busy_out < from.slots.out && to.busy_in < to.slots.in) {
+      if (watching.count(*it)) {
         out = *it;
+        retry_at.erase(*it);
+        pending.erase(it);
+        probing.insert(out);
+        ++rep.running;
+        return true;
+      }
+      if (from.busy_out < from.slots.out && to.busy_in < to.slots.in && !full(out_full_until, m.from, now) &&
+          !full(in_full_until, m.to, now)) {
+        out = *it;
+        retry_at.erase(*it);
         pending.erase(it);
         ++from.busy_out;
         ++to.busy_in;
@@ -69,11 +100,15 @@ class Run {
   }
 
   // True when a pending move could start now (a worker is about to take it).
-  bool startable() {
+  bool startable(int64_t now) {
     for (size_t i : pending) {
+      if (auto r = retry_at.find(i); r != retry_at.end() && r->second > now) continue;
       const ServerRun& from = server(rep.moves[i].from);
       const ServerRun& to = server(rep.moves[i].to);
-      if (from.skipped || to.skipped || (from.busy_out < from.slots.out && to.busy_in < to.slots.in)) return true;
+      if (from.skipped || to.skipped || watching.count(i) ||
+          (from.busy_out < from.slots.out && to.busy_in < to.slots.in && !full(out_full_until, rep.moves[i].from, now) &&
+           !full(in_full_until, rep.moves[i].to, now)))
+        return true;
     }
     return false;
   }
@@ -84,13 +119,51 @@ class Run {
     return r->state != MoveState::kDone;
   }
 
+  // Gives a taken move's slots back (it did not run or ran elsewhere).
+  void release(size_t i) {
+    MoveOutcome& m = rep.moves[i];
+    --rep.running;
+    if (probing.erase(i)) return;
+    --server(m.from).busy_out;
+    --server(m.to).busy_in;
+  }
+
+  // Shared nights: a taken move goes back to the queue, in plan order, to be
+  // taken again at `when`.
+  void requeue(size_t i, int64_t when) {
+    release(i);
+    if (stopping) {
+      rep.moves[i].result = MoveResult::kNotStarted;
+      rep.moves[i].reason = "not started: " + rep.stop_reason;
+      return;
+    }
+    auto it = pending.begin();
+    while (it != pending.end() && *it < i) ++it;
+    pending.insert(it, i);
+    retry_at[i] = when;
+  }
+
+  // Shared nights: the move ran elsewhere (another controller's move `rec`).
+  void record_elsewhere(size_t i, const MoveRecord& rec) {
+    record_elsewhere(i, rec.id, rec.state, rec.error);
+  }
+  void record_elsewhere(size_t i, int64_t id, MoveState state, const std::string& error) {
+    release(i);
+    MoveOutcome& m = rep.moves[i];
+    m.result = MoveResult::kSkipped;
+    m.elsewhere = true;
+    m.move_id = id;
+    m.state = std::string(move_state_name(state));
+    m.reason = fmt::format("run by another controller: move {}, {}{}", id, m.state,
+                           error.empty() || state == MoveState::kDone ? "" : ": " + error);
+    spdlog::info("rebalance: {} {} -> {}: {}", printable(m.user), m.from, m.to, m.reason);
+  }
+
   void record(size_t i, const Result<MoveRecord>& r, int64_t started, int64_t finished, const Status& health) {
     MoveOutcome& m = rep.moves[i];
     ServerRun& from = server(m.from);
     ServerRun& to = server(m.to);
-    --from.busy_out;
-    --to.busy_in;
-    --rep.running;
+    release(i);
     m.started_at_ms = started;
     m.finished_at_ms = finished;
     from.out_ms += finished - started;
@@ -158,6 +231,8 @@ class Run {
     for (size_t i : pending) {
       rep.moves[i].result = MoveResult::kNotStarted;
       rep.moves[i].reason = "not started: " + why;
+      if (auto w = watching.find(i); w != watching.end())
+        rep.moves[i].reason += fmt::format(" (its user is in move {}, held by another process)", w->second);
     }
     pending.clear();
     cv.notify_all();
@@ -197,14 +272,18 @@ class Run {
   }
 
   void summarize() {
-    rep.done = rep.failed = rep.skipped = rep.not_started = 0;
+    rep.done = rep.failed = rep.skipped = rep.not_started = rep.elsewhere = rep.elsewhere_done = 0;
     rep.bytes_transferred = 0;
     std::vector<int64_t> lockouts;
     for (const auto& m : rep.moves) {
       switch (m.result) {
         case MoveResult::kDone: ++rep.done; break;
         case MoveResult::kFailed: ++rep.failed; break;
-        case MoveResult::kSkipped: ++rep.skipped; break;
+        case MoveResult::kSkipped:
+          ++rep.skipped;
+          rep.elsewhere += m.elsewhere;
+          rep.elsewhere_done += m.elsewhere && m.state == "done";
+          break;
         case MoveResult::kNotStarted: ++rep.not_started; break;
       }
       rep.bytes_transferred += m.bytes_transferred;
@@ -235,6 +314,18 @@ std::string_view move_result_name(MoveResult r) {
 
 Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& options, const MoveFnFactory& factory,
                                      Clock& clock) {
+  MoveWorkerFactory workers = [&factory]() -> Result<MoveWorker> {
+    MoveWorker w;
+    w.move = MS_TRY(factory());
+    return w;
+  };
+  return execute_plan(plan, options, workers, clock);
+}
+
+Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& options, const MoveWorkerFactory& factory,
+                                     Clock& clock) {
+  if (options.shared && options.plan_id <= 0)
+    return Error::invalid("a shared night needs the plan's journal id (its controllers share its moves)");
   Run run(options);
   ExecutionReport& rep = run.rep;
   rep.night = options.night;
@@ -284,9 +375,12 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
     run.pending.clear();
   }
 
+  const int64_t retry_ms = std::max<int64_t>(options.shared_retry_ms, 1);
   auto worker = [&]() {
     auto fn = factory();
     std::unique_lock lock(run.mu);
+    if (fn.ok() && options.shared && (!fn->resume || !fn->list_moves))
+      fn = Error::internal("a shared night's workers must be able to resume another controller's moves");
     if (!fn.ok()) {
       run.worker_errors.push_back(fn.error().message());
       run.cv.notify_all();
@@ -302,24 +396,139 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
         return;
       }
       size_t i;
-      if (!run.take(i)) {
+      if (!run.take(i, clock.now_ms())) {
         run.cv.wait(lock);
         continue;
       }
       MoveOutcome& m = rep.moves[i];
+      if (auto w = run.watching.find(i); w != run.watching.end()) {
+        // Shared: the user is in another process's move; recover it if
+        // nobody holds it any more.
+        const int64_t other = w->second;
+        lock.unlock();
+        int64_t started = clock.now_ms();
+        auto t = fn->resume(other);
+        int64_t finished = clock.now_ms();
+        lock.lock();
+        if (!t.ok() && t.error().code() == ErrorCode::kConflict) {
+          run.requeue(i, clock.now_ms() + retry_ms);  // a live process runs it: look again later
+        } else if (!t.ok()) {
+          run.record(i, std::move(t).error().context(fmt::format("resume move {} of another controller", other)),
+                     started, finished, {});
+        } else {
+          if (t->resumed) {
+            ++rep.taken_over;
+            spdlog::info("rebalance: {}: resumed move {} (no process held it): {}", printable(m.user), other,
+                         move_state_name(t->move.state));
+          }
+          if (t->resumed && t->move.plan_id == options.plan_id && t->move.state == MoveState::kDone) {
+            run.watching.erase(i);
+            run.record(i, t->move, started, finished, {});
+          } else if (t->resumed || t->move.plan_id != options.plan_id) {
+            // Rolled back here, or a move of something else: the user is free
+            // now (or in yet another move): claim it for this plan again.
+            run.watching.erase(i);
+            run.requeue(i, clock.now_ms());
+          } else if (!is_terminal(t->move.state)) {
+            run.requeue(i, clock.now_ms() + retry_ms);
+          } else {
+            run.watching.erase(i);
+            run.record_elsewhere(i, t->move);
+          }
+        }
+        run.cv.notify_all();
+        continue;
+      }
       MoveOptions mo = options.move;
       mo.plan_id = options.plan_id;
       mo.bytes_planned = m.bytes_planned;
       mo.expected_from = m.from;
       const std::string user = m.user, to = m.to;
+      // Shared: the journal claims within the slots of every controller,
+      // this run's slots (after back-off) as the limits.
+      std::optional<SlotClaim> claim;
+      std::optional<Error> claim_error;
+      if (options.shared) {
+        const SlotLimits limits{run.server(m.from).slots.out, run.server(m.to).slots.in};
+        mo.claim = [&claim, &claim_error, limits](Journal& j, const MoveRecord& rec) -> Result<int64_t> {
+          auto got = j.claim_move_in_slots(rec, limits);
+          if (!got.ok()) {
+            claim_error = got.error();
+            return std::move(got).error();
+          }
+          const SlotClaim& c = *got;
+          claim = c;
+          if (c.outcome == ClaimOutcome::kClaimed) return c.move_id;
+          return Error::conflict(c.message);
+        };
+      }
       lock.unlock();
       int64_t started = clock.now_ms();
-      auto r = (*fn)(user, to, mo);
+      auto r = (*fn).move(user, to, mo);
       int64_t finished = clock.now_ms();
       Status health;
       if (options.health && Run::failed(r)) health = options.health();
+      // Shared: a re-check refused the move before any claim ("the user is on
+      // the destination now", "the user is frozen"): is the user in another
+      // process's move (watch it: its controller may have died after the
+      // flip), or did another controller do this move?
+      std::optional<MoveRecord> done_elsewhere, active_elsewhere;
+      if (options.shared && !claim && !claim_error && !r.ok() && r.error().code() == ErrorCode::kConflict) {
+        MoveFilter f;
+        f.user = user;
+        if (auto ms = fn->list_moves(f); ms.ok()) {
+          for (const auto& x : *ms) {  // newest first
+            if (!is_terminal(x.state)) {
+              active_elsewhere = x;
+              break;
+            }
+            if (x.plan_id == options.plan_id && x.state == MoveState::kDone && x.to_server == to) {
+              done_elsewhere = x;
+              break;
+            }
+          }
+        } else {
+          spdlog::warn("rebalance: {}: the journal's moves of the user: {}", printable(user), ms.error().message());
+        }
+      }
       lock.lock();
-      run.record(i, r, started, finished, health);
+      if (active_elsewhere) {
+        run.watching[i] = active_elsewhere->id;
+        run.requeue(i, clock.now_ms());
+      } else if (done_elsewhere) {
+        run.record_elsewhere(i, *done_elsewhere);
+      } else if (claim_error) {
+        // Without the journal no controller can claim anything: the night
+        // stops here (running moves finish or roll back as they can).
+        run.release(i);
+        m.result = MoveResult::kNotStarted;
+        m.reason = "not started: the journal cannot claim moves: " + claim_error->message();
+        rep.deadline_reached = true;
+        run.stop("the journal cannot claim moves: " + claim_error->message());
+      } else if (claim && claim->outcome == ClaimOutcome::kClaimed && !r.ok() &&
+                 r.error().code() == ErrorCode::kConflict &&
+                 r.error().message().find("by another process") != std::string::npos && m.lost_claims < 3) {
+        // Another controller took the fresh claim over before this run's
+        // lease (it saw a move nobody held): claim the user again; it is
+        // then in that controller's hands or free. (Bounded: a claim that
+        // keeps being lost is reported like any refusal.)
+        ++m.lost_claims;
+        run.requeue(i, clock.now_ms());
+      } else if (claim && claim->outcome == ClaimOutcome::kSlotsFull) {
+        ++m.slot_waits;
+        const int64_t until = clock.now_ms() + retry_ms;
+        (claim->source_full ? run.out_full_until[m.from] : run.in_full_until[m.to]) = until;
+        run.requeue(i, until);
+      } else if (claim && claim->outcome == ClaimOutcome::kDoneAlready) {
+        run.record_elsewhere(i, claim->move_id, MoveState::kDone, "");
+      } else if (claim && claim->outcome == ClaimOutcome::kUserBusy) {
+        // First look after a retry interval: a move claimed a moment ago is
+        // usually one whose controller is about to take its lease.
+        run.watching[i] = claim->move_id;
+        run.requeue(i, clock.now_ms() + retry_ms);
+      } else {
+        run.record(i, r, started, finished, health);
+      }
       run.cv.notify_all();
     }
   };
@@ -402,12 +611,31 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
       }
 
       int64_t next_event = std::min(next_sample, options.on_progress ? next_progress : INT64_MAX);
+      // Shared: the next retry of a waiting move (workers wait on the
+      // condition variable; this thread wakes them when it is due).
+      bool retry_due = false;
+      for (size_t i : run.pending)
+        if (auto r = run.retry_at.find(i); r != run.retry_at.end()) {
+          if (r->second > now) next_event = std::min(next_event, r->second);
+          else retry_due = true;
+        }
+      for (auto* until : {&run.out_full_until, &run.in_full_until})
+        for (auto it = until->begin(); it != until->end();) {
+          if (it->second > now) {
+            next_event = std::min(next_event, it->second);
+            ++it;
+          } else {
+            it = until->erase(it);  // a server's slots may be free again: look
+            retry_due = true;
+          }
+        }
+      if (retry_due) run.cv.notify_all();
       if (!run.stopping) {
         if (options.deadline_ms > 0) next_event = std::min(next_event, options.deadline_ms);
       }
       if (options.hard_deadline_ms > 0 && !hard_done) next_event = std::min(next_event, options.hard_deadline_ms);
       int64_t wait = std::clamp<int64_t>(next_event - clock.now_ms(), 0, std::max<int64_t>(options.poll_interval_ms, 1));
-      if (rep.running == 0 && !run.startable()) {
+      if (rep.running == 0 && !run.startable(clock.now_ms())) {
         // Nothing runs and nothing could start (the workers would have taken
         // it): only time (a sample, a deadline) can change that. A fake
         // clock advances here.

@@ -11,6 +11,19 @@
 //    pauses); below, one comes back per interval, up to its maximum.
 //  - Failures: a server whose moves fail max_server_failures times is skipped
 //    for the rest of the run. A move failure never stops the run.
+//  - Shared nights (options.shared): several controllers run the same plan's
+//    night on one journal. A move is claimed in the journal within its
+//    servers' slots counted over every controller's active moves
+//    (Journal::claim_move_in_slots, this run's slots as the limits). Slots
+//    full: the move waits and is tried again after shared_retry_ms. Its user
+//    moved by another process's move N: the move watches N (tried again every
+//    shared_retry_ms) through MoveWorker::resume, which fails with kConflict
+//    while a live process holds N, and finishes or rolls back N once nobody
+//    does (its controller died). N done by another controller: reported as
+//    run elsewhere; N rolled back by this run (or N not of this plan): the
+//    move is claimed again and run here. A move refused before its claim
+//    (the user is on the destination already) whose user has a done move of
+//    this plan in the journal is reported as run elsewhere too.
 //  - Stops: after the deadline (or a soft stop: the first SIGTERM, --stop) no
 //    move starts; running moves finish. After the hard deadline (or a hard
 //    stop) the executor calls on_hard_stop once, which makes running moves
@@ -37,6 +50,26 @@ namespace mailshard {
 
 using MoveFn = std::function<Result<MoveRecord>(const std::string& user, const std::string& to, const MoveOptions&)>;
 using MoveFnFactory = std::function<Result<MoveFn>()>;
+
+// What a shared night's worker learns from MoveWorker::resume.
+struct TakeOver {
+  MoveRecord move;       // the move as it ended (or as it was found, when terminal already)
+  bool resumed = false;  // this process ran its recovery (its controller had died)
+};
+
+// One worker's handles: the move, and for shared nights the recovery of
+// another controller's move.
+struct MoveWorker {
+  MoveFn move;
+  // Finishes (after the flip) or rolls back (before it) move `move_id`, as
+  // `mailshard resume` does, if no live process holds it: kConflict while one
+  // does. A terminal move is returned as is (resumed = false).
+  std::function<Result<TakeOver>(int64_t move_id)> resume;
+  // Shared nights: the journal's moves (Journal::list_moves), to tell a move
+  // another controller did from one refused for another reason.
+  std::function<Result<std::vector<MoveRecord>>(const MoveFilter&)> list_moves;
+};
+using MoveWorkerFactory = std::function<Result<MoveWorker>()>;
 
 struct ServerSlots {
   int out = 2;  // moves with this server as the source, at once
@@ -82,6 +115,10 @@ struct ExecutionOptions {
   std::function<void(const struct ExecutionReport&)> on_progress;  // from the caller's thread
   int64_t progress_interval_ms = 1000;    // on_progress at most this often (and at the end)
   int64_t poll_interval_ms = 200;         // the stop probe and the clock are looked at this often (real ms)
+
+  // A shared night (see the top of this file): claims counted in the journal.
+  bool shared = false;
+  int64_t shared_retry_ms = 1000;  // a move whose slots were full, or a watched move, is tried again this often
 };
 
 enum class MoveResult { kDone, kFailed, kSkipped, kNotStarted };
@@ -97,6 +134,11 @@ struct MoveOutcome {
   int64_t bytes_transferred = 0;
   int64_t lockout_ms = -1;
   int64_t started_at_ms = 0, finished_at_ms = 0;  // 0 when it never started
+  // Shared nights: another controller ran this move (result kSkipped; the
+  // reason names its move and how it ended); move_id and state are its.
+  bool elsewhere = false;
+  int slot_waits = 0;  // claims refused because the slots were full (shared nights)
+  int lost_claims = 0;  // claims another controller recovered before this run leased them (shared nights)
 };
 
 struct ServerRun {
@@ -120,6 +162,8 @@ struct ExecutionReport {
   std::vector<MoveOutcome> moves;      // plan order
   std::map<std::string, ServerRun> servers;
   int64_t done = 0, failed = 0, skipped = 0, not_started = 0, running = 0;
+  int64_t elsewhere = 0, elsewhere_done = 0;  // of skipped: run by another controller (shared nights), done there
+  int64_t taken_over = 0;                     // moves of a dead controller this run finished or rolled back
   int64_t bytes_transferred = 0;
   int64_t lockout_p50_ms = -1, lockout_p95_ms = -1, lockout_max_ms = -1;
   int64_t backoff_events = 0;
@@ -132,6 +176,9 @@ struct ExecutionReport {
 // Runs the moves of `options.night`. kInvalidInput when the plan cannot be
 // executed at all (no user names: a plan from a generated fleet). Individual
 // move failures are in the report.
+Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& options, const MoveWorkerFactory& factory,
+                                     Clock& clock);
+// The same with workers that only move (no shared night: nothing to resume).
 Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& options, const MoveFnFactory& factory,
                                      Clock& clock);
 

@@ -125,6 +125,9 @@ nlohmann::ordered_json run_report_json(const Plan& plan, const std::string& plan
   j["failed"] = r.failed;
   j["skipped"] = r.skipped;
   j["not_started"] = r.not_started;
+  j["elsewhere"] = r.elsewhere;
+  j["elsewhere_done"] = r.elsewhere_done;
+  j["taken_over"] = r.taken_over;
   j["running"] = r.running;
   j["bytes_moved"] = r.bytes_transferred;
   j["lockout_p50_ms"] = ms_or_null(r.lockout_p50_ms);
@@ -173,8 +176,10 @@ nlohmann::ordered_json run_report_json(const Plan& plan, const std::string& plan
     o["lockout_ms"] = ms_or_null(m.lockout_ms);
     o["started_at"] = time_or_null(m.started_at_ms);
     o["finished_at"] = time_or_null(m.finished_at_ms);
+    if (m.elsewhere) o["elsewhere"] = true;
+    if (m.slot_waits > 0) o["slot_waits"] = m.slot_waits;
     moves.push_back(std::move(o));
-    if (m.result != MoveResult::kDone)
+    if (m.result != MoveResult::kDone && !(m.elsewhere && m.state == "done"))
       remaining.push_back(Json{{"user", m.user}, {"from", m.from}, {"to", m.to}, {"bytes_planned", m.bytes_planned}});
   }
   j["moves"] = std::move(moves);
@@ -186,6 +191,7 @@ std::string render_run_text(const Plan& plan, const std::string& plan_hash, cons
   std::string o;
   auto out = std::back_inserter(o);
   for (const auto* m : moves_where(r, false)) {
+    if (m->elsewhere && m->state == "done") continue;  // done, by another controller of a shared night
     // "not started: the deadline ... passed" already says what happened.
     const std::string result = m->result == MoveResult::kNotStarted ? "not started" : std::string(move_result_name(m->result));
     const std::string why = printable(m->reason, 500);
@@ -200,9 +206,13 @@ std::string render_run_text(const Plan& plan, const std::string& plan_hash, cons
                    s.backoff_events == 1 ? "" : "s", s.skipped ? ", skipped (failed too often)" : "");
   }
   fmt::format_to(out,
-                 "rebalance plan {} night {}: {} done, {} failed, {} skipped, {} not started; {} moved; lockout p50 {} "
+                 "rebalance plan {} night {}: {} done, {} failed, {} skipped{}, {} not started; {} moved; lockout p50 {} "
                  "p95 {} max {}; {} back-off event{}{}\n",
-                 plan_hash, r.night, r.done, r.failed, r.skipped, r.not_started, human_bytes(r.bytes_transferred),
+                 plan_hash, r.night, r.done, r.failed, r.skipped,
+                 r.elsewhere > 0 ? fmt::format(" ({} run by another controller, {} of them done)", r.elsewhere,
+                                               r.elsewhere_done)
+                                 : std::string(),
+                 r.not_started, human_bytes(r.bytes_transferred),
                  ms_or_dash(r.lockout_p50_ms), ms_or_dash(r.lockout_p95_ms), ms_or_dash(r.lockout_max_ms),
                  r.backoff_events, r.backoff_events == 1 ? "" : "s", stop_suffix(r));
   return o;

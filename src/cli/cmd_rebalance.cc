@@ -9,7 +9,12 @@
 //
 // Then the plan's night runs through the executor: per-server slots, back-off
 // on load, servers that keep failing skipped, each move re-checked against the
-// plan when it starts. One run at a time (a lease in the journal directory).
+// plan when it starts. One run at a time (a lease in the journal), or with
+// --shared several controllers on one journal run one plan's night together:
+// each claims the next move whose servers have free slots, counted in the
+// journal over every controller, and finishes the moves of a controller that
+// died (the shared side of the same lease: a shared night and a plain
+// rebalance exclude each other).
 // The deadline (a duration or a clock time), SIGTERM/SIGINT and `rebalance
 // --stop` stop moves from starting; the hard deadline or a second signal rolls
 // back the moves that have not flipped. At the end: the run summary (text or
@@ -48,6 +53,7 @@ struct Args {
   int max_parallel = 0;
   bool dry_run = false;
   bool stop = false;
+  bool shared = false;
   std::string report, metrics_file;
 };
 
@@ -163,13 +169,15 @@ Result<int> request_stop(Context& ctx) {
     return kExitFailure;
   }
   if (lease.error().code() != ErrorCode::kConflict) return std::move(lease).error();
+  // Every running run: the controllers of a shared night all stop. (A
+  // "running" row of a crashed run takes the request harmlessly.)
   auto runs = MS_TRY(j->running_runs("rebalance"));
   for (const auto& r : runs) {
     MS_CHECK(j->request_stop(r.id));
     fmt::print("asked rebalance run {} to start no more moves ({}); running moves finish\n", r.id,
                lease.error().message());
-    return kExitOk;
   }
+  if (!runs.empty()) return kExitOk;
   return Error::conflict(fmt::format("{}, but its run is not in the journal", lease.error().message()));
 }
 
@@ -208,6 +216,8 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   if (!a.report.empty() && !ends_with(a.report, ".md") && !ends_with(a.report, ".html") && !ends_with(a.report, ".htm"))
     return Error::invalid(fmt::format("--report {}: the file name must end in .md or .html", a.report));
   if (!a.snapshot.empty() && !a.plan.empty()) return Error::invalid("--snapshot plans now: it cannot go with --plan");
+  if (a.shared && a.plan.empty())
+    return Error::invalid("--shared runs one stored plan on every controller: give --plan (latest, a hash or a file)");
   const int64_t now = ctx.clock().now_ms();
   int64_t deadline = 0, hard_deadline = 0;
   if (!a.deadline.empty()) deadline = MS_TRY_CTX(parse_deadline_ms(a.deadline, now), "--deadline");
@@ -231,11 +241,15 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     return dry_run(lp, a, ctx.global.json);
   }
   Journal* j = MS_TRY(ctx.journal());
-  std::unique_ptr<RunLease> lease = MS_TRY(j->lease_run("rebalance"));
+  // A shared night's controllers hold the lease's shared side together; a
+  // plain rebalance holds it alone.
+  std::unique_ptr<RunLease> lease =
+      a.shared ? MS_TRY_CTX(j->lease_run_shared("rebalance"), "--shared") : MS_TRY(j->lease_run("rebalance"));
   LoadedPlan lp = MS_TRY(load_plan(ctx, a));
   MS_CHECK(check_plan(*cfg, lp, a, now));
 
-  int64_t run = MS_TRY(j->begin_run("rebalance", nlohmann::json{{"plan", lp.hash}, {"night", a.night}}.dump()));
+  int64_t run = MS_TRY(
+      j->begin_run("rebalance", nlohmann::json{{"plan", lp.hash}, {"night", a.night}, {"shared", a.shared}}.dump()));
   MS_CHECK(j->set_plan_status(lp.id, "executing"));
   spdlog::info("rebalance run {}: {} night {}{}", run, lp.source, a.night,
                deadline ? ", deadline " + format_time_ms(deadline) : "");
@@ -246,6 +260,7 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   eo.hard_deadline_ms = hard_deadline;
   eo.max_parallel = a.max_parallel;
   eo.plan_id = lp.id;
+  eo.shared = a.shared;
   for (const auto& s : cfg->servers) eo.slots[s.name] = {s.max_moves_out, s.max_moves_in};
   eo.move.refuse_frozen = true;
   eo.move.max_size_drift = cfg->rebalance.max_size_drift;
@@ -329,18 +344,36 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   GlobalOptions global = ctx.global;
   std::vector<std::unique_ptr<Context>> contexts;
   std::mutex contexts_mu;
-  MoveFnFactory factory = [&]() -> Result<MoveFn> {
+  MoveWorkerFactory factory = [&]() -> Result<MoveWorker> {
     auto wctx = std::make_unique<Context>();
     wctx->global = global;
     wctx->global.config_path = config_path;
     auto setup = make_move_setup(*wctx, {});
     if (!setup.ok()) return std::move(setup).error();
+    Journal* wj = MS_TRY(wctx->journal());
     std::shared_ptr<MoveSetup> s(std::move(*setup));
     std::lock_guard lock(contexts_mu);
     contexts.push_back(std::move(wctx));
-    return MoveFn([s](const std::string& user, const std::string& to, const MoveOptions& o) {
-      return s->move(user, to, o);
-    });
+    MoveWorker w;
+    w.move = [s](const std::string& user, const std::string& to, const MoveOptions& o) { return s->move(user, to, o); };
+    // Shared nights: another controller's move whose user this plan moves.
+    // Its lease first (kConflict while that controller lives), and under it
+    // the record: a move that ended meanwhile was not recovered here. Only
+    // then resume, which takes the lease again: a holder that let it go had
+    // finished it (seen above) or died, and does not come back.
+    w.resume = [s, wj](int64_t move_id) -> Result<TakeOver> {
+      MoveRecord m = MS_TRY(wj->get_move(move_id));
+      if (is_terminal(m.state)) return TakeOver{m, false};
+      {
+        auto lease = MS_TRY(wj->lease_move(move_id));
+        m = MS_TRY(wj->get_move(move_id));
+        if (is_terminal(m.state)) return TakeOver{m, false};
+      }
+      MoveRecord r = MS_TRY(s->resume(m));
+      return TakeOver{r, true};
+    };
+    w.list_moves = [wj](const MoveFilter& f) { return wj->list_moves(f); };
+    return w;
   };
   auto rep = execute_plan(lp.plan, eo, factory, ctx.clock());
   set_two_stage_interrupts(false);
@@ -356,7 +389,8 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     return std::move(rep).error().context(fmt::format("rebalance {}", lp.source));
   }
 
-  const bool all_done = rep->done == static_cast<int64_t>(rep->moves.size());
+  // Moves another controller of a shared night did are done too.
+  const bool all_done = rep->done + rep->elsewhere_done == static_cast<int64_t>(rep->moves.size());
   const RunStatus status = signalled ? RunStatus::kInterrupted : all_done ? RunStatus::kOk : RunStatus::kFailed;
   auto summary = run_report_json(lp.plan, lp.hash, *rep);
   (void)j->set_plan_status(lp.id, all_done ? "done" : "partial");
@@ -412,6 +446,10 @@ Command register_rebalance(CLI::App& root, Context& ctx) {
                   "keep a Prometheus textfile here during and after the run (default [rebalance] metrics_file)");
   cmd->add_flag("--stop", a->stop, "ask the running rebalance (same journal) to start no more moves, then exit");
   cmd->add_flag("--dry-run", a->dry_run, "show the moves that would run; change nothing");
+  cmd->add_flag("--shared", a->shared,
+                "run the plan's night together with other controllers on this journal (each also with --shared and "
+                "the same --plan): moves are claimed within the servers' slots counted over all of them, and the "
+                "moves of a controller that died are finished or rolled back and run again");
   cmd->footer(
       "The reviewed-plan workflow: in the afternoon 'mailshard plan --report plan.html', a person reads it and runs\n"
       "'mailshard plan approve HASH'; at night: mailshard --log-level warn rebalance --plan latest --deadline 05:30\n"

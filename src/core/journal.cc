@@ -52,4 +52,34 @@ std::string_view step_phase_name(StepPhase p) {
   return "begin";
 }
 
+std::string_view claim_outcome_name(ClaimOutcome o) {
+  switch (o) {
+    case ClaimOutcome::kClaimed: return "claimed";
+    case ClaimOutcome::kSlotsFull: return "slots_full";
+    case ClaimOutcome::kUserBusy: return "user_busy";
+    case ClaimOutcome::kDoneAlready: return "done_already";
+  }
+  return "claimed";
+}
+
+SlotClaim slots_full(const MoveRecord& m, const SlotLimits& limits, int64_t active_out, int64_t active_in) {
+  SlotClaim c;
+  c.outcome = ClaimOutcome::kSlotsFull;
+  c.source_full = active_out >= limits.out;
+  c.message = c.source_full ? fmt::format("slots full: {} is the source of {} active moves (out slots {})",
+                                          m.from_server, active_out, limits.out)
+                            : fmt::format("slots full: {} is the destination of {} active moves (in slots {})",
+                                          m.to_server, active_in, limits.in);
+  return c;
+}
+
+Status check_slot_claim(const MoveRecord& m) {
+  if (is_terminal(m.state))
+    return Error::invalid(fmt::format("claim in slots: move of {} is {}: only an active move takes a slot", m.user,
+                                      move_state_name(m.state)));
+  if (m.from_server.empty() || m.to_server.empty())
+    return Error::invalid(fmt::format("claim in slots: move of {} names no source or destination server", m.user));
+  return {};
+}
+
 }  // namespace mailshard

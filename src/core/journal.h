@@ -8,6 +8,11 @@
 //    kConflict while another move of the same user is active (not terminal).
 //  - lease_run is the "one rebalance at a time" lock on this journal: it
 //    fails with kConflict, naming the holder, while another process holds it.
+//    lease_run_shared is its shared side: any number of shared holders
+//    (controllers of one shared night) at once, never together with an
+//    exclusive holder.
+//  - claim_move_in_slots is claim_move plus the night's slots, counted over
+//    the active moves of every controller on this journal.
 //  - Times are epoch ms from the injected Clock.
 // Thread-safety: one Journal per thread (SQLite handles cross-process locking).
 #pragma once
@@ -123,6 +128,35 @@ class RunLease {
   virtual ~RunLease() = default;
 };
 
+// The slots a shared night claims a move within (claim_move_in_slots).
+struct SlotLimits {
+  int out = 0;  // active moves with the move's source as from_server, at most (this one included)
+  int in = 0;   // active moves with the move's destination as to_server, at most (this one included)
+};
+
+enum class ClaimOutcome {
+  kClaimed,    // the move is in the journal and the user is claimed (move_id)
+  kSlotsFull,  // a server has no free slot now: nothing was written; try again later
+  kUserBusy,   // the user has an active move (move_id): nothing was written
+  kDoneAlready,  // a move of the same plan moved the user already (move_id): nothing was written
+};
+std::string_view claim_outcome_name(ClaimOutcome o);
+
+struct SlotClaim {
+  ClaimOutcome outcome = ClaimOutcome::kClaimed;
+  int64_t move_id = 0;  // the new move (claimed) or the user's active move (user busy); else 0
+  // Why not claimed, one line: "slots full: store1 is the source of 2 active
+  // moves (out slots 2)", "user alice is already being moved (move 7, state precopy)".
+  std::string message;
+  // kSlotsFull: the source's out slots are full (else the destination's in slots).
+  bool source_full = false;
+};
+
+// For the backends: a kSlotsFull claim with its message, and the checks every
+// claim_move_in_slots makes before it looks at the journal.
+SlotClaim slots_full(const MoveRecord& m, const SlotLimits& limits, int64_t active_out, int64_t active_in);
+Status check_slot_claim(const MoveRecord& m);
+
 class Journal {
  public:
   virtual ~Journal() = default;
@@ -147,6 +181,11 @@ class Journal {
   // running: pid 1234 on host db1 since 2026-12-05T01:00:03.000Z".
   // kInvalidInput for a kind that is not [a-z0-9_-]+.
   virtual Result<std::unique_ptr<RunLease>> lease_run(const std::string& kind) = 0;
+  // The shared side of the same lease: succeeds while nobody holds it
+  // exclusively, whatever the number of shared holders (the controllers of one
+  // shared night). kConflict, naming a holder, while an exclusive holder has
+  // it; lease_run fails while any shared holder has it.
+  virtual Result<std::unique_ptr<RunLease>> lease_run_shared(const std::string& kind) = 0;
 
   // Records a snapshot summary (not the CSVs): where it was saved and counts.
   virtual Result<int64_t> record_snapshot(int64_t run_id, int64_t taken_at_ms, const std::string& path,
@@ -172,6 +211,19 @@ class Journal {
   // Inserts a move and claims the user. kConflict ("user X is already being
   // moved by move N") if the user has a non-terminal move. Returns the id.
   virtual Result<int64_t> claim_move(const MoveRecord& move) = 0;
+  // claim_move within a shared night's slots, atomically across every
+  // controller on this journal: inserts the move (state from `move`, which
+  // must not be terminal) only if the user has no active move, fewer than
+  // limits.out active moves have move.from_server as their source and fewer
+  // than limits.in have move.to_server as their destination (active moves of
+  // any controller, on-demand moves included). A refused claim is not an
+  // error: kSlotsFull (retry later), kUserBusy (with that move's id), or for
+  // a move of a plan (plan_id > 0) kDoneAlready when a move of that plan
+  // ended done (or purged) for the user: a plan's move of a user is done once,
+  // whichever controller gets to it.
+  // Errors: the journal's own (kUnavailable when its server is down), and
+  // kInvalidInput for a terminal state or an empty server name.
+  virtual Result<SlotClaim> claim_move_in_slots(const MoveRecord& move, const SlotLimits& limits) = 0;
   // Overwrites the mutable fields of move `move.id` (state, step, times, bytes,
   // error, detail). kNotFound if it does not exist.
   virtual Status update_move(const MoveRecord& move) = 0;

@@ -424,8 +424,9 @@ template <typename Lease>
 class PgLease final : public Lease {
  public:
   PgLease(std::unique_ptr<Connection> conn, std::string name, int64_t key, int64_t heartbeat_ms,
-          std::shared_ptr<pg_detail::LeaseFence> fence)
-      : conn_(std::move(conn)), name_(std::move(name)), key_(key), heartbeat_ms_(heartbeat_ms), fence_(std::move(fence)) {
+          std::shared_ptr<pg_detail::LeaseFence> fence, bool shared)
+      : conn_(std::move(conn)), name_(std::move(name)), key_(key), heartbeat_ms_(heartbeat_ms), fence_(std::move(fence)),
+        shared_(shared) {
     thread_ = std::thread([this] { heartbeat(); });
   }
   ~PgLease() override {
@@ -436,7 +437,10 @@ class PgLease final : public Lease {
     cv_.notify_all();
     thread_.join();
     // Closing the connection releases the lock anyway; unlocking first says so explicitly.
-    if (conn_->ok()) (void)conn_->exec("release lease", "SELECT pg_advisory_unlock($1::bigint)", Params()(key_));
+    if (conn_->ok())
+      (void)conn_->exec("release lease",
+                        shared_ ? "SELECT pg_advisory_unlock_shared($1::bigint)" : "SELECT pg_advisory_unlock($1::bigint)",
+                        Params()(key_));
   }
 
  private:
@@ -462,6 +466,7 @@ class PgLease final : public Lease {
   int64_t key_;
   int64_t heartbeat_ms_;
   std::shared_ptr<pg_detail::LeaseFence> fence_;  // the journal's writes check it while the lease lives
+  bool shared_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
@@ -714,6 +719,57 @@ Result<int64_t> PgJournal::claim_move(const MoveRecord& m) {
   return std::move(r).error();
 }
 
+Result<SlotClaim> PgJournal::claim_move_in_slots(const MoveRecord& m, const SlotLimits& limits) {
+  MS_CHECK(check_slot_claim(m));
+  const std::string what = fmt::format("claim move of {} in slots", printable(m.user));
+  MS_CHECK(conn_->exec(what, "BEGIN"));
+  auto claim = [&]() -> Result<SlotClaim> {
+    // Every controller's slot claims, one at a time (released at COMMIT or
+    // ROLLBACK): the counts read below hold until the insert commits.
+    MS_TRY(conn_->exec(what, "SELECT pg_advisory_xact_lock($1::bigint)", Params()(lock_key("claims"))));
+    auto q = MS_TRY(conn_->exec(what, R"(SELECT id, state FROM moves WHERE "user" = $1 AND active = 1)",
+                                Params()(m.user)));
+    if (q.size() > 0)
+      return SlotClaim{ClaimOutcome::kUserBusy, q.i64(0, 0),
+                       fmt::format("user {} is already being moved (move {}, state {})", printable(m.user), q.i64(0, 0),
+                                   q.text(0, 1))};
+    if (m.plan_id > 0) {
+      auto d = MS_TRY(conn_->exec(what,
+                                  R"(SELECT id FROM moves WHERE "user" = $1 AND plan_id = $2 )"
+                                  "AND state IN ('done', 'purged') LIMIT 1",
+                                  Params()(m.user)(m.plan_id)));
+      if (d.size() > 0)
+        return SlotClaim{ClaimOutcome::kDoneAlready, d.i64(0, 0),
+                         fmt::format("user {} was moved by move {} of this plan already", printable(m.user),
+                                     d.i64(0, 0))};
+    }
+    auto c = MS_TRY(conn_->exec(what,
+                                "SELECT count(*) FILTER (WHERE from_server = $1), count(*) FILTER (WHERE to_server = $2) "
+                                "FROM moves WHERE active = 1",
+                                Params()(m.from_server)(m.to_server)));
+    const int64_t active_out = c.i64(0, 0), active_in = c.i64(0, 1);
+    if (active_out >= limits.out || active_in >= limits.in)
+      return slots_full(m, limits, active_out, active_in);
+    const int64_t now = clock_.now_ms();
+    auto r = MS_TRY(conn_->exec(
+        what,
+        R"(INSERT INTO moves(plan_id, "user", dn, from_server, to_server, from_home, to_home, state, step, )"
+        "bytes_planned, started_at, updated_at, error, detail, active) "
+        "VALUES($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, 1) RETURNING id",
+        Params()(m.plan_id)(m.user)(m.dn)(m.from_server)(m.to_server)(m.from_home)(m.to_home)(
+            std::string(move_state_name(m.state)))(m.step)(m.bytes_planned)(m.started_at_ms ? m.started_at_ms : now)(
+            now)(m.error)(m.detail_json)));
+    return SlotClaim{ClaimOutcome::kClaimed, r.i64(0, 0), ""};
+  };
+  auto out = claim();
+  if (!out.ok() || out->outcome != ClaimOutcome::kClaimed) {
+    (void)conn_->exec(what, "ROLLBACK");
+    return out;
+  }
+  MS_CHECK(conn_->exec(what, "COMMIT"));
+  return out;
+}
+
 Status PgJournal::update_move(const MoveRecord& m) {
   Params p;
   p(std::string(move_state_name(m.state)))(m.step)(m.from_home)(m.to_home)(m.bytes_planned)(m.bytes_transferred)(
@@ -763,12 +819,14 @@ Result<std::vector<MoveRecord>> PgJournal::list_moves(const MoveFilter& f) {
 
 template <typename Lease>
 Result<std::unique_ptr<Lease>> PgJournal::take_lease(const std::string& name, const std::string& busy,
-                                                     std::shared_ptr<pg_detail::LeaseFence>* fence) {
+                                                     std::shared_ptr<pg_detail::LeaseFence>* fence, bool shared) {
   // Its own connection: the lock lives as long as that session.
   auto conn = MS_TRY(Connection::open(options_, server_).context(fmt::format("lease {}", name)));
   conn->never_reconnect();
   const int64_t key = lock_key(name);
-  auto got = MS_TRY(conn->exec(fmt::format("take lease {}", name), "SELECT pg_try_advisory_lock($1::bigint)",
+  auto got = MS_TRY(conn->exec(fmt::format("take lease {}", name),
+                               shared ? "SELECT pg_try_advisory_lock_shared($1::bigint)"
+                                      : "SELECT pg_try_advisory_lock($1::bigint)",
                                Params()(key)));
   if (got.text(0, 0) != "t") {
     // The holder's row, if the holder's session really holds the lock (a row
@@ -800,7 +858,7 @@ Result<std::unique_ptr<Lease>> PgJournal::take_lease(const std::string& name, co
   f->backend_pid = row.i64(0, 0);
   if (fence) *fence = f;
   return std::unique_ptr<Lease>(
-      new PgLease<Lease>(std::move(conn), name, key, options_.lease_heartbeat_ms, std::move(f)));
+      new PgLease<Lease>(std::move(conn), name, key, options_.lease_heartbeat_ms, std::move(f), shared));
 }
 
 Result<std::unique_ptr<MoveLease>> PgJournal::lease_move(int64_t move_id) {
@@ -840,6 +898,13 @@ Result<std::unique_ptr<RunLease>> PgJournal::lease_run(const std::string& kind) 
   if (kind.empty() || kind.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
     return Error::invalid(fmt::format("run kind '{}' must be lower-case letters, digits, '_' or '-'", printable(kind)));
   return take_lease<RunLease>(fmt::format("run-{}", kind), fmt::format("another {} is running", kind));
+}
+
+Result<std::unique_ptr<RunLease>> PgJournal::lease_run_shared(const std::string& kind) {
+  if (kind.empty() || kind.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
+    return Error::invalid(fmt::format("run kind '{}' must be lower-case letters, digits, '_' or '-'", printable(kind)));
+  return take_lease<RunLease>(fmt::format("run-{}", kind), fmt::format("another {} is running", kind), nullptr,
+                              /*shared=*/true);
 }
 
 Status PgJournal::log_step(int64_t move_id, const std::string& step, StepPhase phase, const std::string& detail) {

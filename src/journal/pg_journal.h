@@ -10,6 +10,9 @@
 //  - claim_move: the partial unique index on moves("user") WHERE active = 1
 //    is checked by the server, so two hosts claiming one user at once get one
 //    move and one kConflict.
+//  - claim_move_in_slots: one transaction under a transaction advisory lock
+//    ("claims"), so the user check, the slot counts and the insert of every
+//    controller's slot claims happen one at a time.
 //  - Leases are session advisory locks, each on a connection of its own that
 //    the lease object holds. The server drops the lock when that connection
 //    ends: at once when the holder exits or is killed (the kernel closes the
@@ -92,6 +95,7 @@ class PgJournal final : public Journal {
   Status request_stop(int64_t run_id) override;
   Result<bool> stop_requested(int64_t run_id) override;
   Result<std::unique_ptr<RunLease>> lease_run(const std::string& kind) override;
+  Result<std::unique_ptr<RunLease>> lease_run_shared(const std::string& kind) override;
   Result<int64_t> record_snapshot(int64_t run_id, int64_t taken_at_ms, const std::string& path,
                                   const std::string& summary_json) override;
   Result<int64_t> store_plan(const PlanRecord& plan) override;
@@ -101,6 +105,7 @@ class PgJournal final : public Journal {
   Result<std::vector<PlanRecord>> list_plans(int limit) override;
   Result<std::optional<PlanRecord>> latest_plan(bool approved_only) override;
   Result<int64_t> claim_move(const MoveRecord& move) override;
+  Result<SlotClaim> claim_move_in_slots(const MoveRecord& move, const SlotLimits& limits) override;
   Status update_move(const MoveRecord& move) override;
   Result<MoveRecord> get_move(int64_t id) override;
   Result<std::vector<MoveRecord>> list_moves(const MoveFilter& filter) override;
@@ -120,7 +125,8 @@ class PgJournal final : public Journal {
   // `busy` is the conflict message before ": <holder>".
   template <typename Lease>
   Result<std::unique_ptr<Lease>> take_lease(const std::string& name, const std::string& busy,
-                                            std::shared_ptr<pg_detail::LeaseFence>* fence = nullptr);
+                                            std::shared_ptr<pg_detail::LeaseFence>* fence = nullptr,
+                                            bool shared = false);
   // " AND <the lease still holds>" for a write of move `move_id` when this
   // journal took its lease (parameters appended to `p`), else "".
   std::string fence_clause(int64_t move_id, pg_detail::Params& p, int first_param);

@@ -477,6 +477,52 @@ Result<int64_t> SqliteJournal::claim_move(const MoveRecord& m) {
   return id;
 }
 
+Result<SlotClaim> SqliteJournal::claim_move_in_slots(const MoveRecord& m, const SlotLimits& limits) {
+  MS_CHECK(check_slot_claim(m));
+  // BEGIN IMMEDIATE: one writer at a time across processes, so the counts
+  // below cannot change before the insert commits.
+  MS_CHECK(exec("BEGIN IMMEDIATE"));
+  auto rollback = [&](auto out) {
+    (void)exec("ROLLBACK");
+    return out;
+  };
+  {
+    Stmt q(db_, "SELECT id, state FROM moves WHERE user = ? AND active = 1");
+    q.bind(1, m.user);
+    if (q.step() == SQLITE_ROW)
+      return rollback(SlotClaim{ClaimOutcome::kUserBusy, q.i64(0),
+                                fmt::format("user {} is already being moved (move {}, state {})", printable(m.user),
+                                            q.i64(0), q.text(1))});
+  }
+  if (m.plan_id > 0) {
+    Stmt q(db_, "SELECT id FROM moves WHERE user = ? AND plan_id = ? AND state IN ('done', 'purged') LIMIT 1");
+    q.bind(1, m.user).bind(2, m.plan_id);
+    if (q.step() == SQLITE_ROW)
+      return rollback(SlotClaim{ClaimOutcome::kDoneAlready, q.i64(0),
+                                fmt::format("user {} was moved by move {} of this plan already", printable(m.user),
+                                            q.i64(0))});
+  }
+  Stmt c(db_,
+         "SELECT COALESCE(SUM(from_server = ?), 0), COALESCE(SUM(to_server = ?), 0) FROM moves WHERE active = 1");
+  c.bind(1, m.from_server).bind(2, m.to_server);
+  if (c.step() != SQLITE_ROW) return rollback(Result<SlotClaim>(db_error("claim move in slots")));
+  const int64_t active_out = c.i64(0), active_in = c.i64(1);
+  if (active_out >= limits.out || active_in >= limits.in)
+    return rollback(slots_full(m, limits, active_out, active_in));
+  int64_t now = clock_.now_ms();
+  Stmt s(db_,
+         "INSERT INTO moves(plan_id, user, dn, from_server, to_server, from_home, to_home, state, step, "
+         "bytes_planned, started_at, updated_at, error, detail, active) VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,1)");
+  s.bind(1, m.plan_id).bind(2, m.user).bind(3, m.dn).bind(4, m.from_server).bind(5, m.to_server);
+  s.bind(6, m.from_home).bind(7, m.to_home).bind(8, std::string(move_state_name(m.state))).bind(9, m.step);
+  s.bind(10, m.bytes_planned).bind(11, m.started_at_ms ? m.started_at_ms : now).bind(12, now);
+  s.bind(13, m.error).bind(14, m.detail_json);
+  if (s.step() != SQLITE_DONE) return rollback(Result<SlotClaim>(db_error("claim move in slots")));
+  int64_t id = sqlite3_last_insert_rowid(db_);
+  MS_CHECK(exec("COMMIT"));
+  return SlotClaim{ClaimOutcome::kClaimed, id, ""};
+}
+
 Status SqliteJournal::update_move(const MoveRecord& m) {
   Stmt s(db_,
          "UPDATE moves SET state=?, step=?, from_home=?, to_home=?, bytes_planned=?, bytes_transferred=?, "
@@ -539,10 +585,10 @@ struct LockFile {
 // Opens (creating, 0600) and flocks `file` without waiting. An flock belongs
 // to the open file description: the kernel drops it when the process dies,
 // and two opens in one process conflict like two processes do.
-Result<LockFile> try_lock(const std::string& file) {
+Result<LockFile> try_lock(const std::string& file, int mode = LOCK_EX) {
   UniqueFd fd(::open(file.c_str(), O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0600));
   if (!fd.valid()) return Error::from_errno(errno, fmt::format("cannot open lock '{}'", printable(file)));
-  if (::flock(fd.get(), LOCK_EX | LOCK_NB) == 0) return LockFile{std::move(fd), LockOutcome::kTaken};
+  if (::flock(fd.get(), mode | LOCK_NB) == 0) return LockFile{std::move(fd), LockOutcome::kTaken};
   if (errno == EWOULDBLOCK) return LockFile{std::move(fd), LockOutcome::kBusy};
   return Error::from_errno(errno, fmt::format("cannot lock '{}'", printable(file)));
 }
@@ -562,14 +608,20 @@ Result<std::unique_ptr<MoveLease>> SqliteJournal::lease_move(int64_t move_id) {
   return std::unique_ptr<MoveLease>(new FlockLease<MoveLease>(std::move(lock.fd)));
 }
 
-Result<std::unique_ptr<RunLease>> SqliteJournal::lease_run(const std::string& kind) {
+Result<std::unique_ptr<RunLease>> SqliteJournal::lease_run(const std::string& kind) { return take_run_lease(kind, false); }
+
+Result<std::unique_ptr<RunLease>> SqliteJournal::lease_run_shared(const std::string& kind) {
+  return take_run_lease(kind, true);
+}
+
+Result<std::unique_ptr<RunLease>> SqliteJournal::take_run_lease(const std::string& kind, bool shared) {
   // The kind names a file.
   if (kind.empty() || kind.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
     return Error::invalid(fmt::format("run kind '{}' must be lower-case letters, digits, '_' or '-'", printable(kind)));
   std::string dir = path_ + ".locks";
   MS_CHECK_CTX(make_dirs(dir, 0750), fmt::format("{} lease", kind));
   std::string file = fmt::format("{}/run-{}.lock", dir, kind);
-  LockFile lock = MS_TRY(try_lock(file));
+  LockFile lock = MS_TRY(try_lock(file, shared ? LOCK_SH : LOCK_EX));
   if (lock.outcome == LockOutcome::kBusy) {
     char buf[kMaxHolderBytes];
     ssize_t n = ::pread(lock.fd.get(), buf, sizeof buf, 0);

@@ -43,6 +43,7 @@ class SqliteJournal final : public Journal {
   // flock() on "<journal path>.locks/run-<kind>.lock"; the holder is written
   // into that file for the conflict message.
   Result<std::unique_ptr<RunLease>> lease_run(const std::string& kind) override;
+  Result<std::unique_ptr<RunLease>> lease_run_shared(const std::string& kind) override;
   Result<int64_t> record_snapshot(int64_t run_id, int64_t taken_at_ms, const std::string& path,
                                   const std::string& summary_json) override;
   Result<int64_t> store_plan(const PlanRecord& plan) override;
@@ -52,6 +53,7 @@ class SqliteJournal final : public Journal {
   Result<std::vector<PlanRecord>> list_plans(int limit) override;
   Result<std::optional<PlanRecord>> latest_plan(bool approved_only) override;
   Result<int64_t> claim_move(const MoveRecord& move) override;
+  Result<SlotClaim> claim_move_in_slots(const MoveRecord& move, const SlotLimits& limits) override;
   Status update_move(const MoveRecord& move) override;
   Result<MoveRecord> get_move(int64_t id) override;
   Result<std::vector<MoveRecord>> list_moves(const MoveFilter& filter) override;
@@ -65,6 +67,7 @@ class SqliteJournal final : public Journal {
  private:
   SqliteJournal(sqlite3* db, std::string path, Clock& clock) : db_(db), path_(std::move(path)), clock_(clock) {}
   Status migrate();
+  Result<std::unique_ptr<RunLease>> take_run_lease(const std::string& kind, bool shared);
   Status exec(const char* sql);
   Error db_error(std::string_view what) const;
 

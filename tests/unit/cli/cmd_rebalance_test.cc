@@ -242,6 +242,43 @@ TEST_F(RebalanceRefuses, ASecondRunSaysWhoHoldsTheLease) {
   EXPECT_EQ(none.err, "mailshard: no rebalance is running\n");
 }
 
+// A shared night and a plain rebalance exclude each other; shared ones run
+// together (here: the shared lease held by this process, as another shared
+// controller would hold it).
+TEST_F(RebalanceRefuses, ASharedNightAndAPlainRebalanceExcludeEachOther) {
+  plan(60'000);
+  SystemClock clock;
+  auto j = SqliteJournal::open(dir_ + "/journal.sqlite", clock);
+  ASSERT_TRUE(j.ok()) << j.error().message();
+  {
+    auto shared = (*j)->lease_run_shared("rebalance");
+    ASSERT_TRUE(shared.ok()) << shared.error().message();
+    auto plain = run({"-c", cfg_, "rebalance", "--plan", dir_ + "/plan.json"});
+    EXPECT_EQ(plain.exit_code, 1) << plain.err;
+    EXPECT_EQ(plain.err.rfind("mailshard: another rebalance is running: pid " + std::to_string(::getpid()), 0), 0u)
+        << plain.err;
+    // Another shared controller gets past the lease (and stops at LDAP, down here).
+    auto second = run({"-c", cfg_, "rebalance", "--shared", "--plan", dir_ + "/plan.json"});
+    EXPECT_EQ(second.exit_code, 1) << second.err;
+    EXPECT_NE(second.err.find("LDAP ldap://127.0.0.1:1"), std::string::npos) << second.err;
+  }
+  auto plain = (*j)->lease_run("rebalance");
+  ASSERT_TRUE(plain.ok()) << plain.error().message();
+  auto shared = run({"-c", cfg_, "rebalance", "--shared", "--plan", dir_ + "/plan.json"});
+  EXPECT_EQ(shared.exit_code, 1) << shared.err;
+  EXPECT_EQ(shared.err.rfind("mailshard: --shared: another rebalance is running: pid " + std::to_string(::getpid()), 0),
+            0u)
+      << shared.err;
+}
+
+TEST_F(RebalanceRefuses, ASharedNightNeedsAStoredPlan) {
+  plan(60'000);
+  auto r = run({"-c", cfg_, "rebalance", "--shared", "--snapshot", dir_ + "/snap"});
+  EXPECT_EQ(r.exit_code, 2) << r.err;
+  EXPECT_EQ(r.err,
+            "mailshard: --shared runs one stored plan on every controller: give --plan (latest, a hash or a file)\n");
+}
+
 TEST_F(RebalanceRefuses, APlanForAServerTheConfigDoesNotKnow) {
   plan(60'000, "abc");
   plan(60'000, "ab");  // the same fleet, a config without c

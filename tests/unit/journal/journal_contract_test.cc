@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <climits>
 #include <thread>
@@ -366,6 +367,203 @@ void with_lease_in_child(Take take, Then then, bool stop_child = false) {
   ::kill(child, SIGKILL);
   int status = 0;
   ASSERT_EQ(::waitpid(child, &status, 0), child);
+}
+
+// claim_move_in_slots: the slots are counted over every controller's active
+// moves, a terminal move frees its slot, and a refusal writes nothing.
+TEST_P(JournalContractTest, SlotClaimsCountEveryControllersActiveMoves) {
+  auto other = open_journal();
+  ASSERT_NE(other, nullptr);
+  const SlotLimits two_out_one_in{2, 1};
+  auto a = j_->claim_move_in_slots(move_of("alice"), two_out_one_in);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  ASSERT_EQ(a->outcome, ClaimOutcome::kClaimed);
+  EXPECT_GT(a->move_id, 0);
+  EXPECT_EQ(j_->get_move(a->move_id)->user, "alice");
+
+  // store2 has its one in slot taken (by the first controller's move).
+  auto b = other->claim_move_in_slots(move_of("bob"), two_out_one_in);
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  EXPECT_EQ(b->outcome, ClaimOutcome::kSlotsFull);
+  EXPECT_EQ(b->move_id, 0);
+  EXPECT_EQ(b->message, "slots full: store2 is the destination of 1 active moves (in slots 1)");
+  EXPECT_FALSE(b->source_full);
+  // To store3 the in slot is free, and store1 has a second out slot.
+  auto c_rec = move_of("carol");
+  c_rec.to_server = "store3";
+  auto c = other->claim_move_in_slots(c_rec, two_out_one_in);
+  ASSERT_TRUE(c.ok()) << c.error().message();
+  EXPECT_EQ(c->outcome, ClaimOutcome::kClaimed);
+  // Now store1's two out slots are taken.
+  auto d_rec = move_of("dave");
+  d_rec.to_server = "store4";
+  auto d = j_->claim_move_in_slots(d_rec, two_out_one_in);
+  ASSERT_TRUE(d.ok()) << d.error().message();
+  EXPECT_EQ(d->outcome, ClaimOutcome::kSlotsFull);
+  EXPECT_EQ(d->message, "slots full: store1 is the source of 2 active moves (out slots 2)");
+  EXPECT_TRUE(d->source_full);
+  // An on-demand move (claim_move) takes a slot too.
+  auto e_rec = move_of("erin");
+  e_rec.from_server = "store5";
+  e_rec.to_server = "store3";
+  ASSERT_TRUE(j_->claim_move(e_rec).ok());
+  auto f_rec = move_of("frank");
+  f_rec.from_server = "store6";
+  f_rec.to_server = "store3";
+  auto f = other->claim_move_in_slots(f_rec, {1, 2});
+  ASSERT_TRUE(f.ok());
+  EXPECT_EQ(f->outcome, ClaimOutcome::kSlotsFull);
+  EXPECT_EQ(f->message, "slots full: store3 is the destination of 2 active moves (in slots 2)");
+
+  // A refused claim wrote nothing.
+  MoveFilter bob;
+  bob.user = "bob";
+  EXPECT_TRUE(j_->list_moves(bob)->empty());
+
+  // The first move ends: its slots are free again.
+  MoveRecord done = *j_->get_move(a->move_id);
+  done.state = MoveState::kDone;
+  ASSERT_TRUE(j_->update_move(done).ok());
+  auto b2 = other->claim_move_in_slots(move_of("bob"), two_out_one_in);
+  ASSERT_TRUE(b2.ok()) << b2.error().message();
+  EXPECT_EQ(b2->outcome, ClaimOutcome::kClaimed);
+}
+
+TEST_P(JournalContractTest, SlotClaimOfABusyUserNamesItsMove) {
+  auto first = j_->claim_move(move_of("alice"));
+  ASSERT_TRUE(first.ok());
+  auto other = open_journal();
+  auto r = other->claim_move_in_slots(move_of("alice"), {5, 5});
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->outcome, ClaimOutcome::kUserBusy);
+  EXPECT_EQ(r->move_id, *first);
+  EXPECT_EQ(r->message, "user alice is already being moved (move " + std::to_string(*first) + ", state planned)");
+  // A busy user is reported even when the slots are full too.
+  auto full = other->claim_move_in_slots(move_of("alice"), {0, 0});
+  ASSERT_TRUE(full.ok());
+  EXPECT_EQ(full->outcome, ClaimOutcome::kUserBusy);
+}
+
+// A plan's move of a user is done once, whichever controller gets to it.
+TEST_P(JournalContractTest, SlotClaimOfAMoveItsPlanDidAlreadyNamesThatMove) {
+  auto m = move_of("alice");
+  m.plan_id = 5;
+  auto first = j_->claim_move_in_slots(m, {5, 5});
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->outcome, ClaimOutcome::kClaimed);
+  MoveRecord done = *j_->get_move(first->move_id);
+  done.state = MoveState::kRolledBack;
+  ASSERT_TRUE(j_->update_move(done).ok());
+  auto again = j_->claim_move_in_slots(m, {5, 5});  // a rolled back move does not count
+  ASSERT_TRUE(again.ok());
+  ASSERT_EQ(again->outcome, ClaimOutcome::kClaimed);
+  done = *j_->get_move(again->move_id);
+  done.state = MoveState::kDone;
+  ASSERT_TRUE(j_->update_move(done).ok());
+  auto other = open_journal();
+  auto third = other->claim_move_in_slots(m, {5, 5});
+  ASSERT_TRUE(third.ok()) << third.error().message();
+  EXPECT_EQ(third->outcome, ClaimOutcome::kDoneAlready);
+  EXPECT_EQ(third->move_id, again->move_id);
+  EXPECT_EQ(third->message,
+            "user alice was moved by move " + std::to_string(again->move_id) + " of this plan already");
+  auto next_plan = m;
+  next_plan.plan_id = 6;
+  auto fourth = other->claim_move_in_slots(next_plan, {5, 5});
+  ASSERT_TRUE(fourth.ok());
+  EXPECT_EQ(fourth->outcome, ClaimOutcome::kClaimed);
+}
+
+TEST_P(JournalContractTest, SlotClaimRefusesTerminalOrServerlessMoves) {
+  auto d = move_of("carol");
+  d.state = MoveState::kDryRun;
+  auto r = j_->claim_move_in_slots(d, {1, 1});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
+  auto n = move_of("carol");
+  n.from_server.clear();
+  r = j_->claim_move_in_slots(n, {1, 1});
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().code(), ErrorCode::kInvalidInput);
+}
+
+// Processes racing for the last free slot of a server: exactly one gets it.
+TEST_P(JournalContractTest, ProcessesRacingForTheLastSlotGetOneMove) {
+  constexpr int kRacers = 4;
+  // store1 has 2 out slots; one is taken, so one is left.
+  auto taken = j_->claim_move_in_slots(move_of("first"), {2, 10});
+  ASSERT_TRUE(taken.ok());
+  ASSERT_EQ(taken->outcome, ClaimOutcome::kClaimed);
+  int go[2], results[2];
+  ASSERT_EQ(::pipe(go), 0);
+  ASSERT_EQ(::pipe(results), 0);
+  std::vector<pid_t> children;
+  for (int i = 0; i < kRacers; ++i) {
+    pid_t child = ::fork();
+    ASSERT_GE(child, 0);
+    if (child == 0) {
+      ::close(go[1]);
+      ::close(results[0]);
+      char out = 'e';
+      auto j = backend_->open(clock_);
+      if (j.ok()) {
+        char c;
+        if (::read(go[0], &c, 1) == 1) {
+          auto m = move_of("racer" + std::to_string(i));
+          m.to_server = "dest" + std::to_string(i);  // its own destination: only store1's out slots are shared
+          auto r = (*j)->claim_move_in_slots(m, {2, 10});
+          if (r.ok()) out = r->outcome == ClaimOutcome::kClaimed ? 'c' : r->outcome == ClaimOutcome::kSlotsFull ? 'f' : 'b';
+        }
+      }
+      (void)!::write(results[1], &out, 1);
+      ::_exit(0);
+    }
+    children.push_back(child);
+  }
+  ::close(go[0]);
+  ::close(results[1]);
+  // Every child opened its journal (or failed) before any claims: the go
+  // byte releases them at once.
+  ::usleep(300'000);
+  const char bytes[kRacers] = {};
+  ASSERT_EQ(::write(go[1], bytes, kRacers), kRacers);
+  ::close(go[1]);
+  std::string got;
+  char c;
+  while (::read(results[0], &c, 1) == 1) got += c;
+  ::close(results[0]);
+  for (pid_t p : children) {
+    int status = 0;
+    ::waitpid(p, &status, 0);
+  }
+  ASSERT_EQ(got.size(), static_cast<size_t>(kRacers)) << got;
+  EXPECT_EQ(std::count(got.begin(), got.end(), 'c'), 1) << got;
+  EXPECT_EQ(std::count(got.begin(), got.end(), 'f'), kRacers - 1) << got;
+  MoveFilter f;
+  f.active_only = true;
+  EXPECT_EQ(j_->list_moves(f)->size(), 2u);
+}
+
+// The shared side of a run lease: shared holders together, never with an
+// exclusive holder.
+TEST_P(JournalContractTest, SharedRunLeasesExcludeTheExclusiveOne) {
+  auto other = open_journal();
+  auto s1 = j_->lease_run_shared("rebalance");
+  ASSERT_TRUE(s1.ok()) << s1.error().message();
+  auto s2 = other->lease_run_shared("rebalance");
+  ASSERT_TRUE(s2.ok()) << s2.error().message();
+  auto ex = other->lease_run("rebalance");
+  ASSERT_FALSE(ex.ok());
+  EXPECT_EQ(ex.error().code(), ErrorCode::kConflict);
+  EXPECT_THAT(ex.error().message(), StartsWith("another rebalance is running"));
+  s1->reset();
+  s2->reset();
+  auto ex2 = other->lease_run("rebalance");
+  ASSERT_TRUE(ex2.ok()) << ex2.error().message();
+  auto s3 = j_->lease_run_shared("rebalance");
+  ASSERT_FALSE(s3.ok());
+  EXPECT_EQ(s3.error().code(), ErrorCode::kConflict);
+  EXPECT_THAT(s3.error().message(), HasSubstr("another rebalance is running: pid " + std::to_string(::getpid())));
 }
 
 // kill -9 of the holder frees the lease at once (the kernel closes its lock

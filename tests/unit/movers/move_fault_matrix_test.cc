@@ -274,6 +274,9 @@ class FaultyJournal final : public Journal {
   Result<std::unique_ptr<RunLease>> lease_run(const std::string& k) override {
     return gated(in_, "journal.lease_run", [&] { return j_.lease_run(k); });
   }
+  Result<std::unique_ptr<RunLease>> lease_run_shared(const std::string& k) override {
+    return gated(in_, "journal.lease_run_shared", [&] { return j_.lease_run_shared(k); });
+  }
   Result<int64_t> record_snapshot(int64_t run, int64_t at, const std::string& p, const std::string& s) override {
     return gated(in_, "journal.record_snapshot", [&] { return j_.record_snapshot(run, at, p, s); });
   }
@@ -297,6 +300,9 @@ class FaultyJournal final : public Journal {
   }
   Result<int64_t> claim_move(const MoveRecord& m) override {
     return gated(in_, "journal.claim_move", [&] { return j_.claim_move(m); });
+  }
+  Result<SlotClaim> claim_move_in_slots(const MoveRecord& m, const SlotLimits& l) override {
+    return gated(in_, "journal.claim_move_in_slots", [&] { return j_.claim_move_in_slots(m, l); });
   }
   Status update_move(const MoveRecord& m) override {
     return gated(in_, "journal.update_move", [&] { return j_.update_move(m); });
