@@ -501,8 +501,10 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     return Error::conflict(fmt::format("user {} is frozen ({}={}): someone else holds it", printable(c.rec.user),
                                        cfg.freeze.attribute, printable(c.account.status)));
   if (c.to->draining) return Error::invalid(fmt::format("server {} is draining; it receives no users", c.to->name));
-  // A "direct" data path that cannot be is refused before anything is claimed.
-  if (auto peer = direct_peer(*c.from, *c.to); !peer.ok()) return std::move(peer).error();
+  // The data path between the two servers; a "direct" one that cannot be is
+  // refused before anything is claimed.
+  c.sync = d_.sync_options;
+  c.sync.direct_from = MS_TRY(direct_peer(*c.from, *c.to));
   if (c.to->server_class != c.from->server_class)
     spdlog::warn("move {}: {} is class '{}' but {} is '{}'", printable(c.rec.user), c.from->name,
                  c.from->server_class, c.to->name, c.to->server_class);
@@ -544,8 +546,6 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
   auto checks = [&]() -> Status {
     c.src = MS_TRY_CTX(d_.env.transport(c.from->name), c.from->name);
     c.dst = MS_TRY_CTX(d_.env.transport(c.to->name), c.to->name);
-    c.sync = d_.sync_options;
-    c.sync.direct_from = MS_TRY(direct_peer(*c.from, *c.to));
     if (c.sync.direct_from)
       spdlog::info("move {}: data path direct: {}'s agent copies from {} (its peer_command); only listings and "
                    "results pass through here",

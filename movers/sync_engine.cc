@@ -1050,7 +1050,6 @@ class PassRunner {
         std::vector<Done> done;
         std::vector<std::pair<std::string, EntryType>> vanished;
         int64_t vanished_n = 0, unstable = 0, signature_bytes = 0;
-        Status status;
       };
       std::vector<StreamOut> outs(groups);
       auto stream = [&](size_t g) -> Status {
@@ -1093,15 +1092,11 @@ class PassRunner {
         }
         return {};
       };
-      MS_CHECK(run_streams(groups, static_cast<int>(groups), [&](size_t g) -> Status {
-        outs[g].status = stream(g);
-        return {};
-      }));
+      MS_CHECK(run_streams(groups, static_cast<int>(groups), stream));
       spdlog::debug("metadata: committed at {:.3f}s", secs(Steady::now() - meta_t0));
       std::vector<Done> done;
       std::vector<Transfer> retry;
       for (auto& so : outs) {
-        if (!so.status.ok()) return so.status;
         out.stats.vanished += so.vanished_n;
         out.stats.unstable += so.unstable;
         out.stats.signature_bytes += so.signature_bytes;

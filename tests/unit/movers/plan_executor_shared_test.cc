@@ -25,37 +25,15 @@
 #include "core/clock.h"
 #include "journal/sqlite_journal.h"
 #include "movers/plan_executor.h"
+#include "tests/unit/movers/executor_fixture.h"
 #include "util/fs.h"
 
 namespace mailshard {
 namespace {
 
-Plan make_plan(const std::vector<std::string>& servers, const std::vector<std::string>& moves) {
-  Plan p;
-  for (size_t i = 0; i < servers.size(); ++i) {
-    ServerOutcome s;
-    s.id = static_cast<int32_t>(i);
-    s.name = servers[i];
-    p.servers.push_back(s);
-  }
-  auto id = [&](const std::string& name) {
-    for (size_t i = 0; i < servers.size(); ++i)
-      if (servers[i] == name) return static_cast<int32_t>(i);
-    ADD_FAILURE() << "no server " << name;
-    return int32_t{0};
-  };
-  for (const auto& m : moves) {
-    auto colon = m.find(':'), gt = m.find('>');
-    PlannedMove pm;
-    pm.user_name = m.substr(0, colon);
-    pm.user = static_cast<int64_t>(p.moves.size());
-    pm.from = id(m.substr(colon + 1, gt - colon - 1));
-    pm.to = id(m.substr(gt + 1));
-    pm.bytes = 1000;
-    p.moves.push_back(pm);
-  }
-  return p;
-}
+using testing::make_plan;
+using testing::outcome_of;
+
 
 // A journal whose server went away: every call fails as PgJournal's do then.
 class DownJournal final : public Journal {
@@ -242,13 +220,20 @@ int64_t store_plan(Journal& j) {
   return *j.store_plan(p);
 }
 
-const MoveOutcome& outcome_of(const ExecutionReport& r, const std::string& user) {
-  for (const auto& m : r.moves)
-    if (m.user == user) return m;
-  static MoveOutcome none;
-  ADD_FAILURE() << "no move of " << user;
-  return none;
+// A move of `user` claimed in the journal in `state`, as another controller
+// (or an operator, plan_id 0) left it.
+MoveRecord claimed(Journal& j, const std::string& user, const std::string& from, const std::string& to,
+                   int64_t plan_id, MoveState state) {
+  MoveRecord m;
+  m.user = user;
+  m.from_server = from;
+  m.to_server = to;
+  m.plan_id = plan_id;
+  m.state = state;
+  m.id = *j.claim_move(m);
+  return m;
 }
+
 
 TEST(SharedNight, TwoControllersStayWithinTheSlotsTogetherAndMoveEveryUserOnce) {
   Fleet fleet("two");
@@ -308,12 +293,7 @@ TEST(SharedNight, AMoveWhoseSlotsAreFullWaitsAndRunsWhenOneFrees) {
   fleet.place("u1", "a");
   fleet.place("x", "c");
   const int64_t plan_id = store_plan(fleet.journal());
-  MoveRecord foreign;
-  foreign.user = "x";
-  foreign.from_server = "c";
-  foreign.to_server = "b";
-  foreign.state = MoveState::kPrecopy;
-  foreign.id = *fleet.journal().claim_move(foreign);
+  MoveRecord foreign = claimed(fleet.journal(), "x", "c", "b", 0, MoveState::kPrecopy);
   auto other = fleet.open();
   auto lease = other->lease_move(foreign.id);
   ASSERT_TRUE(lease.ok());
@@ -351,13 +331,7 @@ TEST(SharedNight, TheMovesOfADeadControllerAreRecovered) {
   fleet.place("u3", "b");
   const int64_t plan_id = store_plan(fleet.journal());
   auto orphan = [&](const std::string& user, const std::string& from, const std::string& to, MoveState state) {
-    MoveRecord m;
-    m.user = user;
-    m.from_server = from;
-    m.to_server = to;
-    m.plan_id = plan_id;
-    m.state = state;
-    return *fleet.journal().claim_move(m);
+    return claimed(fleet.journal(), user, from, to, plan_id, state).id;
   };
   const int64_t frozen = orphan("u1", "a", "c", MoveState::kFrozen);
   const int64_t flipped = orphan("u2", "a", "c", MoveState::kFlipped);
@@ -387,13 +361,7 @@ TEST(SharedNight, NoTakeOverWhileALiveProcessHoldsTheMove) {
   Fleet fleet("alive");
   fleet.place("u1", "a");
   const int64_t plan_id = store_plan(fleet.journal());
-  MoveRecord held;
-  held.user = "u1";
-  held.from_server = "a";
-  held.to_server = "b";
-  held.plan_id = plan_id;
-  held.state = MoveState::kFinalSync;
-  held.id = *fleet.journal().claim_move(held);
+  MoveRecord held = claimed(fleet.journal(), "u1", "a", "b", plan_id, MoveState::kFinalSync);
   auto slow = fleet.open();
   auto lease = slow->lease_move(held.id);
   ASSERT_TRUE(lease.ok());
@@ -426,13 +394,7 @@ TEST(SharedNight, AStopReportsWhatAWatchedMoveWaitedFor) {
   Fleet fleet("stop");
   fleet.place("u1", "a");
   const int64_t plan_id = store_plan(fleet.journal());
-  MoveRecord held;
-  held.user = "u1";
-  held.from_server = "a";
-  held.to_server = "b";
-  held.plan_id = plan_id;
-  held.state = MoveState::kPrecopy;
-  held.id = *fleet.journal().claim_move(held);
+  MoveRecord held = claimed(fleet.journal(), "u1", "a", "b", plan_id, MoveState::kPrecopy);
   auto slow = fleet.open();
   auto lease = slow->lease_move(held.id);
   ASSERT_TRUE(lease.ok());
@@ -458,13 +420,7 @@ TEST(SharedNight, AMoveItsPlanDidAlreadyIsNotRunAgain) {
   Fleet fleet("again");
   fleet.place("u1", "a");  // what this controller's re-check still saw
   const int64_t plan_id = store_plan(fleet.journal());
-  MoveRecord m;
-  m.user = "u1";
-  m.from_server = "a";
-  m.to_server = "b";
-  m.plan_id = plan_id;
-  m.state = MoveState::kPlanned;
-  m.id = *fleet.journal().claim_move(m);
+  MoveRecord m = claimed(fleet.journal(), "u1", "a", "b", plan_id, MoveState::kPlanned);
   m.state = MoveState::kDone;
   ASSERT_TRUE(fleet.journal().update_move(m).ok());
   const Plan plan = make_plan({"a", "b"}, {"u1:a>b"});
