@@ -4,7 +4,7 @@
 //
 // Before the flip a failure rolls back (thaw, drop the staging copy, the
 // source stays authoritative); the flip is the commit point; after it the
-// move only rolls forward. The driver (MoveRunner::run_from), recovery
+// move only rolls forward. The driver (MoveRunner::run_stretch), recovery
 // (MoveRunner::resume skips the post-flip steps whose state was reached) and
 // the CLI's help read this table; the step list is written nowhere else.
 #pragma once
@@ -101,6 +101,12 @@ inline constexpr ProtocolStep kMoveProtocol[] = {
      "the destination's quota bookkeeping (doveadm quota recalc, when it has doveadm); never mail", kAsksDoveadm},
     {StepId::kDone, "done", MoveState::kDone, CommitSide::kAfterFlip, "the journal", 0},
 };
+
+// The move is frozen once step `id` has ended (freeze through flip; the thaw
+// ends it). The driver runs such a stretch without a pause: a move that
+// shares its thread with others (MoveTask) never waits for them while its
+// user is locked out.
+constexpr bool frozen_after(StepId id) { return id >= StepId::kFreeze && id < StepId::kThaw; }
 
 // "preflight, precopy, ..., done" (for help texts).
 std::string protocol_step_names();

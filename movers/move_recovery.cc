@@ -121,6 +121,10 @@ Result<MoveRecord> MoveRunner::resume(int64_t move_id) {
     for (const ProtocolStep& step : kMoveProtocol) {
       if (step.side != CommitSide::kAfterFlip || c.rec.state >= step.done) continue;
       Status s = run_step(c, step);
+      while (s.ok() && step.id == StepId::kSweep && settle_again(c)) {
+        d_.clock.sleep_ms(d_.config.move.sweep_settle_ms);
+        s = run_step(c, step);
+      }
       if (!s.ok()) {
         c.rec.error = s.error().message();
         (void)save(c);

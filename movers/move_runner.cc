@@ -373,17 +373,55 @@ Status MoveRunner::open_sides(Ctx& c) {
 // ---------------------------------------------------------------------------
 // The move, as a list of steps.
 
+class MoveRunner::Task final : public MoveTask {
+ public:
+  Task(MoveRunner& runner, const std::string& user, const std::string& to, const MoveOptions& options)
+      : r_(runner), options_(options) {
+    c_.rec.user = user;
+    c_.rec.to_server = to;
+    c_.rec.plan_id = options.plan_id;
+    c_.rec.bytes_planned = options.bytes_planned;
+  }
+  bool advance() override {
+    if (end_) return true;
+    if (!preflighted_) {
+      preflighted_ = true;
+      // Preflight checks what can be checked without side effects; a dry
+      // run stops after it, with one journal record.
+      if (Status st = r_.preflight(c_, options_); !st.ok()) end_ = Result<MoveRecord>(st.error());
+      else if (options_.dry_run) end_ = Result<MoveRecord>(c_.rec);
+      return end_.has_value();
+    }
+    end_ = r_.run_stretch(c_, next_);
+    return end_.has_value();
+  }
+  Result<MoveRecord> result() override {
+    if (!end_) return Error::internal("the move has not ended");
+    return *end_;
+  }
+  int64_t not_before_ms() const override { return end_ ? 0 : c_.wake_at_ms; }
+
+ private:
+  MoveRunner& r_;
+  MoveOptions options_;
+  Ctx c_;
+  bool preflighted_ = false;
+  size_t next_ = 0;
+  std::optional<Result<MoveRecord>> end_;
+};
+
+std::unique_ptr<MoveTask> MoveRunner::start(const std::string& user, const std::string& to,
+                                            const MoveOptions& options) {
+  return std::make_unique<Task>(*this, user, to, options);
+}
+
 Result<MoveRecord> MoveRunner::move(const std::string& user, const std::string& to, const MoveOptions& options) {
-  Ctx c;
-  c.rec.user = user;
-  c.rec.to_server = to;
-  c.rec.plan_id = options.plan_id;
-  c.rec.bytes_planned = options.bytes_planned;
-  // Preflight checks what can be checked without side effects; a dry run
-  // stops after it, with one journal record.
-  MS_CHECK(preflight(c, options));
-  if (options.dry_run) return c.rec;
-  return run_from(c);
+  Task t(*this, user, to, options);
+  while (!t.advance()) {
+    const int64_t wait = t.not_before_ms() - d_.clock.now_ms();
+    if (wait > 0) d_.clock.sleep_ms(wait);
+  }
+  return t.result();
 }
 
 Status check_claim_still_ours(Journal& journal, int64_t move_id) {
@@ -420,53 +458,58 @@ Status MoveRunner::run_step(Ctx& c, const ProtocolStep& s) {
   });
 }
 
-Result<MoveRecord> MoveRunner::run_from(Ctx& c) {
-  // Before the flip (and the flip itself): any failure rolls back and the
-  // source stays authoritative. Preflight ran in move(), before the claim.
-  Status st;
-  for (const ProtocolStep& s : kMoveProtocol) {
-    if (s.side == CommitSide::kAfterFlip || s.id == StepId::kPreflight) continue;
-    if (interrupted()) {
-      st = Error::interrupted("interrupted before " + std::string(s.name));
-      break;
-    }
-    st = run_step(c, s);
-    if (!st.ok()) break;
-  }
-  if (!st.ok()) {
-    Error why = st.error();
-    if (c.flip_unknown) {
-      // LDAP may or may not have applied the modify: only resume, reading
-      // LDAP once it answers, may decide. Nothing is deleted meanwhile.
-      c.rec.error = fmt::format("{} (cannot tell whether the flip happened; 'mailshard resume' decides once LDAP "
-                                "answers)", why.message());
-      (void)save(c);
-      return c.rec;
-    }
-    auto rb = roll_back(c, why);
-    if (!rb.ok()) {
-      // Still active (rolling_back): resume retries the rollback.
-      c.rec.error = fmt::format("{}; rollback incomplete: {}", why.message(), rb.error().message());
-      (void)save(c);
-    }
+Result<MoveRecord> MoveRunner::end_before_flip(Ctx& c, const Error& why) {
+  if (c.flip_unknown) {
+    // LDAP may or may not have applied the modify: only resume, reading
+    // LDAP once it answers, may decide. Nothing is deleted meanwhile.
+    c.rec.error = fmt::format("{} (cannot tell whether the flip happened; 'mailshard resume' decides once LDAP "
+                              "answers)", why.message());
+    (void)save(c);
     return c.rec;
   }
-  // After the flip: only forward. Errors leave the move for resume.
-  for (const ProtocolStep& step : kMoveProtocol) {
-    if (step.side != CommitSide::kAfterFlip) continue;
-    Status s = run_step(c, step);
-    if (!s.ok()) {
-      c.rec.error = fmt::format("{} (the move has flipped; 'mailshard resume' finishes it)", s.error().message());
-      (void)save(c);
-      return c.rec;
+  auto rb = roll_back(c, why);
+  if (!rb.ok()) {
+    // Still active (rolling_back): resume retries the rollback.
+    c.rec.error = fmt::format("{}; rollback incomplete: {}", why.message(), rb.error().message());
+    (void)save(c);
+  }
+  return c.rec;
+}
+
+std::optional<Result<MoveRecord>> MoveRunner::run_stretch(Ctx& c, size_t& next) {
+  constexpr size_t n = std::size(kMoveProtocol);
+  while (next < n) {
+    const ProtocolStep& s = kMoveProtocol[next++];
+    if (s.id == StepId::kPreflight) continue;  // ran in move(), before the claim
+    if (s.side != CommitSide::kAfterFlip) {
+      // Before the flip (and the flip itself): any failure rolls back and
+      // the source stays authoritative.
+      Status st = interrupted() ? Status(Error::interrupted("interrupted before " + std::string(s.name)))
+                                : run_step(c, s);
+      if (!st.ok()) return end_before_flip(c, st.error());
+    } else {
+      // After the flip: only forward. Errors leave the move for resume.
+      if (Status st = run_step(c, s); !st.ok()) {
+        c.rec.error = fmt::format("{} (the move has flipped; 'mailshard resume' finishes it)", st.error().message());
+        (void)save(c);
+        return c.rec;
+      }
+      // Ctrl-C after the flip: the thaw always runs (nobody stays frozen);
+      // the sweep can wait for resume.
+      if (interrupted() && (s.id == StepId::kThaw || s.id == StepId::kSweep)) {
+        c.rec.error = "interrupted after the flip; 'mailshard resume' sweeps and finishes it";
+        (void)save(c);
+        return c.rec;
+      }
+      // The sweep again after a pause (settle_again): the move waits
+      // without its thread (MoveTask::not_before_ms).
+      if (s.id == StepId::kSweep && settle_again(c)) {
+        --next;
+        c.wake_at_ms = d_.clock.now_ms() + d_.config.move.sweep_settle_ms;
+        return std::nullopt;
+      }
     }
-    // Ctrl-C after the flip: the thaw always runs (nobody stays frozen); the
-    // sweep can wait for resume.
-    if (interrupted() && step.id == StepId::kThaw) {
-      c.rec.error = "interrupted after the flip; 'mailshard resume' sweeps and finishes it";
-      (void)save(c);
-      return c.rec;
-    }
+    if (!frozen_after(s.id) && next < n) return std::nullopt;  // a pause: another move may run
   }
   return c.rec;
 }
@@ -1163,24 +1206,23 @@ Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_hom
 Status MoveRunner::sweep(Ctx& c) {
   if (c.state_loaded) MS_CHECK(save_state(c));  // the final pass's state (see final_sync)
   int64_t swept = 0;
-  if (MS_TRY(exists(*c.src, c.progress.src_home))) {
-    MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
-    // Stragglers: a delivery routed to the source just before the flip can
-    // land there just after the first sweep. Sweep again after a pause, and
-    // again while a round still finds mail (bounded); purge sweeps last.
-    const int64_t settle = d_.config.move.sweep_settle_ms;
-    for (int round = 0; settle > 0 && round < 3; ++round) {
-      if (interrupted()) return Error::interrupted("interrupted");
-      d_.clock.sleep_ms(settle);
-      const int64_t before = swept;
-      MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
-      if (swept == before) break;
-    }
-  }
+  c.swept_source = MS_TRY(exists(*c.src, c.progress.src_home));
+  if (c.swept_source) MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
+  c.last_swept = swept;
   c.progress.swept = c.progress.swept.value_or(0) + swept;
   c.rec.state = MoveState::kSwept;
   if (swept) d_.env.progress(c.rec.user, fmt::format("swept {} late deliveries", swept));
   return {};
+}
+
+bool MoveRunner::settle_again(Ctx& c) {
+  // Stragglers: a delivery routed to the source just before the flip can
+  // land there just after the first sweep. Sweep again after a pause, and
+  // again while a round still finds mail (at most 3 rounds); purge sweeps last.
+  if (d_.config.move.sweep_settle_ms <= 0 || !c.swept_source) return false;
+  if (c.settle_rounds > 0 && (c.last_swept == 0 || c.settle_rounds >= 3)) return false;
+  ++c.settle_rounds;
+  return true;
 }
 
 // The final pass and the sweep wrote mail behind the destination Dovecot's

@@ -96,6 +96,23 @@ struct MoveOptions {
   std::function<Result<int64_t>(Journal&, const MoveRecord&)> claim;
 };
 
+// A move run a stretch at a time, so that one thread can carry many moves
+// (movers/plan_executor.h). advance() runs the next stretch and returns true
+// once the move has ended; result() is then what MoveRunner::move returns.
+// A stretch is one step of the protocol (preflight and the claim are the
+// first), except that a frozen move keeps its thread from the freeze to the
+// thaw: its lockout never waits for another move. Between two stretches the
+// move holds its claim, its lease and its staging copy, and no thread.
+class MoveTask {
+ public:
+  virtual ~MoveTask() = default;
+  virtual bool advance() = 0;
+  virtual Result<MoveRecord> result() = 0;
+  // The next stretch has nothing to do before this time (the clock's epoch
+  // ms; the sweep's settle pause). 0: now.
+  virtual int64_t not_before_ms() const { return 0; }
+};
+
 class MoveRunner {
  public:
   explicit MoveRunner(MoveDeps deps) : d_(deps) {}
@@ -108,6 +125,9 @@ class MoveRunner {
   // kConflict (the user is already moving), kNoSpace (the destination's free
   // space, or the user's quota limit there), or the directory's error.
   Result<MoveRecord> move(const std::string& user, const std::string& to, const MoveOptions& options);
+  // The same move a stretch at a time (MoveTask). Nothing runs before the
+  // first advance(); the runner must outlive the task.
+  std::unique_ptr<MoveTask> start(const std::string& user, const std::string& to, const MoveOptions& options);
 
   // Finishes (after the flip) or rolls back (before it) an interrupted move.
   // kConflict if another process holds the move. A terminal move is returned as is.
@@ -145,12 +165,20 @@ class MoveRunner {
   Status thaw(Ctx& c);
   Status sweep(Ctx& c);
   Status sweep_into(Ctx& c, Transport& dst, const std::string& dst_home, int64_t& swept);
+  // After a sweep: whether to sweep again after [move] sweep_settle (the
+  // stragglers' settle rounds), counting the round.
+  bool settle_again(Ctx& c);
   Status quota_recalc(Ctx& c);
   // Preflight: the mailbox against the user's quota limits on the destination.
   Status check_destination_quota(Ctx& c, int64_t message_bytes, int64_t messages);
   Status finish(Ctx& c);
   Status roll_back(Ctx& c, const Error& why);
-  Result<MoveRecord> run_from(Ctx& c);
+  // Runs the protocol's steps from kMoveProtocol[next] (advancing next) to
+  // the end of the next stretch (MoveTask). Returns the move's end (after a
+  // rollback when a step before the flip failed), or nothing when it paused.
+  std::optional<Result<MoveRecord>> run_stretch(Ctx& c, size_t& next);
+  Result<MoveRecord> end_before_flip(Ctx& c, const Error& why);
+  class Task;
   // Runs one step of kMoveProtocol (movers/move_protocol.h), journaled.
   Status run_step(Ctx& c, const ProtocolStep& s);
 

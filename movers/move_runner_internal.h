@@ -63,7 +63,13 @@ struct MoveRunner::Ctx {
   std::unique_ptr<MoveLease> lease;
   int64_t frozen_mono = -1;
   std::optional<std::vector<MailboxStatusInfo>> src_status;  // doveadm, before the final pass
-  bool flip_unknown = false;  // the flip's modify may have been applied: resume decides
+  bool flip_unknown = false;
+  // The sweep: whether the source home was there, what the last round found,
+  // settle rounds so far; when the next stretch may run (the settle pause).
+  bool swept_source = false;
+  int64_t last_swept = 0;
+  int settle_rounds = 0;
+  int64_t wake_at_ms = 0;  // the flip's modify may have been applied: resume decides
   std::optional<DovecotConversion> conversion;  // Courier -> Dovecot: what the convert step applied
   FreezeTarget target() const { return {rec.user, rec.dn, progress.freeze_owner}; }
   // progress from the journal's record (an unreadable one is empty, a field

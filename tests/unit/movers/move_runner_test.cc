@@ -154,7 +154,84 @@ TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
   for (const auto& s : steps)
     if (s.phase == StepPhase::kBegin) order.push_back(s.step);
   EXPECT_EQ(order, (std::vector<std::string>{"preflight", "precopy", "freeze", "kick", "final_sync", "convert", "verify",
-                                             "flip", "thaw", "sweep", "quota_recalc", "done"}));
+                                             "flip", "thaw", "sweep", "sweep", "quota_recalc", "done"}))
+      << "the sweep again after [move] sweep_settle (the stragglers' round)";
+}
+
+// A move a stretch at a time (MoveTask): one step per advance, except that
+// the frozen stretch runs whole, so a thread carrying other moves never makes
+// a frozen user wait. Two moves interleaved on one thread both end done.
+TEST_F(MoveRunnerTest, ATaskAdvancesAStepAtATimeAndTheFrozenStretchWhole) {
+  testing::GenOptions g;
+  g.messages = 20;
+  testing::generate_home(root_ + "/store1/example.org/bob", g);
+  dir_.accounts.push_back({"uid=bob,ou=people", "bob", "store1", "example.org/bob", "example.org/bob", "active", 0});
+  MoveRunner r = runner();
+  auto a = r.start("alice", "store2", {});
+  auto b = r.start("bob", "store2", {});
+  // The journal's steps of a user's move, begun so far.
+  auto begun = [&](const std::string& user) {
+    std::vector<std::string> out;
+    MoveFilter f;
+    f.user = user;
+    auto ms = journal_->list_moves(f);
+    if (!ms.ok() || ms->empty()) return out;
+    auto steps = journal_->list_steps(ms->front().id);
+    if (!steps.ok()) return out;
+    for (const auto& s : *steps)
+      if (s.phase == StepPhase::kBegin) out.push_back(s.step);
+    return out;
+  };
+  ASSERT_FALSE(a->advance());  // preflight and the claim
+  ASSERT_FALSE(b->advance());
+  EXPECT_EQ(begun("alice"), (std::vector<std::string>{"preflight"}));
+  ASSERT_FALSE(a->advance());  // precopy
+  EXPECT_EQ(begun("alice"), (std::vector<std::string>{"preflight", "precopy"}));
+  EXPECT_TRUE(freeze_.calls.empty());
+  ASSERT_FALSE(a->advance());  // freeze .. thaw in one stretch
+  EXPECT_EQ(begun("alice"), (std::vector<std::string>{"preflight", "precopy", "freeze", "kick", "final_sync",
+                                                      "convert", "verify", "flip", "thaw"}));
+  EXPECT_EQ(freeze_.calls, (std::vector<std::string>{"freeze alice", "thaw alice"}));
+  EXPECT_EQ(dir_.account("alice").host, "store2");
+  EXPECT_EQ(dir_.account("bob").host, "store1") << "bob's move only made its preflight";
+  ASSERT_FALSE(a->advance());  // the sweep; its settle round waits without the thread
+  EXPECT_EQ(a->not_before_ms(), clock_.now_ms() + config_.move.sweep_settle_ms);
+  clock_.advance(config_.move.sweep_settle_ms);
+  int steps_a = 0, steps_b = 0;
+  bool done_a = false, done_b = false;
+  while (!done_a || !done_b) {
+    if (!done_a) done_a = a->advance(), ++steps_a;
+    if (!done_b) done_b = b->advance(), ++steps_b;
+  }
+  EXPECT_EQ(steps_a, 3) << "the settle round's sweep, quota_recalc, done";
+  EXPECT_EQ(steps_b, 1 + 1 + 4) << "precopy, the frozen stretch, sweep, its settle round, quota_recalc, done";
+  for (auto* t : {a.get(), b.get()}) {
+    auto rec = t->result();
+    ASSERT_TRUE(rec.ok()) << rec.error().message();
+    EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  }
+  EXPECT_TRUE(testing::compare_trees(src_home(), dst_home()).empty());
+  EXPECT_TRUE(testing::compare_trees(root_ + "/store1/example.org/bob", root_ + "/store2/example.org/bob").empty());
+  EXPECT_EQ(dir_.account("bob").host, "store2");
+  EXPECT_FALSE(freeze_.frozen());
+}
+
+// A step failing before the flip ends the task with the rollback, in the
+// same advance: the move never waits frozen for a thread.
+TEST_F(MoveRunnerTest, ATaskWhoseStepFailsRollsBackInThatAdvance) {
+  MoveRunner r = runner();
+  auto t = r.start("alice", "store2", {});
+  ASSERT_FALSE(t->advance());
+  ASSERT_FALSE(t->advance());
+  dir_.flip_fault = FakeDirectory::FlipFault::kConflict;
+  ASSERT_TRUE(t->advance()) << "the frozen stretch fails at the flip and rolls back";
+  auto rec = t->result();
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kRolledBack);
+  EXPECT_FALSE(freeze_.frozen());
+  EXPECT_EQ(dir_.account("alice").host, "store1");
+  EXPECT_FALSE(any_staging());
+  EXPECT_TRUE(t->advance()) << "an ended task stays ended";
 }
 
 // An MTA that routed a message to the old server just before the flip
