@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <deque>
 #include <list>
 #include <map>
 #include <optional>
@@ -22,6 +23,32 @@ int64_t percentile(std::vector<int64_t> v, double p) {
   std::sort(v.begin(), v.end());
   size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
   return v[std::min(i, v.size() - 1)];
+}
+
+// A move of a worker that only has MoveWorker::move: one stretch, the whole move.
+class OneStretch final : public MoveTask {
+ public:
+  OneStretch(const MoveFn& fn, std::string user, std::string to, MoveOptions options)
+      : fn_(fn), user_(std::move(user)), to_(std::move(to)), options_(std::move(options)) {}
+  bool advance() override {
+    if (!end_) end_ = fn_(user_, to_, options_);
+    return true;
+  }
+  Result<MoveRecord> result() override {
+    if (!end_) return Error::internal("the move has not ended");
+    return *end_;
+  }
+
+ private:
+  const MoveFn& fn_;
+  std::string user_, to_;
+  MoveOptions options_;
+  std::optional<Result<MoveRecord>> end_;
+};
+
+std::unique_ptr<MoveTask> one_stretch(const MoveFn& fn, const std::string& user, const std::string& to,
+                                      const MoveOptions& options) {
+  return std::make_unique<OneStretch>(fn, user, to, options);
 }
 
 std::string deadline_reason(int64_t deadline_ms) {
@@ -92,6 +119,7 @@ class Run {
         ++from.busy_out;
         ++to.busy_in;
         ++rep.running;
+        rep.peak_running = std::max(rep.peak_running, rep.running);
         return true;
       }
       ++it;
@@ -376,6 +404,20 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
   }
 
   const int64_t retry_ms = std::max<int64_t>(options.shared_retry_ms, 1);
+  // options.threads = 0: a worker thread per move that may run at once, each
+  // carrying one move. N: at most N threads, each carrying its share of the
+  // moves that may run at once, a stretch at a time (MoveTask).
+  const int64_t nthreads = options.threads > 0 ? std::min<int64_t>(nworkers, options.threads) : nworkers;
+  const int64_t per_thread = nthreads > 0 ? (nworkers + nthreads - 1) / nthreads : 0;
+  // A move a worker carries: its task, and what its claim hook learned.
+  struct Carried {
+    size_t i = 0;
+    std::string user, to;
+    std::optional<SlotClaim> claim;
+    std::optional<Error> claim_error;
+    std::unique_ptr<MoveTask> task;
+    int64_t started = 0;
+  };
   auto worker = [&]() {
     auto fn = factory();
     std::unique_lock lock(run.mu);
@@ -386,94 +428,123 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
       run.cv.notify_all();
       return;
     }
+    std::deque<std::unique_ptr<Carried>> carried;
     while (true) {
-      if (run.pending.empty()) return;
-      // The deadline holds between two moves of one worker too (the caller's
-      // thread only looks at the clock every poll interval).
-      if (options.deadline_ms > 0 && clock.now_ms() >= options.deadline_ms) {
-        run.rep.deadline_reached = true;
-        run.stop(deadline_reason(options.deadline_ms));
-        return;
+      // Take moves while this worker has room for them.
+      while (static_cast<int64_t>(carried.size()) < per_thread && !run.pending.empty()) {
+        // The deadline holds between two moves of one worker too (the
+        // caller's thread only looks at the clock every poll interval).
+        if (options.deadline_ms > 0 && clock.now_ms() >= options.deadline_ms) {
+          rep.deadline_reached = true;
+          run.stop(deadline_reason(options.deadline_ms));
+          break;
+        }
+        size_t i;
+        if (!run.take(i, clock.now_ms())) break;
+        if (auto w = run.watching.find(i); w != run.watching.end()) {
+          MoveOutcome& m = rep.moves[i];
+          // Shared: the user is in another process's move; recover it if
+          // nobody holds it any more.
+          const int64_t other = w->second;
+          lock.unlock();
+          int64_t started = clock.now_ms();
+          auto t = fn->resume(other);
+          int64_t finished = clock.now_ms();
+          lock.lock();
+          if (!t.ok() && t.error().code() == ErrorCode::kConflict) {
+            run.requeue(i, clock.now_ms() + retry_ms);  // a live process runs it: look again later
+          } else if (!t.ok()) {
+            run.record(i, std::move(t).error().context(fmt::format("resume move {} of another controller", other)),
+                       started, finished, {});
+          } else {
+            if (t->resumed) {
+              ++rep.taken_over;
+              spdlog::info("rebalance: {}: resumed move {} (no process held it): {}", printable(m.user), other,
+                           move_state_name(t->move.state));
+            }
+            if (t->resumed && t->move.plan_id == options.plan_id && t->move.state == MoveState::kDone) {
+              run.watching.erase(i);
+              run.record(i, t->move, started, finished, {});
+            } else if (t->resumed || t->move.plan_id != options.plan_id) {
+              // Rolled back here, or a move of something else: the user is free
+              // now (or in yet another move): claim it for this plan again.
+              run.watching.erase(i);
+              run.requeue(i, clock.now_ms());
+            } else if (!is_terminal(t->move.state)) {
+              run.requeue(i, clock.now_ms() + retry_ms);
+            } else {
+              run.watching.erase(i);
+              run.record_elsewhere(i, t->move);
+            }
+          }
+          run.cv.notify_all();
+          continue;
+        }
+        MoveOutcome& m = rep.moves[i];
+        auto c = std::make_unique<Carried>();
+        c->i = i;
+        c->user = m.user;
+        c->to = m.to;
+        MoveOptions mo = options.move;
+        mo.plan_id = options.plan_id;
+        mo.bytes_planned = m.bytes_planned;
+        mo.expected_from = m.from;
+        // Shared: the journal claims within the slots of every controller,
+        // this run's slots (after back-off) as the limits.
+        if (options.shared) {
+          const SlotLimits limits{run.server(m.from).slots.out, run.server(m.to).slots.in};
+          Carried* cp = c.get();
+          mo.claim = [cp, limits](Journal& j, const MoveRecord& rec) -> Result<int64_t> {
+            auto got = j.claim_move_in_slots(rec, limits);
+            if (!got.ok()) {
+              cp->claim_error = got.error();
+              return std::move(got).error();
+            }
+            cp->claim = *got;
+            if (got->outcome == ClaimOutcome::kClaimed) return got->move_id;
+            return Error::conflict(got->message);
+          };
+        }
+        c->task = fn->start ? fn->start(c->user, c->to, mo) : one_stretch(fn->move, c->user, c->to, mo);
+        c->started = clock.now_ms();
+        carried.push_back(std::move(c));
       }
-      size_t i;
-      if (!run.take(i, clock.now_ms())) {
+      if (carried.empty()) {
+        if (run.pending.empty()) return;
         run.cv.wait(lock);
         continue;
       }
-      MoveOutcome& m = rep.moves[i];
-      if (auto w = run.watching.find(i); w != run.watching.end()) {
-        // Shared: the user is in another process's move; recover it if
-        // nobody holds it any more.
-        const int64_t other = w->second;
+      // The next stretch of the move that waited longest, of those due (a
+      // move in its sweep's settle pause is not).
+      const int64_t now = clock.now_ms();
+      auto due = std::find_if(carried.begin(), carried.end(),
+                              [now](const auto& x) { return x->task->not_before_ms() <= now; });
+      if (due == carried.end()) {
+        int64_t wake = INT64_MAX;
+        for (const auto& x : carried) wake = std::min(wake, x->task->not_before_ms());
         lock.unlock();
-        int64_t started = clock.now_ms();
-        auto t = fn->resume(other);
-        int64_t finished = clock.now_ms();
+        clock.sleep_ms(std::clamp<int64_t>(wake - now, 1, std::max<int64_t>(options.poll_interval_ms, 1)));
         lock.lock();
-        if (!t.ok() && t.error().code() == ErrorCode::kConflict) {
-          run.requeue(i, clock.now_ms() + retry_ms);  // a live process runs it: look again later
-        } else if (!t.ok()) {
-          run.record(i, std::move(t).error().context(fmt::format("resume move {} of another controller", other)),
-                     started, finished, {});
-        } else {
-          if (t->resumed) {
-            ++rep.taken_over;
-            spdlog::info("rebalance: {}: resumed move {} (no process held it): {}", printable(m.user), other,
-                         move_state_name(t->move.state));
-          }
-          if (t->resumed && t->move.plan_id == options.plan_id && t->move.state == MoveState::kDone) {
-            run.watching.erase(i);
-            run.record(i, t->move, started, finished, {});
-          } else if (t->resumed || t->move.plan_id != options.plan_id) {
-            // Rolled back here, or a move of something else: the user is free
-            // now (or in yet another move): claim it for this plan again.
-            run.watching.erase(i);
-            run.requeue(i, clock.now_ms());
-          } else if (!is_terminal(t->move.state)) {
-            run.requeue(i, clock.now_ms() + retry_ms);
-          } else {
-            run.watching.erase(i);
-            run.record_elsewhere(i, t->move);
-          }
-        }
-        run.cv.notify_all();
         continue;
       }
-      MoveOptions mo = options.move;
-      mo.plan_id = options.plan_id;
-      mo.bytes_planned = m.bytes_planned;
-      mo.expected_from = m.from;
-      const std::string user = m.user, to = m.to;
-      // Shared: the journal claims within the slots of every controller,
-      // this run's slots (after back-off) as the limits.
-      std::optional<SlotClaim> claim;
-      std::optional<Error> claim_error;
-      if (options.shared) {
-        const SlotLimits limits{run.server(m.from).slots.out, run.server(m.to).slots.in};
-        mo.claim = [&claim, &claim_error, limits](Journal& j, const MoveRecord& rec) -> Result<int64_t> {
-          auto got = j.claim_move_in_slots(rec, limits);
-          if (!got.ok()) {
-            claim_error = got.error();
-            return std::move(got).error();
-          }
-          const SlotClaim& c = *got;
-          claim = c;
-          if (c.outcome == ClaimOutcome::kClaimed) return c.move_id;
-          return Error::conflict(c.message);
-        };
-      }
+      std::unique_ptr<Carried> c = std::move(*due);
+      carried.erase(due);
       lock.unlock();
-      int64_t started = clock.now_ms();
-      auto r = (*fn).move(user, to, mo);
+      if (!c->task->advance()) {
+        lock.lock();
+        carried.push_back(std::move(c));
+        continue;
+      }
+      const size_t i = c->i;
+      const std::string& user = c->user;
+      const std::string& to = c->to;
+      auto r = c->task->result();
+      c->task.reset();
       int64_t finished = clock.now_ms();
       Status health;
       if (options.health && Run::failed(r)) health = options.health();
-      // Shared: a re-check refused the move before any claim ("the user is on
-      // the destination now", "the user is frozen"): is the user in another
-      // process's move (watch it: its controller may have died after the
-      // flip), or did another controller do this move?
       std::optional<MoveRecord> done_elsewhere, active_elsewhere;
-      if (options.shared && !claim && !claim_error && !r.ok() && r.error().code() == ErrorCode::kConflict) {
+      if (options.shared && !c->claim && !c->claim_error && !r.ok() && r.error().code() == ErrorCode::kConflict) {
         MoveFilter f;
         f.user = user;
         if (auto ms = fn->list_moves(f); ms.ok()) {
@@ -492,20 +563,21 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
         }
       }
       lock.lock();
+      MoveOutcome& m = rep.moves[i];
       if (active_elsewhere) {
         run.watching[i] = active_elsewhere->id;
         run.requeue(i, clock.now_ms());
       } else if (done_elsewhere) {
         run.record_elsewhere(i, *done_elsewhere);
-      } else if (claim_error) {
+      } else if (c->claim_error) {
         // Without the journal no controller can claim anything: the night
         // stops here (running moves finish or roll back as they can).
         run.release(i);
         m.result = MoveResult::kNotStarted;
-        m.reason = "not started: the journal cannot claim moves: " + claim_error->message();
+        m.reason = "not started: the journal cannot claim moves: " + c->claim_error->message();
         rep.deadline_reached = true;
-        run.stop("the journal cannot claim moves: " + claim_error->message());
-      } else if (claim && claim->outcome == ClaimOutcome::kClaimed && !r.ok() &&
+        run.stop("the journal cannot claim moves: " + c->claim_error->message());
+      } else if (c->claim && c->claim->outcome == ClaimOutcome::kClaimed && !r.ok() &&
                  r.error().code() == ErrorCode::kConflict &&
                  r.error().message().find("by another process") != std::string::npos && m.lost_claims < 3) {
         // Another controller took the fresh claim over before this run's
@@ -514,28 +586,28 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
         // keeps being lost is reported like any refusal.)
         ++m.lost_claims;
         run.requeue(i, clock.now_ms());
-      } else if (claim && claim->outcome == ClaimOutcome::kSlotsFull) {
+      } else if (c->claim && c->claim->outcome == ClaimOutcome::kSlotsFull) {
         ++m.slot_waits;
         const int64_t until = clock.now_ms() + retry_ms;
-        (claim->source_full ? run.out_full_until[m.from] : run.in_full_until[m.to]) = until;
+        (c->claim->source_full ? run.out_full_until[m.from] : run.in_full_until[m.to]) = until;
         run.requeue(i, until);
-      } else if (claim && claim->outcome == ClaimOutcome::kDoneAlready) {
-        run.record_elsewhere(i, claim->move_id, MoveState::kDone, "");
-      } else if (claim && claim->outcome == ClaimOutcome::kUserBusy) {
+      } else if (c->claim && c->claim->outcome == ClaimOutcome::kDoneAlready) {
+        run.record_elsewhere(i, c->claim->move_id, MoveState::kDone, "");
+      } else if (c->claim && c->claim->outcome == ClaimOutcome::kUserBusy) {
         // First look after a retry interval: a move claimed a moment ago is
         // usually one whose controller is about to take its lease.
-        run.watching[i] = claim->move_id;
+        run.watching[i] = c->claim->move_id;
         run.requeue(i, clock.now_ms() + retry_ms);
       } else {
-        run.record(i, r, started, finished, health);
+        run.record(i, r, c->started, finished, health);
       }
       run.cv.notify_all();
     }
   };
 
   std::vector<std::thread> threads;
-  threads.reserve(static_cast<size_t>(std::max<int64_t>(nworkers, 0)));
-  for (int64_t t = 0; t < nworkers; ++t) threads.emplace_back(worker);
+  threads.reserve(static_cast<size_t>(std::max<int64_t>(nthreads, 0)));
+  for (int64_t t = 0; t < nthreads; ++t) threads.emplace_back(worker);
 
   // The caller's thread: clock, stops, load samples, progress.
   const int64_t interval = std::max<int64_t>(options.sample_interval_ms, 1);
@@ -579,7 +651,7 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
       }
       // Workers leave once the queue is empty; the run ends when they have.
       if (run.pending.empty() && rep.running == 0) break;
-      if (!run.worker_errors.empty() && static_cast<int64_t>(run.worker_errors.size()) >= nworkers) {
+      if (!run.worker_errors.empty() && static_cast<int64_t>(run.worker_errors.size()) >= nthreads) {
         run.stop("no worker could start: " + run.worker_errors.front());
         break;
       }

@@ -30,9 +30,15 @@
 //    that have not flipped roll back; moves past their flip finish.
 //
 // Threads: the caller's thread samples load, watches the clock and the stop
-// probe, and reports progress; one worker thread per possible concurrent move
-// runs the moves. Each worker gets its own MoveFn (its own journal and LDAP
-// handles), made by the factory.
+// probe, and reports progress; worker threads run the moves. Each worker gets
+// its own MoveWorker (its own journal and LDAP handles), made by the factory.
+// By default there is one worker per move that may run at once; with
+// ExecutionOptions::threads, a few workers each carry many moves, running
+// each a stretch at a time (MoveTask: one protocol step, or the whole frozen
+// stretch from freeze to thaw) in turn. A move between two stretches holds
+// its claim, lease and staging copy but no thread, so a thousand moves in
+// flight need neither a thousand threads nor a thousand move setups. A long
+// stretch (a big mailbox's precopy) keeps its worker's other moves waiting.
 #pragma once
 
 #include <cstdint>
@@ -61,6 +67,10 @@ struct TakeOver {
 // another controller's move.
 struct MoveWorker {
   MoveFn move;
+  // The same move a stretch at a time (MoveRunner::start), so that one
+  // thread carries several moves (ExecutionOptions::threads). Empty: `move`,
+  // run as one stretch.
+  std::function<std::unique_ptr<MoveTask>(const std::string& user, const std::string& to, const MoveOptions&)> start;
   // Finishes (after the flip) or rolls back (before it) move `move_id`, as
   // `mailshard resume` does, if no live process holds it: kConflict while one
   // does. A terminal move is returned as is (resumed = false).
@@ -96,6 +106,12 @@ struct ExecutionOptions {
   int64_t deadline_ms = 0;        // epoch ms after which no move starts; 0 = none
   int64_t hard_deadline_ms = 0;   // epoch ms after which running moves roll back if they can; 0 = none
   int max_parallel = 0;           // fleet-wide cap on moves at once; 0 = what the slots allow
+  // Worker threads. 0: one per move that may run at once, each carrying one
+  // move. N: at most N threads (each with its own MoveWorker), each carrying
+  // its share of the moves that may run at once and running them a stretch
+  // at a time, in turn (MoveWorker::start; a worker without it runs its
+  // moves one after another).
+  int threads = 0;
   std::map<std::string, ServerSlots> slots;  // per server name; a server not listed gets the defaults
   int64_t plan_id = 0;
   MoveOptions move;               // passed to every move (plan_id, bytes_planned and expected_from are set per move)
@@ -164,6 +180,7 @@ struct ExecutionReport {
   int64_t done = 0, failed = 0, skipped = 0, not_started = 0, running = 0;
   int64_t elsewhere = 0, elsewhere_done = 0;  // of skipped: run by another controller (shared nights), done there
   int64_t taken_over = 0;                     // moves of a dead controller this run finished or rolled back
+  int64_t peak_running = 0;                   // most moves in flight at once
   int64_t bytes_transferred = 0;
   int64_t lockout_p50_ms = -1, lockout_p95_ms = -1, lockout_max_ms = -1;
   int64_t backoff_events = 0;

@@ -129,6 +129,7 @@ nlohmann::ordered_json run_report_json(const Plan& plan, const std::string& plan
   j["elsewhere_done"] = r.elsewhere_done;
   j["taken_over"] = r.taken_over;
   j["running"] = r.running;
+  j["peak_in_flight"] = r.peak_running;
   j["bytes_moved"] = r.bytes_transferred;
   j["lockout_p50_ms"] = ms_or_null(r.lockout_p50_ms);
   j["lockout_p95_ms"] = ms_or_null(r.lockout_p95_ms);

@@ -269,6 +269,7 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   eo.max_load_per_cpu = cfg->rebalance.max_load_per_cpu;
   eo.max_disk_busy = cfg->rebalance.max_disk_busy;
   eo.max_server_failures = cfg->rebalance.max_server_failures;
+  eo.threads = cfg->rebalance.threads;
   ServerMetricsSource metrics(cfg->inventory.metrics_timeout_ms, 0, ctx.clock());
   FleetLoadSampler sampler(*cfg, metrics, ctx.clock());
   eo.sampler = [&](const std::string& server) { return sampler.sample(server); };
@@ -339,7 +340,8 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     if (!st.ok()) spdlog::warn("{}", st.error().message());
   };
 
-  // One move setup (journal, LDAP, transports) per worker thread.
+  // One move setup (journal, LDAP, transports) per worker thread, shared by
+  // the moves that thread carries ([rebalance] threads).
   std::string config_path = cfg->path;
   GlobalOptions global = ctx.global;
   std::vector<std::unique_ptr<Context>> contexts;
@@ -356,6 +358,10 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
     contexts.push_back(std::move(wctx));
     MoveWorker w;
     w.move = [s](const std::string& user, const std::string& to, const MoveOptions& o) { return s->move(user, to, o); };
+    if (!s->director_move)  // a director move runs whole (it is short: no copy)
+      w.start = [s](const std::string& user, const std::string& to, const MoveOptions& o) {
+        return s->runner->start(user, to, o);
+      };
     // Shared nights: another controller's move whose user this plan moves.
     // Its lease first (kConflict while that controller lives), and under it
     // the record: a move that ended meanwhile was not recovered here. Only

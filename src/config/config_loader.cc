@@ -724,6 +724,7 @@ void read_rebalance(const toml::table* t, Config& c, Problems& p) {
   if (r.number("max_disk_busy", rb.max_disk_busy, 0.0, 1.0) && rb.max_disk_busy <= 0)
     p.add(line_of(*t->get("max_disk_busy")), "rebalance.max_disk_busy", "must be greater than 0");
   r.integer("max_server_failures", rb.max_server_failures, 0, 1000);
+  r.integer("threads", rb.threads, 0, 1024);
   for (auto [key, field] : {std::pair{"metrics_file", &rb.metrics_file}, std::pair{"report_dir", &rb.report_dir}}) {
     if (r.str(key, *field) && !field->empty() && field->front() != '/')
       p.add(line_of(*t->get(key)), r.key_name(key), fmt::format("'{}' must be an absolute path", printable(*field)));

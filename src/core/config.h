@@ -215,6 +215,10 @@ struct RebalanceConfig {
   double max_load_per_cpu = 1.5;        // node_load1 / CPUs
   double max_disk_busy = 0.8;           // fraction of time the mail root's disk is busy
   int max_server_failures = 3;          // a server whose moves fail this often is skipped; 0 = never
+  // Worker threads of a run (each with one move setup: journal, LDAP,
+  // transports); each carries its share of the moves in flight, a step at a
+  // time. 0 = one thread per move in flight.
+  int threads = 16;
   std::string metrics_file;             // node_exporter textfile written after the run; "" = none
   std::string report_dir;               // where the run's report is written; "" = none
   int line = 0;

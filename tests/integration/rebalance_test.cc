@@ -8,7 +8,9 @@
 //
 //  a. 60 moves over three stores, 2 out slots per server, while 5 moving
 //     users receive mail: all done, every message once, never more than 2
-//     moves out of (or into) a server at once.
+//     moves out of (or into) a server at once. One worker thread
+//     ([rebalance] threads = 1) carries both moves of store1's slots, a step
+//     at a time.
 //  b. SIGTERM once, mid-run: running moves finish, the rest do not start
 //     (exit 130); a second rebalance meanwhile is refused, naming the holder.
 //  c. A destination becomes unreachable mid-run: its moves fail, then are
@@ -38,7 +40,7 @@ using namespace rebalance_lab;
 TEST(Rebalance, SixtyMovesOverThreeStoresWithinTheirSlotsWhileMailArrives) {
   Lab& lab = Lab::get();
   // 90 users of ~400 kB on store1; balanced by bytes, 30 stay and 60 move.
-  Scenario s = make_scenario("rebalance_a", 71000, 90, 20, 2, 2, "");
+  Scenario s = make_scenario("rebalance_a", 71000, 90, 20, 2, 2, "threads = 1\n");
   nlohmann::json plan = make_plan(s);
   ASSERT_EQ(plan["moves"].size(), 60u) << plan.dump(1).substr(0, 3000);
   const auto planned = planned_moves(plan);
@@ -108,7 +110,8 @@ TEST(Rebalance, SixtyMovesOverThreeStoresWithinTheirSlotsWhileMailArrives) {
   auto in = peak_concurrency(rep["moves"], "to");
   for (const auto& [server, n] : out) EXPECT_LE(n, 2) << "moves out of " << server;
   for (const auto& [server, n] : in) EXPECT_LE(n, 2) << "moves into " << server;
-  EXPECT_EQ(out["store1"], 2);
+  EXPECT_EQ(out["store1"], 2) << "two moves in flight at once on the one worker thread";
+  EXPECT_EQ(rep["peak_in_flight"], 2);
   expect_settled(s);
 }
 

@@ -8,6 +8,7 @@
 #include <set>
 #include <thread>
 
+#include <fmt/format.h>
 #include <gtest/gtest.h>
 
 #include "tests/support/fakes.h"
@@ -508,6 +509,94 @@ TEST(PlanExecutor, ScheduleBoundIsTheBusiestServersWorkOverItsSlots) {
   m.finished_at_ms = 9'001;
   r.moves.push_back(m);
   EXPECT_DOUBLE_EQ(schedule_bound_ms(r), 9'000);  // the longest move
+}
+
+
+// A fake move of 4 stretches for ExecutionOptions::threads: records which
+// threads ran it and how many moves were in flight (started, not ended) at once. Its first
+// stretch waits (up to 10 s) until `expect` moves were started, so every
+// worker has taken its share before any move ends.
+struct Stretches {
+  std::mutex mu;
+  std::condition_variable cv;
+  int started = 0, in_flight = 0, peak = 0, expect = 0;
+  std::set<std::thread::id> threads;
+  class Task final : public MoveTask {
+   public:
+    Task(Stretches& s, std::string user, std::string to, MoveOptions o)
+        : s_(s), user_(std::move(user)), to_(std::move(to)), o_(std::move(o)) {}
+    bool advance() override {
+      std::unique_lock lock(s_.mu);
+      s_.threads.insert(std::this_thread::get_id());
+      if (n_ == 0) {
+        s_.cv.wait_for(lock, std::chrono::seconds(10), [&] { return s_.started >= s_.expect; });
+      }
+      if (++n_ < 4) return false;
+      --s_.in_flight;
+      return true;
+    }
+    Result<MoveRecord> result() override {
+      MoveRecord r;
+      r.user = user_;
+      r.from_server = o_.expected_from;
+      r.to_server = to_;
+      r.state = MoveState::kDone;
+      return r;
+    }
+
+   private:
+    Stretches& s_;
+    std::string user_, to_;
+    MoveOptions o_;
+    int n_ = 0;
+  };
+  MoveWorkerFactory factory() {
+    return [this]() -> Result<MoveWorker> {
+      MoveWorker w;
+      w.move = [](const std::string&, const std::string&, const MoveOptions&) -> Result<MoveRecord> {
+        return Error::internal("a worker with start() runs its moves through it");
+      };
+      w.start = [this](const std::string& user, const std::string& to, const MoveOptions& o) {
+        std::lock_guard lock(mu);
+        ++started;
+        peak = std::max(peak, ++in_flight);
+        cv.notify_all();
+        return std::unique_ptr<MoveTask>(new Task(*this, user, to, o));
+      };
+      return w;
+    };
+  }
+};
+
+TEST(PlanExecutor, AFewThreadsCarryEveryMoveTheSlotsAllowAStretchAtATime) {
+  FakeClock clock;
+  std::vector<std::string> servers, moves;
+  for (int s = 0; s < 10; ++s) servers.push_back("s" + std::to_string(s));
+  for (int i = 0; i < 20; ++i) moves.push_back(fmt::format("u{}:s{}>s{}", i, i % 10, (i + 1 + i / 10) % 10));
+  Stretches st;
+  st.expect = 20;
+  auto o = fast_options();
+  o.threads = 2;
+  auto r = execute_plan(make_plan(servers, moves), o, st.factory(), clock);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->done, 20);
+  EXPECT_EQ(r->peak_running, 20) << "every move the slots allow was in flight at once";
+  EXPECT_EQ(st.peak, 20);
+  EXPECT_EQ(st.threads.size(), 2u) << "on two threads";
+}
+
+TEST(PlanExecutor, WithoutThreadsEachMoveInFlightHasItsOwnThread) {
+  FakeClock clock;
+  std::vector<std::string> servers, moves;
+  for (int s = 0; s < 10; ++s) servers.push_back("s" + std::to_string(s));
+  for (int i = 0; i < 20; ++i) moves.push_back(fmt::format("u{}:s{}>s{}", i, i % 10, (i + 1 + i / 10) % 10));
+  Stretches st;
+  st.expect = 20;
+  auto r = execute_plan(make_plan(servers, moves), fast_options(), st.factory(), clock);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(r->done, 20);
+  EXPECT_EQ(st.peak, 20);
+  EXPECT_EQ(st.threads.size(), 20u);
 }
 
 }  // namespace
