@@ -511,7 +511,7 @@ Result<std::shared_ptr<LeaseFence>> LeaseSession::take(const std::string& name, 
     return Error::conflict(fmt::format("{}: pid {} on host {} since {}", busy, h.pid, printable(h.host),
                                        format_time_ms(h.since_ms)));
   }
-  if (conn_ && !conn_->ok()) lose("the connection broke");
+  if (conn_ && !conn_->ok()) lose(fmt::format("journal {}: take lease {}: the lease connection broke", server_, name));
   if (!conn_) {
     conn_ = MS_TRY(Connection::open(options_, server_).context(fmt::format("lease {}", name)));
     // A new session would not hold the old one's locks.
@@ -611,8 +611,9 @@ void LeaseSession::beat() {
     names += '"';
   }
   names += '}';
+  // statement_timestamp(): the server's time of this beat, the same for every row.
   auto r = conn_->exec("heartbeat of leases",
-                       "UPDATE leases SET heartbeat_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint "
+                       "UPDATE leases SET heartbeat_at = (extract(epoch FROM statement_timestamp()) * 1000)::bigint "
                        "WHERE backend_pid = pg_backend_pid() AND name = ANY($1::text[])",
                        Params()(names));
   if (!r.ok() && !conn_->ok()) {
@@ -634,9 +635,9 @@ void LeaseSession::lose(const std::string& why) {
     names += name;
   }
   if (!held_.empty())
-    spdlog::error("journal {}: the lease session is lost ({}): {} lease(s) lost: {}; writes of their moves are "
-                  "refused from now on, and another process may take them over",
-                  server_, why, held_.size(), names);
+    spdlog::error("{}: the lease session is lost, and with it {} lease(s): {}; writes of their moves are refused "
+                  "from now on, and another process may take them over",
+                  why, held_.size(), names);
   held_.clear();
   conn_.reset();
   beat_failing_ = false;
