@@ -1,9 +1,13 @@
 #include "journal/pg_journal.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -221,6 +225,7 @@ class Connection {
   Status run(std::string_view what, const std::string& sql);
   const std::string& server() const { return server_; }
   bool ok() const { return PQstatus(c_) == CONNECTION_OK; }
+  PGconn* raw() { return c_; }
   // A lease's connection is never re-established: a new session would not
   // hold the lease's lock.
   void never_reconnect() { reconnect_ = false; }
@@ -974,10 +979,86 @@ Status PgJournal::update_move(const MoveRecord& m) {
       "lockout_ms=$7, frozen_at=$8, thawed_at=$9, flipped_at=$10, freeze_expires_at=$11, finished_at=$12, "
       "updated_at=$13, error=$14, detail=$15, active=$16, dn=$17 WHERE id=$18" + fence,
       p));
-  if (r.changed() == 1) return {};
+  if (r.changed() == 1) {
+    if (is_terminal(m.state)) notify_move_ended(m.id);
+    return {};
+  }
   auto q = MS_TRY(conn_->exec(what, "SELECT 1 FROM moves WHERE id = $1", Params()(m.id)));
   if (q.size() == 0) return Error::not_found(fmt::format("move {} is not in the journal", m.id));
   return fenced_out(m.id);
+}
+
+void PgJournal::notify_move_ended(int64_t move_id) {
+  // Its servers as the journal has them; delivered when this commits. A lost
+  // notification costs a watcher one retry interval, nothing more.
+  auto r = conn_->exec(fmt::format("announce the end of move {}", move_id),
+                       "SELECT pg_notify('mailshard_moves', json_build_object('id', id, 'from', "
+                       "COALESCE(from_server, ''), 'to', COALESCE(to_server, ''))::text) FROM moves WHERE id = $1",
+                       Params()(move_id));
+  if (!r.ok()) spdlog::debug("{}", r.error().message());
+}
+
+namespace {
+
+// LISTEN mailshard_moves on a connection of its own; an eventfd wakes a wait.
+class PgMoveEndWatcher final : public MoveEndWatcher {
+ public:
+  PgMoveEndWatcher(std::unique_ptr<Connection> conn, int wake_fd) : conn_(std::move(conn)), wake_fd_(wake_fd) {}
+  ~PgMoveEndWatcher() override { ::close(wake_fd_); }
+
+  Result<std::vector<EndedMove>> wait(int64_t timeout_ms) override {
+    std::vector<EndedMove> out;
+    MS_CHECK(drain(out));
+    if (!out.empty()) return out;
+    pollfd fds[2] = {{PQsocket(conn_->raw()), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const int n = ::poll(fds, 2, static_cast<int>(std::clamp<int64_t>(timeout_ms, 0, INT32_MAX)));
+    if (n < 0 && errno != EINTR) return Error::from_errno(errno, fmt::format("journal {}: watch moves", conn_->server()));
+    if (n > 0 && (fds[1].revents & POLLIN)) {
+      uint64_t v;
+      (void)!::read(wake_fd_, &v, sizeof v);
+    }
+    MS_CHECK(drain(out));
+    return out;
+  }
+
+  void wake() override {
+    const uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+  }
+
+ private:
+  // Reads what the server sent and takes the notifications out of it.
+  Status drain(std::vector<EndedMove>& out) {
+    if (PQconsumeInput(conn_->raw()) == 0 || !conn_->ok())
+      return Error::unavailable(
+          fmt::format("journal {}: watch moves: {}", conn_->server(), one_line(PQerrorMessage(conn_->raw()))));
+    while (PGnotify* n = PQnotifies(conn_->raw())) {
+      auto j = nlohmann::json::parse(n->extra ? n->extra : "", nullptr, false);
+      PQfreemem(n);
+      if (!j.is_object()) continue;
+      EndedMove e;
+      e.id = j.value("id", int64_t{0});
+      e.from_server = j.value("from", std::string());
+      e.to_server = j.value("to", std::string());
+      out.push_back(std::move(e));
+    }
+    return {};
+  }
+
+  std::unique_ptr<Connection> conn_;
+  int wake_fd_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<MoveEndWatcher>> PgJournal::watch_move_ends() {
+  auto conn = MS_TRY(Connection::open(options_, server_).context("watch moves"));
+  // A new session would not be listening.
+  conn->never_reconnect();
+  MS_CHECK(conn->exec("watch moves", "LISTEN mailshard_moves"));
+  const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return Error::from_errno(errno, "watch moves: eventfd");
+  return std::unique_ptr<MoveEndWatcher>(new PgMoveEndWatcher(std::move(conn), fd));
 }
 
 Result<MoveRecord> PgJournal::get_move(int64_t id) {

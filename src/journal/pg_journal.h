@@ -35,6 +35,9 @@
 //    lease's session still holds the lock and the holder's row is still this
 //    process; once the server has dropped that session (and another host may
 //    have taken the move over) they fail with kConflict and write nothing.
+//  - A move that ends (update_move to a terminal state) is announced with
+//    NOTIFY on channel mailshard_moves (payload: {"id","from","to"});
+//    watch_move_ends() LISTENs on a connection of its own.
 //  - At open, this host's clock is compared with the server's: beyond
 //    max_clock_skew_ms mailshard refuses to start (kInvalidInput).
 //
@@ -127,6 +130,7 @@ class PgJournal final : public Journal {
   Result<std::vector<StepRecord>> list_steps(int64_t move_id) override;
   Status put_blob(int64_t move_id, const std::string& key, const std::string& value) override;
   Result<std::optional<std::string>> get_blob(int64_t move_id, const std::string& key) override;
+  Result<std::unique_ptr<MoveEndWatcher>> watch_move_ends() override;
 
  private:
   PgJournal(PgJournalOptions options, Clock& clock);
@@ -144,6 +148,8 @@ class PgJournal final : public Journal {
   // kConflict (fenced_out) when the lease is known lost already.
   Result<std::string> fence_clause(int64_t move_id, pg_detail::Params& p, int first_param);
   Error fenced_out(int64_t move_id) const;
+  // NOTIFY mailshard_moves of a move that ended (a failure is only logged).
+  void notify_move_ended(int64_t move_id);
 
   PgJournalOptions options_;
   Clock& clock_;

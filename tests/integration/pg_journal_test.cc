@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <thread>
@@ -514,6 +515,57 @@ TEST_F(PgJournalTest, LosingTheLeaseConnectionLosesEveryLease) {
   ASSERT_TRUE(third.ok());
   for (int i = 0; i < 4; ++i) EXPECT_FALSE((*third)->lease_move(ids[i]).ok()) << "move " << i;
   EXPECT_TRUE((*j)->update_move(m2).ok());
+}
+
+// A shared night's controllers learn when moves end anywhere (their slots
+// free, a watched move ends): update_move to a terminal state announces it to
+// every watcher; other updates do not.
+TEST_F(PgJournalTest, WatchersAreToldWhenMovesEnd) {
+  auto j = open();
+  auto other = open();
+  ASSERT_TRUE(j.ok() && other.ok());
+  auto watcher = (*j)->watch_move_ends();
+  ASSERT_TRUE(watcher.ok()) << watcher.error().message();
+  auto id = *(*other)->claim_move(move_of("alice"));
+  MoveRecord m = *(*other)->get_move(id);
+  m.state = MoveState::kPrecopy;
+  ASSERT_TRUE((*other)->update_move(m).ok());
+  auto quiet = (*watcher)->wait(300);
+  ASSERT_TRUE(quiet.ok()) << quiet.error().message();
+  EXPECT_TRUE(quiet->empty()) << "a move that goes on is not announced";
+
+  m.state = MoveState::kDone;
+  ASSERT_TRUE((*other)->update_move(m).ok());
+  const auto t0 = std::chrono::steady_clock::now();
+  auto ended = (*watcher)->wait(10'000);
+  ASSERT_TRUE(ended.ok()) << ended.error().message();
+  EXPECT_LT(std::chrono::steady_clock::now() - t0, std::chrono::seconds(5));
+  ASSERT_EQ(ended->size(), 1u);
+  EXPECT_EQ((*ended)[0].id, id);
+  EXPECT_EQ((*ended)[0].from_server, "store1");
+  EXPECT_EQ((*ended)[0].to_server, "store2");
+
+  // wake() ends a wait at once (the executor's end of the night).
+  std::thread waker([&] {
+    ::usleep(100'000);
+    (*watcher)->wake();
+  });
+  const auto t1 = std::chrono::steady_clock::now();
+  auto woken = (*watcher)->wait(10'000);
+  waker.join();
+  ASSERT_TRUE(woken.ok());
+  EXPECT_TRUE(woken->empty());
+  EXPECT_LT(std::chrono::steady_clock::now() - t1, std::chrono::seconds(5));
+
+  // Its connection gone: kUnavailable, in one line (the executor goes on without it).
+  Admin(db_).sql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = 'LISTEN mailshard_moves'");
+  Result<std::vector<EndedMove>> lost = std::vector<EndedMove>{};
+  for (int i = 0; i < 50 && lost.ok(); ++i) lost = (*watcher)->wait(100);
+  ASSERT_FALSE(lost.ok());
+  EXPECT_EQ(lost.error().code(), ErrorCode::kUnavailable);
+  EXPECT_THAT(lost.error().message(), StartsWith("journal postgresql://127.0.0.1:" + Lab::get().env("PG_PORT") + "/" +
+                                                 db_ + ": watch moves: "));
+  EXPECT_THAT(lost.error().message(), Not(HasSubstr("\n")));
 }
 
 // Clocks apart by more than max_clock_skew: refuse to start, in one line.
