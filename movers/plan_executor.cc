@@ -1,6 +1,7 @@
 #include "movers/plan_executor.h"
 
 #include <algorithm>
+#include <atomic>
 #include <condition_variable>
 #include <deque>
 #include <list>
@@ -169,6 +170,31 @@ class Run {
     while (it != pending.end() && *it < i) ++it;
     pending.insert(it, i);
     retry_at[i] = when;
+  }
+
+  // Shared nights: moves that ended (here or in another process) freed their
+  // slots, and may be moves that waiting moves watch: what waits for them is
+  // tried now instead of at its retry time. True when anything became due.
+  bool moves_ended(const std::vector<EndedMove>& ended, int64_t now) {
+    bool due = false;
+    for (const auto& e : ended) {
+      due |= out_full_until.erase(e.from_server) > 0;
+      due |= in_full_until.erase(e.to_server) > 0;
+    }
+    for (size_t i : pending) {
+      auto r = retry_at.find(i);
+      if (r == retry_at.end() || r->second <= now) continue;
+      const MoveOutcome& m = rep.moves[i];
+      auto w = watching.find(i);
+      for (const auto& e : ended) {
+        if (w != watching.end() ? e.id == w->second : e.from_server == m.from || e.to_server == m.to) {
+          r->second = now;
+          due = true;
+          break;
+        }
+      }
+    }
+    return due;
   }
 
   // Shared nights: the move ran elsewhere (another controller's move `rec`).
@@ -600,10 +626,33 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
         run.requeue(i, clock.now_ms() + retry_ms);
       } else {
         run.record(i, r, c->started, finished, health);
+        // Its slots in the journal are free: moves of this run waiting for
+        // them need not wait for their retry time.
+        if (options.shared && r.ok() && is_terminal(r->state))
+          run.moves_ended({EndedMove{r->id, m.from, m.to}}, clock.now_ms());
       }
       run.cv.notify_all();
     }
   };
+
+  // Shared nights: moves ending in other processes (their slots, watched
+  // moves), as the journal announces them.
+  std::atomic<bool> listening{options.shared && options.move_ends != nullptr};
+  std::thread listener;
+  if (listening) {
+    listener = std::thread([&] {
+      while (listening) {
+        auto ended = options.move_ends->wait(retry_ms);
+        if (!ended.ok()) {
+          spdlog::warn("rebalance: {}; waiting moves are tried again every {} ms", ended.error().message(), retry_ms);
+          return;
+        }
+        if (ended->empty()) continue;
+        std::lock_guard lock(run.mu);
+        if (run.moves_ended(*ended, clock.now_ms())) run.cv.notify_all();
+      }
+    });
+  }
 
   std::vector<std::thread> threads;
   threads.reserve(static_cast<size_t>(std::max<int64_t>(nthreads, 0)));
@@ -721,6 +770,11 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
     run.cv.notify_all();
   }
   for (auto& t : threads) t.join();
+  if (listener.joinable()) {
+    listening = false;
+    options.move_ends->wake();
+    listener.join();
+  }
 
   if (!run.worker_errors.empty() &&
       std::all_of(rep.moves.begin(), rep.moves.end(), [](const MoveOutcome& o) { return o.started_at_ms == 0; }))

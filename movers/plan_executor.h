@@ -15,9 +15,11 @@
 //    night on one journal. A move is claimed in the journal within its
 //    servers' slots counted over every controller's active moves
 //    (Journal::claim_move_in_slots, this run's slots as the limits). Slots
-//    full: the move waits and is tried again after shared_retry_ms. Its user
-//    moved by another process's move N: the move watches N (tried again every
-//    shared_retry_ms) through MoveWorker::resume, which fails with kConflict
+//    full: the move waits and is tried again when a move through that server
+//    ends (in this process, or in any with options.move_ends), at the latest
+//    after shared_retry_ms. Its user moved by another process's move N: the
+//    move watches N (tried again when N ends, seen through move_ends, at the
+//    latest every shared_retry_ms) through MoveWorker::resume, which fails with kConflict
 //    while a live process holds N, and finishes or rolls back N once nobody
 //    does (its controller died). N done by another controller: reported as
 //    run elsewhere; N rolled back by this run (or N not of this plan): the
@@ -44,6 +46,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -134,7 +137,13 @@ struct ExecutionOptions {
 
   // A shared night (see the top of this file): claims counted in the journal.
   bool shared = false;
-  int64_t shared_retry_ms = 1000;  // a move whose slots were full, or a watched move, is tried again this often
+  // A move whose slots were full, or a watched move, is tried again at the
+  // latest after this long (sooner when a move it waits for is seen ending).
+  int64_t shared_retry_ms = 1000;
+  // Shared nights: the journal's watcher of moves ending in any process
+  // (Journal::watch_move_ends), waited on by a thread of the executor; null:
+  // only this process's own moves ending, and the interval.
+  std::shared_ptr<MoveEndWatcher> move_ends;
 };
 
 enum class MoveResult { kDone, kFailed, kSkipped, kNotStarted };

@@ -261,6 +261,16 @@ Result<int> run_rebalance(Context& ctx, const Args& a) {
   eo.max_parallel = a.max_parallel;
   eo.plan_id = lp.id;
   eo.shared = a.shared;
+  if (a.shared) {
+    // Moves ending in the other controllers wake this one's waiting moves
+    // (PostgreSQL); without it they wait for the retry interval.
+    auto watcher = j->watch_move_ends();
+    if (watcher.ok())
+      eo.move_ends = std::move(*watcher);
+    else if (watcher.error().code() != ErrorCode::kUnsupported)
+      spdlog::warn("rebalance --shared: {}; waiting moves are tried again every {} ms", watcher.error().message(),
+                   eo.shared_retry_ms);
+  }
   for (const auto& s : cfg->servers) eo.slots[s.name] = {s.max_moves_out, s.max_moves_in};
   eo.move.refuse_frozen = true;
   eo.move.max_size_drift = cfg->rebalance.max_size_drift;

@@ -152,6 +152,29 @@ struct SlotClaim {
   bool source_full = false;
 };
 
+// A move that ended (reached a terminal state), as a MoveEndWatcher saw it.
+struct EndedMove {
+  int64_t id = 0;
+  std::string from_server, to_server;  // the slots it held
+};
+
+// Tells when moves of the journal end, in any process: what a shared night's
+// waiting moves wait for (a slot another controller's move held, another
+// controller's move of their user), rather than only a fixed interval.
+// Thread-safety: wait() on one thread at a time; wake() from any thread.
+class MoveEndWatcher {
+ public:
+  virtual ~MoveEndWatcher() = default;
+  // Blocks until moves ended since the last call (returns each once), wake()
+  // was called, or `timeout_ms` passed (both: none). Moves that end while
+  // nobody waits are returned by the next call. kUnavailable when the journal
+  // cannot be watched any more (the connection is lost); the caller goes on
+  // without it.
+  virtual Result<std::vector<EndedMove>> wait(int64_t timeout_ms) = 0;
+  // Makes the wait in progress (or else the next one) return at once.
+  virtual void wake() = 0;
+};
+
 // For the backends: a kSlotsFull claim with its message, and the checks every
 // claim_move_in_slots makes before it looks at the journal.
 SlotClaim slots_full(const MoveRecord& m, const SlotLimits& limits, int64_t active_out, int64_t active_in);
@@ -241,6 +264,13 @@ class Journal {
   // verification manifest). put overwrites.
   virtual Status put_blob(int64_t move_id, const std::string& key, const std::string& value) = 0;
   virtual Result<std::optional<std::string>> get_blob(int64_t move_id, const std::string& key) = 0;
+
+  // A watcher of the moves that end on this journal, from now on, usable on
+  // any one thread (it has a connection of its own). kUnsupported where the
+  // backend cannot tell other processes' moves ending (SQLite).
+  virtual Result<std::unique_ptr<MoveEndWatcher>> watch_move_ends() {
+    return Error::unsupported("this journal cannot report moves ending in other processes");
+  }
 };
 
 }  // namespace mailshard

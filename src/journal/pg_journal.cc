@@ -1,8 +1,13 @@
 #include "journal/pg_journal.h"
 
 #include <libpq-fe.h>
+#include <poll.h>
+#include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <atomic>
+#include <cerrno>
 #include <condition_variable>
 #include <cstdio>
 #include <cstdlib>
@@ -14,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 
+#include "core/clock.h"
 #include "journal/pq_lazy.h"
 #include "util/strings.h"
 
@@ -192,9 +198,14 @@ class Params {
 struct LeaseFence {
   std::string name;
   int64_t key = 0;
+  bool shared = false;  // the lock's shared side (run leases of a shared night)
   int64_t backend_pid = 0;
   int64_t pid = 0;
   std::string host;
+  int64_t since_ms = 0;
+  // Set once this process knows the session that held the lock is gone:
+  // writes are refused without asking the server.
+  std::atomic<bool> lost{false};
 };
 
 // One libpq connection and the server's name for messages.
@@ -214,6 +225,7 @@ class Connection {
   Status run(std::string_view what, const std::string& sql);
   const std::string& server() const { return server_; }
   bool ok() const { return PQstatus(c_) == CONNECTION_OK; }
+  PGconn* raw() { return c_; }
   // A lease's connection is never re-established: a new session would not
   // hold the lease's lock.
   void never_reconnect() { reconnect_ = false; }
@@ -417,60 +429,244 @@ std::string this_host() {
   return host;
 }
 
-// A lease: an advisory lock held by its own connection, and a thread that
-// heartbeats the holder's row every `heartbeat_ms`. If the connection is
-// lost, the lock is gone too: the thread logs it (once) as an error.
-template <typename Lease>
-class PgLease final : public Lease {
+}  // namespace
+
+namespace pg_detail {
+
+// A session holding leases: one connection whose advisory locks are the
+// leases, and one thread that renews every held lease's row in `leases` each
+// heartbeat_ms, in one statement. A journal's move leases share one session;
+// a run lease has one of its own.
+//
+// A lost connection loses every lease held on it (the server released their
+// locks when it ended the session, or will once it notices the dead peer).
+// The heartbeat or the next take notices; then each lease's fence is marked
+// lost (writes of its move are refused), one error names them all, and the
+// connection is dropped. The next take opens a new connection; the lost
+// leases are not taken again on it: whoever held one must lease its move
+// anew.
+//
+// Thread-safety: take and release may be called from any thread; one mutex
+// guards the connection and the held leases, so the heartbeat, takes and
+// releases go one at a time (each a round trip or two).
+class LeaseSession {
  public:
-  PgLease(std::unique_ptr<Connection> conn, std::string name, int64_t key, int64_t heartbeat_ms,
-          std::shared_ptr<pg_detail::LeaseFence> fence, bool shared)
-      : conn_(std::move(conn)), name_(std::move(name)), key_(key), heartbeat_ms_(heartbeat_ms), fence_(std::move(fence)),
-        shared_(shared) {
-    thread_ = std::thread([this] { heartbeat(); });
+  enum class Mode { kExclusive, kShared };
+
+  LeaseSession(const PgJournalOptions& options, std::string server)
+      : options_(options), server_(std::move(server)), owner_pid_(::getpid()) {
+    thread_ = std::thread([this] { heartbeat_loop(); });
   }
-  ~PgLease() override {
+  ~LeaseSession() {
     {
       std::lock_guard lock(mu_);
       stop_ = true;
     }
     cv_.notify_all();
     thread_.join();
-    // Closing the connection releases the lock anyway; unlocking first says so explicitly.
-    if (conn_->ok())
-      (void)conn_->exec("release lease",
-                        shared_ ? "SELECT pg_advisory_unlock_shared($1::bigint)" : "SELECT pg_advisory_unlock($1::bigint)",
-                        Params()(key_));
+    // Closing the connection releases whatever it still holds.
   }
+  LeaseSession(const LeaseSession&) = delete;
+  LeaseSession& operator=(const LeaseSession&) = delete;
+
+  // The process that made it: a forked child must not use its parent's
+  // connection (a shared socket) nor wait on its mutex (the parent's
+  // heartbeat may have held it at the fork).
+  pid_t owner_pid() const { return owner_pid_; }
+
+  // Takes lease `name` without waiting, opening the connection first if
+  // there is none (the first take, or the one after a loss). kConflict with
+  // `busy` + ": pid P on host H since T" while another session (or this one,
+  // for another lease object of this process) holds it; kUnavailable when
+  // the server cannot be reached.
+  Result<std::shared_ptr<LeaseFence>> take(const std::string& name, const std::string& busy, int64_t now_ms, Mode mode);
+
+  // Unlocks `fence`'s key if this session still holds it for that fence
+  // (not after a loss). Never fails: a connection that broke meanwhile
+  // released the lock anyway.
+  void release(const std::shared_ptr<LeaseFence>& fence);
 
  private:
-  void heartbeat() {
-    bool lost = false;
-    std::unique_lock lock(mu_);
-    while (!cv_.wait_for(lock, std::chrono::milliseconds(heartbeat_ms_), [this] { return stop_; })) {
-      auto r = conn_->exec(fmt::format("heartbeat of lease {}", name_),
-                           "UPDATE leases SET heartbeat_at = (extract(epoch FROM clock_timestamp()) * 1000)::bigint "
-                           "WHERE name = $1 AND backend_pid = pg_backend_pid()",
-                           Params()(name_));
-      if (!r.ok() && !lost) {
-        spdlog::error("{} (the lease may have been lost)", r.error().message());
-        lost = true;
-      } else if (r.ok()) {
-        lost = false;
-      }
-    }
-  }
+  void heartbeat_loop();
+  // Under mu_: renews every held lease's row.
+  void beat();
+  // Under mu_: the connection is gone, and with it every lease held on it.
+  void lose(const std::string& why);
+  Error holder_conflict(const std::string& name, const std::string& busy, int64_t key);
 
-  std::unique_ptr<Connection> conn_;
-  std::string name_;
-  int64_t key_;
-  int64_t heartbeat_ms_;
-  std::shared_ptr<pg_detail::LeaseFence> fence_;  // the journal's writes check it while the lease lives
-  bool shared_;
+  const PgJournalOptions options_;
+  const std::string server_;
+  const pid_t owner_pid_;
   std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;
+  std::unique_ptr<Connection> conn_;  // null before the first take and after a loss
+  std::map<std::string, std::shared_ptr<LeaseFence>> held_;  // by lease name
+  bool beat_failing_ = false;  // a failed heartbeat was logged (and none has worked since)
   std::thread thread_;
+};
+
+Result<std::shared_ptr<LeaseFence>> LeaseSession::take(const std::string& name, const std::string& busy,
+                                                       int64_t now_ms, Mode mode) {
+  std::lock_guard lock(mu_);
+  if (auto it = held_.find(name); it != held_.end()) {
+    // A session's advisory locks stack: the server would say yes to this
+    // session again. Another lease object of this process is the holder.
+    const LeaseFence& h = *it->second;
+    return Error::conflict(fmt::format("{}: pid {} on host {} since {}", busy, h.pid, printable(h.host),
+                                       format_time_ms(h.since_ms)));
+  }
+  if (conn_ && !conn_->ok()) lose(fmt::format("journal {}: take lease {}: the lease connection broke", server_, name));
+  if (!conn_) {
+    conn_ = MS_TRY(Connection::open(options_, server_).context(fmt::format("lease {}", name)));
+    // A new session would not hold the old one's locks.
+    conn_->never_reconnect();
+  }
+  const int64_t key = lock_key(name);
+  const bool shared = mode == Mode::kShared;
+  auto got = conn_->exec(fmt::format("take lease {}", name),
+                         shared ? "SELECT pg_try_advisory_lock_shared($1::bigint)" : "SELECT pg_try_advisory_lock($1::bigint)",
+                         Params()(key));
+  if (!got.ok()) {
+    if (!conn_->ok()) lose(got.error().message());
+    return std::move(got).error();
+  }
+  if (got->text(0, 0) != "t") return holder_conflict(name, busy, key);
+  auto f = std::make_shared<LeaseFence>();
+  f->name = name;
+  f->key = key;
+  f->shared = shared;
+  f->pid = ::getpid();
+  f->host = this_host();
+  f->since_ms = now_ms;
+  auto row = conn_->exec(
+      fmt::format("record holder of lease {}", name),
+      "INSERT INTO leases(name, pid, host, since, heartbeat_at, backend_pid) "
+      "VALUES($1, $2, $3, $4, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, pg_backend_pid()) "
+      "ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, host = excluded.host, since = excluded.since, "
+      "heartbeat_at = excluded.heartbeat_at, backend_pid = excluded.backend_pid RETURNING backend_pid",
+      Params()(name)(f->pid)(f->host)(now_ms));
+  if (!row.ok()) {
+    // The session lives on (other leases): the lock must not outlive this failed take.
+    if (!conn_->ok()) {
+      lose(row.error().message());
+    } else {
+      (void)conn_->exec("release lease", shared ? "SELECT pg_advisory_unlock_shared($1::bigint)"
+                                                : "SELECT pg_advisory_unlock($1::bigint)",
+                        Params()(key));
+    }
+    return std::move(row).error();
+  }
+  f->backend_pid = row->i64(0, 0);
+  held_[name] = f;
+  return f;
+}
+
+Error LeaseSession::holder_conflict(const std::string& name, const std::string& busy, int64_t key) {
+  // The holder's row, if the holder's session really holds the lock (a row
+  // left by an earlier holder, or not yet rewritten by this one, is not it).
+  const auto ukey = static_cast<uint64_t>(key);
+  auto h = conn_->exec(
+      fmt::format("read holder of lease {}", name),
+      "SELECT l.pid, l.host, l.since FROM leases l JOIN pg_locks k ON k.pid = l.backend_pid "
+      "WHERE l.name = $1 AND k.locktype = 'advisory' AND k.granted AND k.objsubid = 1 "
+      "AND k.classid = $2::bigint::oid AND k.objid = $3::bigint::oid "
+      "AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+      Params()(name)(static_cast<int64_t>(ukey >> 32))(static_cast<int64_t>(ukey & 0xffffffffu)));
+  if (!h.ok()) {
+    if (!conn_->ok()) lose(h.error().message());
+    return std::move(h).error();
+  }
+  if (h->size() == 0) return Error::conflict(fmt::format("{} (it has not recorded who it is yet)", busy));
+  return Error::conflict(fmt::format("{}: pid {} on host {} since {}", busy, h->i64(0, 0), printable(h->text(0, 1)),
+                                     format_time_ms(h->i64(0, 2))));
+}
+
+void LeaseSession::release(const std::shared_ptr<LeaseFence>& fence) {
+  std::lock_guard lock(mu_);
+  auto it = held_.find(fence->name);
+  // Not there, or another lease object's: this one was lost with an earlier connection.
+  if (it == held_.end() || it->second != fence) return;
+  held_.erase(it);
+  if (!conn_ || !conn_->ok()) return;
+  auto r = conn_->exec(fmt::format("release lease {}", fence->name),
+                       fence->shared ? "SELECT pg_advisory_unlock_shared($1::bigint)"
+                                     : "SELECT pg_advisory_unlock($1::bigint)",
+                       Params()(fence->key));
+  if (!r.ok() && !conn_->ok()) lose(r.error().message());
+}
+
+void LeaseSession::heartbeat_loop() {
+  std::unique_lock lock(mu_);
+  const auto every = std::chrono::milliseconds(std::max<int64_t>(options_.lease_heartbeat_ms, 1));
+  while (!cv_.wait_for(lock, every, [this] { return stop_; }))
+    if (conn_ && !held_.empty()) beat();
+}
+
+void LeaseSession::beat() {
+  // Every held lease's row, in one statement: name = ANY('{"move-1","move-2"}').
+  std::string names = "{";
+  for (const auto& [name, f] : held_) {
+    if (names.size() > 1) names += ',';
+    names += '"';
+    for (char c : name) {
+      if (c == '"' || c == '\\') names += '\\';
+      names += c;
+    }
+    names += '"';
+  }
+  names += '}';
+  // statement_timestamp(): the server's time of this beat, the same for every row.
+  auto r = conn_->exec("heartbeat of leases",
+                       "UPDATE leases SET heartbeat_at = (extract(epoch FROM statement_timestamp()) * 1000)::bigint "
+                       "WHERE backend_pid = pg_backend_pid() AND name = ANY($1::text[])",
+                       Params()(names));
+  if (!r.ok() && !conn_->ok()) {
+    lose(r.error().message());
+  } else if (!r.ok()) {
+    // The session (and so its locks) lives; only the rows were not renewed.
+    if (!beat_failing_) spdlog::error("{} (the leases are held; their rows were not renewed)", r.error().message());
+    beat_failing_ = true;
+  } else {
+    beat_failing_ = false;
+  }
+}
+
+void LeaseSession::lose(const std::string& why) {
+  std::string names;
+  for (const auto& [name, f] : held_) {
+    f->lost = true;
+    if (!names.empty()) names += ", ";
+    names += name;
+  }
+  if (!held_.empty())
+    spdlog::error("{}: the lease session is lost, and with it {} lease(s): {}; writes of their moves are refused "
+                  "from now on, and another process may take them over",
+                  why, held_.size(), names);
+  held_.clear();
+  conn_.reset();
+  beat_failing_ = false;
+}
+
+}  // namespace pg_detail
+
+namespace {
+
+using pg_detail::LeaseFence;
+using pg_detail::LeaseSession;
+
+// A lease handed out: released (its key unlocked on its session) when
+// destroyed, on any thread. It keeps its session alive.
+template <typename Lease>
+class PgLease final : public Lease {
+ public:
+  PgLease(std::shared_ptr<LeaseSession> session, std::shared_ptr<LeaseFence> fence)
+      : session_(std::move(session)), fence_(std::move(fence)) {}
+  ~PgLease() override { session_->release(fence_); }
+
+ private:
+  std::shared_ptr<LeaseSession> session_;
+  std::shared_ptr<LeaseFence> fence_;  // the journal's writes check it while the lease lives
 };
 
 }  // namespace
@@ -775,7 +971,7 @@ Status PgJournal::update_move(const MoveRecord& m) {
   p(std::string(move_state_name(m.state)))(m.step)(m.from_home)(m.to_home)(m.bytes_planned)(m.bytes_transferred)(
       m.lockout_ms)(m.frozen_at_ms)(m.thawed_at_ms)(m.flipped_at_ms)(m.freeze_expires_at_ms)(m.finished_at_ms)(
       clock_.now_ms())(m.error)(m.detail_json)(int64_t{is_terminal(m.state) ? 0 : 1})(m.dn)(m.id);
-  const std::string fence = fence_clause(m.id, p, 19);
+  const std::string fence = MS_TRY(fence_clause(m.id, p, 19));
   const std::string what = fmt::format("update move {}", m.id);
   auto r = MS_TRY(conn_->exec(
       what,
@@ -783,10 +979,86 @@ Status PgJournal::update_move(const MoveRecord& m) {
       "lockout_ms=$7, frozen_at=$8, thawed_at=$9, flipped_at=$10, freeze_expires_at=$11, finished_at=$12, "
       "updated_at=$13, error=$14, detail=$15, active=$16, dn=$17 WHERE id=$18" + fence,
       p));
-  if (r.changed() == 1) return {};
+  if (r.changed() == 1) {
+    if (is_terminal(m.state)) notify_move_ended(m.id);
+    return {};
+  }
   auto q = MS_TRY(conn_->exec(what, "SELECT 1 FROM moves WHERE id = $1", Params()(m.id)));
   if (q.size() == 0) return Error::not_found(fmt::format("move {} is not in the journal", m.id));
   return fenced_out(m.id);
+}
+
+void PgJournal::notify_move_ended(int64_t move_id) {
+  // Its servers as the journal has them; delivered when this commits. A lost
+  // notification costs a watcher one retry interval, nothing more.
+  auto r = conn_->exec(fmt::format("announce the end of move {}", move_id),
+                       "SELECT pg_notify('mailshard_moves', json_build_object('id', id, 'from', "
+                       "COALESCE(from_server, ''), 'to', COALESCE(to_server, ''))::text) FROM moves WHERE id = $1",
+                       Params()(move_id));
+  if (!r.ok()) spdlog::debug("{}", r.error().message());
+}
+
+namespace {
+
+// LISTEN mailshard_moves on a connection of its own; an eventfd wakes a wait.
+class PgMoveEndWatcher final : public MoveEndWatcher {
+ public:
+  PgMoveEndWatcher(std::unique_ptr<Connection> conn, int wake_fd) : conn_(std::move(conn)), wake_fd_(wake_fd) {}
+  ~PgMoveEndWatcher() override { ::close(wake_fd_); }
+
+  Result<std::vector<EndedMove>> wait(int64_t timeout_ms) override {
+    std::vector<EndedMove> out;
+    MS_CHECK(drain(out));
+    if (!out.empty()) return out;
+    pollfd fds[2] = {{PQsocket(conn_->raw()), POLLIN, 0}, {wake_fd_, POLLIN, 0}};
+    const int n = ::poll(fds, 2, static_cast<int>(std::clamp<int64_t>(timeout_ms, 0, INT32_MAX)));
+    if (n < 0 && errno != EINTR) return Error::from_errno(errno, fmt::format("journal {}: watch moves", conn_->server()));
+    if (n > 0 && (fds[1].revents & POLLIN)) {
+      uint64_t v;
+      (void)!::read(wake_fd_, &v, sizeof v);
+    }
+    MS_CHECK(drain(out));
+    return out;
+  }
+
+  void wake() override {
+    const uint64_t one = 1;
+    (void)!::write(wake_fd_, &one, sizeof one);
+  }
+
+ private:
+  // Reads what the server sent and takes the notifications out of it.
+  Status drain(std::vector<EndedMove>& out) {
+    if (PQconsumeInput(conn_->raw()) == 0 || !conn_->ok())
+      return Error::unavailable(
+          fmt::format("journal {}: watch moves: {}", conn_->server(), one_line(PQerrorMessage(conn_->raw()))));
+    while (PGnotify* n = PQnotifies(conn_->raw())) {
+      auto j = nlohmann::json::parse(n->extra ? n->extra : "", nullptr, false);
+      PQfreemem(n);
+      if (!j.is_object()) continue;
+      EndedMove e;
+      e.id = j.value("id", int64_t{0});
+      e.from_server = j.value("from", std::string());
+      e.to_server = j.value("to", std::string());
+      out.push_back(std::move(e));
+    }
+    return {};
+  }
+
+  std::unique_ptr<Connection> conn_;
+  int wake_fd_;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<MoveEndWatcher>> PgJournal::watch_move_ends() {
+  auto conn = MS_TRY(Connection::open(options_, server_).context("watch moves"));
+  // A new session would not be listening.
+  conn->never_reconnect();
+  MS_CHECK(conn->exec("watch moves", "LISTEN mailshard_moves"));
+  const int fd = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+  if (fd < 0) return Error::from_errno(errno, "watch moves: eventfd");
+  return std::unique_ptr<MoveEndWatcher>(new PgMoveEndWatcher(std::move(conn), fd));
 }
 
 Result<MoveRecord> PgJournal::get_move(int64_t id) {
@@ -817,66 +1089,45 @@ Result<std::vector<MoveRecord>> PgJournal::list_moves(const MoveFilter& f) {
   return out;
 }
 
-template <typename Lease>
-Result<std::unique_ptr<Lease>> PgJournal::take_lease(const std::string& name, const std::string& busy,
-                                                     std::shared_ptr<pg_detail::LeaseFence>* fence, bool shared) {
-  // Its own connection: the lock lives as long as that session.
-  auto conn = MS_TRY(Connection::open(options_, server_).context(fmt::format("lease {}", name)));
-  conn->never_reconnect();
-  const int64_t key = lock_key(name);
-  auto got = MS_TRY(conn->exec(fmt::format("take lease {}", name),
-                               shared ? "SELECT pg_try_advisory_lock_shared($1::bigint)"
-                                      : "SELECT pg_try_advisory_lock($1::bigint)",
-                               Params()(key)));
-  if (got.text(0, 0) != "t") {
-    // The holder's row, if the holder's session really holds the lock (a row
-    // left by an earlier holder, or not yet rewritten by this one, is not it).
-    const auto ukey = static_cast<uint64_t>(key);
-    auto h = MS_TRY(conn->exec(
-        fmt::format("read holder of lease {}", name),
-        "SELECT l.pid, l.host, l.since FROM leases l JOIN pg_locks k ON k.pid = l.backend_pid "
-        "WHERE l.name = $1 AND k.locktype = 'advisory' AND k.granted AND k.objsubid = 1 "
-        "AND k.classid = $2::bigint::oid AND k.objid = $3::bigint::oid "
-        "AND k.database = (SELECT oid FROM pg_database WHERE datname = current_database())",
-        Params()(name)(static_cast<int64_t>(ukey >> 32))(static_cast<int64_t>(ukey & 0xffffffffu))));
-    if (h.size() == 0) return Error::conflict(fmt::format("{} (it has not recorded who it is yet)", busy));
-    return Error::conflict(fmt::format("{}: pid {} on host {} since {}", busy, h.i64(0, 0), printable(h.text(0, 1)),
-                                       format_time_ms(h.i64(0, 2))));
+std::shared_ptr<LeaseSession> PgJournal::move_lease_session() {
+  if (move_leases_ && move_leases_->owner_pid() != ::getpid()) {
+    // A forked child's copy of this journal: the session is its parent's
+    // (their shared socket, a thread the child does not have). Left alone,
+    // never destroyed here; the child leases on a session of its own.
+    new std::shared_ptr<LeaseSession>(std::move(move_leases_));
   }
-  auto f = std::make_shared<pg_detail::LeaseFence>();
-  f->name = name;
-  f->key = key;
-  f->pid = ::getpid();
-  f->host = this_host();
-  auto row = MS_TRY(conn->exec(
-      fmt::format("record holder of lease {}", name),
-      "INSERT INTO leases(name, pid, host, since, heartbeat_at, backend_pid) "
-      "VALUES($1, $2, $3, $4, (extract(epoch FROM clock_timestamp()) * 1000)::bigint, pg_backend_pid()) "
-      "ON CONFLICT(name) DO UPDATE SET pid = excluded.pid, host = excluded.host, since = excluded.since, "
-      "heartbeat_at = excluded.heartbeat_at, backend_pid = excluded.backend_pid RETURNING backend_pid",
-      Params()(name)(f->pid)(f->host)(clock_.now_ms())));
-  f->backend_pid = row.i64(0, 0);
-  if (fence) *fence = f;
-  return std::unique_ptr<Lease>(
-      new PgLease<Lease>(std::move(conn), name, key, options_.lease_heartbeat_ms, std::move(f), shared));
+  if (!move_leases_) move_leases_ = std::make_shared<LeaseSession>(options_, server_);
+  return move_leases_;
 }
 
 Result<std::unique_ptr<MoveLease>> PgJournal::lease_move(int64_t move_id) {
-  std::shared_ptr<pg_detail::LeaseFence> fence;
-  auto lease = MS_TRY(take_lease<MoveLease>(fmt::format("move-{}", move_id),
-                                            fmt::format("move {} is being run by another process", move_id), &fence));
+  auto session = move_lease_session();
+  auto fence = MS_TRY(session->take(fmt::format("move-{}", move_id),
+                                    fmt::format("move {} is being run by another process", move_id), clock_.now_ms(),
+                                    LeaseSession::Mode::kExclusive));
   fences_[move_id] = fence;
-  return lease;
+  return std::unique_ptr<MoveLease>(new PgLease<MoveLease>(std::move(session), std::move(fence)));
 }
 
-std::string PgJournal::fence_clause(int64_t move_id, Params& p, int first) {
+Result<std::unique_ptr<RunLease>> PgJournal::take_run_lease(const std::string& name, const std::string& busy,
+                                                            bool shared) {
+  // A session of its own: run leases of one process conflict like those of
+  // two processes, and a shared holder never turns exclusive by stacking.
+  auto session = std::make_shared<LeaseSession>(options_, server_);
+  auto fence = MS_TRY(session->take(name, busy, clock_.now_ms(),
+                                    shared ? LeaseSession::Mode::kShared : LeaseSession::Mode::kExclusive));
+  return std::unique_ptr<RunLease>(new PgLease<RunLease>(std::move(session), std::move(fence)));
+}
+
+Result<std::string> PgJournal::fence_clause(int64_t move_id, Params& p, int first) {
   auto it = fences_.find(move_id);
-  if (it == fences_.end()) return "";
+  if (it == fences_.end()) return std::string();
   auto f = it->second.lock();
   if (!f) {  // the lease was released: writes need no fence any more
     fences_.erase(it);
-    return "";
+    return std::string();
   }
+  if (f->lost) return fenced_out(move_id);
   const auto ukey = static_cast<uint64_t>(f->key);
   p(static_cast<int64_t>(ukey >> 32))(static_cast<int64_t>(ukey & 0xffffffffu))(f->backend_pid)(f->name)(f->pid)(f->host);
   return fmt::format(
@@ -897,20 +1148,19 @@ Error PgJournal::fenced_out(int64_t move_id) const {
 Result<std::unique_ptr<RunLease>> PgJournal::lease_run(const std::string& kind) {
   if (kind.empty() || kind.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
     return Error::invalid(fmt::format("run kind '{}' must be lower-case letters, digits, '_' or '-'", printable(kind)));
-  return take_lease<RunLease>(fmt::format("run-{}", kind), fmt::format("another {} is running", kind));
+  return take_run_lease(fmt::format("run-{}", kind), fmt::format("another {} is running", kind), false);
 }
 
 Result<std::unique_ptr<RunLease>> PgJournal::lease_run_shared(const std::string& kind) {
   if (kind.empty() || kind.find_first_not_of("abcdefghijklmnopqrstuvwxyz0123456789_-") != std::string::npos)
     return Error::invalid(fmt::format("run kind '{}' must be lower-case letters, digits, '_' or '-'", printable(kind)));
-  return take_lease<RunLease>(fmt::format("run-{}", kind), fmt::format("another {} is running", kind), nullptr,
-                              /*shared=*/true);
+  return take_run_lease(fmt::format("run-{}", kind), fmt::format("another {} is running", kind), true);
 }
 
 Status PgJournal::log_step(int64_t move_id, const std::string& step, StepPhase phase, const std::string& detail) {
   Params p;
   p(move_id)(step)(std::string(step_phase_name(phase)))(clock_.now_ms())(detail);
-  const std::string fence = fence_clause(move_id, p, 6);
+  const std::string fence = MS_TRY(fence_clause(move_id, p, 6));
   auto r = MS_TRY(conn_->exec(fmt::format("log step {} of move {}", step, move_id),
                               "INSERT INTO move_steps(move_id, step, phase, at, detail) "
                               "SELECT $1::bigint, $2, $3, $4::bigint, $5 WHERE true" + fence,
@@ -936,7 +1186,7 @@ Result<std::vector<StepRecord>> PgJournal::list_steps(int64_t move_id) {
 Status PgJournal::put_blob(int64_t move_id, const std::string& key, const std::string& value) {
   Params p;
   p(move_id)(key).bytes(value);
-  const std::string fence = fence_clause(move_id, p, 4);
+  const std::string fence = MS_TRY(fence_clause(move_id, p, 4));
   auto r = MS_TRY(conn_->exec(fmt::format("store {} of move {}", key, move_id),
                               "INSERT INTO move_blobs(move_id, key, value) SELECT $1::bigint, $2, $3::bytea WHERE true" + fence +
                                   " ON CONFLICT(move_id, key) DO UPDATE SET value = excluded.value",

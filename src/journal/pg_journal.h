@@ -13,17 +13,31 @@
 //  - claim_move_in_slots: one transaction under a transaction advisory lock
 //    ("claims"), so the user check, the slot counts and the insert of every
 //    controller's slot claims happen one at a time.
-//  - Leases are session advisory locks, each on a connection of its own that
-//    the lease object holds. The server drops the lock when that connection
+//  - Leases are session advisory locks. All move leases of one journal are
+//    held by one session, the journal's lease session: one connection of
+//    its own (opened at the first lease_move) and one heartbeat thread,
+//    however many moves are leased at once; releasing a move lease unlocks
+//    just its key. Each run lease has a session of its own (a process holds
+//    one or two). The server drops a session's locks when its connection
 //    ends: at once when the holder exits or is killed (the kernel closes the
 //    socket), and within kDeadHostReleaseS when its host dies (TCP
-//    keepalives, set on both ends). A thread heartbeats the holder's row in
-//    table `leases` (pid, host, since), which a refused process quotes.
+//    keepalives, set on both ends). Every lease_heartbeat_ms the session's
+//    thread renews the rows of all its leases in table `leases` (pid, host,
+//    since, heartbeat_at), in one statement; a refused process quotes them.
+//  - A lease session whose connection is lost loses every lease it held
+//    (the server released their locks): this is logged as one error naming
+//    them, and from then on writes of those moves are refused (kConflict,
+//    below) without asking the server. The session is never reconnected
+//    under its leases; the next lease_move opens a new one, and a lost
+//    lease stays lost until its move is leased again.
 //  - Fencing: while this journal's process holds a move's lease, its writes
 //    of that move (update_move, log_step, put_blob) carry a check that the
 //    lease's session still holds the lock and the holder's row is still this
 //    process; once the server has dropped that session (and another host may
 //    have taken the move over) they fail with kConflict and write nothing.
+//  - A move that ends (update_move to a terminal state) is announced with
+//    NOTIFY on channel mailshard_moves (payload: {"id","from","to"});
+//    watch_move_ends() LISTENs on a connection of its own.
 //  - At open, this host's clock is compared with the server's: beyond
 //    max_clock_skew_ms mailshard refuses to start (kInvalidInput).
 //
@@ -33,7 +47,7 @@
 // A call after the connection broke reconnects once first.
 //
 // Thread-safety: one instance per thread, like SqliteJournal. A lease may be
-// destroyed on any thread.
+// destroyed on any thread, and may outlive its journal (it keeps its session).
 #pragma once
 
 #include <map>
@@ -50,13 +64,15 @@ struct PgJournalOptions {
   std::string password;  // "" = libpq's own (PGPASSWORD, PGPASSFILE, ~/.pgpass)
   // Refuse to start when |this host's clock - the server's| exceeds this; 0 = no check.
   int64_t max_clock_skew_ms = 5'000;
-  // How often a lease's thread writes its heartbeat (and notices a lost connection).
+  // How often a lease session's thread renews its leases' rows (and notices a
+  // lost connection).
   int64_t lease_heartbeat_ms = 5'000;
 };
 
 namespace pg_detail {
 class Connection;
 struct LeaseFence;
+class LeaseSession;
 class Params;
 }
 
@@ -114,6 +130,7 @@ class PgJournal final : public Journal {
   Result<std::vector<StepRecord>> list_steps(int64_t move_id) override;
   Status put_blob(int64_t move_id, const std::string& key, const std::string& value) override;
   Result<std::optional<std::string>> get_blob(int64_t move_id, const std::string& key) override;
+  Result<std::unique_ptr<MoveEndWatcher>> watch_move_ends() override;
 
  private:
   PgJournal(PgJournalOptions options, Clock& clock);
@@ -121,16 +138,18 @@ class PgJournal final : public Journal {
   Status check_clock();
   Status read_version();
   Status migrate();
-  // Takes lease `name` (e.g. "run:rebalance") on a connection of its own;
+  // Takes run lease `name` (e.g. "run-rebalance") on a session of its own;
   // `busy` is the conflict message before ": <holder>".
-  template <typename Lease>
-  Result<std::unique_ptr<Lease>> take_lease(const std::string& name, const std::string& busy,
-                                            std::shared_ptr<pg_detail::LeaseFence>* fence = nullptr,
-                                            bool shared = false);
+  Result<std::unique_ptr<RunLease>> take_run_lease(const std::string& name, const std::string& busy, bool shared);
+  // The session of this journal's move leases (made on first use).
+  std::shared_ptr<pg_detail::LeaseSession> move_lease_session();
   // " AND <the lease still holds>" for a write of move `move_id` when this
-  // journal took its lease (parameters appended to `p`), else "".
-  std::string fence_clause(int64_t move_id, pg_detail::Params& p, int first_param);
+  // journal took its lease (parameters appended to `p`), else "";
+  // kConflict (fenced_out) when the lease is known lost already.
+  Result<std::string> fence_clause(int64_t move_id, pg_detail::Params& p, int first_param);
   Error fenced_out(int64_t move_id) const;
+  // NOTIFY mailshard_moves of a move that ended (a failure is only logged).
+  void notify_move_ended(int64_t move_id);
 
   PgJournalOptions options_;
   Clock& clock_;
@@ -139,6 +158,7 @@ class PgJournal final : public Journal {
   int version_ = 0;
   // The move leases this journal handed out, while they live.
   std::map<int64_t, std::weak_ptr<pg_detail::LeaseFence>> fences_;
+  std::shared_ptr<pg_detail::LeaseSession> move_leases_;
 };
 
 }  // namespace mailshard

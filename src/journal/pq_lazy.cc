@@ -56,5 +56,8 @@ MS_PQ_FORWARD(int, PQgetlength, (const PGresult* res, int row, int col), (res, r
 MS_PQ_FORWARD(int, PQgetisnull, (const PGresult* res, int row, int col), (res, row, col))
 MS_PQ_FORWARD(void, PQclear, (PGresult * res), (res))
 MS_PQ_FORWARD(void, PQfreemem, (void* ptr), (ptr))
+MS_PQ_FORWARD(int, PQsocket, (const PGconn* conn), (conn))
+MS_PQ_FORWARD(int, PQconsumeInput, (PGconn * conn), (conn))
+MS_PQ_FORWARD(PGnotify*, PQnotifies, (PGconn * conn), (conn))
 
 }  // extern "C"

@@ -141,6 +141,17 @@ int main(int argc, char** argv) {
   o.plan_id = plan_id;
   o.max_parallel = max_parallel;
   o.shared_retry_ms = 200;
+  // Moves ending in the other controllers wake this one's waiting moves, as
+  // in `rebalance --shared` (NO_WATCH=1: the retry interval alone, as before).
+  if (!std::getenv("NO_WATCH")) {
+    auto j = PgJournal::open(po, clock);
+    auto w = j.ok() ? (*j)->watch_move_ends() : Result<std::unique_ptr<MoveEndWatcher>>(std::move(j).error());
+    if (!w.ok()) {
+      std::fprintf(stderr, "shared_bench: %s\n", w.error().message().c_str());
+      return 1;
+    }
+    o.move_ends = std::move(*w);
+  }
   for (const auto& s : plan.servers) o.slots[s.name] = {slots, slots};
   auto t0 = std::chrono::steady_clock::now();
   auto r = execute_plan(plan, o, workers, clock);

@@ -341,6 +341,45 @@ TEST_P(JournalContractTest, MoveLeaseIsExclusiveAcrossControllers) {
   EXPECT_TRUE(other->lease_move(id).ok()) << "released when destroyed";
 }
 
+// One controller holds many move leases at once (a night with many moves in
+// flight): each is exclusive, and releasing one frees just that one. A second
+// lease of a move from the journal that holds it is refused too.
+TEST_P(JournalContractTest, ManyMoveLeasesAtOnceAreEachExclusive) {
+  constexpr int kMoves = 200;
+  std::vector<int64_t> ids;
+  std::vector<std::unique_ptr<MoveLease>> leases;
+  for (int i = 0; i < kMoves; ++i) {
+    auto id = j_->claim_move(move_of("user" + std::to_string(i)));
+    ASSERT_TRUE(id.ok()) << id.error().message();
+    ids.push_back(*id);
+    auto lease = j_->lease_move(*id);
+    ASSERT_TRUE(lease.ok()) << lease.error().message();
+    leases.push_back(std::move(*lease));
+  }
+  auto again = j_->lease_move(ids[7]);
+  ASSERT_FALSE(again.ok()) << "a held lease taken twice by its own journal";
+  EXPECT_EQ(again.error().code(), ErrorCode::kConflict);
+  EXPECT_THAT(again.error().message(), StartsWith("move " + std::to_string(ids[7]) + " is being run by another process"));
+
+  leases[7].reset();
+  auto other = open_journal();
+  ASSERT_NE(other, nullptr);
+  auto freed = other->lease_move(ids[7]);
+  EXPECT_TRUE(freed.ok()) << freed.error().message();
+  for (int i : {0, 6, 8, kMoves - 1}) {
+    auto held = other->lease_move(ids[i]);
+    ASSERT_FALSE(held.ok()) << "move " << i << " was released with move 7";
+    EXPECT_EQ(held.error().code(), ErrorCode::kConflict);
+  }
+  // The holder still writes the moves it holds.
+  MoveRecord m = *j_->get_move(ids[8]);
+  m.state = MoveState::kPrecopy;
+  EXPECT_TRUE(j_->update_move(m).ok());
+  EXPECT_TRUE(j_->log_step(ids[8], "precopy", StepPhase::kBegin, "").ok());
+  leases.clear();
+  EXPECT_TRUE(other->lease_move(ids[8]).ok()) << "released when destroyed";
+}
+
 // A child process takes the lease and reports; `then` runs with the child
 // holding it (stopped with SIGSTOP when `stop_child`), then the child is
 // killed with SIGKILL. The child touches only the lease, never the parent's

@@ -16,8 +16,10 @@
 #include <filesystem>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <thread>
+#include <utility>
 
 #include <fmt/format.h>
 #include <gtest/gtest.h>
@@ -319,6 +321,147 @@ TEST(SharedNight, AMoveWhoseSlotsAreFullWaitsAndRunsWhenOneFrees) {
   // One claim per retry interval at most (plus the first): no busy loop.
   EXPECT_GE(m.slot_waits, 3);
   EXPECT_LE(m.slot_waits, waited_ms / o.shared_retry_ms + 2);
+}
+
+// What PgJournal::watch_move_ends gives the executor, told by the test.
+class FakeMoveEnds final : public MoveEndWatcher {
+ public:
+  void ended(EndedMove e) {
+    std::lock_guard lock(mu_);
+    ended_.push_back(std::move(e));
+    cv_.notify_all();
+  }
+  Result<std::vector<EndedMove>> wait(int64_t timeout_ms) override {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] { return !ended_.empty() || woken_; });
+    woken_ = false;
+    ++waits_;
+    return std::exchange(ended_, {});
+  }
+  void wake() override {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+    cv_.notify_all();
+  }
+  int waits() {
+    std::lock_guard lock(mu_);
+    return waits_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<EndedMove> ended_;
+  bool woken_ = false;
+  int waits_ = 0;
+};
+
+int64_t ms_since(std::chrono::steady_clock::time_point t0) {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - t0).count();
+}
+
+// A slot another process's move holds: the waiting move is tried again as
+// soon as the journal says that move ended, not after the retry interval
+// (a minute here), and not before (one refused claim in all).
+TEST(SharedNight, AMoveWaitingForAnotherProcesssSlotRunsWhenTheJournalSaysItEnded) {
+  Fleet fleet("ended");
+  fleet.place("u1", "a");
+  fleet.place("x", "c");
+  const int64_t plan_id = store_plan(fleet.journal());
+  MoveRecord foreign = claimed(fleet.journal(), "x", "c", "b", 0, MoveState::kPrecopy);
+  auto other = fleet.open();
+  auto lease = other->lease_move(foreign.id);
+  ASSERT_TRUE(lease.ok());
+
+  ExecutionOptions o = shared_options(plan_id, 1);
+  o.shared_retry_ms = 60'000;
+  auto ends = std::make_shared<FakeMoveEnds>();
+  o.move_ends = ends;
+  const Plan plan = make_plan({"a", "b", "c"}, {"u1:a>b"});
+  std::optional<Result<ExecutionReport>> r;
+  std::thread t([&] { r.emplace(execute_plan(plan, o, fleet.workers(5), fleet.clock())); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  EXPECT_EQ(fleet.where("u1"), "a") << "it moved while b's only in slot was taken";
+  foreign.state = MoveState::kDone;
+  ASSERT_TRUE(other->update_move(foreign).ok());
+  lease->reset();
+  ends->ended({99, "d", "a"});  // another server's move: nothing to do with u1's slots
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(fleet.where("u1"), "a");
+  const auto t0 = std::chrono::steady_clock::now();
+  ends->ended({foreign.id, "c", "b"});
+  t.join();
+  EXPECT_LT(ms_since(t0), 5'000) << "it waited for the retry interval";
+  ASSERT_TRUE(r->ok()) << r->error().message();
+  const MoveOutcome& m = outcome_of(**r, "u1");
+  EXPECT_EQ(m.result, MoveResult::kDone) << m.reason;
+  EXPECT_EQ(fleet.where("u1"), "b");
+  EXPECT_EQ(m.slot_waits, 1) << "claims tried before a move ended";
+  EXPECT_GE(ends->waits(), 2) << "the watcher was waited on, and woken at the end";
+}
+
+// A user in another controller's move: looked at when that move ends (the
+// journal says so), not after the retry interval.
+TEST(SharedNight, AWatchedMoveIsLookedAtWhenItEnds) {
+  Fleet fleet("watched");
+  fleet.place("u1", "a");
+  const int64_t plan_id = store_plan(fleet.journal());
+  MoveRecord foreign = claimed(fleet.journal(), "u1", "a", "b", plan_id, MoveState::kPrecopy);
+  auto other = fleet.open();
+  auto lease = other->lease_move(foreign.id);
+  ASSERT_TRUE(lease.ok());
+
+  ExecutionOptions o = shared_options(plan_id, 2);
+  o.shared_retry_ms = 60'000;
+  auto ends = std::make_shared<FakeMoveEnds>();
+  o.move_ends = ends;
+  const Plan plan = make_plan({"a", "b"}, {"u1:a>b"});
+  std::optional<Result<ExecutionReport>> r;
+  std::thread t([&] { r.emplace(execute_plan(plan, o, fleet.workers(5), fleet.clock())); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+  fleet.place("u1", "b");
+  foreign.state = MoveState::kDone;
+  ASSERT_TRUE(other->update_move(foreign).ok());
+  lease->reset();
+  const auto t0 = std::chrono::steady_clock::now();
+  ends->ended({foreign.id, "a", "b"});
+  t.join();
+  EXPECT_LT(ms_since(t0), 5'000) << "it waited for the retry interval";
+  ASSERT_TRUE(r->ok()) << r->error().message();
+  const MoveOutcome& m = outcome_of(**r, "u1");
+  EXPECT_EQ(m.result, MoveResult::kSkipped) << m.reason;
+  EXPECT_TRUE(m.elsewhere);
+  EXPECT_EQ(m.move_id, foreign.id);
+  EXPECT_EQ(fleet.resume_attempts(), 1) << "looked at once, when it ended";
+}
+
+// Without a watcher (SQLite), a slot this process's own move frees is taken
+// at once by the move that waited for it; the interval is only for slots
+// other processes hold.
+TEST(SharedNight, AMoveWaitingForASlotThisProcessFreesRunsWhenItsMoveEnds) {
+  Fleet fleet("own");
+  fleet.place("u1", "a");
+  fleet.place("u2", "c");
+  fleet.place("x", "d");
+  const int64_t plan_id = store_plan(fleet.journal());
+  // b takes 2 moves in: one is another process's (held all along), so this
+  // run's two moves into b go one after the other.
+  MoveRecord foreign = claimed(fleet.journal(), "x", "d", "b", 0, MoveState::kPrecopy);
+  auto other = fleet.open();
+  auto lease = other->lease_move(foreign.id);
+  ASSERT_TRUE(lease.ok());
+
+  ExecutionOptions o = shared_options(plan_id, 2);
+  o.shared_retry_ms = 60'000;
+  const Plan plan = make_plan({"a", "b", "c", "d"}, {"u1:a>b", "u2:c>b"});
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = execute_plan(plan, o, fleet.workers(200), fleet.clock());
+  EXPECT_LT(ms_since(t0), 5'000) << "it waited for the retry interval";
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_EQ(outcome_of(*r, "u1").result, MoveResult::kDone) << outcome_of(*r, "u1").reason;
+  EXPECT_EQ(outcome_of(*r, "u2").result, MoveResult::kDone) << outcome_of(*r, "u2").reason;
+  EXPECT_EQ(outcome_of(*r, "u1").slot_waits + outcome_of(*r, "u2").slot_waits, 1);
+  EXPECT_EQ(fleet.max_in("b"), 1) << "never both at once";
 }
 
 // A controller died (kill -9) with a move that had not flipped: nobody holds
