@@ -171,6 +171,27 @@ TEST_F(SyncEngineTest, APeerThatCannotStartFailsThePassNamingIt) {
     EXPECT_FALSE(fs::is_regular_file(it->symlink_status())) << it->path();
 }
 
+// A destination agent started with --no-peers refuses to open the source
+// itself: the pass fails in one line saying so, and nothing is written.
+TEST_F(SyncEngineTest, AnAgentWithNoPeersRefusesTheDirectPathInOneLine) {
+  testing::generate_home(src_home(), gen_);
+  auto src = agent(src_root_);
+  auto dst = agent(dst_root_, {"--no-peers"});
+  SyncOptions o;
+  o.direct_from = PeerRef{"store1", {MAILSHARD_BIN, "agent", "--stdio", "--root", src_root_}};
+  SyncState state = SyncState::fresh();
+  auto r = engine(*src, *dst, o).warm_pass(state);
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error().message(), HasSubstr("cannot open peers"));
+  EXPECT_EQ(r.error().message().find('\n'), std::string::npos) << r.error().message();
+  for (auto it = fs::recursive_directory_iterator(dst_root_); it != fs::recursive_directory_iterator(); ++it)
+    EXPECT_FALSE(fs::is_regular_file(it->symlink_status())) << it->path();
+  // Through the controller, the same agents copy it.
+  auto via = engine(*src, *dst, SyncOptions{}).warm_pass(state);
+  ASSERT_TRUE(via.ok()) << via.error().message();
+  EXPECT_TRUE(testing::compare_trees(src_home(), dst_home()).empty());
+}
+
 // The peer's stream is cut in the middle (its agent's output ends after
 // 300 kB): the pass fails, every file under a final name on the destination
 // is whole, no temp is left, and the next pass with a working peer finishes.

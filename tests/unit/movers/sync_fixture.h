@@ -49,9 +49,10 @@ class SyncEngineFixture : public ::testing::Test {
     EXPECT_TRUE(t.ok()) << t.error().message();
     return std::move(*t);
   }
-  std::unique_ptr<Transport> agent(const std::string& root) {
+  std::unique_ptr<Transport> agent(const std::string& root, const std::vector<std::string>& extra = {}) {
     AgentOptions o;
     o.argv = {MAILSHARD_BIN, "agent", "--stdio", "--root", root};
+    o.argv.insert(o.argv.end(), extra.begin(), extra.end());
     o.name = "agent:" + root;
     o.max_streams = 2;
     auto t = make_agent_transport(o);
