@@ -17,6 +17,7 @@ Command register_agent(CLI::App& root, Context& ctx) {
   struct Opts {
     bool stdio = false;
     bool no_peers = false;
+    int peer_timeout_s = 300;
     std::string root;
   };
   auto o = std::make_shared<Opts>();
@@ -24,6 +25,9 @@ Command register_agent(CLI::App& root, Context& ctx) {
   sub->add_option("--root", o->root, "the mail root; no path outside it is ever read or written")->required();
   sub->add_flag("--no-peers", o->no_peers,
                 "refuse PULL: never start a peer agent (no direct server-to-server copies to this root)");
+  sub->add_option("--peer-timeout", o->peer_timeout_s,
+                  "a peer agent that sends nothing for this many seconds is given up (the pull fails); default 300")
+      ->check(CLI::Range(1, 86400));
   sub->footer(
       "Started by the agent transport through the server's agent_command, e.g.\n"
       "  ssh -T store2 mailshard agent --stdio --root /srv/mail\n"
@@ -40,11 +44,13 @@ Command register_agent(CLI::App& root, Context& ctx) {
             // PULL: the peer is another agent, started here with the command
             // the controller names (one stream: one PULL at a time per session).
             agent::PeerOpener open_peer;
-            if (!o->no_peers) open_peer = [](const PeerRef& peer) {
+            if (!o->no_peers) open_peer = [o](const PeerRef& peer) {
               AgentOptions ao;
               ao.argv = peer.argv;
               ao.name = "agent:" + peer.name;
               ao.max_streams = 1;
+              // A peer streams while it answers: a silence is a hung peer.
+              ao.idle_timeout_ms = int64_t{o->peer_timeout_s} * 1000;
               return make_agent_transport(ao);
             };
             agent::AgentServer server(**store, 0, 1, fmt::format("mailshard 0.1.0 agent on {}", o->root),

@@ -141,6 +141,7 @@ class ChannelPool {
     auto ch = std::make_unique<Channel>();
     ch->child = *child;
     ch->io = std::make_unique<FrameChannel>(child->stdout_fd, child->stdin_fd, opts_.name);
+    ch->io->set_idle_timeout_ms(opts_.idle_timeout_ms);
     auto fail = [&](Error e) -> Error {
       std::string how = ch->end(1000);
       return Error(e.code(), fmt::format("{}: {}{}", opts_.name, e.message(), how));

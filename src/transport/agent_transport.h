@@ -24,6 +24,10 @@ struct AgentOptions {
   std::vector<std::string> argv;  // starts the agent; its stdin/stdout carry the protocol
   std::string name;               // for messages, e.g. "agent:store2"
   int max_streams = 2;
+  // A channel that receives nothing for this long fails (kTimeout): a hung
+  // agent. 0 = wait forever (the controller's channels: an agent may work
+  // long between two answers).
+  int64_t idle_timeout_ms = 0;
 };
 
 // Starts one channel right away, so a wrong command or a version mismatch is

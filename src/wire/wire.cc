@@ -799,6 +799,13 @@ Status FrameChannel::fill(size_t need) {
   while (ibuf_.size() - ipos_ < need) {
     size_t have = ibuf_.size();
     size_t want = std::max<size_t>(need - (have - ipos_), 256 * 1024);
+    if (idle_timeout_ms_ > 0) {
+      struct pollfd p{in_, POLLIN, 0};
+      int r = ::poll(&p, 1, static_cast<int>(std::min<int64_t>(idle_timeout_ms_, INT32_MAX)));
+      if (r < 0 && errno == EINTR) continue;
+      if (r == 0)
+        return Error::timeout(fmt::format("{} sent nothing for {} s", peer_, (idle_timeout_ms_ + 999) / 1000));
+    }
     ibuf_.resize(have + want);
     ssize_t n = ::read(in_, ibuf_.data() + have, want);
     if (n < 0 && errno == EINTR) {

@@ -238,6 +238,9 @@ class FrameChannel {
   Result<std::string> recv_blob(uint64_t length, uint64_t max_length);
   // True if a frame (or EOF) is ready to be read without blocking.
   bool readable_now();
+  // From now on a read that waits longer than `ms` for a byte fails with
+  // kTimeout ("<peer> sent nothing for N s"); 0 (the default) waits forever.
+  void set_idle_timeout_ms(int64_t ms) { idle_timeout_ms_ = ms; }
   // Forgets the fds (they are about to be closed): later I/O fails with EBADF.
   void detach() {
     in_ = out_ = -1;
@@ -267,6 +270,7 @@ class FrameChannel {
   size_t ipos_ = 0;
   bool closed_ = false;
   uint64_t bytes_out_ = 0, bytes_in_ = 0;
+  int64_t idle_timeout_ms_ = 0;
 };
 
 // "expected <want> from <peer>, got <type>" (kCorrupt), or the error an

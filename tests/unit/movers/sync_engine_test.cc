@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -190,6 +191,38 @@ TEST_F(SyncEngineTest, AnAgentWithNoPeersRefusesTheDirectPathInOneLine) {
   auto via = engine(*src, *dst, SyncOptions{}).warm_pass(state);
   ASSERT_TRUE(via.ok()) << via.error().message();
   EXPECT_TRUE(testing::compare_trees(src_home(), dst_home()).empty());
+}
+
+// The peer hangs mid-stream (its output stops after 300 kB; the process
+// lives on): the destination agent gives it up after --peer-timeout and the
+// pass fails in one line naming it, with nothing half-written under a final
+// name.
+TEST_F(SyncEngineTest, AHungPeerIsGivenUpAfterThePeerTimeout) {
+  gen_.messages = 400;
+  testing::generate_home(src_home(), gen_);
+  auto src = agent(src_root_);
+  auto dst = agent(dst_root_, {"--peer-timeout", "2"});
+  SyncOptions o;
+  o.streams = 1;
+  o.direct_from = PeerRef{"store1",
+                          {"/bin/sh", "-c",
+                           std::string("exec ") + MAILSHARD_BIN + " agent --stdio --root '" + src_root_ +
+                               "' | (stdbuf -o0 head -c 300000; exec sleep 30)"}};
+  SyncState state = SyncState::fresh();
+  const auto t0 = std::chrono::steady_clock::now();
+  auto r = engine(*src, *dst, o).warm_pass(state);
+  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error().message(), HasSubstr("sent nothing for 2 s"));
+  EXPECT_THAT(r.error().message(), HasSubstr("store1"));
+  EXPECT_EQ(r.error().message().find('\n'), std::string::npos) << r.error().message();
+  EXPECT_LT(secs, 25) << "given up well before the peer's 30 s";
+  for (auto it = fs::recursive_directory_iterator(dst_home()); it != fs::recursive_directory_iterator(); ++it) {
+    EXPECT_EQ(it->path().filename().string().rfind(kTempPrefix, 0), std::string::npos) << "temp left: " << it->path();
+    if (!fs::is_regular_file(it->symlink_status())) continue;
+    const fs::path rel = fs::relative(it->path(), dst_home());
+    EXPECT_EQ(slurp(it->path()), slurp(fs::path(src_home()) / rel)) << rel;
+  }
 }
 
 // The peer's stream is cut in the middle (its agent's output ends after
