@@ -165,6 +165,63 @@ TEST(Snapshot, FastReaderIdsAndClassesAsText) {
   EXPECT_EQ(c.error().message(), "users.csv:3: user_id '2' must be 1 (ids are 0..n-1 in order)");
 }
 
+// A users.csv above 1 MiB is read in slices by several threads: the result
+// is the file read in one pass, and a problem in a later slice (an id out of
+// order, a bad field, the sum of sizes) is reported as the general reader
+// reports it.
+TEST(Snapshot, SlicedReadAgreesWithOnePass) {
+  const int n = 120000;  // ~3.6 MB of rows: four slices where four threads run
+  std::string fast_rows = "user_id,server_id,class,size_bytes,activity,pinned\n";
+  std::string general_rows = "server_id,user_id,class,size_bytes,activity,pinned\n";
+  for (int u = 0; u < n; ++u) {
+    const int s = u % 7 == 3 ? 2 : u % 2;
+    const char* cls = s == 2 ? "ssd" : "std";
+    const std::string act = fmt::format("{}.{:04d}", u % 13, u % 9973);
+    fast_rows += fmt::format("{},{},{},{},{},{}\n", u, s, cls, int64_t{u} * 104729 % 1000000007, act, u % 11 == 0 ? 1 : 0);
+    general_rows += fmt::format("{},{},{},{},{},{}\n", s, u, cls, int64_t{u} * 104729 % 1000000007, act, u % 11 == 0 ? 1 : 0);
+  }
+  ASSERT_GT(fast_rows.size(), 3u << 20);
+  std::string fast = make_dir("sliced_fast"), general = make_dir("sliced_general");
+  write(fast, kServers, fast_rows);
+  write(general, kServers, general_rows);
+  auto a = read_snapshot(fast), b = read_snapshot(general);
+  ASSERT_TRUE(a.ok()) << a.error().message();
+  ASSERT_TRUE(b.ok()) << b.error().message();
+  ASSERT_EQ(a->user_count(), static_cast<size_t>(n));
+  EXPECT_EQ(a->user_server, b->user_server);
+  EXPECT_EQ(a->user_size, b->user_size);
+  EXPECT_EQ(a->user_activity, b->user_activity);
+  EXPECT_EQ(a->user_pinned, b->user_pinned);
+  EXPECT_TRUE(a->notes.empty());
+
+  // A row near the end goes wrong: the line the general reader names.
+  auto broken = [&](const std::string& from, const std::string& to) {
+    std::string rows = fast_rows;
+    const size_t at = rows.rfind(from);
+    EXPECT_NE(at, std::string::npos);
+    rows.replace(at, from.size(), to);
+    write(fast, kServers, rows);
+    auto r = read_snapshot(fast);
+    return r.ok() ? std::string("ok") : r.error().message();
+  };
+  const int last = n - 1;  // 119999: server 1, class std
+  const std::string row = fmt::format("\n{},1,std,", last);
+  EXPECT_EQ(broken(row, fmt::format("\n{},1,std,", last + 1)),
+            fmt::format("users.csv:{}: user_id '{}' must be {} (ids are 0..n-1 in order)", n + 1, last + 1, last));
+  EXPECT_EQ(broken(row, fmt::format("\n{},9,std,", last)), fmt::format("users.csv:{}: server_id 9 is not in servers.csv", n + 1));
+  // A row missing in the middle of the file: every later slice starts at the wrong id.
+  const std::string mid = fmt::format("\n{},", n / 2);
+  const std::string mid_next = fmt::format("\n{},", n / 2 + 1);
+  std::string rows = fast_rows;
+  const size_t from = rows.find(mid), to = rows.find(mid_next);
+  rows.erase(from, to - from);
+  write(fast, kServers, rows);
+  auto r = read_snapshot(fast);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message(), fmt::format("users.csv:{}: user_id '{}' must be {} (ids are 0..n-1 in order)", n / 2 + 2,
+                                             n / 2 + 1, n / 2));
+}
+
 // The fast reader's activity parse must give the very double from_chars
 // (and Python's float()) gives, for every form gen_fleet.py writes.
 TEST(Snapshot, FastActivityParseIsExact) {
