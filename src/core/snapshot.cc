@@ -20,6 +20,7 @@
 #include <nlohmann/json.hpp>
 
 #include "util/fs.h"
+#include "util/huge_pages.h"
 #include "util/strings.h"
 
 namespace mailshard {
@@ -29,6 +30,11 @@ void Snapshot::reserve_users(size_t n) {
   user_size.reserve(n);
   user_activity.reserve(n);
   user_pinned.reserve(n);
+  // Huge pages for the columns about to be filled (util/huge_pages.h).
+  advise_huge_pages(user_server.data(), n * sizeof(int32_t));
+  advise_huge_pages(user_size.data(), n * sizeof(int64_t));
+  advise_huge_pages(user_activity.data(), n * sizeof(double));
+  advise_huge_pages(user_pinned.data(), n);
 }
 
 void Snapshot::add_user(int32_t server, int64_t size, double activity, bool pinned, std::string name) {
@@ -346,7 +352,12 @@ struct SliceRows {
         server(std::make_unique_for_overwrite<int32_t[]>(capacity)),
         size(std::make_unique_for_overwrite<int64_t[]>(capacity)),
         activity(std::make_unique_for_overwrite<double[]>(capacity)),
-        pinned(std::make_unique_for_overwrite<uint8_t[]>(capacity)) {}
+        pinned(std::make_unique_for_overwrite<uint8_t[]>(capacity)) {
+    advise_huge_pages(server.get(), capacity * sizeof(int32_t));
+    advise_huge_pages(size.get(), capacity * sizeof(int64_t));
+    advise_huge_pages(activity.get(), capacity * sizeof(double));
+    advise_huge_pages(pinned.get(), capacity);
+  }
   bool push(int32_t sid, int64_t sz, double act, bool pin) {
     if (n == cap) return false;
     server[n] = sid;
