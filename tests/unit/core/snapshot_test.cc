@@ -228,13 +228,21 @@ TEST(Snapshot, FastActivityParseIsExact) {
   std::string users = "user_id,server_id,class,size_bytes,activity,pinned\n";
   const std::vector<std::string> acts = {"0.0000", "0.1000", "2.7183", "123.4567", "0.0009", "99999999999.9999",
                                          "5", "1e-3", "7.25e2", "0.30000000000000004", ".5", "5.", "1234567.1234567",
-                                         "12345678.5", "0.12345678", "1234567", "12345678", "0.0"};
+                                         "12345678.5", "0.12345678", "1234567", "12345678", "0.0",
+                                         // one word (digits, dot, digits and the comma in 8 bytes) and just past it
+                                         "1.5", "9.9999", "12.34", "1234.56", "1.23456", "12345.6", "123456.7",
+                                         "1.234567", "0.000001", "3.1e2"};
   for (size_t i = 0; i < acts.size(); ++i) users += std::to_string(i) + ",0,std,1," + acts[i] + ",0\n";
   std::string dir = make_dir("acts");
   write(dir, kServers, users);
   auto r = read_snapshot(dir);
   ASSERT_TRUE(r.ok()) << r.error().message();
   for (size_t i = 0; i < acts.size(); ++i) EXPECT_EQ(r->user_activity[i], std::strtod(acts[i].c_str(), nullptr)) << acts[i];
+  // A second dot is no number: the general reader names it.
+  write(dir, kServers, "user_id,server_id,class,size_bytes,activity,pinned\n0,0,std,1,4.5.6,0\n");
+  auto bad = read_snapshot(dir);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().message(), "users.csv:2: activity '4.5.6' must be a non-negative number");
 }
 
 // The fast reader parses integers eight digits at a time: every length and
