@@ -323,11 +323,9 @@ char* put(char* p, std::string_view s) {
   memcpy(p, s.data(), s.size());
   return p + s.size();
 }
-// Integers as fmt writes them, without a format string to parse.
-char* put_int(char* p, int64_t v) {
-  const fmt::format_int f(v);
-  return put(p, std::string_view(f.data(), f.size()));
-}
+// Integers as fmt writes them, straight into place (FMT_COMPILE: no format
+// string parsed per number).
+char* put_int(char* p, int64_t v) { return fmt::format_to(p, FMT_COMPILE("{}"), v); }
 
 // JSON string escaping for the hand-written canonical moves: quotes,
 // backslash and control bytes; other bytes pass through (names are UTF-8).
@@ -367,6 +365,11 @@ struct DoubleText {
 // (under 140 characters pretty), five integers of at most 20, the activity
 // of at most 40, the reason.
 constexpr size_t kMoveRoom = 400;
+// What a move usually takes (room reserved for all of them at once, so the
+// buffer is not copied as it grows): ~130 characters canonical, ~170 pretty
+// for generated fleets.
+constexpr size_t kCanonicalMoveBytes = 140;
+constexpr size_t kPrettyMoveBytes = 180;
 
 // One move of the canonical moves array (keys in sorted order like the rest
 // of the canonical document). At 50 000 moves building it as a JSON DOM
@@ -556,6 +559,7 @@ std::string pretty_fallback(const Plan& plan, const std::string& hash);
 std::string plan_to_json(const Plan& plan) {
   const CanonicalFrame f = canonical_frame(plan_document(plan));
   TextBuffer moves;
+  moves.reserve(plan.moves.size() * kCanonicalMoveBytes);
   for (size_t i = 0; i < plan.moves.size(); ++i)
     write_canonical_move(moves, plan.moves[i], DoubleText(plan.moves[i].activity), i == 0);
   std::string out;
@@ -576,6 +580,7 @@ std::string pretty_fallback(const Plan& plan, const std::string& hash) {
 std::string plan_to_pretty_json(const Plan& plan, const std::string& hash) {
   if (!reparses(plan)) return pretty_fallback(plan, hash);
   TextBuffer moves;
+  moves.reserve(plan.moves.size() * kPrettyMoveBytes);
   for (size_t i = 0; i < plan.moves.size(); ++i)
     write_pretty_move(moves, plan.moves[i], DoubleText(plan.moves[i].activity), i + 1 == plan.moves.size());
   Json doc = plan_document(plan);
@@ -594,6 +599,8 @@ PlanTexts plan_texts(const Plan& plan, PrettyJson pretty) {
   Hasher h;
   h.update(f.head());
   TextBuffer chunk, pretty_moves;
+  chunk.reserve(kChunk + kMoveRoom);
+  if (write_pretty) pretty_moves.reserve(plan.moves.size() * kPrettyMoveBytes);
   for (size_t i = 0; i < plan.moves.size(); ++i) {
     const PlannedMove& m = plan.moves[i];
     const DoubleText activity(m.activity);
