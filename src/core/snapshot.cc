@@ -477,9 +477,12 @@ bool read_user_rows(const char* p, const char* end, int64_t first_id, const Snap
   return true;
 }
 
-// users.csv files below this size are read by one thread: starting another
-// costs more than it saves (a thread start is ~50 us; 1 MiB of rows ~3 ms).
-constexpr size_t kParallelReadBytes = size_t{1} << 20;
+// A slice is at least this much of users.csv (~230 000 users, ~20 ms of
+// work), so files below 16 MiB are read by one thread. Another thread pays
+// only where a core is free; on a loaded machine the first slice may wait
+// for the second to be scheduled, which for a 100 000 user fleet (3 MB, ~5 ms
+// to read) cost more than it saved.
+constexpr size_t kMinSliceBytes = size_t{8} << 20;
 // The reader threads at most: the work is memory bound beyond that.
 constexpr unsigned kMaxReadThreads = 4;
 
@@ -500,9 +503,7 @@ bool read_users_fast(std::string_view data, Snapshot& snap, int64_t used_total) 
   // Slice boundaries: even shares of the bytes, each moved to the start of a row.
   const unsigned hw = std::thread::hardware_concurrency();
   const auto rows_bytes = static_cast<size_t>(end - p);
-  const size_t slices = rows_bytes < kParallelReadBytes || hw < 2
-                            ? 1
-                            : std::min<size_t>({std::min(hw, kMaxReadThreads), rows_bytes / kParallelReadBytes});
+  const size_t slices = std::max<size_t>(1, std::min<size_t>(std::min(hw, kMaxReadThreads), rows_bytes / kMinSliceBytes));
   std::vector<const char*> cut{p};
   for (size_t k = 1; k < slices; ++k) {
     const char* at = p + rows_bytes * k / slices;

@@ -165,12 +165,12 @@ TEST(Snapshot, FastReaderIdsAndClassesAsText) {
   EXPECT_EQ(c.error().message(), "users.csv:3: user_id '2' must be 1 (ids are 0..n-1 in order)");
 }
 
-// A users.csv above 1 MiB is read in slices by several threads: the result
+// A users.csv above 16 MiB is read in slices by several threads: the result
 // is the file read in one pass, and a problem in a later slice (an id out of
 // order, a bad field, the sum of sizes) is reported as the general reader
 // reports it.
 TEST(Snapshot, SlicedReadAgreesWithOnePass) {
-  const int n = 120000;  // ~3.6 MB of rows: four slices where four threads run
+  const int n = 600000;  // ~19 MB of rows: four slices where four threads run
   std::string fast_rows = "user_id,server_id,class,size_bytes,activity,pinned\n";
   std::string general_rows = "server_id,user_id,class,size_bytes,activity,pinned\n";
   for (int u = 0; u < n; ++u) {
@@ -180,7 +180,7 @@ TEST(Snapshot, SlicedReadAgreesWithOnePass) {
     fast_rows += fmt::format("{},{},{},{},{},{}\n", u, s, cls, int64_t{u} * 104729 % 1000000007, act, u % 11 == 0 ? 1 : 0);
     general_rows += fmt::format("{},{},{},{},{},{}\n", s, u, cls, int64_t{u} * 104729 % 1000000007, act, u % 11 == 0 ? 1 : 0);
   }
-  ASSERT_GT(fast_rows.size(), 3u << 20);
+  ASSERT_GT(fast_rows.size(), 16u << 20);
   std::string fast = make_dir("sliced_fast"), general = make_dir("sliced_general");
   write(fast, kServers, fast_rows);
   write(general, kServers, general_rows);
@@ -204,7 +204,7 @@ TEST(Snapshot, SlicedReadAgreesWithOnePass) {
     auto r = read_snapshot(fast);
     return r.ok() ? std::string("ok") : r.error().message();
   };
-  const int last = n - 1;  // 119999: server 1, class std
+  const int last = n - 1;  // 599999: server 1, class std
   const std::string row = fmt::format("\n{},1,std,", last);
   EXPECT_EQ(broken(row, fmt::format("\n{},1,std,", last + 1)),
             fmt::format("users.csv:{}: user_id '{}' must be {} (ids are 0..n-1 in order)", n + 1, last + 1, last));
