@@ -10,11 +10,7 @@
 #include <cmath>
 #include <cstring>
 #include <map>
-#include <memory>
-#include <optional>
 #include <string_view>
-#include <system_error>
-#include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
@@ -380,65 +376,17 @@ struct ShortField {
   }
 };
 
-// Where the fast reader puts its rows: straight into the snapshot's columns
-// (the first slice), or into arrays of a slice's own, allocated without
-// being zeroed, so only the pages its rows fill are ever touched (the other
-// slices, appended afterwards).
-struct SnapshotRows {
-  Snapshot& snap;
-  bool push(int32_t sid, int64_t size, double act, bool pinned) {
-    snap.user_server.push_back(sid);
-    snap.user_size.push_back(size);
-    snap.user_activity.push_back(act);
-    snap.user_pinned.push_back(pinned ? 1 : 0);
-    return true;
-  }
-};
-
-struct SliceRows {
-  explicit SliceRows(size_t capacity)
-      : cap(capacity),
-        server(std::make_unique_for_overwrite<int32_t[]>(capacity)),
-        size(std::make_unique_for_overwrite<int64_t[]>(capacity)),
-        activity(std::make_unique_for_overwrite<double[]>(capacity)),
-        pinned(std::make_unique_for_overwrite<uint8_t[]>(capacity)) {
-    advise_huge_pages(server.get(), capacity * sizeof(int32_t));
-    advise_huge_pages(size.get(), capacity * sizeof(int64_t));
-    advise_huge_pages(activity.get(), capacity * sizeof(double));
-    advise_huge_pages(pinned.get(), capacity);
-  }
-  bool push(int32_t sid, int64_t sz, double act, bool pin) {
-    if (n == cap) return false;
-    server[n] = sid;
-    size[n] = sz;
-    activity[n] = act;
-    pinned[n] = pin ? 1 : 0;
-    ++n;
-    return true;
-  }
-  void append_to(Snapshot& snap) const {
-    snap.user_server.insert(snap.user_server.end(), server.get(), server.get() + n);
-    snap.user_size.insert(snap.user_size.end(), size.get(), size.get() + n);
-    snap.user_activity.insert(snap.user_activity.end(), activity.get(), activity.get() + n);
-    snap.user_pinned.insert(snap.user_pinned.end(), pinned.get(), pinned.get() + n);
-  }
-  size_t cap, n = 0;
-  std::unique_ptr<int32_t[]> server;
-  std::unique_ptr<int64_t[]> size;
-  std::unique_ptr<double[]> activity;
-  std::unique_ptr<uint8_t[]> pinned;
-};
-
-// One slice of users.csv's rows, [p, end), starting at a row whose user id
-// is first_id. Adds the slice's bytes to used_total. False on anything
-// irregular (see read_users_fast).
-template <typename Rows>
-bool read_user_rows(const char* p, const char* end, int64_t first_id, const Snapshot& snap,
-                    const std::vector<ShortField>& classes, Rows& rows, int64_t& used_total) {
+bool read_users_fast(std::string_view data, Snapshot& snap, int64_t used_total) {
+  const char* p = data.data();
+  const char* end = p + data.size();
+  const char* nl = static_cast<const char*>(memchr(p, '\n', data.size()));
+  if (!nl) return true;  // header only
+  p = nl + 1;
   const auto nservers = static_cast<int64_t>(snap.servers.size());
-  int64_t expect = first_id;
-  const fmt::format_int first_text(first_id);
-  ShortField id(std::string_view(first_text.data(), first_text.size()));
+  std::vector<ShortField> classes;
+  for (const auto& s : snap.servers) classes.emplace_back(s.server_class);
+  int64_t expect = 0;
+  ShortField id("0");
   while (p < end) {
     if (*p == '\n' || *p == '\r') return false;  // blank lines: general path
     int64_t uid, sid, size;
@@ -470,82 +418,12 @@ bool read_user_rows(const char* p, const char* end, int64_t first_id, const Snap
     const bool pinned = *p++ == '1';
     if (p < end && *p == '\r') ++p;
     if (p < end && *p++ != '\n') return false;
-    if (!rows.push(static_cast<int32_t>(sid), size, act, pinned)) return false;
+    snap.user_server.push_back(static_cast<int32_t>(sid));
+    snap.user_size.push_back(size);
+    snap.user_activity.push_back(act);
+    snap.user_pinned.push_back(pinned ? 1 : 0);
     ++expect;
     id.next_id(expect);
-  }
-  return true;
-}
-
-// A slice is at least this much of users.csv (~230 000 users, ~20 ms of
-// work), so files below 16 MiB are read by one thread. Another thread pays
-// only where a core is free; on a loaded machine the first slice may wait
-// for the second to be scheduled, which for a 100 000 user fleet (3 MB, ~5 ms
-// to read) cost more than it saved.
-constexpr size_t kMinSliceBytes = size_t{8} << 20;
-// The reader threads at most: the work is memory bound beyond that.
-constexpr unsigned kMaxReadThreads = 4;
-
-// users.csv in slices, one thread each: the first slice into the snapshot,
-// the others into arrays of their own, appended in order at the end. A
-// slice starts at a row boundary, with the user id its first row names;
-// each slice's first id must then equal the rows before it, so the result
-// is the file read in one pass, or false where that would have been false.
-bool read_users_fast(std::string_view data, Snapshot& snap, int64_t used_total) {
-  const char* p = data.data();
-  const char* end = p + data.size();
-  const char* nl = static_cast<const char*>(memchr(p, '\n', data.size()));
-  if (!nl) return true;  // header only
-  p = nl + 1;
-  std::vector<ShortField> classes;
-  for (const auto& s : snap.servers) classes.emplace_back(s.server_class);
-
-  // Slice boundaries: even shares of the bytes, each moved to the start of a row.
-  const unsigned hw = std::thread::hardware_concurrency();
-  const auto rows_bytes = static_cast<size_t>(end - p);
-  const size_t slices = std::max<size_t>(1, std::min<size_t>(std::min(hw, kMaxReadThreads), rows_bytes / kMinSliceBytes));
-  std::vector<const char*> cut{p};
-  for (size_t k = 1; k < slices; ++k) {
-    const char* at = p + rows_bytes * k / slices;
-    if (at <= cut.back()) continue;
-    const char* next = static_cast<const char*>(memchr(at, '\n', static_cast<size_t>(end - at)));
-    if (!next || next + 1 >= end) break;
-    cut.push_back(next + 1);
-  }
-  cut.push_back(end);
-
-  // Every later slice's first user id, as its row says (checked afterwards).
-  const size_t n_slices = cut.size() - 1;
-  std::vector<int64_t> first_id(n_slices, 0);
-  for (size_t k = 1; k < n_slices; ++k) {
-    const char* q = cut[k];
-    if (!parse_digits(q, cut[k + 1], first_id[k]) || q == cut[k + 1] || *q != ',') return false;
-  }
-  std::vector<std::optional<SliceRows>> later(n_slices);
-  std::vector<int64_t> used(n_slices, 0);
-  std::vector<uint8_t> ok(n_slices, 0);
-  std::vector<std::thread> threads;
-  for (size_t k = 1; k < n_slices; ++k) {
-    // A row takes at least 11 bytes ("0,0,c,0,0,0", the last without a newline).
-    later[k].emplace(static_cast<size_t>(cut[k + 1] - cut[k]) / 11 + 1);
-    auto read_slice = [&, k] {
-      ok[k] = read_user_rows(cut[k], cut[k + 1], first_id[k], snap, classes, *later[k], used[k]);
-    };
-    try {
-      threads.emplace_back(read_slice);
-    } catch (const std::system_error&) {
-      read_slice();  // no thread to be had: read it here
-    }
-  }
-  SnapshotRows first{snap};
-  ok[0] = read_user_rows(cut[0], cut[1], 0, snap, classes, first, used[0]);
-  for (auto& t : threads) t.join();
-
-  for (size_t k = 0; k < n_slices; ++k) {
-    if (!ok[k] || !add_bounded(used_total, used[k])) return false;
-    if (k == 0) continue;
-    if (first_id[k] != static_cast<int64_t>(snap.user_count())) return false;
-    later[k]->append_to(snap);
   }
   return true;
 }
