@@ -78,7 +78,12 @@ std::vector<size_t> order_night(const std::vector<PlannedMove>& all, const std::
     if (free_slots[s] <= 0) return;
     refill(s);
     auto& w = window[s];
-    size_t keep = 0, i = 0;
+    // Most tries find every partner busy: walk past those without moving
+    // anything; the window is compacted only from the first start on.
+    size_t i = 0;
+    while (i < w.size() && free_slots[static_cast<size_t>(w[i].other)] <= 0) ++i;
+    if (i == w.size()) return;
+    size_t keep = i;
     for (; i < w.size() && free_slots[s] > 0; ++i) {
       const Pending e = w[i];
       const auto o = static_cast<size_t>(e.other);
@@ -99,8 +104,7 @@ std::vector<size_t> order_night(const std::vector<PlannedMove>& all, const std::
       auto at = std::find_if(wo.begin(), wo.end(), [&](const Pending& x) { return x.move == m; });
       if (at != wo.end()) wo.erase(at);
     }
-    for (; i < w.size(); ++i) w[keep++] = w[i];
-    w.resize(keep);
+    if (keep < i) w.erase(w.begin() + static_cast<ptrdiff_t>(keep), w.begin() + static_cast<ptrdiff_t>(i));
   };
   // The servers with the most remaining work choose first.
   auto by_work = [&](std::vector<size_t>& v) {

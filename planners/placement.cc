@@ -117,11 +117,15 @@ bool Engine::reroute_into(int32_t r, int64_t gap) {
   // earliest planned.
   ptrdiff_t above = -1, below = -1;
   int64_t above_w = 0, below_w = 0;
+  // fits(r, w, ceiling(r)), which does not change during the search, as one
+  // bound on w.
+  const int64_t room = std::min(ceiling(r) - used_[ix(r)], L(r).cap - L(r).used - incoming_[ix(r)]);
   for (size_t t = 0; t < spare_.size(); ++t) {
     if (spare_[t] <= 0 || static_cast<int32_t>(t) == r) continue;
+    const int64_t most = std::min(spare_[t], room);
     for (size_t i : into_[t]) {
       const int64_t w = size_of(items_[i].user);
-      if (w <= 0 || w > spare_[t] || !fits(r, w, ceiling(r))) continue;
+      if (w <= 0 || w > most) continue;
       const auto at = static_cast<ptrdiff_t>(i);
       if (w >= gap) {
         if (above < 0 || w < above_w || (w == above_w && at < above)) {

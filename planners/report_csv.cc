@@ -1,3 +1,4 @@
+#include <fmt/compile.h>
 #include <fmt/format.h>
 
 #include "planners/report.h"
@@ -7,12 +8,15 @@ namespace mailshard::planner {
 std::string render_csv(const Plan& plan) {
   const bool nights = plan.constraints.nights > 1;
   std::string out = nights ? "user_id,from_server,to_server,size_bytes,night\n" : "user_id,from_server,to_server,size_bytes\n";
-  out.reserve(out.size() + plan.moves.size() * 40);
-  // Integers as fmt writes them, without a format string to parse per row.
-  auto field = [&out](int64_t v, char sep) {
-    const fmt::format_int f(v);
-    out.append(f.data(), f.size());
-    out += sep;
+  // Rows written straight into a buffer with room for all of them (five
+  // integers of at most 20 characters and their separators each), integers
+  // as fmt writes them without a format string parsed per number.
+  const size_t head = out.size();
+  out.resize(head + plan.moves.size() * 5 * 21);
+  char* p = out.data() + head;
+  auto field = [&p](int64_t v, char sep) {
+    p = fmt::format_to(p, FMT_COMPILE("{}"), v);
+    *p++ = sep;
   };
   for (const auto& m : plan.moves) {
     field(m.user, ',');
@@ -25,6 +29,7 @@ std::string render_csv(const Plan& plan) {
       field(m.bytes, '\n');
     }
   }
+  out.resize(static_cast<size_t>(p - out.data()));
   return out;
 }
 

@@ -4,6 +4,8 @@
 #include <array>
 #include <utility>
 
+#include "util/huge_pages.h"
+
 namespace mailshard::planner {
 
 UserIndex::UserIndex(const Snapshot& snap, int64_t max_move_bytes) : snap_(snap) {
@@ -34,6 +36,9 @@ UserIndex::UserIndex(const Snapshot& snap, int64_t max_move_bytes) : snap_(snap)
   ids_ = std::make_unique_for_overwrite<int32_t[]>(total);
   sizes_ = std::make_unique_for_overwrite<int64_t[]>(total);
   acts_ = std::make_unique_for_overwrite<double[]>(total);
+  advise_huge_pages(ids_.get(), total * sizeof(int32_t));
+  advise_huge_pages(sizes_.get(), total * sizeof(int64_t));
+  advise_huge_pages(acts_.get(), total * sizeof(double));
   std::vector<int64_t> fill(offsets_.begin(), offsets_.end() - 1);
   for (size_t u = 0; u < n; ++u) {
     if (!movable(u)) continue;

@@ -143,10 +143,14 @@ Result<int> run_plan(Context& ctx, const PlanOptions& o) {
   const Config* cfg = MS_TRY(optional_config(ctx, !from_snapshot));
   Constraints c = MS_TRY(build_constraints(o, cfg, snap));
   Plan p = MS_TRY(planner::plan(snap, c));
-  const std::string hash = plan_hash(p);
+  PlanTexts texts = plan_texts(p, o.output.empty() ? PrettyJson::kNo : PrettyJson::kYes);
+  const std::string& hash = texts.hash;
   const FileAccess access = cfg != nullptr ? cfg->security.private_files() : FileAccess();
 
-  if (!o.output.empty()) MS_CHECK(write_output(o.output, plan_to_pretty_json(p, hash), "plan JSON", access));
+  if (!o.output.empty()) {
+    MS_CHECK(write_output(o.output, texts.pretty_json, "plan JSON", access));
+    texts.pretty_json = std::string();  // its memory serves the texts below
+  }
   if (!o.csv.empty()) MS_CHECK(write_output(o.csv, planner::render_csv(p), "plan CSV", access));
   if (!o.report.empty())
     MS_CHECK(write_output(o.report, ends_with(o.report, ".md") ? planner::render_markdown(p, hash) : planner::render_html(p, hash),

@@ -4,6 +4,7 @@
 #include <array>
 #include <charconv>
 #include <cmath>
+#include <cstring>
 #include <limits>
 #include <type_traits>
 
@@ -154,7 +155,7 @@ Json ratios_json(const Plan& p) {
 }
 
 // The plan document with an empty "moves" array: the moves are written
-// directly (append_canonical_move, append_pretty_moves).
+// directly (write_canonical_move, write_pretty_move).
 Json plan_document(const Plan& p) {
   Json servers = Json::array();
   for (const auto& s : p.servers) servers.push_back(server_json(s));
@@ -306,10 +307,31 @@ std::string_view band_state_name(BandState s) {
 
 namespace {
 
-// JSON string escaping for the hand-written moves array: quotes, backslash
-// and control bytes; other bytes pass through (names are UTF-8).
-void append_json_string(std::string& out, std::string_view s) {
-  out += '"';
+// The moves are the bulk of every plan text (10^4-10^5 of them): they are
+// written straight into a character buffer, room made once per move and
+// each piece copied in, instead of appended piece by piece to a string.
+using TextBuffer = fmt::memory_buffer;
+
+// Room for n more characters at the end of b; write there, then done().
+char* room(TextBuffer& b, size_t n) {
+  b.reserve(b.size() + n);
+  return b.data() + b.size();
+}
+void done(TextBuffer& b, const char* end) { b.resize(static_cast<size_t>(end - b.data())); }
+
+char* put(char* p, std::string_view s) {
+  memcpy(p, s.data(), s.size());
+  return p + s.size();
+}
+// Integers as fmt writes them, straight into place (FMT_COMPILE: no format
+// string parsed per number).
+char* put_int(char* p, int64_t v) { return fmt::format_to(p, FMT_COMPILE("{}"), v); }
+
+// JSON string escaping for the hand-written canonical moves: quotes,
+// backslash and control bytes; other bytes pass through (names are UTF-8).
+// At most 6 characters per byte, plus the quotes.
+std::string canonical_json_string(std::string_view s) {
+  std::string out = "\"";
   for (char ch : s) {
     switch (ch) {
       case '"': out += "\\\""; break;
@@ -325,51 +347,115 @@ void append_json_string(std::string& out, std::string_view s) {
     }
   }
   out += '"';
+  return out;
 }
 
-// Integers as fmt writes them, without a format string to parse.
-void append_int(std::string& out, int64_t v) {
-  const fmt::format_int f(v);
-  out.append(f.data(), f.size());
-}
-// Doubles as fmt's "{}" writes them: the shortest text that reads back to
-// the same double. (FMT_COMPILE: the same text, without parsing "{}" for
-// each number.)
-char* format_double(char* buf, double v) { return fmt::format_to(buf, FMT_COMPILE("{}"), v); }
-void append_double(std::string& out, double v) {
-  char buf[64];
-  out.append(buf, static_cast<size_t>(format_double(buf, v) - buf));
-}
+// A move's activity as fmt's "{}" writes it: the shortest text that reads
+// back to the same double (FMT_COMPILE: the same text, without parsing "{}"
+// for each number). Both plan texts start from it.
+struct DoubleText {
+  explicit DoubleText(double v) : value(v), size(static_cast<size_t>(fmt::format_to(buf, FMT_COMPILE("{}"), v) - buf)) {}
+  std::string_view text() const { return {buf, size}; }
+  double value;
+  char buf[40];
+  size_t size;
+};
 
-// One move of the canonical moves array, written directly: at 50 000 moves
-// building it as a JSON DOM costs ten times more than the plan took to
-// compute. Keys in sorted order like the rest of the canonical document;
-// numbers as fmt writes them (shortest text that reads back to the same
-// double).
-void append_canonical_move(std::string& out, const PlannedMove& m) {
-  out += "{\"activity\":"sv;
-  append_double(out, m.activity);
-  out += ",\"bytes\":"sv;
-  append_int(out, m.bytes);
-  out += ",\"from\":"sv;
-  append_int(out, m.from);
-  out += ",\"night\":"sv;
-  append_int(out, m.night);
-  out += ",\"reason\":\""sv;
-  out += move_reason_name(m.reason);
-  out += "\",\"to\":"sv;
-  append_int(out, m.to);
-  out += ",\"user\":"sv;
+// Room one move takes in either text, names aside: the keys and punctuation
+// (under 140 characters pretty), five integers of at most 20, the activity
+// of at most 40, the reason.
+constexpr size_t kMoveRoom = 400;
+// What a move usually takes (room reserved for all of them at once, so the
+// buffer is not copied as it grows): ~130 characters canonical, ~170 pretty
+// for generated fleets.
+constexpr size_t kCanonicalMoveBytes = 140;
+constexpr size_t kPrettyMoveBytes = 180;
+
+// One move of the canonical moves array (keys in sorted order like the rest
+// of the canonical document). At 50 000 moves building it as a JSON DOM
+// costs ten times more than the plan took to compute.
+void write_canonical_move(TextBuffer& out, const PlannedMove& m, const DoubleText& activity, bool first) {
+  std::string name;
+  if (!m.user_name.empty()) name = canonical_json_string(m.user_name);
+  char* p = room(out, kMoveRoom + name.size());
+  if (!first) *p++ = ',';
+  p = put(p, "{\"activity\":");
+  p = put(p, activity.text());
+  p = put(p, ",\"bytes\":");
+  p = put_int(p, m.bytes);
+  p = put(p, ",\"from\":");
+  p = put_int(p, m.from);
+  p = put(p, ",\"night\":");
+  p = put_int(p, m.night);
+  p = put(p, ",\"reason\":\"");
+  p = put(p, move_reason_name(m.reason));
+  p = put(p, "\",\"to\":");
+  p = put_int(p, m.to);
+  p = put(p, ",\"user\":");
   if (m.user_name.empty()) {
-    out += '"';
-    append_int(out, m.user);
-    out += '"';
+    *p++ = '"';
+    p = put_int(p, m.user);
+    *p++ = '"';
   } else {
-    append_json_string(out, m.user_name);
+    p = put(p, name);
   }
-  out += ",\"user_id\":"sv;
-  append_int(out, m.user);
-  out += '}';
+  p = put(p, ",\"user_id\":");
+  p = put_int(p, m.user);
+  *p++ = '}';
+  done(out, p);
+}
+
+// The activity as the pretty dump prints it after parsing the canonical
+// text: fmt's text of an integer ("3", "-0") parses as an integer and
+// prints as one; anything else parses as the same double (fmt's text reads
+// back exactly) and prints as nlohmann prints doubles.
+char* put_reparsed_double(char* p, const DoubleText& d) {
+  const std::string_view t = d.text();
+  const size_t digits_from = !t.empty() && t[0] == '-' ? 1 : 0;
+  const bool integral = t.size() > digits_from && t.find_first_not_of("0123456789", digits_from) == std::string_view::npos;
+  if (integral) {
+    int64_t i = 0;
+    std::from_chars(t.data(), t.data() + t.size(), i);  // at most 16 digits: fmt writes larger values with an exponent
+    return put_int(p, i);
+  }
+  if (!std::isfinite(d.value)) return put(p, "null");  // as nlohmann dumps it
+  // What Json(v).dump() writes, without a serializer and a string per
+  // move: the conversion nlohmann's serializer itself calls for a double
+  // (serializer::dump_float).
+  return nlohmann::detail::to_chars(p, p + 64, d.value);
+}
+
+// One move of the moves array as nlohmann's dump(1) of the parsed canonical
+// document prints it: the array at depth 1, each move an object at depth 2
+// with its keys sorted, strings escaped by nlohmann itself.
+void write_pretty_move(TextBuffer& out, const PlannedMove& m, const DoubleText& activity, bool last) {
+  std::string name;
+  if (!m.user_name.empty()) name = Json(m.user_name).dump(-1, ' ', false, Json::error_handler_t::replace);
+  char* p = room(out, kMoveRoom + name.size());
+  p = put(p, "  {\n   \"activity\": ");
+  p = put_reparsed_double(p, activity);
+  p = put(p, ",\n   \"bytes\": ");
+  p = put_int(p, m.bytes);
+  p = put(p, ",\n   \"from\": ");
+  p = put_int(p, m.from);
+  p = put(p, ",\n   \"night\": ");
+  p = put_int(p, m.night);
+  p = put(p, ",\n   \"reason\": \"");
+  p = put(p, move_reason_name(m.reason));
+  p = put(p, "\",\n   \"to\": ");
+  p = put_int(p, m.to);
+  p = put(p, ",\n   \"user\": ");
+  if (m.user_name.empty()) {
+    *p++ = '"';
+    p = put_int(p, m.user);
+    *p++ = '"';
+  } else {
+    p = put(p, name);
+  }
+  p = put(p, ",\n   \"user_id\": ");
+  p = put_int(p, m.user);
+  p = put(p, last ? "\n  }\n" : "\n  },\n");
+  done(out, p);
 }
 
 // The canonical document without its moves, split where the moves array's
@@ -377,11 +463,13 @@ void append_canonical_move(std::string& out, const PlannedMove& m) {
 struct CanonicalFrame {
   std::string text;
   size_t cut = 0;  // just after the '[' of "moves":[]
+  std::string_view head() const { return std::string_view(text).substr(0, cut); }
+  std::string_view tail() const { return std::string_view(text).substr(cut); }
 };
-CanonicalFrame canonical_frame(const Plan& plan) {
-  // The document minus its moves, with an empty array where they go; the
-  // key "moves" with an array value exists only at the top level.
-  Json doc = plan_document(plan);
+// `doc` is plan_document(): the document minus its moves, with an empty
+// array where they go; the key "moves" with an array value exists only at
+// the top level.
+CanonicalFrame canonical_frame(const Json& doc) {
   // Invalid UTF-8 in a name (directories are not always clean) becomes U+FFFD
   // rather than an exception.
   CanonicalFrame f;
@@ -427,132 +515,114 @@ bool valid_utf8(std::string_view s) {
   return true;
 }
 
-// One number of a move as the pretty dump prints it after parsing the
-// canonical text: fmt's text of an integer ("3", "-0") parses as an
-// integer and prints as one; anything else parses as the same double
-// (fmt's text reads back exactly) and prints as nlohmann prints doubles.
-void append_reparsed_double(std::string& out, double v) {
-  char buf[64];
-  std::string_view t(buf, static_cast<size_t>(format_double(buf, v) - buf));
-  const size_t digits_from = !t.empty() && t[0] == '-' ? 1 : 0;
-  const bool integral = t.size() > digits_from &&
-                        t.find_first_not_of("0123456789", digits_from) == std::string_view::npos;
-  if (integral) {
-    int64_t i = 0;
-    std::from_chars(t.data(), t.data() + t.size(), i);  // at most 16 digits: fmt writes larger values with an exponent
-    append_int(out, i);
-  } else if (!std::isfinite(v)) {
-    out += "null";  // as nlohmann dumps it
-  } else {
-    // What Json(v).dump() writes, without a serializer and a string per
-    // move: the conversion nlohmann's serializer itself calls for a double
-    // (serializer::dump_float).
-    out.append(buf, static_cast<size_t>(nlohmann::detail::to_chars(buf, buf + sizeof buf, v) - buf));
-  }
+// Whether the canonical text parses back, which the pretty text is defined
+// by: not when a name is invalid UTF-8.
+bool reparses(const Plan& plan) {
+  return std::all_of(plan.moves.begin(), plan.moves.end(), [](const PlannedMove& m) { return valid_utf8(m.user_name); });
 }
 
-// The moves array as nlohmann's dump(1) of the parsed canonical document
-// prints it: the array at depth 1, each move an object at depth 2 with its
-// keys sorted, strings escaped by nlohmann itself.
-void append_pretty_moves(std::string& out, const std::vector<PlannedMove>& moves) {
-  if (moves.empty()) {
-    out += "[]"sv;
-    return;
-  }
-  out += "[\n"sv;
-  for (size_t i = 0; i < moves.size(); ++i) {
-    const PlannedMove& m = moves[i];
-    out += "  {\n   \"activity\": "sv;
-    append_reparsed_double(out, m.activity);
-    out += ",\n   \"bytes\": "sv;
-    append_int(out, m.bytes);
-    out += ",\n   \"from\": "sv;
-    append_int(out, m.from);
-    out += ",\n   \"night\": "sv;
-    append_int(out, m.night);
-    out += ",\n   \"reason\": \""sv;
-    out += move_reason_name(m.reason);
-    out += "\",\n   \"to\": "sv;
-    append_int(out, m.to);
-    out += ",\n   \"user\": "sv;
-    if (m.user_name.empty()) {
-      out += '"';
-      append_int(out, m.user);
-      out += '"';
-    } else {
-      out += Json(m.user_name).dump(-1, ' ', false, Json::error_handler_t::replace);
-    }
-    out += ",\n   \"user_id\": "sv;
-    append_int(out, m.user);
-    out += i + 1 < moves.size() ? "\n  },\n" : "\n  }\n";
-  }
-  out += " ]"sv;
-}
-
-}  // namespace
-
-std::string plan_to_json(const Plan& plan) {
-  const CanonicalFrame f = canonical_frame(plan);
-  std::string out;
-  out.reserve(f.text.size() + plan.moves.size() * 130);
-  out.append(f.text, 0, f.cut);
-  for (size_t i = 0; i < plan.moves.size(); ++i) {
-    if (i) out += ',';
-    append_canonical_move(out, plan.moves[i]);
-  }
-  out.append(f.text, f.cut, std::string::npos);
-  return out;
-}
-
-std::string plan_to_pretty_json(const Plan& plan, const std::string& hash) {
-  // The text is defined as the canonical document parsed and dumped again
-  // with one space of indent. Parsing 10^4 moves into a DOM costs more than
-  // the plan took to compute, so the same bytes are written directly: the
-  // rest of the document is a small DOM dumped as is (a dump parses back to
-  // an equal DOM), the moves are written as that dump writes them.
-  if (!std::all_of(plan.moves.begin(), plan.moves.end(), [](const PlannedMove& m) { return valid_utf8(m.user_name); })) {
-    // A name with invalid UTF-8: the canonical text does not parse; keep it, hash first.
-    std::string canonical = plan_to_json(plan);
-    return "{\"plan_hash\":\"" + hash + "\"," + canonical.substr(1) + "\n";
-  }
-  Json doc = plan_document(plan);
+// The pretty text (see plan_to_pretty_json) from the plan document and the
+// moves written by write_pretty_move. The text is defined as the canonical
+// document parsed and dumped again with one space of indent. Parsing 10^4
+// moves into a DOM costs more than the plan took to compute, so the same
+// bytes are written directly: the rest of the document is a small DOM
+// dumped as is (a dump parses back to an equal DOM), the moves as that dump
+// writes them.
+std::string pretty_text(Json& doc, const std::string& hash, const TextBuffer& moves) {
   doc["plan_hash"] = hash;
   std::string text = doc.dump(1, ' ', false, Json::error_handler_t::replace);
   // The top-level key sits at indent 1 on its own line: nothing inside a
   // string can look like this (newlines in strings are escaped).
   const std::string_view slot = "\n \"moves\": []";
-  const size_t at = text.find(slot);
-  const size_t cut = at + slot.size() - 2;  // before "[]"
+  const size_t cut = text.find(slot) + slot.size() - 2;  // before "[]"
   std::string out;
-  out.reserve(text.size() + plan.moves.size() * 200 + 2);
+  out.reserve(text.size() + moves.size() + 8);
   out.append(text, 0, cut);
-  append_pretty_moves(out, plan.moves);
+  if (moves.size() == 0) {
+    out += "[]";
+  } else {
+    out += "[\n";
+    out.append(moves.data(), moves.size());
+    out += " ]";
+  }
   out.append(text, cut + 2, std::string::npos);
   out += '\n';
   return out;
 }
 
-std::string plan_hash(const Plan& plan) {
-  // The hash of plan_to_json(plan), fed in pieces: the moves go through a
-  // small buffer instead of one string as large as the document.
-  constexpr size_t kChunk = 64 << 10;
-  const CanonicalFrame f = canonical_frame(plan);
-  Hasher h;
-  h.update(std::string_view(f.text).substr(0, f.cut));
-  std::string buf;
-  buf.reserve(kChunk + 512);
-  for (size_t i = 0; i < plan.moves.size(); ++i) {
-    if (i) buf += ',';
-    append_canonical_move(buf, plan.moves[i]);
-    if (buf.size() >= kChunk) {
-      h.update(buf);
-      buf.clear();
-    }
-  }
-  h.update(buf);
-  h.update(std::string_view(f.text).substr(f.cut));
-  return h.digest().hex();
+// A plan whose canonical text does not parse (a name with invalid UTF-8):
+// the canonical text kept as is, the hash first.
+std::string pretty_fallback(const Plan& plan, const std::string& hash);
+
+}  // namespace
+
+std::string plan_to_json(const Plan& plan) {
+  const CanonicalFrame f = canonical_frame(plan_document(plan));
+  TextBuffer moves;
+  moves.reserve(plan.moves.size() * kCanonicalMoveBytes);
+  for (size_t i = 0; i < plan.moves.size(); ++i)
+    write_canonical_move(moves, plan.moves[i], DoubleText(plan.moves[i].activity), i == 0);
+  std::string out;
+  out.reserve(f.text.size() + moves.size());
+  out.append(f.head());
+  out.append(moves.data(), moves.size());
+  out.append(f.tail());
+  return out;
 }
+
+namespace {
+std::string pretty_fallback(const Plan& plan, const std::string& hash) {
+  std::string canonical = plan_to_json(plan);
+  return "{\"plan_hash\":\"" + hash + "\"," + canonical.substr(1) + "\n";
+}
+}  // namespace
+
+std::string plan_to_pretty_json(const Plan& plan, const std::string& hash) {
+  if (!reparses(plan)) return pretty_fallback(plan, hash);
+  TextBuffer moves;
+  moves.reserve(plan.moves.size() * kPrettyMoveBytes);
+  for (size_t i = 0; i < plan.moves.size(); ++i)
+    write_pretty_move(moves, plan.moves[i], DoubleText(plan.moves[i].activity), i + 1 == plan.moves.size());
+  Json doc = plan_document(plan);
+  return pretty_text(doc, hash, moves);
+}
+
+PlanTexts plan_texts(const Plan& plan, PrettyJson pretty) {
+  // The hash of plan_to_json(plan), fed in pieces: the moves go through a
+  // small buffer instead of one string as large as the document. With the
+  // pretty text, each move's activity is formatted once for both, and the
+  // plan document built once.
+  constexpr size_t kChunk = 64 << 10;
+  Json doc = plan_document(plan);
+  const CanonicalFrame f = canonical_frame(doc);
+  const bool write_pretty = pretty == PrettyJson::kYes && reparses(plan);
+  Hasher h;
+  h.update(f.head());
+  TextBuffer chunk, pretty_moves;
+  chunk.reserve(kChunk + kMoveRoom);
+  if (write_pretty) pretty_moves.reserve(plan.moves.size() * kPrettyMoveBytes);
+  for (size_t i = 0; i < plan.moves.size(); ++i) {
+    const PlannedMove& m = plan.moves[i];
+    const DoubleText activity(m.activity);
+    write_canonical_move(chunk, m, activity, i == 0);
+    if (chunk.size() >= kChunk) {
+      h.update(chunk.data(), chunk.size());
+      chunk.clear();
+    }
+    if (write_pretty) write_pretty_move(pretty_moves, m, activity, i + 1 == plan.moves.size());
+  }
+  h.update(chunk.data(), chunk.size());
+  h.update(f.tail());
+  PlanTexts out;
+  out.hash = h.digest().hex();
+  if (write_pretty)
+    out.pretty_json = pretty_text(doc, out.hash, pretty_moves);
+  else if (pretty == PrettyJson::kYes)
+    out.pretty_json = pretty_fallback(plan, out.hash);
+  return out;
+}
+
+std::string plan_hash(const Plan& plan) { return plan_texts(plan, PrettyJson::kNo).hash; }
 
 Result<Plan> plan_from_json(std::string_view text) {
   Json doc = Json::parse(text, nullptr, false);

@@ -177,6 +177,15 @@ std::string plan_to_json(const Plan& plan);
 std::string plan_to_pretty_json(const Plan& plan, const std::string& hash);
 // Hex XXH3-128 of plan_to_json(plan).
 std::string plan_hash(const Plan& plan);
+// plan_hash(plan) and, with PrettyJson::kYes, plan_to_pretty_json(plan,
+// hash) -- the same texts, in one pass over the moves (what `mailshard plan
+// --output` needs; cheaper than the two calls).
+enum class PrettyJson { kNo, kYes };
+struct PlanTexts {
+  std::string hash;
+  std::string pretty_json;  // "" with PrettyJson::kNo
+};
+PlanTexts plan_texts(const Plan& plan, PrettyJson pretty);
 // Parses plan_to_json / plan_to_pretty_json output ("plan_hash" is ignored).
 // kInvalidInput naming the first bad field.
 Result<Plan> plan_from_json(std::string_view text);

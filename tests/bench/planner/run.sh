@@ -18,11 +18,13 @@
 #   1. generates the fleet with gen_fleet.py (fixed seeds; cached),
 #   2. runs `mailshard plan --snapshot FLEET --csv` (G: and --output) under
 #      /usr/bin/time -v (whole process: CSV read, plan, JSON hash, CSV and
-#      JSON write; wall time, CPU time and peak RSS; best of 3 runs, 7 for
-#      the small A and G, 1 for F), then once more with --replan-check
+#      JSON write; wall time, CPU time and peak RSS; 3 runs, 9 for the
+#      small A and G, 1 for F), then once more with --replan-check
 #      (same plan hash, CSV and JSON bytes = determinism; planning the
 #      applied plan again = hysteresis),
-#   3. runs baseline_planner.py on the same fleet the same way,
+#   3. runs baseline_planner.py on the same fleet as many times, each run
+#      right after one of ours (a change of load hits both alike); the
+#      speed target is the ratio of the median wall times,
 #   4. scores both plans with metrics.py (the judge),
 #   5. for B, D and E applies our CSV to the fleet with apply_plan.py and plans
 #      the result again with the binary (an external re-plan check),
@@ -76,13 +78,13 @@ mkdir -p "$WORK" "$RES"
 
 log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
 
-# timed NAME RUNS OUT CMD...: runs CMD (stdout to OUT) RUNS times under
-# /usr/bin/time -v (measure.py): best wall time, best CPU time (user +
-# system, microsecond rusage) and the peak RSS. Best of several runs, for
-# ours and the baseline alike, because the machine is shared.
+# timed NAME RUNS OUT CMD...: runs CMD (stdout to OUT) RUNS more times under
+# /usr/bin/time -v (measure.py --append): wall and CPU times (user + system,
+# microsecond rusage), their best and median, and the peak RSS. Several runs,
+# for ours and the baseline alike, because the machine is shared.
 timed() {
   local name="$1" runs="$2" out="$3"; shift 3
-  "$PY" "$HERE/measure.py" "$RES/$name" "$runs" "$out" -- "$@"
+  "$PY" "$HERE/measure.py" --append "$RES/$name" "$runs" "$out" -- "$@"
 }
 
 # gen NAME USERS SERVERS SEED DRAIN: the fleet, unless cached with the same arguments.
@@ -130,12 +132,17 @@ ours() {  # run our planner with env that has no config: --snapshot needs none
 
 for sc in "${SCENARIOS[@]}"; do
   scenario "$sc"
-  runs=3; { [ "$sc" = A ] || [ "$sc" = G ]; } && runs=7; [ "$sc" = F ] && runs=1
+  runs=3; { [ "$sc" = A ] || [ "$sc" = G ]; } && runs=9; [ "$sc" = F ] && runs=1
   out1=(); out2=()
   [ "$JSON_OUT" = 1 ] && out1=(--output "$RES/$sc.ours.json") && out2=(--output "$RES/$sc.ours2.json")
-  log "$sc: mailshard plan (${OURS[*]} ${out1[*]}), best of $runs"
-  timed "$sc.ours" "$runs" "$RES/$sc.ours.summary.json" "$BIN" --log-level warn --json plan \
-      --snapshot "$WORK/$FLEET" "${OURS[@]}" --csv "$RES/$sc.ours.csv" "${out1[@]}"
+  log "$sc: mailshard plan (${OURS[*]} ${out1[*]}) and baseline_planner.py (${BASE[*]}), $runs runs each, alternating"
+  rm -f "$RES/$sc.ours.measure.json" "$RES/$sc.base.measure.json" "$RES/$sc.ours.time" "$RES/$sc.base.time"
+  for ((i = 0; i < runs; i++)); do
+    timed "$sc.ours" 1 "$RES/$sc.ours.summary.json" "$BIN" --log-level warn --json plan \
+        --snapshot "$WORK/$FLEET" "${OURS[@]}" --csv "$RES/$sc.ours.csv" "${out1[@]}"
+    timed "$sc.base" 1 "$RES/$sc.base.json" "$PY" "$REF/baseline_planner.py" --fleet "$WORK/$FLEET" \
+        --out "$RES/$sc.base.csv" "${BASE[@]}"
+  done
   ours --csv "$RES/$sc.ours2.csv" "${out2[@]}" --replan-check > "$RES/$sc.ours2.summary.json"
   same=same
   cmp -s "$RES/$sc.ours.csv" "$RES/$sc.ours2.csv" || same=differ
@@ -144,9 +151,6 @@ for sc in "${SCENARIOS[@]}"; do
   if [ -x "$PHASES" ] && [ "${OURS[*]}" = "--band 0.05" ] && { [ "$sc" = B ] || [ "$sc" = F ]; }; then
     "$PHASES" "$WORK/$FLEET" 0.05 > "$RES/$sc.phases.json"
   fi
-  log "$sc: baseline_planner.py (${BASE[*]}), best of $runs"
-  timed "$sc.base" "$runs" "$RES/$sc.base.json" "$PY" "$REF/baseline_planner.py" --fleet "$WORK/$FLEET" \
-      --out "$RES/$sc.base.csv" "${BASE[@]}"
   log "$sc: metrics.py on both plans"
   echo "== $sc ours:     $("$PY" "$REF/metrics.py" --fleet "$WORK/$FLEET" --plan "$RES/$sc.ours.csv" \
       --json "$RES/$sc.ours.metrics.json" "${METRICS[@]}")"

@@ -69,6 +69,10 @@ def main(argv):
             m = load(os.path.join(res, "%s.%s.measure.json" % (sc, who)))  # measure.py: finer clocks
             r["t_" + who], r["rss_" + who] = (m["wall_s"] if m else t), rss
             r["cpu_" + who] = m["cpu_s"] if m else None
+            # Medians (measure.py since the alternating runs); older results have the best only.
+            r["tmed_" + who] = m.get("wall_median_s", m["wall_s"]) if m else t
+            r["cpumed_" + who] = m.get("cpu_median_s", m["cpu_s"]) if m else None
+            r["runs_" + who] = m.get("runs") if m else None
         try:
             r["csv_same"] = open(os.path.join(res, sc + ".determinism")).read().strip() == "same"
         except OSError:
@@ -77,8 +81,8 @@ def main(argv):
 
     print("\n## Ours against baseline_planner.py (same run)\n")
     print("| scen. | planner | bytes/LB | moves (x LB) | load max/mean | viol. | out of band | makespan/T_LB "
-          "| nights (N_LB) | wall s | CPU s | peak RSS MiB | plan s (read s) |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+          "| nights (N_LB) | wall s median (best) | CPU s median (best) | runs | peak RSS MiB | plan s (read s) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for sc, r in rows.items():
         for who in ("ours", "base"):
             m = r[who]
@@ -91,10 +95,11 @@ def main(argv):
             phases = ""
             if who == "ours" and r["phases"]:
                 phases = "%.2f (%.2f)" % (r["phases"]["plan_s"], r["phases"]["read_s"])
-            print("| %s | %s | %s | %d (%.2f) | %.3f | %d | %d | %s | %d (%d) | %s | %s | %s | %s |" % (
+            print("| %s | %s | %s | %d (%.2f) | %.3f | %d | %d | %s | %d (%d) | %s (%s) | %s (%s) | %s | %s | %s |" % (
                 sc, "ours" if who == "ours" else "baseline", fmt(m["ratios"]["bytes_over_lb"], "%.4f"),
                 m["churn"]["moves"], m["ratios"]["moves_over_lb"] or 0, worst_load(m), violations(m), out_of_band(m),
-                fmt(mk), ex["nights"], lbt["nights_lb"], fmt(r["t_" + who], "%.3f"), fmt(r["cpu_" + who], "%.3f"),
+                fmt(mk), ex["nights"], lbt["nights_lb"], fmt(r["tmed_" + who], "%.3f"), fmt(r["t_" + who], "%.3f"),
+                fmt(r["cpumed_" + who], "%.3f"), fmt(r["cpu_" + who], "%.3f"), r["runs_" + who] or "-",
                 fmt(r["rss_" + who], "%.0f"), phases))
 
     results = []
@@ -146,16 +151,22 @@ def main(argv):
                                                                               for sc, x in det.items()), all(det.values()))
     # B: issue 4's "<= 1 s, <= 300 MiB" with room for a loaded machine; F: issue 14's "<= 3 s, <= 3 GiB".
     for sc, wall_goal, rss_goal, label in (("B", 2.0, 400.0, "1M x 200 (B)"), ("F", 3.0, 3072.0, "10M x 500 (F)")):
-        if sc in rows and rows[sc]["t_ours"] is not None:
-            t, rss = rows[sc]["t_ours"], rows[sc]["rss_ours"]
-            check("whole process, %s, CSV read included" % label, "<= %g s, <= %g MiB" % (wall_goal, rss_goal),
+        if sc in rows and rows[sc]["tmed_ours"] is not None:
+            t, rss = rows[sc]["tmed_ours"], rows[sc]["rss_ours"]
+            check("whole process, %s, CSV read included (median wall)" % label, "<= %g s, <= %g MiB" % (wall_goal, rss_goal),
                   "%.3f s, %.0f MiB" % (t, rss), t <= wall_goal and rss <= rss_goal)
-    sp = {sc: rows[sc]["t_base"] / rows[sc]["t_ours"] for sc in scenarios
+    # The ratio of the medians of alternating runs: the best run of each
+    # side (in brackets) rewards whichever got the luckiest minute.
+    sp = {sc: rows[sc]["tmed_base"] / rows[sc]["tmed_ours"] for sc in scenarios
+          if rows[sc]["tmed_ours"] and rows[sc]["tmed_base"]}
+    bp = {sc: rows[sc]["t_base"] / rows[sc]["t_ours"] for sc in scenarios
           if rows[sc]["t_ours"] and rows[sc]["t_base"]}
-    cp = {sc: rows[sc]["cpu_base"] / rows[sc]["cpu_ours"] for sc in scenarios
-          if rows[sc].get("cpu_ours") and rows[sc].get("cpu_base")}
-    check("time, same run, vs baseline_planner.py (whole process, best wall; CPU in brackets)", ">= 10x",
-          ", ".join("%s %.1fx (%s)" % (sc, x, ("%.1fx" % cp[sc]) if sc in cp else "-") for sc, x in sp.items()),
+    cp = {sc: rows[sc]["cpumed_base"] / rows[sc]["cpumed_ours"] for sc in scenarios
+          if rows[sc].get("cpumed_ours") and rows[sc].get("cpumed_base")}
+    check("time, same run, vs baseline_planner.py (whole process, median wall of alternating runs; best wall, median CPU "
+          "in brackets)", ">= 10x",
+          ", ".join("%s %.1fx (%s, %s)" % (sc, x, ("%.1fx" % bp[sc]) if sc in bp else "-",
+                                            ("%.1fx" % cp[sc]) if sc in cp else "-") for sc, x in sp.items()),
           len(sp) == len(scenarios) and all(x >= 10 for x in sp.values()))
 
     print("\n## Targets (issues 4 and 14)\n")
