@@ -122,6 +122,7 @@ for N in $SIZES; do
     fresh "$B/run"; cp -al "$B/base" "$B/run"; cp "$B/base.state" "$B/run.state"; sync; warm "$B/src"; warm "$B/run"
     T "incr_ours_wall_$N" "$MS" --json sync "$B/src" "$B/run" --state "$B/run.state"
     echo "incr_ours_$N $(json "$W/.out" "d['pass']['seconds']") 0" >> "$RES"
+    echo "incr_ours_state_$N $(json "$W/.out" "sum(d.get('state_seconds', {}).values())") 0" >> "$RES"
     cp "$W/.out" "$B/incr_ours_$r.json"
     [ "$r" -lt "$RUNS" ] || { mv "$B/run" "$B/base2"; cp "$B/run.state" "$B/base2.state"; }
     fresh "$B/run"; cp -al "$B/base" "$B/run"; sync; warm "$B/src"; warm "$B/run"
@@ -206,6 +207,7 @@ for N in $SIZES; do
   o=$(med_of "incr_ours_$N"); r=$(med_of "incr_rsync_$N"); ow=$(med_of "incr_ours_wall_$N")
   row "incr $N pass (engine) vs rsync -a --delete" "$o" "$r" "$(ratio "$o" "$r") <= 0.5 $(verdict "$(ratio "$o" "$r")" 0.5)"
   row "  (incr process wall incl. state file)" "$ow" "$r" "$(ratio "$ow" "$r")"
+  row "  (incr state file load + save, s, info)" "$(med_of "incr_ours_state_$N")" "-" "-"
   # The same run's rsync and its sync, summed per run before the median.
   rs=$(paste -d' ' <(grep "^incr_rsync_$N " "$RES" | awk '{print $2}') <(grep "^incr_rsync_sync_$N " "$RES" | awk '{print $2}') \
     | awk '{print $1 + $2}' | median)
