@@ -8,6 +8,8 @@
 // so the next run is incremental (readdir-only diff).
 #include <unistd.h>
 
+#include <chrono>
+
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
@@ -135,10 +137,17 @@ Command register_sync(CLI::App& root, Context& ctx) {
             bool configured = o->src.front() != '/' && o->src.rfind("agent:", 0) != 0;
             if (o->bwlimit.empty() && configured) so.bwlimit_bytes_per_s = MS_TRY(ctx.config())->move.bwlimit_bytes_per_s;
 
+            // Seconds spent on the --state file (read + decode, encode + durable
+            // write): the part of the command's wall time outside the pass.
+            using Clock = std::chrono::steady_clock;
+            auto since = [](Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+            double state_load_s = 0, state_save_s = 0;
             SyncState state = SyncState::fresh();
             if (!o->state.empty() && ::access(o->state.c_str(), F_OK) == 0) {
+              auto t0 = Clock::now();
               auto blob = MS_TRY(read_file(o->state, 1ull << 32));
               state = MS_TRY(SyncState::deserialize(blob).context(fmt::format("--state '{}'", printable(o->state))));
+              state_load_s = since(t0);
             }
             if (o->direct && o->via_controller) return Error::invalid("--direct and --via-controller exclude each other");
             if (src.server && dst.server && !o->via_controller) {
@@ -156,14 +165,17 @@ Command register_sync(CLI::App& root, Context& ctx) {
                                        : engine.warm_pass(state, o->audit);
             if (!o->state.empty()) {
               // The state stays accurate for what completed, also after a failure.
+              auto t0 = Clock::now();
               auto saved = write_file_atomic(o->state, state.serialize(),
                                              configured ? MS_TRY(ctx.config())->security.private_files() : FileAccess());
               if (!saved.ok() && stats.ok()) return std::move(saved).error().context("--state");
+              state_save_s = since(t0);
             }
             if (!stats.ok()) return std::move(stats).error();
             nlohmann::json out;
             out["pass"] = stats->to_json();
             out["data_path"] = so.direct_from ? "direct" : "via-controller";
+            if (!o->state.empty()) out["state_seconds"] = {{"load", state_load_s}, {"save", state_save_s}};
             std::optional<VerifyReport> report;
             if (o->verify || o->verify_full) {
               auto v = engine.verify(state, o->verify_full ? VerifyScope::kFull : VerifyScope::kWritten);

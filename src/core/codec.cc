@@ -4,15 +4,30 @@
 
 namespace mailshard {
 
+namespace {
+
+// n bytes of v, little-endian, at p.
+inline void put_le(char* p, uint64_t v, int n) {
+  for (int i = 0; i < n; ++i) p[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+}
+
+inline uint64_t get_le(const char* p, int n) {
+  uint64_t v = 0;
+  for (int i = n - 1; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+}  // namespace
+
 void Encoder::u32(uint32_t v) {
   char b[4];
-  for (int i = 0; i < 4; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  put_le(b, v, 4);
   out_.append(b, 4);
 }
 
 void Encoder::u64(uint64_t v) {
   char b[8];
-  for (int i = 0; i < 8; ++i) b[i] = static_cast<char>((v >> (8 * i)) & 0xff);
+  put_le(b, v, 8);
   out_.append(b, 8);
 }
 
@@ -21,21 +36,27 @@ void Encoder::str(std::string_view s) {
   out_.append(s);
 }
 
+// Fields built in place and appended once: a sync state or a stat reply
+// writes one per entry.
 void Encoder::hash(const Hash128& h) {
-  u64(h.hi);
-  u64(h.lo);
+  char b[16];
+  put_le(b, h.hi, 8);
+  put_le(b + 8, h.lo, 8);
+  out_.append(b, sizeof b);
 }
 
 void Encoder::attrs(const FileAttrs& a) {
-  u8(static_cast<uint8_t>(a.type));
-  u32(a.mode);
-  u32(a.uid);
-  u32(a.gid);
-  u32(a.nlink);
-  i64(a.size);
-  i64(a.mtime_ns);
-  i64(a.ctime_ns);
-  u64(a.ino);
+  char b[kEncodedAttrsBytes];
+  b[0] = static_cast<char>(static_cast<uint8_t>(a.type));
+  put_le(b + 1, a.mode, 4);
+  put_le(b + 5, a.uid, 4);
+  put_le(b + 9, a.gid, 4);
+  put_le(b + 13, a.nlink, 4);
+  put_le(b + 17, static_cast<uint64_t>(a.size), 8);
+  put_le(b + 25, static_cast<uint64_t>(a.mtime_ns), 8);
+  put_le(b + 33, static_cast<uint64_t>(a.ctime_ns), 8);
+  put_le(b + 41, a.ino, 8);
+  out_.append(b, sizeof b);
 }
 
 void Encoder::error(const Error& e) {
@@ -64,16 +85,12 @@ Result<uint8_t> Decoder::u8() {
 
 Result<uint32_t> Decoder::u32() {
   auto b = MS_TRY(take(4));
-  uint32_t v = 0;
-  for (int i = 3; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[i]);
-  return v;
+  return static_cast<uint32_t>(get_le(b.data(), 4));
 }
 
 Result<uint64_t> Decoder::u64() {
   auto b = MS_TRY(take(8));
-  uint64_t v = 0;
-  for (int i = 7; i >= 0; --i) v = (v << 8) | static_cast<uint8_t>(b[i]);
-  return v;
+  return get_le(b.data(), 8);
 }
 
 Result<int64_t> Decoder::i64() { return static_cast<int64_t>(MS_TRY(u64())); }
@@ -85,28 +102,33 @@ Result<std::string> Decoder::str() {
 }
 
 Result<Hash128> Decoder::hash() {
+  auto b = MS_TRY(take(16));
   Hash128 h;
-  h.hi = MS_TRY(u64());
-  h.lo = MS_TRY(u64());
+  h.hi = get_le(b.data(), 8);
+  h.lo = get_le(b.data() + 8, 8);
   return h;
 }
 
+// Read in three takes, so a truncated or bad input fails with the message it
+// would field by field.
 Result<FileAttrs> Decoder::attrs() {
   FileAttrs a;
   uint8_t t = MS_TRY(u8());
   if (t > static_cast<uint8_t>(EntryType::kOther)) return corrupt("bad entry type");
   a.type = static_cast<EntryType>(t);
-  a.mode = MS_TRY(u32());
-  a.uid = MS_TRY(u32());
-  a.gid = MS_TRY(u32());
-  a.nlink = MS_TRY(u32());
-  a.size = MS_TRY(i64());
+  auto b = MS_TRY(take(4 * 4 + 8));  // mode, uid, gid, nlink, size
+  a.mode = static_cast<uint32_t>(get_le(b.data(), 4));
+  a.uid = static_cast<uint32_t>(get_le(b.data() + 4, 4));
+  a.gid = static_cast<uint32_t>(get_le(b.data() + 8, 4));
+  a.nlink = static_cast<uint32_t>(get_le(b.data() + 12, 4));
+  a.size = static_cast<int64_t>(get_le(b.data() + 16, 8));
   // No file has a negative size; the engine's block math (maildir_rules.cc)
   // takes sizes as stat gave them.
   if (a.size < 0) return corrupt("negative file size");
-  a.mtime_ns = MS_TRY(i64());
-  a.ctime_ns = MS_TRY(i64());
-  a.ino = MS_TRY(u64());
+  auto c = MS_TRY(take(8 * 3));  // mtime, ctime, ino
+  a.mtime_ns = static_cast<int64_t>(get_le(c.data(), 8));
+  a.ctime_ns = static_cast<int64_t>(get_le(c.data() + 8, 8));
+  a.ino = get_le(c.data() + 16, 8);
   return a;
 }
 

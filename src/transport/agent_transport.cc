@@ -127,11 +127,13 @@ class ChannelPool {
   }
 
   ~ChannelPool() {
+    // Every agent is told first, then each is waited for: they end at the
+    // same time (a destination agent also ends its peer first).
     for (auto& ch : idle_) {
       (void)ch->io->send(MsgType::kBye, "");
       (void)ch->io->flush();
-      ch->end(5000);
     }
+    for (auto& ch : idle_) ch->end(5000);
   }
 
  private:

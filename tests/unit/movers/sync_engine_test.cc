@@ -149,7 +149,9 @@ TEST_F(SyncEngineTest, RoundTripResultsAreTheSameLocalViaControllerAndDirect) {
     if (mode == 2) o.direct_from = PeerRef{"src", {MAILSHARD_BIN, "agent", "--stdio", "--root", src_root_}};
     runs.push_back(round_trip(*src, *dst, o));
     if (mode == 1) via_bytes = src->wire_bytes() + dst->wire_bytes();
-    if (mode == 2) EXPECT_LT(src->wire_bytes() + dst->wire_bytes(), via_bytes / 2);
+    if (mode == 2) {
+      EXPECT_LT(src->wire_bytes() + dst->wire_bytes(), via_bytes / 2);
+    }
   }
   ASSERT_EQ(runs.size(), 3u);
   EXPECT_EQ(runs[0], runs[1]);

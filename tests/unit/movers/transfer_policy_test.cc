@@ -101,5 +101,36 @@ TEST(TransferPolicy, ShiftedContentIsADeltaAndSmallFilesGoWhole) {
   }
 }
 
+// The threshold is inclusive on both sides: a delta needs a basis and a
+// source of at least kDeltaMinBytes each.
+TEST(TransferPolicy, DeltaNeedsBothSidesAtLeastTheMinimum) {
+  for (bool frozen : {false, true}) {
+    EXPECT_EQ(choose_transfer(facts(FileClass::kAppendLog, "dovecot-uidlist", frozen, kDeltaMinBytes, kDeltaMinBytes)),
+              TransferMethod::kDelta);
+    EXPECT_EQ(choose_transfer(facts(FileClass::kAppendLog, "dovecot-uidlist", frozen, kDeltaMinBytes - 1, 1 << 20)),
+              TransferMethod::kWhole);
+    EXPECT_EQ(choose_transfer(facts(FileClass::kAppendLog, "dovecot-uidlist", frozen, 1 << 20, kDeltaMinBytes - 1)),
+              TransferMethod::kWhole);
+  }
+}
+
+// Blocks do not depend on the size: a small index under the freeze still
+// goes as changed blocks when the state has its block hashes (only the source
+// is read), and whole when warm (too small for a delta).
+TEST(TransferPolicy, SmallIndexIsBlocksUnderTheFreezeAndWholeWhenWarm) {
+  TransferFacts f = with_blocks(facts(FileClass::kRewritten, "dovecot.index", true, 3000, 2900));
+  EXPECT_EQ(choose_transfer(f), TransferMethod::kBlocks);
+  f.frozen = false;
+  EXPECT_EQ(choose_transfer(f), TransferMethod::kWhole);
+}
+
+// The debug log and the pass statistics name each method.
+TEST(TransferPolicy, EveryMethodHasAName) {
+  EXPECT_EQ(transfer_method_name(TransferMethod::kWhole), "whole");
+  EXPECT_EQ(transfer_method_name(TransferMethod::kTail), "tail");
+  EXPECT_EQ(transfer_method_name(TransferMethod::kBlocks), "blocks");
+  EXPECT_EQ(transfer_method_name(TransferMethod::kDelta), "delta");
+}
+
 }  // namespace
 }  // namespace mailshard

@@ -183,6 +183,33 @@ TEST(MaildirRules, ClassesAndBaseNames) {
   EXPECT_EQ(diff_block_size(1ll << 30), 16384u);
 }
 
+// The blob lists a directory's entries by name in byte order (bytes as
+// unsigned, a prefix first), whatever order they were added in: names that
+// share their first 8 bytes, shorter names, bytes above 0x7f.
+TEST(SyncState, EntriesAreWrittenInNameOrder) {
+  const std::vector<std::string> sorted = {"1",         "1700000000.M1", "1700000000.M1P2", "1700000000.M2",
+                                           "17000000Z", "a",             "abcdefg",         "abcdefgh",
+                                           "abcdefgh2", "abcdefghZ",     "\x7f",            "\xc3\xa9t\xc3\xa9",
+                                           "\xff"};
+  auto blob_of = [](const std::vector<std::string>& names, size_t buckets) {
+    SyncState s;
+    s.dirs["cur"].entries.reserve(buckets);
+    for (const auto& n : names) s.dirs["cur"].entries[n].attrs.size = static_cast<int64_t>(n.size());
+    return s.serialize();
+  };
+  std::vector<std::string> reversed(sorted.rbegin(), sorted.rend());
+  std::string blob = blob_of(sorted, 1);
+  EXPECT_EQ(blob_of(reversed, 1000), blob);
+  // Each name is written as a u32 length and its bytes, in this order.
+  size_t at = 0;
+  for (const auto& n : sorted) {
+    std::string rec = std::string(1, static_cast<char>(n.size())) + std::string(3, '\0') + n;
+    size_t found = blob.find(rec, at);
+    ASSERT_NE(found, std::string::npos) << n;
+    at = found + rec.size();
+  }
+}
+
 TEST(SyncState, RoundTripAndCorruptBlobs) {
   SyncState s = SyncState::fresh();
   s.passes = 3;

@@ -1,0 +1,210 @@
+// PassRunner's driver: a pass as a list of steps (run), and the bookkeeping
+// and batched destination operations every step uses. The steps themselves
+// are in sync_namespace.cc, sync_engine.cc and sync_metadata.cc.
+#include <algorithm>
+#include <thread>
+#include <unordered_set>
+
+#include "movers/stream_pool.h"
+#include "movers/sync_pass.h"
+
+namespace mailshard {
+
+PassRunner::PassRunner(SyncEngine& e, SyncState& st, PassKind kind, bool audit)
+    : e_(e), st_(st), kind_(kind), audit_(audit), frozen_(kind != PassKind::kWarm) {
+  stats_.kind = kind;
+  stats_.audit = audit;
+  if (e_.options_.bwlimit_bytes_per_s > 0)
+    bucket_ = std::make_unique<TokenBucket>(e_.options_.bwlimit_bytes_per_s, e_.clock_);
+  // Under the freeze, durability is scoped to the pass's own files: a
+  // syncfs() also waits for every other writer's dirty data on the
+  // filesystem (other mailboxes, other jobs), which made the frozen pass's
+  // few dozen files take 7 to 450 ms on the shared lab disk. An fsync per
+  // file costs only what this pass wrote.
+  wopts_.durability = frozen_ ? Durability::kFsyncEach : e_.options_.durability;
+  wopts_.throttle = bucket_.get();
+}
+
+Result<PassStats> PassRunner::run() {
+  PhaseTimer timer(stats_);
+  // The destination is listed (readdir only) when the state may not
+  // describe it: the first pass (adopt what is there), after a pass that
+  // did not finish (stale temps, half-applied changes), and for an audit.
+  // Otherwise the state is the truth and the destination is not scanned.
+  bool list_dst = st_.dirty || st_.dirs.empty() || (audit_ && kind_ == PassKind::kWarm);
+  st_.dirty = true;
+  st_.last_changes_known = false;
+  st_.last_changed.clear();
+
+  // The metadata files the state knows are checked and sent by a thread of
+  // their own, overlapping the listing and the message work: the batch
+  // reads a copy of their state entries and touches nothing shared; its
+  // outcome is merged afterwards. (When the destination is listed, the
+  // thread starts after that listing removed stale temps.)
+  std::vector<MetaItem> known_items;
+  Known known;
+  MetaOutcome meta_out;
+  std::thread meta_thread;
+  struct JoinOnExit {
+    std::thread& t;
+    ~JoinOnExit() {
+      if (t.joinable()) t.join();
+    }
+  } join_on_exit{meta_thread};
+  auto start_meta = [&] {
+    known_metadata(known_items, known);
+    meta_thread = std::thread([&] {
+      auto t0 = Steady::now();
+      if (auto st = metadata_batch(known_items, known, meta_out); !st.ok()) meta_out.error = std::move(st).error();
+      meta_out.stats.seconds = secs(Steady::now() - t0);
+    });
+  };
+  std::unordered_set<std::string> listed_files;  // the plan's mutable files, filled after the diff
+  auto join_meta = [&]() -> Status {
+    if (!meta_thread.joinable()) return {};
+    meta_thread.join();
+    stats_.phases.emplace_back("metadata_parallel", meta_out.stats.seconds);
+    return merge_metadata(meta_out, &listed_files);
+  };
+  if (!list_dst) start_meta();
+
+  // 1. Listings: source and destination in parallel.
+  DstExtras extras;
+  Status dst_listed;
+  std::thread dst_thread;
+  if (list_dst) dst_thread = std::thread([&] { dst_listed = reconcile_with_destination(extras); });
+  auto src = e_.src_.list_tree(e_.src_home_);
+  if (dst_thread.joinable()) dst_thread.join();
+  if (!src.ok()) return std::move(src).error().context("list source " + e_.src_.describe());
+  MS_CHECK(dst_listed);
+  if (list_dst) start_meta();
+  timer.mark("scan");
+
+  // 2. Diff.
+  TreePlan plan = diff_tree(*src, st_, list_dst ? &extras : nullptr, audit_ && kind_ == PassKind::kWarm);
+  stats_.dirs = static_cast<int64_t>(plan.dirs.size());
+  stats_.entries = static_cast<int64_t>(plan.entries);
+  // Metadata not handled by the thread: new files, and any the state did not list.
+  std::vector<MetaItem> meta;
+  for (auto& m : plan.mutable_files) {
+    if (!known.count(m.path)) meta.push_back({m.path, m.cls, true, false});
+    listed_files.insert(m.path);
+  }
+  std::vector<std::pair<std::string, EntryType>> file_deletes, dir_deletes;
+  for (auto& d : plan.deletes) (d.second == EntryType::kDir ? dir_deletes : file_deletes).push_back(std::move(d));
+  timer.mark("diff");
+
+  if (kind_ == PassKind::kMetadata) {
+    MS_CHECK(check_interrupt());
+    MS_CHECK(ensure_home(plan));
+    MS_CHECK(run_mkdirs(plan.mkdirs));
+    for (auto& n : plan.new_entries)
+      if (n.type == EntryType::kFile && n.cls != FileClass::kMessage && n.cls != FileClass::kImmutable)
+        meta.push_back({n.path, n.cls, false, n.on_dst});
+    MS_CHECK(join_meta());
+    MS_CHECK(run_metadata(meta));
+    timer.mark("metadata");
+    MS_CHECK(run_sync_dirs());
+    timer.mark("sync");
+    return finish(timer);
+  }
+
+  // 3. Namespace: type changes, new directories, renames.
+  MS_CHECK(check_interrupt());
+  MS_CHECK(run_deletes(plan.early_deletes, "early delete"));
+  MS_CHECK(ensure_home(plan));
+  MS_CHECK(run_mkdirs(plan.mkdirs));
+  std::vector<TreePlan::Entry> fresh = std::move(plan.new_entries);
+  MS_CHECK(run_renames(plan.renames, fresh));
+  timer.mark("namespace");
+
+  // 4. Stat new names only.
+  std::vector<CopyJob> copies;
+  std::vector<LinkJob> links;
+  std::vector<std::string> symlinks = std::move(plan.symlinks);
+  MS_CHECK(stat_new(fresh, copies, links, meta, symlinks));
+  timer.mark("stat");
+
+  // 5. Audit (warm passes only): lstat + hash of everything kept.
+  if (audit_ && kind_ == PassKind::kWarm) {
+    MS_CHECK(run_audit(plan.kept_files, copies));
+    timer.mark("audit");
+  }
+
+  // 6. New files through parallel streams, hard links, expunges.
+  MS_CHECK(check_interrupt());
+  MS_CHECK(run_copies(copies));
+  timer.mark("copy");
+  MS_CHECK(run_links(links));
+  MS_CHECK(run_deletes(std::move(file_deletes), "delete"));
+  timer.mark("links+delete");
+
+  // 7. The metadata set: the thread's batch, then new metadata files.
+  MS_CHECK(join_meta());
+  MS_CHECK(check_interrupt());
+  MS_CHECK(run_symlinks(symlinks));
+  MS_CHECK(run_metadata(meta));
+  timer.mark("metadata");
+
+  // 8. Removed folders, directory attributes, durability.
+  MS_CHECK(run_deletes(std::move(dir_deletes), "delete"));
+  MS_CHECK(run_dir_attrs(plan.dirs));
+  MS_CHECK(run_sync_dirs());
+  timer.mark("sync");
+  return finish(timer);
+}
+
+Result<PassStats> PassRunner::finish(PhaseTimer& timer) {
+  st_.dirty = false;
+  st_.passes += 1;
+  st_.last_written = std::move(written_);
+  st_.last_changed = std::move(changed_);
+  st_.last_changes_known = true;
+  timer.finish();
+  return stats_;
+}
+
+EntryState* PassRunner::entry(const std::string& rel) {
+  auto d = st_.dirs.find(path_parent(rel));
+  if (d == st_.dirs.end()) return nullptr;
+  auto it = d->second.entries.find(path_last(rel));
+  return it == d->second.entries.end() ? nullptr : &it->second;
+}
+
+void PassRunner::erase(const std::string& rel) {
+  auto d = st_.dirs.find(path_parent(rel));
+  if (d != st_.dirs.end()) d->second.entries.erase(path_last(rel));
+}
+
+Status PassRunner::apply(const std::vector<TreeOp>& ops, const OpDone& done) {
+  constexpr size_t kChunk = 20000;
+  for (size_t i = 0; i < ops.size(); i += kChunk) {
+    std::vector<TreeOp> part(ops.begin() + static_cast<ptrdiff_t>(i),
+                             ops.begin() + static_cast<ptrdiff_t>(std::min(ops.size(), i + kChunk)));
+    auto res = MS_TRY(e_.dst_.apply(part).context("destination " + e_.dst_.describe()));
+    for (size_t k = 0; k < res.size(); ++k) MS_CHECK(done(i + k, res[k]));
+  }
+  return {};
+}
+
+Status PassRunner::apply_parallel(const std::vector<TreeOp>& ops, const OpDone& done) {
+  int streams = std::max(1, std::min(e_.options_.streams, e_.dst_.max_streams()));
+  if (streams == 1 || ops.size() < 64) return apply(ops, done);
+  size_t per = (ops.size() + static_cast<size_t>(streams) - 1) / static_cast<size_t>(streams);
+  std::vector<Result<std::vector<Status>>> parts;
+  for (int t = 0; t < streams; ++t) parts.emplace_back(Error::internal("unset"));
+  MS_CHECK(run_streams(parts.size(), streams, [&](size_t t) -> Status {
+    size_t lo = std::min(ops.size(), per * t), hi = std::min(ops.size(), lo + per);
+    std::vector<TreeOp> part(ops.begin() + static_cast<ptrdiff_t>(lo), ops.begin() + static_cast<ptrdiff_t>(hi));
+    parts[t] = e_.dst_.apply(part);
+    return {};
+  }));
+  size_t i = 0;
+  for (auto& part : parts) {
+    if (!part.ok()) return std::move(part).error().context("destination " + e_.dst_.describe());
+    for (auto& st : *part) MS_CHECK(done(i++, st));
+  }
+  return {};
+}
+
+}  // namespace mailshard
