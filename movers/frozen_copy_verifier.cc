@@ -1,5 +1,6 @@
 // SyncEngine::verify_frozen_copy: the destination against the state the
 // frozen pass left, and the source's drift since then (see sync_engine.h).
+#include <algorithm>
 #include <chrono>
 #include <thread>
 #include <unordered_map>
@@ -31,9 +32,22 @@ Result<VerifyReport> SyncEngine::verify_frozen_copy(const SyncState& state) {
   // The source is listed and diffed against the state in a thread of its own.
   Result<TreeListing> sl = Error::internal("unset"), dl = Error::internal("unset");
   TreePlan d, s;
+  // Dovecot's index files on the source now, against the state: a change
+  // since the pass copied them means a write raced the copy.
+  Result<std::vector<StatResult>> index_now = std::vector<StatResult>{};
+  std::vector<std::pair<std::string, const EntryState*>> index_files;  // dir, state entry
+  for (const auto& [dpath, ds] : state.dirs)
+    for (const auto& [name, e] : ds.entries)
+      if (e.type == EntryType::kFile && std::string_view(name).substr(0, 13) == "dovecot.index")
+        index_files.emplace_back(join_path(dpath, name), &e);
   std::thread src_thread([&] {
     sl = src_.list_tree(src_home_);
     if (sl.ok()) s = diff_tree(*sl, state, nullptr);
+    if (!index_files.empty()) {
+      std::vector<StatRequest> q;
+      for (const auto& [p, e] : index_files) q.push_back({join_path(src_home_, p), {}});
+      index_now = src_.stat(q);
+    }
   });
   struct JoinOnExit {
     std::thread& t;
@@ -154,7 +168,22 @@ Result<VerifyReport> SyncEngine::verify_frozen_copy(const SyncState& state) {
   src_thread.join();
   if (!sl.ok()) return std::move(sl).error().context("verify: list source " + src_.describe());
 
-  // 3. The source since the pass: only new messages (late deliveries) are fine.
+  // 3. The source since the pass: only new messages (late deliveries) are
+  //    fine, and Dovecot's index files changing: noted (the caller drops the
+  //    copy's cache there), since a freeze an MTA ignores cannot stop them.
+  if (!index_now.ok()) return std::move(index_now).error().context("verify: stat source " + src_.describe());
+  for (size_t i = 0; i < index_files.size() && i < index_now->size(); ++i) {
+    const StatResult& r = (*index_now)[i];
+    const FileAttrs& was = index_files[i].second->attrs;
+    const bool changed = r.error ? r.error->code() == ErrorCode::kNotFound
+                                 : r.attrs.size != was.size || r.attrs.mtime_ns != was.mtime_ns;
+    if (r.error && r.error->code() != ErrorCode::kNotFound)
+      bad.push_back(fmt::format("'{}' on the source: {}", printable(index_files[i].first), r.error->message()));
+    const std::string dir = path_parent(index_files[i].first);
+    if (changed && std::find(rep.changed_index_dirs.begin(), rep.changed_index_dirs.end(), dir) ==
+                       rep.changed_index_dirs.end())
+      rep.changed_index_dirs.push_back(dir);
+  }
   for (const auto& [from, to] : s.renames)
     bad.push_back(fmt::format("'{}' was renamed to '{}' on the source after the final pass (a flag change during "
                               "the freeze)",

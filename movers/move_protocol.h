@@ -87,8 +87,10 @@ inline constexpr ProtocolStep kMoveProtocol[] = {
      "the destination's staging directory, only when the formats differ (Courier -> Dovecot: metadata files "
      "written, messages and folders renamed); reads the source",
      kReadsSource | kReadsDestination | kWritesDestination},
-    {StepId::kVerify, "verify", MoveState::kVerified, CommitSide::kBeforeFlip, "nothing; reads both sides",
-     kReadsSource | kReadsDestination | kAsksDoveadm},
+    {StepId::kVerify, "verify", MoveState::kVerified, CommitSide::kBeforeFlip,
+     "the staging copy's dovecot.index.cache of a folder whose index files changed on the source under the freeze "
+     "(dropped: Dovecot rebuilds it); reads both sides",
+     kReadsSource | kReadsDestination | kWritesDestination | kAsksDoveadm},
     {StepId::kFlip, "flip", MoveState::kFlipped, CommitSide::kFlip,
      "the destination's trees (each staging directory renamed into place: those outside the home, then the "
      "home), then LDAP host and home in one guarded modify",

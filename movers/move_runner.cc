@@ -3,6 +3,8 @@
 #include "movers/mail_format.h"
 #include "movers/move_runner_internal.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <map>
@@ -125,8 +127,11 @@ Result<FsSpace> space_for(Transport& t, const std::string& rel) {
 Result<int64_t> clock_offset(Transport& t, Clock& clock) {
   // The server's clock, read the way Maildir sees it: the mtime its kernel
   // (or NFS server) gives a directory we create in the mail root.
+  // Named by process, time and a counter: moves in other processes probe the
+  // same root at the same millisecond (an existing directory is not an error
+  // for mkdir, so two probes of one name would remove each other's).
   static std::atomic<int> counter{0};
-  std::string probe = fmt::format(".mailshard-clock-{}-{}", clock.now_ms(), counter++);
+  std::string probe = fmt::format(".mailshard-clock-{}-{}-{}", ::getpid(), clock.now_ms(), counter++);
   TreeOp mk;
   mk.kind = TreeOp::Kind::kMkdir;
   mk.path = probe;
@@ -983,6 +988,40 @@ Status MoveRunner::final_sync(Ctx& c) {
   return {};
 }
 
+// The copy's dovecot.index.cache in each folder whose index files changed on
+// the source while the frozen pass copied them (VerifyReport::
+// changed_index_dirs: an MTA or a session ignored the freeze). An index and a
+// cache copied at two moments of one write may not belong together: Dovecot
+// would then show another message's cached headers for a UID. Without the
+// cache Dovecot rebuilds it; UIDs, flags and keywords are not in it.
+static Status drop_stale_caches(Transport& dst, const std::string& staging, const std::vector<std::string>& dirs,
+                                const std::string& user, MoveEnvironment& env) {
+  if (dirs.empty()) return {};
+  std::vector<TreeOp> ops;
+  for (const auto& d : dirs) {
+    TreeOp unlink;
+    unlink.kind = TreeOp::Kind::kUnlink;
+    unlink.path = join_path(join_path(staging, d), "dovecot.index.cache");
+    ops.push_back(std::move(unlink));
+    TreeOp sync;
+    sync.kind = TreeOp::Kind::kSyncDir;
+    sync.path = join_path(staging, d);
+    ops.push_back(std::move(sync));
+  }
+  auto res = MS_TRY(dst.apply(ops).context(dst.describe()));
+  for (size_t i = 0; i < res.size(); ++i)
+    if (!res[i].ok() && res[i].error().code() != ErrorCode::kNotFound)
+      return Error(res[i].error()).context(fmt::format("drop the copy's cache '{}'", printable(ops[i].path)));
+  std::vector<std::string> shown;
+  for (const auto& d : dirs) shown.push_back(d.empty() ? "(the top folder)" : "'" + printable(d) + "'");
+  spdlog::warn("move {}: Dovecot's index files changed on the source during the frozen pass (an MTA or a session "
+               "ignores the freeze); the copy's dovecot.index.cache of {} is dropped, and Dovecot rebuilds it",
+               printable(user), join(shown, ", "));
+  env.progress(user, fmt::format("dropped the copied cache of {} folder{}: written on the source under the freeze",
+                                 dirs.size(), dirs.size() == 1 ? "" : "s"));
+  return {};
+}
+
 Status MoveRunner::verify(Ctx& c) {
   if (!c.progress.empty_source && c.progress.convert) {
     MS_CHECK(verify_converted(c));
@@ -991,7 +1030,9 @@ Status MoveRunner::verify(Ctx& c) {
     SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, c.sync, d_.clock);
     auto report = engine.verify_frozen_copy(c.state);
     if (!report.ok()) return std::move(report).error();
+    MS_CHECK(drop_stale_caches(*c.dst, c.dst_staging, report->changed_index_dirs, c.rec.user, d_.env));
     c.progress.verify = *report;
+    c.progress.verify->changed_index_dirs.clear();  // not journaled
   }
   // Each tree outside the home the same way (with CONTROL= the uidlists are there).
   for (size_t i = 0; i < c.progress.trees.size(); ++i) {
@@ -1001,6 +1042,7 @@ Status MoveRunner::verify(Ctx& c) {
     SyncEngine engine(*c.src, t.src, *c.dst, c.extra[i].staging, c.sync, d_.clock);
     auto report = engine.verify_frozen_copy(c.extra[i].state);
     if (!report.ok()) return std::move(report).error().context(fmt::format("the {} tree", t.name));
+    MS_CHECK(drop_stale_caches(*c.dst, c.extra[i].staging, report->changed_index_dirs, c.rec.user, d_.env));
     t.uidlists_checked = report->uidlists_checked;
   }
   if (!c.progress.empty_source && !c.progress.convert) MS_CHECK(compare_mailbox_status(c));

@@ -124,6 +124,11 @@ struct VerifyReport {
   int64_t uidlists_checked = 0;
   std::vector<std::string> mismatches;  // empty when the copy matches
   double seconds = 0;
+  // verify_frozen_copy: folders (relative to the home) where one of
+  // Dovecot's index files (dovecot.index*) changed on the source since the
+  // frozen pass copied it: something wrote the mailbox despite the freeze, so
+  // the copy's index and cache may not belong together. Not journaled.
+  std::vector<std::string> changed_index_dirs;
   bool operator==(const VerifyReport&) const = default;
   nlohmann::json to_json() const;
 };

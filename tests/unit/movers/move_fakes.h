@@ -5,6 +5,7 @@
 #pragma once
 
 #include <filesystem>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -55,6 +56,11 @@ class RecordingKicker : public SessionKicker {
 class LocalEnv : public MoveEnvironment {
  public:
   std::map<std::string, std::unique_ptr<Transport>> t;
+  // Called at every journaled step boundary ("final_sync", kEnd), if set.
+  std::function<void(const std::string&, StepPhase)> on_step;
+  void step_boundary(const std::string& step, StepPhase phase) override {
+    if (on_step) on_step(step, phase);
+  }
   Result<Transport*> transport(const std::string& server) override {
     auto it = t.find(server);
     if (it == t.end()) return Error::invalid("unknown server " + server);

@@ -234,6 +234,37 @@ TEST_F(MoveRunnerTest, ATaskWhoseStepFailsRollsBackInThatAdvance) {
   EXPECT_TRUE(t->advance()) << "an ended task stays ended";
 }
 
+// An MTA that ignores the freeze delivers on the source while the frozen
+// pass copies the INBOX: Dovecot's index and cache there change after the
+// pass copied them, so the copy's cache may not match its index (Dovecot
+// would show another message's headers for a UID). The copy's INBOX cache is
+// dropped before the flip; the other folders' caches are kept.
+TEST_F(MoveRunnerTest, IndexFilesWrittenUnderTheFreezeDropTheCopiedCache) {
+  const std::string inbox = src_home() + "/Maildir";
+  env_.on_step = [&](const std::string& step, StepPhase phase) {
+    if (step != "final_sync" || phase != StepPhase::kEnd) return;
+    std::ofstream(inbox + "/dovecot.index.cache", std::ios::app) << std::string(300, 'c');
+    std::ofstream(inbox + "/dovecot.index.log", std::ios::app) << std::string(40, 'l');
+  };
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/dovecot.index.cache")) << "the INBOX's copied cache is dropped";
+  EXPECT_TRUE(fs::exists(dst_home() + "/Maildir/dovecot.index"));
+  int kept = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dst_home() + "/Maildir"))
+    kept += e.path().filename() == "dovecot.index.cache";
+  EXPECT_GT(kept, 0) << "the other folders' caches stay";
+}
+
+// Without a write under the freeze every cache is copied.
+TEST_F(MoveRunnerTest, AQuietSourceKeepsEveryCopiedCache) {
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_TRUE(fs::exists(dst_home() + "/Maildir/dovecot.index.cache"));
+}
+
 // An MTA that routed a message to the old server just before the flip
 // delivers it there just after the first sweep: the settle round takes it.
 TEST_F(MoveRunnerTest, StragglerAfterTheFirstSweepIsSweptInTheSettleRound) {
