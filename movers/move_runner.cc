@@ -501,7 +501,7 @@ std::optional<Result<MoveRecord>> MoveRunner::run_stretch(Ctx& c, size_t& next) 
       }
       // Ctrl-C after the flip: the thaw always runs (nobody stays frozen);
       // the sweep can wait for resume.
-      if (interrupted() && (s.id == StepId::kThaw || s.id == StepId::kSweep)) {
+      if (interrupted() && s.id == StepId::kThaw) {
         c.rec.error = "interrupted after the flip; 'mailshard resume' sweeps and finishes it";
         (void)save(c);
         return c.rec;
@@ -509,6 +509,11 @@ std::optional<Result<MoveRecord>> MoveRunner::run_stretch(Ctx& c, size_t& next) 
       // The sweep again after a pause (settle_again): the move waits
       // without its thread (MoveTask::not_before_ms).
       if (s.id == StepId::kSweep && settle_again(c)) {
+        if (interrupted()) {  // no settle round after Ctrl-C: resume (or purge) sweeps again
+          c.rec.error = "interrupted after the flip; 'mailshard resume' sweeps and finishes it";
+          (void)save(c);
+          return c.rec;
+        }
         --next;
         c.wake_at_ms = d_.clock.now_ms() + d_.config.move.sweep_settle_ms;
         return std::nullopt;

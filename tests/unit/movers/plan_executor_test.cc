@@ -568,16 +568,22 @@ struct Stretches {
   }
 };
 
-TEST(PlanExecutor, AFewThreadsCarryEveryMoveTheSlotsAllowAStretchAtATime) {
-  FakeClock clock;
+// 20 moves over 10 servers, each the source of 2 and the destination of 2:
+// with the default slots (2 out, 2 in) all 20 may run at once.
+Plan twenty_moves_at_once() {
   std::vector<std::string> servers, moves;
   for (int s = 0; s < 10; ++s) servers.push_back("s" + std::to_string(s));
   for (int i = 0; i < 20; ++i) moves.push_back(fmt::format("u{}:s{}>s{}", i, i % 10, (i + 1 + i / 10) % 10));
+  return make_plan(servers, moves);
+}
+
+TEST(PlanExecutor, AFewThreadsCarryEveryMoveTheSlotsAllowAStretchAtATime) {
+  FakeClock clock;
   Stretches st;
   st.expect = 20;
   auto o = fast_options();
   o.threads = 2;
-  auto r = execute_plan(make_plan(servers, moves), o, st.factory(), clock);
+  auto r = execute_plan(twenty_moves_at_once(), o, st.factory(), clock);
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->done, 20);
   EXPECT_EQ(r->peak_running, 20) << "every move the slots allow was in flight at once";
@@ -587,12 +593,9 @@ TEST(PlanExecutor, AFewThreadsCarryEveryMoveTheSlotsAllowAStretchAtATime) {
 
 TEST(PlanExecutor, WithoutThreadsEachMoveInFlightHasItsOwnThread) {
   FakeClock clock;
-  std::vector<std::string> servers, moves;
-  for (int s = 0; s < 10; ++s) servers.push_back("s" + std::to_string(s));
-  for (int i = 0; i < 20; ++i) moves.push_back(fmt::format("u{}:s{}>s{}", i, i % 10, (i + 1 + i / 10) % 10));
   Stretches st;
   st.expect = 20;
-  auto r = execute_plan(make_plan(servers, moves), fast_options(), st.factory(), clock);
+  auto r = execute_plan(twenty_moves_at_once(), fast_options(), st.factory(), clock);
   ASSERT_TRUE(r.ok()) << r.error().message();
   EXPECT_EQ(r->done, 20);
   EXPECT_EQ(st.peak, 20);
