@@ -122,8 +122,9 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
   std::vector<std::string> paths;
   struct Want {
     CourierFolder* folder;
-    std::string keyword_name;  // "" = the uiddb
+    std::string keyword_name;  // "" = the uiddb, kAcl = courierimapacl (no file name has a '/')
   };
+  static const std::string kAcl = "/acl";
   std::vector<Want> wants;
   bool subscribed = false;
   bool sizelist = false;  // courierpop3dsizelist: POP3 sees the INBOX only
@@ -141,6 +142,10 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
     if (has_entry(d, "courierimapuiddb")) {
       paths.push_back(join_path(maildir, join_path(f.dir, "courierimapuiddb")));
       wants.push_back({&f, ""});
+    }
+    if (has_entry(d, "courierimapacl")) {
+      paths.push_back(join_path(maildir, join_path(f.dir, "courierimapacl")));
+      wants.push_back({&f, kAcl});
     }
     if (f.dir.empty() && has_entry(d, "courierimapsubscribed")) subscribed = true;
     if (f.dir.empty() && has_entry(d, "courierpop3dsizelist")) sizelist = true;
@@ -162,6 +167,7 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
   for (size_t i = 0; i < wants.size(); ++i) {
     if (!contents[i]) continue;  // gone meanwhile (an update merged into :list)
     if (wants[i].keyword_name.empty()) wants[i].folder->uiddb = std::move(*contents[i]);
+    else if (wants[i].keyword_name == kAcl) wants[i].folder->acl = std::move(*contents[i]);
     else wants[i].folder->keyword_files[wants[i].keyword_name] = std::move(*contents[i]);
   }
   if (subscribed) m.subscribed = std::move(contents[wants.size()]);

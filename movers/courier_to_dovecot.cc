@@ -642,6 +642,27 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
       return bad_file(ErrorCode::kConflict, user, path_of(in.maildir, f.src_dir, ""),
                       fmt::format("becomes {}, the name another Courier folder has", printable(f.dst_dir)));
 
+  // Shares: Courier's ACL lines are "IDENTIFIER RIGHTS" ("user=bob lr",
+  // "-user=bob w", "anyone l"); the owner's and the administrators' rights
+  // are Courier's defaults and need nothing on Dovecot's side.
+  for (const auto& f : in.folders) {
+    if (!f.acl) continue;
+    std::vector<std::string> grants;
+    for (const auto& line : split(*f.acl, '\n')) {
+      std::string_view l = trim(line);
+      if (l.empty()) continue;
+      const auto sp = l.find(' ');
+      std::string_view ident = l.substr(0, sp);
+      if (ident == "owner" || ident == "administrators") continue;
+      std::string shown(starts_with(ident, "user=") ? ident.substr(5) : ident);
+      if (starts_with(ident, "-user=")) shown = "-" + std::string(ident.substr(6));
+      if (sp != std::string_view::npos) shown += " " + std::string(trim(l.substr(sp + 1)));
+      grants.push_back(std::move(shown));
+    }
+    if (grants.empty()) continue;
+    out.acls_left_out.push_back(fmt::format("INBOX{} ({})", f.dir, join(grants, ", ")));
+  }
+
   if (in.subscribed) {
     const std::string path = path_of(in.maildir, "", "courierimapsubscribed");
     std::set<std::string> names;

@@ -89,6 +89,7 @@ struct CourierFolder {
   std::map<std::string, std::string> keyword_files;  // courierimapkeywords/<name> -> content (":list" too)
   std::vector<std::string> cur;                      // names in cur/
   std::vector<std::string> new_;                     // names in new/
+  std::optional<std::string> acl;                    // courierimapacl; nullopt when absent
 };
 
 struct CourierMailbox {
@@ -125,6 +126,12 @@ struct DovecotConversion {
   std::vector<DovecotFolder> folders;
   std::optional<std::string> subscriptions;  // nullopt when Courier had no courierimapsubscribed
   std::vector<std::string> left_out;         // subscriptions outside INBOX (shared folders): Dovecot has no such folder
+  // Folders whose courierimapacl grants rights to someone besides the owner
+  // and Courier's "administrators" (shares): not converted (Dovecot's ACLs
+  // are a plugin, configured apart), so the move says so. Each entry is
+  // "INBOX.Lists (bob@example.org lr, anyone l)", Courier's IMAP name, as
+  // the files have them (not escaped: print with printable()).
+  std::vector<std::string> acls_left_out;
 };
 
 // The conversion. `user` names the mailbox in errors.

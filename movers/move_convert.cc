@@ -50,6 +50,10 @@ Status MoveRunner::plan_conversion(Ctx& c) {
   // convert step reads them again under the freeze.
   auto conv = convert_source(c);
   if (!conv.ok()) return std::move(conv).error();
+  // Said before anything is copied (a dry run says it too): the shares go.
+  if (!conv->acls_left_out.empty())
+    spdlog::warn("move {}: Courier ACLs are not converted to Dovecot's; these shares end with the move: {}",
+                 printable(c.rec.user), printable(join(conv->acls_left_out, "; "), 4000));
   return {};
 }
 

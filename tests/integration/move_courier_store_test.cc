@@ -6,7 +6,8 @@
 // name on disk) moves from courier1 to courier2 while an MDA delivers to it by LDAP (deferring
 // while the user is frozen) and a Courier session is open. Afterwards Courier reports, over IMAP,
 // the same UIDVALIDITY, UIDs, flags, keywords and subscriptions, every delivered message is
-// there once, and the session was ended by the kick command. The stores also listen on IMAP
+// there once, and the session was ended by the kick command; the folders' ACLs (GETACL) are
+// Courier's as before. The stores also listen on IMAP
 // (Courier's imapd behind tests/lab/courier_imaplogin.py, an LDAP login), and nginx routes their
 // users there by mailHost; the last test logs in through nginx before, during and after a move.
 #include <algorithm>
@@ -87,6 +88,10 @@ TEST(MoveCourierStore, CourierToCourierKeepsWhatCourierReportsWithDeliveriesAndA
     ASSERT_TRUE(path_exists(maildir + "/" + f)) << "Courier did not write " << f << " in " << maildir;
   const nlohmann::json before = lab.imap_state(user, "courier1", /*detail=*/true);
   ASSERT_EQ(before["store"], "courier1");
+  // fill_mailbox.py shared folders with SETACL (courierimapacl files).
+  ASSERT_EQ(before["folders"]["INBOX.Lists"].value("acl", nlohmann::json::object()).value("bob@example.org", ""), "lr")
+      << before["folders"]["INBOX.Lists"].dump();
+  ASSERT_TRUE(path_exists(maildir + "/.Lists/courierimapacl"));
 
   // A Courier session, open across the move.
   const std::string out = lab.dir() + "/courier_session_" + std::to_string(::getpid()) + ".out";
@@ -124,6 +129,7 @@ TEST(MoveCourierStore, CourierToCourierKeepsWhatCourierReportsWithDeliveriesAndA
     ASSERT_TRUE(after["folders"].contains(name)) << name;
     const auto& a = after["folders"][name];
     EXPECT_EQ(a["uidvalidity"], b["uidvalidity"]) << name;
+    EXPECT_EQ(a.value("acl", nlohmann::json()), b.value("acl", nlohmann::json())) << name << ": GETACL differs";
     // Every message Courier reported before keeps its UID and flags (keywords included).
     auto was = messages_of(b), now = messages_of(a);
     for (const auto& [id, m] : was) {
@@ -216,6 +222,9 @@ TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsN
 
   RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
   ASSERT_EQ(r.rc, 0) << r.describe();
+  // Courier's shares (fill_mailbox.py's SETACLs) are not converted, and the move says so.
+  EXPECT_THAT(r.err, ::testing::HasSubstr("Courier ACLs are not converted to Dovecot's; these shares end with the move: "));
+  EXPECT_THAT(r.err, ::testing::HasSubstr("INBOX.Lists (bob@example.org lr)"));
   const nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
   ASSERT_EQ(after["store"], "store2");
   expect_dovecot_shows_what_courier_showed(before, after);

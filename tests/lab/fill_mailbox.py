@@ -10,6 +10,7 @@ Same --seed, same mailbox content. It:
     1 KB to a few hundred KB (multipart with base64 attachments);
   * sets flags (\\Seen \\Flagged \\Answered \\Draft) and keywords ($Label1, $Forwarded, Junk,
     $MDNSent, project-x) on a deterministic subset, some at APPEND time and some with STORE;
+  * where the server has ACLs (Courier-IMAP), grants rights on four folders (SETACL, ACLS below);
   * expunges about 5% per folder (UID gaps) and COPYs some INBOX/Lists messages to other folders
     (Dovecot hard-links copies);
   * writes a sieve script as files: HOME/sieve/main.sieve and HOME/.dovecot.sieve -> sieve/main.sieve,
@@ -50,6 +51,10 @@ FOLDERS = [
     (("Q&A",), 2, True),
     (("Entwürfe",), 1, True),
 ]
+# Grants set with SETACL where the server has ACLs (Courier-IMAP; the lab's Dovecot has no acl
+# plugin): (folder, identifier, rights).
+ACLS = [(("INBOX",), "carol@example.org", "lrs"), (("Lists",), "bob@example.org", "lr"),
+        (("Archive",), "anyone", "l"), (("Entwürfe",), "-bob@example.org", "w")]
 SENDERS = ["Alice Example <alice@example.net>", "Bob <bob@example.com>", "Carol Ng <carol@lists.example.org>",
            "dovecot-list <dovecot@dovecot.org>", "Zoë Müller <zoe@example.de>", "noreply@shop.example"]
 WORDS = ("mail server move quota index folder rebalance storage shard backup restore deliver "
@@ -172,6 +177,11 @@ def make_maildir(home, uid, gid):
         os.chown(d, uid, gid)
 
 
+def server_capabilities(imap):
+    caps = imap.command("CAPABILITY").each("CAPABILITY")
+    return set(caps[0].decode().upper().split()) if caps else set()
+
+
 def main():
     ap = argparse.ArgumentParser(prog=PROG, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -220,6 +230,9 @@ def main():
                     raise ImapNo("CREATE " + raw, r.status, r.code, r.text)
             if subscribed and raw != "INBOX":
                 imap.command("SUBSCRIBE", quote(raw))
+        if "ACL" in server_capabilities(imap):
+            for parts, ident, rights in ACLS:
+                imap.command("SETACL", quote(names[parts]), quote(ident), quote(rights))
 
         # Which message goes where, and when: folders by weight, dates ascending in each folder.
         rng = random.Random(a.seed)

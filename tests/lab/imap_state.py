@@ -7,7 +7,8 @@ folder LIST shows: UIDVALIDITY, UIDNEXT, the message count and a sha256 over the
 (UID, flags incl. keywords, Message-ID) triples (\\Recent is left out: it belongs to a session).
 Also "store": the store the session really landed on (Dovecot's IMAP ID x-mlab-store, or the
 X-MLAB-STORE capability of a Courier store behind courier_imaplogin.py).
---detail adds every message (uid, flags, internaldate, message_id, size) and the LSUB list.
+--detail adds every message (uid, flags, internaldate, message_id, size), the LSUB list and, where
+the server has ACLs (Courier-IMAP), each folder's GETACL as {identifier: rights}.
 
 Exit status: 0 ok, 1 error, 2 usage, 3 login refused with [UNAVAILABLE] (frozen / temporary),
 4 login refused otherwise (bad password, [CONTACTADMIN] ...)."""
@@ -22,7 +23,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import labcommon  # noqa: E402
-from mlab_imap import Imap, ImapError, ImapNo  # noqa: E402
+from mlab_imap import Imap, ImapError, ImapNo, parse, quote  # noqa: E402
 
 PROG = "imap_state.py"
 EXIT_UNAVAILABLE, EXIT_REFUSED = 3, 4
@@ -38,7 +39,17 @@ def message_id(header_block):
     return m.group(1) if m else ""
 
 
-def folder_state(imap, raw_name, detail):
+def folder_acl(imap, raw_name):
+    """GETACL of a folder -> {identifier: rights}."""
+    acl = {}
+    for raw in imap.command("GETACL", quote(raw_name)).each("ACL"):
+        toks = [t.decode("utf-8", "replace") if isinstance(t, bytes) else str(t) for t in parse(raw)]
+        for i in range(1, len(toks) - 1, 2):
+            acl[toks[i]] = "".join(sorted(toks[i + 1]))
+    return acl
+
+
+def folder_state(imap, raw_name, detail, acls=False):
     info = imap.examine(raw_name)
     triples, rows = [], []
     if info["exists"]:
@@ -58,6 +69,8 @@ def folder_state(imap, raw_name, detail):
            "messages": info["exists"], "hash": digest}
     if detail:
         out["detail"] = sorted(rows, key=lambda r: r["uid"])
+    if acls:
+        out["acl"] = folder_acl(imap, raw_name)
     return out
 
 
@@ -109,11 +122,13 @@ def main():
         store = a.via if port == 0 else imap.mlab_store()
         result = {"user": a.user, "via": a.via, "port": port, "store": store}
         folders = {}
+        caps = imap.command("CAPABILITY").each("CAPABILITY")
+        acls = a.detail and caps and "ACL" in caps[0].decode().upper().split()
         for name, raw, flags, delim in sorted(imap.list(), key=lambda f: f[0]):
             if any(f.lower() in ("\\noselect", "\\nonexistent") for f in flags):
                 folders[name] = {"noselect": True}
                 continue
-            folders[name] = folder_state(imap, raw, a.detail)
+            folders[name] = folder_state(imap, raw, a.detail, acls)
         result["folders"] = folders
         summary = [[n, f.get("uidvalidity"), f.get("uidnext"), f.get("messages"), f.get("hash")]
                    for n, f in sorted(folders.items())]

@@ -93,6 +93,22 @@ TEST(CourierToDovecot, WritesUidlistKeywordsSubscriptionsAndRenames) {
   EXPECT_THAT(r->left_out, ElementsAre("shared.announce"));
 }
 
+// Courier's ACLs are not converted: folders that share anything are named,
+// with whom; the owner's and administrators' default rights are no share.
+TEST(CourierToDovecot, NamesTheFoldersWhoseSharesTheMoveEnds) {
+  auto in = sample();
+  in.folders[0].acl = "owner aceilrstwx\nadministrators aceilrstwx\n";
+  in.folders[1].acl = "owner aceilrstwx\nadministrators aceilrstwx\nuser=bob@example.org lr\n-user=eve w\nanyone l";
+  auto r = convert_courier_to_dovecot(kUser, in);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_THAT(r->acls_left_out, ElementsAre("INBOX.Entwürfe (bob@example.org lr, -eve w, anyone l)"));
+
+  in.folders[1].acl.reset();
+  r = convert_courier_to_dovecot(kUser, in);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  EXPECT_TRUE(r->acls_left_out.empty());
+}
+
 TEST(CourierToDovecot, WhatDovecotWillSeeIsWhatCourierShowed) {
   auto in = sample();
   auto r = convert_courier_to_dovecot(kUser, in);
