@@ -8,12 +8,14 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <thread>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "core/freeze_value.h"
+#include "core/mail_location.h"
 #include "directory/ldap_directory.h"
 #include "inventory/mailbox_sizers.h"
 #include "inventory/metrics_sources.h"
@@ -81,6 +83,72 @@ int64_t Inventory::user_errors() const {
   for (const auto& u : users) n += u.error.empty() ? 0 : 1;
   return n;
 }
+
+namespace {
+
+// With size_source = "scan": the trees a server's mail_location keeps
+// outside the home (INDEX=, CONTROL=, ...) count with the user, since a move
+// carries them too. Each server's trees are sized where its home is (here,
+// or by its agent); a tree that cannot be sized is a note, not an error (the
+// home's size stands).
+void size_outside_trees(const Config& config, Inventory& inv, const std::vector<size_t>& to_size, MailboxSizer& sizer,
+                        const std::vector<std::unique_ptr<Transport>>& agents, int threads,
+                        std::vector<std::vector<std::string>>& user_notes) {
+  struct Job {
+    size_t user;
+    std::string rel;  // the tree, relative to the mail root
+  };
+  std::vector<std::vector<Job>> jobs(config.servers.size());
+  std::vector<std::optional<MailLocation>> locs(config.servers.size());
+  for (size_t i = 0; i < config.servers.size(); ++i)
+    if (!config.servers[i].mail_location.empty())
+      if (auto loc = parse_mail_location(config.servers[i].mail_location); loc.ok()) locs[i] = std::move(*loc);
+  for (size_t i : to_size) {
+    const UserReport& u = inv.users[i];
+    const size_t srv = static_cast<size_t>(u.server);
+    if (!u.error.empty() || !locs[srv]) continue;
+    auto trees = location_trees(*locs[srv], LocationUser{u.user, u.home_rel});
+    if (!trees.ok()) {
+      user_notes[i].push_back(trees.error().message());
+      continue;
+    }
+    for (size_t k = 1; k < trees->size(); ++k) {
+      auto rel = tree_in_root((*trees)[k].path, config.servers[srv].mail_root);
+      if (!rel.ok()) user_notes[i].push_back(fmt::format("the {} tree: {}", (*trees)[k].name, rel.error().message()));
+      else jobs[srv].push_back({i, std::move(*rel)});
+    }
+  }
+  auto add = [&](const Job& j, Result<MailboxSize> sz) {
+    if (sz.ok()) inv.users[j.user].size_bytes += sz->bytes;
+    else user_notes[j.user].push_back(fmt::format("'{}' (outside the home): {}", printable(j.rel), sz.error().message()));
+  };
+  // One server's jobs run on one thread, so a user is only touched by one.
+  parallel_for(config.servers.size(), threads, [&](size_t srv) {
+    const std::vector<Job>& list = jobs[srv];
+    if (list.empty() || inv.servers[srv].failed) return;
+    if (!agents[srv]) {
+      for (const auto& j : list) add(j, sizer.size(config.servers[srv], MailboxRef{inv.users[j.user].user, j.rel}));
+      return;
+    }
+    for (size_t lo = 0; lo < list.size() && !interrupted(); lo += kSizeChunk) {
+      const size_t hi = std::min(list.size(), lo + kSizeChunk);
+      std::vector<std::string> homes;
+      for (size_t k = lo; k < hi; ++k) homes.push_back(list[k].rel);
+      Status st = agents[srv]->size_homes(homes, [&](size_t k, Result<MailboxSize> sz) -> Status {
+        add(list[lo + k], std::move(sz));
+        return {};
+      });
+      if (!st.ok()) {
+        for (size_t k = lo; k < hi; ++k)
+          user_notes[list[k].user].push_back(
+              fmt::format("'{}' (outside the home) not sized: {}", printable(list[k].rel), st.error().message()));
+        return;
+      }
+    }
+  });
+}
+
+}  // namespace
 
 Result<Inventory> take_inventory(const Config& config, Directory& directory, MetricsSource& metrics,
                                  MailboxSizer& sizer, Clock& clock, const InventoryOptions& options,
@@ -262,6 +330,8 @@ Result<Inventory> take_inventory(const Config& config, Directory& directory, Met
     });
     if (interrupted()) return Error::interrupted("inventory interrupted while sizing mailboxes");
   }
+  if (options.size_mailboxes && config.inventory.size_source == SizeSource::kScan)
+    size_outside_trees(config, inv, to_size, sizer, agents, threads, user_notes);
   for (size_t i = 0; i < inv.users.size(); ++i)
     for (auto& n : user_notes[i]) inv.notes.push_back(fmt::format("{}: {}", printable(inv.users[i].user, 120), n));
 

@@ -279,6 +279,56 @@ TEST_F(InventoryTest, AServerBehindTheAgentIsScannedThereLikeALocalRoot) {
   EXPECT_EQ(inv->servers[1].user_errors, 1);  // mallory, pinned; the server is fine
 }
 
+// A scan counts the trees mail_location keeps outside the home (a move
+// carries them), here and behind the agent alike.
+TEST_F(InventoryTest, AScanCountsTheTreesOutsideTheHome) {
+  for (const std::string store : {"store1", "store2"}) {
+    const std::string root = t_.path(store);
+    config_.servers[store == "store1" ? 0 : 1].mail_location =
+        "maildir:~/Maildir:INDEX=" + root + "/index/%n:CONTROL=" + root + "/control/%n";
+    const std::string user = store == "store1" ? "alice" : "carol";
+    t_.dir(store + "/example.org");
+    t_.dir(store + "/example.org/" + user);
+    t_.file(store + "/example.org/" + user + "/dovecot.sieve", 1000);
+    t_.dir(store + "/index");
+    t_.dir(store + "/index/" + user);
+    t_.file(store + "/index/" + user + "/dovecot.index", 20000);
+    t_.dir(store + "/control");
+    t_.dir(store + "/control/" + user);
+    t_.file(store + "/control/" + user + "/dovecot-uidlist", 300);
+  }
+  config_.servers[1].transport = TransportKind::kAgent;
+  auto open_agent = [&](const ServerConfig& s) {
+    AgentOptions o;
+    o.argv = {MAILSHARD_BIN, "agent", "--stdio", "--root", s.mail_root};
+    o.name = "agent:" + s.name;
+    return make_agent_transport(o);
+  };
+  ScanMailboxSizer scan;
+  InventoryOptions o;
+  o.progress = false;
+  auto inv = take_inventory(config_, dir_, metrics_, scan, clock_, o, open_agent);
+  ASSERT_TRUE(inv.ok()) << inv.error().message();
+  std::map<std::string, int64_t> bytes;
+  for (const auto& u : inv->users) bytes[u.user] = u.size_bytes;
+  // What the scanner says of the home and of each tree (files and directories).
+  auto scanned = [&](size_t srv, const std::string& user) {
+    int64_t sum = 0;
+    for (const std::string& rel : {"example.org/" + user, "index/" + user, "control/" + user}) {
+      auto sz = scan.size(config_.servers[srv], MailboxRef{user, rel});
+      EXPECT_TRUE(sz.ok() && sz->exists) << rel;
+      if (sz.ok()) sum += sz->bytes;
+    }
+    return sum;
+  };
+  EXPECT_GE(scanned(0, "alice"), 1000 + 20000 + 300);
+  EXPECT_EQ(bytes["alice"], scanned(0, "alice"));
+  EXPECT_EQ(bytes["carol"], scanned(1, "carol"));
+  EXPECT_EQ(bytes["bob"], 0);  // no home and no trees yet
+  EXPECT_EQ(inv->servers[0].mail_bytes, bytes["alice"]);
+  EXPECT_TRUE(inv->notes.empty()) << inv->notes.front();
+}
+
 TEST_F(InventoryTest, AServerBehindTheAgentNeedsScanOrDoveadmAndAWorkingAgent) {
   config_.servers[1].transport = TransportKind::kAgent;
   config_.servers[1].agent_command = "mailshard agent --stdio --root " + t_.path("store2");
