@@ -5,7 +5,8 @@
 // afterwards: every folder's UIDVALIDITY, every UID with its flags and
 // INTERNALDATE are the source's, and every delivered message is there exactly
 // once. On disk: the uidlists are in store2's control tree, and no staging
-// directory is left in any tree.
+// directory is left in any tree. A second test makes the same move with both stores behind
+// agents and the direct data path (store2's agent copies every tree from store1's).
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -35,7 +36,10 @@ void split_user(Lab& lab, const std::string& store, const std::string& user) {
                                      << "\n";
 }
 
-TEST(MoveExtraTrees, IndexAndControlOutsideTheHomeMoveWithEveryUid) {
+// The move of a user with split trees, through the config that `edits`
+// make of the lab's (the stores' mail_location is set here).
+void move_split_user(const std::string& name, std::vector<std::pair<std::string, std::string>> edits,
+                     const std::string& expect_in_log = {}) {
   Lab& lab = Lab::get();
   const std::string user = lab.add_user("store1");
   split_user(lab, "store1", user);
@@ -51,9 +55,9 @@ TEST(MoveExtraTrees, IndexAndControlOutsideTheHomeMoveWithEveryUid) {
   EXPECT_FALSE(path_exists(lab.maildir_path("store1", user) + "/dovecot-uidlist"));
 
   nlohmann::json before = lab.imap_state(user, "store1", /*detail=*/true);
-  const std::string cfg =
-      lab_config("extra_trees", {{"(name = \"store1\"\n)", "$1mail_location = \"" + split_location(root1) + "\"\n"},
-                                 {"(name = \"store2\"\n)", "$1mail_location = \"" + split_location(root2) + "\"\n"}});
+  edits.push_back({"(name = \"store1\"\n)", "$1mail_location = \"" + split_location(root1) + "\"\n"});
+  edits.push_back({"(name = \"store2\"\n)", "$1mail_location = \"" + split_location(root2) + "\"\n"});
+  const std::string cfg = lab_config(name, edits);
   nlohmann::json delivered;
   std::thread mta([&] { delivered = lab.deliver(user, 60, "split", {"--interval", "0.02"}); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
@@ -61,6 +65,9 @@ TEST(MoveExtraTrees, IndexAndControlOutsideTheHomeMoveWithEveryUid) {
   mta.join();
   ASSERT_EQ(r.rc, 0) << r.describe();
   EXPECT_THAT(r.out, HasSubstr(user + " store1 -> store2: done"));
+  if (!expect_in_log.empty()) {
+    EXPECT_THAT(r.err, HasSubstr(expect_in_log));
+  }
   ASSERT_EQ(delivered["delivered"], 60);
   EXPECT_GT(delivered["stores"].value("store1", 0), 0) << "deliveries raced the move on the source";
 
@@ -104,6 +111,27 @@ TEST(MoveExtraTrees, IndexAndControlOutsideTheHomeMoveWithEveryUid) {
   EXPECT_FALSE(path_exists(lab.home_path("store1", user)));
   EXPECT_FALSE(path_exists(root1 + "/control/" + rel));
   EXPECT_FALSE(path_exists(root1 + "/index/" + rel));
+}
+
+TEST(MoveExtraTrees, IndexAndControlOutsideTheHomeMoveWithEveryUid) { move_split_user("extra_trees", {}); }
+
+// The same with both stores behind agents (each confined to its mail root,
+// which holds the index and control trees too) and the direct data path:
+// store2's agent copies every tree straight from store1's.
+TEST(MoveExtraTrees, BehindAgentsEveryTreeGoesServerToServer) {
+  Lab& lab = Lab::get();
+  const std::string root1 = lab.store_env("store1", "MAIL_ROOT"), root2 = lab.store_env("store2", "MAIL_ROOT");
+  const std::string agent1 = mailshard_bin() + " agent --stdio --root " + root1;
+  const std::string agent2 = mailshard_bin() + " agent --stdio --root " + root2;
+  auto behind_agent = [](const std::string& root, const std::string& extra) {
+    return std::pair<std::string, std::string>{
+        "(mail_root = \"" + root + "\"[^\\n]*\\n(?:[^\\n]*\\n)*?)transport = \"local\"",
+        "$1transport = \"agent\"\n" + extra};
+  };
+  move_split_user("extra_trees_agents",
+                  {behind_agent(root1, "agent_command = \"" + agent1 + "\"\npeer_command = \"" + agent1 + "\""),
+                   behind_agent(root2, "agent_command = \"" + agent2 + "\"\npeer_transport = \"direct\"")},
+                  "data path direct: store2's agent copies from store1");
 }
 
 }  // namespace
