@@ -6,6 +6,7 @@
 // listing and message work, so it reads a copy of the state entries it needs
 // (Known) and reports through a MetaOutcome that merge_metadata() applies.
 #include <algorithm>
+#include <map>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -23,6 +24,39 @@ using Method = TransferMethod;
 const EntryState* known_entry(const std::unordered_map<std::string, EntryState>& known, const std::string& rel) {
   auto it = known.find(rel);
   return it == known.end() ? nullptr : &it->second;
+}
+
+std::string_view dir_of(std::string_view rel) {
+  const auto slash = rel.rfind('/');
+  return slash == std::string_view::npos ? std::string_view() : rel.substr(0, slash);
+}
+
+// The batch's items whose copy on the destination this pass replaces or
+// removes: the state knows their content (a whole hash) and the source no
+// longer has it (gone, another size, or another hash). By directory, then
+// size. Dovecot keeps the dovecot.index it replaces as dovecot.index.backup
+// (a rename): the backup's new content is the replaced sibling's old one,
+// which the destination already holds (plan_metadata links it instead of
+// sending it). Only names of one batch pair up: a name new to the state
+// (dovecot.index.log.2 after a log rotation) comes in a later batch, after
+// its sibling's copy was replaced, and is sent.
+template <class Item>  // PassRunner::MetaItem
+std::map<std::pair<std::string_view, int64_t>, std::vector<size_t>> replaced_siblings(
+    const std::vector<Item>& items, const std::unordered_map<std::string, EntryState>& known,
+    const std::vector<StatResult>& res) {
+  std::map<std::pair<std::string_view, int64_t>, std::vector<size_t>> out;
+  for (size_t i = 0; i < items.size(); ++i) {
+    const EntryState* se = items[i].in_state ? known_entry(known, items[i].rel) : nullptr;
+    if (!se || !se->has_hash || se->type != EntryType::kFile) continue;
+    const StatResult& r = res[i];
+    bool replaced = false;
+    if (r.error) replaced = r.error->code() == ErrorCode::kNotFound;
+    else if (r.attrs.type != EntryType::kFile) replaced = false;  // a type change: left to merge_metadata
+    else if (r.attrs.size != se->attrs.size) replaced = true;
+    else replaced = r.hash && !(*r.hash == se->hash);
+    if (replaced) out[{dir_of(items[i].rel), se->attrs.size}].push_back(i);
+  }
+  return out;
 }
 
 // Indexes 0..sizes.size()-1 in `groups` parts of about equal total size,
@@ -102,6 +136,24 @@ Result<std::vector<StatResult>> PassRunner::stat_metadata(const std::vector<Meta
     auto hres = MS_TRY(e_.src_.stat(hq).context("hash source " + e_.src_.describe()));
     for (size_t k = 0; k < hres.size(); ++k) res[hi[k]] = std::move(hres[k]);
   }
+  // A changed file as big as a sibling this pass replaces may be that
+  // sibling's old content (replaced_siblings): its whole hash tells.
+  const auto replaced = replaced_siblings(items, known, res);
+  if (!replaced.empty()) {
+    std::vector<StatRequest> tq;
+    std::vector<size_t> ti;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const StatResult& r = res[i];
+      if (r.error || r.attrs.type != EntryType::kFile || r.hash) continue;
+      if (!replaced.count({dir_of(items[i].rel), r.attrs.size})) continue;
+      tq.push_back({S(items[i].rel), {true, -1}});
+      ti.push_back(i);
+    }
+    if (!tq.empty()) {
+      auto tres = MS_TRY(e_.src_.stat(tq).context("hash source " + e_.src_.describe()));
+      for (size_t k = 0; k < tres.size(); ++k) res[ti[k]] = std::move(tres[k]);
+    }
+  }
   return res;
 }
 
@@ -133,9 +185,46 @@ Result<std::vector<PassRunner::MetaTransfer>> PassRunner::plan_metadata(
     MetaOutcome& out) {
   std::vector<MetaTransfer> transfers;
   std::vector<TreeOp> attr_ops;
+  // Files whose new content is a replaced sibling's old one: item -> sibling.
+  // A sibling that is itself a link's target is not used (a swap of two
+  // names would link each to the other's new copy).
+  std::unordered_map<size_t, size_t> twin_of;
+  if (const auto replaced = replaced_siblings(items, known, res); !replaced.empty()) {
+    for (size_t i = 0; i < items.size(); ++i) {
+      const StatResult& r = res[i];
+      if (r.error || r.attrs.type != EntryType::kFile || !r.hash) continue;
+      if (!items[i].in_state && items[i].on_dst) continue;  // a copy the state does not know: adopted or a basis
+      const EntryState* se = items[i].in_state ? known_entry(known, items[i].rel) : nullptr;
+      if (se && se->has_hash && se->hash == *r.hash && se->attrs.size == r.attrs.size) continue;  // its own content
+      auto c = replaced.find({dir_of(items[i].rel), r.attrs.size});
+      if (c == replaced.end()) continue;
+      for (size_t k : c->second)
+        if (k != i && known_entry(known, items[k].rel)->hash == *r.hash) {
+          twin_of.emplace(i, k);
+          break;
+        }
+    }
+    for (auto it = twin_of.begin(); it != twin_of.end();) {
+      if (twin_of.count(it->second)) it = twin_of.erase(it);
+      else ++it;
+    }
+  }
+  std::vector<size_t> linked;  // items in link_ops' order
+  std::vector<TreeOp> link_ops;
+  std::unordered_map<size_t, MetaTransfer> fallback;  // a linked item's transfer, if its link fails
   for (size_t i = 0; i < items.size(); ++i) {
     const MetaItem& it = items[i];
     StatResult& r = res[i];
+    const auto tw = twin_of.find(i);
+    if (tw != twin_of.end()) {
+      TreeOp link;
+      link.kind = TreeOp::Kind::kLink;
+      link.from = D(items[tw->second].rel);
+      link.path = D(it.rel);
+      link_ops.push_back(std::move(link));
+      linked.push_back(i);
+      // (its transfer, planned below, is kept for a link that fails)
+    }
     if (r.error) {
       if (r.error->code() == ErrorCode::kNotFound) {
         ++out.stats.vanished;
@@ -212,7 +301,45 @@ Result<std::vector<PassRunner::MetaTransfer>> PassRunner::plan_metadata(
       t.spec.block_size = se && se->block_size ? se->block_size : bs;
       t.spec.block_seed = st_.block_seed;
     }
-    transfers.push_back(std::move(t));
+    if (tw != twin_of.end()) fallback.emplace(i, std::move(t));
+    else transfers.push_back(std::move(t));
+  }
+  // The links first: before any transfer replaces (or the pass removes) the
+  // sibling's copy. Writes never change a published file in place (they
+  // publish a new inode by rename), so the sibling's new copy leaves the
+  // linked one as it is. A link that fails becomes a whole transfer.
+  if (!link_ops.empty()) {
+    std::vector<TreeOp> link_attrs;
+    MS_CHECK(apply(link_ops, [&](size_t k, const Status& s) -> Status {
+      const size_t i = linked[k];
+      const StatResult& r = res[i];
+      if (!s.ok()) {
+        spdlog::debug("metadata: link '{}' to its replaced sibling: {}; sent instead", printable(items[i].rel),
+                      s.error().message());
+        transfers.push_back(std::move(fallback.at(i)));
+        return {};
+      }
+      ++out.stats.hard_links;
+      EntryState es;
+      es.type = EntryType::kFile;
+      es.has_hash = true;
+      es.hash = *r.hash;
+      es.attrs = r.attrs;
+      const EntryState* twin = known_entry(known, items[twin_of.at(i)].rel);
+      if (!same_kept_attrs(twin->attrs, r.attrs)) {
+        TreeOp op;
+        op.kind = TreeOp::Kind::kSetAttrs;
+        op.path = D(items[i].rel);
+        op.attrs = r.attrs;
+        op.attr_mask = TreeOp::kAllAttrs;
+        link_attrs.push_back(std::move(op));
+      }
+      out.puts.emplace_back(items[i].rel, std::move(es));
+      out.written.emplace_back(items[i].rel, *r.hash);  // the frozen-copy check re-hashes it
+      return {};
+    }));
+    attr_ops.insert(attr_ops.begin(), std::make_move_iterator(link_attrs.begin()),
+                    std::make_move_iterator(link_attrs.end()));
   }
   if (!attr_ops.empty())
     MS_CHECK(apply(attr_ops, [&](size_t, const Status& s) -> Status {
@@ -391,6 +518,7 @@ Status PassRunner::merge_metadata(MetaOutcome& out, const std::unordered_set<std
   stats_.vanished += m.vanished;
   stats_.unstable += m.unstable;
   stats_.adopted += m.adopted;
+  stats_.hard_links += m.hard_links;
   stats_.attrs_fixed += m.attrs_fixed;
   stats_.bytes_sent += m.bytes_sent;
   stats_.signature_bytes += m.signature_bytes;

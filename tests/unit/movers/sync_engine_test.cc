@@ -325,6 +325,67 @@ TEST_F(SyncEngineTest, FrozenPassStatsOnlyNewNamesAndMetadata) {
   expect_identical();
 }
 
+// When Dovecot writes a new dovecot.index it keeps the old one as
+// dovecot.index.backup (rename): the backup's content is what the
+// destination's copy of its sibling holds, so the pass links that copy
+// instead of sending it again (before the sibling's new copy replaces it,
+// as a new inode). The result is byte-identical and verified, and the old
+// content is not sent. A swap of two names links one side only; a log
+// rotated to a new name (dovecot.index.log.2) is sent (a later batch).
+TEST_F(SyncEngineTest, ARenamedAsideIndexIsLinkedFromTheDestinationsCopyNotSent) {
+  for (bool agent_transport : {false, true}) {
+    SCOPED_TRACE(agent_transport ? "agent" : "local");
+    fs::remove_all(src_home());
+    fs::remove_all(dst_root_ + "/staging");
+    auto src = agent_transport ? agent(src_root_) : local(src_root_);
+    auto dst = agent_transport ? agent(dst_root_) : local(dst_root_);
+    for (const char* sub : {"cur", "new", "tmp"}) fs::create_directories(src_home() + "/Maildir/" + sub);
+    const std::string dir = src_home() + "/Maildir/";
+    auto records = [](int n, const char* tag) {
+      std::string out;
+      for (int i = 0; i < n; ++i) out += fmt::format("record {:08d} {} 0000\n", i, tag);
+      return out;
+    };
+    const std::string old_index = records(9000, "gen1"), old_log = records(5000, "log1");
+    testing::write_file(dir + "dovecot.index", old_index, 1'700'000'000'000'000'000);
+    testing::write_file(dir + "dovecot.index.backup", records(8000, "gen0"), 1'690'000'000'000'000'000);
+    testing::write_file(dir + "dovecot.index.log", old_log, 1'700'000'000'000'000'000);
+    testing::write_file(dir + "swap-a", records(3000, "aaaa"), 1'700'000'000'000'000'000);
+    testing::write_file(dir + "swap-b", records(3000, "bbbb"), 1'700'000'000'000'000'000);
+    SyncState state = SyncState::fresh();
+    SyncEngine e = engine(*src, *dst);
+    auto warm = e.warm_pass(state);
+    ASSERT_TRUE(warm.ok()) << warm.error().message();
+
+    // Dovecot: the index renamed aside and a new one written; the log rotated.
+    ASSERT_EQ(::rename((dir + "dovecot.index").c_str(), (dir + "dovecot.index.backup").c_str()), 0);
+    testing::write_file(dir + "dovecot.index", records(9100, "gen2"), 1'700'000'100'000'000'000);
+    ASSERT_EQ(::rename((dir + "dovecot.index.log").c_str(), (dir + "dovecot.index.log.2").c_str()), 0);
+    testing::write_file(dir + "dovecot.index.log", "new log\n", 1'700'000'100'000'000'000);
+    // Two files swap names (each is the other's old content): never linked.
+    ASSERT_EQ(::rename((dir + "swap-a").c_str(), (dir + "swap-tmp").c_str()), 0);
+    ASSERT_EQ(::rename((dir + "swap-b").c_str(), (dir + "swap-a").c_str()), 0);
+    ASSERT_EQ(::rename((dir + "swap-tmp").c_str(), (dir + "swap-b").c_str()), 0);
+    auto fin = e.final_pass(state);
+    ASSERT_TRUE(fin.ok()) << fin.error().message();
+    EXPECT_EQ(fin->hard_links, 2);  // the backup and one side of the swap
+    // The old index did not cross again; the new index did (a delta or whole), one swapped file and the rotated log.
+    EXPECT_LT(fin->bytes_sent, static_cast<int64_t>(records(9100, "gen2").size() + records(3000, "aaaa").size() +
+                                                    old_log.size() + 1000));
+    EXPECT_GT(fin->bytes_sent, static_cast<int64_t>(records(9100, "gen2").size() / 2));
+    expect_identical();
+    auto v = e.verify_frozen_copy(state);
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    // The linked copies are files of their own once the pass is done.
+    struct stat st {};
+    ASSERT_EQ(::stat((dst_home() + "/Maildir/dovecot.index.backup").c_str(), &st), 0);
+    EXPECT_EQ(st.st_nlink, 1u);
+    auto again = e.final_pass(state);
+    ASSERT_TRUE(again.ok()) << again.error().message();
+    EXPECT_EQ(again->bytes_sent, 0);
+  }
+}
+
 // Dovecot rewrites dovecot.index through a temp file and rename() (a new
 // inode, the same layout): the frozen pass sends only its changed blocks,
 // against the block hashes the warm pass kept of the destination's copy, so
