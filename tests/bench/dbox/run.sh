@@ -97,6 +97,8 @@ b_alt0=$(sync_pass initial-alt "$SRC/alt" "$DST/alt" "$W/alt.state")
 echo "# initial: home $b_home0 B, alt $b_alt0 B sent"
 
 # The day.
+snap() { (cd "$SRC" && find . -type f -printf '%s %T@ %p\n' | sort -k3); }
+snap > "$W/files.before"
 before=$(DA -f flow fetch -u bench "size.physical" all | sed 's/.*=//' | awk '{s+=$1} END {print s+0}')
 DA import -u bench "maildir:$W/gen/day/Maildir" "" all
 after=$(DA -f flow fetch -u bench "size.physical" all | sed 's/.*=//' | awk '{s+=$1} END {print s+0}')
@@ -105,6 +107,27 @@ k=$((N / 100))
 DA flags add -u bench '\Seen' mailbox INBOX uid "1:$k"
 DA expunge -u bench mailbox INBOX uid "$((k + 1)):$((2 * k))"
 
+snap > "$W/files.after"
+# Where the day's bytes went: files new or changed, by kind (size after the day).
+$PY - "$W/files.before" "$W/files.after" <<'PY'
+import sys, collections
+def load(p):
+    out = {}
+    for line in open(p):
+        size, mtime, path = line.rstrip("\n").split(" ", 2)
+        out[path] = (int(size), mtime)
+    return out
+a, b = load(sys.argv[1]), load(sys.argv[2])
+kinds = collections.defaultdict(lambda: [0, 0, 0])  # files, bytes now, bytes grown
+for path, (size, mtime) in b.items():
+    old = a.get(path)
+    if old == (size, mtime): continue
+    name = path.rsplit("/", 1)[-1]
+    kind = "m.*" if name.startswith("m.") else name
+    k = kinds[kind]; k[0] += 1; k[1] += size; k[2] += size - (old[0] if old else 0)
+for kind, (n, now, grown) in sorted(kinds.items(), key=lambda kv: -kv[1][1]):
+    print(f"#   changed {kind:28} {n:5} files  {now:11} bytes now  {grown:+11} bytes")
+PY
 b_home1=$(sync_pass incr-home "$SRC/u" "$DST/u" "$W/home.state")
 b_alt1=$(sync_pass incr-alt "$SRC/alt" "$DST/alt" "$W/alt.state")
 SENT=$((b_home1 + b_alt1))
