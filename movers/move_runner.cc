@@ -1153,6 +1153,32 @@ bool MoveRunner::dbox(const Ctx& c) const {
   return c.from && is_dbox(server_location(*c.from).format);
 }
 
+// dbox keeps a "dbox-alt-root" symlink to the ALT path it was configured
+// with, and the copy carries the source's. Pointed at the destination's alt
+// tree here, as Dovecot itself would do at the first access (with a warning
+// that ALT changed). A link naming anything but the source's alt tree is
+// left alone. Idempotent.
+Status MoveRunner::retarget_alt_root(Ctx& c) {
+  for (const auto& t : c.progress.trees) {
+    if (t.empty_source || t.name.find("alt") == std::string::npos) continue;
+    const std::string link = join_path(join_path(c.dst_final, server_location(*c.to).maildir), "dbox-alt-root");
+    auto st = MS_TRY_CTX(c.dst->stat({{link, {}}}), c.to->name);
+    if (st[0].error || st[0].attrs.type != EntryType::kSymlink) return {};
+    const std::string want = join_path(c.to->mail_root, t.dst);
+    if (st[0].link_target == want || st[0].link_target != join_path(c.from->mail_root, t.src)) return {};
+    TreeOp op;
+    op.kind = TreeOp::Kind::kSymlink;
+    op.path = link;
+    op.from = want;
+    op.attrs = st[0].attrs;
+    op.attr_mask = TreeOp::kOwner | TreeOp::kMtime;
+    auto res = MS_TRY_CTX(c.dst->apply({op}), c.to->name);
+    if (!res[0].ok())
+      return Error(res[0].error()).context(fmt::format("{}: point '{}' at the alt tree", c.to->name, printable(link)));
+  }
+  return {};
+}
+
 Status MoveRunner::check_destination_contents(Ctx& c) {
   if (!c.src_contents) {
     // Only a flip that did not follow this process's final pass gets here
@@ -1231,7 +1257,10 @@ Status MoveRunner::flip(Ctx& c) {
   //    look once the copy is at its path; a difference rolls back like any
   //    failure before the commit point (the renamed trees are removed once
   //    LDAP confirms the user was not flipped).
-  if (dbox(c) && !c.progress.empty_source) MS_CHECK(check_destination_contents(c));
+  if (dbox(c) && !c.progress.empty_source) {
+    MS_CHECK(retarget_alt_root(c));
+    MS_CHECK(check_destination_contents(c));
+  }
   // 3. The commit point: one LDAP modify, guarded by an assertion on what we
   //    expect (host, home, and the freeze still holding).
   if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms && c.progress.freeze_requested)

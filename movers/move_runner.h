@@ -206,6 +206,7 @@ class MoveRunner {
   // sdbox/mdbox, in the flip with the copy in place: the destination's
   // doveadm view against the source's (c.src_contents). kVerifyFailed.
   Status check_destination_contents(Ctx& c);
+  Status retarget_alt_root(Ctx& c);
   bool dbox(const Ctx& c) const;
   // movers/dbox_sweep.cc: the source's UIDNEXTs under the freeze, journaled
   // by the flip before the LDAP modify; and the sweep of late mail into

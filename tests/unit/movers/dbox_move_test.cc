@@ -157,6 +157,7 @@ class DboxMoveTest : public ::testing::Test {
     put(m + "/dovecot.list.index.log", std::string(100, 'x'), t0 + 5);
     put(m + "/subscriptions", "V\t2\n\nSent\n", t0 + 5);
     const std::string alt = tree("store1", "alt");
+    fs::create_symlink(alt, m + "/dbox-alt-root");  // Dovecot's record of its ALT path
     put(alt + "/storage/m.1", "\x02\x01 dbox header\nmessage one\n" + std::string(5000, 'a'), t0 + 1);
   }
 
@@ -210,6 +211,9 @@ TEST_F(DboxMoveTest, BothTreesArriveAndDovecotSeesTheCopyBeforeLdapChanges) {
   EXPECT_EQ(files(tree("store2", "alt")), alt);
   EXPECT_THAT(stagings(), ::testing::IsEmpty());
   EXPECT_EQ(dir_.accounts[0].host, "store2");
+  EXPECT_EQ(fs::read_symlink(tree("store2", "home") + "/mdbox/dbox-alt-root").string(), tree("store2", "alt"))
+      << "Dovecot's ALT link names the destination's alt tree";
+  EXPECT_EQ(fs::read_symlink(tree("store1", "home") + "/mdbox/dbox-alt-root").string(), tree("store1", "alt"));
   EXPECT_EQ(view_.asked, (std::vector<std::string>{"store1", "store2"}));
   EXPECT_TRUE(seen.home_in_place && seen.alt_in_place) << "asked with the copy at its paths";
   EXPECT_EQ(seen.host, "store1") << "asked before the LDAP modify";
