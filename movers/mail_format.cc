@@ -20,6 +20,21 @@ MailLocation server_location(const ServerConfig& server) {
 }
 
 Result<MailFormat> detect_home_format(Transport& t, const std::string& home, const MailLocation& loc) {
+  // dbox keeps no uidlist: its directories say which one. mdbox has
+  // storage/ (the m.* files) and mailboxes/ (the folders' indexes), sdbox
+  // only mailboxes/ (with the u.* files).
+  if (is_dbox(loc.format)) {
+    const std::string dir = loc.maildir.empty() ? home : home + "/" + loc.maildir;
+    auto st = MS_TRY(t.stat({{dir + "/storage", {}}, {dir + "/mailboxes", {}}}));
+    bool there[2] = {};
+    for (size_t i = 0; i < 2; ++i) {
+      if (st[i].error && st[i].error->code() != ErrorCode::kNotFound) return *st[i].error;
+      there[i] = !st[i].error && st[i].attrs.type == EntryType::kDir;
+    }
+    if (there[0]) return MailFormat::kMdbox;
+    if (there[1]) return MailFormat::kSdbox;
+    return MailFormat::kUnknown;
+  }
   // The UID lists decide; the other files only when there is no UID list yet.
   static constexpr std::array<std::string_view, 6> kNames = {"courierimapuiddb",      "dovecot-uidlist",
                                                              "courierimapkeywords",   "dovecot-keywords",
@@ -51,6 +66,11 @@ std::optional<std::string> format_change_refusal(const std::string& user, MailFo
   if (src == MailFormat::kUnknown || dst == MailFormat::kUnknown || src == dst) return std::nullopt;
   if (src == MailFormat::kCourier && dst == MailFormat::kDovecot) return std::nullopt;  // converted on the way
   const std::string how = files != MailFormat::kUnknown ? "its files" : "mail_location";
+  if (is_dbox(src) || is_dbox(dst))
+    return fmt::format("user {}: its mail on {} is {} ({}) but {} reads {}: mailshard copies files and never converts "
+                       "between Maildir, sdbox and mdbox (give both servers' mail_location the same format, or move "
+                       "the user with dsync)",
+                       printable(user), from.name, mail_format_name(src), how, to.name, mail_format_name(dst));
   return fmt::format("user {}: its mail on {} is {} ({}) but {} reads {}: moved unconverted, Courier would give its "
                      "folders new UIDVALIDITYs and lose Dovecot's keywords, and every client would download everything "
                      "again; mailshard converts only Courier to Dovecot (set the servers' mail_location if this is "

@@ -23,13 +23,16 @@ MailLocation server_location(const ServerConfig& server);
 // way round. Without either, the keyword files (courierimapkeywords/,
 // dovecot-keywords) and then the subscription files (courierimapsubscribed,
 // subscriptions) do. Unknown when nothing says (a new mailbox), or when a
-// pair has both. The Maildir is `loc.maildir` inside
+// pair has both. Under an sdbox/mdbox location the directories of
+// `loc.maildir` decide: storage/ is mdbox, mailboxes/ alone is sdbox, neither
+// is unknown. The Maildir is `loc.maildir` inside
 // the home when said, else Maildir/ and then the home itself are tried.
 Result<MailFormat> detect_home_format(Transport& t, const std::string& home, const MailLocation& loc);
 
 // The one line that refuses the move when the user's mail (as its files
 // say, else as `from` declares) is in another format than `to` reads and
-// mailshard cannot convert it (Dovecot -> Courier); nullopt when they agree,
+// mailshard cannot convert it (Dovecot -> Courier; Maildir <-> sdbox <->
+// mdbox in any direction); nullopt when they agree,
 // either is unknown, or the move converts (Courier -> Dovecot).
 std::optional<std::string> format_change_refusal(const std::string& user, MailFormat files, const ServerConfig& from,
                                                  const ServerConfig& to);

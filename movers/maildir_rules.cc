@@ -103,7 +103,7 @@ FileClass classify_file(const DirInfo& dir, std::string_view name) {
   if (dir.dbox_mails && starts(name, "u.")) return FileClass::kImmutable;
   if (starts(name, "dovecot.index.log") || starts(name, "dovecot.list.index.log") || name == "dovecot.mailbox.log" ||
       name == "maildirsize" || name == "dovecot-uidlist" || name == "courierimapuiddb" ||
-      (starts(name, "m.") && name.size() > 2 && name.find_first_not_of("0123456789", 2) == std::string_view::npos))
+      is_mdbox_storage_file(name))
     return FileClass::kAppendLog;
   if (ends(name, ".cache")) return FileClass::kInPlace;
   return FileClass::kRewritten;
@@ -126,6 +126,10 @@ uint32_t diff_block_size(int64_t size) {
   uint32_t bs = 1024;
   while (static_cast<int64_t>(bs) * 65536 < size && bs < (1u << 24)) bs <<= 1;
   return bs;
+}
+
+bool is_mdbox_storage_file(std::string_view name) {
+  return starts(name, "m.") && name.size() > 2 && name.find_first_not_of("0123456789", 2) == std::string_view::npos;
 }
 
 bool is_uid_list(std::string_view name) { return name == "dovecot-uidlist" || name == "courierimapuiddb"; }

@@ -84,6 +84,9 @@ uint32_t diff_block_size(int64_t size);
 // Files below this are sent whole: the delta would not be smaller.
 inline constexpr int64_t kDeltaMinBytes = 8 * 1024;
 
+// An mdbox storage file: "m.<digits>" (append-only; purge writes new ones).
+bool is_mdbox_storage_file(std::string_view name);
+
 // The uidlist-like files whose first line carries UIDVALIDITY/next UID/GUID.
 bool is_uid_list(std::string_view name);
 

@@ -41,7 +41,8 @@ Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
     Transport* cur = MS_TRY_CTX(d_.env.transport(now_on->name), now_on->name);
     auto run = [&]() -> Status {
       int64_t swept = 0;
-      MS_CHECK(sweep_into(c, *cur, account->home_rel, swept));
+      if (dbox(c)) MS_CHECK(sweep_dbox(c, *now_on, *cur, account->home_rel, swept));
+      else MS_CHECK(sweep_into(c, *cur, account->home_rel, swept));
       c.progress.purge_swept = swept;
       // Mail added behind Dovecot's back: recount the quota there (advisory,
       // as in the move's quota_recalc step).

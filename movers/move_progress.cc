@@ -217,6 +217,7 @@ Json MoveProgress::to_json_object() const {
   if (final_pass) j["final_pass"] = final_pass->to_json();
   if (verify) j["verify"] = verify->to_json();
   if (doveadm_mailboxes_compared) j["doveadm_mailboxes_compared"] = *doveadm_mailboxes_compared;
+  if (doveadm_messages_compared) j["doveadm_messages_compared"] = *doveadm_messages_compared;
   if (renamed) j["renamed"] = true;
   if (swept) j["swept"] = *swept;
   if (purge_swept) j["purge_swept"] = *purge_swept;
@@ -305,6 +306,7 @@ Result<MoveProgress> MoveProgress::parse(std::string_view text, std::vector<std:
     else f.ignore("verify");
   }
   f.read("doveadm_mailboxes_compared", p.doveadm_mailboxes_compared);
+  f.read("doveadm_messages_compared", p.doveadm_messages_compared);
   f.read("renamed", p.renamed);
   f.read("swept", p.swept);
   f.read("purge_swept", p.purge_swept);

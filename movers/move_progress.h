@@ -88,6 +88,9 @@ struct MoveProgress {
   std::optional<PassStats> final_pass;
   std::optional<VerifyReport> verify;
   std::optional<int64_t> doveadm_mailboxes_compared;  // doveadm's status of the source matched the copy
+  // sdbox/mdbox: messages (UID + GUID) the destination's doveadm listed as the
+  // source's did, with the copy in place, before the LDAP modify (flip)
+  std::optional<int64_t> doveadm_messages_compared;
   // flip
   bool renamed = false;  // the copy has taken the home path on the destination
   // sweep, purge

@@ -93,12 +93,14 @@ inline constexpr ProtocolStep kMoveProtocol[] = {
      kReadsSource | kReadsDestination | kWritesDestination | kAsksDoveadm},
     {StepId::kFlip, "flip", MoveState::kFlipped, CommitSide::kFlip,
      "the destination's trees (each staging directory renamed into place: those outside the home, then the "
-     "home), then LDAP host and home in one guarded modify",
-     kReadsDirectory | kWritesDirectory | kReadsDestination | kWritesDestination},
+     "home); for sdbox/mdbox the destination's doveadm lists the copy (mailboxes, UIDs, GUIDs) and must agree with "
+     "the source's view under the freeze; then LDAP host and home in one guarded modify",
+     kReadsDirectory | kWritesDirectory | kReadsDestination | kWritesDestination | kAsksDoveadm},
     {StepId::kThaw, "thaw", MoveState::kThawed, CommitSide::kAfterFlip, "the freeze", kFreezes},
     {StepId::kSweep, "sweep", MoveState::kSwept, CommitSide::kAfterFlip,
-     "cur/ and new/ of the destination home (late deliveries); reads the source",
-     kReadsSource | kReadsDestination | kWritesDestination},
+     "cur/ and new/ of the destination home (late deliveries); sdbox/mdbox: a side copy of the source's trees "
+     "beside the destination home, imported by the destination's doveadm, then removed; reads the source",
+     kReadsSource | kReadsDestination | kWritesDestination | kAsksDoveadm},
     {StepId::kQuotaRecalc, "quota_recalc", MoveState::kQuotaRecalc, CommitSide::kAfterFlip,
      "the destination's quota bookkeeping (doveadm quota recalc, when it has doveadm); never mail", kAsksDoveadm},
     {StepId::kDone, "done", MoveState::kDone, CommitSide::kAfterFlip, "the journal", 0},

@@ -16,6 +16,7 @@
 
 #include "core/freeze_value.h"
 #include "core/peer_path.h"
+#include "movers/dbox_verify.h"
 #include "movers/maildir_rules.h"
 #include "movers/sync_state.h"
 #include "util/duration.h"
@@ -628,6 +629,14 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
             ? MailFormat::kUnknown
             : MS_TRY_CTX(detect_home_format(*c.src, c.progress.src_home, server_location(*c.from)), c.from->name);
     if (auto why = format_change_refusal(c.rec.user, files, *c.from, *c.to)) return Error::invalid(*why);
+    // dbox: flags, keywords and folder membership are in Dovecot's binary
+    // indexes; Dovecot's own view of the copy gates the flip (and imports
+    // late mail), so both servers need their doveadm.
+    if (dbox(c) && (!d_.mailbox_status || c.from->doveadm_url.empty() || c.to->doveadm_url.empty()))
+      return Error::invalid(fmt::format("user {}: a {} move needs doveadm_url on both {} and {}: Dovecot's view of "
+                                        "the copy gates the flip",
+                                        printable(c.rec.user), mail_format_name(server_location(*c.from).format),
+                                        c.from->name, c.to->name));
     // Courier -> Dovecot: converted by the convert step (movers/move_convert.cc).
     if (auto why = location_options_refusal(c.rec.user, converts_courier_to_dovecot(files, *c.from, *c.to), *c.from,
                                             *c.to))
@@ -959,7 +968,12 @@ Status MoveRunner::final_sync(Ctx& c) {
   // Dovecot's own view of the source, now that nobody uses it (it also makes
   // Dovecot write its uidlist up to date before the pass copies it).
   // (Not for a Courier mailbox: Dovecot's view of it is not Courier's.)
-  if (d_.mailbox_status && !c.from->doveadm_url.empty() && !c.progress.convert && !c.progress.empty_source) {
+  // For dbox, every mailbox with its messages' UIDs and GUIDs: the flip
+  // compares the destination's view of the copy to it.
+  if (dbox(c) && !c.progress.empty_source) {
+    c.src_contents =
+        MS_TRY_CTX(d_.mailbox_status->mailbox_contents(c.rec.user, c.from->name), fmt::format("user {}", printable(c.rec.user)));
+  } else if (d_.mailbox_status && !c.from->doveadm_url.empty() && !c.progress.convert && !c.progress.empty_source) {
     auto st = d_.mailbox_status->mailbox_status(c.rec.user, c.from->name);
     if (!st.ok()) return std::move(st).error();
     c.src_status = std::move(*st);
@@ -972,7 +986,8 @@ Status MoveRunner::final_sync(Ctx& c) {
     MS_CHECK(load_tree_state(c, i));
     SyncEngine engine(*c.src, t.src, *c.dst, c.extra[i].staging, c.sync, d_.clock);
     auto stats = engine.final_pass(c.extra[i].state);
-    if (!stats.ok()) return std::move(stats).error().context(fmt::format("the {} tree", t.name));
+    if (!stats.ok())
+      return std::move(stats).error().context(fmt::format("user {}: the {} tree", printable(c.rec.user), t.name));
     c.rec.bytes_transferred += stats->bytes_sent;
     t.files_copied = t.files_copied.value_or(0) + stats->files_copied;
   }
@@ -980,7 +995,7 @@ Status MoveRunner::final_sync(Ctx& c) {
   MS_CHECK(load_state(c));
   SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, c.sync, d_.clock);
   auto stats = engine.final_pass(c.state);
-  if (!stats.ok()) return std::move(stats).error();
+  if (!stats.ok()) return std::move(stats).error().context(fmt::format("user {}", printable(c.rec.user)));
   // The state is journaled after the thaw (sweep), outside the frozen
   // window: a crash before the flip rolls back without it, and a sweep from
   // the last warm pass's state only finds more candidates, which
@@ -1134,6 +1149,63 @@ Status MoveRunner::compare_mailbox_status(Ctx& c) {
   return {};
 }
 
+bool MoveRunner::dbox(const Ctx& c) const {
+  return c.from && is_dbox(server_location(*c.from).format);
+}
+
+// dbox keeps a "dbox-alt-root" symlink to the ALT path it was configured
+// with, and the copy carries the source's. Pointed at the destination's alt
+// tree here, as Dovecot itself would do at the first access (with a warning
+// that ALT changed). A link naming anything but the source's alt tree is
+// left alone. Idempotent.
+Status MoveRunner::retarget_alt_root(Ctx& c) {
+  for (const auto& t : c.progress.trees) {
+    if (t.empty_source || t.name.find("alt") == std::string::npos) continue;
+    const std::string link = join_path(join_path(c.dst_final, server_location(*c.to).maildir), "dbox-alt-root");
+    auto st = MS_TRY_CTX(c.dst->stat({{link, {}}}), c.to->name);
+    if (st[0].error || st[0].attrs.type != EntryType::kSymlink) return {};
+    const std::string want = join_path(c.to->mail_root, t.dst);
+    if (st[0].link_target == want || st[0].link_target != join_path(c.from->mail_root, t.src)) return {};
+    TreeOp op;
+    op.kind = TreeOp::Kind::kSymlink;
+    op.path = link;
+    op.from = want;
+    op.attrs = st[0].attrs;
+    op.attr_mask = TreeOp::kOwner | TreeOp::kMtime;
+    auto res = MS_TRY_CTX(c.dst->apply({op}), c.to->name);
+    if (!res[0].ok())
+      return Error(res[0].error()).context(fmt::format("{}: point '{}' at the alt tree", c.to->name, printable(link)));
+  }
+  return {};
+}
+
+Status MoveRunner::check_destination_contents(Ctx& c) {
+  if (!c.src_contents) {
+    // Only a flip that did not follow this process's final pass gets here
+    // (resume never re-runs a flip before the commit point; it rolls back).
+    return Error::verify_failed(fmt::format("user {}: no doveadm view of the source under the freeze to compare the "
+                                            "copy with; not flipping",
+                                            printable(c.rec.user)));
+  }
+  auto dst = d_.mailbox_status->mailbox_contents(c.rec.user, c.to->name);
+  if (!dst.ok()) return std::move(dst).error().context(fmt::format("user {}: verify the copy on {}", printable(c.rec.user), c.to->name));
+  const std::vector<std::string> diffs = compare_mailbox_contents(*c.src_contents, *dst);
+  if (!diffs.empty())
+    return Error::verify_failed(fmt::format("user {}: doveadm on {} sees the copy differently from {} under the "
+                                            "freeze: {}{}",
+                                            printable(c.rec.user), c.to->name, c.from->name, diffs.front(),
+                                            diffs.size() > 1 ? fmt::format(" (and {} more)", diffs.size() - 1) : ""));
+  c.progress.doveadm_mailboxes_compared = static_cast<int64_t>(c.src_contents->size());
+  c.progress.doveadm_messages_compared = count_messages(*c.src_contents);
+  // What the sweep counts as late mail (movers/dbox_sweep.cc): journaled
+  // before the LDAP modify, so every flipped move has it.
+  MS_CHECK(save_dbox_frozen(c));
+  MS_CHECK(save(c));
+  d_.env.progress(c.rec.user, fmt::format("doveadm on {}: {} mailboxes, {} messages as on {}", c.to->name,
+                                          c.src_contents->size(), count_messages(*c.src_contents), c.from->name));
+  return {};
+}
+
 // The flip's first half for one tree: its staging copy takes its path on
 // the destination (renamed and the parent synced). Idempotent: a copy
 // already in place (staging gone, final there) is success.
@@ -1180,7 +1252,16 @@ Status MoveRunner::flip(Ctx& c) {
     c.progress.renamed = true;
     MS_CHECK(save(c));
   }
-  // 2. The commit point: one LDAP modify, guarded by an assertion on what we
+  // 2. sdbox/mdbox: the destination's Dovecot must see what the source's saw
+  //    under the freeze (mailboxes, UIDVALIDITY, UIDs, GUIDs). It can only
+  //    look once the copy is at its path; a difference rolls back like any
+  //    failure before the commit point (the renamed trees are removed once
+  //    LDAP confirms the user was not flipped).
+  if (dbox(c) && !c.progress.empty_source) {
+    MS_CHECK(retarget_alt_root(c));
+    MS_CHECK(check_destination_contents(c));
+  }
+  // 3. The commit point: one LDAP modify, guarded by an assertion on what we
   //    expect (host, home, and the freeze still holding).
   if (d_.clock.now_ms() + kFreezeSafetyMs > c.rec.freeze_expires_at_ms && c.progress.freeze_requested)
     return Error::timeout("the freeze is about to expire; not flipping");
@@ -1254,7 +1335,8 @@ Status MoveRunner::sweep(Ctx& c) {
   if (c.state_loaded) MS_CHECK(save_state(c));  // the final pass's state (see final_sync)
   int64_t swept = 0;
   c.swept_source = MS_TRY(exists(*c.src, c.progress.src_home));
-  if (c.swept_source) MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
+  if (c.swept_source && dbox(c)) MS_CHECK(sweep_dbox(c, *c.to, *c.dst, c.dst_final, swept));
+  else if (c.swept_source) MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
   c.last_swept = swept;
   c.progress.swept = c.progress.swept.value_or(0) + swept;
   c.rec.state = MoveState::kSwept;

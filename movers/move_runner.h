@@ -203,6 +203,16 @@ class MoveRunner {
   Status precopy_tree(Ctx& c, size_t i);
   Result<MoveRecord> purge_stale_copy(Ctx& c);
   Status compare_mailbox_status(Ctx& c);
+  // sdbox/mdbox, in the flip with the copy in place: the destination's
+  // doveadm view against the source's (c.src_contents). kVerifyFailed.
+  Status check_destination_contents(Ctx& c);
+  Status retarget_alt_root(Ctx& c);
+  bool dbox(const Ctx& c) const;
+  // movers/dbox_sweep.cc: the source's UIDNEXTs under the freeze, journaled
+  // by the flip before the LDAP modify; and the sweep of late mail into
+  // `into` (the user's home there: dst_home) by doveadm import.
+  Status save_dbox_frozen(Ctx& c);
+  Status sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, const std::string& dst_home, int64_t& swept);
   Result<int> files_in_tmp(Ctx& c);
 
   MoveDeps d_;

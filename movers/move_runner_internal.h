@@ -63,6 +63,9 @@ struct MoveRunner::Ctx {
   std::unique_ptr<MoveLease> lease;
   int64_t frozen_mono = -1;
   std::optional<std::vector<MailboxStatusInfo>> src_status;  // doveadm, before the final pass
+  // sdbox/mdbox: the source's mailboxes and messages (doveadm), under the
+  // freeze before the final pass; the flip compares the destination's to it.
+  std::optional<std::vector<MailboxContents>> src_contents;
   bool flip_unknown = false;
   // The sweep: whether the source home was there, what the last round found,
   // settle rounds so far; when the next stretch may run (the settle pause).

@@ -266,6 +266,17 @@ Result<std::vector<PassRunner::MetaTransfer>> PassRunner::plan_metadata(
     }
     MetaTransfer t{i, Method::kWhole, ReadSpec(S(it.rel)), WriteSpec::Kind::kNew};
     std::string_view name = std::string_view(it.rel).substr(it.rel.rfind('/') + 1);
+    // An mdbox storage file only grows (Dovecot appends mail to it; purge
+    // writes new files). Between warm passes a save in progress may still
+    // rewrite the header of the message it appends, or truncate a save it
+    // rolls back, so there the file is simply sent again; under the freeze
+    // nothing writes it, and a prefix that changed since the last pass means
+    // something other than Dovecot's save wrote mail that is already copied.
+    if (frozen_ && se && se->has_hash && is_mdbox_storage_file(name) &&
+        !(r.attrs.size > se->attrs.size && r.prefix_hash && *r.prefix_hash == se->hash))
+      return Error::corrupt(fmt::format("mdbox storage file '{}' changed before its end since the last pass ({} bytes "
+                                        "then, {} now): m.* files are append-only; not copying it",
+                                        printable(it.rel), se->attrs.size, r.attrs.size));
     TransferFacts facts;
     facts.cls = it.cls;
     facts.name = name;

@@ -513,7 +513,7 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
       } else {
         // A tree outside the home must be where this server's transport may
         // go: its fixed part (before the first variable) inside mail_root.
-        for (const char* key : {"INDEX", "CONTROL"}) {
+        for (const char* key : {"INDEX", "CONTROL", "ALT"}) {
           const std::string* v = loc->option(key);
           if (!v || *v == "MEMORY" || v->empty() || v->front() != '/' || s.mail_root.empty()) continue;
           const std::string fixed = v->substr(0, v->find('%'));

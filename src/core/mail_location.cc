@@ -12,8 +12,8 @@ namespace mailshard {
 
 namespace {
 
-// Options that name a tree of their own.
-constexpr std::array<std::string_view, 2> kTreeKeys = {"INDEX", "CONTROL"};
+// Options that name a tree of their own (ALT: dbox only).
+constexpr std::array<std::string_view, 3> kTreeKeys = {"INDEX", "CONTROL", "ALT"};
 // Options accepted as written: they name things inside the trees or hold
 // files Dovecot recreates (VOLATILEDIR: lock files), never mail elsewhere.
 constexpr std::array<std::string_view, 10> kNamingKeys = {"LAYOUT",        "UTF-8",     "DIRNAME",  "FULLDIRNAME",
@@ -94,6 +94,8 @@ std::string_view mail_format_name(MailFormat f) {
   switch (f) {
     case MailFormat::kDovecot: return "Dovecot Maildir";
     case MailFormat::kCourier: return "Courier-IMAP Maildir++";
+    case MailFormat::kSdbox: return "Dovecot sdbox";
+    case MailFormat::kMdbox: return "Dovecot mdbox";
     case MailFormat::kUnknown: break;
   }
   return "unknown";
@@ -104,6 +106,7 @@ std::string_view tree_kind_name(TreeKind k) {
     case TreeKind::kHome: return "home";
     case TreeKind::kIndex: return "index";
     case TreeKind::kControl: return "control";
+    case TreeKind::kAlt: return "alt";
   }
   return "unknown";
 }
@@ -202,11 +205,15 @@ Result<MailLocation> parse_mail_location(std::string_view text) {
     loc.format = MailFormat::kDovecot;
   } else if (format == "courier") {
     loc.format = MailFormat::kCourier;
-  } else if (format == "sdbox" || format == "mdbox" || format == "mbox" || format == "dbox") {
-    return Error::invalid(fmt::format("'{}': the format {} is not supported (maildir and courier are)", shown,
-                                      printable(std::string(format))));
+  } else if (format == "sdbox") {
+    loc.format = MailFormat::kSdbox;
+  } else if (format == "mdbox") {
+    loc.format = MailFormat::kMdbox;
+  } else if (format == "mbox" || format == "dbox") {
+    return Error::invalid(fmt::format("'{}': the format {} is not supported (maildir, courier, sdbox and mdbox are)",
+                                      shown, printable(std::string(format))));
   } else {
-    return Error::invalid(fmt::format("'{}': unknown format '{}' (maildir or courier)", shown,
+    return Error::invalid(fmt::format("'{}': unknown format '{}' (maildir, courier, sdbox or mdbox)", shown,
                                       printable(std::string(format))));
   }
   const std::vector<std::string> parts = split_location(text.substr(colon + 1));
@@ -236,7 +243,7 @@ Result<MailLocation> parse_mail_location(std::string_view text) {
     };
     if (key.empty()) return Error::invalid(fmt::format("'{}': an empty option (write KEY=VALUE)", shown));
     if (loc.option(key)) return bad("given twice");
-    if (key == "ALT") return bad("ALT= is for sdbox and mdbox (not supported)");
+    if (key == "ALT" && !is_dbox(loc.format)) return bad("ALT= is for sdbox and mdbox only");
     if (key == "INBOX")
       return bad("an INBOX outside the mail path is not supported yet (its mail would be left behind)");
     if (key == "INDEXPVT" || key == "INDEXSHARED")
@@ -244,7 +251,7 @@ Result<MailLocation> parse_mail_location(std::string_view text) {
     const bool flag = among(kFlagKeys, key);
     if (!among(kTreeKeys, key) && !among(kNamingKeys, key) && key != kVolatileKey)
       return Error::invalid(fmt::format(
-          "'{}': unknown option {} (known: INDEX, CONTROL, LAYOUT, UTF-8, DIRNAME, FULLDIRNAME, MAILBOXDIR, "
+          "'{}': unknown option {} (known: INDEX, CONTROL, ALT, LAYOUT, UTF-8, DIRNAME, FULLDIRNAME, MAILBOXDIR, "
           "SUBSCRIPTIONS, LISTINDEX, ITERINDEX, NO-NOSELECT, BROKENCHAR, VOLATILEDIR)",
           shown, printable(key)));
     if (flag && eq != std::string::npos) return bad("takes no value");
@@ -271,7 +278,8 @@ Result<std::vector<MailTree>> location_trees(const MailLocation& loc, const Loca
   };
   if (u.home.empty()) return Error::invalid(fmt::format("user {}: no home", printable(u.user)));
   std::vector<MailTree> trees{{TreeKind::kHome, "home", normalise(u.home)}};
-  for (auto [key, kind] : {std::pair{"INDEX", TreeKind::kIndex}, std::pair{"CONTROL", TreeKind::kControl}}) {
+  for (auto [key, kind] : {std::pair{"INDEX", TreeKind::kIndex}, std::pair{"CONTROL", TreeKind::kControl},
+                           std::pair{"ALT", TreeKind::kAlt}}) {
     const std::string* v = loc.option(key);
     if (!v || (kind == TreeKind::kIndex && *v == "MEMORY")) continue;
     auto path = expand_location_value(*v, u);

@@ -3,22 +3,24 @@
 // "courier:~/Maildir" for Courier-IMAP's Maildir++ (docs/config.md,
 // `mail_location`, has the full table and examples).
 //
-// Formats: maildir (Dovecot) and courier (Courier-IMAP). sdbox, mdbox and
-// mbox are refused, not ignored (the copy does not understand their indexes).
-// The path is inside the home: "~" or "~/PATH" (PATH plain, no variables).
+// Formats: maildir (Dovecot), courier (Courier-IMAP), sdbox and mdbox
+// (Dovecot's dbox). mbox is refused, not ignored (the copy does not
+// understand it). The path is inside the home: "~" or "~/PATH" (PATH
+// plain, no variables).
 //
-// Options (maildir only; Courier-IMAP has none):
+// Options (maildir, sdbox, mdbox; Courier-IMAP has none):
 //   trees, each a separate tree of the move when outside the home (a value
 //   inside the home is copied with the home):
 //     INDEX=    Dovecot's index files (INDEX=MEMORY: none on disk)
 //     CONTROL=  dovecot-uidlist, dovecot-keywords, subscriptions
+//     ALT=      sdbox/mdbox only: the alternate storage (doveadm altmove)
 //   accepted as they are, since they change no place where mail lives
 //   (they name things inside the trees, or hold only files Dovecot
 //   recreates); a move needs them equal on both servers (mail_format.h):
 //     LAYOUT=, UTF-8, DIRNAME=, FULLDIRNAME=, MAILBOXDIR=, SUBSCRIPTIONS=,
 //     LISTINDEX= (a name, not a path), ITERINDEX, NO-NOSELECT, BROKENCHAR=,
 //     VOLATILEDIR= (lock files: never copied)
-//   refused, with a line saying why: ALT= (dbox only), INBOX= (an INBOX
+//   refused, with a line saying why: ALT= on maildir, INBOX= (an INBOX
 //   outside the mail path is not moved yet), INDEXPVT= and INDEXSHARED=
 //   (shared mailboxes), any other key.
 //
@@ -43,10 +45,15 @@
 
 namespace mailshard {
 
-enum class MailFormat { kUnknown, kDovecot, kCourier };
+enum class MailFormat { kUnknown, kDovecot, kCourier, kSdbox, kMdbox };
 
-// "Dovecot Maildir", "Courier-IMAP Maildir++", "unknown".
+// "Dovecot Maildir", "Courier-IMAP Maildir++", "Dovecot sdbox", "Dovecot
+// mdbox", "unknown".
 std::string_view mail_format_name(MailFormat f);
+
+// sdbox or mdbox: Dovecot's own formats, whose flags, keywords and (mdbox)
+// folder membership live only in Dovecot's index files.
+constexpr bool is_dbox(MailFormat f) { return f == MailFormat::kSdbox || f == MailFormat::kMdbox; }
 
 struct MailLocation {
   MailFormat format = MailFormat::kUnknown;
@@ -83,20 +90,20 @@ struct LocationUser {
 // directory).
 Result<std::string> expand_location_value(std::string_view value, const LocationUser& u);
 
-enum class TreeKind : uint8_t { kHome, kIndex, kControl };
+enum class TreeKind : uint8_t { kHome, kIndex, kControl, kAlt };
 
-// "home", "index", "control".
+// "home", "index", "control", "alt".
 std::string_view tree_kind_name(TreeKind k);
 
 // One tree of a user's mail on one server.
 struct MailTree {
   TreeKind kind = TreeKind::kHome;
-  std::string name;  // "home", "index", "control", or "index+control" when both name one directory
+  std::string name;  // "home", "index", "control", "alt", or "index+control" when two name one directory
   std::string path;  // absolute, or relative to the mail root (as the home is)
 };
 
 // The user's trees under `loc`: the home first (the whole home is the mail
-// tree, as it always was), then INDEX= and CONTROL= where they lie outside
+// tree, as it always was), then INDEX=, CONTROL= and ALT= where they lie outside
 // the home (a value inside it is copied with the home; INDEX=MEMORY has no
 // tree; equal values are one tree). kInvalidInput (expansion errors, or a
 // tree that holds the home or another tree): "user alice@example.org: INDEX:

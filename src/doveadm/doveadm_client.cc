@@ -1,5 +1,8 @@
 #include "doveadm/doveadm_client.h"
 
+#include <algorithm>
+#include <map>
+
 #include <fmt/format.h>
 
 #include "doveadm/http_client.h"
@@ -151,6 +154,44 @@ Result<std::vector<DoveadmMailboxStatus>> parse_mailbox_status(const json& paylo
   return out;
 }
 
+Result<MailboxMessage> parse_fetched_message(const json& o) {
+  if (!o.is_object() || !o.contains("uid"))
+    return Error::corrupt(fmt::format("doveadm fetch: malformed entry '{}'", printable(o.dump(), 80)));
+  const int64_t uid = as_int(o["uid"]);
+  if (uid <= 0) return Error::corrupt(fmt::format("doveadm fetch: uid '{}'", printable(o["uid"].dump(), 40)));
+  return MailboxMessage{uid, as_str(o, "guid")};
+}
+
+Result<std::vector<MailboxContents>> parse_mailbox_contents(const json& status, const std::vector<json>& fetched) {
+  auto boxes = MS_TRY(parse_mailbox_status(status));
+  std::vector<MailboxContents> out;
+  std::map<std::string, size_t> at;
+  for (auto& b : boxes) {
+    if (b.uidvalidity < 0 || b.uidnext < 0 || b.messages < 0)
+      return Error::corrupt(fmt::format("doveadm mailboxStatus: mailbox '{}' without messages, uidvalidity or uidnext",
+                                        printable(b.mailbox, 80)));
+    at[b.mailbox] = out.size();
+    MailboxContents c;
+    c.status = {b.mailbox, b.messages, b.uidvalidity, b.uidnext};
+    c.guid = b.guid;
+    out.push_back(std::move(c));
+  }
+  for (const auto& o : fetched) {
+    if (!o.is_object() || !o.contains("uid"))
+      return Error::corrupt(fmt::format("doveadm fetch: malformed entry '{}'", printable(o.dump(), 80)));
+    const std::string box = as_str(o, "mailbox");
+    auto it = at.find(box);
+    if (it == at.end())
+      return Error::corrupt(fmt::format("doveadm fetch: a message in mailbox '{}' that mailboxStatus did not list",
+                                        printable(box, 80)));
+    out[it->second].messages.push_back(MS_TRY(parse_fetched_message(o)));
+  }
+  for (auto& c : out)
+    std::sort(c.messages.begin(), c.messages.end(),
+              [](const MailboxMessage& a, const MailboxMessage& b) { return a.uid < b.uid; });
+  return out;
+}
+
 DoveadmClient::DoveadmClient(DoveadmOptions options) : options_(std::move(options)) {}
 
 Result<DoveadmClient> DoveadmClient::for_server(const ServerConfig& server, int64_t timeout_ms) {
@@ -223,6 +264,31 @@ Result<std::vector<DoveadmMailboxStatus>> DoveadmClient::mailbox_status(const st
                                                                        const std::vector<std::string>& masks) const {
   auto payload = MS_TRY(run("mailboxStatus", {{"user", user}, {"field", json::array({"all"})}, {"mailboxMask", masks}}));
   return parse_mailbox_status(payload);
+}
+
+Result<std::vector<json>> DoveadmClient::fetch(const std::string& user, const std::vector<std::string>& fields,
+                                               const std::vector<std::string>& query) const {
+  auto payload = MS_TRY(run("fetch", {{"user", user}, {"field", fields}, {"query", query}}));
+  if (!payload.is_array()) return Error::corrupt("doveadm fetch: payload is not an array");
+  return std::vector<json>(payload.begin(), payload.end());
+}
+
+Result<std::vector<MailboxContents>> DoveadmClient::mailbox_contents(const std::string& user) const {
+  auto status = MS_TRY(run("mailboxStatus", {{"user", user},
+                                              {"field", json::array({"guid", "messages", "uidvalidity", "uidnext"})},
+                                              {"mailboxMask", json::array({"*"})}}));
+  auto fetched = MS_TRY(fetch(user, {"mailbox", "uid", "guid"}, {"all"}));
+  return parse_mailbox_contents(status, fetched);
+}
+
+Status DoveadmClient::import(const std::string& user, const std::string& source_location,
+                             const std::string& dest_parent, const std::vector<std::string>& query) const {
+  auto r = run("import", {{"user", user},
+                          {"sourceLocation", source_location},
+                          {"destParentMailbox", dest_parent},
+                          {"query", query}});
+  if (!r.ok()) return std::move(r).error();
+  return {};
 }
 
 }  // namespace mailshard

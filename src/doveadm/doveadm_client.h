@@ -22,6 +22,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/config.h"
+#include "core/mailbox_status.h"
 #include "util/result.h"
 #include "util/secret.h"
 
@@ -92,6 +93,25 @@ class DoveadmClient {
   Result<std::vector<DoveadmMailboxStatus>> mailbox_status(const std::string& user,
                                                           const std::vector<std::string>& masks = {"*"}) const;
 
+  // doveadm fetch: `fields` ("mailbox", "uid", "guid", ...) of every message
+  // matching `query` (search query words: {"mailbox", "INBOX", "uid",
+  // "5:*"}; {"all"} = every message of every mailbox). One JSON object per
+  // message, field name -> value.
+  Result<std::vector<nlohmann::json>> fetch(const std::string& user, const std::vector<std::string>& fields,
+                                            const std::vector<std::string>& query) const;
+  // mailboxStatus (guid, messages, uidvalidity, uidnext) of every mailbox,
+  // and fetch of mailbox, uid and guid of every message, grouped by mailbox.
+  // kCorrupt when a fetched message names a mailbox the status did not list.
+  Result<std::vector<MailboxContents>> mailbox_contents(const std::string& user) const;
+  // doveadm import: copies the messages matching `query` from the mail
+  // storage at `source_location` (read as this server's Dovecot reads it,
+  // as the user) into the user's mailboxes of the same names under
+  // `dest_parent` ("" = the top). Flags, keywords and INTERNALDATE come
+  // along; the messages get new UIDs. Not idempotent: import twice, have
+  // twice.
+  Status import(const std::string& user, const std::string& source_location, const std::string& dest_parent,
+                const std::vector<std::string>& query) const;
+
   const std::string& url() const { return options_.url; }
 
  private:
@@ -113,5 +133,12 @@ Result<nlohmann::json> parse_doveadm_response(std::string_view body, std::string
 Result<std::vector<DoveadmSession>> parse_who(const nlohmann::json& payload);
 Result<std::vector<DoveadmQuota>> parse_quota(const nlohmann::json& payload);
 Result<std::vector<DoveadmMailboxStatus>> parse_mailbox_status(const nlohmann::json& payload);
+// One fetched message ({"uid": "3", "guid": "..."}); kCorrupt without a
+// positive uid.
+Result<MailboxMessage> parse_fetched_message(const nlohmann::json& o);
+// A mailboxStatus payload and a fetch payload (fields mailbox, uid, guid)
+// as one list of mailboxes with their messages, ascending UID.
+Result<std::vector<MailboxContents>> parse_mailbox_contents(const nlohmann::json& status,
+                                                           const std::vector<nlohmann::json>& fetched);
 
 }  // namespace mailshard

@@ -1,5 +1,7 @@
 #include "doveadm/doveadm_fleet.h"
 
+#include <algorithm>
+
 #include <fmt/format.h>
 
 namespace mailshard {
@@ -45,6 +47,37 @@ Result<std::vector<MailboxStatusInfo>> DoveadmFleet::mailbox_status(const std::s
   std::vector<MailboxStatusInfo> out;
   for (const auto& m : *st) out.push_back({m.mailbox, m.messages, m.uidvalidity, m.uidnext});
   return out;
+}
+
+Result<std::vector<MailboxContents>> DoveadmFleet::mailbox_contents(const std::string& user,
+                                                                    const std::string& server) {
+  const DoveadmClient* c = MS_TRY_CTX(client(server), fmt::format("mailbox contents on {}", server));
+  return c->mailbox_contents(user).context(fmt::format("mailbox contents on {}", server));
+}
+
+Result<std::vector<MailboxMessage>> DoveadmFleet::messages_from(const std::string& user, const std::string& server,
+                                                              const std::string& mailbox, int64_t from_uid) {
+  const std::string ctx = fmt::format("fetch on {}", server);
+  const DoveadmClient* c = MS_TRY_CTX(client(server), ctx);
+  auto fetched = MS_TRY_CTX(c->fetch(user, {"uid", "guid"}, {"mailbox", mailbox, "uid", fmt::format("{}:*", from_uid)}),
+                            ctx);
+  std::vector<MailboxMessage> out;
+  for (const auto& o : fetched) {
+    auto m = parse_fetched_message(o);
+    if (!m.ok()) return std::move(m).error().context(ctx);
+    // "N:*" always matches the last message, even below N (IMAP's rule).
+    if (m->uid >= from_uid) out.push_back(std::move(*m));
+  }
+  std::sort(out.begin(), out.end(), [](const auto& a, const auto& b) { return a.uid < b.uid; });
+  return out;
+}
+
+Status DoveadmFleet::import_messages(const std::string& user, const std::string& server,
+                                     const std::string& source_location, const std::string& mailbox,
+                                     const std::string& uid_set) {
+  const DoveadmClient* c = MS_TRY_CTX(client(server), fmt::format("import on {}", server));
+  return c->import(user, source_location, "", {"mailbox", mailbox, "uid", uid_set})
+      .context(fmt::format("import on {}", server));
 }
 
 namespace {

@@ -25,6 +25,11 @@ class DoveadmFleet final : public SessionKicker, public MailboxStatusSource, pub
   // Connections of `user` on `server` according to doveadm who.
   Result<int> sessions(const std::string& user, const std::string& server) override;
   Result<std::vector<MailboxStatusInfo>> mailbox_status(const std::string& user, const std::string& server) override;
+  Result<std::vector<MailboxContents>> mailbox_contents(const std::string& user, const std::string& server) override;
+  Result<std::vector<MailboxMessage>> messages_from(const std::string& user, const std::string& server,
+                                                    const std::string& mailbox, int64_t from_uid) override;
+  Status import_messages(const std::string& user, const std::string& server, const std::string& source_location,
+                         const std::string& mailbox, const std::string& uid_set) override;
   // quotaGet on `server`; kUnsupported also when the server has no quota
   // plugin (doveadm does not know the command).
   Result<std::vector<QuotaRoot>> quota(const std::string& user, const std::string& server) override;

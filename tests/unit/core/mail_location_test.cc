@@ -32,6 +32,69 @@ TEST(MailLocation, TheSupportedFormsParse) {
   EXPECT_EQ(home->maildir, "");
 }
 
+TEST(MailLocation, DboxWithAltStorageParses) {
+  auto m = parse_mail_location("mdbox:~/mdbox:ALT=/srv/mail1/alt/%d/%n");
+  ASSERT_TRUE(m.ok()) << m.error().message();
+  EXPECT_EQ(m->format, MailFormat::kMdbox);
+  EXPECT_EQ(m->maildir, "mdbox");
+  EXPECT_EQ(*m->option("ALT"), "/srv/mail1/alt/%d/%n");
+  auto s = parse_mail_location("sdbox:~/sdbox:INDEX=/srv/mail1/index/%u:ALT=/srv/mail1/alt/%u");
+  ASSERT_TRUE(s.ok()) << s.error().message();
+  EXPECT_EQ(s->format, MailFormat::kSdbox);
+  EXPECT_TRUE(is_dbox(s->format));
+  EXPECT_FALSE(is_dbox(MailFormat::kDovecot));
+  EXPECT_EQ(mail_format_name(MailFormat::kMdbox), "Dovecot mdbox");
+  EXPECT_EQ(mail_format_name(MailFormat::kSdbox), "Dovecot sdbox");
+  // An alt tree is one user's like INDEX= and CONTROL=, with a value.
+  EXPECT_EQ(parse_mail_location("mdbox:~/mdbox:ALT=/srv/alt/%d").error().message(),
+            "'mdbox:~/mdbox:ALT=/srv/alt/%d': ALT: names no user (~, %u, %n or %h): a directory shared by several "
+            "users is not one user's to move");
+  EXPECT_EQ(parse_mail_location("mdbox:~/mdbox:ALT=").error().message(),
+            "'mdbox:~/mdbox:ALT=': ALT: needs a value (KEY=VALUE)");
+  EXPECT_EQ(parse_mail_location("mdbox:~/mdbox:ALT=/srv/alt/%z").error().message(),
+            "'mdbox:~/mdbox:ALT=/srv/alt/%z': ALT: unknown variable %z");
+  EXPECT_EQ(parse_mail_location("sdbox:/var/mail/%u").error().message(),
+            "'sdbox:/var/mail/%u': the path must be inside the home (~/...)");
+}
+
+TEST(MailLocation, TheAltTreeIsATreeOfItsOwn) {
+  auto loc = parse_mail_location("mdbox:~/mdbox:ALT=/srv/mail1/alt/%d/%n");
+  ASSERT_TRUE(loc.ok());
+  const LocationUser abs{"alice@example.org", "/srv/mail1/example.org/alice"};
+  auto trees = location_trees(*loc, abs);
+  ASSERT_TRUE(trees.ok()) << trees.error().message();
+  ASSERT_EQ(trees->size(), 2u);
+  EXPECT_EQ((*trees)[1].kind, TreeKind::kAlt);
+  EXPECT_EQ((*trees)[1].name, "alt");
+  EXPECT_EQ((*trees)[1].path, "/srv/mail1/alt/example.org/alice");
+  EXPECT_EQ(tree_kind_name(TreeKind::kAlt), "alt");
+  // Confined to the mail root like the other trees.
+  EXPECT_EQ(*tree_in_root((*trees)[1].path, "/srv/mail1"), "alt/example.org/alice");
+  EXPECT_EQ(tree_in_root((*trees)[1].path, "/srv/mail2").error().message(),
+            "'/srv/mail1/alt/example.org/alice' is not inside the mail root '/srv/mail2'");
+  // Inside the home: copied with it.
+  auto inside = location_trees(*parse_mail_location("mdbox:~/mdbox:ALT=~/alt"), abs);
+  ASSERT_TRUE(inside.ok());
+  EXPECT_EQ(inside->size(), 1u);
+  // A ".." in an alt path is refused when parsed.
+  EXPECT_EQ(parse_mail_location("sdbox:~/sdbox:ALT=%h/../%n").error().message(),
+            "'sdbox:~/sdbox:ALT=%h/../%n': ALT: '/home/user/../user' has a '..' in it");
+  // An alt tree inside another tree is refused for the user.
+  auto loc2 = parse_mail_location("sdbox:~/sdbox:INDEX=/srv/mail1/index/%u:ALT=/srv/mail1/index/%u/alt");
+  ASSERT_TRUE(loc2.ok()) << loc2.error().message();
+  auto holds = location_trees(*loc2, abs);
+  ASSERT_FALSE(holds.ok());
+  EXPECT_EQ(holds.error().message(), "user alice@example.org: ALT: '/srv/mail1/index/alice@example.org/alt' and the "
+                                     "index tree '/srv/mail1/index/alice@example.org' overlap");
+  // With INDEX= too: three trees, in the options' order.
+  auto three = location_trees(*parse_mail_location("mdbox:~/mdbox:INDEX=/srv/mail1/index/%u:ALT=/srv/mail1/alt/%u"),
+                              abs);
+  ASSERT_TRUE(three.ok()) << three.error().message();
+  ASSERT_EQ(three->size(), 3u);
+  EXPECT_EQ((*three)[1].name, "index");
+  EXPECT_EQ((*three)[2].name, "alt");
+}
+
 TEST(MailLocation, OptionsAreKeptAsWritten) {
   auto l = parse_mail_location("maildir:~/Maildir:INDEX=/var/index/%d/%n:CONTROL=/var/control/%{domain}/%{username}"
                                ":LAYOUT=fs:UTF-8:VOLATILEDIR=/tmp/volatile/%u");
@@ -50,10 +113,11 @@ TEST(MailLocation, OptionsAreKeptAsWritten) {
 }
 
 TEST(MailLocation, WhatIsNotSupportedIsRefusedNotIgnored) {
-  EXPECT_EQ(parse_mail_location("mdbox:~/mdbox").error().message(),
-            "'mdbox:~/mdbox': the format mdbox is not supported (maildir and courier are)");
   EXPECT_EQ(parse_mail_location("mbox:~/mail:INBOX=/var/mail/%u").error().message(),
-            "'mbox:~/mail:INBOX=/var/mail/%u': the format mbox is not supported (maildir and courier are)");
+            "'mbox:~/mail:INBOX=/var/mail/%u': the format mbox is not supported (maildir, courier, sdbox and mdbox "
+            "are)");
+  EXPECT_EQ(parse_mail_location("dbox:~/dbox").error().message(),
+            "'dbox:~/dbox': the format dbox is not supported (maildir, courier, sdbox and mdbox are)");
   EXPECT_THAT(parse_mail_location("maildir:/var/mail/%u").error().message(), HasSubstr("inside the home"));
   EXPECT_THAT(parse_mail_location("maildir:~/../x").error().message(), HasSubstr("plain path"));
   EXPECT_THAT(parse_mail_location("maildir:~/%n").error().message(), HasSubstr("variables"));
@@ -66,7 +130,9 @@ TEST(MailLocation, WhatIsNotSupportedIsRefusedNotIgnored) {
   EXPECT_THAT(parse_mail_location("maildir:~/Maildir:FOO=1").error().message(),
               HasSubstr("'maildir:~/Maildir:FOO=1': unknown option FOO (known: INDEX, CONTROL"));
   EXPECT_EQ(parse_mail_location("maildir:~/Maildir:ALT=/srv/sata/%u").error().message(),
-            "'maildir:~/Maildir:ALT=/srv/sata/%u': ALT: ALT= is for sdbox and mdbox (not supported)");
+            "'maildir:~/Maildir:ALT=/srv/sata/%u': ALT: ALT= is for sdbox and mdbox only");
+  EXPECT_EQ(parse_mail_location("courier:~/Maildir:ALT=/srv/sata/%u").error().message(),
+            "'courier:~/Maildir:ALT=/srv/sata/%u': Courier-IMAP takes no options after the path (ALT=/srv/sata/%u)");
   EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INBOX=/var/mail/%u").error().message(),
               HasSubstr("INBOX: an INBOX outside the mail path is not supported yet"));
   EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INDEXPVT=~/pvt").error().message(), HasSubstr("shared"));

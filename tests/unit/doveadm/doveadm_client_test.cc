@@ -182,6 +182,58 @@ TEST(DoveadmClient, ServerWithoutUrlIsAConfigError) {
   EXPECT_EQ(r.error().message(), "server 'store1' has no doveadm_url");
 }
 
+TEST(DoveadmParse, MailboxContentsGroupsFetchedMessagesByMailbox) {
+  auto status = nlohmann::json::parse(
+      R"([{"mailbox":"INBOX","guid":"aa01","messages":"2","uidvalidity":"1795748738","uidnext":"9"},
+          {"mailbox":"Sent","guid":"bb02","messages":"0","uidvalidity":"1795748739","uidnext":"1"}])");
+  std::vector<nlohmann::json> fetched = {nlohmann::json::parse(R"({"mailbox":"INBOX","uid":"8","guid":"g8"})"),
+                                         nlohmann::json::parse(R"({"mailbox":"INBOX","uid":"3","guid":"g3"})")};
+  auto r = parse_mailbox_contents(status, fetched);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_EQ(r->size(), 2u);
+  EXPECT_EQ((*r)[0].status.mailbox, "INBOX");
+  EXPECT_EQ((*r)[0].status.uidnext, 9);
+  EXPECT_EQ((*r)[0].guid, "aa01");
+  EXPECT_EQ((*r)[0].messages, (std::vector<MailboxMessage>{{3, "g3"}, {8, "g8"}})) << "ascending UID";
+  EXPECT_TRUE((*r)[1].messages.empty());
+  auto stray = parse_mailbox_contents(status, {nlohmann::json::parse(R"({"mailbox":"Junk","uid":"1","guid":"x"})")});
+  ASSERT_FALSE(stray.ok());
+  EXPECT_EQ(stray.error().message(), "doveadm fetch: a message in mailbox 'Junk' that mailboxStatus did not list");
+  auto no_uid = parse_mailbox_contents(nlohmann::json::parse(R"([{"mailbox":"INBOX","messages":"1"}])"), {});
+  ASSERT_FALSE(no_uid.ok());
+  EXPECT_EQ(no_uid.error().code(), ErrorCode::kCorrupt);
+}
+
+TEST(DoveadmClient, MailboxContentsAsksStatusThenFetch) {
+  TinyHttpServer srv([](const TinyRequest& rq) {
+    if (rq.body.find("\"mailboxStatus\"") != std::string::npos)
+      return TinyResponse{200, R"([["doveadmResponse",[{"mailbox":"INBOX","guid":"aa","messages":"1","uidvalidity":"7","uidnext":"2"}],"mailshard"]])",
+                          "application/json"};
+    return TinyResponse{200, R"([["doveadmResponse",[{"mailbox":"INBOX","uid":"1","guid":"g1"}],"mailshard"]])",
+                        "application/json"};
+  });
+  auto r = client_for(srv).mailbox_contents("alice@example.org");
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  ASSERT_EQ(r->size(), 1u);
+  EXPECT_EQ((*r)[0].messages, (std::vector<MailboxMessage>{{1, "g1"}}));
+  auto reqs = srv.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[0].body, R"([["mailboxStatus",{"field":["guid","messages","uidvalidity","uidnext"],"mailboxMask":["*"],"user":"alice@example.org"},"mailshard"]])");
+  EXPECT_EQ(reqs[1].body, R"([["fetch",{"field":["mailbox","uid","guid"],"query":["all"],"user":"alice@example.org"},"mailshard"]])");
+}
+
+TEST(DoveadmClient, ImportNamesTheSourceLocationAndTheQuery) {
+  TinyHttpServer srv([](const TinyRequest&) {
+    return TinyResponse{200, R"([["doveadmResponse",[],"mailshard"]])", "application/json"};
+  });
+  Status st = client_for(srv).import("alice@example.org", "mdbox:/srv/side/mdbox:ALT=/srv/side-alt", "",
+                                     {"mailbox", "INBOX", "uid", "5:*"});
+  ASSERT_TRUE(st.ok()) << st.error().message();
+  auto reqs = srv.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].body, R"([["import",{"destParentMailbox":"","query":["mailbox","INBOX","uid","5:*"],"sourceLocation":"mdbox:/srv/side/mdbox:ALT=/srv/side-alt","user":"alice@example.org"},"mailshard"]])");
+}
+
 TEST(HttpClient, RedactsUserinfoInUrls) {
   EXPECT_EQ(redact_url("http://user:pw@host:8080/x?a=b"), "http://host:8080/x?a=b");
   EXPECT_EQ(redact_url("http://host/p@th"), "http://host/p@th");

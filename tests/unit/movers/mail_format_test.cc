@@ -18,6 +18,14 @@ using ::testing::HasSubstr;
 
 // Parsing and expansion: tests/unit/core/mail_location_test.cc.
 
+ServerConfig server(const std::string& name, const std::string& location, const std::string& doveadm = "") {
+  ServerConfig s;
+  s.name = name;
+  s.mail_location = location;
+  s.doveadm_url = doveadm;
+  return s;
+}
+
 class DetectTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -55,6 +63,19 @@ TEST_F(DetectTest, TheMetadataFilesSayWhoseMaildirItIs) {
   EXPECT_EQ(detect(), MailFormat::kCourier);
 }
 
+TEST_F(DetectTest, DboxDirectoriesSayWhichDbox) {
+  MailLocation dbox = *parse_mail_location("mdbox:~/mdbox");
+  EXPECT_EQ(detect(dbox), MailFormat::kUnknown) << "nothing there yet";
+  fs::create_directories(root_ / "home" / "mdbox" / "mailboxes" / "INBOX" / "dbox-Mails");
+  EXPECT_EQ(detect(dbox), MailFormat::kSdbox) << "mailboxes/ without storage/";
+  fs::create_directories(root_ / "home" / "mdbox" / "storage");
+  EXPECT_EQ(detect(dbox), MailFormat::kMdbox);
+  // An sdbox server's declaration does not hide mdbox files: the refusal sees them.
+  auto sdbox_server = server("s", "sdbox:~/mdbox");
+  EXPECT_EQ(detect(*parse_mail_location("sdbox:~/mdbox")), MailFormat::kMdbox);
+  EXPECT_TRUE(format_change_refusal("u", MailFormat::kMdbox, sdbox_server, server("s2", "sdbox:~/mdbox")));
+}
+
 TEST_F(DetectTest, AHomeThatIsItselfTheMaildirAndAConfiguredPath) {
   touch("courierimapuiddb");
   EXPECT_EQ(detect(), MailFormat::kCourier);
@@ -65,13 +86,6 @@ TEST_F(DetectTest, AHomeThatIsItselfTheMaildirAndAConfiguredPath) {
   EXPECT_EQ(detect(mail), MailFormat::kDovecot);
 }
 
-ServerConfig server(const std::string& name, const std::string& location, const std::string& doveadm = "") {
-  ServerConfig s;
-  s.name = name;
-  s.mail_location = location;
-  s.doveadm_url = doveadm;
-  return s;
-}
 
 TEST(FormatChange, CourierToDovecotConvertsDovecotToCourierIsRefused) {
   auto courier = server("old1", "courier:~/Maildir");
@@ -102,6 +116,32 @@ TEST(FormatChange, SameFormatOrUnknownIsNoRefusal) {
   EXPECT_FALSE(format_change_refusal("u", MailFormat::kCourier, a, c)) << "c says nothing about its format";
   EXPECT_FALSE(format_change_refusal("u", MailFormat::kUnknown, c, b));
   EXPECT_FALSE(format_change_refusal("u", MailFormat::kCourier, server("x", "courier:~/Maildir"), server("y", "courier:~")));
+}
+
+TEST(FormatChange, MaildirSdboxAndMdboxNeverTurnIntoEachOther) {
+  auto mdbox = server("m", "mdbox:~/mdbox:ALT=/srv/m/alt/%u"), mdbox2 = server("m2", "mdbox:~/mdbox");
+  auto sdbox = server("s", "sdbox:~/sdbox"), maildir = server("d", "maildir:~/Maildir");
+  auto doveadm_only = server("x", "", "http://x/doveadm/v1");  // counts as Maildir
+  EXPECT_FALSE(format_change_refusal("u", MailFormat::kUnknown, mdbox, mdbox2)) << "mdbox to mdbox";
+  EXPECT_FALSE(format_change_refusal("u", MailFormat::kUnknown, sdbox, server("s2", "sdbox:~/sdbox")));
+  auto why = format_change_refusal("alice@example.org", MailFormat::kUnknown, mdbox, sdbox);
+  ASSERT_TRUE(why);
+  EXPECT_EQ(*why, "user alice@example.org: its mail on m is Dovecot mdbox (mail_location) but s reads Dovecot sdbox: "
+                  "mailshard copies files and never converts between Maildir, sdbox and mdbox (give both servers' "
+                  "mail_location the same format, or move the user with dsync)");
+  EXPECT_TRUE(format_change_refusal("u", MailFormat::kUnknown, sdbox, mdbox));
+  EXPECT_TRUE(format_change_refusal("u", MailFormat::kUnknown, mdbox, maildir));
+  EXPECT_TRUE(format_change_refusal("u", MailFormat::kUnknown, mdbox, doveadm_only));
+  // A Maildir (by its files, or by the source's declaration) into a dbox server.
+  why = format_change_refusal("bob", MailFormat::kDovecot, maildir, mdbox);
+  ASSERT_TRUE(why);
+  EXPECT_EQ(*why, "user bob: its mail on d is Dovecot Maildir (its files) but m reads Dovecot mdbox: mailshard copies "
+                  "files and never converts between Maildir, sdbox and mdbox (give both servers' mail_location the "
+                  "same format, or move the user with dsync)");
+  EXPECT_TRUE(format_change_refusal("u", MailFormat::kUnknown, doveadm_only, sdbox));
+  EXPECT_TRUE(format_change_refusal("u", MailFormat::kCourier, server("c", "courier:~/Maildir"), mdbox))
+      << "no Courier -> dbox conversion";
+  EXPECT_FALSE(converts_courier_to_dovecot(MailFormat::kCourier, server("c", "courier:~/Maildir"), mdbox));
 }
 
 TEST(FormatChange, NamingOptionsMustAgree) {

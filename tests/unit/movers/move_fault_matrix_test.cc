@@ -174,6 +174,51 @@ class FaultyFreeze final : public FreezeBackend {
   Injector& in_;
 };
 
+// Dovecot's view of both servers (doveadm) for an mdbox move: the same
+// mailboxes and messages on each (the copy is byte-exact), no late mail.
+class StaticDovecotView final : public MailboxStatusSource {
+ public:
+  static std::vector<MailboxContents> view() {
+    MailboxContents inbox;
+    inbox.status = {"INBOX", 2, 1700000001, 3};
+    inbox.messages = {{1, "g1"}, {2, "g2"}};
+    return {inbox};
+  }
+  Result<std::vector<MailboxStatusInfo>> mailbox_status(const std::string&, const std::string&) override {
+    return std::vector<MailboxStatusInfo>{view()[0].status};
+  }
+  Result<std::vector<MailboxContents>> mailbox_contents(const std::string&, const std::string&) override {
+    return view();
+  }
+  Result<std::vector<MailboxMessage>> messages_from(const std::string&, const std::string&, const std::string&,
+                                                    int64_t) override {
+    return std::vector<MailboxMessage>{};
+  }
+};
+
+class FaultyDovecotView final : public MailboxStatusSource {
+ public:
+  FaultyDovecotView(MailboxStatusSource& v, Injector& in) : v_(v), in_(in) {}
+  Result<std::vector<MailboxStatusInfo>> mailbox_status(const std::string& u, const std::string& s) override {
+    return gated(in_, "doveadm.mailbox_status", [&] { return v_.mailbox_status(u, s); });
+  }
+  Result<std::vector<MailboxContents>> mailbox_contents(const std::string& u, const std::string& s) override {
+    return gated(in_, "doveadm.mailbox_contents", [&] { return v_.mailbox_contents(u, s); });
+  }
+  Result<std::vector<MailboxMessage>> messages_from(const std::string& u, const std::string& s, const std::string& m,
+                                                    int64_t from) override {
+    return gated(in_, "doveadm.messages_from", [&] { return v_.messages_from(u, s, m, from); });
+  }
+  Status import_messages(const std::string& u, const std::string& s, const std::string& l, const std::string& m,
+                         const std::string& uids) override {
+    return gated(in_, "doveadm.import_messages", [&] { return v_.import_messages(u, s, l, m, uids); });
+  }
+
+ private:
+  MailboxStatusSource& v_;
+  Injector& in_;
+};
+
 class FaultyKicker final : public SessionKicker {
  public:
   FaultyKicker(SessionKicker& k, Injector& in) : k_(k), in_(in) {}
@@ -346,6 +391,7 @@ uint16_t touch_of(const std::string& call) {
   if (who == "kicker") return kKicks;
   if (who == "source") return !writes ? kReadsSource : what == "apply(clock probe)" ? kProbesSource : 0xffff;
   if (who == "destination") return writes ? kWritesDestination : kReadsDestination;
+  if (who == "doveadm") return kAsksDoveadm;
   return 0xffff;  // unknown: never allowed
 }
 
@@ -383,8 +429,9 @@ class Env final : public MoveEnvironment {
 };
 
 // Where the user's mail lives: the home alone, or also index and control
-// trees outside it (mail_location INDEX=, CONTROL=).
-enum class Layout { kHome, kSplit };
+// trees outside it (mail_location INDEX=, CONTROL=), or an mdbox in the home
+// with an alt tree outside it (ALT=; Dovecot's view from StaticDovecotView).
+enum class Layout { kHome, kSplit, kDbox };
 
 // One fresh world per case: two local mail roots, one account, a journal.
 class World {
@@ -414,6 +461,23 @@ class World {
       for (const char* t : {"index", "control"})
         testing::run_shell("cp -a '" + tree("store1", t) + "' '" + root_ + "/pristine-" + t + "'");
     }
+    if (layout_ == Layout::kDbox) {
+      for (auto& sc : config_.servers) {
+        sc.mail_location = "mdbox:~/mdbox:ALT=" + sc.mail_root + "/alt/%n";
+        sc.doveadm_url = "http://" + sc.name + ".invalid/doveadm/v1";  // StaticDovecotView answers
+      }
+      // The mdbox next to the generated files (a dbox move copies whatever the home holds).
+      const std::string m = src_home() + "/mdbox", a = tree("store1", "alt");
+      for (const auto& d : {m + "/storage", m + "/mailboxes/INBOX/dbox-Mails", a + "/storage"}) fs::create_directories(d);
+      const int64_t t = 1'700'000'000'000'000'000;
+      testing::write_file(m + "/storage/m.2", "\x02\x01 dbox\n" + std::string(3000, 'm'), t);
+      testing::write_file(m + "/storage/dovecot.map.index", std::string(400, 'i'), t);
+      testing::write_file(m + "/storage/dovecot.map.index.log", std::string(700, 'l'), t);
+      testing::write_file(m + "/mailboxes/INBOX/dbox-Mails/dovecot.index.log", std::string(300, 'x'), t);
+      testing::write_file(a + "/storage/m.1", "\x02\x01 dbox\n" + std::string(5000, 'a'), t);
+      testing::run_shell("rm -rf '" + root_ + "/pristine' && cp -a '" + src_home() + "' '" + root_ + "/pristine'");
+      testing::run_shell("cp -a '" + a + "' '" + root_ + "/pristine-alt'");
+    }
     dir_.accounts = {{"uid=alice,ou=people", "alice", "store1", "example.org/alice", "example.org/alice", "active", 0}};
     auto j = SqliteJournal::open(root_ + "/journal.sqlite", clock_);
     if (!j.ok()) throw std::runtime_error(j.error().message());
@@ -432,9 +496,10 @@ class World {
     Env env;
     env.t = {{"store1", &src}, {"store2", &dst}};
     env.injector = &in;
+    FaultyDovecotView v(view_, in);
     SyncOptions so;
     so.streams = 1;
-    MoveRunner r(MoveDeps{config_, d, f, k, nullptr, j, clock_, env, so});
+    MoveRunner r(MoveDeps{config_, d, f, k, layout_ == Layout::kDbox ? &v : nullptr, j, clock_, env, so});
     (void)r.move("alice", "store2", {});
   }
 
@@ -448,7 +513,8 @@ class World {
       auto active = journal_->list_moves(MoveFilter{std::nullopt, std::nullopt, true, 0});
       if (!active.ok() || active->empty()) return;
       for (const auto& m : *active) {
-        MoveRunner r(MoveDeps{config_, dir_, freeze_, kicker_, nullptr, *journal_, clock_, env, so});
+        MoveRunner r(MoveDeps{config_, dir_, freeze_, kicker_, layout_ == Layout::kDbox ? &view_ : nullptr,
+                              *journal_, clock_, env, so});
         (void)r.resume(m.id);
       }
     }
@@ -467,8 +533,9 @@ class World {
       staging |= e.path().filename().string().find(".mailshard-incoming-") != std::string::npos;
     if (staging) v.push_back("a staging directory is left on the destination");
     if (!testing::compare_trees(root_ + "/pristine", src_home()).empty()) v.push_back("the source changed");
-    const std::vector<std::string> trees =
-        layout_ == Layout::kSplit ? std::vector<std::string>{"index", "control"} : std::vector<std::string>{};
+    const std::vector<std::string> trees = layout_ == Layout::kSplit  ? std::vector<std::string>{"index", "control"}
+                                           : layout_ == Layout::kDbox ? std::vector<std::string>{"alt"}
+                                                                      : std::vector<std::string>{};
     for (const auto& t : trees)
       if (!testing::compare_trees(root_ + "/pristine-" + t, tree("store1", t)).empty())
         v.push_back("the source's " + t + " tree changed");
@@ -508,6 +575,7 @@ class World {
   FakeDirectory dir_;
   RecordingFreeze freeze_;
   RecordingKicker kicker_;
+  StaticDovecotView view_;
   FakeClock clock_;
   std::unique_ptr<SqliteJournal> journal_;
   std::map<std::string, std::unique_ptr<Transport>> plain_;
@@ -582,6 +650,11 @@ TEST(MoveFaultMatrix, EveryCallTimesEveryFaultKeepsTheRules) { run_matrix(Layout
 // took ~9 min on a loaded 2-core box, all rules kept);
 // MAILSHARD_FAULT_STRIDE=1 runs them all.
 TEST(MoveFaultMatrix, WithIndexAndControlOutsideTheHome) { run_matrix(Layout::kSplit, 5); }
+
+// An mdbox with its alt tree outside the home, and Dovecot's view asked by
+// final_sync, flip (the gate) and sweep: every tree ends absent at the
+// destination or identical there, whatever call fails. Every 5th call.
+TEST(MoveFaultMatrix, MdboxWithAnAltTree) { run_matrix(Layout::kDbox, 5); }
 
 }  // namespace
 }  // namespace mailshard

@@ -1,0 +1,164 @@
+// The sweep of an sdbox/mdbox user, with Dovecot's own tools: mail that
+// reached the old server after the freeze (an MTA that ignores it) is found
+// by the source's doveadm (UIDs at or above the UIDNEXT each mailbox had
+// under the freeze, journaled by the flip), the source's trees are copied
+// by the sync engine into a side directory on the destination that no
+// Dovecot uses, and the destination's doveadm imports exactly those messages
+// from it (flags, keywords and INTERNALDATE come along; they get new UIDs
+// there, as new mail does). Files are never written under a running Dovecot.
+//
+// Idempotent: every imported message is journaled by mailbox and GUID
+// ("dbox_swept") right after its import, and a message whose GUID is
+// already in the destination mailbox above the frozen UIDNEXT (an import
+// whose journal write was cut short) is not imported again.
+#include <cctype>
+#include <map>
+#include <set>
+
+#include <fmt/format.h>
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+
+#include "core/mail_location.h"
+#include "movers/mail_format.h"
+#include "movers/move_runner_internal.h"
+#include "util/strings.h"
+
+namespace mailshard {
+
+namespace {
+
+constexpr const char* kFrozenBlob = "dbox_frozen";
+constexpr const char* kSweptBlob = "dbox_swept";
+
+// ':' is the separator of mail_location; a literal one is written "::".
+std::string location_path(const std::string& p) {
+  std::string out;
+  for (char ch : p) out += ch == ':' ? std::string("::") : std::string(1, ch);
+  return out;
+}
+
+// "3,5,7:9" for ascending UIDs.
+std::string uid_set(const std::vector<int64_t>& uids) {
+  std::string out;
+  for (size_t i = 0; i < uids.size();) {
+    size_t j = i;
+    while (j + 1 < uids.size() && uids[j + 1] == uids[j] + 1) ++j;
+    if (!out.empty()) out += ',';
+    out += j == i ? std::to_string(uids[i]) : fmt::format("{}:{}", uids[i], uids[j]);
+    i = j + 1;
+  }
+  return out;
+}
+
+std::string dbox_frozen_record(const std::vector<MailboxContents>& boxes) {
+  nlohmann::json j = nlohmann::json::array();
+  for (const auto& b : boxes)
+    j.push_back({{"mailbox", b.status.mailbox}, {"uidvalidity", b.status.uidvalidity}, {"uidnext", b.status.uidnext}});
+  return j.dump();
+}
+
+}  // namespace
+
+Status MoveRunner::save_dbox_frozen(Ctx& c) {
+  return d_.journal.put_blob(c.rec.id, kFrozenBlob, dbox_frozen_record(*c.src_contents));
+}
+
+Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, const std::string& dst_home,
+                              int64_t& swept) {
+  const std::string user = printable(c.rec.user);
+  auto fail = [&](const std::string& what) { return fmt::format("user {}: sweep into {}: {}", user, into.name, what); };
+  // What each mailbox held under the freeze.
+  auto blob = MS_TRY(d_.journal.get_blob(c.rec.id, kFrozenBlob));
+  if (!blob)
+    return Error::corrupt(fail("the journal has no record of the source's UIDNEXTs under the freeze; late mail "
+                               "cannot be told apart (compare the servers with doveadm)"));
+  std::map<std::string, std::pair<int64_t, int64_t>> frozen;  // mailbox -> (uidvalidity, uidnext)
+  auto j = nlohmann::json::parse(*blob, nullptr, false);
+  if (!j.is_array()) return Error::corrupt(fail("the journal's record of the source under the freeze is not JSON"));
+  for (const auto& o : j)
+    if (o.is_object() && o.value("mailbox", nlohmann::json()).is_string())
+      frozen[o["mailbox"].get<std::string>()] = {o.value("uidvalidity", int64_t{-1}), o.value("uidnext", int64_t{1})};
+  std::set<std::string> done;  // "mailbox\tguid"
+  if (auto s = MS_TRY(d_.journal.get_blob(c.rec.id, kSweptBlob)))
+    for (auto& line : split(*s, '\n'))
+      if (!line.empty()) done.insert(line);
+
+  // The source now: which mailboxes grew past what they held under the freeze.
+  auto now = MS_TRY_CTX(d_.mailbox_status->mailbox_status(c.rec.user, c.from->name), fail("source status"));
+  struct Late {
+    std::string mailbox;
+    std::vector<MailboxMessage> messages;
+  };
+  std::vector<Late> late;
+  for (const auto& m : now) {
+    int64_t from = 1;
+    auto f = frozen.find(m.mailbox);
+    if (f != frozen.end() && f->second.first == m.uidvalidity) from = f->second.second;
+    if (m.uidnext <= from) continue;
+    auto msgs = MS_TRY_CTX(d_.mailbox_status->messages_from(c.rec.user, c.from->name, m.mailbox, from),
+                           fail(fmt::format("late mail in '{}'", printable(m.mailbox))));
+    std::vector<MailboxMessage> todo;
+    for (auto& msg : msgs)
+      if (!done.count(m.mailbox + "\t" + msg.guid)) todo.push_back(std::move(msg));
+    if (todo.empty()) continue;
+    // Already imported by a run whose journal write was cut short?
+    auto have = d_.mailbox_status->messages_from(c.rec.user, into.name, m.mailbox, from);
+    if (!have.ok() && have.error().code() != ErrorCode::kNotFound)
+      return std::move(have).error().context(fail(fmt::format("'{}' there", printable(m.mailbox))));
+    std::set<std::string> there;
+    if (have.ok())
+      for (const auto& h : *have) there.insert(h.guid);
+    std::vector<MailboxMessage> missing;
+    for (auto& msg : todo) {
+      if (!msg.guid.empty() && there.count(msg.guid)) done.insert(m.mailbox + "\t" + msg.guid);
+      else missing.push_back(std::move(msg));
+    }
+    if (!missing.empty()) late.push_back({m.mailbox, std::move(missing)});
+  }
+  if (late.empty()) return {};
+
+  // The source's trees, copied by the engine into one side directory beside
+  // the user's home there: <home>.mailshard-sweep-<id>/{home,alt,...}. No
+  // Dovecot serves it; the destination's reads it for the import only.
+  const std::string side = fmt::format("{}.mailshard-sweep-{}", dst_home, c.rec.id);
+  MS_CHECK_CTX(remove_tree(dst, side), fail("remove an earlier side copy"));
+  auto copy = [&](const std::string& src_path, const std::string& side_path) -> Status {
+    MS_CHECK(ensure_parents(*c.src, dst, side_path));
+    SyncState state = SyncState::fresh();
+    SyncEngine engine(*c.src, src_path, dst, side_path, &dst == c.dst ? c.sync : d_.sync_options, d_.clock);
+    auto stats = engine.warm_pass(state, false);
+    if (!stats.ok()) return std::move(stats).error();
+    return {};
+  };
+  const MailLocation loc = server_location(*c.from);
+  const std::string root = into.mail_root == "/" ? "" : into.mail_root;
+  MS_CHECK_CTX(copy(c.progress.src_home, side + "/home"), fail("side copy of the home"));
+  std::string location = fmt::format("{}:{}", loc.format == MailFormat::kSdbox ? "sdbox" : "mdbox",
+                                     location_path(root + "/" + side + "/home" + (loc.maildir.empty() ? "" : "/" + loc.maildir)));
+  for (const auto& t : c.progress.trees) {
+    if (!MS_TRY(exists(*c.src, t.src))) continue;
+    const std::string side_tree = side + "/" + t.name;
+    MS_CHECK_CTX(copy(t.src, side_tree), fail(fmt::format("side copy of the {} tree", t.name)));
+    for (const auto& key : split(t.name, '+')) {
+      std::string upper;
+      for (char ch : key) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+      location += fmt::format(":{}={}", upper, location_path(root + "/" + side_tree));
+    }
+  }
+  for (const auto& l : late) {
+    std::vector<int64_t> uids;
+    for (const auto& m : l.messages) uids.push_back(m.uid);
+    MS_CHECK_CTX(d_.mailbox_status->import_messages(c.rec.user, into.name, location, l.mailbox, uid_set(uids)),
+                 fail(fmt::format("import of {} message(s) of '{}'", uids.size(), printable(l.mailbox))));
+    for (const auto& m : l.messages) done.insert(l.mailbox + "\t" + m.guid);
+    MS_CHECK(d_.journal.put_blob(c.rec.id, kSweptBlob, join(std::vector<std::string>(done.begin(), done.end()), "\n")));
+    swept += static_cast<int64_t>(uids.size());
+    spdlog::info("move {}: imported {} late message(s) of '{}' into {} (doveadm import)", user, uids.size(),
+                 printable(l.mailbox), into.name);
+  }
+  MS_CHECK_CTX(remove_tree(dst, side), fail("remove the side copy"));
+  return {};
+}
+
+}  // namespace mailshard

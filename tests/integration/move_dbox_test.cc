@@ -1,0 +1,150 @@
+// A user whose Dovecot keeps mail in mdbox with an alternate storage
+// (mail_location mdbox:~/mdbox:ALT=ROOT/alt/%d/%n on both stores: the lab's
+// split-users userdb gives the user that location), with part of the mail
+// moved to the alt storage by doveadm altmove + purge, moves from store1 to
+// store2 while LMTP deliveries race the move. Over IMAP afterwards: every
+// folder's UIDVALIDITY, every UID with its flags and INTERNALDATE are the
+// source's, and every delivered message is there exactly once. On disk: the
+// alt files are in store2's alt tree, and no staging or sweep directory is
+// left. Then the same for an sdbox user.
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "tests/integration/move_test_util.h"
+
+namespace mailshard::testing {
+namespace {
+
+using ::testing::HasSubstr;
+
+std::string dbox_location(const std::string& format, const std::string& root) {
+  return format + ":~/" + format + ":ALT=" + root + "/alt/%d/%n";
+}
+
+// Gives `user` the dbox location on `store` (Dovecot's side).
+void dbox_user(Lab& lab, const std::string& store, const std::string& user, const std::string& format) {
+  const std::string root = lab.store_env(store, "MAIL_ROOT");
+  const std::string conf = lab.store_env(store, "CONF");
+  const std::string file = std::filesystem::path(conf).parent_path().string() + "/split-users";
+  const auto at = user.find('@');
+  const std::string domain = user.substr(at + 1), name = user.substr(0, at);
+  // The alt root as an administrator prepares it: the mail user's, like the mail root.
+  RunResult mk = lab.run({"install", "-d", "-o", lab.env("MAIL_UID"), "-g", lab.env("MAIL_GID"), root + "/alt",
+                          root + "/alt/" + domain});
+  if (mk.rc != 0) throw LabError("install -d " + root + "/alt/" + domain + ": " + mk.describe());
+  std::ofstream(file, std::ios::app) << user << "::" << lab.env("MAIL_UID") << ":" << lab.env("MAIL_GID")
+                                     << "::" << lab.home_path(store, user) << "::userdb_mail=" << format << ":~/"
+                                     << format << ":ALT=" << root << "/alt/" << domain << "/" << name << "\n";
+}
+
+// Regular files under `dir` whose name starts with `prefix` (m. or u.).
+int count_files(const std::string& dir, const std::string& prefix) {
+  int n = 0;
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec))
+    if (e.is_regular_file() && e.path().filename().string().rfind(prefix, 0) == 0) ++n;
+  return n;
+}
+
+// Leftovers next to a home: staging ("<home>.mailshard-incoming-<id>") or
+// a sweep's side copy ("<home>.mailshard-sweep-<id>").
+std::vector<std::string> leftovers(const std::string& home) {
+  std::vector<std::string> out = staging_dirs(home);
+  std::filesystem::path h(home);
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(h.parent_path(), ec))
+    if (e.path().filename().string().rfind(h.filename().string() + ".mailshard-sweep-", 0) == 0)
+      out.push_back(e.path().string());
+  return out;
+}
+
+void move_dbox_user(const std::string& format, const std::string& file_prefix) {
+  Lab& lab = Lab::get();
+  const std::string user = lab.add_user("store1");
+  dbox_user(lab, "store1", user, format);
+  dbox_user(lab, "store2", user, format);
+  nlohmann::json fill = lab.fill_mailbox(user, 300, 13);
+  ASSERT_EQ(fill["appended"], 300);
+  const std::string root1 = lab.store_env("store1", "MAIL_ROOT"), root2 = lab.store_env("store2", "MAIL_ROOT");
+  const auto at = user.find('@');
+  const std::string rel = user.substr(at + 1) + "/" + user.substr(0, at);
+  const std::string home1 = lab.home_path("store1", user), alt1 = root1 + "/alt/" + rel;
+  // Dovecot really keeps it as dbox.
+  ASSERT_GT(count_files(home1 + "/" + format, file_prefix), 0) << home1;
+  ASSERT_FALSE(path_exists(home1 + "/Maildir"));
+  // About half of the mail to the alt storage: the INBOX (mdbox moves it at purge).
+  RunResult alt = lab.run({lab.dir() + "/bin/doveadm-store1", "altmove", "-u", user, "mailbox", "INBOX"});
+  ASSERT_EQ(alt.rc, 0) << alt.describe();
+  if (format == "mdbox") {
+    RunResult purge = lab.run({lab.dir() + "/bin/doveadm-store1", "purge", "-u", user});
+    ASSERT_EQ(purge.rc, 0) << purge.describe();
+  }
+  const int alt_files = count_files(alt1, file_prefix);
+  ASSERT_GT(alt_files, 0) << "altmove put nothing into " << alt1;
+  ASSERT_GT(count_files(home1 + "/" + format, file_prefix), 0) << "everything went to the alt storage";
+
+  nlohmann::json before = lab.imap_state(user, "store1", /*detail=*/true);
+  const std::string cfg = lab_config(
+      "dbox_" + format,
+      {{"(name = \"store1\"\n)", "$1mail_location = \"" + dbox_location(format, root1) + "\"\n"},
+       {"(name = \"store2\"\n)", "$1mail_location = \"" + dbox_location(format, root2) + "\"\n"}});
+  nlohmann::json delivered;
+  std::thread mta([&] { delivered = lab.deliver(user, 60, "dbox" + format, {"--interval", "0.02"}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
+  mta.join();
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr(user + " store1 -> store2: done"));
+  ASSERT_EQ(delivered["delivered"], 60);
+  EXPECT_GT(delivered["stores"].value("store1", 0), 0) << "deliveries raced the move on the source";
+
+  nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(after["store"], "store2");
+  for (const auto& [folder, f] : before["folders"].items()) {
+    SCOPED_TRACE(folder);
+    ASSERT_TRUE(after["folders"].contains(folder));
+    const auto& g = after["folders"][folder];
+    EXPECT_EQ(g["uidvalidity"], f["uidvalidity"]);
+    std::map<int64_t, nlohmann::json> now;
+    for (const auto& row : g["detail"]) now[row["uid"].get<int64_t>()] = row;
+    for (const auto& row : f["detail"]) {
+      auto it = now.find(row["uid"].get<int64_t>());
+      ASSERT_NE(it, now.end()) << row.dump();
+      EXPECT_EQ(it->second["message_id"], row["message_id"]);
+      EXPECT_EQ(it->second["flags"], row["flags"]);
+      EXPECT_EQ(it->second["internaldate"], row["internaldate"]);
+    }
+  }
+  auto counts = message_id_counts(after);
+  for (const auto& m : delivered["messages"])
+    EXPECT_EQ(counts[m["message_id"].get<std::string>()], 1) << m.dump();
+
+  // On disk: the alt files in store2's alt tree, nothing left beside the trees.
+  EXPECT_EQ(count_files(root2 + "/alt/" + rel, file_prefix), alt_files);
+  for (const std::string& home : {lab.home_path("store2", user), root2 + "/alt/" + rel})
+    EXPECT_TRUE(leftovers(home).empty()) << home;
+  nlohmann::json m = latest_move(cfg, user);
+  EXPECT_EQ(m["state"], "done");
+  ASSERT_EQ(m["detail"]["trees"].size(), 1u) << m["detail"].dump();
+  EXPECT_EQ(m["detail"]["trees"][0]["name"], "alt");
+  EXPECT_GE(m["detail"]["doveadm_messages_compared"].get<int64_t>(), 300) << m["detail"].dump();
+
+  // Purge sweeps last (through doveadm) and removes both source trees.
+  RunResult p = mailshard(cfg, {"purge", "--user", user, "--older-than", "0s"});
+  EXPECT_EQ(p.rc, 0) << p.describe();
+  EXPECT_FALSE(path_exists(home1));
+  EXPECT_FALSE(path_exists(alt1));
+  nlohmann::json final_state = lab.imap_state(user, "nginx", /*detail=*/true);
+  auto final_counts = message_id_counts(final_state);
+  for (const auto& m : delivered["messages"])
+    EXPECT_EQ(final_counts[m["message_id"].get<std::string>()], 1) << m.dump();
+}
+
+TEST(MoveDbox, MdboxWithAltStorageMovesWithEveryUid) { move_dbox_user("mdbox", "m."); }
+
+TEST(MoveDbox, SdboxWithAltStorageMovesWithEveryUid) { move_dbox_user("sdbox", "u."); }
+
+}  // namespace
+}  // namespace mailshard::testing

@@ -1,0 +1,434 @@
+// A move of a Dovecot mdbox whose alternate storage (mail_location ALT=)
+// lies outside the home, with real local transports and fakes for LDAP, the
+// freeze, the kicker and Dovecot's view (doveadm): both trees arrive byte for
+// byte at their own paths on the destination; the destination's doveadm is
+// asked with the copy in place and before LDAP changes, and a view that
+// differs from the source's rolls the move back; an m.* file rewritten
+// under the freeze rolls back naming the file and the user; a kill at every
+// step boundary rolls back before the flip and forward after it; and moves
+// that would change the format, or lack doveadm, are refused in one line.
+#include <unistd.h>
+
+#include <filesystem>
+#include <functional>
+#include <map>
+
+#include <gmock/gmock.h>
+#include <gtest/gtest.h>
+
+#include "journal/sqlite_journal.h"
+#include "movers/move_progress.h"
+#include "movers/move_runner.h"
+#include "tests/support/fakes.h"
+#include "tests/unit/movers/maildir_gen.h"
+#include "tests/unit/movers/move_fakes.h"
+
+namespace mailshard {
+namespace {
+
+namespace fs = std::filesystem;
+using ::testing::HasSubstr;
+using testing::read_whole;
+using testing::write_file;
+
+struct Killed {};  // a kill -9: the runner's stack goes, nothing is cleaned up
+
+class DyingEnv : public testing::LocalEnv {
+ public:
+  std::string die_at;  // "flip.begin" etc.
+  std::function<void(const std::string&)> at_boundary;
+  void step_boundary(const std::string& step, StepPhase phase) override {
+    const std::string at = step + (phase == StepPhase::kBegin ? ".begin" : ".end");
+    if (at_boundary) at_boundary(at);
+    if (at == die_at) throw Killed{};
+  }
+};
+
+// Dovecot's view of each server, as doveadm would list it, set by the test.
+class FakeDovecotView : public MailboxStatusSource {
+ public:
+  std::map<std::string, std::vector<MailboxContents>> by_server;
+  std::function<void(const std::string&)> on_ask;
+  std::vector<std::string> asked;
+  struct Import {
+    std::string server, location, mailbox, uids;
+    std::vector<std::string> side_files;  // what the side copy held when imported
+  };
+  std::vector<Import> imports;
+  std::string root;  // the stores' parent, to list the side copy
+  Result<std::vector<MailboxStatusInfo>> mailbox_status(const std::string&, const std::string& server) override {
+    std::vector<MailboxStatusInfo> out;
+    for (const auto& b : by_server[server]) out.push_back(b.status);
+    return out;
+  }
+  Result<std::vector<MailboxContents>> mailbox_contents(const std::string&, const std::string& server) override {
+    asked.push_back(server);
+    if (on_ask) on_ask(server);
+    return by_server[server];
+  }
+  Result<std::vector<MailboxMessage>> messages_from(const std::string&, const std::string& server,
+                                                    const std::string& mailbox, int64_t from_uid) override {
+    for (const auto& b : by_server[server])
+      if (b.status.mailbox == mailbox) {
+        std::vector<MailboxMessage> out;
+        for (const auto& m : b.messages)
+          if (m.uid >= from_uid) out.push_back(m);
+        return out;
+      }
+    return Error::not_found("doveadm fetch: exit code 68 (not found)");
+  }
+  // Dovecot's import, as far as the move can see it: the messages appear in
+  // the mailbox there with new UIDs.
+  Status import_messages(const std::string&, const std::string& server, const std::string& location,
+                         const std::string& mailbox, const std::string& uids) override {
+    Import im{server, location, mailbox, uids, {}};
+    for (const auto& e : fs::recursive_directory_iterator(root))
+      if (e.is_regular_file() && e.path().string().find("mailshard-sweep") != std::string::npos)
+        im.side_files.push_back(fs::relative(e.path(), root).string());
+    std::sort(im.side_files.begin(), im.side_files.end());
+    imports.push_back(im);
+    std::vector<MailboxMessage> src;
+    for (const auto& b : by_server["store1"])
+      if (b.status.mailbox == mailbox) src = b.messages;
+    for (auto& b : by_server[server])
+      if (b.status.mailbox == mailbox)
+        for (const auto& m : src)
+          if (uids.find(std::to_string(m.uid)) != std::string::npos) {
+            b.messages.push_back({b.status.uidnext++, m.guid});
+            ++b.status.messages;
+          }
+    return {};
+  }
+};
+
+std::vector<MailboxContents> alice_view() {
+  MailboxContents inbox, sent;
+  inbox.status = {"INBOX", 2, 1700000123, 3};
+  inbox.guid = "4f1c";
+  inbox.messages = {{1, "g-one"}, {2, "g-two"}};
+  sent.status = {"Sent", 1, 1700000124, 2};
+  sent.messages = {{1, "g-sent"}};
+  return {inbox, sent};
+}
+
+class DboxMoveTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    root_ = ::testing::TempDir() + "/dbox_move_" + std::to_string(::getpid()) + "_" +
+            ::testing::UnitTest::GetInstance()->current_test_info()->name();
+    fs::remove_all(root_);
+    testing::make_two_stores(root_, 2, config_, env_.t);
+    for (auto& s : config_.servers) {
+      s.mail_location = "mdbox:~/mdbox:ALT=" + s.mail_root + "/alt/%d/%n";
+      s.doveadm_url = "http://" + s.name + ".invalid/doveadm/v1";  // FakeDovecotView answers instead
+    }
+    make_source();
+    view_.by_server["store1"] = view_.by_server["store2"] = alice_view();
+    view_.root = root_;
+    dir_.accounts = {{"uid=alice,ou=people", "alice@example.org", "store1", "example.org/alice", "example.org/alice",
+                      "active", 0}};
+    auto j = SqliteJournal::open(root_ + "/journal.sqlite", clock_);
+    ASSERT_TRUE(j.ok()) << j.error().message();
+    journal_ = std::move(*j);
+  }
+  void TearDown() override { fs::remove_all(root_); }
+
+  std::string tree(const std::string& store, const std::string& name) const {
+    if (name == "home") return root_ + "/" + store + "/example.org/alice";
+    return root_ + "/" + store + "/" + name + "/example.org/alice";
+  }
+
+  // An mdbox as Dovecot lays it out: storage/ with the m.* files and the map
+  // index, mailboxes/<box>/dbox-Mails/ with each folder's index; the older
+  // m.* file moved to the alt storage (doveadm altmove).
+  static void put(const std::string& path, const std::string& data, int64_t mtime_ns) {
+    fs::create_directories(fs::path(path).parent_path());
+    write_file(path, data, mtime_ns);
+  }
+  void make_source() {
+    const std::string m = tree("store1", "home") + "/mdbox";
+    const int64_t t0 = 1'700'000'000'000'000'000;
+    put(m + "/storage/m.2", "\x02\x01 dbox header\nmessage two\n" + std::string(3000, 'b'), t0 + 2);
+    put(m + "/storage/dovecot.map.index", std::string(600, 'I'), t0 + 3);
+    put(m + "/storage/dovecot.map.index.log", std::string(900, 'L'), t0 + 3);
+    put(m + "/mailboxes/INBOX/dbox-Mails/dovecot.index", std::string(400, 'i'), t0 + 4);
+    put(m + "/mailboxes/INBOX/dbox-Mails/dovecot.index.log", std::string(700, 'l'), t0 + 4);
+    put(m + "/mailboxes/Sent/dbox-Mails/dovecot.index.log", std::string(200, 's'), t0 + 5);
+    put(m + "/dovecot.list.index.log", std::string(100, 'x'), t0 + 5);
+    put(m + "/subscriptions", "V\t2\n\nSent\n", t0 + 5);
+    const std::string alt = tree("store1", "alt");
+    fs::create_symlink(alt, m + "/dbox-alt-root");  // Dovecot's record of its ALT path
+    put(alt + "/storage/m.1", "\x02\x01 dbox header\nmessage one\n" + std::string(5000, 'a'), t0 + 1);
+  }
+
+  MoveRunner runner() {
+    return MoveRunner(MoveDeps{config_, dir_, freeze_, kicker_, &view_, *journal_, clock_, env_, SyncOptions{}});
+  }
+  static std::map<std::string, std::string> files(const std::string& dir) {
+    std::map<std::string, std::string> out;
+    if (!fs::exists(dir)) return out;
+    for (const auto& e : fs::recursive_directory_iterator(dir))
+      if (e.is_regular_file())
+        out[fs::relative(e.path(), dir).string()] =
+            read_whole(e.path().string()) + "@" +
+            std::to_string(fs::last_write_time(e.path()).time_since_epoch().count());
+    return out;
+  }
+  std::vector<std::string> stagings() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(root_ + "/store2"))
+      if (e.path().filename().string().find("mailshard-incoming") != std::string::npos) out.push_back(e.path());
+    return out;
+  }
+
+  std::string root_;
+  Config config_;
+  testing::FakeDirectory dir_;
+  testing::RecordingFreeze freeze_;
+  testing::RecordingKicker kicker_;
+  FakeDovecotView view_;
+  DyingEnv env_;
+  testing::FakeClock clock_;
+  std::unique_ptr<SqliteJournal> journal_;
+};
+
+TEST_F(DboxMoveTest, BothTreesArriveAndDovecotSeesTheCopyBeforeLdapChanges) {
+  const auto home = files(tree("store1", "home")), alt = files(tree("store1", "alt"));
+  struct Seen {
+    bool home_in_place = false, alt_in_place = false;
+    std::string host;
+  } seen;
+  view_.on_ask = [&](const std::string& server) {
+    if (server != "store2") return;
+    seen.home_in_place = fs::exists(tree("store2", "home") + "/mdbox/storage/dovecot.map.index");
+    seen.alt_in_place = fs::exists(tree("store2", "alt") + "/storage/m.1");
+    seen.host = dir_.accounts[0].host;
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(files(tree("store2", "home")), home);
+  EXPECT_EQ(files(tree("store2", "alt")), alt);
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  EXPECT_EQ(dir_.accounts[0].host, "store2");
+  EXPECT_EQ(fs::read_symlink(tree("store2", "home") + "/mdbox/dbox-alt-root").string(), tree("store2", "alt"))
+      << "Dovecot's ALT link names the destination's alt tree";
+  EXPECT_EQ(fs::read_symlink(tree("store1", "home") + "/mdbox/dbox-alt-root").string(), tree("store1", "alt"));
+  EXPECT_EQ(view_.asked, (std::vector<std::string>{"store1", "store2"}));
+  EXPECT_TRUE(seen.home_in_place && seen.alt_in_place) << "asked with the copy at its paths";
+  EXPECT_EQ(seen.host, "store1") << "asked before the LDAP modify";
+  auto p = MoveProgress::parse(rec->detail_json);
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->trees.size(), 1u);
+  EXPECT_EQ(p->trees[0].name, "alt");
+  EXPECT_EQ(p->trees[0].src, "alt/example.org/alice");
+  EXPECT_EQ(p->doveadm_mailboxes_compared, 2);
+  EXPECT_EQ(p->doveadm_messages_compared, 3);
+  // Purge removes both source trees.
+  clock_.advance(1000);
+  auto purged = runner().purge(rec->id, 0);
+  ASSERT_TRUE(purged.ok()) << purged.error().message();
+  EXPECT_FALSE(fs::exists(tree("store1", "home")));
+  EXPECT_FALSE(fs::exists(tree("store1", "alt")));
+}
+
+// An MTA that ignores the freeze delivers to the source after the final
+// pass: the sweep finds the message by UID above the frozen UIDNEXT and has
+// the destination's Dovecot import it from a side copy, once.
+TEST_F(DboxMoveTest, LateMailIsImportedByDovecotOnceFromASideCopy) {
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "thaw.end") return;
+    auto& inbox = view_.by_server["store1"][0];
+    inbox.messages.push_back({3, "g-late"});
+    inbox.status.uidnext = 4;
+    ++inbox.status.messages;
+    const std::string m2 = tree("store1", "home") + "/mdbox/storage/m.2";
+    write_file(m2, read_whole(m2) + "late message\n", 1'700'000'000'000'000'011);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  ASSERT_EQ(view_.imports.size(), 1u);
+  const auto& im = view_.imports[0];
+  EXPECT_EQ(im.server, "store2");
+  EXPECT_EQ(im.mailbox, "INBOX");
+  EXPECT_EQ(im.uids, "3");
+  const std::string side = config_.servers[1].mail_root + "/example.org/alice.mailshard-sweep-" + std::to_string(rec->id);
+  EXPECT_EQ(im.location, "mdbox:" + side + "/home/mdbox:ALT=" + side + "/alt");
+  // The side copy held the source's trees (the late mail in storage/m.2), beside the home, not in it.
+  EXPECT_THAT(im.side_files, ::testing::Contains("store2/example.org/alice.mailshard-sweep-" + std::to_string(rec->id) +
+                                                 "/home/mdbox/storage/m.2"));
+  EXPECT_THAT(im.side_files, ::testing::Contains("store2/example.org/alice.mailshard-sweep-" + std::to_string(rec->id) +
+                                                 "/alt/storage/m.1"));
+  EXPECT_FALSE(fs::exists(side)) << "the side copy is removed";
+  auto p = MoveProgress::parse(rec->detail_json);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->swept, 1);
+  // The destination's own files were not written by the sweep.
+  EXPECT_NE(read_whole(tree("store2", "home") + "/mdbox/storage/m.2"),
+            read_whole(tree("store1", "home") + "/mdbox/storage/m.2"));
+  // Purge sweeps last: nothing is imported twice, even after the user
+  // deleted the imported copy on the destination.
+  view_.by_server["store2"][0].messages.pop_back();
+  clock_.advance(1000);
+  auto purged = runner().purge(rec->id, 0);
+  ASSERT_TRUE(purged.ok()) << purged.error().message();
+  EXPECT_EQ(view_.imports.size(), 1u);
+}
+
+// An import that happened but whose journal write did not (a kill right
+// after it): the GUID is in the destination mailbox, so it is not imported again.
+TEST_F(DboxMoveTest, AMessageAlreadyOnTheDestinationIsNotImportedAgain) {
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "thaw.end") return;
+    auto& inbox = view_.by_server["store1"][0];
+    inbox.messages.push_back({3, "g-late"});
+    inbox.status.uidnext = 4;
+    auto& there = view_.by_server["store2"][0];
+    there.messages.push_back({3, "g-late"});
+    there.status.uidnext = 4;
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_TRUE(view_.imports.empty());
+}
+
+TEST_F(DboxMoveTest, ADestinationViewThatDiffersRollsBackWithNothingLost) {
+  const auto home = files(tree("store1", "home")), alt = files(tree("store1", "alt"));
+  view_.by_server["store2"][0].messages.pop_back();  // UID 2 not seen on store2
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kRolledBack);
+  EXPECT_EQ(rec->error, "user alice@example.org: doveadm on store2 sees the copy differently from store1 under the "
+                        "freeze: 'INBOX': UID 2 (GUID g-two) is not on the destination");
+  EXPECT_FALSE(fs::exists(tree("store2", "home")));
+  EXPECT_FALSE(fs::exists(tree("store2", "alt")));
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  EXPECT_EQ(dir_.accounts[0].host, "store1");
+  EXPECT_EQ(files(tree("store1", "home")), home);
+  EXPECT_EQ(files(tree("store1", "alt")), alt);
+  EXPECT_FALSE(freeze_.frozen());
+}
+
+TEST_F(DboxMoveTest, AnMdboxFileRewrittenUnderTheFreezeRollsBackNamingFileAndUser) {
+  const std::string m2 = tree("store1", "home") + "/mdbox/storage/m.2";
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "final_sync.begin") return;
+    std::string data = read_whole(m2);
+    data[20] = 'X';  // same size, a byte inside mail already copied
+    write_file(m2, data, 1'700'000'000'000'000'009);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kRolledBack);
+  EXPECT_EQ(rec->error, "user alice@example.org: final pass: mdbox storage file 'mdbox/storage/m.2' changed before its "
+                        "end since the last pass (3027 bytes then, 3027 now): m.* files are append-only; not copying it");
+  EXPECT_FALSE(fs::exists(tree("store2", "home")));
+  EXPECT_FALSE(fs::exists(tree("store2", "alt")));
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  EXPECT_EQ(dir_.accounts[0].host, "store1");
+  EXPECT_FALSE(freeze_.frozen());
+}
+
+TEST_F(DboxMoveTest, AnAltFileTruncatedUnderTheFreezeRollsBackNamingTheAltTree) {
+  const std::string m1 = tree("store1", "alt") + "/storage/m.1";
+  env_.at_boundary = [&](const std::string& at) {
+    if (at == "final_sync.begin") write_file(m1, read_whole(m1).substr(0, 100), 1'700'000'000'000'000'009);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kRolledBack);
+  EXPECT_THAT(rec->error, HasSubstr("user alice@example.org: the alt tree: final pass: mdbox storage file "
+                                    "'storage/m.1' changed before its end since the last pass (5027 bytes then, 100 now)"));
+  EXPECT_EQ(rec->error.find('\n'), std::string::npos);
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  EXPECT_FALSE(fs::exists(tree("store2", "alt")));
+}
+
+TEST_F(DboxMoveTest, AppendedMailUnderTheFreezeIsSentAsATail) {
+  const std::string m2 = tree("store1", "home") + "/mdbox/storage/m.2";
+  env_.at_boundary = [&](const std::string& at) {
+    if (at == "final_sync.begin") write_file(m2, read_whole(m2) + "message three\n", 1'700'000'000'000'000'010);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(read_whole(tree("store2", "home") + "/mdbox/storage/m.2"), read_whole(m2));
+}
+
+// kill -9 at every step boundary, then resume: before the flip both trees
+// are rolled back, after it both are in place; the source is whole either way.
+TEST_F(DboxMoveTest, KilledAtEveryStepThenResumed) {
+  const auto home = files(tree("store1", "home")), alt = files(tree("store1", "alt"));
+  const std::vector<std::string> boundaries = {"precopy.begin", "precopy.end",    "freeze.end",  "kick.end",
+                                               "final_sync.begin", "final_sync.end", "verify.end",  "flip.begin",
+                                               "flip.end",      "thaw.end",       "sweep.end"};
+  for (const auto& at : boundaries) {
+    SCOPED_TRACE(at);
+    env_.die_at = at;
+    freeze_.calls.clear();
+    try {
+      (void)runner().move("alice@example.org", "store2", {});
+      FAIL() << "not killed";
+    } catch (const Killed&) {
+    }
+    env_.die_at.clear();
+    MoveFilter f;
+    f.user = "alice@example.org";
+    auto moves = journal_->list_moves(f);
+    ASSERT_TRUE(moves.ok());
+    const int64_t id = moves->front().id;
+    auto rec = runner().resume(id);
+    ASSERT_TRUE(rec.ok()) << rec.error().message();
+    EXPECT_THAT(stagings(), ::testing::IsEmpty());
+    EXPECT_EQ(files(tree("store1", "home")), home);
+    EXPECT_EQ(files(tree("store1", "alt")), alt);
+    const bool flipped = at == "flip.end" || at == "thaw.end" || at == "sweep.end";
+    if (flipped) {
+      EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+      EXPECT_EQ(files(tree("store2", "home")), home);
+      EXPECT_EQ(files(tree("store2", "alt")), alt);
+      dir_.accounts[0].host = "store1";
+      for (const char* t : {"home", "alt"}) fs::remove_all(tree("store2", t));
+      ASSERT_TRUE(journal_->update_move([&] {
+                    auto m = *journal_->get_move(id);
+                    m.state = MoveState::kPurged;
+                    return m;
+                  }())
+                      .ok());
+    } else {
+      EXPECT_EQ(rec->state, MoveState::kRolledBack) << rec->error;
+      for (const char* t : {"home", "alt"}) EXPECT_FALSE(fs::exists(tree("store2", t))) << t;
+      EXPECT_EQ(dir_.accounts[0].host, "store1");
+    }
+    EXPECT_FALSE(freeze_.frozen());
+  }
+}
+
+TEST_F(DboxMoveTest, AFormatChangeIsRefusedInOneLine) {
+  config_.servers[1].mail_location = "sdbox:~/mdbox:ALT=" + config_.servers[1].mail_root + "/alt/%d/%n";
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().message(),
+            "user alice@example.org: its mail on store1 is Dovecot mdbox (its files) but store2 reads Dovecot sdbox: "
+            "mailshard copies files and never converts between Maildir, sdbox and mdbox (give both servers' "
+            "mail_location the same format, or move the user with dsync)");
+  config_.servers[1].mail_location = "maildir:~/Maildir";
+  rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_THAT(rec.error().message(), HasSubstr("is Dovecot mdbox (its files) but store2 reads Dovecot Maildir"));
+  EXPECT_FALSE(fs::exists(tree("store2", "home")));
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+}
+
+TEST_F(DboxMoveTest, WithoutDoveadmTheMoveIsRefused) {
+  config_.servers[1].doveadm_url.clear();
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().message(), "user alice@example.org: a Dovecot mdbox move needs doveadm_url on both store1 and "
+                                   "store2: Dovecot's view of the copy gates the flip");
+}
+
+}  // namespace
+}  // namespace mailshard
