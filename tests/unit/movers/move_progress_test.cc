@@ -45,7 +45,7 @@ MoveProgress full_progress() {
   p.freeze_requested = true;
   p.freeze_owner = "7.9f3a1c2b";
   p.final_pass = full_stats(300, PassKind::kFrozen);
-  p.verify = VerifyReport{144, 32, 12, {"extra on the destination: 'cur/x'"}, 0.5};
+  p.verify = VerifyReport{144, 32, 12, {"extra on the destination: 'cur/x'"}, 0.5, {}};
   p.doveadm_mailboxes_compared = 12;
   p.renamed = true;
   p.swept = 3;
@@ -177,7 +177,7 @@ TEST(MoveProgress, RecordsOfTheUntypedBagParseToTheSameValues) {
   EXPECT_EQ(done.final_pass->bytes_sent, 11452);
   EXPECT_EQ(done.final_pass->tails, 11);
   ASSERT_TRUE(done.verify);
-  EXPECT_EQ(*done.verify, (VerifyReport{144, 32, 12, {}, 0.000775101}));
+  EXPECT_EQ(*done.verify, (VerifyReport{144, 32, 12, {}, 0.000775101, {}}));
   EXPECT_EQ(done.doveadm_mailboxes_compared, 12);
   EXPECT_TRUE(done.renamed);
   EXPECT_EQ(done.swept, 0);
