@@ -4,6 +4,7 @@
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "movers/mail_format.h"
 #include "movers/maildir_rules.h"
 #include "movers/move_runner.h"
 #include "movers/move_runner_internal.h"
@@ -93,6 +94,14 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
     return fmt::format("user {} on {}: move {} was a director move inside storage group '{}': no mail was copied, "
                        "so there is no copy to check (the mailbox stayed where it was on the shared mail root)",
                        printable(user), account->host, last->id, printable(progress->director->storage_group));
+  // dbox keeps messages in storage files, not one file each: this check
+  // would find none and pass on nothing, so it says what to use instead.
+  if (const ServerConfig* on = d_.config.find_server(account->host); on && is_dbox(server_location(*on).format))
+    return Error::invalid(fmt::format(
+        "user {} on {}: {} mail is in Dovecot's storage files, not one file per message, so `mailshard verify` cannot "
+        "check it; move {}'s flip compared both servers' doveadm views (every mailbox's UIDs and GUIDs); compare "
+        "them again with `doveadm fetch -u {} 'mailbox uid guid' all` on each server",
+        printable(user), account->host, mail_format_name(server_location(*on).format), last->id, printable(user)));
   auto blob = MS_TRY(d_.journal.get_blob(last->id, "sync_state"));
   if (!blob) return fmt::format("user {}: move {} copied an empty mailbox; nothing to check", printable(user), last->id);
   SyncState manifest = MS_TRY(SyncState::deserialize(*blob));
