@@ -164,22 +164,8 @@ class DboxMoveTest : public ::testing::Test {
   MoveRunner runner() {
     return MoveRunner(MoveDeps{config_, dir_, freeze_, kicker_, &view_, *journal_, clock_, env_, SyncOptions{}});
   }
-  static std::map<std::string, std::string> files(const std::string& dir) {
-    std::map<std::string, std::string> out;
-    if (!fs::exists(dir)) return out;
-    for (const auto& e : fs::recursive_directory_iterator(dir))
-      if (e.is_regular_file())
-        out[fs::relative(e.path(), dir).string()] =
-            read_whole(e.path().string()) + "@" +
-            std::to_string(fs::last_write_time(e.path()).time_since_epoch().count());
-    return out;
-  }
-  std::vector<std::string> stagings() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::recursive_directory_iterator(root_ + "/store2"))
-      if (e.path().filename().string().find("mailshard-incoming") != std::string::npos) out.push_back(e.path());
-    return out;
-  }
+  static std::map<std::string, std::string> files(const std::string& dir) { return testing::tree_files(dir); }
+  std::vector<std::string> stagings() const { return testing::staging_names(root_ + "/store2"); }
 
   std::string root_;
   Config config_;

@@ -97,24 +97,8 @@ class ExtraTreesMoveTest : public ::testing::Test {
   MoveRunner runner() {
     return MoveRunner(MoveDeps{config_, dir_, freeze_, kicker_, nullptr, *journal_, clock_, env_, SyncOptions{}});
   }
-  // Every file under a tree: relative path -> content and mtime.
-  static std::map<std::string, std::string> files(const std::string& dir) {
-    std::map<std::string, std::string> out;
-    if (!fs::exists(dir)) return out;
-    for (const auto& e : fs::recursive_directory_iterator(dir))
-      if (e.is_regular_file())
-        out[fs::relative(e.path(), dir).string()] =
-            read_whole(e.path().string()) + "@" +
-            std::to_string(fs::last_write_time(e.path()).time_since_epoch().count());
-    return out;
-  }
-  // Names with "mailshard-incoming" anywhere under store2.
-  std::vector<std::string> stagings() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::recursive_directory_iterator(root_ + "/store2"))
-      if (e.path().filename().string().find("mailshard-incoming") != std::string::npos) out.push_back(e.path());
-    return out;
-  }
+  static std::map<std::string, std::string> files(const std::string& dir) { return testing::tree_files(dir); }
+  std::vector<std::string> stagings() const { return testing::staging_names(root_ + "/store2"); }
 
   std::string root_;
   Config config_;

@@ -13,6 +13,7 @@
 
 #include "core/freeze_backend.h"
 #include "movers/move_runner.h"
+#include "tests/unit/movers/maildir_gen.h"
 #include "transport/transport_factory.h"
 
 namespace mailshard::testing {
@@ -86,6 +87,28 @@ inline void make_two_stores(const std::string& root, int streams, Config& config
   }
   config.move.headroom_bytes = 0;
   config.move.max_clock_skew_ms = 60'000;
+}
+
+// Every regular file under `dir`: relative path -> content "@" mtime (empty
+// when `dir` does not exist). Two trees that compare equal hold the same
+// bytes with the same mtimes.
+inline std::map<std::string, std::string> tree_files(const std::string& dir) {
+  namespace fs = std::filesystem;
+  std::map<std::string, std::string> out;
+  if (!fs::exists(dir)) return out;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file())
+      out[fs::relative(e.path(), dir).string()] = read_whole(e.path().string()) + "@" +
+                                                  std::to_string(fs::last_write_time(e.path()).time_since_epoch().count());
+  return out;
+}
+
+// Paths with "mailshard-incoming" (a move's staging) anywhere under `dir`.
+inline std::vector<std::string> staging_names(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir))
+    if (e.path().filename().string().find("mailshard-incoming") != std::string::npos) out.push_back(e.path());
+  return out;
 }
 
 }  // namespace mailshard::testing
