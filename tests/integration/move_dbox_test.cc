@@ -26,17 +26,13 @@ std::string dbox_location(const std::string& format, const std::string& root) {
 // Gives `user` the dbox location on `store` (Dovecot's side).
 void dbox_user(Lab& lab, const std::string& store, const std::string& user, const std::string& format) {
   const std::string root = lab.store_env(store, "MAIL_ROOT");
-  const std::string conf = lab.store_env(store, "CONF");
-  const std::string file = std::filesystem::path(conf).parent_path().string() + "/split-users";
   const auto at = user.find('@');
   const std::string domain = user.substr(at + 1), name = user.substr(0, at);
   // The alt root as an administrator prepares it: the mail user's, like the mail root.
   RunResult mk = lab.run({"install", "-d", "-o", lab.env("MAIL_UID"), "-g", lab.env("MAIL_GID"), root + "/alt",
                           root + "/alt/" + domain});
   if (mk.rc != 0) throw LabError("install -d " + root + "/alt/" + domain + ": " + mk.describe());
-  std::ofstream(file, std::ios::app) << user << "::" << lab.env("MAIL_UID") << ":" << lab.env("MAIL_GID")
-                                     << "::" << lab.home_path(store, user) << "::userdb_mail=" << format << ":~/"
-                                     << format << ":ALT=" << root << "/alt/" << domain << "/" << name << "\n";
+  set_user_mail_location(lab, store, user, format + ":~/" + format + ":ALT=" + root + "/alt/" + domain + "/" + name);
 }
 
 // Regular files under `dir` whose name starts with `prefix` (m. or u.).

@@ -25,15 +25,11 @@ std::string split_location(const std::string& root) {
 // Gives `user` its split location on `store` (Dovecot's side).
 void split_user(Lab& lab, const std::string& store, const std::string& user) {
   const std::string root = lab.store_env(store, "MAIL_ROOT");
-  const std::string conf = lab.store_env(store, "CONF");
-  const std::string file = std::filesystem::path(conf).parent_path().string() + "/split-users";
   const auto at = user.find('@');
   const std::string domain = user.substr(at + 1), name = user.substr(0, at);
-  std::ofstream(file, std::ios::app) << user << "::" << lab.env("MAIL_UID") << ":" << lab.env("MAIL_GID")
-                                     << "::" << lab.home_path(store, user)
-                                     << "::userdb_mail=maildir:~/Maildir:INDEX=" << root << "/index/" << domain
-                                     << "/" << name << ":CONTROL=" << root << "/control/" << domain << "/" << name
-                                     << "\n";
+  set_user_mail_location(lab, store, user,
+                         "maildir:~/Maildir:INDEX=" + root + "/index/" + domain + "/" + name + ":CONTROL=" + root +
+                             "/control/" + domain + "/" + name);
 }
 
 // The move of a user with split trees, through the config that `edits`

@@ -78,6 +78,26 @@ inline std::vector<std::string> staging_dirs(const std::string& home) {
   return out;
 }
 
+// Gives `user` the Dovecot mail_location `mail` on `store`: a line in the
+// store's split-users (a passwd-file userdb read before LDAP). Dovecot
+// re-reads that file at most once a second, so a login in the same second as
+// an earlier lookup would still see the old location: this waits until
+// `doveadm user` answers with the new one.
+inline void set_user_mail_location(Lab& lab, const std::string& store, const std::string& user,
+                                   const std::string& mail) {
+  const std::string conf = lab.store_env(store, "CONF");
+  const std::string file = std::filesystem::path(conf).parent_path().string() + "/split-users";
+  std::ofstream(file, std::ios::app) << user << "::" << lab.env("MAIL_UID") << ":" << lab.env("MAIL_GID")
+                                     << "::" << lab.home_path(store, user) << "::userdb_mail=" << mail << "\n";
+  RunResult r;
+  for (int i = 0; i < 50; ++i) {
+    r = lab.run({lab.dir() + "/bin/doveadm-" + store, "user", "-f", "mail", user});
+    if (r.rc == 0 && r.out.find(mail) != std::string::npos) return;
+    ::usleep(100 * 1000);
+  }
+  throw LabError("Dovecot on " + store + " does not give " + user + " the location " + mail + ": " + r.describe());
+}
+
 // How many times each Message-ID occurs over all folders of an IMAP state
 // taken with detail (detail rows are [uid, flags, internaldate, size, message-id]
 // or objects with a "message_id" key).
