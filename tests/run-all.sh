@@ -80,6 +80,21 @@ sanitizer_check() {  # LOG_DIR TREE WHAT
   fi
 }
 
+# failure_digest TREE: a short account of a tree's failed ctest run, printed last so
+# that a CI page showing only the end of the output still shows it: the first
+# assertion failures of the run, and the lab's Dovecot warnings and errors.
+failure_digest() {
+  local log=$1/Testing/Temporary/LastTest.log f
+  printf '\n--- %s: first failures\n' "$1"
+  [[ -f $log ]] && grep -n -A8 -E ': Failure$|Failed to|Error: ' "$log" | grep -v '^--$' | cut -c1-400 | head -60 || true
+  for f in "$1"/lab/logs/store*.log "$1"/lab/logs/shared*.log; do
+    [[ -f $f ]] || continue
+    printf -- '--- %s: warnings and errors\n' "$f"
+    # (not the sessions kicked by moves, nor the lab's own stop)
+    grep -v -E ' Info: | Debug: |Killed with signal 15|Connection lost to LDAP|Can.t connect to server' "$f" | tail -15 || true
+  done
+}
+
 step "install packages"
 bash tests/lab/install-deps.sh
 
@@ -130,6 +145,8 @@ else
   cat "$PLAIN_LOG"
   sanitizer_check "$ROOT/$ASAN_DIR/sanitizer-reports/integration" "$ASAN_DIR" "ASan+UBSan integration tests"
   if ((plain_rc != 0 || asan_rc != 0)); then
+    ((plain_rc == 0)) || failure_digest "$BUILD_DIR"
+    ((asan_rc == 0)) || failure_digest "$ASAN_DIR"
     echo "integration tests failed: plain tree exit $plain_rc, ASan+UBSan tree exit $asan_rc (output above)" >&2
     exit 1
   fi
