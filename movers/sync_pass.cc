@@ -41,9 +41,19 @@ Result<PassStats> PassRunner::run() {
   // reads a copy of their state entries and touches nothing shared; its
   // outcome is merged afterwards. (When the destination is listed, the
   // thread starts after that listing removed stale temps.)
+  //
+  // dbox keeps its messages where the indexes name them, and Dovecot reads a
+  // dbox copy whose index names a message the copy lacks as corrupt
+  // ("Unexpectedly lost uid"). A message is written before the index names
+  // it, so for dbox the indexes are copied first, then the source is listed
+  // and its messages (sdbox u.*, mdbox m.*) copied: the copy may hold mail
+  // its indexes do not name yet (the sweep imports it), never the reverse.
+  const bool index_first = holds_dbox_mail();
   std::vector<MetaItem> known_items;
+  std::vector<MetaItem> dbox_storage;  // index_first: known mdbox m.* files, sent after the listing
   Known known;
   MetaOutcome meta_out;
+  bool meta_started = false;
   std::thread meta_thread;
   struct JoinOnExit {
     std::thread& t;
@@ -51,33 +61,52 @@ Result<PassStats> PassRunner::run() {
       if (t.joinable()) t.join();
     }
   } join_on_exit{meta_thread};
+  auto meta_batch = [&] {
+    auto t0 = Steady::now();
+    if (auto st = metadata_batch(known_items, known, meta_out); !st.ok()) meta_out.error = std::move(st).error();
+    meta_out.stats.seconds = secs(Steady::now() - t0);
+  };
   auto start_meta = [&] {
     known_metadata(known_items, known);
-    meta_thread = std::thread([&] {
-      auto t0 = Steady::now();
-      if (auto st = metadata_batch(known_items, known, meta_out); !st.ok()) meta_out.error = std::move(st).error();
-      meta_out.stats.seconds = secs(Steady::now() - t0);
+    meta_started = true;
+    if (!index_first) {
+      meta_thread = std::thread(meta_batch);
+      return;
+    }
+    auto storage = std::stable_partition(known_items.begin(), known_items.end(), [](const MetaItem& m) {
+      return !is_mdbox_storage_file(path_last(m.rel));
     });
+    dbox_storage.assign(std::make_move_iterator(storage), std::make_move_iterator(known_items.end()));
+    known_items.erase(storage, known_items.end());
+    meta_batch();
   };
   std::unordered_set<std::string> listed_files;  // the plan's mutable files, filled after the diff
   auto join_meta = [&]() -> Status {
-    if (!meta_thread.joinable()) return {};
-    meta_thread.join();
-    stats_.phases.emplace_back("metadata_parallel", meta_out.stats.seconds);
+    if (!meta_started) return {};
+    meta_started = false;
+    if (meta_thread.joinable()) meta_thread.join();
+    stats_.phases.emplace_back(index_first ? "metadata_indexes_first" : "metadata_parallel", meta_out.stats.seconds);
     return merge_metadata(meta_out, &listed_files);
   };
-  if (!list_dst) start_meta();
 
-  // 1. Listings: source and destination in parallel.
+  // 1. Listings: source and destination in parallel (for dbox, the
+  // destination's, then the indexes, then the source's).
   DstExtras extras;
   Status dst_listed;
   std::thread dst_thread;
   if (list_dst) dst_thread = std::thread([&] { dst_listed = reconcile_with_destination(extras); });
+  if (index_first) {
+    if (dst_thread.joinable()) dst_thread.join();
+    MS_CHECK(dst_listed);
+    start_meta();
+  } else if (!list_dst) {
+    start_meta();
+  }
   auto src = e_.src_.list_tree(e_.src_home_);
   if (dst_thread.joinable()) dst_thread.join();
   if (!src.ok()) return std::move(src).error().context("list source " + e_.src_.describe());
   MS_CHECK(dst_listed);
-  if (list_dst) start_meta();
+  if (list_dst && !index_first) start_meta();
   timer.mark("scan");
 
   // 2. Diff.
@@ -90,6 +119,7 @@ Result<PassStats> PassRunner::run() {
     if (!known.count(m.path)) meta.push_back({m.path, m.cls, true, false});
     listed_files.insert(m.path);
   }
+  for (auto& m : dbox_storage) meta.push_back(std::move(m));
   std::vector<std::pair<std::string, EntryType>> file_deletes, dir_deletes;
   for (auto& d : plan.deletes) (d.second == EntryType::kDir ? dir_deletes : file_deletes).push_back(std::move(d));
   timer.mark("diff");
@@ -152,6 +182,18 @@ Result<PassStats> PassRunner::run() {
   MS_CHECK(run_sync_dirs());
   timer.mark("sync");
   return finish(timer);
+}
+
+bool PassRunner::holds_dbox_mail() const {
+  for (const auto& [dpath, ds] : st_.dirs) {
+    if (dpath.empty()) continue;
+    const std::string name = path_last(dpath);
+    if (name == "dbox-Mails" || name == "dbox-alt-Mails") return true;
+    if (name == "storage")
+      for (const auto& [file, es] : ds.entries)
+        if (es.type == EntryType::kFile && is_mdbox_storage_file(file)) return true;
+  }
+  return false;
 }
 
 Result<PassStats> PassRunner::finish(PhaseTimer& timer) {

@@ -151,6 +151,10 @@ class PassRunner {
   // streams are idle meanwhile anyway.
   Status apply_parallel(const std::vector<TreeOp>& ops, const OpDone& done);
 
+  // The state holds dbox mail: an sdbox dbox-Mails (or dbox-alt-Mails)
+  // directory, or an mdbox storage directory with m.* files.
+  bool holds_dbox_mail() const;
+
   // --- sync_namespace.cc: the destination's names ---
   Status reconcile_with_destination(DstExtras& extras);
   Status ensure_home(const TreePlan& plan);

@@ -8,12 +8,15 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <functional>
 #include <mutex>
 #include <set>
+#include <sstream>
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
@@ -265,7 +268,15 @@ class RecordingTransport final : public Transport {
   explicit RecordingTransport(Transport& t) : t_(t) {}
   std::string describe() const override { return t_.describe(); }
   int max_streams() const override { return t_.max_streams(); }
-  Result<TreeListing> list_tree(const std::string& h) override { return t_.list_tree(h); }
+  Result<TreeListing> list_tree(const std::string& h) override {
+    auto out = t_.list_tree(h);
+    {
+      std::lock_guard lock(mu_);
+      events.push_back("list");
+    }
+    if (after_list) after_list();
+    return out;
+  }
   Result<std::vector<StatResult>> stat(const std::vector<StatRequest>& r) override {
     std::lock_guard lock(mu_);
     for (const auto& q : r) stat_paths.push_back(q.path);
@@ -280,14 +291,21 @@ class RecordingTransport final : public Transport {
   Result<std::unique_ptr<FileReader>> open_reader(std::vector<ReadSpec> specs) override {
     {
       std::lock_guard lock(mu_);
-      for (const auto& s : specs) read_paths.push_back(s.path);
+      for (const auto& s : specs) {
+        read_paths.push_back(s.path);
+        events.push_back("read " + s.path);
+      }
     }
+    if (before_read) before_read(specs);
     if (hook_reader) return hook_reader(std::move(specs));
     return t_.open_reader(std::move(specs));
   }
   Result<std::unique_ptr<FileWriter>> open_writer(const WriterOptions& o) override { return t_.open_writer(o); }
 
   std::vector<std::string> stat_paths, read_paths;
+  std::vector<std::string> events;  // "list" (after the listing was taken), "read PATH"
+  std::function<void()> after_list;
+  std::function<void(const std::vector<ReadSpec>&)> before_read;
   std::function<Result<std::unique_ptr<FileReader>>(std::vector<ReadSpec>)> hook_reader;
   Transport& t_;
 
@@ -332,6 +350,107 @@ TEST_F(SyncEngineTest, FrozenPassStatsOnlyNewNamesAndMetadata) {
 // as a new inode). The result is byte-identical and verified, and the old
 // content is not sent. A swap of two names links one side only; a log
 // rotated to a new name (dovecot.index.log.2) is sent (a later batch).
+// sdbox: a message is written (u.N) before the index names it. A delivery
+// that lands after the frozen pass listed the source must not be named by
+// the copied index: Dovecot reads such a copy as corrupt ("Unexpectedly lost
+// uid"). So the indexes are read before the listing. Here every index read
+// waits briefly for a delivery made right after the listing; read before
+// the listing, the copy's index names only messages the copy has.
+TEST_F(SyncEngineTest, SdboxIndexesAreReadBeforeTheListingSoTheyNameOnlyCopiedMail) {
+  auto src_real = local(src_root_);
+  auto dst = local(dst_root_);
+  RecordingTransport src(*src_real);
+  const std::string box = src_home() + "/sdbox/mailboxes/INBOX/dbox-Mails/";
+  fs::create_directories(box);
+  // The "index" names its UIDs, one per line.
+  std::string index;
+  auto deliver = [&](int uid) {
+    testing::write_file(box + "u." + std::to_string(uid), "message " + std::to_string(uid) + "\n");
+    index += std::to_string(uid) + "\n";
+    testing::write_file(box + "dovecot.index", index);
+  };
+  for (int uid = 1; uid <= 20; ++uid) deliver(uid);
+  testing::write_file(src_home() + "/sdbox/dovecot.list.index", "INBOX\n");
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(src, *dst);
+  ASSERT_TRUE(e.warm_pass(state).ok());
+  deliver(21);
+  src.events.clear();
+
+  std::mutex mu;
+  std::condition_variable cv;
+  bool delivered = false;
+  src.after_list = [&] {
+    std::lock_guard lock(mu);
+    if (!delivered) deliver(22);
+    delivered = true;
+    cv.notify_all();
+  };
+  src.before_read = [&](const std::vector<ReadSpec>& specs) {
+    for (const auto& r : specs)
+      if (r.path.find("dovecot.index") != std::string::npos) {
+        std::unique_lock lock(mu);
+        cv.wait_for(lock, std::chrono::milliseconds(300), [&] { return delivered; });
+      }
+  };
+  auto fin = e.final_pass(state);
+  ASSERT_TRUE(fin.ok()) << fin.error().message();
+  src.after_list = nullptr;
+  src.before_read = nullptr;
+
+  const std::string dbox = dst_home() + "/sdbox/mailboxes/INBOX/dbox-Mails/";
+  std::istringstream copied(slurp(dbox + "dovecot.index"));
+  int named = 0;
+  for (std::string uid; std::getline(copied, uid); ++named)
+    EXPECT_TRUE(fs::exists(dbox + "u." + uid)) << "the copied index names u." << uid << ", which was not copied";
+  EXPECT_EQ(named, 21);
+  EXPECT_TRUE(fs::exists(dbox + "u.21"));
+  // The index was read before the listing.
+  auto list_at = std::find(src.events.begin(), src.events.end(), "list");
+  ASSERT_NE(list_at, src.events.end());
+  for (auto it = list_at; it != src.events.end(); ++it) EXPECT_EQ(it->find("dovecot.index"), std::string::npos) << *it;
+  // The next pass (the sweep's) brings the late message and its index.
+  ASSERT_TRUE(e.final_pass(state).ok());
+  expect_identical();
+}
+
+// mdbox: a delivery appends to a storage file (m.*) and then updates the
+// map and mailbox indexes. The frozen pass reads the indexes first and the
+// storage files after the listing, so the copied storage holds at least
+// what the copied indexes point at.
+TEST_F(SyncEngineTest, MdboxStorageFilesAreReadAfterTheIndexes) {
+  auto src_real = local(src_root_);
+  auto dst = local(dst_root_);
+  RecordingTransport src(*src_real);
+  const std::string root = src_home() + "/mdbox/";
+  fs::create_directories(root + "storage");
+  fs::create_directories(root + "mailboxes/INBOX/dbox-Mails");
+  std::string storage(40'000, 'm'), map = "map 1\n", box = "box 1\n";
+  auto write_all = [&] {
+    testing::write_file(root + "storage/m.1", storage);
+    testing::write_file(root + "storage/dovecot.map.index", map);
+    testing::write_file(root + "mailboxes/INBOX/dbox-Mails/dovecot.index", box);
+  };
+  write_all();
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(src, *dst);
+  ASSERT_TRUE(e.warm_pass(state).ok());
+  storage += std::string(5'000, 'n');
+  map += "map 2\n";
+  box += "box 2\n";
+  write_all();
+  src.events.clear();
+  auto fin = e.final_pass(state);
+  ASSERT_TRUE(fin.ok()) << fin.error().message();
+  std::vector<std::string> order;
+  for (const auto& ev : src.events)
+    if (ev == "list" || ev.find("dovecot.map.index") != std::string::npos ||
+        ev.find("dbox-Mails/dovecot.index") != std::string::npos || ev.find("storage/m.1") != std::string::npos)
+      order.push_back(ev.find("m.1") != std::string::npos ? "storage" : ev == "list" ? "list" : "index");
+  EXPECT_EQ(order, (std::vector<std::string>{"index", "index", "list", "storage"}));
+  expect_identical();
+}
+
 TEST_F(SyncEngineTest, ARenamedAsideIndexIsLinkedFromTheDestinationsCopyNotSent) {
   for (bool agent_transport : {false, true}) {
     SCOPED_TRACE(agent_transport ? "agent" : "local");
