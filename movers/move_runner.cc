@@ -910,28 +910,53 @@ Result<int> MoveRunner::files_in_tmp(Ctx& c) {
 }
 
 Status MoveRunner::kick(Ctx& c) {
-  MS_CHECK(d_.kicker.kick(c.rec.user, c.from->name));
-  // Wait, bounded, until no session is left and no delivery is in flight
-  // (a file in a Maildir tmp/).
-  int64_t deadline = d_.clock.monotonic_ms() + d_.config.kick.wait_ms;
+  // Kick, then wait, bounded, until no session is left and no delivery is in
+  // flight (a file in a Maildir tmp/). A store that does not answer in time
+  // (doveadm busy or restarting: a timeout, a refused connection) is asked
+  // again within the same bound, like a session that has not gone yet; any
+  // other failure ends the step.
+  auto transient = [](const Error& e) {
+    return e.code() == ErrorCode::kTimeout || e.code() == ErrorCode::kUnavailable;
+  };
+  const int64_t deadline = d_.clock.monotonic_ms() + d_.config.kick.wait_ms;
+  Status kicked = d_.kicker.kick(c.rec.user, c.from->name);
+  if (!kicked.ok() && !transient(kicked.error())) return kicked;
   std::string why;
   while (true) {
     int sessions = 0;
-    auto n = d_.kicker.sessions(c.rec.user, c.from->name);
-    if (n.ok()) sessions = *n;
-    else if (n.error().code() != ErrorCode::kUnsupported) return std::move(n).error();
+    bool answered = true;
+    if (kicked.ok()) {
+      auto n = d_.kicker.sessions(c.rec.user, c.from->name);
+      if (n.ok()) {
+        sessions = *n;
+      } else if (transient(n.error())) {
+        answered = false;
+        why = n.error().message();
+      } else if (n.error().code() != ErrorCode::kUnsupported) {
+        return std::move(n).error();
+      }
+    } else {
+      answered = false;
+      why = kicked.error().message();
+    }
     int in_flight = 0;
     if (!c.progress.empty_source) {
       auto n_tmp = files_in_tmp(c);
       if (!n_tmp.ok()) return std::move(n_tmp).error().context(c.from->name);
       in_flight = *n_tmp;
     }
-    if (sessions == 0 && in_flight == 0) break;
-    why = fmt::format("{} session(s) and {} delivery file(s) in tmp/ remain", sessions, in_flight);
+    if (answered && sessions == 0 && in_flight == 0) break;
+    if (answered) why = fmt::format("{} session(s) and {} delivery file(s) in tmp/ remain", sessions, in_flight);
     if (d_.clock.monotonic_ms() > deadline)
       return Error::timeout(fmt::format("{} on {} after waiting {}", why, c.from->name,
                                         format_duration_ms(d_.config.kick.wait_ms)));
-    if (sessions > 0) (void)d_.kicker.kick(c.rec.user, c.from->name);
+    if (!answered)
+      spdlog::warn("move {}: {} did not answer ({}); asking again until the kick's wait ends", printable(c.rec.user),
+                   c.from->name, why);
+    if (!kicked.ok() || sessions > 0) {
+      kicked = d_.kicker.kick(c.rec.user, c.from->name);
+      if (!kicked.ok() && !transient(kicked.error())) return kicked;
+    }
     d_.clock.sleep_ms(kDrainPollMs);
   }
   return {};

@@ -4,6 +4,7 @@
 // (tests/support/fakes.h).
 #pragma once
 
+#include <deque>
 #include <filesystem>
 #include <functional>
 #include <map>
@@ -45,13 +46,24 @@ class RecordingFreeze : public FreezeBackend {
 
 class RecordingKicker : public SessionKicker {
  public:
-  int kicks = 0;
+  int kicks = 0, lookups = 0;
+  // Failures the next calls return, in order (then success).
+  std::deque<Error> kick_errors, session_errors;
   std::string_view name() const override { return "recording"; }
   Status kick(const std::string&, const std::string&) override {
     ++kicks;
-    return {};
+    if (kick_errors.empty()) return {};
+    Error e = kick_errors.front();
+    kick_errors.pop_front();
+    return e;
   }
-  Result<int> sessions(const std::string&, const std::string&) override { return 0; }
+  Result<int> sessions(const std::string&, const std::string&) override {
+    ++lookups;
+    if (session_errors.empty()) return 0;
+    Error e = session_errors.front();
+    session_errors.pop_front();
+    return e;
+  }
 };
 
 class LocalEnv : public MoveEnvironment {

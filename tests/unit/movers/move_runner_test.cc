@@ -161,6 +161,44 @@ TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
 // A move a stretch at a time (MoveTask): one step per advance, except that
 // the frozen stretch runs whole, so a thread carrying other moves never makes
 // a frozen user wait. Two moves interleaved on one thread both end done.
+// A store whose doveadm does not answer in time (busy, restarting) is asked
+// again within kick.wait_ms, like a session that has not gone yet: the move
+// goes on once it answers.
+TEST_F(MoveRunnerTest, AKickThatTimesOutIsAskedAgainWithinTheWait) {
+  kicker_.kick_errors = {Error::timeout("doveadm kick: POST http://store1/doveadm/v1: Timeout was reached"),
+                         Error::unavailable("doveadm kick: connection refused")};
+  kicker_.session_errors = {Error::timeout("doveadm who: POST http://store1/doveadm/v1: Timeout was reached")};
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(kicker_.kicks, 3) << "two that failed, then one answered";
+  EXPECT_EQ(kicker_.lookups, 2);
+  EXPECT_EQ(dir_.account("alice").host, "store2");
+}
+
+// ... but only within the wait: a store that never answers rolls the move
+// back, naming what it said; and a failure that asking again cannot mend
+// (a refused password) rolls back at once.
+TEST_F(MoveRunnerTest, AKickThatNeverAnswersOrIsRefusedRollsBack) {
+  for (int i = 0; i < 1000; ++i) kicker_.kick_errors.push_back(Error::timeout("doveadm kick: Timeout was reached"));
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kRolledBack);
+  EXPECT_THAT(rec->error, HasSubstr("doveadm kick: Timeout was reached on store1 after waiting 30.0s"));
+  EXPECT_GT(kicker_.kicks, 2);
+  EXPECT_EQ(dir_.account("alice").host, "store1");
+  EXPECT_FALSE(freeze_.frozen());
+
+  kicker_.kicks = 0;
+  kicker_.kick_errors = {Error(ErrorCode::kPermission, "doveadm kick: HTTP 401")};
+  rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kRolledBack);
+  EXPECT_THAT(rec->error, HasSubstr("HTTP 401"));
+  EXPECT_EQ(kicker_.kicks, 1);
+  EXPECT_FALSE(freeze_.frozen());
+}
+
 TEST_F(MoveRunnerTest, ATaskAdvancesAStepAtATimeAndTheFrozenStretchWhole) {
   testing::GenOptions g;
   g.messages = 20;
