@@ -6,7 +6,11 @@
 // folder's UIDVALIDITY, every UID with its flags and INTERNALDATE are the
 // source's, and every delivered message is there exactly once. On disk: the
 // alt files are in store2's alt tree, and no staging or sweep directory is
-// left. Then the same for an sdbox user.
+// left. Then the same for an sdbox user; and an sdbox move killed as its
+// sweep begins, with late mail on the source, that `resume` finishes.
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -147,6 +151,68 @@ void move_dbox_user(const std::string& format, const std::string& file_prefix) {
 TEST(MoveDbox, MdboxWithAltStorageMovesWithEveryUid) { move_dbox_user("mdbox", "m."); }
 
 TEST(MoveDbox, SdboxWithAltStorageMovesWithEveryUid) { move_dbox_user("sdbox", "u."); }
+
+// kill -9 as the sweep begins, with mail that reached the source after the
+// flip (an MTA with a stale route: saved by store1's Dovecot): `resume`
+// imports it through doveadm exactly once, and purge's last sweep does not
+// import it again. Every UID of the move is kept.
+TEST(MoveDbox, KilledAsTheSweepBeginsResumeImportsLateMailOnce) {
+  Lab& lab = Lab::get();
+  const std::string user = lab.add_user("store1");
+  dbox_user(lab, "store1", user, "sdbox");
+  dbox_user(lab, "store2", user, "sdbox");
+  ASSERT_EQ(lab.fill_mailbox(user, 80, 17)["appended"], 80);
+  nlohmann::json before = lab.imap_state(user, "store1", /*detail=*/true);
+  const std::string root1 = lab.store_env("store1", "MAIL_ROOT"), root2 = lab.store_env("store2", "MAIL_ROOT");
+  const std::string cfg = lab_config(
+      "dbox_crash",
+      {{"(name = \"store1\"\n)", "$1mail_location = \"" + dbox_location("sdbox", root1) + "\"\n"},
+       {"(name = \"store2\"\n)", "$1mail_location = \"" + dbox_location("sdbox", root2) + "\"\n"}});
+  // The hook: two messages saved on store1, then the mover is killed.
+  const std::string tag = "late-" + std::to_string(::getpid());
+  const std::string script = lab.dir() + "/" + tag + ".sh";
+  std::ofstream(script) << "#!/bin/sh\nset -e\nfor i in 1 2; do\n  printf 'From: late@example.net\\r\\nTo: " << user
+                        << "\\r\\nMessage-ID: <" << tag << "-'$i'@example.net>\\r\\nSubject: late '$i'\\r\\n\\r\\n"
+                        << "after the flip\\r\\n' | " << lab.dir() << "/bin/doveadm-store1 save -u " << user
+                        << "\ndone\nkill -9 $PPID\n";
+  ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"}, {"MAILSHARD_TEST_AT=sweep.begin:run:" + script});
+  ASSERT_EQ(r.rc, 128 + 9) << "the move should have died as the sweep began: " << r.describe();
+  EXPECT_EQ(lab.ldap_get(user, "mailHost"), "store2") << "it died after the flip";
+
+  RunResult res = mailshard(cfg, {"resume"});
+  ASSERT_EQ(res.rc, 0) << res.describe();
+  nlohmann::json m = latest_move(cfg, user);
+  EXPECT_EQ(m["state"], "done") << m.dump();
+  EXPECT_EQ(m["detail"]["swept"], 2) << m["detail"].dump();
+  EXPECT_EQ(lab.ldap_get(user, "mailAccountStatus"), "active");
+
+  auto check = [&](const char* when) {
+    SCOPED_TRACE(when);
+    nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
+    ASSERT_EQ(after["store"], "store2");
+    for (const auto& [folder, f] : before["folders"].items()) {
+      SCOPED_TRACE(folder);
+      ASSERT_TRUE(after["folders"].contains(folder));
+      EXPECT_EQ(after["folders"][folder]["uidvalidity"], f["uidvalidity"]);
+      std::map<int64_t, nlohmann::json> now;
+      for (const auto& row : after["folders"][folder]["detail"]) now[row["uid"].get<int64_t>()] = row;
+      for (const auto& row : f["detail"]) {
+        auto it = now.find(row["uid"].get<int64_t>());
+        ASSERT_NE(it, now.end()) << row.dump();
+        EXPECT_EQ(it->second["message_id"], row["message_id"]);
+        EXPECT_EQ(it->second["flags"], row["flags"]);
+      }
+    }
+    auto counts = message_id_counts(after);
+    for (int i = 1; i <= 2; ++i) EXPECT_EQ(counts["<" + tag + "-" + std::to_string(i) + "@example.net>"], 1) << i;
+  };
+  check("after resume");
+  RunResult p = mailshard(cfg, {"purge", "--user", user, "--older-than", "0s"});
+  EXPECT_EQ(p.rc, 0) << p.describe();
+  check("after purge");
+  EXPECT_TRUE(leftovers(lab.home_path("store2", user)).empty());
+}
 
 }  // namespace
 }  // namespace mailshard::testing
