@@ -190,8 +190,13 @@ def main():
     ap.add_argument("--messages", type=int, required=True, metavar="N")
     ap.add_argument("--seed", type=int, default=1, help="same seed, same mailbox (default 1)")
     ap.add_argument("--via", help="store to fill (default: the user's mailHost)")
+    ap.add_argument("--leaf-folders", action="store_true",
+                    help="no mail in folders that have subfolders (Archive, Lists): an mbox folder is a file "
+                         "and cannot have any")
     ap.add_argument("--password", default="secret")
     a = ap.parse_args()
+    folders = [f for f in FOLDERS
+               if not (a.leaf_folders and any(len(o[0]) > len(f[0]) and o[0][:len(f[0])] == f[0] for o in FOLDERS))]
     if a.messages < 0:
         ap.error("--messages must be >= 0")
 
@@ -219,7 +224,7 @@ def main():
         existing = {raw: delim for _, raw, _, delim in imap.list()}
         delim = next(iter(existing.values()), "/") or "/"
         names = {}  # parts -> raw IMAP name
-        for parts, _, subscribed in FOLDERS:
+        for parts, _, subscribed in folders:
             raw = "INBOX" if parts == ("INBOX",) else mutf7_encode(delim.join(parts))
             if courier and raw != "INBOX":
                 raw = "INBOX" + delim + raw
@@ -232,18 +237,20 @@ def main():
                 imap.command("SUBSCRIBE", quote(raw))
         if "ACL" in server_capabilities(imap):
             for parts, ident, rights in ACLS:
+                if parts not in names:
+                    continue
                 imap.command("SETACL", quote(names[parts]), quote(ident), quote(rights))
 
         # Which message goes where, and when: folders by weight, dates ascending in each folder.
         rng = random.Random(a.seed)
-        weights = [w for _, w, _ in FOLDERS]
-        plan = {parts: [] for parts, _, _ in FOLDERS}
+        weights = [w for _, w, _ in folders]
+        plan = {parts: [] for parts, _, _ in folders}
         for i in range(1, a.messages + 1):
-            parts = rng.choices(FOLDERS, weights)[0][0]
+            parts = rng.choices(folders, weights)[0][0]
             plan[parts].append((EPOCH_2023 + rng.randrange(SPAN_S), i))
 
         summary = {}
-        for parts, _, _ in FOLDERS:
+        for parts, _, _ in folders:
             raw, items = names[parts], sorted(plan[parts])
             appended = []  # (uid, i)
             batch, batch_bytes, batch_ids = [], 0, []
@@ -290,6 +297,8 @@ def main():
 
         # COPY (hard links in Dovecot's maildir): some INBOX mail to Archive, some Lists mail to Old Stuff.
         for src, dst in ((("INBOX",), ("Archive",)), (("Lists", "dovecot"), ("Old Stuff",))):
+            if src not in names or dst not in names:
+                continue
             imap.examine(names[src])
             uids = [int(m["UID"]) for m in imap.fetch("1:*", "(UID)")] if plan[src] else []
             pick = uids[1::max(1, len(uids) // 10)][:10]

@@ -404,13 +404,15 @@ std::string Lab::add_user(const std::string& store) const {
   throw LabError("add_user: found no free user number");
 }
 
-nlohmann::json Lab::fill_mailbox(const std::string& user, int messages, int seed, const std::string& via) const {
+nlohmann::json Lab::fill_mailbox(const std::string& user, int messages, int seed, const std::string& via,
+                                 const std::vector<std::string>& extra) const {
   std::vector<std::string> args = {"--user", user, "--messages", std::to_string(messages), "--seed",
                                    std::to_string(seed)};
   if (!via.empty()) {
     args.push_back("--via");
     args.push_back(via);
   }
+  args.insert(args.end(), extra.begin(), extra.end());
   return run_json("fill_mailbox.py", std::move(args));
 }
 

@@ -103,9 +103,9 @@ class Lab {
 
   // fill_mailbox.py: MESSAGES messages, folders, subscriptions, flags/keywords, UID gaps, hard
   // linked copies and a sieve script for USER, through IMAP on VIA (default: its mailHost).
-  // Returns fill_mailbox.py's JSON summary.
-  nlohmann::json fill_mailbox(const std::string& user, int messages, int seed = 1,
-                              const std::string& via = {}) const;
+  // Returns fill_mailbox.py's JSON summary. `extra`: more of its options (--leaf-folders).
+  nlohmann::json fill_mailbox(const std::string& user, int messages, int seed = 1, const std::string& via = {},
+                              const std::vector<std::string>& extra = {}) const;
 
   // Where USER's home is / would be on STORE: <STORE mail root>/<mailMessageStore>. Whether it
   // exists is not checked.
