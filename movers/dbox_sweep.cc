@@ -134,8 +134,13 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
   const MailLocation loc = server_location(*c.from);
   const std::string root = into.mail_root == "/" ? "" : into.mail_root;
   MS_CHECK_CTX(copy(c.progress.src_home, side + "/home"), fail("side copy of the home"));
-  std::string location = fmt::format("{}:{}", loc.format == MailFormat::kSdbox ? "sdbox" : "mdbox",
-                                     location_path(root + "/" + side + "/home" + (loc.maildir.empty() ? "" : "/" + loc.maildir)));
+  const std::string side_home = root + "/" + side + "/home";
+  const char* format = loc.format == MailFormat::kSdbox ? "sdbox" : loc.format == MailFormat::kMdbox ? "mdbox" : "mbox";
+  std::string location =
+      fmt::format("{}:{}", format, location_path(side_home + (loc.maildir.empty() ? "" : "/" + loc.maildir)));
+  // mbox's INBOX file (inside the mail path: ~/mail/inbox), in the side copy.
+  if (const std::string* inbox = loc.option("INBOX"); inbox && starts_with(*inbox, "~/"))
+    location += fmt::format(":INBOX={}", location_path(side_home + inbox->substr(1)));
   for (const auto& t : c.progress.trees) {
     if (!MS_TRY(exists(*c.src, t.src))) continue;
     const std::string side_tree = side + "/" + t.name;

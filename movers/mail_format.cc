@@ -23,6 +23,14 @@ Result<MailFormat> detect_home_format(Transport& t, const std::string& home, con
   // dbox keeps no uidlist: its directories say which one. mdbox has
   // storage/ (the m.* files) and mailboxes/ (the folders' indexes), sdbox
   // only mailboxes/ (with the u.* files).
+  // mbox: Dovecot's index directory (.imap) in the mail path says it is
+  // Dovecot's mbox; without it nothing is concluded (the declared format holds).
+  if (loc.format == MailFormat::kMbox) {
+    const std::string dir = loc.maildir.empty() ? home : home + "/" + loc.maildir;
+    auto st = MS_TRY(t.stat({{dir + "/.imap", {}}}));
+    if (st[0].error && st[0].error->code() != ErrorCode::kNotFound) return *st[0].error;
+    return !st[0].error && st[0].attrs.type == EntryType::kDir ? MailFormat::kMbox : MailFormat::kUnknown;
+  }
   if (is_dbox(loc.format)) {
     const std::string dir = loc.maildir.empty() ? home : home + "/" + loc.maildir;
     auto st = MS_TRY(t.stat({{dir + "/storage", {}}, {dir + "/mailboxes", {}}}));
@@ -66,9 +74,9 @@ std::optional<std::string> format_change_refusal(const std::string& user, MailFo
   if (src == MailFormat::kUnknown || dst == MailFormat::kUnknown || src == dst) return std::nullopt;
   if (src == MailFormat::kCourier && dst == MailFormat::kDovecot) return std::nullopt;  // converted on the way
   const std::string how = files != MailFormat::kUnknown ? "its files" : "mail_location";
-  if (is_dbox(src) || is_dbox(dst))
+  if (moved_through_doveadm(src) || moved_through_doveadm(dst))
     return fmt::format("user {}: its mail on {} is {} ({}) but {} reads {}: mailshard copies files and never converts "
-                       "between Maildir, sdbox and mdbox (give both servers' mail_location the same format, or move "
+                       "between Maildir, sdbox, mdbox and mbox (give both servers' mail_location the same format, or move "
                        "the user with dsync)",
                        printable(user), from.name, mail_format_name(src), how, to.name, mail_format_name(dst));
   return fmt::format("user {}: its mail on {} is {} ({}) but {} reads {}: moved unconverted, Courier would give its "

@@ -42,7 +42,7 @@ Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
     Transport* cur = MS_TRY_CTX(d_.env.transport(now_on->name), now_on->name);
     auto run = [&]() -> Status {
       int64_t swept = 0;
-      if (dbox(c)) MS_CHECK(sweep_dbox(c, *now_on, *cur, account->home_rel, swept));
+      if (via_doveadm(c)) MS_CHECK(sweep_dbox(c, *now_on, *cur, account->home_rel, swept));
       else MS_CHECK(sweep_into(c, *cur, account->home_rel, swept));
       c.progress.purge_swept = swept;
       // Mail added behind Dovecot's back: recount the quota there (advisory,
@@ -96,7 +96,7 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
                        printable(user), account->host, last->id, printable(progress->director->storage_group));
   // dbox keeps messages in storage files, not one file each: this check
   // would find none and pass on nothing, so it says what to use instead.
-  if (const ServerConfig* on = d_.config.find_server(account->host); on && is_dbox(server_location(*on).format))
+  if (const ServerConfig* on = d_.config.find_server(account->host); on && moved_through_doveadm(server_location(*on).format))
     return Error::invalid(fmt::format(
         "user {} on {}: {} mail is in Dovecot's storage files, not one file per message, so `mailshard verify` cannot "
         "check it; move {}'s flip compared both servers' doveadm views (every mailbox's UIDs and GUIDs); compare "

@@ -632,7 +632,7 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     // dbox: flags, keywords and folder membership are in Dovecot's binary
     // indexes; Dovecot's own view of the copy gates the flip (and imports
     // late mail), so both servers need their doveadm.
-    if (dbox(c) && (!d_.mailbox_status || c.from->doveadm_url.empty() || c.to->doveadm_url.empty()))
+    if (via_doveadm(c) && (!d_.mailbox_status || c.from->doveadm_url.empty() || c.to->doveadm_url.empty()))
       return Error::invalid(fmt::format("user {}: a {} move needs doveadm_url on both {} and {}: Dovecot's view of "
                                         "the copy gates the flip",
                                         printable(c.rec.user), mail_format_name(server_location(*c.from).format),
@@ -995,7 +995,7 @@ Status MoveRunner::final_sync(Ctx& c) {
   // (Not for a Courier mailbox: Dovecot's view of it is not Courier's.)
   // For dbox, every mailbox with its messages' UIDs and GUIDs: the flip
   // compares the destination's view of the copy to it.
-  if (dbox(c) && !c.progress.empty_source) {
+  if (via_doveadm(c) && !c.progress.empty_source) {
     c.src_contents =
         MS_TRY_CTX(d_.mailbox_status->mailbox_contents(c.rec.user, c.from->name), fmt::format("user {}", printable(c.rec.user)));
   } else if (d_.mailbox_status && !c.from->doveadm_url.empty() && !c.progress.convert && !c.progress.empty_source) {
@@ -1174,8 +1174,8 @@ Status MoveRunner::compare_mailbox_status(Ctx& c) {
   return {};
 }
 
-bool MoveRunner::dbox(const Ctx& c) const {
-  return c.from && is_dbox(server_location(*c.from).format);
+bool MoveRunner::via_doveadm(const Ctx& c) const {
+  return c.from && moved_through_doveadm(server_location(*c.from).format);
 }
 
 // dbox keeps a "dbox-alt-root" symlink to the ALT path it was configured
@@ -1282,7 +1282,7 @@ Status MoveRunner::flip(Ctx& c) {
   //    look once the copy is at its path; a difference rolls back like any
   //    failure before the commit point (the renamed trees are removed once
   //    LDAP confirms the user was not flipped).
-  if (dbox(c) && !c.progress.empty_source) {
+  if (via_doveadm(c) && !c.progress.empty_source) {
     MS_CHECK(retarget_alt_root(c));
     MS_CHECK(check_destination_contents(c));
   }
@@ -1360,7 +1360,7 @@ Status MoveRunner::sweep(Ctx& c) {
   if (c.state_loaded) MS_CHECK(save_state(c));  // the final pass's state (see final_sync)
   int64_t swept = 0;
   c.swept_source = MS_TRY(exists(*c.src, c.progress.src_home));
-  if (c.swept_source && dbox(c)) MS_CHECK(sweep_dbox(c, *c.to, *c.dst, c.dst_final, swept));
+  if (c.swept_source && via_doveadm(c)) MS_CHECK(sweep_dbox(c, *c.to, *c.dst, c.dst_final, swept));
   else if (c.swept_source) MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
   c.last_swept = swept;
   c.progress.swept = c.progress.swept.value_or(0) + swept;

@@ -207,7 +207,8 @@ class MoveRunner {
   // doveadm view against the source's (c.src_contents). kVerifyFailed.
   Status check_destination_contents(Ctx& c);
   Status retarget_alt_root(Ctx& c);
-  bool dbox(const Ctx& c) const;
+  // sdbox, mdbox or mbox (moved_through_doveadm): checked and swept through doveadm.
+  bool via_doveadm(const Ctx& c) const;
   // movers/dbox_sweep.cc: the source's UIDNEXTs under the freeze, journaled
   // by the flip before the LDAP modify; and the sweep of late mail into
   // `into` (the user's home there: dst_home) by doveadm import.

@@ -96,6 +96,7 @@ std::string_view mail_format_name(MailFormat f) {
     case MailFormat::kCourier: return "Courier-IMAP Maildir++";
     case MailFormat::kSdbox: return "Dovecot sdbox";
     case MailFormat::kMdbox: return "Dovecot mdbox";
+    case MailFormat::kMbox: return "Dovecot mbox";
     case MailFormat::kUnknown: break;
   }
   return "unknown";
@@ -120,7 +121,7 @@ const std::string* MailLocation::option(std::string_view key) const {
 std::string MailLocation::naming_options() const {
   std::vector<std::string> out;
   for (const auto& [k, v] : options)
-    if (among(kNamingKeys, k)) out.push_back(among(kFlagKeys, k) ? k : k + "=" + v);
+    if (among(kNamingKeys, k) || k == "INBOX") out.push_back(among(kFlagKeys, k) ? k : k + "=" + v);
   std::sort(out.begin(), out.end());
   return join(out, ":");
 }
@@ -209,11 +210,13 @@ Result<MailLocation> parse_mail_location(std::string_view text) {
     loc.format = MailFormat::kSdbox;
   } else if (format == "mdbox") {
     loc.format = MailFormat::kMdbox;
-  } else if (format == "mbox" || format == "dbox") {
-    return Error::invalid(fmt::format("'{}': the format {} is not supported (maildir, courier, sdbox and mdbox are)",
+  } else if (format == "mbox") {
+    loc.format = MailFormat::kMbox;
+  } else if (format == "dbox") {
+    return Error::invalid(fmt::format("'{}': the format {} is not supported (maildir, courier, sdbox, mdbox and mbox are)",
                                       shown, printable(std::string(format))));
   } else {
-    return Error::invalid(fmt::format("'{}': unknown format '{}' (maildir, courier, sdbox or mdbox)", shown,
+    return Error::invalid(fmt::format("'{}': unknown format '{}' (maildir, courier, sdbox, mdbox or mbox)", shown,
                                       printable(std::string(format))));
   }
   const std::vector<std::string> parts = split_location(text.substr(colon + 1));
@@ -244,8 +247,23 @@ Result<MailLocation> parse_mail_location(std::string_view text) {
     if (key.empty()) return Error::invalid(fmt::format("'{}': an empty option (write KEY=VALUE)", shown));
     if (loc.option(key)) return bad("given twice");
     if (key == "ALT" && !is_dbox(loc.format)) return bad("ALT= is for sdbox and mdbox only");
-    if (key == "INBOX")
-      return bad("an INBOX outside the mail path is not supported yet (its mail would be left behind)");
+    if (key == "INBOX") {
+      // mbox's INBOX is one file: moved with the mail path when it is in it
+      // (~/mail/inbox). A spool file (/var/mail/%u) sits in a directory of
+      // every user's spools, which is no one user's tree to move.
+      if (loc.format != MailFormat::kMbox) return bad("INBOX= is for mbox only");
+      const std::string inside = "~/" + loc.maildir + "/";
+      if (loc.maildir.empty() || !starts_with(value, inside) || value.size() == inside.size() ||
+          value.find('%') != std::string::npos)
+        return bad(fmt::format("an INBOX outside the mail path is not supported (write INBOX={}inbox; a spool file "
+                               "such as /var/mail/%u is in a directory shared by every user's spool)",
+                               inside));
+      const std::string rest = value.substr(inside.size());
+      for (const auto& part : split(rest, '/'))
+        if (part.empty() || part == "." || part == "..") return bad("must be a plain path inside the mail path");
+      loc.options.emplace_back(std::move(key), std::move(value));
+      continue;
+    }
     if (key == "INDEXPVT" || key == "INDEXSHARED")
       return bad("indexes of shared mailboxes are not supported (they would be left behind)");
     const bool flag = among(kFlagKeys, key);

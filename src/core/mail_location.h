@@ -45,15 +45,20 @@
 
 namespace mailshard {
 
-enum class MailFormat { kUnknown, kDovecot, kCourier, kSdbox, kMdbox };
+enum class MailFormat { kUnknown, kDovecot, kCourier, kSdbox, kMdbox, kMbox };
 
 // "Dovecot Maildir", "Courier-IMAP Maildir++", "Dovecot sdbox", "Dovecot
-// mdbox", "unknown".
+// mdbox", "Dovecot mbox", "unknown".
 std::string_view mail_format_name(MailFormat f);
 
 // sdbox or mdbox: Dovecot's own formats, whose flags, keywords and (mdbox)
 // folder membership live only in Dovecot's index files.
 constexpr bool is_dbox(MailFormat f) { return f == MailFormat::kSdbox || f == MailFormat::kMdbox; }
+
+// sdbox, mdbox and mbox: no file per message named with its flags, so a move
+// of them is checked before the flip, and its late mail imported, through
+// Dovecot's doveadm on both servers (Maildir's are checked and swept as files).
+constexpr bool moved_through_doveadm(MailFormat f) { return is_dbox(f) || f == MailFormat::kMbox; }
 
 struct MailLocation {
   MailFormat format = MailFormat::kUnknown;
@@ -65,7 +70,7 @@ struct MailLocation {
   // The value of KEY, or nullptr.
   const std::string* option(std::string_view key) const;
   // The options that change names inside the trees (LAYOUT, UTF-8, DIRNAME,
-  // ...), sorted, as "KEY=VALUE:..." ("" when none): two servers whose
+  // ..., and mbox's INBOX file), sorted, as "KEY=VALUE:..." ("" when none): two servers whose
   // naming options differ would read a byte-exact copy differently.
   std::string naming_options() const;
 };

@@ -60,6 +60,32 @@ std::vector<std::string> leftovers(const std::string& home) {
   return out;
 }
 
+// Every folder of `before` is in `after` with its UIDVALIDITY, and every
+// message with its UID, Message-ID, flags (and INTERNALDATE when asked).
+void expect_uids_kept(const nlohmann::json& before, const nlohmann::json& after, bool internaldate = true) {
+  for (const auto& [folder, f] : before["folders"].items()) {
+    SCOPED_TRACE(folder);
+    ASSERT_TRUE(after["folders"].contains(folder));
+    const auto& g = after["folders"][folder];
+    if (f.value("noselect", false)) {  // an mbox folder with subfolders is a directory
+      EXPECT_TRUE(g.value("noselect", false)) << g.dump();
+      continue;
+    }
+    EXPECT_EQ(g["uidvalidity"], f["uidvalidity"]);
+    std::map<int64_t, nlohmann::json> now;
+    for (const auto& row : g["detail"]) now[row["uid"].get<int64_t>()] = row;
+    for (const auto& row : f["detail"]) {
+      auto it = now.find(row["uid"].get<int64_t>());
+      ASSERT_NE(it, now.end()) << row.dump();
+      EXPECT_EQ(it->second["message_id"], row["message_id"]);
+      EXPECT_EQ(it->second["flags"], row["flags"]);
+      if (internaldate) {
+        EXPECT_EQ(it->second["internaldate"], row["internaldate"]);
+      }
+    }
+  }
+}
+
 void move_dbox_user(const std::string& format, const std::string& file_prefix) {
   Lab& lab = Lab::get();
   const std::string user = lab.add_user("store1");
@@ -108,21 +134,7 @@ void move_dbox_user(const std::string& format, const std::string& file_prefix) {
 
   nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
   ASSERT_EQ(after["store"], "store2");
-  for (const auto& [folder, f] : before["folders"].items()) {
-    SCOPED_TRACE(folder);
-    ASSERT_TRUE(after["folders"].contains(folder));
-    const auto& g = after["folders"][folder];
-    EXPECT_EQ(g["uidvalidity"], f["uidvalidity"]);
-    std::map<int64_t, nlohmann::json> now;
-    for (const auto& row : g["detail"]) now[row["uid"].get<int64_t>()] = row;
-    for (const auto& row : f["detail"]) {
-      auto it = now.find(row["uid"].get<int64_t>());
-      ASSERT_NE(it, now.end()) << row.dump();
-      EXPECT_EQ(it->second["message_id"], row["message_id"]);
-      EXPECT_EQ(it->second["flags"], row["flags"]);
-      EXPECT_EQ(it->second["internaldate"], row["internaldate"]);
-    }
-  }
+  expect_uids_kept(before, after);
   auto counts = message_id_counts(after);
   for (const auto& m : delivered["messages"])
     EXPECT_EQ(counts[m["message_id"].get<std::string>()], 1) << m.dump();
@@ -191,19 +203,7 @@ TEST(MoveDbox, KilledAsTheSweepBeginsResumeImportsLateMailOnce) {
     SCOPED_TRACE(when);
     nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
     ASSERT_EQ(after["store"], "store2");
-    for (const auto& [folder, f] : before["folders"].items()) {
-      SCOPED_TRACE(folder);
-      ASSERT_TRUE(after["folders"].contains(folder));
-      EXPECT_EQ(after["folders"][folder]["uidvalidity"], f["uidvalidity"]);
-      std::map<int64_t, nlohmann::json> now;
-      for (const auto& row : after["folders"][folder]["detail"]) now[row["uid"].get<int64_t>()] = row;
-      for (const auto& row : f["detail"]) {
-        auto it = now.find(row["uid"].get<int64_t>());
-        ASSERT_NE(it, now.end()) << row.dump();
-        EXPECT_EQ(it->second["message_id"], row["message_id"]);
-        EXPECT_EQ(it->second["flags"], row["flags"]);
-      }
-    }
+    expect_uids_kept(before, after, /*internaldate=*/false);
     auto counts = message_id_counts(after);
     for (int i = 1; i <= 2; ++i) EXPECT_EQ(counts["<" + tag + "-" + std::to_string(i) + "@example.net>"], 1) << i;
   };
@@ -212,6 +212,55 @@ TEST(MoveDbox, KilledAsTheSweepBeginsResumeImportsLateMailOnce) {
   EXPECT_EQ(p.rc, 0) << p.describe();
   check("after purge");
   EXPECT_TRUE(leftovers(lab.home_path("store2", user)).empty());
+}
+
+// A user whose Dovecot keeps mail in mbox, its INBOX a file in the mail path
+// (mbox:~/mail:INBOX=~/mail/inbox on both stores), moves from store1 to
+// store2 while LMTP deliveries that ignore the freeze append to the INBOX.
+// Over IMAP afterwards every UID, flag and keyword is the source's (mbox
+// keeps them in X-UID, Status and X-Keywords headers and in .imap/), every
+// delivered message is there exactly once, also after purge's last sweep.
+TEST(MoveMbox, MboxWithItsInboxInTheMailPathMovesWithEveryUid) {
+  Lab& lab = Lab::get();
+  const std::string user = lab.add_user("store1");
+  for (const char* store : {"store1", "store2"})
+    set_user_mail_location(lab, store, user, "mbox:~/mail:INBOX=~/mail/inbox");
+  ASSERT_EQ(lab.fill_mailbox(user, 200, 19, {}, {"--leaf-folders"})["appended"], 200);
+  const std::string home1 = lab.home_path("store1", user);
+  ASSERT_TRUE(path_exists(home1 + "/mail/inbox")) << "Dovecot keeps the INBOX as an mbox file";
+  ASSERT_TRUE(path_exists(home1 + "/mail/.imap")) << home1;
+  ASSERT_FALSE(path_exists(home1 + "/Maildir"));
+  nlohmann::json before = lab.imap_state(user, "store1", /*detail=*/true);
+  const std::string cfg =
+      lab_config("mbox", {{"(name = \"store1\"\n)", "$1mail_location = \"mbox:~/mail:INBOX=~/mail/inbox\"\n"},
+                          {"(name = \"store2\"\n)", "$1mail_location = \"mbox:~/mail:INBOX=~/mail/inbox\"\n"}});
+  nlohmann::json delivered;
+  std::thread mta([&] { delivered = lab.deliver(user, 60, "mbox", {"--interval", "0.02"}); });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
+  mta.join();
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  EXPECT_THAT(r.out, HasSubstr(user + " store1 -> store2: done"));
+  ASSERT_EQ(delivered["delivered"], 60);
+  EXPECT_GT(delivered["stores"].value("store1", 0), 0) << "deliveries raced the move on the source";
+
+  nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(after["store"], "store2");
+  expect_uids_kept(before, after);
+  auto counts = message_id_counts(after);
+  for (const auto& m : delivered["messages"])
+    EXPECT_EQ(counts[m["message_id"].get<std::string>()], 1) << m.dump();
+  nlohmann::json m = latest_move(cfg, user);
+  EXPECT_EQ(m["state"], "done");
+  EXPECT_GE(m["detail"]["doveadm_messages_compared"].get<int64_t>(), 200) << m["detail"].dump();
+  EXPECT_TRUE(leftovers(lab.home_path("store2", user)).empty());
+
+  RunResult p = mailshard(cfg, {"purge", "--user", user, "--older-than", "0s"});
+  EXPECT_EQ(p.rc, 0) << p.describe();
+  EXPECT_FALSE(path_exists(home1));
+  auto final_counts = message_id_counts(lab.imap_state(user, "nginx", /*detail=*/true));
+  for (const auto& m : delivered["messages"])
+    EXPECT_EQ(final_counts[m["message_id"].get<std::string>()], 1) << m.dump();
 }
 
 }  // namespace

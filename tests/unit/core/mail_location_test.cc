@@ -112,12 +112,37 @@ TEST(MailLocation, OptionsAreKeptAsWritten) {
   EXPECT_TRUE(parse_mail_location("maildir:~/Maildir:INDEX=MEMORY").ok());
 }
 
+// mbox, with its INBOX a file in the mail path: the home is the one tree.
+TEST(MailLocation, MboxWithItsInboxInTheMailPath) {
+  auto l = parse_mail_location("mbox:~/mail:INBOX=~/mail/inbox");
+  ASSERT_TRUE(l.ok()) << l.error().message();
+  EXPECT_EQ(l->format, MailFormat::kMbox);
+  EXPECT_EQ(l->maildir, "mail");
+  EXPECT_EQ(*l->option("INBOX"), "~/mail/inbox");
+  EXPECT_EQ(mail_format_name(l->format), "Dovecot mbox");
+  EXPECT_TRUE(moved_through_doveadm(l->format));
+  EXPECT_FALSE(moved_through_doveadm(MailFormat::kDovecot));
+  auto trees = location_trees(*l, {"alice@example.org", "/srv/mail/alice"});
+  ASSERT_TRUE(trees.ok()) << trees.error().message();
+  ASSERT_EQ(trees->size(), 1u) << "the INBOX is in the home: no tree of its own";
+  EXPECT_EQ(trees->front().kind, TreeKind::kHome);
+  EXPECT_TRUE(parse_mail_location("mbox:~/mail").ok());
+}
+
 TEST(MailLocation, WhatIsNotSupportedIsRefusedNotIgnored) {
   EXPECT_EQ(parse_mail_location("mbox:~/mail:INBOX=/var/mail/%u").error().message(),
-            "'mbox:~/mail:INBOX=/var/mail/%u': the format mbox is not supported (maildir, courier, sdbox and mdbox "
-            "are)");
+            "'mbox:~/mail:INBOX=/var/mail/%u': INBOX: an INBOX outside the mail path is not supported (write "
+            "INBOX=~/mail/inbox; a spool file such as /var/mail/%u is in a directory shared by every user's spool)");
+  EXPECT_THAT(parse_mail_location("mbox:~/mail:INBOX=~/inbox").error().message(),
+              HasSubstr("INBOX: an INBOX outside the mail path is not supported"));
+  EXPECT_THAT(parse_mail_location("mbox:~/mail:INBOX=~/mail/").error().message(),
+              HasSubstr("INBOX: an INBOX outside the mail path is not supported"));
+  EXPECT_THAT(parse_mail_location("mbox:~/mail:INBOX=~/mail/../inbox").error().message(),
+              HasSubstr("INBOX: must be a plain path inside the mail path"));
+  EXPECT_THAT(parse_mail_location("mbox:~:INBOX=~/inbox").error().message(),
+              HasSubstr("INBOX: an INBOX outside the mail path is not supported"));
   EXPECT_EQ(parse_mail_location("dbox:~/dbox").error().message(),
-            "'dbox:~/dbox': the format dbox is not supported (maildir, courier, sdbox and mdbox are)");
+            "'dbox:~/dbox': the format dbox is not supported (maildir, courier, sdbox, mdbox and mbox are)");
   EXPECT_THAT(parse_mail_location("maildir:/var/mail/%u").error().message(), HasSubstr("inside the home"));
   EXPECT_THAT(parse_mail_location("maildir:~/../x").error().message(), HasSubstr("plain path"));
   EXPECT_THAT(parse_mail_location("maildir:~/%n").error().message(), HasSubstr("variables"));
@@ -134,7 +159,7 @@ TEST(MailLocation, WhatIsNotSupportedIsRefusedNotIgnored) {
   EXPECT_EQ(parse_mail_location("courier:~/Maildir:ALT=/srv/sata/%u").error().message(),
             "'courier:~/Maildir:ALT=/srv/sata/%u': Courier-IMAP takes no options after the path (ALT=/srv/sata/%u)");
   EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INBOX=/var/mail/%u").error().message(),
-              HasSubstr("INBOX: an INBOX outside the mail path is not supported yet"));
+              HasSubstr("INBOX: INBOX= is for mbox only"));
   EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INDEXPVT=~/pvt").error().message(), HasSubstr("shared"));
   EXPECT_THAT(parse_mail_location("maildir:~/Maildir:INDEX=/var/index").error().message(),
               HasSubstr("INDEX: names no user"));

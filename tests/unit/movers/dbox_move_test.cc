@@ -404,7 +404,7 @@ TEST_F(DboxMoveTest, AFormatChangeIsRefusedInOneLine) {
   ASSERT_FALSE(rec.ok());
   EXPECT_EQ(rec.error().message(),
             "user alice@example.org: its mail on store1 is Dovecot mdbox (its files) but store2 reads Dovecot sdbox: "
-            "mailshard copies files and never converts between Maildir, sdbox and mdbox (give both servers' "
+            "mailshard copies files and never converts between Maildir, sdbox, mdbox and mbox (give both servers' "
             "mail_location the same format, or move the user with dsync)");
   config_.servers[1].mail_location = "maildir:~/Maildir";
   rec = runner().move("alice@example.org", "store2", {});

@@ -118,6 +118,35 @@ TEST(FormatChange, SameFormatOrUnknownIsNoRefusal) {
   EXPECT_FALSE(format_change_refusal("u", MailFormat::kCourier, server("x", "courier:~/Maildir"), server("y", "courier:~")));
 }
 
+TEST_F(DetectTest, DovecotsMboxIndexDirectorySaysMbox) {
+  MailLocation mbox = *parse_mail_location("mbox:~/mail:INBOX=~/mail/inbox");
+  EXPECT_EQ(detect(mbox), MailFormat::kUnknown) << "nothing there yet";
+  fs::create_directories(root_ / "home" / "mail");
+  touch("mail/inbox");
+  EXPECT_EQ(detect(mbox), MailFormat::kUnknown) << "a file called inbox alone says nothing";
+  fs::create_directories(root_ / "home" / "mail" / ".imap" / "INBOX");
+  EXPECT_EQ(detect(mbox), MailFormat::kMbox);
+}
+
+TEST(FormatChange, MboxNeverTurnsIntoAnotherFormat) {
+  auto mbox = server("b", "mbox:~/mail:INBOX=~/mail/inbox"), mbox2 = server("b2", "mbox:~/mail:INBOX=~/mail/inbox");
+  auto maildir = server("d", "maildir:~/Maildir"), mdbox = server("m", "mdbox:~/mdbox");
+  EXPECT_FALSE(format_change_refusal("u", MailFormat::kMbox, mbox, mbox2));
+  auto why = format_change_refusal("carol", MailFormat::kMbox, mbox, maildir);
+  ASSERT_TRUE(why);
+  EXPECT_EQ(*why, "user carol: its mail on b is Dovecot mbox (its files) but d reads Dovecot Maildir: mailshard "
+                  "copies files and never converts between Maildir, sdbox, mdbox and mbox (give both servers' "
+                  "mail_location the same format, or move the user with dsync)");
+  EXPECT_TRUE(format_change_refusal("u", MailFormat::kUnknown, maildir, mbox));
+  EXPECT_TRUE(format_change_refusal("u", MailFormat::kUnknown, mbox, mdbox));
+  EXPECT_TRUE(format_change_refusal("u", MailFormat::kCourier, server("c", "courier:~/Maildir"), mbox));
+  // The INBOX file's name must agree: the copy's mail/inbox would be another folder under mail/INBOX.
+  EXPECT_FALSE(location_options_refusal("u", false, mbox, mbox2));
+  auto named = location_options_refusal("u", false, mbox, server("b3", "mbox:~/mail:INBOX=~/mail/INBOX"));
+  ASSERT_TRUE(named);
+  EXPECT_THAT(*named, HasSubstr("'INBOX=~/mail/inbox' but b3's with 'INBOX=~/mail/INBOX'"));
+}
+
 TEST(FormatChange, MaildirSdboxAndMdboxNeverTurnIntoEachOther) {
   auto mdbox = server("m", "mdbox:~/mdbox:ALT=/srv/m/alt/%u"), mdbox2 = server("m2", "mdbox:~/mdbox");
   auto sdbox = server("s", "sdbox:~/sdbox"), maildir = server("d", "maildir:~/Maildir");
@@ -127,7 +156,7 @@ TEST(FormatChange, MaildirSdboxAndMdboxNeverTurnIntoEachOther) {
   auto why = format_change_refusal("alice@example.org", MailFormat::kUnknown, mdbox, sdbox);
   ASSERT_TRUE(why);
   EXPECT_EQ(*why, "user alice@example.org: its mail on m is Dovecot mdbox (mail_location) but s reads Dovecot sdbox: "
-                  "mailshard copies files and never converts between Maildir, sdbox and mdbox (give both servers' "
+                  "mailshard copies files and never converts between Maildir, sdbox, mdbox and mbox (give both servers' "
                   "mail_location the same format, or move the user with dsync)");
   EXPECT_TRUE(format_change_refusal("u", MailFormat::kUnknown, sdbox, mdbox));
   EXPECT_TRUE(format_change_refusal("u", MailFormat::kUnknown, mdbox, maildir));
@@ -136,7 +165,7 @@ TEST(FormatChange, MaildirSdboxAndMdboxNeverTurnIntoEachOther) {
   why = format_change_refusal("bob", MailFormat::kDovecot, maildir, mdbox);
   ASSERT_TRUE(why);
   EXPECT_EQ(*why, "user bob: its mail on d is Dovecot Maildir (its files) but m reads Dovecot mdbox: mailshard copies "
-                  "files and never converts between Maildir, sdbox and mdbox (give both servers' mail_location the "
+                  "files and never converts between Maildir, sdbox, mdbox and mbox (give both servers' mail_location the "
                   "same format, or move the user with dsync)");
   EXPECT_TRUE(format_change_refusal("u", MailFormat::kUnknown, doveadm_only, sdbox));
   EXPECT_TRUE(format_change_refusal("u", MailFormat::kCourier, server("c", "courier:~/Maildir"), mdbox))
