@@ -581,15 +581,15 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
       d.keywords = std::move(text);
     }
 
-    // Names after the renames, by base name (views into `f`'s names, or the
-    // renames' targets; `d.renames` is reserved so these do not move).
-    std::unordered_map<std::string_view, std::string_view> final_name;  // base -> file name in cur/ or new/
+    // Names after the renames, by base name (keys are views into `f`'s
+    // names; the values are copies: the renames are sorted below, and a
+    // view into a short (in-place) string would then show another rename's
+    // target, as the fuzzer found).
+    std::unordered_map<std::string_view, std::string> final_name;  // base -> file name in cur/ or new/
     final_name.reserve(f.cur.size() + f.new_.size());
-    d.renames.reserve(f.cur.size() + f.new_.size());  // at most one each: never reallocates
     auto place = [&](const std::vector<std::string>& names, std::string_view sub) {
       for (const auto& n : names) {
         std::string_view base = base_of(n);
-        std::string_view now = n;
         auto it = d.view.keywords.empty() ? d.view.keywords.end() : d.view.keywords.find(std::string(base));
         // A message with keywords goes to cur/ with their letters; one
         // without keeps its place, but not lowercase letters another
@@ -602,10 +602,11 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
           std::string from = std::string(sub) + "/" + n;
           if (to != from) {
             d.renames.emplace_back(std::move(from), std::move(to));
-            now = std::string_view(d.renames.back().second).substr(4);
+            final_name[base] = d.renames.back().second.substr(4);
+            continue;
           }
         }
-        final_name[base] = now;
+        final_name[base] = n;
       }
     };
     place(f.cur, "cur");

@@ -10,6 +10,7 @@ namespace mailshard {
 namespace {
 
 using ::testing::ElementsAre;
+using ::testing::HasSubstr;
 using ::testing::Pair;
 
 const std::string kUser = "alice@example.org";
@@ -489,6 +490,36 @@ TEST(CourierToDovecotPop3, VerificationReadsBackAndCatchesAWrongUidl) {
   EXPECT_THAT(compare_folder_views(inbox.view, *lost),
               ElementsAre("UID 3: POP3 UIDL UID4-1650000000 became none", "UID 5: POP3 UIDL none became x",
                           "UID 3: POP3 order 1 became none"));
+}
+
+
+// Short message names (a string kept inside its object, not on the heap):
+// the uidlist must name each UID's own file after the renames are sorted.
+// The fuzzer found a UID written with another message's name.
+TEST(CourierToDovecot, ShortNamesKeepTheirOwnUidsWhenTheRenamesAreSorted) {
+  CourierMailbox m;
+  m.maildir = "Maildir";
+  CourierFolder inbox;
+  inbox.uiddb = std::string("1 1 7\n");
+  inbox.cur = {"\xcf:2,a", "0:2,a", "b1:2,Sz", "a1:2,y"};
+  m.pop3_sizelist = std::string("0 0\nb1 0\n");
+  m.folders.push_back(inbox);
+  auto r = convert_courier_to_dovecot(kUser, m);
+  ASSERT_TRUE(r.ok()) << r.error().message();
+  const DovecotFolder& d = r->folders[0];
+  ASSERT_TRUE(d.uidlist);
+  EXPECT_THAT(*d.uidlist, HasSubstr(" :0:2,\n"));
+  EXPECT_THAT(*d.uidlist, HasSubstr(" :b1:2,S\n"));
+  std::vector<std::string> cur;
+  for (std::string n : inbox.cur) {
+    for (const auto& [from, to] : d.renames)
+      if (from == "cur/" + n) n = to.substr(4);
+    cur.push_back(n);
+  }
+  auto seen = dovecot_folder_view(kUser, "Maildir", d.uidlist, d.keywords, cur, {});
+  ASSERT_TRUE(seen.ok()) << seen.error().message();
+  EXPECT_THAT(compare_folder_views(d.view, *seen), ::testing::IsEmpty());
+  EXPECT_EQ(d.view.uids.size(), 2u);
 }
 
 }  // namespace
