@@ -246,7 +246,10 @@ Result<std::unique_ptr<SqliteJournal>> SqliteJournal::open(const std::string& pa
     return Error::permission(fmt::format("cannot open journal '{}': {}", printable(path), msg));
   }
   std::unique_ptr<SqliteJournal> j(new SqliteJournal(db, path, clock));
-  sqlite3_busy_timeout(db, 10'000);
+  // One writer at a time across processes: a write waits up to 30 s for
+  // the others (twenty movers' fsyncs on a loaded disk took more than 10 s in
+  // CI, and a journal write that gives up rolls its move back).
+  sqlite3_busy_timeout(db, 30'000);
   MS_CHECK(j->exec("PRAGMA foreign_keys=ON"));
   // WAL: readers (status) never block the mover; FULL: a journaled step
   // survives a power cut, which is what resume relies on.
