@@ -20,9 +20,6 @@ MailLocation server_location(const ServerConfig& server) {
 }
 
 Result<MailFormat> detect_home_format(Transport& t, const std::string& home, const MailLocation& loc) {
-  // dbox keeps no uidlist: its directories say which one. mdbox has
-  // storage/ (the m.* files) and mailboxes/ (the folders' indexes), sdbox
-  // only mailboxes/ (with the u.* files).
   // mbox: Dovecot's index directory (.imap) in the mail path says it is
   // Dovecot's mbox; without it nothing is concluded (the declared format holds).
   if (loc.format == MailFormat::kMbox) {
@@ -31,6 +28,9 @@ Result<MailFormat> detect_home_format(Transport& t, const std::string& home, con
     if (st[0].error && st[0].error->code() != ErrorCode::kNotFound) return *st[0].error;
     return !st[0].error && st[0].attrs.type == EntryType::kDir ? MailFormat::kMbox : MailFormat::kUnknown;
   }
+  // dbox keeps no uidlist: its directories say which one. mdbox has
+  // storage/ (the m.* files) and mailboxes/ (the folders' indexes), sdbox
+  // only mailboxes/ (with the u.* files).
   if (is_dbox(loc.format)) {
     const std::string dir = loc.maildir.empty() ? home : home + "/" + loc.maildir;
     auto st = MS_TRY(t.stat({{dir + "/storage", {}}, {dir + "/mailboxes", {}}}));

@@ -60,32 +60,6 @@ std::vector<std::string> leftovers(const std::string& home) {
   return out;
 }
 
-// Every folder of `before` is in `after` with its UIDVALIDITY, and every
-// message with its UID, Message-ID, flags (and INTERNALDATE when asked).
-void expect_uids_kept(const nlohmann::json& before, const nlohmann::json& after, bool internaldate = true) {
-  for (const auto& [folder, f] : before["folders"].items()) {
-    SCOPED_TRACE(folder);
-    ASSERT_TRUE(after["folders"].contains(folder));
-    const auto& g = after["folders"][folder];
-    if (f.value("noselect", false)) {  // an mbox folder with subfolders is a directory
-      EXPECT_TRUE(g.value("noselect", false)) << g.dump();
-      continue;
-    }
-    EXPECT_EQ(g["uidvalidity"], f["uidvalidity"]);
-    std::map<int64_t, nlohmann::json> now;
-    for (const auto& row : g["detail"]) now[row["uid"].get<int64_t>()] = row;
-    for (const auto& row : f["detail"]) {
-      auto it = now.find(row["uid"].get<int64_t>());
-      ASSERT_NE(it, now.end()) << row.dump();
-      EXPECT_EQ(it->second["message_id"], row["message_id"]);
-      EXPECT_EQ(it->second["flags"], row["flags"]);
-      if (internaldate) {
-        EXPECT_EQ(it->second["internaldate"], row["internaldate"]);
-      }
-    }
-  }
-}
-
 void move_dbox_user(const std::string& format, const std::string& file_prefix) {
   Lab& lab = Lab::get();
   const std::string user = lab.add_user("store1");

@@ -71,21 +71,7 @@ void move_split_user(const std::string& name, std::vector<std::pair<std::string,
   ASSERT_EQ(after["store"], "store2");
   // Every folder keeps its UIDVALIDITY; every message that was there keeps
   // its UID, flags and INTERNALDATE.
-  for (const auto& [folder, f] : before["folders"].items()) {
-    SCOPED_TRACE(folder);
-    ASSERT_TRUE(after["folders"].contains(folder));
-    const auto& g = after["folders"][folder];
-    EXPECT_EQ(g["uidvalidity"], f["uidvalidity"]);
-    std::map<int64_t, nlohmann::json> now;
-    for (const auto& row : g["detail"]) now[row["uid"].get<int64_t>()] = row;
-    for (const auto& row : f["detail"]) {
-      auto it = now.find(row["uid"].get<int64_t>());
-      ASSERT_NE(it, now.end()) << row.dump();
-      EXPECT_EQ(it->second["message_id"], row["message_id"]);
-      EXPECT_EQ(it->second["flags"], row["flags"]);
-      EXPECT_EQ(it->second["internaldate"], row["internaldate"]);
-    }
-  }
+  expect_uids_kept(before, after);
   // Nothing delivered during the move is lost or doubled.
   auto counts = message_id_counts(after);
   for (const auto& m : delivered["messages"])
