@@ -36,6 +36,8 @@ namespace {
 constexpr int64_t kFreezeSafetyMs = 15'000;
 // Poll interval while waiting for sessions and deliveries to drain (ms).
 constexpr int64_t kDrainPollMs = 100;
+// A file in a Maildir tmp/ untouched this long is no delivery in flight (files_in_tmp).
+constexpr int64_t kStaleTmpMs = 10 * 60 * 1000;
 // Ops per Transport::apply() call when deleting a tree.
 constexpr size_t kOpsPerBatch = 4000;
 // Thaw attempts before the move is left for resume (one second apart).
@@ -878,25 +880,28 @@ Status MoveRunner::freeze(Ctx& c) {
 // Files in the source's Maildir tmp/ directories (deliveries in flight).
 // Only the tmp/ directories the state knows are listed: listing a 100k-message
 // home to look at a dozen tmp/ directories would cost the frozen window ~50 ms.
+// A file there untouched for kStaleTmpMs (by this host's clock) is what a
+// delivery that died left behind (Dovecot and Courier delete such files after
+// 36 hours), not one in flight: waiting for it would roll back every move of
+// the user. Were it a delivery after all, the sweep would take its message.
 Result<int> MoveRunner::files_in_tmp(Ctx& c) {
   std::vector<std::string> tmp_dirs;
   if (c.state_loaded)
     for (const auto& [dpath, ds] : c.state.dirs)
       if (dpath == "tmp" || ends_with(dpath, "/tmp")) tmp_dirs.push_back(dpath);
-  int n = 0;
-  auto count = [&](const TreeListing& listing, const std::string& prefix) {
+  std::vector<StatRequest> files;
+  auto collect = [&](const TreeListing& listing, const std::string& prefix) {
     for (const auto& dir : listing) {
       std::string p = join_path(prefix, dir.path);
       if (!(p == "tmp" || ends_with(p, "/tmp"))) continue;
       for (const auto& e : dir.entries)
-        if (!starts_with(e.name, kTempPrefix)) ++n;
+        if (!starts_with(e.name, kTempPrefix)) files.push_back({join_path(c.progress.src_home, join_path(p, e.name)), {}});
     }
   };
   if (tmp_dirs.empty()) {
     auto listing = c.src->list_tree(c.progress.src_home);
     if (!listing.ok()) return std::move(listing).error();
-    count(*listing, "");
-    return n;
+    collect(*listing, "");
   }
   for (const auto& t : tmp_dirs) {
     auto listing = c.src->list_tree(join_path(c.progress.src_home, t));
@@ -904,7 +909,26 @@ Result<int> MoveRunner::files_in_tmp(Ctx& c) {
       if (listing.error().code() == ErrorCode::kNotFound) continue;
       return std::move(listing).error();
     }
-    count(*listing, t);
+    collect(*listing, t);
+  }
+  if (files.empty()) return 0;
+  auto st = c.src->stat(files);
+  if (!st.ok()) return std::move(st).error();
+  const int64_t stale_before_ns = (d_.clock.now_ms() - kStaleTmpMs) * 1'000'000;
+  int n = 0, stale = 0;
+  for (const auto& r : *st) {
+    if (r.error) {
+      if (r.error->code() == ErrorCode::kNotFound) continue;  // delivered (or removed) meanwhile
+      return *r.error;
+    }
+    if (r.attrs.mtime_ns < stale_before_ns) ++stale;
+    else ++n;
+  }
+  if (stale && !c.stale_tmp_logged) {
+    c.stale_tmp_logged = true;
+    spdlog::info("move {}: not waiting for {} file(s) in tmp/ on {} untouched for over {} (left by deliveries that "
+                 "died; they are not copied)",
+                 printable(c.rec.user), stale, c.from->name, format_duration_ms(kStaleTmpMs));
   }
   return n;
 }

@@ -6,6 +6,8 @@
 // rest with the real servers.
 #include "movers/move_runner.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -35,6 +37,14 @@ using testing::FakeDirectory;
 using testing::LocalEnv;
 using testing::RecordingFreeze;
 using testing::RecordingKicker;
+
+// A file holding a line, its mtime set to `mtime_ms` (the fake clock's time).
+void write_with_mtime(const std::string& path, int64_t mtime_ms) {
+  std::ofstream(path) << "Subject: in flight\n\nbody\n";
+  const struct timespec ts[2] = {{mtime_ms / 1000, (mtime_ms % 1000) * 1'000'000},
+                                 {mtime_ms / 1000, (mtime_ms % 1000) * 1'000'000}};
+  ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), ts, 0), 0) << path;
+}
 
 // A QuotaService that records its calls; quota() can run a side effect first
 // (Dovecot creating the user's home to answer).
@@ -158,9 +168,6 @@ TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
       << "the sweep again after [move] sweep_settle (the stragglers' round)";
 }
 
-// A move a stretch at a time (MoveTask): one step per advance, except that
-// the frozen stretch runs whole, so a thread carrying other moves never makes
-// a frozen user wait. Two moves interleaved on one thread both end done.
 // A store whose doveadm does not answer in time (busy, restarting) is asked
 // again within kick.wait_ms, like a session that has not gone yet: the move
 // goes on once it answers.
@@ -199,6 +206,45 @@ TEST_F(MoveRunnerTest, AKickThatNeverAnswersOrIsRefusedRollsBack) {
   EXPECT_FALSE(freeze_.frozen());
 }
 
+// A delivery in flight (a file in tmp/) holds the final pass until it is
+// in new/; the message moves with the mailbox.
+TEST_F(MoveRunnerTest, TheKickWaitsForADeliveryInFlight) {
+  fs::create_directories(src_home() + "/Maildir/tmp");
+  const std::string name = "1800000000.M1P4242.mx1";
+  write_with_mtime(src_home() + "/Maildir/tmp/" + name, clock_.now_ms());
+  int polls = 0;
+  clock_.on_sleep([&] {
+    if (++polls == 3 && fs::exists(src_home() + "/Maildir/tmp/" + name))
+      fs::rename(src_home() + "/Maildir/tmp/" + name, src_home() + "/Maildir/new/" + name);
+  });
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_GE(polls, 3);
+  EXPECT_TRUE(fs::exists(dst_home() + "/Maildir/new/" + name));
+  EXPECT_EQ(progress_of(rec->id).swept.value_or(0), 0) << "the final pass copied it: the kick had waited for it";
+  EXPECT_EQ(dir_.account("alice").host, "store2");
+}
+
+// A file in tmp/ untouched for longer than a delivery takes is what one that
+// died left behind (Dovecot and Courier delete them after 36 hours): the
+// kick does not wait for it, which would roll back every move of the user,
+// and it is not copied.
+TEST_F(MoveRunnerTest, ADeadDeliverysLeftoverInTmpIsNotWaitedFor) {
+  fs::create_directories(src_home() + "/Maildir/tmp");
+  const std::string name = "1799990000.M7P1717.mx1";
+  write_with_mtime(src_home() + "/Maildir/tmp/" + name, clock_.now_ms() - 3'600'000);
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(dir_.account("alice").host, "store2");
+  EXPECT_TRUE(fs::exists(src_home() + "/Maildir/tmp/" + name)) << "the source is left as it was";
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/tmp/" + name));
+}
+
+// A move a stretch at a time (MoveTask): one step per advance, except that
+// the frozen stretch runs whole, so a thread carrying other moves never makes
+// a frozen user wait. Two moves interleaved on one thread both end done.
 TEST_F(MoveRunnerTest, ATaskAdvancesAStepAtATimeAndTheFrozenStretchWhole) {
   testing::GenOptions g;
   g.messages = 20;
