@@ -1017,7 +1017,6 @@ write_courier_toml() {
 [kick]
 method = "command"
 command = ["$(cd "$LAB_SCRIPTS/../.." && pwd)/examples/courier/kick-courier-user"]
-wait = "15s"
 EOF
 }
 
