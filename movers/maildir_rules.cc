@@ -132,6 +132,12 @@ bool is_mdbox_storage_file(std::string_view name) {
   return starts(name, "m.") && name.size() > 2 && name.find_first_not_of("0123456789", 2) == std::string_view::npos;
 }
 
+bool is_mbox_index_path(std::string_view rel) {
+  const auto slash = rel.rfind('/');
+  if (starts(slash == std::string_view::npos ? rel : rel.substr(slash + 1), "dovecot.")) return true;
+  return starts(rel, ".imap/") || rel.find("/.imap/") != std::string_view::npos;
+}
+
 bool is_uid_list(std::string_view name) { return name == "dovecot-uidlist" || name == "courierimapuiddb"; }
 
 }  // namespace mailshard

@@ -87,6 +87,10 @@ inline constexpr int64_t kDeltaMinBytes = 8 * 1024;
 // An mdbox storage file: "m.<digits>" (append-only; purge writes new ones).
 bool is_mdbox_storage_file(std::string_view name);
 
+// Dovecot's mbox indexes: a path (relative) under a ".imap" directory, or
+// a "dovecot.*" index file.
+bool is_mbox_index_path(std::string_view rel);
+
 // The uidlist-like files whose first line carries UIDVALIDITY/next UID/GUID.
 bool is_uid_list(std::string_view name);
 

@@ -48,7 +48,12 @@ Result<PassStats> PassRunner::run() {
   // it, so for dbox the indexes are copied first, then the source is listed
   // and its messages (sdbox u.*, mdbox m.*) copied: the copy may hold mail
   // its indexes do not name yet (the sweep imports it), never the reverse.
-  const bool index_first = holds_dbox_mail();
+  // mbox likewise: its indexes record each folder file's size and the UIDs
+  // in it, so they are copied before the folder files (the files, not the
+  // indexes, then hold any mail appended meanwhile, which Dovecot reads as
+  // new, never an index naming mail past the file's end).
+  const bool mbox = holds_mbox_indexes();
+  const bool index_first = mbox || holds_dbox_mail();
   std::vector<MetaItem> known_items;
   std::vector<MetaItem> dbox_storage;  // index_first: known mdbox m.* files, sent after the listing
   Known known;
@@ -73,8 +78,8 @@ Result<PassStats> PassRunner::run() {
       meta_thread = std::thread(meta_batch);
       return;
     }
-    auto storage = std::stable_partition(known_items.begin(), known_items.end(), [](const MetaItem& m) {
-      return !is_mdbox_storage_file(path_last(m.rel));
+    auto storage = std::stable_partition(known_items.begin(), known_items.end(), [&](const MetaItem& m) {
+      return !is_mdbox_storage_file(path_last(m.rel)) && !(mbox && !is_mbox_index_path(m.rel));
     });
     dbox_storage.assign(std::make_move_iterator(storage), std::make_move_iterator(known_items.end()));
     known_items.erase(storage, known_items.end());
@@ -193,6 +198,12 @@ bool PassRunner::holds_dbox_mail() const {
       for (const auto& [file, es] : ds.entries)
         if (es.type == EntryType::kFile && is_mdbox_storage_file(file)) return true;
   }
+  return false;
+}
+
+bool PassRunner::holds_mbox_indexes() const {
+  for (const auto& [dpath, ds] : st_.dirs)
+    if (path_last(dpath) == ".imap" && !st_.dirs.count(dpath + "/cur")) return true;
   return false;
 }
 

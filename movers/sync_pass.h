@@ -154,6 +154,9 @@ class PassRunner {
   // The state holds dbox mail: an sdbox dbox-Mails (or dbox-alt-Mails)
   // directory, or an mdbox storage directory with m.* files.
   bool holds_dbox_mail() const;
+  // The state holds Dovecot's mbox indexes: a ".imap" directory that is not
+  // a Maildir++ folder of that name (one has cur/).
+  bool holds_mbox_indexes() const;
 
   // --- sync_namespace.cc: the destination's names ---
   Status reconcile_with_destination(DstExtras& extras);

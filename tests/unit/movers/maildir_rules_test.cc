@@ -64,4 +64,15 @@ TEST(RemapFlags, DuplicatesOnceAndAnExtensionAfterACommaKept) {
 }
 
 }  // namespace
+// mbox: what is an index (copied before the folder files) and what is mail.
+TEST(MboxIndexPath, ImapDirectoriesAndDovecotFilesAreIndexesFolderFilesAreNot) {
+  EXPECT_TRUE(is_mbox_index_path("mail/.imap/INBOX/dovecot.index.log"));
+  EXPECT_TRUE(is_mbox_index_path(".imap/dovecot.list.index"));
+  EXPECT_TRUE(is_mbox_index_path("mail/dovecot.index.cache"));
+  EXPECT_FALSE(is_mbox_index_path("mail/inbox"));
+  EXPECT_FALSE(is_mbox_index_path("mail/Archive/2024"));
+  EXPECT_FALSE(is_mbox_index_path("mail/.subscriptions"));
+  EXPECT_FALSE(is_mbox_index_path("mail/x.imap/y"));
+}
+
 }  // namespace mailshard

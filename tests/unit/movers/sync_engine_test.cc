@@ -451,6 +451,45 @@ TEST_F(SyncEngineTest, MdboxStorageFilesAreReadAfterTheIndexes) {
   expect_identical();
 }
 
+// mbox: Dovecot's .imap/ indexes record each folder file's size and the UIDs
+// in it, so they are read before the source is listed and the folder files
+// after: the copied index never names mail past the copied file's end. (A
+// Maildir++ folder named ".imap" is a folder, not mbox indexes: its files
+// go as Maildir metadata always did, alongside the listing.)
+TEST_F(SyncEngineTest, MboxFolderFilesAreReadAfterTheirIndexes) {
+  auto src_real = local(src_root_);
+  auto dst = local(dst_root_);
+  RecordingTransport src(*src_real);
+  const std::string mail = src_home() + "/mail/";
+  fs::create_directories(mail + ".imap/INBOX");
+  std::string inbox = "From a@example.org Sun Dec  6 10:00:00 2026\nX-UID: 1\n\none\n", index = "uid 1\n";
+  auto write_all = [&] {
+    testing::write_file(mail + "inbox", inbox);
+    testing::write_file(mail + "Sent", "From b@example.org Sun Dec  6 10:00:00 2026\n\nsent\n" + index);
+    testing::write_file(mail + ".imap/INBOX/dovecot.index", index);
+    testing::write_file(mail + ".imap/dovecot.list.index.log", index);
+  };
+  write_all();
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(src, *dst);
+  ASSERT_TRUE(e.warm_pass(state).ok());
+  inbox += "From c@example.org Sun Dec  6 11:00:00 2026\nX-UID: 2\n\ntwo\n";
+  index += "uid 2\n";
+  write_all();
+  src.events.clear();
+  auto fin = e.final_pass(state);
+  ASSERT_TRUE(fin.ok()) << fin.error().message();
+  std::vector<std::string> order;
+  for (const auto& ev : src.events) {
+    if (ev == "list") order.push_back("list");
+    else if (ev.find("/.imap/") != std::string::npos) order.push_back("index");
+    else if (ev.find("mail/inbox") != std::string::npos || ev.find("mail/Sent") != std::string::npos)
+      order.push_back("folder");
+  }
+  EXPECT_EQ(order, (std::vector<std::string>{"index", "index", "list", "folder", "folder"}));
+  expect_identical();
+}
+
 TEST_F(SyncEngineTest, ARenamedAsideIndexIsLinkedFromTheDestinationsCopyNotSent) {
   for (bool agent_transport : {false, true}) {
     SCOPED_TRACE(agent_transport ? "agent" : "local");
