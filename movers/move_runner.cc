@@ -690,13 +690,26 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     // The user's quota limits there (doveadm): asking Dovecot creates the
     // user's home on the destination, so a dry run (which writes nothing)
     // leaves it out, like the clock probe.
-    if (d_.quota && !c.to->doveadm_url.empty() && size.messages > 0) {
-      if (options.dry_run)
+    if (d_.quota && !c.to->doveadm_url.empty() && !c.progress.empty_source) {
+      if (options.dry_run) {
         spdlog::info("move {}: dry run: {}'s quota limit is not checked (doveadm quota get would create the home "
                      "there)",
                      printable(c.rec.user), c.to->name);
-      else
+      } else if (via_doveadm(c)) {
+        // dbox and mbox keep no file per message: Dovecot's own count on the
+        // source (every mailbox's messages and virtual size) is what the
+        // quota there will hold.
+        auto boxes = MS_TRY_CTX(d_.mailbox_status->mailbox_status(c.rec.user, c.from->name),
+                                fmt::format("user {}: the mailbox's size for the quota check", printable(c.rec.user)));
+        int64_t bytes = 0, messages = 0;
+        for (const auto& b : boxes) {
+          messages += std::max<int64_t>(b.messages, 0);
+          bytes += std::max<int64_t>(b.vsize, 0);
+        }
+        if (messages > 0) MS_CHECK(check_destination_quota(c, bytes, messages));
+      } else if (size.messages > 0) {
         MS_CHECK(check_destination_quota(c, size.message_bytes, size.messages));
+      }
     }
     c.progress.clock_skew_ms = skew;
     return {};

@@ -21,6 +21,7 @@ struct MailboxStatusInfo {
   int64_t messages = -1;
   int64_t uidvalidity = -1;
   int64_t uidnext = -1;
+  int64_t vsize = -1;  // its messages' virtual size in bytes (-1: not known)
 };
 
 // One message as the server names it: its IMAP UID and its GUID (Dovecot's

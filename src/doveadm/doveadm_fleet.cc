@@ -45,7 +45,7 @@ Result<std::vector<MailboxStatusInfo>> DoveadmFleet::mailbox_status(const std::s
   auto st = c->mailbox_status(user);
   if (!st.ok()) return std::move(st).error().context(fmt::format("mailbox status on {}", server));
   std::vector<MailboxStatusInfo> out;
-  for (const auto& m : *st) out.push_back({m.mailbox, m.messages, m.uidvalidity, m.uidnext});
+  for (const auto& m : *st) out.push_back({m.mailbox, m.messages, m.uidvalidity, m.uidnext, m.vsize});
   return out;
 }
 

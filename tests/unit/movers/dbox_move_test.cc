@@ -164,6 +164,11 @@ class DboxMoveTest : public ::testing::Test {
   MoveRunner runner() {
     return MoveRunner(MoveDeps{config_, dir_, freeze_, kicker_, &view_, *journal_, clock_, env_, SyncOptions{}});
   }
+  // The destination's quota limits come from doveadm quota get (the fake).
+  MoveRunner runner_with_quota() {
+    return MoveRunner(
+        MoveDeps{config_, dir_, freeze_, kicker_, &view_, *journal_, clock_, env_, SyncOptions{}, &quota_});
+  }
   static std::map<std::string, std::string> files(const std::string& dir) { return testing::tree_files(dir); }
   std::vector<std::string> stagings() const { return testing::staging_names(root_ + "/store2"); }
 
@@ -173,10 +178,35 @@ class DboxMoveTest : public ::testing::Test {
   testing::RecordingFreeze freeze_;
   testing::RecordingKicker kicker_;
   FakeDovecotView view_;
+  testing::FakeQuota quota_;
   DyingEnv env_;
   testing::FakeClock clock_;
   std::unique_ptr<SqliteJournal> journal_;
 };
+
+// dbox keeps no file per message, so the preflight's quota check counts
+// what the source's Dovecot counts (every mailbox's messages and virtual
+// size): a mailbox over the destination's limit is refused before anything
+// is written, one within it moves.
+TEST_F(DboxMoveTest, TheQuotaCheckCountsTheSourcesMessagesAsDovecotDoes) {
+  for (auto& b : view_.by_server["store1"]) b.status.vsize = 40'000;  // 2 mailboxes: 80,000 bytes, 3 messages
+  quota_.roots = {{"User quota", 0, 50, 0, -1}};                       // 50 KiB
+  auto rec = runner_with_quota().move("alice@example.org", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().code(), ErrorCode::kNoSpace);
+  EXPECT_THAT(rec.error().message(),
+              HasSubstr("user alice@example.org has 78.1 KiB of mail (3 messages) but the quota 'User quota' on store2 "
+                        "allows 50.0 KiB"));
+  EXPECT_EQ(dir_.accounts[0].host, "store1");
+  EXPECT_FALSE(fs::exists(tree("store2", "home")));
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+
+  quota_.roots = {{"User quota", 0, 100, 0, 3}};  // 100 KiB, 3 messages
+  rec = runner_with_quota().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(dir_.accounts[0].host, "store2");
+}
 
 TEST_F(DboxMoveTest, BothTreesArriveAndDovecotSeesTheCopyBeforeLdapChanges) {
   const auto home = files(tree("store1", "home")), alt = files(tree("store1", "alt"));

@@ -9,15 +9,37 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "core/freeze_backend.h"
+#include "core/quota_service.h"
 #include "movers/move_runner.h"
 #include "tests/unit/movers/maildir_gen.h"
 #include "transport/transport_factory.h"
 
 namespace mailshard::testing {
+
+// A QuotaService that records its calls; quota() can run a side effect first
+// (Dovecot creating the user's home to answer).
+struct FakeQuota final : QuotaService {
+  std::vector<QuotaRoot> roots;
+  std::optional<Error> get_error, recalc_error;
+  std::function<void()> on_get;
+  std::vector<std::string> calls;
+  Result<std::vector<QuotaRoot>> quota(const std::string& user, const std::string& server) override {
+    calls.push_back("get " + user + " " + server);
+    if (on_get) on_get();
+    if (get_error) return *get_error;
+    return roots;
+  }
+  Status recalc_quota(const std::string& user, const std::string& server) override {
+    calls.push_back("recalc " + user + " " + server);
+    if (recalc_error) return *recalc_error;
+    return {};
+  }
+};
 
 class RecordingFreeze : public FreezeBackend {
  public:

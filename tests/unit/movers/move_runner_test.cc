@@ -36,6 +36,7 @@ using testing::FakeClock;
 using testing::FakeDirectory;
 using testing::LocalEnv;
 using testing::RecordingFreeze;
+using testing::FakeQuota;
 using testing::RecordingKicker;
 
 // A file holding a line, its mtime set to `mtime_ms` (the fake clock's time).
@@ -45,26 +46,6 @@ void write_with_mtime(const std::string& path, int64_t mtime_ms) {
                                  {mtime_ms / 1000, (mtime_ms % 1000) * 1'000'000}};
   ASSERT_EQ(::utimensat(AT_FDCWD, path.c_str(), ts, 0), 0) << path;
 }
-
-// A QuotaService that records its calls; quota() can run a side effect first
-// (Dovecot creating the user's home to answer).
-struct FakeQuota final : QuotaService {
-  std::vector<QuotaRoot> roots;
-  std::optional<Error> get_error, recalc_error;
-  std::function<void()> on_get;
-  std::vector<std::string> calls;
-  Result<std::vector<QuotaRoot>> quota(const std::string& user, const std::string& server) override {
-    calls.push_back("get " + user + " " + server);
-    if (on_get) on_get();
-    if (get_error) return *get_error;
-    return roots;
-  }
-  Status recalc_quota(const std::string& user, const std::string& server) override {
-    calls.push_back("recalc " + user + " " + server);
-    if (recalc_error) return *recalc_error;
-    return {};
-  }
-};
 
 class MoveRunnerTest : public ::testing::Test {
  protected:
