@@ -108,6 +108,7 @@ bool only_dovecot_scaffolding(const TreeListing& listing) {
   for (const auto& dir : listing)
     for (const auto& e : dir.entries) {
       if (e.type == EntryType::kDir) continue;
+      if (e.type == EntryType::kSymlink && e.name == "dbox-alt-root") continue;  // dbox's record of its ALT path
       if (e.type != EntryType::kFile) return false;
       if (!starts_with(e.name, "dovecot") && e.name != "maildirsize" && e.name != "subscriptions") return false;
     }

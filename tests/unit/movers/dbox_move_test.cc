@@ -201,11 +201,19 @@ TEST_F(DboxMoveTest, TheQuotaCheckCountsTheSourcesMessagesAsDovecotDoes) {
   EXPECT_FALSE(fs::exists(tree("store2", "home")));
   EXPECT_THAT(stagings(), ::testing::IsEmpty());
 
+  // Dovecot opens the user's storage there to answer, which makes an empty
+  // mdbox (its list index and the dbox-alt-root link): only that is removed.
   quota_.roots = {{"User quota", 0, 100, 0, 3}};  // 100 KiB, 3 messages
+  quota_.on_get = [&] {
+    if (fs::exists(tree("store2", "home"))) return;  // asked again after the move (its usage there)
+    put(tree("store2", "home") + "/mdbox/dovecot.list.index.log", "log", 1'700'000'000'000'000'000);
+    fs::create_symlink(tree("store2", "alt"), tree("store2", "home") + "/mdbox/dbox-alt-root");
+  };
   rec = runner_with_quota().move("alice@example.org", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
   EXPECT_EQ(dir_.accounts[0].host, "store2");
+  EXPECT_EQ(files(tree("store2", "home")), files(tree("store1", "home")));
 }
 
 TEST_F(DboxMoveTest, BothTreesArriveAndDovecotSeesTheCopyBeforeLdapChanges) {
