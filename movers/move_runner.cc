@@ -268,6 +268,18 @@ Status MoveRunner::plan_trees(Ctx& c) {
           return Error::invalid(fmt::format("user {}: {}: the {} and {} trees overlap", user, side, other.name,
                                             t.name));
     }
+    // The tree's base on the destination (ALT=/srv/sata/%d/%n: /srv/sata)
+    // must be there: the copy would make it, and a mount point that is
+    // missing (not mounted, misspelt) would put that tier's mail on
+    // whatever disk holds its parent.
+    // (A base that is the mail root itself is not inside it: it is there.)
+    if (const std::string& base = b[i].base; !base.empty()) {
+      auto rel = tree_in_root(base, c.to->mail_root);
+      if (rel.ok() && !MS_TRY_CTX(exists(*c.dst, *rel), c.to->name))
+        return Error::invalid(fmt::format("user {}: {}: the {} tree's directory {} does not exist there (from its "
+                                          "mail_location); mount or create it, then move again",
+                                          user, c.to->name, t.name, printable(base)));
+    }
     t.empty_source = !MS_TRY_CTX(exists(*c.src, t.src), c.from->name);
     if (MS_TRY_CTX(exists(*c.dst, t.dst), c.to->name))
       return Error::conflict(fmt::format("{} already has a {} tree of user {} at {} that no mailshard move left there; "

@@ -313,7 +313,12 @@ Result<std::vector<MailTree>> location_trees(const MailLocation& loc, const Loca
                                           printable(*path), t.name, printable(t.path)));
       }
     }
-    if (!merged) trees.push_back({kind, std::string(tree_kind_name(kind)), *path});
+    if (!merged) {
+      const std::string_view fixed = std::string_view(*v).substr(0, v->find_first_of("%~"));
+      const auto slash = fixed.rfind('/');
+      std::string base = slash == std::string_view::npos ? "" : normalise(fixed.substr(0, slash == 0 ? 1 : slash));
+      trees.push_back({kind, std::string(tree_kind_name(kind)), *path, std::move(base)});
+    }
   }
   return trees;
 }

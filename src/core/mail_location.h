@@ -105,6 +105,11 @@ struct MailTree {
   TreeKind kind = TreeKind::kHome;
   std::string name;  // "home", "index", "control", "alt", or "index+control" when two name one directory
   std::string path;  // absolute, or relative to the mail root (as the home is)
+  // What must be there before a move makes the tree: the option's value up
+  // to the last '/' before its first variable ("/srv/sata" for
+  // ALT=/srv/sata/%d/%n; a mount point, typically). "" for the home, and
+  // for a value that starts with a variable or "~".
+  std::string base;
 };
 
 // The user's trees under `loc`: the home first (the whole home is the mail

@@ -27,6 +27,11 @@ void split_user(Lab& lab, const std::string& store, const std::string& user) {
   const std::string root = lab.store_env(store, "MAIL_ROOT");
   const auto at = user.find('@');
   const std::string domain = user.substr(at + 1), name = user.substr(0, at);
+  // The index and control disks as an administrator prepares them (mount
+  // points there before any user is): the mail user's, like the mail root.
+  RunResult mk = lab.run({"install", "-d", "-o", lab.env("MAIL_UID"), "-g", lab.env("MAIL_GID"), root + "/index",
+                          root + "/control"});
+  if (mk.rc != 0) throw LabError("install -d " + root + "/index " + root + "/control: " + mk.describe());
   set_user_mail_location(lab, store, user,
                          "maildir:~/Maildir:INDEX=" + root + "/index/" + domain + "/" + name + ":CONTROL=" + root +
                              "/control/" + domain + "/" + name);

@@ -68,6 +68,10 @@ TEST(MailLocation, TheAltTreeIsATreeOfItsOwn) {
   EXPECT_EQ((*trees)[1].name, "alt");
   EXPECT_EQ((*trees)[1].path, "/srv/mail1/alt/example.org/alice");
   EXPECT_EQ(tree_kind_name(TreeKind::kAlt), "alt");
+  EXPECT_EQ((*trees)[1].base, "/srv/mail1/alt") << "what must be there before a move makes the tree";
+  EXPECT_EQ((*trees)[0].base, "");
+  EXPECT_EQ(location_trees(*parse_mail_location("mdbox:~/mdbox:ALT=/alt-%d/%n"), abs)->at(1).base, "/");
+  EXPECT_EQ(location_trees(*parse_mail_location("mdbox:~/mdbox:ALT=%h-alt"), abs)->at(1).base, "");
   // Confined to the mail root like the other trees.
   EXPECT_EQ(*tree_in_root((*trees)[1].path, "/srv/mail1"), "alt/example.org/alice");
   EXPECT_EQ(tree_in_root((*trees)[1].path, "/srv/mail2").error().message(),

@@ -120,6 +120,7 @@ class DboxMoveTest : public ::testing::Test {
     testing::make_two_stores(root_, 2, config_, env_.t);
     for (auto& s : config_.servers) {
       s.mail_location = "mdbox:~/mdbox:ALT=" + s.mail_root + "/alt/%d/%n";
+      fs::create_directories(s.mail_root + "/alt");  // the alt disk's mount point
       s.doveadm_url = "http://" + s.name + ".invalid/doveadm/v1";  // FakeDovecotView answers instead
     }
     make_source();
@@ -214,6 +215,30 @@ TEST_F(DboxMoveTest, TheQuotaCheckCountsTheSourcesMessagesAsDovecotDoes) {
   EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
   EXPECT_EQ(dir_.accounts[0].host, "store2");
   EXPECT_EQ(files(tree("store2", "home")), files(tree("store1", "home")));
+}
+
+// The destination's alt storage is a disk of its own: its directory (the
+// ALT= value before the user's part) missing there (not mounted, misspelt)
+// stops the move in preflight, naming it; the copy would otherwise have put
+// the alt tier's mail on whatever disk holds its parent.
+TEST_F(DboxMoveTest, AnAltDirectoryMissingOnTheDestinationIsRefusedInPreflight) {
+  config_.servers[1].mail_location = "mdbox:~/mdbox:ALT=" + config_.servers[1].mail_root + "/sata/%d/%n";
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_THAT(rec.error().message(), ::testing::StartsWith("user alice@example.org: store2: the alt tree's directory /"));
+  EXPECT_THAT(rec.error().message(), ::testing::EndsWith("/store2/sata does not exist there (from its mail_location); "
+                                                         "mount or create it, then move again"));
+  EXPECT_EQ(dir_.accounts[0].host, "store1");
+  EXPECT_FALSE(fs::exists(config_.servers[1].mail_root + "/sata"));
+  EXPECT_FALSE(fs::exists(tree("store2", "home")));
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  EXPECT_TRUE(freeze_.calls.empty());
+
+  fs::create_directories(config_.servers[1].mail_root + "/sata");  // mounted
+  rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(files(config_.servers[1].mail_root + "/sata/example.org/alice"), files(tree("store1", "alt")));
 }
 
 TEST_F(DboxMoveTest, BothTreesArriveAndDovecotSeesTheCopyBeforeLdapChanges) {

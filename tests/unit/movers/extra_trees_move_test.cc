@@ -49,9 +49,11 @@ class ExtraTreesMoveTest : public ::testing::Test {
             ::testing::UnitTest::GetInstance()->current_test_info()->name();
     fs::remove_all(root_);
     testing::make_two_stores(root_, 2, config_, env_.t);
-    for (auto& s : config_.servers)
+    for (auto& s : config_.servers) {
       s.mail_location = "maildir:~/Maildir:INDEX=" + s.mail_root + "/index/%d/%n:CONTROL=" + s.mail_root +
                         "/control/%{domain}/%{username}";
+      for (const char* disk : {"/index", "/control"}) fs::create_directories(s.mail_root + disk);  // their mount points
+    }
     make_source();
     dir_.accounts = {{"uid=alice,ou=people", "alice@example.org", "store1", "example.org/alice", "example.org/alice",
                       "active", 0}};

@@ -446,9 +446,11 @@ class World {
     testing::generate_home(src_home(), g);
     testing::run_shell("cp -a '" + src_home() + "' '" + root_ + "/pristine'");
     if (layout_ == Layout::kSplit) {
-      for (auto& sc : config_.servers)
+      for (auto& sc : config_.servers) {
         sc.mail_location = "maildir:~/Maildir:INDEX=" + sc.mail_root + "/index/%n:CONTROL=" + sc.mail_root +
                            "/control/%n";
+        for (const char* disk : {"/index", "/control"}) fs::create_directories(sc.mail_root + disk);
+      }
       const std::string c = tree("store1", "control"), i = tree("store1", "index");
       fs::create_directories(c + "/.INBOX");
       fs::create_directories(c + "/.Sent");
@@ -464,6 +466,7 @@ class World {
     if (layout_ == Layout::kDbox) {
       for (auto& sc : config_.servers) {
         sc.mail_location = "mdbox:~/mdbox:ALT=" + sc.mail_root + "/alt/%n";
+        fs::create_directories(sc.mail_root + "/alt");
         sc.doveadm_url = "http://" + sc.name + ".invalid/doveadm/v1";  // StaticDovecotView answers
       }
       // The mdbox next to the generated files (a dbox move copies whatever the home holds).
