@@ -123,17 +123,31 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
   // Dovecot serves it; the destination's reads it for the import only.
   const std::string side = fmt::format("{}.mailshard-sweep-{}", dst_home, c.rec.id);
   MS_CHECK_CTX(remove_tree(dst, side), fail("remove an earlier side copy"));
-  auto copy = [&](const std::string& src_path, const std::string& side_path) -> Status {
+  // sdbox's message files (u.*, immutable) that the move's last pass copied
+  // are left out: the import reads only the late mail, whose files are new.
+  // (mdbox's m.* files grow in place and are copied whole; so is everything
+  // without the move's state, as for purge's last sweep.)
+  auto copy = [&](const std::string& src_path, const std::string& side_path, const SyncState* copied) -> Status {
     MS_CHECK(ensure_parents(*c.src, dst, side_path));
     SyncState state = SyncState::fresh();
-    SyncEngine engine(*c.src, src_path, dst, side_path, &dst == c.dst ? c.sync : d_.sync_options, d_.clock);
+    SyncOptions options = &dst == c.dst ? c.sync : d_.sync_options;
+    if (copied)
+      options.leave_out = [copied](const std::string& rel, const FileAttrs& a) {
+        auto d = copied->dirs.find(path_parent(rel));
+        if (d == copied->dirs.end()) return false;
+        auto e = d->second.entries.find(path_last(rel));
+        return e != d->second.entries.end() && e->second.type == EntryType::kFile && e->second.attrs.size == a.size &&
+               e->second.attrs.mtime_ns == a.mtime_ns;
+      };
+    SyncEngine engine(*c.src, src_path, dst, side_path, options, d_.clock);
     auto stats = engine.warm_pass(state, false);
     if (!stats.ok()) return std::move(stats).error();
     return {};
   };
   const MailLocation loc = server_location(*c.from);
   const std::string root = into.mail_root == "/" ? "" : into.mail_root;
-  MS_CHECK_CTX(copy(c.progress.src_home, side + "/home"), fail("side copy of the home"));
+  MS_CHECK_CTX(copy(c.progress.src_home, side + "/home", c.state_loaded ? &c.state : nullptr),
+               fail("side copy of the home"));
   const std::string side_home = root + "/" + side + "/home";
   const char* format = loc.format == MailFormat::kSdbox ? "sdbox" : loc.format == MailFormat::kMdbox ? "mdbox" : "mbox";
   std::string location =
@@ -141,10 +155,12 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
   // mbox's INBOX file (inside the mail path: ~/mail/inbox), in the side copy.
   if (const std::string* inbox = loc.option("INBOX"); inbox && starts_with(*inbox, "~/"))
     location += fmt::format(":INBOX={}", location_path(side_home + inbox->substr(1)));
-  for (const auto& t : c.progress.trees) {
+  for (size_t i = 0; i < c.progress.trees.size(); ++i) {
+    const ExtraTree& t = c.progress.trees[i];
     if (!MS_TRY(exists(*c.src, t.src))) continue;
     const std::string side_tree = side + "/" + t.name;
-    MS_CHECK_CTX(copy(t.src, side_tree), fail(fmt::format("side copy of the {} tree", t.name)));
+    const SyncState* copied = i < c.extra.size() && c.extra[i].state_loaded ? &c.extra[i].state : nullptr;
+    MS_CHECK_CTX(copy(t.src, side_tree, copied), fail(fmt::format("side copy of the {} tree", t.name)));
     for (const auto& key : split(t.name, '+')) {
       std::string upper;
       for (char ch : key) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));

@@ -125,6 +125,7 @@ Status PassRunner::stat_new(std::vector<TreePlan::Entry>& fresh, std::vector<Cop
       ++stats_.unstable;
       continue;
     }
+    if (e_.options_.leave_out && e_.options_.leave_out(rel, r.attrs)) continue;
     if (auto d = dst_stat.find(i); d != dst_stat.end() && !d->second.error &&
                                    d->second.attrs.type == EntryType::kFile &&
                                    d->second.attrs.size == r.attrs.size && d->second.attrs.mtime_ns == r.attrs.mtime_ns &&

@@ -287,6 +287,40 @@ TEST_F(DboxMoveTest, BothTreesArriveAndDovecotSeesTheCopyBeforeLdapChanges) {
   EXPECT_FALSE(fs::exists(tree("store1", "alt")));
 }
 
+// sdbox keeps a file per message (u.<uid>, never rewritten): the side copy
+// for the import holds the late mail's files and the indexes, not the
+// message files the move's last pass already copied.
+TEST_F(DboxMoveTest, AnSdboxSideCopyLeavesOutTheMessagesTheMoveCopied) {
+  fs::remove_all(tree("store1", "home"));
+  fs::remove_all(tree("store1", "alt"));
+  for (auto& sc : config_.servers) sc.mail_location = "sdbox:~/sdbox:ALT=" + sc.mail_root + "/alt/%d/%n";
+  const std::string box = tree("store1", "home") + "/sdbox/mailboxes/INBOX/dbox-Mails/";
+  const int64_t t0 = 1'700'000'000'000'000'000;
+  put(box + "u.1", "message one\n", t0 + 1);
+  put(box + "u.2", "message two\n", t0 + 2);
+  put(box + "dovecot.index.log", std::string(300, 'l'), t0 + 3);
+  put(tree("store1", "alt") + "/mailboxes/Sent/dbox-Mails/u.1", "sent one\n", t0 + 1);
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "thaw.end") return;
+    auto& inbox = view_.by_server["store1"][0];
+    inbox.messages.push_back({3, "g-late"});
+    inbox.status.uidnext = 4;
+    ++inbox.status.messages;
+    put(box + "u.3", "late message\n", t0 + 9);
+    put(box + "dovecot.index.log", std::string(400, 'l'), t0 + 9);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  ASSERT_EQ(view_.imports.size(), 1u);
+  const std::string side = "store2/example.org/alice.mailshard-sweep-" + std::to_string(rec->id);
+  EXPECT_EQ(view_.imports[0].side_files,
+            (std::vector<std::string>{side + "/home/sdbox/mailboxes/INBOX/dbox-Mails/dovecot.index.log",
+                                      side + "/home/sdbox/mailboxes/INBOX/dbox-Mails/u.3"}));
+  EXPECT_EQ(view_.imports[0].uids, "3");
+  EXPECT_EQ(MoveProgress::parse(rec->detail_json).value().swept, 1);
+}
+
 // An MTA that ignores the freeze delivers to the source after the final
 // pass: the sweep finds the message by UID above the frozen UIDNEXT and has
 // the destination's Dovecot import it from a side copy, once.
