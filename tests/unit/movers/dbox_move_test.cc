@@ -172,6 +172,14 @@ class DboxMoveTest : public ::testing::Test {
   }
   static std::map<std::string, std::string> files(const std::string& dir) { return testing::tree_files(dir); }
   std::vector<std::string> stagings() const { return testing::staging_names(root_ + "/store2"); }
+  // Dovecot's view of the source after a delivery that ignored the freeze:
+  // the INBOX holds UID 3 ("g-late").
+  void late_message_in_source_inbox() {
+    auto& inbox = view_.by_server["store1"][0];
+    inbox.messages.push_back({3, "g-late"});
+    inbox.status.uidnext = 4;
+    ++inbox.status.messages;
+  }
 
   std::string root_;
   Config config_;
@@ -302,10 +310,7 @@ TEST_F(DboxMoveTest, AnSdboxSideCopyLeavesOutTheMessagesTheMoveCopied) {
   put(tree("store1", "alt") + "/mailboxes/Sent/dbox-Mails/u.1", "sent one\n", t0 + 1);
   env_.at_boundary = [&](const std::string& at) {
     if (at != "thaw.end") return;
-    auto& inbox = view_.by_server["store1"][0];
-    inbox.messages.push_back({3, "g-late"});
-    inbox.status.uidnext = 4;
-    ++inbox.status.messages;
+    late_message_in_source_inbox();
     put(box + "u.3", "late message\n", t0 + 9);
     put(box + "dovecot.index.log", std::string(400, 'l'), t0 + 9);
   };
@@ -327,10 +332,7 @@ TEST_F(DboxMoveTest, AnSdboxSideCopyLeavesOutTheMessagesTheMoveCopied) {
 TEST_F(DboxMoveTest, LateMailIsImportedByDovecotOnceFromASideCopy) {
   env_.at_boundary = [&](const std::string& at) {
     if (at != "thaw.end") return;
-    auto& inbox = view_.by_server["store1"][0];
-    inbox.messages.push_back({3, "g-late"});
-    inbox.status.uidnext = 4;
-    ++inbox.status.messages;
+    late_message_in_source_inbox();
     const std::string m2 = tree("store1", "home") + "/mdbox/storage/m.2";
     write_file(m2, read_whole(m2) + "late message\n", 1'700'000'000'000'000'011);
   };
