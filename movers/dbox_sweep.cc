@@ -21,6 +21,7 @@
 
 #include "core/mail_location.h"
 #include "movers/mail_format.h"
+#include "movers/maildir_rules.h"
 #include "movers/move_runner_internal.h"
 #include "util/strings.h"
 
@@ -56,6 +57,77 @@ std::string dbox_frozen_record(const std::vector<MailboxContents>& boxes) {
   for (const auto& b : boxes)
     j.push_back({{"mailbox", b.status.mailbox}, {"uidvalidity", b.status.uidvalidity}, {"uidnext", b.status.uidnext}});
   return j.dump();
+}
+
+// The mail storage files of `format` that a side copy may leave out when
+// the move's last pass copied them and they have not changed since: the
+// import reads the indexes and the late mail only, and late mail is in
+// files that are new (sdbox u.*, a new mdbox m.*) or grew (the m.* or mbox
+// folder it was appended to). Indexes and everything else are copied.
+bool storage_file(MailFormat format, const std::string& rel) {
+  const std::string name = path_last(rel);
+  const std::string dir = path_last(path_parent(rel));
+  switch (format) {
+    case MailFormat::kSdbox: return (dir == "dbox-Mails" || dir == "dbox-alt-Mails") && starts_with(name, "u.");
+    case MailFormat::kMdbox: return dir == "storage" && is_mdbox_storage_file(name);
+    case MailFormat::kMbox: return !is_mbox_index_path(rel);
+    default: return false;
+  }
+}
+
+// Dovecot 2.3's doveadm server (root, dropping privileges per user) runs
+// `import` with root's effective uid once it has opened the source
+// location, so what the import creates in the user's trees (a rewritten
+// dovecot.index, a new m.* or u.* file, a mailbox directory) is root's,
+// mode 0600, and the user's own Dovecot can no longer open it: in the lab,
+// LMTP answered 451 to every delivery after such a sweep. After the imports
+// the entries of `root` owned by root that changed at or after
+// `since_ctime_ns` (the side copy, made just before the imports) get the
+// owner of the tree's top directory. Older root-owned entries are left.
+Result<int64_t> give_back_to_tree_owner(Transport& t, const std::string& root, int64_t since_ctime_ns) {
+  auto listing = t.list_tree(root);
+  if (!listing.ok()) {
+    if (listing.error().code() == ErrorCode::kNotFound) return int64_t{0};
+    return std::move(listing).error();
+  }
+  if (listing->empty() || listing->front().attrs.uid == 0) return int64_t{0};  // a root-owned tree: nothing to give back
+  const FileAttrs owner = listing->front().attrs;
+  std::vector<TreeOp> ops;
+  auto give = [&](const std::string& path) {
+    TreeOp op;
+    op.kind = TreeOp::Kind::kSetAttrs;
+    op.path = path;
+    op.attrs.uid = owner.uid;
+    op.attrs.gid = owner.gid;
+    op.attr_mask = TreeOp::kOwner;
+    ops.push_back(std::move(op));
+  };
+  std::vector<StatRequest> files;
+  for (const auto& d : *listing) {
+    const std::string dir = join_path(root, d.path);
+    if (!d.path.empty() && d.attrs.uid == 0 && d.attrs.ctime_ns >= since_ctime_ns) give(dir);
+    for (const auto& e : d.entries)
+      if (e.type != EntryType::kDir && e.type != EntryType::kSymlink) files.push_back({join_path(dir, e.name), {}});
+  }
+  for (size_t i = 0; i < files.size(); i += kOpsPerBatch) {
+    std::vector<StatRequest> batch(files.begin() + static_cast<std::ptrdiff_t>(i),
+                                   files.begin() + static_cast<std::ptrdiff_t>(std::min(files.size(), i + kOpsPerBatch)));
+    auto st = MS_TRY(t.stat(batch));
+    for (size_t k = 0; k < st.size(); ++k)
+      if (!st[k].error && st[k].attrs.type == EntryType::kFile && st[k].attrs.uid == 0 &&
+          st[k].attrs.ctime_ns >= since_ctime_ns)
+        give(batch[k].path);
+  }
+  if (ops.empty()) return int64_t{0};
+  auto res = MS_TRY(t.apply(ops));
+  int64_t given = 0;
+  for (size_t k = 0; k < res.size(); ++k) {
+    if (res[k].ok()) ++given;
+    else if (res[k].error().code() != ErrorCode::kNotFound)  // (a lock file removed meanwhile)
+      return Error(res[k].error().code(),
+                   fmt::format("chown '{}': {}", printable(ops[k].path), res[k].error().message()));
+  }
+  return given;
 }
 
 }  // namespace
@@ -123,16 +195,23 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
   // Dovecot serves it; the destination's reads it for the import only.
   const std::string side = fmt::format("{}.mailshard-sweep-{}", dst_home, c.rec.id);
   MS_CHECK_CTX(remove_tree(dst, side), fail("remove an earlier side copy"));
-  // sdbox's message files (u.*, immutable) that the move's last pass copied
-  // are left out: the import reads only the late mail, whose files are new.
-  // (mdbox's m.* files grow in place and are copied whole; so is everything
-  // without the move's state, as for purge's last sweep.)
+  // The storage files (storage_file) that the move's last pass copied and
+  // that have not changed since are left out: the import reads only the
+  // late mail. The passes' states are the journal's (saved by the sweep
+  // step before its first round; purge's last sweep reads them too).
+  const MailLocation loc = server_location(*c.from);
+  MS_CHECK(load_state(c));
+  for (size_t i = 0; i < c.progress.trees.size() && i < c.extra.size(); ++i) MS_CHECK(load_tree_state(c, i));
+  struct SideStats {
+    int64_t files = 0, bytes = 0;
+  } side_stats;
   auto copy = [&](const std::string& src_path, const std::string& side_path, const SyncState* copied) -> Status {
     MS_CHECK(ensure_parents(*c.src, dst, side_path));
     SyncState state = SyncState::fresh();
     SyncOptions options = &dst == c.dst ? c.sync : d_.sync_options;
     if (copied)
-      options.leave_out = [copied](const std::string& rel, const FileAttrs& a) {
+      options.leave_out = [copied, format = loc.format](const std::string& rel, const FileAttrs& a) {
+        if (!storage_file(format, rel)) return false;
         auto d = copied->dirs.find(path_parent(rel));
         if (d == copied->dirs.end()) return false;
         auto e = d->second.entries.find(path_last(rel));
@@ -142,12 +221,12 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
     SyncEngine engine(*c.src, src_path, dst, side_path, options, d_.clock);
     auto stats = engine.warm_pass(state, false);
     if (!stats.ok()) return std::move(stats).error();
+    side_stats.files += stats->files_copied + stats->metadata_sent;
+    side_stats.bytes += stats->bytes_sent;
     return {};
   };
-  const MailLocation loc = server_location(*c.from);
   const std::string root = into.mail_root == "/" ? "" : into.mail_root;
-  MS_CHECK_CTX(copy(c.progress.src_home, side + "/home", c.state_loaded ? &c.state : nullptr),
-               fail("side copy of the home"));
+  MS_CHECK_CTX(copy(c.progress.src_home, side + "/home", &c.state), fail("side copy of the home"));
   const std::string side_home = root + "/" + side + "/home";
   const char* format = loc.format == MailFormat::kSdbox ? "sdbox" : loc.format == MailFormat::kMdbox ? "mdbox" : "mbox";
   std::string location =
@@ -159,7 +238,7 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
     const ExtraTree& t = c.progress.trees[i];
     if (!MS_TRY(exists(*c.src, t.src))) continue;
     const std::string side_tree = side + "/" + t.name;
-    const SyncState* copied = i < c.extra.size() && c.extra[i].state_loaded ? &c.extra[i].state : nullptr;
+    const SyncState* copied = i < c.extra.size() ? &c.extra[i].state : nullptr;
     MS_CHECK_CTX(copy(t.src, side_tree, copied), fail(fmt::format("side copy of the {} tree", t.name)));
     for (const auto& key : split(t.name, '+')) {
       std::string upper;
@@ -167,17 +246,40 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
       location += fmt::format(":{}={}", upper, location_path(root + "/" + side_tree));
     }
   }
-  for (const auto& l : late) {
-    std::vector<int64_t> uids;
-    for (const auto& m : l.messages) uids.push_back(m.uid);
-    MS_CHECK_CTX(d_.mailbox_status->import_messages(c.rec.user, into.name, location, l.mailbox, uid_set(uids)),
-                 fail(fmt::format("import of {} message(s) of '{}'", uids.size(), printable(l.mailbox))));
-    for (const auto& m : l.messages) done.insert(l.mailbox + "\t" + m.guid);
-    MS_CHECK(d_.journal.put_blob(c.rec.id, kSweptBlob, join(std::vector<std::string>(done.begin(), done.end()), "\n")));
-    swept += static_cast<int64_t>(uids.size());
-    spdlog::info("move {}: imported {} late message(s) of '{}' into {} (doveadm import)", user, uids.size(),
-                 printable(l.mailbox), into.name);
-  }
+  spdlog::info("move {}: side copy for the sweep on {}: {} file(s), {} byte(s) (storage files the move copied "
+               "unchanged left out)",
+               user, into.name, side_stats.files, side_stats.bytes);
+  // What the imports create from here on is theirs (give_back_to_tree_owner).
+  auto side_stat = MS_TRY_CTX(dst.stat({{side, {}}}), fail("stat the side copy"));
+  if (side_stat[0].error) return Error(*side_stat[0].error).context(fail("stat the side copy"));
+  const int64_t imports_from = side_stat[0].attrs.ctime_ns;
+  auto import_all = [&]() -> Status {
+    for (const auto& l : late) {
+      std::vector<int64_t> uids;
+      for (const auto& m : l.messages) uids.push_back(m.uid);
+      MS_CHECK_CTX(d_.mailbox_status->import_messages(c.rec.user, into.name, location, l.mailbox, uid_set(uids)),
+                   fail(fmt::format("import of {} message(s) of '{}'", uids.size(), printable(l.mailbox))));
+      for (const auto& m : l.messages) done.insert(l.mailbox + "\t" + m.guid);
+      MS_CHECK(d_.journal.put_blob(c.rec.id, kSweptBlob, join(std::vector<std::string>(done.begin(), done.end()), "\n")));
+      swept += static_cast<int64_t>(uids.size());
+      spdlog::info("move {}: imported {} late message(s) of '{}' into {} (doveadm import)", user, uids.size(),
+                   printable(l.mailbox), into.name);
+    }
+    return {};
+  };
+  Status imported = import_all();
+  // Also after a failed import: what the ones before it created.
+  std::vector<std::string> roots{dst_home};
+  if (&into == c.to)
+    for (const auto& t : c.progress.trees) roots.push_back(t.dst);
+  int64_t given = 0;
+  for (const auto& r : roots)
+    given += MS_TRY_CTX(give_back_to_tree_owner(dst, r, imports_from), fail(fmt::format("owner of {}", printable(r))));
+  if (given)
+    spdlog::warn("move {}: doveadm import on {} left {} file(s) owned by root in the user's mail; given back to the "
+                 "mail's owner",
+                 user, into.name, given);
+  MS_CHECK(std::move(imported));
   MS_CHECK_CTX(remove_tree(dst, side), fail("remove the side copy"));
   return {};
 }

@@ -38,8 +38,6 @@ constexpr int64_t kFreezeSafetyMs = 15'000;
 constexpr int64_t kDrainPollMs = 100;
 // A file in a Maildir tmp/ untouched this long is no delivery in flight (files_in_tmp).
 constexpr int64_t kStaleTmpMs = 10 * 60 * 1000;
-// Ops per Transport::apply() call when deleting a tree.
-constexpr size_t kOpsPerBatch = 4000;
 // Thaw attempts before the move is left for resume (one second apart).
 constexpr int kThawAttempts = 3;
 

@@ -24,6 +24,9 @@ inline std::string dirname_of(const std::string& rel) {
   return p == std::string::npos ? std::string() : rel.substr(0, p);
 }
 
+// Ops per Transport::apply() (or stat) call when a step walks a whole tree.
+inline constexpr size_t kOpsPerBatch = 4000;
+
 // File helpers of the steps; they need only the transports they are given.
 // Whether `path` exists (kNotFound is false; any other error is returned).
 Result<bool> exists(Transport& t, const std::string& path);

@@ -74,10 +74,11 @@ struct SyncOptions {
   // deltas do not. The bandwidth limit is then applied per batch, after it.
   // nullopt: via this process (reader on the source, writer on the destination).
   std::optional<PeerRef> direct_from;
-  // Mail files (messages, dbox u.*) a pass leaves out, asked after their
-  // stat with the source's attributes, and not recorded in the state. A
-  // dbox sweep's side copy leaves out what the move's last pass copied
-  // unchanged: the import reads only the late mail. Empty: none.
+  // Files a pass leaves out, asked for every regular file after its stat
+  // with the source's attributes, and not recorded in the state. A dbox or
+  // mbox sweep's side copy leaves out the mail storage files (sdbox u.*,
+  // mdbox m.*, mbox folders) that the move's last pass copied unchanged: the
+  // import reads only the late mail. Empty: none.
   std::function<bool(const std::string& rel, const FileAttrs& attrs)> leave_out;
 };
 

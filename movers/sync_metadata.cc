@@ -83,6 +83,20 @@ Status PassRunner::metadata_batch(std::vector<MetaItem>& items, const Known& kno
   std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.rel < b.rel; });
   out.stats.metadata_checked += static_cast<int64_t>(items.size());
   std::vector<StatResult> res = MS_TRY(stat_metadata(items, known, out));
+  if (e_.options_.leave_out) {  // (a dbox sweep's side copy: storage files the move copied unchanged)
+    size_t kept = 0;
+    for (size_t i = 0; i < items.size(); ++i) {
+      const StatResult& r = res[i];
+      if (!r.error && r.attrs.type == EntryType::kFile && e_.options_.leave_out(items[i].rel, r.attrs)) continue;
+      if (kept != i) {
+        items[kept] = std::move(items[i]);
+        res[kept] = std::move(res[i]);
+      }
+      ++kept;
+    }
+    items.resize(kept);
+    res.resize(kept);
+  }
   std::unordered_map<size_t, StatResult> dres = MS_TRY(stat_unknown_copies(items));
   std::vector<std::pair<std::string, EntryType>> vanished;
   std::vector<MetaTransfer> transfers = MS_TRY(plan_metadata(items, known, res, dres, vanished, out));

@@ -4,15 +4,23 @@
 // moved to the alt storage by doveadm altmove + purge, moves from store1 to
 // store2 while LMTP deliveries that ignore the freeze race the move. Over IMAP afterwards: every
 // folder's UIDVALIDITY, every UID with its flags and INTERNALDATE are the
-// source's, and every delivered message is there exactly once. On disk: the
-// alt files are in store2's alt tree, and no staging or sweep directory is
-// left. Then the same for an sdbox user; and an sdbox move killed as its
-// sweep begins, with late mail on the source, that `resume` finishes.
+// source's, and every delivered message is there exactly once. Two more
+// messages saved on store1 right after the thaw (one into a new folder) are
+// imported by the sweep from a side copy without the storage files the move
+// copied unchanged, and nothing in store2's trees is left to root (Dovecot's
+// doveadm server imports as root). On disk: the alt files are in store2's
+// alt tree, and no staging or sweep directory is left. Then the same for an
+// sdbox user; and an sdbox move killed as its sweep begins, with late mail
+// on the source, that `resume` finishes.
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <functional>
+#include <iostream>
+#include <sstream>
+#include <regex>
 #include <thread>
 
 #include "tests/integration/move_test_util.h"
@@ -21,6 +29,7 @@ namespace mailshard::testing {
 namespace {
 
 using ::testing::HasSubstr;
+using ::testing::Not;
 
 std::string dbox_location(const std::string& format, const std::string& root) {
   return format + ":~/" + format + ":ALT=" + root + "/alt/%d/%n";
@@ -48,6 +57,44 @@ int count_files(const std::string& dir, const std::string& prefix) {
   return n;
 }
 
+// Bytes of the regular files under `dir` whose name passes `keep`.
+int64_t file_bytes(const std::string& dir, const std::function<bool(const std::filesystem::path&)>& keep) {
+  int64_t n = 0;
+  std::error_code ec;
+  if (!std::filesystem::exists(dir, ec)) return 0;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec))
+    if (e.is_regular_file() && keep(e.path())) n += static_cast<int64_t>(e.file_size());
+  return n;
+}
+
+// The bytes of the sweep's side copy, from the move's log line ("side copy
+// for the sweep on store2: N file(s), B byte(s)"); -1 without one.
+int64_t side_copy_bytes(const std::string& log) {
+  std::smatch m;
+  static const std::regex re("side copy for the sweep on store2: [0-9]+ file\\(s\\), ([0-9]+) byte");
+  return std::regex_search(log, m, re) ? std::stoll(m[1]) : -1;
+}
+
+// Entries under `dir` owned by root (the lab's mail belongs to dovecot):
+// Dovecot's doveadm server imports as root (see give_back_to_tree_owner).
+std::vector<std::string> root_owned(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::recursive_directory_iterator(dir, ec)) {
+    struct stat st {};
+    if (::lstat(e.path().c_str(), &st) == 0 && st.st_uid == 0) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+// The sweep's own account of its side copy and imports, for the test log.
+void print_sweep_lines(const std::string& log) {
+  std::istringstream in(log);
+  for (std::string line; std::getline(in, line);)
+    if (line.find("side copy for the sweep") != std::string::npos || line.find("given back") != std::string::npos)
+      std::cout << "  [mailshard] " << line << "\n";
+}
+
 // Leftovers next to a home: staging ("<home>.mailshard-incoming-<id>") or
 // a sweep's side copy ("<home>.mailshard-sweep-<id>").
 std::vector<std::string> leftovers(const std::string& home) {
@@ -58,6 +105,32 @@ std::vector<std::string> leftovers(const std::string& home) {
     if (e.path().filename().string().rfind(h.filename().string() + ".mailshard-sweep-", 0) == 0)
       out.push_back(e.path().string());
   return out;
+}
+
+// A script for MAILSHARD_TEST_AT=<point>:run:<script> that saves two messages
+// ("<tag>-1@example.net" to the INBOX, "<tag>-2@..." to a new folder "Late")
+// for `user` on store1 through its Dovecot, as an MTA with a stale route
+// (and a sieve rule filing into a new folder) would after the flip; then,
+// with `kill_mover`, kills the mover (its parent). The import of the new
+// folder creates files in the destination mailbox.
+std::string late_saves_script(Lab& lab, const std::string& user, const std::string& tag, bool kill_mover) {
+  const std::string script = lab.dir() + "/" + tag + ".sh";
+  const std::string doveadm = lab.dir() + "/bin/doveadm-store1";
+  std::ofstream(script) << "#!/bin/sh\nset -e\n"
+                        << doveadm << " mailbox create -u " << user << " Late\n"
+                        << "for i in 1 2; do\n  box=INBOX; [ $i = 2 ] && box=Late\n"
+                        << "  printf 'From: late@example.net\\r\\nTo: " << user
+                        << "\\r\\nMessage-ID: <" << tag << "-'$i'@example.net>\\r\\nSubject: late '$i'\\r\\n\\r\\n"
+                        << "after the flip\\r\\n' | " << doveadm << " save -u " << user << " -m $box"
+                        << "\ndone\n" << (kill_mover ? "kill -9 $PPID\n" : "");
+  if (::chmod(script.c_str(), 0755) != 0) throw LabError("chmod " + script);
+  return script;
+}
+
+// The two messages of late_saves_script(tag) are each there once.
+void expect_late_saves_once(const nlohmann::json& state, const std::string& tag) {
+  auto counts = message_id_counts(state);
+  for (int i = 1; i <= 2; ++i) EXPECT_EQ(counts["<" + tag + "-" + std::to_string(i) + "@example.net>"], 1) << tag << i;
 }
 
 void move_dbox_user(const std::string& format, const std::string& file_prefix) {
@@ -98,11 +171,19 @@ void move_dbox_user(const std::string& format, const std::string& file_prefix) {
   std::thread mta([&] {
     delivered = lab.deliver(user, 60, "dbox" + format, {"--interval", "0.02"});
   });
+  // And two messages saved on store1 right after the thaw: the sweep
+  // imports them from a side copy that leaves out the storage files the
+  // move copied unchanged (mdbox: the alt tier's m.* files).
+  const std::string tag = "late-" + format + "-" + std::to_string(::getpid());
+  const std::string script = late_saves_script(lab, user, tag, /*kill_mover=*/false);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"}, {"MAILSHARD_TEST_AT=thaw.end:run:" + script});
   mta.join();
   ASSERT_EQ(r.rc, 0) << r.describe();
   EXPECT_THAT(r.out, HasSubstr(user + " store1 -> store2: done"));
+  EXPECT_THAT(r.err, HasSubstr("side copy for the sweep on store2")) << r.describe();
+  print_sweep_lines(r.err);
+  EXPECT_THAT(r.err, Not(HasSubstr("MAILSHARD_TEST_AT command failed"))) << r.describe();
   ASSERT_EQ(delivered["delivered"], 60);
   EXPECT_GT(delivered["stores"].value("store1", 0), 0) << "deliveries raced the move on the source";
 
@@ -112,16 +193,30 @@ void move_dbox_user(const std::string& format, const std::string& file_prefix) {
   auto counts = message_id_counts(after);
   for (const auto& m : delivered["messages"])
     EXPECT_EQ(counts[m["message_id"].get<std::string>()], 1) << m.dump();
+  expect_late_saves_once(after, tag);
 
   // On disk: the alt files in store2's alt tree, nothing left beside the trees.
   EXPECT_EQ(count_files(root2 + "/alt/" + rel, file_prefix), alt_files);
-  for (const std::string& home : {lab.home_path("store2", user), root2 + "/alt/" + rel})
+  for (const std::string& home : {lab.home_path("store2", user), root2 + "/alt/" + rel}) {
     EXPECT_TRUE(leftovers(home).empty()) << home;
+    EXPECT_THAT(root_owned(home), ::testing::IsEmpty()) << "the sweep's import left root's files";
+  }
   nlohmann::json m = latest_move(cfg, user);
   EXPECT_EQ(m["state"], "done");
   ASSERT_EQ(m["detail"]["trees"].size(), 1u) << m["detail"].dump();
   EXPECT_EQ(m["detail"]["trees"][0]["name"], "alt");
   EXPECT_GE(m["detail"]["doveadm_messages_compared"].get<int64_t>(), 300) << m["detail"].dump();
+  EXPECT_GE(m["detail"]["swept"].get<int64_t>(), 2) << m["detail"].dump();
+  // The side copy left out the alt tier's storage files (unchanged since
+  // the move copied them): it is smaller than the source without them.
+  const auto any = [](const std::filesystem::path&) { return true; };
+  const int64_t alt_storage = file_bytes(alt1, [&](const std::filesystem::path& p) {
+    return p.filename().string().rfind(file_prefix, 0) == 0;
+  });
+  ASSERT_GT(alt_storage, 0);
+  const int64_t side = side_copy_bytes(r.err);
+  EXPECT_GT(side, 0) << r.err;
+  EXPECT_LE(side, file_bytes(home1, any) + file_bytes(alt1, any) - alt_storage) << r.err;
 
   // Purge sweeps last (through doveadm) and removes both source trees.
   RunResult p = mailshard(cfg, {"purge", "--user", user, "--older-than", "0s"});
@@ -132,6 +227,7 @@ void move_dbox_user(const std::string& format, const std::string& file_prefix) {
   auto final_counts = message_id_counts(final_state);
   for (const auto& m : delivered["messages"])
     EXPECT_EQ(final_counts[m["message_id"].get<std::string>()], 1) << m.dump();
+  expect_late_saves_once(final_state, tag);
 }
 
 TEST(MoveDbox, MdboxWithAltStorageMovesWithEveryUid) { move_dbox_user("mdbox", "m."); }
@@ -156,12 +252,7 @@ TEST(MoveDbox, KilledAsTheSweepBeginsResumeImportsLateMailOnce) {
        {"(name = \"store2\"\n)", "$1mail_location = \"" + dbox_location("sdbox", root2) + "\"\n"}});
   // The hook: two messages saved on store1, then the mover is killed.
   const std::string tag = "late-" + std::to_string(::getpid());
-  const std::string script = lab.dir() + "/" + tag + ".sh";
-  std::ofstream(script) << "#!/bin/sh\nset -e\nfor i in 1 2; do\n  printf 'From: late@example.net\\r\\nTo: " << user
-                        << "\\r\\nMessage-ID: <" << tag << "-'$i'@example.net>\\r\\nSubject: late '$i'\\r\\n\\r\\n"
-                        << "after the flip\\r\\n' | " << lab.dir() << "/bin/doveadm-store1 save -u " << user
-                        << "\ndone\nkill -9 $PPID\n";
-  ASSERT_EQ(::chmod(script.c_str(), 0755), 0);
+  const std::string script = late_saves_script(lab, user, tag, /*kill_mover=*/true);
   RunResult r = mailshard(cfg, {"move", user, "--to", "store2"}, {"MAILSHARD_TEST_AT=sweep.begin:run:" + script});
   ASSERT_EQ(r.rc, 128 + 9) << "the move should have died as the sweep began: " << r.describe();
   EXPECT_EQ(lab.ldap_get(user, "mailHost"), "store2") << "it died after the flip";
@@ -178,14 +269,14 @@ TEST(MoveDbox, KilledAsTheSweepBeginsResumeImportsLateMailOnce) {
     nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
     ASSERT_EQ(after["store"], "store2");
     expect_uids_kept(before, after, /*internaldate=*/false);
-    auto counts = message_id_counts(after);
-    for (int i = 1; i <= 2; ++i) EXPECT_EQ(counts["<" + tag + "-" + std::to_string(i) + "@example.net>"], 1) << i;
+    expect_late_saves_once(after, tag);
   };
   check("after resume");
   RunResult p = mailshard(cfg, {"purge", "--user", user, "--older-than", "0s"});
   EXPECT_EQ(p.rc, 0) << p.describe();
   check("after purge");
   EXPECT_TRUE(leftovers(lab.home_path("store2", user)).empty());
+  EXPECT_THAT(root_owned(lab.home_path("store2", user)), ::testing::IsEmpty()) << "the import left root's files";
 }
 
 // A user whose Dovecot keeps mail in mbox, its INBOX a file in the mail path
@@ -210,11 +301,18 @@ TEST(MoveMbox, MboxWithItsInboxInTheMailPathMovesWithEveryUid) {
                           {"(name = \"store2\"\n)", "$1mail_location = \"mbox:~/mail:INBOX=~/mail/inbox\"\n"}});
   nlohmann::json delivered;
   std::thread mta([&] { delivered = lab.deliver(user, 60, "mbox", {"--interval", "0.02"}); });
+  // Two messages saved on store1 after the thaw: imported from a side copy
+  // without the folder files the move copied unchanged.
+  const std::string tag = "late-mbox-" + std::to_string(::getpid());
+  const std::string script = late_saves_script(lab, user, tag, /*kill_mover=*/false);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
-  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"}, {"MAILSHARD_TEST_AT=thaw.end:run:" + script});
   mta.join();
   ASSERT_EQ(r.rc, 0) << r.describe();
   EXPECT_THAT(r.out, HasSubstr(user + " store1 -> store2: done"));
+  EXPECT_THAT(r.err, HasSubstr("side copy for the sweep on store2")) << r.describe();
+  print_sweep_lines(r.err);
+  EXPECT_THAT(r.err, Not(HasSubstr("MAILSHARD_TEST_AT command failed"))) << r.describe();
   ASSERT_EQ(delivered["delivered"], 60);
   EXPECT_GT(delivered["stores"].value("store1", 0), 0) << "deliveries raced the move on the source";
 
@@ -224,17 +322,33 @@ TEST(MoveMbox, MboxWithItsInboxInTheMailPathMovesWithEveryUid) {
   auto counts = message_id_counts(after);
   for (const auto& m : delivered["messages"])
     EXPECT_EQ(counts[m["message_id"].get<std::string>()], 1) << m.dump();
+  expect_late_saves_once(after, tag);
   nlohmann::json m = latest_move(cfg, user);
   EXPECT_EQ(m["state"], "done");
   EXPECT_GE(m["detail"]["doveadm_messages_compared"].get<int64_t>(), 200) << m["detail"].dump();
+  EXPECT_GE(m["detail"]["swept"].get<int64_t>(), 2) << m["detail"].dump();
   EXPECT_TRUE(leftovers(lab.home_path("store2", user)).empty());
+  EXPECT_THAT(root_owned(lab.home_path("store2", user)), ::testing::IsEmpty()) << "the sweep's import left root's files";
+  // The side copy left out the folders other than the INBOX (the late mail
+  // grew only the INBOX file).
+  const auto folder = [](const std::filesystem::path& p) {
+    const std::string s = p.string(), name = p.filename().string();
+    return s.find("/.imap/") == std::string::npos && name != "inbox" && name.rfind("dovecot", 0) != 0;
+  };
+  const int64_t folders = file_bytes(home1 + "/mail", folder);
+  ASSERT_GT(folders, 0);
+  const int64_t side = side_copy_bytes(r.err);
+  EXPECT_GT(side, 0) << r.err;
+  EXPECT_LE(side, file_bytes(home1, [](const std::filesystem::path&) { return true; }) - folders) << r.err;
 
   RunResult p = mailshard(cfg, {"purge", "--user", user, "--older-than", "0s"});
   EXPECT_EQ(p.rc, 0) << p.describe();
   EXPECT_FALSE(path_exists(home1));
-  auto final_counts = message_id_counts(lab.imap_state(user, "nginx", /*detail=*/true));
+  nlohmann::json final_state = lab.imap_state(user, "nginx", /*detail=*/true);
+  auto final_counts = message_id_counts(final_state);
   for (const auto& m : delivered["messages"])
     EXPECT_EQ(final_counts[m["message_id"].get<std::string>()], 1) << m.dump();
+  expect_late_saves_once(final_state, tag);
 }
 
 }  // namespace

@@ -7,6 +7,7 @@
 // under the freeze rolls back naming the file and the user; a kill at every
 // step boundary rolls back before the flip and forward after it; and moves
 // that would change the format, or lack doveadm, are refused in one line.
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -49,6 +50,8 @@ class FakeDovecotView : public MailboxStatusSource {
  public:
   std::map<std::string, std::vector<MailboxContents>> by_server;
   std::function<void(const std::string&)> on_ask;
+  // Called as an import begins (what Dovecot's import writes on the server).
+  std::function<void(const std::string& server)> on_import;
   std::vector<std::string> asked;
   struct Import {
     std::string server, location, mailbox, uids;
@@ -81,6 +84,7 @@ class FakeDovecotView : public MailboxStatusSource {
   // the mailbox there with new UIDs.
   Status import_messages(const std::string&, const std::string& server, const std::string& location,
                          const std::string& mailbox, const std::string& uids) override {
+    if (on_import) on_import(server);
     Import im{server, location, mailbox, uids, {}};
     for (const auto& e : fs::recursive_directory_iterator(root))
       if (e.is_regular_file() && e.path().string().find("mailshard-sweep") != std::string::npos)
@@ -326,6 +330,40 @@ TEST_F(DboxMoveTest, AnSdboxSideCopyLeavesOutTheMessagesTheMoveCopied) {
   EXPECT_EQ(MoveProgress::parse(rec->detail_json).value().swept, 1);
 }
 
+// mbox: the late mail grew the INBOX file; the side copy holds it and the
+// indexes, not the folder files the move's last pass copied unchanged.
+TEST_F(DboxMoveTest, AnMboxSideCopyLeavesOutTheFoldersTheMoveCopied) {
+  fs::remove_all(tree("store1", "home"));
+  fs::remove_all(tree("store1", "alt"));
+  for (auto& sc : config_.servers) sc.mail_location = "mbox:~/mail:INBOX=~/mail/inbox";
+  const std::string mail = tree("store1", "home") + "/mail/";
+  const int64_t t0 = 1'700'000'000'000'000'000;
+  const std::string from = "From alice@example.org Thu Jan  1 00:00:00 2026\n";
+  put(mail + "inbox", from + "message one\n\n" + from + "message two\n\n", t0 + 1);
+  put(mail + "Sent", from + "sent one\n\n", t0 + 2);
+  put(mail + ".imap/INBOX/dovecot.index.log", std::string(300, 'l'), t0 + 3);
+  put(mail + ".imap/Sent/dovecot.index.log", std::string(200, 's'), t0 + 3);
+  put(mail + ".subscriptions", "Sent\n", t0 + 3);
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "thaw.end") return;
+    late_message_in_source_inbox();
+    put(mail + "inbox", read_whole(mail + "inbox") + from + "late message\n\n", t0 + 9);
+    put(mail + ".imap/INBOX/dovecot.index.log", std::string(400, 'l'), t0 + 9);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  ASSERT_EQ(view_.imports.size(), 1u);
+  const std::string side = "store2/example.org/alice.mailshard-sweep-" + std::to_string(rec->id) + "/home/mail/";
+  EXPECT_EQ(view_.imports[0].side_files,
+            (std::vector<std::string>{side + ".imap/INBOX/dovecot.index.log", side + ".imap/Sent/dovecot.index.log",
+                                      side + "inbox"}));
+  EXPECT_EQ(view_.imports[0].location,
+            "mbox:" + config_.servers[1].mail_root + "/example.org/alice.mailshard-sweep-" + std::to_string(rec->id) +
+                "/home/mail:INBOX=" + config_.servers[1].mail_root + "/example.org/alice.mailshard-sweep-" +
+                std::to_string(rec->id) + "/home/mail/inbox");
+}
+
 // An MTA that ignores the freeze delivers to the source after the final
 // pass: the sweep finds the message by UID above the frozen UIDNEXT and has
 // the destination's Dovecot import it from a side copy, once.
@@ -346,11 +384,20 @@ TEST_F(DboxMoveTest, LateMailIsImportedByDovecotOnceFromASideCopy) {
   EXPECT_EQ(im.uids, "3");
   const std::string side = config_.servers[1].mail_root + "/example.org/alice.mailshard-sweep-" + std::to_string(rec->id);
   EXPECT_EQ(im.location, "mdbox:" + side + "/home/mdbox:ALT=" + side + "/alt");
-  // The side copy held the source's trees (the late mail in storage/m.2), beside the home, not in it.
-  EXPECT_THAT(im.side_files, ::testing::Contains("store2/example.org/alice.mailshard-sweep-" + std::to_string(rec->id) +
-                                                 "/home/mdbox/storage/m.2"));
-  EXPECT_THAT(im.side_files, ::testing::Contains("store2/example.org/alice.mailshard-sweep-" + std::to_string(rec->id) +
-                                                 "/alt/storage/m.1"));
+  // The side copy, beside the home, not in it, held the source's indexes
+  // and the storage file the late mail grew (storage/m.2), not the alt
+  // tier's m.1, which the move's last pass copied and which has not changed.
+  const std::string in_side = "store2/example.org/alice.mailshard-sweep-" + std::to_string(rec->id) + "/home/mdbox/";
+  EXPECT_EQ(im.side_files, (std::vector<std::string>{
+                               in_side + "dovecot.list.index.log",
+                               in_side + "mailboxes/INBOX/dbox-Mails/dovecot.index",
+                               in_side + "mailboxes/INBOX/dbox-Mails/dovecot.index.log",
+                               in_side + "mailboxes/Sent/dbox-Mails/dovecot.index.log",
+                               in_side + "storage/dovecot.map.index",
+                               in_side + "storage/dovecot.map.index.log",
+                               in_side + "storage/m.2",
+                               in_side + "subscriptions",
+                           }));
   EXPECT_FALSE(fs::exists(side)) << "the side copy is removed";
   auto p = MoveProgress::parse(rec->detail_json);
   ASSERT_TRUE(p.ok());
@@ -365,6 +412,84 @@ TEST_F(DboxMoveTest, LateMailIsImportedByDovecotOnceFromASideCopy) {
   auto purged = runner().purge(rec->id, 0);
   ASSERT_TRUE(purged.ok()) << purged.error().message();
   EXPECT_EQ(view_.imports.size(), 1u);
+}
+
+// Dovecot 2.3's doveadm server runs an import as root: what it creates in
+// the user's trees (a rewritten dovecot.index, a new m.* file, a mailbox
+// directory) is root's, and the user's Dovecot cannot open it. The sweep
+// gives those entries the owner of their tree; a file that was root's
+// before the sweep stays root's.
+TEST_F(DboxMoveTest, WhatTheImportCreatesAsRootGoesBackToTheMailsOwner) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (chown)";
+  constexpr uid_t kMail = 4242;
+  for (const std::string& t : {tree("store1", "home"), tree("store1", "alt")}) {
+    ASSERT_EQ(::lchown(t.c_str(), kMail, kMail), 0);
+    for (const auto& e : fs::recursive_directory_iterator(t)) ASSERT_EQ(::lchown(e.path().c_str(), kMail, kMail), 0);
+  }
+  put(tree("store1", "home") + "/mdbox/admin-note", "placed by root\n", 1'700'000'000'000'000'007);  // root's
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "thaw.end") return;
+    late_message_in_source_inbox();
+    const std::string m2 = tree("store1", "home") + "/mdbox/storage/m.2";
+    write_file(m2, read_whole(m2) + "late message\n", 1'700'000'000'000'000'011);
+    ASSERT_EQ(::lchown(m2.c_str(), kMail, kMail), 0);
+    ::usleep(20'000);  // past the copy's last ctime tick
+  };
+  const std::string home2 = tree("store2", "home") + "/mdbox";
+  view_.on_import = [&](const std::string&) {
+    const std::string index = home2 + "/mailboxes/INBOX/dbox-Mails/dovecot.index";
+    put(index + ".tmp", std::string(500, 'i'), 1'700'000'000'000'000'020);
+    fs::rename(index + ".tmp", index);
+    put(home2 + "/storage/m.3", "\x02\x01 dbox header\nlate message\n", 1'700'000'000'000'000'020);
+    put(home2 + "/mailboxes/Imported/dbox-Mails/dovecot.index.log", std::string(100, 'n'), 1'700'000'000'000'000'020);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  ASSERT_EQ(view_.imports.size(), 1u);
+  auto owner = [](const std::string& p) {
+    struct stat st {};
+    EXPECT_EQ(::lstat(p.c_str(), &st), 0) << p;
+    return st.st_uid;
+  };
+  for (const std::string& p : {home2 + "/mailboxes/INBOX/dbox-Mails/dovecot.index", home2 + "/storage/m.3",
+                               home2 + "/mailboxes/Imported", home2 + "/mailboxes/Imported/dbox-Mails",
+                               home2 + "/mailboxes/Imported/dbox-Mails/dovecot.index.log"}) {
+    EXPECT_EQ(owner(p), kMail) << p;
+    struct stat st {};
+    ASSERT_EQ(::lstat(p.c_str(), &st), 0);
+    EXPECT_EQ(st.st_gid, kMail) << p;
+  }
+  EXPECT_EQ(owner(home2 + "/admin-note"), 0u) << "root's before the sweep: left alone";
+  EXPECT_EQ(owner(home2 + "/storage/m.2"), kMail);
+}
+
+// Purge's last sweep has no pass of its own: it reads the move's states
+// from the journal, so its side copy leaves out the m.* files the move
+// copied (m.2 in the home, m.1 in the alt tier) and holds the new m.3.
+TEST_F(DboxMoveTest, PurgesSideCopyLeavesOutTheStorageFilesTheMoveCopied) {
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  ASSERT_TRUE(view_.imports.empty());
+  late_message_in_source_inbox();
+  const std::string m = tree("store1", "home") + "/mdbox/storage/";
+  put(m + "m.3", "\x02\x01 dbox header\nlate message\n", 1'700'000'000'000'000'020);
+  put(m + "dovecot.map.index.log", std::string(950, 'L'), 1'700'000'000'000'000'020);
+  clock_.advance(1000);
+  auto purged = runner().purge(rec->id, 0);
+  ASSERT_TRUE(purged.ok()) << purged.error().message();
+  EXPECT_EQ(purged->state, MoveState::kPurged);
+  ASSERT_EQ(view_.imports.size(), 1u);
+  const auto& files = view_.imports[0].side_files;
+  const std::string in_side = "store2/example.org/alice.mailshard-sweep-" + std::to_string(rec->id);
+  EXPECT_THAT(files, ::testing::Contains(in_side + "/home/mdbox/storage/m.3"));
+  EXPECT_THAT(files, ::testing::Contains(in_side + "/home/mdbox/storage/dovecot.map.index.log"));
+  EXPECT_THAT(files, ::testing::Not(::testing::Contains(in_side + "/home/mdbox/storage/m.2")));
+  EXPECT_THAT(files, ::testing::Not(::testing::Contains(in_side + "/alt/storage/m.1")));
+  EXPECT_EQ(view_.imports[0].uids, "3");
+  EXPECT_FALSE(fs::exists(tree("store1", "home")));
+  EXPECT_FALSE(fs::exists(tree("store1", "alt")));
 }
 
 // An import that happened but whose journal write did not (a kill right
