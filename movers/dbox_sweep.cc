@@ -31,6 +31,9 @@ namespace {
 
 constexpr const char* kFrozenBlob = "dbox_frozen";
 constexpr const char* kSweptBlob = "dbox_swept";
+// The ctime (ns) after which the imports' files are checked for root's
+// (give_back_to_tree_owner); "" once they were. Written before the imports.
+constexpr const char* kOwnerCheckBlob = "dbox_import_owner_check";
 
 // ':' is the separator of mail_location; a literal one is written "::".
 std::string location_path(const std::string& p) {
@@ -156,6 +159,28 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
     for (auto& line : split(*s, '\n'))
       if (!line.empty()) done.insert(line);
 
+  // What Dovecot's imports left to root goes back to the mail's owner
+  // (give_back_to_tree_owner), in the user's trees there.
+  std::vector<std::string> roots{dst_home};
+  if (&into == c.to)
+    for (const auto& t : c.progress.trees) roots.push_back(t.dst);
+  auto give_back = [&](int64_t since_ctime_ns) -> Status {
+    int64_t given = 0;
+    for (const auto& r : roots)
+      given += MS_TRY_CTX(give_back_to_tree_owner(dst, r, since_ctime_ns), fail(fmt::format("owner of {}", printable(r))));
+    if (given)
+      spdlog::warn("move {}: doveadm import on {} left {} file(s) owned by root in the user's mail; given back to the "
+                   "mail's owner",
+                   user, into.name, given);
+    return d_.journal.put_blob(c.rec.id, kOwnerCheckBlob, "");
+  };
+  // Imports whose files were not checked yet (a crash right after one).
+  if (auto pending = MS_TRY(d_.journal.get_blob(c.rec.id, kOwnerCheckBlob)); pending && !pending->empty()) {
+    auto since = parse_int(*pending);
+    if (!since.ok()) return Error::corrupt(fail("the journal's " + std::string(kOwnerCheckBlob) + " is not a number"));
+    MS_CHECK(give_back(*since));
+  }
+
   // The source now: which mailboxes grew past what they held under the freeze.
   auto now = MS_TRY_CTX(d_.mailbox_status->mailbox_status(c.rec.user, c.from->name), fail("source status"));
   struct Late {
@@ -253,6 +278,7 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
   auto side_stat = MS_TRY_CTX(dst.stat({{side, {}}}), fail("stat the side copy"));
   if (side_stat[0].error) return Error(*side_stat[0].error).context(fail("stat the side copy"));
   const int64_t imports_from = side_stat[0].attrs.ctime_ns;
+  MS_CHECK(d_.journal.put_blob(c.rec.id, kOwnerCheckBlob, std::to_string(imports_from)));
   auto import_all = [&]() -> Status {
     for (const auto& l : late) {
       std::vector<int64_t> uids;
@@ -268,17 +294,7 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
     return {};
   };
   Status imported = import_all();
-  // Also after a failed import: what the ones before it created.
-  std::vector<std::string> roots{dst_home};
-  if (&into == c.to)
-    for (const auto& t : c.progress.trees) roots.push_back(t.dst);
-  int64_t given = 0;
-  for (const auto& r : roots)
-    given += MS_TRY_CTX(give_back_to_tree_owner(dst, r, imports_from), fail(fmt::format("owner of {}", printable(r))));
-  if (given)
-    spdlog::warn("move {}: doveadm import on {} left {} file(s) owned by root in the user's mail; given back to the "
-                 "mail's owner",
-                 user, into.name, given);
+  MS_CHECK(give_back(imports_from));  // also after a failed import: what the ones before it created
   MS_CHECK(std::move(imported));
   MS_CHECK_CTX(remove_tree(dst, side), fail("remove the side copy"));
   return {};

@@ -464,6 +464,39 @@ TEST_F(DboxMoveTest, WhatTheImportCreatesAsRootGoesBackToTheMailsOwner) {
   EXPECT_EQ(owner(home2 + "/storage/m.2"), kMail);
 }
 
+// A crash right after an import, before its files were given back: the
+// journal still names the time the imports began, and the next sweep
+// (here purge's last one, with no late mail) gives them back first.
+TEST_F(DboxMoveTest, AfterACrashTheNextSweepGivesTheImportsFilesBack) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (chown)";
+  constexpr uid_t kMail = 4242;
+  for (const std::string& t : {tree("store1", "home"), tree("store1", "alt")}) {
+    ASSERT_EQ(::lchown(t.c_str(), kMail, kMail), 0);
+    for (const auto& e : fs::recursive_directory_iterator(t)) ASSERT_EQ(::lchown(e.path().c_str(), kMail, kMail), 0);
+  }
+  put(tree("store1", "home") + "/mdbox/admin-note", "placed by root\n", 1'700'000'000'000'000'007);  // root's
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  ::usleep(20'000);  // past the copy's last ctime tick
+  // What the cut-short import wrote, as root, and the journal's note of it.
+  const std::string m9 = tree("store2", "home") + "/mdbox/storage/m.9";
+  put(m9, "\x02\x01 dbox header\nimported\n", 1'700'000'000'000'000'030);
+  struct stat st {};
+  ASSERT_EQ(::stat(m9.c_str(), &st), 0);
+  const int64_t since = static_cast<int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec;
+  ASSERT_TRUE(journal_->put_blob(rec->id, "dbox_import_owner_check", std::to_string(since)).ok());
+  clock_.advance(1000);
+  auto purged = runner().purge(rec->id, 0);
+  ASSERT_TRUE(purged.ok()) << purged.error().message();
+  EXPECT_TRUE(view_.imports.empty()) << "no late mail";
+  ASSERT_EQ(::stat(m9.c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, kMail);
+  ASSERT_EQ(::stat((tree("store2", "home") + "/mdbox/admin-note").c_str(), &st), 0);
+  EXPECT_EQ(st.st_uid, 0u) << "root's before the import: left alone";
+  EXPECT_EQ(journal_->get_blob(rec->id, "dbox_import_owner_check").value().value_or("?"), "");
+}
+
 // Purge's last sweep has no pass of its own: it reads the move's states
 // from the journal, so its side copy leaves out the m.* files the move
 // copied (m.2 in the home, m.1 in the alt tier) and holds the new m.3.
