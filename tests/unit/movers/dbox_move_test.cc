@@ -115,6 +115,8 @@ std::vector<MailboxContents> alice_view() {
   return {inbox, sent};
 }
 
+constexpr uid_t kMail = 4242;  // the mail's owner in the tests that need root
+
 class DboxMoveTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -183,6 +185,16 @@ class DboxMoveTest : public ::testing::Test {
     inbox.messages.push_back({3, "g-late"});
     inbox.status.uidnext = 4;
     ++inbox.status.messages;
+  }
+
+  // The source's mail owned by kMail, as Dovecot's mail user's (needs
+  // root), but for mdbox/admin-note, which stays root's.
+  void mail_owned_by_mail_user() {
+    for (const std::string& t : {tree("store1", "home"), tree("store1", "alt")}) {
+      ASSERT_EQ(::lchown(t.c_str(), kMail, kMail), 0);
+      for (const auto& e : fs::recursive_directory_iterator(t)) ASSERT_EQ(::lchown(e.path().c_str(), kMail, kMail), 0);
+    }
+    put(tree("store1", "home") + "/mdbox/admin-note", "placed by root\n", 1'700'000'000'000'000'007);
   }
 
   std::string root_;
@@ -421,12 +433,7 @@ TEST_F(DboxMoveTest, LateMailIsImportedByDovecotOnceFromASideCopy) {
 // before the sweep stays root's.
 TEST_F(DboxMoveTest, WhatTheImportCreatesAsRootGoesBackToTheMailsOwner) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (chown)";
-  constexpr uid_t kMail = 4242;
-  for (const std::string& t : {tree("store1", "home"), tree("store1", "alt")}) {
-    ASSERT_EQ(::lchown(t.c_str(), kMail, kMail), 0);
-    for (const auto& e : fs::recursive_directory_iterator(t)) ASSERT_EQ(::lchown(e.path().c_str(), kMail, kMail), 0);
-  }
-  put(tree("store1", "home") + "/mdbox/admin-note", "placed by root\n", 1'700'000'000'000'000'007);  // root's
+  mail_owned_by_mail_user();
   env_.at_boundary = [&](const std::string& at) {
     if (at != "thaw.end") return;
     late_message_in_source_inbox();
@@ -469,12 +476,7 @@ TEST_F(DboxMoveTest, WhatTheImportCreatesAsRootGoesBackToTheMailsOwner) {
 // (here purge's last one, with no late mail) gives them back first.
 TEST_F(DboxMoveTest, AfterACrashTheNextSweepGivesTheImportsFilesBack) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (chown)";
-  constexpr uid_t kMail = 4242;
-  for (const std::string& t : {tree("store1", "home"), tree("store1", "alt")}) {
-    ASSERT_EQ(::lchown(t.c_str(), kMail, kMail), 0);
-    for (const auto& e : fs::recursive_directory_iterator(t)) ASSERT_EQ(::lchown(e.path().c_str(), kMail, kMail), 0);
-  }
-  put(tree("store1", "home") + "/mdbox/admin-note", "placed by root\n", 1'700'000'000'000'000'007);  // root's
+  mail_owned_by_mail_user();
   auto rec = runner().move("alice@example.org", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
