@@ -163,6 +163,13 @@ void move_dbox_user(const std::string& format, const std::string& file_prefix) {
       "dbox_" + format,
       {{"(name = \"store1\"\n)", "$1mail_location = \"" + dbox_location(format, root1) + "\"\n"},
        {"(name = \"store2\"\n)", "$1mail_location = \"" + dbox_location(format, root2) + "\"\n"}});
+  // Two messages saved on store1 right after the thaw: the sweep imports
+  // them from a side copy that leaves out the storage files the move copied
+  // unchanged (mdbox: the alt tier's m.* files). (Written before the MTA
+  // thread forks: a child that inherited the script's open fd would make
+  // running it fail with ETXTBSY.)
+  const std::string tag = "late-" + format + "-" + std::to_string(::getpid());
+  const std::string script = late_saves_script(lab, user, tag, /*kill_mover=*/false);
   nlohmann::json delivered;
   // An MTA that ignores the freeze (LMTP straight to the store): mail lands
   // before, during and after the frozen pass. The copy's indexes never name
@@ -171,11 +178,6 @@ void move_dbox_user(const std::string& format, const std::string& file_prefix) {
   std::thread mta([&] {
     delivered = lab.deliver(user, 60, "dbox" + format, {"--interval", "0.02"});
   });
-  // And two messages saved on store1 right after the thaw: the sweep
-  // imports them from a side copy that leaves out the storage files the
-  // move copied unchanged (mdbox: the alt tier's m.* files).
-  const std::string tag = "late-" + format + "-" + std::to_string(::getpid());
-  const std::string script = late_saves_script(lab, user, tag, /*kill_mover=*/false);
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   RunResult r = mailshard(cfg, {"move", user, "--to", "store2"}, {"MAILSHARD_TEST_AT=thaw.end:run:" + script});
   mta.join();
@@ -301,12 +303,13 @@ TEST(MoveMbox, MboxWithItsInboxInTheMailPathMovesWithEveryUid) {
   const std::string cfg =
       lab_config("mbox", {{"(name = \"store1\"\n)", "$1mail_location = \"mbox:~/mail:INBOX=~/mail/inbox\"\n"},
                           {"(name = \"store2\"\n)", "$1mail_location = \"mbox:~/mail:INBOX=~/mail/inbox\"\n"}});
-  nlohmann::json delivered;
-  std::thread mta([&] { delivered = lab.deliver(user, 60, "mbox", {"--interval", "0.02"}); });
   // Two messages saved on store1 after the thaw: imported from a side copy
-  // without the folder files the move copied unchanged.
+  // without the folder files the move copied unchanged. (Written before the
+  // MTA thread forks; see move_dbox_user.)
   const std::string tag = "late-mbox-" + std::to_string(::getpid());
   const std::string script = late_saves_script(lab, user, tag, /*kill_mover=*/false);
+  nlohmann::json delivered;
+  std::thread mta([&] { delivered = lab.deliver(user, 60, "mbox", {"--interval", "0.02"}); });
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   RunResult r = mailshard(cfg, {"move", user, "--to", "store2"}, {"MAILSHARD_TEST_AT=thaw.end:run:" + script});
   mta.join();
