@@ -109,7 +109,7 @@ Status PassRunner::metadata_batch(std::vector<MetaItem>& items, const Known& kno
     transfers = MS_TRY(record_metadata(items, transfers, sent, round, out));
   }
   // Metadata gone from the source meanwhile: its stale copy goes too.
-  out.vanished = std::move(vanished);
+  for (auto& v : vanished) out.vanished.push_back(std::move(v));
   return {};
 }
 

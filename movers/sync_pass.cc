@@ -48,6 +48,11 @@ Result<PassStats> PassRunner::run() {
   // it, so for dbox the indexes are copied first, then the source is listed
   // and its messages (sdbox u.*, mdbox m.*) copied: the copy may hold mail
   // its indexes do not name yet (the sweep imports it), never the reverse.
+  // mdbox has two levels of index: a message is appended to an m.* file,
+  // then the map index (storage/dovecot.map.index*) gives it a map UID, then
+  // the mailbox's index names that map UID. So the mailbox indexes are copied
+  // first (stat, hash and transfer), then the map index, then the m.* files:
+  // a copied mailbox index never names a map UID the copied map lacks.
   // mbox likewise: its indexes record each folder file's size and the UIDs
   // in it, so they are copied before the folder files (the files, not the
   // indexes, then hold any mail appended meanwhile, which Dovecot reads as
@@ -69,7 +74,7 @@ Result<PassStats> PassRunner::run() {
   auto meta_batch = [&] {
     auto t0 = Steady::now();
     if (auto st = metadata_batch(known_items, known, meta_out); !st.ok()) meta_out.error = std::move(st).error();
-    meta_out.stats.seconds = secs(Steady::now() - t0);
+    meta_out.stats.seconds += secs(Steady::now() - t0);
   };
   auto start_meta = [&] {
     known_metadata(known_items, known);
@@ -83,7 +88,16 @@ Result<PassStats> PassRunner::run() {
     });
     dbox_storage.assign(std::make_move_iterator(storage), std::make_move_iterator(known_items.end()));
     known_items.erase(storage, known_items.end());
+    auto map = std::stable_partition(known_items.begin(), known_items.end(), [](const MetaItem& m) {
+      return !starts_with(path_last(m.rel), "dovecot.map.index");
+    });
+    std::vector<MetaItem> map_index(std::make_move_iterator(map), std::make_move_iterator(known_items.end()));
+    known_items.erase(map, known_items.end());
     meta_batch();
+    if (!map_index.empty() && !meta_out.error) {
+      known_items = std::move(map_index);
+      meta_batch();
+    }
   };
   std::unordered_set<std::string> listed_files;  // the plan's mutable files, filled after the diff
   auto join_meta = [&]() -> Status {

@@ -279,7 +279,10 @@ class RecordingTransport final : public Transport {
   }
   Result<std::vector<StatResult>> stat(const std::vector<StatRequest>& r) override {
     std::lock_guard lock(mu_);
-    for (const auto& q : r) stat_paths.push_back(q.path);
+    for (const auto& q : r) {
+      stat_paths.push_back(q.path);
+      events.push_back("stat " + q.path);
+    }
     return t_.stat(r);
   }
   Result<std::vector<Result<std::string>>> head(const std::vector<std::string>& p, uint32_t m) override {
@@ -303,7 +306,7 @@ class RecordingTransport final : public Transport {
   Result<std::unique_ptr<FileWriter>> open_writer(const WriterOptions& o) override { return t_.open_writer(o); }
 
   std::vector<std::string> stat_paths, read_paths;
-  std::vector<std::string> events;  // "list" (after the listing was taken), "read PATH"
+  std::vector<std::string> events;  // "list" (after the listing was taken), "stat PATH", "read PATH"
   std::function<void()> after_list;
   std::function<void(const std::vector<ReadSpec>&)> before_read;
   std::function<Result<std::unique_ptr<FileReader>>(std::vector<ReadSpec>)> hook_reader;
@@ -444,8 +447,9 @@ TEST_F(SyncEngineTest, MdboxStorageFilesAreReadAfterTheIndexes) {
   ASSERT_TRUE(fin.ok()) << fin.error().message();
   std::vector<std::string> order;
   for (const auto& ev : src.events)
-    if (ev == "list" || ev.find("dovecot.map.index") != std::string::npos ||
-        ev.find("dbox-Mails/dovecot.index") != std::string::npos || ev.find("storage/m.1") != std::string::npos)
+    if (ev == "list" || (ev.rfind("read ", 0) == 0 && (ev.find("dovecot.map.index") != std::string::npos ||
+                                                       ev.find("dbox-Mails/dovecot.index") != std::string::npos ||
+                                                       ev.find("storage/m.1") != std::string::npos)))
       order.push_back(ev.find("m.1") != std::string::npos ? "storage" : ev == "list" ? "list" : "index");
   EXPECT_EQ(order, (std::vector<std::string>{"index", "index", "list", "storage"}));
   expect_identical();
@@ -482,11 +486,59 @@ TEST_F(SyncEngineTest, MboxFolderFilesAreReadAfterTheirIndexes) {
   std::vector<std::string> order;
   for (const auto& ev : src.events) {
     if (ev == "list") order.push_back("list");
+    else if (ev.rfind("read ", 0) != 0) continue;
     else if (ev.find("/.imap/") != std::string::npos) order.push_back("index");
     else if (ev.find("mail/inbox") != std::string::npos || ev.find("mail/Sent") != std::string::npos)
       order.push_back("folder");
   }
   EXPECT_EQ(order, (std::vector<std::string>{"index", "index", "list", "folder", "folder"}));
+  expect_identical();
+}
+
+// mdbox: a message is appended to an m.* file, then the map index gives it
+// a map UID, then the mailbox index names it. A pass reads (stats, hashes,
+// sends) every mailbox index before the map index, and the m.* files after
+// the listing, so a copied mailbox index never names a map UID the copied
+// map lacks (Dovecot: "map ... corrupted: Unexpectedly lost INBOX uid=136").
+TEST_F(SyncEngineTest, MdboxMailboxIndexesAreReadBeforeTheMapIndex) {
+  auto src_real = local(src_root_);
+  auto dst = local(dst_root_);
+  RecordingTransport src(*src_real);
+  const std::string m = src_home() + "/mdbox/";
+  std::string records = "rec 1\n";
+  auto write_all = [&] {
+    testing::write_file(m + "mailboxes/INBOX/dbox-Mails/dovecot.index.log", "INBOX " + records);
+    testing::write_file(m + "mailboxes/Sent/dbox-Mails/dovecot.index.log", "Sent " + records);
+    testing::write_file(m + "storage/dovecot.map.index", "map " + records);
+    testing::write_file(m + "storage/dovecot.map.index.log", "maplog " + records);
+    testing::write_file(m + "storage/m.1", "mail " + records);
+  };
+  fs::create_directories(m + "mailboxes/INBOX/dbox-Mails");
+  fs::create_directories(m + "mailboxes/Sent/dbox-Mails");
+  fs::create_directories(m + "storage");
+  write_all();
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(src, *dst);
+  ASSERT_TRUE(e.warm_pass(state).ok());
+  records += "rec 2\n";
+  write_all();
+  src.events.clear();
+  auto fin = e.final_pass(state);
+  ASSERT_TRUE(fin.ok()) << fin.error().message();
+  std::vector<std::string> order;
+  for (const auto& ev : src.events) {
+    if (ev == "list") order.push_back("list");
+    else if (ev.find("/mailboxes/") != std::string::npos) order.push_back("mailbox");
+    else if (ev.find("/dovecot.map.index") != std::string::npos) order.push_back("map");
+    else if (ev.find("/storage/m.") != std::string::npos) order.push_back("storage");
+  }
+  auto first = [&](const std::string& k) { return std::find(order.begin(), order.end(), k) - order.begin(); };
+  auto last = [&](const std::string& k) { return order.rend() - std::find(order.rbegin(), order.rend(), k) - 1; };
+  ASSERT_LT(first("mailbox"), static_cast<std::ptrdiff_t>(order.size()));
+  ASSERT_LT(first("map"), static_cast<std::ptrdiff_t>(order.size()));
+  EXPECT_LT(last("mailbox"), first("map")) << ::testing::PrintToString(order);
+  EXPECT_LT(last("map"), first("list")) << ::testing::PrintToString(order);
+  EXPECT_LT(first("list"), first("storage")) << ::testing::PrintToString(order);
   expect_identical();
 }
 
