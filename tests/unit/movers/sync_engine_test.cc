@@ -316,6 +316,17 @@ class RecordingTransport final : public Transport {
   std::mutex mu_;
 };
 
+// A warm pass of `e`, then `change()` on the source, then a final pass: what
+// the source saw during the final pass ("list", "stat PATH", "read PATH").
+std::vector<std::string> final_pass_events(SyncEngine& e, RecordingTransport& src, const std::function<void()>& change) {
+  SyncState state = SyncState::fresh();
+  if (auto warm = e.warm_pass(state); !warm.ok()) ADD_FAILURE() << warm.error().message();
+  change();
+  src.events.clear();
+  if (auto fin = e.final_pass(state); !fin.ok()) ADD_FAILURE() << fin.error().message();
+  return src.events;
+}
+
 TEST_F(SyncEngineTest, FrozenPassStatsOnlyNewNamesAndMetadata) {
   auto src_real = local(src_root_);
   auto dst = local(dst_root_);
@@ -435,18 +446,15 @@ TEST_F(SyncEngineTest, MdboxStorageFilesAreReadAfterTheIndexes) {
     testing::write_file(root + "mailboxes/INBOX/dbox-Mails/dovecot.index", box);
   };
   write_all();
-  SyncState state = SyncState::fresh();
   SyncEngine e = engine(src, *dst);
-  ASSERT_TRUE(e.warm_pass(state).ok());
-  storage += std::string(5'000, 'n');
-  map += "map 2\n";
-  box += "box 2\n";
-  write_all();
-  src.events.clear();
-  auto fin = e.final_pass(state);
-  ASSERT_TRUE(fin.ok()) << fin.error().message();
+  const auto events = final_pass_events(e, src, [&] {
+    storage += std::string(5'000, 'n');
+    map += "map 2\n";
+    box += "box 2\n";
+    write_all();
+  });
   std::vector<std::string> order;
-  for (const auto& ev : src.events)
+  for (const auto& ev : events)
     if (ev == "list" || (ev.rfind("read ", 0) == 0 && (ev.find("dovecot.map.index") != std::string::npos ||
                                                        ev.find("dbox-Mails/dovecot.index") != std::string::npos ||
                                                        ev.find("storage/m.1") != std::string::npos)))
@@ -474,17 +482,14 @@ TEST_F(SyncEngineTest, MboxFolderFilesAreReadAfterTheirIndexes) {
     testing::write_file(mail + ".imap/dovecot.list.index.log", index);
   };
   write_all();
-  SyncState state = SyncState::fresh();
   SyncEngine e = engine(src, *dst);
-  ASSERT_TRUE(e.warm_pass(state).ok());
-  inbox += "From c@example.org Sun Dec  6 11:00:00 2026\nX-UID: 2\n\ntwo\n";
-  index += "uid 2\n";
-  write_all();
-  src.events.clear();
-  auto fin = e.final_pass(state);
-  ASSERT_TRUE(fin.ok()) << fin.error().message();
+  const auto events = final_pass_events(e, src, [&] {
+    inbox += "From c@example.org Sun Dec  6 11:00:00 2026\nX-UID: 2\n\ntwo\n";
+    index += "uid 2\n";
+    write_all();
+  });
   std::vector<std::string> order;
-  for (const auto& ev : src.events) {
+  for (const auto& ev : events) {
     if (ev == "list") order.push_back("list");
     else if (ev.rfind("read ", 0) != 0) continue;
     else if (ev.find("/.imap/") != std::string::npos) order.push_back("index");
@@ -517,16 +522,13 @@ TEST_F(SyncEngineTest, MdboxMailboxIndexesAreReadBeforeTheMapIndex) {
   fs::create_directories(m + "mailboxes/Sent/dbox-Mails");
   fs::create_directories(m + "storage");
   write_all();
-  SyncState state = SyncState::fresh();
   SyncEngine e = engine(src, *dst);
-  ASSERT_TRUE(e.warm_pass(state).ok());
-  records += "rec 2\n";
-  write_all();
-  src.events.clear();
-  auto fin = e.final_pass(state);
-  ASSERT_TRUE(fin.ok()) << fin.error().message();
+  const auto events = final_pass_events(e, src, [&] {
+    records += "rec 2\n";
+    write_all();
+  });
   std::vector<std::string> order;
-  for (const auto& ev : src.events) {
+  for (const auto& ev : events) {
     if (ev == "list") order.push_back("list");
     else if (ev.find("/mailboxes/") != std::string::npos) order.push_back("mailbox");
     else if (ev.find("/dovecot.map.index") != std::string::npos) order.push_back("map");
