@@ -552,11 +552,13 @@ Status PassRunner::merge_metadata(MetaOutcome& out, const std::unordered_set<std
   stats_.tails += m.tails;
   stats_.block_patches += m.block_patches;
   stats_.deltas += m.deltas;
-  for (auto& [rel, es] : out.puts) put(rel, std::move(es));
+  for (auto& [rel, es] : out.puts)
+    if (!renamed_away_.count(rel)) put(rel, std::move(es));
   for (auto& w : out.written) written_.push_back(std::move(w));
   for (auto& t : out.touched) touch(t);
   for (auto& c : out.changed) changed(std::move(c));
   if (out.error) return std::move(*out.error);
+  std::erase_if(out.vanished, [&](const auto& v) { return renamed_away_.count(v.first) > 0; });
   return run_deletes(std::move(out.vanished), "delete");
 }
 

@@ -172,6 +172,7 @@ Result<PassStats> PassRunner::run() {
   std::vector<LinkJob> links;
   std::vector<std::string> symlinks = std::move(plan.symlinks);
   MS_CHECK(stat_new(fresh, copies, links, meta, symlinks));
+  MS_CHECK(run_metadata_renames(meta, file_deletes));
   timer.mark("stat");
 
   // 5. Audit (warm passes only): lstat + hash of everything kept.

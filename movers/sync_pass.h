@@ -164,6 +164,15 @@ class PassRunner {
   Status run_mkdirs(const std::vector<TreePlan::Dir>& dirs);
   Status run_renames(const std::vector<std::pair<std::string, std::string>>& renames,
                      std::vector<TreePlan::Entry>& fresh);
+  // New metadata files that are a vanished one renamed on the source (the
+  // same inode, size, mtime, owner, mode and content hash as a file the state
+  // holds in the same directory, which the source no longer lists): renamed
+  // on the destination instead of sent, and taken out of `meta` and
+  // `file_deletes`. Courier renames its keyword update files on a folder's
+  // open (`courierimapkeywords/<name>` -> `.<n>.<name>`); sent whole, with an
+  // fsync each under the freeze, a thousand of them made lockouts of seconds.
+  Status run_metadata_renames(std::vector<MetaItem>& meta,
+                              std::vector<std::pair<std::string, EntryType>>& file_deletes);
   Status run_links(const std::vector<LinkJob>& links, bool retry = false);
   Status run_symlinks(const std::vector<std::string>& paths);
   Status run_deletes(std::vector<std::pair<std::string, EntryType>> list, const char* what);
@@ -213,6 +222,9 @@ class PassRunner {
   std::vector<std::string> parents_created_;
   std::vector<std::pair<std::string, Hash128>> written_;
   std::vector<std::string> changed_;
+  // Destination names run_metadata_renames() renamed away: a metadata batch
+  // that ran meanwhile must not put them back (merge_metadata).
+  std::unordered_set<std::string> renamed_away_;
 };
 
 }  // namespace mailshard

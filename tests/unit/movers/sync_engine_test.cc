@@ -598,6 +598,70 @@ TEST_F(SyncEngineTest, ARenamedAsideIndexIsLinkedFromTheDestinationsCopyNotSent)
   }
 }
 
+// Courier renames its keyword update files when a folder is opened
+// (courierimapkeywords/<name> -> .<n>.<name>) and writes a new :list. Under
+// the freeze each renamed file is renamed on the destination too (the same
+// inode, size, mtime and content as a file the source no longer lists), not
+// sent again with an fsync each. A file renamed and rewritten, or replaced by
+// a copy (a new inode), is sent as usual.
+TEST_F(SyncEngineTest, MetadataFilesRenamedOnTheSourceAreRenamedOnTheDestinationNotSent) {
+  for (bool agent_transport : {false, true}) {
+    SCOPED_TRACE(agent_transport ? "agent" : "local");
+    fs::remove_all(src_home());
+    fs::remove_all(dst_root_ + "/staging");
+    auto src = agent_transport ? agent(src_root_) : local(src_root_);
+    auto dst = agent_transport ? agent(dst_root_) : local(dst_root_);
+    for (const char* sub : {"cur", "new", "tmp", "courierimapkeywords"}) fs::create_directories(src_home() + "/Maildir/" + sub);
+    const std::string kw = src_home() + "/Maildir/courierimapkeywords/";
+    auto name = [](int i) { return fmt::format("17000000{:02d}.M1P1.host:2,S", i); };
+    for (int i = 0; i < 40; ++i) testing::write_file(kw + name(i), fmt::format("$Label{}\n", i % 5), 1'700'000'000'000'000'000 + i);
+    testing::write_file(kw + ":list", "$Label0\n", 1'700'000'000'000'000'000);
+    SyncState state = SyncState::fresh();
+    SyncEngine e = engine(*src, *dst);
+    auto warm = e.warm_pass(state);
+    ASSERT_TRUE(warm.ok()) << warm.error().message();
+
+    // The user opens the folder: 37 files renamed, one renamed and rewritten,
+    // one replaced by a copy of itself (another inode), one left; a new :list.
+    for (int i = 0; i < 37; ++i)
+      ASSERT_EQ(::rename((kw + name(i)).c_str(), (kw + ".1." + name(i)).c_str()), 0);
+    ASSERT_EQ(::rename((kw + name(37)).c_str(), (kw + ".1." + name(37)).c_str()), 0);
+    testing::write_file(kw + ".1." + name(37), "$Other\n", 1'700'000'000'000'000'000 + 37);
+    testing::write_file(kw + ".1." + name(38), slurp(kw + name(38)), 1'700'000'000'000'000'000 + 38);
+    ASSERT_EQ(::unlink((kw + name(38)).c_str()), 0);
+    testing::write_file(kw + ":list", "$Label0\n$Label1\n$Label2\n", 1'700'000'100'000'000'000);
+    auto fin = e.final_pass(state);
+    ASSERT_TRUE(fin.ok()) << fin.error().message();
+    EXPECT_EQ(fin->renames, 37);
+    EXPECT_EQ(fin->metadata_sent, 3);  // the rewritten one, the copied one and the :list
+    expect_identical();
+    EXPECT_TRUE(fs::exists(dst_home() + "/Maildir/courierimapkeywords/.1." + name(0)));
+    EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/courierimapkeywords/" + name(0)));
+    auto v = e.verify_frozen_copy(state);
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    EXPECT_GE(v->files_hashed, 37);  // the renamed copies are re-hashed
+    EXPECT_EQ(state.dirs.at("Maildir/courierimapkeywords").entries.count(name(0)), 0u);
+
+    // Idempotent.
+    auto again = e.final_pass(state);
+    ASSERT_TRUE(again.ok()) << again.error().message();
+    EXPECT_EQ(again->renames, 0);
+    EXPECT_EQ(again->metadata_sent, 0);
+    EXPECT_EQ(again->bytes_sent, 0);
+
+    // A destination copy damaged behind the state's back is caught by verify.
+    ASSERT_EQ(::rename((kw + ".1." + name(0)).c_str(), (kw + ".2." + name(0)).c_str()), 0);
+    testing::write_file(dst_home() + "/Maildir/courierimapkeywords/.1." + name(0), "$Label9\n",
+                        1'700'000'000'000'000'000);
+    auto moved = e.final_pass(state);
+    ASSERT_TRUE(moved.ok()) << moved.error().message();
+    EXPECT_EQ(moved->renames, 1);
+    auto bad = e.verify_frozen_copy(state);
+    ASSERT_FALSE(bad.ok());
+    EXPECT_THAT(bad.error().message(), HasSubstr(".2." + name(0)));
+  }
+}
+
 // Dovecot rewrites dovecot.index through a temp file and rename() (a new
 // inode, the same layout): the frozen pass sends only its changed blocks,
 // against the block hashes the warm pass kept of the destination's copy, so
