@@ -14,7 +14,10 @@
 //      through parallel streams (temp + batch-durable + rename; holes of
 //      sparse files stay holes), hard links as links (an inode number is only
 //      a hint: a link is made after the new name hashed to the target's
-//      content), symlinks as symlinks;
+//      content), symlinks as symlinks; a new metadata file that is a vanished
+//      one renamed (same inode, size, mtime, owner, mode and content hash,
+//      same directory: Courier's keyword files on a folder's open) is renamed
+//      on the destination, not sent;
 //   4. the metadata set (uidlists, keywords, indexes, logs, caches,
 //      subscriptions, sieve, quota, Courier files) re-checked by size, mtime,
 //      ctime and hash, sent as a tail, block diff, librsync delta or whole,

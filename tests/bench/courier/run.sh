@@ -26,7 +26,9 @@
 #
 # Usage: tests/bench/courier/run.sh [BUILD_DIR]   env: RUNS (default 5), LAB_PORT_BASE (default 19000),
 #        BENCH_DIR (default /tmp/mailshard-bench-courier), SHARED (default ../shared next to the repo),
-#        MESSAGES (default 20000)
+#        MESSAGES (default 20000), UNSETTLED=1 (the mailbox is left as Courier leaves it right after
+#        the keywords were set: the flag-change session before the freeze then renames every keyword
+#        update file, ~1,100, and the frozen pass carries those renames)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
@@ -72,13 +74,14 @@ JOURNAL=$(sed -n 's/^path = "\(.*\)"$/\1/p' "$CFG" | head -1)
 echo "# generating a $MESSAGES-message Courier mailbox"
 FIRST=$(home courier1 "$(user 1)")
 $PY "$SHARED/bench/gen_maildir.py" generate "$FIRST" --messages "$MESSAGES" >/dev/null
-$PREP courierize --lab "$LAB" --user "$(user 1)@example.org" >"$W/courierize.json"
+$PREP courierize --lab "$LAB" --user "$(user 1)@example.org" $([ "${UNSETTLED:-0}" = 1 ] && echo --unsettled) >"$W/courierize.json"
 cp -a "$FIRST" "$W/template"
 for i in $(seq 2 $((RUNS + 1))); do cp -a "$W/template" "$(home courier1 "$(user "$i")")"; done
 sync
 
 # One move with the day's changes after the last warm pass; prints
-# "lockout_ms wall_ms hook_ms convert_ms sweep_ms final_sync_ms" from the journal and the clock.
+# "lockout_ms wall_ms hook_ms convert_ms sweep_ms final_sync_ms renames sent" from the journal and the
+# clock (renames, sent: the frozen pass's renames and metadata files sent).
 move_one() {  # user-local-part to-store run-number
   local u=$1 to=$2 r=$3
   local hook="precopy.end:run:sh -c '$PY $ROOT/tests/lab/maildir_deliver.py --lab $LAB --user $u@example.org --count 50 --tag r$r >/dev/null && $PREP flags --lab $LAB --user $u@example.org --first $((r * 50 + 1)) --count 50 >/dev/null'"
@@ -100,7 +103,10 @@ db = sqlite3.connect(f"file:{sys.argv[2]}?mode=ro", uri=True)
 at = {(s, p): t for s, p, t in db.execute("select step, phase, at from move_steps where move_id = ?", (m["id"],))}
 dur = lambda s: at.get((s, "end"), 0) - at.get((s, "begin"), 0)
 hook = at[("freeze", "begin")] - at[("precopy", "end")]
-print(m["lockout_ms"], sys.argv[3], hook, dur("convert"), dur("sweep"), dur("final_sync"))
+detail = db.execute("select detail from moves where id = ?", (m["id"],)).fetchone()[0]
+fp = json.loads(detail or "{}").get("final_pass", {})
+print(m["lockout_ms"], sys.argv[3], hook, dur("convert"), dur("sweep"), dur("final_sync"),
+      fp.get("renames", -1), fp.get("metadata_sent", -1))
 PY
 }
 
@@ -126,7 +132,7 @@ for r in $(seq "$RUNS"); do
   rs=$(rsync_ms "$(home courier1 "$u")")
   tar cf /dev/null "$(home courier1 "$u")" 2>/dev/null
   io0=$(io_full_us)
-  read -r lockout wall hook convert sweep final < <(move_one "$u" store2 "$r") || true
+  read -r lockout wall hook convert sweep final fp_ren fp_sent < <(move_one "$u" store2 "$r") || true
   io=$((($(io_full_us) - io0) / 1000))
   # rsync again, of the source the move left (the same tree and the 50 deliveries): the smaller
   # of the two is the baseline, so a burst of other I/O during one rsync's sync cannot flatter the move.
@@ -135,14 +141,14 @@ for r in $(seq "$RUNS"); do
   [ -n "${final:-}" ] || { echo "run.sh: run $r gave no figures (see above)" >&2; exit 1; }
   got=$(find "$(home store2 "$u")/Maildir" \( -path '*/cur/*' -o -path '*/new/*' \) -type f | wc -l)
   [ "$got" -eq $((MESSAGES + 50)) ] || { echo "run.sh: $u has $got messages on store2, want $((MESSAGES + 50))" >&2; exit 1; }
-  echo "$lockout $wall $hook $convert $sweep $final $rs $io" | tee -a "$W/runs.txt"
+  echo "$lockout $wall $hook $convert $sweep $final $rs $io $fp_ren $fp_sent" | tee -a "$W/runs.txt"
 done
 
 u=$(user $((RUNS + 1)))
 echo "# reference: $u courier1 -> courier2 (no conversion)"
 rs=$(rsync_ms "$(home courier1 "$u")")
 tar cf /dev/null "$(home courier1 "$u")" 2>/dev/null
-read -r c_lockout c_wall c_hook c_convert c_sweep c_final < <(move_one "$u" courier2 $((RUNS + 1))) || true
+read -r c_lockout c_wall c_hook c_convert c_sweep c_final c_ren c_sent < <(move_one "$u" courier2 $((RUNS + 1))) || true
 [ -n "${c_final:-}" ] || { echo "run.sh: the reference move gave no figures (see above)" >&2; exit 1; }
 echo "$c_lockout $c_wall $c_hook $c_convert $c_sweep $c_final $rs" | tee "$W/reference.txt"
 
@@ -173,6 +179,7 @@ print(f"\nwithout the sweep's idle settle pause (2 s): median {med(nosettle):.2f
 print(f"reference, the same tree to courier2 (no conversion): whole move {(ref[1]-ref[2])/1000:.2f} s, "
       f"lockout {ref[0]/1000:.3f} s, rsync {ref[6]/1000:.2f} s")
 print("\nper run: lockout_ms wall_ms changes_ms convert_ms sweep_ms final_sync_ms rsync_ms io_stall_ms"
+      " final_pass_renames final_pass_metadata_sent"
       " -> move_ms / (rsync + convert)\n(io_stall_ms: time with every task of the machine stalled on I/O during the move, /proc/pressure/io 'full')")
 for r, m, x in zip(runs, move, ratio):
     print("  " + " ".join(map(str, r)) + f" -> {m} / {r[6] + r[3]} = {x:.2f}x")
