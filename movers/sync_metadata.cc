@@ -201,8 +201,12 @@ Result<std::vector<PassRunner::MetaTransfer>> PassRunner::plan_metadata(
   std::vector<TreeOp> attr_ops;
   // Files whose new content is a replaced sibling's old one: item -> sibling.
   // A sibling that is itself a link's target is not used (a swap of two
-  // names would link each to the other's new copy).
+  // names would link each to the other's new copy), and a sibling is the
+  // source of one link at most: two names linked to one copy would share an
+  // inode on the destination, each with the other's attributes (Courier's
+  // keyword files often hold the same keywords).
   std::unordered_map<size_t, size_t> twin_of;
+  std::unordered_set<size_t> twin_taken;
   if (const auto replaced = replaced_siblings(items, known, res); !replaced.empty()) {
     for (size_t i = 0; i < items.size(); ++i) {
       const StatResult& r = res[i];
@@ -213,8 +217,9 @@ Result<std::vector<PassRunner::MetaTransfer>> PassRunner::plan_metadata(
       auto c = replaced.find({dir_of(items[i].rel), r.attrs.size});
       if (c == replaced.end()) continue;
       for (size_t k : c->second)
-        if (k != i && known_entry(known, items[k].rel)->hash == *r.hash) {
+        if (k != i && !twin_taken.count(k) && known_entry(known, items[k].rel)->hash == *r.hash) {
           twin_of.emplace(i, k);
+          twin_taken.insert(k);
           break;
         }
     }
@@ -236,6 +241,7 @@ Result<std::vector<PassRunner::MetaTransfer>> PassRunner::plan_metadata(
       link.from = D(items[tw->second].rel);
       link.path = D(it.rel);
       link_ops.push_back(std::move(link));
+      out.linked_from.push_back(items[tw->second].rel);
       linked.push_back(i);
       // (its transfer, planned below, is kept for a link that fails)
     }
@@ -553,12 +559,13 @@ Status PassRunner::merge_metadata(MetaOutcome& out, const std::unordered_set<std
   stats_.block_patches += m.block_patches;
   stats_.deltas += m.deltas;
   for (auto& [rel, es] : out.puts)
-    if (!renamed_away_.count(rel)) put(rel, std::move(es));
+    if (!pending_renames_.count(rel)) put(rel, std::move(es));
   for (auto& w : out.written) written_.push_back(std::move(w));
   for (auto& t : out.touched) touch(t);
   for (auto& c : out.changed) changed(std::move(c));
+  for (auto& l : out.linked_from) linked_from_.insert(std::move(l));
   if (out.error) return std::move(*out.error);
-  std::erase_if(out.vanished, [&](const auto& v) { return renamed_away_.count(v.first) > 0; });
+  std::erase_if(out.vanished, [&](const auto& v) { return pending_renames_.count(v.first) > 0; });
   return run_deletes(std::move(out.vanished), "delete");
 }
 

@@ -163,14 +163,13 @@ Status PassRunner::run_renames(const std::vector<std::pair<std::string, std::str
   });
 }
 
-Status PassRunner::run_metadata_renames(std::vector<MetaItem>& meta,
-                                        std::vector<std::pair<std::string, EntryType>>& file_deletes) {
+Status PassRunner::find_metadata_renames(const std::vector<MetaItem>& meta,
+                                         const std::vector<std::pair<std::string, EntryType>>& vanished) {
   // The vanished files of each directory, and the new metadata files there.
-  std::unordered_map<std::string, std::vector<size_t>> gone;  // directory -> indexes into file_deletes
-  for (size_t i = 0; i < file_deletes.size(); ++i) {
-    if (file_deletes[i].second != EntryType::kFile) continue;
-    const EntryState* es = entry(file_deletes[i].first);
-    if (es && es->type == EntryType::kFile && es->has_hash) gone[path_parent(file_deletes[i].first)].push_back(i);
+  std::unordered_map<std::string, std::vector<const std::string*>> gone;  // directory -> vanished names
+  for (const auto& [path, type] : vanished) {
+    const EntryState* es = type == EntryType::kFile ? entry(path) : nullptr;
+    if (es && es->type == EntryType::kFile && es->has_hash) gone[path_parent(path)].push_back(&path);
   }
   if (gone.empty()) return {};
   std::vector<size_t> cand;  // indexes into meta
@@ -183,72 +182,66 @@ Status PassRunner::run_metadata_renames(std::vector<MetaItem>& meta,
   auto res = MS_TRY(e_.src_.stat(rq).context("stat source " + e_.src_.describe()));
   stats_.stat_calls += static_cast<int64_t>(rq.size());
 
-  struct Pair {
-    size_t del, item;
-    FileAttrs attrs;
-  };
-  std::vector<Pair> pairs;
-  std::unordered_set<size_t> used;
   for (size_t k = 0; k < cand.size(); ++k) {
     const StatResult& r = res[k];
     if (r.error || r.attrs.type != EntryType::kFile || !r.hash) continue;  // the metadata step decides
     const std::string& rel = meta[cand[k]].rel;
     if (e_.options_.leave_out && e_.options_.leave_out(rel, r.attrs)) continue;
-    for (size_t d : gone[path_parent(rel)]) {
-      const EntryState& es = *entry(file_deletes[d].first);
-      if (used.count(d) || es.attrs.ino != r.attrs.ino || es.attrs.size != r.attrs.size ||
+    for (const std::string* from : gone[path_parent(rel)]) {
+      const EntryState& es = *entry(*from);
+      if (pending_renames_.count(*from) || es.attrs.ino != r.attrs.ino || es.attrs.size != r.attrs.size ||
           !same_kept_attrs(es.attrs, r.attrs) || !(es.hash == *r.hash))
         continue;
-      used.insert(d);
-      pairs.push_back({d, cand[k], r.attrs});
+      pending_renames_.emplace(*from, PendingRename{rel, r.attrs});
       break;
     }
   }
-  if (pairs.empty()) return {};
+  return {};
+}
+
+Status PassRunner::run_metadata_renames(std::vector<MetaItem>& meta) {
+  if (pending_renames_.empty()) return {};
+  std::vector<std::pair<std::string, const PendingRename*>> pairs;  // vanished name, its rename
+  std::vector<std::pair<std::string, EntryType>> deletes;           // vanished names not renamed
+  for (const auto& [from, p] : pending_renames_) {
+    const EntryState* es = entry(from);
+    if (linked_from_.count(from) || !es) deletes.emplace_back(from, EntryType::kFile);
+    else pairs.emplace_back(from, &p);
+  }
+  std::sort(pairs.begin(), pairs.end());
   std::vector<TreeOp> ops;
   ops.reserve(pairs.size());
-  for (const auto& p : pairs) {
+  for (const auto& [from, p] : pairs) {
     TreeOp op;
     op.kind = TreeOp::Kind::kRename;
-    op.from = D(file_deletes[p.del].first);
-    op.path = D(meta[p.item].rel);
+    op.from = D(from);
+    op.path = D(p->to);
     ops.push_back(std::move(op));
   }
-  std::unordered_set<size_t> done_del, done_item;
+  std::unordered_set<std::string> renamed_to;
   MS_CHECK(apply_parallel(ops, [&](size_t i, const Status& s) -> Status {
-    const Pair& p = pairs[i];
-    const std::string &from = file_deletes[p.del].first, &to = meta[p.item].rel;
+    const auto& [from, p] = pairs[i];
     if (!s.ok()) {
-      // Gone on the destination: sent and deleted as usual instead.
-      if (s.error().code() == ErrorCode::kNotFound) return {};
-      return Error(s.error()).context("rename");
+      // Gone on the destination: the new name is sent and the old one deleted as usual.
+      if (s.error().code() != ErrorCode::kNotFound) return Error(s.error()).context("rename");
+      deletes.emplace_back(from, EntryType::kFile);
+      return {};
     }
     EntryState moved = *entry(from);
-    moved.attrs = p.attrs;  // the rename changed the ctime
+    moved.attrs = p->attrs;  // the rename changed the ctime
     erase(from);
     changed(from);
-    changed(to);
-    written_.emplace_back(to, moved.hash);  // verify re-hashes the destination's copy
-    put(to, std::move(moved));
-    renamed_away_.insert(from);
-    done_del.insert(p.del);
-    done_item.insert(p.item);
+    changed(p->to);
+    written_.emplace_back(p->to, moved.hash);  // verify re-hashes the destination's copy
+    put(p->to, std::move(moved));
+    renamed_to.insert(p->to);
     ++stats_.renames;
-    touch(path_parent(to));
+    touch(path_parent(p->to));
     return {};
   }));
-  auto drop = [](auto& v, const std::unordered_set<size_t>& gone_idx) {
-    size_t n = 0;
-    for (size_t i = 0; i < v.size(); ++i)
-      if (!gone_idx.count(i)) {
-        if (n != i) v[n] = std::move(v[i]);
-        ++n;
-      }
-    v.resize(n);
-  };
-  drop(meta, done_item);
-  drop(file_deletes, done_del);
-  return {};
+  pending_renames_.clear();
+  std::erase_if(meta, [&](const MetaItem& m) { return renamed_to.count(m.rel) > 0; });
+  return run_deletes(std::move(deletes), "delete");
 }
 
 // Hard links. A link is made only to content this pass copied or

@@ -139,8 +139,16 @@ Result<PassStats> PassRunner::run() {
     listed_files.insert(m.path);
   }
   for (auto& m : dbox_storage) meta.push_back(std::move(m));
-  std::vector<std::pair<std::string, EntryType>> file_deletes, dir_deletes;
-  for (auto& d : plan.deletes) (d.second == EntryType::kDir ? dir_deletes : file_deletes).push_back(std::move(d));
+  // Metadata files the state knows and the source no longer has are removed
+  // after the metadata batch (which finds them gone too) is done: it may link
+  // a sibling from their copy (plan_metadata), and a file renamed on the
+  // source may be renamed on the destination (run_metadata_renames).
+  std::vector<std::pair<std::string, EntryType>> file_deletes, dir_deletes, meta_vanished;
+  for (auto& d : plan.deletes) {
+    if (d.second == EntryType::kDir) dir_deletes.push_back(std::move(d));
+    else if (known.count(d.first)) meta_vanished.push_back(std::move(d));
+    else file_deletes.push_back(std::move(d));
+  }
   timer.mark("diff");
 
   if (kind_ == PassKind::kMetadata) {
@@ -172,7 +180,7 @@ Result<PassStats> PassRunner::run() {
   std::vector<LinkJob> links;
   std::vector<std::string> symlinks = std::move(plan.symlinks);
   MS_CHECK(stat_new(fresh, copies, links, meta, symlinks));
-  MS_CHECK(run_metadata_renames(meta, file_deletes));
+  MS_CHECK(find_metadata_renames(meta, meta_vanished));
   timer.mark("stat");
 
   // 5. Audit (warm passes only): lstat + hash of everything kept.
@@ -189,8 +197,11 @@ Result<PassStats> PassRunner::run() {
   MS_CHECK(run_deletes(std::move(file_deletes), "delete"));
   timer.mark("links+delete");
 
-  // 7. The metadata set: the thread's batch, then new metadata files.
+  // 7. The metadata set: the thread's batch, renamed files, then new metadata files.
   MS_CHECK(join_meta());
+  MS_CHECK(run_metadata_renames(meta));
+  std::erase_if(meta_vanished, [&](const auto& v) { return entry(v.first) == nullptr; });  // done by the batch
+  MS_CHECK(run_deletes(std::move(meta_vanished), "delete"));
   MS_CHECK(check_interrupt());
   MS_CHECK(run_symlinks(symlinks));
   MS_CHECK(run_metadata(meta));

@@ -104,6 +104,7 @@ class PassRunner {
     std::vector<std::string> touched;
     std::vector<std::string> type_changed;  // no longer regular files when stat'ed
     std::vector<std::string> changed;       // attributes set without content
+    std::vector<std::string> linked_from;   // names whose destination copy was linked to a sibling
     std::optional<Error> error;
   };
   // The state entries of the metadata files, copied for a batch.
@@ -167,12 +168,18 @@ class PassRunner {
   // New metadata files that are a vanished one renamed on the source (the
   // same inode, size, mtime, owner, mode and content hash as a file the state
   // holds in the same directory, which the source no longer lists): renamed
-  // on the destination instead of sent, and taken out of `meta` and
-  // `file_deletes`. Courier renames its keyword update files on a folder's
-  // open (`courierimapkeywords/<name>` -> `.<n>.<name>`); sent whole, with an
-  // fsync each under the freeze, a thousand of them made lockouts of seconds.
-  Status run_metadata_renames(std::vector<MetaItem>& meta,
-                              std::vector<std::pair<std::string, EntryType>>& file_deletes);
+  // on the destination instead of sent. Courier renames its keyword update
+  // files on a folder's open; sent whole, with an fsync each under the
+  // freeze, a thousand of them made lockouts of seconds.
+  // find_metadata_renames() pairs them with the vanished metadata files (a
+  // stat of the new names); run_metadata_renames() runs after the metadata
+  // batch that ran meanwhile, which may have linked another name to a
+  // vanished name's copy (plan_metadata's replaced siblings): such a copy is
+  // not renamed (two names would share an inode), and its new name is sent
+  // instead. The vanished names not renamed are deleted there.
+  Status find_metadata_renames(const std::vector<MetaItem>& meta,
+                               const std::vector<std::pair<std::string, EntryType>>& vanished);
+  Status run_metadata_renames(std::vector<MetaItem>& meta);
   Status run_links(const std::vector<LinkJob>& links, bool retry = false);
   Status run_symlinks(const std::vector<std::string>& paths);
   Status run_deletes(std::vector<std::pair<std::string, EntryType>> list, const char* what);
@@ -222,9 +229,17 @@ class PassRunner {
   std::vector<std::string> parents_created_;
   std::vector<std::pair<std::string, Hash128>> written_;
   std::vector<std::string> changed_;
-  // Destination names run_metadata_renames() renamed away: a metadata batch
-  // that ran meanwhile must not put them back (merge_metadata).
-  std::unordered_set<std::string> renamed_away_;
+  // find_metadata_renames(): vanished name -> its new name and the new name's
+  // source attributes; merge_metadata() neither deletes nor puts back these
+  // vanished names (run_metadata_renames() does what is left to do).
+  struct PendingRename {
+    std::string to;
+    FileAttrs attrs;
+  };
+  std::unordered_map<std::string, PendingRename> pending_renames_;
+  // Vanished names whose destination copy a metadata batch linked to another
+  // name (merge_metadata, from MetaOutcome::linked_from).
+  std::unordered_set<std::string> linked_from_;
 };
 
 }  // namespace mailshard

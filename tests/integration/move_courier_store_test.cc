@@ -241,6 +241,60 @@ TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsN
   std::printf("courier -> dovecot: %s; mbsync after the move: %s\n", r.out.c_str(), second.out.c_str());
 }
 
+// A user who set keywords and logs in again between the last warm pass and the freeze. Courier
+// writes a keyword change as a new update file in courierimapkeywords/ and, on the folder's next
+// open, renames that file to the message's keyword file (a new name, or over the old one). The
+// frozen pass renames (or links) them on the destination too instead of sending each again (with
+// an fsync each, under the freeze), and Dovecot then shows every keyword Courier shows.
+TEST(MoveCourierStore, KeywordFilesCourierRenamesBeforeTheFreezeAreRenamedNotSent) {
+  Lab& lab = Lab::get();
+  const std::string user = lab.add_user("courier1");
+  const nlohmann::json filled = lab.fill_mailbox(user, 200, 34, "courier1");
+  ASSERT_EQ(filled["appended"], 200) << filled.dump();
+  const std::string cfg = courier_and_store2_config("courier_keyword_renames.toml");
+  // "store": a session sets $Late on INBOX 1:20 and ends (the update files stay); "open": a
+  // session opens INBOX (Courier renames them).
+  const std::string script = lab.dir() + "/courier-keywords-" + std::to_string(::getpid()) + ".py";
+  std::ofstream(script) << "import sys\nsys.path.insert(0, '" << lab.env("LAB_SCRIPTS") << "')\nimport labcommon\n"
+                        << "env = labcommon.load_env('" << lab.dir() << "')\n"
+                        << "s = labcommon.courier_session(env, 'courier1', '" << user << "')\n"
+                        << "s.examine('INBOX', readonly=False)\n"
+                        << "if sys.argv[1] == 'store':\n"
+                        << "    s.command('STORE', '1:20', '+FLAGS.SILENT', '($Late)')\n"
+                        << "s.logout()\n";
+  const std::string keywords = lab.home_path("courier1", user) + "/Maildir/courierimapkeywords";
+  auto names = [&] {
+    RunResult ls = lab.run({"sh", "-c", "ls -A " + keywords + " | wc -l"});
+    return std::stoi(ls.out.empty() ? "0" : ls.out);
+  };
+  const int settled = names();
+  RunResult set = lab.run({"/usr/bin/python3", script, "store"});
+  ASSERT_EQ(set.rc, 0) << set.describe();
+  const int update_files = names() - settled;
+  ASSERT_GT(update_files, 0) << "Courier wrote no keyword update files";
+
+  RunResult r = mailshard(cfg, {"move", user, "--to", "store2"},
+                          {"MAILSHARD_TEST_AT=precopy.end:run:/usr/bin/python3 " + script + " open"});
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  const nlohmann::json fp = latest_move(cfg, user)["detail"]["final_pass"];
+  std::printf("%d keyword files, %d update files, %d after the open; frozen pass: %s\n", settled, update_files, names(),
+              fp.dump().c_str());
+  // The update files renamed to a new name were renamed on the destination too, not sent: what
+  // is sent is :list and the keyword files whose content the open changed.
+  EXPECT_GE(fp["renames"].get<int64_t>(), 1) << "no keyword file was renamed on the destination";
+  EXPECT_LT(fp["metadata_sent"].get<int64_t>(), update_files) << "the renamed keyword files were sent again";
+
+  // What Courier shows on the source (the copy the move left), Dovecot shows after the move.
+  const nlohmann::json courier = lab.imap_state(user, "courier1", /*detail=*/true);
+  const nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(after["store"], "store2");
+  expect_dovecot_shows_what_courier_showed(courier, after);
+  int late = 0;
+  for (const auto& m : after["folders"]["INBOX"]["detail"])
+    for (const auto& f : m["flags"]) late += f == "$Late";
+  EXPECT_EQ(late, 20);
+}
+
 // nginx routes a Courier store's users by mailHost like the Dovecot stores' (issue 11): a login
 // through nginx lands on courier1 (Courier's imapd behind tests/lab/courier_imaplogin.py) and sees
 // what Courier's imapd on a pipe shows; while the move to the Dovecot store2 holds the user

@@ -662,6 +662,84 @@ TEST_F(SyncEngineTest, MetadataFilesRenamedOnTheSourceAreRenamedOnTheDestination
   }
 }
 
+// A vanished file's destination copy can be wanted twice in one pass: the
+// source renamed it (u -> n), and another known file (x) now holds the same
+// content, which the metadata batch links from that copy (as for
+// dovecot.index.backup). The rename then does not happen (n and x would share
+// one inode on the destination, and x's attributes would be n's): n is sent.
+TEST_F(SyncEngineTest, AVanishedCopyLinkedToASiblingIsNotAlsoRenamed) {
+  for (bool agent_transport : {false, true}) {
+    SCOPED_TRACE(agent_transport ? "agent" : "local");
+    fs::remove_all(src_home());
+    fs::remove_all(dst_root_ + "/staging");
+    auto src = agent_transport ? agent(src_root_) : local(src_root_);
+    auto dst = agent_transport ? agent(dst_root_) : local(dst_root_);
+    for (const char* sub : {"cur", "new", "tmp", "courierimapkeywords"}) fs::create_directories(src_home() + "/Maildir/" + sub);
+    const std::string kw = src_home() + "/Maildir/courierimapkeywords/";
+    testing::write_file(kw + "u", "$Late\n", 1'700'000'000'000'000'000);
+    testing::write_file(kw + "x", "$Old\n", 1'700'000'000'000'000'000);
+    SyncState state = SyncState::fresh();
+    SyncEngine e = engine(*src, *dst);
+    auto warm = e.warm_pass(state);
+    ASSERT_TRUE(warm.ok()) << warm.error().message();
+
+    ASSERT_EQ(::rename((kw + "u").c_str(), (kw + "n").c_str()), 0);
+    testing::write_file(kw + "x", "$Late\n", 1'700'000'100'000'000'000);
+    auto fin = e.final_pass(state);
+    ASSERT_TRUE(fin.ok()) << fin.error().message();
+    EXPECT_EQ(fin->hard_links, 1);  // x, from u's copy
+    EXPECT_EQ(fin->renames, 0);
+    expect_identical();
+    auto v = e.verify_frozen_copy(state);
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    for (const char* name : {"n", "x"}) {
+      struct stat st {};
+      ASSERT_EQ(::stat((dst_home() + "/Maildir/courierimapkeywords/" + name).c_str(), &st), 0);
+      EXPECT_EQ(st.st_nlink, 1u) << name;
+    }
+    EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/courierimapkeywords/u"));
+  }
+}
+
+// Two files whose new content is the same vanished file's old content: one
+// of them is linked from its copy, the other is sent. Were both linked, the
+// two names would share one inode on the destination, and each would carry
+// the attributes set last (Courier: one update file renamed over a message's
+// keyword file, and another message given the same keywords).
+TEST_F(SyncEngineTest, AReplacedCopyIsLinkedToOneNameAtMost) {
+  for (bool agent_transport : {false, true}) {
+    SCOPED_TRACE(agent_transport ? "agent" : "local");
+    fs::remove_all(src_home());
+    fs::remove_all(dst_root_ + "/staging");
+    auto src = agent_transport ? agent(src_root_) : local(src_root_);
+    auto dst = agent_transport ? agent(dst_root_) : local(dst_root_);
+    for (const char* sub : {"cur", "new", "tmp", "courierimapkeywords"}) fs::create_directories(src_home() + "/Maildir/" + sub);
+    const std::string kw = src_home() + "/Maildir/courierimapkeywords/";
+    testing::write_file(kw + "u", "$Late\n", 1'700'000'000'000'000'000);
+    testing::write_file(kw + "x1", "$Old1\n", 1'700'000'000'000'000'000);
+    testing::write_file(kw + "x2", "$Old2\n", 1'700'000'000'000'000'000);
+    SyncState state = SyncState::fresh();
+    SyncEngine e = engine(*src, *dst);
+    auto warm = e.warm_pass(state);
+    ASSERT_TRUE(warm.ok()) << warm.error().message();
+
+    ASSERT_EQ(::rename((kw + "u").c_str(), (kw + "x1").c_str()), 0);
+    testing::write_file(kw + "x2", "$Late\n", 1'700'000'000'000'000'123);
+    auto fin = e.final_pass(state);
+    ASSERT_TRUE(fin.ok()) << fin.error().message();
+    EXPECT_EQ(fin->hard_links, 1);
+    EXPECT_EQ(fin->metadata_sent, 1);
+    expect_identical();
+    auto v = e.verify_frozen_copy(state);
+    ASSERT_TRUE(v.ok()) << v.error().message();
+    for (const char* name : {"x1", "x2"}) {
+      struct stat st {};
+      ASSERT_EQ(::stat((dst_home() + "/Maildir/courierimapkeywords/" + name).c_str(), &st), 0);
+      EXPECT_EQ(st.st_nlink, 1u) << name;
+    }
+  }
+}
+
 // Dovecot rewrites dovecot.index through a temp file and rename() (a new
 // inode, the same layout): the frozen pass sends only its changed blocks,
 // against the block hashes the warm pass kept of the destination's copy, so
