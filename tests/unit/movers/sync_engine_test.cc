@@ -662,6 +662,33 @@ TEST_F(SyncEngineTest, MetadataFilesRenamedOnTheSourceAreRenamedOnTheDestination
   }
 }
 
+// A pass killed right after it renamed a keyword file on the destination
+// (the journal's state still names the old file, and says the pass did not
+// finish): the next pass lists the destination, adopts the new name's copy
+// (the same content) without sending it, and drops the old name.
+TEST_F(SyncEngineTest, APassKilledAfterAMetadataRenameIsFinishedByTheNext) {
+  auto src = local(src_root_);
+  auto dst = local(dst_root_);
+  for (const char* sub : {"cur", "new", "tmp", "courierimapkeywords"}) fs::create_directories(src_home() + "/Maildir/" + sub);
+  const std::string kw = "/Maildir/courierimapkeywords/";
+  testing::write_file(src_home() + kw + "m1", "$Late\n", 1'700'000'000'000'000'000);
+  SyncState state = SyncState::fresh();
+  SyncEngine e = engine(*src, *dst);
+  ASSERT_TRUE(e.warm_pass(state).ok());
+
+  ASSERT_EQ(::rename((src_home() + kw + "m1").c_str(), (src_home() + kw + ".1.m1").c_str()), 0);
+  ASSERT_EQ(::rename((dst_home() + kw + "m1").c_str(), (dst_home() + kw + ".1.m1").c_str()), 0);  // then killed
+  state.dirty = true;
+  auto fin = e.final_pass(state);
+  ASSERT_TRUE(fin.ok()) << fin.error().message();
+  EXPECT_EQ(fin->metadata_sent, 0);
+  EXPECT_EQ(fin->adopted, 1);
+  expect_identical();
+  auto v = e.verify_frozen_copy(state);
+  ASSERT_TRUE(v.ok()) << v.error().message();
+  EXPECT_EQ(state.dirs.at("Maildir/courierimapkeywords").entries.count("m1"), 0u);
+}
+
 // A vanished file's destination copy can be wanted twice in one pass: the
 // source renamed it (u -> n), and another known file (x) now holds the same
 // content, which the metadata batch links from that copy (as for
