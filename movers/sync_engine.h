@@ -14,14 +14,14 @@
 //      through parallel streams (temp + batch-durable + rename; holes of
 //      sparse files stay holes), hard links as links (an inode number is only
 //      a hint: a link is made after the new name hashed to the target's
-//      content), symlinks as symlinks; a new metadata file that is a vanished
-//      one renamed (same inode, size, mtime, owner, mode and content hash,
-//      same directory: Courier's keyword files on a folder's open) is renamed
-//      on the destination, not sent;
+//      content), symlinks as symlinks;
 //   4. the metadata set (uidlists, keywords, indexes, logs, caches,
 //      subscriptions, sieve, quota, Courier files) re-checked by size, mtime,
 //      ctime and hash, sent as a tail, block diff, librsync delta or whole,
-//      and published together in one batch;
+//      and published together in one batch; a new metadata file that is a
+//      vanished one renamed (same inode, size, mtime, owner, mode and content
+//      hash, same directory: Courier's keyword files on a folder's open) is
+//      renamed on the destination instead, after that batch;
 //   5. [warm + audit] lstat + hash of everything on both sides, fixing drift;
 //   6. expunges and removed folders; directory attributes; fsync of every
 //      directory touched, so the pass is durable when it returns.
