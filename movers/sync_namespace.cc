@@ -165,16 +165,26 @@ Status PassRunner::run_renames(const std::vector<std::pair<std::string, std::str
 
 Status PassRunner::find_metadata_renames(const std::vector<MetaItem>& meta,
                                          const std::vector<std::pair<std::string, EntryType>>& vanished) {
-  // The vanished files of each directory, and the new metadata files there.
-  std::unordered_map<std::string, std::vector<const std::string*>> gone;  // directory -> vanished names
+  // The vanished files by inode (a rename keeps it), and the new metadata
+  // files in their directories. Keyed by inode so that a folder where Courier
+  // renamed a thousand keyword files is a thousand lookups, not a million
+  // comparisons.
+  struct Gone {
+    const std::string* path;
+    const EntryState* es;
+  };
+  std::unordered_multimap<uint64_t, Gone> gone;
+  std::unordered_set<std::string> gone_dirs;
   for (const auto& [path, type] : vanished) {
     const EntryState* es = type == EntryType::kFile ? entry(path) : nullptr;
-    if (es && es->type == EntryType::kFile && es->has_hash) gone[path_parent(path)].push_back(&path);
+    if (!es || es->type != EntryType::kFile || !es->has_hash) continue;
+    gone.emplace(es->attrs.ino, Gone{&path, es});
+    gone_dirs.insert(path_parent(path));
   }
   if (gone.empty()) return {};
   std::vector<size_t> cand;  // indexes into meta
   for (size_t i = 0; i < meta.size(); ++i)
-    if (!meta[i].in_state && !meta[i].on_dst && gone.count(path_parent(meta[i].rel))) cand.push_back(i);
+    if (!meta[i].in_state && !meta[i].on_dst && gone_dirs.count(path_parent(meta[i].rel))) cand.push_back(i);
   if (cand.empty()) return {};
   std::vector<StatRequest> rq;
   rq.reserve(cand.size());
@@ -187,10 +197,12 @@ Status PassRunner::find_metadata_renames(const std::vector<MetaItem>& meta,
     if (r.error || r.attrs.type != EntryType::kFile || !r.hash) continue;  // the metadata step decides
     const std::string& rel = meta[cand[k]].rel;
     if (e_.options_.leave_out && e_.options_.leave_out(rel, r.attrs)) continue;
-    for (const std::string* from : gone[path_parent(rel)]) {
-      const EntryState& es = *entry(*from);
-      if (pending_renames_.count(*from) || es.attrs.ino != r.attrs.ino || es.attrs.size != r.attrs.size ||
-          !same_kept_attrs(es.attrs, r.attrs) || !(es.hash == *r.hash))
+    const std::string dir = path_parent(rel);
+    auto [lo, hi] = gone.equal_range(r.attrs.ino);
+    for (auto it = lo; it != hi; ++it) {
+      const auto& [from, es] = it->second;
+      if (path_parent(*from) != dir || pending_renames_.count(*from) || es->attrs.size != r.attrs.size ||
+          !same_kept_attrs(es->attrs, r.attrs) || !(es->hash == *r.hash))
         continue;
       pending_renames_.emplace(*from, PendingRename{rel, r.attrs});
       break;
