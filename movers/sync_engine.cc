@@ -91,7 +91,7 @@ Status PassRunner::stat_new(std::vector<TreePlan::Entry>& fresh, std::vector<Cop
   // restart without state) are hashed on both sides: the same size, mtime
   // and content hash means the same file, adopted without a copy.
   for (const auto& f : files) rq.push_back({S(f.path), HashSpec{f.on_dst, -1}});
-  auto res = MS_TRY(e_.src_.stat(rq).context("stat source " + e_.src_.describe()));
+  auto res = MS_TRY(stat_source(rq).context("stat source " + e_.src_.describe()));
   stats_.stat_calls += static_cast<int64_t>(rq.size());
   std::vector<size_t> on_dst_idx;
   std::vector<StatRequest> dq;

@@ -36,7 +36,9 @@
 // kConflict. The state stays accurate for whatever did complete.
 //
 // Thread-safety: one pass at a time per engine; the engine runs its own
-// copy threads (SyncOptions::streams).
+// copy threads (SyncOptions::streams). Large stat batches on the source (64
+// names or more: new names, metadata files, rename candidates, links) are
+// split across the same number of streams.
 #pragma once
 
 #include <cstdint>

@@ -123,7 +123,7 @@ Result<std::vector<StatResult>> PassRunner::stat_metadata(const std::vector<Meta
   std::vector<StatRequest> rq;
   rq.reserve(items.size());
   for (const auto& it : items) rq.push_back({S(it.rel), {}});
-  auto res = MS_TRY(e_.src_.stat(rq).context("stat source " + e_.src_.describe()));
+  auto res = MS_TRY(stat_source(rq).context("stat source " + e_.src_.describe()));
   out.stats.stat_calls += static_cast<int64_t>(rq.size());
   std::vector<StatRequest> hq;
   std::vector<size_t> hi;
@@ -147,7 +147,7 @@ Result<std::vector<StatResult>> PassRunner::stat_metadata(const std::vector<Meta
     hi.push_back(i);
   }
   if (!hq.empty()) {
-    auto hres = MS_TRY(e_.src_.stat(hq).context("hash source " + e_.src_.describe()));
+    auto hres = MS_TRY(stat_source(hq).context("hash source " + e_.src_.describe()));
     for (size_t k = 0; k < hres.size(); ++k) res[hi[k]] = std::move(hres[k]);
   }
   // A changed file as big as a sibling this pass replaces may be that
@@ -164,7 +164,7 @@ Result<std::vector<StatResult>> PassRunner::stat_metadata(const std::vector<Meta
       ti.push_back(i);
     }
     if (!tq.empty()) {
-      auto tres = MS_TRY(e_.src_.stat(tq).context("hash source " + e_.src_.describe()));
+      auto tres = MS_TRY(stat_source(tq).context("hash source " + e_.src_.describe()));
       for (size_t k = 0; k < tres.size(); ++k) res[ti[k]] = std::move(tres[k]);
     }
   }

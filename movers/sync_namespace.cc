@@ -189,7 +189,7 @@ Status PassRunner::find_metadata_renames(const std::vector<MetaItem>& meta,
   std::vector<StatRequest> rq;
   rq.reserve(cand.size());
   for (size_t i : cand) rq.push_back({S(meta[i].rel), HashSpec{true, -1}});
-  auto res = MS_TRY(e_.src_.stat(rq).context("stat source " + e_.src_.describe()));
+  auto res = MS_TRY(stat_source(rq).context("stat source " + e_.src_.describe()));
   stats_.stat_calls += static_cast<int64_t>(rq.size());
 
   for (size_t k = 0; k < cand.size(); ++k) {
@@ -267,7 +267,7 @@ Status PassRunner::run_links(const std::vector<LinkJob>& links, bool retry) {
   std::vector<StatRequest> rq;
   rq.reserve(links.size());
   for (const auto& l : links) rq.push_back({S(l.to), HashSpec{true, -1}});
-  auto res = MS_TRY(e_.src_.stat(rq).context("hash source " + e_.src_.describe()));
+  auto res = MS_TRY(stat_source(rq).context("hash source " + e_.src_.describe()));
   stats_.stat_calls += static_cast<int64_t>(rq.size());
   std::vector<TreeOp> ops;
   std::vector<size_t> linked;
@@ -326,7 +326,7 @@ Status PassRunner::run_symlinks(const std::vector<std::string>& paths) {
   if (paths.empty()) return {};
   std::vector<StatRequest> rq;
   for (const auto& p : paths) rq.push_back({S(p), {}});
-  auto res = MS_TRY(e_.src_.stat(rq).context("stat source " + e_.src_.describe()));
+  auto res = MS_TRY(stat_source(rq).context("stat source " + e_.src_.describe()));
   stats_.stat_calls += static_cast<int64_t>(rq.size());
   std::vector<TreeOp> ops;
   std::vector<size_t> idx;

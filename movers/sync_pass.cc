@@ -286,4 +286,26 @@ Status PassRunner::apply_parallel(const std::vector<TreeOp>& ops, const OpDone& 
   return {};
 }
 
+Result<std::vector<StatResult>> PassRunner::stat_source(const std::vector<StatRequest>& rq) {
+  const int streams = std::max(1, std::min(e_.options_.streams, e_.src_.max_streams()));
+  if (streams == 1 || rq.size() < 64) return e_.src_.stat(rq);
+  const size_t per = (rq.size() + static_cast<size_t>(streams) - 1) / static_cast<size_t>(streams);
+  std::vector<Result<std::vector<StatResult>>> parts;
+  for (int t = 0; t < streams; ++t) parts.emplace_back(Error::internal("unset"));
+  MS_CHECK(run_streams(parts.size(), streams, [&](size_t t) -> Status {
+    const size_t lo = std::min(rq.size(), per * t), hi = std::min(rq.size(), lo + per);
+    parts[t] = e_.src_.stat(std::vector<StatRequest>(rq.begin() + static_cast<ptrdiff_t>(lo),
+                                                     rq.begin() + static_cast<ptrdiff_t>(hi)));
+    return {};
+  }));
+  std::vector<StatResult> out;
+  out.reserve(rq.size());
+  for (auto& part : parts) {
+    if (!part.ok()) return std::move(part).error();
+    for (auto& r : *part) out.push_back(std::move(r));
+  }
+  if (out.size() != rq.size()) return Error::internal("stat: result count");
+  return out;
+}
+
 }  // namespace mailshard

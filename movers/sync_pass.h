@@ -151,6 +151,10 @@ class PassRunner {
   // an unlink that frees blocks waits for the device (discard), and the
   // streams are idle meanwhile anyway.
   Status apply_parallel(const std::vector<TreeOp>& ops, const OpDone& done);
+  // The source's stat (and hash) of rq, in parallel parts across the
+  // streams when the batch is large, results in rq's order: a frozen pass
+  // that hashes a thousand renamed keyword files waits on one CPU otherwise.
+  Result<std::vector<StatResult>> stat_source(const std::vector<StatRequest>& rq);
 
   // The state holds dbox mail: an sdbox dbox-Mails (or dbox-alt-Mails)
   // directory, or an mdbox storage directory with m.* files.

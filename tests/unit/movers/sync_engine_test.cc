@@ -279,6 +279,7 @@ class RecordingTransport final : public Transport {
   }
   Result<std::vector<StatResult>> stat(const std::vector<StatRequest>& r) override {
     std::lock_guard lock(mu_);
+    stat_batches.push_back(r.size());
     for (const auto& q : r) {
       stat_paths.push_back(q.path);
       events.push_back("stat " + q.path);
@@ -306,6 +307,7 @@ class RecordingTransport final : public Transport {
   Result<std::unique_ptr<FileWriter>> open_writer(const WriterOptions& o) override { return t_.open_writer(o); }
 
   std::vector<std::string> stat_paths, read_paths;
+  std::vector<size_t> stat_batches;  // the size of each stat call
   std::vector<std::string> events;  // "list" (after the listing was taken), "stat PATH", "read PATH"
   std::function<void()> after_list;
   std::function<void(const std::vector<ReadSpec>&)> before_read;
@@ -659,6 +661,62 @@ TEST_F(SyncEngineTest, MetadataFilesRenamedOnTheSourceAreRenamedOnTheDestination
     auto bad = e.verify_frozen_copy(state);
     ASSERT_FALSE(bad.ok());
     EXPECT_THAT(bad.error().message(), HasSubstr(".2." + name(0)));
+  }
+}
+
+// The frozen pass stats and hashes a large batch of rename candidates in
+// parts, one per stream; each result must still pair with its own name (a
+// result taken for another name has another inode, and the file would be
+// sent instead of renamed).
+TEST_F(SyncEngineTest, ALargeBatchOfRenameCandidatesIsStatedInPartsAndEachPairsWithItsName) {
+  for (bool agent_transport : {false, true}) {
+    SCOPED_TRACE(agent_transport ? "agent" : "local");
+    fs::remove_all(src_home());
+    fs::remove_all(dst_root_ + "/staging");
+    auto src_t = agent_transport ? agent(src_root_) : local(src_root_);
+    auto dst = agent_transport ? agent(dst_root_) : local(dst_root_);
+    RecordingTransport src(*src_t);
+    for (const char* sub : {"cur", "new", "tmp", "courierimapkeywords"}) fs::create_directories(src_home() + "/Maildir/" + sub);
+    const std::string kw = src_home() + "/Maildir/courierimapkeywords/";
+    auto name = [](int i) { return fmt::format("1700{:06d}.M1P1.host:2,S", i); };
+    constexpr int kFiles = 300;
+    for (int i = 0; i < kFiles; ++i)
+      testing::write_file(kw + name(i), fmt::format("$Label{}\n", i % 7), 1'700'000'000'000'000'000 + i);
+    SyncOptions o;
+    o.streams = 4;
+    SyncEngine e = engine(src, *dst, o);
+    SyncState state = SyncState::fresh();
+    auto warm = e.warm_pass(state);
+    ASSERT_TRUE(warm.ok()) << warm.error().message();
+
+    // Every file renamed; every 10th then replaced by a copy of itself (a new inode).
+    int replaced = 0;
+    for (int i = 0; i < kFiles; ++i) {
+      ASSERT_EQ(::rename((kw + name(i)).c_str(), (kw + ".1." + name(i)).c_str()), 0);
+      if (i % 10 == 3) {  // written beside it, then renamed over it: another inode for sure
+        testing::write_file(kw + "copy", slurp(kw + ".1." + name(i)), 1'700'000'000'000'000'000 + i);
+        ASSERT_EQ(::rename((kw + "copy").c_str(), (kw + ".1." + name(i)).c_str()), 0);
+        ++replaced;
+      }
+    }
+    src.stat_batches.clear();
+    auto fin = e.final_pass(state);
+    ASSERT_TRUE(fin.ok()) << fin.error().message();
+    EXPECT_EQ(fin->renames, kFiles - replaced);
+    EXPECT_EQ(fin->metadata_sent + fin->hard_links, replaced) << fin->metadata_sent << " sent, " << fin->hard_links << " linked";
+    // The candidates' batch went out in parts, one per stream.
+    const int streams = std::min(o.streams, src.max_streams());
+    ASSERT_GT(streams, 1);
+    size_t largest = 0, parts = 0;
+    for (size_t b : src.stat_batches) {
+      largest = std::max(largest, b);
+      parts += b == static_cast<size_t>(kFiles / streams) ? 1 : 0;
+    }
+    EXPECT_LT(largest, static_cast<size_t>(kFiles)) << "one stat call for the whole batch";
+    EXPECT_GE(parts, static_cast<size_t>(streams)) << ::testing::PrintToString(src.stat_batches);
+    expect_identical();
+    auto v = e.verify_frozen_copy(state);
+    ASSERT_TRUE(v.ok()) << v.error().message();
   }
 }
 
