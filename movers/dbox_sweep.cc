@@ -220,6 +220,22 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
   // Dovecot serves it; the destination's reads it for the import only.
   const std::string side = fmt::format("{}.mailshard-sweep-{}", dst_home, c.rec.id);
   MS_CHECK_CTX(remove_tree(dst, side), fail("remove an earlier side copy"));
+  // The side directory gets the owner and mode of the user's home: a
+  // doveadm server that runs as the mail user (service doveadm { user =
+  // vmail }) reads the side copy as that user, and a root-owned 0700
+  // directory would fail every import with "Permission denied".
+  MS_CHECK_CTX(ensure_parents(*c.src, dst, side), fail("create the side copy's directory"));
+  {
+    auto home_attrs = MS_TRY_CTX(c.src->stat({{c.progress.src_home, {}}}), fail("stat the home on the source"));
+    if (home_attrs[0].error) return Error(*home_attrs[0].error).context(fail("stat the home on the source"));
+    TreeOp mk;
+    mk.kind = TreeOp::Kind::kMkdir;
+    mk.path = side;
+    mk.attrs = home_attrs[0].attrs;
+    mk.attr_mask = TreeOp::kOwner | TreeOp::kMode;
+    auto made = MS_TRY_CTX(dst.apply({mk}), fail("create the side copy's directory"));
+    if (!made[0].ok()) return Error(made[0].error()).context(fail("create the side copy's directory"));
+  }
   // The storage files (storage_file) that the move's last pass copied and
   // that have not changed since are left out: the import reads only the
   // late mail. The passes' states are the journal's (saved by the sweep

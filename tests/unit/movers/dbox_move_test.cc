@@ -14,6 +14,7 @@
 #include <functional>
 #include <map>
 
+#include <fmt/format.h>
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
@@ -469,6 +470,42 @@ TEST_F(DboxMoveTest, WhatTheImportCreatesAsRootGoesBackToTheMailsOwner) {
   }
   EXPECT_EQ(owner(home2 + "/admin-note"), 0u) << "root's before the sweep: left alone";
   EXPECT_EQ(owner(home2 + "/storage/m.2"), kMail);
+}
+
+// A doveadm server that runs as the mail user (service doveadm { user =
+// vmail }) reads the side copy as that user: every directory from the side
+// directory down to the locations the import names belongs to the mail's
+// owner, with the home's mode. (The side directory was root's, mode 0700,
+// and such a server failed every import with "Permission denied".)
+TEST_F(DboxMoveTest, TheSideCopyBelongsToTheMailsOwnerForADoveadmServerRunningAsThatUser) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root (chown)";
+  mail_owned_by_mail_user();
+  ASSERT_EQ(::chmod(tree("store1", "home").c_str(), 0750), 0);
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "thaw.end") return;
+    late_message_in_source_inbox();
+    const std::string m2 = tree("store1", "home") + "/mdbox/storage/m.2";
+    write_file(m2, read_whole(m2) + "late message\n", 1'700'000'000'000'000'011);
+    ASSERT_EQ(::lchown(m2.c_str(), kMail, kMail), 0);
+  };
+  std::vector<std::string> not_the_users;
+  std::string side;
+  view_.on_import = [&](const std::string&) {
+    for (const auto& e : fs::directory_iterator(config_.servers[1].mail_root + "/example.org"))
+      if (e.path().filename().string().find(".mailshard-sweep-") != std::string::npos) side = e.path().string();
+    for (const std::string& d : {side, side + "/home", side + "/home/mdbox", side + "/alt"}) {
+      struct stat st {};
+      if (::lstat(d.c_str(), &st) != 0) not_the_users.push_back(d + ": missing");
+      else if (st.st_uid != kMail || st.st_gid != kMail) not_the_users.push_back(fmt::format("{}: {}:{}", d, st.st_uid, st.st_gid));
+      else if (d == side && (st.st_mode & 07777) != 0750) not_the_users.push_back(fmt::format("{}: mode {:o}", d, st.st_mode & 07777));
+    }
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  ASSERT_EQ(view_.imports.size(), 1u);
+  EXPECT_THAT(side, HasSubstr("alice.mailshard-sweep-"));
+  EXPECT_THAT(not_the_users, ::testing::IsEmpty());
 }
 
 // A crash right after an import, before its files were given back: the
