@@ -198,6 +198,19 @@ class DboxMoveTest : public ::testing::Test {
     put(tree("store1", "home") + "/mdbox/admin-note", "placed by root\n", 1'700'000'000'000'000'007);
   }
 
+  // At thaw.end: a late message in the source's INBOX (storage/m.2 grows),
+  // owned by the mail user like the rest of the mail.
+  void late_mail_at_thaw_owned_by_mail_user() {
+    env_.at_boundary = [this](const std::string& at) {
+      if (at != "thaw.end") return;
+      late_message_in_source_inbox();
+      const std::string m2 = tree("store1", "home") + "/mdbox/storage/m.2";
+      write_file(m2, read_whole(m2) + "late message\n", 1'700'000'000'000'000'011);
+      ASSERT_EQ(::lchown(m2.c_str(), kMail, kMail), 0);
+      ::usleep(20'000);  // past the copy's last ctime tick
+    };
+  }
+
   std::string root_;
   Config config_;
   testing::FakeDirectory dir_;
@@ -435,14 +448,7 @@ TEST_F(DboxMoveTest, LateMailIsImportedByDovecotOnceFromASideCopy) {
 TEST_F(DboxMoveTest, WhatTheImportCreatesAsRootGoesBackToTheMailsOwner) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (chown)";
   mail_owned_by_mail_user();
-  env_.at_boundary = [&](const std::string& at) {
-    if (at != "thaw.end") return;
-    late_message_in_source_inbox();
-    const std::string m2 = tree("store1", "home") + "/mdbox/storage/m.2";
-    write_file(m2, read_whole(m2) + "late message\n", 1'700'000'000'000'000'011);
-    ASSERT_EQ(::lchown(m2.c_str(), kMail, kMail), 0);
-    ::usleep(20'000);  // past the copy's last ctime tick
-  };
+  late_mail_at_thaw_owned_by_mail_user();
   const std::string home2 = tree("store2", "home") + "/mdbox";
   view_.on_import = [&](const std::string&) {
     const std::string index = home2 + "/mailboxes/INBOX/dbox-Mails/dovecot.index";
@@ -481,13 +487,7 @@ TEST_F(DboxMoveTest, TheSideCopyBelongsToTheMailsOwnerForADoveadmServerRunningAs
   if (::geteuid() != 0) GTEST_SKIP() << "needs root (chown)";
   mail_owned_by_mail_user();
   ASSERT_EQ(::chmod(tree("store1", "home").c_str(), 0750), 0);
-  env_.at_boundary = [&](const std::string& at) {
-    if (at != "thaw.end") return;
-    late_message_in_source_inbox();
-    const std::string m2 = tree("store1", "home") + "/mdbox/storage/m.2";
-    write_file(m2, read_whole(m2) + "late message\n", 1'700'000'000'000'000'011);
-    ASSERT_EQ(::lchown(m2.c_str(), kMail, kMail), 0);
-  };
+  late_mail_at_thaw_owned_by_mail_user();
   std::vector<std::string> not_the_users;
   std::string side;
   view_.on_import = [&](const std::string&) {
