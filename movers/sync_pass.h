@@ -152,8 +152,8 @@ class PassRunner {
   // streams are idle meanwhile anyway.
   Status apply_parallel(const std::vector<TreeOp>& ops, const OpDone& done);
   // The source's stat (and hash) of rq, in parallel parts across the
-  // streams when the batch is large, results in rq's order: a frozen pass
-  // that hashes a thousand renamed keyword files waits on one CPU otherwise.
+  // streams when the batch is large (64 names or more), results in rq's
+  // order: the first pass's stat of a home's every new name, for one.
   Result<std::vector<StatResult>> stat_source(const std::vector<StatRequest>& rq);
 
   // The state holds dbox mail: an sdbox dbox-Mails (or dbox-alt-Mails)

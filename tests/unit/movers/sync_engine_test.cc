@@ -666,8 +666,8 @@ TEST_F(SyncEngineTest, MetadataFilesRenamedOnTheSourceAreRenamedOnTheDestination
 
 // The frozen pass stats and hashes a large batch of rename candidates in
 // parts, one per stream; each result must still pair with its own name (a
-// result taken for another name has another inode, and the file would be
-// sent instead of renamed).
+// result taken for another name matches that name's vanished file, which is
+// then renamed to the wrong name: the rename count and the trees differ).
 TEST_F(SyncEngineTest, ALargeBatchOfRenameCandidatesIsStatedInPartsAndEachPairsWithItsName) {
   for (bool agent_transport : {false, true}) {
     SCOPED_TRACE(agent_transport ? "agent" : "local");
