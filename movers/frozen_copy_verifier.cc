@@ -41,7 +41,7 @@ Result<VerifyReport> SyncEngine::verify_frozen_copy(const SyncState& state) {
       if (e.type == EntryType::kFile && std::string_view(name).substr(0, 13) == "dovecot.index")
         index_files.emplace_back(join_path(dpath, name), &e);
   std::thread src_thread([&] {
-    sl = src_.list_tree(src_home_);
+    sl = list_source();
     if (sl.ok()) s = diff_tree(*sl, state, nullptr);
     if (!index_files.empty()) {
       std::vector<StatRequest> q;

@@ -73,6 +73,24 @@ SyncEngine::SyncEngine(Transport& src, std::string src_home, Transport& dst, std
     : src_(src), src_home_(std::move(src_home)), dst_(dst), dst_home_(std::move(dst_home)), options_(options),
       clock_(clock) {}
 
+Result<TreeListing> SyncEngine::list_source() {
+  if (options_.only_entry.empty()) return src_.list_tree(src_home_);
+  const std::string file = join_path(src_home_, options_.only_entry);
+  auto st = MS_TRY(src_.stat({{src_home_, {}}, {file, {}}}));
+  if (st.size() != 2) return Error::internal("stat answered for the wrong number of paths");
+  if (st[0].error) return *st[0].error;
+  DirListing home;
+  home.attrs = st[0].attrs;
+  if (!st[1].error) {
+    if (st[1].attrs.type != EntryType::kFile)
+      return Error::invalid(fmt::format("'{}' on {} is not a regular file", printable(file), src_.describe()));
+    home.entries.push_back({options_.only_entry, EntryType::kFile});
+  } else if (st[1].error->code() != ErrorCode::kNotFound) {
+    return *st[1].error;
+  }
+  return TreeListing{std::move(home)};
+}
+
 // lstat of the new names; sorts them into copies, hard links, symlinks and metadata.
 Status PassRunner::stat_new(std::vector<TreePlan::Entry>& fresh, std::vector<CopyJob>& copies,
                             std::vector<LinkJob>& links, std::vector<MetaItem>& meta,

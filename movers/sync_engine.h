@@ -85,6 +85,12 @@ struct SyncOptions {
   // mdbox m.*, mbox folders) that the move's last pass copied unchanged: the
   // import reads only the late mail. Empty: none.
   std::function<bool(const std::string& rel, const FileAttrs& attrs)> leave_out;
+  // A tree of one file (an mbox spool INBOX, /var/mail/alice): the source
+  // home is the file's directory and this its name. The source's listing is
+  // then that one file (a stat, never a readdir): the directory's other
+  // entries (every other user's spool) are not the move's. The destination
+  // home stays a directory of the move's own. Empty: the whole tree.
+  std::string only_entry;
 };
 
 enum class PassKind { kWarm, kFrozen, kMetadata };
@@ -230,6 +236,10 @@ class SyncEngine {
   Status ensure_late_folder(const std::string& src_folder, const std::string& dst_folder);
   // By the source's folder; dst_folder is its name on the destination.
   Result<const FolderKeywords*> folder_keywords(const std::string& folder, const std::string& dst_folder);
+  // The source's tree: list_tree of the home, or with options_.only_entry
+  // the home's attributes and that one entry, if it is there (kInvalidInput
+  // when it is not a regular file).
+  Result<TreeListing> list_source();
 };
 
 }  // namespace mailshard

@@ -121,7 +121,7 @@ Result<PassStats> PassRunner::run() {
   } else if (!list_dst) {
     start_meta();
   }
-  auto src = e_.src_.list_tree(e_.src_home_);
+  auto src = e_.list_source();
   if (dst_thread.joinable()) dst_thread.join();
   if (!src.ok()) return std::move(src).error().context("list source " + e_.src_.describe());
   MS_CHECK(dst_listed);

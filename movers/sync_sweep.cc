@@ -16,7 +16,7 @@
 namespace mailshard {
 
 Result<std::vector<std::string>> SyncEngine::late_deliveries(const SyncState& state) {
-  TreeListing src = MS_TRY(src_.list_tree(src_home_).context("list source " + src_.describe()));
+  TreeListing src = MS_TRY(list_source().context("list source " + src_.describe()));
   ListingIndex idx = index_listing(src);
   std::vector<std::string> out;
   for (size_t i = 0; i < src.size(); ++i) {

@@ -58,7 +58,7 @@ Result<VerifyReport> SyncEngine::verify(const SyncState& state, VerifyScope scop
   {
     Result<TreeListing> sl = Error::internal("unset"), dl = Error::internal("unset");
     std::thread t([&] { dl = dst_.list_tree(dst_home_); });
-    sl = src_.list_tree(src_home_);
+    sl = list_source();
     t.join();
     if (!sl.ok()) return std::move(sl).error().context("verify: list source " + src_.describe());
     if (!dl.ok()) return std::move(dl).error().context("verify: list destination " + dst_.describe());

@@ -502,6 +502,63 @@ TEST_F(SyncEngineTest, MboxFolderFilesAreReadAfterTheirIndexes) {
   expect_identical();
 }
 
+// A tree of one file (an mbox spool INBOX): the source's directory holds
+// every user's spool, a subdirectory and a staging directory of another
+// move; only the named file is read and copied, appended mail travels as a
+// tail, and a file that vanished is removed from the copy alone. Local and
+// behind the agent alike.
+TEST_F(SyncEngineTest, OnlyEntryCopiesThatOneFileOfItsDirectory) {
+  for (const bool agent : {false, true}) {
+    SCOPED_TRACE(agent ? "agent" : "local");
+    fs::remove_all(src_root_);
+    fs::remove_all(dst_root_);
+    const std::string spool = src_root_ + "/spool/";
+    const std::string from = "From a@example.org Sun Dec  6 10:00:00 2026\n";
+    for (const char* d : {"nested", "dave.mailshard-incoming-9"}) fs::create_directories(spool + d);
+    testing::write_file(spool + "alice", from + "\none\n");
+    testing::write_file(spool + "bob", from + "\nbob's\n");
+    testing::write_file(spool + "nested/carol", "not a spool of alice's\n");
+    testing::write_file(spool + "dave.mailshard-incoming-9/dave", "another move's staging\n");
+    fs::create_directories(dst_root_ + "/spool");
+    auto src_real = agent ? this->agent(src_root_) : local(src_root_);
+    auto dst = agent ? this->agent(dst_root_) : local(dst_root_);
+    RecordingTransport src(*src_real);
+    SyncOptions o;
+    o.only_entry = "alice";
+    SyncEngine e(src, "spool", *dst, "spool/alice.mailshard-incoming-1", o, clock_);
+    SyncState state = SyncState::fresh();
+    auto first = e.warm_pass(state);
+    ASSERT_TRUE(first.ok()) << first.error().message();
+    const std::string copy = dst_root_ + "/spool/alice.mailshard-incoming-1";
+    std::vector<std::string> names;
+    for (const auto& f : fs::recursive_directory_iterator(copy)) names.push_back(fs::relative(f.path(), copy).string());
+    EXPECT_EQ(names, std::vector<std::string>{"alice"});
+    EXPECT_EQ(testing::read_whole(copy + "/alice"), from + "\none\n");
+    for (const auto& ev : src.events) EXPECT_EQ(ev.find("bob"), std::string::npos) << ev;
+    EXPECT_EQ(std::count(src.events.begin(), src.events.end(), "list"), 0) << "the spool directory is never listed";
+
+    testing::write_file(spool + "alice", from + "\none\n" + from + "\ntwo\n");  // a delivery appends
+    auto fin = e.final_pass(state);
+    ASSERT_TRUE(fin.ok()) << fin.error().message();
+    EXPECT_EQ(testing::read_whole(copy + "/alice"), from + "\none\n" + from + "\ntwo\n");
+    EXPECT_EQ(fin->files_copied, 0) << "appended mail is a tail of the copy, not a new file";
+    auto v = e.verify_frozen_copy(state);
+    ASSERT_TRUE(v.ok()) << v.error().message();
+
+    fs::remove(spool + "alice");
+    auto gone = e.warm_pass(state);
+    ASSERT_TRUE(gone.ok()) << gone.error().message();
+    EXPECT_FALSE(fs::exists(copy + "/alice"));
+    EXPECT_EQ(testing::read_whole(spool + "bob"), from + "\nbob's\n");
+
+    fs::create_directories(spool + "alice");  // not a file: refused, naming it
+    auto dir = e.warm_pass(state);
+    ASSERT_FALSE(dir.ok());
+    EXPECT_THAT(dir.error().message(), HasSubstr("'spool/alice'"));
+    EXPECT_THAT(dir.error().message(), HasSubstr("is not a regular file"));
+  }
+}
+
 // mdbox: a message is appended to an m.* file, then the map index gives it
 // a map UID, then the mailbox index names it. A pass reads (stats, hashes,
 // sends) every mailbox index before the map index, and the m.* files after
