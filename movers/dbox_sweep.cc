@@ -87,6 +87,33 @@ bool storage_file(MailFormat format, const std::string& rel) {
 // the entries of `root` owned by root that changed at or after
 // `since_ctime_ns` (the side copy, made just before the imports) get the
 // owner of the tree's top directory. Older root-owned entries are left.
+// The file `path` (an mbox spool INBOX), when root owns it and it changed at
+// or after `since_ctime_ns`, gets the owner of the user's home `home`: its
+// directory is every user's, and a doveadm import that created the file as
+// root would leave the user's own Dovecot unable to write it. 1 if it did.
+Result<int64_t> give_back_file_to_home_owner(Transport& t, const std::string& path, const std::string& home,
+                                             int64_t since_ctime_ns) {
+  auto st = MS_TRY(t.stat({{path, {}}, {home, {}}}));
+  if (st[0].error) {
+    if (st[0].error->code() == ErrorCode::kNotFound) return int64_t{0};
+    return *st[0].error;
+  }
+  if (st[1].error) return *st[1].error;
+  const FileAttrs& file = st[0].attrs;
+  const FileAttrs& owner = st[1].attrs;
+  if (file.type != EntryType::kFile || file.uid != 0 || owner.uid == 0 || file.ctime_ns < since_ctime_ns)
+    return int64_t{0};
+  TreeOp op;
+  op.kind = TreeOp::Kind::kSetAttrs;
+  op.path = path;
+  op.attrs.uid = owner.uid;
+  op.attrs.gid = owner.gid;
+  op.attr_mask = TreeOp::kOwner;
+  auto res = MS_TRY(t.apply({op}));
+  if (!res[0].ok()) return res[0].error();
+  return int64_t{1};
+}
+
 Result<int64_t> give_back_to_tree_owner(Transport& t, const std::string& root, int64_t since_ctime_ns) {
   auto listing = t.list_tree(root);
   if (!listing.ok()) {
@@ -161,13 +188,18 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
 
   // What Dovecot's imports left to root goes back to the mail's owner
   // (give_back_to_tree_owner), in the user's trees there.
-  std::vector<std::string> roots{dst_home};
+  // An mbox spool INBOX is one file in a directory that is not the user's:
+  // it gets the owner of the user's home.
+  std::vector<std::string> roots{dst_home}, files;
   if (&into == c.to)
-    for (const auto& t : c.progress.trees) roots.push_back(t.dst);
+    for (const auto& t : c.progress.trees) (t.file ? files : roots).push_back(t.dst);
   auto give_back = [&](int64_t since_ctime_ns) -> Status {
     int64_t given = 0;
     for (const auto& r : roots)
       given += MS_TRY_CTX(give_back_to_tree_owner(dst, r, since_ctime_ns), fail(fmt::format("owner of {}", printable(r))));
+    for (const auto& f : files)
+      given += MS_TRY_CTX(give_back_file_to_home_owner(dst, f, dst_home, since_ctime_ns),
+                          fail(fmt::format("owner of {}", printable(f))));
     if (given)
       spdlog::warn("move {}: doveadm import on {} left {} file(s) owned by root in the user's mail; given back to the "
                    "mail's owner",
@@ -246,10 +278,12 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
   struct SideStats {
     int64_t files = 0, bytes = 0;
   } side_stats;
-  auto copy = [&](const std::string& src_path, const std::string& side_path, const SyncState* copied) -> Status {
+  auto copy = [&](const std::string& src_path, const std::string& side_path, const SyncState* copied,
+                  const std::string& only_entry = {}) -> Status {
     MS_CHECK(ensure_parents(*c.src, dst, side_path));
     SyncState state = SyncState::fresh();
     SyncOptions options = &dst == c.dst ? c.sync : d_.sync_options;
+    options.only_entry = only_entry;
     if (copied)
       options.leave_out = [copied, format = loc.format](const std::string& rel, const FileAttrs& a) {
         if (!storage_file(format, rel)) return false;
@@ -280,7 +314,13 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
     if (!MS_TRY(exists(*c.src, t.src))) continue;
     const std::string side_tree = side + "/" + t.name;
     const SyncState* copied = i < c.extra.size() ? &c.extra[i].state : nullptr;
-    MS_CHECK_CTX(copy(t.src, side_tree, copied), fail(fmt::format("side copy of the {} tree", t.name)));
+    const SyncOptions tree_options = engine_options(t, {});
+    MS_CHECK_CTX(copy(engine_src_root(t), side_tree, copied, tree_options.only_entry),
+                 fail(fmt::format("side copy of the {} tree", t.name)));
+    if (t.file) {  // the spool INBOX, alone in its side directory
+      location += fmt::format(":INBOX={}", location_path(root + "/" + file_in_staging(t, side_tree)));
+      continue;
+    }
     for (const auto& key : split(t.name, '+')) {
       std::string upper;
       for (char ch : key) upper += static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));

@@ -60,7 +60,7 @@ Result<MoveRecord> MoveRunner::purge(int64_t move_id, int64_t older_than_ms) {
     // cut short runs again (the home decides whether it sweeps).
     MS_CHECK(step(c, "purge", [&]() -> Status {
       for (const auto& t : c.progress.trees)
-        MS_CHECK_CTX(remove_tree(*c.src, t.src), fmt::format("the {} tree", t.name));
+        MS_CHECK_CTX(t.file ? remove_file(*c.src, t.src) : remove_tree(*c.src, t.src), fmt::format("the {} tree", t.name));
       return remove_tree(*c.src, c.progress.src_home);
     }));
   }

@@ -192,6 +192,7 @@ Json MoveProgress::to_json_object() const {
     Json list = Json::array();
     for (const auto& t : trees) {
       Json o = {{"name", t.name}, {"src", t.src}, {"dst", t.dst}, {"empty_source", t.empty_source}};
+      if (t.file) o["file"] = true;
       if (t.renamed) o["renamed"] = true;
       if (t.files_copied) o["files_copied"] = *t.files_copied;
       if (t.uidlists_checked) o["uidlists_checked"] = *t.uidlists_checked;
@@ -266,6 +267,7 @@ Result<MoveProgress> MoveProgress::parse(std::string_view text, std::vector<std:
           tf.read("src", t.src);
           tf.read("dst", t.dst);
           tf.read("empty_source", t.empty_source);
+          tf.read("file", t.file);
           tf.read("renamed", t.renamed);
           tf.read("files_copied", t.files_copied);
           tf.read("uidlists_checked", t.uidlists_checked);

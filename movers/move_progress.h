@@ -49,9 +49,13 @@ std::string_view quota_recalc_name(QuotaRecalc q);
 // each in its own place on each server. Journaled at preflight, so resume
 // and rollback work from what the move decided, not from today's config.
 struct ExtraTree {
-  std::string name;           // "index", "control", "index+control"
+  std::string name;           // "index", "control", "index+control", "alt", "inbox"
   std::string src;            // relative to the source mail root
   std::string dst;            // relative to the destination mail root
+  // src and dst name one file, not a directory (an mbox spool INBOX): the
+  // engine copies it into its staging directory, which the flip empties
+  // (tree_file_staging), and nothing but the file itself is ever removed.
+  bool file = false;
   bool empty_source = false;  // not on the source (yet): final_sync re-checks
   bool renamed = false;       // its staging copy has taken its place (flip)
   std::optional<int64_t> files_copied;      // by precopy and the final pass

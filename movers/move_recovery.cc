@@ -62,8 +62,21 @@ Status MoveRunner::roll_back(Ctx& c, const Error& why) {
       }
       return {};
     };
-    for (size_t i = 0; i < c.progress.trees.size() && i < c.extra.size(); ++i)
-      MS_CHECK(drop(c.extra[i].staging, c.progress.trees[i].dst, c.progress.trees[i].renamed));
+    // A file tree (an mbox spool INBOX): its staging directory stays after
+    // the file left it, so the file at its final name is checked either way;
+    // only that file is removed, never its directory.
+    auto drop_file = [&](const std::string& staging_dir, const std::string& final_path, bool renamed) -> Status {
+      MS_CHECK_CTX(remove_tree(*c.dst, staging_dir), "rollback");
+      if ((renamed || c.rec.step == "flip") && MS_TRY_CTX(exists(*c.dst, final_path), "rollback")) {
+        MS_CHECK(confirm_not_flipped());
+        MS_CHECK_CTX(remove_file(*c.dst, final_path), "rollback");
+      }
+      return {};
+    };
+    for (size_t i = 0; i < c.progress.trees.size() && i < c.extra.size(); ++i) {
+      const ExtraTree& t = c.progress.trees[i];
+      MS_CHECK(t.file ? drop_file(c.extra[i].staging, t.dst, t.renamed) : drop(c.extra[i].staging, t.dst, t.renamed));
+    }
     MS_CHECK(drop(c.dst_staging, c.dst_final, c.progress.renamed));
   }
   c.rec.state = MoveState::kRolledBack;

@@ -247,11 +247,12 @@ Status MoveRunner::plan_trees(Ctx& c) {
   if (names(a) != names(b))
     return Error::invalid(fmt::format("user {}: {}'s mail_location keeps {} outside the home but {}'s keeps {}: "
                                       "those files would change place and clients would see new UIDVALIDITYs (make "
-                                      "the INDEX= and CONTROL= options alike)",
+                                      "the INDEX=, CONTROL=, ALT= and INBOX= options alike)",
                                       user, c.from->name, names(a), c.to->name, names(b)));
   for (size_t i = 1; i < a.size(); ++i) {
     ExtraTree t;
     t.name = a[i].name;
+    t.file = a[i].file;
     t.src = MS_TRY_CTX(tree_in_root(a[i].path, c.from->mail_root),
                        fmt::format("user {}: {}: the {} tree", user, c.from->name, t.name));
     t.dst = MS_TRY_CTX(tree_in_root(b[i].path, c.to->mail_root),
@@ -363,6 +364,38 @@ Status ensure_parents(Transport& src, Transport& dst, const std::string& rel) {
     if (!(*res)[0].ok()) return (*res)[0].error();
   }
   return {};
+}
+
+Status remove_file(Transport& t, const std::string& path) {
+  auto st = MS_TRY_CTX(t.stat({{path, {}}}), fmt::format("remove {}", printable(path)));
+  if (st[0].error) {
+    if (st[0].error->code() == ErrorCode::kNotFound) return {};
+    return Error(*st[0].error).context(fmt::format("remove {}", printable(path)));
+  }
+  if (st[0].attrs.type == EntryType::kDir)
+    return Error::invalid(fmt::format("remove {}: a directory where a file was expected", printable(path)));
+  TreeOp rm;
+  rm.kind = TreeOp::Kind::kUnlink;
+  rm.path = path;
+  TreeOp sync;
+  sync.kind = TreeOp::Kind::kSyncDir;
+  sync.path = dirname_of(path);
+  auto res = MS_TRY_CTX(t.apply({rm, sync}), fmt::format("remove {}", printable(path)));
+  if (!res[0].ok() && res[0].error().code() != ErrorCode::kNotFound)
+    return Error(res[0].error()).context(fmt::format("remove {}", printable(path)));
+  if (!res[1].ok()) return Error(res[1].error()).context(fmt::format("remove {}", printable(path)));
+  return {};
+}
+
+std::string engine_src_root(const ExtraTree& t) { return t.file ? dirname_of(t.src) : t.src; }
+
+SyncOptions engine_options(const ExtraTree& t, SyncOptions options) {
+  if (t.file) options.only_entry = path_last(t.src);
+  return options;
+}
+
+std::string file_in_staging(const ExtraTree& t, const std::string& staging) {
+  return join_path(staging, path_last(t.src));
 }
 
 Status MoveRunner::open_sides(Ctx& c) {
@@ -669,7 +702,14 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
     // Each tree outside the home on its own filesystem (INDEX= is often a local disk).
     for (const auto& t : c.progress.trees) {
       if (t.empty_source) continue;
-      const int64_t bytes = MS_TRY_CTX(home_size(*c.src, t.src), c.from->name).bytes;
+      int64_t bytes = 0;
+      if (t.file) {
+        auto st = MS_TRY_CTX(c.src->stat({{t.src, {}}}), c.from->name);
+        if (st[0].error) return Error(*st[0].error).context(fmt::format("{}: the {} file", c.from->name, t.name));
+        bytes = st[0].attrs.size;
+      } else {
+        bytes = MS_TRY_CTX(home_size(*c.src, t.src), c.from->name).bytes;
+      }
       need += bytes;
       auto sp = MS_TRY_CTX(space_for(*c.dst, t.dst), c.to->name);
       if (sp.avail_bytes < bytes + cfg.move.headroom_bytes)
@@ -789,6 +829,19 @@ Status MoveRunner::check_destination_quota(Ctx& c, int64_t message_bytes, int64_
   // The same for the trees outside the home (Dovecot makes index and control
   // directories when it opens the storage).
   for (const auto& t : c.progress.trees) {
+    if (t.file) {  // an mbox spool INBOX: Dovecot may have made it, empty
+      auto st = MS_TRY_CTX(c.dst->stat({{t.dst, {}}}), c.to->name);
+      if (st[0].error) {
+        if (st[0].error->code() == ErrorCode::kNotFound) continue;
+        return Error(*st[0].error).context(c.to->name);
+      }
+      if (st[0].attrs.type != EntryType::kFile || st[0].attrs.size != 0)
+        return Error::conflict(fmt::format("{} has a {} file at {} that appeared during preflight", c.to->name, t.name,
+                                           printable(t.dst)));
+      MS_CHECK_CTX(remove_file(*c.dst, t.dst),
+                   fmt::format("{}: remove the empty {} file doveadm quota get created", c.to->name, t.name));
+      continue;
+    }
     auto there = c.dst->list_tree(t.dst);
     if (!there.ok()) {
       if (there.error().code() == ErrorCode::kNotFound) continue;
@@ -864,7 +917,7 @@ Status MoveRunner::precopy_tree(Ctx& c, size_t i) {
   auto& x = c.extra[i];
   MS_CHECK(ensure_parents(*c.src, *c.dst, x.staging));
   MS_CHECK(load_tree_state(c, i));
-  SyncEngine engine(*c.src, t.src, *c.dst, x.staging, c.sync, d_.clock);
+  SyncEngine engine(*c.src, engine_src_root(t), *c.dst, x.staging, engine_options(t, c.sync), d_.clock);
   for (int pass = 1; pass <= d_.config.move.precopy_max_passes; ++pass) {
     if (interrupted()) return Error::interrupted(fmt::format("interrupted in the {} tree's precopy", t.name));
     auto stats = engine.warm_pass(x.state, pass == 2);
@@ -1057,7 +1110,7 @@ Status MoveRunner::final_sync(Ctx& c) {
     ExtraTree& t = c.progress.trees[i];
     if (t.empty_source) continue;
     MS_CHECK(load_tree_state(c, i));
-    SyncEngine engine(*c.src, t.src, *c.dst, c.extra[i].staging, c.sync, d_.clock);
+    SyncEngine engine(*c.src, engine_src_root(t), *c.dst, c.extra[i].staging, engine_options(t, c.sync), d_.clock);
     auto stats = engine.final_pass(c.extra[i].state);
     if (!stats.ok())
       return std::move(stats).error().context(fmt::format("user {}: the {} tree", printable(c.rec.user), t.name));
@@ -1132,7 +1185,7 @@ Status MoveRunner::verify(Ctx& c) {
     ExtraTree& t = c.progress.trees[i];
     if (t.empty_source) continue;
     MS_CHECK(load_tree_state(c, i));
-    SyncEngine engine(*c.src, t.src, *c.dst, c.extra[i].staging, c.sync, d_.clock);
+    SyncEngine engine(*c.src, engine_src_root(t), *c.dst, c.extra[i].staging, engine_options(t, c.sync), d_.clock);
     auto report = engine.verify_frozen_copy(c.extra[i].state);
     if (!report.ok()) return std::move(report).error().context(fmt::format("the {} tree", t.name));
     MS_CHECK(drop_stale_caches(*c.dst, c.extra[i].staging, report->changed_index_dirs, c.rec.user, d_.env));
@@ -1316,6 +1369,16 @@ Status MoveRunner::flip(Ctx& c) {
   for (size_t i = 0; i < c.progress.trees.size(); ++i) {
     ExtraTree& t = c.progress.trees[i];
     if (t.empty_source || t.renamed) continue;
+    if (t.file) {
+      // The file leaves its staging directory for its name in a directory
+      // of other users' files, then the (empty) staging directory goes.
+      MS_CHECK(rename_into_place(*c.dst, c.to->name, "a " + t.name + " file", file_in_staging(t, c.extra[i].staging),
+                                 t.dst));
+      t.renamed = true;
+      MS_CHECK(save(c));
+      MS_CHECK_CTX(remove_tree(*c.dst, c.extra[i].staging), c.to->name);
+      continue;
+    }
     MS_CHECK(rename_into_place(*c.dst, c.to->name, "a " + t.name + " tree", c.extra[i].staging, t.dst));
     t.renamed = true;
     MS_CHECK(save(c));

@@ -36,6 +36,18 @@ Status remove_tree(Transport& t, const std::string& dir);
 // Creates the directories above `rel` on `dst` that it lacks, with the
 // owner and mode they have on `src`.
 Status ensure_parents(Transport& src, Transport& dst, const std::string& rel);
+// Deletes the file at `path` (never a directory: kInvalidInput), then syncs
+// its directory. A missing file is success (idempotent).
+Status remove_file(Transport& t, const std::string& path);
+
+// A tree of the move as the engine reads it on the source: the tree, or for
+// a tree of one file (ExtraTree::file) its directory with only_entry set to
+// the file's name, so that the copy is that file in the tree's staging
+// directory (file_in_staging) and nothing else of its directory.
+std::string engine_src_root(const ExtraTree& t);
+SyncOptions engine_options(const ExtraTree& t, SyncOptions options);
+// A file tree's copy inside its staging directory.
+std::string file_in_staging(const ExtraTree& t, const std::string& staging);
 
 // Everything one move works with.
 struct MoveRunner::Ctx {

@@ -513,15 +513,16 @@ void read_servers(const toml::node* node, Config& c, Problems& p, const EnvLooku
       } else {
         // A tree outside the home must be where this server's transport may
         // go: its fixed part (before the first variable) inside mail_root.
-        for (const char* key : {"INDEX", "CONTROL", "ALT"}) {
+        for (const char* key : {"INDEX", "CONTROL", "ALT", "INBOX"}) {
           const std::string* v = loc->option(key);
           if (!v || *v == "MEMORY" || v->empty() || v->front() != '/' || s.mail_root.empty()) continue;
           const std::string fixed = v->substr(0, v->find('%'));
           if (!starts_with(fixed, s.mail_root == "/" ? "/" : s.mail_root + "/"))
             p.add(line_of(*t.get("mail_location")), r.key_name("mail_location"),
-                  fmt::format("'{}': {}={} is not inside mail_root '{}' (mailshard reads and writes only there; put the "
-                              "{} directories under it)",
-                              printable(s.mail_location), key, printable(*v), printable(s.mail_root), key));
+                  fmt::format("'{}': {}={} is not inside mail_root '{}' (mailshard reads and writes only there; {})",
+                              printable(s.mail_location), key, printable(*v), printable(s.mail_root),
+                              std::string_view(key) == "INBOX" ? "bind-mount the spool directory under it"
+                                                               : fmt::format("put the {} directories under it", key)));
         }
       }
     }

@@ -108,6 +108,7 @@ std::string_view tree_kind_name(TreeKind k) {
     case TreeKind::kIndex: return "index";
     case TreeKind::kControl: return "control";
     case TreeKind::kAlt: return "alt";
+    case TreeKind::kInbox: return "inbox";
   }
   return "unknown";
 }
@@ -121,7 +122,7 @@ const std::string* MailLocation::option(std::string_view key) const {
 std::string MailLocation::naming_options() const {
   std::vector<std::string> out;
   for (const auto& [k, v] : options)
-    if (among(kNamingKeys, k) || k == "INBOX") out.push_back(among(kFlagKeys, k) ? k : k + "=" + v);
+    if (among(kNamingKeys, k) || (k == "INBOX" && starts_with(v, "~/"))) out.push_back(among(kFlagKeys, k) ? k : k + "=" + v);
   std::sort(out.begin(), out.end());
   return join(out, ":");
 }
@@ -249,14 +250,23 @@ Result<MailLocation> parse_mail_location(std::string_view text) {
     if (key == "ALT" && !is_dbox(loc.format)) return bad("ALT= is for sdbox and mdbox only");
     if (key == "INBOX") {
       // mbox's INBOX is one file: moved with the mail path when it is in it
-      // (~/mail/inbox). A spool file (/var/mail/%u) sits in a directory of
-      // every user's spools, which is no one user's tree to move.
+      // (~/mail/inbox), or a tree of its own, one file, when it is a spool
+      // outside the home (/var/mail/%u): only that file is the user's, never
+      // the directory it sits in.
       if (loc.format != MailFormat::kMbox) return bad("INBOX= is for mbox only");
+      if (starts_with(value, "/")) {
+        auto expanded = expand_location_value(value, probe);
+        if (!expanded.ok()) return bad(expanded.error().message());
+        if (!names_user(value) || value.back() == '/')
+          return bad("a spool file outside the home must name the user's own file (e.g. /var/mail/%u)");
+        loc.options.emplace_back(std::move(key), std::move(value));
+        continue;
+      }
       const std::string inside = "~/" + loc.maildir + "/";
       if (loc.maildir.empty() || !starts_with(value, inside) || value.size() == inside.size() ||
           value.find('%') != std::string::npos)
-        return bad(fmt::format("an INBOX outside the mail path is not supported (write INBOX={}inbox; a spool file "
-                               "such as /var/mail/%u is in a directory shared by every user's spool)",
+        return bad(fmt::format("an INBOX in the home must be in the mail path (write INBOX={}inbox) or a spool file "
+                               "outside the home (INBOX=/var/mail/%u)",
                                inside));
       const std::string rest = value.substr(inside.size());
       for (const auto& part : split(rest, '/'))
@@ -297,15 +307,16 @@ Result<std::vector<MailTree>> location_trees(const MailLocation& loc, const Loca
   if (u.home.empty()) return Error::invalid(fmt::format("user {}: no home", printable(u.user)));
   std::vector<MailTree> trees{{TreeKind::kHome, "home", normalise(u.home)}};
   for (auto [key, kind] : {std::pair{"INDEX", TreeKind::kIndex}, std::pair{"CONTROL", TreeKind::kControl},
-                           std::pair{"ALT", TreeKind::kAlt}}) {
+                           std::pair{"ALT", TreeKind::kAlt}, std::pair{"INBOX", TreeKind::kInbox}}) {
     const std::string* v = loc.option(key);
     if (!v || (kind == TreeKind::kIndex && *v == "MEMORY")) continue;
+    if (kind == TreeKind::kInbox && !starts_with(*v, "/")) continue;  // in the mail path: copied with the home
     auto path = expand_location_value(*v, u);
     if (!path.ok()) return fail(key, path.error());
     if (within(*path, trees.front().path)) continue;  // copied with the home
     bool merged = false;
     for (auto& t : trees) {
-      if (*path == t.path && t.kind != TreeKind::kHome) {
+      if (*path == t.path && t.kind != TreeKind::kHome && kind != TreeKind::kInbox && t.kind != TreeKind::kInbox) {
         t.name += "+" + std::string(tree_kind_name(kind));
         merged = true;
       } else if (within(t.path, *path) || within(*path, t.path)) {
@@ -317,7 +328,7 @@ Result<std::vector<MailTree>> location_trees(const MailLocation& loc, const Loca
       const std::string_view fixed = std::string_view(*v).substr(0, v->find_first_of("%~"));
       const auto slash = fixed.rfind('/');
       std::string base = slash == std::string_view::npos ? "" : normalise(fixed.substr(0, slash == 0 ? 1 : slash));
-      trees.push_back({kind, std::string(tree_kind_name(kind)), *path, std::move(base)});
+      trees.push_back({kind, std::string(tree_kind_name(kind)), *path, std::move(base), kind == TreeKind::kInbox});
     }
   }
   return trees;

@@ -4,25 +4,28 @@
 // `mail_location`, has the full table and examples).
 //
 // Formats: maildir (Dovecot), courier (Courier-IMAP), sdbox and mdbox
-// (Dovecot's dbox). mbox is refused, not ignored (the copy does not
-// understand it). The path is inside the home: "~" or "~/PATH" (PATH
-// plain, no variables).
+// (Dovecot's dbox), mbox. The path is inside the home: "~" or "~/PATH"
+// (PATH plain, no variables).
 //
-// Options (maildir, sdbox, mdbox; Courier-IMAP has none):
+// Options (maildir, sdbox, mdbox, mbox; Courier-IMAP has none):
 //   trees, each a separate tree of the move when outside the home (a value
 //   inside the home is copied with the home):
 //     INDEX=    Dovecot's index files (INDEX=MEMORY: none on disk)
 //     CONTROL=  dovecot-uidlist, dovecot-keywords, subscriptions
 //     ALT=      sdbox/mdbox only: the alternate storage (doveadm altmove)
+//     INBOX=    mbox only: an absolute path naming the user (/var/mail/%u) is
+//               a spool file, a tree of one file (MailTree::file); a plain
+//               ~/PATH inside the mail path is a file of the home's tree, and
+//               then a naming option (below)
 //   accepted as they are, since they change no place where mail lives
 //   (they name things inside the trees, or hold only files Dovecot
 //   recreates); a move needs them equal on both servers (mail_format.h):
 //     LAYOUT=, UTF-8, DIRNAME=, FULLDIRNAME=, MAILBOXDIR=, SUBSCRIPTIONS=,
 //     LISTINDEX= (a name, not a path), ITERINDEX, NO-NOSELECT, BROKENCHAR=,
 //     VOLATILEDIR= (lock files: never copied)
-//   refused, with a line saying why: ALT= on maildir, INBOX= (an INBOX
-//   outside the mail path is not moved yet), INDEXPVT= and INDEXSHARED=
-//   (shared mailboxes), any other key.
+//   refused, with a line saying why: ALT= on maildir, INBOX= elsewhere in
+//   the home or not naming the user, INDEXPVT= and INDEXSHARED= (shared
+//   mailboxes), any other key.
 //
 // A tree's value must name the user (~, %u, %n or %h): a directory shared
 // by several users is not one user's to move.
@@ -95,9 +98,9 @@ struct LocationUser {
 // directory).
 Result<std::string> expand_location_value(std::string_view value, const LocationUser& u);
 
-enum class TreeKind : uint8_t { kHome, kIndex, kControl, kAlt };
+enum class TreeKind : uint8_t { kHome, kIndex, kControl, kAlt, kInbox };
 
-// "home", "index", "control", "alt".
+// "home", "index", "control", "alt", "inbox".
 std::string_view tree_kind_name(TreeKind k);
 
 // One tree of a user's mail on one server.
@@ -110,12 +113,16 @@ struct MailTree {
   // ALT=/srv/sata/%d/%n; a mount point, typically). "" for the home, and
   // for a value that starts with a variable or "~".
   std::string base;
+  // One file, not a directory: mbox's INBOX spool (INBOX=/var/mail/%u). Its
+  // directory holds other users' spools and is never part of the move.
+  bool file = false;
 };
 
 // The user's trees under `loc`: the home first (the whole home is the mail
-// tree, as it always was), then INDEX=, CONTROL= and ALT= where they lie outside
-// the home (a value inside it is copied with the home; INDEX=MEMORY has no
-// tree; equal values are one tree). kInvalidInput (expansion errors, or a
+// tree, as it always was), then INDEX=, CONTROL=, ALT= and an mbox spool
+// INBOX= where they lie outside the home (a value inside it is copied with
+// the home; INDEX=MEMORY has no tree; equal directories are one tree, the
+// INBOX file never shares one). kInvalidInput (expansion errors, or a
 // tree that holds the home or another tree): "user alice@example.org: INDEX:
 // ...". Relative and absolute paths are compared as written: confinement to
 // a mail root is the caller's (tree_in_root).

@@ -784,6 +784,13 @@ TEST(ConfigLoader, MailLocationTreesMustBeInsideTheMailRoot) {
             "mailshard.toml:11: server[0].mail_location: 'maildir:~/Maildir:INDEX=/var/index/%d/%n': "
             "INDEX=/var/index/%d/%n is not inside mail_root '/srv/mail1' (mailshard reads and writes only there; put "
             "the INDEX directories under it)");
+  EXPECT_TRUE(parse(base_config("mail_location = \"mbox:~/mail:INBOX=/srv/mail1/spool/%u\"\n")).ok());
+  auto spool = parse(base_config("mail_location = \"mbox:~/mail:INBOX=/var/mail/%u\"\n"));
+  ASSERT_FALSE(spool.ok());
+  EXPECT_EQ(spool.error().message(),
+            "mailshard.toml:11: server[0].mail_location: 'mbox:~/mail:INBOX=/var/mail/%u': INBOX=/var/mail/%u is not "
+            "inside mail_root '/srv/mail1' (mailshard reads and writes only there; bind-mount the spool directory "
+            "under it)");
   auto sibling = parse(base_config("mail_location = \"maildir:~/Maildir:CONTROL=/srv/mail1%n\"\n"));
   ASSERT_FALSE(sibling.ok());
   EXPECT_NE(sibling.error().message().find("CONTROL=/srv/mail1%n is not inside mail_root"), std::string::npos);

@@ -133,18 +133,54 @@ TEST(MailLocation, MboxWithItsInboxInTheMailPath) {
   EXPECT_TRUE(parse_mail_location("mbox:~/mail").ok());
 }
 
+// mbox with its INBOX in the system spool: the spool file is a tree of its
+// own, of one file; its directory (every user's spools) is not.
+TEST(MailLocation, AnMboxSpoolInboxIsATreeOfOneFile) {
+  auto l = parse_mail_location("mbox:~/mail:INBOX=/var/mail/%u");
+  ASSERT_TRUE(l.ok()) << l.error().message();
+  EXPECT_EQ(l->naming_options(), "") << "where the spool is is a tree, not a name inside one";
+  EXPECT_EQ(parse_mail_location("mbox:~/mail:INBOX=~/mail/inbox")->naming_options(), "INBOX=~/mail/inbox");
+  auto trees = location_trees(*l, {"alice@example.org", "example.org/alice"});
+  ASSERT_TRUE(trees.ok()) << trees.error().message();
+  ASSERT_EQ(trees->size(), 2u);
+  const MailTree& t = (*trees)[1];
+  EXPECT_EQ(t.kind, TreeKind::kInbox);
+  EXPECT_EQ(t.name, "inbox");
+  EXPECT_EQ(t.path, "/var/mail/alice@example.org");
+  EXPECT_EQ(t.base, "/var/mail") << "the spool directory must be there on the destination";
+  EXPECT_TRUE(t.file);
+  EXPECT_FALSE(trees->front().file);
+  // A spool inside the home is a file of the home.
+  auto home_spool = parse_mail_location("mbox:~/mail:INBOX=/home/%n/inbox");
+  ASSERT_TRUE(home_spool.ok()) << home_spool.error().message();
+  EXPECT_EQ(location_trees(*home_spool, {"alice@example.org", "/home/alice"})->size(), 1u);
+  // Never merged with a directory tree, even at the same path.
+  auto same = parse_mail_location("mbox:~/mail:INDEX=/var/mail/%u:INBOX=/var/mail/%u");
+  ASSERT_TRUE(same.ok());
+  auto clash = location_trees(*same, {"alice@example.org", "/home/alice"});
+  ASSERT_FALSE(clash.ok());
+  EXPECT_THAT(clash.error().message(), HasSubstr("overlap"));
+}
+
 TEST(MailLocation, WhatIsNotSupportedIsRefusedNotIgnored) {
-  EXPECT_EQ(parse_mail_location("mbox:~/mail:INBOX=/var/mail/%u").error().message(),
-            "'mbox:~/mail:INBOX=/var/mail/%u': INBOX: an INBOX outside the mail path is not supported (write "
-            "INBOX=~/mail/inbox; a spool file such as /var/mail/%u is in a directory shared by every user's spool)");
-  EXPECT_THAT(parse_mail_location("mbox:~/mail:INBOX=~/inbox").error().message(),
-              HasSubstr("INBOX: an INBOX outside the mail path is not supported"));
+  EXPECT_EQ(parse_mail_location("mbox:~/mail:INBOX=~/inbox").error().message(),
+            "'mbox:~/mail:INBOX=~/inbox': INBOX: an INBOX in the home must be in the mail path (write "
+            "INBOX=~/mail/inbox) or a spool file outside the home (INBOX=/var/mail/%u)");
   EXPECT_THAT(parse_mail_location("mbox:~/mail:INBOX=~/mail/").error().message(),
-              HasSubstr("INBOX: an INBOX outside the mail path is not supported"));
+              HasSubstr("INBOX: an INBOX in the home must be in the mail path"));
   EXPECT_THAT(parse_mail_location("mbox:~/mail:INBOX=~/mail/../inbox").error().message(),
               HasSubstr("INBOX: must be a plain path inside the mail path"));
   EXPECT_THAT(parse_mail_location("mbox:~:INBOX=~/inbox").error().message(),
-              HasSubstr("INBOX: an INBOX outside the mail path is not supported"));
+              HasSubstr("INBOX: an INBOX in the home must be in the mail path"));
+  EXPECT_EQ(parse_mail_location("mbox:~/mail:INBOX=/var/mail/spool").error().message(),
+            "'mbox:~/mail:INBOX=/var/mail/spool': INBOX: a spool file outside the home must name the user's own "
+            "file (e.g. /var/mail/%u)");
+  EXPECT_THAT(parse_mail_location("mbox:~/mail:INBOX=/var/mail/%u/").error().message(),
+              HasSubstr("must name the user's own file"));
+  EXPECT_THAT(parse_mail_location("mbox:~/mail:INBOX=/var/mail/%z").error().message(),
+              HasSubstr("INBOX: unknown variable %z"));
+  EXPECT_THAT(parse_mail_location("mbox:~/mail:INBOX=%h/inbox").error().message(),
+              HasSubstr("INBOX: an INBOX in the home must be in the mail path"));
   EXPECT_EQ(parse_mail_location("dbox:~/dbox").error().message(),
             "'dbox:~/dbox': the format dbox is not supported (maildir, courier, sdbox, mdbox and mbox are)");
   EXPECT_THAT(parse_mail_location("maildir:/var/mail/%u").error().message(), HasSubstr("inside the home"));

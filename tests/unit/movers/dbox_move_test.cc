@@ -694,6 +694,184 @@ TEST_F(DboxMoveTest, KilledAtEveryStepThenResumed) {
   }
 }
 
+// mbox with its INBOX in the system spool (INBOX=<mail root>/spool/%u): the
+// spool file is a tree of one file. Beside alice's, the source's spool
+// directory holds bob's and the destination's holds carol's; neither is
+// ever the move's.
+class SpoolMoveTest : public DboxMoveTest {
+ protected:
+  void SetUp() override {
+    DboxMoveTest::SetUp();
+    fs::remove_all(tree("store1", "home"));
+    fs::remove_all(tree("store1", "alt"));
+    for (auto& sc : config_.servers) sc.mail_location = "mbox:~/mail:INBOX=" + sc.mail_root + "/spool/%u";
+    const std::string mail = tree("store1", "home") + "/mail/";
+    put(mail + "Sent", from_ + "sent one\n\n", t0_ + 2);
+    put(mail + ".imap/INBOX/dovecot.index.log", std::string(300, 'l'), t0_ + 3);
+    put(mail + ".imap/Sent/dovecot.index.log", std::string(200, 's'), t0_ + 3);
+    put(mail + ".subscriptions", "Sent\n", t0_ + 3);
+    put(spool("store1", "alice@example.org"), from_ + "message one\n\n" + from_ + "message two\n\n", t0_ + 1);
+    put(spool("store1", "bob@example.org"), from_ + "bob's own\n\n", t0_ + 1);
+    put(spool("store2", "carol@example.org"), from_ + "carol's own\n\n", t0_ + 1);
+  }
+  std::string spool(const std::string& store, const std::string& user) const {
+    return root_ + "/" + store + "/spool/" + user;
+  }
+  // Every entry of the spool directory there, by name, with its content.
+  std::map<std::string, std::string> spools(const std::string& store) const {
+    std::map<std::string, std::string> out;
+    for (const auto& e : fs::directory_iterator(root_ + "/" + store + "/spool"))
+      out[e.path().filename().string()] = e.is_regular_file() ? read_whole(e.path().string()) : "(not a file)";
+    return out;
+  }
+  const std::string from_ = "From alice@example.org Thu Jan  1 00:00:00 2026\n";
+  const int64_t t0_ = 1'700'000'000'000'000'000;
+};
+
+TEST_F(SpoolMoveTest, TheSpoolInboxMovesAsOneFileAndNoOtherSpoolIsTouched) {
+  const std::string inbox = read_whole(spool("store1", "alice@example.org"));
+  const auto home = files(tree("store1", "home"));
+  const auto carol = read_whole(spool("store2", "carol@example.org"));
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "thaw.end") return;
+    late_message_in_source_inbox();  // an MTA that ignored the freeze appended to the spool
+    put(spool("store1", "alice@example.org"), inbox + from_ + "late message\n\n", t0_ + 9);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(files(tree("store2", "home")), home);
+  EXPECT_EQ(spools("store2"),
+            (std::map<std::string, std::string>{{"alice@example.org", inbox}, {"carol@example.org", carol}}))
+      << "alice's spool as it was under the freeze, carol's untouched, bob's not copied";
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  auto p = MoveProgress::parse(rec->detail_json);
+  ASSERT_TRUE(p.ok());
+  ASSERT_EQ(p->trees.size(), 1u);
+  EXPECT_EQ(p->trees[0].name, "inbox");
+  EXPECT_EQ(p->trees[0].src, "spool/alice@example.org");
+  EXPECT_TRUE(p->trees[0].file && p->trees[0].renamed);
+  // The late message: imported by Dovecot from a side copy that holds the
+  // spool file alone, named in the import's location.
+  ASSERT_EQ(view_.imports.size(), 1u);
+  const std::string side = config_.servers[1].mail_root + "/example.org/alice.mailshard-sweep-" + std::to_string(rec->id);
+  EXPECT_EQ(view_.imports[0].location,
+            "mbox:" + side + "/home/mail:INBOX=" + side + "/inbox/alice@example.org");
+  const std::string in_side = "store2/example.org/alice.mailshard-sweep-" + std::to_string(rec->id);
+  EXPECT_THAT(view_.imports[0].side_files, ::testing::Contains(in_side + "/inbox/alice@example.org"));
+  for (const auto& f : view_.imports[0].side_files)
+    EXPECT_THAT(f, ::testing::Not(HasSubstr("bob"))) << "the side copy took another user's spool";
+  EXPECT_FALSE(fs::exists(root_ + "/" + in_side));
+
+  // Purge removes alice's spool file on the source, not the spool directory
+  // or bob's.
+  clock_.advance(1000);
+  auto purged = runner().purge(rec->id, 0);
+  ASSERT_TRUE(purged.ok()) << purged.error().message();
+  EXPECT_EQ(purged->state, MoveState::kPurged);
+  EXPECT_FALSE(fs::exists(tree("store1", "home")));
+  EXPECT_EQ(spools("store1"), (std::map<std::string, std::string>{{"bob@example.org", from_ + "bob's own\n\n"}}));
+  EXPECT_EQ(read_whole(spool("store2", "alice@example.org")), inbox);
+}
+
+// kill -9 at every step boundary, then resume: before the flip nothing of
+// alice's is left on the destination, after it her spool is in place; the
+// other users' spools on both servers are untouched either way.
+TEST_F(SpoolMoveTest, KilledAtEveryStepThenResumed) {
+  const auto src_spools = spools("store1"), dst_spools = spools("store2");
+  const std::string inbox = read_whole(spool("store1", "alice@example.org"));
+  const std::vector<std::string> boundaries = {"precopy.begin", "precopy.end",    "freeze.end",  "kick.end",
+                                               "final_sync.begin", "final_sync.end", "verify.end",  "flip.begin",
+                                               "flip.end",      "thaw.end",       "sweep.end"};
+  for (const auto& at : boundaries) {
+    SCOPED_TRACE(at);
+    env_.die_at = at;
+    freeze_.calls.clear();
+    try {
+      (void)runner().move("alice@example.org", "store2", {});
+      FAIL() << "not killed";
+    } catch (const Killed&) {
+    }
+    env_.die_at.clear();
+    MoveFilter f;
+    f.user = "alice@example.org";
+    auto moves = journal_->list_moves(f);
+    ASSERT_TRUE(moves.ok());
+    const int64_t id = moves->front().id;
+    auto rec = runner().resume(id);
+    ASSERT_TRUE(rec.ok()) << rec.error().message();
+    EXPECT_THAT(stagings(), ::testing::IsEmpty());
+    EXPECT_EQ(spools("store1"), src_spools);
+    const bool flipped = at == "flip.end" || at == "thaw.end" || at == "sweep.end";
+    auto want = dst_spools;
+    if (flipped) {
+      EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+      want["alice@example.org"] = inbox;
+      EXPECT_EQ(spools("store2"), want);
+      dir_.accounts[0].host = "store1";
+      fs::remove_all(tree("store2", "home"));
+      fs::remove(spool("store2", "alice@example.org"));
+      ASSERT_TRUE(journal_->update_move([&] {
+                    auto m = *journal_->get_move(id);
+                    m.state = MoveState::kPurged;
+                    return m;
+                  }())
+                      .ok());
+    } else {
+      EXPECT_EQ(rec->state, MoveState::kRolledBack) << rec->error;
+      EXPECT_EQ(spools("store2"), want);
+      EXPECT_FALSE(fs::exists(tree("store2", "home")));
+      EXPECT_EQ(dir_.accounts[0].host, "store1");
+    }
+    EXPECT_FALSE(freeze_.frozen());
+  }
+}
+
+// The flip places the spool file first; when the home's rename then fails
+// (a mailbox appeared at its path), the rollback removes that one file and
+// leaves the spool directory, carol's spool and the foreign home alone.
+TEST_F(SpoolMoveTest, AFlipCutShortRemovesOnlyTheSpoolFileItPlaced) {
+  const auto dst_spools = spools("store2");
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "flip.begin") return;
+    put(tree("store2", "home") + "/foreign", "not ours", 0);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kRolledBack);
+  EXPECT_THAT(rec->error, HasSubstr("has a mailbox at example.org/alice that appeared during the move"));
+  auto p = MoveProgress::parse(rec->detail_json);
+  ASSERT_TRUE(p.ok());
+  EXPECT_TRUE(p->trees[0].renamed) << "the spool file was in place when the home's rename failed";
+  EXPECT_EQ(spools("store2"), dst_spools);
+  EXPECT_EQ(read_whole(tree("store2", "home") + "/foreign"), "not ours");
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  EXPECT_EQ(dir_.accounts[0].host, "store1");
+}
+
+TEST_F(SpoolMoveTest, ASpoolFileAlreadyOnTheDestinationStopsTheMove) {
+  put(spool("store2", "alice@example.org"), from_ + "delivered there somehow\n\n", t0_);
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_EQ(rec.error().message(), "store2 already has a inbox tree of user alice@example.org at "
+                                   "spool/alice@example.org that no mailshard move left there; move it aside or "
+                                   "remove it first");
+  EXPECT_EQ(read_whole(spool("store2", "alice@example.org")), from_ + "delivered there somehow\n\n");
+  EXPECT_FALSE(fs::exists(tree("store2", "home")));
+}
+
+// The spool directory must be there on the destination: the move would
+// otherwise make it, with the source's owner and mode, on whatever disk.
+TEST_F(SpoolMoveTest, ASpoolDirectoryMissingOnTheDestinationIsRefused) {
+  fs::remove_all(root_ + "/store2/spool");
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_FALSE(rec.ok());
+  EXPECT_THAT(rec.error().message(), HasSubstr("user alice@example.org: store2: the inbox tree's directory /"));
+  EXPECT_THAT(rec.error().message(), HasSubstr("/store2/spool does not exist there (from its mail_location); mount or "
+                                               "create it, then move again"));
+  EXPECT_FALSE(fs::exists(root_ + "/store2/spool"));
+}
+
 TEST_F(DboxMoveTest, AFormatChangeIsRefusedInOneLine) {
   config_.servers[1].mail_location = "sdbox:~/mdbox:ALT=" + config_.servers[1].mail_root + "/alt/%d/%n";
   auto rec = runner().move("alice@example.org", "store2", {});

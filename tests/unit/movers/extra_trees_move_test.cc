@@ -244,8 +244,8 @@ TEST_F(ExtraTreesMoveTest, ServersThatKeepOtherTreesOutsideTheHomeAreRefused) {
   ASSERT_FALSE(rec.ok());
   EXPECT_EQ(rec.error().message(),
             "user alice@example.org: store1's mail_location keeps index, control outside the home but store2's keeps "
-            "index: those files would change place and clients would see new UIDVALIDITYs (make the INDEX= and "
-            "CONTROL= options alike)");
+            "index: those files would change place and clients would see new UIDVALIDITYs (make the INDEX=, "
+            "CONTROL=, ALT= and INBOX= options alike)");
   EXPECT_FALSE(fs::exists(tree("store2", "home")));
   EXPECT_THAT(stagings(), ::testing::IsEmpty());
 }
