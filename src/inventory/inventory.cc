@@ -1,7 +1,11 @@
 #include "inventory/inventory.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <algorithm>
 #include <atomic>
@@ -96,7 +100,8 @@ void size_outside_trees(const Config& config, Inventory& inv, const std::vector<
                         std::vector<std::vector<std::string>>& user_notes) {
   struct Job {
     size_t user;
-    std::string rel;  // the tree, relative to the mail root
+    std::string rel;    // the tree, relative to the mail root
+    bool file = false;  // a tree of one file (an mbox spool INBOX): its size, not a walk
   };
   std::vector<std::vector<Job>> jobs(config.servers.size());
   std::vector<std::optional<MailLocation>> locs(config.servers.size());
@@ -115,16 +120,41 @@ void size_outside_trees(const Config& config, Inventory& inv, const std::vector<
     for (size_t k = 1; k < trees->size(); ++k) {
       auto rel = tree_in_root((*trees)[k].path, config.servers[srv].mail_root);
       if (!rel.ok()) user_notes[i].push_back(fmt::format("the {} tree: {}", (*trees)[k].name, rel.error().message()));
-      else jobs[srv].push_back({i, std::move(*rel)});
+      else jobs[srv].push_back({i, std::move(*rel), (*trees)[k].file});
     }
   }
   auto add = [&](const Job& j, Result<MailboxSize> sz) {
     if (sz.ok()) inv.users[j.user].size_bytes += sz->bytes;
     else user_notes[j.user].push_back(fmt::format("'{}' (outside the home): {}", printable(j.rel), sz.error().message()));
   };
+  // A spool file's size, by lstat there (its absence is 0 bytes: no mail yet).
+  auto file_size = [&](size_t srv, const std::string& rel) -> Result<MailboxSize> {
+    MailboxSize sz;
+    if (agents[srv]) {
+      auto st = MS_TRY(agents[srv]->stat({{rel, {}}}));
+      if (st[0].error && st[0].error->code() != ErrorCode::kNotFound) return *st[0].error;
+      sz.exists = !st[0].error;
+      sz.bytes = st[0].error ? 0 : st[0].attrs.size;
+    } else {
+      struct stat st {};
+      const std::string path = join_path(config.servers[srv].mail_root, rel);
+      if (::lstat(path.c_str(), &st) != 0) {
+        if (errno != ENOENT) return Error::from_errno(errno, "lstat " + printable(path));
+        sz.exists = false;
+      } else {
+        sz.bytes = st.st_size;
+      }
+    }
+    sz.files = sz.exists ? 1 : 0;
+    return sz;
+  };
   // One server's jobs run on one thread, so a user is only touched by one.
   parallel_for(config.servers.size(), threads, [&](size_t srv) {
-    const std::vector<Job>& list = jobs[srv];
+    std::vector<Job> list;
+    for (const auto& j : jobs[srv]) {
+      if (!j.file) list.push_back(j);
+      else if (!inv.servers[srv].failed) add(j, file_size(srv, j.rel));
+    }
     if (list.empty() || inv.servers[srv].failed) return;
     if (!agents[srv]) {
       for (const auto& j : list) add(j, sizer.size(config.servers[srv], MailboxRef{inv.users[j.user].user, j.rel}));

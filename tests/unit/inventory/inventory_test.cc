@@ -329,6 +329,45 @@ TEST_F(InventoryTest, AScanCountsTheTreesOutsideTheHome) {
   EXPECT_TRUE(inv->notes.empty()) << inv->notes.front();
 }
 
+// An mbox spool INBOX (INBOX=<root>/spool/%n) counts with its user: its own
+// size, never its directory's (every user's spools), here and behind the
+// agent alike.
+TEST_F(InventoryTest, AScanCountsTheSpoolInboxFileAloneNotItsDirectory) {
+  for (const std::string store : {"store1", "store2"}) {
+    const std::string root = t_.path(store);
+    config_.servers[store == "store1" ? 0 : 1].mail_location = "mbox:~/mail:INBOX=" + root + "/spool/%n";
+    const std::string user = store == "store1" ? "alice" : "carol";
+    t_.dir(store + "/example.org");
+    t_.dir(store + "/example.org/" + user);
+    t_.dir(store + "/example.org/" + user + "/mail");
+    t_.file(store + "/example.org/" + user + "/mail/Sent", 1000);
+    t_.dir(store + "/spool");
+    t_.file(store + "/spool/" + user, 70000);
+    t_.file(store + "/spool/someone-else", 900000);  // not a user of this inventory
+  }
+  config_.servers[1].transport = TransportKind::kAgent;
+  auto open_agent = [&](const ServerConfig& s) {
+    AgentOptions o;
+    o.argv = {MAILSHARD_BIN, "agent", "--stdio", "--root", s.mail_root};
+    o.name = "agent:" + s.name;
+    return make_agent_transport(o);
+  };
+  ScanMailboxSizer scan;
+  InventoryOptions o;
+  o.progress = false;
+  auto inv = take_inventory(config_, dir_, metrics_, scan, clock_, o, open_agent);
+  ASSERT_TRUE(inv.ok()) << inv.error().message();
+  std::map<std::string, int64_t> bytes;
+  for (const auto& u : inv->users) bytes[u.user] = u.size_bytes;
+  for (const auto& [srv, user] : {std::pair<size_t, std::string>{0, "alice"}, {1, "carol"}}) {
+    auto home = scan.size(config_.servers[srv], MailboxRef{user, "example.org/" + user});
+    ASSERT_TRUE(home.ok() && home->exists) << user;
+    EXPECT_EQ(bytes[user], home->bytes + 70000) << user << ": the home and the spool file, not the spool directory";
+  }
+  EXPECT_EQ(bytes["bob"], 0);  // no home and no spool file yet
+  EXPECT_TRUE(inv->notes.empty()) << inv->notes.front();
+}
+
 TEST_F(InventoryTest, AServerBehindTheAgentNeedsScanOrDoveadmAndAWorkingAgent) {
   config_.servers[1].transport = TransportKind::kAgent;
   config_.servers[1].agent_command = "mailshard agent --stdio --root " + t_.path("store2");
