@@ -19,6 +19,7 @@
 #include <fstream>
 #include <functional>
 #include <iostream>
+#include <map>
 #include <sstream>
 #include <regex>
 #include <thread>
@@ -104,6 +105,21 @@ std::vector<std::string> leftovers(const std::string& home) {
   for (const auto& e : std::filesystem::directory_iterator(h.parent_path(), ec))
     if (e.path().filename().string().rfind(h.filename().string() + ".mailshard-sweep-", 0) == 0)
       out.push_back(e.path().string());
+  return out;
+}
+
+std::string read_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::ostringstream out;
+  out << in.rdbuf();
+  return out.str();
+}
+
+// Names in `dir` that a move left (staging, side copies: ".mailshard-").
+std::vector<std::string> mailshard_names(const std::string& dir) {
+  std::vector<std::string> out;
+  for (const auto& e : std::filesystem::directory_iterator(dir))
+    if (e.path().filename().string().find(".mailshard-") != std::string::npos) out.push_back(e.path().string());
   return out;
 }
 
@@ -289,20 +305,45 @@ TEST(MoveDbox, KilledAsTheSweepBeginsResumeImportsLateMailOnce) {
 // Over IMAP afterwards every UID, flag and keyword is the source's (mbox
 // keeps them in X-UID, Status and X-Keywords headers and in .imap/), every
 // delivered message is there exactly once, also after purge's last sweep.
-void move_mbox_user(const std::string& to, bool doveadm_as_mail_user) {
+//
+// With `spool`, the INBOX is a file in a spool directory beside the homes
+// (mbox:~/mail:INBOX=<mail root>/spool/%u, a directory of every user's
+// spool, as /var/mail is): it moves as a tree of one file, and nothing else
+// in either spool directory is touched.
+void move_mbox_user(const std::string& to, bool doveadm_as_mail_user, bool spool = false) {
   Lab& lab = Lab::get();
   const std::string user = lab.add_user("store1");
-  for (const std::string& store : {std::string("store1"), to})
-    set_user_mail_location(lab, store, user, "mbox:~/mail:INBOX=~/mail/inbox");
+  auto spool_dir = [&](const std::string& store) { return lab.store_env(store, "MAIL_ROOT") + "/spool"; };
+  // A neighbour's spool on each server, which no move of this user may touch.
+  std::map<std::string, std::string> neighbours;
+  for (const std::string& store : {std::string("store1"), to}) {
+    if (spool) {
+      RunResult mk = lab.run({"install", "-d", "-o", lab.env("MAIL_UID"), "-g", lab.env("MAIL_GID"), spool_dir(store)});
+      ASSERT_EQ(mk.rc, 0) << mk.describe();
+      const std::string other = spool_dir(store) + "/neighbour-of-" + user;
+      std::ofstream(other) << "From someone@example.org Thu Jan  1 00:00:00 2026\nSubject: not " << user << "'s\n\nx\n\n";
+      neighbours[other] = read_file(other);
+    }
+    set_user_mail_location(lab, store, user,
+                           spool ? "mbox:~/mail:INBOX=" + spool_dir(store) + "/" + user : "mbox:~/mail:INBOX=~/mail/inbox");
+  }
   ASSERT_EQ(lab.fill_mailbox(user, 200, 19, {}, {"--leaf-folders"})["appended"], 200);
   const std::string home1 = lab.home_path("store1", user);
-  ASSERT_TRUE(path_exists(home1 + "/mail/inbox")) << "Dovecot keeps the INBOX as an mbox file";
+  const std::string inbox1 = spool ? spool_dir("store1") + "/" + user : home1 + "/mail/inbox";
+  ASSERT_TRUE(path_exists(inbox1)) << "Dovecot keeps the INBOX as an mbox file";
+  if (spool) {
+    ASSERT_FALSE(path_exists(home1 + "/mail/inbox")) << "the INBOX is in the spool, not the home";
+  }
   ASSERT_TRUE(path_exists(home1 + "/mail/.imap")) << home1;
   ASSERT_FALSE(path_exists(home1 + "/Maildir"));
   nlohmann::json before = lab.imap_state(user, "store1", /*detail=*/true);
+  auto location = [&](const std::string& store) {
+    return spool ? "mbox:~/mail:INBOX=" + spool_dir(store) + "/%u" : std::string("mbox:~/mail:INBOX=~/mail/inbox");
+  };
   const std::string cfg =
-      lab_config("mbox", {{"(name = \"store1\"\n)", "$1mail_location = \"mbox:~/mail:INBOX=~/mail/inbox\"\n"},
-                          {"(name = \"" + to + "\"\n)", "$1mail_location = \"mbox:~/mail:INBOX=~/mail/inbox\"\n"}});
+      lab_config(spool ? "mbox-spool" : "mbox",
+                 {{"(name = \"store1\"\n)", "$1mail_location = \"" + location("store1") + "\"\n"},
+                  {"(name = \"" + to + "\"\n)", "$1mail_location = \"" + location(to) + "\"\n"}});
   // Two messages saved on store1 after the thaw: imported from a side copy
   // without the folder files the move copied unchanged. (Written before the
   // MTA thread forks; see move_dbox_user.)
@@ -318,8 +359,9 @@ void move_mbox_user(const std::string& to, bool doveadm_as_mail_user) {
   EXPECT_THAT(r.err, HasSubstr("side copy for the sweep on " + to)) << r.describe();
   print_sweep_lines(r.err);
   EXPECT_THAT(r.err, Not(HasSubstr("MAILSHARD_TEST_AT command failed"))) << r.describe();
-  if (doveadm_as_mail_user)  // the imports write nothing as root, so nothing is given back
+  if (doveadm_as_mail_user) {  // the imports write nothing as root, so nothing is given back
     EXPECT_THAT(r.err, Not(HasSubstr("given back"))) << r.describe();
+  }
   ASSERT_EQ(delivered["delivered"], 60);
   EXPECT_GT(delivered["stores"].value("store1", 0), 0) << "deliveries raced the move on the source";
 
@@ -336,6 +378,15 @@ void move_mbox_user(const std::string& to, bool doveadm_as_mail_user) {
   EXPECT_GE(m["detail"]["swept"].get<int64_t>(), 2) << m["detail"].dump();
   EXPECT_TRUE(leftovers(lab.home_path(to, user)).empty());
   EXPECT_THAT(root_owned(lab.home_path(to, user)), ::testing::IsEmpty()) << "the sweep's import left root's files";
+  if (spool) {
+    const std::string inbox2 = spool_dir(to) + "/" + user;
+    ASSERT_TRUE(path_exists(inbox2));
+    struct stat st {};
+    ASSERT_EQ(::stat(inbox2.c_str(), &st), 0);
+    EXPECT_EQ(std::to_string(st.st_uid), lab.env("MAIL_UID")) << "the spool file is the mail user's";
+    EXPECT_THAT(mailshard_names(spool_dir(to)), ::testing::IsEmpty()) << "a staging directory was left in the spool";
+    for (const auto& [path, text] : neighbours) EXPECT_EQ(read_file(path), text) << path;
+  }
   // The side copy left out the folders other than the INBOX (the late mail
   // grew only the INBOX file).
   const auto folder = [](const std::filesystem::path& p) {
@@ -346,7 +397,8 @@ void move_mbox_user(const std::string& to, bool doveadm_as_mail_user) {
   ASSERT_GT(folders, 0);
   const int64_t side = side_copy_bytes(r.err);
   EXPECT_GT(side, 0) << r.err;
-  const int64_t all = file_bytes(home1, [](const std::filesystem::path&) { return true; });
+  const int64_t all = file_bytes(home1, [](const std::filesystem::path&) { return true; }) +
+                      (spool ? static_cast<int64_t>(std::filesystem::file_size(inbox1)) : 0);
   EXPECT_LE(side, all - folders) << r.err;
   std::cout << "  side copy " << side << " bytes; the source's home " << all << " bytes, of which folders other than the INBOX "
             << folders << "\n";
@@ -354,6 +406,10 @@ void move_mbox_user(const std::string& to, bool doveadm_as_mail_user) {
   RunResult p = mailshard(cfg, {"purge", "--user", user, "--older-than", "0s"});
   EXPECT_EQ(p.rc, 0) << p.describe();
   EXPECT_FALSE(path_exists(home1));
+  if (spool) {
+    EXPECT_FALSE(path_exists(inbox1)) << "purge leaves the old spool file";
+    for (const auto& [path, text] : neighbours) EXPECT_EQ(read_file(path), text) << path;
+  }
   nlohmann::json final_state = lab.imap_state(user, "nginx", /*detail=*/true);
   auto final_counts = message_id_counts(final_state);
   for (const auto& m : delivered["messages"])
@@ -369,6 +425,12 @@ TEST(MoveMbox, MboxWithItsInboxInTheMailPathMovesWithEveryUid) { move_mbox_user(
 // root's, so nothing is given back.
 TEST(MoveMbox, MboxMovesThroughADoveadmServerRunningAsTheMailUser) {
   move_mbox_user("store3", /*doveadm_as_mail_user=*/true);
+}
+
+// The INBOX in a spool directory of every user's spools (INBOX=/var/mail/%u
+// as the lab lays it out: <mail root>/spool/%u), moved as a file of its own.
+TEST(MoveMbox, AnInboxInTheSpoolMovesAsOneFileWithEveryUid) {
+  move_mbox_user("store2", /*doveadm_as_mail_user=*/false, /*spool=*/true);
 }
 
 }  // namespace
