@@ -63,19 +63,25 @@ Status MoveRunner::roll_back(Ctx& c, const Error& why) {
       return {};
     };
     // A file tree (an mbox spool INBOX): its staging directory stays after
-    // the file left it, so the file at its final name is checked either way;
-    // only that file is removed, never its directory.
-    auto drop_file = [&](const std::string& staging_dir, const std::string& final_path, bool renamed) -> Status {
+    // the file left it, so whether the file was placed is whether it is
+    // still in there. Still there: whatever has the final name is not ours
+    // (it appeared during the move) and stays. Gone from there after the
+    // flip began: the file at the final name is ours. Only that file is
+    // ever removed, never its directory.
+    auto drop_file = [&](const ExtraTree& t, const std::string& staging_dir) -> Status {
+      const bool placed =
+          !t.empty_source && !MS_TRY_CTX(exists(*c.dst, file_in_staging(t, staging_dir)), "rollback") &&
+          (t.renamed || c.rec.step == "flip");
       MS_CHECK_CTX(remove_tree(*c.dst, staging_dir), "rollback");
-      if ((renamed || c.rec.step == "flip") && MS_TRY_CTX(exists(*c.dst, final_path), "rollback")) {
+      if (placed && MS_TRY_CTX(exists(*c.dst, t.dst), "rollback")) {
         MS_CHECK(confirm_not_flipped());
-        MS_CHECK_CTX(remove_file(*c.dst, final_path), "rollback");
+        MS_CHECK_CTX(remove_file(*c.dst, t.dst), "rollback");
       }
       return {};
     };
     for (size_t i = 0; i < c.progress.trees.size() && i < c.extra.size(); ++i) {
       const ExtraTree& t = c.progress.trees[i];
-      MS_CHECK(t.file ? drop_file(c.extra[i].staging, t.dst, t.renamed) : drop(c.extra[i].staging, t.dst, t.renamed));
+      MS_CHECK(t.file ? drop_file(t, c.extra[i].staging) : drop(c.extra[i].staging, t.dst, t.renamed));
     }
     MS_CHECK(drop(c.dst_staging, c.dst_final, c.progress.renamed));
   }

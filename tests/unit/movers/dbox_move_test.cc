@@ -849,6 +849,24 @@ TEST_F(SpoolMoveTest, AFlipCutShortRemovesOnlyTheSpoolFileItPlaced) {
   EXPECT_EQ(dir_.accounts[0].host, "store1");
 }
 
+// A spool file for alice appears on the destination during the move (a
+// delivery there despite LDAP): the flip will not rename over it, and the
+// rollback leaves it, since it is not the move's.
+TEST_F(SpoolMoveTest, ASpoolFileThatAppearsDuringTheMoveIsNeitherReplacedNorRemoved) {
+  const std::string theirs = from_ + "delivered there during the move\n\n";
+  env_.at_boundary = [&](const std::string& at) {
+    if (at == "flip.begin") put(spool("store2", "alice@example.org"), theirs, t0_);
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kRolledBack);
+  EXPECT_THAT(rec->error, HasSubstr("has a inbox file at spool/alice@example.org that appeared during the move"));
+  EXPECT_EQ(read_whole(spool("store2", "alice@example.org")), theirs);
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  EXPECT_FALSE(fs::exists(tree("store2", "home")));
+  EXPECT_EQ(dir_.accounts[0].host, "store1");
+}
+
 TEST_F(SpoolMoveTest, ASpoolFileAlreadyOnTheDestinationStopsTheMove) {
   put(spool("store2", "alice@example.org"), from_ + "delivered there somehow\n\n", t0_);
   auto rec = runner().move("alice@example.org", "store2", {});
