@@ -272,7 +272,7 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
   // that have not changed since are left out: the import reads only the
   // late mail. The passes' states are the journal's (saved by the sweep
   // step before its first round; purge's last sweep reads them too).
-  const MailLocation loc = server_location(*c.from);
+  const MailLocation loc = c.from_location();
   MS_CHECK(load_state(c));
   for (size_t i = 0; i < c.progress.trees.size() && i < c.extra.size(); ++i) MS_CHECK(load_tree_state(c, i));
   struct SideStats {

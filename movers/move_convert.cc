@@ -37,9 +37,9 @@ Result<DovecotConversion> MoveRunner::convert_source(Ctx& c) {
 }
 
 Status MoveRunner::plan_conversion(Ctx& c) {
-  std::string maildir = server_location(*c.from).maildir;
+  std::string maildir = c.from_location().maildir;
   if (maildir.empty() && MS_TRY_CTX(exists(*c.src, c.progress.src_home + "/Maildir"), c.from->name)) maildir = "Maildir";
-  const std::string dst_maildir = server_location(*c.to).maildir;
+  const std::string dst_maildir = c.to_location().maildir;
   if (!dst_maildir.empty() && dst_maildir != maildir)
     return Error::invalid(fmt::format("user {}: its Courier Maildir is ~/{} on {} but {} reads ~/{}; the copy keeps "
                                       "the home's layout",

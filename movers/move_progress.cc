@@ -186,6 +186,8 @@ std::string_view quota_recalc_name(QuotaRecalc q) {
 Json MoveProgress::to_json_object() const {
   Json j = Json::object();
   j["src_home"] = src_home;
+  if (src_location) j["src_location"] = *src_location;
+  if (dst_location) j["dst_location"] = *dst_location;
   if (new_home) j["new_home"] = *new_home;
   j["empty_source"] = empty_source;
   if (!trees.empty()) {
@@ -251,6 +253,8 @@ Result<MoveProgress> MoveProgress::parse(std::string_view text, std::vector<std:
 
   Fields f(doc, "", dropped);
   f.read("src_home", p.src_home);
+  f.read("src_location", p.src_location);
+  f.read("dst_location", p.dst_location);
   f.read("new_home", p.new_home);
   f.read("empty_source", p.empty_source);
   if (const Json* list = f.find("trees")) {

@@ -67,6 +67,10 @@ struct MoveProgress {
   // preflight
   std::string src_home;                  // the home relative to both mail roots ("example.org/alice")
   std::vector<ExtraTree> trees;          // the trees outside the home, in mail_location's order
+  // Each server's mail_location as configured when the move began ("": none
+  // set); absent in moves journaled before it was. Later steps and resume
+  // read the mail as it was laid out then, not as an edited config says.
+  std::optional<std::string> src_location, dst_location;
   std::optional<std::string> new_home;   // the home attribute after the flip (absolute homes only)
   bool empty_source = false;             // no mailbox at the source: nothing to copy (final_sync re-checks)
   std::optional<int64_t> clock_skew_ms;  // source clock minus destination clock, once preflight checked them

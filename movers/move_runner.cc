@@ -166,6 +166,23 @@ void MoveRunner::Ctx::load_progress() {
   progress = std::move(*read);
 }
 
+namespace {
+MailLocation journaled_location(const std::optional<std::string>& journaled, const ServerConfig& server) {
+  if (!journaled) return server_location(server);
+  ServerConfig then = server;
+  then.mail_location = *journaled;
+  if (!journaled->empty() && !parse_mail_location(*journaled).ok()) {
+    spdlog::warn("the journal's mail_location '{}' of {} is unreadable; using the configured one",
+                 printable(*journaled), server.name);
+    return server_location(server);
+  }
+  return server_location(then);
+}
+}  // namespace
+
+MailLocation MoveRunner::Ctx::from_location() const { return journaled_location(progress.src_location, *from); }
+MailLocation MoveRunner::Ctx::to_location() const { return journaled_location(progress.dst_location, *to); }
+
 Status MoveRunner::save(Ctx& c) {
   c.rec.detail_json = c.progress.to_json();
   return d_.journal.update_move(c.rec);
@@ -236,9 +253,9 @@ Status MoveRunner::plan_trees(Ctx& c) {
   c.progress.trees.clear();
   const std::string user = printable(c.rec.user);
   const std::string dst_home = c.progress.new_home.value_or(c.account.home);
-  auto a = MS_TRY_CTX(location_trees(server_location(*c.from), {c.rec.user, c.account.home}),
+  auto a = MS_TRY_CTX(location_trees(c.from_location(), {c.rec.user, c.account.home}),
                       c.from->name + " mail_location");
-  auto b = MS_TRY_CTX(location_trees(server_location(*c.to), {c.rec.user, dst_home}), c.to->name + " mail_location");
+  auto b = MS_TRY_CTX(location_trees(c.to_location(), {c.rec.user, dst_home}), c.to->name + " mail_location");
   auto names = [](const std::vector<MailTree>& t) {
     std::vector<std::string> n;
     for (size_t i = 1; i < t.size(); ++i) n.push_back(t[i].name);
@@ -617,6 +634,8 @@ Status MoveRunner::preflight(Ctx& c, const MoveOptions& options) {
   c.rec.from_server = c.from->name;
   c.rec.from_home = c.account.home;
   c.progress.src_home = c.account.home_rel;
+  c.progress.src_location = c.from->mail_location;
+  c.progress.dst_location = c.to->mail_location;
   c.dst_final = c.progress.src_home;
   if (!c.account.home.empty() && c.account.home.front() == '/')
     c.progress.new_home = c.to->mail_root + "/" + c.progress.src_home;
@@ -1226,7 +1245,7 @@ Status MoveRunner::compare_mailbox_status(Ctx& c) {
   // uidlists, laid out like the Maildir++ folders: its ".x/dovecot-uidlist"
   // is the uidlist of the home's "<maildir>/.x", and the INBOX's is in
   // ".INBOX/" (Dovecot 2.3; at the top in older ones).
-  const std::string maildir = server_location(*c.from).maildir;
+  const std::string maildir = c.from_location().maildir;
   for (size_t i = 0; i < c.progress.trees.size(); ++i) {
     if (c.progress.trees[i].empty_source || !c.extra[i].state_loaded) continue;
     for (const auto& [dpath, ds] : c.extra[i].state.dirs)
@@ -1276,7 +1295,7 @@ Status MoveRunner::compare_mailbox_status(Ctx& c) {
 }
 
 bool MoveRunner::via_doveadm(const Ctx& c) const {
-  return c.from && moved_through_doveadm(server_location(*c.from).format);
+  return c.from && moved_through_doveadm(c.from_location().format);
 }
 
 // dbox keeps a "dbox-alt-root" symlink to the ALT path it was configured
@@ -1287,7 +1306,7 @@ bool MoveRunner::via_doveadm(const Ctx& c) const {
 Status MoveRunner::retarget_alt_root(Ctx& c) {
   for (const auto& t : c.progress.trees) {
     if (t.empty_source || t.name.find("alt") == std::string::npos) continue;
-    const std::string link = join_path(join_path(c.dst_final, server_location(*c.to).maildir), "dbox-alt-root");
+    const std::string link = join_path(join_path(c.dst_final, c.to_location().maildir), "dbox-alt-root");
     auto st = MS_TRY_CTX(c.dst->stat({{link, {}}}), c.to->name);
     if (st[0].error || st[0].attrs.type != EntryType::kSymlink) return {};
     const std::string want = join_path(c.to->mail_root, t.dst);

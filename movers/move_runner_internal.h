@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mail_location.h"
 #include "movers/courier_conversion.h"
 #include "movers/move_progress.h"
 #include "movers/move_runner.h"
@@ -91,6 +92,11 @@ struct MoveRunner::Ctx {
   int64_t wake_at_ms = 0;  // the flip's modify may have been applied: resume decides
   std::optional<DovecotConversion> conversion;  // Courier -> Dovecot: what the convert step applied
   FreezeTarget target() const { return {rec.user, rec.dn, progress.freeze_owner}; }
+  // The source's and the destination's mail_location as journaled when the
+  // move began (progress.src_location), or, for a move journaled before
+  // that, as configured now. from/to must be set.
+  MailLocation from_location() const;
+  MailLocation to_location() const;
   // progress from the journal's record (an unreadable one is empty, a field
   // of the wrong type unset: what they held is re-derived by the steps that
   // need it). Logs what it could not read.

@@ -890,6 +890,41 @@ TEST_F(SpoolMoveTest, ASpoolDirectoryMissingOnTheDestinationIsRefused) {
   EXPECT_FALSE(fs::exists(root_ + "/store2/spool"));
 }
 
+// The move reads the mail as laid out when it began: a resume after the
+// source's mail_location was edited (here to Maildir) still sweeps the late
+// mail of the mdbox it moved, with Dovecot's import from an mdbox side copy.
+TEST_F(DboxMoveTest, AResumeAfterAMailLocationEditSweepsTheFormatTheMoveCopied) {
+  const std::string mdbox = config_.servers[0].mail_location;
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "thaw.end") return;
+    late_message_in_source_inbox();
+    const std::string m2 = tree("store1", "home") + "/mdbox/storage/m.2";
+    write_file(m2, read_whole(m2) + "late message\n", 1'700'000'000'000'000'011);
+  };
+  env_.die_at = "thaw.end";
+  try {
+    (void)runner().move("alice@example.org", "store2", {});
+    FAIL() << "not killed";
+  } catch (const Killed&) {
+  }
+  env_.die_at.clear();
+  env_.at_boundary = nullptr;
+  config_.servers[0].mail_location = "maildir:~/Maildir";  // edited meanwhile
+  MoveFilter f;
+  f.user = "alice@example.org";
+  auto moves = journal_->list_moves(f);
+  ASSERT_TRUE(moves.ok());
+  auto p = MoveProgress::parse(moves->front().detail_json);
+  ASSERT_TRUE(p.ok());
+  EXPECT_EQ(p->src_location, mdbox);
+  auto rec = runner().resume(moves->front().id);
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  ASSERT_EQ(view_.imports.size(), 1u) << "the late message was not imported";
+  EXPECT_EQ(view_.imports[0].location.rfind("mdbox:", 0), 0u) << view_.imports[0].location;
+  EXPECT_EQ(view_.imports[0].uids, "3");
+}
+
 TEST_F(DboxMoveTest, AFormatChangeIsRefusedInOneLine) {
   config_.servers[1].mail_location = "sdbox:~/mdbox:ALT=" + config_.servers[1].mail_root + "/alt/%d/%n";
   auto rec = runner().move("alice@example.org", "store2", {});
