@@ -1380,6 +1380,47 @@ static Status rename_into_place(Transport& dst, const std::string& server, const
   return {};
 }
 
+// The same for a tree of one file (an mbox spool INBOX), whose final name
+// is in a directory of other users' files: the file is placed without ever
+// replacing one there (TreeOp::kPlace; rename() would replace a spool that
+// appeared after the check). A place cut short between its link and its
+// unlink (filesystems without RENAME_NOREPLACE) left both names on one
+// inode: the staging name then goes.
+static Status place_file(Transport& dst, const std::string& server, const std::string& what,
+                         const std::string& staging_path, const std::string& final_path) {
+  auto st = MS_TRY(dst.stat({{staging_path, {}}, {final_path, {}}}));
+  for (const auto& r : st)
+    if (r.error && r.error->code() != ErrorCode::kNotFound) return *r.error;
+  const bool staging = !st[0].error, final_there = !st[1].error;
+  TreeOp sync;
+  sync.kind = TreeOp::Kind::kSyncDir;
+  sync.path = dirname_of(final_path);
+  TreeOp op;
+  if (staging && final_there) {
+    if (st[0].attrs.ino != st[1].attrs.ino || st[0].attrs.nlink < 2)
+      return Error::conflict(fmt::format("{} has {} at {} that appeared during the move", server, what,
+                                         printable(final_path)));
+    op.kind = TreeOp::Kind::kUnlink;
+    op.path = staging_path;
+  } else if (staging) {
+    op.kind = TreeOp::Kind::kPlace;
+    op.from = staging_path;
+    op.path = final_path;
+  } else if (final_there) {
+    return {};
+  } else {
+    return Error::not_found(fmt::format("the copy on {} is gone (neither {} nor {} exists)", server,
+                                        printable(staging_path), printable(final_path)));
+  }
+  auto res = MS_TRY(dst.apply({op, sync}));
+  if (!res[0].ok() && res[0].error().code() == ErrorCode::kConflict)
+    return Error::conflict(fmt::format("{} has {} at {} that appeared during the move", server, what,
+                                       printable(final_path)));
+  for (auto& r : res)
+    if (!r.ok()) return r.error();
+  return {};
+}
+
 Status MoveRunner::flip(Ctx& c) {
   // 1. The copies take their paths on the destination: the trees outside
   //    the home first, the home last (each journaled as renamed once it is
@@ -1391,8 +1432,7 @@ Status MoveRunner::flip(Ctx& c) {
     if (t.file) {
       // The file leaves its staging directory for its name in a directory
       // of other users' files, then the (empty) staging directory goes.
-      MS_CHECK(rename_into_place(*c.dst, c.to->name, "a " + t.name + " file", file_in_staging(t, c.extra[i].staging),
-                                 t.dst));
+      MS_CHECK(place_file(*c.dst, c.to->name, "a " + t.name + " file", file_in_staging(t, c.extra[i].staging), t.dst));
       t.renamed = true;
       MS_CHECK(save(c));
       MS_CHECK_CTX(remove_tree(*c.dst, c.extra[i].staging), c.to->name);

@@ -109,6 +109,9 @@ struct TreeOp {
     kSetAttrs = 7,  // path; the attrs selected by attr_mask
     kSyncDir = 8,   // fsync the directory `path` (durability of earlier renames/unlinks)
     kSyncFs = 9,    // syncfs() of the filesystem holding `path`: everything before it is durable
+    kPlace = 10,    // from -> path (a file), never replacing: kConflict when path exists. Atomic
+                    // (renameat2 RENAME_NOREPLACE); where the filesystem lacks that (NFS), a hard
+                    // link then the unlink of `from`, so a crash between leaves both names on one inode
   };
   static constexpr uint8_t kOwner = 1, kMode = 2, kMtime = 4, kAllAttrs = 7;
 

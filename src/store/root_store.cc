@@ -1125,6 +1125,26 @@ Status RootStore::apply_one(const TreeOp& op) {
         return Error::from_errno(errno, fmt::format("cannot rename '{}' to '{}'", printable(op.from), printable(op.path)));
       return {};
     }
+    case TreeOp::Kind::kPlace: {
+      auto from = fs_.open_parent(op.from);
+      if (!from.ok()) return std::move(from).error();
+      auto exists_error = [&]() {
+        return Error::conflict(fmt::format("cannot place '{}' at '{}': something is there", printable(op.from),
+                                           printable(op.path)));
+      };
+      if (::renameat2(from->first.get(), from->second.c_str(), dfd, name.c_str(), RENAME_NOREPLACE) == 0) return {};
+      if (errno == EEXIST) return exists_error();
+      if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
+        return Error::from_errno(errno, fmt::format("cannot rename '{}' to '{}'", printable(op.from), printable(op.path)));
+      // No RENAME_NOREPLACE here: link() never replaces either.
+      if (::linkat(from->first.get(), from->second.c_str(), dfd, name.c_str(), 0) != 0) {
+        if (errno == EEXIST) return exists_error();
+        return Error::from_errno(errno, fmt::format("cannot hard-link '{}' to '{}'", printable(op.from), printable(op.path)));
+      }
+      if (::unlinkat(from->first.get(), from->second.c_str(), 0) != 0)
+        return Error::from_errno(errno, fmt::format("cannot unlink '{}'", printable(op.from)));
+      return {};
+    }
     case TreeOp::Kind::kUnlink:
       if (::unlinkat(dfd, name.c_str(), 0) != 0) return path_error(errno, "cannot unlink", op.path);
       return {};

@@ -230,7 +230,7 @@ Status decode_ops(std::string_view p, std::vector<TreeOp>& out, bool& last) {
   for (uint32_t i = 0; i < n; ++i) {
     TreeOp op;
     uint8_t k = MS_TRY(d.u8());
-    if (k < 1 || k > static_cast<uint8_t>(TreeOp::Kind::kSyncFs)) return corrupt("bad operation kind");
+    if (k < 1 || k > static_cast<uint8_t>(TreeOp::Kind::kPlace)) return corrupt("bad operation kind");
     op.kind = static_cast<TreeOp::Kind>(k);
     op.path = MS_TRY(d.str());
     op.from = MS_TRY(d.str());

@@ -867,6 +867,30 @@ TEST_F(SpoolMoveTest, ASpoolFileThatAppearsDuringTheMoveIsNeitherReplacedNorRemo
   EXPECT_EQ(dir_.accounts[0].host, "store1");
 }
 
+// On a filesystem without RENAME_NOREPLACE the place is a link, then the
+// unlink of the staging name; cut short between the two, both names are one
+// inode. The flip that runs again finishes it (the staging name goes) and
+// the move completes.
+TEST_F(SpoolMoveTest, APlaceCutShortBetweenItsLinkAndUnlinkIsFinished) {
+  const std::string inbox = read_whole(spool("store1", "alice@example.org"));
+  int linked = 0;
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "flip.begin") return;
+    for (const auto& s : stagings())
+      if (s.find("/spool/") != std::string::npos) {
+        fs::create_hard_link(s + "/alice@example.org", spool("store2", "alice@example.org"));
+        ++linked;
+      }
+  };
+  auto rec = runner().move("alice@example.org", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(linked, 1);
+  EXPECT_EQ(read_whole(spool("store2", "alice@example.org")), inbox);
+  EXPECT_EQ(fs::hard_link_count(spool("store2", "alice@example.org")), 1u);
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+}
+
 TEST_F(SpoolMoveTest, ASpoolFileAlreadyOnTheDestinationStopsTheMove) {
   put(spool("store2", "alice@example.org"), from_ + "delivered there somehow\n\n", t0_);
   auto rec = runner().move("alice@example.org", "store2", {});

@@ -289,6 +289,33 @@ TEST_P(RootStoreTest, ApplyOpsReportPerOpResults) {
   EXPECT_EQ(st.st_mode & 07777, 0750u);
 }
 
+// kPlace moves a file to a free name and never replaces one: a file at the
+// name is kConflict and both files stay as they were.
+TEST_P(RootStoreTest, PlaceNeverReplacesAFile) {
+  write_file(root_ + "/home/a", "mine");
+  write_file(root_ + "/home/taken", "theirs");
+  std::vector<TreeOp> ops(3);
+  ops[0].kind = TreeOp::Kind::kPlace;
+  ops[0].from = "home/a";
+  ops[0].path = "home/taken";
+  ops[1].kind = TreeOp::Kind::kPlace;
+  ops[1].from = "home/a";
+  ops[1].path = "home/free";
+  ops[2].kind = TreeOp::Kind::kPlace;
+  ops[2].from = "home/a";
+  ops[2].path = "home/again";
+  auto r = store_->apply(ops);
+  ASSERT_TRUE(r.ok());
+  ASSERT_FALSE((*r)[0].ok());
+  EXPECT_EQ((*r)[0].error().code(), ErrorCode::kConflict);
+  EXPECT_EQ((*r)[0].error().message(), "cannot place 'home/a' at 'home/taken': something is there");
+  EXPECT_TRUE((*r)[1].ok()) << (*r)[1].error().message();
+  EXPECT_EQ((*r)[2].error().code(), ErrorCode::kNotFound) << "the file has left its old name";
+  EXPECT_EQ(read_whole(root_ + "/home/taken"), "theirs");
+  EXPECT_EQ(read_whole(root_ + "/home/free"), "mine");
+  EXPECT_FALSE(fs::exists(root_ + "/home/a"));
+}
+
 TEST_P(RootStoreTest, ListingHasTypesWithoutStatAndSkipsNothing) {
   write_file(root_ + "/home/Maildir/cur/a:2,S", "a");
   auto l = store_->list_tree("home");

@@ -301,6 +301,19 @@ TEST(AgentClient, RealAgentServesTheTransportOperations) {
   auto sp = (*t)->space("home");
   ASSERT_TRUE(sp.ok());
   EXPECT_GT(sp->total_bytes, 0);
+  // A place onto a taken name is refused there, and crosses the wire as kConflict.
+  TreeOp place;
+  place.kind = TreeOp::Kind::kPlace;
+  place.from = "home/Maildir/cur/m1:2,S";
+  place.path = "home/Maildir/cur";
+  auto placed = (*t)->apply({place});
+  ASSERT_TRUE(placed.ok()) << placed.error().message();
+  EXPECT_EQ((*placed)[0].error().code(), ErrorCode::kConflict);
+  place.path = "home/m1";
+  placed = (*t)->apply({place});
+  ASSERT_TRUE(placed.ok()) << placed.error().message();
+  EXPECT_TRUE((*placed)[0].ok());
+  EXPECT_TRUE(fs::exists(root + "/home/m1"));
 }
 
 // SIZE over a real `mailshard agent --stdio`: 600 homes (results cross
