@@ -31,8 +31,8 @@ struct AgentOptions {
 };
 
 // Starts one channel right away, so a wrong command or a version mismatch is
-// reported here ("agent:store2: agent speaks protocol version 4, this
-// mailshard speaks 3"). Errors: kNotFound (no such program), kUnavailable
+// reported here ("agent:store2: agent speaks protocol version 5, this
+// mailshard speaks 4"). Errors: kNotFound (no such program), kUnavailable
 // (the agent exited), kUnsupported (version), kCorrupt (not an agent).
 Result<std::unique_ptr<Transport>> make_agent_transport(const AgentOptions& options);
 

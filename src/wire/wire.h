@@ -26,7 +26,8 @@ namespace mailshard::wire {
 
 // 2: SIZE / SIZE_RESULT (mailbox sizes scanned by the agent).
 // 3: PULL (the direct data path: the agent copies from a peer agent).
-inline constexpr uint32_t kProtocolVersion = 3;
+// 4: APPLY kind 10, place (a rename that never replaces; a spool INBOX's flip).
+inline constexpr uint32_t kProtocolVersion = 4;
 inline constexpr char kMagic[4] = {'M', 'S', 'A', 'G'};
 // 4 MiB: DATA frames carry 256 KiB; listing and result frames are cut well below this.
 inline constexpr uint32_t kMaxFrameBytes = 4u << 20;

@@ -169,7 +169,7 @@ TEST_F(AgentServerTest, VersionMismatchIsAnsweredWithAnErrorFrame) {
   auto e = wire::decode_error(f->payload);
   ASSERT_TRUE(e.ok());
   EXPECT_EQ(e->error.code(), ErrorCode::kUnsupported);
-  EXPECT_EQ(e->error.message(), "unsupported protocol version 99 (this agent speaks 3)");
+  EXPECT_EQ(e->error.message(), "unsupported protocol version 99 (this agent speaks 4)");
   EXPECT_EQ(a.exit_code(), 1);
 }
 
@@ -186,7 +186,7 @@ TEST_F(AgentServerTest, GarbageAndOversizedFramesAreRefused) {
   }
   {
     RawAgent a(root_);
-    a.raw(frame(0x01, std::string("MSAG\x03\x00\x00\x00\x00\x00\x40\x00", 12)));
+    a.raw(frame(0x01, std::string("MSAG\x04\x00\x00\x00\x00\x00\x40\x00", 12)));
     auto ok = a.ch().recv();
     ASSERT_TRUE(ok.ok());
     ASSERT_EQ(ok->type, MsgType::kHelloOk);
@@ -201,7 +201,7 @@ TEST_F(AgentServerTest, GarbageAndOversizedFramesAreRefused) {
   {
     // A well-typed request with a malformed body, and a path escaping the root.
     RawAgent a(root_);
-    a.raw(frame(0x01, std::string("MSAG\x03\x00\x00\x00\x00\x00\x40\x00", 12)));
+    a.raw(frame(0x01, std::string("MSAG\x04\x00\x00\x00\x00\x00\x40\x00", 12)));
     ASSERT_TRUE(a.ch().recv().ok());
     wire::Encoder enc;
     enc.str("../../etc");
@@ -220,7 +220,7 @@ TEST_F(AgentServerTest, GarbageAndOversizedFramesAreRefused) {
 
 TEST_F(AgentServerTest, ClientClosingIsACleanEnd) {
   RawAgent a(root_);
-  a.raw(frame(0x01, std::string("MSAG\x03\x00\x00\x00\x00\x00\x40\x00", 12)));
+  a.raw(frame(0x01, std::string("MSAG\x04\x00\x00\x00\x00\x00\x40\x00", 12)));
   ASSERT_TRUE(a.ch().recv().ok());
   a.raw(frame(0x03, ""));  // BYE
   EXPECT_EQ(a.exit_code(), 0);
@@ -231,7 +231,7 @@ TEST(AgentClient, AgentOfAnotherVersionIsNamed) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().code(), ErrorCode::kUnsupported);
   EXPECT_EQ(t.error().message(),
-            "agent:fake: agent speaks protocol version 4, this mailshard speaks 3 (agent exit status 3)");
+            "agent:fake: agent speaks protocol version 5, this mailshard speaks 4 (agent exit status 3)");
 }
 
 TEST(AgentClient, AgentRefusingOurVersionPassesItsMessageOn) {
@@ -239,7 +239,7 @@ TEST(AgentClient, AgentRefusingOurVersionPassesItsMessageOn) {
   ASSERT_FALSE(t.ok());
   EXPECT_EQ(t.error().code(), ErrorCode::kUnsupported);
   EXPECT_EQ(t.error().message(),
-            "agent:fake: unsupported protocol version 3 (this agent speaks 7) (agent exit status 3)");
+            "agent:fake: unsupported protocol version 4 (this agent speaks 7) (agent exit status 3)");
 }
 
 TEST(AgentClient, SomethingThatIsNotAnAgent) {

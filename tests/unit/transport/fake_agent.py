@@ -2,7 +2,7 @@
 """A misbehaving agent for the agent transport's bad-input tests.
 
 Usage: fake_agent.py MODE. Reads the client's HELLO, then:
-  version   answers HELLO_OK with protocol version 4 (one this mailshard does not speak)
+  version   answers HELLO_OK with protocol version 5 (one this mailshard does not speak)
   notagent  answers with a well-formed frame that is not HELLO_OK
   garbage   answers with bytes that are not a frame
   oversize  answers with a frame header announcing 64 MiB
@@ -36,7 +36,7 @@ def hello_ok(version):
 mode = sys.argv[1]
 read_frame()  # HELLO
 if mode == "version":
-    out.write(hello_ok(4))
+    out.write(hello_ok(5))
 elif mode == "notagent":
     out.write(frame(0x30, b"\x00" * 10))
 elif mode == "garbage":
@@ -44,10 +44,10 @@ elif mode == "garbage":
 elif mode == "oversize":
     out.write(struct.pack("<IB", 64 << 20, 0x02))
 elif mode == "refuse":
-    msg = b"unsupported protocol version 3 (this agent speaks 7)"
+    msg = b"unsupported protocol version 4 (this agent speaks 7)"
     out.write(frame(0x7F, bytes([10]) + struct.pack("<I", len(msg)) + msg))
 elif mode == "midframe":
-    out.write(hello_ok(3))
+    out.write(hello_ok(4))
     out.flush()
     read_frame()  # the request
     out.write(struct.pack("<IB", 1000, 0x30) + b"\x00" * 100)
