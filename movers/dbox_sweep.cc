@@ -87,6 +87,17 @@ bool storage_file(MailFormat format, const std::string& rel) {
 // the entries of `root` owned by root that changed at or after
 // `since_ctime_ns` (the side copy, made just before the imports) get the
 // owner of the tree's top directory. Older root-owned entries are left.
+// Gives `path` the owner (uid and gid) of `owner`.
+TreeOp owner_op(const std::string& path, const FileAttrs& owner) {
+  TreeOp op;
+  op.kind = TreeOp::Kind::kSetAttrs;
+  op.path = path;
+  op.attrs.uid = owner.uid;
+  op.attrs.gid = owner.gid;
+  op.attr_mask = TreeOp::kOwner;
+  return op;
+}
+
 // The file `path` (an mbox spool INBOX), when root owns it and it changed at
 // or after `since_ctime_ns`, gets the owner of the user's home `home`: its
 // directory is every user's, and a doveadm import that created the file as
@@ -103,13 +114,7 @@ Result<int64_t> give_back_file_to_home_owner(Transport& t, const std::string& pa
   const FileAttrs& owner = st[1].attrs;
   if (file.type != EntryType::kFile || file.uid != 0 || owner.uid == 0 || file.ctime_ns < since_ctime_ns)
     return int64_t{0};
-  TreeOp op;
-  op.kind = TreeOp::Kind::kSetAttrs;
-  op.path = path;
-  op.attrs.uid = owner.uid;
-  op.attrs.gid = owner.gid;
-  op.attr_mask = TreeOp::kOwner;
-  auto res = MS_TRY(t.apply({op}));
+  auto res = MS_TRY(t.apply({owner_op(path, owner)}));
   if (!res[0].ok()) return res[0].error();
   return int64_t{1};
 }
@@ -123,15 +128,7 @@ Result<int64_t> give_back_to_tree_owner(Transport& t, const std::string& root, i
   if (listing->empty() || listing->front().attrs.uid == 0) return int64_t{0};  // a root-owned tree: nothing to give back
   const FileAttrs owner = listing->front().attrs;
   std::vector<TreeOp> ops;
-  auto give = [&](const std::string& path) {
-    TreeOp op;
-    op.kind = TreeOp::Kind::kSetAttrs;
-    op.path = path;
-    op.attrs.uid = owner.uid;
-    op.attrs.gid = owner.gid;
-    op.attr_mask = TreeOp::kOwner;
-    ops.push_back(std::move(op));
-  };
+  auto give = [&](const std::string& path) { ops.push_back(owner_op(path, owner)); };
   std::vector<StatRequest> files;
   for (const auto& d : *listing) {
     const std::string dir = join_path(root, d.path);

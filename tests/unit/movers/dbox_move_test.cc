@@ -188,6 +188,49 @@ class DboxMoveTest : public ::testing::Test {
     ++inbox.status.messages;
   }
 
+  // kill -9 at every step boundary, then resume, for each: `check(at,
+  // flipped, record)` looks at the outcome and puts things back for the next
+  // boundary (then the move is marked purged).
+  void kill_at_every_step_then_resume(
+      const std::function<void(const std::string&, bool, const MoveRecord&)>& check) {
+    const std::vector<std::string> boundaries = {"precopy.begin", "precopy.end",    "freeze.end",  "kick.end",
+                                                 "final_sync.begin", "final_sync.end", "verify.end",  "flip.begin",
+                                                 "flip.end",      "thaw.end",       "sweep.end"};
+    for (const auto& at : boundaries) {
+      SCOPED_TRACE(at);
+      env_.die_at = at;
+      freeze_.calls.clear();
+      try {
+        (void)runner().move("alice@example.org", "store2", {});
+        FAIL() << "not killed";
+      } catch (const Killed&) {
+      }
+      env_.die_at.clear();
+      MoveFilter f;
+      f.user = "alice@example.org";
+      auto moves = journal_->list_moves(f);
+      ASSERT_TRUE(moves.ok());
+      const int64_t id = moves->front().id;
+      auto rec = runner().resume(id);
+      ASSERT_TRUE(rec.ok()) << rec.error().message();
+      EXPECT_THAT(stagings(), ::testing::IsEmpty());
+      const bool flipped = at == "flip.end" || at == "thaw.end" || at == "sweep.end";
+      EXPECT_EQ(rec->state, flipped ? MoveState::kDone : MoveState::kRolledBack) << rec->error;
+      EXPECT_EQ(dir_.accounts[0].host, flipped ? "store2" : "store1");
+      check(at, flipped, *rec);
+      if (flipped) {
+        dir_.accounts[0].host = "store1";
+        ASSERT_TRUE(journal_->update_move([&] {
+                      auto m = *journal_->get_move(id);
+                      m.state = MoveState::kPurged;
+                      return m;
+                    }())
+                        .ok());
+      }
+      EXPECT_FALSE(freeze_.frozen());
+    }
+  }
+
   // The source's mail owned by kMail, as Dovecot's mail user's (needs
   // root), but for mdbox/admin-note, which stays root's.
   void mail_owned_by_mail_user() {
@@ -649,49 +692,17 @@ TEST_F(DboxMoveTest, AppendedMailUnderTheFreezeIsSentAsATail) {
 // are rolled back, after it both are in place; the source is whole either way.
 TEST_F(DboxMoveTest, KilledAtEveryStepThenResumed) {
   const auto home = files(tree("store1", "home")), alt = files(tree("store1", "alt"));
-  const std::vector<std::string> boundaries = {"precopy.begin", "precopy.end",    "freeze.end",  "kick.end",
-                                               "final_sync.begin", "final_sync.end", "verify.end",  "flip.begin",
-                                               "flip.end",      "thaw.end",       "sweep.end"};
-  for (const auto& at : boundaries) {
-    SCOPED_TRACE(at);
-    env_.die_at = at;
-    freeze_.calls.clear();
-    try {
-      (void)runner().move("alice@example.org", "store2", {});
-      FAIL() << "not killed";
-    } catch (const Killed&) {
-    }
-    env_.die_at.clear();
-    MoveFilter f;
-    f.user = "alice@example.org";
-    auto moves = journal_->list_moves(f);
-    ASSERT_TRUE(moves.ok());
-    const int64_t id = moves->front().id;
-    auto rec = runner().resume(id);
-    ASSERT_TRUE(rec.ok()) << rec.error().message();
-    EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  kill_at_every_step_then_resume([&](const std::string&, bool flipped, const MoveRecord&) {
     EXPECT_EQ(files(tree("store1", "home")), home);
     EXPECT_EQ(files(tree("store1", "alt")), alt);
-    const bool flipped = at == "flip.end" || at == "thaw.end" || at == "sweep.end";
     if (flipped) {
-      EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
       EXPECT_EQ(files(tree("store2", "home")), home);
       EXPECT_EQ(files(tree("store2", "alt")), alt);
-      dir_.accounts[0].host = "store1";
       for (const char* t : {"home", "alt"}) fs::remove_all(tree("store2", t));
-      ASSERT_TRUE(journal_->update_move([&] {
-                    auto m = *journal_->get_move(id);
-                    m.state = MoveState::kPurged;
-                    return m;
-                  }())
-                      .ok());
     } else {
-      EXPECT_EQ(rec->state, MoveState::kRolledBack) << rec->error;
       for (const char* t : {"home", "alt"}) EXPECT_FALSE(fs::exists(tree("store2", t))) << t;
-      EXPECT_EQ(dir_.accounts[0].host, "store1");
     }
-    EXPECT_FALSE(freeze_.frozen());
-  }
+  });
 }
 
 // mbox with its INBOX in the system spool (INBOX=<mail root>/spool/%u): the
@@ -780,51 +791,18 @@ TEST_F(SpoolMoveTest, TheSpoolInboxMovesAsOneFileAndNoOtherSpoolIsTouched) {
 TEST_F(SpoolMoveTest, KilledAtEveryStepThenResumed) {
   const auto src_spools = spools("store1"), dst_spools = spools("store2");
   const std::string inbox = read_whole(spool("store1", "alice@example.org"));
-  const std::vector<std::string> boundaries = {"precopy.begin", "precopy.end",    "freeze.end",  "kick.end",
-                                               "final_sync.begin", "final_sync.end", "verify.end",  "flip.begin",
-                                               "flip.end",      "thaw.end",       "sweep.end"};
-  for (const auto& at : boundaries) {
-    SCOPED_TRACE(at);
-    env_.die_at = at;
-    freeze_.calls.clear();
-    try {
-      (void)runner().move("alice@example.org", "store2", {});
-      FAIL() << "not killed";
-    } catch (const Killed&) {
-    }
-    env_.die_at.clear();
-    MoveFilter f;
-    f.user = "alice@example.org";
-    auto moves = journal_->list_moves(f);
-    ASSERT_TRUE(moves.ok());
-    const int64_t id = moves->front().id;
-    auto rec = runner().resume(id);
-    ASSERT_TRUE(rec.ok()) << rec.error().message();
-    EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  kill_at_every_step_then_resume([&](const std::string&, bool flipped, const MoveRecord&) {
     EXPECT_EQ(spools("store1"), src_spools);
-    const bool flipped = at == "flip.end" || at == "thaw.end" || at == "sweep.end";
     auto want = dst_spools;
+    if (flipped) want["alice@example.org"] = inbox;
+    EXPECT_EQ(spools("store2"), want);
     if (flipped) {
-      EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
-      want["alice@example.org"] = inbox;
-      EXPECT_EQ(spools("store2"), want);
-      dir_.accounts[0].host = "store1";
       fs::remove_all(tree("store2", "home"));
       fs::remove(spool("store2", "alice@example.org"));
-      ASSERT_TRUE(journal_->update_move([&] {
-                    auto m = *journal_->get_move(id);
-                    m.state = MoveState::kPurged;
-                    return m;
-                  }())
-                      .ok());
     } else {
-      EXPECT_EQ(rec->state, MoveState::kRolledBack) << rec->error;
-      EXPECT_EQ(spools("store2"), want);
       EXPECT_FALSE(fs::exists(tree("store2", "home")));
-      EXPECT_EQ(dir_.accounts[0].host, "store1");
     }
-    EXPECT_FALSE(freeze_.frozen());
-  }
+  });
 }
 
 // The flip places the spool file first; when the home's rename then fails
