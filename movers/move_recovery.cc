@@ -65,15 +65,19 @@ Status MoveRunner::roll_back(Ctx& c, const Error& why) {
     // A file tree (an mbox spool INBOX): its staging directory stays after
     // the file left it, so whether the file was placed is whether it is
     // still in there. Still there: whatever has the final name is not ours
-    // (it appeared during the move) and stays. Gone from there after the
-    // flip began: the file at the final name is ours. Only that file is
-    // ever removed, never its directory.
+    // (it appeared during the move) and stays, unless it is the same inode
+    // (a place cut short between its link and its unlink). Gone from there
+    // after the flip began: the file at the final name is ours. Only that
+    // file is ever removed, never its directory.
     auto drop_file = [&](const ExtraTree& t, const std::string& staging_dir) -> Status {
-      const bool placed =
-          !t.empty_source && !MS_TRY_CTX(exists(*c.dst, file_in_staging(t, staging_dir)), "rollback") &&
-          (t.renamed || c.rec.step == "flip");
+      auto st = MS_TRY_CTX(c.dst->stat({{file_in_staging(t, staging_dir), {}}, {t.dst, {}}}), "rollback");
+      for (const auto& r : st)
+        if (r.error && r.error->code() != ErrorCode::kNotFound) return Error(*r.error).context("rollback");
+      const bool staged = !st[0].error, there = !st[1].error;
+      const bool linked = staged && there && st[0].attrs.ino == st[1].attrs.ino && st[0].attrs.nlink >= 2;
+      const bool placed = !t.empty_source && (t.renamed || c.rec.step == "flip") && (!staged || linked);
       MS_CHECK_CTX(remove_tree(*c.dst, staging_dir), "rollback");
-      if (placed && MS_TRY_CTX(exists(*c.dst, t.dst), "rollback")) {
+      if (placed && there) {
         MS_CHECK(confirm_not_flipped());
         MS_CHECK_CTX(remove_file(*c.dst, t.dst), "rollback");
       }

@@ -869,6 +869,41 @@ TEST_F(SpoolMoveTest, APlaceCutShortBetweenItsLinkAndUnlinkIsFinished) {
   EXPECT_THAT(stagings(), ::testing::IsEmpty());
 }
 
+// Killed in that very state (both names on one inode), the move is rolled
+// back by resume: the file at the spool name is the move's own, and goes
+// with the staging directory; carol's spool stays.
+TEST_F(SpoolMoveTest, ARollbackAfterAPlaceCutShortRemovesTheMovesOwnLink) {
+  const auto dst_spools = spools("store2");
+  int linked = 0;
+  env_.at_boundary = [&](const std::string& at) {
+    if (at != "flip.begin") return;
+    for (const auto& s : stagings())
+      if (s.find("/spool/") != std::string::npos) {
+        fs::create_hard_link(s + "/alice@example.org", spool("store2", "alice@example.org"));
+        ++linked;
+      }
+  };
+  env_.die_at = "flip.begin";
+  try {
+    (void)runner().move("alice@example.org", "store2", {});
+    FAIL() << "not killed";
+  } catch (const Killed&) {
+  }
+  ASSERT_EQ(linked, 1);
+  env_.die_at.clear();
+  env_.at_boundary = nullptr;
+  MoveFilter f;
+  f.user = "alice@example.org";
+  auto moves = journal_->list_moves(f);
+  ASSERT_TRUE(moves.ok());
+  auto rec = runner().resume(moves->front().id);
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kRolledBack) << rec->error;
+  EXPECT_EQ(spools("store2"), dst_spools);
+  EXPECT_THAT(stagings(), ::testing::IsEmpty());
+  EXPECT_EQ(dir_.accounts[0].host, "store1");
+}
+
 TEST_F(SpoolMoveTest, ASpoolFileAlreadyOnTheDestinationStopsTheMove) {
   put(spool("store2", "alice@example.org"), from_ + "delivered there somehow\n\n", t0_);
   auto rec = runner().move("alice@example.org", "store2", {});
