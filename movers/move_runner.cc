@@ -980,6 +980,16 @@ Status MoveRunner::freeze(Ctx& c) {
 // delivery that died left behind (Dovecot and Courier delete such files after
 // 36 hours), not one in flight: waiting for it would roll back every move of
 // the user. Were it a delivery after all, the sweep would take its message.
+// Courier-IMAP's imapd keeps its own files in tmp/: its lock on the Maildir
+// (courier.lock, holding its pid) and the new courierimapuiddb while it
+// writes it (<time>.M<usec>P<pid>_imapuid_<n>.<host>). They are no mail
+// delivery: an imapd that is still there is a session, which the kick
+// counts; one the kick killed leaves them behind, and waiting for them
+// rolled the move back after [kick] wait.
+static bool courier_imapd_file(const std::string& name) {
+  return name == "courier.lock" || name.find("_imapuid_") != std::string::npos;
+}
+
 Result<int> MoveRunner::files_in_tmp(Ctx& c) {
   std::vector<std::string> tmp_dirs;
   if (c.state_loaded)
@@ -991,7 +1001,8 @@ Result<int> MoveRunner::files_in_tmp(Ctx& c) {
       std::string p = join_path(prefix, dir.path);
       if (!(p == "tmp" || ends_with(p, "/tmp"))) continue;
       for (const auto& e : dir.entries)
-        if (!starts_with(e.name, kTempPrefix)) files.push_back({join_path(c.progress.src_home, join_path(p, e.name)), {}});
+        if (!starts_with(e.name, kTempPrefix) && !courier_imapd_file(e.name))
+          files.push_back({join_path(c.progress.src_home, join_path(p, e.name)), {}});
     }
   };
   if (tmp_dirs.empty()) {

@@ -223,6 +223,22 @@ TEST_F(MoveRunnerTest, ADeadDeliverysLeftoverInTmpIsNotWaitedFor) {
   EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/tmp/" + name));
 }
 
+// Courier's imapd keeps its lock and its uid list's temp file in tmp/; one
+// the kick killed leaves them, fresh. They are no delivery: the kick does not
+// wait for them (it rolled back after [kick] wait in the lab, once).
+TEST_F(MoveRunnerTest, CourierImapdsOwnFilesInTmpAreNotWaitedFor) {
+  fs::create_directories(src_home() + "/Maildir/tmp");
+  write_with_mtime(src_home() + "/Maildir/tmp/courier.lock", clock_.now_ms());
+  write_with_mtime(src_home() + "/Maildir/tmp/1796638896.M156485P13127_imapuid_5.vm", clock_.now_ms());
+  int polls = 0;
+  clock_.on_sleep([&] { ++polls; });
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(dir_.account("alice").host, "store2");
+  EXPECT_LT(polls, 3) << "the kick waited for imapd's files";
+}
+
 // A move a stretch at a time (MoveTask): one step per advance, except that
 // the frozen stretch runs whole, so a thread carrying other moves never makes
 // a frozen user wait. Two moves interleaved on one thread both end done.
