@@ -78,15 +78,6 @@ bool storage_file(MailFormat format, const std::string& rel) {
   }
 }
 
-// Dovecot 2.3's doveadm server (root, dropping privileges per user) runs
-// `import` with root's effective uid once it has opened the source
-// location, so what the import creates in the user's trees (a rewritten
-// dovecot.index, a new m.* or u.* file, a mailbox directory) is root's,
-// mode 0600, and the user's own Dovecot can no longer open it: in the lab,
-// LMTP answered 451 to every delivery after such a sweep. After the imports
-// the entries of `root` owned by root that changed at or after
-// `since_ctime_ns` (the side copy, made just before the imports) get the
-// owner of the tree's top directory. Older root-owned entries are left.
 // Gives `path` the owner (uid and gid) of `owner`.
 TreeOp owner_op(const std::string& path, const FileAttrs& owner) {
   TreeOp op;
@@ -119,6 +110,15 @@ Result<int64_t> give_back_file_to_home_owner(Transport& t, const std::string& pa
   return int64_t{1};
 }
 
+// Dovecot 2.3's doveadm server (root, dropping privileges per user) runs
+// `import` with root's effective uid once it has opened the source
+// location, so what the import creates in the user's trees (a rewritten
+// dovecot.index, a new m.* or u.* file, a mailbox directory) is root's,
+// mode 0600, and the user's own Dovecot can no longer open it: in the lab,
+// LMTP answered 451 to every delivery after such a sweep. After the imports
+// the entries of `root` owned by root that changed at or after
+// `since_ctime_ns` (the side copy, made just before the imports) get the
+// owner of the tree's top directory. Older root-owned entries are left.
 Result<int64_t> give_back_to_tree_owner(Transport& t, const std::string& root, int64_t since_ctime_ns) {
   auto listing = t.list_tree(root);
   if (!listing.ok()) {
