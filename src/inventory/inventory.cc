@@ -90,6 +90,14 @@ int64_t Inventory::user_errors() const {
 
 namespace {
 
+// Whether a scan's message count means anything on this server: its mail is
+// Maildir (Dovecot's or Courier's), or the whole home is the mailbox.
+bool maildir_counts(const ServerConfig& server) {
+  if (server.mail_location.empty()) return true;
+  auto loc = parse_mail_location(server.mail_location);
+  return loc.ok() && (loc->format == MailFormat::kDovecot || loc->format == MailFormat::kCourier);
+}
+
 // With size_source = "scan": the trees a server's mail_location keeps
 // outside the home (INDEX=, CONTROL=, ...) count with the user, since a move
 // carries them too. Each server's trees are sized where its home is (here,
@@ -360,8 +368,16 @@ Result<Inventory> take_inventory(const Config& config, Directory& directory, Met
     });
     if (interrupted()) return Error::interrupted("inventory interrupted while sizing mailboxes");
   }
-  if (options.size_mailboxes && config.inventory.size_source == SizeSource::kScan)
+  if (options.size_mailboxes && config.inventory.size_source == SizeSource::kScan) {
     size_outside_trees(config, inv, to_size, sizer, agents, threads, user_notes);
+    // A scan counts Maildir message files (cur/, new/); sdbox, mdbox and
+    // mbox keep messages inside files it does not parse: their count is
+    // unknown, not 0.
+    std::vector<char> counts;
+    for (const auto& srv : config.servers) counts.push_back(maildir_counts(srv));
+    for (size_t i : to_size)
+      if (!counts[static_cast<size_t>(inv.users[i].server)]) inv.users[i].messages = -1;
+  }
   for (size_t i = 0; i < inv.users.size(); ++i)
     for (auto& n : user_notes[i]) inv.notes.push_back(fmt::format("{}: {}", printable(inv.users[i].user, 120), n));
 

@@ -296,6 +296,9 @@ TEST_F(InventoryTest, AScanCountsTheTreesOutsideTheHome) {
     t_.dir(store + "/control");
     t_.dir(store + "/control/" + user);
     t_.file(store + "/control/" + user + "/dovecot-uidlist", 300);
+    t_.dir(store + "/example.org/" + user + "/Maildir");
+    t_.dir(store + "/example.org/" + user + "/Maildir/cur");
+    t_.message(store + "/example.org/" + user + "/Maildir/cur", "1700000000.M1P1.h", 400);
   }
   config_.servers[1].transport = TransportKind::kAgent;
   auto open_agent = [&](const ServerConfig& s) {
@@ -327,6 +330,11 @@ TEST_F(InventoryTest, AScanCountsTheTreesOutsideTheHome) {
   EXPECT_EQ(bytes["bob"], 0);  // no home and no trees yet
   EXPECT_EQ(inv->servers[0].mail_bytes, bytes["alice"]);
   EXPECT_TRUE(inv->notes.empty()) << inv->notes.front();
+  // Maildir: the scan's count of message files stands.
+  for (const auto& u : inv->users) {
+    if (u.server >= 2) continue;
+    EXPECT_EQ(u.messages, u.user == "bob" ? 0 : 1) << u.user;
+  }
 }
 
 // An mbox spool INBOX (INBOX=<root>/spool/%n) counts with its user: its own
@@ -366,6 +374,10 @@ TEST_F(InventoryTest, AScanCountsTheSpoolInboxFileAloneNotItsDirectory) {
   }
   EXPECT_EQ(bytes["bob"], 0);  // no home and no spool file yet
   EXPECT_TRUE(inv->notes.empty()) << inv->notes.front();
+  // A scan does not parse mbox files: every count is unknown, not 0.
+  // (store3 keeps the whole home as the mailbox: Maildir.)
+  for (const auto& u : inv->users) EXPECT_EQ(u.messages, u.server < 2 ? -1 : 0) << u.user;
+  for (const auto& s : inv->servers) EXPECT_EQ(s.messages, s.name == "store3" ? 0 : -1) << s.name;
 }
 
 TEST_F(InventoryTest, AServerBehindTheAgentNeedsScanOrDoveadmAndAWorkingAgent) {
