@@ -311,8 +311,7 @@ Status MoveRunner::sweep_dbox(Ctx& c, const ServerConfig& into, Transport& dst, 
     if (!MS_TRY(exists(*c.src, t.src))) continue;
     const std::string side_tree = side + "/" + t.name;
     const SyncState* copied = i < c.extra.size() ? &c.extra[i].state : nullptr;
-    const SyncOptions tree_options = engine_options(t, {});
-    MS_CHECK_CTX(copy(engine_src_root(t), side_tree, copied, tree_options.only_entry),
+    MS_CHECK_CTX(copy(engine_src_root(t), side_tree, copied, tree_file_name(t)),
                  fail(fmt::format("side copy of the {} tree", t.name)));
     if (t.file) {  // the spool INBOX, alone in its side directory
       location += fmt::format(":INBOX={}", location_path(root + "/" + file_in_staging(t, side_tree)));

@@ -74,7 +74,7 @@ Status MoveRunner::roll_back(Ctx& c, const Error& why) {
       for (const auto& r : st)
         if (r.error && r.error->code() != ErrorCode::kNotFound) return Error(*r.error).context("rollback");
       const bool staged = !st[0].error, there = !st[1].error;
-      const bool linked = staged && there && st[0].attrs.ino == st[1].attrs.ino && st[0].attrs.nlink >= 2;
+      const bool linked = same_file(st[0], st[1]);
       const bool placed = !t.empty_source && (t.renamed || c.rec.step == "flip") && (!staged || linked);
       MS_CHECK_CTX(remove_tree(*c.dst, staging_dir), "rollback");
       if (placed && there) {

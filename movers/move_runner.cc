@@ -407,12 +407,18 @@ Status remove_file(Transport& t, const std::string& path) {
 std::string engine_src_root(const ExtraTree& t) { return t.file ? dirname_of(t.src) : t.src; }
 
 SyncOptions engine_options(const ExtraTree& t, SyncOptions options) {
-  if (t.file) options.only_entry = path_last(t.src);
+  options.only_entry = tree_file_name(t);
   return options;
 }
 
+std::string tree_file_name(const ExtraTree& t) { return t.file ? path_last(t.src) : std::string(); }
+
 std::string file_in_staging(const ExtraTree& t, const std::string& staging) {
   return join_path(staging, path_last(t.src));
+}
+
+bool same_file(const StatResult& a, const StatResult& b) {
+  return !a.error && !b.error && a.attrs.ino == b.attrs.ino && a.attrs.nlink >= 2;
 }
 
 Status MoveRunner::open_sides(Ctx& c) {
@@ -1408,7 +1414,7 @@ static Status place_file(Transport& dst, const std::string& server, const std::s
   sync.path = dirname_of(final_path);
   TreeOp op;
   if (staging && final_there) {
-    if (st[0].attrs.ino != st[1].attrs.ino || st[0].attrs.nlink < 2)
+    if (!same_file(st[0], st[1]))
       return Error::conflict(fmt::format("{} has {} at {} that appeared during the move", server, what,
                                          printable(final_path)));
     op.kind = TreeOp::Kind::kUnlink;

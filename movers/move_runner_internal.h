@@ -47,8 +47,13 @@ Status remove_file(Transport& t, const std::string& path);
 // directory (file_in_staging) and nothing else of its directory.
 std::string engine_src_root(const ExtraTree& t);
 SyncOptions engine_options(const ExtraTree& t, SyncOptions options);
+// A file tree's file name ("" for a directory tree): what only_entry reads.
+std::string tree_file_name(const ExtraTree& t);
 // A file tree's copy inside its staging directory.
 std::string file_in_staging(const ExtraTree& t, const std::string& staging);
+// Two existing names of one file: a place (TreeOp::kPlace) cut short between
+// its link and its unlink.
+bool same_file(const StatResult& a, const StatResult& b);
 
 // Everything one move works with.
 struct MoveRunner::Ctx {
