@@ -87,15 +87,18 @@ struct FolderFiles {
   std::vector<std::string> cur, new_;
 };
 
-std::map<std::string, FolderFiles> index_folders(const TreeListing& listing) {
+// The folders of a listing of a Maildir, by path: "" and ".name" (Courier,
+// and Dovecot's Maildir++); with `nested` (Dovecot's LAYOUT=fs) any directory
+// may be one ("A", "A/B").
+std::map<std::string, FolderFiles> index_folders(const TreeListing& listing, bool nested = false) {
   std::map<std::string, FolderFiles> out;
   for (const auto& d : listing)
-    if (is_folder_dir(d.path)) out[d.path].dir = &d;
+    if (nested || is_folder_dir(d.path)) out[d.path].dir = &d;
   for (const auto& d : listing) {
     auto slash = d.path.rfind('/');
     std::string parent = slash == std::string::npos ? "" : d.path.substr(0, slash);
     std::string last = slash == std::string::npos ? d.path : d.path.substr(slash + 1);
-    if (d.path.empty() || !is_folder_dir(parent) || (last != "cur" && last != "new")) continue;
+    if (d.path.empty() || !(nested || is_folder_dir(parent)) || (last != "cur" && last != "new")) continue;
     auto it = out.find(parent);
     if (it == out.end()) continue;
     for (const auto& e : d.entries) {
@@ -136,6 +139,21 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
     f.cur = std::move(files.cur);
     f.new_ = std::move(files.new_);
     m.folders.push_back(std::move(f));
+  }
+  // Directories that are no folder and not inside one's own directories.
+  std::set<std::string> folder_dirs;
+  for (const auto& f : m.folders) folder_dirs.insert(f.dir);
+  for (const auto& d : listing) {
+    if (d.path.empty() || folder_dirs.count(d.path)) continue;
+    const auto slash = d.path.find('/');
+    const std::string first = d.path.substr(0, slash);
+    const std::string rest = slash == std::string::npos ? "" : d.path.substr(slash + 1);
+    auto own = [](const std::string& name) {
+      const std::string top = name.substr(0, name.find('/'));
+      return top == "cur" || top == "new" || top == "tmp" || top == "courierimapkeywords";
+    };
+    if (folder_dirs.count(first) ? own(rest) : own(d.path)) continue;
+    m.other_dirs.push_back(d.path);
   }
   for (auto& f : m.folders) {
     const DirListing& d = *folders.at(f.dir).dir;
@@ -178,7 +196,7 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
 Result<ConversionStats> apply_conversion(Transport& dst, const std::string& maildir, const DovecotConversion& conv) {
   ConversionStats stats;
   auto listing = MS_TRY(dst.list_tree(maildir).context(printable(maildir)));
-  auto folders = index_folders(listing);
+  auto folders = index_folders(listing, conv.layout.fs);
   auto run = [&](std::vector<TreeOp>& ops, const std::string& what) -> Status {
     if (ops.empty()) return {};
     auto res = MS_TRY(dst.apply(ops).context(what));
@@ -197,8 +215,26 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
     ops.push_back(std::move(s));
   };
 
-  // 1. Folders take their Dovecot names.
+  // 1. Folders take their Dovecot names. With LAYOUT=fs a folder is a
+  //    directory inside its parent's: the folders come parent first, and a
+  //    parent that is no folder (Courier's ".A.B" without ".A") is made, as
+  //    Dovecot makes it, a directory without cur/.
   std::map<std::string, const FolderFiles*> now;  // dst_dir -> what the copy holds there
+  std::set<std::string> made;                     // directories this run made or renamed into place
+  const FileAttrs& root_attrs = folders.count("") ? folders.at("").dir->attrs : FileAttrs{};
+  auto make_parents = [&](const std::string& dst_dir) {
+    for (size_t slash = dst_dir.find('/'); slash != std::string::npos; slash = dst_dir.find('/', slash + 1)) {
+      const std::string parent = dst_dir.substr(0, slash);
+      if (folders.count(parent) || !made.insert(parent).second) continue;
+      TreeOp op;
+      op.kind = TreeOp::Kind::kMkdir;
+      op.path = join_path(maildir, parent);
+      op.attrs = root_attrs;
+      op.attrs.mode = 0700;
+      op.attr_mask = TreeOp::kOwner | TreeOp::kMode;
+      ops.push_back(std::move(op));
+    }
+  };
   for (const auto& f : conv.folders) {
     ++stats.folders;
     auto at_dst = folders.find(f.dst_dir);
@@ -214,15 +250,21 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
     }
     if (at_src == folders.end())
       return Error::not_found(fmt::format("folder {} is not in the copy at {}", printable(f.src_dir), printable(maildir)));
+    make_parents(f.dst_dir);
     TreeOp op;
     op.kind = TreeOp::Kind::kRename;
     op.from = join_path(maildir, f.src_dir);
     op.path = join_path(maildir, f.dst_dir);
     ops.push_back(std::move(op));
+    made.insert(f.dst_dir);
     now[f.dst_dir] = &at_src->second;
     ++stats.folders_renamed;
   }
-  if (!ops.empty()) sync_dir("");
+  if (!ops.empty()) {
+    sync_dir("");
+    for (const auto& d : made)
+      if (auto slash = d.rfind('/'); slash != std::string::npos) sync_dir(d.substr(0, slash));
+  }
   MS_CHECK(run(ops, "rename folder"));
 
   // 2. Messages with keywords take their letters.
@@ -302,13 +344,49 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
     for (const auto& f : conv.folders) sync_dir(f.dst_dir);
     MS_CHECK(run(ops, "sync"));
   }
+
+  // 4. LAYOUT=fs lists every directory as a folder: Courier's keyword
+  //    directories go (what they held is in dovecot-keywords and the names now).
+  if (conv.layout.fs) {
+    std::map<std::string, const DirListing*> dirs;
+    for (const auto& d : listing) dirs[d.path] = &d;
+    std::vector<std::string> emptied;
+    for (const auto& f : conv.folders) {
+      const std::string kw_dst = join_path(f.dst_dir, "courierimapkeywords");
+      auto it = dirs.find(join_path(f.src_dir, "courierimapkeywords"));
+      if (it == dirs.end()) it = dirs.find(kw_dst);
+      if (it == dirs.end()) continue;
+      for (const auto& e : it->second->entries) {
+        TreeOp op;
+        op.kind = e.type == EntryType::kDir ? TreeOp::Kind::kRmdir : TreeOp::Kind::kUnlink;
+        op.path = join_path(maildir, join_path(kw_dst, e.name));
+        ops.push_back(std::move(op));
+      }
+      TreeOp rm;
+      rm.kind = TreeOp::Kind::kRmdir;
+      rm.path = join_path(maildir, kw_dst);
+      ops.push_back(std::move(rm));
+      emptied.push_back(f.dst_dir);
+      stats.files_removed += static_cast<int64_t>(it->second->entries.size());
+    }
+    if (!ops.empty()) {
+      auto res = MS_TRY(dst.apply(ops).context("remove Courier's keyword directories"));
+      for (size_t i = 0; i < res.size(); ++i)
+        if (!res[i].ok() && res[i].error().code() != ErrorCode::kNotFound)
+          return Error(res[i].error().code(),
+                       fmt::format("remove '{}': {}", printable(ops[i].path), res[i].error().message()));
+      ops.clear();
+      for (const auto& d : emptied) sync_dir(d);
+      MS_CHECK(run(ops, "sync"));
+    }
+  }
   return stats;
 }
 
 Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const std::string& maildir,
                                   const DovecotConversion& conv) {
   auto listing = MS_TRY(dst.list_tree(maildir).context(printable(maildir)));
-  auto folders = index_folders(listing);
+  auto folders = index_folders(listing, conv.layout.fs);
   std::vector<std::string> diffs;
   std::vector<std::string> paths;
   for (const auto& f : conv.folders) {
@@ -327,6 +405,9 @@ Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const
       diffs.push_back(fmt::format("{}: missing", printable(label)));
       continue;
     }
+    if (conv.layout.fs && folders.count(join_path(f.dst_dir, "courierimapkeywords")))
+      diffs.push_back(fmt::format("{}: Courier's courierimapkeywords/ is still there (LAYOUT=fs lists it as a folder)",
+                                  printable(label)));
     auto seen = dovecot_folder_view(user, join_path(maildir, f.dst_dir), contents[2 * i], contents[2 * i + 1],
                                     it->second.cur, it->second.new_);
     if (!seen.ok()) {
@@ -339,8 +420,9 @@ Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const
   }
   if (conv.subscriptions) {
     const auto& text = contents.back();
-    auto got = text ? dovecot_subscription_names(*text) : Result<std::vector<std::string>>(std::vector<std::string>{});
-    auto want = dovecot_subscription_names(*conv.subscriptions);
+    auto got = text ? dovecot_subscription_names(*text, conv.layout)
+                    : Result<std::vector<std::string>>(std::vector<std::string>{});
+    auto want = dovecot_subscription_names(*conv.subscriptions, conv.layout);
     if (!got.ok() || !want.ok() || *got != *want)
       diffs.push_back(fmt::format("subscriptions: {} instead of {}",
                                   got.ok() ? (got->empty() ? std::string("none") : join(*got, ", ")) : got.error().message(),
@@ -359,15 +441,16 @@ std::map<std::string, std::string> converted_folder_paths(const std::string& mai
   return out;
 }
 
-std::function<std::string(const std::string&)> converted_folder_namer(const std::string& maildir_rel) {
-  return [maildir_rel](const std::string& folder) -> std::string {
+std::function<std::string(const std::string&)> converted_folder_namer(const std::string& maildir_rel,
+                                                                     const DovecotLayout& layout) {
+  return [maildir_rel, layout](const std::string& folder) -> std::string {
     std::string name = folder;
     if (!maildir_rel.empty()) {
       if (!starts_with(folder, maildir_rel + "/")) return folder;
       name = folder.substr(maildir_rel.size() + 1);
     }
     if (!is_folder_dir(name) || name.empty()) return folder;
-    auto dst = dovecot_folder_dir(name);
+    auto dst = dovecot_folder_dir(name, layout);
     return dst.ok() ? join_path(maildir_rel, *dst) : folder;
   };
 }

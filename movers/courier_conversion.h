@@ -43,9 +43,11 @@ struct ConversionStats {
   int64_t files_removed = 0;  // a Courier source's stray Dovecot indexes (they number messages otherwise)
 };
 
-// Applies `conv` to the copy's Maildir at `maildir` on `dst`. Errors name
-// the file; a message that is in neither its old nor its new name is
-// kNotFound (the copy lost it).
+// Applies `conv` to the copy's Maildir at `maildir` on `dst`, in its layout
+// (conv.layout; with LAYOUT=fs, Courier's courierimapkeywords/ directories
+// are removed, since Dovecot would list them as folders). Errors name the
+// file; a message that is in neither its old nor its new name is kNotFound
+// (the copy lost it).
 Result<ConversionStats> apply_conversion(Transport& dst, const std::string& maildir, const DovecotConversion& conv);
 
 // What each Courier folder of `conv` shows against what Dovecot's files in
@@ -60,8 +62,9 @@ std::map<std::string, std::string> converted_folder_paths(const std::string& mai
 
 // The same for any source folder path, computed from its name alone (the
 // sweep after a resume has no conversion at hand): a ".name" folder in the
-// Maildir at `maildir_rel` gets its Dovecot name; anything else, or a name
-// the conversion would have refused, stays as it is.
-std::function<std::string(const std::string&)> converted_folder_namer(const std::string& maildir_rel);
+// Maildir at `maildir_rel` gets its Dovecot name under `layout`; anything
+// else, or a name the conversion would have refused, stays as it is.
+std::function<std::string(const std::string&)> converted_folder_namer(const std::string& maildir_rel,
+                                                                     const DovecotLayout& layout);
 
 }  // namespace mailshard

@@ -190,7 +190,7 @@ Result<std::string> mutf7_to_utf8(std::string_view s) {
   return out;
 }
 
-Result<std::string> dovecot_folder_dir(std::string_view courier_dir) {
+Result<std::string> dovecot_folder_dir(std::string_view courier_dir, const DovecotLayout& layout) {
   if (courier_dir.empty()) return std::string();
   if (courier_dir.front() != '.')
     return Error::corrupt(fmt::format("'{}' is not a Maildir++ folder (no leading '.')", printable(courier_dir)));
@@ -201,8 +201,15 @@ Result<std::string> dovecot_folder_dir(std::string_view courier_dir) {
     auto enc = utf8_to_mutf7(level);
     if (!enc.ok())
       return Error::corrupt(fmt::format("folder name '{}' is not valid UTF-8", printable(courier_dir)));
-    out += '.';
-    out += *enc;
+    // In LAYOUT=fs a level is a directory beside the folder's own cur/, new/,
+    // tmp/ and files: a level of those names would be taken for them.
+    if (layout.fs && (level == "cur" || level == "new" || level == "tmp" || level == "subscriptions" ||
+                      level == "maildirsize" || starts_with(level, "dovecot") || starts_with(level, "courier")))
+      return Error::unsupported(fmt::format("folder '{}' has a level '{}', which LAYOUT=fs cannot tell from the "
+                                            "folder's own files (rename the folder, or use Dovecot's Maildir++ layout)",
+                                            printable(courier_dir), printable(level)));
+    if (!out.empty() || !layout.fs) out += layout.fs ? '/' : '.';
+    out += layout.utf8 ? std::string(level) : *enc;
   }
   return out;
 }
@@ -545,15 +552,20 @@ bool has_lowercase_flag(std::string_view name) {
 
 }  // namespace
 
-Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, const CourierMailbox& in) {
+Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, const CourierMailbox& in,
+                                                     const DovecotLayout& layout) {
   DovecotConversion out;
+  out.layout = layout;
+  if (layout.fs && !in.other_dirs.empty())
+    return bad_file(ErrorCode::kUnsupported, user, path_of(in.maildir, in.other_dirs.front(), ""),
+                    "is a directory but no folder; Dovecot's LAYOUT=fs would list it as a folder (move it out of the "
+                    "Maildir, or use Dovecot's Maildir++ layout)");
   std::set<std::string> dst_dirs;
   for (const auto& f : in.folders) {
     DovecotFolder d;
     d.src_dir = f.dir;
-    auto dst = dovecot_folder_dir(f.dir);
-    if (!dst.ok())
-      return bad_file(ErrorCode::kCorrupt, user, path_of(in.maildir, f.dir, ""), dst.error().message());
+    auto dst = dovecot_folder_dir(f.dir, layout);
+    if (!dst.ok()) return bad_file(dst.error().code(), user, path_of(in.maildir, f.dir, ""), dst.error().message());
     d.dst_dir = std::move(*dst);
     if (!dst_dirs.insert(d.dst_dir).second)
       return bad_file(ErrorCode::kConflict, user, path_of(in.maildir, f.dir, ""),
@@ -684,7 +696,7 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
         if (!enc.ok() || level.empty())
           return bad_file(ErrorCode::kCorrupt, user, path,
                           fmt::format("subscription '{}' is not a valid UTF-8 folder name", printable(name)));
-        levels.push_back(std::move(*enc));
+        levels.push_back(layout.utf8 ? std::string(level) : std::move(*enc));
       }
       names.insert(join(levels, "\t"));
     }
@@ -812,7 +824,7 @@ std::vector<std::string> compare_folder_views(const FolderView& want, const Fold
   return out;
 }
 
-Result<std::vector<std::string>> dovecot_subscription_names(std::string_view text) {
+Result<std::vector<std::string>> dovecot_subscription_names(std::string_view text, const DovecotLayout& layout) {
   std::vector<std::string> out;
   auto lines = split(text, '\n');
   size_t first = 0;
@@ -820,7 +832,8 @@ Result<std::vector<std::string>> dovecot_subscription_names(std::string_view tex
   for (size_t i = first; i < lines.size(); ++i) {
     if (lines[i].empty()) continue;
     std::vector<std::string> levels;
-    for (const auto& level : split(lines[i], '\t')) levels.push_back(MS_TRY(mutf7_to_utf8(level)));
+    for (const auto& level : split(lines[i], '\t'))
+      levels.push_back(layout.utf8 ? std::string(level) : MS_TRY(mutf7_to_utf8(level)));
     out.push_back(join(levels, "."));
   }
   std::sort(out.begin(), out.end());

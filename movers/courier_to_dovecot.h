@@ -36,8 +36,13 @@
 //                           appended to the message's ":2," flags
 //   subscriptions           "V\t2\n\n" then one name per line, hierarchy
 //                           levels separated by a tab, modified UTF-7
-//   folder directories      Maildir++ (Dovecot's default LAYOUT) in modified
-//                           UTF-7 (RFC 3501 5.1.3; no UTF8 option)
+//   folder directories      by the destination's layout (DovecotLayout):
+//                           Maildir++ ".a.b" (Dovecot's default) or LAYOUT=fs
+//                           "a/b" (Dovecot 2.3 maildir-storage.c: the INBOX is
+//                           the Maildir itself in both), each level in
+//                           modified UTF-7 (RFC 3501 5.1.3), or as UTF-8 with
+//                           the UTF-8 option (the subscriptions file's levels
+//                           too: Dovecot writes storage names there)
 //
 // Refused (kCorrupt / kUnsupported), as one line naming the user and the
 // file: a truncated or malformed courierimapuiddb, a UID that appears twice
@@ -95,6 +100,10 @@ struct CourierFolder {
 struct CourierMailbox {
   std::string maildir;                    // where the Maildir is, for messages ("Maildir", "" = the home)
   std::vector<CourierFolder> folders;
+  // Directories in the Maildir that are neither a folder nor inside one's
+  // cur/, new/, tmp/ or courierimapkeywords/ ("shared-folders",
+  // ".Lists/archive"): Dovecot's LAYOUT=fs would list each as a folder.
+  std::vector<std::string> other_dirs;
   std::optional<std::string> subscribed;  // courierimapsubscribed
   std::optional<std::string> pop3_sizelist;  // courierpop3dsizelist in the INBOX; nullopt when absent
 };
@@ -110,9 +119,17 @@ struct FolderView {
   bool operator==(const FolderView&) const = default;
 };
 
+// How the destination Dovecot names folders on disk (its mail_location's
+// LAYOUT= and UTF-8; movers/mail_format.h conversion_layout).
+struct DovecotLayout {
+  bool fs = false;    // LAYOUT=fs: "A/B" (nested directories); else Maildir++ ".A.B"
+  bool utf8 = false;  // UTF-8: levels as UTF-8; else modified UTF-7
+  bool operator==(const DovecotLayout&) const = default;
+};
+
 struct DovecotFolder {
   std::string src_dir;                   // Courier's directory (CourierFolder::dir)
-  std::string dst_dir;                   // Dovecot's: the same levels in modified UTF-7
+  std::string dst_dir;                   // Dovecot's: the same levels, named as the layout names them
   std::optional<std::string> uidlist;    // dovecot-uidlist; nullopt when Courier had no courierimapuiddb
   std::optional<std::string> keywords;   // dovecot-keywords; nullopt when no message has a keyword
   // Messages whose name changes, relative to the folder: "cur/<old>" ->
@@ -123,7 +140,8 @@ struct DovecotFolder {
 };
 
 struct DovecotConversion {
-  std::vector<DovecotFolder> folders;
+  DovecotLayout layout;
+  std::vector<DovecotFolder> folders;  // in Courier's directory order: a parent before its children
   std::optional<std::string> subscriptions;  // nullopt when Courier had no courierimapsubscribed
   std::vector<std::string> left_out;         // subscriptions outside INBOX (shared folders): Dovecot has no such folder
   // Folders whose courierimapacl grants rights to someone besides the owner
@@ -134,8 +152,12 @@ struct DovecotConversion {
   std::vector<std::string> acls_left_out;
 };
 
-// The conversion. `user` names the mailbox in errors.
-Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, const CourierMailbox& in);
+// The conversion, for a destination that names folders by `layout`. `user`
+// names the mailbox in errors. With LAYOUT=fs, also refused: a folder level
+// Dovecot or Courier already uses as a name inside a folder (cur, new, tmp,
+// subscriptions, maildirsize, dovecot*, courier*), and any of in.other_dirs.
+Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, const CourierMailbox& in,
+                                                     const DovecotLayout& layout = {});
 
 // What Courier's files say a client sees of one folder (the conversion's
 // input side; also what verification expects).
@@ -155,13 +177,18 @@ Result<FolderView> dovecot_folder_view(const std::string& user, const std::strin
 // missing", ...); empty when they agree. At most `max` lines.
 std::vector<std::string> compare_folder_views(const FolderView& expected, const FolderView& actual, size_t max = 5);
 
-// Courier's directory name of a folder -> Dovecot's (each level in modified
-// UTF-7). kCorrupt when it is not valid UTF-8.
-Result<std::string> dovecot_folder_dir(std::string_view courier_dir);
+// Courier's directory name of a folder -> Dovecot's under `layout`
+// (".Entwürfe.2024" -> ".Entw&APw-rfe.2024", with LAYOUT=fs
+// "Entw&APw-rfe/2024", with UTF-8 the levels unchanged). kCorrupt when it is
+// not valid UTF-8 or has an empty level; kUnsupported for a level LAYOUT=fs
+// cannot have (convert_courier_to_dovecot).
+Result<std::string> dovecot_folder_dir(std::string_view courier_dir, const DovecotLayout& layout = {});
 
 // The subscriptions file's names (hierarchy levels joined by '.', decoded from
-// modified UTF-7 to UTF-8, "INBOX" for the inbox), sorted.
-Result<std::vector<std::string>> dovecot_subscription_names(std::string_view subscriptions);
+// modified UTF-7 to UTF-8 unless the layout is UTF-8, "INBOX" for the inbox),
+// sorted.
+Result<std::vector<std::string>> dovecot_subscription_names(std::string_view subscriptions,
+                                                            const DovecotLayout& layout = {});
 // courierimapsubscribed's names below INBOX ("INBOX", "Sent", "a.b"), sorted.
 std::vector<std::string> courier_subscription_names(std::string_view subscribed);
 

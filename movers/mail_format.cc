@@ -86,12 +86,32 @@ std::optional<std::string> format_change_refusal(const std::string& user, MailFo
                      printable(user), from.name, mail_format_name(src), how, to.name, mail_format_name(dst));
 }
 
+Result<DovecotLayout> conversion_layout(const MailLocation& to) {
+  DovecotLayout layout;
+  const std::string naming = to.naming_options();
+  for (const auto& option : split(naming, ':')) {
+    if (option.empty()) continue;
+    const auto eq = option.find('=');
+    const std::string key(option.substr(0, eq));
+    const std::string value = eq == std::string::npos ? "" : to_lower(option.substr(eq + 1));
+    if (key == "UTF-8") layout.utf8 = true;
+    else if (key == "LAYOUT" && value == "fs") layout.fs = true;
+    else if (key != "LAYOUT" || value != "maildir++")
+      return Error::unsupported(fmt::format("the conversion names folders by LAYOUT=Maildir++ or LAYOUT=fs and "
+                                            "UTF-8 only, not by {}",
+                                            printable(option)));
+  }
+  return layout;
+}
+
 std::optional<std::string> location_options_refusal(const std::string& user, bool converts, const ServerConfig& from,
                                                     const ServerConfig& to) {
   const std::string a = server_location(from).naming_options(), b = server_location(to).naming_options();
-  if (converts && !b.empty())
-    return fmt::format("user {}: the conversion writes Dovecot's default layout but {}'s mail_location has {}",
-                       printable(user), to.name, b);
+  if (converts) {
+    auto layout = conversion_layout(server_location(to));
+    if (layout.ok()) return std::nullopt;
+    return fmt::format("user {}: {}'s mail_location has {}: {}", printable(user), to.name, b, layout.error().message());
+  }
   if (a != b)
     return fmt::format("user {}: {}'s mail_location names folders with '{}' but {}'s with '{}': the copy would read "
                        "as other folders there (make the options equal)",

@@ -10,6 +10,7 @@
 #include "core/config.h"
 #include "core/mail_location.h"
 #include "core/transport.h"
+#include "movers/courier_to_dovecot.h"
 
 namespace mailshard {
 
@@ -37,11 +38,17 @@ Result<MailFormat> detect_home_format(Transport& t, const std::string& home, con
 std::optional<std::string> format_change_refusal(const std::string& user, MailFormat files, const ServerConfig& from,
                                                  const ServerConfig& to);
 
+// How a Courier -> Dovecot conversion names folders on a destination with
+// location `to`: its LAYOUT= (Maildir++, Dovecot's default, or fs; any case)
+// and UTF-8. kUnsupported, one line, for another layout or any other naming
+// option (DIRNAME=, MAILBOXDIR=, ...).
+Result<DovecotLayout> conversion_layout(const MailLocation& to);
+
 // The one line that refuses a move between servers whose mail_location
 // options name things differently (LAYOUT=, UTF-8, DIRNAME=, ...: the
 // destination would read a byte-exact copy as other folders), or a Courier
-// -> Dovecot conversion into a destination with any of them (the conversion
-// writes Dovecot's default Maildir++ layout); nullopt when they agree.
+// -> Dovecot conversion into a destination whose options it cannot write
+// (conversion_layout); nullopt when they agree.
 std::optional<std::string> location_options_refusal(const std::string& user, bool converts, const ServerConfig& from,
                                                     const ServerConfig& to);
 

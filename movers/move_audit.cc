@@ -124,6 +124,14 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
   // UTF-7): the manifest has Courier's names, the home Dovecot's.
   const bool converted = progress.ok() && progress->convert == kCourierToDovecot;
   const std::string maildir = converted ? progress->convert_maildir.value_or("") : std::string();
+  // The destination's layout as the move journaled it (else as configured).
+  DovecotLayout layout;
+  if (converted) {
+    ServerConfig to;
+    if (const ServerConfig* s = d_.config.find_server(last->to_server)) to = *s;
+    if (progress->dst_location) to.mail_location = *progress->dst_location;
+    if (auto l = conversion_layout(server_location(to)); l.ok()) layout = *l;
+  }
   auto folder_now = [&](const std::string& folder) -> std::string {
     if (!converted) return folder;
     std::string_view rest = folder;
@@ -132,7 +140,7 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
       rest.remove_prefix(maildir.size() + 1);
     }
     if (rest.empty() || rest.front() != '.' || rest.find('/') != std::string_view::npos) return folder;
-    auto renamed = dovecot_folder_dir(rest);
+    auto renamed = dovecot_folder_dir(rest, layout);
     return renamed.ok() ? join_path(maildir, *renamed) : folder;
   };
   std::vector<std::string> missing;

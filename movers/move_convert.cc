@@ -31,7 +31,9 @@ Result<DovecotConversion> MoveRunner::convert_source(Ctx& c) {
   const std::string maildir = c.progress.convert_maildir.value_or("");
   auto mailbox = read_courier_mailbox(*c.src, join_path(c.progress.src_home, maildir), maildir.empty() ? "~" : maildir);
   if (!mailbox.ok()) return std::move(mailbox).error().context(c.from->name);
-  auto conv = convert_courier_to_dovecot(c.rec.user, *mailbox);
+  auto layout = conversion_layout(c.to_location());
+  if (!layout.ok()) return std::move(layout).error().context(fmt::format("user {} on {}", printable(c.rec.user), c.to->name));
+  auto conv = convert_courier_to_dovecot(c.rec.user, *mailbox, *layout);
   if (!conv.ok()) return std::move(conv).error().context(c.from->name);
   return conv;
 }

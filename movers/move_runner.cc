@@ -1523,7 +1523,11 @@ Status MoveRunner::sweep_into(Ctx& c, Transport& dst, const std::string& dst_hom
     for (auto& line : split(*blob, '\n'))
       if (!line.empty()) done.insert(line);
   SyncEngine engine(*c.src, c.progress.src_home, dst, dst_home, &dst == c.dst ? c.sync : d_.sync_options, d_.clock);
-  if (c.progress.convert) engine.set_dst_folder_namer(converted_folder_namer(c.progress.convert_maildir.value_or("")));
+  if (c.progress.convert) {
+    auto layout = conversion_layout(c.to_location());
+    if (!layout.ok()) return std::move(layout).error().context(fmt::format("sweep into {}", c.to->name));
+    engine.set_dst_folder_namer(converted_folder_namer(c.progress.convert_maildir.value_or(""), *layout));
+  }
   auto late = engine.late_deliveries(c.state);
   if (!late.ok()) return std::move(late).error();
   for (const auto& rel : *late) {

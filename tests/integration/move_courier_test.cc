@@ -13,12 +13,16 @@
 namespace mailshard::testing {
 namespace {
 
-TEST(MoveCourier, ConvertedMailboxShowsWhatCourierShowedAndRacingDeliveriesArrive) {
+// The move and its checks; `dst_location` is store2's mail_location for this
+// user (given to Dovecot there through split-users when it is not the lab's
+// default).
+void move_courier_to_dovecot(const std::string& tag, const std::string& dst_location) {
   Lab& lab = Lab::get();
   const std::string cfg =
-      lab_config("courier_move", {{"(name = \"store1\"\n)", "$1mail_location = \"courier:~/Maildir\"\n"},
-                                  {"(name = \"store2\"\n)", "$1mail_location = \"maildir:~/Maildir\"\n"}});
+      lab_config(tag, {{"(name = \"store1\"\n)", "$1mail_location = \"courier:~/Maildir\"\n"},
+                       {"(name = \"store2\"\n)", "$1mail_location = \"" + dst_location + "\"\n"}});
   const std::string user = lab.add_user("store1");
+  if (dst_location != "maildir:~/Maildir") set_user_mail_location(lab, "store2", user, dst_location);
   const std::string home = lab.home_path("store1", user);
   const std::string maildir = lab.maildir_path("store1", user);
   const std::string script = lab.env("LAB_SCRIPTS") + "/courier_mailbox.py";
@@ -67,6 +71,16 @@ TEST(MoveCourier, ConvertedMailboxShowsWhatCourierShowedAndRacingDeliveriesArriv
       EXPECT_EQ(g["uidnext"], f["uidnext"]);
     }
   }
+  // No other folder (LAYOUT=fs would list any directory Courier left as one),
+  // but what the lab's Dovecot creates itself.
+  for (const auto& [name, g] : got["folders"].items())
+    EXPECT_TRUE(want["folders"].contains(name) || name == "Drafts" || name == "Trash") << "extra folder " << name;
+  if (dst_location.find("LAYOUT=fs") != std::string::npos) {
+    const std::string m = lab.maildir_path("store2", user);
+    EXPECT_TRUE(std::filesystem::is_directory(m + "/Lists/dev/cur"));
+    EXPECT_FALSE(std::filesystem::exists(m + "/.Lists.dev"));
+    EXPECT_FALSE(std::filesystem::exists(m + "/courierimapkeywords"));
+  }
   // Subscriptions: Courier's, plus what the lab's Dovecot auto-subscribes.
   std::set<std::string> subs;
   for (const auto& s : got["subscriptions"]) subs.insert(s.get<std::string>());
@@ -79,6 +93,17 @@ TEST(MoveCourier, ConvertedMailboxShowsWhatCourierShowedAndRacingDeliveriesArriv
     std::string id = d["message_id"];
     EXPECT_EQ(counts[id], 1) << id << " delivered to " << d["store"];
   }
+}
+
+TEST(MoveCourier, ConvertedMailboxShowsWhatCourierShowedAndRacingDeliveriesArrive) {
+  move_courier_to_dovecot("courier_move", "maildir:~/Maildir");
+}
+
+// The same into Dovecot's LAYOUT=fs: folders are nested directories
+// (".Lists.dev" becomes "Lists/dev"), and no directory of Courier's is left
+// for Dovecot to list as a folder.
+TEST(MoveCourier, IntoLayoutFsDovecotShowsWhatCourierShowed) {
+  move_courier_to_dovecot("courier_move_fs", "maildir:~/Maildir:LAYOUT=fs");
 }
 
 }  // namespace

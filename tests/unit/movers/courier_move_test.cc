@@ -8,12 +8,14 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <set>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
 
 #include "journal/sqlite_journal.h"
 #include "movers/courier_conversion.h"
+#include "movers/mail_format.h"
 #include "movers/move_progress.h"
 #include "movers/move_runner.h"
 #include "util/strings.h"
@@ -137,6 +139,121 @@ class CourierMoveTest : public ::testing::Test {
     write_file(m + "/courierimapsubscribed", "INBOX\nINBOX.Entwürfe\nINBOX.Sent\n");
   }
 
+  // A move killed at every call the destination gets in the convert step
+  // (and at its boundaries), resumed: it rolls back with the source as it was,
+  // and the next move ends in the tree a clean move makes.
+  void kill_anywhere_in_convert_then_resume() {
+  // The reference: a clean move, in a world of its own.
+  std::map<std::string, std::string> want;
+  int calls = 0;
+  {
+    auto rec = runner().move("alice", "store2", {});
+    ASSERT_TRUE(rec.ok() && rec->state == MoveState::kDone) << (rec.ok() ? rec->error : rec.error().message());
+    want = dst_files();
+    calls = env_.dst->calls;
+  }
+  ASSERT_GE(calls, 3) << "folder renames, message renames, the writer, removals";
+  const auto source_before = [&] {
+    std::map<std::string, std::string> out;
+    for (const auto& e : fs::recursive_directory_iterator(src_home()))
+      if (e.is_regular_file()) out[fs::relative(e.path(), src_home()).string()] = read_whole(e.path().string());
+    return out;
+  }();
+  std::vector<std::string> kills;
+  for (int k = 1; k <= calls; ++k) kills.push_back("call " + std::to_string(k));
+  kills.push_back("convert.begin");
+  kills.push_back("convert.end");
+  kills.push_back("verify.begin");
+  for (const auto& kill : kills) {
+    SCOPED_TRACE(kill);
+    // Back to before the move: the user on store1, nothing on store2.
+    fs::remove_all(dst_home());
+    dir_.accounts = {{"uid=alice,ou=people", "alice", "store1", "example.org/alice", "example.org/alice", "active", 0}};
+    env_.dst->calls = 0;
+    env_.dst->kill_at = starts_with(kill, "call ") ? std::stoi(kill.substr(5)) : -1;
+    env_.die_at = starts_with(kill, "call ") ? "" : kill;
+    int64_t id = 0;
+    try {
+      (void)runner().move("alice", "store2", {});
+      FAIL() << "not killed";
+    } catch (const Killed&) {
+    }
+    env_.dst->kill_at = -1;
+    env_.die_at.clear();
+    MoveFilter f;
+    f.user = "alice";
+    f.active_only = true;
+    auto active = journal_->list_moves(f);
+    ASSERT_TRUE(active.ok() && active->size() == 1);
+    id = active->front().id;
+    auto resumed = runner().resume(id);
+    ASSERT_TRUE(resumed.ok()) << resumed.error().message();
+    EXPECT_EQ(resumed->state, MoveState::kRolledBack) << resumed->error;
+    EXPECT_EQ(dir_.account("alice").host, "store1");
+    EXPECT_FALSE(freeze_.frozen()) << "nobody stays frozen";
+    EXPECT_FALSE(any_staging());
+    EXPECT_FALSE(fs::exists(dst_home()));
+    // Nothing lost: the source is exactly as it was.
+    std::map<std::string, std::string> source_now;
+    for (const auto& e : fs::recursive_directory_iterator(src_home()))
+      if (e.is_regular_file()) source_now[fs::relative(e.path(), src_home()).string()] = read_whole(e.path().string());
+    EXPECT_EQ(source_now, source_before);
+    // And the next move ends in the same tree as the clean one.
+    auto again = runner().move("alice", "store2", {});
+    ASSERT_TRUE(again.ok()) << again.error().message();
+    ASSERT_EQ(again->state, MoveState::kDone) << again->error;
+    EXPECT_EQ(dst_files(), want);
+  }
+  }
+
+  // The convert step's own idempotence (a repeated step, not a new move): cut
+  // after every call, then applied again from the start.
+  void apply_twice_after_every_cut() {
+  auto src = make_local_transport(root_ + "/store1", 1, "store1");
+  ASSERT_TRUE(src.ok());
+  auto mailbox = read_courier_mailbox(**src, "example.org/alice/Maildir", "Maildir");
+  ASSERT_TRUE(mailbox.ok()) << mailbox.error().message();
+  auto layout = conversion_layout(server_location(config_.servers[1]));
+  ASSERT_TRUE(layout.ok()) << layout.error().message();
+  auto conv = convert_courier_to_dovecot("alice", *mailbox, *layout);
+  ASSERT_TRUE(conv.ok()) << conv.error().message();
+  const std::string copy = root_ + "/store2/example.org/alice";
+  auto fresh_copy = [&] {
+    fs::remove_all(copy);
+    fs::copy(src_home(), copy, fs::copy_options::recursive);
+  };
+  fresh_copy();
+  env_.dst->armed = true;
+  auto clean = apply_conversion(*env_.dst, "example.org/alice/Maildir", *conv);
+  ASSERT_TRUE(clean.ok()) << clean.error().message();
+  const int calls = env_.dst->calls;
+  const auto want = dst_files();
+  for (int k = 1; k <= calls; ++k) {
+    SCOPED_TRACE(k);
+    fresh_copy();
+    env_.dst->calls = 0;
+    env_.dst->kill_at = k;
+    EXPECT_THROW((void)apply_conversion(*env_.dst, "example.org/alice/Maildir", *conv), Killed);
+    env_.dst->kill_at = -1;
+    auto again = apply_conversion(*env_.dst, "example.org/alice/Maildir", *conv);
+    ASSERT_TRUE(again.ok()) << again.error().message();
+    EXPECT_EQ(dst_files(), want);
+    auto verified = verify_conversion("alice", *env_.dst, "example.org/alice/Maildir", *conv);
+    EXPECT_TRUE(verified.ok()) << verified.error().message();
+  }
+  }
+
+  // A two-level folder whose parent is no folder (Courier's ".Archiv.2024"
+  // without ".Archiv"), with a keyword.
+  void add_nested_folder() {
+    const std::string m = src_home() + "/Maildir/.Archiv.2024";
+    for (const char* d : {"cur", "new", "tmp", "courierimapkeywords"}) fs::create_directories(m + "/" + d);
+    write_file(m + "/cur/1700000030.M30P1.host:2,S", "Subject: old\r\n\r\nx\r\n", 1'700'000'030'000'000'000);
+    write_file(m + "/courierimapuiddb", "1 1700000700 4\n3 1700000030.M30P1.host\n");
+    write_file(m + "/courierimapkeywords/:list", "Archived\n\n1700000030.M30P1.host:0\n");
+    write_file(m + "/maildirfolder", "");
+  }
+
   std::string src_home() const { return root_ + "/store1/example.org/alice"; }
   std::string dst_home() const { return root_ + "/store2/example.org/alice"; }
   MoveRunner runner() {
@@ -237,102 +354,86 @@ TEST_F(CourierMoveTest, LateDeliveryToARenamedFolderIsSweptIntoItsDovecotName) {
 }
 
 TEST_F(CourierMoveTest, KilledAnywhereInTheConvertStepResumeRollsBackAndTheNextMoveEndsTheSame) {
-  // The reference: a clean move, in a world of its own.
-  std::map<std::string, std::string> want;
-  int calls = 0;
-  {
-    auto rec = runner().move("alice", "store2", {});
-    ASSERT_TRUE(rec.ok() && rec->state == MoveState::kDone) << (rec.ok() ? rec->error : rec.error().message());
-    want = dst_files();
-    calls = env_.dst->calls;
-  }
-  ASSERT_GE(calls, 3) << "folder renames, message renames, the writer, removals";
-  const auto source_before = [&] {
-    std::map<std::string, std::string> out;
-    for (const auto& e : fs::recursive_directory_iterator(src_home()))
-      if (e.is_regular_file()) out[fs::relative(e.path(), src_home()).string()] = read_whole(e.path().string());
-    return out;
-  }();
-  std::vector<std::string> kills;
-  for (int k = 1; k <= calls; ++k) kills.push_back("call " + std::to_string(k));
-  kills.push_back("convert.begin");
-  kills.push_back("convert.end");
-  kills.push_back("verify.begin");
-  for (const auto& kill : kills) {
-    SCOPED_TRACE(kill);
-    // Back to before the move: the user on store1, nothing on store2.
-    fs::remove_all(dst_home());
-    dir_.accounts = {{"uid=alice,ou=people", "alice", "store1", "example.org/alice", "example.org/alice", "active", 0}};
-    env_.dst->calls = 0;
-    env_.dst->kill_at = starts_with(kill, "call ") ? std::stoi(kill.substr(5)) : -1;
-    env_.die_at = starts_with(kill, "call ") ? "" : kill;
-    int64_t id = 0;
-    try {
-      (void)runner().move("alice", "store2", {});
-      FAIL() << "not killed";
-    } catch (const Killed&) {
-    }
-    env_.dst->kill_at = -1;
-    env_.die_at.clear();
-    MoveFilter f;
-    f.user = "alice";
-    f.active_only = true;
-    auto active = journal_->list_moves(f);
-    ASSERT_TRUE(active.ok() && active->size() == 1);
-    id = active->front().id;
-    auto resumed = runner().resume(id);
-    ASSERT_TRUE(resumed.ok()) << resumed.error().message();
-    EXPECT_EQ(resumed->state, MoveState::kRolledBack) << resumed->error;
-    EXPECT_EQ(dir_.account("alice").host, "store1");
-    EXPECT_FALSE(freeze_.frozen()) << "nobody stays frozen";
-    EXPECT_FALSE(any_staging());
-    EXPECT_FALSE(fs::exists(dst_home()));
-    // Nothing lost: the source is exactly as it was.
-    std::map<std::string, std::string> source_now;
-    for (const auto& e : fs::recursive_directory_iterator(src_home()))
-      if (e.is_regular_file()) source_now[fs::relative(e.path(), src_home()).string()] = read_whole(e.path().string());
-    EXPECT_EQ(source_now, source_before);
-    // And the next move ends in the same tree as the clean one.
-    auto again = runner().move("alice", "store2", {});
-    ASSERT_TRUE(again.ok()) << again.error().message();
-    ASSERT_EQ(again->state, MoveState::kDone) << again->error;
-    EXPECT_EQ(dst_files(), want);
-  }
+  kill_anywhere_in_convert_then_resume();
 }
 
-TEST_F(CourierMoveTest, ApplyingTheConversionTwiceEndsInTheSameTree) {
-  // The step's own idempotence (a repeated step, not a new move): cut after
-  // every call, then applied again from the start.
-  auto src = make_local_transport(root_ + "/store1", 1, "store1");
-  ASSERT_TRUE(src.ok());
-  auto mailbox = read_courier_mailbox(**src, "example.org/alice/Maildir", "Maildir");
-  ASSERT_TRUE(mailbox.ok()) << mailbox.error().message();
-  auto conv = convert_courier_to_dovecot("alice", *mailbox);
-  ASSERT_TRUE(conv.ok()) << conv.error().message();
-  const std::string copy = root_ + "/store2/example.org/alice";
-  auto fresh_copy = [&] {
-    fs::remove_all(copy);
-    fs::copy(src_home(), copy, fs::copy_options::recursive);
-  };
-  fresh_copy();
-  env_.dst->armed = true;
-  auto clean = apply_conversion(*env_.dst, "example.org/alice/Maildir", *conv);
-  ASSERT_TRUE(clean.ok()) << clean.error().message();
-  const int calls = env_.dst->calls;
-  const auto want = dst_files();
-  for (int k = 1; k <= calls; ++k) {
-    SCOPED_TRACE(k);
-    fresh_copy();
-    env_.dst->calls = 0;
-    env_.dst->kill_at = k;
-    EXPECT_THROW((void)apply_conversion(*env_.dst, "example.org/alice/Maildir", *conv), Killed);
-    env_.dst->kill_at = -1;
-    auto again = apply_conversion(*env_.dst, "example.org/alice/Maildir", *conv);
-    ASSERT_TRUE(again.ok()) << again.error().message();
-    EXPECT_EQ(dst_files(), want);
-    auto verified = verify_conversion("alice", *env_.dst, "example.org/alice/Maildir", *conv);
-    EXPECT_TRUE(verified.ok()) << verified.error().message();
-  }
+TEST_F(CourierMoveTest, ApplyingTheConversionTwiceEndsInTheSameTree) { apply_twice_after_every_cut(); }
+
+// A destination with LAYOUT=fs and UTF-8 (Dovecot's nested directories,
+// names as UTF-8): Courier's ".Entwürfe" is "Entwürfe/", ".Archiv.2024" is
+// "Archiv/2024/" under a made "Archiv/" (no cur/: a parent, as Dovecot makes
+// it). Courier's keyword directories go, since LAYOUT=fs lists every directory
+// as a folder. Verify, `verify USER` and the sweep use the new names.
+TEST_F(CourierMoveTest, ConvertsIntoLayoutFsWithUtf8Names) {
+  config_.servers[1].mail_location = "maildir:~/Maildir:LAYOUT=fs:UTF-8";
+  add_nested_folder();
+  config_.move.sweep_settle_ms = 1'000;
+  bool delivered = false;
+  clock_.on_sleep([&] {
+    if (dir_.account("alice").host != "store2" || delivered) return;
+    delivered = true;
+    write_file(src_home() + "/Maildir/.Archiv.2024/new/1800000001.M1P1.late", "Subject: late\r\n\r\nx\r\n");
+  });
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  const std::string m = dst_home() + "/Maildir";
+  EXPECT_EQ(read_whole(m + "/Entwürfe/dovecot-uidlist"), "3 V1700000500 N2\n1 :1700000010.M10P1.host:2,D\n");
+  EXPECT_EQ(read_whole(m + "/Sent/dovecot-uidlist"), "3 V1700000600 N7\n6 :1700000020.M20P1.host:2,S\n");
+  EXPECT_EQ(read_whole(m + "/Archiv/2024/dovecot-uidlist"), "3 V1700000700 N4\n3 :1700000030.M30P1.host:2,Sa\n");
+  EXPECT_EQ(read_whole(m + "/Archiv/2024/dovecot-keywords"), "0 Archived\n");
+  EXPECT_TRUE(fs::is_directory(m + "/Archiv"));
+  EXPECT_FALSE(fs::exists(m + "/Archiv/cur")) << "a parent only";
+  EXPECT_EQ(read_whole(m + "/dovecot-uidlist").substr(0, 17), "3 V1700000000 N40");
+  EXPECT_EQ(read_whole(m + "/subscriptions"), "V\t2\n\nEntwürfe\nINBOX\nSent\n");
+  // No Courier folder and no directory Dovecot would list as a folder is left.
+  std::set<std::string> dirs;
+  for (const auto& e : fs::recursive_directory_iterator(m))
+    if (e.is_directory()) dirs.insert(fs::relative(e.path(), m).string());
+  EXPECT_EQ(dirs, (std::set<std::string>{"cur", "new", "tmp", "Entwürfe", "Entwürfe/cur", "Entwürfe/new", "Entwürfe/tmp",
+                                         "Sent", "Sent/cur", "Sent/new", "Sent/tmp", "Archiv", "Archiv/2024",
+                                         "Archiv/2024/cur", "Archiv/2024/new", "Archiv/2024/tmp"}));
+  // The late delivery went to the folder's new name.
+  EXPECT_TRUE(delivered);
+  EXPECT_TRUE(fs::exists(m + "/Archiv/2024/new/1800000001.M1P1.late"));
+  auto report = runner().verify_user("alice");
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  EXPECT_THAT(*report, HasSubstr("8 present with identical content, 0 gone since"));
+}
+
+TEST_F(CourierMoveTest, IntoLayoutFsKilledAnywhereInTheConvertStepResumeRollsBackAndTheNextMoveEndsTheSame) {
+  config_.servers[1].mail_location = "maildir:~/Maildir:LAYOUT=fs";
+  add_nested_folder();
+  kill_anywhere_in_convert_then_resume();
+}
+
+TEST_F(CourierMoveTest, IntoLayoutFsApplyingTheConversionTwiceEndsInTheSameTree) {
+  config_.servers[1].mail_location = "maildir:~/Maildir:LAYOUT=fs";
+  add_nested_folder();
+  apply_twice_after_every_cut();
+}
+
+// Naming options the conversion cannot write, and a directory LAYOUT=fs would
+// list as a folder, stop the move in preflight, in one line, nothing copied.
+TEST_F(CourierMoveTest, WhatTheConversionCannotNameIsRefusedInPreflight) {
+  config_.servers[1].mail_location = "maildir:~/Maildir:LAYOUT=index";
+  auto idx = runner().move("alice", "store2", {});
+  ASSERT_FALSE(idx.ok());
+  EXPECT_EQ(idx.error().message(), "user alice: store2's mail_location has LAYOUT=index: the conversion names folders "
+                                   "by LAYOUT=Maildir++ or LAYOUT=fs and UTF-8 only, not by LAYOUT=index");
+  config_.servers[1].mail_location = "maildir:~/Maildir:DIRNAME=mbox";
+  auto dirname = runner().move("alice", "store2", {});
+  ASSERT_FALSE(dirname.ok());
+  EXPECT_THAT(dirname.error().message(), HasSubstr("not by DIRNAME=mbox"));
+  config_.servers[1].mail_location = "maildir:~/Maildir:LAYOUT=FS";
+  fs::create_directories(src_home() + "/Maildir/shared-folders/x");
+  auto other = runner().move("alice", "store2", {});
+  ASSERT_FALSE(other.ok());
+  EXPECT_THAT(other.error().message(), HasSubstr("Maildir/shared-folders: is a directory but no folder; Dovecot's "
+                                                 "LAYOUT=fs would list it as a folder"));
+  EXPECT_FALSE(fs::exists(dst_home()));
+  EXPECT_FALSE(any_staging());
+  EXPECT_EQ(dir_.account("alice").host, "store1");
 }
 
 TEST_F(CourierMoveTest, BadCourierFilesAreRefusedInPreflightInOneLine) {

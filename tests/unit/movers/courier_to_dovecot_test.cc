@@ -206,6 +206,72 @@ TEST(CourierToDovecot, SubscriptionNamesReadBackFromBothSides) {
   EXPECT_EQ(*dovecot, courier_subscription_names(*sample().subscribed));
 }
 
+// The destination's LAYOUT= and UTF-8 (Dovecot's mailbox-list drivers
+// "Maildir++" and "fs"; the UTF-8 flag keeps levels as UTF-8 on disk and in
+// the subscriptions file).
+TEST(CourierToDovecotLayout, FolderDirectoriesFollowTheDestinationsLayout) {
+  const DovecotLayout maildirpp, fs{true, false}, utf8{false, true}, fs_utf8{true, true};
+  EXPECT_EQ(*dovecot_folder_dir(".Entwürfe.2024", maildirpp), ".Entw&APw-rfe.2024");
+  EXPECT_EQ(*dovecot_folder_dir(".Entwürfe.2024", fs), "Entw&APw-rfe/2024");
+  EXPECT_EQ(*dovecot_folder_dir(".Entwürfe.2024", utf8), ".Entwürfe.2024");
+  EXPECT_EQ(*dovecot_folder_dir(".Entwürfe.2024", fs_utf8), "Entwürfe/2024");
+  EXPECT_EQ(*dovecot_folder_dir(".Lists.A&B", fs), "Lists/A&-B");
+  EXPECT_EQ(*dovecot_folder_dir("", fs), "");
+  EXPECT_FALSE(dovecot_folder_dir(".Caf\xe9", fs_utf8).ok()) << "UTF-8 is still checked";
+  // In LAYOUT=fs a level sits beside the folder's own cur/, new/, tmp/ and files.
+  for (const char* bad : {".cur", ".A.new", ".A.tmp", ".subscriptions", ".maildirsize", ".dovecot-uidlist",
+                          ".A.courierimapkeywords"}) {
+    auto r = dovecot_folder_dir(bad, fs);
+    ASSERT_FALSE(r.ok()) << bad;
+    EXPECT_EQ(r.error().code(), ErrorCode::kUnsupported) << bad;
+    EXPECT_THAT(r.error().message(), HasSubstr("LAYOUT=fs cannot tell")) << bad;
+    EXPECT_TRUE(dovecot_folder_dir(bad, maildirpp).ok()) << bad << ": Maildir++ keeps it behind a '.'";
+  }
+}
+
+TEST(CourierToDovecotLayout, ConversionNamesFoldersAndSubscriptionsByTheLayout) {
+  auto fs = convert_courier_to_dovecot(kUser, sample(), DovecotLayout{true, false});
+  ASSERT_TRUE(fs.ok()) << fs.error().message();
+  std::vector<std::string> dirs;
+  for (const auto& f : fs->folders) dirs.push_back(f.dst_dir);
+  EXPECT_THAT(dirs, ElementsAre("", "Entw&APw-rfe", "Lists/A&-B"));
+  EXPECT_EQ(fs->layout, (DovecotLayout{true, false}));
+  // The subscriptions file is the same in both layouts: levels split by a tab.
+  auto pp = convert_courier_to_dovecot(kUser, sample());
+  ASSERT_TRUE(pp.ok());
+  EXPECT_EQ(*fs->subscriptions, *pp->subscriptions);
+  // With UTF-8, the names stay UTF-8 there too, and read back as Courier's.
+  auto utf8 = convert_courier_to_dovecot(kUser, sample(), DovecotLayout{true, true});
+  ASSERT_TRUE(utf8.ok()) << utf8.error().message();
+  EXPECT_EQ(*utf8->subscriptions, "V\t2\n\nEntwürfe\nINBOX\nLists\tA&B\n");
+  auto names = dovecot_subscription_names(*utf8->subscriptions, utf8->layout);
+  ASSERT_TRUE(names.ok()) << names.error().message();
+  EXPECT_EQ(*names, courier_subscription_names(*sample().subscribed));
+  // Everything but the names is the same conversion.
+  for (size_t i = 0; i < pp->folders.size(); ++i) {
+    EXPECT_EQ(fs->folders[i].uidlist, pp->folders[i].uidlist);
+    EXPECT_EQ(fs->folders[i].renames, pp->folders[i].renames);
+    EXPECT_EQ(fs->folders[i].view, pp->folders[i].view);
+  }
+}
+
+TEST(CourierToDovecotLayout, ADirectoryThatIsNoFolderIsRefusedForLayoutFsOnly) {
+  auto m = sample();
+  m.other_dirs = {"shared-folders"};
+  auto fs = convert_courier_to_dovecot(kUser, m, DovecotLayout{true, false});
+  ASSERT_FALSE(fs.ok());
+  EXPECT_EQ(fs.error().message(),
+            "user alice@example.org: Maildir/shared-folders: is a directory but no folder; Dovecot's LAYOUT=fs would "
+            "list it as a folder (move it out of the Maildir, or use Dovecot's Maildir++ layout)");
+  EXPECT_TRUE(convert_courier_to_dovecot(kUser, m).ok()) << "Maildir++ lists only '.' directories";
+  auto level = sample();
+  level.folders[2].dir = ".Lists.new";
+  auto r = convert_courier_to_dovecot(kUser, level, DovecotLayout{true, false});
+  ASSERT_FALSE(r.ok());
+  EXPECT_THAT(r.error().message(), HasSubstr("user alice@example.org: Maildir/.Lists.new: folder '.Lists.new' has a "
+                                             "level 'new'"));
+}
+
 // ---------------------------------------------------------------------------
 // Bad input: one line naming the user and the file.
 

@@ -181,8 +181,30 @@ TEST(FormatChange, NamingOptionsMustAgree) {
   ASSERT_TRUE(why);
   EXPECT_EQ(*why, "user u: a's mail_location names folders with '' but b's with 'LAYOUT=fs:UTF-8': the copy would "
                   "read as other folders there (make the options equal)");
-  EXPECT_EQ(*location_options_refusal("u", true, server("e", "courier:~/Maildir"), fs),
-            "user u: the conversion writes Dovecot's default layout but b's mail_location has LAYOUT=fs:UTF-8");
+  // A conversion writes the destination's own names: LAYOUT=Maildir++ or fs,
+  // UTF-8; nothing else.
+  const auto courier = server("e", "courier:~/Maildir");
+  EXPECT_FALSE(location_options_refusal("u", true, courier, fs));
+  EXPECT_FALSE(location_options_refusal("u", true, courier, server("f", "maildir:~/Maildir:LAYOUT=Maildir++")));
+  EXPECT_FALSE(location_options_refusal("u", true, courier, server("g", "maildir:~/Maildir:INDEX=/i/%u")))
+      << "INDEX= is a tree, not a name";
+  why = location_options_refusal("u", true, courier, server("h", "maildir:~/Maildir:LAYOUT=fs:DIRNAME=mbox"));
+  ASSERT_TRUE(why);
+  EXPECT_EQ(*why, "user u: h's mail_location has DIRNAME=mbox:LAYOUT=fs: the conversion names folders by "
+                  "LAYOUT=Maildir++ or LAYOUT=fs and UTF-8 only, not by DIRNAME=mbox");
+}
+
+TEST(FormatChange, ConversionLayoutReadsLayoutAndUtf8) {
+  auto layout = [](const std::string& loc) { return conversion_layout(*parse_mail_location(loc)); };
+  EXPECT_EQ(*layout("maildir:~/Maildir"), (DovecotLayout{false, false}));
+  EXPECT_EQ(*layout("maildir:~/Maildir:LAYOUT=maildir++"), (DovecotLayout{false, false}));
+  EXPECT_EQ(*layout("maildir:~/Maildir:LAYOUT=FS"), (DovecotLayout{true, false}));
+  EXPECT_EQ(*layout("maildir:~/Maildir:UTF-8:LAYOUT=fs"), (DovecotLayout{true, true}));
+  EXPECT_EQ(*layout("maildir:~/Maildir:UTF-8"), (DovecotLayout{false, true}));
+  auto index = layout("maildir:~/Maildir:LAYOUT=index");
+  ASSERT_FALSE(index.ok());
+  EXPECT_EQ(index.error().code(), ErrorCode::kUnsupported);
+  EXPECT_FALSE(layout("maildir:~/Maildir:BROKENCHAR=_").ok());
 }
 
 }  // namespace
