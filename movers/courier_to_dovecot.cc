@@ -190,6 +190,18 @@ Result<std::string> mutf7_to_utf8(std::string_view s) {
   return out;
 }
 
+namespace {
+
+// A control character: Dovecot's UTF-8 names carry it raw (a tab would split
+// a subscription into levels), modified UTF-7 encodes it.
+bool has_control(std::string_view s) {
+  for (unsigned char ch : s)
+    if (ch < 0x20 || ch == 0x7f) return true;
+  return false;
+}
+
+}  // namespace
+
 Result<std::string> dovecot_folder_dir(std::string_view courier_dir, const DovecotLayout& layout) {
   if (courier_dir.empty()) return std::string();
   if (courier_dir.front() != '.')
@@ -201,6 +213,10 @@ Result<std::string> dovecot_folder_dir(std::string_view courier_dir, const Dovec
     auto enc = utf8_to_mutf7(level);
     if (!enc.ok())
       return Error::corrupt(fmt::format("folder name '{}' is not valid UTF-8", printable(courier_dir)));
+    if (layout.utf8 && has_control(level))
+      return Error::unsupported(fmt::format("folder name '{}' has a control character, which the destination's UTF-8 "
+                                            "names cannot carry",
+                                            printable(courier_dir)));
     // In LAYOUT=fs a level is a directory beside the folder's own cur/, new/,
     // tmp/ and files: a level of those names would be taken for them.
     if (layout.fs && (level == "cur" || level == "new" || level == "tmp" || level == "subscriptions" ||
@@ -693,7 +709,7 @@ Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, co
       std::vector<std::string> levels;
       for (const auto& level : split(name.substr(6), '.')) {
         auto enc = utf8_to_mutf7(level);
-        if (!enc.ok() || level.empty())
+        if (!enc.ok() || level.empty() || (layout.utf8 && has_control(level)))
           return bad_file(ErrorCode::kCorrupt, user, path,
                           fmt::format("subscription '{}' is not a valid UTF-8 folder name", printable(name)));
         levels.push_back(layout.utf8 ? std::string(level) : std::move(*enc));
