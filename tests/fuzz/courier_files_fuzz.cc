@@ -10,7 +10,13 @@
 // Input: sections separated by lines "--": the INBOX's uiddb, its :list, one
 // keyword update file (first line: its name), the sizelist, the INBOX's cur/
 // names (one per line; "new/" prefix: new/), the subscriptions, then the
-// same uiddb/:list/names for a folder ".Sub". A missing section is absent.
+// same uiddb/:list/names for a folder ".Sub" (or "." + the tenth section,
+// its folder name). A missing section is absent.
+//
+// Under each destination layout (Maildir++ or LAYOUT=fs, mUTF-7 or UTF-8):
+// what converts under LAYOUT=fs converts under Maildir++ to the same files,
+// its folder directories differ only in '/' for '.', and the subscriptions
+// file reads back as Courier's names.
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -90,6 +96,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (sec[6] || sec[7] || sec[8]) {
     CourierFolder sub;
     sub.dir = ".Sub";
+    if (sec[9] && !sec[9]->empty() && sec[9]->find('/') == std::string::npos) sub.dir = "." + *sec[9];
     sub.uiddb = sec[6];
     if (sec[7]) sub.keyword_files[":list"] = *sec[7];
     if (sec[8]) names_into(*sec[8], sub);
@@ -97,6 +104,35 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   }
 
   auto conv = convert_courier_to_dovecot("fuzz", m);
+  for (const DovecotLayout layout : {DovecotLayout{true, false}, DovecotLayout{false, true}, DovecotLayout{true, true}}) {
+    auto other = convert_courier_to_dovecot("fuzz", m, layout);
+    if (!other.ok()) continue;
+    if (!conv.ok() && !layout.utf8) {
+      fprintf(stderr, "converts under LAYOUT=fs only: %s\n", conv.error().message().c_str());
+      abort();
+    }
+    if (!conv.ok()) continue;
+    for (size_t i = 0; i < other->folders.size(); ++i) {
+      const DovecotFolder &a = conv->folders[i], &b = other->folders[i];
+      if (a.uidlist != b.uidlist || a.keywords != b.keywords || a.renames != b.renames || a.view != b.view) abort();
+      if (layout.fs && !layout.utf8) {
+        std::string flat = b.dst_dir.empty() ? "" : "." + b.dst_dir;
+        for (char& ch : flat)
+          if (ch == '/') ch = '.';
+        if (flat != a.dst_dir) {
+          fprintf(stderr, "LAYOUT=fs names %s, Maildir++ %s\n", b.dst_dir.c_str(), a.dst_dir.c_str());
+          abort();
+        }
+      }
+    }
+    if (other->subscriptions) {
+      auto names = dovecot_subscription_names(*other->subscriptions, layout);
+      if (!names.ok() || *names != courier_subscription_names(*m.subscribed)) {
+        fprintf(stderr, "subscriptions read back differently under fs=%d utf8=%d\n", layout.fs, layout.utf8);
+        abort();
+      }
+    }
+  }
   if (!conv.ok()) return 0;
   for (size_t i = 0; i < conv->folders.size(); ++i) {
     const DovecotFolder& d = conv->folders[i];
