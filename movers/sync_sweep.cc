@@ -72,11 +72,17 @@ Result<const SyncEngine::FolderKeywords*> SyncEngine::folder_keywords(const std:
 // and tmp/; Dovecot lists such a folder by itself), each directory with the
 // source's owner and mode. Existing directories are left alone.
 Status SyncEngine::ensure_late_folder(const std::string& src_folder, const std::string& dst_folder) {
-  std::vector<std::string> dirs;
-  if (!dst_folder.empty()) dirs.push_back("");
-  for (const char* sub : {"cur", "new", "tmp"}) dirs.emplace_back(sub);
+  // (source directory, destination directory), relative to the homes, parents
+  // first. A nested destination name (Dovecot's LAYOUT=fs after a Courier
+  // conversion: ".A.B" is "A/B") may lack its parents, which get the
+  // folder's owner and mode.
+  std::vector<std::pair<std::string, std::string>> dirs;
+  for (size_t slash = dst_folder.find('/'); slash != std::string::npos; slash = dst_folder.find('/', slash + 1))
+    dirs.emplace_back(src_folder, dst_folder.substr(0, slash));
+  if (!dst_folder.empty()) dirs.emplace_back(src_folder, dst_folder);
+  for (const char* sub : {"cur", "new", "tmp"}) dirs.emplace_back(join_path(src_folder, sub), join_path(dst_folder, sub));
   std::vector<StatRequest> probe;
-  for (const auto& d : dirs) probe.push_back({join_path(dst_home_, join_path(dst_folder, d)), {}});
+  for (const auto& d : dirs) probe.push_back({join_path(dst_home_, d.second), {}});
   auto have = MS_TRY(dst_.stat(probe).context("destination " + dst_.describe()));
   std::vector<TreeOp> ops;
   for (size_t i = 0; i < dirs.size(); ++i) {
@@ -86,7 +92,7 @@ Status SyncEngine::ensure_late_folder(const std::string& src_folder, const std::
     TreeOp op;
     op.kind = TreeOp::Kind::kMkdir;
     op.path = probe[i].path;
-    auto src_attrs = MS_TRY(src_.stat({{join_path(src_home_, join_path(src_folder, dirs[i])), {}}}));
+    auto src_attrs = MS_TRY(src_.stat({{join_path(src_home_, dirs[i].first), {}}}));
     if (!src_attrs[0].error) {
       op.attrs = src_attrs[0].attrs;
       op.attr_mask = TreeOp::kOwner | TreeOp::kMode;

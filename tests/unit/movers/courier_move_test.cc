@@ -401,6 +401,31 @@ TEST_F(CourierMoveTest, ConvertsIntoLayoutFsWithUtf8Names) {
   EXPECT_THAT(*report, HasSubstr("8 present with identical content, 0 gone since"));
 }
 
+// A folder made on the old server after the final pass (an MDA's fileinto
+// :create) whose late mail is swept into LAYOUT=fs: its Dovecot name is
+// nested, and the parent it lacks is made too.
+TEST_F(CourierMoveTest, IntoLayoutFsLateMailInANewNestedFolderGetsItsParentsMade) {
+  config_.servers[1].mail_location = "maildir:~/Maildir:LAYOUT=fs";
+  config_.move.sweep_settle_ms = 1'000;
+  bool delivered = false;
+  clock_.on_sleep([&] {
+    if (dir_.account("alice").host != "store2" || delivered) return;
+    delivered = true;
+    const std::string f = src_home() + "/Maildir/.Neu.Sub";
+    for (const char* d : {"cur", "new", "tmp"}) fs::create_directories(f + "/" + d);
+    write_file(f + "/new/1800000002.M2P1.late", "Subject: late\r\n\r\nx\r\n");
+  });
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  ASSERT_TRUE(delivered);
+  const std::string m = dst_home() + "/Maildir";
+  EXPECT_TRUE(fs::exists(m + "/Neu/Sub/new/1800000002.M2P1.late"));
+  EXPECT_TRUE(fs::is_directory(m + "/Neu/Sub/cur"));
+  EXPECT_FALSE(fs::exists(m + "/Neu/cur")) << "a parent only";
+  EXPECT_FALSE(fs::exists(m + "/.Neu.Sub"));
+}
+
 TEST_F(CourierMoveTest, IntoLayoutFsKilledAnywhereInTheConvertStepResumeRollsBackAndTheNextMoveEndsTheSame) {
   config_.servers[1].mail_location = "maildir:~/Maildir:LAYOUT=fs";
   add_nested_folder();
