@@ -72,6 +72,10 @@ class MemorySource final : public SourceFile {
   bool sent_ = false;
 };
 
+// Courier's hierarchy ACLs (ACLs of names that are no folder), beside the
+// INBOX's own directories.
+const char* const kHierAcl = "courierimaphieracl";
+
 bool is_folder_dir(const std::string& path) { return path.empty() || (path[0] == '.' && path.find('/') == std::string::npos); }
 
 // Dovecot's files in a Courier folder come from a Dovecot that opened it (an
@@ -148,11 +152,12 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
     const auto slash = d.path.find('/');
     const std::string first = d.path.substr(0, slash);
     const std::string rest = slash == std::string::npos ? "" : d.path.substr(slash + 1);
-    auto own = [](const std::string& name) {
+    auto own = [](const std::string& name, bool inbox) {
       const std::string top = name.substr(0, name.find('/'));
-      return top == "cur" || top == "new" || top == "tmp" || top == "courierimapkeywords";
+      return top == "cur" || top == "new" || top == "tmp" || top == "courierimapkeywords" ||
+             (inbox && top == kHierAcl);
     };
-    if (folder_dirs.count(first) ? own(rest) : own(d.path)) continue;
+    if (folder_dirs.count(first) ? own(rest, false) : own(d.path, true)) continue;
     m.other_dirs.push_back(d.path);
   }
   for (auto& f : m.folders) {
@@ -345,29 +350,35 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
     MS_CHECK(run(ops, "sync"));
   }
 
-  // 4. LAYOUT=fs lists every directory as a folder: Courier's keyword
-  //    directories go (what they held is in dovecot-keywords and the names now).
+  // 4. LAYOUT=fs lists every directory as a folder: Courier's own
+  //    directories go, its keyword directories (what they held is in
+  //    dovecot-keywords and the names now) and the INBOX's hierarchy ACLs
+  //    (ACLs are not converted; preflight warned of the shares).
   if (conv.layout.fs) {
     std::map<std::string, const DirListing*> dirs;
     for (const auto& d : listing) dirs[d.path] = &d;
     std::vector<std::string> emptied;
     for (const auto& f : conv.folders) {
-      const std::string kw_dst = join_path(f.dst_dir, "courierimapkeywords");
-      auto it = dirs.find(join_path(f.src_dir, "courierimapkeywords"));
-      if (it == dirs.end()) it = dirs.find(kw_dst);
-      if (it == dirs.end()) continue;
-      for (const auto& e : it->second->entries) {
-        TreeOp op;
-        op.kind = e.type == EntryType::kDir ? TreeOp::Kind::kRmdir : TreeOp::Kind::kUnlink;
-        op.path = join_path(maildir, join_path(kw_dst, e.name));
-        ops.push_back(std::move(op));
+      std::vector<std::string> own = {"courierimapkeywords"};
+      if (f.src_dir.empty()) own.emplace_back(kHierAcl);
+      for (const auto& name : own) {
+        const std::string dst_dir = join_path(f.dst_dir, name);
+        auto it = dirs.find(join_path(f.src_dir, name));
+        if (it == dirs.end()) it = dirs.find(dst_dir);
+        if (it == dirs.end()) continue;
+        for (const auto& e : it->second->entries) {
+          TreeOp op;
+          op.kind = e.type == EntryType::kDir ? TreeOp::Kind::kRmdir : TreeOp::Kind::kUnlink;
+          op.path = join_path(maildir, join_path(dst_dir, e.name));
+          ops.push_back(std::move(op));
+        }
+        TreeOp rm;
+        rm.kind = TreeOp::Kind::kRmdir;
+        rm.path = join_path(maildir, dst_dir);
+        ops.push_back(std::move(rm));
+        emptied.push_back(f.dst_dir);
+        stats.files_removed += static_cast<int64_t>(it->second->entries.size());
       }
-      TreeOp rm;
-      rm.kind = TreeOp::Kind::kRmdir;
-      rm.path = join_path(maildir, kw_dst);
-      ops.push_back(std::move(rm));
-      emptied.push_back(f.dst_dir);
-      stats.files_removed += static_cast<int64_t>(it->second->entries.size());
     }
     if (!ops.empty()) {
       auto res = MS_TRY(dst.apply(ops).context("remove Courier's keyword directories"));
@@ -405,9 +416,10 @@ Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const
       diffs.push_back(fmt::format("{}: missing", printable(label)));
       continue;
     }
-    if (conv.layout.fs && folders.count(join_path(f.dst_dir, "courierimapkeywords")))
-      diffs.push_back(fmt::format("{}: Courier's courierimapkeywords/ is still there (LAYOUT=fs lists it as a folder)",
-                                  printable(label)));
+    for (const std::string name : {"courierimapkeywords", kHierAcl})
+      if (conv.layout.fs && folders.count(join_path(f.dst_dir, name)) && (f.dst_dir.empty() || name != kHierAcl))
+        diffs.push_back(fmt::format("{}: Courier's {}/ is still there (LAYOUT=fs lists it as a folder)",
+                                    printable(label), name));
     auto seen = dovecot_folder_view(user, join_path(maildir, f.dst_dir), contents[2 * i], contents[2 * i + 1],
                                     it->second.cur, it->second.new_);
     if (!seen.ok()) {

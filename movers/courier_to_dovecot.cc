@@ -200,6 +200,22 @@ bool has_control(std::string_view s) {
   return false;
 }
 
+// In LAYOUT=fs a folder level is a directory beside its parent folder's own
+// entries: Maildir's cur/new/tmp (Dovecot's maildir_is_internal_name), and
+// the files Dovecot and Courier keep in a folder or the Maildir. A level of
+// such a name would be taken for them, or collide with them.
+bool fs_reserved_level(std::string_view level) {
+  static constexpr std::string_view kNames[] = {
+      "cur",           "new",           "tmp",           "subscriptions",       "maildirsize",
+      "maildirfolder", "dovecot-uidlist", "dovecot-keywords", "courierimapkeywords", "courierimaphieracl",
+      "courierimapuiddb", "courierimapacl", "courierimapsubscribed", "courierpop3dsizelist", "dovecot-uidvalidity"};
+  // (Dovecot's "dovecot.index*" and "dovecot-uidvalidity.<hex>" have a '.',
+  // which no Maildir++ level has.)
+  for (auto n : kNames)
+    if (level == n) return true;
+  return false;
+}
+
 }  // namespace
 
 Result<std::string> dovecot_folder_dir(std::string_view courier_dir, const DovecotLayout& layout) {
@@ -219,8 +235,7 @@ Result<std::string> dovecot_folder_dir(std::string_view courier_dir, const Dovec
                                             printable(courier_dir)));
     // In LAYOUT=fs a level is a directory beside the folder's own cur/, new/,
     // tmp/ and files: a level of those names would be taken for them.
-    if (layout.fs && (level == "cur" || level == "new" || level == "tmp" || level == "subscriptions" ||
-                      level == "maildirsize" || starts_with(level, "dovecot") || starts_with(level, "courier")))
+    if (layout.fs && fs_reserved_level(level))
       return Error::unsupported(fmt::format("folder '{}' has a level '{}', which LAYOUT=fs cannot tell from the "
                                             "folder's own files (rename the folder, or use Dovecot's Maildir++ layout)",
                                             printable(courier_dir), printable(level)));

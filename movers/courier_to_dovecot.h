@@ -155,7 +155,9 @@ struct DovecotConversion {
 // The conversion, for a destination that names folders by `layout`. `user`
 // names the mailbox in errors. With LAYOUT=fs, also refused: a folder level
 // Dovecot or Courier already uses as a name inside a folder (cur, new, tmp,
-// subscriptions, maildirsize, dovecot*, courier*), and any of in.other_dirs.
+// subscriptions, maildirsize, maildirfolder, dovecot-uidlist,
+// dovecot-keywords, dovecot-uidvalidity, Courier's courierimap* and
+// courierpop3dsizelist names), and any of in.other_dirs.
 Result<DovecotConversion> convert_courier_to_dovecot(const std::string& user, const CourierMailbox& in,
                                                      const DovecotLayout& layout = {});
 

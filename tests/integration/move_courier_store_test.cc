@@ -42,12 +42,12 @@ std::map<std::string, std::pair<int64_t, nlohmann::json>> messages_of(const nloh
 }
 
 // DIR/mailshard-courier.toml (the Courier stores) plus the Dovecot store2, written to DIR/NAME.
-std::string courier_and_store2_config(const std::string& name) {
+std::string courier_and_store2_config(const std::string& name, const std::string& store2_location = "maildir:~/Maildir") {
   Lab& lab = Lab::get();
   std::ifstream in(lab.env("COURIER_CONFIG"));
   std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   text += "\n[[server]]\nname = \"store2\"\nmail_root = \"" + lab.store_env("store2", "MAIL_ROOT") +
-          "\"\nmail_location = \"maildir:~/Maildir\"\ncapacity_bytes = 10737418240\ndoveadm_url = "
+          "\"\nmail_location = \"" + store2_location + "\"\ncapacity_bytes = 10737418240\ndoveadm_url = "
           "\"http://127.0.0.1:" + lab.store_env("store2", "DOVEADM_PORT") + "/doveadm/v1\"\ndoveadm_password_file = \"" +
           lab.dir() + "/secrets/doveadm.secret\"\ntransport = \"local\"\nclass = \"courier\"\n";
   const std::string cfg = lab.dir() + "/" + name;
@@ -239,6 +239,42 @@ TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsN
   EXPECT_EQ(near_messages(), synced) << "mbsync downloaded mail again after the move: " << second.describe();
   EXPECT_THAT(second.out + second.err, ::testing::Not(::testing::HasSubstr("UIDVALIDITY"))) << second.describe();
   std::printf("courier -> dovecot: %s; mbsync after the move: %s\n", r.out.c_str(), second.out.c_str());
+}
+
+// A mailbox Courier's own imapd wrote (its hierarchy ACLs and keyword directories, folders
+// "Q&A", "Lists/dovecot" and a UTF-8 one) into Dovecot's LAYOUT=fs with UTF-8 names: Dovecot
+// shows every folder with Courier's UIDVALIDITY, UIDs, flags and keywords, and no folder
+// Courier did not have (LAYOUT=fs would list any directory of Courier's left in the copy).
+TEST(MoveCourierStore, CourierIntoLayoutFsUtf8ShowsWhatCourierShowedAndNothingElse) {
+  Lab& lab = Lab::get();
+  const std::string location = "maildir:~/Maildir:LAYOUT=fs:UTF-8";
+  const std::string user = lab.add_user("courier1");
+  set_user_mail_location(lab, "store2", user, location);
+  const nlohmann::json filled = lab.fill_mailbox(user, 120, 35, "courier1");
+  ASSERT_EQ(filled["appended"], 120) << filled.dump();
+  const nlohmann::json before = lab.imap_state(user, "courier1", /*detail=*/true);
+  ASSERT_TRUE(std::filesystem::is_directory(lab.maildir_path("courier1", user) + "/courierimaphieracl"))
+      << "Courier's imapd no longer writes hierarchy ACLs: this test checks nothing about them";
+
+  RunResult r = mailshard(courier_and_store2_config("courier_to_dovecot_fs.toml", location), {"move", user, "--to", "store2"});
+  ASSERT_EQ(r.rc, 0) << r.describe();
+  const nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
+  ASSERT_EQ(after["store"], "store2");
+  expect_dovecot_shows_what_courier_showed(before, after);
+  std::set<std::string> courier_names;
+  for (const auto& [name, b] : before["folders"].items()) {
+    std::string dname = name == "INBOX" ? name : name.substr(std::string("INBOX.").size());
+    std::replace(dname.begin(), dname.end(), '.', '/');
+    courier_names.insert(dname);
+  }
+  for (const auto& [name, a] : after["folders"].items())
+    EXPECT_TRUE(courier_names.count(name) || name == "Drafts" || name == "Sent" || name == "Trash")
+        << "a folder Courier did not have: " << name;
+  const std::string m = lab.maildir_path("store2", user);
+  EXPECT_TRUE(std::filesystem::is_directory(m + "/Entwürfe/cur")) << "UTF-8 on disk";
+  EXPECT_TRUE(std::filesystem::is_directory(m + "/Lists/dovecot/cur"));
+  EXPECT_FALSE(std::filesystem::exists(m + "/courierimaphieracl"));
+  EXPECT_FALSE(std::filesystem::exists(m + "/courierimapkeywords"));
 }
 
 // A user who set keywords and logs in again between the last warm pass and the freeze. Courier

@@ -137,6 +137,9 @@ class CourierMoveTest : public ::testing::Test {
     write_file(m + "/.Sent/courierimapuiddb", "1 1700000600 7\n6 1700000020.M20P1.host\n");
     write_file(m + "/.Sent/maildirfolder", "");
     write_file(m + "/courierimapsubscribed", "INBOX\nINBOX.Entwürfe\nINBOX.Sent\n");
+    // Courier-IMAP's hierarchy ACLs (its imapd writes them for new folders).
+    fs::create_directories(m + "/courierimaphieracl");
+    write_file(m + "/courierimaphieracl/Entw&APw-rfe", "owner aceilrstwx\nadministrators aceilrstwx\n");
   }
 
   // A move killed at every call the destination gets in the convert step

@@ -216,13 +216,15 @@ TEST(CourierToDovecotLayout, FolderDirectoriesFollowTheDestinationsLayout) {
   EXPECT_EQ(*dovecot_folder_dir(".Entwürfe.2024", utf8), ".Entwürfe.2024");
   EXPECT_EQ(*dovecot_folder_dir(".Entwürfe.2024", fs_utf8), "Entwürfe/2024");
   EXPECT_EQ(*dovecot_folder_dir(".Lists.A&B", fs), "Lists/A&-B");
+  EXPECT_EQ(*dovecot_folder_dir(".Lists.dovecot", fs), "Lists/dovecot") << "no file of a folder has that name";
+  EXPECT_EQ(*dovecot_folder_dir(".courier.x", fs), "courier/x");
   EXPECT_EQ(*dovecot_folder_dir("", fs), "");
   EXPECT_FALSE(dovecot_folder_dir(".Caf\xe9", fs_utf8).ok()) << "UTF-8 is still checked";
   EXPECT_EQ(*dovecot_folder_dir(".a\tb", maildirpp), ".a&AAk-b") << "modified UTF-7 encodes a tab";
   EXPECT_FALSE(dovecot_folder_dir(".a\tb", utf8).ok()) << "UTF-8 names would carry it raw";
   // In LAYOUT=fs a level sits beside the folder's own cur/, new/, tmp/ and files.
   for (const char* bad : {".cur", ".A.new", ".A.tmp", ".subscriptions", ".maildirsize", ".dovecot-uidlist",
-                          ".A.courierimapkeywords"}) {
+                          ".A.courierimapkeywords", ".dovecot-uidvalidity", ".courierimaphieracl"}) {
     auto r = dovecot_folder_dir(bad, fs);
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_EQ(r.error().code(), ErrorCode::kUnsupported) << bad;
