@@ -1,5 +1,6 @@
 #include "movers/courier_conversion.h"
 
+#include <algorithm>
 #include <set>
 #include <unordered_map>
 
@@ -72,9 +73,13 @@ class MemorySource final : public SourceFile {
   bool sent_ = false;
 };
 
-// Courier's hierarchy ACLs (ACLs of names that are no folder), beside the
-// INBOX's own directories.
-const char* const kHierAcl = "courierimaphieracl";
+// Courier's own directories in a folder: its keyword files, and beside the
+// INBOX's the hierarchy ACLs (ACLs of names that are no folder). No folder of
+// Dovecot's; LAYOUT=fs would list them as folders.
+std::vector<std::string> courier_own_dirs(bool inbox) {
+  if (inbox) return {"courierimapkeywords", "courierimaphieracl"};
+  return {"courierimapkeywords"};
+}
 
 bool is_folder_dir(const std::string& path) { return path.empty() || (path[0] == '.' && path.find('/') == std::string::npos); }
 
@@ -154,8 +159,8 @@ Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& mai
     const std::string rest = slash == std::string::npos ? "" : d.path.substr(slash + 1);
     auto own = [](const std::string& name, bool inbox) {
       const std::string top = name.substr(0, name.find('/'));
-      return top == "cur" || top == "new" || top == "tmp" || top == "courierimapkeywords" ||
-             (inbox && top == kHierAcl);
+      const auto courier = courier_own_dirs(inbox);
+      return top == "cur" || top == "new" || top == "tmp" || std::find(courier.begin(), courier.end(), top) != courier.end();
     };
     if (folder_dirs.count(first) ? own(rest, false) : own(d.path, true)) continue;
     m.other_dirs.push_back(d.path);
@@ -202,11 +207,13 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
   ConversionStats stats;
   auto listing = MS_TRY(dst.list_tree(maildir).context(printable(maildir)));
   auto folders = index_folders(listing, conv.layout.fs);
-  auto run = [&](std::vector<TreeOp>& ops, const std::string& what) -> Status {
+  // Applies `ops`; with `missing_ok`, a name an earlier run removed already
+  // is no error (removals).
+  auto run = [&](std::vector<TreeOp>& ops, const std::string& what, bool missing_ok = false) -> Status {
     if (ops.empty()) return {};
     auto res = MS_TRY(dst.apply(ops).context(what));
     for (size_t i = 0; i < res.size(); ++i)
-      if (!res[i].ok())
+      if (!res[i].ok() && !(missing_ok && res[i].error().code() == ErrorCode::kNotFound))
         return Error(res[i].error().code(), fmt::format("{} '{}': {}", what, printable(ops[i].path),
                                                         res[i].error().message()));
     ops.clear();
@@ -339,13 +346,8 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
       return results[i].error ? Error(*results[i].error).context(fmt::format("write {}", printable(written[i])))
                               : Error::conflict(fmt::format("write {}: not published", printable(written[i])));
   stats.files_written = static_cast<int64_t>(results.size());
-  // Unlinks may meet files an earlier run removed already.
   if (!ops.empty()) {
-    auto res = MS_TRY(dst.apply(ops).context("remove stray Dovecot files"));
-    for (size_t i = 0; i < res.size(); ++i)
-      if (!res[i].ok() && res[i].error().code() != ErrorCode::kNotFound)
-        return Error(res[i].error().code(), fmt::format("remove '{}': {}", printable(ops[i].path), res[i].error().message()));
-    ops.clear();
+    MS_CHECK(run(ops, "remove", /*missing_ok=*/true));
     for (const auto& f : conv.folders) sync_dir(f.dst_dir);
     MS_CHECK(run(ops, "sync"));
   }
@@ -359,9 +361,7 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
     for (const auto& d : listing) dirs[d.path] = &d;
     std::vector<std::string> emptied;
     for (const auto& f : conv.folders) {
-      std::vector<std::string> own = {"courierimapkeywords"};
-      if (f.src_dir.empty()) own.emplace_back(kHierAcl);
-      for (const auto& name : own) {
+      for (const auto& name : courier_own_dirs(f.src_dir.empty())) {
         const std::string dst_dir = join_path(f.dst_dir, name);
         auto it = dirs.find(join_path(f.src_dir, name));
         if (it == dirs.end()) it = dirs.find(dst_dir);
@@ -381,12 +381,7 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
       }
     }
     if (!ops.empty()) {
-      auto res = MS_TRY(dst.apply(ops).context("remove Courier's keyword directories"));
-      for (size_t i = 0; i < res.size(); ++i)
-        if (!res[i].ok() && res[i].error().code() != ErrorCode::kNotFound)
-          return Error(res[i].error().code(),
-                       fmt::format("remove '{}': {}", printable(ops[i].path), res[i].error().message()));
-      ops.clear();
+      MS_CHECK(run(ops, "remove", /*missing_ok=*/true));
       for (const auto& d : emptied) sync_dir(d);
       MS_CHECK(run(ops, "sync"));
     }
@@ -416,10 +411,11 @@ Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const
       diffs.push_back(fmt::format("{}: missing", printable(label)));
       continue;
     }
-    for (const std::string name : {"courierimapkeywords", kHierAcl})
-      if (conv.layout.fs && folders.count(join_path(f.dst_dir, name)) && (f.dst_dir.empty() || name != kHierAcl))
-        diffs.push_back(fmt::format("{}: Courier's {}/ is still there (LAYOUT=fs lists it as a folder)",
-                                    printable(label), name));
+    if (conv.layout.fs)
+      for (const auto& name : courier_own_dirs(f.dst_dir.empty()))
+        if (folders.count(join_path(f.dst_dir, name)))
+          diffs.push_back(fmt::format("{}: Courier's {}/ is still there (LAYOUT=fs lists it as a folder)",
+                                      printable(label), name));
     auto seen = dovecot_folder_view(user, join_path(maildir, f.dst_dir), contents[2 * i], contents[2 * i + 1],
                                     it->second.cur, it->second.new_);
     if (!seen.ok()) {

@@ -44,8 +44,9 @@ struct ConversionStats {
 };
 
 // Applies `conv` to the copy's Maildir at `maildir` on `dst`, in its layout
-// (conv.layout; with LAYOUT=fs, Courier's courierimapkeywords/ directories
-// are removed, since Dovecot would list them as folders). Errors name the
+// (conv.layout; with LAYOUT=fs, Courier's courierimapkeywords/ and
+// courierimaphieracl/ directories are removed, since Dovecot would list them
+// as folders). Errors name the
 // file; a message that is in neither its old nor its new name is kNotFound
 // (the copy lost it).
 Result<ConversionStats> apply_conversion(Transport& dst, const std::string& maildir, const DovecotConversion& conv);

@@ -127,10 +127,9 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
   // The destination's layout as the move journaled it (else as configured).
   DovecotLayout layout;
   if (converted) {
-    ServerConfig to;
-    if (const ServerConfig* s = d_.config.find_server(last->to_server)) to = *s;
-    if (progress->dst_location) to.mail_location = *progress->dst_location;
-    if (auto l = conversion_layout(server_location(to)); l.ok()) layout = *l;
+    const ServerConfig* to = d_.config.find_server(last->to_server);
+    if (auto l = conversion_layout(journaled_location(progress->dst_location, to ? *to : ServerConfig{})); l.ok())
+      layout = *l;
   }
   auto folder_now = [&](const std::string& folder) -> std::string {
     if (!converted) return folder;

@@ -166,7 +166,6 @@ void MoveRunner::Ctx::load_progress() {
   progress = std::move(*read);
 }
 
-namespace {
 MailLocation journaled_location(const std::optional<std::string>& journaled, const ServerConfig& server) {
   if (!journaled) return server_location(server);
   ServerConfig then = server;
@@ -178,7 +177,6 @@ MailLocation journaled_location(const std::optional<std::string>& journaled, con
   }
   return server_location(then);
 }
-}  // namespace
 
 MailLocation MoveRunner::Ctx::from_location() const { return journaled_location(progress.src_location, *from); }
 MailLocation MoveRunner::Ctx::to_location() const { return journaled_location(progress.dst_location, *to); }

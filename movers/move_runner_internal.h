@@ -51,6 +51,9 @@ SyncOptions engine_options(const ExtraTree& t, SyncOptions options);
 std::string tree_file_name(const ExtraTree& t);
 // A file tree's copy inside its staging directory.
 std::string file_in_staging(const ExtraTree& t, const std::string& staging);
+// A server's mail_location as a move journaled it at preflight (`journaled`,
+// progress src_location/dst_location), else as `server` is configured now.
+MailLocation journaled_location(const std::optional<std::string>& journaled, const ServerConfig& server);
 // Two existing names of one file: a place (TreeOp::kPlace) cut short between
 // its link and its unlink.
 bool same_file(const StatResult& a, const StatResult& b);

@@ -95,7 +95,7 @@ namespace {
 bool maildir_counts(const ServerConfig& server) {
   if (server.mail_location.empty()) return true;
   auto loc = parse_mail_location(server.mail_location);
-  return loc.ok() && (loc->format == MailFormat::kDovecot || loc->format == MailFormat::kCourier);
+  return loc.ok() && !moved_through_doveadm(loc->format);
 }
 
 // With size_source = "scan": the trees a server's mail_location keeps

@@ -257,6 +257,17 @@ class CourierMoveTest : public ::testing::Test {
     write_file(m + "/maildirfolder", "");
   }
 
+  // Late mail: `deliver` runs once, in the sweep's settle pause after the
+  // flip (a delivery routed to the old server just before it). Sets *done.
+  void deliver_after_the_flip(std::function<void()> deliver, bool* done) {
+    config_.move.sweep_settle_ms = 1'000;
+    clock_.on_sleep([this, deliver, done] {
+      if (dir_.account("alice").host != "store2" || *done) return;
+      *done = true;
+      deliver();
+    });
+  }
+
   std::string src_home() const { return root_ + "/store1/example.org/alice"; }
   std::string dst_home() const { return root_ + "/store2/example.org/alice"; }
   MoveRunner runner() {
@@ -341,13 +352,10 @@ TEST_F(CourierMoveTest, VerifyAfterTheMoveFindsMessagesInRenamedFolders) {
 // A late delivery into a folder whose name the conversion changed is swept
 // into the folder's Dovecot name, not into a new folder with Courier's name.
 TEST_F(CourierMoveTest, LateDeliveryToARenamedFolderIsSweptIntoItsDovecotName) {
-  config_.move.sweep_settle_ms = 1'000;
   bool delivered = false;
-  clock_.on_sleep([&] {
-    if (dir_.account("alice").host != "store2" || delivered) return;
-    delivered = true;
-    write_file(src_home() + "/Maildir/.Entwürfe/new/1800000001.M1P1.late", "Subject: late\r\n\r\nx\r\n");
-  });
+  deliver_after_the_flip(
+      [&] { write_file(src_home() + "/Maildir/.Entwürfe/new/1800000001.M1P1.late", "Subject: late\r\n\r\nx\r\n"); },
+      &delivered);
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
@@ -370,13 +378,10 @@ TEST_F(CourierMoveTest, ApplyingTheConversionTwiceEndsInTheSameTree) { apply_twi
 TEST_F(CourierMoveTest, ConvertsIntoLayoutFsWithUtf8Names) {
   config_.servers[1].mail_location = "maildir:~/Maildir:LAYOUT=fs:UTF-8";
   add_nested_folder();
-  config_.move.sweep_settle_ms = 1'000;
   bool delivered = false;
-  clock_.on_sleep([&] {
-    if (dir_.account("alice").host != "store2" || delivered) return;
-    delivered = true;
-    write_file(src_home() + "/Maildir/.Archiv.2024/new/1800000001.M1P1.late", "Subject: late\r\n\r\nx\r\n");
-  });
+  deliver_after_the_flip(
+      [&] { write_file(src_home() + "/Maildir/.Archiv.2024/new/1800000001.M1P1.late", "Subject: late\r\n\r\nx\r\n"); },
+      &delivered);
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
@@ -409,15 +414,14 @@ TEST_F(CourierMoveTest, ConvertsIntoLayoutFsWithUtf8Names) {
 // nested, and the parent it lacks is made too.
 TEST_F(CourierMoveTest, IntoLayoutFsLateMailInANewNestedFolderGetsItsParentsMade) {
   config_.servers[1].mail_location = "maildir:~/Maildir:LAYOUT=fs";
-  config_.move.sweep_settle_ms = 1'000;
   bool delivered = false;
-  clock_.on_sleep([&] {
-    if (dir_.account("alice").host != "store2" || delivered) return;
-    delivered = true;
-    const std::string f = src_home() + "/Maildir/.Neu.Sub";
-    for (const char* d : {"cur", "new", "tmp"}) fs::create_directories(f + "/" + d);
-    write_file(f + "/new/1800000002.M2P1.late", "Subject: late\r\n\r\nx\r\n");
-  });
+  deliver_after_the_flip(
+      [&] {
+        const std::string f = src_home() + "/Maildir/.Neu.Sub";
+        for (const char* d : {"cur", "new", "tmp"}) fs::create_directories(f + "/" + d);
+        write_file(f + "/new/1800000002.M2P1.late", "Subject: late\r\n\r\nx\r\n");
+      },
+      &delivered);
   auto rec = runner().move("alice", "store2", {});
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
