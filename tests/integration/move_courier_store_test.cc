@@ -15,6 +15,7 @@
 #include <fstream>
 #include <map>
 #include <set>
+#include <sstream>
 #include <thread>
 
 #include "tests/integration/move_test_util.h"
@@ -180,13 +181,75 @@ TEST(MoveCourierStore, TheKickCommandEndsOnlyThatUsersSessions) {
   EXPECT_NE(slurp(fb).find("still open"), std::string::npos) << "bob's session was ended too: " << slurp(fb);
 }
 
+// mbsync as the user's IMAP client, every folder into a Maildir near side: INBOX on one
+// channel, the other folders (under Courier's "INBOX." prefix, at Dovecot's top level) on
+// another, so the near folder names are the same whichever server is far. mbsync keeps each
+// folder's far UIDVALIDITY and UID map; a client that synced before the move and downloads
+// nothing after it saw the same UIDVALIDITY and UIDs.
+class MbsyncClient {
+ public:
+  explicit MbsyncClient(const std::string& user) : user_(user) {
+    Lab& lab = Lab::get();
+    dir_ = lab.dir() + "/mbsync-" + user;
+    lab.run({"rm", "-rf", dir_});
+    lab.run({"mkdir", "-p", dir_ + "/mail"});
+  }
+  // From Courier's imapd on the user's home (a Tunnel, as the mail owner).
+  RunResult sync_from_courier(const std::string& home) {
+    Lab& lab = Lab::get();
+    const std::string tunnel = "cd " + home + " && exec env IMAP_KEYWORDS=1 AUTHENTICATED=" + user_ +
+                               " setpriv --reuid=" + lab.env("MAIL_UID") + " --regid=" + lab.env("MAIL_GID") +
+                               " --clear-groups " + lab.env("COURIER_IMAPD") + " Maildir";
+    return sync("Tunnel \"" + tunnel + "\"\n", "INBOX/");  // mbsync writes every delimiter as "/"
+  }
+  // Through nginx, to wherever mailHost says.
+  RunResult sync_through_nginx() {
+    return sync("Host 127.0.0.1\nPort " + Lab::get().env("NGINX_IMAP_PORT") + "\nUser " + user_ +
+                    "\nPass secret\nSSLType None\nAuthMechs LOGIN\n",
+                "");
+  }
+  // Messages on the near side, all folders.
+  int messages() const {
+    RunResult n = Lab::get().run(
+        {"sh", "-c", "find " + dir_ + "/mail -type f \\( -path '*/cur/*' -o -path '*/new/*' \\) | wc -l"});
+    return std::stoi(n.out.empty() ? "0" : n.out);
+  }
+  // Near folders (paths under the near root that hold cur/).
+  std::set<std::string> folders() const {
+    RunResult n = Lab::get().run({"sh", "-c", "cd " + dir_ + "/mail && find . -type d -name cur | sed 's|^./||; s|/cur$||'"});
+    std::set<std::string> out;
+    std::string line;
+    for (std::istringstream in(n.out); std::getline(in, line);)
+      if (!line.empty()) out.insert(line);
+    return out;
+  }
+
+ private:
+  RunResult sync(const std::string& far, const std::string& prefix) {
+    const std::string rc = dir_ + "/mbsyncrc";
+    std::ofstream(rc) << "IMAPStore far\n" << far << "\nMaildirStore near\nPath " << dir_ << "/mail/\nInbox " << dir_
+                      << "/mail/INBOX\nSubFolders Verbatim\n\n"
+                      << "Channel inbox\nFar :far:INBOX\nNear :near:INBOX\nCreate Near\nSync Pull\nSyncState *\n"
+                      << "Expunge None\n\n"
+                      << "Channel folders\nFar :far:" << prefix << "\nNear :near:\nPatterns * !INBOX\nCreate Near\n"
+                      << "Sync Pull\nSyncState *\nExpunge None\n";
+    return Lab::get().run({"mbsync", "-c", rc, "-a"}, {}, 120);
+  }
+  std::string user_, dir_;
+};
+
+int messages_in(const nlohmann::json& state) {
+  int n = 0;
+  for (const auto& [name, f] : state["folders"].items()) n += f["messages"].get<int>();
+  return n;
+}
+
 // Courier -> Dovecot with Courier itself as the "before" oracle and mbsync as the client: a
 // mailbox Courier wrote on courier1 moves to the Dovecot store store2 (converted). Dovecot then
 // reports over IMAP (through nginx) the UIDVALIDITY, UIDs, flags and keywords Courier reported,
 // folder for folder (Courier's "INBOX.a.b" is Dovecot's "a/b" in the lab's namespace), and an
-// mbsync that synced INBOX from Courier before the move (through a Tunnel to Courier's imapd)
-// downloads nothing from Dovecot after it. Only INBOX: the other folders' names differ between
-// the two servers' namespaces, so a client sees them as other folders whatever the move does.
+// mbsync that synced every folder from Courier before the move (through a Tunnel to Courier's
+// imapd) downloads nothing from Dovecot after it.
 TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsNothing) {
   Lab& lab = Lab::get();
   const std::string user = lab.add_user("courier1");
@@ -196,29 +259,12 @@ TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsN
 
   const std::string cfg = courier_and_store2_config("courier_to_dovecot.toml");
 
-  // mbsync, INBOX only, first from Courier (its imapd through a Tunnel, as the mail owner).
-  const std::string near = lab.dir() + "/mbsync-" + std::to_string(::getpid());
-  lab.run({"rm", "-rf", near});
-  lab.run({"mkdir", "-p", near + "/mail"});
-  const std::string home = lab.home_path("courier1", user);
-  auto mbsync_config = [&](const std::string& far) {
-    const std::string path = near + "/mbsyncrc";
-    std::ofstream(path) << far << "\nMaildirStore near\nPath " << near << "/mail/\nInbox " << near
-                        << "/mail/INBOX\n\nChannel c\nFar :far:\nNear :near:\nPatterns INBOX\nCreate Near\n"
-                        << "Sync Pull\nSyncState *\nExpunge None\n";
-    return path;
-  };
-  const std::string tunnel = "cd " + home + " && exec env IMAP_KEYWORDS=1 AUTHENTICATED=" + user +
-                             " setpriv --reuid=" + lab.env("MAIL_UID") + " --regid=" + lab.env("MAIL_GID") +
-                             " --clear-groups " + lab.env("COURIER_IMAPD") + " Maildir";
-  RunResult first = lab.run({"mbsync", "-c", mbsync_config("IMAPStore far\nTunnel \"" + tunnel + "\"\n"), "-a"}, {}, 120);
+  MbsyncClient client(user);
+  RunResult first = client.sync_from_courier(lab.home_path("courier1", user));
   ASSERT_EQ(first.rc, 0) << first.describe();
-  auto near_messages = [&] {
-    RunResult n = lab.run({"sh", "-c", "find " + near + "/mail/INBOX/cur " + near + "/mail/INBOX/new -type f | wc -l"});
-    return std::stoi(n.out.empty() ? "0" : n.out);
-  };
-  const int synced = near_messages();
-  ASSERT_EQ(synced, before["folders"]["INBOX"]["messages"].get<int>());
+  const int synced = client.messages();
+  ASSERT_EQ(synced, messages_in(before));
+  ASSERT_GT(client.folders().size(), 3u) << "mbsync synced too few folders from Courier: " << first.describe();
 
   RunResult r = mailshard(cfg, {"move", user, "--to", "store2"});
   ASSERT_EQ(r.rc, 0) << r.describe();
@@ -229,15 +275,13 @@ TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsN
   ASSERT_EQ(after["store"], "store2");
   expect_dovecot_shows_what_courier_showed(before, after);
 
-  // The same client, now through nginx to Dovecot: nothing to download.
-  RunResult second = lab.run({"mbsync", "-c",
-                              mbsync_config("IMAPStore far\nHost 127.0.0.1\nPort " + lab.env("NGINX_IMAP_PORT") +
-                                            "\nUser " + user + "\nPass secret\nSSLType None\nAuthMechs LOGIN\n"),
-                              "-a"},
-                             {}, 120);
+  // The same client, now through nginx to Dovecot: nothing to download in any folder.
+  const std::set<std::string> folders = client.folders();
+  RunResult second = client.sync_through_nginx();
   ASSERT_EQ(second.rc, 0) << second.describe();
-  EXPECT_EQ(near_messages(), synced) << "mbsync downloaded mail again after the move: " << second.describe();
+  EXPECT_EQ(client.messages(), synced) << "mbsync downloaded mail again after the move: " << second.describe();
   EXPECT_THAT(second.out + second.err, ::testing::Not(::testing::HasSubstr("UIDVALIDITY"))) << second.describe();
+  for (const auto& f : folders) EXPECT_TRUE(client.folders().count(f)) << f;
   std::printf("courier -> dovecot: %s; mbsync after the move: %s\n", r.out.c_str(), second.out.c_str());
 }
 
@@ -256,11 +300,22 @@ TEST(MoveCourierStore, CourierIntoLayoutFsUtf8ShowsWhatCourierShowedAndNothingEl
   ASSERT_TRUE(std::filesystem::is_directory(lab.maildir_path("courier1", user) + "/courierimaphieracl"))
       << "Courier's imapd no longer writes hierarchy ACLs: this test checks nothing about them";
 
+  MbsyncClient client(user);
+  RunResult first = client.sync_from_courier(lab.home_path("courier1", user));
+  ASSERT_EQ(first.rc, 0) << first.describe();
+  const int synced = client.messages();
+  ASSERT_EQ(synced, messages_in(before));
+
   RunResult r = mailshard(courier_and_store2_config("courier_to_dovecot_fs.toml", location), {"move", user, "--to", "store2"});
   ASSERT_EQ(r.rc, 0) << r.describe();
   const nlohmann::json after = lab.imap_state(user, "nginx", /*detail=*/true);
   ASSERT_EQ(after["store"], "store2");
   expect_dovecot_shows_what_courier_showed(before, after);
+  // The client that synced every folder from Courier finds nothing new in Dovecot's fs layout.
+  RunResult second = client.sync_through_nginx();
+  ASSERT_EQ(second.rc, 0) << second.describe();
+  EXPECT_EQ(client.messages(), synced) << "mbsync downloaded mail again after the move: " << second.describe();
+  EXPECT_THAT(second.out + second.err, ::testing::Not(::testing::HasSubstr("UIDVALIDITY"))) << second.describe();
   std::set<std::string> courier_names;
   for (const auto& [name, b] : before["folders"].items()) {
     std::string dname = name == "INBOX" ? name : name.substr(std::string("INBOX.").size());
