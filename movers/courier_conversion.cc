@@ -442,6 +442,66 @@ Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const
   return static_cast<int64_t>(conv.folders.size());
 }
 
+Result<std::map<std::string, FolderView>> read_folder_views(const std::string& user, Transport& t,
+                                                           const std::string& maildir, bool courier, bool nested) {
+  Status last;
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::map<std::string, FolderView> out;
+    Status st = [&]() -> Status {
+      if (courier) {
+        auto m = MS_TRY(read_courier_mailbox(t, maildir, maildir));
+        for (const auto& f : m.folders) out[f.dir] = MS_TRY(courier_folder_view(user, maildir, f));
+        return {};
+      }
+      auto listing = MS_TRY(t.list_tree(maildir).context(printable(maildir)));
+      auto folders = index_folders(listing, nested);
+      std::vector<std::string> dirs, paths;
+      for (const auto& [path, files] : folders)
+        if (path.empty() || has_entry(*files.dir, "cur")) {
+          dirs.push_back(path);
+          paths.push_back(join_path(maildir, join_path(path, "dovecot-uidlist")));
+        }
+      auto contents = MS_TRY(read_files(t, paths));
+      for (size_t i = 0; i < dirs.size(); ++i) {
+        const auto& files = folders[dirs[i]];
+        out[dirs[i]] = MS_TRY(
+            dovecot_folder_view(user, join_path(maildir, dirs[i]), contents[i], std::nullopt, files.cur, files.new_));
+      }
+      return {};
+    }();
+    if (st.ok()) return out;
+    if (st.error().code() != ErrorCode::kConflict) return st.error();
+    last = st;
+  }
+  return last.error();
+}
+
+std::vector<std::string> uid_changes(const FolderView& was, const FolderView& now, const std::set<std::string>& only,
+                                     int64_t& checked, size_t max) {
+  std::vector<std::string> out;
+  auto add = [&](std::string s) {
+    if (out.size() < max) out.push_back(std::move(s));
+  };
+  std::unordered_map<std::string, int64_t> uid_now;
+  for (const auto& [uid, base] : now.uids) uid_now.emplace(base, uid);
+  std::vector<std::string> moved;
+  int64_t present = 0;
+  for (const auto& [uid, base] : was.uids) {
+    if (!only.count(base)) continue;
+    auto it = uid_now.find(base);
+    if (it == uid_now.end()) continue;
+    ++present;
+    if (it->second != uid) moved.push_back(fmt::format("{} has UID {}, was {}", printable(base), it->second, uid));
+  }
+  checked += present;
+  // A folder deleted and made again has a new UIDVALIDITY and none of the
+  // old messages: a client sees a new folder, nothing renumbered.
+  if (present > 0 && was.uidvalidity != 0 && now.uidvalidity != was.uidvalidity)
+    add(fmt::format("UIDVALIDITY {} became {}", was.uidvalidity, now.uidvalidity));
+  for (auto& m : moved) add(std::move(m));
+  return out;
+}
+
 std::map<std::string, std::string> converted_folder_paths(const std::string& maildir_rel, const DovecotConversion& conv) {
   std::map<std::string, std::string> out;
   for (const auto& f : conv.folders)

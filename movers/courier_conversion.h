@@ -22,6 +22,7 @@
 
 #include <functional>
 #include <map>
+#include <set>
 #include <string>
 
 #include "core/transport.h"
@@ -56,6 +57,24 @@ Result<ConversionStats> apply_conversion(Transport& dst, const std::string& mail
 // the first differences; the number of folders compared on success.
 Result<int64_t> verify_conversion(const std::string& user, Transport& dst, const std::string& maildir,
                                   const DovecotConversion& conv);
+
+// What each folder of the Maildir at `maildir` (relative to the transport's
+// root) shows a client, from its own metadata files: Courier's
+// (courierimapuiddb, courierimapkeywords/) when `courier`, else Dovecot's
+// (dovecot-uidlist; `nested`: LAYOUT=fs, any directory with cur/ is a folder).
+// Keyed by the folder's directory relative to the Maildir ("" = INBOX); a
+// folder without a UID list has uidvalidity 0. A file that changes while it
+// is read (a live Dovecot appending) is read again, twice at most.
+Result<std::map<std::string, FolderView>> read_folder_views(const std::string& user, Transport& t,
+                                                           const std::string& maildir, bool courier, bool nested);
+
+// How a folder's UIDs changed from `was` to `now`, one line each, at most
+// `max`: each message of `was` whose base name is in `only` that `now` shows
+// under another UID, and a changed UIDVALIDITY (when `was` had one and `now`
+// still has one of those messages). Messages gone since, or new since, are
+// not changes. `checked` counts the messages compared.
+std::vector<std::string> uid_changes(const FolderView& was, const FolderView& now, const std::set<std::string>& only,
+                                     int64_t& checked, size_t max = 5);
 
 // Source folder path -> destination folder path (relative to the home), for
 // the folders whose name changes: where the sweep puts a late delivery.

@@ -1,9 +1,12 @@
 // MoveRunner, audit: purge the source copy of a done move after its grace
 // period (after one last sweep), and verify a user's current copy against
 // the manifest of their last move.
+#include <set>
+
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "movers/courier_conversion.h"
 #include "movers/mail_format.h"
 #include "movers/maildir_rules.h"
 #include "movers/move_runner.h"
@@ -143,6 +146,7 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
     return renamed.ok() ? join_path(maildir, *renamed) : folder;
   };
   std::vector<std::string> missing;
+  std::map<std::string, std::set<std::string>> copied;  // folder dir (the manifest's) -> base names
   std::vector<StatRequest> to_hash;
   std::vector<Hash128> expected;
   int64_t checked = 0;
@@ -156,6 +160,7 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
       ++checked;
       auto fit = now.find(folder);
       std::string base(message_base(name));
+      copied[dirname_of(dpath)].insert(base);
       if (fit == now.end() || !fit->second.count(base)) {
         missing.push_back(join_path(dpath, name));
         continue;
@@ -181,9 +186,61 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
   if (!differ.empty())
     return Error::verify_failed(fmt::format("user {}: {} message(s) differ from the copy move {} made, e.g. {}",
                                             printable(user), differ.size(), last->id, printable(differ.front())));
+
+  // UIDs: every message the move copied keeps its UID, and every folder its
+  // UIDVALIDITY, in the uid lists now against the source copy's. The move
+  // left that copy as it was under the freeze, until purge.
+  auto uid_audit = [&]() -> Result<std::string> {
+    if (last->state == MoveState::kPurged) return std::string("UIDs not checked: the source copy is purged");
+    if (!progress.ok()) return std::string("UIDs not checked: the move's record is unreadable");
+    for (const auto& tree : progress->trees)
+      if (tree.name.find("control") != std::string::npos)
+        return std::string("UIDs not checked: the uid lists are in the CONTROL tree");
+    const ServerConfig* from = d_.config.find_server(last->from_server);
+    if (!from) return fmt::format("UIDs not checked: {} is not configured", last->from_server);
+    const MailLocation src_loc = journaled_location(progress->src_location, *from);
+    Transport* src = MS_TRY_CTX(d_.env.transport(from->name), from->name);
+    if (!MS_TRY_CTX(exists(*src, progress->src_home), from->name))
+      return fmt::format("UIDs not checked: the source copy is gone from {}", from->name);
+    const MailFormat files = converted ? MailFormat::kCourier
+                                       : MS_TRY_CTX(detect_home_format(*src, progress->src_home, src_loc), from->name);
+    if (files != MailFormat::kCourier && files != MailFormat::kDovecot)
+      return std::string("UIDs not checked: the source copy has no uid lists");
+    std::string root = converted ? maildir : src_loc.maildir;
+    if (!converted && root.empty() && manifest.dirs.count("Maildir/cur")) root = "Maildir";
+    const bool src_fs = !converted && src_loc.option("LAYOUT") && *src_loc.option("LAYOUT") == "fs";
+    auto was = MS_TRY_CTX(read_folder_views(user, *src, join_path(progress->src_home, root),
+                                            files == MailFormat::kCourier, src_fs),
+                          from->name);
+    auto now_views = MS_TRY_CTX(read_folder_views(user, *t, join_path(account->home_rel, root),
+                                                  files == MailFormat::kCourier && !converted,
+                                                  converted ? layout.fs : src_fs),
+                                account->host);
+    int64_t uids = 0, folders = 0;
+    std::vector<std::string> changed;
+    for (const auto& [dir, view] : was) {
+      const std::string src_folder = join_path(root, dir);
+      auto bases = copied.find(src_folder);
+      if (bases == copied.end()) continue;
+      std::string now_folder = folder_now(src_folder);
+      const std::string key = root.empty() ? now_folder : now_folder.substr(std::min(now_folder.size(), root.size() + 1));
+      auto it = now_views.find(key);
+      if (it == now_views.end()) continue;  // the folder is gone (deleted since): its messages count as gone
+      ++folders;
+      for (auto& c : uid_changes(view, it->second, bases->second, uids))
+        changed.push_back(fmt::format("{}: {}", key.empty() ? std::string("INBOX") : printable(key), c));
+    }
+    if (!changed.empty())
+      return Error::verify_failed(fmt::format("user {}: UIDs differ from the copy move {} made: {}{}", printable(user),
+                                              last->id, changed.front(),
+                                              changed.size() > 1 ? fmt::format(" (and {} more)", changed.size() - 1) : ""));
+    return fmt::format("{} UIDs in {} folders as the source copy has them", uids, folders);
+  };
+  std::string uid_report = MS_TRY(uid_audit());
   return fmt::format("user {} on {}: {} messages of move {} checked: {} present with identical content, {} gone "
-                     "since (expunged or lost)",
-                     printable(user), account->host, checked, last->id, checked - missing.size(), missing.size());
+                     "since (expunged or lost); {}",
+                     printable(user), account->host, checked, last->id, checked - missing.size(), missing.size(),
+                     uid_report);
 }
 
 }  // namespace mailshard

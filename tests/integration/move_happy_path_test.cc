@@ -63,6 +63,8 @@ TEST(MoveHappyPath, TwoThousandMessagesKeepEveryUidFlagAndDate) {
   RunResult v = mailshard(cfg, {"verify", user});
   EXPECT_EQ(v.rc, 0) << v.describe();
   EXPECT_THAT(v.out, HasSubstr("0 gone since"));
+  // Real Dovecot's uid lists on store2, after a delivery there, against store1's copy.
+  EXPECT_THAT(v.out, ::testing::ContainsRegex("; [1-9][0-9]* UIDs in [1-9][0-9]* folders as the source copy has them"));
 
   // Purge: nothing inside the grace period; with it over, the source copy goes.
   RunResult p0 = mailshard(cfg, {"purge", "--user", user});

@@ -342,11 +342,66 @@ TEST_F(CourierMoveTest, VerifyAfterTheMoveFindsMessagesInRenamedFolders) {
   ASSERT_TRUE(report.ok()) << report.error().message();
   EXPECT_THAT(*report, HasSubstr("7 messages of move " + std::to_string(rec->id) +
                                  " checked: 7 present with identical content, 0 gone since"));
+  // UIDs: Courier's (courierimapuiddb in the source copy) against Dovecot's now, folder by
+  // folder under the new names: INBOX's 4 listed messages, one in each other folder.
+  EXPECT_THAT(*report, HasSubstr("; 6 UIDs in 3 folders as the source copy has them"));
+  const std::string entwuerfe = dst_home() + "/Maildir/.Entw&APw-rfe/dovecot-uidlist";
+  write_file(entwuerfe, "3 V1700000500 N3\n2 :1700000010.M10P1.host:2,D\n");
+  auto renumbered = runner().verify_user("alice");
+  ASSERT_FALSE(renumbered.ok());
+  EXPECT_EQ(renumbered.error().message(),
+            "user alice: UIDs differ from the copy move " + std::to_string(rec->id) +
+                " made: .Entw&APw-rfe: 1700000010.M10P1.host has UID 2, was 1");
+  write_file(entwuerfe, "3 V1700000500 N2\n1 :1700000010.M10P1.host:2,D\n");
   // A changed message in the renamed folder is found there, too.
   write_file(dst_home() + "/Maildir/.Entw&APw-rfe/cur/1700000010.M10P1.host:2,D", "changed\r\n");
   auto changed = runner().verify_user("alice");
   ASSERT_FALSE(changed.ok());
   EXPECT_THAT(changed.error().message(), HasSubstr("1 message(s) differ"));
+}
+
+// Courier to Courier (no conversion): `verify USER` reads Courier's
+// courierimapuiddb on both sides.
+TEST_F(CourierMoveTest, VerifyAfterACourierToCourierMoveComparesCourierUids) {
+  config_.servers[1].mail_location = config_.servers[0].mail_location;
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_FALSE(fs::exists(dst_home() + "/Maildir/dovecot-uidlist")) << "not converted";
+  auto report = runner().verify_user("alice");
+  ASSERT_TRUE(report.ok()) << report.error().message();
+  EXPECT_THAT(*report, HasSubstr("; 6 UIDs in 3 folders as the source copy has them"));
+  write_file(dst_home() + "/Maildir/.Sent/courierimapuiddb", "1 1700000601 7\n6 1700000020.M20P1.host\n");
+  auto bad = runner().verify_user("alice");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_THAT(bad.error().message(), HasSubstr(".Sent: UIDVALIDITY 1700000600 became 1700000601"));
+}
+
+// What `verify USER` counts as a UID change, and what it does not.
+TEST(UidChanges, OnlyTheCopiedMessagesStillThereCount) {
+  FolderView was;
+  was.uidvalidity = 1700000000;
+  was.uids = {{1, "a"}, {2, "b"}, {3, "c"}, {4, "late"}};
+  const std::set<std::string> copied = {"a", "b", "c"};  // "late" came after the move's final pass
+  FolderView now = was;
+  now.uids = {{1, "a"}, {3, "c"}, {9, "late"}, {10, "new"}};  // b expunged, new mail since
+  int64_t checked = 0;
+  EXPECT_TRUE(uid_changes(was, now, copied, checked).empty());
+  EXPECT_EQ(checked, 2);
+  // Deleted and made again: a new UIDVALIDITY and none of the copied messages.
+  FolderView remade;
+  remade.uidvalidity = 1800000000;
+  remade.uids = {{1, "other"}};
+  EXPECT_TRUE(uid_changes(was, remade, copied, checked).empty());
+  // Renumbered.
+  FolderView renumbered = now;
+  renumbered.uidvalidity = 1800000000;
+  renumbered.uids = {{1, "c"}, {2, "a"}};
+  checked = 0;
+  EXPECT_EQ(uid_changes(was, renumbered, copied, checked),
+            (std::vector<std::string>{"UIDVALIDITY 1700000000 became 1800000000", "a has UID 2, was 1",
+                                      "c has UID 1, was 3"}));
+  EXPECT_EQ(checked, 2);
 }
 
 // A late delivery into a folder whose name the conversion changed is swept
@@ -407,6 +462,7 @@ TEST_F(CourierMoveTest, ConvertsIntoLayoutFsWithUtf8Names) {
   auto report = runner().verify_user("alice");
   ASSERT_TRUE(report.ok()) << report.error().message();
   EXPECT_THAT(*report, HasSubstr("8 present with identical content, 0 gone since"));
+  EXPECT_THAT(*report, HasSubstr("; 7 UIDs in 4 folders as the source copy has them"));  // Archiv/2024 nested
 }
 
 // A folder made on the old server after the final pass (an MDA's fileinto

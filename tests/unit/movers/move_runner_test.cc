@@ -14,6 +14,8 @@
 #include <fstream>
 #include <functional>
 #include <map>
+#include <sstream>
+#include <set>
 
 #include <fmt/format.h>
 #include <gmock/gmock.h>
@@ -33,6 +35,7 @@ namespace fs = std::filesystem;
 using ::testing::HasSubstr;
 
 using testing::FakeClock;
+using testing::write_file;
 using testing::FakeDirectory;
 using testing::LocalEnv;
 using testing::RecordingFreeze;
@@ -578,6 +581,102 @@ TEST_F(MoveRunnerTest, PurgeNeverDeletesTheLiveMailbox) {
   EXPECT_EQ(q->state, MoveState::kPurged);
   EXPECT_FALSE(fs::exists(src_home()));
   EXPECT_TRUE(fs::exists(dst_home()));
+}
+
+// UIDs the source's uid lists give the messages present in its folders: what
+// `verify USER` compares, counted independently of it.
+int64_t listed_and_present(const std::string& maildir, int64_t& folders) {
+  int64_t n = 0;
+  folders = 0;
+  for (const auto& e : fs::recursive_directory_iterator(maildir)) {
+    if (e.path().filename() != "dovecot-uidlist") continue;
+    ++folders;
+    std::set<std::string> bases;
+    for (const char* sub : {"cur", "new"})
+      for (const auto& m : fs::directory_iterator(e.path().parent_path() / sub)) {
+        std::string name = m.path().filename().string();
+        bases.insert(name.substr(0, name.find(':')));
+      }
+    std::ifstream in(e.path());
+    std::string line;
+    std::getline(in, line);  // the header
+    while (std::getline(in, line)) {
+      auto colon = line.find(" :");
+      if (colon == std::string::npos) continue;
+      std::string name = line.substr(colon + 2);
+      n += bases.count(name.substr(0, name.find(':')));
+    }
+  }
+  return n;
+}
+
+// `mailshard verify USER` checks UIDs too, while the source copy is there:
+// every message the move copied keeps its UID and every folder its
+// UIDVALIDITY. Mail that arrived since and expunges are no change; a folder
+// Dovecot renumbered is. After purge it says the UIDs were not checked.
+TEST_F(MoveRunnerTest, VerifyUserChecksUidsAgainstTheSourceCopyUntilPurge) {
+  auto rec = runner().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  ASSERT_EQ(rec->state, MoveState::kDone) << rec->error;
+  int64_t folders = 0;
+  const int64_t uids = listed_and_present(src_home() + "/Maildir", folders);
+  ASSERT_GT(uids, 10);
+  auto ok = runner().verify_user("alice");
+  ASSERT_TRUE(ok.ok()) << ok.error().message();
+  EXPECT_THAT(*ok, HasSubstr(fmt::format("; {} UIDs in {} folders as the source copy has them", uids, folders)));
+
+  // New mail (a new UID) and an expunge since the move are no change.
+  const std::string sent = dst_home() + "/Maildir/.Sent";
+  std::ifstream in(sent + "/dovecot-uidlist");
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  write_file(sent + "/new/1800000000.M1P1.new", "Subject: new\r\n\r\nx\r\n");
+  std::ofstream(sent + "/dovecot-uidlist", std::ios::app) << "99 :1800000000.M1P1.new\n";
+  fs::path first;
+  for (const auto& m : fs::directory_iterator(dst_home() + "/Maildir/cur")) first = m.path();
+  fs::remove(first);
+  auto still = runner().verify_user("alice");
+  ASSERT_TRUE(still.ok()) << still.error().message();
+  EXPECT_THAT(*still, HasSubstr("1 gone since"));
+  EXPECT_THAT(*still, HasSubstr(fmt::format("; {} UIDs in {} folders", uids - 1, folders)));
+
+  // Two messages of .Sent swapped their UIDs (the same UIDVALIDITY): both are named.
+  std::istringstream lines(text);
+  std::string header, line;
+  std::getline(lines, header);
+  std::vector<std::pair<std::string, std::string>> rows;  // UID, name
+  while (std::getline(lines, line)) rows.emplace_back(line.substr(0, line.find(' ')), line.substr(line.find(" :") + 2));
+  ASSERT_GE(rows.size(), 2u);
+  auto uidlist = [&](const std::string& head) {
+    std::string out = head + "\n";
+    for (const auto& [uid, name] : rows) out += uid + " :" + name + "\n";
+    return out;
+  };
+  std::swap(rows[0].second, rows[1].second);
+  write_file(sent + "/dovecot-uidlist", uidlist(header));
+  auto swapped = runner().verify_user("alice");
+  ASSERT_FALSE(swapped.ok());
+  EXPECT_EQ(swapped.error().code(), ErrorCode::kVerifyFailed);
+  const std::string base0 = rows[1].second.substr(0, rows[1].second.find(':'));
+  EXPECT_THAT(swapped.error().message(),
+              HasSubstr("user alice: UIDs differ from the copy move 1 made: .Sent: " + base0 + " has UID " +
+                        rows[1].first + ", was " + rows[0].first + " (and 1 more)"));
+
+  // Dovecot gave .Sent a new UIDVALIDITY (the UIDs as they were).
+  std::swap(rows[0].second, rows[1].second);
+  const std::string uidvalidity = header.substr(3, header.find(' ', 3) - 3);
+  write_file(sent + "/dovecot-uidlist", uidlist("3 V1800000000 N" + std::to_string(100)));
+  auto bad = runner().verify_user("alice");
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.error().code(), ErrorCode::kVerifyFailed);
+  EXPECT_EQ(bad.error().message(), "user alice: UIDs differ from the copy move 1 made: .Sent: UIDVALIDITY " +
+                                       uidvalidity + " became 1800000000");
+
+  // Purged: no source copy to compare with, and the report says so.
+  auto p = runner().purge(rec->id, 0);
+  ASSERT_TRUE(p.ok()) << p.error().message();
+  auto after = runner().verify_user("alice");
+  ASSERT_TRUE(after.ok()) << after.error().message();
+  EXPECT_THAT(*after, HasSubstr("; UIDs not checked: the source copy is purged"));
 }
 
 TEST_F(MoveRunnerTest, PurgeRespectsTheGracePeriod) {
