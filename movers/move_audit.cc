@@ -187,7 +187,7 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
     return Error::verify_failed(fmt::format("user {}: {} message(s) differ from the copy move {} made, e.g. {}",
                                             printable(user), differ.size(), last->id, printable(differ.front())));
 
-  // UIDs: every message the move copied keeps its UID, and every folder its
+  // UIDs: every message the move copied keeps its UID, and its folder its
   // UIDVALIDITY, in the uid lists now against the source copy's. The move
   // left that copy as it was under the freeze, until purge.
   auto uid_audit = [&]() -> Result<std::string> {
@@ -208,7 +208,12 @@ Result<std::string> MoveRunner::verify_user(const std::string& user) {
       return std::string("UIDs not checked: the source copy has no uid lists");
     std::string root = converted ? maildir : src_loc.maildir;
     if (!converted && root.empty() && manifest.dirs.count("Maildir/cur")) root = "Maildir";
-    const bool src_fs = !converted && src_loc.option("LAYOUT") && *src_loc.option("LAYOUT") == "fs";
+    bool src_fs = false;  // the copy mirrors the source: its Dovecot layout is the destination's too
+    if (!converted && files == MailFormat::kDovecot) {
+      auto l = conversion_layout(src_loc);
+      if (!l.ok()) return fmt::format("UIDs not checked: folders named by {}", printable(src_loc.naming_options()));
+      src_fs = l->fs;
+    }
     auto was = MS_TRY_CTX(read_folder_views(user, *src, join_path(progress->src_home, root),
                                             files == MailFormat::kCourier, src_fs),
                           from->name);
