@@ -12,9 +12,10 @@ Command register_verify(CLI::App& root, Context& ctx) {
   cmd->add_option("USER", *user, "the user")->required();
   cmd->footer("Every message the last move copied must still be present with the same content (by XXH3-128);\n"
               "messages expunged since are counted, not failed. Until purge, every such message must also keep\n"
-              "its UID, and every folder its UIDVALIDITY, against the uid lists of the source copy (Dovecot's or\n"
-              "Courier's, under the folder's new name after a conversion). Maildir only: an sdbox/mdbox user (no file per\n"
-              "message) is refused with exit 2 and what to compare instead.\n"
+              "its UID, and its folder its UIDVALIDITY, against the uid lists of the source copy (Dovecot's or\n"
+              "Courier's, under the folder's new name after a conversion).\n"
+              "Maildir only: an sdbox/mdbox user (no file per message) is refused with exit 2 and what to\n"
+              "compare instead.\n"
               "Exit: 0 match, 1 a difference, 2 bad input.");
   return {cmd, [&ctx, user]() -> Result<int> {
             MoveSetupOptions o;
