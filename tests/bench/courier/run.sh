@@ -176,6 +176,12 @@ print(f"| whole move vs rsync -a + sync + convert: median of runs | {med(move)/1
 print(f"| the same, worst run | {max(ratio):.2f}x | <= 1.5x | {'PASS' if max(ratio) <= 1.5 else 'FAIL'} |")
 nosettle = [(m - settle) / b for m, b in zip(move, base)]
 print(f"\nwithout the sweep's idle settle pause (2 s): median {med(nosettle):.2f}x, worst {max(nosettle):.2f}x")
+# Issue 6 states the Dovecot move's target as "<= 1.5 x rsync + 2 s" (the pause); issue 11's has no
+# "+ 2 s". Printed for comparison only: the table above is issue 11's target as written.
+bound = [1.5 * b + settle for b in base]
+fits = sum(m <= x for m, x in zip(move, bound))
+print(f"in issue 6's form, whole move <= 1.5 x (rsync + convert) + 2 s: {fits} of {len(runs)} moves "
+      f"(median {med(move)/1000:.2f} s against {med(bound)/1000:.2f} s)")
 print(f"reference, the same tree to courier2 (no conversion): whole move {(ref[1]-ref[2])/1000:.2f} s, "
       f"lockout {ref[0]/1000:.3f} s, rsync {ref[6]/1000:.2f} s")
 print("\nper run: lockout_ms wall_ms changes_ms convert_ms sweep_ms final_sync_ms rsync_ms io_stall_ms"
