@@ -635,6 +635,11 @@ Result<ExecutionReport> execute_plan(const Plan& plan, const ExecutionOptions& o
     }
   };
 
+  // spdlog builds its registry on first use, inside libspdlog, whose static
+  // guard ThreadSanitizer cannot see: build it here, before the workers and
+  // the listener log, so that thread creation orders it before their use.
+  (void)spdlog::default_logger_raw();
+
   // Shared nights: moves ending in other processes (their slots, watched
   // moves), as the journal announces them.
   std::atomic<bool> listening{options.shared && options.move_ends != nullptr};
