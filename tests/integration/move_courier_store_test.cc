@@ -281,7 +281,8 @@ TEST(MoveCourierStore, CourierToDovecotShowsWhatCourierShowedAndMbsyncDownloadsN
   ASSERT_EQ(second.rc, 0) << second.describe();
   EXPECT_EQ(client.messages(), synced) << "mbsync downloaded mail again after the move: " << second.describe();
   EXPECT_THAT(second.out + second.err, ::testing::Not(::testing::HasSubstr("UIDVALIDITY"))) << second.describe();
-  for (const auto& f : folders) EXPECT_TRUE(client.folders().count(f)) << f;
+  const std::set<std::string> folders_after = client.folders();
+  for (const auto& f : folders) EXPECT_TRUE(folders_after.count(f)) << f;
   std::printf("courier -> dovecot: %s; mbsync after the move: %s\n", r.out.c_str(), second.out.c_str());
 }
 
