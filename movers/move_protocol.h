@@ -112,6 +112,12 @@ inline constexpr ProtocolStep kMoveProtocol[] = {
 // user is locked out.
 constexpr bool frozen_after(StepId id) { return id >= StepId::kFreeze && id < StepId::kThaw; }
 
+// The table's entry for a step.
+constexpr const ProtocolStep& protocol_step(StepId id) {
+  for (const ProtocolStep& s : kMoveProtocol)
+    if (s.id == id) return s;
+  return kMoveProtocol[0];
+}
 // "preflight, precopy, ..., done" (for help texts).
 std::string protocol_step_names();
 

@@ -142,11 +142,21 @@ Result<MoveRecord> MoveRunner::resume(int64_t move_id) {
     }
     // The post-flip steps whose state the move has not reached yet.
     for (const ProtocolStep& step : kMoveProtocol) {
-      if (step.side != CommitSide::kAfterFlip || c.rec.state >= step.done) continue;
+      // Stopped in the settle pause (swept, the quota_recalc step not run):
+      // the settle round may not have run, so it runs now, at its time.
+      const bool settle_owed = step.id == StepId::kSweep && c.rec.state == MoveState::kSwept &&
+                               d_.config.move.sweep_settle_ms > 0;
+      if (step.side != CommitSide::kAfterFlip || (c.rec.state >= step.done && !settle_owed)) continue;
+      if (settle_owed) {
+        c.settle_rounds = 1;
+        if (const int64_t wait = settle_wake_ms(c) - d_.clock.now_ms(); wait > 0) d_.clock.sleep_ms(wait);
+      }
       Status s = run_step(c, step);
       while (s.ok() && step.id == StepId::kSweep && settle_again(c)) {
-        d_.clock.sleep_ms(d_.config.move.sweep_settle_ms);
-        s = run_step(c, step);
+        const int64_t wake = settle_wake_ms(c);
+        s = recount_quota_in_pause(c);
+        if (const int64_t wait = wake - d_.clock.now_ms(); s.ok() && wait > 0) d_.clock.sleep_ms(wait);
+        if (s.ok()) s = run_step(c, step);
       }
       if (!s.ok()) {
         c.rec.error = s.error().message();

@@ -583,7 +583,14 @@ std::optional<Result<MoveRecord>> MoveRunner::run_stretch(Ctx& c, size_t& next) 
           return c.rec;
         }
         --next;
-        c.wake_at_ms = d_.clock.now_ms() + d_.config.move.sweep_settle_ms;
+        c.wake_at_ms = settle_wake_ms(c);
+        // The quota recount does not wait for the pause: it runs in it, and
+        // again after the last sweep only if that sweep carried mail over.
+        if (Status q = recount_quota_in_pause(c); !q.ok()) {
+          c.rec.error = fmt::format("{} (the move has flipped; 'mailshard resume' finishes it)", q.error().message());
+          (void)save(c);
+          return c.rec;
+        }
         return std::nullopt;
       }
     }
@@ -1552,6 +1559,7 @@ Status MoveRunner::sweep(Ctx& c) {
   if (c.swept_source && via_doveadm(c)) MS_CHECK(sweep_dbox(c, *c.to, *c.dst, c.dst_final, swept));
   else if (c.swept_source) MS_CHECK(sweep_into(c, *c.dst, c.dst_final, swept));
   c.last_swept = swept;
+  if (swept) c.quota_current = false;
   c.progress.swept = c.progress.swept.value_or(0) + swept;
   c.rec.state = MoveState::kSwept;
   if (swept) d_.env.progress(c.rec.user, fmt::format("swept {} late deliveries", swept));
@@ -1568,12 +1576,42 @@ bool MoveRunner::settle_again(Ctx& c) {
   return true;
 }
 
+int64_t MoveRunner::settle_wake_ms(const Ctx& c) const {
+  // Nothing is routed to the source after the flip's modify (flipped_at is
+  // read after LDAP answered it), so the first round's pause counts from
+  // the flip: a delivery routed just before it has had sweep_settle to
+  // land. A later round runs because the round before it still found mail:
+  // a whole pause after that sweep.
+  const int64_t now = d_.clock.now_ms();
+  if (c.settle_rounds == 1 && c.rec.flipped_at_ms > 0)
+    return std::max(now, c.rec.flipped_at_ms + d_.config.move.sweep_settle_ms);
+  return now + d_.config.move.sweep_settle_ms;
+}
+
+Status MoveRunner::recount_quota_in_pause(Ctx& c) {
+  if (c.quota_current) return {};
+  // Journaled as the quota_recalc step; the move's state stays kSwept, so a
+  // move that stops in the pause is resumed with its sweep and recount.
+  return step(c, std::string(protocol_step(StepId::kQuotaRecalc).name), [&]() -> Status {
+    recount_quota(c);
+    return {};
+  });
+}
+
 // The final pass and the sweep wrote mail behind the destination Dovecot's
 // back, so its quota bookkeeping (the count backend's index totals, a
 // Maildir++ maildirsize copied from the source before the late mail) is
 // stale until recounted. Quota is advisory and the mail is safe by now: a
 // failure is a warning and recorded, and the move completes.
 Status MoveRunner::quota_recalc(Ctx& c) {
+  // Recounted in the settle pause and no sweep carried mail over since:
+  // the count stands.
+  if (!c.quota_current) recount_quota(c);
+  c.rec.state = MoveState::kQuotaRecalc;
+  return {};
+}
+
+void MoveRunner::recount_quota(Ctx& c) {
   c.progress.quota_recalc_error.reset();
   if (!d_.quota || c.to->doveadm_url.empty()) {
     c.progress.quota_recalc = QuotaRecalc::kSkipped;
@@ -1598,8 +1636,8 @@ Status MoveRunner::quota_recalc(Ctx& c) {
                    c.to->name, roots.error().message());
     }
   }
-  c.rec.state = MoveState::kQuotaRecalc;
-  return {};
+  // A failed recount is tried again by the quota_recalc step.
+  c.quota_current = c.progress.quota_recalc != QuotaRecalc::kFailed;
 }
 
 Status MoveRunner::finish(Ctx& c) {

@@ -168,6 +168,14 @@ class MoveRunner {
   // After a sweep: whether to sweep again after [move] sweep_settle (the
   // stragglers' settle rounds), counting the round.
   bool settle_again(Ctx& c);
+  // When that round's sweep may run: [move] sweep_settle after the flip for
+  // the first round, after the sweep before it for a later one.
+  int64_t settle_wake_ms(const Ctx& c) const;
+  // The quota recount, in the settle pause (journaled as quota_recalc) and
+  // in the quota_recalc step, each only when mail was written behind the
+  // destination Dovecot's back since the last recount.
+  Status recount_quota_in_pause(Ctx& c);
+  void recount_quota(Ctx& c);
   Status quota_recalc(Ctx& c);
   // Preflight: the mailbox against the user's quota limits on the destination.
   Status check_destination_quota(Ctx& c, int64_t message_bytes, int64_t messages);

@@ -96,6 +96,9 @@ struct MoveRunner::Ctx {
   bool swept_source = false;
   int64_t last_swept = 0;
   int settle_rounds = 0;
+  // The destination's quota was recounted after the last write behind its
+  // Dovecot's back (the final pass, the conversion, a sweep that carried mail).
+  bool quota_current = false;
   bool stale_tmp_logged = false;  // the kick said once which tmp/ files it does not wait for
   int64_t wake_at_ms = 0;  // the flip's modify may have been applied: resume decides
   std::optional<DovecotConversion> conversion;  // Courier -> Dovecot: what the convert step applied

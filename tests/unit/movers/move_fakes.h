@@ -26,7 +26,7 @@ namespace mailshard::testing {
 struct FakeQuota final : QuotaService {
   std::vector<QuotaRoot> roots;
   std::optional<Error> get_error, recalc_error;
-  std::function<void()> on_get;
+  std::function<void()> on_get, on_recalc;
   std::vector<std::string> calls;
   Result<std::vector<QuotaRoot>> quota(const std::string& user, const std::string& server) override {
     calls.push_back("get " + user + " " + server);
@@ -36,6 +36,7 @@ struct FakeQuota final : QuotaService {
   }
   Status recalc_quota(const std::string& user, const std::string& server) override {
     calls.push_back("recalc " + user + " " + server);
+    if (on_recalc) on_recalc();
     if (recalc_error) return *recalc_error;
     return {};
   }

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -148,8 +149,8 @@ TEST_F(MoveRunnerTest, HappyPathCopiesFlipsAndThawsInOrder) {
   for (const auto& s : steps)
     if (s.phase == StepPhase::kBegin) order.push_back(s.step);
   EXPECT_EQ(order, (std::vector<std::string>{"preflight", "precopy", "freeze", "kick", "final_sync", "convert", "verify",
-                                             "flip", "thaw", "sweep", "sweep", "quota_recalc", "done"}))
-      << "the sweep again after [move] sweep_settle (the stragglers' round)";
+                                             "flip", "thaw", "sweep", "quota_recalc", "sweep", "quota_recalc", "done"}))
+      << "the sweep again after [move] sweep_settle (the stragglers' round), the quota recount in that pause";
 }
 
 // A store whose doveadm does not answer in time (busy, restarting) is asked
@@ -363,6 +364,105 @@ TEST_F(MoveRunnerTest, StragglerAfterTheFirstSweepIsSweptInTheSettleRound) {
   ASSERT_TRUE(rec.ok()) << rec.error().message();
   EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
   EXPECT_EQ(delivered, 2);  // two pauses: the straggler lands in the first; the round after the second finds nothing
+  int copies = 0;
+  for (const auto& e : fs::recursive_directory_iterator(dst_home()))
+    copies += e.path().filename().string().find("straggler") != std::string::npos;
+  EXPECT_EQ(copies, 1);
+}
+
+// The settle pause counts from the flip (nothing is routed to the source
+// after it), and the quota recount runs in it: the thaw, the first sweep and
+// the recount take their time out of the pause, not on top of it. The
+// recount is not made again when the settle round found nothing.
+TEST_F(MoveRunnerTest, TheSettlePauseCountsFromTheFlipAndHoldsTheQuotaRecount) {
+  config_.move.sweep_settle_ms = 2'000;
+  quota_.roots = {QuotaRoot{"User quota", 0, -1, 0, -1}};
+  int64_t flipped_at = 0, second_sweep_at = 0;
+  int sweeps = 0;
+  env_.on_step = [&](const std::string& step, StepPhase phase) {
+    if (step == "flip" && phase == StepPhase::kEnd) flipped_at = clock_.now_ms();
+    if (step == "thaw" && phase == StepPhase::kEnd) clock_.advance(100);
+    if (step == "sweep" && phase == StepPhase::kBegin && ++sweeps == 2) second_sweep_at = clock_.now_ms();
+    if (step == "sweep" && phase == StepPhase::kEnd && sweeps == 1) clock_.advance(300);
+  };
+  quota_.on_recalc = [&] { clock_.advance(700); };
+  std::vector<int64_t> slept_after_flip;
+  clock_.on_sleep([&] {
+    if (flipped_at) slept_after_flip.push_back(clock_.sleeps().back());
+  });
+  auto rec = runner_with_quota().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  ASSERT_GT(flipped_at, 0);
+  EXPECT_EQ(second_sweep_at, flipped_at + 2'000) << "the settle round's sweep, sweep_settle after the flip";
+  EXPECT_EQ(slept_after_flip, (std::vector<int64_t>{2'000 - 100 - 300 - 700}));
+  EXPECT_EQ(quota_.calls, (std::vector<std::string>{"get alice store2", "recalc alice store2", "get alice store2"}))
+      << "one recount: in the pause; the settle round carried nothing over";
+  EXPECT_EQ(progress_of(rec->id).quota_recalc, QuotaRecalc::kDone);
+}
+
+// A settle round that carries mail over makes the quota stale again: the
+// quota_recalc step recounts after it. A recount that failed in the pause is
+// tried again by the step.
+TEST_F(MoveRunnerTest, TheQuotaIsRecountedAfterASettleRoundThatCarriedMail) {
+  config_.move.sweep_settle_ms = 2'000;
+  quota_.roots = {QuotaRoot{"User quota", 0, -1, 0, -1}};
+  int delivered = 0;
+  clock_.on_sleep([&] {
+    if (dir_.account("alice").host != "store2" || delivered++) return;
+    std::ofstream(src_home() + "/Maildir/new/1800000999.M9P9.straggler") << "Subject: late\r\n\r\nhello\r\n";
+  });
+  auto rec = runner_with_quota().move("alice", "store2", {});
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(delivered, 2);
+  EXPECT_EQ(std::count(quota_.calls.begin(), quota_.calls.end(), "recalc alice store2"), 2)
+      << "in the first pause; in the second (the straggler's round carried mail over); none after the last "
+         "round, which found nothing";
+  EXPECT_EQ(quota_.calls.back(), "get alice store2");
+
+  // A failing recount: in the pause, then again in the step.
+  quota_.calls.clear();
+  quota_.recalc_error = Error::unavailable("quota recalc on store2: doveadm quotaRecalc: exit code 75");
+  dir_.accounts.push_back({"uid=bob,ou=people", "bob", "store1", "example.org/bob", "example.org/bob", "active", 0});
+  testing::GenOptions g;
+  g.messages = 5;
+  testing::generate_home(root_ + "/store1/example.org/bob", g);
+  auto bob = runner_with_quota().move("bob", "store2", {});
+  ASSERT_TRUE(bob.ok()) << bob.error().message();
+  EXPECT_EQ(bob->state, MoveState::kDone) << bob->error;
+  EXPECT_EQ(std::count(quota_.calls.begin(), quota_.calls.end(), "recalc bob store2"), 2);
+  EXPECT_EQ(progress_of(bob->id).quota_recalc, QuotaRecalc::kFailed);
+}
+
+// A mover killed in the settle pause (after the recount there, before the
+// settle round's sweep) leaves the move swept once: resume owes it that
+// round, at its time, and carries over what landed meanwhile.
+TEST_F(MoveRunnerTest, AMoveKilledInTheSettlePauseGetsItsSettleRoundFromResume) {
+  struct Killed {};
+  config_.move.sweep_settle_ms = 2'000;
+  quota_.roots = {QuotaRoot{"User quota", 0, -1, 0, -1}};
+  int64_t flipped_at = 0, swept_at = 0;
+  bool killed_once = false, resumed = false;
+  env_.on_step = [&](const std::string& step, StepPhase phase) {
+    if (step == "flip" && phase == StepPhase::kEnd) flipped_at = clock_.now_ms();
+    if (step == "quota_recalc" && phase == StepPhase::kEnd && !killed_once) {
+      killed_once = true;
+      throw Killed{};
+    }
+    if (step == "sweep" && phase == StepPhase::kBegin && resumed && !swept_at) swept_at = clock_.now_ms();
+  };
+  EXPECT_THROW((void)runner_with_quota().move("alice", "store2", {}), Killed);
+  auto killed = journal_->list_moves({});
+  ASSERT_TRUE(killed.ok());
+  ASSERT_EQ(killed->size(), 1u);
+  ASSERT_EQ(killed->front().state, MoveState::kSwept);
+  std::ofstream(src_home() + "/Maildir/new/1800000999.M9P9.straggler") << "Subject: late\r\n\r\nhello\r\n";
+  resumed = true;
+  auto rec = runner_with_quota().resume(killed->front().id);
+  ASSERT_TRUE(rec.ok()) << rec.error().message();
+  EXPECT_EQ(rec->state, MoveState::kDone) << rec->error;
+  EXPECT_EQ(swept_at, flipped_at + 2'000) << "resume's first sweep is the settle round, at its time";
   int copies = 0;
   for (const auto& e : fs::recursive_directory_iterator(dst_home()))
     copies += e.path().filename().string().find("straggler") != std::string::npos;
