@@ -153,10 +153,13 @@ Result<MoveRecord> MoveRunner::resume(int64_t move_id) {
       }
       Status s = run_step(c, step);
       while (s.ok() && step.id == StepId::kSweep && settle_again(c)) {
-        const int64_t wake = settle_wake_ms(c);
-        s = recount_quota_in_pause(c);
-        if (const int64_t wait = wake - d_.clock.now_ms(); s.ok() && wait > 0) d_.clock.sleep_ms(wait);
-        if (s.ok()) s = run_step(c, step);
+        auto wake = begin_settle_pause(c);
+        if (!wake.ok()) {
+          s = std::move(wake).error();
+          break;
+        }
+        if (const int64_t wait = *wake - d_.clock.now_ms(); wait > 0) d_.clock.sleep_ms(wait);
+        s = run_step(c, step);
       }
       if (!s.ok()) {
         c.rec.error = s.error().message();

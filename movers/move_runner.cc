@@ -583,14 +583,13 @@ std::optional<Result<MoveRecord>> MoveRunner::run_stretch(Ctx& c, size_t& next) 
           return c.rec;
         }
         --next;
-        c.wake_at_ms = settle_wake_ms(c);
-        // The quota recount does not wait for the pause: it runs in it, and
-        // again after the last sweep only if that sweep carried mail over.
-        if (Status q = recount_quota_in_pause(c); !q.ok()) {
-          c.rec.error = fmt::format("{} (the move has flipped; 'mailshard resume' finishes it)", q.error().message());
+        auto wake = begin_settle_pause(c);
+        if (!wake.ok()) {
+          c.rec.error = fmt::format("{} (the move has flipped; 'mailshard resume' finishes it)", wake.error().message());
           (void)save(c);
           return c.rec;
         }
+        c.wake_at_ms = *wake;
         return std::nullopt;
       }
     }
@@ -1588,14 +1587,18 @@ int64_t MoveRunner::settle_wake_ms(const Ctx& c) const {
   return now + d_.config.move.sweep_settle_ms;
 }
 
-Status MoveRunner::recount_quota_in_pause(Ctx& c) {
-  if (c.quota_current) return {};
-  // Journaled as the quota_recalc step; the move's state stays kSwept, so a
-  // move that stops in the pause is resumed with its sweep and recount.
-  return step(c, std::string(protocol_step(StepId::kQuotaRecalc).name), [&]() -> Status {
-    recount_quota(c);
-    return {};
-  });
+Result<int64_t> MoveRunner::begin_settle_pause(Ctx& c) {
+  const int64_t wake = settle_wake_ms(c);
+  // The quota recount does not wait for the pause: it runs in it, and again
+  // after the last sweep only if a later sweep carried mail over. Journaled
+  // as the quota_recalc step; the move's state stays kSwept, so a move that
+  // stops in the pause is resumed with its settle round and recount.
+  if (!c.quota_current)
+    MS_CHECK(step(c, std::string(protocol_step(StepId::kQuotaRecalc).name), [&]() -> Status {
+      recount_quota(c);
+      return {};
+    }));
+  return wake;
 }
 
 // The final pass and the sweep wrote mail behind the destination Dovecot's

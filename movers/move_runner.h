@@ -171,10 +171,13 @@ class MoveRunner {
   // When that round's sweep may run: [move] sweep_settle after the flip for
   // the first round, after the sweep before it for a later one.
   int64_t settle_wake_ms(const Ctx& c) const;
-  // The quota recount, in the settle pause (journaled as quota_recalc) and
-  // in the quota_recalc step, each only when mail was written behind the
-  // destination Dovecot's back since the last recount.
-  Status recount_quota_in_pause(Ctx& c);
+  // Entering the pause before a settle round (both drivers: run_stretch
+  // yields until then, resume sleeps): recounts the quota in it when stale;
+  // returns settle_wake_ms.
+  Result<int64_t> begin_settle_pause(Ctx& c);
+  // The quota recount, in the settle pause and in the quota_recalc step,
+  // each only when mail was written behind the destination Dovecot's back
+  // since the last recount.
   void recount_quota(Ctx& c);
   Status quota_recalc(Ctx& c);
   // Preflight: the mailbox against the user's quota limits on the destination.
