@@ -126,10 +126,24 @@ bool has_entry(const DirListing& d, const std::string& name) {
 
 }  // namespace
 
-Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& maildir, const std::string& label) {
+TreeListing sub_listing(TreeListing listing, const std::string& dir) {
+  if (dir.empty()) return listing;
+  TreeListing out;
+  const std::string prefix = dir + "/";
+  for (auto& d : listing) {
+    if (d.path == dir) d.path.clear();
+    else if (d.path.compare(0, prefix.size(), prefix) == 0) d.path.erase(0, prefix.size());
+    else continue;
+    out.push_back(std::move(d));
+  }
+  return out;
+}
+
+Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& maildir, const std::string& label,
+                                            std::optional<TreeListing> given) {
   CourierMailbox m;
   m.maildir = label;
-  auto listing = MS_TRY(t.list_tree(maildir).context(printable(maildir)));
+  auto listing = given ? std::move(*given) : MS_TRY(t.list_tree(maildir).context(printable(maildir)));
   auto folders = index_folders(listing);
   std::vector<std::string> paths;
   struct Want {

@@ -22,6 +22,7 @@
 
 #include <functional>
 #include <map>
+#include <optional>
 #include <set>
 #include <string>
 
@@ -34,7 +35,14 @@ namespace mailshard {
 // the metadata of each folder. `label` is the Maildir's name in errors
 // ("Maildir"). A folder is the Maildir itself or a ".name" directory in it
 // that holds cur/. The INBOX's courierpop3dsizelist is read when present.
-Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& maildir, const std::string& label);
+// `listing`, when given, is the Maildir's listing taken a moment ago (under
+// the same freeze), used instead of listing it again.
+Result<CourierMailbox> read_courier_mailbox(Transport& t, const std::string& maildir, const std::string& label,
+                                            std::optional<TreeListing> listing = std::nullopt);
+
+// The part of `listing` (of a home) under `dir`, relative to `dir`; `dir` ""
+// is the whole listing. Empty when `dir` is not in it.
+TreeListing sub_listing(TreeListing listing, const std::string& dir);
 
 struct ConversionStats {
   int64_t folders = 0;

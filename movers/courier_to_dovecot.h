@@ -95,6 +95,7 @@ struct CourierFolder {
   std::vector<std::string> cur;                      // names in cur/
   std::vector<std::string> new_;                     // names in new/
   std::optional<std::string> acl;                    // courierimapacl; nullopt when absent
+  bool operator==(const CourierFolder&) const = default;
 };
 
 struct CourierMailbox {
@@ -106,6 +107,7 @@ struct CourierMailbox {
   std::vector<std::string> other_dirs;
   std::optional<std::string> subscribed;  // courierimapsubscribed
   std::optional<std::string> pop3_sizelist;  // courierpop3dsizelist in the INBOX; nullopt when absent
+  bool operator==(const CourierMailbox&) const = default;
 };
 
 // What an IMAP client sees of one folder and what the conversion must keep.

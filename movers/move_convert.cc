@@ -27,9 +27,12 @@ double since(std::chrono::steady_clock::time_point t0) {
 
 // Reads the source's Courier files (frozen, or in preflight as they are now)
 // and converts them in memory.
-Result<DovecotConversion> MoveRunner::convert_source(Ctx& c) {
+Result<DovecotConversion> MoveRunner::convert_source(Ctx& c, std::optional<TreeListing> home_now) {
   const std::string maildir = c.progress.convert_maildir.value_or("");
-  auto mailbox = read_courier_mailbox(*c.src, join_path(c.progress.src_home, maildir), maildir.empty() ? "~" : maildir);
+  std::optional<TreeListing> listing;
+  if (home_now) listing = sub_listing(std::move(*home_now), maildir);
+  auto mailbox = read_courier_mailbox(*c.src, join_path(c.progress.src_home, maildir), maildir.empty() ? "~" : maildir,
+                                      std::move(listing));
   if (!mailbox.ok()) return std::move(mailbox).error().context(c.from->name);
   auto layout = conversion_layout(c.to_location());
   if (!layout.ok()) return std::move(layout).error().context(fmt::format("user {} on {}", printable(c.rec.user), c.to->name));
@@ -68,12 +71,13 @@ Status MoveRunner::convert(Ctx& c) {
   const auto t0 = std::chrono::steady_clock::now();
   MS_CHECK(load_state(c));
   SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, c.sync, d_.clock);
-  auto report = engine.verify_frozen_copy(c.state);
+  TreeListing home_now;  // the source as the check found it: read below, not listed again
+  auto report = engine.verify_frozen_copy(c.state, &home_now);
   if (!report.ok()) return std::move(report).error();
   c.progress.verify = *report;
   const double mirror_s = since(t0);
   // 2. Courier's files as the freeze holds them, converted and applied.
-  auto conv = MS_TRY(convert_source(c));
+  auto conv = MS_TRY(convert_source(c, c.sync.only_entry.empty() ? std::optional(std::move(home_now)) : std::nullopt));
   const double read_s = since(t0);
   for (const auto& name : conv.left_out)
     spdlog::warn("move {}: subscription '{}' is outside INBOX (a shared folder?); Dovecot has no such folder: left out",

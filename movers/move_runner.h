@@ -159,7 +159,9 @@ class MoveRunner {
   Status convert(Ctx& c);  // movers/move_convert.cc
   Status verify_converted(Ctx& c);
   Status plan_conversion(Ctx& c);
-  Result<DovecotConversion> convert_source(Ctx& c);
+  // Courier's files on the source, converted in memory; `home_now` is the
+  // home's listing when the caller took one under the freeze.
+  Result<DovecotConversion> convert_source(Ctx& c, std::optional<TreeListing> home_now = std::nullopt);
   Status verify(Ctx& c);
   Status flip(Ctx& c);
   Status thaw(Ctx& c);

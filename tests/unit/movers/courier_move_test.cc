@@ -425,6 +425,38 @@ TEST_F(CourierMoveTest, KilledAnywhereInTheConvertStepResumeRollsBackAndTheNextM
 
 TEST_F(CourierMoveTest, ApplyingTheConversionTwiceEndsInTheSameTree) { apply_twice_after_every_cut(); }
 
+// The convert step reads Courier's files from the listing the mirror check
+// took under the freeze: the same mailbox as listing the Maildir itself.
+TEST_F(CourierMoveTest, ReadingFromTheHomesListingReadsTheSameMailbox) {
+  auto src = make_local_transport(root_ + "/store1", 1, "store1");
+  ASSERT_TRUE(src.ok());
+  auto home = (*src)->list_tree("example.org/alice");
+  ASSERT_TRUE(home.ok()) << home.error().message();
+  auto listed = read_courier_mailbox(**src, "example.org/alice/Maildir", "Maildir");
+  ASSERT_TRUE(listed.ok()) << listed.error().message();
+  ASSERT_GE(listed->folders.size(), 3u);
+  ASSERT_TRUE(listed->folders[0].uiddb.has_value());
+  auto given = read_courier_mailbox(**src, "example.org/alice/Maildir", "Maildir", sub_listing(*home, "Maildir"));
+  ASSERT_TRUE(given.ok()) << given.error().message();
+  EXPECT_TRUE(*given == *listed);
+}
+
+TEST(SubListing, KeepsWhatIsUnderTheDirectoryRelativeToIt) {
+  TreeListing home{{"", {}, {{"Maildir", EntryType::kDir}, {"Maildir.old", EntryType::kDir}}},
+                   {"Maildir", {}, {{"cur", EntryType::kDir}}},
+                   {"Maildir/cur", {}, {{"1.a:2,S", EntryType::kFile}}},
+                   {"Maildir.old", {}, {}},
+                   {"Maildir.old/cur", {}, {}}};
+  auto sub = sub_listing(home, "Maildir");
+  ASSERT_EQ(sub.size(), 2u);
+  EXPECT_EQ(sub[0].path, "");
+  EXPECT_EQ(sub[0].entries.size(), 1u);
+  EXPECT_EQ(sub[1].path, "cur");
+  EXPECT_EQ(sub[1].entries[0].name, "1.a:2,S");
+  EXPECT_EQ(sub_listing(home, "").size(), home.size());
+  EXPECT_TRUE(sub_listing(home, "Mail").empty());
+}
+
 // A destination with LAYOUT=fs and UTF-8 (Dovecot's nested directories,
 // names as UTF-8): Courier's ".Entwürfe" is "Entwürfe/", ".Archiv.2024" is
 // "Archiv/2024/" under a made "Archiv/" (no cur/: a parent, as Dovecot makes
