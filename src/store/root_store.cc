@@ -67,16 +67,19 @@ std::string base_of(const std::string& path) {
   auto slash = path.rfind('/');
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
+}  // namespace
 
 // Open parent directories by path, kept for the life of one call or stream
 // (requests come sorted by directory, so most lookups hit).
 class DirCache {
  public:
   explicit DirCache(const RootFs& fs) : fs_(fs) {}
-  Result<int> get(const std::string& dir) {
+  // Directory fds stay open until the cache is trimmed or dropped: a caller
+  // that holds fds from two lookups at once trims only between its items.
+  Result<int> get(const std::string& dir, bool trim = true) {
     auto it = fds_.find(dir);
     if (it != fds_.end()) return it->second.get();
-    if (fds_.size() >= 512) fds_.clear();
+    if (trim) this->trim();
     auto fd = fs_.open_dir(dir);
     if (!fd.ok()) return std::move(fd).error();
     int raw = fd->get();
@@ -84,19 +87,34 @@ class DirCache {
     return raw;
   }
   // Parent fd and last component of path.
-  Result<std::pair<int, std::string>> parent(const std::string& path) {
+  Result<std::pair<int, std::string>> parent(const std::string& path, bool trim = true) {
     MS_CHECK(check_relative_path(path));
     if (path.empty()) return Error::invalid("the mail root has no parent directory");
     auto slash = path.rfind('/');
     std::string dir = slash == std::string::npos ? std::string() : path.substr(0, slash);
-    int fd = MS_TRY(get(dir).context(fmt::format("'{}'", printable(path))));
+    int fd = MS_TRY(get(dir, trim).context(fmt::format("'{}'", printable(path))));
     return std::make_pair(fd, slash == std::string::npos ? path : path.substr(slash + 1));
+  }
+  void trim() {
+    if (fds_.size() >= 512) fds_.clear();
+  }
+  // `path` and everything below it may name other directories now (renamed
+  // or removed): looked up again next time.
+  void forget(const std::string& path) {
+    for (auto it = fds_.begin(); it != fds_.end();) {
+      const std::string& k = it->first;
+      bool under = path.empty() || k == path || (k.size() > path.size() && k[path.size()] == '/' &&
+                                                 k.compare(0, path.size(), path) == 0);
+      it = under ? fds_.erase(it) : std::next(it);
+    }
   }
 
  private:
   const RootFs& fs_;
   std::unordered_map<std::string, UniqueFd> fds_;
 };
+
+namespace {
 
 Error errno_error(int err, std::string_view what, const std::string& path) {
   return Error::from_errno(err, fmt::format("{} '{}'", what, printable(path)));
@@ -1046,7 +1064,7 @@ Result<std::vector<Result<std::string>>> RootStore::head(const std::vector<std::
   return out;
 }
 
-Status RootStore::apply_one(const TreeOp& op) {
+Status RootStore::apply_one(const TreeOp& op, DirCache& dirs) {
   if (op.kind == TreeOp::Kind::kSyncDir || op.kind == TreeOp::Kind::kSyncFs) {
     auto fd = fs_.open_dir(op.path);
     if (!fd.ok()) return std::move(fd).error();
@@ -1072,9 +1090,9 @@ Status RootStore::apply_one(const TreeOp& op) {
       return errno_error(errno, "cannot set mtime of", "");
     return {};
   }
-  auto parent = fs_.open_parent(op.path);
+  auto parent = dirs.parent(op.path, false);
   if (!parent.ok()) return std::move(parent).error();
-  int dfd = parent->first.get();
+  const int dfd = parent->first;
   const std::string& name = parent->second;
   const FileAttrs& a = op.attrs;
   // Owner, mode and mtime of an entry, never through a symlink: files and
@@ -1119,29 +1137,29 @@ Status RootStore::apply_one(const TreeOp& op) {
       return set_attrs(dfd, name, op.attr_mask);
     }
     case TreeOp::Kind::kRename: {
-      auto from = fs_.open_parent(op.from);
+      auto from = dirs.parent(op.from, false);
       if (!from.ok()) return std::move(from).error();
-      if (::renameat(from->first.get(), from->second.c_str(), dfd, name.c_str()) != 0)
+      if (::renameat(from->first, from->second.c_str(), dfd, name.c_str()) != 0)
         return Error::from_errno(errno, fmt::format("cannot rename '{}' to '{}'", printable(op.from), printable(op.path)));
       return {};
     }
     case TreeOp::Kind::kPlace: {
-      auto from = fs_.open_parent(op.from);
+      auto from = dirs.parent(op.from, false);
       if (!from.ok()) return std::move(from).error();
       auto exists_error = [&]() {
         return Error::conflict(fmt::format("cannot place '{}' at '{}': something is there", printable(op.from),
                                            printable(op.path)));
       };
-      if (::renameat2(from->first.get(), from->second.c_str(), dfd, name.c_str(), RENAME_NOREPLACE) == 0) return {};
+      if (::renameat2(from->first, from->second.c_str(), dfd, name.c_str(), RENAME_NOREPLACE) == 0) return {};
       if (errno == EEXIST) return exists_error();
       if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP)
         return Error::from_errno(errno, fmt::format("cannot rename '{}' to '{}'", printable(op.from), printable(op.path)));
       // No RENAME_NOREPLACE here: link() never replaces either.
-      if (::linkat(from->first.get(), from->second.c_str(), dfd, name.c_str(), 0) != 0) {
+      if (::linkat(from->first, from->second.c_str(), dfd, name.c_str(), 0) != 0) {
         if (errno == EEXIST) return exists_error();
         return Error::from_errno(errno, fmt::format("cannot hard-link '{}' to '{}'", printable(op.from), printable(op.path)));
       }
-      if (::unlinkat(from->first.get(), from->second.c_str(), 0) != 0)
+      if (::unlinkat(from->first, from->second.c_str(), 0) != 0)
         return Error::from_errno(errno, fmt::format("cannot unlink '{}'", printable(op.from)));
       return {};
     }
@@ -1166,10 +1184,10 @@ Status RootStore::apply_one(const TreeOp& op) {
       return {};
     }
     case TreeOp::Kind::kLink: {
-      auto from = fs_.open_parent(op.from);
+      auto from = dirs.parent(op.from, false);
       if (!from.ok()) return std::move(from).error();
       std::string tmp = temp_name();
-      if (::linkat(from->first.get(), from->second.c_str(), dfd, tmp.c_str(), 0) != 0)
+      if (::linkat(from->first, from->second.c_str(), dfd, tmp.c_str(), 0) != 0)
         return Error::from_errno(errno, fmt::format("cannot hard-link '{}' to '{}'", printable(op.from), printable(op.path)));
       if (::renameat(dfd, tmp.c_str(), dfd, name.c_str()) != 0) {
         int e = errno;
@@ -1185,10 +1203,29 @@ Status RootStore::apply_one(const TreeOp& op) {
   return Error::invalid("unknown tree operation");
 }
 
+// The parent directories are opened once per batch (a conversion renames
+// thousands of messages in one cur/). An operation that may rename or remove
+// a directory makes the cache forget both its paths and what is below them.
 Result<std::vector<Status>> RootStore::apply(const std::vector<TreeOp>& ops) {
   std::vector<Status> out;
   out.reserve(ops.size());
-  for (const auto& op : ops) out.push_back(apply_one(op));
+  DirCache dirs(fs_);
+  for (const auto& op : ops) {
+    dirs.trim();
+    out.push_back(apply_one(op, dirs));
+    switch (op.kind) {
+      case TreeOp::Kind::kRename:
+      case TreeOp::Kind::kPlace:
+      case TreeOp::Kind::kRmdir:
+      case TreeOp::Kind::kLink:
+      case TreeOp::Kind::kSymlink:
+      case TreeOp::Kind::kUnlink:
+        dirs.forget(op.path);
+        if (!op.from.empty() && op.kind != TreeOp::Kind::kSymlink) dirs.forget(op.from);
+        break;
+      default: break;
+    }
+  }
   return out;
 }
 

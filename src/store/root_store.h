@@ -29,6 +29,8 @@ inline constexpr size_t kIoChunk = 256 * 1024;
 // Local copies of files at least this big use copy_file_range (see write_new).
 inline constexpr int64_t kKernelCopyMin = 256 * 1024;
 
+class DirCache;  // root_store.cc: directory fds for a batch of operations
+
 class RootStore final : public Transport {
  public:
   struct Options {
@@ -57,7 +59,7 @@ class RootStore final : public Transport {
 
  private:
   RootStore(RootFs fs, Options options) : fs_(std::move(fs)), options_(std::move(options)) {}
-  Status apply_one(const TreeOp& op);
+  Status apply_one(const TreeOp& op, DirCache& dirs);
 
   RootFs fs_;
   Options options_;

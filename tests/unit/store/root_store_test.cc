@@ -289,6 +289,46 @@ TEST_P(RootStoreTest, ApplyOpsReportPerOpResults) {
   EXPECT_EQ(st.st_mode & 07777, 0750u);
 }
 
+// apply opens each parent directory once per batch: an operation that
+// renames or removes a directory makes the next ones look its path up again.
+TEST_P(RootStoreTest, ApplyLooksDirectoriesUpAgainAfterAnOpRenamedOrRemovedThem) {
+  fs::create_directories(root_ + "/home/A/cur");
+  write_file(root_ + "/home/A/cur/m1", "mail");
+  auto op = [](TreeOp::Kind k, std::string from, std::string path) {
+    TreeOp o;
+    o.kind = k;
+    o.from = std::move(from);
+    o.path = std::move(path);
+    o.attrs.mode = 0700;
+    return o;
+  };
+  using K = TreeOp::Kind;
+  std::vector<TreeOp> ops = {
+      op(K::kRename, "home/A/cur/m1", "home/A/cur/m2"),  // home/A/cur is looked up (and kept)
+      op(K::kRename, "home/A", "home/B"),                // the folder takes another name
+      op(K::kRename, "home/A/cur/m2", "home/A/cur/m3"),  // home/A is gone
+      op(K::kRename, "home/B/cur/m2", "home/B/cur/m3"),
+      op(K::kMkdir, "", "home/A"),
+      op(K::kMkdir, "", "home/A/cur"),
+      op(K::kSymlink, "x", "home/A/cur/l"),  // in the new home/A/cur
+      op(K::kUnlink, "", "home/A/cur/l"),
+      op(K::kRmdir, "", "home/A/cur"),
+      op(K::kSymlink, "../B/cur", "home/A/cur"),
+      op(K::kSymlink, "y", "home/A/cur/z"),  // through a symlinked parent now
+  };
+  auto r = store_->apply(ops);
+  ASSERT_TRUE(r.ok());
+  ASSERT_EQ(r->size(), ops.size());
+  for (size_t i : {0, 1, 3, 4, 5, 6, 7, 8, 9}) EXPECT_TRUE((*r)[i].ok()) << i << ": " << (*r)[i].error().message();
+  ASSERT_FALSE((*r)[2].ok());
+  EXPECT_EQ((*r)[2].error().code(), ErrorCode::kNotFound) << (*r)[2].error().message();
+  ASSERT_FALSE((*r)[10].ok());
+  EXPECT_EQ((*r)[10].error().code(), ErrorCode::kInvalidInput) << (*r)[10].error().message();
+  EXPECT_EQ(read_whole(root_ + "/home/B/cur/m3"), "mail");
+  EXPECT_FALSE(fs::exists(root_ + "/home/B/cur/z"));
+  EXPECT_EQ(fs::read_symlink(root_ + "/home/A/cur").string(), "../B/cur");
+}
+
 // kPlace moves a file to a free name and never replaces one: a file at the
 // name is kConflict and both files stay as they were.
 TEST_P(RootStoreTest, PlaceNeverReplacesAFile) {
