@@ -29,7 +29,8 @@
 #        BENCH_DIR (default /tmp/mailshard-bench-courier), SHARED (default ../shared next to the repo),
 #        MESSAGES (default 20000), UNSETTLED=1 (the mailbox is left as Courier leaves it right after
 #        the keywords were set: the flag-change session before the freeze then renames every keyword
-#        update file, ~1,100, and the frozen pass carries those renames)
+#        update file, ~1,100, and the frozen pass carries those renames), LOG_LEVEL (default warn; each
+#        move's log is BENCH_DIR/move-<run>.err: "debug" shows where the convert step's time goes)
 set -euo pipefail
 ROOT=$(cd "$(dirname "$0")/../../.." && pwd)
 BUILD=$(cd "${1:-$ROOT/build}" && pwd)
@@ -90,11 +91,12 @@ move_one() {  # user-local-part to-store run-number
   local hook="precopy.end:run:sh -c '$PY $ROOT/tests/lab/maildir_deliver.py --lab $LAB --user $u@example.org --count 50 --tag r$r >/dev/null && $PREP flags --lab $LAB --user $u@example.org --first $((r * 50 + 1)) --count 50 >/dev/null'"
   local t0 t1
   t0=$(date +%s%N)
-  MAILSHARD_TEST_AT=$hook "$MS" -c "$CFG" --log-level warn move "$u@example.org" --to "$to" >/dev/null 2>"$W/move.err"
+  MAILSHARD_TEST_AT=$hook "$MS" -c "$CFG" --log-level "${LOG_LEVEL:-warn}" move "$u@example.org" --to "$to" \
+    >/dev/null 2>"$W/move-$r.err"
   t1=$(date +%s%N)
   # A figure without the day's changes would measure an idle final pass: stop instead.
-  if grep -q "MAILSHARD_TEST_AT command failed" "$W/move.err"; then
-    cat "$W/move.err" >&2
+  if grep -q "MAILSHARD_TEST_AT command failed" "$W/move-$r.err"; then
+    cat "$W/move-$r.err" >&2
     return 1
   fi
   "$MS" -c "$CFG" --json status "$u@example.org" --limit 1 >"$W/status.json"
