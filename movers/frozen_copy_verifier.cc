@@ -19,7 +19,7 @@ namespace {
 std::string_view last_of(const std::string& p) { return std::string_view(p).substr(p.rfind('/') + 1); }
 }  // namespace
 
-Result<VerifyReport> SyncEngine::verify_frozen_copy(const SyncState& state, TreeListing* source_now) {
+Result<VerifyReport> SyncEngine::verify_frozen_copy(const SyncState& state, std::optional<TreeListing>* source_now) {
   auto t0 = std::chrono::steady_clock::now();
   VerifyReport rep;
   std::vector<std::string>& bad = rep.mismatches;
@@ -200,7 +200,7 @@ Result<VerifyReport> SyncEngine::verify_frozen_copy(const SyncState& state, Tree
                                             bad.size(), bad.size() == 1 ? "" : "s", join(first, "; "),
                                             bad.size() > first.size() ? "; ..." : ""));
   }
-  if (source_now) *source_now = std::move(*sl);
+  if (source_now && options_.only_entry.empty()) *source_now = std::move(*sl);
   return rep;
 }
 

@@ -71,13 +71,13 @@ Status MoveRunner::convert(Ctx& c) {
   const auto t0 = std::chrono::steady_clock::now();
   MS_CHECK(load_state(c));
   SyncEngine engine(*c.src, c.progress.src_home, *c.dst, c.dst_staging, c.sync, d_.clock);
-  TreeListing home_now;  // the source as the check found it: read below, not listed again
+  std::optional<TreeListing> home_now;  // the source as the check found it: read below, not listed again
   auto report = engine.verify_frozen_copy(c.state, &home_now);
   if (!report.ok()) return std::move(report).error();
   c.progress.verify = *report;
   const double mirror_s = since(t0);
   // 2. Courier's files as the freeze holds them, converted and applied.
-  auto conv = MS_TRY(convert_source(c, c.sync.only_entry.empty() ? std::optional(std::move(home_now)) : std::nullopt));
+  auto conv = MS_TRY(convert_source(c, std::move(home_now)));
   const double read_s = since(t0);
   for (const auto& name : conv.left_out)
     spdlog::warn("move {}: subscription '{}' is outside INBOX (a shared folder?); Dovecot has no such folder: left out",

@@ -184,9 +184,11 @@ class SyncEngine {
   // or absent), with every directory and every non-message entry; what earlier
   // passes wrote was verified when they wrote it. Otherwise the destination's
   // listing must match the state name for name. On success `source_now`, when
-  // given, receives the source listing the check took (a later step under the
-  // same freeze reads it instead of listing the home again).
-  Result<VerifyReport> verify_frozen_copy(const SyncState& state, TreeListing* source_now = nullptr);
+  // given, receives the listing of the whole source home the check took (a
+  // later step under the same freeze reads it instead of listing the home
+  // again); it stays empty when the engine lists only one entry (only_entry).
+  Result<VerifyReport> verify_frozen_copy(const SyncState& state,
+                                          std::optional<TreeListing>* source_now = nullptr);
 
   // Sweep: source message files (relative to the source home) whose base
   // name the state does not know in their folder: mail delivered to the

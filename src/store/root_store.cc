@@ -74,12 +74,11 @@ std::string base_of(const std::string& path) {
 class DirCache {
  public:
   explicit DirCache(const RootFs& fs) : fs_(fs) {}
-  // Directory fds stay open until the cache is trimmed or dropped: a caller
-  // that holds fds from two lookups at once trims only between its items.
-  Result<int> get(const std::string& dir, bool trim = true) {
+  // Directory fds stay open until trim() or the end of the cache: callers
+  // trim between their items, never while holding an fd from it.
+  Result<int> get(const std::string& dir) {
     auto it = fds_.find(dir);
     if (it != fds_.end()) return it->second.get();
-    if (trim) this->trim();
     auto fd = fs_.open_dir(dir);
     if (!fd.ok()) return std::move(fd).error();
     int raw = fd->get();
@@ -87,12 +86,12 @@ class DirCache {
     return raw;
   }
   // Parent fd and last component of path.
-  Result<std::pair<int, std::string>> parent(const std::string& path, bool trim = true) {
+  Result<std::pair<int, std::string>> parent(const std::string& path) {
     MS_CHECK(check_relative_path(path));
     if (path.empty()) return Error::invalid("the mail root has no parent directory");
     auto slash = path.rfind('/');
     std::string dir = slash == std::string::npos ? std::string() : path.substr(0, slash);
-    int fd = MS_TRY(get(dir, trim).context(fmt::format("'{}'", printable(path))));
+    int fd = MS_TRY(get(dir).context(fmt::format("'{}'", printable(path))));
     return std::make_pair(fd, slash == std::string::npos ? path : path.substr(slash + 1));
   }
   void trim() {
@@ -380,6 +379,7 @@ class RootReader final : public FileReader {
     if (idx_ >= specs_.size()) return Error::not_found("no more files");
     ReadSpec& spec = specs_[idx_++];
     Item item;
+    dirs_.trim();
     auto parent = dirs_.parent(spec.path);
     if (!parent.ok()) {
       if (parent.error().code() == ErrorCode::kNotFound) {
@@ -990,6 +990,7 @@ Result<std::vector<StatResult>> RootStore::stat(const std::vector<StatRequest>& 
   std::vector<char> buf;
   for (const auto& rq : requests) {
     StatResult r;
+    dirs.trim();
     auto parent = dirs.parent(rq.path);
     if (!parent.ok()) {
       r.error = std::move(parent).error();
@@ -1039,6 +1040,7 @@ Result<std::vector<Result<std::string>>> RootStore::head(const std::vector<std::
   out.reserve(paths.size());
   DirCache dirs(fs_);
   for (const auto& path : paths) {
+    dirs.trim();
     auto parent = dirs.parent(path);
     if (!parent.ok()) {
       out.emplace_back(std::move(parent).error());
@@ -1090,7 +1092,7 @@ Status RootStore::apply_one(const TreeOp& op, DirCache& dirs) {
       return errno_error(errno, "cannot set mtime of", "");
     return {};
   }
-  auto parent = dirs.parent(op.path, false);
+  auto parent = dirs.parent(op.path);
   if (!parent.ok()) return std::move(parent).error();
   const int dfd = parent->first;
   const std::string& name = parent->second;
@@ -1137,14 +1139,14 @@ Status RootStore::apply_one(const TreeOp& op, DirCache& dirs) {
       return set_attrs(dfd, name, op.attr_mask);
     }
     case TreeOp::Kind::kRename: {
-      auto from = dirs.parent(op.from, false);
+      auto from = dirs.parent(op.from);
       if (!from.ok()) return std::move(from).error();
       if (::renameat(from->first, from->second.c_str(), dfd, name.c_str()) != 0)
         return Error::from_errno(errno, fmt::format("cannot rename '{}' to '{}'", printable(op.from), printable(op.path)));
       return {};
     }
     case TreeOp::Kind::kPlace: {
-      auto from = dirs.parent(op.from, false);
+      auto from = dirs.parent(op.from);
       if (!from.ok()) return std::move(from).error();
       auto exists_error = [&]() {
         return Error::conflict(fmt::format("cannot place '{}' at '{}': something is there", printable(op.from),
@@ -1184,7 +1186,7 @@ Status RootStore::apply_one(const TreeOp& op, DirCache& dirs) {
       return {};
     }
     case TreeOp::Kind::kLink: {
-      auto from = dirs.parent(op.from, false);
+      auto from = dirs.parent(op.from);
       if (!from.ok()) return std::move(from).error();
       std::string tmp = temp_name();
       if (::linkat(from->first, from->second.c_str(), dfd, tmp.c_str(), 0) != 0)
@@ -1204,8 +1206,9 @@ Status RootStore::apply_one(const TreeOp& op, DirCache& dirs) {
 }
 
 // The parent directories are opened once per batch (a conversion renames
-// thousands of messages in one cur/). An operation that may rename or remove
-// a directory makes the cache forget both its paths and what is below them.
+// thousands of messages in one cur/). Only rename, place and rmdir can move
+// or remove a directory (the others' renameat/unlinkat fail on one): after
+// them the cache forgets both paths and what is below them.
 Result<std::vector<Status>> RootStore::apply(const std::vector<TreeOp>& ops) {
   std::vector<Status> out;
   out.reserve(ops.size());
@@ -1213,17 +1216,9 @@ Result<std::vector<Status>> RootStore::apply(const std::vector<TreeOp>& ops) {
   for (const auto& op : ops) {
     dirs.trim();
     out.push_back(apply_one(op, dirs));
-    switch (op.kind) {
-      case TreeOp::Kind::kRename:
-      case TreeOp::Kind::kPlace:
-      case TreeOp::Kind::kRmdir:
-      case TreeOp::Kind::kLink:
-      case TreeOp::Kind::kSymlink:
-      case TreeOp::Kind::kUnlink:
-        dirs.forget(op.path);
-        if (!op.from.empty() && op.kind != TreeOp::Kind::kSymlink) dirs.forget(op.from);
-        break;
-      default: break;
+    if (op.kind == TreeOp::Kind::kRename || op.kind == TreeOp::Kind::kPlace || op.kind == TreeOp::Kind::kRmdir) {
+      dirs.forget(op.path);
+      if (op.kind != TreeOp::Kind::kRmdir) dirs.forget(op.from);
     }
   }
   return out;
